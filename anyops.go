@@ -1,0 +1,186 @@
+// Package anyops holds the domain vocabulary of the Anyops control plane: the kinds of things
+// the platform runs (zones, clusters, servers, volumes, replicas, consoles) and the closed sets
+// of values that describe them. Adapters (inventory, api, activities, sandboxd, cloudsim) are
+// named after what they wrap and import this package; it imports nothing of theirs.
+package anyops
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Role is what a server does in a cluster.
+type Role string
+
+const (
+	RoleFile    Role = "file"    // serves home storage over NFS; DRBD primary
+	RoleBackup  Role = "backup"  // DRBD secondary of a file server: the hot copy
+	RoleWeb     Role = "web"     // hosted web apps
+	RoleConsole Role = "console" // runs sandboxd and the browser consoles
+	RoleTask    Role = "task"    // scheduled tasks
+)
+
+// Roles lists every Role in a stable order.
+var Roles = []Role{RoleFile, RoleBackup, RoleWeb, RoleConsole, RoleTask}
+
+// VolumeKind is what a volume holds.
+type VolumeKind string
+
+const (
+	VolumeHome    VolumeKind = "home"    // /home and /tmp of every user, DRBD-mirrored
+	VolumeLogs    VolumeKind = "logs"    // web app logs; the platform cannot run without them
+	VolumeDropbox VolumeKind = "dropbox" // Dropbox shares; the platform can run without them
+	VolumeBoot    VolumeKind = "boot"    // an instance's root disk
+)
+
+// VolumeKinds lists every VolumeKind in a stable order.
+var VolumeKinds = []VolumeKind{VolumeHome, VolumeLogs, VolumeDropbox, VolumeBoot}
+
+// Criticality says whether the platform can run without a volume. A zone migration moves
+// critical volumes before cutover and deferrable ones in the background after it.
+type Criticality string
+
+const (
+	Critical   Criticality = "critical"
+	Deferrable Criticality = "deferrable"
+)
+
+// Criticalities lists every Criticality.
+var Criticalities = []Criticality{Critical, Deferrable}
+
+// DefaultCriticality is the criticality a volume of a kind gets unless told otherwise: the
+// lesson of the Python 3.4 release, where logs were needed and Dropbox was not.
+func DefaultCriticality(k VolumeKind) Criticality {
+	if k == VolumeDropbox {
+		return Deferrable
+	}
+	return Critical
+}
+
+// ServerState is the lifecycle state of a server as the inventory knows it.
+type ServerState string
+
+const (
+	ServerPending    ServerState = "pending"
+	ServerRunning    ServerState = "running"
+	ServerImpaired   ServerState = "impaired" // cloud reports a failed system or instance status check
+	ServerStopping   ServerState = "stopping"
+	ServerStopped    ServerState = "stopped"
+	ServerTerminated ServerState = "terminated"
+)
+
+// ServerStates lists every ServerState.
+var ServerStates = []ServerState{ServerPending, ServerRunning, ServerImpaired, ServerStopping, ServerStopped, ServerTerminated}
+
+// ClusterState is the lifecycle state of a cluster.
+type ClusterState string
+
+const (
+	ClusterBuilding ClusterState = "building"
+	ClusterLive     ClusterState = "live"
+	ClusterStandby  ClusterState = "standby" // built, not serving: a failover or release target
+	ClusterRetired  ClusterState = "retired"
+)
+
+// ClusterStates lists every ClusterState.
+var ClusterStates = []ClusterState{ClusterBuilding, ClusterLive, ClusterStandby, ClusterRetired}
+
+// VolumeState is the state of a volume as the cloud reports it.
+type VolumeState string
+
+const (
+	VolumeCreating  VolumeState = "creating"
+	VolumeAvailable VolumeState = "available"
+	VolumeInUse     VolumeState = "in-use"
+	VolumeDeleting  VolumeState = "deleting"
+	VolumeDeleted   VolumeState = "deleted"
+	VolumeError     VolumeState = "error"
+)
+
+// VolumeStates lists every VolumeState.
+var VolumeStates = []VolumeState{VolumeCreating, VolumeAvailable, VolumeInUse, VolumeDeleting, VolumeDeleted, VolumeError}
+
+// ReplicaState summarises a DRBD pair: whether the secondary is a hot copy.
+type ReplicaState string
+
+const (
+	ReplicaUpToDate     ReplicaState = "uptodate"     // connected, both disks UpToDate: a hot backup
+	ReplicaSyncing      ReplicaState = "syncing"      // connected, secondary Inconsistent, resync running
+	ReplicaDisconnected ReplicaState = "disconnected" // no connection; the secondary is stale
+	ReplicaUnknown      ReplicaState = "unknown"
+)
+
+// ReplicaStates lists every ReplicaState.
+var ReplicaStates = []ReplicaState{ReplicaUpToDate, ReplicaSyncing, ReplicaDisconnected, ReplicaUnknown}
+
+// Plan is a user's account class. It decides a console's limits.
+type Plan string
+
+const (
+	PlanAnonymous Plan = "anonymous" // throw-away users of the public embed
+	PlanFree      Plan = "free"
+	PlanPaid      Plan = "paid"
+	PlanTarpit    Plan = "tarpit" // abusers: still served, barely
+)
+
+// Plans lists every Plan.
+var Plans = []Plan{PlanAnonymous, PlanFree, PlanPaid, PlanTarpit}
+
+// NetworkPolicy is what a sandbox may reach.
+type NetworkPolicy string
+
+const (
+	NetworkNone NetworkPolicy = "none" // loopback only
+	NetworkHost NetworkPolicy = "host" // the host's network
+)
+
+// NetworkPolicies lists every NetworkPolicy.
+var NetworkPolicies = []NetworkPolicy{NetworkNone, NetworkHost}
+
+// Limits are the resource limits of one sandbox.
+type Limits struct {
+	CPUShares   int           `json:"cpu_shares"`   // cgroup v1 cpu.shares; mapped to cpu.weight on v2
+	MemoryBytes int64         `json:"memory_bytes"` // hard memory limit of the sandbox's cgroup
+	Pids        int           `json:"pids"`         // maximum number of tasks
+	OpenFiles   int           `json:"open_files"`   // RLIMIT_NOFILE
+	FileSize    int64         `json:"file_size"`    // RLIMIT_FSIZE in bytes
+	TmpBytes    int64         `json:"tmp_bytes"`    // size of the sandbox's /tmp tmpfs
+	IdleTimeout time.Duration `json:"idle_timeout"` // no input and no attached client for this long ends it
+	MaxLifetime time.Duration `json:"max_lifetime"` // ends it regardless of activity
+}
+
+// PlanLimits returns the limits a plan grants. CPU shares are those of the original consoles:
+// anonymous 150, free 300, paying 700, tarpit 2.
+func PlanLimits(p Plan) Limits {
+	const mib = 1 << 20
+	switch p {
+	case PlanAnonymous:
+		return Limits{CPUShares: 150, MemoryBytes: 256 * mib, Pids: 64, OpenFiles: 256, FileSize: 64 * mib, TmpBytes: 64 * mib, IdleTimeout: 10 * time.Minute, MaxLifetime: 30 * time.Minute}
+	case PlanFree:
+		return Limits{CPUShares: 300, MemoryBytes: 512 * mib, Pids: 128, OpenFiles: 1024, FileSize: 512 * mib, TmpBytes: 128 * mib, IdleTimeout: time.Hour, MaxLifetime: 24 * time.Hour}
+	case PlanPaid:
+		return Limits{CPUShares: 700, MemoryBytes: 2048 * mib, Pids: 512, OpenFiles: 4096, FileSize: 4096 * mib, TmpBytes: 512 * mib, IdleTimeout: 6 * time.Hour, MaxLifetime: 7 * 24 * time.Hour}
+	case PlanTarpit:
+		return Limits{CPUShares: 2, MemoryBytes: 128 * mib, Pids: 32, OpenFiles: 128, FileSize: 16 * mib, TmpBytes: 16 * mib, IdleTimeout: 5 * time.Minute, MaxLifetime: 30 * time.Minute}
+	}
+	return Limits{}
+}
+
+// Parse validates s as a member of the closed set values, naming the field in its error.
+func Parse[T ~string](field, s string, values []T) (T, error) {
+	if slices.Contains(values, T(s)) {
+		return T(s), nil
+	}
+	return "", Errorf(EINVALID, "%s %q is not one of %v", field, s, values)
+}
+
+// Business keys of workflows: a second request for the same thing joins the running workflow.
+func FailoverWorkflowID(server string) string       { return "failover/" + server }
+func ZoneMigrationWorkflowID(cluster string) string { return "zone-migration/" + cluster }
+func ConsoleWorkflowID(console string) string       { return "console/" + console }
+
+// String implementations keep fmt output readable in logs.
+func (r Role) String() string { return string(r) }
+
+var _ fmt.Stringer = Role("")

@@ -1,0 +1,39 @@
+// Command anyops is the one binary of the Anyops control plane: api, worker, sandboxd,
+// cloudsim, migrate, and dev, which runs all of them together on a laptop.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	root := &cobra.Command{
+		Use:           "anyops",
+		Short:         "Operations control plane of a Python hosting platform",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(
+		newDevCmd(),
+		newAPICmd(),
+		newWorkerCmd(),
+		newSandboxdCmd(),
+		newCloudsimCmd(),
+		newMigrateCmd(),
+		&cobra.Command{
+			Use:   "version",
+			Short: "Print the version",
+			Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "anyops", version) },
+		},
+	)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "anyops:", err)
+		os.Exit(1)
+	}
+}

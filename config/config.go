@@ -1,0 +1,274 @@
+// Package config is the one place where Anyops reads its settings: command-line flags, each
+// with an ANYOPS_* environment fallback. Commands bind the sections they use, call Load after
+// parsing, and Print the result at start with secrets masked.
+package config
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Common settings of every long-running command.
+type Common struct {
+	DataDir   string
+	LogFormat string // text or json
+	LogLevel  string // debug, info, warn, error
+}
+
+// DB selects the inventory database.
+type DB struct {
+	Driver string // sqlite or postgres
+	DSN    string // for sqlite a file path; empty means <data dir>/anyops.db
+}
+
+// Temporal is how to reach the Temporal frontend.
+type Temporal struct {
+	Address   string
+	Namespace string
+}
+
+// API configures `anyops api`.
+type API struct {
+	Addr string
+	// Tokens maps bearer tokens to roles, given as "role:token" pairs separated by commas.
+	Tokens string
+	// PublicEmbed lets anonymous visitors create consoles (the python.org embed).
+	PublicEmbed bool
+	// SandboxdKey is the Ed25519 private key file used to sign tokens for sandboxd.
+	SandboxdKey string
+	// SandboxdURLs lists console hosts as "name=http://host:port", comma separated, for when the
+	// inventory does not know their addresses (dev).
+	SandboxdURLs string
+	// CORSOrigins allowed on the public endpoints; "*" for any.
+	CORSOrigins string
+}
+
+// Worker configures `anyops worker`.
+type Worker struct {
+	MaxConcurrentActivities int
+	// DeadlockTimeout is the workflow deadlock detection timeout; raised above the SDK's 1s
+	// because loaded CI machines stall goroutines for longer than that.
+	DeadlockTimeout time.Duration
+}
+
+// Sandboxd configures `anyops sandboxd`.
+type Sandboxd struct {
+	Addr           string
+	PublicKey      string // Ed25519 public key file of the API
+	StorageRoot    string // per-user home directories live under it (the NFS mount in production)
+	StateDir       string // sandbox roots, images and the record of sandboxes started
+	Slots          int    // how many sandboxes this host runs at most
+	AllowedOrigins string // Origins allowed to attach, comma separated; "*" for any
+}
+
+// Cloudsim configures `anyops cloudsim`.
+type Cloudsim struct {
+	Addr  string
+	State string  // state file; empty keeps state in memory only
+	Speed float64 // simulated seconds per real second
+}
+
+// AWS is how activities reach the cloud (cloudsim in dev and tests).
+type AWS struct {
+	Region          string
+	Endpoint        string // empty for real AWS
+	AccessKeyID     string
+	SecretAccessKey string
+}
+
+// Binder registers flags on a FlagSet and remembers each flag's environment variable and
+// whether it is a secret.
+type Binder struct {
+	fs      *pflag.FlagSet
+	envs    map[string]string // flag name -> environment variable
+	secrets map[string]bool
+}
+
+// NewBinder returns a Binder for fs.
+func NewBinder(fs *pflag.FlagSet) *Binder {
+	return &Binder{fs: fs, envs: map[string]string{}, secrets: map[string]bool{}}
+}
+
+// EnvName is the environment fallback of a flag: ANYOPS_ followed by the flag name in upper
+// snake case (--temporal-addr → ANYOPS_TEMPORAL_ADDR).
+func EnvName(flag string) string {
+	return "ANYOPS_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+func (b *Binder) register(name, env string, secret bool) {
+	if env == "" {
+		env = EnvName(name)
+	}
+	b.envs[name] = env
+	b.secrets[name] = secret
+}
+
+// String binds a string flag. env overrides the default environment name when not empty.
+func (b *Binder) String(p *string, name, env, def, usage string) {
+	b.fs.StringVar(p, name, def, usage+" ["+envOr(env, name)+"]")
+	b.register(name, env, false)
+}
+
+// Secret binds a string flag whose value is masked when printed.
+func (b *Binder) Secret(p *string, name, env, def, usage string) {
+	b.fs.StringVar(p, name, def, usage+" ["+envOr(env, name)+"]")
+	b.register(name, env, true)
+}
+
+// Bool binds a bool flag.
+func (b *Binder) Bool(p *bool, name, env string, def bool, usage string) {
+	b.fs.BoolVar(p, name, def, usage+" ["+envOr(env, name)+"]")
+	b.register(name, env, false)
+}
+
+// Int binds an int flag.
+func (b *Binder) Int(p *int, name, env string, def int, usage string) {
+	b.fs.IntVar(p, name, def, usage+" ["+envOr(env, name)+"]")
+	b.register(name, env, false)
+}
+
+// Float binds a float64 flag.
+func (b *Binder) Float(p *float64, name, env string, def float64, usage string) {
+	b.fs.Float64Var(p, name, def, usage+" ["+envOr(env, name)+"]")
+	b.register(name, env, false)
+}
+
+// Duration binds a duration flag.
+func (b *Binder) Duration(p *time.Duration, name, env string, def time.Duration, usage string) {
+	b.fs.DurationVar(p, name, def, usage+" ["+envOr(env, name)+"]")
+	b.register(name, env, false)
+}
+
+func envOr(env, name string) string {
+	if env != "" {
+		return env
+	}
+	return EnvName(name)
+}
+
+// Load applies the environment fallbacks to every flag not given on the command line. Call it
+// after the FlagSet is parsed. An environment value that does not parse is an error naming
+// the variable.
+func (b *Binder) Load() error {
+	var err error
+	b.fs.VisitAll(func(f *pflag.Flag) {
+		env, ok := b.envs[f.Name]
+		if !ok || f.Changed || err != nil {
+			return
+		}
+		if v, set := os.LookupEnv(env); set {
+			if e := b.fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", env, v, e)
+			}
+		}
+	})
+	return err
+}
+
+// Print writes every bound setting, one per line and sorted, with secrets masked.
+func (b *Binder) Print(w io.Writer) {
+	var names []string
+	for name := range b.envs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		f := b.fs.Lookup(name)
+		if f == nil {
+			continue
+		}
+		v := f.Value.String()
+		if b.secrets[name] {
+			v = Mask(v)
+		}
+		fmt.Fprintf(w, "  %-28s %s\n", "--"+name, v)
+	}
+}
+
+// Mask hides a secret, keeping only whether it is set.
+func Mask(v string) string {
+	if v == "" {
+		return ""
+	}
+	return "********"
+}
+
+// BindCommon binds the settings every long-running command shares.
+func (b *Binder) BindCommon(c *Common) {
+	b.String(&c.DataDir, "data-dir", "", ".anyops", "directory for state: SQLite database, keys, Temporal's database")
+	b.String(&c.LogFormat, "log-format", "", "text", "log format: text or json")
+	b.String(&c.LogLevel, "log-level", "", "info", "log level: debug, info, warn, error")
+}
+
+// BindDB binds the inventory database settings.
+func (b *Binder) BindDB(c *DB) {
+	b.String(&c.Driver, "db-driver", "", "sqlite", "inventory database: sqlite or postgres")
+	b.Secret(&c.DSN, "db-dsn", "", "", "database DSN (postgres) or file (sqlite); empty: <data-dir>/anyops.db")
+}
+
+// BindTemporal binds how to reach Temporal.
+func (b *Binder) BindTemporal(c *Temporal) {
+	b.String(&c.Address, "temporal-addr", "", "127.0.0.1:7233", "Temporal frontend host:port")
+	b.String(&c.Namespace, "temporal-namespace", "", "default", "Temporal namespace")
+}
+
+// BindAWS binds the cloud client settings.
+func (b *Binder) BindAWS(c *AWS) {
+	b.String(&c.Region, "aws-region", "", "us-east-1", "AWS region")
+	b.String(&c.Endpoint, "aws-endpoint", "", "", "AWS endpoint URL (cloudsim in dev); empty for AWS itself")
+	b.Secret(&c.AccessKeyID, "aws-access-key-id", "", "", "AWS access key id; empty uses the SDK's default chain")
+	b.Secret(&c.SecretAccessKey, "aws-secret-access-key", "", "", "AWS secret access key")
+}
+
+// BindAPI binds the API server settings.
+func (b *Binder) BindAPI(c *API) {
+	b.String(&c.Addr, "api-addr", "", "127.0.0.1:8080", "API listen address")
+	b.Secret(&c.Tokens, "tokens", "", "", `bearer tokens as "role:token,..." with role viewer, operator or admin`)
+	b.Bool(&c.PublicEmbed, "public-embed", "", false, "let anonymous visitors create consoles")
+	b.String(&c.SandboxdKey, "sandboxd-key", "", "", "Ed25519 private key file that signs sandboxd tokens")
+	b.String(&c.SandboxdURLs, "sandboxd-urls", "", "", `console hosts as "name=http://host:port,..." when the inventory lacks them`)
+	b.String(&c.CORSOrigins, "cors-origins", "", "*", "origins allowed on public endpoints, comma separated")
+}
+
+// BindWorker binds the worker settings.
+func (b *Binder) BindWorker(c *Worker) {
+	b.Int(&c.MaxConcurrentActivities, "max-concurrent-activities", "", 200, "activities one worker runs at once")
+	b.Duration(&c.DeadlockTimeout, "deadlock-timeout", "", 10*time.Second, "workflow deadlock detection timeout")
+}
+
+// BindSandboxd binds the sandboxd settings. prefix is "" for `anyops sandboxd` (--addr) and
+// "sandboxd-" inside `anyops dev` (--sandboxd-addr).
+func (b *Binder) BindSandboxd(c *Sandboxd, prefix string) {
+	b.String(&c.Addr, prefix+"addr", "ANYOPS_SANDBOXD_ADDR", "127.0.0.1:8090", "sandboxd listen address")
+	if prefix == "" {
+		b.String(&c.PublicKey, "public-key", "ANYOPS_SANDBOXD_PUBLIC_KEY", "", "Ed25519 public key file of the API")
+	}
+	b.String(&c.StorageRoot, prefix+"storage-root", "ANYOPS_SANDBOXD_STORAGE_ROOT", "", "per-user homes live under it; empty: <data-dir>/homes")
+	b.String(&c.StateDir, prefix+"state-dir", "ANYOPS_SANDBOXD_STATE_DIR", "", "sandbox roots and records; empty: <data-dir>/sandboxd")
+	b.Int(&c.Slots, prefix+"slots", "ANYOPS_SANDBOXD_SLOTS", 64, "sandboxes this host runs at most")
+	b.String(&c.AllowedOrigins, prefix+"allowed-origins", "ANYOPS_SANDBOXD_ALLOWED_ORIGINS", "*", "Origins allowed to attach, comma separated")
+}
+
+// BindCloudsim binds the cloudsim settings, with the same prefix rule as BindSandboxd.
+func (b *Binder) BindCloudsim(c *Cloudsim, prefix string) {
+	b.String(&c.Addr, prefix+"addr", "ANYOPS_CLOUDSIM_ADDR", "127.0.0.1:4566", "cloudsim listen address")
+	if prefix == "" {
+		b.String(&c.State, "state", "ANYOPS_SIM_STATE", "", "state file; empty keeps state in memory")
+	}
+	b.Float(&c.Speed, prefix+"speed", "ANYOPS_SIM_SPEED", 60, "simulated seconds per real second")
+}
+
+// DefaultPath returns p when set, else name under the data dir.
+func (c Common) DefaultPath(p, name string) string {
+	if p != "" {
+		return p
+	}
+	return filepath.Join(c.DataDir, name)
+}
