@@ -1,0 +1,52 @@
+SHELL := /bin/bash
+# Anyops. `make run` starts the whole system on its embedded defaults; `make test` runs every
+# test on real parts (it starts and stops the PostgreSQL and Temporal servers the tests need).
+
+GO            ?= go
+BIN           := $(CURDIR)/bin
+TEMPORAL_CLI  := github.com/temporalio/cli/cmd/temporal
+TEMPORAL_VER  := v1.5.1
+STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+VERSION       ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+GOTESTFLAGS   ?= -count=1 -timeout 30m
+RUNFLAGS      ?=
+
+.PHONY: all build run test test-go test-browser lint bench clean
+
+all: build
+
+build: $(BIN)/temporal
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/anyops ./cmd/anyops
+
+# The Temporal CLI, pinned: v1.5.1 is the newest that `go install` builds (later releases carry
+# replace directives). The stamp file re-installs it when the pinned version changes.
+$(BIN)/temporal: $(BIN)/.temporal-$(TEMPORAL_VER)
+$(BIN)/.temporal-$(TEMPORAL_VER):
+	mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install $(TEMPORAL_CLI)@$(TEMPORAL_VER)
+	rm -f $(BIN)/.temporal-* && touch $@
+
+run: build
+	$(BIN)/anyops dev $(RUNFLAGS)
+
+test: build test-go test-browser
+
+# Go tests: a throw-away PostgreSQL server around them; Temporal dev servers are started by the
+# tests from bin/temporal; moto by the contract tests. The report lists every skip with its reason.
+test-go:
+	set -o pipefail; scripts/with-postgres.sh $(GO) test $(GOTESTFLAGS) -json ./... | $(GO) run ./internal/cmd/testreport
+
+# Browser tests: headless Debian Chromium driven by playwright-core against `anyops dev`.
+test-browser:
+	scripts/browser-test.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+bench: build
+	bench/run.sh
+
+clean:
+	rm -rf $(BIN) .anyops
