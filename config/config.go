@@ -172,6 +172,16 @@ func (b *Binder) Load() error {
 	return err
 }
 
+// EnvNames lists the environment variables of every bound flag.
+func (b *Binder) EnvNames() []string {
+	names := make([]string, 0, len(b.envs))
+	for _, env := range b.envs {
+		names = append(names, env)
+	}
+	sort.Strings(names)
+	return names
+}
+
 // Print writes every bound setting, one per line and sorted, with secrets masked.
 func (b *Binder) Print(w io.Writer) {
 	var names []string

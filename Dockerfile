@@ -1,0 +1,15 @@
+# The one anyops binary, for every role of the production shape in docker-compose.yml
+# (api, worker, sandboxd, migrate). sandboxd needs bash and python3 for its host image.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -ldflags "-X main.version=${VERSION}" -o /out/anyops ./cmd/anyops
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates bash python3 \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/anyops /usr/local/bin/anyops
+ENTRYPOINT ["/usr/local/bin/anyops"]
