@@ -1,0 +1,59 @@
+package inventory
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/anyops/anyops"
+)
+
+// RecordAudit appends an audit event and returns it with its id and time.
+func (s *Store) RecordAudit(ctx context.Context, e AuditEvent) (AuditEvent, error) {
+	if err := firstError(required("audit actor", e.Actor), required("audit action", e.Action)); err != nil {
+		return AuditEvent{}, err
+	}
+	e.ID = 0
+	if e.Summary == nil {
+		e.Summary = map[string]any{}
+	}
+	if err := s.db.WithContext(ctx).Create(&e).Error; err != nil {
+		return AuditEvent{}, dbError(err, "record audit event")
+	}
+	return e, nil
+}
+
+// ListAudit lists audit events newest first.
+func (s *Store) ListAudit(ctx context.Context, p Page) ([]AuditEvent, string, error) {
+	limit, err := p.limit()
+	if err != nil {
+		return nil, "", err
+	}
+	q := s.db.WithContext(ctx).Model(&AuditEvent{})
+	if p.Cursor != "" {
+		before, err := decodeIDCursor(p.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		q = q.Where("id < ?", before)
+	}
+	var rows []AuditEvent
+	if err := q.Order("id DESC").Limit(limit + 1).Find(&rows).Error; err != nil {
+		return nil, "", dbError(err, "list audit events")
+	}
+	return pageResult(rows, limit, func(e AuditEvent) string { return itoa(e.ID) })
+}
+
+// decodeIDCursor decodes a cursor whose key is a positive row id.
+func decodeIDCursor(cursor string) (int64, error) {
+	key, err := DecodeCursor(cursor)
+	if err != nil {
+		return 0, err
+	}
+	id, err := strconv.ParseInt(key, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, anyops.Errorf(anyops.EINVALID, "cursor is malformed")
+	}
+	return id, nil
+}
+
+func itoa(id int64) string { return strconv.FormatInt(id, 10) }
