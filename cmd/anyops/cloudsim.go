@@ -1,15 +1,68 @@
 package main
 
 import (
-	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/anyops/anyops/cloudsim"
+	"github.com/anyops/anyops/config"
 )
 
 func newCloudsimCmd() *cobra.Command {
-	return &cobra.Command{
+	var (
+		common   config.Common
+		sim      config.Cloudsim
+		scenario string
+		region   string
+		seed     int
+	)
+	cmd := &cobra.Command{
 		Use:   "cloudsim",
-		Short: "cloudsim (being built)",
-		RunE:  func(*cobra.Command, []string) error { return errors.New("cloudsim: not built yet") },
+		Short: "Run the simulated fleet: EC2 (Query) and SSM (JSON) endpoints with a simulated clock and faults",
+		Args:  cobra.NoArgs,
 	}
+	b := config.NewBinder(cmd.Flags())
+	b.BindCommon(&common)
+	b.BindCloudsim(&sim, "")
+	b.String(&scenario, "scenario", "ANYOPS_SIM_SCENARIO", "", "scenario file (JSON or YAML list of {at, fault}) to load at start")
+	b.String(&region, "region", "ANYOPS_SIM_REGION", "us-east-1", "simulated AWS region")
+	b.Int(&seed, "seed", "ANYOPS_SIM_SEED", 1, "seed of resource IDs in a fresh fleet")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := b.Load(); err != nil {
+			return err
+		}
+		b.Print(cmd.ErrOrStderr())
+		log, err := newCloudsimLogger(common)
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return cloudsim.Run(ctx, cloudsim.Config{
+			Addr: sim.Addr, StateFile: sim.State, Speed: sim.Speed, Region: region,
+			Seed: int64(seed), Logger: log, Scenario: scenario,
+		})
+	}
+	return cmd
+}
+
+// newCloudsimLogger builds the slog logger from --log-format and --log-level.
+func newCloudsimLogger(c config.Common) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", c.LogLevel, err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.LogFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat)
 }

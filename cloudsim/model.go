@@ -1,0 +1,476 @@
+package cloudsim
+
+import (
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"time"
+)
+
+// The time model: every duration is simulated time. docs/cloudsim.md documents the same numbers;
+// change both together.
+const (
+	bootTime          = 45 * time.Second // pending → running, and start after stop
+	stopTime          = 60 * time.Second // stopping → stopped
+	hungStopTime      = time.Hour        // stop on failed hardware without Force
+	forcedHungStop    = 10 * time.Minute // stop on failed hardware with Force
+	terminateTime     = 30 * time.Second // shutting-down → terminated
+	volumeCreateTime  = 10 * time.Second // creating → available
+	attachTime        = 5 * time.Second  // attaching → attached
+	detachTime        = 10 * time.Second // detaching → detached
+	modifyingTime     = 30 * time.Second // modification: modifying → optimizing
+	optimizeRate      = 200 * mb         // modification: optimizing throughput per second
+	firstSnapshotRate = 20 * mb          // bytes/s of a volume's size for its first snapshot
+	incrSnapshotRate  = 200 * mb         // bytes/s of changed data for later snapshots
+	incrChangeShare   = 0.05             // share of a volume changed between two snapshots
+	copySnapshotRate  = 50 * mb          // bytes/s of snapshot size for CopySnapshot
+	drbdResyncRate    = 100 * mb         // DRBD resync throughput, bytes/s
+	drbdChangeRate    = 5 * mb           // writes a primary makes while its peer is away, bytes/s
+	bootstrapTime     = 19 * time.Minute // first `anyops-bootstrap`: packages + services; with boot ≈ 20 min
+	terminatedVisible = time.Hour        // a terminated instance stays visible this long
+	commandTimeout    = time.Hour        // SSM default execution timeout
+	maxEvents         = 10000
+)
+
+const (
+	mb  = 1 << 20
+	gib = 1 << 30
+)
+
+// EC2 instance state codes and names.
+const (
+	statePending      = "pending"
+	stateRunning      = "running"
+	stateShuttingDown = "shutting-down"
+	stateTerminated   = "terminated"
+	stateStopping     = "stopping"
+	stateStopped      = "stopped"
+)
+
+var stateCodes = map[string]int{
+	statePending: 0, stateRunning: 16, stateShuttingDown: 32, stateTerminated: 48,
+	stateStopping: 64, stateStopped: 80,
+}
+
+// state is everything the simulation persists.
+type state struct {
+	Clock     time.Time             `json:"clock"`
+	Seed      int64                 `json:"seed"`
+	Counter   uint64                `json:"counter"`
+	Instances map[string]*instance  `json:"instances"`
+	Volumes   map[string]*volume    `json:"volumes"`
+	Snapshots map[string]*snapshot  `json:"snapshots"`
+	Mods      map[string]*volumeMod `json:"volume_modifications"` // by volume id, the latest
+	Commands  map[string]*command   `json:"commands"`
+	Tokens    map[string]*clientTok `json:"client_tokens"` // by action + token
+	Faults    map[string]*Fault     `json:"faults"`
+	Scheduled []*scheduledFault     `json:"scheduled"`
+	Events    []Event               `json:"events"`
+	EventSeq  int64                 `json:"event_seq"`
+	Hosts     map[string]*host      `json:"hosts"` // by instance id
+}
+
+func newState(seed int64, clock time.Time) *state {
+	st := &state{Clock: clock, Seed: seed}
+	st.init()
+	return st
+}
+
+// init makes every map usable after JSON decoding.
+func (st *state) init() {
+	if st.Instances == nil {
+		st.Instances = map[string]*instance{}
+	}
+	if st.Volumes == nil {
+		st.Volumes = map[string]*volume{}
+	}
+	if st.Snapshots == nil {
+		st.Snapshots = map[string]*snapshot{}
+	}
+	if st.Mods == nil {
+		st.Mods = map[string]*volumeMod{}
+	}
+	if st.Commands == nil {
+		st.Commands = map[string]*command{}
+	}
+	if st.Tokens == nil {
+		st.Tokens = map[string]*clientTok{}
+	}
+	if st.Faults == nil {
+		st.Faults = map[string]*Fault{}
+	}
+	if st.Hosts == nil {
+		st.Hosts = map[string]*host{}
+	}
+}
+
+// newID returns prefix-<17 hex>, deterministic in the seed and a persisted counter.
+func (st *state) newID(prefix string) string {
+	st.Counter++
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/%d/%s", st.Seed, st.Counter, prefix)
+	return fmt.Sprintf("%s-0%016x", prefix, h.Sum64())
+}
+
+type tag struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// tags is a resource's tag set in insertion order.
+type tags []tag
+
+func (ts tags) get(k string) (string, bool) {
+	for _, t := range ts {
+		if t.Key == k {
+			return t.Value, true
+		}
+	}
+	return "", false
+}
+
+func (ts *tags) set(k, v string) {
+	for i := range *ts {
+		if (*ts)[i].Key == k {
+			(*ts)[i].Value = v
+			return
+		}
+	}
+	*ts = append(*ts, tag{k, v})
+}
+
+type instance struct {
+	ID            string    `json:"id"`
+	ReservationID string    `json:"reservation_id"`
+	ImageID       string    `json:"image_id"`
+	Type          string    `json:"type"`
+	Zone          string    `json:"zone"`
+	PrivateIP     string    `json:"private_ip"`
+	LaunchTime    time.Time `json:"launch_time"`
+	State         string    `json:"state"`
+	StateSince    time.Time `json:"state_since"`
+	TransitionAt  time.Time `json:"transition_at,omitzero"` // when the current transitional state ends
+	ClientToken   string    `json:"client_token,omitempty"`
+	RootVolume    string    `json:"root_volume"`
+	Tags          tags      `json:"tags"`
+	StateReason   string    `json:"state_reason,omitempty"`
+	// Health: a failed host (hardware fault) impairs the system check; an unbootable root disk
+	// impairs the instance check.
+	HardwareFailedAt time.Time `json:"hardware_failed_at,omitzero"`
+	BootFailedAt     time.Time `json:"boot_failed_at,omitzero"`
+	CorruptOnRestart bool      `json:"corrupt_on_restart,omitempty"`
+}
+
+func (in *instance) hostname() string { return "ip-" + dashIP(in.PrivateIP) }
+
+type volume struct {
+	ID           string    `json:"id"`
+	Zone         string    `json:"zone"`
+	SizeGiB      int32     `json:"size_gib"`
+	Type         string    `json:"type"`
+	Iops         int32     `json:"iops,omitempty"`
+	SnapshotID   string    `json:"snapshot_id,omitempty"`
+	State        string    `json:"state"` // creating, available, in-use
+	CreateTime   time.Time `json:"create_time"`
+	ReadyAt      time.Time `json:"ready_at,omitzero"`
+	ClientToken  string    `json:"client_token,omitempty"`
+	Encrypted    bool      `json:"encrypted,omitempty"`
+	Tags         tags      `json:"tags"`
+	Attachment   *attach   `json:"attachment,omitempty"`
+	Corrupt      bool      `json:"corrupt,omitempty"`        // fsck finds errors it cannot fix
+	Snapshotted  bool      `json:"snapshotted,omitempty"`    // a snapshot of it completed: the next is incremental
+	Root         bool      `json:"root,omitempty"`           // created by RunInstances as the boot disk
+	DeleteOnTerm bool      `json:"delete_on_term,omitempty"` // deleted with its instance
+}
+
+type attach struct {
+	InstanceID string    `json:"instance_id"`
+	Device     string    `json:"device"`
+	State      string    `json:"state"` // attaching, attached, detaching
+	Since      time.Time `json:"since"`
+	ReadyAt    time.Time `json:"ready_at"`
+}
+
+type snapshot struct {
+	ID          string    `json:"id"`
+	VolumeID    string    `json:"volume_id"`
+	VolumeSize  int32     `json:"volume_size"`
+	Zone        string    `json:"zone"`
+	Description string    `json:"description,omitempty"`
+	State       string    `json:"state"` // pending, completed, error
+	StartTime   time.Time `json:"start_time"`
+	DoneTime    time.Time `json:"done_time,omitzero"`
+	Total       float64   `json:"total_bytes"` // bytes this snapshot has to move
+	Done        float64   `json:"done_bytes"`
+	Rate        float64   `json:"rate"` // bytes per simulated second with no fault
+	Updated     time.Time `json:"updated"`
+	SourceSnap  string    `json:"source_snapshot,omitempty"` // CopySnapshot
+	Tags        tags      `json:"tags"`
+}
+
+func (sn *snapshot) progress() string {
+	if sn.State == "completed" {
+		return "100%"
+	}
+	pct := 0
+	if sn.Total > 0 {
+		pct = int(sn.Done / sn.Total * 100)
+	}
+	if pct > 99 {
+		pct = 99
+	}
+	return fmt.Sprintf("%d%%", pct)
+}
+
+type volumeMod struct {
+	VolumeID     string    `json:"volume_id"`
+	State        string    `json:"state"` // modifying, optimizing, completed
+	OriginalSize int32     `json:"original_size"`
+	TargetSize   int32     `json:"target_size"`
+	OriginalType string    `json:"original_type"`
+	TargetType   string    `json:"target_type"`
+	OriginalIops int32     `json:"original_iops,omitempty"`
+	TargetIops   int32     `json:"target_iops,omitempty"`
+	StartTime    time.Time `json:"start_time"`
+	OptimizeAt   time.Time `json:"optimize_at"`
+	EndTime      time.Time `json:"end_time,omitzero"`
+}
+
+func (m *volumeMod) progress(now time.Time) int64 {
+	switch m.State {
+	case "completed":
+		return 100
+	case "modifying":
+		return 0
+	}
+	total := m.EndTime.Sub(m.OptimizeAt)
+	if total <= 0 {
+		return 100
+	}
+	return int64(float64(now.Sub(m.OptimizeAt)) / float64(total) * 100)
+}
+
+// clientTok remembers the first result of a call with a ClientToken.
+type clientTok struct {
+	Action    string   `json:"action"`
+	ParamHash string   `json:"param_hash"`
+	Resources []string `json:"resources"`
+}
+
+// Event is one entry of the event log, stamped with simulated time.
+type Event struct {
+	Seq      int64     `json:"seq"`
+	Time     time.Time `json:"time"`
+	Type     string    `json:"type"`
+	Resource string    `json:"resource,omitempty"`
+	Message  string    `json:"message"`
+}
+
+// event appends to the bounded log; callers hold s.mu.
+func (s *Sim) event(at time.Time, typ, resource, format string, args ...any) {
+	s.st.EventSeq++
+	e := Event{Seq: s.st.EventSeq, Time: at, Type: typ, Resource: resource, Message: fmt.Sprintf(format, args...)}
+	s.st.Events = append(s.st.Events, e)
+	if n := len(s.st.Events); n > maxEvents {
+		s.st.Events = append([]Event(nil), s.st.Events[n-maxEvents:]...)
+	}
+	s.log.Debug("cloudsim event", "type", typ, "resource", resource, "msg", e.Message, "sim_time", at)
+	s.markDirty()
+}
+
+// settle brings the world to simulated time now: scheduled faults fire at their own times, in
+// order, and every resource progresses piecewise between them. Callers hold s.mu.
+func (s *Sim) settle(now time.Time) {
+	sort.SliceStable(s.st.Scheduled, func(i, j int) bool { return s.st.Scheduled[i].At.Before(s.st.Scheduled[j].At) })
+	for len(s.st.Scheduled) > 0 && !s.st.Scheduled[0].At.After(now) {
+		sf := s.st.Scheduled[0]
+		s.st.Scheduled = s.st.Scheduled[1:]
+		s.advance(sf.At)
+		f := sf.Fault
+		if err := s.applyFault(sf.At, &f); err != nil {
+			s.event(sf.At, "scenario.fault-rejected", f.target(), "scheduled %s fault rejected: %s", f.Type, err.Message)
+		}
+		s.markDirty()
+	}
+	s.advance(now)
+	if now.After(s.st.Clock) {
+		s.st.Clock = now
+	}
+}
+
+// advance moves every resource to time t. Transitions are stamped with the moment they were due,
+// not the moment somebody looked.
+func (s *Sim) advance(t time.Time) {
+	last := s.st.Clock
+	if t.Before(last) {
+		t = last
+	}
+	for _, id := range sortedKeys(s.st.Instances) {
+		in := s.st.Instances[id]
+		if in.TransitionAt.IsZero() || in.TransitionAt.After(t) {
+			if in.State == stateTerminated && t.Sub(in.StateSince) > terminatedVisible {
+				delete(s.st.Instances, id)
+				delete(s.st.Hosts, id)
+				s.markDirty()
+			}
+			continue
+		}
+		at := in.TransitionAt
+		in.TransitionAt = time.Time{}
+		prev := in.State
+		switch in.State {
+		case statePending:
+			s.setInstanceState(in, stateRunning, at)
+			s.bootHost(in, at)
+		case stateStopping:
+			s.setInstanceState(in, stateStopped, at)
+			s.hostDown(in, at)
+			if !in.HardwareFailedAt.IsZero() {
+				// A stopped instance starts on new hardware: the host fault is gone.
+				in.HardwareFailedAt = time.Time{}
+				s.resolveFaults(at, "hardware-failure", in.ID)
+			}
+		case stateShuttingDown:
+			s.setInstanceState(in, stateTerminated, at)
+			s.hostDown(in, at)
+			s.terminateVolumes(in, at)
+		}
+		if prev != in.State {
+			s.markDirty()
+		}
+	}
+	for _, id := range sortedKeys(s.st.Volumes) {
+		v := s.st.Volumes[id]
+		if v.State == "creating" && !v.ReadyAt.After(t) {
+			v.State = "available"
+			s.event(v.ReadyAt, "volume.available", v.ID, "volume %s available (%d GiB %s in %s)", v.ID, v.SizeGiB, v.Type, v.Zone)
+		}
+		if a := v.Attachment; a != nil && !a.ReadyAt.After(t) {
+			switch a.State {
+			case "attaching":
+				a.State = "attached"
+				a.Since = a.ReadyAt
+				s.event(a.ReadyAt, "volume.attached", v.ID, "volume %s attached to %s as %s", v.ID, a.InstanceID, a.Device)
+				s.hostAttached(v, a.ReadyAt)
+			case "detaching":
+				s.event(a.ReadyAt, "volume.detached", v.ID, "volume %s detached from %s", v.ID, a.InstanceID)
+				s.hostDetached(v, a.InstanceID, a.ReadyAt)
+				v.Attachment = nil
+				v.State = "available"
+			}
+		}
+	}
+	for _, id := range sortedKeys(s.st.Mods) {
+		m := s.st.Mods[id]
+		if m.State == "modifying" && !m.OptimizeAt.After(t) {
+			m.State = "optimizing"
+			s.event(m.OptimizeAt, "volume.modification.optimizing", m.VolumeID, "volume %s modification optimizing", m.VolumeID)
+		}
+		if m.State == "optimizing" && !m.EndTime.After(t) {
+			m.State = "completed"
+			s.event(m.EndTime, "volume.modification.completed", m.VolumeID, "volume %s modification completed", m.VolumeID)
+		}
+	}
+	for _, id := range sortedKeys(s.st.Snapshots) {
+		s.advanceSnapshot(s.st.Snapshots[id], t)
+	}
+	s.advanceDRBD(last, t)
+	for _, id := range sortedKeys(s.st.Commands) {
+		c := s.st.Commands[id]
+		for _, inv := range c.Invocations {
+			if inv.Status == "InProgress" && !inv.EndTime.After(t) {
+				inv.Status = inv.FinalStatus
+				s.event(inv.EndTime, "ssm.command."+toKebab(inv.Status), inv.InstanceID, "command %s on %s: %s (exit %d)", c.ID, inv.InstanceID, inv.Status, inv.ExitCode)
+			}
+		}
+	}
+}
+
+// advanceSnapshot integrates a snapshot's progress from its last update to t at the rate the
+// active faults allow.
+func (s *Sim) advanceSnapshot(sn *snapshot, t time.Time) {
+	if sn.State != "pending" || !t.After(sn.Updated) {
+		return
+	}
+	rate := sn.Rate * s.snapshotRateFactor(sn)
+	dt := t.Sub(sn.Updated).Seconds()
+	if rate > 0 && sn.Done+rate*dt >= sn.Total {
+		need := (sn.Total - sn.Done) / rate
+		at := sn.Updated.Add(time.Duration(need * float64(time.Second))).Truncate(time.Millisecond)
+		sn.Done = sn.Total
+		sn.Updated = at
+		sn.State = "completed"
+		sn.DoneTime = at
+		if v := s.st.Volumes[sn.VolumeID]; v != nil && sn.SourceSnap == "" {
+			v.Snapshotted = true
+		}
+		s.event(at, "snapshot.completed", sn.ID, "snapshot %s of %s completed (%.1f GiB moved in %s)", sn.ID, sn.VolumeID, sn.Total/gib, at.Sub(sn.StartTime).Round(time.Second))
+		return
+	}
+	sn.Done += rate * dt
+	sn.Updated = t
+}
+
+func (s *Sim) setInstanceState(in *instance, st string, at time.Time) {
+	prev := in.State
+	in.State = st
+	in.StateSince = at
+	s.event(at, "instance."+st, in.ID, "instance %s %s → %s", in.ID, prev, st)
+}
+
+// terminateVolumes deletes the volumes marked delete-on-termination and detaches the rest.
+func (s *Sim) terminateVolumes(in *instance, at time.Time) {
+	for _, id := range sortedKeys(s.st.Volumes) {
+		v := s.st.Volumes[id]
+		if v.Attachment == nil || v.Attachment.InstanceID != in.ID {
+			continue
+		}
+		if v.DeleteOnTerm {
+			delete(s.st.Volumes, id)
+			s.event(at, "volume.deleted", id, "volume %s deleted with instance %s", id, in.ID)
+			continue
+		}
+		v.Attachment = nil
+		v.State = "available"
+		s.event(at, "volume.detached", id, "volume %s detached: instance %s terminated", id, in.ID)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func dashIP(ip string) string {
+	b := []byte(ip)
+	for i, c := range b {
+		if c == '.' {
+			b[i] = '-'
+		}
+	}
+	return string(b)
+}
+
+func toKebab(s string) string {
+	out := make([]byte, 0, len(s)+4)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			if i > 0 {
+				out = append(out, '-')
+			}
+			c += 'a' - 'A'
+		}
+		out = append(out, c)
+	}
+	return string(out)
+}
+
+// zoneNames are the simulated region's availability zones.
+func zoneNames(region string) []string {
+	return []string{region + "a", region + "b", region + "c"}
+}

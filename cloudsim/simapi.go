@@ -1,0 +1,230 @@
+package cloudsim
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/anyops/anyops"
+)
+
+// The /_sim control API: the clock, the event log, faults and scenarios, and a read-only view
+// of the simulated hosts. Errors use Anyops's JSON shape {"error":{"code","message"}}.
+
+func (s *Sim) simRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /_sim/clock", s.handleClock)
+	mux.HandleFunc("POST /_sim/clock/advance", s.handleAdvance)
+	mux.HandleFunc("GET /_sim/events", s.handleEvents)
+	mux.HandleFunc("GET /_sim/faults", s.handleListFaults)
+	mux.HandleFunc("POST /_sim/faults", s.handleInjectFault)
+	mux.HandleFunc("DELETE /_sim/faults/{id}", s.handleDeleteFault)
+	mux.HandleFunc("POST /_sim/scenario", s.handleScenario)
+	mux.HandleFunc("GET /_sim/hosts/{id}", s.handleHost)
+	mux.HandleFunc("/_sim/", func(w http.ResponseWriter, r *http.Request) {
+		writeSimError(w, http.StatusNotFound, anyops.ENOTFOUND, "no such cloudsim control endpoint: "+r.Method+" "+r.URL.Path)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeSimError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+// ClockInfo is the body of GET /_sim/clock.
+type ClockInfo struct {
+	Now   time.Time `json:"now"`
+	Speed float64   `json:"speed"`
+}
+
+func (s *Sim) handleClock(w http.ResponseWriter, _ *http.Request) {
+	now := s.begin()
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, ClockInfo{Now: now, Speed: s.cfg.Speed})
+}
+
+func (s *Sim) handleAdvance(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		By string `json:"by"`
+	}
+	if err := readJSON(r, &in); err != nil {
+		writeSimError(w, http.StatusBadRequest, anyops.EINVALID, err.Error())
+		return
+	}
+	d, err := time.ParseDuration(in.By)
+	if err != nil || d < 0 || d > 30*24*time.Hour {
+		writeSimError(w, http.StatusBadRequest, anyops.EINVALID, `"by" must be a duration between 0 and 720h, like "90s" or "2h"`)
+		return
+	}
+	now := s.Advance(d)
+	writeJSON(w, http.StatusOK, ClockInfo{Now: now, Speed: s.cfg.Speed})
+}
+
+func readJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errors.New("request body must be a JSON object of the documented shape: " + err.Error())
+	}
+	return nil
+}
+
+// Events returns the log entries after sequence number since, oldest first, at most limit.
+func (s *Sim) Events(since int64, limit int) []Event {
+	s.begin()
+	defer s.mu.Unlock()
+	var out []Event
+	for _, e := range s.st.Events {
+		if e.Seq > since {
+			out = append(out, e)
+		}
+	}
+	if limit > 0 && len(out) > limit {
+		out = out[len(out)-limit:]
+	}
+	return out
+}
+
+func (s *Sim) handleEvents(w http.ResponseWriter, r *http.Request) {
+	var since int64
+	limit := 500
+	if v := r.URL.Query().Get("since"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			t, terr := time.Parse(time.RFC3339, v)
+			if terr != nil {
+				writeSimError(w, http.StatusBadRequest, anyops.EINVALID, "since must be an event sequence number or an RFC 3339 time")
+				return
+			}
+			evs := s.Events(0, 0)
+			out := []Event{}
+			for _, e := range evs {
+				if e.Time.After(t) {
+					out = append(out, e)
+				}
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"events": lastN(out, limit)})
+			return
+		}
+		since = n
+	}
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxEvents {
+			writeSimError(w, http.StatusBadRequest, anyops.EINVALID, "limit must be between 1 and 10000")
+			return
+		}
+		limit = n
+	}
+	evs := s.Events(since, limit)
+	if evs == nil {
+		evs = []Event{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": evs})
+}
+
+func lastN(e []Event, n int) []Event {
+	if len(e) > n {
+		return e[len(e)-n:]
+	}
+	return e
+}
+
+// Faults lists the active faults and the scheduled ones.
+func (s *Sim) Faults() (active []Fault, scheduled []Fault) {
+	s.begin()
+	defer s.mu.Unlock()
+	active, scheduled = []Fault{}, []Fault{}
+	for _, id := range sortedKeys(s.st.Faults) {
+		active = append(active, *s.st.Faults[id])
+	}
+	for _, sf := range s.st.Scheduled {
+		f := sf.Fault
+		f.Since = sf.At
+		scheduled = append(scheduled, f)
+	}
+	return active, scheduled
+}
+
+func (s *Sim) handleListFaults(w http.ResponseWriter, _ *http.Request) {
+	active, scheduled := s.Faults()
+	writeJSON(w, http.StatusOK, map[string]any{"faults": active, "scheduled": scheduled})
+}
+
+func (s *Sim) handleInjectFault(w http.ResponseWriter, r *http.Request) {
+	var f Fault
+	if err := readJSON(r, &f); err != nil {
+		writeSimError(w, http.StatusBadRequest, anyops.EINVALID, err.Error())
+		return
+	}
+	if f.ID != "" || !f.Since.IsZero() {
+		writeSimError(w, http.StatusBadRequest, anyops.EINVALID, "id and since are set by cloudsim")
+		return
+	}
+	out, err := s.InjectFault(f)
+	if err != nil {
+		var aerr *apiError
+		if errors.As(err, &aerr) && aerr.Status == http.StatusNotFound {
+			writeSimError(w, http.StatusNotFound, anyops.ENOTFOUND, aerr.Message)
+			return
+		}
+		writeSimError(w, http.StatusBadRequest, anyops.EINVALID, err.(*apiError).Message)
+		return
+	}
+	writeJSON(w, http.StatusCreated, out)
+}
+
+// ClearFault ends an active fault; false when there is none with that id.
+func (s *Sim) ClearFault(id string) bool {
+	now := s.begin()
+	defer s.mu.Unlock()
+	ok := s.deleteFault(now, id)
+	if ok {
+		s.markDirty()
+	}
+	return ok
+}
+
+func (s *Sim) handleDeleteFault(w http.ResponseWriter, r *http.Request) {
+	if !s.ClearFault(r.PathValue("id")) {
+		writeSimError(w, http.StatusNotFound, anyops.ENOTFOUND, "no active fault "+r.PathValue("id"))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sim) handleScenario(w http.ResponseWriter, r *http.Request) {
+	data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		writeSimError(w, http.StatusBadRequest, anyops.EINVALID, "cannot read body")
+		return
+	}
+	faults, err := s.LoadScenario(data)
+	if err != nil {
+		writeSimError(w, http.StatusBadRequest, anyops.EINVALID, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"scheduled": len(faults)})
+}
+
+func (s *Sim) handleHost(w http.ResponseWriter, r *http.Request) {
+	s.begin()
+	h, ok := s.st.Hosts[r.PathValue("id")]
+	var body []byte
+	if ok {
+		body, _ = json.Marshal(h) // under the lock; the network write is not
+	}
+	s.mu.Unlock()
+	if !ok {
+		writeSimError(w, http.StatusNotFound, anyops.ENOTFOUND, "no simulated host for instance "+r.PathValue("id"))
+		return
+	}
+	writeJSON(w, http.StatusOK, json.RawMessage(body))
+}
