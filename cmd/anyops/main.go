@@ -7,12 +7,15 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/anyops/anyops/sandboxd/jail"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
+	jail.MaybeInit() // when re-executed as a sandbox's init (no anyops-sandbox-init beside us): runs it and exits
 	root := &cobra.Command{
 		Use:           "anyops",
 		Short:         "Operations control plane of a Python hosting platform",

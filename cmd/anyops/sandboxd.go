@@ -2,14 +2,144 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/anyops/anyops/config"
+	"github.com/anyops/anyops/sandboxd"
+	"github.com/anyops/anyops/sandboxd/token"
 )
 
 func newSandboxdCmd() *cobra.Command {
-	return &cobra.Command{
+	var common config.Common
+	var sc config.Sandboxd
+	cmd := &cobra.Command{
 		Use:   "sandboxd",
-		Short: "sandboxd (being built)",
-		RunE:  func(*cobra.Command, []string) error { return errors.New("sandboxd: not built yet") },
+		Short: "Run the console daemon of this host: sandboxes, PTYs, WebSocket terminals (as root)",
+		Args:  cobra.NoArgs,
 	}
+	b := config.NewBinder(cmd.Flags())
+	b.BindCommon(&common)
+	b.BindSandboxd(&sc, "")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := b.Load(); err != nil {
+			return err
+		}
+		log, err := common.NewLogger(os.Stderr)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(cmd.ErrOrStderr(), "anyops sandboxd settings:")
+		b.Print(cmd.ErrOrStderr())
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		cfg, err := sandboxdConfig(common, sc, log)
+		if err != nil {
+			return err
+		}
+		return sandboxd.Run(ctx, cfg)
+	}
+	cmd.AddCommand(newSandboxdKeygenCmd(), newSandboxdTokenCmd())
+	return cmd
+}
+
+// sandboxdConfig turns the bound settings into sandboxd's Config, applying the data-dir
+// defaults and making paths absolute (the jail and the image store need them so); `anyops
+// dev` uses it for the sandboxd it runs.
+func sandboxdConfig(common config.Common, sc config.Sandboxd, log *slog.Logger) (sandboxd.Config, error) {
+	var origins []string
+	for _, o := range strings.Split(sc.AllowedOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			origins = append(origins, o)
+		}
+	}
+	storage, err := filepath.Abs(common.DefaultPath(sc.StorageRoot, "homes"))
+	if err != nil {
+		return sandboxd.Config{}, err
+	}
+	state, err := filepath.Abs(common.DefaultPath(sc.StateDir, "sandboxd"))
+	if err != nil {
+		return sandboxd.Config{}, err
+	}
+	return sandboxd.Config{
+		Addr:           sc.Addr,
+		PublicKeyFile:  sc.PublicKey,
+		StorageRoot:    storage,
+		StateDir:       state,
+		Slots:          sc.Slots,
+		CgroupParent:   sc.CgroupParent,
+		AllowedOrigins: origins,
+		Logger:         log,
+	}, nil
+}
+
+func newSandboxdKeygenCmd() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "keygen",
+		Short: "Write a new Ed25519 key pair: FILE (private, for the API) and FILE.pub (for sandboxd)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return errors.New("--out FILE is required")
+			}
+			_, priv, err := token.GenerateKey()
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(filepath.Dir(out), 0o700); err != nil {
+				return err
+			}
+			if err := token.WriteKeyPair(out, out+".pub", priv); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "private key: %s (give to anyops api --sandboxd-key)\npublic key:  %s.pub (give to anyops sandboxd --public-key)\n", out, out)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "private key file to create; the public key goes to FILE.pub")
+	return cmd
+}
+
+func newSandboxdTokenCmd() *cobra.Command {
+	var keyFile, op, sandbox, sub string
+	var ttl time.Duration
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Mint a sandboxd token from the private key (for operators and tests)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if keyFile == "" {
+				return errors.New("--key FILE is required")
+			}
+			if ttl <= 0 {
+				return fmt.Errorf("--ttl must be positive, got %s", ttl)
+			}
+			priv, err := token.ReadPrivateKey(keyFile)
+			if err != nil {
+				return err
+			}
+			tok, err := token.NewSigner(priv).Mint(token.Op(op), sandbox, sub, ttl)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), tok)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&keyFile, "key", "", "Ed25519 private key file (from keygen)")
+	f.StringVar(&op, "op", "", fmt.Sprintf("operation: one of %v", token.Ops))
+	f.StringVar(&sandbox, "sandbox", token.AnySandbox, `sandbox id, or "*" for create, list and capacity`)
+	f.StringVar(&sub, "sub", "operator", "who the token is for (logged)")
+	f.DurationVar(&ttl, "ttl", 5*time.Minute, "how long the token is valid")
+	return cmd
 }

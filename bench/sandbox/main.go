@@ -1,0 +1,185 @@
+// Command sandbox benchmarks sandboxd's isolation against bubblewrap, side by side in one run,
+// and prints one line per comparison:
+//
+//	sandbox start-to-exit vs bwrap: 6.1 ms vs 5.0 ms, ratio 1.22
+//
+// start-to-exit: /bin/true in a full sandbox (namespaces, pivoted read-only root, home, /tmp,
+// /proc, /dev, cgroup limits, rlimits, capabilities dropped, seccomp) from Manager.Start until
+// Wait returns, against `bwrap --unshare-all ... /bin/true` (no cgroups) from fork to exit.
+//
+// create-to-first-prompt-byte over the WebSocket (with -sandboxd-url and -sandboxd-key): a
+// login shell created through a running sandboxd's HTTP API and attached over its WebSocket,
+// until the first terminal byte arrives, against bwrap running the same shell on a PTY.
+//
+// Runs as root. bench/sandbox.sh builds it with the small init binary beside it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/sandboxd/images"
+	"github.com/anyops/anyops/sandboxd/jail"
+)
+
+func main() {
+	jail.MaybeInit() // in case no anyops-sandbox-init sits beside this binary
+	n := flag.Int("n", 200, "measured runs of each side")
+	warmup := flag.Int("warmup", 20, "unmeasured runs of each side first")
+	bwrap := flag.String("bwrap", "/usr/bin/bwrap", "bubblewrap binary")
+	wsURL := flag.String("sandboxd-url", "", "base URL of a running sandboxd for the WebSocket comparison (empty: skip it)")
+	wsKey := flag.String("sandboxd-key", "", "Ed25519 private key file whose public key that sandboxd trusts")
+	flag.Parse()
+	if err := run(*n, *warmup, *bwrap, *wsURL, *wsKey); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(n, warmup int, bwrap, wsURL, wsKey string) error {
+	if os.Geteuid() != 0 {
+		return errors.New("needs root (namespaces, mounts, cgroups)")
+	}
+	dir, err := os.MkdirTemp("", "anyops-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	store, err := images.Open(filepath.Join(dir, "images"))
+	if err != nil {
+		return err
+	}
+	img, err := store.EnsureHost()
+	defer store.Close() // before RemoveAll: deferred calls run last-in first-out
+	if err != nil {
+		return err
+	}
+	m, err := jail.NewManager(jail.Config{StateDir: filepath.Join(dir, "state"), CgroupParent: fmt.Sprintf("anyops-bench-%d", os.Getpid())})
+	if err != nil {
+		return err
+	}
+	defer removeCgroupParent(m)
+	home := filepath.Join(dir, "home")
+	if err := os.Mkdir(home, 0o755); err != nil {
+		return err
+	}
+	if err := os.Chown(home, 1000, 1000); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "init %s, cgroup %s, %d runs each after %d warm-up runs\n", m.InitPath(), m.CgroupVersion(), n, warmup)
+
+	seq := 0
+	sandboxTrue := func() (time.Duration, error) {
+		seq++
+		spec := jail.Spec{
+			ID: fmt.Sprintf("bench-%d", seq), User: "bench", UID: 1000, GID: 1000,
+			ImageRoot: img.Root, Home: home, Command: []string{"/bin/true"},
+			Limits: anyops.PlanLimits(anyops.PlanFree), Network: anyops.NetworkNone,
+		}
+		start := time.Now()
+		sb, err := m.Start(context.Background(), spec)
+		if err != nil {
+			return 0, err
+		}
+		code, err := sb.Wait()
+		elapsed := time.Since(start)
+		if derr := sb.Destroy(); err == nil {
+			err = derr
+		}
+		if err == nil && code != 0 {
+			err = fmt.Errorf("/bin/true exited %d in the sandbox", code)
+		}
+		return elapsed, err
+	}
+	bwrapArgs := append(bwrapIsolation(), "/bin/true")
+	bwrapTrue := func() (time.Duration, error) {
+		start := time.Now()
+		out, err := exec.Command(bwrap, bwrapArgs...).CombinedOutput()
+		if err != nil {
+			return 0, fmt.Errorf("bwrap: %v: %s", err, out)
+		}
+		return time.Since(start), nil
+	}
+	ours, theirs, err := sideBySide(n, warmup, sandboxTrue, bwrapTrue)
+	if err != nil {
+		return err
+	}
+	printComparison("sandbox start-to-exit vs bwrap", ours, theirs)
+
+	if wsURL == "" {
+		fmt.Fprintln(os.Stderr, "create-to-first-prompt-byte over WebSocket: skipped (no -sandboxd-url)")
+		return nil
+	}
+	ours, theirs, err = sideBySide(n/4+1, warmup/4+1,
+		func() (time.Duration, error) { return createToFirstByteWS(wsURL, wsKey) },
+		func() (time.Duration, error) { return bwrapToFirstPromptByte(bwrap) })
+	if err != nil {
+		return err
+	}
+	printComparison("sandbox create-to-first-prompt-byte (WebSocket) vs bwrap (PTY)", ours, theirs)
+	return nil
+}
+
+// bwrapIsolation is bubblewrap's closest equivalent of a sandbox: every namespace, a new
+// session, the host's /usr read-only, its own /proc, /dev and /tmp. No cgroups.
+func bwrapIsolation() []string {
+	args := []string{"--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr"}
+	for _, d := range []string{"bin", "sbin", "lib", "lib64"} {
+		if link, err := os.Readlink("/" + d); err == nil {
+			args = append(args, "--symlink", link, "/"+d)
+		} else if st, err := os.Stat("/" + d); err == nil && st.IsDir() {
+			args = append(args, "--ro-bind", "/"+d, "/"+d)
+		}
+	}
+	return append(args, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--ro-bind", "/etc", "/etc")
+}
+
+// sideBySide alternates the two measurements so both see the same machine load.
+func sideBySide(n, warmup int, ours, theirs func() (time.Duration, error)) (a, b []time.Duration, err error) {
+	for i := 0; i < warmup+n; i++ {
+		da, err := ours()
+		if err != nil {
+			return nil, nil, err
+		}
+		db, err := theirs()
+		if err != nil {
+			return nil, nil, err
+		}
+		if i >= warmup {
+			a, b = append(a, da), append(b, db)
+		}
+	}
+	return a, b, nil
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func printComparison(what string, ours, theirs []time.Duration) {
+	a, b := median(ours), median(theirs)
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	fmt.Printf("%s: %.1f ms vs %.1f ms, ratio %.2f\n", what, ms(a), ms(b), float64(a)/float64(b))
+}
+
+func removeCgroupParent(m *jail.Manager) {
+	if _, err := m.CleanupStale(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: cleanup:", err)
+	}
+	if err := m.RemoveCgroupParent(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: cleanup:", err)
+	}
+}

@@ -1,0 +1,92 @@
+package sandboxd
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/anyops/anyops/internal/testenv"
+	"github.com/anyops/anyops/sandboxd/client"
+	"github.com/anyops/anyops/sandboxd/token"
+)
+
+// TestRunServesAndShutsDownCleanly proves the daemon as `anyops sandboxd` runs it: it serves
+// on its address with the key read from a file, and when its context ends it ends every
+// sandbox, unmounts its images and removes its cgroups before returning.
+func TestRunServesAndShutsDownCleanly(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir, err := os.MkdirTemp("", "sandboxd-run-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { removeStateDir(dir) })
+	keyFile := filepath.Join(dir, "sandboxd.key")
+	priv, err := token.EnsureKeyPair(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	parent := "anyops-sandboxd-test-" + randomHex(4)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			Addr: addr, PublicKeyFile: keyFile + ".pub", StorageRoot: filepath.Join(dir, "homes"),
+			StateDir: filepath.Join(dir, "state"), CgroupParent: parent, Slots: 2,
+			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		})
+	}()
+	c, err := client.New("http://"+addr, token.NewSigner(priv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(waitLimit); ; time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned early: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("sandboxd did not come up")
+		}
+	}
+	sb, err := c.Create(ctx, shell())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mountsUnder(dir)) == 0 {
+		t.Fatal("no image mounts while running: the check below would prove nothing")
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("Run did not return after its context ended")
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", sb.Pid)); err == nil {
+		t.Errorf("sandbox init %d survives the daemon's shutdown", sb.Pid)
+	}
+	if m := mountsUnder(dir); len(m) != 0 {
+		t.Errorf("mounts left after shutdown: %v", m)
+	}
+	if cgs := cgroupChildren(parent); len(cgs) != 0 {
+		t.Errorf("cgroups left after shutdown: %v", cgs)
+	}
+	if left, _ := filepath.Glob("/sys/fs/cgroup/*/" + parent); len(left) != 0 {
+		t.Errorf("cgroup parent left after shutdown: %v", left)
+	}
+}

@@ -1,0 +1,679 @@
+// Package sandboxd is the daemon on every console host: it creates sandboxes (through the jail
+// runtime), runs each one's command on a PTY, streams the terminal over WebSocket to any number
+// of clients, and enforces each sandbox's idle timeout and maximum lifetime. It knows nothing
+// of Temporal; the worker's activities and the API call it over HTTP with Ed25519 tokens
+// (package token). The protocol is described in docs/sandboxd.md.
+package sandboxd
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/sandboxd/client"
+	"github.com/anyops/anyops/sandboxd/token"
+)
+
+// Config configures a sandboxd server.
+type Config struct {
+	Addr string // listen address, for Run
+	// PublicKey verifies tokens; when nil it is read from PublicKeyFile (PEM, see package token).
+	PublicKey     ed25519.PublicKey
+	PublicKeyFile string
+	StorageRoot   string // per-user homes: <StorageRoot>/<user>, mode 0700, owned by the user
+	StateDir      string // the jail's sandbox roots and records, and the image store
+	CgroupParent  string // cgroup under which sandboxes' cgroups live; empty: the jail's default
+	Slots         int    // sandboxes running at most
+	// AllowedOrigins lists the Origins allowed to attach: full origins ("https://x.org") or
+	// bare hosts ("x.org"); "*" allows any. A request without Origin (not a browser) is allowed.
+	AllowedOrigins []string
+	// ExitedRetention is how long an exited sandbox stays visible to GET; 0: one hour.
+	ExitedRetention time.Duration
+	Logger          *slog.Logger
+}
+
+// Server is a sandboxd instance: an http.Handler plus the sandboxes it runs.
+type Server struct {
+	cfg    Config
+	rt     runtime
+	images imageResolver
+	// release undoes the image store's host mounts and removes the (empty) cgroup parent; Run
+	// calls it on the way out, after Close. Servers of one process that share a state dir
+	// (tests) leave the mounts to each other.
+	release func() error
+	verify  *token.Verifier
+	metrics *metrics
+	log     *slog.Logger
+	mux     *http.ServeMux
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	reserved map[string]bool // ids being created: they hold a slot
+	closed   bool
+}
+
+// New builds a Server on the real jail runtime and image store under cfg.StateDir. Before it
+// returns it kills and removes every sandbox a previous sandboxd left behind: sandboxes do not
+// survive a restart of their daemon (docs/sandboxd.md, "Restart policy").
+func New(cfg Config) (*Server, error) {
+	rt, store, err := openJail(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s, err := newServer(cfg, rt, store)
+	if err != nil {
+		return nil, err
+	}
+	s.release = func() error { return errors.Join(store.Close(), rt.m.RemoveCgroupParent()) }
+	return s, nil
+}
+
+func newServer(cfg Config, rt runtime, imgs imageResolver) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Slots <= 0 {
+		return nil, fmt.Errorf("sandboxd: slots must be positive, got %d", cfg.Slots)
+	}
+	if cfg.StorageRoot == "" {
+		return nil, errors.New("sandboxd: storage root is required")
+	}
+	if cfg.ExitedRetention <= 0 {
+		cfg.ExitedRetention = time.Hour
+	}
+	if cfg.PublicKey == nil {
+		if cfg.PublicKeyFile == "" {
+			return nil, errors.New("sandboxd: a public key (--public-key FILE) is required")
+		}
+		k, err := token.ReadPublicKey(cfg.PublicKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("sandboxd: %w", err)
+		}
+		cfg.PublicKey = k
+	}
+	if err := os.MkdirAll(cfg.StorageRoot, 0o755); err != nil {
+		return nil, fmt.Errorf("sandboxd: storage root: %w", err)
+	}
+	n, err := rt.CleanupStale()
+	if err != nil {
+		return nil, fmt.Errorf("sandboxd: clean up sandboxes of an earlier run: %w", err)
+	}
+	if n > 0 {
+		cfg.Logger.Warn("removed sandboxes left by an earlier sandboxd; they are lost", "count", n)
+	}
+	s := &Server{
+		cfg: cfg, rt: rt, images: imgs, verify: token.NewVerifier(cfg.PublicKey),
+		metrics: newMetrics(cfg.Slots), log: cfg.Logger, mux: http.NewServeMux(),
+		sessions: map[string]*session{}, reserved: map[string]bool{},
+	}
+	s.mux.HandleFunc("POST /v1/sandboxes", s.handleCreate)
+	s.mux.HandleFunc("GET /v1/sandboxes", s.handleList)
+	s.mux.HandleFunc("GET /v1/sandboxes/{id}", s.handleGet)
+	s.mux.HandleFunc("DELETE /v1/sandboxes/{id}", s.handleDelete)
+	s.mux.HandleFunc("GET /v1/sandboxes/{id}/attach", s.handleAttach)
+	s.mux.HandleFunc("GET /v1/capacity", s.handleCapacity)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, anyops.Errorf(anyops.ENOTFOUND, "no endpoint %s %s", r.Method, r.URL.Path))
+	})
+	return s, nil
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil && v != http.ErrAbortHandler {
+			s.log.Error("panic in handler", "path", r.URL.Path, "panic", v)
+			s.fail(w, errors.New("panic"))
+		}
+	}()
+	s.mux.ServeHTTP(w, r)
+}
+
+// Close ends every sandbox (reason "shutdown") and waits for them to be gone. Later creates
+// are refused.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	all := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		all = append(all, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range all {
+		ss.end(client.EndShutdown)
+	}
+	for _, ss := range all {
+		<-ss.exited
+	}
+}
+
+// Run serves cfg.Addr until ctx ends, then ends every sandbox.
+func Run(ctx context.Context, cfg Config) error {
+	s, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		s.Close()
+		if err := s.release(); err != nil {
+			s.log.Warn("release images and cgroups", "err", err)
+		}
+	}()
+	l, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(l) }()
+	s.log.Info("sandboxd listening", "addr", l.Addr().String(), "slots", cfg.Slots)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(shutCtx)
+	return nil
+}
+
+var (
+	sandboxIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
+	userPattern      = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+)
+
+const (
+	minUID       = 1000
+	maxID        = 1<<31 - 2
+	maxArgs      = 64
+	maxArgBytes  = 4096
+	maxTermSize  = 1000
+	maxBodyBytes = 64 << 10
+	defaultImage = "host"
+	startTimeout = 30 * time.Second
+	// maxClientsPerSandbox bounds the clients of one terminal (a browser tab stuck in a
+	// reconnect loop must not exhaust the daemon); a racing attach may exceed it by a few.
+	maxClientsPerSandbox = 32
+)
+
+// Smallest limits a sandbox can usefully run with: below them a request is a mistake.
+var minLimits = anyops.Limits{
+	CPUShares: 2, MemoryBytes: 16 << 20, Pids: 8, OpenFiles: 16, FileSize: 1 << 20, TmpBytes: 1 << 20,
+	IdleTimeout: time.Second, MaxLifetime: time.Second,
+}
+
+func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
+	claims, ok := s.authorize(w, r, token.OpCreate, token.AnySandbox, false)
+	if !ok {
+		return
+	}
+	var req client.CreateRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.fail(w, err)
+		return
+	}
+	spec, info, err := s.validateCreate(req)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	id, err := s.reserve(req.ID)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	defer s.unreserve(id)
+	spec.ID, info.ID = id, id
+	if spec.Home, err = s.prepareHome(req.User, info.UID, info.GID); err != nil {
+		s.fail(w, err)
+		return
+	}
+	// Not the request's context: a setup is not abandoned halfway because its client hung up
+	// (a sandbox whose creator left ends on its idle timeout). The timeout bounds the setup.
+	startCtx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), startTimeout)
+	defer cancel()
+	proc, err := s.rt.Start(startCtx, spec)
+	if err != nil {
+		s.fail(w, fmt.Errorf("start sandbox %s: %w", id, err))
+		return
+	}
+	info.CreatedAt = time.Now().UTC()
+	ss := newSession(info, proc, s.metrics, s.log)
+	s.mu.Lock()
+	if s.closed { // Close has already ended the sandboxes it knew of: this one must not escape it
+		s.mu.Unlock()
+		_ = proc.Destroy()
+		s.fail(w, anyops.Errorf(anyops.EUNAVAILABLE, "sandboxd is shutting down"))
+		return
+	}
+	s.sessions[id] = ss
+	s.mu.Unlock()
+	s.metrics.created.Inc()
+	s.metrics.running.Inc()
+	go func() {
+		ss.run()
+		time.AfterFunc(s.cfg.ExitedRetention, func() { s.forget(ss) })
+	}()
+	s.log.Info("sandbox created", "sandbox", id, "user", info.User, "plan", info.Plan, "image", info.Image, "sub", claims.Sub)
+	writeJSON(w, http.StatusCreated, ss.snapshot())
+}
+
+// validateCreate turns a request into a spec (without ID and home) and the sandbox's
+// description, or an EINVALID error naming the first bad field.
+func (s *Server) validateCreate(req client.CreateRequest) (sandboxSpec, client.Sandbox, error) {
+	bad := func(format string, args ...any) (sandboxSpec, client.Sandbox, error) {
+		return sandboxSpec{}, client.Sandbox{}, anyops.Errorf(anyops.EINVALID, format, args...)
+	}
+	if req.ID != "" && !sandboxIDPattern.MatchString(req.ID) {
+		return bad("id %q must match %s", req.ID, sandboxIDPattern)
+	}
+	if !userPattern.MatchString(req.User) {
+		return bad("user %q must match %s", req.User, userPattern)
+	}
+	if req.UID < minUID || req.UID > maxID {
+		return bad("uid %d must be between %d and %d", req.UID, minUID, maxID)
+	}
+	gid := req.GID
+	if gid == 0 {
+		gid = req.UID
+	}
+	if gid < 1 || gid > maxID {
+		return bad("gid %d must be between 1 and %d", req.GID, maxID)
+	}
+	plan, err := anyops.Parse("plan", string(req.Plan), anyops.Plans)
+	if err != nil {
+		return sandboxSpec{}, client.Sandbox{}, err
+	}
+	network := anyops.NetworkNone
+	if req.Network != "" {
+		if network, err = anyops.Parse("network", string(req.Network), anyops.NetworkPolicies); err != nil {
+			return sandboxSpec{}, client.Sandbox{}, err
+		}
+	}
+	if len(req.Command) > maxArgs {
+		return bad("command has %d arguments, at most %d allowed", len(req.Command), maxArgs)
+	}
+	for i, a := range req.Command {
+		if len(a) > maxArgBytes || strings.ContainsRune(a, 0) || (i == 0 && a == "") {
+			return bad("command argument %d must be 1 to %d bytes without NUL", i, maxArgBytes)
+		}
+	}
+	rows, cols := req.Rows, req.Cols
+	if rows == 0 && cols == 0 {
+		rows, cols = 24, 80
+	}
+	if rows == 0 || cols == 0 || rows > maxTermSize || cols > maxTermSize {
+		return bad("rows and cols must both be between 1 and %d", maxTermSize)
+	}
+	limits, err := effectiveLimits(plan, req)
+	if err != nil {
+		return sandboxSpec{}, client.Sandbox{}, err
+	}
+	ref := req.Image
+	if ref == "" {
+		ref = defaultImage
+	}
+	img, err := s.images.Get(ref)
+	if err != nil {
+		return bad("unknown image %q", ref)
+	}
+	spec := sandboxSpec{
+		User: req.User, UID: req.UID, GID: gid, Hostname: "console",
+		ImageRoot: img.Root, Command: slices.Clone(req.Command),
+		Env:    []string{"TERM=xterm-256color", "LANG=C.UTF-8"},
+		Limits: limits, Network: network, Rows: rows, Cols: cols,
+	}
+	info := client.Sandbox{
+		User: req.User, UID: req.UID, GID: gid, Plan: plan, Image: img.Name + ":" + img.Version,
+		Command: spec.Command, Network: network, Limits: limits,
+		IdleTimeout: client.Duration(limits.IdleTimeout), MaxLifetime: client.Duration(limits.MaxLifetime),
+	}
+	return spec, info, nil
+}
+
+// effectiveLimits starts from the plan's limits and applies the request's lower ones. A
+// negative value, one above the plan's, or one below what a sandbox can run with is refused.
+func effectiveLimits(plan anyops.Plan, req client.CreateRequest) (anyops.Limits, error) {
+	lim := anyops.PlanLimits(plan)
+	var want anyops.Limits
+	if req.Limits != nil {
+		want = *req.Limits
+		if want.IdleTimeout != 0 || want.MaxLifetime != 0 {
+			return lim, anyops.Errorf(anyops.EINVALID, "limits.idle_timeout and limits.max_lifetime are not accepted: use idle_timeout and max_lifetime (duration strings)")
+		}
+	}
+	var err error
+	num := func(v int64) string { return strconv.FormatInt(v, 10) }
+	dur := func(v int64) string { return time.Duration(v).String() }
+	// pick returns the effective value of one limit, or the plan's and sets err.
+	pick := func(name string, requested, planned, least int64, format func(int64) string) int64 {
+		if err != nil || requested == 0 {
+			return planned
+		}
+		switch {
+		case requested < 0:
+			err = anyops.Errorf(anyops.EINVALID, "%s must not be negative, got %s", name, format(requested))
+		case requested > planned:
+			err = anyops.Errorf(anyops.EINVALID, "%s %s exceeds plan %s's %s", name, format(requested), plan, format(planned))
+		case requested < least:
+			err = anyops.Errorf(anyops.EINVALID, "%s %s is below the minimum of %s", name, format(requested), format(least))
+		default:
+			return requested
+		}
+		return planned
+	}
+	lim.CPUShares = int(pick("limits.cpu_shares", int64(want.CPUShares), int64(lim.CPUShares), int64(minLimits.CPUShares), num))
+	lim.MemoryBytes = pick("limits.memory_bytes", want.MemoryBytes, lim.MemoryBytes, minLimits.MemoryBytes, num)
+	lim.Pids = int(pick("limits.pids", int64(want.Pids), int64(lim.Pids), int64(minLimits.Pids), num))
+	lim.OpenFiles = int(pick("limits.open_files", int64(want.OpenFiles), int64(lim.OpenFiles), int64(minLimits.OpenFiles), num))
+	lim.FileSize = pick("limits.file_size", want.FileSize, lim.FileSize, minLimits.FileSize, num)
+	lim.TmpBytes = pick("limits.tmp_bytes", want.TmpBytes, lim.TmpBytes, minLimits.TmpBytes, num)
+	lim.IdleTimeout = time.Duration(pick("idle_timeout", int64(req.IdleTimeout), int64(lim.IdleTimeout), int64(minLimits.IdleTimeout), dur))
+	lim.MaxLifetime = time.Duration(pick("max_lifetime", int64(req.MaxLifetime), int64(lim.MaxLifetime), int64(minLimits.MaxLifetime), dur))
+	return lim, err
+}
+
+// reserve claims a slot and an id (the requested one, or a new one).
+func (s *Server) reserve(id string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return "", anyops.Errorf(anyops.EUNAVAILABLE, "sandboxd is shutting down")
+	}
+	if id == "" {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		id = "sb-" + hex.EncodeToString(b)
+	}
+	if _, ok := s.sessions[id]; ok || s.reserved[id] {
+		return "", anyops.Errorf(anyops.ECONFLICT, "sandbox %s already exists", id)
+	}
+	if used := s.inUseLocked(); used >= s.cfg.Slots {
+		return "", anyops.Errorf(anyops.EUNAVAILABLE, "all %d slots in use", s.cfg.Slots)
+	}
+	s.reserved[id] = true
+	return id, nil
+}
+
+func (s *Server) unreserve(id string) {
+	s.mu.Lock()
+	delete(s.reserved, id)
+	s.mu.Unlock()
+}
+
+func (s *Server) inUseLocked() int {
+	n := len(s.reserved)
+	for _, ss := range s.sessions {
+		if !ss.isExited() {
+			n++
+		}
+	}
+	return n
+}
+
+// prepareHome makes sure <storage root>/<user> exists, is a real directory and belongs to uid.
+func (s *Server) prepareHome(user string, uid, gid int) (string, error) {
+	home := filepath.Join(s.cfg.StorageRoot, user)
+	err := os.Mkdir(home, 0o700)
+	if err == nil {
+		if err := os.Chown(home, uid, gid); err != nil {
+			return "", fmt.Errorf("chown home %s: %w", home, err)
+		}
+		return home, nil
+	}
+	if !errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("create home %s: %w", home, err)
+	}
+	fi, err := os.Lstat(home)
+	if err != nil {
+		return "", fmt.Errorf("stat home %s: %w", home, err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok {
+		return "", anyops.Errorf(anyops.ECONFLICT, "home of user %s is not a directory", user)
+	}
+	if int(st.Uid) != uid {
+		return "", anyops.Errorf(anyops.ECONFLICT, "home of user %s belongs to uid %d, not %d", user, st.Uid, uid)
+	}
+	return home, nil
+}
+
+func (s *Server) forget(ss *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sessions[ss.info.ID] == ss {
+		delete(s.sessions, ss.info.ID)
+	}
+}
+
+func (s *Server) lookup(id string) (*session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss, ok := s.sessions[id]; ok {
+		return ss, nil
+	}
+	return nil, anyops.Errorf(anyops.ENOTFOUND, "no sandbox %s", id)
+}
+
+func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.authorize(w, r, token.OpList, token.AnySandbox, false); !ok {
+		return
+	}
+	s.mu.Lock()
+	all := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		all = append(all, ss)
+	}
+	s.mu.Unlock()
+	out := client.SandboxList{Sandboxes: make([]client.Sandbox, 0, len(all))}
+	for _, ss := range all {
+		out.Sandboxes = append(out.Sandboxes, ss.snapshot())
+	}
+	sort.Slice(out.Sandboxes, func(i, j int) bool { return out.Sandboxes[i].CreatedAt.Before(out.Sandboxes[j].CreatedAt) })
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, ok := s.authorize(w, r, token.OpGet, id, false); !ok {
+		return
+	}
+	ss, err := s.lookup(id)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ss.snapshot())
+}
+
+// handleDelete ends a sandbox and forgets it; the answer comes once its processes are gone.
+func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, ok := s.authorize(w, r, token.OpDelete, id, false); !ok {
+		return
+	}
+	ss, err := s.lookup(id)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	ss.end(client.EndDeleted)
+	select {
+	case <-ss.exited:
+	case <-r.Context().Done():
+		return
+	}
+	s.forget(ss)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleAttach(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, ok := s.authorize(w, r, token.OpAttach, id, true); !ok {
+		return
+	}
+	if err := s.checkOrigin(r); err != nil {
+		s.fail(w, err)
+		return
+	}
+	ss, err := s.lookup(id)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if n := ss.snapshot().Clients; n >= maxClientsPerSandbox {
+		s.fail(w, anyops.Errorf(anyops.EUNAVAILABLE, "sandbox %s already has %d clients attached", id, n))
+		return
+	}
+	// The Origin was checked above against our own list, which may differ from the Host.
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		return // Accept has answered the client
+	}
+	ss.attach(conn)
+}
+
+func (s *Server) checkOrigin(r *http.Request) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" || slices.Contains(s.cfg.AllowedOrigins, "*") {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err == nil && u.Host != "" {
+		for _, allowed := range s.cfg.AllowedOrigins {
+			if strings.EqualFold(allowed, origin) || strings.EqualFold(allowed, u.Host) {
+				return nil
+			}
+		}
+	}
+	return anyops.Errorf(anyops.EFORBIDDEN, "origin %q is not allowed to attach", origin)
+}
+
+func (s *Server) handleCapacity(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.authorize(w, r, token.OpCapacity, token.AnySandbox, false); !ok {
+		return
+	}
+	s.mu.Lock()
+	used := s.inUseLocked()
+	s.mu.Unlock()
+	c := client.Capacity{Slots: s.cfg.Slots, InUse: used, Free: max(0, s.cfg.Slots-used)}
+	if load, err := loadAverage(); err == nil {
+		c.Load = load
+	} else {
+		s.log.Warn("read load average", "err", err)
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func loadAverage() ([3]float64, error) {
+	var l [3]float64
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return l, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return l, fmt.Errorf("/proc/loadavg: %q", b)
+	}
+	for i := range l {
+		if l[i], err = strconv.ParseFloat(f[i], 64); err != nil {
+			return l, err
+		}
+	}
+	return l, nil
+}
+
+// authorize checks the request's token for op on sandbox and answers 401 or 403 when it does
+// not grant it. allowQuery admits ?token= (attach: browsers cannot set WebSocket headers).
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, op token.Op, sandbox string, allowQuery bool) (token.Claims, bool) {
+	tok, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !found && allowQuery {
+		tok = r.URL.Query().Get("token")
+	}
+	if tok == "" {
+		s.fail(w, anyops.Errorf(anyops.EUNAUTHORIZED, "a token is required (Authorization: Bearer)"))
+		return token.Claims{}, false
+	}
+	c, err := s.verify.Verify(tok, op, sandbox)
+	switch {
+	case err == nil:
+		return c, true
+	case errors.Is(err, token.ErrScope):
+		s.fail(w, anyops.Errorf(anyops.EFORBIDDEN, "%v", err))
+	default:
+		s.fail(w, anyops.Errorf(anyops.EUNAUTHORIZED, "%v", err))
+	}
+	return c, false
+}
+
+// decodeJSON reads exactly one JSON object with only known fields.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return anyops.Errorf(anyops.EINVALID, "request body: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return anyops.Errorf(anyops.EINVALID, "request body: want one JSON object")
+	}
+	return nil
+}
+
+var statusOf = map[string]int{
+	anyops.EINVALID:      http.StatusBadRequest,
+	anyops.EUNAUTHORIZED: http.StatusUnauthorized,
+	anyops.EFORBIDDEN:    http.StatusForbidden,
+	anyops.ENOTFOUND:     http.StatusNotFound,
+	anyops.ECONFLICT:     http.StatusConflict,
+	anyops.ERATELIMITED:  http.StatusTooManyRequests,
+	anyops.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	anyops.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// fail answers with err's status and JSON body; internal errors are logged, not shown.
+func (s *Server) fail(w http.ResponseWriter, err error) {
+	code := anyops.ErrorCode(err)
+	status := statusOf[code]
+	if status == http.StatusInternalServerError {
+		s.log.Error("request failed", "err", err)
+	} else if status < 500 {
+		s.metrics.refused.WithLabelValues(code).Inc()
+	}
+	var body client.ErrorBody
+	body.Error.Code, body.Error.Message = code, anyops.ErrorMessage(err)
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
