@@ -1,0 +1,1410 @@
+package activities
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
+	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
+	"github.com/aws/smithy-go"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+)
+
+// Cloud holds the activities that reach EC2. Register it with a worker as a struct
+// (w.RegisterActivity(cloud)): every exported method is an activity named after the method.
+// The same code talks to AWS in production and to cloudsim (or moto) in dev and tests.
+type Cloud struct {
+	Clients *Clients
+}
+
+// NewCloud returns the cloud activities over clients.
+func NewCloud(clients *Clients) *Cloud { return &Cloud{Clients: clients} }
+
+// Tags Anyops puts on what it creates.
+const (
+	TagName           = "Name"
+	TagWorkflow       = "anyops:workflow"        // the workflow id that created the resource
+	TagStep           = "anyops:step"            // the workflow step that created it
+	TagIdempotencyKey = "anyops:idempotency-key" // on snapshots: the API has no ClientToken
+	TagSourceVolume   = "anyops:source-volume"   // on snapshots and their copies: the volume they preserve
+)
+
+// DefaultPollInterval is how often the wait activities poll when the input does not say;
+// cloudsim runs pass a shorter one scaled by its speed factor.
+const DefaultPollInterval = 15 * time.Second
+
+// ---------------------------------------------------------------------------------------
+// Types shared by inputs and outputs.
+
+// Instance is what the activities report about an EC2 instance.
+type Instance struct {
+	ID           string
+	Name         string
+	State        string // pending, running, stopping, stopped, shutting-down, terminated
+	Zone         string
+	InstanceType string
+	ImageID      string
+	PrivateIP    string
+	PublicIP     string
+	LaunchTime   time.Time
+	Tags         map[string]string
+}
+
+// Attachment is a volume's attachment to an instance.
+type Attachment struct {
+	VolumeID   string
+	InstanceID string
+	Device     string
+	State      string // attaching, attached, detaching, detached
+}
+
+// Volume is what the activities report about an EBS volume.
+type Volume struct {
+	ID          string
+	Name        string
+	State       string // creating, available, in-use, deleting, deleted, error
+	Zone        string
+	SizeGiB     int32
+	VolumeType  string
+	SnapshotID  string
+	CreateTime  time.Time
+	Attachments []Attachment
+	Tags        map[string]string
+}
+
+// Snapshot is what the activities report about an EBS snapshot.
+type Snapshot struct {
+	ID           string
+	Region       string
+	VolumeID     string
+	State        string // pending, completed, error
+	Progress     int    // percent, 0..100
+	StateMessage string
+	Description  string
+	SizeGiB      int32
+	StartTime    time.Time
+	Tags         map[string]string
+}
+
+// InstanceHealth is the status check view of one instance.
+type InstanceHealth struct {
+	InstanceID     string
+	Zone           string
+	State          string
+	SystemStatus   string // ok, impaired, insufficient-data, not-applicable, initializing
+	InstanceStatus string
+	// ImpairedSince is the earliest time a failed system or instance check started failing.
+	ImpairedSince *time.Time
+	// Events are scheduled events (code: description), e.g. system-retirement.
+	Events []string
+}
+
+// InstanceRef names one instance.
+type InstanceRef struct {
+	InstanceID string
+}
+
+// InstanceStateChange is the result of start, stop and terminate.
+type InstanceStateChange struct {
+	InstanceID string
+	Previous   string
+	Current    string
+}
+
+// ---------------------------------------------------------------------------------------
+// Idempotency.
+
+// clientToken derives the idempotency token of a call from the workflow id and the step, so
+// that every retry of the activity, and a replay of the workflow, sends the same token. It is
+// a hex SHA-256 truncated to the 64 characters EC2 accepts.
+func clientToken(workflowID, step string) string {
+	sum := sha256.Sum256([]byte(workflowID + "\x00" + step))
+	return hex.EncodeToString(sum[:])[:64]
+}
+
+// stepToken returns the token of this activity's step, or an InvalidInput error when the
+// input names no step.
+func stepToken(ctx context.Context, step string) (workflowID, token string, err error) {
+	if strings.TrimSpace(step) == "" {
+		return "", "", invalidInput("Step is required: with the workflow id it makes the idempotency token")
+	}
+	workflowID = activity.GetInfo(ctx).WorkflowExecution.ID
+	return workflowID, clientToken(workflowID, step), nil
+}
+
+func tagSpec(rt types.ResourceType, tags map[string]string) []types.TagSpecification {
+	if len(tags) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(tags))
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	spec := types.TagSpecification{ResourceType: rt}
+	for _, k := range keys {
+		spec.Tags = append(spec.Tags, types.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
+	}
+	return []types.TagSpecification{spec}
+}
+
+// ownTags merges the caller's tags with Name and the anyops provenance tags.
+func ownTags(extra map[string]string, name, workflowID, step string) map[string]string {
+	tags := map[string]string{}
+	for k, v := range extra {
+		tags[k] = v
+	}
+	if name != "" {
+		tags[TagName] = name
+	}
+	tags[TagWorkflow] = workflowID
+	tags[TagStep] = step
+	return tags
+}
+
+// ---------------------------------------------------------------------------------------
+// Instances.
+
+// RunInstanceInput launches one instance.
+type RunInstanceInput struct {
+	// Step names the workflow step; with the workflow id it makes the ClientToken, so
+	// retries of this activity launch one instance.
+	Step             string
+	Name             string
+	ImageID          string
+	InstanceType     string
+	Zone             string
+	SubnetID         string
+	SecurityGroupIDs []string
+	KeyName          string
+	UserData         string // base64, as EC2 wants it
+	Tags             map[string]string
+}
+
+// RunInstance launches one instance with a ClientToken from the workflow id and step: a
+// retry returns the instance the first attempt launched.
+func (c *Cloud) RunInstance(ctx context.Context, in RunInstanceInput) (Instance, error) {
+	wf, token, err := stepToken(ctx, in.Step)
+	if err != nil {
+		return Instance{}, err
+	}
+	if in.ImageID == "" || in.InstanceType == "" {
+		return Instance{}, invalidInput("ImageID and InstanceType are required")
+	}
+	req := &ec2.RunInstancesInput{
+		ClientToken:       aws.String(token),
+		ImageId:           aws.String(in.ImageID),
+		InstanceType:      types.InstanceType(in.InstanceType),
+		MinCount:          aws.Int32(1),
+		MaxCount:          aws.Int32(1),
+		TagSpecifications: tagSpec(types.ResourceTypeInstance, ownTags(in.Tags, in.Name, wf, in.Step)),
+	}
+	if in.Zone != "" {
+		req.Placement = &types.Placement{AvailabilityZone: aws.String(in.Zone)}
+	}
+	if in.SubnetID != "" {
+		req.SubnetId = aws.String(in.SubnetID)
+	}
+	if len(in.SecurityGroupIDs) > 0 {
+		req.SecurityGroupIds = in.SecurityGroupIDs
+	}
+	if in.KeyName != "" {
+		req.KeyName = aws.String(in.KeyName)
+	}
+	if in.UserData != "" {
+		req.UserData = aws.String(in.UserData)
+	}
+	out, err := c.Clients.EC2.RunInstances(ctx, req)
+	if err != nil {
+		return Instance{}, cloudError("RunInstances", err)
+	}
+	if len(out.Instances) != 1 {
+		return Instance{}, fmt.Errorf("RunInstances: got %d instances, want 1", len(out.Instances))
+	}
+	return toInstance(out.Instances[0]), nil
+}
+
+// TerminateInstance terminates an instance. Terminating a terminated instance succeeds, so
+// retries are safe.
+func (c *Cloud) TerminateInstance(ctx context.Context, in InstanceRef) (InstanceStateChange, error) {
+	if in.InstanceID == "" {
+		return InstanceStateChange{}, invalidInput("InstanceID is required")
+	}
+	out, err := c.Clients.EC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{in.InstanceID}})
+	if err != nil {
+		return InstanceStateChange{}, cloudError("TerminateInstances", err)
+	}
+	return firstStateChange(in.InstanceID, out.TerminatingInstances), nil
+}
+
+// StopInstanceInput stops one instance.
+type StopInstanceInput struct {
+	InstanceID string
+	// Force stops an instance whose OS does not shut down (a failed file server): no clean
+	// shutdown, file system checks follow.
+	Force bool
+}
+
+// StopInstance stops an instance; stopping a stopped instance succeeds.
+func (c *Cloud) StopInstance(ctx context.Context, in StopInstanceInput) (InstanceStateChange, error) {
+	if in.InstanceID == "" {
+		return InstanceStateChange{}, invalidInput("InstanceID is required")
+	}
+	out, err := c.Clients.EC2.StopInstances(ctx, &ec2.StopInstancesInput{
+		InstanceIds: []string{in.InstanceID},
+		Force:       aws.Bool(in.Force),
+	})
+	if err != nil {
+		return InstanceStateChange{}, cloudError("StopInstances", err)
+	}
+	return firstStateChange(in.InstanceID, out.StoppingInstances), nil
+}
+
+// StartInstance starts a stopped instance; starting a running instance succeeds.
+func (c *Cloud) StartInstance(ctx context.Context, in InstanceRef) (InstanceStateChange, error) {
+	if in.InstanceID == "" {
+		return InstanceStateChange{}, invalidInput("InstanceID is required")
+	}
+	out, err := c.Clients.EC2.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{in.InstanceID}})
+	if err != nil {
+		return InstanceStateChange{}, cloudError("StartInstances", err)
+	}
+	return firstStateChange(in.InstanceID, out.StartingInstances), nil
+}
+
+func firstStateChange(id string, changes []types.InstanceStateChange) InstanceStateChange {
+	r := InstanceStateChange{InstanceID: id}
+	if len(changes) > 0 {
+		ch := changes[0]
+		if ch.PreviousState != nil {
+			r.Previous = string(ch.PreviousState.Name)
+		}
+		if ch.CurrentState != nil {
+			r.Current = string(ch.CurrentState.Name)
+		}
+	}
+	return r
+}
+
+// DescribeFleetInput selects what DescribeFleet reports.
+type DescribeFleetInput struct {
+	// Tags filters instances and volumes by tag (key → value); empty means everything.
+	Tags map[string]string
+}
+
+// Fleet is one consistent-enough picture of the instances, volumes and status checks, for
+// syncing the inventory.
+type Fleet struct {
+	Instances []Instance
+	Volumes   []Volume
+	Health    []InstanceHealth
+}
+
+// DescribeFleet lists instances, volumes and status checks (all pages). It only reads.
+func (c *Cloud) DescribeFleet(ctx context.Context, in DescribeFleetInput) (Fleet, error) {
+	var filters []types.Filter
+	keys := make([]string, 0, len(in.Tags))
+	for k := range in.Tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		filters = append(filters, types.Filter{Name: aws.String("tag:" + k), Values: []string{in.Tags[k]}})
+	}
+	var fleet Fleet
+	ec := c.Clients.EC2
+	ip := ec2.NewDescribeInstancesPaginator(ec, &ec2.DescribeInstancesInput{Filters: filters})
+	for ip.HasMorePages() {
+		page, err := ip.NextPage(ctx)
+		if err != nil {
+			return Fleet{}, cloudError("DescribeInstances", err)
+		}
+		for _, r := range page.Reservations {
+			for _, i := range r.Instances {
+				fleet.Instances = append(fleet.Instances, toInstance(i))
+			}
+		}
+		// A large fleet takes many pages: show that the activity is alive.
+		activity.RecordHeartbeat(ctx, len(fleet.Instances))
+	}
+	vp := ec2.NewDescribeVolumesPaginator(ec, &ec2.DescribeVolumesInput{Filters: filters})
+	for vp.HasMorePages() {
+		page, err := vp.NextPage(ctx)
+		if err != nil {
+			return Fleet{}, cloudError("DescribeVolumes", err)
+		}
+		for _, v := range page.Volumes {
+			fleet.Volumes = append(fleet.Volumes, toVolume(v))
+		}
+	}
+	if len(fleet.Instances) > 0 {
+		ids := make([]string, 0, len(fleet.Instances))
+		for _, i := range fleet.Instances {
+			ids = append(ids, i.ID)
+		}
+		health, err := c.describeHealth(ctx, ids)
+		if err != nil {
+			return Fleet{}, err
+		}
+		fleet.Health = health
+	}
+	return fleet, nil
+}
+
+// InstanceStatus reports the status checks of one instance, with the time a failing check
+// started failing.
+func (c *Cloud) InstanceStatus(ctx context.Context, in InstanceRef) (InstanceHealth, error) {
+	if in.InstanceID == "" {
+		return InstanceHealth{}, invalidInput("InstanceID is required")
+	}
+	health, err := c.describeHealth(ctx, []string{in.InstanceID})
+	if err != nil {
+		return InstanceHealth{}, err
+	}
+	if len(health) == 0 {
+		return InstanceHealth{}, temporal.NewNonRetryableApplicationError(
+			"no status for instance "+in.InstanceID, ErrInstanceNotFound, nil)
+	}
+	return health[0], nil
+}
+
+func (c *Cloud) describeHealth(ctx context.Context, ids []string) ([]InstanceHealth, error) {
+	var out []InstanceHealth
+	// DescribeInstanceStatus takes at most 100 ids per call.
+	for start := 0; start < len(ids); start += 100 {
+		end := min(start+100, len(ids))
+		p := ec2.NewDescribeInstanceStatusPaginator(c.Clients.EC2, &ec2.DescribeInstanceStatusInput{
+			InstanceIds:         ids[start:end],
+			IncludeAllInstances: aws.Bool(true),
+		})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, cloudError("DescribeInstanceStatus", err)
+			}
+			for _, s := range page.InstanceStatuses {
+				out = append(out, toHealth(s))
+			}
+		}
+	}
+	return out, nil
+}
+
+// WaitInstanceInput waits for an instance state.
+type WaitInstanceInput struct {
+	InstanceID   string
+	PollInterval time.Duration // 0: DefaultPollInterval
+	// Timeout bounds the wait; 0 waits until the activity's own deadline.
+	Timeout time.Duration
+}
+
+// WaitProgress is the heartbeat of the wait activities.
+type WaitProgress struct {
+	ResourceID string
+	State      string
+	Polls      int
+}
+
+// WaitInstanceRunning waits, with the SDK's waiter, until the instance runs; it heartbeats
+// each poll and fails non-retryably if the instance terminates or stops instead.
+func (c *Cloud) WaitInstanceRunning(ctx context.Context, in WaitInstanceInput) (Instance, error) {
+	return c.waitInstance(ctx, in, "running")
+}
+
+// WaitInstanceStopped waits until the instance is stopped.
+func (c *Cloud) WaitInstanceStopped(ctx context.Context, in WaitInstanceInput) (Instance, error) {
+	return c.waitInstance(ctx, in, "stopped")
+}
+
+func (c *Cloud) waitInstance(ctx context.Context, in WaitInstanceInput, want string) (Instance, error) {
+	if in.InstanceID == "" {
+		return Instance{}, invalidInput("InstanceID is required")
+	}
+	interval, maxWait := waitBounds(ctx, in.PollInterval, in.Timeout)
+	params := &ec2.DescribeInstancesInput{InstanceIds: []string{in.InstanceID}}
+	polls := 0
+	progress := func(out *ec2.DescribeInstancesOutput) {
+		polls++
+		p := WaitProgress{ResourceID: in.InstanceID, Polls: polls}
+		if out != nil && len(out.Reservations) > 0 && len(out.Reservations[0].Instances) > 0 {
+			p.State = string(out.Reservations[0].Instances[0].State.Name)
+		}
+		activity.RecordHeartbeat(ctx, p)
+	}
+	var out *ec2.DescribeInstancesOutput
+	var err error
+	switch want {
+	case "running":
+		out, err = ec2.NewInstanceRunningWaiter(c.Clients.EC2, func(o *ec2.InstanceRunningWaiterOptions) {
+			o.MinDelay, o.MaxDelay = interval, interval
+			o.Retryable = heartbeatRetryable(o.Retryable, progress, "instance "+in.InstanceID+" cannot reach running")
+		}).WaitForOutput(ctx, params, maxWait)
+	case "stopped":
+		out, err = ec2.NewInstanceStoppedWaiter(c.Clients.EC2, func(o *ec2.InstanceStoppedWaiterOptions) {
+			o.MinDelay, o.MaxDelay = interval, interval
+			o.Retryable = heartbeatRetryable(o.Retryable, progress, "instance "+in.InstanceID+" cannot reach stopped")
+		}).WaitForOutput(ctx, params, maxWait)
+	}
+	if err != nil {
+		return Instance{}, waitError("wait for instance "+want, err)
+	}
+	return toInstance(out.Reservations[0].Instances[0]), nil
+}
+
+// ---------------------------------------------------------------------------------------
+// Volumes.
+
+// CreateVolumeInput creates an empty volume.
+type CreateVolumeInput struct {
+	Step       string // with the workflow id, the ClientToken
+	Name       string
+	Zone       string
+	SizeGiB    int32
+	VolumeType string // gp3 when empty
+	Iops       int32  // 0: the type's default
+	Tags       map[string]string
+}
+
+// CreateVolume creates a volume with a ClientToken: retries create one volume.
+func (c *Cloud) CreateVolume(ctx context.Context, in CreateVolumeInput) (Volume, error) {
+	if in.Zone == "" || in.SizeGiB <= 0 {
+		return Volume{}, invalidInput("Zone and a positive SizeGiB are required")
+	}
+	return c.createVolume(ctx, in.Step, in.Name, in.Tags, &ec2.CreateVolumeInput{
+		AvailabilityZone: aws.String(in.Zone),
+		Size:             aws.Int32(in.SizeGiB),
+		VolumeType:       volumeType(in.VolumeType),
+		Iops:             positive(in.Iops),
+	})
+}
+
+// CreateVolumeFromSnapshotInput restores a snapshot into a new volume, possibly in another
+// zone than the snapshot's volume.
+type CreateVolumeFromSnapshotInput struct {
+	Step       string
+	Name       string
+	SnapshotID string
+	Zone       string
+	SizeGiB    int32 // 0: the snapshot's size
+	VolumeType string
+	Iops       int32
+	Tags       map[string]string
+}
+
+// CreateVolumeFromSnapshot creates a volume from a snapshot with a ClientToken.
+func (c *Cloud) CreateVolumeFromSnapshot(ctx context.Context, in CreateVolumeFromSnapshotInput) (Volume, error) {
+	if in.Zone == "" || in.SnapshotID == "" {
+		return Volume{}, invalidInput("Zone and SnapshotID are required")
+	}
+	return c.createVolume(ctx, in.Step, in.Name, in.Tags, &ec2.CreateVolumeInput{
+		AvailabilityZone: aws.String(in.Zone),
+		SnapshotId:       aws.String(in.SnapshotID),
+		Size:             positive(in.SizeGiB),
+		VolumeType:       volumeType(in.VolumeType),
+		Iops:             positive(in.Iops),
+	})
+}
+
+func (c *Cloud) createVolume(ctx context.Context, step, name string, tags map[string]string, req *ec2.CreateVolumeInput) (Volume, error) {
+	wf, token, err := stepToken(ctx, step)
+	if err != nil {
+		return Volume{}, err
+	}
+	req.ClientToken = aws.String(token)
+	req.TagSpecifications = tagSpec(types.ResourceTypeVolume, ownTags(tags, name, wf, step))
+	out, err := c.Clients.EC2.CreateVolume(ctx, req)
+	if err != nil {
+		return Volume{}, cloudError("CreateVolume", err)
+	}
+	return Volume{
+		ID:         aws.ToString(out.VolumeId),
+		Name:       name,
+		State:      string(out.State),
+		Zone:       aws.ToString(out.AvailabilityZone),
+		SizeGiB:    aws.ToInt32(out.Size),
+		VolumeType: string(out.VolumeType),
+		SnapshotID: aws.ToString(out.SnapshotId),
+		CreateTime: aws.ToTime(out.CreateTime),
+		Tags:       tagMap(out.Tags),
+	}, nil
+}
+
+func volumeType(t string) types.VolumeType {
+	if t == "" {
+		return types.VolumeTypeGp3
+	}
+	return types.VolumeType(t)
+}
+
+func positive(n int32) *int32 {
+	if n <= 0 {
+		return nil
+	}
+	return aws.Int32(n)
+}
+
+// describeVolume returns one volume, or the mapped NotFound error.
+func (c *Cloud) describeVolume(ctx context.Context, id string) (Volume, error) {
+	out, err := c.Clients.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{id}})
+	if err != nil {
+		return Volume{}, cloudError("DescribeVolumes", err)
+	}
+	if len(out.Volumes) == 0 {
+		return Volume{}, temporal.NewNonRetryableApplicationError("volume "+id+" not found", ErrVolumeNotFound, nil)
+	}
+	return toVolume(out.Volumes[0]), nil
+}
+
+// AttachVolumeInput attaches a volume to an instance at a device.
+type AttachVolumeInput struct {
+	VolumeID   string
+	InstanceID string
+	Device     string // e.g. /dev/sdf
+}
+
+// AttachVolume attaches a volume. EC2 has no token for it, so it first looks at the current
+// attachment: already attached (or attaching) to the same instance and device is success;
+// attached anywhere else is a non-retryable VolumeAttachedElsewhere error, because moving a
+// volume under a running server is a decision for a workflow, not for a retry.
+func (c *Cloud) AttachVolume(ctx context.Context, in AttachVolumeInput) (Attachment, error) {
+	if in.VolumeID == "" || in.InstanceID == "" || in.Device == "" {
+		return Attachment{}, invalidInput("VolumeID, InstanceID and Device are required")
+	}
+	vol, err := c.describeVolume(ctx, in.VolumeID)
+	if err != nil {
+		return Attachment{}, err
+	}
+	for _, a := range vol.Attachments {
+		switch {
+		case a.State == string(types.VolumeAttachmentStateDetached):
+			continue
+		case a.InstanceID == in.InstanceID && a.Device == in.Device && a.State != string(types.VolumeAttachmentStateDetaching):
+			return a, nil
+		case a.State == string(types.VolumeAttachmentStateDetaching):
+			return Attachment{}, temporal.NewApplicationError(
+				fmt.Sprintf("volume %s is still detaching from %s", in.VolumeID, a.InstanceID), ErrIncorrectState)
+		default:
+			return Attachment{}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("volume %s is %s to %s at %s, not to %s at %s",
+					in.VolumeID, a.State, a.InstanceID, a.Device, in.InstanceID, in.Device),
+				ErrVolumeAttachedElsewhere, nil, a)
+		}
+	}
+	out, err := c.Clients.EC2.AttachVolume(ctx, &ec2.AttachVolumeInput{
+		VolumeId:   aws.String(in.VolumeID),
+		InstanceId: aws.String(in.InstanceID),
+		Device:     aws.String(in.Device),
+	})
+	if err != nil {
+		return Attachment{}, cloudError("AttachVolume", err)
+	}
+	return Attachment{
+		VolumeID:   aws.ToString(out.VolumeId),
+		InstanceID: aws.ToString(out.InstanceId),
+		Device:     aws.ToString(out.Device),
+		State:      string(out.State),
+	}, nil
+}
+
+// DetachVolumeInput detaches a volume.
+type DetachVolumeInput struct {
+	VolumeID string
+	// InstanceID, when set, detaches only from that instance: attached elsewhere is an error.
+	InstanceID string
+	// Force detaches from an instance that does not respond (failed hardware); data not yet
+	// flushed is lost, so file system checks follow.
+	Force bool
+}
+
+// DetachVolume detaches a volume; a volume already detached (or detaching) is success.
+func (c *Cloud) DetachVolume(ctx context.Context, in DetachVolumeInput) (Attachment, error) {
+	if in.VolumeID == "" {
+		return Attachment{}, invalidInput("VolumeID is required")
+	}
+	vol, err := c.describeVolume(ctx, in.VolumeID)
+	if err != nil {
+		return Attachment{}, err
+	}
+	var current *Attachment
+	for i, a := range vol.Attachments {
+		if a.State != string(types.VolumeAttachmentStateDetached) {
+			current = &vol.Attachments[i]
+		}
+	}
+	if current == nil {
+		return Attachment{VolumeID: in.VolumeID, State: string(types.VolumeAttachmentStateDetached)}, nil
+	}
+	if in.InstanceID != "" && current.InstanceID != in.InstanceID {
+		return Attachment{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("volume %s is attached to %s, not to %s", in.VolumeID, current.InstanceID, in.InstanceID),
+			ErrVolumeAttachedElsewhere, nil, *current)
+	}
+	if current.State == string(types.VolumeAttachmentStateDetaching) && !in.Force {
+		return *current, nil
+	}
+	out, err := c.Clients.EC2.DetachVolume(ctx, &ec2.DetachVolumeInput{
+		VolumeId:   aws.String(in.VolumeID),
+		InstanceId: aws.String(current.InstanceID),
+		Force:      aws.Bool(in.Force),
+	})
+	if err != nil {
+		return Attachment{}, cloudError("DetachVolume", err)
+	}
+	return Attachment{
+		VolumeID:   aws.ToString(out.VolumeId),
+		InstanceID: aws.ToString(out.InstanceId),
+		Device:     aws.ToString(out.Device),
+		State:      string(out.State),
+	}, nil
+}
+
+// Override lets an operator break a safety interlock. Workflows only fill it from an
+// audited update whose validator demanded a reason.
+type Override struct {
+	By     string
+	Reason string
+}
+
+// DeleteVolumeInput deletes a volume.
+type DeleteVolumeInput struct {
+	VolumeID string
+	// Override deletes even without a verified copy; Reason must say why.
+	Override *Override
+}
+
+// DeleteVolumeOutput says what DeleteVolume did.
+type DeleteVolumeOutput struct {
+	Deleted bool // false when the volume was already gone
+	// VerifiedCopy is the completed snapshot that allowed the deletion ("" when overridden).
+	VerifiedCopy string
+	Overridden   bool
+}
+
+// DeleteVolume deletes a volume, but only when a verified copy of it exists: a completed
+// snapshot of it, or a completed copy of such a snapshot (tagged anyops:source-volume).
+// Without one it fails with the non-retryable NoVerifiedCopy error unless the input carries
+// an Override with a reason. A volume already gone is success, so retries are safe.
+func (c *Cloud) DeleteVolume(ctx context.Context, in DeleteVolumeInput) (DeleteVolumeOutput, error) {
+	if in.VolumeID == "" {
+		return DeleteVolumeOutput{}, invalidInput("VolumeID is required")
+	}
+	if in.Override != nil && strings.TrimSpace(in.Override.Reason) == "" {
+		return DeleteVolumeOutput{}, invalidInput("an Override needs a Reason")
+	}
+	if _, err := c.describeVolume(ctx, in.VolumeID); err != nil {
+		if isType(err, ErrVolumeNotFound) {
+			return DeleteVolumeOutput{}, nil
+		}
+		return DeleteVolumeOutput{}, err
+	}
+	res := DeleteVolumeOutput{}
+	copyID, err := c.verifiedCopy(ctx, in.VolumeID)
+	if err != nil {
+		return DeleteVolumeOutput{}, err
+	}
+	switch {
+	case copyID != "":
+		res.VerifiedCopy = copyID
+	case in.Override != nil:
+		res.Overridden = true
+		activity.GetLogger(ctx).Warn("deleting volume without a verified copy: interlock overridden",
+			"volume", in.VolumeID, "by", in.Override.By, "reason", in.Override.Reason)
+	default:
+		return DeleteVolumeOutput{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("volume %s has no completed snapshot or copy; refusing to delete it without an override", in.VolumeID),
+			ErrNoVerifiedCopy, nil)
+	}
+	if _, err := c.Clients.EC2.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: aws.String(in.VolumeID)}); err != nil {
+		if awsCode(err) == "InvalidVolume.NotFound" {
+			return res, nil
+		}
+		return DeleteVolumeOutput{}, cloudError("DeleteVolume", err)
+	}
+	res.Deleted = true
+	return res, nil
+}
+
+// verifiedCopy returns the id of a completed snapshot of the volume in the home region, or "".
+func (c *Cloud) verifiedCopy(ctx context.Context, volumeID string) (string, error) {
+	for _, f := range []types.Filter{
+		{Name: aws.String("volume-id"), Values: []string{volumeID}},
+		{Name: aws.String("tag:" + TagSourceVolume), Values: []string{volumeID}},
+	} {
+		out, err := c.Clients.EC2.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{
+			OwnerIds: []string{"self"},
+			Filters:  []types.Filter{f, {Name: aws.String("status"), Values: []string{"completed"}}},
+		})
+		if err != nil {
+			return "", cloudError("DescribeSnapshots", err)
+		}
+		for _, s := range out.Snapshots {
+			if s.State == types.SnapshotStateCompleted {
+				return aws.ToString(s.SnapshotId), nil
+			}
+		}
+	}
+	return "", nil
+}
+
+// WaitVolumeInput waits for a volume state.
+type WaitVolumeInput struct {
+	VolumeID     string
+	Region       string // "" for the home region
+	PollInterval time.Duration
+	Timeout      time.Duration
+}
+
+// WaitVolumeAvailable waits, with the SDK's waiter, until the volume is available (created,
+// or detached); it heartbeats each poll and fails non-retryably if the volume is deleted.
+func (c *Cloud) WaitVolumeAvailable(ctx context.Context, in WaitVolumeInput) (Volume, error) {
+	return c.waitVolume(ctx, in, "available")
+}
+
+// WaitVolumeAttached waits until the volume is in-use and its attachment is attached: EC2
+// marks a volume in-use as soon as the attach starts, before the instance sees the device.
+func (c *Cloud) WaitVolumeAttached(ctx context.Context, in WaitVolumeInput) (Volume, error) {
+	return c.waitVolume(ctx, in, "in-use")
+}
+
+func (c *Cloud) waitVolume(ctx context.Context, in WaitVolumeInput, want string) (Volume, error) {
+	if in.VolumeID == "" {
+		return Volume{}, invalidInput("VolumeID is required")
+	}
+	interval, maxWait := waitBounds(ctx, in.PollInterval, in.Timeout)
+	params := &ec2.DescribeVolumesInput{VolumeIds: []string{in.VolumeID}}
+	polls := 0
+	progress := func(out *ec2.DescribeVolumesOutput) {
+		polls++
+		p := WaitProgress{ResourceID: in.VolumeID, Polls: polls}
+		if out != nil && len(out.Volumes) > 0 {
+			p.State = string(out.Volumes[0].State)
+		}
+		activity.RecordHeartbeat(ctx, p)
+	}
+	client := c.Clients.EC2For(in.Region)
+	failed := "volume " + in.VolumeID + " cannot become " + want
+	var out *ec2.DescribeVolumesOutput
+	var err error
+	switch want {
+	case "available":
+		out, err = ec2.NewVolumeAvailableWaiter(client, func(o *ec2.VolumeAvailableWaiterOptions) {
+			o.MinDelay, o.MaxDelay = interval, interval
+			o.Retryable = heartbeatRetryable(o.Retryable, progress, failed)
+		}).WaitForOutput(ctx, params, maxWait)
+	case "in-use":
+		out, err = ec2.NewVolumeInUseWaiter(client, func(o *ec2.VolumeInUseWaiterOptions) {
+			o.MinDelay, o.MaxDelay = interval, interval
+			inUse := heartbeatRetryable(o.Retryable, progress, failed)
+			o.Retryable = func(ctx context.Context, in *ec2.DescribeVolumesInput, out *ec2.DescribeVolumesOutput, err error) (bool, error) {
+				retry, rerr := inUse(ctx, in, out, err)
+				if retry || rerr != nil {
+					return retry, rerr
+				}
+				for _, a := range out.Volumes[0].Attachments {
+					if a.State != types.VolumeAttachmentStateAttached {
+						return true, nil
+					}
+				}
+				return false, nil
+			}
+		}).WaitForOutput(ctx, params, maxWait)
+	}
+	if err != nil {
+		return Volume{}, waitError("wait for volume "+want, err)
+	}
+	return toVolume(out.Volumes[0]), nil
+}
+
+// ---------------------------------------------------------------------------------------
+// Snapshots.
+
+// CreateSnapshotInput snapshots one volume.
+type CreateSnapshotInput struct {
+	Step        string // with the workflow id, the idempotency key
+	VolumeID    string
+	Name        string
+	Description string
+	Tags        map[string]string
+}
+
+// CreateSnapshot snapshots a volume. CreateSnapshot takes no ClientToken, so the snapshot
+// is tagged with an idempotency key from the workflow id and step, and an earlier attempt's
+// snapshot with that key (unless it failed) is returned instead of taking another.
+func (c *Cloud) CreateSnapshot(ctx context.Context, in CreateSnapshotInput) (Snapshot, error) {
+	wf, key, err := stepToken(ctx, in.Step)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	if in.VolumeID == "" {
+		return Snapshot{}, invalidInput("VolumeID is required")
+	}
+	client := c.Clients.EC2
+	if prior, ok, err := findByKey(ctx, client, c.Clients.Region, key); err != nil || ok {
+		return prior, err
+	}
+	tags := ownTags(in.Tags, in.Name, wf, in.Step)
+	tags[TagIdempotencyKey] = key
+	tags[TagSourceVolume] = in.VolumeID
+	out, err := client.CreateSnapshot(ctx, &ec2.CreateSnapshotInput{
+		VolumeId:          aws.String(in.VolumeID),
+		Description:       optional(in.Description),
+		TagSpecifications: tagSpec(types.ResourceTypeSnapshot, tags),
+	})
+	if err != nil {
+		return Snapshot{}, cloudError("CreateSnapshot", err)
+	}
+	return Snapshot{
+		ID:           aws.ToString(out.SnapshotId),
+		Region:       c.Clients.Region,
+		VolumeID:     aws.ToString(out.VolumeId),
+		State:        string(out.State),
+		Progress:     parseProgress(aws.ToString(out.Progress)),
+		StateMessage: aws.ToString(out.StateMessage),
+		Description:  aws.ToString(out.Description),
+		SizeGiB:      aws.ToInt32(out.VolumeSize),
+		StartTime:    aws.ToTime(out.StartTime),
+		Tags:         tagMap(out.Tags),
+	}, nil
+}
+
+// findByKey looks for a snapshot an earlier attempt made, by its idempotency-key tag. Failed
+// snapshots do not count: a retry should take a new one.
+func findByKey(ctx context.Context, client *ec2.Client, region, key string) (Snapshot, bool, error) {
+	out, err := client.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{
+		OwnerIds: []string{"self"},
+		Filters:  []types.Filter{{Name: aws.String("tag:" + TagIdempotencyKey), Values: []string{key}}},
+	})
+	if err != nil {
+		return Snapshot{}, false, cloudError("DescribeSnapshots", err)
+	}
+	for _, s := range out.Snapshots {
+		if s.State != types.SnapshotStateError {
+			return toSnapshot(s, region), true, nil
+		}
+	}
+	return Snapshot{}, false, nil
+}
+
+// CopySnapshotInput copies a snapshot into another region.
+type CopySnapshotInput struct {
+	Step              string
+	SourceSnapshotID  string
+	SourceRegion      string // "" for the home region
+	DestinationRegion string // "" for the home region
+	Name              string
+	Description       string
+	Tags              map[string]string
+}
+
+// CopySnapshot copies a snapshot, with the destination region's client. CopySnapshot has no
+// ClientToken either, so the copy carries the idempotency-key tag and an earlier attempt's
+// copy is returned. The copy is tagged with the source volume, so it counts as a verified
+// copy for DeleteVolume once completed.
+func (c *Cloud) CopySnapshot(ctx context.Context, in CopySnapshotInput) (Snapshot, error) {
+	wf, key, err := stepToken(ctx, in.Step)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	if in.SourceSnapshotID == "" {
+		return Snapshot{}, invalidInput("SourceSnapshotID is required")
+	}
+	srcRegion := orDefault(in.SourceRegion, c.Clients.Region)
+	dstRegion := orDefault(in.DestinationRegion, c.Clients.Region)
+	dst := c.Clients.EC2For(dstRegion)
+	if prior, ok, err := findByKey(ctx, dst, dstRegion, key); err != nil || ok {
+		return prior, err
+	}
+	src, err := c.describeSnapshot(ctx, srcRegion, in.SourceSnapshotID)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	tags := ownTags(in.Tags, in.Name, wf, in.Step)
+	tags[TagIdempotencyKey] = key
+	if v := src.VolumeID; v != "" {
+		tags[TagSourceVolume] = v
+	}
+	if v := src.Tags[TagSourceVolume]; v != "" {
+		tags[TagSourceVolume] = v
+	}
+	out, err := dst.CopySnapshot(ctx, &ec2.CopySnapshotInput{
+		SourceSnapshotId:  aws.String(in.SourceSnapshotID),
+		SourceRegion:      aws.String(srcRegion),
+		Description:       optional(in.Description),
+		TagSpecifications: tagSpec(types.ResourceTypeSnapshot, tags),
+	})
+	if err != nil {
+		return Snapshot{}, cloudError("CopySnapshot", err)
+	}
+	// The copy call returns only the id; report the copy as EC2 sees it now, or, where it is
+	// not visible yet (eventual consistency), as just started.
+	cp, err := c.describeSnapshot(ctx, dstRegion, aws.ToString(out.SnapshotId))
+	if isType(err, ErrSnapshotNotFound) {
+		return Snapshot{ID: aws.ToString(out.SnapshotId), Region: dstRegion, VolumeID: src.VolumeID,
+			State: string(types.SnapshotStatePending), Description: in.Description, Tags: tags}, nil
+	}
+	return cp, err
+}
+
+func (c *Cloud) describeSnapshot(ctx context.Context, region, id string) (Snapshot, error) {
+	out, err := c.Clients.EC2For(region).DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: []string{id}})
+	if err != nil {
+		return Snapshot{}, cloudError("DescribeSnapshots", err)
+	}
+	if len(out.Snapshots) == 0 {
+		return Snapshot{}, temporal.NewNonRetryableApplicationError("snapshot "+id+" not found in "+region, ErrSnapshotNotFound, nil)
+	}
+	return toSnapshot(out.Snapshots[0], region), nil
+}
+
+// WaitSnapshotInput waits for a snapshot to complete.
+type WaitSnapshotInput struct {
+	SnapshotID   string
+	Region       string // "" for the home region (copies live in their destination region)
+	PollInterval time.Duration
+	Timeout      time.Duration
+}
+
+// SnapshotProgress is WaitSnapshot's heartbeat: the workflow's Status query and the
+// Temporal UI show it, and a retried attempt resumes from it.
+type SnapshotProgress struct {
+	SnapshotID string
+	State      string
+	Progress   int // percent
+	Polls      int
+}
+
+// WaitSnapshot polls DescribeSnapshots with the SDK's SnapshotCompleted waiter until the
+// snapshot completes, heartbeating its progress. A retried attempt starts from the last
+// heartbeat, so the progress it reports never goes backwards. A snapshot in state error
+// fails non-retryably (SnapshotFailed): the workflow must take a new one.
+func (c *Cloud) WaitSnapshot(ctx context.Context, in WaitSnapshotInput) (Snapshot, error) {
+	if in.SnapshotID == "" {
+		return Snapshot{}, invalidInput("SnapshotID is required")
+	}
+	last := SnapshotProgress{SnapshotID: in.SnapshotID}
+	if activity.HasHeartbeatDetails(ctx) {
+		var prev SnapshotProgress
+		if err := activity.GetHeartbeatDetails(ctx, &prev); err == nil && prev.SnapshotID == in.SnapshotID {
+			last = prev
+		}
+	}
+	region := orDefault(in.Region, c.Clients.Region)
+	interval, maxWait := waitBounds(ctx, in.PollInterval, in.Timeout)
+	progress := func(out *ec2.DescribeSnapshotsOutput) {
+		last.Polls++
+		if out != nil && len(out.Snapshots) > 0 {
+			s := out.Snapshots[0]
+			last.State = string(s.State)
+			last.Progress = max(last.Progress, parseProgress(aws.ToString(s.Progress)))
+		}
+		activity.RecordHeartbeat(ctx, last)
+	}
+	out, err := ec2.NewSnapshotCompletedWaiter(c.Clients.EC2For(region), func(o *ec2.SnapshotCompletedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = interval, interval
+		o.Retryable = heartbeatRetryable(o.Retryable, progress, "snapshot "+in.SnapshotID+" failed")
+	}).WaitForOutput(ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: []string{in.SnapshotID}}, maxWait)
+	if err != nil {
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && appErr.Type() == ErrWaitFailed {
+			return Snapshot{}, temporal.NewNonRetryableApplicationError(appErr.Message(), ErrSnapshotFailed, nil)
+		}
+		return Snapshot{}, waitError("wait for snapshot", err)
+	}
+	return toSnapshot(out.Snapshots[0], region), nil
+}
+
+// ---------------------------------------------------------------------------------------
+// DNS.
+
+// SwitchRecordInput points a DNS name at new values, e.g. the NFS name of a cluster at the
+// backup server that takes over.
+type SwitchRecordInput struct {
+	HostedZoneID string
+	Name         string   // e.g. files.cluster-1.internal.
+	Type         string   // A when empty
+	TTL          int64    // 60 when 0
+	Values       []string // e.g. the new server's private IP
+	Comment      string
+}
+
+// RecordChange is a submitted Route53 change.
+type RecordChange struct {
+	ChangeID string
+	Status   string // PENDING, INSYNC
+}
+
+// SwitchRecord UPSERTs the record: setting it to the values it already has is a no-op, so a
+// retry is harmless.
+func (c *Cloud) SwitchRecord(ctx context.Context, in SwitchRecordInput) (RecordChange, error) {
+	if in.HostedZoneID == "" || in.Name == "" || len(in.Values) == 0 {
+		return RecordChange{}, invalidInput("HostedZoneID, Name and Values are required")
+	}
+	rrType := r53types.RRType(orDefault(in.Type, "A"))
+	ttl := in.TTL
+	if ttl <= 0 {
+		ttl = 60
+	}
+	var records []r53types.ResourceRecord
+	for _, v := range in.Values {
+		records = append(records, r53types.ResourceRecord{Value: aws.String(v)})
+	}
+	out, err := c.Clients.Route53.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{
+		HostedZoneId: aws.String(in.HostedZoneID),
+		ChangeBatch: &r53types.ChangeBatch{
+			Comment: optional(in.Comment),
+			Changes: []r53types.Change{{
+				Action: r53types.ChangeActionUpsert,
+				ResourceRecordSet: &r53types.ResourceRecordSet{
+					Name: aws.String(in.Name), Type: rrType, TTL: aws.Int64(ttl), ResourceRecords: records,
+				},
+			}},
+		},
+	})
+	if err != nil {
+		return RecordChange{}, cloudError("ChangeResourceRecordSets", err)
+	}
+	return RecordChange{ChangeID: aws.ToString(out.ChangeInfo.Id), Status: string(out.ChangeInfo.Status)}, nil
+}
+
+// WaitRecordInput waits for a Route53 change to reach every name server.
+type WaitRecordInput struct {
+	ChangeID     string
+	PollInterval time.Duration
+	Timeout      time.Duration
+}
+
+// WaitRecordInSync waits, with the SDK's waiter, until the change is INSYNC.
+func (c *Cloud) WaitRecordInSync(ctx context.Context, in WaitRecordInput) (RecordChange, error) {
+	if in.ChangeID == "" {
+		return RecordChange{}, invalidInput("ChangeID is required")
+	}
+	interval, maxWait := waitBounds(ctx, in.PollInterval, in.Timeout)
+	polls := 0
+	out, err := route53.NewResourceRecordSetsChangedWaiter(c.Clients.Route53, func(o *route53.ResourceRecordSetsChangedWaiterOptions) {
+		o.MinDelay, o.MaxDelay = interval, interval
+		o.Retryable = heartbeatRetryable(o.Retryable, func(out *route53.GetChangeOutput) {
+			polls++
+			activity.RecordHeartbeat(ctx, WaitProgress{ResourceID: in.ChangeID, State: string(out.ChangeInfo.Status), Polls: polls})
+		}, "change "+in.ChangeID+" failed")
+	}).WaitForOutput(ctx, &route53.GetChangeInput{Id: aws.String(in.ChangeID)}, maxWait)
+	if err != nil {
+		return RecordChange{}, waitError("wait for DNS change", err)
+	}
+	return RecordChange{ChangeID: aws.ToString(out.ChangeInfo.Id), Status: string(out.ChangeInfo.Status)}, nil
+}
+
+// ---------------------------------------------------------------------------------------
+// Waiting.
+
+// waitBounds returns the poll interval and the longest wait: the input's timeout, else what
+// is left of the activity's deadline.
+func waitBounds(ctx context.Context, interval, timeout time.Duration) (time.Duration, time.Duration) {
+	if interval <= 0 {
+		interval = DefaultPollInterval
+	}
+	if timeout <= 0 {
+		timeout = 24 * time.Hour
+		if d, ok := ctx.Deadline(); ok {
+			timeout = time.Until(d)
+		}
+	}
+	if timeout <= interval {
+		// The SDK waiter needs room for at least one delay.
+		timeout = interval + time.Millisecond
+	}
+	return interval, timeout
+}
+
+// notFoundGrace is how many first polls may answer NotFound before a wait gives up: EC2 is
+// eventually consistent, and a resource just created may not be visible to Describe yet.
+const notFoundGrace = 3
+
+// heartbeatRetryable wraps an SDK waiter's Retryable: it heartbeats every poll with the
+// response, polls again when a resource is not visible yet (the first notFoundGrace polls),
+// and turns the waiter's terminal failure state (the resource reached a state from which the
+// wanted one is unreachable) into a non-retryable WaitFailed error.
+func heartbeatRetryable[I, O any](
+	orig func(context.Context, *I, *O, error) (bool, error),
+	progress func(*O),
+	failed string,
+) func(context.Context, *I, *O, error) (bool, error) {
+	polls := 0
+	return func(ctx context.Context, in *I, out *O, err error) (bool, error) {
+		polls++
+		if err == nil {
+			progress(out)
+		} else if strings.HasSuffix(awsCode(err), ".NotFound") && polls <= notFoundGrace {
+			return true, nil
+		}
+		retry, rerr := orig(ctx, in, out, err)
+		if rerr != nil && err == nil {
+			return false, temporal.NewNonRetryableApplicationError(failed, ErrWaitFailed, nil)
+		}
+		return retry, rerr
+	}
+}
+
+// waitError maps what an SDK waiter returned: our typed errors as they are, AWS errors
+// through cloudError, "exceeded max wait time" as a retryable error.
+func waitError(op string, err error) error {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return err
+	}
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		return cloudError(op, err)
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// ---------------------------------------------------------------------------------------
+// Conversions.
+
+func toInstance(i types.Instance) Instance {
+	r := Instance{
+		ID:           aws.ToString(i.InstanceId),
+		InstanceType: string(i.InstanceType),
+		ImageID:      aws.ToString(i.ImageId),
+		PrivateIP:    aws.ToString(i.PrivateIpAddress),
+		PublicIP:     aws.ToString(i.PublicIpAddress),
+		LaunchTime:   aws.ToTime(i.LaunchTime),
+		Tags:         tagMap(i.Tags),
+	}
+	r.Name = r.Tags[TagName]
+	if i.State != nil {
+		r.State = string(i.State.Name)
+	}
+	if i.Placement != nil {
+		r.Zone = aws.ToString(i.Placement.AvailabilityZone)
+	}
+	return r
+}
+
+func toVolume(v types.Volume) Volume {
+	r := Volume{
+		ID:         aws.ToString(v.VolumeId),
+		State:      string(v.State),
+		Zone:       aws.ToString(v.AvailabilityZone),
+		SizeGiB:    aws.ToInt32(v.Size),
+		VolumeType: string(v.VolumeType),
+		SnapshotID: aws.ToString(v.SnapshotId),
+		CreateTime: aws.ToTime(v.CreateTime),
+		Tags:       tagMap(v.Tags),
+	}
+	r.Name = r.Tags[TagName]
+	for _, a := range v.Attachments {
+		r.Attachments = append(r.Attachments, Attachment{
+			VolumeID:   aws.ToString(a.VolumeId),
+			InstanceID: aws.ToString(a.InstanceId),
+			Device:     aws.ToString(a.Device),
+			State:      string(a.State),
+		})
+	}
+	return r
+}
+
+func toSnapshot(s types.Snapshot, region string) Snapshot {
+	return Snapshot{
+		ID:           aws.ToString(s.SnapshotId),
+		Region:       region,
+		VolumeID:     aws.ToString(s.VolumeId),
+		State:        string(s.State),
+		Progress:     parseProgress(aws.ToString(s.Progress)),
+		StateMessage: aws.ToString(s.StateMessage),
+		Description:  aws.ToString(s.Description),
+		SizeGiB:      aws.ToInt32(s.VolumeSize),
+		StartTime:    aws.ToTime(s.StartTime),
+		Tags:         tagMap(s.Tags),
+	}
+}
+
+func toHealth(s types.InstanceStatus) InstanceHealth {
+	h := InstanceHealth{InstanceID: aws.ToString(s.InstanceId), Zone: aws.ToString(s.AvailabilityZone)}
+	if s.InstanceState != nil {
+		h.State = string(s.InstanceState.Name)
+	}
+	for _, sum := range []struct {
+		into *string
+		from *types.InstanceStatusSummary
+	}{{&h.SystemStatus, s.SystemStatus}, {&h.InstanceStatus, s.InstanceStatus}} {
+		if sum.from == nil {
+			continue
+		}
+		*sum.into = string(sum.from.Status)
+		for _, d := range sum.from.Details {
+			if d.ImpairedSince != nil && (h.ImpairedSince == nil || d.ImpairedSince.Before(*h.ImpairedSince)) {
+				t := *d.ImpairedSince
+				h.ImpairedSince = &t
+			}
+		}
+	}
+	for _, e := range s.Events {
+		h.Events = append(h.Events, string(e.Code)+": "+aws.ToString(e.Description))
+	}
+	return h
+}
+
+func tagMap(tags []types.Tag) map[string]string {
+	if len(tags) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(tags))
+	for _, t := range tags {
+		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return m
+}
+
+// parseProgress reads EC2's snapshot progress ("42%", "" while unknown) as a percent.
+func parseProgress(s string) int {
+	n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(s), "%"))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return min(n, 100)
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return aws.String(s)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// isType reports whether err is an application error of type typ.
+func isType(err error, typ string) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == typ
+}
+
+// ---------------------------------------------------------------------------------------
+// Errors.
+// Error types of the application errors the cloud and host activities return. Workflows
+// match them with temporal.ApplicationError.Type(). The non-retryable ones name failures no
+// retry can fix; the retryable ones are typed so that a workflow can tell them apart when
+// its retry policy gives up.
+const (
+	// Non-retryable.
+	ErrInvalidInput                = "InvalidInput"                // the activity input itself is wrong
+	ErrInvalidParameter            = "InvalidParameter"            // the cloud rejected a parameter
+	ErrIdempotentParameterMismatch = "IdempotentParameterMismatch" // one ClientToken, different parameters
+	ErrInstanceNotFound            = "InstanceNotFound"
+	ErrVolumeNotFound              = "VolumeNotFound"
+	ErrSnapshotNotFound            = "SnapshotNotFound"
+	ErrVolumeAttachedElsewhere     = "VolumeAttachedElsewhere" // attached to another instance or device
+	ErrNoVerifiedCopy              = "NoVerifiedCopy"          // the "never lose a volume" interlock
+	ErrSnapshotFailed              = "SnapshotFailed"          // the snapshot went to state error
+	ErrWaitFailed                  = "WaitFailed"              // the resource reached a state it cannot leave for the wanted one
+	ErrCommandNotFound             = "CommandNotFound"         // exit 127 on the host
+	ErrUnexpectedOutput            = "UnexpectedOutput"        // a host command printed what we cannot parse
+
+	// Retryable.
+	ErrIncorrectState       = "IncorrectState"       // the resource is busy changing state
+	ErrRequestLimitExceeded = "RequestLimitExceeded" // the API throttled us
+	ErrCommandFailed        = "CommandFailed"        // a host command exited non-zero
+	ErrHostUnreachable      = "HostUnreachable"      // SSM cannot reach the host (agent down, host failed)
+)
+
+// awsCodeTypes maps AWS error codes to our error types and whether a retry can help.
+var awsCodeTypes = map[string]struct {
+	typ       string
+	retryable bool
+}{
+	"InvalidInstanceID.NotFound":          {ErrInstanceNotFound, false},
+	"InvalidInstanceID.Malformed":         {ErrInstanceNotFound, false},
+	"InvalidVolume.NotFound":              {ErrVolumeNotFound, false},
+	"InvalidVolumeID.Malformed":           {ErrVolumeNotFound, false},
+	"InvalidSnapshot.NotFound":            {ErrSnapshotNotFound, false},
+	"NoSuchHostedZone":                    {ErrInvalidParameter, false},
+	"InvalidChangeBatch":                  {ErrInvalidParameter, false},
+	"InvalidInput":                        {ErrInvalidParameter, false},
+	"PriorRequestNotComplete":             {ErrIncorrectState, true},
+	"InvalidSnapshotID.Malformed":         {ErrSnapshotNotFound, false},
+	"IdempotentParameterMismatch":         {ErrIdempotentParameterMismatch, false},
+	"InvalidParameterValue":               {ErrInvalidParameter, false},
+	"InvalidParameterCombination":         {ErrInvalidParameter, false},
+	"InvalidParameter":                    {ErrInvalidParameter, false},
+	"MissingParameter":                    {ErrInvalidParameter, false},
+	"InvalidAMIID.NotFound":               {ErrInvalidParameter, false},
+	"InvalidAMIID.Malformed":              {ErrInvalidParameter, false},
+	"InvalidAvailabilityZone":             {ErrInvalidParameter, false},
+	"InvalidZone.NotFound":                {ErrInvalidParameter, false},
+	"IncorrectState":                      {ErrIncorrectState, true},
+	"IncorrectInstanceState":              {ErrIncorrectState, true},
+	"VolumeInUse":                         {ErrIncorrectState, true},
+	"RequestLimitExceeded":                {ErrRequestLimitExceeded, true},
+	"Throttling":                          {ErrRequestLimitExceeded, true},
+	"ThrottlingException":                 {ErrRequestLimitExceeded, true},
+	"InvalidInstanceId":                   {ErrHostUnreachable, true},
+	"InsufficientInstanceCapacity":        {ErrIncorrectState, true},
+	"InvalidInstanceID":                   {ErrInstanceNotFound, false},
+	"InvalidVolume.ZoneMismatch":          {ErrInvalidParameter, false},
+	"InvalidParameterDependency":          {ErrInvalidParameter, false},
+	"UnsupportedOperation":                {ErrInvalidParameter, false},
+	"InvalidAttachment.NotFound":          {ErrVolumeNotFound, false},
+	"InvalidSnapshot.InUse":               {ErrIncorrectState, true},
+	"ConcurrentSnapshotLimitExceeded":     {ErrRequestLimitExceeded, true},
+	"SnapshotCreationPerVolumeRateExceed": {ErrRequestLimitExceeded, true},
+}
+
+// awsCode returns the AWS error code in err's chain, or "".
+func awsCode(err error) string {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode()
+	}
+	return ""
+}
+
+// cloudError turns an AWS SDK error from op into what the activity returns: a typed
+// application error for the codes we know (non-retryable where no retry can fix it), the
+// context's error when the activity was cancelled, else the error as is (retryable).
+func cloudError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	t, ok := awsCodeTypes[apiErr.ErrorCode()]
+	if !ok {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	// The cause carries the request id and status; the message stays short for the UI.
+	msg := fmt.Sprintf("%s: %s: %s", op, apiErr.ErrorCode(), apiErr.ErrorMessage())
+	if t.retryable {
+		return temporal.NewApplicationErrorWithCause(msg, t.typ, err)
+	}
+	return temporal.NewNonRetryableApplicationError(msg, t.typ, err)
+}
+
+// invalidInput is the non-retryable error for an activity input that can never succeed.
+func invalidInput(format string, args ...any) error {
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), ErrInvalidInput, nil)
+}

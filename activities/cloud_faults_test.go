@@ -1,0 +1,143 @@
+package activities
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/anyops/anyops/cloudsim"
+	"github.com/anyops/anyops/config"
+)
+
+// simCloud is the cloud and host activities on a fresh cloudsim, with the Sim for faults.
+type simCloud struct {
+	sim   *cloudsim.Sim
+	cloud *Cloud
+	hosts *Hosts
+	e     *testEnv
+}
+
+func newSimCloud(t *testing.T) simCloud {
+	t.Helper()
+	sim, endpoint := cloudsim.NewTestServer(t, cloudsim.Config{})
+	clients, err := NewClients(context.Background(), config.AWS{Region: homeRegion, Endpoint: endpoint})
+	require.NoError(t, err)
+	cloud := NewCloud(clients)
+	hosts := &Hosts{Clients: clients, PollInterval: 10 * time.Millisecond}
+	env, hb := activityEnv(t, cloud, hosts)
+	return simCloud{sim: sim, cloud: cloud, hosts: hosts, e: &testEnv{env, hb}}
+}
+
+const simPoll = 20 * time.Millisecond
+
+func (s simCloud) launch(t *testing.T, step string) string {
+	t.Helper()
+	inst := call[Instance](t, s.e.env, s.cloud.RunInstance, RunInstanceInput{Step: step, ImageID: testImage, InstanceType: "m5.large", Zone: zoneA})
+	call[Instance](t, s.e.env, s.cloud.WaitInstanceRunning, WaitInstanceInput{InstanceID: inst.ID, PollInterval: simPoll})
+	return inst.ID
+}
+
+func (s simCloud) inject(t *testing.T, f cloudsim.Fault) string {
+	t.Helper()
+	got, err := s.sim.InjectFault(f)
+	require.NoError(t, err)
+	return got.ID
+}
+
+// TestCloudFaultHardwareFailure: the July 2014 outage. A failed host shows as an impaired
+// system check with the time it started; SSM cannot reach it (a typed, retryable error);
+// a plain stop hangs, so the activity stops with Force, and the instance comes back on new
+// hardware with a start.
+func TestCloudFaultHardwareFailure(t *testing.T) {
+	s := newSimCloud(t)
+	env := s.e.env
+	id := s.launch(t, "file server")
+	s.inject(t, cloudsim.Fault{Type: cloudsim.FaultHardwareFailure, InstanceID: id})
+
+	h := call[InstanceHealth](t, env, s.cloud.InstanceStatus, InstanceRef{InstanceID: id})
+	require.Equal(t, "impaired", h.SystemStatus)
+	require.NotNil(t, h.ImpairedSince, "impaired since when: the failover workflow's clock")
+
+	_, err := callErr[CommandResult](env, s.hosts.RunCommand, RunCommandInput{InstanceID: id, Commands: []string{"true"}})
+	requireAppError(t, err, ErrHostUnreachable, false)
+
+	stop := call[InstanceStateChange](t, env, s.cloud.StopInstance, StopInstanceInput{InstanceID: id, Force: true})
+	require.Equal(t, "stopping", stop.Current)
+	stopped := call[Instance](t, env, s.cloud.WaitInstanceStopped, WaitInstanceInput{InstanceID: id, PollInterval: simPoll})
+	require.Equal(t, "stopped", stopped.State)
+	again := call[InstanceStateChange](t, env, s.cloud.StopInstance, StopInstanceInput{InstanceID: id})
+	require.Equal(t, "stopped", again.Current, "stopping a stopped instance is success: a retry")
+
+	call[InstanceStateChange](t, env, s.cloud.StartInstance, InstanceRef{InstanceID: id})
+	call[Instance](t, env, s.cloud.WaitInstanceRunning, WaitInstanceInput{InstanceID: id, PollInterval: simPoll})
+	h = call[InstanceHealth](t, env, s.cloud.InstanceStatus, InstanceRef{InstanceID: id})
+	require.NotEqual(t, "impaired", h.SystemStatus, "new hardware after stop and start")
+
+	term := call[InstanceStateChange](t, env, s.cloud.TerminateInstance, InstanceRef{InstanceID: id})
+	require.Contains(t, []string{"shutting-down", "terminated"}, term.Current)
+	call[InstanceStateChange](t, env, s.cloud.TerminateInstance, InstanceRef{InstanceID: id}) // a retry
+	_, err = callErr[Instance](env, s.cloud.WaitInstanceRunning, WaitInstanceInput{InstanceID: id, PollInterval: simPoll})
+	requireAppError(t, err, ErrWaitFailed, true)
+}
+
+// TestCloudFaultSnapshots: a stuck snapshot makes WaitSnapshot give up at its timeout with a
+// retryable error, having heartbeated the progress it saw; the retry resumes from that
+// heartbeat and never reports less.
+func TestCloudFaultSnapshots(t *testing.T) {
+	s := newSimCloud(t)
+	env := s.e.env
+	vol := call[Volume](t, env, s.cloud.CreateVolume, CreateVolumeInput{Step: "dropbox", Zone: zoneA, SizeGiB: 50})
+	call[Volume](t, env, s.cloud.WaitVolumeAvailable, WaitVolumeInput{VolumeID: vol.ID, PollInterval: simPoll})
+	snap := call[Snapshot](t, env, s.cloud.CreateSnapshot, CreateSnapshotInput{Step: "snapshot dropbox", VolumeID: vol.ID})
+	fault := s.inject(t, cloudsim.Fault{Type: cloudsim.FaultStuckSnapshot, SnapshotID: snap.ID})
+
+	_, err := callErr[Snapshot](env, s.cloud.WaitSnapshot, WaitSnapshotInput{SnapshotID: snap.ID, PollInterval: simPoll, Timeout: 300 * time.Millisecond})
+	require.Error(t, err, "a stuck snapshot does not complete")
+	require.False(t, isType(err, ErrSnapshotFailed), "stuck is not failed: a retry may see it move")
+	stuck := s.e.hb.snapshotProgress(snap.ID)
+	require.NotEmpty(t, stuck)
+	require.Less(t, stuck[len(stuck)-1], 100)
+	require.True(t, s.sim.ClearFault(fault))
+
+	// The retry: a fresh environment carrying the last heartbeat, as Temporal hands it over.
+	resumed, hb := activityEnv(t, s.cloud)
+	last := SnapshotProgress{SnapshotID: snap.ID, State: "pending", Progress: 100}
+	resumed.SetHeartbeatDetails(last) // claims more than the cloud shows: must not go down
+	done := call[Snapshot](t, resumed, s.cloud.WaitSnapshot, WaitSnapshotInput{SnapshotID: snap.ID, PollInterval: simPoll})
+	require.Equal(t, "completed", done.State)
+	for _, p := range hb.snapshotProgress(snap.ID) {
+		require.Equal(t, 100, p, "progress resumed from the heartbeat never goes backwards")
+	}
+}
+
+// TestCloudFaultThrottle: throttling the SDK's own retries cannot absorb surfaces as a
+// typed, retryable RequestLimitExceeded error and creates nothing; the retry with the same
+// ClientToken then creates exactly one volume.
+func TestCloudFaultThrottle(t *testing.T) {
+	s := newSimCloud(t)
+	env := s.e.env
+	fault := s.inject(t, cloudsim.Fault{Type: cloudsim.FaultThrottle, Action: "CreateVolume", Count: 50})
+	in := CreateVolumeInput{Step: "logs", Zone: zoneA, SizeGiB: 2}
+	_, err := callErr[Volume](env, s.cloud.CreateVolume, in)
+	requireAppError(t, err, ErrRequestLimitExceeded, false)
+	require.True(t, s.sim.ClearFault(fault))
+	v1 := call[Volume](t, env, s.cloud.CreateVolume, in)
+	v2 := call[Volume](t, env, s.cloud.CreateVolume, in)
+	require.Equal(t, v1.ID, v2.ID)
+}
+
+// TestCloudRunCommandResumes: a retried RunCommand whose heartbeat names a command already
+// sent polls that command to its end instead of running the script a second time.
+func TestCloudRunCommandResumes(t *testing.T) {
+	s := newSimCloud(t)
+	id := s.launch(t, "web")
+	first := call[CommandResult](t, s.e.env, s.hosts.RunCommand, RunCommandInput{InstanceID: id, Commands: []string{"echo first"}})
+
+	retry, _ := activityEnv(t, s.hosts)
+	retry.SetHeartbeatDetails(CommandProgress{CommandID: first.CommandID, InstanceID: id, Status: "InProgress"})
+	got := call[CommandResult](t, retry, s.hosts.RunCommand, RunCommandInput{InstanceID: id, Commands: []string{"echo second"}})
+	require.Equal(t, first.CommandID, got.CommandID)
+	require.Equal(t, "first\n", got.Stdout, "the script was not sent again")
+}

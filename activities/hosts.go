@@ -1,0 +1,852 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/url"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+)
+
+// Hosts holds the activities that run commands on servers through SSM (AWS-RunShellScript).
+// Register it with a worker as a struct. Every script is written so that running it twice
+// leaves the host as running it once does: SSM has no idempotency token, and a retried
+// activity runs its script again.
+//
+// The scripts keep to plain commands joined by &&, || and pipes, with quoted words and no
+// variables, if-blocks or command substitution: that is what cloudsim's simulated hosts
+// run, so dev and tests execute the very scripts production does.
+type Hosts struct {
+	Clients *Clients
+	// PollInterval is how often GetCommandInvocation is polled; 0 means DefaultCommandPoll.
+	PollInterval time.Duration
+}
+
+// NewHosts returns the host activities over clients.
+func NewHosts(clients *Clients) *Hosts { return &Hosts{Clients: clients} }
+
+// DefaultCommandPoll is how often a running command is polled when Hosts says nothing.
+const DefaultCommandPoll = 2 * time.Second
+
+// Host-side error types (the rest are with the cloud's, in cloud.go).
+const (
+	ErrMountpointBusy = "MountpointBusy" // another device is mounted where we want ours: non-retryable
+	ErrDeviceMounted  = "DeviceMounted"  // fsck refused a mounted device: retryable after an unmount
+)
+
+// Exit codes our scripts use to say why they refused, distinct from what the tools return.
+const (
+	exitMountpointBusy = 65
+	exitDeviceMounted  = 66
+	exitCommandMissing = 127 // the shell's "command not found"
+)
+
+// RunCommandInput runs a shell script on one instance.
+type RunCommandInput struct {
+	InstanceID string
+	// Commands are the script's lines, run by AWS-RunShellScript with /bin/sh.
+	Commands []string
+	Comment  string
+	// Timeout bounds the command on the host; 0 means one hour.
+	Timeout time.Duration
+}
+
+// CommandResult is how a command ended.
+type CommandResult struct {
+	CommandID  string
+	InstanceID string
+	Status     string // SSM's: Success, Failed, TimedOut, Cancelled, ...
+	ExitCode   int
+	Stdout     string
+	Stderr     string
+}
+
+// CommandProgress is RunCommand's heartbeat; a retried attempt resumes polling the command
+// the first attempt sent instead of sending it again.
+type CommandProgress struct {
+	CommandID  string
+	InstanceID string
+	Status     string
+	Polls      int
+}
+
+// RunCommand runs a script and returns its output. A non-zero exit is a retryable
+// CommandFailed error, exit 127 a non-retryable CommandNotFound; both carry the
+// CommandResult (stdout, stderr) as details.
+func (h *Hosts) RunCommand(ctx context.Context, in RunCommandInput) (CommandResult, error) {
+	res, err := h.run(ctx, in)
+	if err != nil {
+		return res, err
+	}
+	return res, commandError(res)
+}
+
+// run sends the script (or resumes the command a previous attempt sent) and polls it to the
+// end, heartbeating. It returns an error only when the command did not run to an exit code.
+func (h *Hosts) run(ctx context.Context, in RunCommandInput) (CommandResult, error) {
+	if in.InstanceID == "" || len(in.Commands) == 0 {
+		return CommandResult{}, invalidInput("InstanceID and Commands are required")
+	}
+	timeout := in.Timeout
+	if timeout <= 0 {
+		timeout = time.Hour
+	}
+	prog := CommandProgress{InstanceID: in.InstanceID}
+	if activity.HasHeartbeatDetails(ctx) {
+		var prev CommandProgress
+		if err := activity.GetHeartbeatDetails(ctx, &prev); err == nil && prev.InstanceID == in.InstanceID {
+			prog = prev
+		}
+	}
+	if prog.CommandID == "" {
+		out, err := h.Clients.SSM.SendCommand(ctx, &ssm.SendCommandInput{
+			DocumentName: aws.String("AWS-RunShellScript"),
+			InstanceIds:  []string{in.InstanceID},
+			Comment:      optional(truncate(in.Comment, 100)),
+			Parameters: map[string][]string{
+				"commands":         in.Commands,
+				"executionTimeout": {strconv.Itoa(int(timeout.Seconds()))},
+			},
+		})
+		if err != nil {
+			return CommandResult{}, cloudError("SendCommand", err)
+		}
+		prog.CommandID = aws.ToString(out.Command.CommandId)
+		activity.RecordHeartbeat(ctx, prog)
+	}
+	interval := h.PollInterval
+	if interval <= 0 {
+		interval = DefaultCommandPoll
+	}
+	for {
+		out, err := h.Clients.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{
+			CommandId:  aws.String(prog.CommandID),
+			InstanceId: aws.String(in.InstanceID),
+		})
+		prog.Polls++
+		switch {
+		case awsCode(err) == "InvocationDoesNotExist":
+			// Just sent: SSM has not registered the invocation yet.
+		case err != nil:
+			return CommandResult{}, cloudError("GetCommandInvocation", err)
+		default:
+			prog.Status = string(out.Status)
+			switch out.Status {
+			case types.CommandInvocationStatusSuccess, types.CommandInvocationStatusFailed,
+				types.CommandInvocationStatusTimedOut, types.CommandInvocationStatusCancelled:
+				res := CommandResult{
+					CommandID:  prog.CommandID,
+					InstanceID: in.InstanceID,
+					Status:     string(out.Status),
+					ExitCode:   int(out.ResponseCode),
+					Stdout:     aws.ToString(out.StandardOutputContent),
+					Stderr:     aws.ToString(out.StandardErrorContent),
+				}
+				if out.Status == types.CommandInvocationStatusTimedOut || out.Status == types.CommandInvocationStatusCancelled {
+					return res, temporal.NewApplicationError(
+						fmt.Sprintf("command %s on %s: %s", res.CommandID, res.InstanceID, res.Status), ErrCommandFailed, res)
+				}
+				return res, nil
+			}
+		}
+		activity.RecordHeartbeat(ctx, prog)
+		select {
+		case <-ctx.Done():
+			return CommandResult{}, ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
+
+// commandError classifies a finished command by its exit code.
+func commandError(res CommandResult) error {
+	switch res.ExitCode {
+	case 0:
+		return nil
+	case exitCommandMissing:
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("command not found on %s: %s", res.InstanceID, lastLine(res.Stderr)), ErrCommandNotFound, nil, res)
+	default:
+		return temporal.NewApplicationError(
+			fmt.Sprintf("command on %s exited %d: %s", res.InstanceID, res.ExitCode, lastLine(res.Stderr)), ErrCommandFailed, res)
+	}
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return truncate(s, 200)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// shellQuote quotes s for /bin/sh: every argument we put into a script goes through it, on
+// top of the validation, so that no input can become a command.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+var (
+	reDevice   = regexp.MustCompile(`^/dev/[A-Za-z0-9][A-Za-z0-9/_.-]*$`)
+	rePath     = regexp.MustCompile(`^/[A-Za-z0-9/_.@+-]*$`)
+	reName     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9@._-]*$`)
+	rePackage  = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
+	reNFSHosts = regexp.MustCompile(`^[A-Za-z0-9.*/:_-]+$`)
+	reOptions  = regexp.MustCompile(`^[A-Za-z0-9_=,:./-]*$`)
+)
+
+func checkField(field, value string, re *regexp.Regexp) error {
+	if !re.MatchString(value) {
+		return invalidInput("%s %q is not valid", field, value)
+	}
+	if strings.Contains(value, "..") {
+		return invalidInput("%s %q must not contain ..", field, value)
+	}
+	return nil
+}
+
+func checkPath(field, p string) error {
+	if err := checkField(field, p, rePath); err != nil {
+		return err
+	}
+	if path.Clean(p) != p {
+		return invalidInput("%s %q is not a clean absolute path", field, p)
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------------------------------
+// DRBD.
+
+// DRBDStatusInput asks for the DRBD state of one resource, or all when Resource is empty.
+type DRBDStatusInput struct {
+	InstanceID string
+	Resource   string
+}
+
+// DRBDStatusOutput is the parsed `drbdadm status`.
+type DRBDStatusOutput struct {
+	Resources []DRBDResource
+}
+
+// DRBDStatus runs `drbdadm status` and parses it; output it cannot parse is a non-retryable
+// UnexpectedOutput error.
+func (h *Hosts) DRBDStatus(ctx context.Context, in DRBDStatusInput) (DRBDStatusOutput, error) {
+	cmd := "drbdadm status"
+	if in.Resource != "" {
+		if err := checkField("Resource", in.Resource, reName); err != nil {
+			return DRBDStatusOutput{}, err
+		}
+		cmd += " " + shellQuote(in.Resource)
+	}
+	res, err := h.RunCommand(ctx, RunCommandInput{InstanceID: in.InstanceID, Commands: []string{cmd}, Comment: "anyops drbd status"})
+	if err != nil {
+		return DRBDStatusOutput{}, err
+	}
+	resources, err := ParseDRBDStatus(res.Stdout)
+	if err != nil {
+		return DRBDStatusOutput{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("drbdadm status on %s: %v", in.InstanceID, err), ErrUnexpectedOutput, nil, res)
+	}
+	return DRBDStatusOutput{Resources: resources}, nil
+}
+
+// DRBDResource is one resource in DRBD 9's `drbdadm status`.
+type DRBDResource struct {
+	Name string
+	Role string // Primary, Secondary, Unknown
+	// Disk is the local disk state of the first volume: UpToDate, Inconsistent, Diskless, ...
+	Disk    string
+	Volumes []DRBDVolume
+	Peers   []DRBDPeer
+}
+
+// DRBDVolume is the local state of one volume of a resource.
+type DRBDVolume struct {
+	Number int
+	Disk   string
+}
+
+// DRBDPeer is one connection of a resource. Role, Replication, PeerDisk and Done summarize
+// the first volume; PeerVolumes has them all.
+type DRBDPeer struct {
+	Name string
+	Role string
+	// Connection is Connected unless drbdadm says otherwise (it prints it only then):
+	// Connecting, StandAlone, Disconnecting, ...
+	Connection string
+	// Replication is Established unless drbdadm says otherwise (SyncSource, SyncTarget,
+	// PausedSyncS, ...); Off while not connected.
+	Replication string
+	PeerDisk    string
+	Done        float64 // resync percent, when syncing
+	PeerVolumes []DRBDPeerVolume
+}
+
+// DRBDPeerVolume is one volume's replication with one peer.
+type DRBDPeerVolume struct {
+	Number      int
+	Replication string
+	PeerDisk    string
+	Done        float64
+}
+
+// InSync reports whether the resource has an up-to-date local disk and every peer is
+// connected with an up-to-date disk: a hot copy exists.
+func (r DRBDResource) InSync() bool {
+	if len(r.Peers) == 0 || len(r.Volumes) == 0 {
+		return false
+	}
+	for _, v := range r.Volumes {
+		if v.Disk != "UpToDate" {
+			return false
+		}
+	}
+	for _, p := range r.Peers {
+		if p.Connection != "Connected" || len(p.PeerVolumes) == 0 {
+			return false
+		}
+		for _, v := range p.PeerVolumes {
+			if v.PeerDisk != "UpToDate" {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// ParseDRBDStatus parses the output of DRBD 9's `drbdadm status`: resources separated by
+// blank lines, each a line "<name> role:<role>", then at two spaces its volumes
+// ("[volume:N] disk:<state>") and connections ("<peer> role:<role>" or
+// "<peer> connection:<state>"), and at four spaces a connection's peer devices
+// ("[volume:N] replication:<state> peer-disk:<state> [done:<percent>]"). Keys it does not
+// know (quorum, suspended, blocked, statistics) are skipped.
+func ParseDRBDStatus(out string) ([]DRBDResource, error) {
+	var resources []DRBDResource
+	var res *DRBDResource
+	var peer *DRBDPeer
+	finishPeer := func() {
+		if res != nil && peer != nil {
+			res.Peers = append(res.Peers, summarizePeer(*peer))
+		}
+		peer = nil
+	}
+	finish := func() {
+		finishPeer()
+		if res != nil {
+			if len(res.Volumes) > 0 {
+				res.Disk = res.Volumes[0].Disk
+			}
+			resources = append(resources, *res)
+		}
+		res = nil
+	}
+	for n, line := range strings.Split(out, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue // blank, or only whitespace of any kind
+		}
+		lineNo := n + 1
+		indent := len(line) - len(strings.TrimLeft(line, " "))
+		switch {
+		case indent == 0:
+			finish()
+			if strings.Contains(fields[0], ":") {
+				return nil, fmt.Errorf("line %d: resource line starts with %q, not a name", lineNo, fields[0])
+			}
+			res = &DRBDResource{Name: fields[0]}
+			kv, err := keyValues(fields[1:], lineNo)
+			if err != nil {
+				return nil, err
+			}
+			res.Role = kv["role"]
+		case res == nil:
+			return nil, fmt.Errorf("line %d: indented line before any resource", lineNo)
+		case indent < 4 && strings.Contains(fields[0], ":"):
+			// A local volume.
+			finishPeer()
+			kv, err := keyValues(fields, lineNo)
+			if err != nil {
+				return nil, err
+			}
+			num, err := volumeNumber(kv, lineNo)
+			if err != nil {
+				return nil, err
+			}
+			res.Volumes = append(res.Volumes, DRBDVolume{Number: num, Disk: kv["disk"]})
+		case indent < 4:
+			// A connection to a peer.
+			finishPeer()
+			kv, err := keyValues(fields[1:], lineNo)
+			if err != nil {
+				return nil, err
+			}
+			peer = &DRBDPeer{Name: fields[0], Role: kv["role"], Connection: kv["connection"]}
+			if peer.Connection == "" {
+				peer.Connection = "Connected"
+			}
+		case peer == nil:
+			return nil, fmt.Errorf("line %d: peer device line outside a connection", lineNo)
+		default:
+			kv, err := keyValues(fields, lineNo)
+			if err != nil {
+				return nil, err
+			}
+			num, err := volumeNumber(kv, lineNo)
+			if err != nil {
+				return nil, err
+			}
+			pv := DRBDPeerVolume{Number: num, Replication: kv["replication"], PeerDisk: kv["peer-disk"]}
+			if pv.Replication == "" {
+				pv.Replication = defaultReplication(peer.Connection)
+			}
+			if s, ok := kv["done"]; ok {
+				d, err := strconv.ParseFloat(s, 64)
+				if err != nil || math.IsNaN(d) || d < 0 || d > 100 {
+					return nil, fmt.Errorf("line %d: done:%s is not a percentage", lineNo, s)
+				}
+				pv.Done = d
+			}
+			peer.PeerVolumes = append(peer.PeerVolumes, pv)
+		}
+	}
+	finish()
+	return resources, nil
+}
+
+func defaultReplication(connection string) string {
+	if connection == "Connected" {
+		return "Established"
+	}
+	return "Off"
+}
+
+func summarizePeer(p DRBDPeer) DRBDPeer {
+	if len(p.PeerVolumes) > 0 {
+		v := p.PeerVolumes[0]
+		p.Replication, p.PeerDisk, p.Done = v.Replication, v.PeerDisk, v.Done
+	} else {
+		p.Replication = defaultReplication(p.Connection)
+	}
+	return p
+}
+
+// keyValues reads "key:value" tokens; the last of a repeated key wins.
+func keyValues(tokens []string, lineNo int) (map[string]string, error) {
+	kv := make(map[string]string, len(tokens))
+	for _, t := range tokens {
+		k, v, ok := strings.Cut(t, ":")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("line %d: %q is not key:value", lineNo, t)
+		}
+		kv[k] = v
+	}
+	return kv, nil
+}
+
+func volumeNumber(kv map[string]string, lineNo int) (int, error) {
+	s, ok := kv["volume"]
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > 65535 {
+		return 0, fmt.Errorf("line %d: volume:%s is not a volume number", lineNo, s)
+	}
+	return n, nil
+}
+
+// FormatDRBDStatus writes resources in the form ParseDRBDStatus reads, with every value
+// explicit; parsing it gives the same resources back.
+func FormatDRBDStatus(resources []DRBDResource) string {
+	var b strings.Builder
+	for i, r := range resources {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString(r.Name)
+		writeKV(&b, "role", r.Role)
+		b.WriteString("\n")
+		for _, v := range r.Volumes {
+			fmt.Fprintf(&b, "  volume:%d", v.Number)
+			writeKV(&b, "disk", v.Disk)
+			b.WriteString("\n")
+		}
+		for _, p := range r.Peers {
+			b.WriteString("  " + p.Name)
+			writeKV(&b, "role", p.Role)
+			writeKV(&b, "connection", p.Connection)
+			b.WriteString("\n")
+			for _, v := range p.PeerVolumes {
+				fmt.Fprintf(&b, "    volume:%d", v.Number)
+				writeKV(&b, "replication", v.Replication)
+				writeKV(&b, "peer-disk", v.PeerDisk)
+				if v.Done != 0 {
+					writeKV(&b, "done", strconv.FormatFloat(v.Done, 'f', -1, 64))
+				}
+				b.WriteString("\n")
+			}
+		}
+	}
+	return b.String()
+}
+
+func writeKV(b *strings.Builder, k, v string) {
+	if v != "" {
+		b.WriteString(" " + k + ":" + v)
+	}
+}
+
+// ---------------------------------------------------------------------------------------
+// Storage: RAID, file systems, NFS.
+
+// AssembleRAIDInput assembles an md array from its member volumes.
+type AssembleRAIDInput struct {
+	InstanceID string
+	Device     string   // e.g. /dev/md0
+	Members    []string // e.g. /dev/xvdf /dev/xvdg; empty lets mdadm scan
+}
+
+// AssembleRAIDOutput says whether the array had to be assembled.
+type AssembleRAIDOutput struct {
+	AlreadyActive bool
+	Result        CommandResult
+}
+
+// AssembleRAID assembles the array unless it is already active.
+func (h *Hosts) AssembleRAID(ctx context.Context, in AssembleRAIDInput) (AssembleRAIDOutput, error) {
+	if err := checkField("Device", in.Device, reDevice); err != nil {
+		return AssembleRAIDOutput{}, err
+	}
+	members := ""
+	for _, m := range in.Members {
+		if err := checkField("Members", m, reDevice); err != nil {
+			return AssembleRAIDOutput{}, err
+		}
+		members += " " + shellQuote(m)
+	}
+	if members == "" {
+		members = " --scan"
+	}
+	dev := shellQuote(in.Device)
+	res, err := h.RunCommand(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops assemble raid", Commands: []string{
+		"mdadm --detail " + dev + " >/dev/null 2>&1 && echo already-active && exit 0",
+		"mdadm --assemble " + dev + members,
+	}})
+	if err != nil {
+		return AssembleRAIDOutput{}, err
+	}
+	return AssembleRAIDOutput{AlreadyActive: strings.Contains(res.Stdout, "already-active"), Result: res}, nil
+}
+
+// FsckInput checks (and with Repair, repairs) the file system on an unmounted device.
+type FsckInput struct {
+	InstanceID string
+	Device     string
+	Repair     bool
+}
+
+// FsckOutput reads fsck's exit code.
+type FsckOutput struct {
+	Clean      bool // nothing wrong
+	Corrected  bool // errors were found and repaired
+	ErrorsLeft bool // errors remain (with Repair false: errors were found)
+	Result     CommandResult
+}
+
+// Fsck runs fsck on an unmounted device; a mounted one is a retryable DeviceMounted error.
+// Errors left on the file system are a finding in the output, not an activity error: the
+// workflow decides (restore from the backup, build a new server).
+func (h *Hosts) Fsck(ctx context.Context, in FsckInput) (FsckOutput, error) {
+	if err := checkField("Device", in.Device, reDevice); err != nil {
+		return FsckOutput{}, err
+	}
+	dev := shellQuote(in.Device)
+	mode := "-n"
+	if in.Repair {
+		mode = "-y"
+	}
+	res, err := h.run(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops fsck", Commands: []string{
+		"mount | grep -q -F " + shellQuote(in.Device+" on ") + " && exit " + strconv.Itoa(exitDeviceMounted),
+		"fsck " + mode + " " + dev,
+	}})
+	if err != nil {
+		return FsckOutput{}, err
+	}
+	out := FsckOutput{Result: res}
+	switch code := res.ExitCode; {
+	case code == exitDeviceMounted:
+		return FsckOutput{}, temporal.NewApplicationError(in.Device+" is mounted", ErrDeviceMounted, res)
+	case code == 0:
+		out.Clean = true
+	case code == exitCommandMissing:
+		return FsckOutput{}, commandError(res)
+	case code&^3 == 0: // 1 corrected, 2 corrected and the host should reboot
+		out.Corrected = true
+	case code&^3 == 4: // 4: errors left uncorrected, possibly with some corrected
+		out.Corrected = code&3 != 0
+		out.ErrorsLeft = true
+	default: // 8 operational error, 16 usage, 32 cancelled, 128 library error
+		return FsckOutput{}, commandError(res)
+	}
+	return out, nil
+}
+
+// MountInput mounts a device.
+type MountInput struct {
+	InstanceID string
+	Device     string
+	MountPoint string
+	FSType     string // empty lets mount detect it
+	Options    string // e.g. noatime,nodev
+}
+
+// Mount mounts the device; the same device already mounted there is success, another device
+// mounted there a non-retryable MountpointBusy error.
+func (h *Hosts) Mount(ctx context.Context, in MountInput) (CommandResult, error) {
+	if err := checkField("Device", in.Device, reDevice); err != nil {
+		return CommandResult{}, err
+	}
+	if err := checkPath("MountPoint", in.MountPoint); err != nil {
+		return CommandResult{}, err
+	}
+	if err := checkField("Options", in.Options, reOptions); err != nil {
+		return CommandResult{}, err
+	}
+	mount := "mount"
+	if in.FSType != "" {
+		if err := checkField("FSType", in.FSType, reName); err != nil {
+			return CommandResult{}, err
+		}
+		mount += " -t " + shellQuote(in.FSType)
+	}
+	if in.Options != "" {
+		mount += " -o " + shellQuote(in.Options)
+	}
+	dev, mp := shellQuote(in.Device), shellQuote(in.MountPoint)
+	res, err := h.run(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops mount", Commands: []string{
+		// `mount` lists "DEVICE on DIR type ...": our device already there is success.
+		"mount | grep -q -F " + shellQuote(in.Device+" on "+in.MountPoint+" type ") + " && exit 0",
+		"mountpoint -q " + mp + " && exit " + strconv.Itoa(exitMountpointBusy),
+		"mkdir -p " + mp + " 2>/dev/null",
+		mount + " " + dev + " " + mp,
+	}})
+	if err != nil {
+		return res, err
+	}
+	if res.ExitCode == exitMountpointBusy {
+		return res, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("another device is mounted at %s on %s", in.MountPoint, in.InstanceID), ErrMountpointBusy, nil, res)
+	}
+	return res, commandError(res)
+}
+
+// UmountInput unmounts a mount point.
+type UmountInput struct {
+	InstanceID string
+	MountPoint string
+}
+
+// Umount unmounts the mount point; nothing mounted there is success.
+func (h *Hosts) Umount(ctx context.Context, in UmountInput) (CommandResult, error) {
+	if err := checkPath("MountPoint", in.MountPoint); err != nil {
+		return CommandResult{}, err
+	}
+	mp := shellQuote(in.MountPoint)
+	return h.RunCommand(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops umount", Commands: []string{
+		"mountpoint -q " + mp + " || exit 0",
+		"umount " + mp,
+	}})
+}
+
+// NFSExportInput names one export: a path to a set of clients.
+type NFSExportInput struct {
+	InstanceID string
+	Path       string
+	Clients    string // e.g. 10.0.0.0/16 or *
+	Options    string // e.g. rw,sync,no_subtree_check; used by ExportNFS
+}
+
+func (in NFSExportInput) check() error {
+	if err := checkPath("Path", in.Path); err != nil {
+		return err
+	}
+	if err := checkField("Clients", in.Clients, reNFSHosts); err != nil {
+		return err
+	}
+	return checkField("Options", in.Options, reOptions)
+}
+
+// ExportNFS exports a path; exportfs replaces an existing export of the same path and
+// clients, so a retry is harmless.
+func (h *Hosts) ExportNFS(ctx context.Context, in NFSExportInput) (CommandResult, error) {
+	if err := in.check(); err != nil {
+		return CommandResult{}, err
+	}
+	cmd := "exportfs"
+	if in.Options != "" {
+		cmd += " -o " + shellQuote(in.Options)
+	}
+	return h.RunCommand(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops export nfs", Commands: []string{
+		cmd + " " + shellQuote(in.Clients+":"+in.Path),
+	}})
+}
+
+// UnexportNFS withdraws an export; an export that is not there is success.
+func (h *Hosts) UnexportNFS(ctx context.Context, in NFSExportInput) (CommandResult, error) {
+	if err := in.check(); err != nil {
+		return CommandResult{}, err
+	}
+	res, err := h.run(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops unexport nfs", Commands: []string{
+		"exportfs -u " + shellQuote(in.Clients+":"+in.Path),
+	}})
+	if err != nil {
+		return res, err
+	}
+	if res.ExitCode != 0 && strings.Contains(res.Stderr, "Could not find") {
+		return res, nil
+	}
+	return res, commandError(res)
+}
+
+// ---------------------------------------------------------------------------------------
+// Services and packages.
+
+// ServiceInput names a systemd service on a host.
+type ServiceInput struct {
+	InstanceID string
+	Service    string // e.g. nginx, tornado
+}
+
+// ServiceStatus is the state systemd reports after the restart.
+type ServiceStatus struct {
+	Service string
+	Active  string // active, failed, ...
+	Result  CommandResult
+}
+
+// RestartService restarts a service and reports whether it came back active; a service that
+// does not come up is a retryable CommandFailed error.
+func (h *Hosts) RestartService(ctx context.Context, in ServiceInput) (ServiceStatus, error) {
+	if err := checkField("Service", in.Service, reName); err != nil {
+		return ServiceStatus{}, err
+	}
+	svc := shellQuote(in.Service)
+	res, err := h.RunCommand(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops restart " + in.Service, Commands: []string{
+		"systemctl restart " + svc,
+		"systemctl is-active " + svc,
+	}})
+	st := ServiceStatus{Service: in.Service, Active: strings.TrimSpace(lastLine(res.Stdout)), Result: res}
+	return st, err
+}
+
+// UpgradePackageInput upgrades installed packages to the newest version the host's
+// repositories have (the Heartbleed fix: openssl, libssl).
+type UpgradePackageInput struct {
+	InstanceID string
+	Packages   []string
+}
+
+// UpgradePackageOutput has each package's version after the upgrade.
+type UpgradePackageOutput struct {
+	Versions map[string]string
+	Result   CommandResult
+}
+
+// UpgradePackage runs apt-get's --only-upgrade install, which leaves packages already at
+// the newest version alone, and reports the installed versions.
+func (h *Hosts) UpgradePackage(ctx context.Context, in UpgradePackageInput) (UpgradePackageOutput, error) {
+	if len(in.Packages) == 0 {
+		return UpgradePackageOutput{}, invalidInput("Packages is required")
+	}
+	var quoted []string
+	for _, p := range in.Packages {
+		if err := checkField("Packages", p, rePackage); err != nil {
+			return UpgradePackageOutput{}, err
+		}
+		quoted = append(quoted, shellQuote(p))
+	}
+	pkgs := strings.Join(quoted, " ")
+	res, err := h.RunCommand(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops upgrade packages", Commands: []string{
+		"set -e",
+		"apt-get update -q",
+		"apt-get install -y -q --only-upgrade " + pkgs,
+		// apt's chatter shares stdout: the marker picks our lines out of it.
+		"dpkg-query -W --showformat='" + versionMarker + " ${Package} ${Version}\\n' " + pkgs,
+	}})
+	if err != nil {
+		return UpgradePackageOutput{}, err
+	}
+	out := UpgradePackageOutput{Versions: map[string]string{}, Result: res}
+	for _, line := range strings.Split(res.Stdout, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 3 && fields[0] == versionMarker {
+			out.Versions[fields[1]] = fields[2]
+		}
+	}
+	return out, nil
+}
+
+// versionMarker starts the lines UpgradePackage parses.
+const versionMarker = "anyops-version"
+
+// HealthProbeInput probes a URL from the host itself, so that a firewall or a load balancer
+// in between does not count.
+type HealthProbeInput struct {
+	InstanceID string
+	URL        string
+	Timeout    time.Duration // per request; 0 means 5s
+}
+
+// HealthProbeOutput says whether the URL answered with a success (2xx, 3xx).
+type HealthProbeOutput struct {
+	Healthy bool
+	// CurlExit is curl's exit code: 0 healthy, 7 refused, 22 an HTTP error, 28 a timeout.
+	CurlExit int
+	Detail   string // curl's message when unhealthy
+	Result   CommandResult
+}
+
+// HealthProbe fetches the URL with curl on the host. An unhealthy answer is a result, not an
+// error: the caller decides what unhealthy means for it.
+func (h *Hosts) HealthProbe(ctx context.Context, in HealthProbeInput) (HealthProbeOutput, error) {
+	u, err := url.Parse(in.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return HealthProbeOutput{}, invalidInput("URL %q is not an http(s) URL", in.URL)
+	}
+	timeout := in.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	res, err := h.run(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops health probe", Commands: []string{
+		fmt.Sprintf("curl -fsS -o /dev/null --max-time %d %s", max(1, int(timeout.Seconds())), shellQuote(u.String())),
+	}})
+	if err != nil {
+		return HealthProbeOutput{}, err
+	}
+	if res.ExitCode == exitCommandMissing {
+		return HealthProbeOutput{}, commandError(res)
+	}
+	out := HealthProbeOutput{Healthy: res.ExitCode == 0, CurlExit: res.ExitCode, Result: res}
+	if !out.Healthy {
+		out.Detail = lastLine(res.Stderr)
+	}
+	return out, nil
+}
