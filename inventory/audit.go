@@ -57,3 +57,12 @@ func decodeIDCursor(cursor string) (int64, error) {
 }
 
 func itoa(id int64) string { return strconv.FormatInt(id, 10) }
+
+// LatestAudit returns the newest audit event with the action; ENOTFOUND when there is none.
+// Decisions recorded as audit events (the consoles kill switch) are read back with it, so
+// every API replica sees the same decision.
+func (s *Store) LatestAudit(ctx context.Context, action string) (AuditEvent, error) {
+	var e AuditEvent
+	err := s.db.WithContext(ctx).Where("action = ?", action).Order("id DESC").Take(&e).Error
+	return e, dbError(err, "audit event "+quote(action))
+}

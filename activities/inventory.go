@@ -1,0 +1,54 @@
+package activities
+
+import (
+	"context"
+	"errors"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/inventory"
+)
+
+// Inventory groups the activities that read and write the inventory database. Workflows refer
+// to its methods through a nil *Inventory; the worker registers one with a Store.
+type Inventory struct {
+	Store *inventory.Store
+}
+
+// FleetCounts is the inventory's FleetSummary under the name workflows use for it, so that
+// workflows need not import the store: servers by role and zone, volumes by kind, replicas by
+// state, and the totals.
+type FleetCounts = inventory.FleetSummary
+
+// CountFleet counts the fleet in the inventory.
+func (a *Inventory) CountFleet(ctx context.Context) (FleetCounts, error) {
+	sum, err := a.Store.FleetSummary(ctx)
+	return sum, classify(err)
+}
+
+// AuditRecord is one audit event to record.
+type AuditRecord struct {
+	Actor   string         `json:"actor"`
+	Action  string         `json:"action"`
+	Subject string         `json:"subject"`
+	Summary map[string]any `json:"summary"`
+}
+
+// RecordAudit appends an audit event. A retry after a lost reply records the event again;
+// the audit log tolerates that better than losing it.
+func (a *Inventory) RecordAudit(ctx context.Context, r AuditRecord) error {
+	_, err := a.Store.RecordAudit(ctx, inventory.AuditEvent{Actor: r.Actor, Action: r.Action, Subject: r.Subject, Summary: r.Summary})
+	return classify(err)
+}
+
+// classify makes errors no retry can fix non-retryable, typed with their anyops code (for
+// example "invalid"): a rejected input stays rejected. Everything else (the database down)
+// is left for the retry policy.
+func classify(err error) error {
+	var e *anyops.Error
+	if err == nil || !errors.As(err, &e) || e.Code == anyops.EUNAVAILABLE || e.Code == anyops.EINTERNAL {
+		return err
+	}
+	return temporal.NewNonRetryableApplicationError(e.Message, e.Code, err)
+}

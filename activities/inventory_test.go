@@ -1,0 +1,107 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/inventory"
+)
+
+func openStore(t *testing.T) *inventory.Store {
+	t.Helper()
+	store, err := inventory.Open(context.Background(), inventory.DriverSQLite, filepath.Join(t.TempDir(), "inv.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	return store
+}
+
+// TestInventoryActivities runs the inventory activities in Temporal's activity test
+// environment on a real SQLite store: CountFleet returns the store's summary of the demo
+// fleet, RecordAudit appends an event, and an event the store rejects fails non-retryably
+// with the anyops code as its type.
+func TestInventoryActivities(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t)
+	if _, err := store.SeedDemoFleet(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	inv := &Inventory{Store: store}
+	env.RegisterActivity(inv)
+
+	v, err := env.ExecuteActivity(inv.CountFleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counts FleetCounts
+	if err := v.Get(&counts); err != nil {
+		t.Fatal(err)
+	}
+	fleet := inventory.DemoFleet()
+	if counts.Totals.Servers != len(fleet.Servers) || counts.Totals.Volumes != len(fleet.Volumes) || counts.Totals.Replicas != len(fleet.Replicas) {
+		t.Errorf("CountFleet totals %+v, demo fleet has %d servers, %d volumes, %d replicas", counts.Totals, len(fleet.Servers), len(fleet.Volumes), len(fleet.Replicas))
+	}
+
+	if _, err := env.ExecuteActivity(inv.RecordAudit, AuditRecord{Actor: "test", Action: "fleet-audit", Subject: "fleet", Summary: map[string]any{"n": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	events, _, err := store.ListAudit(ctx, inventory.Page{})
+	if err != nil || len(events) != 1 || events[0].Actor != "test" || events[0].Summary["n"] != float64(1) {
+		t.Fatalf("after RecordAudit the audit log holds %+v (err %v), want the one event", events, err)
+	}
+
+	_, err = env.ExecuteActivity(inv.RecordAudit, AuditRecord{Action: "fleet-audit"}) // no actor: the store rejects it
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || !appErr.NonRetryable() || appErr.Type() != anyops.EINVALID {
+		t.Fatalf("RecordAudit without actor = %v, want a non-retryable application error of type %q", err, anyops.EINVALID)
+	}
+	if events, _, _ := store.ListAudit(ctx, inventory.Page{}); len(events) != 1 {
+		t.Fatalf("a rejected audit event changed the log: %d events", len(events))
+	}
+}
+
+// TestClassify proves which errors become non-retryable: the client's mistakes do, a
+// dependency being down or an unexpected failure does not (the retry policy handles those).
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		name         string
+		err          error
+		nonRetryable bool
+	}{
+		{"nil stays nil", nil, false},
+		{"invalid", anyops.Errorf(anyops.EINVALID, "bad"), true},
+		{"not found", anyops.Errorf(anyops.ENOTFOUND, "gone"), true},
+		{"conflict", anyops.Errorf(anyops.ECONFLICT, "busy"), true},
+		{"unavailable is retried", anyops.Errorf(anyops.EUNAVAILABLE, "db down"), false},
+		{"internal is retried", anyops.Errorf(anyops.EINTERNAL, "oops"), false},
+		{"plain error is retried", errors.New("connection reset"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := classify(tt.err)
+			if tt.err == nil {
+				if got != nil {
+					t.Fatalf("classify(nil) = %v", got)
+				}
+				return
+			}
+			var appErr *temporal.ApplicationError
+			isNR := errors.As(got, &appErr) && appErr.NonRetryable()
+			if isNR != tt.nonRetryable {
+				t.Fatalf("classify(%v) non-retryable = %v, want %v", tt.err, isNR, tt.nonRetryable)
+			}
+			if isNR && appErr.Type() != anyops.ErrorCode(tt.err) {
+				t.Fatalf("classify(%v) type %q, want %q", tt.err, appErr.Type(), anyops.ErrorCode(tt.err))
+			}
+		})
+	}
+}

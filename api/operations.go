@@ -1,0 +1,400 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/workflows"
+)
+
+// Operation states, as the API names Temporal's execution statuses.
+const (
+	StateRunning        = "running"
+	StateCompleted      = "completed"
+	StateFailed         = "failed"
+	StateCanceled       = "canceled"
+	StateTerminated     = "terminated"
+	StateContinuedAsNew = "continued-as-new"
+	StateTimedOut       = "timed-out"
+)
+
+// operationStates maps API states to Temporal statuses and their visibility query names.
+var operationStates = []struct {
+	name   string
+	status enumspb.WorkflowExecutionStatus
+	query  string
+}{
+	{StateRunning, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, "Running"},
+	{StateCompleted, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, "Completed"},
+	{StateFailed, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, "Failed"},
+	{StateCanceled, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, "Canceled"},
+	{StateTerminated, enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, "Terminated"},
+	{StateContinuedAsNew, enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW, "ContinuedAsNew"},
+	{StateTimedOut, enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT, "TimedOut"},
+}
+
+func stateName(s enumspb.WorkflowExecutionStatus) string {
+	for _, st := range operationStates {
+		if st.status == s {
+			return st.name
+		}
+	}
+	return "unknown"
+}
+
+// Operation is one workflow as the API shows it.
+type Operation struct {
+	ID      string     `json:"id"`
+	RunID   string     `json:"run_id"`
+	Kind    string     `json:"kind"`
+	State   string     `json:"state"`
+	Started time.Time  `json:"started"`
+	Closed  *time.Time `json:"closed,omitempty"`
+	// Status is the answer of the workflow's Status query, when it could be asked.
+	Status *workflows.Status `json:"status,omitempty"`
+	// Result is the workflow's result once completed.
+	Result json.RawMessage `json:"result,omitempty"`
+	// Error is why the workflow failed, once failed.
+	Error string `json:"error,omitempty"`
+}
+
+// StartedOperation is the body of POST /v1/operations/{kind}.
+type StartedOperation struct {
+	ID    string `json:"id"`
+	RunID string `json:"run_id"`
+	Kind  string `json:"kind"`
+	// Joined is true when an operation with the same business key was already running and
+	// this request joined it (status 200) instead of starting one (status 201).
+	Joined bool `json:"joined"`
+}
+
+// queryTimeout bounds the Status query of GET /v1/operations/{id}; a workflow whose worker
+// is down is shown without its status rather than holding the request.
+const queryTimeout = 3 * time.Second
+
+// maxOperationIDLen bounds the id path parameter.
+const maxOperationIDLen = 512
+
+func (s *Server) registerOperations(v1 *gin.RouterGroup, auth *Authorizer) {
+	// POST /operations/:id starts an operation of kind :id. Gin, like OpenAPI, allows one
+	// parameter name per path position, so the kind takes the name of the id it sits beside.
+	v1.POST("/operations/:id", auth.Require(RoleOperator), s.startOperation)
+	v1.GET("/operations", auth.Require(RoleViewer), s.listOperations)
+	v1.GET("/operations/:id", auth.Require(RoleViewer), s.getOperation)
+	v1.POST("/operations/:id/cancel", auth.Require(RoleOperator), s.cancelOperation)
+}
+
+// startOperation starts the workflow of a kind under its business-key id. If one with that id
+// runs, it answers 200 with the running one instead of 201. The start uses the conflict policy
+// FAIL with the already-started error switched on, rather than USE_EXISTING: the outcome is
+// the same (nothing new starts), but the SDK reports USE_EXISTING's join no differently from a
+// start, and the error tells the two apart exactly, with no race between a check and a start.
+func (s *Server) startOperation(c *gin.Context) {
+	kind, ok := workflows.LookupKind(c.Param("id"))
+	if !ok {
+		WriteError(c, anyops.Errorf(anyops.ENOTFOUND, "unknown operation kind %q; kinds are %s", c.Param("id"), strings.Join(workflows.KindNames(), ", ")))
+		return
+	}
+	body, err := ReadBody(c)
+	if err != nil {
+		WriteError(c, err)
+		return
+	}
+	start, err := kind.Prepare(body, Actor(c))
+	if err != nil {
+		WriteError(c, err)
+		return
+	}
+	run, err := s.deps.Temporal.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{
+		ID:                                       start.ID,
+		TaskQueue:                                kind.TaskQueue,
+		WorkflowExecutionTimeout:                 kind.ExecutionTimeout,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes:                    start.SearchAttributes,
+	}, kind.WorkflowType, start.Input)
+	var running *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case errors.As(err, &running):
+		c.Header("Location", operationPath(start.ID))
+		c.JSON(http.StatusOK, StartedOperation{ID: start.ID, RunID: running.RunId, Kind: kind.Name, Joined: true})
+	case err != nil:
+		WriteError(c, temporalError(err, "start "+kind.Name))
+	default:
+		c.Header("Location", operationPath(start.ID))
+		c.JSON(http.StatusCreated, StartedOperation{ID: run.GetID(), RunID: run.GetRunID(), Kind: kind.Name})
+	}
+}
+
+// operationPath is the URL path of an operation, its id escaped so that '/' becomes %2F.
+func operationPath(id string) string { return "/v1/operations/" + url.PathEscape(id) }
+
+const (
+	defaultOperationsLimit = 50
+	maxOperationsLimit     = 500
+)
+
+func (s *Server) listOperations(c *gin.Context) {
+	q, err := queryParams(c, "kind", "state", "limit", "cursor")
+	if err != nil {
+		WriteError(c, err)
+		return
+	}
+	limit, err := parseLimit(q.Get("limit"), defaultOperationsLimit, maxOperationsLimit)
+	if err != nil {
+		WriteError(c, err)
+		return
+	}
+	var token []byte
+	if cur := q.Get("cursor"); cur != "" {
+		if token, err = base64.RawURLEncoding.Strict().DecodeString(cur); err != nil || len(token) == 0 {
+			WriteError(c, anyops.Errorf(anyops.EINVALID, "cursor is malformed"))
+			return
+		}
+	}
+	visQuery, err := operationsQuery(q.Get("kind"), q.Get("state"))
+	if err != nil {
+		WriteError(c, err)
+		return
+	}
+	resp, err := s.deps.Temporal.ListWorkflow(c.Request.Context(), &workflowservice.ListWorkflowExecutionsRequest{
+		PageSize: int32(limit), NextPageToken: token, Query: visQuery,
+	})
+	if err != nil {
+		var invalid *serviceerror.InvalidArgument
+		if errors.As(err, &invalid) && len(token) > 0 {
+			WriteError(c, anyops.Errorf(anyops.EINVALID, "cursor is malformed or expired"))
+			return
+		}
+		WriteError(c, temporalError(err, "list operations"))
+		return
+	}
+	out := List[Operation]{Items: []Operation{}, NextCursor: base64.RawURLEncoding.EncodeToString(resp.GetNextPageToken())}
+	for _, info := range resp.GetExecutions() {
+		op := Operation{
+			ID:      info.GetExecution().GetWorkflowId(),
+			RunID:   info.GetExecution().GetRunId(),
+			State:   stateName(info.GetStatus()),
+			Started: info.GetStartTime().AsTime(),
+		}
+		if k, ok := workflows.KindOfWorkflowType(info.GetType().GetName()); ok {
+			op.Kind = k.Name
+		}
+		if info.GetCloseTime() != nil {
+			t := info.GetCloseTime().AsTime()
+			op.Closed = &t
+		}
+		out.Items = append(out.Items, op)
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// operationsQuery builds the visibility query for the kind and state filters; only workflows
+// of registered kinds are listed.
+func operationsQuery(kind, state string) (string, error) {
+	var types []string
+	if kind != "" {
+		k, ok := workflows.LookupKind(kind)
+		if !ok {
+			return "", anyops.Errorf(anyops.EINVALID, "kind %q is not one of %s", kind, strings.Join(workflows.KindNames(), ", "))
+		}
+		types = []string{k.WorkflowType}
+	} else {
+		for _, k := range workflows.Kinds() {
+			types = append(types, k.WorkflowType)
+		}
+	}
+	clauses := make([]string, len(types))
+	for i, t := range types {
+		clauses[i] = fmt.Sprintf("WorkflowType = '%s'", t) // registry names, never user input
+	}
+	query := "(" + strings.Join(clauses, " OR ") + ")"
+	if state != "" {
+		found := false
+		var names []string
+		for _, st := range operationStates {
+			names = append(names, st.name)
+			if st.name == state {
+				query += fmt.Sprintf(" AND ExecutionStatus = '%s'", st.query)
+				found = true
+			}
+		}
+		if !found {
+			return "", anyops.Errorf(anyops.EINVALID, "state %q is not one of %s", state, strings.Join(names, ", "))
+		}
+	}
+	return query, nil
+}
+
+func (s *Server) getOperation(c *gin.Context) {
+	id, err := operationID(c)
+	if err != nil {
+		WriteError(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	desc, err := s.deps.Temporal.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		WriteError(c, temporalError(err, "describe operation "+id))
+		return
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	op := Operation{
+		ID:      id,
+		RunID:   info.GetExecution().GetRunId(),
+		State:   stateName(info.GetStatus()),
+		Started: info.GetStartTime().AsTime(),
+	}
+	if k, ok := workflows.KindOfWorkflowType(info.GetType().GetName()); ok {
+		op.Kind = k.Name
+	}
+	if info.GetCloseTime() != nil {
+		t := info.GetCloseTime().AsTime()
+		op.Closed = &t
+	}
+	op.Status = s.queryStatus(ctx, id, op.RunID)
+	switch info.GetStatus() {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		var result json.RawMessage
+		if err := s.deps.Temporal.GetWorkflow(ctx, id, op.RunID).Get(ctx, &result); err != nil {
+			WriteError(c, fmt.Errorf("result of operation %s: %w", id, err))
+			return
+		}
+		op.Result = result
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+	default:
+		if err := s.deps.Temporal.GetWorkflow(ctx, id, op.RunID).Get(ctx, nil); err != nil {
+			op.Error = err.Error()
+		}
+	}
+	c.JSON(http.StatusOK, op)
+}
+
+// queryStatus asks the workflow's Status query, nil when it cannot be answered in time (no
+// worker polls, or the workflow predates the query).
+func (s *Server) queryStatus(ctx context.Context, id, runID string) *workflows.Status {
+	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	v, err := s.deps.Temporal.QueryWorkflow(qctx, id, runID, workflows.StatusQuery)
+	if err != nil {
+		s.log.Debug("status query unanswered", "workflow_id", id, "err", err)
+		return nil
+	}
+	var st workflows.Status
+	if err := v.Get(&st); err != nil {
+		s.log.Warn("status query answer undecodable", "workflow_id", id, "err", err)
+		return nil
+	}
+	return &st
+}
+
+// CancelResult is the body of POST /v1/operations/{id}/cancel.
+type CancelResult struct {
+	ID    string `json:"id"`
+	RunID string `json:"run_id"`
+	State string `json:"state"` // "cancel-requested"
+}
+
+// cancelOperation asks a running operation to cancel; the workflow decides how to wind down.
+// A closed one is 409.
+func (s *Server) cancelOperation(c *gin.Context) {
+	id, err := operationID(c)
+	if err != nil {
+		WriteError(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	desc, err := s.deps.Temporal.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		WriteError(c, temporalError(err, "describe operation "+id))
+		return
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		WriteError(c, anyops.Errorf(anyops.ECONFLICT, "operation %s is %s, not running", id, stateName(info.GetStatus())))
+		return
+	}
+	runID := info.GetExecution().GetRunId()
+	if err := s.deps.Temporal.CancelWorkflow(ctx, id, runID); err != nil {
+		WriteError(c, temporalError(err, "cancel operation "+id))
+		return
+	}
+	c.JSON(http.StatusAccepted, CancelResult{ID: id, RunID: runID, State: "cancel-requested"})
+}
+
+// operationID is the {id} path parameter, unescaped (ids contain '/', sent as %2F).
+func operationID(c *gin.Context) (string, error) {
+	id := c.Param("id")
+	if id == "" || len(id) > maxOperationIDLen {
+		return "", anyops.Errorf(anyops.EINVALID, "operation id must be 1 to %d bytes", maxOperationIDLen)
+	}
+	return id, nil
+}
+
+// temporalError maps a Temporal client error to an anyops error.
+func temporalError(err error, what string) error {
+	var notFound *serviceerror.NotFound
+	var invalid *serviceerror.InvalidArgument
+	var unavailable *serviceerror.Unavailable
+	switch {
+	case errors.As(err, &notFound):
+		return anyops.Errorf(anyops.ENOTFOUND, "%s: no such operation", what)
+	case errors.As(err, &invalid):
+		return anyops.Errorf(anyops.EINVALID, "%s: %s", what, invalid.Message)
+	case errors.As(err, &unavailable), errors.Is(err, context.DeadlineExceeded):
+		// Both wrapped: the client sees the anyops error, the log the cause.
+		return fmt.Errorf("%s: %w: %w", what, anyops.Errorf(anyops.EUNAVAILABLE, "temporal is unavailable"), err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// queryParams returns the request's query parameters, rejecting a query string that does not
+// parse (URL.Query would drop the bad pair silently), parameters not in allowed, and any given
+// twice: a misspelt filter must not silently list everything.
+func queryParams(c *gin.Context, allowed ...string) (url.Values, error) {
+	q, err := url.ParseQuery(c.Request.URL.RawQuery)
+	if err != nil {
+		return nil, anyops.Errorf(anyops.EINVALID, "query string is malformed: %v", err)
+	}
+	for name, values := range q {
+		known := false
+		for _, a := range allowed {
+			known = known || a == name
+		}
+		if !known {
+			return nil, anyops.Errorf(anyops.EINVALID, "unknown query parameter %q; allowed: %s", name, strings.Join(allowed, ", "))
+		}
+		if len(values) > 1 {
+			return nil, anyops.Errorf(anyops.EINVALID, "query parameter %q given more than once", name)
+		}
+	}
+	return q, nil
+}
+
+// parseLimit reads the limit parameter: empty means def.
+func parseLimit(s string, def, max int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > max {
+		return 0, anyops.Errorf(anyops.EINVALID, "limit %q is not a whole number between 1 and %d", s, max)
+	}
+	return n, nil
+}

@@ -1,0 +1,267 @@
+// Package api is the HTTP front of Anyops (Gin): it authenticates and validates requests,
+// reads the inventory, and turns operations into Temporal workflow starts, queries and
+// cancellations. It never calls the cloud itself.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.temporal.io/sdk/client"
+
+	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/inventory"
+)
+
+func init() { gin.SetMode(gin.ReleaseMode) }
+
+// Deps are what the API serves from.
+type Deps struct {
+	Store    *inventory.Store
+	Temporal client.Client
+	Auth     *Authorizer
+	Logger   *slog.Logger
+	// CORSOrigins allowed on public endpoints; "*" allows any.
+	CORSOrigins []string
+	// ConsolesEnabled says whether the public console embed is switched on at all.
+	ConsolesEnabled bool
+	// SlotsPerConsoleHost is how many consoles one running console server takes, until the
+	// live figures of sandboxd replace this estimate; zero means 64.
+	SlotsPerConsoleHost int
+	// Status overrides where GET /v1/status comes from; nil estimates it from the inventory
+	// (from sandboxd's live capacity once Consoles.SandboxdKey is set).
+	Status StatusSource
+	// Consoles configures the consoles routes (consoles.go).
+	Consoles ConsoleDeps
+}
+
+// RouteFunc registers routes on the /v1 group; auth gives the role middleware.
+type RouteFunc func(v1 *gin.RouterGroup, auth *Authorizer)
+
+// extraRoutes are registered by other files of this package (consoles, admission) in init.
+var extraRoutes []RouteFunc
+
+// serverSetup are run by New after the routes, for parts of this package that need the
+// Server itself (consoles: its deps, status cache and a field of their own).
+var serverSetup []func(*Server)
+
+// Server is the API: a Gin engine with every route, its metrics and its dependencies.
+type Server struct {
+	deps     Deps
+	log      *slog.Logger
+	engine   *gin.Engine
+	v1       *gin.RouterGroup
+	metrics  *metrics
+	status   *cachedStatus
+	consoles *consoleService
+}
+
+// New builds the API with its routes. Store, Temporal and Auth are required.
+func New(deps Deps) *Server {
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Auth == nil {
+		deps.Auth = &Authorizer{}
+	}
+	if deps.SlotsPerConsoleHost <= 0 {
+		deps.SlotsPerConsoleHost = 64
+	}
+	if deps.Status == nil {
+		deps.Status = inventoryStatus{store: deps.Store, enabled: deps.ConsolesEnabled, slots: deps.SlotsPerConsoleHost}
+	}
+	s := &Server{deps: deps, log: deps.Logger, metrics: newMetrics()}
+	s.status = &cachedStatus{source: deps.Status, ttl: statusCacheTTL}
+
+	e := gin.New()
+	// Operation ids are business keys with '/' in them ("failover/file-1"); clients send them
+	// URL-encoded (%2F), so routes match on the escaped path and parameters are unescaped.
+	e.UseEscapedPath = true
+	e.UnescapePathValues = true
+	e.HandleMethodNotAllowed = true
+	e.ContextWithFallback = true
+	e.Use(s.recover, s.observe)
+	e.NoRoute(func(c *gin.Context) {
+		WriteError(c, anyops.Errorf(anyops.ENOTFOUND, "no route %s %s", c.Request.Method, c.Request.URL.Path))
+	})
+	e.NoMethod(func(c *gin.Context) {
+		c.AbortWithStatusJSON(http.StatusMethodNotAllowed, ErrorBody{Error: ErrorDetail{Code: anyops.EINVALID, Message: "method " + c.Request.Method + " not allowed here"}})
+	})
+	s.engine = e
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})))
+	s.v1 = e.Group("/v1")
+	s.v1.GET("/openapi.json", serveOpenAPI)
+	s.registerStatus(s.v1)
+	s.registerInventory(s.v1, deps.Auth)
+	s.registerOperations(s.v1, deps.Auth)
+	for _, fn := range extraRoutes {
+		fn(s.v1, deps.Auth)
+	}
+	for _, fn := range serverSetup {
+		fn(s)
+	}
+	return s
+}
+
+// RegisterRoutes adds routes to /v1 from outside the package.
+func (s *Server) RegisterRoutes(fn RouteFunc) { fn(s.v1, s.deps.Auth) }
+
+// Handler is the http.Handler of the API.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Routes lists every registered route (method and Gin path).
+func (s *Server) Routes() gin.RoutesInfo { return s.engine.Routes() }
+
+// MetricsRegistry is the Prometheus registry /metrics serves, for other parts to add to.
+func (s *Server) MetricsRegistry() *prometheus.Registry { return s.metrics.registry }
+
+func (s *Server) healthz(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
+
+// readyz checks the database and Temporal; a 503 names what is down (details go to the log).
+func (s *Server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
+	defer cancel()
+	checks := map[string]string{"database": "ok", "temporal": "ok"}
+	var down []string
+	if err := s.deps.Store.Ping(ctx); err != nil {
+		s.log.Warn("readyz: database down", "err", err)
+		checks["database"], down = "down", append(down, "database")
+	}
+	if _, err := s.deps.Temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+		s.log.Warn("readyz: temporal down", "err", err)
+		checks["temporal"], down = "down", append(down, "temporal")
+	}
+	if len(down) > 0 {
+		c.AbortWithStatusJSON(http.StatusServiceUnavailable, gin.H{
+			"error":  ErrorDetail{Code: anyops.EUNAVAILABLE, Message: "not ready: " + strings.Join(down, ", ") + " down"},
+			"checks": checks,
+		})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": checks})
+}
+
+// recover turns a panic into a logged 500 so that none reaches a client.
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			WriteError(c, fmt.Errorf("panic: %v", v))
+		}
+	}()
+	c.Next()
+}
+
+// observe logs every request and counts it in the metrics by route and status.
+func (s *Server) observe(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	status := c.Writer.Status()
+	elapsed := time.Since(start)
+	s.metrics.observe(c.Request.Method, route, status, elapsed)
+	attrs := []any{"method", c.Request.Method, "route", route, "path", c.Request.URL.Path, "status", status,
+		"duration", elapsed, "bytes", c.Writer.Size(), "client", c.ClientIP()}
+	if r := Caller(c); r != "" {
+		attrs = append(attrs, "role", string(r))
+	}
+	level := slog.LevelInfo
+	if len(c.Errors) > 0 {
+		level = slog.LevelError
+		attrs = append(attrs, "err", c.Errors.String())
+	}
+	s.log.Log(c.Request.Context(), level, "request", attrs...)
+}
+
+type metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "anyops_api_requests_total", Help: "HTTP requests by method, route and status.",
+		}, []string{"method", "route", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "anyops_api_request_duration_seconds", Help: "HTTP request latency by method and route.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"method", "route"}),
+	}
+	m.registry.MustRegister(m.requests, m.latency,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) observe(method, route string, status int, d time.Duration) {
+	m.requests.WithLabelValues(method, route, fmt.Sprint(status)).Inc()
+	m.latency.WithLabelValues(method, route).Observe(d.Seconds())
+}
+
+// Config is what Run needs.
+type Config struct {
+	Addr string
+	Deps Deps
+	// ShutdownTimeout bounds the wait for requests in flight when ctx ends; zero means 15s.
+	ShutdownTimeout time.Duration
+}
+
+// Run builds the API from cfg.Deps and serves it on cfg.Addr until ctx ends.
+func Run(ctx context.Context, cfg Config) error {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("api: listen %s: %w", cfg.Addr, err)
+	}
+	return New(cfg.Deps).Serve(ctx, ln, cfg.ShutdownTimeout)
+}
+
+// Serve serves the API on ln until ctx ends, then shuts down gracefully: it stops accepting
+// connections and waits up to shutdownTimeout (zero: 15s) for requests in flight.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout time.Duration) error {
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	s.log.Info("api listening", "addr", ln.Addr().String())
+	select {
+	case err := <-served:
+		return fmt.Errorf("api: serve: %w", err)
+	case <-ctx.Done():
+	}
+	if shutdownTimeout <= 0 {
+		shutdownTimeout = 15 * time.Second
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	s.log.Info("api shutting down")
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("api: shutdown: %w", err)
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("api: serve: %w", err)
+	}
+	return nil
+}

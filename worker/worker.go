@@ -1,0 +1,177 @@
+// Package worker hosts Anyops' workflows and activities on Temporal: it dials the client from
+// config, registers every operation kind's workflow and every activity group, and runs one
+// Temporal worker per task queue until its context ends, then lets running activities finish.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/anyops/anyops/activities"
+	"github.com/anyops/anyops/config"
+	"github.com/anyops/anyops/inventory"
+	"github.com/anyops/anyops/sandboxd/token"
+	"github.com/anyops/anyops/workflows"
+)
+
+// Task queues the worker serves; the constants live with the kinds that name them.
+const (
+	TaskQueueControl  = workflows.TaskQueueControl
+	TaskQueueConsoles = workflows.TaskQueueConsoles
+)
+
+// TaskQueues lists every queue a worker serves unless told otherwise.
+var TaskQueues = []string{TaskQueueControl, TaskQueueConsoles}
+
+// Defaults of Config fields left zero.
+const (
+	// DefaultDeadlockDetectionTimeout is well above the SDK's 1s: on loaded machines (CI, two
+	// cores shared by many processes) a workflow goroutine can stall longer than that without
+	// any deadlock.
+	DefaultDeadlockDetectionTimeout = 10 * time.Second
+	// DefaultStopTimeout is how long a stopping worker waits for running activities.
+	DefaultStopTimeout = 30 * time.Second
+	// DefaultMaxConcurrentActivities per task queue.
+	DefaultMaxConcurrentActivities = 200
+)
+
+// Deps are what the activities need. Fields others add (cloud clients, sandboxd) stay nil
+// where a deployment does not use them.
+type Deps struct {
+	Store *inventory.Store
+	// AWS are the clients of the Cloud (EC2) and Hosts (SSM) activities; nil registers
+	// neither, for a worker that does not reach the cloud.
+	AWS *activities.Clients
+	// SandboxdSigner signs the worker's calls to sandboxd (the key of config.API.SandboxdKey);
+	// without it console workflows fail to place sandboxes.
+	SandboxdSigner *token.Signer
+}
+
+// Register registers, on w, the workflow of every kind whose task queue is queue and every
+// activity group. Activities are registered on every queue: they are stateless, and a
+// workflow may send one to whichever queue its worker serves.
+func Register(w worker.Registry, queue string, deps Deps) {
+	for _, k := range workflows.Kinds() {
+		if k.TaskQueue == queue {
+			w.RegisterWorkflowWithOptions(k.Workflow, workflow.RegisterOptions{Name: k.WorkflowType})
+		}
+	}
+	if queue == TaskQueueConsoles {
+		w.RegisterWorkflowWithOptions(workflows.ConsoleLifecycle, workflow.RegisterOptions{Name: workflows.ConsoleWorkflowType})
+	}
+	w.RegisterActivity(&activities.Inventory{Store: deps.Store})
+	w.RegisterActivity(&activities.Sandboxes{Store: deps.Store, Signer: deps.SandboxdSigner})
+	if deps.AWS != nil {
+		w.RegisterActivity(activities.NewCloud(deps.AWS))
+		w.RegisterActivity(activities.NewHosts(deps.AWS))
+	}
+}
+
+// Config is what Run needs.
+type Config struct {
+	Client client.Client
+	Deps   Deps
+	Logger *slog.Logger
+	// TaskQueues to serve; nil serves TaskQueues.
+	TaskQueues               []string
+	DeadlockDetectionTimeout time.Duration
+	MaxConcurrentActivities  int
+	StopTimeout              time.Duration
+}
+
+// Run starts a Temporal worker on each task queue and blocks until ctx ends; then it stops
+// them, waiting up to StopTimeout for running activities to finish. It returns an error if a
+// worker fails to start or dies.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Client == nil {
+		return errors.New("worker: Config.Client is required")
+	}
+	if cfg.Deps.Store == nil {
+		return errors.New("worker: Config.Deps.Store is required")
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	queues := cfg.TaskQueues
+	if queues == nil {
+		queues = TaskQueues
+	}
+	opts := Options(cfg)
+
+	failed := make(chan error, len(queues))
+	var started []worker.Worker
+	stopAll := func() {
+		for _, w := range started {
+			w.Stop()
+		}
+	}
+	for _, q := range queues {
+		o := opts
+		queue := q
+		o.OnFatalError = func(err error) { failed <- fmt.Errorf("worker on %s: %w", queue, err) }
+		w := worker.New(cfg.Client, queue, o)
+		Register(w, queue, cfg.Deps)
+		if err := w.Start(); err != nil {
+			stopAll()
+			return fmt.Errorf("worker: start on %s: %w", queue, err)
+		}
+		started = append(started, w)
+		logger.Info("worker started", "task_queue", queue)
+	}
+
+	var err error
+	select {
+	case <-ctx.Done():
+		logger.Info("worker stopping: letting running activities finish", "timeout", opts.WorkerStopTimeout)
+	case err = <-failed:
+		logger.Error("worker failed", "err", err)
+	}
+	stopAll()
+	logger.Info("worker stopped")
+	return err
+}
+
+// Options are the Temporal worker options Run uses, with defaults for zero fields.
+func Options(cfg Config) worker.Options {
+	o := worker.Options{
+		DeadlockDetectionTimeout:           cfg.DeadlockDetectionTimeout,
+		MaxConcurrentActivityExecutionSize: cfg.MaxConcurrentActivities,
+		WorkerStopTimeout:                  cfg.StopTimeout,
+	}
+	if o.DeadlockDetectionTimeout <= 0 {
+		o.DeadlockDetectionTimeout = DefaultDeadlockDetectionTimeout
+	}
+	if o.MaxConcurrentActivityExecutionSize <= 0 {
+		o.MaxConcurrentActivityExecutionSize = DefaultMaxConcurrentActivities
+	}
+	if o.WorkerStopTimeout <= 0 {
+		o.WorkerStopTimeout = DefaultStopTimeout
+	}
+	return o
+}
+
+// Dial connects a Temporal client as configured, logging through logger. The API and the
+// worker both use it.
+func Dial(ctx context.Context, c config.Temporal, logger *slog.Logger) (client.Client, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	cl, err := client.DialContext(ctx, client.Options{
+		HostPort:  c.Address,
+		Namespace: c.Namespace,
+		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal")),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("temporal: dial %s (namespace %s): %w", c.Address, c.Namespace, err)
+	}
+	return cl, nil
+}

@@ -1,0 +1,129 @@
+package workflows
+
+import (
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+)
+
+// StatusQuery is the name of the query every Anyops workflow answers with its Status, so the
+// API and the Temporal UI show progress the same way for every kind of operation.
+const StatusQuery = "Status"
+
+// StepState is where one step of a workflow is.
+type StepState string
+
+const (
+	StepPending StepState = "pending"
+	StepRunning StepState = "running"
+	StepDone    StepState = "done"
+	StepFailed  StepState = "failed"
+	StepSkipped StepState = "skipped"
+)
+
+// Step is one named stage of a workflow, as shown to operators.
+type Step struct {
+	Name     string     `json:"name"`
+	State    StepState  `json:"state"`
+	Message  string     `json:"message,omitempty"`
+	Started  *time.Time `json:"started,omitempty"`
+	Finished *time.Time `json:"finished,omitempty"`
+}
+
+// Status is the answer of the Status query: the shared progress convention of all workflows.
+type Status struct {
+	// Phase is the name of the step running now, or "done"/"failed" at the end.
+	Phase   string `json:"phase"`
+	Message string `json:"message,omitempty"`
+	// Progress is the share of steps finished, 0..1.
+	Progress float64    `json:"progress"`
+	Steps    []Step     `json:"steps"`
+	ETA      *time.Time `json:"eta,omitempty"`
+	Updated  time.Time  `json:"updated"`
+}
+
+// Phases a workflow reports once no step is running.
+const (
+	PhaseStarting = "starting"
+	PhaseDone     = "done"
+	PhaseFailed   = "failed"
+)
+
+// Tracker keeps a workflow's Status and answers the Status query with it. Create it first
+// thing in the workflow, so a query never finds the handler missing.
+type Tracker struct {
+	ctx    workflow.Context
+	status Status
+}
+
+// NewTracker registers the Status query handler for the workflow and lists its steps, all
+// pending.
+func NewTracker(ctx workflow.Context, steps ...string) (*Tracker, error) {
+	t := &Tracker{ctx: ctx, status: Status{Phase: PhaseStarting, Steps: make([]Step, len(steps)), Updated: workflow.Now(ctx)}}
+	for i, name := range steps {
+		t.status.Steps[i] = Step{Name: name, State: StepPending}
+	}
+	if err := workflow.SetQueryHandler(ctx, StatusQuery, t.Status); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Status returns a copy of the current status (the query handler).
+func (t *Tracker) Status() (Status, error) {
+	s := t.status
+	s.Steps = append([]Step(nil), t.status.Steps...)
+	return s, nil
+}
+
+// Start marks the step running and makes it the phase.
+func (t *Tracker) Start(name, message string) {
+	now := workflow.Now(t.ctx)
+	t.set(name, func(s *Step) { s.State, s.Message, s.Started = StepRunning, message, &now })
+	t.status.Phase, t.status.Message = name, message
+}
+
+// Done marks the step finished.
+func (t *Tracker) Done(name, message string) {
+	now := workflow.Now(t.ctx)
+	t.set(name, func(s *Step) { s.State, s.Message, s.Finished = StepDone, message, &now })
+}
+
+// Fail marks the step failed and the workflow's phase failed, with the reason.
+func (t *Tracker) Fail(name string, err error) {
+	now := workflow.Now(t.ctx)
+	t.set(name, func(s *Step) { s.State, s.Message, s.Finished = StepFailed, err.Error(), &now })
+	t.status.Phase, t.status.Message = PhaseFailed, name+": "+err.Error()
+}
+
+// Finish sets the phase done with a closing message.
+func (t *Tracker) Finish(message string) {
+	t.status.Phase, t.status.Message, t.status.Progress = PhaseDone, message, 1
+	t.status.ETA = nil
+	t.status.Updated = workflow.Now(t.ctx)
+}
+
+// SetETA records when the workflow expects to finish; nil clears it.
+func (t *Tracker) SetETA(eta *time.Time) { t.status.ETA = eta }
+
+// set changes the named step. A step not declared up front is appended rather than lost, so
+// a typo shows in the status instead of failing the workflow task.
+func (t *Tracker) set(name string, change func(*Step)) {
+	i := slices.IndexFunc(t.status.Steps, func(s Step) bool { return s.Name == name })
+	if i < 0 {
+		t.status.Steps = append(t.status.Steps, Step{Name: name, State: StepPending})
+		i = len(t.status.Steps) - 1
+	}
+	change(&t.status.Steps[i])
+	finished := 0
+	for _, s := range t.status.Steps {
+		if s.State == StepDone || s.State == StepSkipped {
+			finished++
+		}
+	}
+	if n := len(t.status.Steps); n > 0 {
+		t.status.Progress = float64(finished) / float64(n)
+	}
+	t.status.Updated = workflow.Now(t.ctx)
+}
