@@ -1,0 +1,424 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/activities"
+	"github.com/anyops/anyops/cloudsim"
+	"github.com/anyops/anyops/config"
+	"github.com/anyops/anyops/internal/testenv"
+	"github.com/anyops/anyops/inventory"
+	"github.com/anyops/anyops/workflows"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// simSpeed makes the demo fleet slow enough to kill mid-way and fast enough for a short test:
+// a 45 s simulated boot takes 9 s, a volume 2 s, an attach 1 s.
+const simSpeed = 5
+
+// crashTiming lets a new worker take over soon after one dies: a wait that stops
+// heartbeating is retried after 2 s, a quick call that never answered after 5 s.
+var crashTiming = workflows.FleetTiming{
+	PollInterval:     200 * time.Millisecond,
+	HeartbeatTimeout: 2 * time.Second,
+	CallTimeout:      5 * time.Second,
+	WaitTimeout:      2 * time.Minute,
+}
+
+// buildAnyops builds the anyops binary into a temporary directory (not bin/, which other
+// builds in the tree may be writing at the same time).
+func buildAnyops(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "anyops")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/anyops")
+	cmd.Dir = testenv.RepoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/anyops: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// workerProcess is one `anyops worker` child process.
+type workerProcess struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// startWorker starts `anyops worker` with env, its output appended to logFile. The worker is
+// stopped when the test ends if it still runs.
+func startWorker(t *testing.T, bin string, env []string, logFile string) *workerProcess {
+	t.Helper()
+	log, err := os.OpenFile(logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "worker")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w := &workerProcess{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		log.Close()
+		close(w.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-w.done:
+			return
+		default:
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-w.done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-w.done
+		}
+	})
+	return w
+}
+
+// kill9 kills the worker with SIGKILL: no shutdown, running activities are simply lost.
+func (w *workerProcess) kill9(t *testing.T) {
+	t.Helper()
+	if err := w.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-w.done
+}
+
+// waitForStatus queries the workflow's Status until ok accepts it, and returns it. It fails
+// the test when the workflow ends first or a minute passes.
+func waitForStatus(t *testing.T, tc client.Client, id string, what string, ok func(workflows.Status) bool) workflows.Status {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	var last workflows.Status
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		v, err := tc.QueryWorkflow(ctx, id, "", workflows.StatusQuery)
+		cancel()
+		if err == nil && v.Get(&last) == nil {
+			if ok(last) {
+				return last
+			}
+			if last.Phase == workflows.PhaseDone || last.Phase == workflows.PhaseFailed {
+				t.Fatalf("workflow %s ended (%s: %s) before %s", id, last.Phase, last.Message, what)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("workflow %s: no status with %s within a minute; last %+v", id, what, last)
+	return last
+}
+
+func stepState(st workflows.Status, name string) workflows.StepState {
+	for _, s := range st.Steps {
+		if s.Name == name {
+			return s.State
+		}
+	}
+	return ""
+}
+
+func stepsDone(st workflows.Status) int {
+	n := 0
+	for _, s := range st.Steps {
+		if s.State == workflows.StepDone {
+			n++
+		}
+	}
+	return n
+}
+
+// assertMidway proves the kill landed mid-sequence: the status seen just before it had some
+// but not all steps done, and the workflow is still open.
+func assertMidway(t *testing.T, tc client.Client, id string, st workflows.Status) {
+	t.Helper()
+	if n := stepsDone(st); n == 0 || n == len(st.Steps) {
+		t.Fatalf("killed at %d of %d steps done, want some but not all", n, len(st.Steps))
+	}
+	d, err := tc.DescribeWorkflowExecution(context.Background(), id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := d.WorkflowExecutionInfo.Status; s != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		t.Fatalf("workflow %s is %s after the kill, want still running", id, s)
+	}
+	t.Logf("kill -9 at %d/%d steps done, phase %s", stepsDone(st), len(st.Steps), st.Phase)
+}
+
+// waitHit waits until cloudsim has served the armed call.
+func waitHit(t *testing.T, hit <-chan struct{}, action string) {
+	t.Helper()
+	select {
+	case <-hit:
+	case <-time.After(time.Minute):
+		t.Fatalf("no %s call reached cloudsim within a minute", action)
+	}
+}
+
+// TestCrashWorkerKilledMidDemoFleetCreatesNothingTwice is the crash-safety proof. `anyops
+// worker` runs as a child process against the real Temporal dev server, cloudsim and a SQLite
+// inventory. The DemoFleet workflow's worker is killed with kill -9 twice at the worst moment
+// — once right after cloudsim launched an instance, once right after it created a volume,
+// each time before the activity could report back — with the Status showing some but not all
+// steps done, and a fresh worker is started each time. The workflow then completes, and
+// cloudsim holds exactly one instance per server and one volume per planned volume: the
+// retried calls carried the same ClientToken and found what the dead worker had created.
+// Then FleetSync fills the inventory with the instance ids DescribeInstances returns, and a
+// hardware failure injected through /_sim/faults shows as impaired in
+// DescribeInstanceStatus and, after the next FleetSync, in the inventory.
+func TestCrashWorkerKilledMidDemoFleetCreatesNothingTwice(t *testing.T) {
+	ctx := context.Background()
+	tc := testenv.TemporalClient(t)
+	bin := buildAnyops(t)
+	sim, err := cloudsim.New(cloudsim.Config{Speed: simSpeed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crash := newCrashPoints(sim.Handler())
+	srv := httptest.NewServer(crash)
+	t.Cleanup(func() {
+		crash.releaseAll()
+		srv.Close()
+		_ = sim.Close()
+	})
+	endpoint := srv.URL
+	dir := t.TempDir()
+	dbFile := filepath.Join(dir, "anyops.db")
+	logFile := filepath.Join(dir, "worker.log")
+	env := []string{
+		"ANYOPS_TEMPORAL_ADDR=" + testenv.Temporal(t),
+		"ANYOPS_TEMPORAL_NAMESPACE=default",
+		"ANYOPS_DATA_DIR=" + dir,
+		"ANYOPS_DB_DRIVER=sqlite",
+		"ANYOPS_DB_DSN=" + dbFile,
+		"ANYOPS_AWS_REGION=us-east-1",
+		"ANYOPS_AWS_ENDPOINT=" + endpoint,
+		"ANYOPS_AWS_ACCESS_KEY_ID=test",
+		"ANYOPS_AWS_SECRET_ACCESS_KEY=test",
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			if out, err := os.ReadFile(logFile); err == nil {
+				t.Logf("worker log:\n%s", lastBytes(out, 8000))
+			}
+		}
+	})
+	clouds, err := activities.NewClients(ctx, config.AWS{Region: "us-east-1", Endpoint: endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := activities.DemoFleetPlan()
+	id := workflows.DemoFleetWorkflowID
+
+	// Kill 1: an instance is launched, its activity has not reported.
+	launched := crash.arm("RunInstances")
+	first := startWorker(t, bin, env, logFile)
+	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueueControl},
+		"DemoFleet", workflows.DemoFleetInput{Timing: crashTiming})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitHit(t, launched, "RunInstances")
+	st := waitForStatus(t, tc, id, "launching under way", func(s workflows.Status) bool {
+		return stepState(s, "launch-instances") == workflows.StepRunning
+	})
+	first.kill9(t)
+	assertMidway(t, tc, id, st)
+
+	// Kill 2: a volume is created, its activity has not reported.
+	created := crash.arm("CreateVolume")
+	second := startWorker(t, bin, env, logFile)
+	waitHit(t, created, "CreateVolume")
+	st = waitForStatus(t, tc, id, "volume creation under way", func(s workflows.Status) bool {
+		return stepState(s, "create-volumes") == workflows.StepRunning
+	})
+	second.kill9(t)
+	assertMidway(t, tc, id, st)
+
+	startWorker(t, bin, env, logFile)
+	runCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var res workflows.DemoFleetResult
+	if err := run.Get(runCtx, &res); err != nil {
+		t.Fatalf("DemoFleet after two kills: %v", err)
+	}
+
+	// The calls whose answers died with the workers were made again, with the same token.
+	for _, action := range []string{"RunInstances", "CreateVolume"} {
+		if token, n := crash.heldCalls(action); token == "" || n < 2 {
+			t.Errorf("%s with the lost answer (token %q) was called %d times, want a retry with the same token", action, token, n)
+		}
+	}
+	// No duplicates: exactly the plan is in the cloud, and it is what the workflow reports.
+	instances := describeInstances(t, clouds.EC2)
+	if len(instances) != len(plan.Servers) {
+		t.Errorf("cloud has %d instances %v, want %d: one per server", len(instances), instances, len(plan.Servers))
+	}
+	for _, s := range plan.Servers {
+		if ids := instances[s.Name]; len(ids) != 1 || ids[0] != res.Instances[s.Name] {
+			t.Errorf("server %s: cloud instances %v, workflow made %s", s.Name, ids, res.Instances[s.Name])
+		}
+	}
+	volumes := describeVolumes(t, clouds.EC2)
+	if want := len(plan.Servers) + len(plan.Volumes); len(volumes) != want {
+		t.Errorf("cloud has %d volumes, want %d: a boot volume per server and each planned volume once", len(volumes), want)
+	}
+	for _, v := range plan.Volumes {
+		if ids := volumes[v.Name]; len(ids) != 1 || ids[0] != res.Volumes[v.Name] {
+			t.Errorf("volume %s: cloud volumes %v, workflow made %s", v.Name, ids, res.Volumes[v.Name])
+		}
+	}
+	if res.DRBDInSync != len(plan.DRBDResources()) {
+		t.Errorf("%d DRBD pairs in sync, want %d", res.DRBDInSync, len(plan.DRBDResources()))
+	}
+
+	// FleetSync fills the inventory from the cloud.
+	runFleetSync(t, tc)
+	store, err := inventory.Open(ctx, inventory.DriverSQLite, dbFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	servers, _, err := store.ListServers(ctx, inventory.ServerFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(servers) != len(plan.Servers) {
+		t.Errorf("inventory has %d servers after FleetSync, want %d", len(servers), len(plan.Servers))
+	}
+	for _, s := range servers {
+		if ids := instances[s.Name]; len(ids) != 1 || s.InstanceID != ids[0] || s.State != anyops.ServerRunning {
+			t.Errorf("inventory server %s: instance %s, state %s; DescribeInstances says %v", s.Name, s.InstanceID, s.State, ids)
+		}
+	}
+
+	// A hardware failure: impaired in the cloud at once, in the inventory after a sync.
+	file := res.Instances[inventory.DemoFileServer]
+	injectFault(t, endpoint, map[string]any{"type": cloudsim.FaultHardwareFailure, "instance_id": file})
+	status, err := clouds.EC2.DescribeInstanceStatus(ctx, &ec2.DescribeInstanceStatusInput{InstanceIds: []string{file}})
+	if err != nil || len(status.InstanceStatuses) != 1 || status.InstanceStatuses[0].SystemStatus.Status != "impaired" {
+		t.Fatalf("DescribeInstanceStatus of %s after the fault: %+v, %v; want impaired", file, status, err)
+	}
+	before, err := store.GetServer(ctx, inventory.DemoFileServer)
+	if err != nil || before.State != anyops.ServerRunning {
+		t.Fatalf("file server before the sync: %+v, %v; want still running in the inventory", before, err)
+	}
+	runFleetSync(t, tc)
+	after, err := store.GetServer(ctx, inventory.DemoFileServer)
+	if err != nil || after.State != anyops.ServerImpaired || after.ImpairedSince == nil {
+		t.Errorf("file server after the fault and a sync: %+v, %v; want impaired with impaired_since", after, err)
+	}
+}
+
+// runFleetSync starts FleetSync as the API would (joining a running one) and waits for it.
+func runFleetSync(t *testing.T, tc client.Client) workflows.FleetSyncResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: workflows.FleetSyncWorkflowID, TaskQueue: workflows.TaskQueueControl,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+	}, "FleetSync", workflows.FleetSyncInput{Timing: crashTiming, RequestedBy: "integration-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res workflows.FleetSyncResult
+	if err := run.Get(ctx, &res); err != nil {
+		t.Fatalf("FleetSync: %v", err)
+	}
+	t.Logf("FleetSync: %s", res.Summary)
+	return res
+}
+
+// describeInstances maps Name tags to the ids of the instances that are not terminated.
+func describeInstances(t *testing.T, c *ec2.Client) map[string][]string {
+	t.Helper()
+	out, err := c.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string][]string{}
+	for _, r := range out.Reservations {
+		for _, i := range r.Instances {
+			if i.State != nil && i.State.Name == "terminated" {
+				continue
+			}
+			name := tagValue(i.Tags, activities.TagName)
+			m[name] = append(m[name], aws.ToString(i.InstanceId))
+		}
+	}
+	return m
+}
+
+// describeVolumes maps Name tags to volume ids; boot volumes, which RunInstances creates
+// without a name, are keyed "boot:<id>" so that every volume counts once.
+func describeVolumes(t *testing.T, c *ec2.Client) map[string][]string {
+	t.Helper()
+	out, err := c.DescribeVolumes(context.Background(), &ec2.DescribeVolumesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string][]string{}
+	for _, v := range out.Volumes {
+		id := aws.ToString(v.VolumeId)
+		name := tagValue(v.Tags, activities.TagName)
+		if name == "" {
+			name = "boot:" + id
+		}
+		m[name] = append(m[name], id)
+	}
+	return m
+}
+
+func tagValue(tags []types.Tag, key string) string {
+	for _, tag := range tags {
+		if aws.ToString(tag.Key) == key {
+			return aws.ToString(tag.Value)
+		}
+	}
+	return ""
+}
+
+func injectFault(t *testing.T, endpoint string, fault map[string]any) {
+	t.Helper()
+	body, _ := json.Marshal(fault)
+	resp, err := http.Post(endpoint+"/_sim/faults", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("POST /_sim/faults %s: %s", body, resp.Status)
+	}
+}
+
+func lastBytes(b []byte, n int) string {
+	if len(b) > n {
+		return fmt.Sprintf("...%s", b[len(b)-n:])
+	}
+	return string(b)
+}

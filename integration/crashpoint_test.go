@@ -1,0 +1,95 @@
+package integration
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// crashPoints wraps cloudsim's handler so a test can kill a worker at the worst moment: the
+// cloud has carried out a call (an instance launched, a volume created) but the activity
+// never hears back, so Temporal retries it on another worker. Arm an EC2 action; the first
+// request for it is served by cloudsim as usual, then its response is held, and the channel
+// arm returned is closed. The held response is dropped when the caller's connection dies.
+type crashPoints struct {
+	next    http.Handler
+	mu      sync.Mutex
+	armed   map[string]chan struct{}
+	held    map[string]string         // action -> ClientToken of the held request
+	calls   map[string]map[string]int // action -> ClientToken -> requests seen
+	release chan struct{}
+}
+
+func newCrashPoints(next http.Handler) *crashPoints {
+	return &crashPoints{next: next, armed: map[string]chan struct{}{}, held: map[string]string{},
+		calls: map[string]map[string]int{}, release: make(chan struct{})}
+}
+
+// arm holds the response of the next request for the EC2 action.
+func (c *crashPoints) arm(action string) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	hit := make(chan struct{})
+	c.armed[action] = hit
+	return hit
+}
+
+// heldCalls returns how many requests carried the ClientToken of the held request of action:
+// 2 or more means the call whose answer was lost was made again.
+func (c *crashPoints) heldCalls(action string) (token string, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	token = c.held[action]
+	return token, c.calls[action][token]
+}
+
+// releaseAll lets held requests return, so the server can shut down.
+func (c *crashPoints) releaseAll() { close(c.release) }
+
+func (c *crashPoints) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	action, token := "", ""
+	if r.Header.Get("X-Amz-Target") == "" {
+		if q, err := url.ParseQuery(string(body)); err == nil {
+			action, token = q.Get("Action"), q.Get("ClientToken")
+		}
+	}
+	c.mu.Lock()
+	if c.calls[action] == nil {
+		c.calls[action] = map[string]int{}
+	}
+	c.calls[action][token]++
+	hit, armed := c.armed[action]
+	if armed {
+		delete(c.armed, action)
+		c.held[action] = token
+	}
+	c.mu.Unlock()
+	if !armed {
+		c.next.ServeHTTP(w, r)
+		return
+	}
+	rec := httptest.NewRecorder()
+	c.next.ServeHTTP(rec, r)
+	close(hit)
+	select {
+	case <-r.Context().Done(): // the worker died: the response is lost with it
+		return
+	case <-c.release:
+	case <-time.After(time.Minute):
+	}
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
+}

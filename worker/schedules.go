@@ -1,0 +1,103 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/anyops/anyops/workflows"
+)
+
+// FleetSyncScheduleID is the Temporal schedule that runs FleetSync.
+const FleetSyncScheduleID = "fleet-sync-every-2m"
+
+// FleetSyncInterval is how often the schedule runs FleetSync: drift (an impaired instance, a
+// volume someone detached by hand) shows in the inventory within this long.
+const FleetSyncInterval = 2 * time.Minute
+
+// Schedule is one schedule EnsureSchedules keeps.
+type Schedule struct {
+	ID      string
+	Options client.ScheduleOptions
+}
+
+// Schedules returns the schedules Anyops runs. Scheduled runs of FleetSync get workflow ids
+// "fleet-sync-<time>" from Temporal; the skip overlap policy keeps two from running at once.
+func Schedules() []Schedule {
+	kind, _ := workflows.LookupKind(workflows.KindFleetSync)
+	return []Schedule{{
+		ID: FleetSyncScheduleID,
+		Options: client.ScheduleOptions{
+			ID:   FleetSyncScheduleID,
+			Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: FleetSyncInterval}}},
+			Action: &client.ScheduleWorkflowAction{
+				ID:                       workflows.FleetSyncWorkflowID,
+				Workflow:                 kind.WorkflowType,
+				TaskQueue:                kind.TaskQueue,
+				Args:                     []any{workflows.FleetSyncInput{RequestedBy: "schedule:" + FleetSyncScheduleID}},
+				WorkflowExecutionTimeout: kind.ExecutionTimeout,
+			},
+			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+			Note:    "created by anyops: reconcile the inventory with the cloud",
+		},
+	}}
+}
+
+// EnsureSchedules creates every schedule of Schedules that does not exist yet. A schedule that
+// exists is left as it is (an operator may have paused it), so calling this at every start of
+// every process is safe.
+func EnsureSchedules(ctx context.Context, c client.Client) error {
+	for _, s := range Schedules() {
+		_, err := c.ScheduleClient().Create(ctx, s.Options)
+		if err != nil && !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+			return fmt.Errorf("schedule %s: %w", s.ID, err)
+		}
+	}
+	return nil
+}
+
+// EnsureDemoFleet is what `anyops dev` runs once its worker is up: it builds the demo fleet in
+// the cloud (DemoFleet, joining a run already under way; a later run finds everything the
+// first created), fills the inventory from the cloud (FleetSync), and ensures the schedules.
+// It blocks until all three are done: about a simulated minute of instance boots.
+func EnsureDemoFleet(ctx context.Context, c client.Client, timing workflows.FleetTiming) (workflows.DemoFleetResult, error) {
+	var fleet workflows.DemoFleetResult
+	if err := runJoining(ctx, c, workflows.KindDemoFleet, workflows.DemoFleetWorkflowID,
+		workflows.DemoFleetInput{Timing: timing, RequestedBy: "anyops"}, &fleet); err != nil {
+		return fleet, err
+	}
+	var sync workflows.FleetSyncResult
+	if err := runJoining(ctx, c, workflows.KindFleetSync, workflows.FleetSyncWorkflowID,
+		workflows.FleetSyncInput{Timing: timing, RequestedBy: "anyops"}, &sync); err != nil {
+		return fleet, err
+	}
+	return fleet, EnsureSchedules(ctx, c)
+}
+
+// runJoining starts the kind's workflow under id, or joins the one running under it, and
+// waits for its result.
+func runJoining(ctx context.Context, c client.Client, kindName, id string, input, result any) error {
+	kind, ok := workflows.LookupKind(kindName)
+	if !ok {
+		return fmt.Errorf("kind %s is not registered", kindName)
+	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                kind.TaskQueue,
+		WorkflowExecutionTimeout: kind.ExecutionTimeout,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}, kind.WorkflowType, input)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", id, err)
+	}
+	if err := run.Get(ctx, result); err != nil {
+		return fmt.Errorf("%s: %w", id, err)
+	}
+	return nil
+}

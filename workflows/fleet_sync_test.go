@@ -1,0 +1,124 @@
+package workflows
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/google/uuid"
+
+	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/activities"
+	"github.com/anyops/anyops/inventory"
+)
+
+// TestFleetSyncReconcilesInventoryWithCloudsim builds the demo fleet in cloudsim and runs
+// FleetSync on the real dev server into an empty inventory. It proves the inventory is then
+// filled from the cloud (servers carry the instance ids DescribeInstances returns, replicas
+// are in sync from the hosts' DRBD status), that a second sync finds no drift, and that after
+// a hardware failure injected through /_sim/faults — seen as impaired by
+// DescribeInstanceStatus — the next sync marks the server impaired and records the drift.
+func TestFleetSyncReconcilesInventoryWithCloudsim(t *testing.T) {
+	ctx := context.Background()
+	e := newFleetEnv(t)
+	var fleet DemoFleetResult
+	e.run(t, "DemoFleet", DemoFleetWorkflowID+"-"+uuid.NewString(), DemoFleetInput{Timing: fastTiming}, &fleet)
+	plan := activities.DemoFleetPlan()
+	syncInput := FleetSyncInput{Timing: fastTiming, RequestedBy: "test"}
+
+	var first FleetSyncResult
+	e.run(t, "FleetSync", FleetSyncWorkflowID+"-"+uuid.NewString(), syncInput, &first)
+	// A zone, a release, a cluster, the servers, a boot volume per server, the data volumes
+	// and the replicas.
+	wantCreated := 3 + 2*len(plan.Servers) + len(plan.Volumes) + len(plan.DRBDResources())
+	if first.Counts.Created != wantCreated || first.Counts.Updated != 0 || first.Counts.Missing != 0 || len(first.Drift) != wantCreated {
+		t.Errorf("first sync %+v with %d drifts, want %d created", first.Counts, len(first.Drift), wantCreated)
+	}
+	servers, _, err := e.store.ListServers(ctx, inventory.ServerFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(servers) != len(plan.Servers) {
+		t.Fatalf("inventory has %d servers, want %d", len(servers), len(plan.Servers))
+	}
+	for _, s := range servers {
+		if s.InstanceID != fleet.Instances[s.Name] || s.State != anyops.ServerRunning {
+			t.Errorf("server %s: instance %s state %s; cloud has %s running", s.Name, s.InstanceID, s.State, fleet.Instances[s.Name])
+		}
+	}
+	inSync, _, err := e.store.ListReplicas(ctx, inventory.ReplicaFilter{State: anyops.ReplicaUpToDate})
+	if err != nil || len(inSync) != len(plan.DRBDResources()) {
+		t.Errorf("%d replicas up to date (%v), want %d", len(inSync), err, len(plan.DRBDResources()))
+	}
+
+	var second FleetSyncResult
+	e.run(t, "FleetSync", FleetSyncWorkflowID+"-"+uuid.NewString(), syncInput, &second)
+	if len(second.Drift) != 0 || second.Counts.Unchanged != wantCreated {
+		t.Errorf("second sync %+v drift %+v, want nothing changed", second.Counts, second.Drift)
+	}
+
+	file := fleet.Instances[inventory.DemoFileServer]
+	e.injectFault(t, map[string]any{"type": "hardware-failure", "instance_id": file})
+	st, err := e.aws.EC2.DescribeInstanceStatus(ctx, &ec2.DescribeInstanceStatusInput{InstanceIds: []string{file}})
+	if err != nil || len(st.InstanceStatuses) != 1 || st.InstanceStatuses[0].SystemStatus.Status != "impaired" {
+		t.Fatalf("DescribeInstanceStatus after the fault = %+v, %v; want the system check impaired", st, err)
+	}
+	var third FleetSyncResult
+	e.run(t, "FleetSync", FleetSyncWorkflowID+"-"+uuid.NewString(), syncInput, &third)
+	s, err := e.store.GetServer(ctx, inventory.DemoFileServer)
+	if err != nil || s.State != anyops.ServerImpaired || s.ImpairedSince == nil {
+		t.Fatalf("file server after the fault and a sync: %+v, %v; want impaired with impaired_since", s, err)
+	}
+	if since := st.InstanceStatuses[0].SystemStatus.Details[0].ImpairedSince; since == nil || !s.ImpairedSince.Equal(aws.ToTime(since)) {
+		t.Errorf("impaired_since %v, cloud says %v", s.ImpairedSince, since)
+	}
+	if !slices.ContainsFunc(third.Drift, func(d activities.Drift) bool {
+		return d.Entity == "server" && d.Key == inventory.DemoFileServer && d.Change == activities.DriftChanged && slices.Contains(d.Fields, "state")
+	}) {
+		t.Errorf("third sync drift %+v has no state change of %s", third.Drift, inventory.DemoFileServer)
+	}
+	events, _, err := e.store.ListAudit(ctx, inventory.Page{Limit: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(events, func(ev inventory.AuditEvent) bool {
+		return ev.Action == activities.DriftAction && ev.Subject == "server/"+inventory.DemoFileServer && ev.Actor == "test"
+	}) {
+		t.Errorf("no drift event for the impaired server among the latest %+v", events)
+	}
+}
+
+// TestFleetSyncPrepare proves the fleet-sync kind's input rules.
+func TestFleetSyncPrepare(t *testing.T) {
+	kind, ok := LookupKind(KindFleetSync)
+	if !ok {
+		t.Fatal("fleet-sync is not registered")
+	}
+	tests := []struct {
+		name, body string
+		wantErr    string
+	}{
+		{"empty body", ``, ""},
+		{"timing", `{"timing":{"call_timeout":5000000000}}`, ""},
+		{"negative timing", `{"timing":{"call_timeout":-5}}`, "timing.call_timeout"},
+		{"actor from the body", `{"requested_by":"x"}`, "requested_by is set by the server"},
+		{"unknown field", `{"reason":"x"}`, `unknown field "reason"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start, err := kind.Prepare([]byte(tt.body), "api:operator")
+			if tt.wantErr == "" {
+				if err != nil || start.ID != FleetSyncWorkflowID || start.Input.(FleetSyncInput).RequestedBy != "api:operator" {
+					t.Fatalf("Prepare(%s) = %+v, %v", tt.body, start, err)
+				}
+				return
+			}
+			if anyops.ErrorCode(err) != anyops.EINVALID || !strings.Contains(anyops.ErrorMessage(err), tt.wantErr) {
+				t.Errorf("Prepare(%s) = %v, want EINVALID containing %q", tt.body, err, tt.wantErr)
+			}
+		})
+	}
+}
