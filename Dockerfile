@@ -6,10 +6,11 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -ldflags "-X main.version=${VERSION}" -o /out/anyops ./cmd/anyops
+RUN CGO_ENABLED=0 go build -ldflags "-X main.version=${VERSION}" -o /out/anyops ./cmd/anyops \
+    && CGO_ENABLED=0 go build -o /out/anyops-sandbox-init ./sandboxd/jail/cmd/sandbox-init
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates bash python3 \
     && rm -rf /var/lib/apt/lists/*
-COPY --from=build /out/anyops /usr/local/bin/anyops
+COPY --from=build /out/anyops /out/anyops-sandbox-init /usr/local/bin/
 ENTRYPOINT ["/usr/local/bin/anyops"]

@@ -17,6 +17,7 @@ all: build
 
 build: $(BIN)/temporal
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/anyops ./cmd/anyops
+	$(GO) build -o $(BIN)/anyops-sandbox-init ./sandboxd/jail/cmd/sandbox-init
 
 # The Temporal CLI, pinned: v1.5.1 is the newest that `go install` builds (later releases carry
 # replace directives). The stamp file re-installs it when the pinned version changes.

@@ -6,6 +6,7 @@ package config
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -66,6 +67,9 @@ type Sandboxd struct {
 	StateDir       string // sandbox roots, images and the record of sandboxes started
 	Slots          int    // how many sandboxes this host runs at most
 	AllowedOrigins string // Origins allowed to attach, comma separated; "*" for any
+	// CgroupParent holds one cgroup per sandbox. A sandboxd removes everything under it at
+	// start, so two daemons on one host need different parents.
+	CgroupParent string
 }
 
 // Cloudsim configures `anyops cloudsim`.
@@ -264,6 +268,7 @@ func (b *Binder) BindSandboxd(c *Sandboxd, prefix string) {
 	b.String(&c.StateDir, prefix+"state-dir", "ANYOPS_SANDBOXD_STATE_DIR", "", "sandbox roots and records; empty: <data-dir>/sandboxd")
 	b.Int(&c.Slots, prefix+"slots", "ANYOPS_SANDBOXD_SLOTS", 64, "sandboxes this host runs at most")
 	b.String(&c.AllowedOrigins, prefix+"allowed-origins", "ANYOPS_SANDBOXD_ALLOWED_ORIGINS", "*", "Origins allowed to attach, comma separated")
+	b.String(&c.CgroupParent, prefix+"cgroup-parent", "ANYOPS_SANDBOXD_CGROUP_PARENT", "", `cgroup holding the sandboxes' cgroups; empty: "anyops" (dev: one per data dir)`)
 }
 
 // BindCloudsim binds the cloudsim settings, with the same prefix rule as BindSandboxd.
@@ -281,4 +286,20 @@ func (c Common) DefaultPath(p, name string) string {
 		return p
 	}
 	return filepath.Join(c.DataDir, name)
+}
+
+// NewLogger builds the slog logger every command uses: text or JSON on w at --log-level.
+func (c Common) NewLogger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(c.LogFormat) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
 }

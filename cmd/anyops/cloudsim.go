@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -37,7 +35,7 @@ func newCloudsimCmd() *cobra.Command {
 			return err
 		}
 		b.Print(cmd.ErrOrStderr())
-		log, err := newCloudsimLogger(common)
+		log, err := common.NewLogger(os.Stderr)
 		if err != nil {
 			return err
 		}
@@ -49,20 +47,4 @@ func newCloudsimCmd() *cobra.Command {
 		})
 	}
 	return cmd
-}
-
-// newCloudsimLogger builds the slog logger from --log-format and --log-level.
-func newCloudsimLogger(c config.Common) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: %w", c.LogLevel, err)
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	switch c.LogFormat {
-	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat)
 }

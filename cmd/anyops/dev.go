@@ -1,15 +1,244 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/anyops/anyops/activities"
+	"github.com/anyops/anyops/api"
+	"github.com/anyops/anyops/cloudsim"
+	"github.com/anyops/anyops/config"
+	"github.com/anyops/anyops/internal/devstack"
+	"github.com/anyops/anyops/sandboxd"
+	"github.com/anyops/anyops/sandboxd/token"
+	"github.com/anyops/anyops/worker"
+	"github.com/anyops/anyops/workflows"
 )
 
+// newDevCmd is `anyops dev`: the whole system in one command on its embedded defaults — a
+// supervised Temporal dev server child, SQLite, cloudsim, sandboxd, the worker and the API —
+// with a demo fleet. What it creates lives in the data dir, so a restart keeps the state.
 func newDevCmd() *cobra.Command {
-	return &cobra.Command{
+	var (
+		common     config.Common
+		db         config.DB
+		tc         config.Temporal
+		ac         config.API
+		wc         config.Worker
+		aws        config.AWS
+		sim        config.Cloudsim
+		sd         config.Sandboxd
+		uiAddr     string
+		noSandboxd bool
+	)
+	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "dev (being built)",
-		RunE:  func(*cobra.Command, []string) error { return errors.New("dev: not built yet") },
+		Short: "Run everything locally: Temporal dev server, SQLite, cloudsim, sandboxd, worker, API, demo fleet",
+		Args:  cobra.NoArgs,
 	}
+	b := config.NewBinder(cmd.Flags())
+	b.BindCommon(&common)
+	b.BindDB(&db)
+	b.BindTemporal(&tc)
+	b.BindAPI(&ac)
+	b.BindWorker(&wc)
+	b.BindAWS(&aws)
+	b.BindCloudsim(&sim, "cloudsim-")
+	b.BindSandboxd(&sd, "sandboxd-")
+	b.String(&uiAddr, "temporal-ui-addr", "", "127.0.0.1:8233", "Temporal Web UI listen address")
+	b.Bool(&noSandboxd, "no-sandboxd", "", false, "do not run sandboxd (it needs root); consoles are then unavailable")
+	// The public console embed is on in dev.
+	_ = cmd.Flags().Set("public-embed", "true")
+	cmd.Flags().Lookup("public-embed").DefValue = "true"
+
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := b.Load(); err != nil {
+			return err
+		}
+		logger, err := common.NewLogger(os.Stderr)
+		if err != nil {
+			return err
+		}
+		out := cmd.ErrOrStderr()
+		fmt.Fprintln(out, "anyops dev, settings:")
+		b.Print(out)
+
+		runSandboxd := !noSandboxd
+		if runSandboxd && os.Geteuid() != 0 {
+			logger.Warn("sandboxd needs root: running without it, so consoles are unavailable (run as root, or pass --no-sandboxd to silence this)")
+			runSandboxd = false
+		}
+		ports := map[string]string{"api-addr": ac.Addr, "temporal-addr": tc.Address, "temporal-ui-addr": uiAddr, "cloudsim-addr": sim.Addr}
+		if runSandboxd {
+			ports["sandboxd-addr"] = sd.Addr
+		}
+		if err := devstack.CheckPortsFree(ports); err != nil {
+			return err
+		}
+		dataDir, err := filepath.Abs(common.DataDir)
+		if err != nil {
+			return err
+		}
+		common.DataDir = dataDir
+		if err := os.MkdirAll(dataDir, 0o755); err != nil {
+			return err
+		}
+
+		adminToken, err := devstack.EnsureToken(filepath.Join(dataDir, "admin-token"))
+		if err != nil {
+			return fmt.Errorf("admin token: %w", err)
+		}
+		tokens := "admin:" + adminToken
+		if ac.Tokens != "" {
+			tokens += "," + ac.Tokens
+		}
+		auth, err := api.ParseTokens(tokens)
+		if err != nil {
+			return err
+		}
+		keyFile := ac.SandboxdKey
+		if keyFile == "" {
+			keyFile = filepath.Join(dataDir, "sandboxd.key")
+		}
+		sandboxdKey, err := token.EnsureKeyPair(keyFile)
+		if err != nil {
+			return fmt.Errorf("sandboxd key: %w", err)
+		}
+		signer := token.NewSigner(sandboxdKey)
+
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+
+		temporalBin, err := devstack.FindTemporal()
+		if err != nil {
+			return err
+		}
+		tmp, err := devstack.StartTemporal(ctx, devstack.TemporalOptions{
+			Bin: temporalBin, Addr: tc.Address, UIAddr: uiAddr,
+			DBFile:  filepath.Join(dataDir, "temporal.db"),
+			LogFile: filepath.Join(dataDir, "temporal.log"),
+			Logger:  logger,
+		})
+		if err != nil {
+			return err
+		}
+		// However dev ends, the Temporal child goes with it.
+		defer func() { stop(); <-tmp.Done() }()
+
+		store, err := openInventory(ctx, common, db)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		tcl, err := worker.Dial(ctx, tc, logger)
+		if err != nil {
+			return err
+		}
+		defer tcl.Close()
+
+		// The worker reaches the cloud through cloudsim unless told otherwise.
+		if aws.Endpoint == "" {
+			aws.Endpoint = "http://" + sim.Addr
+		}
+		clouds, err := activities.NewClients(ctx, aws)
+		if err != nil {
+			return err
+		}
+
+		// Every server runs until ctx ends; the first to fail stops the others.
+		runCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		errs := make(chan error, 4)
+		running := 0
+		start := func(name string, run func(context.Context) error) {
+			running++
+			go func() {
+				err := run(runCtx)
+				if err != nil && !errors.Is(err, context.Canceled) {
+					err = fmt.Errorf("%s: %w", name, err)
+				} else {
+					err = nil
+				}
+				errs <- err
+			}()
+		}
+
+		start("cloudsim", func(ctx context.Context) error {
+			return cloudsim.Run(ctx, cloudsim.Config{
+				Addr: sim.Addr, Speed: sim.Speed,
+				StateFile: filepath.Join(dataDir, "cloudsim.json"),
+				Logger:    logger.With("component", "cloudsim"),
+			})
+		})
+		if runSandboxd {
+			if sd.CgroupParent == "" {
+				// sandboxd clears its cgroup parent at start: one per data dir keeps two dev
+				// stacks (or a dev stack and a test) from removing each other's sandboxes.
+				sd.CgroupParent = fmt.Sprintf("anyops-dev-%08x", crc32.ChecksumIEEE([]byte(dataDir)))
+			}
+			sdCfg, err := sandboxdConfig(common, sd, logger.With("component", "sandboxd"))
+			if err != nil {
+				return err
+			}
+			sdCfg.PublicKey = signer.PublicKey()
+			start("sandboxd", func(ctx context.Context) error { return sandboxd.Run(ctx, sdCfg) })
+		}
+		start("worker", func(ctx context.Context) error {
+			return worker.Run(ctx, worker.Config{
+				Client: tcl, Deps: worker.Deps{Store: store, AWS: clouds, SandboxdSigner: signer}, Logger: logger.With("component", "worker"),
+				DeadlockDetectionTimeout: wc.DeadlockTimeout, MaxConcurrentActivities: wc.MaxConcurrentActivities,
+			})
+		})
+		start("api", func(ctx context.Context) error {
+			return api.Run(ctx, api.Config{Addr: ac.Addr, Deps: api.Deps{
+				Store: store, Temporal: tcl, Auth: auth, Logger: logger.With("component", "api"),
+				CORSOrigins: api.ParseOrigins(ac.CORSOrigins), ConsolesEnabled: ac.PublicEmbed,
+			}})
+		})
+		// The demo fleet lives in cloudsim; the inventory is filled from the cloud. The
+		// DemoFleet workflow is idempotent, so a restart joins or repeats it harmlessly.
+		go func() {
+			res, err := worker.EnsureDemoFleet(runCtx, tcl, workflows.FleetTiming{PollInterval: time.Second})
+			if err != nil {
+				if runCtx.Err() == nil {
+					logger.Error("demo fleet", "err", err)
+				}
+				return
+			}
+			logger.Info("demo fleet ready in cloudsim and the inventory", "instances", len(res.Instances), "volumes", len(res.Volumes))
+		}()
+
+		fmt.Fprintf(out, `
+Anyops is running. Ctrl-C stops everything.
+  API and dashboard  http://%s/   (health: /healthz, readiness: /readyz)
+  Temporal Web UI    http://%s/
+  Temporal frontend  %s
+  cloudsim (EC2/SSM) http://%s/
+`, ac.Addr, uiAddr, tc.Address, sim.Addr)
+		if runSandboxd {
+			fmt.Fprintf(out, "  sandboxd           http://%s/\n", sd.Addr)
+		}
+		fmt.Fprintf(out, "  admin token        %s  (also in %s)\n\n", adminToken, filepath.Join(dataDir, "admin-token"))
+
+		var first error
+		for ; running > 0; running-- {
+			err := <-errs
+			if err != nil && first == nil {
+				first = err
+				logger.Error("stopping everything", "err", err)
+			}
+			cancel()
+		}
+		return first
+	}
+	return cmd
 }

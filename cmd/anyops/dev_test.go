@@ -1,0 +1,357 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/anyops/anyops/activities"
+	"github.com/anyops/anyops/config"
+	"github.com/anyops/anyops/internal/testenv"
+)
+
+// devStack is one `bin/anyops dev` process on free ports with its own data dir.
+type devStack struct {
+	t                                         *testing.T
+	cmd                                       *exec.Cmd
+	out                                       *syncBuffer
+	dataDir                                   string
+	api, temporal, ui, cloudsim, sandboxd, tk string
+	exited                                    chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func anyopsBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(testenv.RepoRoot(), "bin", "anyops")
+	if _, err := os.Stat(bin); err != nil {
+		testenv.Missing(t, "%s (make build)", bin)
+	}
+	testenv.TemporalBinary(t)
+	return bin
+}
+
+func startDev(t *testing.T, dataDir string, extra ...string) *devStack {
+	t.Helper()
+	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)) }
+	d := &devStack{t: t, dataDir: dataDir, api: addr(), temporal: addr(), ui: addr(), cloudsim: addr(), sandboxd: addr(),
+		out: &syncBuffer{}, exited: make(chan struct{})}
+	args := append([]string{"dev", "--data-dir", dataDir, "--api-addr", d.api, "--temporal-addr", d.temporal,
+		"--temporal-ui-addr", d.ui, "--cloudsim-addr", d.cloudsim, "--sandboxd-addr", d.sandboxd}, extra...)
+	d.cmd = exec.Command(anyopsBinary(t), args...)
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = d.cmd.Wait(); close(d.exited) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		<-d.exited
+		if t.Failed() {
+			t.Logf("anyops dev output:\n%s", d.out.String())
+		}
+	})
+	return d
+}
+
+// waitReady polls /readyz until it answers 200.
+func (d *devStack) waitReady(limit time.Duration) {
+	d.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		select {
+		case <-d.exited:
+			d.t.Fatalf("anyops dev exited during start-up:\n%s", d.out.String())
+		default:
+		}
+		if resp, err := http.Get("http://" + d.api + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("not ready after %s:\n%s", limit, d.out.String())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	tok, err := os.ReadFile(filepath.Join(d.dataDir, "admin-token"))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.tk = strings.TrimSpace(string(tok))
+}
+
+// call sends an API request with the admin token (or none when token is "") and decodes JSON.
+func (d *devStack) call(method, path, token string, body any, out any) int {
+	d.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, "http://"+d.api+path, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		d.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			d.t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// stop sends SIGINT, as Ctrl-C does, and waits for the whole stack to end.
+func (d *devStack) stop() {
+	d.t.Helper()
+	_ = d.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-d.exited:
+	case <-time.After(60 * time.Second):
+		d.t.Fatalf("anyops dev did not stop within 60s of SIGINT:\n%s", d.out.String())
+	}
+	// Nothing it started may survive: not in its process group, not holding its data dir.
+	time.Sleep(200 * time.Millisecond)
+	if err := syscall.Kill(-d.cmd.Process.Pid, 0); err == nil {
+		d.t.Errorf("processes of anyops dev's group %d still running after SIGINT", d.cmd.Process.Pid)
+	}
+	if out, _ := exec.Command("pgrep", "-af", d.dataDir).Output(); len(bytes.TrimSpace(out)) > 0 {
+		d.t.Errorf("processes still using %s after SIGINT:\n%s", d.dataDir, out)
+	}
+}
+
+type operation struct {
+	ID     string `json:"id"`
+	Kind   string `json:"kind"`
+	State  string `json:"state"`
+	Joined bool   `json:"joined"`
+	Result json.RawMessage
+	Status *struct {
+		Phase    string  `json:"phase"`
+		Progress float64 `json:"progress"`
+	} `json:"status"`
+}
+
+// runOperation starts an operation and waits until it completes.
+func (d *devStack) runOperation(kind string, limit time.Duration) operation {
+	d.t.Helper()
+	var op operation
+	if code := d.call("POST", "/v1/operations/"+kind, d.tk, map[string]any{}, &op); code != 201 && code != 200 {
+		d.t.Fatalf("POST /v1/operations/%s: %d", kind, code)
+	}
+	deadline := time.Now().Add(limit)
+	for {
+		var got operation
+		d.call("GET", "/v1/operations/"+strings.ReplaceAll(op.ID, "/", "%2F"), d.tk, nil, &got)
+		if got.State == "completed" {
+			return got
+		}
+		if got.State == "failed" || got.State == "terminated" || got.State == "canceled" || time.Now().After(deadline) {
+			d.t.Fatalf("operation %s: state %q after %s", op.ID, got.State, limit)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// TestDevStack is `make run` end to end: the real binary starts the whole system on free ports;
+// health, readiness, the demo fleet, a FleetAudit through the API that shows in Temporal, auth
+// errors, a clear error for a taken port, Ctrl-C leaving nothing behind, and a restart that
+// keeps the state.
+func TestDevStack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the whole stack")
+	}
+	dataDir := t.TempDir()
+	d := startDev(t, dataDir)
+	d.waitReady(3 * time.Minute)
+
+	if code := d.call("GET", "/healthz", "", nil, nil); code != 200 {
+		t.Errorf("/healthz: %d", code)
+	}
+	if code := d.call("GET", "/v1/servers", "", nil, nil); code != 401 {
+		t.Errorf("/v1/servers without a token: %d, want 401", code)
+	}
+	// The demo fleet is built in cloudsim and the inventory filled from the cloud.
+	servers := d.waitServers(7, 2*time.Minute)
+	d.checkInventoryMatchesCloud(servers)
+
+	audit := d.runOperation("fleet-audit", time.Minute)
+	if !strings.Contains(string(audit.Result), `"servers":7`) {
+		t.Errorf("fleet-audit result lacks the server count: %s", audit.Result)
+	}
+	// The workflow is in Temporal, where the Web UI reads it from.
+	if out, err := exec.Command(filepath.Join(testenv.RepoRoot(), "bin", "temporal"), "workflow", "describe",
+		"--address", d.temporal, "--workflow-id", audit.ID).CombinedOutput(); err != nil || !strings.Contains(string(out), "COMPLETED") {
+		t.Errorf("temporal workflow describe %s: %v\n%s", audit.ID, err, out)
+	}
+	if resp, err := http.Get("http://" + d.ui + "/"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("Temporal Web UI on %s: %v", d.ui, err)
+	} else {
+		resp.Body.Close()
+	}
+
+	// A second stack on the same API port is refused with the flag to change.
+	second := exec.Command(anyopsBinary(t), "dev", "--data-dir", t.TempDir(), "--api-addr", d.api)
+	out, err := second.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--api-addr") {
+		t.Errorf("second dev on a taken port: err %v, output:\n%s", err, out)
+	}
+
+	d.checkHardwareFaultReachesInventory(servers[0].InstanceID, servers[0].Name)
+
+	d.stop()
+
+	// A restart keeps the state: same token, same fleet, the earlier operation still listed.
+	again := startDev(t, dataDir)
+	again.waitReady(3 * time.Minute)
+	if again.tk != d.tk {
+		t.Errorf("admin token changed across a restart")
+	}
+	var got operation
+	if code := again.call("GET", "/v1/operations/fleet-audit", again.tk, nil, &got); code != 200 || got.State != "completed" {
+		t.Errorf("after restart, fleet-audit: %d %q", code, got.State)
+	}
+	again.stop()
+}
+
+type server struct {
+	Name       string `json:"name"`
+	InstanceID string `json:"instance_id"`
+	Role       string `json:"role"`
+	State      string `json:"state"`
+}
+
+// waitServers polls /v1/servers until it lists n servers with instance ids.
+func (d *devStack) waitServers(n int, limit time.Duration) []server {
+	d.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		var page struct {
+			Items []server `json:"items"`
+		}
+		code := d.call("GET", "/v1/servers?limit=100", d.tk, nil, &page)
+		withID := 0
+		for _, s := range page.Items {
+			if strings.HasPrefix(s.InstanceID, "i-") && s.State != "terminated" {
+				withID++
+			}
+		}
+		if code == 200 && withID == n {
+			return page.Items
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("/v1/servers: %d, %d servers with instance ids after %s, want %d", code, withID, limit, n)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func (d *devStack) ec2() *ec2.Client {
+	d.t.Helper()
+	clients, err := activities.NewClients(context.Background(), config.AWS{Region: "us-east-1", Endpoint: "http://" + d.cloudsim})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return clients.EC2
+}
+
+// checkInventoryMatchesCloud proves the instance ids the API lists are those DescribeInstances
+// on cloudsim returns.
+func (d *devStack) checkInventoryMatchesCloud(servers []server) {
+	d.t.Helper()
+	out, err := d.ec2().DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	var cloud []string
+	for _, r := range out.Reservations {
+		for _, inst := range r.Instances {
+			cloud = append(cloud, *inst.InstanceId)
+		}
+	}
+	var inventory []string
+	for _, s := range servers {
+		inventory = append(inventory, s.InstanceID)
+	}
+	sort.Strings(cloud)
+	sort.Strings(inventory)
+	if strings.Join(cloud, ",") != strings.Join(inventory, ",") {
+		d.t.Errorf("instance ids differ:\n cloud     %v\n inventory %v", cloud, inventory)
+	}
+}
+
+// checkHardwareFaultReachesInventory injects a hardware failure through /_sim/faults, sees it in
+// DescribeInstanceStatus, and after a FleetSync in the inventory.
+func (d *devStack) checkHardwareFaultReachesInventory(instanceID, name string) {
+	d.t.Helper()
+	body, _ := json.Marshal(map[string]string{"type": "hardware-failure", "instance_id": instanceID})
+	resp, err := http.Post("http://"+d.cloudsim+"/_sim/faults", "application/json", bytes.NewReader(body))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		d.t.Fatalf("POST /_sim/faults: %d", resp.StatusCode)
+	}
+	st, err := d.ec2().DescribeInstanceStatus(context.Background(), &ec2.DescribeInstanceStatusInput{InstanceIds: []string{instanceID}})
+	if err != nil || len(st.InstanceStatuses) != 1 || st.InstanceStatuses[0].SystemStatus.Status != "impaired" {
+		d.t.Fatalf("DescribeInstanceStatus after the fault: %v %+v", err, st)
+	}
+	d.runOperation("fleet-sync", 2*time.Minute)
+	var got server
+	if code := d.call("GET", "/v1/servers/"+name, d.tk, nil, &got); code != 200 || got.State != "impaired" {
+		var page struct {
+			Items []server `json:"items"`
+		}
+		d.call("GET", "/v1/servers?limit=100", d.tk, nil, &page)
+		for _, s := range page.Items {
+			if s.InstanceID == instanceID {
+				got = s
+			}
+		}
+		if got.State != "impaired" {
+			d.t.Errorf("server %s (%s) after fleet-sync: state %q, want impaired", name, instanceID, got.State)
+		}
+	}
+}
