@@ -1,0 +1,258 @@
+package activities
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/google/uuid"
+	"golang.org/x/sys/unix"
+
+	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/internal/testenv"
+	"github.com/anyops/anyops/inventory"
+	"github.com/anyops/anyops/sandboxd"
+	sbclient "github.com/anyops/anyops/sandboxd/client"
+	"github.com/anyops/anyops/sandboxd/token"
+)
+
+// TestLeastLoaded proves placement: the smallest share of slots in use wins among hosts with
+// a free slot; ties go to more free slots, then the name; excluded and full hosts never win.
+func TestLeastLoaded(t *testing.T) {
+	h := func(name string, slots, inUse int) Host {
+		return Host{Server: name, Slots: slots, InUse: inUse, Free: slots - inUse}
+	}
+	tests := []struct {
+		name    string
+		hosts   []Host
+		exclude []string
+		want    string // "" for none
+	}{
+		{"no hosts", nil, nil, ""},
+		{"all full", []Host{h("a", 2, 2), h("b", 1, 1)}, nil, ""},
+		{"lower share wins over more free slots", []Host{h("a", 100, 50), h("b", 4, 1)}, nil, "b"},
+		{"equal share: more free slots", []Host{h("a", 4, 2), h("b", 8, 4)}, nil, "b"},
+		{"equal everything: name", []Host{h("b", 4, 0), h("a", 4, 0)}, nil, "a"},
+		{"full host skipped", []Host{h("a", 1, 1), h("b", 10, 9)}, nil, "b"},
+		{"excluded host skipped", []Host{h("a", 10, 0), h("b", 10, 5)}, []string{"a"}, "b"},
+		{"zero slots is not room", []Host{{Server: "a", Free: 1}}, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := LeastLoaded(tt.hosts, tt.exclude)
+			if (tt.want == "") == ok || (ok && got.Server != tt.want) {
+				t.Fatalf("LeastLoaded = %q (found %v), want %q", got.Server, ok, tt.want)
+			}
+		})
+	}
+}
+
+// sandboxHost is a real sandboxd (root) behind httptest with a matching signer.
+func sandboxHost(t *testing.T, store *inventory.Store, name string) (*Sandboxes, string) {
+	t.Helper()
+	testenv.RequireRoot(t)
+	pub, priv, err := token.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := os.MkdirTemp("", "activities-sandboxd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cgroup := "anyops-act-test-" + uuid.NewString()[:8]
+	srv, err := sandboxd.New(sandboxd.Config{PublicKey: pub, StorageRoot: t.TempDir(), StateDir: state, CgroupParent: cgroup, Slots: 2,
+		AllowedOrigins: []string{"*"}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		srv.Close()
+		ts.Close()
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + cgroup)
+		for _, d := range append(dirs, "/sys/fs/cgroup/"+cgroup) {
+			_ = syscall.Rmdir(d)
+		}
+		for range 3 {
+			b, _ := os.ReadFile("/proc/self/mountinfo")
+			var mounts []string
+			for _, line := range strings.Split(string(b), "\n") {
+				if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], state+"/") {
+					mounts = append(mounts, f[4])
+				}
+			}
+			if len(mounts) == 0 {
+				_ = os.RemoveAll(state)
+				return
+			}
+			for i := len(mounts) - 1; i >= 0; i-- {
+				_ = unix.Unmount(mounts[i], unix.MNT_DETACH)
+			}
+		}
+	})
+	if _, err := store.UpsertServer(context.Background(), inventory.Server{Name: name, Role: anyops.RoleConsole, Zone: inventory.DemoZone,
+		Cluster: inventory.DemoCluster, State: anyops.ServerRunning, SandboxdURL: ts.URL}); err != nil {
+		t.Fatal(err)
+	}
+	return &Sandboxes{Store: store, Signer: token.NewSigner(priv)}, ts.URL
+}
+
+// TestSandboxActivitiesAreIdempotent proves what the console workflow relies on when an
+// activity is retried after a lost reply: CreateSandbox finds the sandbox an earlier attempt
+// made instead of making a second, DestroySandbox of a sandbox already gone succeeds, and
+// SandboxStatus tells running, gone and unreachable apart.
+func TestSandboxActivitiesAreIdempotent(t *testing.T) {
+	ctx := context.Background()
+	store, err := inventory.Open(ctx, inventory.DriverSQLite, filepath.Join(t.TempDir(), "inv.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	if _, err := store.SeedDemoFleet(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a, url := sandboxHost(t, store, "console-x")
+
+	host, err := a.PickHost(ctx, PickHostInput{})
+	if err != nil || host.Server != "console-x" || host.Free != 2 {
+		t.Fatalf("PickHost = %+v %v, want console-x with 2 free slots (the demo hosts have no sandboxd)", host, err)
+	}
+	if _, err := a.PickHost(ctx, PickHostInput{Exclude: []string{"console-x"}}); err == nil || !strings.Contains(err.Error(), "no console host") {
+		t.Fatalf("PickHost excluding the only host = %v, want no host", err)
+	}
+
+	in := CreateSandboxInput{SandboxdURL: url, Request: sbclient.CreateRequest{ID: "console-1-1", User: "alice", UID: 20001, Plan: anyops.PlanFree}}
+	first, err := a.CreateSandbox(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := a.CreateSandbox(ctx, in)
+	if err != nil || again.ID != first.ID || again.CreatedAt != first.CreatedAt {
+		t.Fatalf("retried CreateSandbox = %+v %v, want the same sandbox", again, err)
+	}
+	if list, _ := a.client(url); list != nil {
+		if sbs, _ := list.List(ctx); len(sbs) != 1 {
+			t.Fatalf("%d sandboxes after a retried create, want 1", len(sbs))
+		}
+	}
+	ref := SandboxRef{SandboxdURL: url, SandboxID: first.ID}
+	if h, err := a.SandboxStatus(ctx, ref); err != nil || h.Health != SandboxHealthRunning {
+		t.Fatalf("SandboxStatus = %+v %v, want running", h, err)
+	}
+	for i := range 2 {
+		if err := a.DestroySandbox(ctx, ref); err != nil {
+			t.Fatalf("DestroySandbox #%d: %v", i+1, err)
+		}
+	}
+	if h, err := a.SandboxStatus(ctx, ref); err != nil || h.Health != SandboxHealthGone {
+		t.Fatalf("SandboxStatus after destroy = %+v %v, want gone", h, err)
+	}
+	if h, err := a.SandboxStatus(ctx, SandboxRef{SandboxdURL: "http://127.0.0.1:1", SandboxID: first.ID}); err != nil || h.Health != SandboxHealthUnreachable {
+		t.Fatalf("SandboxStatus of a dead host = %+v %v, want unreachable", h, err)
+	}
+	bad := in
+	bad.Request.UID = 0 // root: sandboxd refuses, and no retry can change that
+	bad.Request.ID = "console-2-1"
+	if _, err := a.CreateSandbox(ctx, bad); err == nil || !strings.Contains(err.Error(), "uid") {
+		t.Fatalf("CreateSandbox with uid 0 = %v, want a refusal", err)
+	}
+}
+
+// TestMarkConsoleAndAnonymousUser proves MarkConsole records the sandbox once and moves the
+// console's state, and DeleteAnonymousUser removes only throw-away users, twice without error.
+func TestMarkConsoleAndAnonymousUser(t *testing.T) {
+	ctx := context.Background()
+	store, err := inventory.Open(ctx, inventory.DriverSQLite, filepath.Join(t.TempDir(), "inv.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	if _, err := store.SeedDemoFleet(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a := &Sandboxes{Store: store}
+	anon, err := store.CreateUser(ctx, "anon-1", anyops.PlanAnonymous, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	con, err := store.CreateConsole(ctx, inventory.Console{User: anon.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	servers, _, _ := store.ListServers(ctx, inventory.ServerFilter{Role: anyops.RoleConsole})
+	open := MarkConsoleInput{ConsoleID: con.ID, State: inventory.ConsoleOpen, Server: servers[0].Name, SandboxID: con.ID + "-1", User: anon.Name}
+	for range 2 {
+		if err := a.MarkConsole(ctx, open); err != nil {
+			t.Fatalf("MarkConsole open: %v", err)
+		}
+	}
+	if got, _ := store.GetConsole(ctx, con.ID); got.SandboxID != open.SandboxID || got.Server != open.Server {
+		t.Fatalf("console = %+v, want it on %s", got, open.SandboxID)
+	}
+	if err := a.MarkConsole(ctx, MarkConsoleInput{ConsoleID: con.ID, State: inventory.ConsoleClosed, SandboxID: open.SandboxID, SandboxState: inventory.SandboxEnded}); err != nil {
+		t.Fatal(err)
+	}
+	if sb, _ := store.GetSandbox(ctx, open.SandboxID); sb.State != inventory.SandboxEnded {
+		t.Fatalf("sandbox row = %+v, want ended", sb)
+	}
+	named, err := store.CreateUser(ctx, "bob", anyops.PlanFree, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.DeleteAnonymousUser(ctx, named.Name); err == nil {
+		t.Fatal("DeleteAnonymousUser removed a registered user")
+	}
+	for range 2 {
+		if err := a.DeleteAnonymousUser(ctx, anon.Name); err != nil {
+			t.Fatalf("DeleteAnonymousUser: %v", err)
+		}
+	}
+	if _, err := store.GetUser(ctx, anon.Name); anyops.ErrorCode(err) != anyops.ENOTFOUND {
+		t.Fatalf("anonymous user still there: %v", err)
+	}
+	// The console went with its user; marking it again is no error.
+	if err := a.MarkConsole(ctx, MarkConsoleInput{ConsoleID: con.ID, State: inventory.ConsoleClosed}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRegisterConsoleHost proves a console host is recorded with its sandboxd and its image
+// becomes the newest in the inventory (what new users are pinned to), once however often it
+// is called.
+func TestRegisterConsoleHost(t *testing.T) {
+	ctx := context.Background()
+	store, err := inventory.Open(ctx, inventory.DriverSQLite, filepath.Join(t.TempDir(), "inv.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	if _, err := store.SeedDemoFleet(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a, url := sandboxHost(t, store, "console-y")
+	srv := inventory.Server{Name: "console-z", Zone: inventory.DemoZone, Cluster: inventory.DemoCluster, SandboxdURL: url}
+	first, err := RegisterConsoleHost(ctx, store, srv, a.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := RegisterConsoleHost(ctx, store, srv, a.Signer)
+	if err != nil || again.ID != first.ID {
+		t.Fatalf("second RegisterConsoleHost = %+v %v, want the same image %+v", again, err, first)
+	}
+	if newest, _ := store.NewestImage(ctx, first.Name); newest.ID != first.ID || first.Version == inventory.DemoImageVer {
+		t.Fatalf("newest image %+v, want sandboxd's %+v", newest, first)
+	}
+	got, err := store.GetServer(ctx, "console-z")
+	if err != nil || got.Role != anyops.RoleConsole || got.State != anyops.ServerRunning || got.SandboxdURL != url {
+		t.Fatalf("server = %+v %v, want a running console server at %s", got, err, url)
+	}
+	u, err := store.CreateUser(ctx, "newbie", anyops.PlanFree, false)
+	if err != nil || u.Image == nil || u.Image.ID != first.ID {
+		t.Fatalf("new user pinned to %+v (%v), want %+v", u.Image, err, first)
+	}
+}

@@ -1,0 +1,542 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/activities"
+	"github.com/anyops/anyops/inventory"
+	sbclient "github.com/anyops/anyops/sandboxd/client"
+)
+
+// ConsoleWorkflowType is the registered name of ConsoleLifecycle.
+const ConsoleWorkflowType = "ConsoleLifecycle"
+
+// Messages ConsoleLifecycle answers.
+const (
+	// ConsoleUpdateOpen waits until the console's sandbox exists and returns ConsoleOpened.
+	// The API sends it with update-with-start, so POST /v1/consoles returns once it is ready.
+	ConsoleUpdateOpen = "Open"
+	// ConsoleSignalAttach and ConsoleSignalDetach count clients a proxy attaches; sandboxd's
+	// own client count, read on every host check, corrects them.
+	ConsoleSignalAttach = "Attach"
+	ConsoleSignalDetach = "Detach"
+	// ConsoleSignalKeepalive marks the console in use now: the idle timer starts over.
+	ConsoleSignalKeepalive = "Keepalive"
+	// ConsoleSignalClose ends the console: its sandbox is destroyed.
+	ConsoleSignalClose = "Close"
+	// ConsoleQuery returns ConsoleView.
+	ConsoleQuery = "Console"
+)
+
+// Why a console ended.
+const (
+	ConsoleEndClosed      = "closed"       // closed on request
+	ConsoleEndIdle        = "idle_timeout" // no client and no keepalive for the idle timeout
+	ConsoleEndMaxLifetime = "max_lifetime" // lived its maximum lifetime
+	ConsoleEndExited      = "exited"       // the sandbox ended by itself (the shell exited)
+	ConsoleEndLost        = "lost"         // the host stopped answering, or no host could take it
+	ConsoleEndCancelled   = "cancelled"    // the workflow was cancelled
+)
+
+// ConsoleTiming is every duration ConsoleLifecycle waits on; tests shrink them.
+type ConsoleTiming struct {
+	IdleTimeout time.Duration `json:"idle_timeout"`
+	MaxLifetime time.Duration `json:"max_lifetime"`
+	// KeepaliveInterval is how often an attached page should send a keepalive.
+	KeepaliveInterval time.Duration `json:"keepalive_interval"`
+	// HostCheckInterval is how often the workflow asks sandboxd about the sandbox.
+	HostCheckInterval time.Duration `json:"host_check_interval"`
+	// HostLostAfter consecutive unanswered host checks mark the host lost.
+	HostLostAfter int `json:"host_lost_after"`
+	// HistoryLimit is the history length past which the workflow continues as new.
+	HistoryLimit int `json:"history_limit"`
+}
+
+// DefaultConsoleTiming is the production timing for a plan: idle timeout and max lifetime
+// from the plan's limits.
+func DefaultConsoleTiming(plan anyops.Plan) ConsoleTiming {
+	lim := anyops.PlanLimits(plan)
+	return ConsoleTiming{
+		IdleTimeout: lim.IdleTimeout, MaxLifetime: lim.MaxLifetime,
+		KeepaliveInterval: time.Minute, HostCheckInterval: 30 * time.Second,
+		HostLostAfter: 3, HistoryLimit: 2000,
+	}
+}
+
+// withDefaults fills zero fields from DefaultConsoleTiming(plan).
+func (t ConsoleTiming) withDefaults(plan anyops.Plan) ConsoleTiming {
+	d := DefaultConsoleTiming(plan)
+	if t.IdleTimeout <= 0 {
+		t.IdleTimeout = d.IdleTimeout
+	}
+	if t.MaxLifetime <= 0 {
+		t.MaxLifetime = d.MaxLifetime
+	}
+	if t.KeepaliveInterval <= 0 {
+		t.KeepaliveInterval = d.KeepaliveInterval
+	}
+	if t.HostCheckInterval <= 0 {
+		t.HostCheckInterval = d.HostCheckInterval
+	}
+	if t.HostLostAfter <= 0 {
+		t.HostLostAfter = d.HostLostAfter
+	}
+	if t.HistoryLimit <= 0 {
+		t.HistoryLimit = d.HistoryLimit
+	}
+	return t
+}
+
+// ConsoleInput starts a ConsoleLifecycle.
+type ConsoleInput struct {
+	ConsoleID string               `json:"console_id"`
+	User      string               `json:"user"`
+	UID       int                  `json:"uid"`
+	Plan      anyops.Plan          `json:"plan"`
+	Anonymous bool                 `json:"anonymous"`       // a throw-away user, removed with the console
+	Image     string               `json:"image,omitempty"` // name:version; empty: sandboxd's default
+	Command   []string             `json:"command,omitempty"`
+	Network   anyops.NetworkPolicy `json:"network,omitempty"`
+	Timing    ConsoleTiming        `json:"timing"`
+	// Carry is the state a continued run takes over; nil on the first run.
+	Carry *ConsoleState `json:"carry,omitempty"`
+}
+
+// ConsoleState is what the workflow tracks, carried across continue-as-new.
+type ConsoleState struct {
+	Server      string    `json:"server,omitempty"`
+	SandboxdURL string    `json:"sandboxd_url,omitempty"`
+	SandboxID   string    `json:"sandbox_id,omitempty"`
+	Generation  int       `json:"generation"` // sandboxes this console has had
+	Clients     int       `json:"clients"`
+	StartedAt   time.Time `json:"started_at"`
+	LastActive  time.Time `json:"last_active"`
+	NextCheck   time.Time `json:"next_check"`
+	Unanswered  int       `json:"unanswered"` // consecutive host checks without an answer
+	Runs        int       `json:"runs"`       // runs before this one (continue-as-new count)
+}
+
+// ConsoleOpened is the result of the Open update.
+type ConsoleOpened struct {
+	ConsoleID         string        `json:"console_id"`
+	Server            string        `json:"server"`
+	SandboxdURL       string        `json:"sandboxd_url"`
+	SandboxID         string        `json:"sandbox_id"`
+	ExpiresAt         time.Time     `json:"expires_at"`
+	KeepaliveInterval time.Duration `json:"keepalive_interval"`
+}
+
+// ConsoleView answers ConsoleQuery.
+type ConsoleView struct {
+	Phase string `json:"phase"` // opening, open, closing, closed, lost
+	ConsoleState
+	ExpiresAt time.Time `json:"expires_at"`
+	EndReason string    `json:"end_reason,omitempty"`
+}
+
+// ConsoleResult is what ConsoleLifecycle returns.
+type ConsoleResult struct {
+	EndReason string `json:"end_reason"`
+	SandboxID string `json:"sandbox_id,omitempty"`
+}
+
+// Console phases.
+const (
+	consolePhaseOpening = "opening"
+	consolePhaseOpen    = "open"
+	consolePhaseClosing = "closing"
+	consolePhaseClosed  = "closed"
+	consolePhaseLost    = "lost"
+)
+
+// Steps of ConsoleLifecycle, as its Status shows them.
+const (
+	stepPlace   = "place"
+	stepCreate  = "create-sandbox"
+	stepServe   = "serve"
+	stepDestroy = "destroy-sandbox"
+)
+
+// SandboxIDFor is the sandbox id of a console's generation-th sandbox: derived from the
+// console so that CreateSandbox retries find the sandbox an earlier attempt made.
+func SandboxIDFor(consoleID string, generation int) string {
+	return fmt.Sprintf("%s-%d", consoleID, generation)
+}
+
+// ConsoleLifecycle is the entity workflow of one console (id console/<id>): it places the
+// sandbox on the least loaded host, serves the console's life (keepalives, idle timeout, max
+// lifetime, host checks) and destroys the sandbox when it ends. A lost host ends an anonymous
+// console; a registered user's console gets a new sandbox on another host (their home lives
+// on the file servers, not the host). It continues as new before its history grows long.
+func ConsoleLifecycle(ctx workflow.Context, in ConsoleInput) (ConsoleResult, error) {
+	in.Timing = in.Timing.withDefaults(in.Plan)
+	w := &consoleRun{in: in}
+	if in.Carry != nil {
+		w.st = *in.Carry
+	} else {
+		now := workflow.Now(ctx)
+		w.st = ConsoleState{StartedAt: now, LastActive: now}
+	}
+	var err error
+	if w.tracker, err = NewTracker(ctx, stepPlace, stepCreate, stepServe, stepDestroy); err != nil {
+		return ConsoleResult{}, err
+	}
+	if err := w.registerHandlers(ctx); err != nil {
+		return ConsoleResult{}, err
+	}
+
+	if w.st.SandboxID == "" {
+		if err := w.place(ctx, nil); err != nil {
+			w.openErr = err
+			return w.finish(ctx, ConsoleEndLost)
+		}
+	} else {
+		w.phase = consolePhaseOpen
+		w.tracker.Done(stepPlace, w.st.Server)
+		w.tracker.Done(stepCreate, w.st.SandboxID)
+		w.tracker.Start(stepServe, fmt.Sprintf("serving on %s (run %d)", w.st.Server, w.st.Runs+1))
+	}
+
+	reason, canContinue := w.serve(ctx)
+	if canContinue {
+		return ConsoleResult{}, w.continueAsNew(ctx)
+	}
+	return w.finish(ctx, reason)
+}
+
+type consoleRun struct {
+	in      ConsoleInput
+	st      ConsoleState
+	phase   string
+	ending  string
+	openErr error
+	tracker *Tracker
+
+	attach, detach, keepalive, closeCh workflow.ReceiveChannel
+}
+
+func (w *consoleRun) expiresAt() time.Time { return w.st.StartedAt.Add(w.in.Timing.MaxLifetime) }
+
+func (w *consoleRun) view() ConsoleView {
+	return ConsoleView{Phase: w.phase, ConsoleState: w.st, ExpiresAt: w.expiresAt(), EndReason: w.ending}
+}
+
+func (w *consoleRun) registerHandlers(ctx workflow.Context) error {
+	w.phase = consolePhaseOpening
+	if err := workflow.SetQueryHandler(ctx, ConsoleQuery, func() (ConsoleView, error) { return w.view(), nil }); err != nil {
+		return err
+	}
+	err := workflow.SetUpdateHandler(ctx, ConsoleUpdateOpen, func(ctx workflow.Context) (ConsoleOpened, error) {
+		if err := workflow.Await(ctx, func() bool { return w.phase != consolePhaseOpening || w.openErr != nil }); err != nil {
+			return ConsoleOpened{}, err
+		}
+		if w.openErr != nil {
+			var app *temporal.ApplicationError
+			if errors.As(w.openErr, &app) && app.Type() == activities.ErrTypeNoHost {
+				return ConsoleOpened{}, temporal.NewApplicationError("no console host has a free slot", anyops.EUNAVAILABLE)
+			}
+			return ConsoleOpened{}, temporal.NewApplicationError("the console's sandbox could not be created: "+w.openErr.Error(), anyops.EINTERNAL)
+		}
+		if w.phase != consolePhaseOpen {
+			return ConsoleOpened{}, temporal.NewApplicationError("the console is "+w.phase, anyops.ECONFLICT)
+		}
+		return ConsoleOpened{ConsoleID: w.in.ConsoleID, Server: w.st.Server, SandboxdURL: w.st.SandboxdURL,
+			SandboxID: w.st.SandboxID, ExpiresAt: w.expiresAt(), KeepaliveInterval: w.in.Timing.KeepaliveInterval}, nil
+	})
+	if err != nil {
+		return err
+	}
+	w.attach = workflow.GetSignalChannel(ctx, ConsoleSignalAttach)
+	w.detach = workflow.GetSignalChannel(ctx, ConsoleSignalDetach)
+	w.keepalive = workflow.GetSignalChannel(ctx, ConsoleSignalKeepalive)
+	w.closeCh = workflow.GetSignalChannel(ctx, ConsoleSignalClose)
+	return nil
+}
+
+// Activity options of the console's steps. Quick calls (placement, host checks, inventory
+// marks) are local activities: they run in the worker that runs the workflow, without a
+// round trip through a task queue, and leave one marker event instead of three in the history.
+var (
+	consoleInventoryOptions = workflow.LocalActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 20},
+	}
+	consolePlaceOptions = workflow.LocalActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 5 * time.Second, MaximumAttempts: 3},
+	}
+	// A host check is one attempt: no answer is itself the answer the workflow counts.
+	consoleCheckOptions = workflow.LocalActivityOptions{
+		StartToCloseTimeout: 20 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+	}
+	consoleCreateOptions = workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute, // the first sandbox of a host assembles its image
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 5 * time.Second, MaximumAttempts: 3},
+	}
+	// Destroying is retried until the sandbox is gone (MaximumAttempts 0 is unlimited).
+	consoleDestroyOptions = workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 0},
+	}
+	// A sandbox on a lost host is destroyed if the host answers soon; else sandboxd's restart
+	// policy removes it when the host comes back.
+	consoleLostDestroyOptions = workflow.ActivityOptions{
+		StartToCloseTimeout: 15 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second, MaximumAttempts: 3},
+	}
+)
+
+var sandboxActs *activities.Sandboxes
+
+// place picks a host (not one of exclude) and creates the console's next sandbox there.
+func (w *consoleRun) place(ctx workflow.Context, exclude []string) error {
+	w.tracker.Start(stepPlace, "choosing the least loaded console host")
+	var host activities.Host
+	if err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, consolePlaceOptions), sandboxActs.PickHost,
+		activities.PickHostInput{Exclude: exclude}).Get(ctx, &host); err != nil {
+		w.tracker.Fail(stepPlace, err)
+		return err
+	}
+	w.tracker.Done(stepPlace, fmt.Sprintf("%s (%d of %d slots free)", host.Server, host.Free, host.Slots))
+
+	gen := w.st.Generation + 1
+	id := SandboxIDFor(w.in.ConsoleID, gen)
+	w.tracker.Start(stepCreate, "creating sandbox "+id+" on "+host.Server)
+	req := sbclient.CreateRequest{
+		ID: id, User: w.in.User, UID: w.in.UID, Plan: w.in.Plan, Image: w.in.Image,
+		Command: w.in.Command, Network: w.in.Network,
+		// sandboxd's own timers back the workflow's up; a little later so the workflow's fire first.
+		IdleTimeout: sbclient.Duration(w.in.Timing.IdleTimeout + w.in.Timing.HostCheckInterval),
+		MaxLifetime: sbclient.Duration(max(w.expiresAt().Sub(workflow.Now(ctx))+w.in.Timing.HostCheckInterval, time.Second)),
+	}
+	if plan := anyops.PlanLimits(w.in.Plan); time.Duration(req.IdleTimeout) > plan.IdleTimeout {
+		req.IdleTimeout = 0 // the plan's
+	}
+	if plan := anyops.PlanLimits(w.in.Plan); time.Duration(req.MaxLifetime) > plan.MaxLifetime {
+		req.MaxLifetime = 0
+	}
+	var sb sbclient.Sandbox
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, consoleCreateOptions), sandboxActs.CreateSandbox,
+		activities.CreateSandboxInput{SandboxdURL: host.SandboxdURL, Request: req}).Get(ctx, &sb); err != nil {
+		w.tracker.Fail(stepCreate, err)
+		return err
+	}
+	w.st.Generation, w.st.Server, w.st.SandboxdURL, w.st.SandboxID = gen, host.Server, host.SandboxdURL, sb.ID
+	w.st.Unanswered, w.st.Clients = 0, 0
+	now := workflow.Now(ctx)
+	w.st.LastActive, w.st.NextCheck = now, now.Add(w.in.Timing.HostCheckInterval)
+	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchServer.ValueSet(host.Server))
+
+	expires := w.expiresAt()
+	if err := w.mark(ctx, activities.MarkConsoleInput{ConsoleID: w.in.ConsoleID, State: inventory.ConsoleOpen,
+		Server: host.Server, SandboxID: sb.ID, User: w.in.User, ExpiresAt: &expires}); err != nil {
+		// The sandbox exists but the inventory cannot say so: give it back rather than leak it.
+		w.tracker.Fail(stepCreate, err)
+		w.destroy(ctx, consoleDestroyOptions)
+		return err
+	}
+	w.tracker.Done(stepCreate, sb.ID+" on "+host.Server)
+	w.phase = consolePhaseOpen
+	w.tracker.Start(stepServe, "serving on "+host.Server)
+	return nil
+}
+
+func (w *consoleRun) mark(ctx workflow.Context, in activities.MarkConsoleInput) error {
+	return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, consoleInventoryOptions), sandboxActs.MarkConsole, in).Get(ctx, nil)
+}
+
+func (w *consoleRun) destroy(ctx workflow.Context, opts workflow.ActivityOptions) error {
+	if w.st.SandboxID == "" {
+		return nil
+	}
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), sandboxActs.DestroySandbox,
+		activities.SandboxRef{SandboxdURL: w.st.SandboxdURL, SandboxID: w.st.SandboxID}).Get(ctx, nil)
+}
+
+// serve runs the console until it ends (returning why) or until its history should be cut
+// short (returning canContinue).
+func (w *consoleRun) serve(ctx workflow.Context) (reason string, canContinue bool) {
+	for {
+		now := workflow.Now(ctx)
+		wake := w.st.NextCheck
+		if t := w.expiresAt(); t.Before(wake) {
+			wake = t
+		}
+		idleAt := w.st.LastActive.Add(w.in.Timing.IdleTimeout)
+		if w.st.Clients == 0 && idleAt.Before(wake) {
+			wake = idleAt
+		}
+		timerCtx, cancelTimer := workflow.WithCancel(ctx)
+		sel := workflow.NewSelector(ctx)
+		sel.AddFuture(workflow.NewTimer(timerCtx, max(wake.Sub(now), time.Millisecond)), func(workflow.Future) {})
+		w.addSignals(ctx, sel)
+		sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) { w.ending = ConsoleEndCancelled })
+		sel.Select(ctx)
+		cancelTimer()
+		if w.ending != "" {
+			return w.ending, false
+		}
+
+		now = workflow.Now(ctx)
+		switch {
+		case !now.Before(w.expiresAt()):
+			return ConsoleEndMaxLifetime, false
+		case w.st.Clients == 0 && !now.Before(w.st.LastActive.Add(w.in.Timing.IdleTimeout)):
+			return ConsoleEndIdle, false
+		case !now.Before(w.st.NextCheck):
+			if reason := w.checkHost(ctx); reason != "" {
+				return reason, false
+			}
+		}
+
+		info := workflow.GetInfo(ctx)
+		if info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= w.in.Timing.HistoryLimit {
+			return "", true
+		}
+	}
+}
+
+func (w *consoleRun) addSignals(ctx workflow.Context, sel workflow.Selector) {
+	sel.AddReceive(w.attach, func(c workflow.ReceiveChannel, _ bool) {
+		c.Receive(ctx, nil)
+		w.st.Clients++
+		w.st.LastActive = workflow.Now(ctx)
+	})
+	sel.AddReceive(w.detach, func(c workflow.ReceiveChannel, _ bool) {
+		c.Receive(ctx, nil)
+		if w.st.Clients > 0 {
+			w.st.Clients--
+		}
+		w.st.LastActive = workflow.Now(ctx)
+	})
+	sel.AddReceive(w.keepalive, func(c workflow.ReceiveChannel, _ bool) {
+		c.Receive(ctx, nil)
+		w.st.LastActive = workflow.Now(ctx)
+	})
+	sel.AddReceive(w.closeCh, func(c workflow.ReceiveChannel, _ bool) {
+		c.Receive(ctx, nil)
+		w.ending = ConsoleEndClosed
+	})
+}
+
+// checkHost asks sandboxd about the sandbox and returns why the console ends, or "".
+func (w *consoleRun) checkHost(ctx workflow.Context) string {
+	var h activities.SandboxHealth
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, consoleCheckOptions), sandboxActs.SandboxStatus,
+		activities.SandboxRef{SandboxdURL: w.st.SandboxdURL, SandboxID: w.st.SandboxID}).Get(ctx, &h)
+	now := workflow.Now(ctx)
+	w.st.NextCheck = now.Add(w.in.Timing.HostCheckInterval)
+	if err != nil {
+		// The check itself failed (no worker took it in time): no news of the host.
+		h = activities.SandboxHealth{Health: activities.SandboxHealthUnreachable, Detail: err.Error()}
+	}
+	switch h.Health {
+	case activities.SandboxHealthRunning:
+		w.st.Unanswered = 0
+		// sandboxd counts the clients attached to it directly: the truth the signals approximate.
+		w.st.Clients = h.Clients
+		if h.Clients > 0 {
+			w.st.LastActive = now
+		}
+		return ""
+	case activities.SandboxHealthExited, activities.SandboxHealthGone:
+		return ConsoleEndExited
+	}
+	w.st.Unanswered++
+	w.tracker.Start(stepServe, fmt.Sprintf("host %s did not answer %d time(s): %s", w.st.Server, w.st.Unanswered, h.Detail))
+	if w.st.Unanswered < w.in.Timing.HostLostAfter {
+		return ""
+	}
+	lostServer, lostSandbox := w.st.Server, w.st.SandboxID
+	_ = w.mark(ctx, activities.MarkConsoleInput{ConsoleID: w.in.ConsoleID, State: inventory.ConsoleOpen, SandboxID: lostSandbox, SandboxState: inventory.SandboxLost})
+	if w.in.Anonymous {
+		return ConsoleEndLost
+	}
+	// A registered user's files live on the file servers: a sandbox elsewhere sees the same home.
+	w.phase = consolePhaseOpening
+	if err := w.place(ctx, []string{lostServer}); err != nil {
+		w.st.Server, w.st.SandboxID = lostServer, lostSandbox
+		return ConsoleEndLost
+	}
+	return ""
+}
+
+// continueAsNew hands the console's state to a fresh run once no handler is mid-flight;
+// signals already delivered are applied first so none is lost.
+func (w *consoleRun) continueAsNew(ctx workflow.Context) error {
+	for w.attach.ReceiveAsync(nil) {
+		w.st.Clients++
+	}
+	for w.detach.ReceiveAsync(nil) {
+		w.st.Clients = max(w.st.Clients-1, 0)
+	}
+	for w.keepalive.ReceiveAsync(nil) {
+		w.st.LastActive = workflow.Now(ctx)
+	}
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	next := w.in
+	st := w.st
+	st.Runs++
+	next.Carry = &st
+	if w.closeCh.ReceiveAsync(nil) {
+		// A close that arrived while handing over: finish here instead.
+		_, err := w.finish(ctx, ConsoleEndClosed)
+		return err
+	}
+	return workflow.NewContinueAsNewError(ctx, ConsoleLifecycle, next)
+}
+
+// finish ends the console: its sandbox is destroyed (retried until gone, unless its host is
+// lost), the inventory is updated and an anonymous user is removed.
+func (w *consoleRun) finish(ctx workflow.Context, reason string) (ConsoleResult, error) {
+	w.ending = reason
+	// Cleanup must run even when the workflow was cancelled.
+	ctx, _ = workflow.NewDisconnectedContext(ctx)
+	w.tracker.Done(stepServe, reason)
+	state, sbState, opts := inventory.ConsoleClosed, inventory.SandboxEnded, consoleDestroyOptions
+	if reason == ConsoleEndLost {
+		state, sbState, opts = inventory.ConsoleLost, inventory.SandboxLost, consoleLostDestroyOptions
+		w.phase = consolePhaseLost
+	} else {
+		w.phase = consolePhaseClosing
+	}
+	var errs []error
+	w.tracker.Start(stepDestroy, "destroying sandbox "+w.st.SandboxID)
+	if err := w.destroy(ctx, opts); err != nil {
+		if reason != ConsoleEndLost {
+			errs = append(errs, err)
+		}
+		w.tracker.Done(stepDestroy, "left to sandboxd's restart policy: "+err.Error())
+	} else {
+		w.tracker.Done(stepDestroy, "gone")
+	}
+	if err := w.mark(ctx, activities.MarkConsoleInput{ConsoleID: w.in.ConsoleID, State: state, SandboxID: w.st.SandboxID, SandboxState: sbState}); err != nil {
+		errs = append(errs, err)
+	}
+	if w.in.Anonymous {
+		err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, consoleInventoryOptions), sandboxActs.DeleteAnonymousUser, w.in.User).Get(ctx, nil)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if w.phase == consolePhaseClosing {
+		w.phase = consolePhaseClosed
+	}
+	// Let a pending Open update answer (with the console's end) before the workflow closes.
+	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	if err := errors.Join(errs...); err != nil {
+		w.tracker.Fail(stepDestroy, err)
+		return ConsoleResult{EndReason: reason, SandboxID: w.st.SandboxID}, err
+	}
+	w.tracker.Finish("console " + reason)
+	return ConsoleResult{EndReason: reason, SandboxID: w.st.SandboxID}, nil
+}

@@ -1,0 +1,399 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"golang.org/x/sys/unix"
+
+	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/activities"
+	"github.com/anyops/anyops/internal/testenv"
+	"github.com/anyops/anyops/inventory"
+	"github.com/anyops/anyops/sandboxd"
+	sbclient "github.com/anyops/anyops/sandboxd/client"
+	"github.com/anyops/anyops/sandboxd/token"
+)
+
+// consoleEnv is the real parts ConsoleLifecycle runs on here: the shared Temporal dev server,
+// a worker on a queue of the test's own, a SQLite inventory, and real sandboxds (root) as
+// console hosts behind httptest servers that a test can take away.
+type consoleEnv struct {
+	t      *testing.T
+	tc     client.Client
+	queue  string
+	store  *inventory.Store
+	signer *token.Signer
+	pub    []byte
+	hosts  map[string]*consoleHost
+	image  string
+}
+
+type consoleHost struct {
+	ts *httptest.Server
+	c  *sbclient.Client
+}
+
+func newConsoleEnv(t *testing.T, hosts ...string) *consoleEnv {
+	t.Helper()
+	testenv.RequireRoot(t)
+	ctx := context.Background()
+	pub, priv, err := token.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &consoleEnv{t: t, tc: testenv.TemporalClient(t), queue: "test-consoles-" + uuid.NewString(), signer: token.NewSigner(priv), pub: pub, hosts: map[string]*consoleHost{}}
+	if e.store, err = inventory.Open(ctx, inventory.DriverSQLite, filepath.Join(t.TempDir(), "inv.db")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.store.Close() })
+	if _, err := e.store.SeedDemoFleet(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range hosts {
+		e.addHost(name)
+	}
+	w := worker.New(e.tc, e.queue, worker.Options{DeadlockDetectionTimeout: 10 * time.Second})
+	w.RegisterWorkflowWithOptions(ConsoleLifecycle, workflow.RegisterOptions{Name: ConsoleWorkflowType})
+	w.RegisterActivity(&activities.Sandboxes{Store: e.store, Signer: e.signer})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return e
+}
+
+// addHost starts a sandboxd and records it as a running console server.
+func (e *consoleEnv) addHost(name string) {
+	t := e.t
+	state, err := os.MkdirTemp("", "workflows-sandboxd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cgroup := "anyops-wf-test-" + uuid.NewString()[:8]
+	srv, err := sandboxd.New(sandboxd.Config{PublicKey: e.pub, StorageRoot: t.TempDir(), StateDir: state, CgroupParent: cgroup, Slots: 4,
+		AllowedOrigins: []string{"*"}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		srv.Close()
+		ts.Close()
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + cgroup)
+		for _, d := range append(dirs, "/sys/fs/cgroup/"+cgroup) {
+			_ = syscall.Rmdir(d)
+		}
+		removeStateDir(state)
+	})
+	c, err := sbclient.New(ts.URL, e.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.hosts[name] = &consoleHost{ts: ts, c: c}
+	ctx := context.Background()
+	if _, err := e.store.UpsertServer(ctx, inventory.Server{Name: name, Role: anyops.RoleConsole, Zone: inventory.DemoZone,
+		Cluster: inventory.DemoCluster, State: anyops.ServerRunning, SandboxdURL: ts.URL}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// removeStateDir undoes the image store's mounts and only then removes dir.
+func removeStateDir(dir string) {
+	for range 3 {
+		b, _ := os.ReadFile("/proc/self/mountinfo")
+		var mounts []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+				mounts = append(mounts, f[4])
+			}
+		}
+		if len(mounts) == 0 {
+			_ = os.RemoveAll(dir)
+			return
+		}
+		for i := len(mounts) - 1; i >= 0; i-- {
+			_ = unix.Unmount(mounts[i], unix.MNT_DETACH)
+		}
+	}
+}
+
+// open starts a console for a new user the way the API does (update-with-start) and returns
+// what the Open update answered.
+func (e *consoleEnv) open(anonymous bool, timing ConsoleTiming) (ConsoleInput, ConsoleOpened) {
+	e.t.Helper()
+	ctx := context.Background()
+	plan := anyops.PlanFree
+	if anonymous {
+		plan = anyops.PlanAnonymous
+	}
+	user, err := e.store.CreateUser(ctx, "u"+strings.ReplaceAll(uuid.NewString()[:8], "-", ""), plan, anonymous)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	con, err := e.store.CreateConsole(ctx, inventory.Console{User: user.Name})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	in := ConsoleInput{ConsoleID: con.ID, User: user.Name, UID: user.UID, Plan: plan, Anonymous: anonymous, Timing: timing}
+	start := e.tc.NewWithStartWorkflowOperation(client.StartWorkflowOptions{ID: anyops.ConsoleWorkflowID(con.ID), TaskQueue: e.queue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING}, ConsoleWorkflowType, in)
+	h, err := e.tc.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{UpdateName: ConsoleUpdateOpen, WaitForStage: client.WorkflowUpdateStageCompleted}})
+	if err != nil {
+		e.t.Fatalf("update-with-start: %v", err)
+	}
+	var opened ConsoleOpened
+	if err := h.Get(ctx, &opened); err != nil {
+		e.t.Fatalf("Open: %v", err)
+	}
+	return in, opened
+}
+
+func (e *consoleEnv) result(id string) ConsoleResult {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var res ConsoleResult
+	if err := e.tc.GetWorkflow(ctx, anyops.ConsoleWorkflowID(id), "").Get(ctx, &res); err != nil {
+		e.t.Fatalf("console %s: %v", id, err)
+	}
+	return res
+}
+
+func (e *consoleEnv) view(id string) ConsoleView {
+	e.t.Helper()
+	v, err := e.tc.QueryWorkflow(context.Background(), anyops.ConsoleWorkflowID(id), "", ConsoleQuery)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out ConsoleView
+	if err := v.Get(&out); err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+func (e *consoleEnv) waitView(id, what string, cond func(ConsoleView) bool) ConsoleView {
+	e.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		v := e.view(id)
+		if cond(v) {
+			return v
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("console %s: gave up waiting for %s; last %+v", id, what, v)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (e *consoleEnv) sandboxState(host, id string) string {
+	sb, err := e.hosts[host].c.Get(context.Background(), id)
+	if anyops.ErrorCode(err) == anyops.ENOTFOUND {
+		return "gone"
+	} else if err != nil {
+		e.t.Fatal(err)
+	}
+	return sb.State
+}
+
+func testTiming() ConsoleTiming {
+	return ConsoleTiming{IdleTimeout: time.Minute, MaxLifetime: 10 * time.Minute, KeepaliveInterval: 10 * time.Second,
+		HostCheckInterval: 300 * time.Millisecond, HostLostAfter: 2}
+}
+
+// TestConsoleCloseDestroysSandbox proves Open returns a running sandbox on the least loaded
+// host, the inventory records it, and Close destroys it and records the console closed.
+func TestConsoleCloseDestroysSandbox(t *testing.T) {
+	e := newConsoleEnv(t, "console-a", "console-b")
+	// Load console-a: the console must go to console-b.
+	busy, err := e.hosts["console-a"].c.Create(context.Background(), sbclient.CreateRequest{User: "busy", UID: 5000, Plan: anyops.PlanFree})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.hosts["console-a"].c.Delete(context.Background(), busy.ID) })
+
+	in, opened := e.open(false, testTiming())
+	if opened.Server != "console-b" || opened.SandboxID != SandboxIDFor(in.ConsoleID, 1) {
+		t.Fatalf("Open = %+v, want sandbox %s on the less loaded console-b", opened, SandboxIDFor(in.ConsoleID, 1))
+	}
+	if got := e.sandboxState("console-b", opened.SandboxID); got != sbclient.StateRunning {
+		t.Fatalf("sandbox is %s, want running", got)
+	}
+	con, err := e.store.GetConsole(context.Background(), in.ConsoleID)
+	if err != nil || con.SandboxID != opened.SandboxID || con.Server != "console-b" || con.State != inventory.ConsoleOpen {
+		t.Fatalf("inventory console = %+v %v, want open on console-b with the sandbox", con, err)
+	}
+	if err := e.tc.SignalWorkflow(context.Background(), anyops.ConsoleWorkflowID(in.ConsoleID), "", ConsoleSignalClose, nil); err != nil {
+		t.Fatal(err)
+	}
+	if res := e.result(in.ConsoleID); res.EndReason != ConsoleEndClosed {
+		t.Fatalf("ended %q, want closed", res.EndReason)
+	}
+	if got := e.sandboxState("console-b", opened.SandboxID); got != "gone" {
+		t.Fatalf("sandbox after close is %s, want gone", got)
+	}
+	if con, _ := e.store.GetConsole(context.Background(), in.ConsoleID); con.State != inventory.ConsoleClosed {
+		t.Fatalf("inventory console after close = %s, want closed", con.State)
+	}
+}
+
+// TestConsoleEndsWhenShellExits proves a sandbox that ends by itself (exit typed in the shell)
+// ends the console, and an anonymous user goes with it.
+func TestConsoleEndsWhenShellExits(t *testing.T) {
+	e := newConsoleEnv(t, "console-a")
+	in, opened := e.open(true, testTiming())
+	if err := e.hosts["console-a"].c.Delete(context.Background(), opened.SandboxID); err != nil {
+		t.Fatal(err)
+	}
+	if res := e.result(in.ConsoleID); res.EndReason != ConsoleEndExited {
+		t.Fatalf("ended %q, want exited", res.EndReason)
+	}
+	if _, err := e.store.GetUser(context.Background(), in.User); anyops.ErrorCode(err) != anyops.ENOTFOUND {
+		t.Fatalf("anonymous user after the console: %v, want removed", err)
+	}
+}
+
+// TestConsoleHostLost proves the host-check: a host that stops answering ends an anonymous
+// console as lost, while a registered user's console gets a new sandbox on another host.
+func TestConsoleHostLost(t *testing.T) {
+	e := newConsoleEnv(t, "console-a")
+	anonIn, anonOpened := e.open(true, testTiming())
+	userIn, userOpened := e.open(false, testTiming())
+	if anonOpened.Server != "console-a" || userOpened.Server != "console-a" {
+		t.Fatalf("consoles on %s and %s, want console-a", anonOpened.Server, userOpened.Server)
+	}
+	e.addHost("console-b")
+	e.hosts["console-a"].ts.CloseClientConnections()
+	e.hosts["console-a"].ts.Listener.Close() // console-a stops answering
+
+	if res := e.result(anonIn.ConsoleID); res.EndReason != ConsoleEndLost {
+		t.Fatalf("anonymous console ended %q, want lost", res.EndReason)
+	}
+	v := e.waitView(userIn.ConsoleID, "a new sandbox on console-b", func(v ConsoleView) bool { return v.Server == "console-b" && v.Phase == "open" })
+	if v.SandboxID != SandboxIDFor(userIn.ConsoleID, 2) || v.Generation != 2 {
+		t.Fatalf("replacement = %+v, want generation 2", v)
+	}
+	if got := e.sandboxState("console-b", v.SandboxID); got != sbclient.StateRunning {
+		t.Fatalf("replacement sandbox is %s, want running", got)
+	}
+	con, _ := e.store.GetConsole(context.Background(), userIn.ConsoleID)
+	if con.Server != "console-b" || con.SandboxID != v.SandboxID {
+		t.Fatalf("inventory console = %+v, want it on console-b", con)
+	}
+	if sb, _ := e.store.GetSandbox(context.Background(), userOpened.SandboxID); sb.State != inventory.SandboxLost {
+		t.Fatalf("the lost sandbox's row = %+v, want lost", sb)
+	}
+	_ = e.tc.SignalWorkflow(context.Background(), anyops.ConsoleWorkflowID(userIn.ConsoleID), "", ConsoleSignalClose, nil)
+	e.result(userIn.ConsoleID)
+	if got := e.sandboxState("console-b", v.SandboxID); got != "gone" {
+		t.Fatalf("replacement after close is %s, want gone", got)
+	}
+}
+
+// TestConsoleContinuesAsNew proves a long-lived console hands its state to a new run before
+// its history grows: the new run tracks the same sandbox and clients, and closing it
+// destroys the sandbox.
+func TestConsoleContinuesAsNew(t *testing.T) {
+	e := newConsoleEnv(t, "console-a")
+	timing := testTiming()
+	timing.HistoryLimit = 40
+	in, opened := e.open(false, timing)
+	ctx := context.Background()
+	id := anyops.ConsoleWorkflowID(in.ConsoleID)
+	first, err := e.tc.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstRun := first.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	for range 3 {
+		if err := e.tc.SignalWorkflow(ctx, id, "", ConsoleSignalKeepalive, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := e.waitView(in.ConsoleID, "a continued run", func(v ConsoleView) bool { return v.Runs >= 1 })
+	if v.SandboxID != opened.SandboxID || v.Phase != "open" {
+		t.Fatalf("continued run = %+v, want still open on %s", v, opened.SandboxID)
+	}
+	now, err := e.tc.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now.GetWorkflowExecutionInfo().GetExecution().GetRunId() == firstRun {
+		t.Fatal("the run id did not change")
+	}
+	if err := e.tc.SignalWorkflow(ctx, id, "", ConsoleSignalClose, nil); err != nil {
+		t.Fatal(err)
+	}
+	if res := e.result(in.ConsoleID); res.EndReason != ConsoleEndClosed {
+		t.Fatalf("ended %q, want closed", res.EndReason)
+	}
+	if got := e.sandboxState("console-a", opened.SandboxID); got != "gone" {
+		t.Fatalf("sandbox after close is %s, want gone", got)
+	}
+}
+
+// TestConsoleOpenWithoutRoom proves Open answers "unavailable" when no host has a free slot,
+// and the console is recorded lost.
+func TestConsoleOpenWithoutRoom(t *testing.T) {
+	e := newConsoleEnv(t) // no console host with a sandboxd
+	ctx := context.Background()
+	user, err := e.store.CreateUser(ctx, "roomless", anyops.PlanFree, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	con, err := e.store.CreateConsole(ctx, inventory.Console{User: user.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := ConsoleInput{ConsoleID: con.ID, User: user.Name, UID: user.UID, Plan: user.Plan, Timing: testTiming()}
+	start := e.tc.NewWithStartWorkflowOperation(client.StartWorkflowOptions{ID: anyops.ConsoleWorkflowID(con.ID), TaskQueue: e.queue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING}, ConsoleWorkflowType, in)
+	h, err := e.tc.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{UpdateName: ConsoleUpdateOpen, WaitForStage: client.WorkflowUpdateStageCompleted}})
+	if err == nil {
+		err = h.Get(ctx, nil)
+	}
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.Type() != anyops.EUNAVAILABLE {
+		t.Fatalf("Open without room = %v, want an %s application error", err, anyops.EUNAVAILABLE)
+	}
+	if res := e.result(con.ID); res.EndReason != ConsoleEndLost {
+		t.Fatalf("ended %q, want lost", res.EndReason)
+	}
+	if c, _ := e.store.GetConsole(ctx, con.ID); c.State != inventory.ConsoleLost {
+		t.Fatalf("inventory console = %s, want lost", c.State)
+	}
+}
+
+// TestConsoleTimingDefaults proves zero timing fields take the plan's production values.
+func TestConsoleTimingDefaults(t *testing.T) {
+	for _, plan := range anyops.Plans {
+		got := ConsoleTiming{}.withDefaults(plan)
+		lim := anyops.PlanLimits(plan)
+		if got.IdleTimeout != lim.IdleTimeout || got.MaxLifetime != lim.MaxLifetime || got.HostCheckInterval <= 0 ||
+			got.HostLostAfter <= 0 || got.HistoryLimit <= 0 || got.KeepaliveInterval <= 0 {
+			t.Errorf("plan %s: %+v", plan, got)
+		}
+	}
+	kept := ConsoleTiming{IdleTimeout: time.Second, HistoryLimit: 7}.withDefaults(anyops.PlanFree)
+	if kept.IdleTimeout != time.Second || kept.HistoryLimit != 7 {
+		t.Errorf("given values not kept: %+v", kept)
+	}
+}
