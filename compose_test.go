@@ -25,6 +25,7 @@ func knownEnv() map[string]bool {
 			b.BindTemporal(&config.Temporal{})
 			b.BindAPI(&config.API{})
 			b.BindWorker(&config.Worker{})
+			b.BindSigning(&config.Signing{})
 			b.BindAWS(&config.AWS{})
 		},
 		func(b *config.Binder) { b.BindSandboxd(&config.Sandboxd{}, "") },

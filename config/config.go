@@ -42,13 +42,14 @@ type API struct {
 	Tokens string
 	// PublicEmbed lets anonymous visitors create consoles (the python.org embed).
 	PublicEmbed bool
-	// SandboxdKey is the Ed25519 private key file used to sign tokens for sandboxd.
-	SandboxdKey string
-	// SandboxdURLs lists console hosts as "name=http://host:port", comma separated, for when the
-	// inventory does not know their addresses (dev).
-	SandboxdURLs string
 	// CORSOrigins allowed on the public endpoints; "*" for any.
 	CORSOrigins string
+}
+
+// Signing holds the key the api and the workers sign sandboxd tokens with; sandboxd holds
+// only its public half.
+type Signing struct {
+	SandboxdKey string // Ed25519 private key file (PEM), from `anyops sandboxd keygen`
 }
 
 // Worker configures `anyops worker`.
@@ -246,9 +247,12 @@ func (b *Binder) BindAPI(c *API) {
 	b.String(&c.Addr, "api-addr", "", "127.0.0.1:8080", "API listen address")
 	b.Secret(&c.Tokens, "tokens", "", "", `bearer tokens as "role:token,..." with role viewer, operator or admin`)
 	b.Bool(&c.PublicEmbed, "public-embed", "", false, "let anonymous visitors create consoles")
-	b.String(&c.SandboxdKey, "sandboxd-key", "", "", "Ed25519 private key file that signs sandboxd tokens")
-	b.String(&c.SandboxdURLs, "sandboxd-urls", "", "", `console hosts as "name=http://host:port,..." when the inventory lacks them`)
 	b.String(&c.CORSOrigins, "cors-origins", "", "*", "origins allowed on public endpoints, comma separated")
+}
+
+// BindSigning binds the sandboxd signing key, shared by api and worker.
+func (b *Binder) BindSigning(c *Signing) {
+	b.String(&c.SandboxdKey, "sandboxd-key", "", "", "Ed25519 private key file that signs sandboxd tokens; consoles are off without it")
 }
 
 // BindWorker binds the worker settings.

@@ -13,11 +13,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/activities"
 	"github.com/anyops/anyops/api"
 	"github.com/anyops/anyops/cloudsim"
 	"github.com/anyops/anyops/config"
 	"github.com/anyops/anyops/internal/devstack"
+	"github.com/anyops/anyops/inventory"
 	"github.com/anyops/anyops/sandboxd"
 	"github.com/anyops/anyops/sandboxd/token"
 	"github.com/anyops/anyops/worker"
@@ -34,6 +36,7 @@ func newDevCmd() *cobra.Command {
 		tc         config.Temporal
 		ac         config.API
 		wc         config.Worker
+		signing    config.Signing
 		aws        config.AWS
 		sim        config.Cloudsim
 		sd         config.Sandboxd
@@ -51,6 +54,7 @@ func newDevCmd() *cobra.Command {
 	b.BindTemporal(&tc)
 	b.BindAPI(&ac)
 	b.BindWorker(&wc)
+	b.BindSigning(&signing)
 	b.BindAWS(&aws)
 	b.BindCloudsim(&sim, "cloudsim-")
 	b.BindSandboxd(&sd, "sandboxd-")
@@ -64,13 +68,11 @@ func newDevCmd() *cobra.Command {
 		if err := b.Load(); err != nil {
 			return err
 		}
-		logger, err := common.NewLogger(os.Stderr)
+		logger, err := startupLogger("dev", common, b)
 		if err != nil {
 			return err
 		}
 		out := cmd.ErrOrStderr()
-		fmt.Fprintln(out, "anyops dev, settings:")
-		b.Print(out)
 
 		runSandboxd := !noSandboxd
 		if runSandboxd && os.Geteuid() != 0 {
@@ -105,7 +107,7 @@ func newDevCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		keyFile := ac.SandboxdKey
+		keyFile := signing.SandboxdKey
 		if keyFile == "" {
 			keyFile = filepath.Join(dataDir, "sandboxd.key")
 		}
@@ -134,16 +136,11 @@ func newDevCmd() *cobra.Command {
 		// However dev ends, the Temporal child goes with it.
 		defer func() { stop(); <-tmp.Done() }()
 
-		store, err := openInventory(ctx, common, db)
+		cp, err := openControlPlane(ctx, common, db, tc, sandboxdKey, logger)
 		if err != nil {
 			return err
 		}
-		defer store.Close()
-		tcl, err := worker.Dial(ctx, tc, logger)
-		if err != nil {
-			return err
-		}
-		defer tcl.Close()
+		defer cp.Close()
 
 		// The worker reaches the cloud through cloudsim unless told otherwise.
 		if aws.Endpoint == "" {
@@ -192,22 +189,13 @@ func newDevCmd() *cobra.Command {
 			sdCfg.PublicKey = signer.PublicKey()
 			start("sandboxd", func(ctx context.Context) error { return sandboxd.Run(ctx, sdCfg) })
 		}
-		start("worker", func(ctx context.Context) error {
-			return worker.Run(ctx, worker.Config{
-				Client: tcl, Deps: worker.Deps{Store: store, AWS: clouds, SandboxdSigner: signer}, Logger: logger.With("component", "worker"),
-				DeadlockDetectionTimeout: wc.DeadlockTimeout, MaxConcurrentActivities: wc.MaxConcurrentActivities,
-			})
-		})
-		start("api", func(ctx context.Context) error {
-			return api.Run(ctx, api.Config{Addr: ac.Addr, Deps: api.Deps{
-				Store: store, Temporal: tcl, Auth: auth, Logger: logger.With("component", "api"),
-				CORSOrigins: api.ParseOrigins(ac.CORSOrigins), ConsolesEnabled: ac.PublicEmbed,
-			}})
-		})
+		start("worker", func(ctx context.Context) error { return cp.runWorker(ctx, wc, clouds) })
+		start("api", func(ctx context.Context) error { return cp.runAPI(ctx, ac, auth) })
+
 		// The demo fleet lives in cloudsim; the inventory is filled from the cloud. The
 		// DemoFleet workflow is idempotent, so a restart joins or repeats it harmlessly.
 		go func() {
-			res, err := worker.EnsureDemoFleet(runCtx, tcl, workflows.FleetTiming{PollInterval: time.Second})
+			res, err := worker.EnsureDemoFleet(runCtx, cp.temporal, workflows.FleetTiming{PollInterval: time.Second})
 			if err != nil {
 				if runCtx.Err() == nil {
 					logger.Error("demo fleet", "err", err)
@@ -215,6 +203,11 @@ func newDevCmd() *cobra.Command {
 				return
 			}
 			logger.Info("demo fleet ready in cloudsim and the inventory", "instances", len(res.Instances), "volumes", len(res.Volumes))
+			if runSandboxd {
+				if err := registerDevConsoleHost(runCtx, cp, "http://"+sd.Addr); err != nil && runCtx.Err() == nil {
+					logger.Error("register the local sandboxd as a console host", "err", err)
+				}
+			}
 		}()
 
 		fmt.Fprintf(out, `
@@ -241,4 +234,20 @@ Anyops is running. Ctrl-C stops everything.
 		return first
 	}
 	return cmd
+}
+
+// registerDevConsoleHost makes the local sandboxd the console host of the demo fleet's first
+// running console server, so consoles open on this machine. FleetSync keeps the URL.
+func registerDevConsoleHost(ctx context.Context, cp *controlPlane, sandboxdURL string) error {
+	servers, _, err := cp.store.ListServers(ctx, inventory.ServerFilter{Role: anyops.RoleConsole, State: anyops.ServerRunning})
+	if err != nil {
+		return err
+	}
+	if len(servers) == 0 {
+		return errors.New("the inventory has no running console server")
+	}
+	srv := servers[0]
+	srv.SandboxdURL = sandboxdURL
+	_, err = activities.RegisterConsoleHost(ctx, cp.store, srv, cp.signer())
+	return err
 }

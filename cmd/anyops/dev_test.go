@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/coder/websocket"
 
 	"github.com/anyops/anyops/activities"
 	"github.com/anyops/anyops/config"
@@ -76,8 +77,14 @@ func startDev(t *testing.T, dataDir string, extra ...string) *devStack {
 	}
 	go func() { _ = d.cmd.Wait(); close(d.exited) }()
 	t.Cleanup(func() {
-		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
-		<-d.exited
+		// As Ctrl-C would, so sandboxd unmounts its images before t.TempDir is removed.
+		_ = d.cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-d.exited:
+		case <-time.After(30 * time.Second):
+			_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+			<-d.exited
+		}
 		if t.Failed() {
 			t.Logf("anyops dev output:\n%s", d.out.String())
 		}
@@ -216,6 +223,10 @@ func TestDevStack(t *testing.T) {
 	servers := d.waitServers(7, 2*time.Minute)
 	d.checkInventoryMatchesCloud(servers)
 
+	if os.Geteuid() == 0 {
+		d.checkAnonymousConsole()
+	}
+
 	audit := d.runOperation("fleet-audit", time.Minute)
 	if !strings.Contains(string(audit.Result), `"servers":7`) {
 		t.Errorf("fleet-audit result lacks the server count: %s", audit.Result)
@@ -353,5 +364,56 @@ func (d *devStack) checkHardwareFaultReachesInventory(instanceID, name string) {
 		if got.State != "impaired" {
 			d.t.Errorf("server %s (%s) after fleet-sync: state %q, want impaired", name, instanceID, got.State)
 		}
+	}
+}
+
+// checkAnonymousConsole opens a python3 console as the public embed does, types into its
+// terminal over sandboxd's WebSocket, sees the answer, and closes it.
+func (d *devStack) checkAnonymousConsole() {
+	d.t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var status struct {
+			Accepting bool `json:"accepting_consoles"`
+		}
+		d.call("GET", "/v1/status", "", nil, &status)
+		if status.Accepting {
+			break
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("/v1/status never accepted consoles")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	var c struct {
+		ID        string `json:"id"`
+		AttachURL string `json:"attach_url"`
+		Token     string `json:"token"`
+	}
+	if code := d.call("POST", "/v1/consoles", "", map[string]string{"command": "python3"}, &c); code != 201 || c.AttachURL == "" {
+		d.t.Fatalf("POST /v1/consoles: %d %+v", code, c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, c.AttachURL, nil)
+	if err != nil {
+		d.t.Fatalf("attach %s: %v", c.AttachURL, err)
+	}
+	defer conn.CloseNow()
+	if err := conn.Write(ctx, websocket.MessageBinary, []byte("print(6*7)\r")); err != nil {
+		d.t.Fatal(err)
+	}
+	var seen strings.Builder
+	for !strings.Contains(seen.String(), "42") {
+		typ, data, err := conn.Read(ctx)
+		if err != nil {
+			d.t.Fatalf("console output so far %q: %v", seen.String(), err)
+		}
+		if typ == websocket.MessageBinary {
+			seen.Write(data)
+		}
+	}
+	if code := d.call("DELETE", "/v1/consoles/"+c.ID, c.Token, nil, nil); code/100 != 2 {
+		d.t.Errorf("DELETE /v1/consoles/%s: %d", c.ID, code)
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -10,16 +9,16 @@ import (
 
 	"github.com/anyops/anyops/activities"
 	"github.com/anyops/anyops/config"
-	"github.com/anyops/anyops/worker"
 )
 
 func newWorkerCmd() *cobra.Command {
 	var (
-		common config.Common
-		db     config.DB
-		tc     config.Temporal
-		wc     config.Worker
-		aws    config.AWS
+		common  config.Common
+		db      config.DB
+		tc      config.Temporal
+		wc      config.Worker
+		aws     config.AWS
+		signing config.Signing
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -31,40 +30,32 @@ func newWorkerCmd() *cobra.Command {
 	b.BindDB(&db)
 	b.BindTemporal(&tc)
 	b.BindWorker(&wc)
-	b.BindAWS(&aws) // for the cloud activities
+	b.BindAWS(&aws)
+	b.BindSigning(&signing)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := b.Load(); err != nil {
 			return err
 		}
-		logger, err := common.NewLogger(os.Stderr)
+		logger, err := startupLogger("worker", common, b)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(cmd.ErrOrStderr(), "anyops worker, settings:")
-		b.Print(cmd.ErrOrStderr())
+		key, err := readSandboxdKey(signing, logger)
+		if err != nil {
+			return err
+		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		store, err := openInventory(ctx, common, db)
+		cp, err := openControlPlane(ctx, common, db, tc, key, logger)
 		if err != nil {
 			return err
 		}
-		defer store.Close()
-		tcl, err := worker.Dial(ctx, tc, logger)
-		if err != nil {
-			return err
-		}
-		defer tcl.Close()
+		defer cp.Close()
 		clouds, err := activities.NewClients(ctx, aws)
 		if err != nil {
 			return err
 		}
-		return worker.Run(ctx, worker.Config{
-			Client:                   tcl,
-			Deps:                     worker.Deps{Store: store, AWS: clouds},
-			Logger:                   logger,
-			DeadlockDetectionTimeout: wc.DeadlockTimeout,
-			MaxConcurrentActivities:  wc.MaxConcurrentActivities,
-		})
+		return cp.runWorker(ctx, wc, clouds)
 	}
 	return cmd
 }

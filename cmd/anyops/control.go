@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/anyops/anyops/activities"
+	"github.com/anyops/anyops/api"
+	"github.com/anyops/anyops/config"
+	"github.com/anyops/anyops/inventory"
+	"github.com/anyops/anyops/sandboxd/token"
+	"github.com/anyops/anyops/worker"
+)
+
+// controlPlane is what the api, the worker and dev share: the inventory, a Temporal client
+// and the key that signs sandboxd tokens.
+type controlPlane struct {
+	store       *inventory.Store
+	temporal    client.Client
+	sandboxdKey ed25519.PrivateKey // nil: consoles are off
+	logger      *slog.Logger
+}
+
+// openControlPlane opens (and migrates) the inventory and dials Temporal.
+func openControlPlane(ctx context.Context, common config.Common, db config.DB, tc config.Temporal, key ed25519.PrivateKey, logger *slog.Logger) (*controlPlane, error) {
+	dsn, err := inventory.ResolveDSN(db.Driver, db.DSN, common.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	store, err := inventory.Open(ctx, db.Driver, dsn)
+	if err != nil {
+		return nil, err
+	}
+	tcl, err := worker.Dial(ctx, tc, logger)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return &controlPlane{store: store, temporal: tcl, sandboxdKey: key, logger: logger}, nil
+}
+
+func (c *controlPlane) Close() {
+	c.temporal.Close()
+	_ = c.store.Close()
+}
+
+// readSandboxdKey reads the signing key when one is configured; without it consoles are off.
+func readSandboxdKey(s config.Signing, logger *slog.Logger) (ed25519.PrivateKey, error) {
+	if s.SandboxdKey == "" {
+		logger.Warn("no --sandboxd-key: consoles are off")
+		return nil, nil
+	}
+	key, err := token.ReadPrivateKey(s.SandboxdKey)
+	if err != nil {
+		return nil, fmt.Errorf("--sandboxd-key: %w", err)
+	}
+	return key, nil
+}
+
+func (c *controlPlane) signer() *token.Signer {
+	if c.sandboxdKey == nil {
+		return nil
+	}
+	return token.NewSigner(c.sandboxdKey)
+}
+
+// runAPI serves the API until ctx ends.
+func (c *controlPlane) runAPI(ctx context.Context, ac config.API, auth *api.Authorizer) error {
+	return api.Run(ctx, api.Config{Addr: ac.Addr, Deps: api.Deps{
+		Store: c.store, Temporal: c.temporal, Auth: auth, Logger: c.logger.With("component", "api"),
+		CORSOrigins: api.ParseOrigins(ac.CORSOrigins), ConsolesEnabled: ac.PublicEmbed,
+		Consoles: api.ConsoleDeps{SandboxdKey: c.sandboxdKey},
+	}})
+}
+
+// runWorker runs workflows and activities until ctx ends; clouds may be nil for a worker that
+// does not reach the cloud.
+func (c *controlPlane) runWorker(ctx context.Context, wc config.Worker, clouds *activities.Clients) error {
+	return worker.Run(ctx, worker.Config{
+		Client: c.temporal,
+		Deps:   worker.Deps{Store: c.store, AWS: clouds, SandboxdSigner: c.signer()},
+		Logger: c.logger.With("component", "worker"),
+
+		DeadlockDetectionTimeout: wc.DeadlockTimeout,
+		MaxConcurrentActivities:  wc.MaxConcurrentActivities,
+	})
+}
+
+// startupLogger builds the logger and prints the settings, secrets masked.
+func startupLogger(name string, common config.Common, b *config.Binder) (*slog.Logger, error) {
+	logger, err := common.NewLogger(os.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "anyops %s, settings:\n", name)
+	b.Print(os.Stderr)
+	return logger, nil
+}
