@@ -366,7 +366,7 @@ func (cs *consoleService) open(ctx context.Context, in workflows.ConsoleInput) (
 func (cs *consoleService) abandon(con inventory.Console, u inventory.User) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := cs.server.deps.Temporal.DescribeWorkflowExecution(ctx, anyops.ConsoleWorkflowID(con.ID), "")
+	_, err := cs.server.deps.Temporal.DescribeWorkflow(ctx, anyops.ConsoleWorkflowID(con.ID), "")
 	var nf *serviceerror.NotFound
 	if !errors.As(err, &nf) {
 		return

@@ -249,12 +249,12 @@ func (s *Server) getOperation(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	desc, err := s.deps.Temporal.DescribeWorkflowExecution(ctx, id, "")
+	desc, err := s.deps.Temporal.DescribeWorkflow(ctx, id, "")
 	if err != nil {
 		WriteError(c, temporalError(err, "describe operation "+id))
 		return
 	}
-	info := desc.GetWorkflowExecutionInfo()
+	info := desc.RawResponse.GetWorkflowExecutionInfo()
 	op := Operation{
 		ID:      id,
 		RunID:   info.GetExecution().GetRunId(),
@@ -320,12 +320,12 @@ func (s *Server) cancelOperation(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	desc, err := s.deps.Temporal.DescribeWorkflowExecution(ctx, id, "")
+	desc, err := s.deps.Temporal.DescribeWorkflow(ctx, id, "")
 	if err != nil {
 		WriteError(c, temporalError(err, "describe operation "+id))
 		return
 	}
-	info := desc.GetWorkflowExecutionInfo()
+	info := desc.RawResponse.GetWorkflowExecutionInfo()
 	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		WriteError(c, anyops.Errorf(anyops.ECONFLICT, "operation %s is %s, not running", id, stateName(info.GetStatus())))
 		return

@@ -40,7 +40,7 @@ type xTag struct {
 func xTags(t tags) []xTag {
 	out := make([]xTag, 0, len(t))
 	for _, x := range t {
-		out = append(out, xTag{x.Key, x.Value})
+		out = append(out, xTag(x))
 	}
 	return out
 }
