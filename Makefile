@@ -30,7 +30,11 @@ $(BIN)/.temporal-$(TEMPORAL_VER):
 run: build
 	$(BIN)/anyops dev $(RUNFLAGS)
 
-test: build test-go test-browser
+# The browser tests run first so that the closing line is the Go report's
+# "N passed, N failed, N skipped" over every Go test.
+test: build
+	$(MAKE) --no-print-directory test-browser
+	$(MAKE) --no-print-directory test-go
 
 # Go tests: a throw-away PostgreSQL server around them; Temporal dev servers are started by the
 # tests from bin/temporal; moto by the contract tests. The report lists every skip with its reason.

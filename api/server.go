@@ -43,6 +43,8 @@ type Deps struct {
 	Status StatusSource
 	// Consoles configures the consoles routes (consoles.go).
 	Consoles ConsoleDeps
+	// Dashboard configures the ops dashboard (dashboard.go).
+	Dashboard DashboardConfig
 }
 
 // RouteFunc registers routes on the /v1 group; auth gives the role middleware.

@@ -44,6 +44,9 @@ type API struct {
 	PublicEmbed bool
 	// CORSOrigins allowed on the public endpoints; "*" for any.
 	CORSOrigins string
+	// TemporalUIURL is the base URL of the Temporal Web UI the dashboard links operations to;
+	// empty: no links (dev sets it to its --temporal-ui-addr).
+	TemporalUIURL string
 }
 
 // Signing holds the key the api and the workers sign sandboxd tokens with; sandboxd holds
@@ -248,6 +251,7 @@ func (b *Binder) BindAPI(c *API) {
 	b.Secret(&c.Tokens, "tokens", "", "", `bearer tokens as "role:token,..." with role viewer, operator or admin`)
 	b.Bool(&c.PublicEmbed, "public-embed", "", false, "let anonymous visitors create consoles")
 	b.String(&c.CORSOrigins, "cors-origins", "", "*", "origins allowed on public endpoints, comma separated")
+	b.String(&c.TemporalUIURL, "temporal-ui-url", "", "", "base URL of the Temporal Web UI the dashboard links to (dev: http://<temporal-ui-addr>)")
 }
 
 // BindSigning binds the sandboxd signing key, shared by api and worker.

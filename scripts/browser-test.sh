@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# The browser test of make test: starts a real console stack (Temporal dev server, SQLite,
-# a real sandboxd, worker, API with the public embed on; bench/console -serve), then runs
-# web/e2e/console.test.mjs with node --test: headless Debian Chromium driven by
-# playwright-core types print(6*7) into a python3 console and sees 42, reloads and sees it
-# again. Needs root (sandboxd), node/npm and /usr/bin/chromium; where CI is set a missing
-# one fails the test, elsewhere it is skipped with the reason.
+# The browser tests of make test, on the real `bin/anyops dev` (built by make build): dev runs on
+# free ports with a throw-away data dir — Temporal dev server child, SQLite, cloudsim with the
+# demo fleet, a real sandboxd, worker, API with the public embed on. Once /readyz answers and
+# /v1/status accepts consoles, `node --test` runs web/e2e/*.test.mjs: headless Debian Chromium
+# driven by playwright-core (the console page, the embed, the ops dashboard). dev is always
+# stopped with SIGINT, as Ctrl-C would, so sandboxd unmounts its images; then the data dir goes.
+# Needs root (sandboxd), node/npm and /usr/bin/chromium; where CI is set a missing one fails the
+# test, elsewhere it is skipped with the reason.
+#
+# Environment: ANYOPS_BIN (default bin/anyops), CHROMIUM (default /usr/bin/chromium),
+# ANYOPS_SCREENSHOT_DIR (where the dashboard test saves dashboard.png; default none),
+# ANYOPS_KEEP_DATA=1 keeps the data dir for a post-mortem (the dev log is kept whenever a test fails).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,56 +22,105 @@ missing() {
 	echo "browser test: skipped, dependency missing: $*" >&2
 	exit 0
 }
+anyops=${ANYOPS_BIN:-bin/anyops}
 chromium=${CHROMIUM:-/usr/bin/chromium}
 [ -x "$chromium" ] || missing "Chromium at $chromium (apt-get install chromium)"
 command -v node >/dev/null || missing "node"
 command -v npm >/dev/null || missing "npm"
+command -v curl >/dev/null || missing "curl"
 [ "$(id -u)" = 0 ] || missing "root (sandboxd needs namespaces, mounts and cgroups)"
 [ -x bin/temporal ] || missing "bin/temporal (make build)"
+[ -x "$anyops" ] || missing "$anyops (make build)"
 
 (cd web/e2e && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
-tmp=$(mktemp -d)
-stack=
-cleanup() {
-	if [ -n "$stack" ]; then
-		kill -TERM "$stack" 2>/dev/null || true
-		wait "$stack" 2>/dev/null || true
+# Five distinct free ports, held open together while they are chosen so none repeats.
+read -r api_port temporal_port ui_port cloudsim_port sandboxd_port < <(node -e '
+const net = require("net");
+const servers = Array.from({ length: 5 }, () => net.createServer());
+Promise.all(servers.map((s) => new Promise((ok) => s.listen(0, "127.0.0.1", ok)))).then(() => {
+  console.log(servers.map((s) => s.address().port).join(" "));
+  servers.forEach((s) => s.close());
+});')
+api="127.0.0.1:$api_port"
+ui="127.0.0.1:$ui_port"
+
+# A viewer token besides the admin token dev makes, for the dashboard's refusals.
+viewer_token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+
+data=$(mktemp -d -t anyops-browser-test.XXXXXX)
+log="$data.log"
+dev=
+stop_dev() {
+	[ -n "$dev" ] || return 0
+	kill -INT "$dev" 2>/dev/null || true
+	local waited=0
+	while kill -0 "$dev" 2>/dev/null && [ $waited -lt 600 ]; do
+		sleep 0.1
+		waited=$((waited + 1))
+	done
+	if kill -0 "$dev" 2>/dev/null; then
+		echo "browser test: anyops dev ignored SIGINT for 60s; killing its process group" >&2
+		kill -KILL -- "-$dev" 2>/dev/null || true
 	fi
-	rm -rf "$tmp"
+	wait "$dev" 2>/dev/null || true
+	dev=
+}
+cleanup() {
+	local status=$?
+	stop_dev
+	if [ $status -ne 0 ] && [ -f "$log" ]; then
+		echo "browser test: anyops dev log, last 60 lines (all of it in $log):" >&2
+		tail -60 "$log" >&2
+	fi
+	if [ -n "${ANYOPS_KEEP_DATA:-}" ]; then
+		echo "browser test: kept $data and $log" >&2
+	elif findmnt -rn -o TARGET | grep -qF "$data/"; then
+		# Never rm -rf across a mount sandboxd left behind: it may bind host directories.
+		echo "browser test: mounts remain under $data; not removing it" >&2
+	else
+		rm -rf --one-file-system "$data"
+		[ $status -ne 0 ] || rm -f "$log"
+	fi
+	exit $status
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-go build -o "$tmp/console-stack" ./bench/console
-go build -o "$tmp/anyops-sandbox-init" ./sandboxd/jail/cmd/sandbox-init
-mkfifo "$tmp/out"
-"$tmp/console-stack" -serve >"$tmp/out" 2>"$tmp/stack.log" &
-stack=$!
-exec 3<"$tmp/out"
-url=
-deadline=$((SECONDS + 180))
-while [ $SECONDS -lt $deadline ]; do
-	if read -r -t 5 line <&3; then
-		case "$line" in
-		"ready "*) url=${line#ready }; break ;;
-		esac
-	elif ! kill -0 "$stack" 2>/dev/null; then
-		break
-	fi
-done
-if [ -z "$url" ]; then
-	echo "browser test: the console stack did not come up:" >&2
-	cat "$tmp/stack.log" >&2
-	exit 1
-fi
-# Keep draining the stack's stdout so it never blocks on a full pipe.
-cat <&3 >/dev/null &
+# Job control gives dev a process group of its own (so a hung one can be killed with its
+# children) and keeps SIGINT deliverable: a non-interactive shell's background jobs ignore it.
+set -m
+"$anyops" dev --data-dir "$data" --api-addr "$api" --temporal-addr "127.0.0.1:$temporal_port" \
+	--temporal-ui-addr "$ui" --cloudsim-addr "127.0.0.1:$cloudsim_port" \
+	--sandboxd-addr "127.0.0.1:$sandboxd_port" --tokens "viewer:$viewer_token" >"$log" 2>&1 &
+dev=$!
+set +m
 
-echo "browser test: stack at $url" >&2
-status=0
-ANYOPS_API_URL=$url ANYOPS_ADMIN_TOKEN=bench-admin CHROMIUM=$chromium node --test web/e2e/console.test.mjs || status=$?
-if [ $status -ne 0 ]; then
-	echo "browser test: stack log:" >&2
-	tail -50 "$tmp/stack.log" >&2
-fi
-exit $status
+# wait_for WHAT SECONDS CMD...: polls CMD until it succeeds, failing when dev exits or time is up.
+wait_for() {
+	local what=$1 limit=$2
+	shift 2
+	local deadline=$((SECONDS + limit))
+	until "$@" >/dev/null 2>&1; do
+		if ! kill -0 "$dev" 2>/dev/null; then
+			echo "browser test: anyops dev exited while waiting for $what" >&2
+			exit 1
+		fi
+		if [ $SECONDS -ge $deadline ]; then
+			echo "browser test: no $what after ${limit}s" >&2
+			exit 1
+		fi
+		sleep 0.5
+	done
+}
+accepting() { curl -fsS "http://$api/v1/status" | grep -q '"accepting_consoles":true'; }
+
+wait_for "readiness (/readyz)" 180 curl -fsS "http://$api/readyz"
+# Consoles are accepted once the demo fleet is built and the local sandboxd is its console host.
+wait_for "console capacity (/v1/status accepting_consoles)" 240 accepting
+echo "browser test: anyops dev ready at http://$api (Temporal UI http://$ui)" >&2
+
+# One file at a time: the console and dashboard tests both flip the consoles kill switch.
+ANYOPS_API_URL="http://$api" ANYOPS_ADMIN_TOKEN=$(cat "$data/admin-token") ANYOPS_VIEWER_TOKEN=$viewer_token \
+	ANYOPS_TEMPORAL_UI_URL="http://$ui" ANYOPS_CLOUDSIM_URL="http://127.0.0.1:$cloudsim_port" CHROMIUM=$chromium \
+	node --test --test-concurrency=1 web/e2e/*.test.mjs

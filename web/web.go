@@ -1,7 +1,8 @@
-// Package web holds the browser side of consoles, embedded into the binary: the console page
-// (an xterm.js terminal speaking sandboxd's WebSocket protocol), the snippet another site
-// embeds to offer a console, a demo page for it, and the vendored xterm.js. The API serves
-// them (api/consoles.go); nothing here talks to a server by itself.
+// Package web holds the browser side of Anyops, embedded into the binary: the ops dashboard
+// (plain JS modules over the REST API), the console page (an xterm.js terminal speaking
+// sandboxd's WebSocket protocol), the snippet another site embeds to offer a console, a demo
+// page for it, and the vendored xterm.js. The API serves them (api/consoles.go,
+// api/dashboard.go); nothing here talks to a server by itself.
 package web
 
 import (
@@ -15,8 +16,8 @@ var files embed.FS
 // ConsolePage is the HTML of the console page (served at /console).
 func ConsolePage() []byte { return mustRead("static/console.html") }
 
-// Assets are the console page's scripts, styles and the vendored xterm.js (served at
-// /console/assets/).
+// Assets are the pages' scripts and styles and the vendored xterm.js (served at
+// /console/assets/ and /dashboard/assets/).
 func Assets() fs.FS { return mustSub("static") }
 
 // Embed is the embed snippet and its demo page (served at /embed/).
@@ -37,3 +38,7 @@ func mustSub(dir string) fs.FS {
 	}
 	return sub
 }
+
+// DashboardPage is the HTML of the ops dashboard (served at /dashboard); its script and
+// styles are among Assets (served at /dashboard/assets/).
+func DashboardPage() []byte { return mustRead("static/dashboard.html") }

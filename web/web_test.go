@@ -41,3 +41,37 @@ func TestPageReferencesExist(t *testing.T) {
 		t.Error("the embed snippet is not embedded")
 	}
 }
+
+// TestDashboardReferencesExist proves the dashboard page loads only embedded assets, and that
+// every element its script looks up by id ($('…')) is in the page: a renamed element fails here,
+// not as a blank dashboard.
+func TestDashboardReferencesExist(t *testing.T) {
+	html := string(DashboardPage())
+	refs := regexp.MustCompile(`(?:src|href)="/dashboard/assets/([^"]+)"`).FindAllStringSubmatch(html, -1)
+	if len(refs) < 2 {
+		t.Fatalf("dashboard.html loads %d assets, want its script and styles", len(refs))
+	}
+	for _, m := range refs {
+		if _, err := fs.Stat(Assets(), m[1]); err != nil {
+			t.Errorf("dashboard.html loads %s, which is not embedded", m[1])
+		}
+	}
+	js, err := fs.ReadFile(Assets(), "dashboard.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := regexp.MustCompile(`\$\('([^']+)'\)`).FindAllStringSubmatch(string(js), -1)
+	if len(ids) == 0 {
+		t.Fatal("dashboard.js looks up no elements: the id pattern of this test no longer matches it")
+	}
+	for _, m := range ids {
+		if !strings.Contains(html, `id="`+m[1]+`"`) {
+			t.Errorf("dashboard.js uses element #%s, which dashboard.html does not have", m[1])
+		}
+	}
+	for _, m := range regexp.MustCompile(`fillTable\('([^']+)'`).FindAllStringSubmatch(string(js), -1) {
+		if !regexp.MustCompile(`<table id="` + m[1] + `"><thead>|<table id="` + m[1] + `">\s*<thead>`).MatchString(html) {
+			t.Errorf("dashboard.js fills table #%s, which dashboard.html lacks (with a thead)", m[1])
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -67,12 +68,16 @@ func EnsureSchedules(ctx context.Context, c client.Client) error {
 // It blocks until all three are done: about a simulated minute of instance boots.
 func EnsureDemoFleet(ctx context.Context, c client.Client, timing workflows.FleetTiming) (workflows.DemoFleetResult, error) {
 	var fleet workflows.DemoFleetResult
+	// The demo fleet is built once per Temporal database: a completed build is read back, not
+	// repeated (a fault injected since, say an impaired instance, must not fail a restart).
 	if err := runJoining(ctx, c, workflows.KindDemoFleet, workflows.DemoFleetWorkflowID,
+		enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
 		workflows.DemoFleetInput{Timing: timing, RequestedBy: "anyops"}, &fleet); err != nil {
 		return fleet, err
 	}
 	var sync workflows.FleetSyncResult
 	if err := runJoining(ctx, c, workflows.KindFleetSync, workflows.FleetSyncWorkflowID,
+		enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		workflows.FleetSyncInput{Timing: timing, RequestedBy: "anyops"}, &sync); err != nil {
 		return fleet, err
 	}
@@ -80,8 +85,9 @@ func EnsureDemoFleet(ctx context.Context, c client.Client, timing workflows.Flee
 }
 
 // runJoining starts the kind's workflow under id, or joins the one running under it, and
-// waits for its result.
-func runJoining(ctx context.Context, c client.Client, kindName, id string, input, result any) error {
+// waits for its result. When reuse refuses a new run after a closed one, it reads the result
+// of that closed run instead.
+func runJoining(ctx context.Context, c client.Client, kindName, id string, reuse enumspb.WorkflowIdReusePolicy, input, result any) error {
 	kind, ok := workflows.LookupKind(kindName)
 	if !ok {
 		return fmt.Errorf("kind %s is not registered", kindName)
@@ -91,8 +97,12 @@ func runJoining(ctx context.Context, c client.Client, kindName, id string, input
 		TaskQueue:                kind.TaskQueue,
 		WorkflowExecutionTimeout: kind.ExecutionTimeout,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIDReusePolicy:    reuse,
 	}, kind.WorkflowType, input)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		run, err = c.GetWorkflow(ctx, id, ""), nil
+	}
 	if err != nil {
 		return fmt.Errorf("start %s: %w", id, err)
 	}

@@ -23,6 +23,7 @@ type controlPlane struct {
 	store       *inventory.Store
 	temporal    client.Client
 	sandboxdKey ed25519.PrivateKey // nil: consoles are off
+	namespace   string             // the Temporal namespace, for the dashboard's links
 	logger      *slog.Logger
 }
 
@@ -41,7 +42,7 @@ func openControlPlane(ctx context.Context, common config.Common, db config.DB, t
 		store.Close()
 		return nil, err
 	}
-	return &controlPlane{store: store, temporal: tcl, sandboxdKey: key, logger: logger}, nil
+	return &controlPlane{store: store, temporal: tcl, sandboxdKey: key, namespace: tc.Namespace, logger: logger}, nil
 }
 
 func (c *controlPlane) Close() {
@@ -74,7 +75,8 @@ func (c *controlPlane) runAPI(ctx context.Context, ac config.API, auth *api.Auth
 	return api.Run(ctx, api.Config{Addr: ac.Addr, Deps: api.Deps{
 		Store: c.store, Temporal: c.temporal, Auth: auth, Logger: c.logger.With("component", "api"),
 		CORSOrigins: api.ParseOrigins(ac.CORSOrigins), ConsolesEnabled: ac.PublicEmbed,
-		Consoles: api.ConsoleDeps{SandboxdKey: c.sandboxdKey},
+		Consoles:  api.ConsoleDeps{SandboxdKey: c.sandboxdKey},
+		Dashboard: api.DashboardConfig{TemporalUIURL: ac.TemporalUIURL, TemporalNamespace: c.namespace},
 	}})
 }
 

@@ -73,6 +73,9 @@ func newDevCmd() *cobra.Command {
 			return err
 		}
 		out := cmd.ErrOrStderr()
+		if ac.TemporalUIURL == "" {
+			ac.TemporalUIURL = "http://" + uiAddr // the dashboard links to the UI dev runs
+		}
 
 		runSandboxd := !noSandboxd
 		if runSandboxd && os.Geteuid() != 0 {

@@ -259,6 +259,13 @@ func TestDevStack(t *testing.T) {
 	if again.tk != d.tk {
 		t.Errorf("admin token changed across a restart")
 	}
+	// The demo fleet is read back, not rebuilt, even with an instance impaired since.
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(again.out.String(), "demo fleet ready"); {
+		if strings.Contains(again.out.String(), "level=ERROR") || time.Now().After(deadline) {
+			t.Fatalf("after restart the demo fleet did not come back:\n%s", again.out.String())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 	var got operation
 	if code := again.call("GET", "/v1/operations/fleet-audit", again.tk, nil, &got); code != 200 || got.State != "completed" {
 		t.Errorf("after restart, fleet-audit: %d %q", code, got.State)

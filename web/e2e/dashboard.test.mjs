@@ -1,0 +1,226 @@
+// Browser test of the ops dashboard on a running `anyops dev` (ANYOPS_API_URL, started by
+// scripts/browser-test.sh with the demo fleet): headless Debian Chromium, driven by
+// playwright-core, opens /dashboard, is refused with the API's own message for a wrong token,
+// signs in with the admin token, sees the demo fleet's 7 servers, starts a fleet-audit from
+// the page and sees that run reach "completed", and flips the consoles kill switch off ("not
+// accepting", and the public status agrees) and back on. Then a hardware failure injected into
+// cloudsim (ANYOPS_CLOUDSIM_URL) shows as an impaired, highlighted server once a fleet-sync
+// started from the page has read the cloud; and a fleet-sync held up by API throttling is
+// cancelled with its Cancel button. A viewer sees the fleet, and the API's refusals of what
+// a viewer may not do stay on the page past the next refresh. Where the API names a Temporal Web UI, the page links to
+// it and each operation to its workflow there.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const apiURL = process.env.ANYOPS_API_URL;
+const adminToken = process.env.ANYOPS_ADMIN_TOKEN;
+const viewerToken = process.env.ANYOPS_VIEWER_TOKEN;
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+const cloudsimURL = process.env.ANYOPS_CLOUDSIM_URL;
+const screenshotDir = process.env.ANYOPS_SCREENSHOT_DIR;
+// The demo fleet of `anyops dev` (inventory/demo.go): 7 servers.
+const demoServers = 7;
+let browser;
+let profile;
+
+before(async () => {
+  assert.ok(apiURL, 'ANYOPS_API_URL must name the running API (scripts/browser-test.sh sets it)');
+  assert.ok(adminToken, 'ANYOPS_ADMIN_TOKEN must be the admin token of the running API');
+  assert.ok(existsSync(executablePath), `no Chromium at ${executablePath}`);
+  profile = mkdtempSync(join(tmpdir(), 'anyops-e2e-chromium-'));
+  browser = await chromium.launchPersistentContext(profile, {
+    executablePath,
+    headless: true,
+    viewport: { width: 1400, height: 1000 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+});
+
+async function publicStatus() {
+  const resp = await fetch(`${apiURL}/v1/status`, { cache: 'no-store' });
+  assert.equal(resp.status, 200);
+  return resp.json();
+}
+
+async function apiGet(path) {
+  const resp = await fetch(`${apiURL}${path}`, { headers: { Authorization: `Bearer ${adminToken}` } });
+  assert.equal(resp.status, 200, `GET ${path}`);
+  return resp.json();
+}
+
+async function signIn(page, token) {
+  await page.getByLabel('Bearer token').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+test('the dashboard shows the fleet, runs a fleet-audit and flips the kill switch', async (t) => {
+  const page = await browser.newPage();
+  // Stopping consoles asks for confirmation; the operator says yes.
+  page.on('dialog', (d) => d.accept());
+  await page.goto(`${apiURL}/`);
+  assert.equal(new URL(page.url()).pathname, '/dashboard', '/ leads to the dashboard');
+
+  // A wrong token: the API's JSON error message is shown and the sign-in form stays.
+  await signIn(page, 'not-a-token');
+  await page.getByRole('alert').filter({ hasText: 'invalid bearer token' }).waitFor({ timeout: 10_000 });
+  assert.ok(await page.getByLabel('Bearer token').isVisible(), 'the sign-in form is shown again');
+
+  await signIn(page, adminToken);
+  const servers = page.locator('#servers tbody tr[data-server]');
+  await page.waitForFunction((n) => document.querySelectorAll('#servers tbody tr[data-server]').length === n,
+    demoServers, { timeout: 30_000 });
+  assert.equal(await servers.count(), demoServers, 'the demo fleet has 7 servers');
+  for (const id of ['zones', 'clusters', 'volumes', 'replicas']) {
+    assert.ok(await page.locator(`#${id} tbody tr:not(.empty)`).count() > 0, `the ${id} table is filled`);
+  }
+  assert.match(await page.locator('#fleet-summary').innerText(), /7 servers/);
+  // The error banner went away once the admin token worked.
+  assert.equal(await page.getByRole('alert').isVisible(), false);
+
+  // Start a fleet-audit from the page; follow the run it started to "completed".
+  const runID = await startAndFinish(page, 'fleet-audit');
+  const row = page.locator(`#operations tr[data-run-id="${runID}"]`);
+  assert.match(await row.innerText(), /100%/, 'the finished run shows its whole progress');
+
+  // Links to the Temporal Web UI, where dev tells the API its address.
+  const info = await apiGet('/v1/dashboard');
+  assert.equal(info.temporal_ui_url, process.env.ANYOPS_TEMPORAL_UI_URL, 'the API names the --temporal-ui-addr of dev');
+  assert.equal(await page.getByRole('link', { name: 'Temporal UI' }).getAttribute('href'),
+    `${info.temporal_ui_url}/namespaces/default/workflows`);
+  assert.equal(await row.getByRole('link', { name: 'fleet-audit' }).getAttribute('href'),
+    `${info.temporal_ui_url}/namespaces/default/workflows/fleet-audit/${runID}/history`);
+  assert.equal(await page.getByRole('link', { name: 'Open a console' }).getAttribute('href'), '/console');
+
+  if (screenshotDir) await page.screenshot({ path: join(screenshotDir, 'dashboard.png'), fullPage: true });
+
+  // The kill switch: off, the page and the public status say so; then on again.
+  const accepting = page.locator('#accepting');
+  await accepting.filter({ hasText: /^accepting consoles$/ }).waitFor({ timeout: 10_000 });
+  try {
+    await page.getByRole('button', { name: 'Stop accepting consoles' }).click();
+    await accepting.filter({ hasText: /^not accepting$/ }).waitFor({ timeout: 10_000 });
+    assert.equal((await publicStatus()).accepting_consoles, false, 'the public status is off too');
+    if (screenshotDir) await page.screenshot({ path: join(screenshotDir, 'dashboard-off.png') });
+    await page.getByRole('button', { name: 'Accept consoles' }).click();
+    await accepting.filter({ hasText: /^accepting consoles$/ }).waitFor({ timeout: 10_000 });
+    assert.equal((await publicStatus()).accepting_consoles, true, 'the public status is on again');
+  } catch (e) {
+    // Consoles are left on for the tests that follow, however the checks above failed.
+    await fetch(`${apiURL}/v1/admin/consoles/accepting`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${adminToken}` },
+      body: JSON.stringify({ accepting: true }),
+    });
+    throw e;
+  }
+  await page.close();
+});
+
+// startAndFinish starts an operation of kind from the page and waits until the run it started
+// (or joined) shows completed; it returns that run's id.
+async function startAndFinish(page, kind) {
+  const started = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith(`/v1/operations/${kind}`));
+  await page.getByRole('button', { name: `Start ${kind}` }).click();
+  const { run_id: runID } = await (await started).json();
+  await page.locator(`#operations tr[data-run-id="${runID}"][data-state="completed"]`).waitFor({ timeout: 60_000 }).catch(async (e) => {
+    throw new Error(`the ${kind} run ${runID} did not show completed; operations: ${await page.locator('#operations').innerText()}: ${e.message}`);
+  });
+  return runID;
+}
+
+test('a server the cloud reports impaired is highlighted after a fleet-sync', async () => {
+  assert.ok(cloudsimURL, 'ANYOPS_CLOUDSIM_URL must name the cloudsim of the running stack');
+  const web = (await apiGet('/v1/servers?role=web')).items;
+  assert.ok(web.length > 0, 'the demo fleet has web servers');
+  const victim = web[web.length - 1]; // a web server: consoles and storage are left alone
+  const fault = await fetch(`${cloudsimURL}/_sim/faults`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ type: 'hardware-failure', instance_id: victim.instance_id }),
+  });
+  assert.equal(fault.status, 201, `cloudsim took the fault: ${await fault.text()}`);
+
+  const page = await browser.newPage();
+  await page.goto(`${apiURL}/dashboard`);
+  await signIn(page, adminToken);
+  const row = page.locator(`#servers tr[data-server="${victim.name}"]`);
+  await row.waitFor({ timeout: 30_000 });
+  // A fleet-sync already running when the fault went in may have read the cloud before it:
+  // the page joins that run, so a second one may be needed.
+  for (let attempt = 1; !(await row.getAttribute('class'))?.includes('impaired'); attempt++) {
+    assert.ok(attempt <= 3, `${victim.name} is not shown impaired after ${attempt - 1} fleet-syncs: ${await row.innerText()}`);
+    await startAndFinish(page, 'fleet-sync');
+    await page.waitForTimeout(3500); // one refresh after the run completed
+  }
+  assert.match(await row.innerText(), /impaired/);
+  assert.match(await page.locator('#fleet-summary').innerText(), /1 impaired/);
+  if (screenshotDir) await page.screenshot({ path: join(screenshotDir, 'dashboard-impaired.png'), fullPage: true });
+  await page.close();
+});
+
+test('a running operation is cancelled from the page', async () => {
+  assert.ok(cloudsimURL, 'ANYOPS_CLOUDSIM_URL must name the cloudsim of the running stack');
+  // Throttling every DescribeInstances keeps a fleet-sync retrying its first step: running
+  // long enough to be cancelled.
+  const resp = await fetch(`${cloudsimURL}/_sim/faults`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ type: 'throttle', action: 'DescribeInstances', count: 1_000_000 }),
+  });
+  const body = await resp.text();
+  assert.equal(resp.status, 201, `cloudsim took the fault: ${body}`);
+  const fault = JSON.parse(body);
+  const page = await browser.newPage();
+  page.on('dialog', (d) => d.accept()); // "Cancel operation …?"
+  try {
+    await page.goto(`${apiURL}/dashboard`);
+    await signIn(page, adminToken);
+    const started = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/v1/operations/fleet-sync'));
+    await page.getByRole('button', { name: 'Start fleet-sync' }).click();
+    const { run_id: runID } = await (await started).json();
+    const row = page.locator(`#operations tr[data-run-id="${runID}"]`);
+    await row.and(page.locator('[data-state="running"]')).waitFor({ timeout: 30_000 });
+    await row.getByRole('button', { name: 'Cancel' }).click();
+    await row.and(page.locator('[data-state="canceled"]')).waitFor({ timeout: 30_000 }).catch(async (e) => {
+      throw new Error(`the fleet-sync run ${runID} did not show canceled: ${await row.innerText()}: ${e.message}`);
+    });
+    assert.equal(await row.getByRole('button', { name: 'Cancel' }).count(), 0, 'a closed operation has no cancel button');
+  } finally {
+    await fetch(`${cloudsimURL}/_sim/faults/${fault.id}`, { method: 'DELETE' });
+    await page.close();
+  }
+});
+
+test('a viewer sees the fleet and the API refusing what a viewer may not do', async () => {
+  assert.ok(viewerToken, 'ANYOPS_VIEWER_TOKEN must be a viewer token of the running API');
+  const page = await browser.newPage();
+  page.on('dialog', (d) => d.accept());
+  await page.goto(`${apiURL}/dashboard`);
+  await signIn(page, viewerToken);
+  await page.waitForFunction((n) => document.querySelectorAll('#servers tbody tr[data-server]').length === n,
+    demoServers, { timeout: 30_000 });
+
+  const alert = page.getByRole('alert');
+  await page.getByRole('button', { name: 'Start fleet-audit' }).click();
+  await alert.filter({ hasText: 'this needs the operator role; the token has viewer' }).waitFor({ timeout: 10_000 });
+  // The refusal outlives the refresh that follows every action and the periodic one after it.
+  await page.waitForTimeout(3500);
+  assert.match(await alert.innerText(), /needs the operator role/);
+
+  await page.getByRole('button', { name: 'Stop accepting consoles' }).click();
+  await alert.filter({ hasText: 'this needs the admin role; the token has viewer' }).waitFor({ timeout: 10_000 });
+  assert.equal((await publicStatus()).accepting_consoles, true, 'the refused kill switch changed nothing');
+
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  assert.ok(await page.getByLabel('Bearer token').isVisible(), 'signed out: the token is asked for again');
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0, 'the token is gone from the tab');
+  await page.close();
+});

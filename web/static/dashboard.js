@@ -1,0 +1,347 @@
+// The ops dashboard: reads the fleet, the operations and the public console status from the
+// REST API with the bearer token the operator enters, and refreshes them every few seconds.
+// Actions (start or cancel an operation, the consoles kill switch) are the API's own endpoints;
+// the page keeps no state beyond the token (sessionStorage: gone when the tab closes).
+
+const TOKEN_KEY = 'anyops.dashboard.token';
+const REFRESH_MS = 3000;
+// How many operations the list shows, newest first.
+const OPERATIONS_SHOWN = 20;
+// The inventory's largest page; lists are read to the end page by page.
+const PAGE_LIMIT = 500;
+
+const $ = (id) => document.getElementById(id);
+
+// APIError carries the API's JSON error: {"error": {"code", "message"}}.
+class APIError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+let token = sessionStorage.getItem(TOKEN_KEY) || '';
+let info = null; // GET /v1/dashboard: Temporal UI address and operation kinds
+let timer = 0;
+let refreshing = null;
+// Details of closed runs never change: asked once per run id.
+const closedDetails = new Map();
+
+async function api(path, { method = 'GET', body } = {}) {
+  const headers = { Authorization: `Bearer ${token}` };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let resp;
+  try {
+    // no-store: GET /v1/status is cacheable for the public embed, but ops must see a flip at once.
+    resp = await fetch(path, { method, headers, cache: 'no-store', body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    throw new APIError(0, 'EUNAVAILABLE', `the API cannot be reached (${e.message})`);
+  }
+  let data = null;
+  try { data = await resp.json(); } catch { /* not JSON: handled below */ }
+  if (!resp.ok) {
+    const err = data && data.error;
+    throw new APIError(resp.status, err?.code || '', err?.message || `${method} ${path} answered HTTP ${resp.status}`);
+  }
+  return data;
+}
+
+// listAll reads every page of an inventory list.
+async function listAll(path) {
+  const items = [];
+  let cursor = '';
+  do {
+    const q = new URLSearchParams({ limit: String(PAGE_LIMIT) });
+    if (cursor) q.set('cursor', cursor);
+    const page = await api(`${path}?${q}`);
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return items;
+}
+
+// el builds an element: el('td', {class: 'x', title: 'y'}, 'text', child, ...).
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') node.className = v;
+    else if (k === 'onclick') node.addEventListener('click', v);
+    else node.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children) {
+    if (c !== undefined && c !== null) node.append(c instanceof Node ? c : String(c));
+  }
+  return node;
+}
+
+const badge = (text, kind) => el('span', { class: `badge ${kind || text}` }, text);
+
+function fillTable(id, rows, emptyText) {
+  const body = $(id).tBodies[0];
+  const cols = $(id).tHead.rows[0].cells.length;
+  body.replaceChildren(...(rows.length ? rows : [el('tr', { class: 'empty' }, el('td', { colspan: cols }, emptyText))]));
+}
+
+function ago(iso) {
+  const t = new Date(iso);
+  const s = Math.round((Date.now() - t.getTime()) / 1000);
+  if (s < 60) return `${Math.max(s, 0)}s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+  return t.toLocaleDateString();
+}
+
+// Two kinds of error share the banner: the last action's (kept until the next action, so a
+// refresh does not wipe it before it is read) and the last refresh's (gone once one succeeds).
+const errors = { action: '', load: '' };
+
+function showError(kind, message) {
+  errors[kind] = message || '';
+  const text = [errors.action, errors.load].filter(Boolean).join(' · ');
+  $('error').textContent = text;
+  $('error').hidden = !text;
+}
+
+// ---- sign in and out ----
+
+function signedIn(yes) {
+  $('sign-in').hidden = yes;
+  $('dashboard').hidden = !yes;
+  $('sign-out').hidden = !yes;
+  if (yes) return;
+  clearTimeout(timer);
+  $('refreshed').textContent = '';
+  $('temporal-link').hidden = true;
+  $('token').focus();
+}
+
+function signOut(message) {
+  token = '';
+  info = null;
+  closedDetails.clear();
+  sessionStorage.removeItem(TOKEN_KEY);
+  showError('action', '');
+  showError('load', message);
+  signedIn(false);
+}
+
+$('token-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  token = $('token').value.trim();
+  $('token').value = '';
+  sessionStorage.setItem(TOKEN_KEY, token);
+  showError('load', '');
+  signedIn(true);
+  refreshNow();
+});
+
+$('sign-out').addEventListener('click', () => signOut(''));
+
+// ---- refresh ----
+
+// refreshNow refreshes at once; asked during a refresh, it refreshes again right after, so
+// that what an action changed is shown even when a refresh was already reading.
+let again = false;
+function refreshNow() {
+  clearTimeout(timer);
+  if (refreshing) {
+    again = true;
+    return refreshing;
+  }
+  refreshing = refresh().finally(() => {
+    refreshing = null;
+    if (again) {
+      again = false;
+      refreshNow();
+    }
+  });
+  return refreshing;
+}
+
+async function refresh() {
+  try {
+    if (!info) {
+      info = await api('/v1/dashboard');
+      renderInfo();
+    }
+    const [status, zones, clusters, servers, volumes, replicas, operations] = await Promise.all([
+      api('/v1/status'),
+      listAll('/v1/zones'), listAll('/v1/clusters'), listAll('/v1/servers'),
+      listAll('/v1/volumes'), listAll('/v1/replicas'),
+      api(`/v1/operations?limit=${OPERATIONS_SHOWN}`),
+    ]);
+    const details = await operationDetails(operations.items);
+    renderStatus(status);
+    renderFleet(zones, clusters, servers, volumes, replicas);
+    renderOperations(operations.items, details);
+    showError('load', '');
+    $('refreshed').textContent = `updated ${new Date().toLocaleTimeString()}`;
+  } catch (e) {
+    if (e.status === 401) {
+      signOut(e.message);
+      return;
+    }
+    showError('load', e.message);
+  }
+  if (token) timer = setTimeout(refreshNow, REFRESH_MS);
+}
+
+// operationDetails asks GET /v1/operations/{id} (state, Status query, error) for the newest run
+// of each id in the list; an id names its latest run only, so older runs show their state alone.
+async function operationDetails(ops) {
+  const latest = new Map();
+  for (const op of ops) if (!latest.has(op.id)) latest.set(op.id, op);
+  const details = new Map();
+  await Promise.all([...latest.values()].map(async (op) => {
+    if (closedDetails.has(op.run_id)) {
+      details.set(op.run_id, closedDetails.get(op.run_id));
+      return;
+    }
+    try {
+      const d = await api(`/v1/operations/${encodeURIComponent(op.id)}`);
+      if (d.run_id !== op.run_id) return; // a newer run started since the list was read
+      details.set(op.run_id, d);
+      if (d.state !== 'running') closedDetails.set(op.run_id, d);
+    } catch (e) {
+      if (e.status === 401) throw e;
+      // One unreadable operation leaves its row without progress, not the page without data.
+    }
+  }));
+  return details;
+}
+
+// ---- rendering ----
+
+function temporalURL(path) {
+  return `${info.temporal_ui_url}/namespaces/${encodeURIComponent(info.temporal_namespace)}/${path}`;
+}
+
+function renderInfo() {
+  const link = $('temporal-link');
+  link.hidden = !info.temporal_ui_url;
+  if (info.temporal_ui_url) link.href = temporalURL('workflows');
+  $('kinds').replaceChildren(...info.operation_kinds.map((k) =>
+    el('button', { type: 'button', title: k.description, onclick: () => startOperation(k.name) }, `Start ${k.name}`)));
+}
+
+let accepting = null;
+
+function renderStatus(st) {
+  accepting = st.accepting_consoles;
+  const a = $('accepting');
+  a.textContent = accepting ? 'accepting consoles' : 'not accepting';
+  a.className = `badge ${accepting ? 'ok' : 'bad'}`;
+  $('capacity').textContent = st.capacity;
+  $('in-use').textContent = st.in_use;
+  $('kill-switch').textContent = accepting ? 'Stop accepting consoles' : 'Accept consoles';
+}
+
+function renderFleet(zones, clusters, servers, volumes, replicas) {
+  const impaired = servers.filter((s) => s.state === 'impaired' || s.impaired_since);
+  const notHot = replicas.filter((r) => r.state !== 'uptodate');
+  const summary = $('fleet-summary');
+  const n = (list, word) => `${list.length} ${word}${list.length === 1 ? '' : 's'}`;
+  summary.replaceChildren(
+    `${n(zones, 'zone')} · ${n(clusters, 'cluster')} · ${n(servers, 'server')}`,
+    impaired.length ? el('span', { class: 'warn' }, ` (${impaired.length} impaired)`) : '',
+    ` · ${n(volumes, 'volume')} · ${n(replicas, 'DRBD replica')}`,
+    notHot.length ? el('span', { class: 'warn' }, ` (${notHot.length} not up to date)`) : '',
+  );
+
+  const count = (list, key, value) => list.filter((x) => x[key] === value).length;
+  fillTable('zones', zones.map((z) => el('tr', {},
+    el('td', {}, z.name), el('td', {}, z.region), el('td', {}, count(clusters, 'zone', z.name)),
+    el('td', {}, count(servers, 'zone', z.name)))), 'no zones');
+  fillTable('clusters', clusters.map((c) => el('tr', {},
+    el('td', {}, c.name), el('td', {}, c.zone), el('td', {}, badge(c.state)), el('td', {}, c.release || '—'))), 'no clusters');
+
+  fillTable('servers', servers.map((s) => {
+    const bad = s.state === 'impaired' || s.impaired_since;
+    const state = el('td', {}, badge(s.state));
+    if (s.impaired_since) state.append(' ', el('span', { class: 'muted', title: s.impaired_since }, `since ${new Date(s.impaired_since).toLocaleString()}`));
+    return el('tr', { class: bad ? 'impaired' : undefined, 'data-server': s.name },
+      el('td', {}, s.name), el('td', {}, s.role), el('td', {}, s.zone), el('td', {}, s.cluster), state,
+      el('td', { class: 'mono' }, s.instance_id || '—'), el('td', {}, s.instance_type || ''), el('td', { class: 'mono' }, s.private_ip || ''));
+  }), 'no servers');
+
+  // Volumes by where they are attached (server, device), unattached ones last: a server's
+  // disks read together.
+  const where = (v) => (v.server ? `0 ${v.server} ${v.device}` : `1 ${v.volume_id}`);
+  volumes = [...volumes].sort((a, b) => where(a).localeCompare(where(b)));
+  fillTable('volumes', volumes.map((v) => el('tr', {},
+    el('td', { class: 'mono' }, v.volume_id), el('td', {}, v.kind),
+    el('td', {}, badge(v.criticality)), el('td', { class: 'num' }, `${v.size_gib} GiB`), el('td', {}, v.zone),
+    el('td', {}, v.server ? `${v.server} ${v.device || ''}${v.raid_group ? ` (${v.raid_group})` : ''}` : el('span', { class: 'muted' }, 'not attached')),
+    el('td', {}, badge(v.state)))), 'no volumes');
+
+  fillTable('replicas', replicas.map((r) => el('tr', { class: r.state === 'uptodate' ? undefined : 'degraded' },
+    el('td', {}, r.name), el('td', {}, r.cluster),
+    el('td', {}, `${r.primary_server} → ${r.secondary_server}`),
+    el('td', {}, r.connection_state || '—'),
+    el('td', {}, `${r.primary_disk_state || '?'} / ${r.secondary_disk_state || '?'}`),
+    el('td', { class: 'progress-cell' }, el('progress', { max: 100, value: r.sync_percent }), ` ${r.sync_percent.toFixed(1)}%`),
+    el('td', {}, badge(r.state)))), 'no replicas');
+}
+
+function renderOperations(ops, details) {
+  fillTable('operations', ops.map((op) => {
+    const d = details.get(op.run_id);
+    const state = d ? d.state : op.state;
+    const id = info.temporal_ui_url
+      ? el('a', { href: temporalURL(`workflows/${encodeURIComponent(op.id)}/${encodeURIComponent(op.run_id)}/history`), target: '_blank', rel: 'noopener', title: 'open in the Temporal UI' }, op.id)
+      : op.id;
+    return el('tr', { 'data-operation': op.id, 'data-run-id': op.run_id, 'data-state': state },
+      el('td', { class: 'nowrap' }, op.kind || '?'), el('td', { class: 'mono nowrap' }, id), el('td', {}, badge(state)),
+      el('td', {}, progress(state, d)),
+      el('td', { class: 'nowrap', title: op.started }, ago(op.started)),
+      el('td', {}, state === 'running'
+        ? el('button', { type: 'button', class: 'danger', onclick: () => cancelOperation(op.id) }, 'Cancel')
+        : ''));
+  }), 'no operations yet');
+}
+
+function progress(state, d) {
+  if (d && d.error) return el('span', { class: 'error-text', title: d.error }, d.error);
+  const st = d && d.status;
+  if (!st) return el('span', { class: 'muted' }, state === 'running' ? 'no status yet' : '');
+  const text = st.message ? `${st.phase}: ${st.message}` : st.phase;
+  const eta = st.eta && state === 'running' ? ` · ETA ${new Date(st.eta).toLocaleTimeString()}` : '';
+  return el('div', { class: 'progress-line' },
+    el('span', { class: 'nowrap' }, el('progress', { max: 1, value: st.progress }), ` ${Math.round(st.progress * 100)}%`),
+    el('span', {}, `${text}${eta}`));
+}
+
+// ---- actions ----
+
+// act runs an action and refreshes; its error is shown like any API error.
+async function act(action) {
+  try {
+    await action();
+    showError('action', '');
+  } catch (e) {
+    if (e.status === 401) return signOut(e.message);
+    showError('action', e.message);
+  }
+  await refreshNow();
+}
+
+function startOperation(kind) {
+  return act(() => api(`/v1/operations/${encodeURIComponent(kind)}`, { method: 'POST', body: {} }));
+}
+
+function cancelOperation(id) {
+  if (!confirm(`Cancel operation ${id}?`)) return;
+  return act(() => api(`/v1/operations/${encodeURIComponent(id)}/cancel`, { method: 'POST' }));
+}
+
+$('kill-switch').addEventListener('click', () => {
+  if (accepting === null) return;
+  const next = !accepting;
+  if (!next && !confirm('Stop accepting new consoles? The launch button disappears from every site that embeds it.')) return;
+  return act(() => api('/v1/admin/consoles/accepting', { method: 'POST', body: { accepting: next } }));
+});
+
+signedIn(Boolean(token));
+if (token) refreshNow();
