@@ -350,10 +350,7 @@ func TestReconcileFleetRecordsDrift(t *testing.T) {
 // cloud does not have are marked deleted.
 func TestReconcileFleetOverSeededInventory(t *testing.T) {
 	ctx := context.Background()
-	store := openStore(t)
-	if _, err := store.SeedDemoFleet(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store := openDemoStore(t)
 	fleet, drbd := cloudOf(DemoFleetPlan())
 	res, err := (&Inventory{Store: store}).ReconcileFleet(ctx, ReconcileFleetInput{Fleet: fleet, DRBD: drbd})
 	if err != nil {

@@ -23,16 +23,23 @@ func openStore(t *testing.T) *inventory.Store {
 	return store
 }
 
+// openDemoStore is openStore with the demo fleet seeded.
+func openDemoStore(t *testing.T) *inventory.Store {
+	t.Helper()
+	store := openStore(t)
+	if _, err := store.SeedDemoFleet(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
 // TestInventoryActivities runs the inventory activities in Temporal's activity test
 // environment on a real SQLite store: CountFleet returns the store's summary of the demo
 // fleet, RecordAudit appends an event, and an event the store rejects fails non-retryably
 // with the anyops code as its type.
 func TestInventoryActivities(t *testing.T) {
 	ctx := context.Background()
-	store := openStore(t)
-	if _, err := store.SeedDemoFleet(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store := openDemoStore(t)
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestActivityEnvironment()
 	inv := &Inventory{Store: store}

@@ -2,23 +2,13 @@ package activities
 
 import (
 	"context"
-	"log/slog"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
-	"github.com/google/uuid"
-	"golang.org/x/sys/unix"
-
 	"github.com/anyops/anyops"
-	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/inventory"
-	"github.com/anyops/anyops/sandboxd"
 	sbclient "github.com/anyops/anyops/sandboxd/client"
-	"github.com/anyops/anyops/sandboxd/token"
+	"github.com/anyops/anyops/sandboxd/sandboxdtest"
 )
 
 // TestLeastLoaded proves placement: the smallest share of slots in use wins among hosts with
@@ -52,54 +42,16 @@ func TestLeastLoaded(t *testing.T) {
 	}
 }
 
-// sandboxHost is a real sandboxd (root) behind httptest with a matching signer.
+// sandboxHost is a real sandboxd (root) recorded as a running console server, and the
+// activities with a signer it accepts.
 func sandboxHost(t *testing.T, store *inventory.Store, name string) (*Sandboxes, string) {
 	t.Helper()
-	testenv.RequireRoot(t)
-	pub, priv, err := token.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	state, err := os.MkdirTemp("", "activities-sandboxd-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cgroup := "anyops-act-test-" + uuid.NewString()[:8]
-	srv, err := sandboxd.New(sandboxd.Config{PublicKey: pub, StorageRoot: t.TempDir(), StateDir: state, CgroupParent: cgroup, Slots: 2,
-		AllowedOrigins: []string{"*"}, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		srv.Close()
-		ts.Close()
-		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + cgroup)
-		for _, d := range append(dirs, "/sys/fs/cgroup/"+cgroup) {
-			_ = syscall.Rmdir(d)
-		}
-		for range 3 {
-			b, _ := os.ReadFile("/proc/self/mountinfo")
-			var mounts []string
-			for _, line := range strings.Split(string(b), "\n") {
-				if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], state+"/") {
-					mounts = append(mounts, f[4])
-				}
-			}
-			if len(mounts) == 0 {
-				_ = os.RemoveAll(state)
-				return
-			}
-			for i := len(mounts) - 1; i >= 0; i-- {
-				_ = unix.Unmount(mounts[i], unix.MNT_DETACH)
-			}
-		}
-	})
+	d := sandboxdtest.Start(t, sandboxdtest.Options{Name: "act", Slots: 2})
 	if _, err := store.UpsertServer(context.Background(), inventory.Server{Name: name, Role: anyops.RoleConsole, Zone: inventory.DemoZone,
-		Cluster: inventory.DemoCluster, State: anyops.ServerRunning, SandboxdURL: ts.URL}); err != nil {
+		Cluster: inventory.DemoCluster, State: anyops.ServerRunning, SandboxdURL: d.URL}); err != nil {
 		t.Fatal(err)
 	}
-	return &Sandboxes{Store: store, Signer: token.NewSigner(priv)}, ts.URL
+	return &Sandboxes{Store: store, Signer: d.Signer}, d.URL
 }
 
 // TestSandboxActivitiesAreIdempotent proves what the console workflow relies on when an
@@ -108,14 +60,7 @@ func sandboxHost(t *testing.T, store *inventory.Store, name string) (*Sandboxes,
 // SandboxStatus tells running, gone and unreachable apart.
 func TestSandboxActivitiesAreIdempotent(t *testing.T) {
 	ctx := context.Background()
-	store, err := inventory.Open(ctx, inventory.DriverSQLite, filepath.Join(t.TempDir(), "inv.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	if _, err := store.SeedDemoFleet(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store := openDemoStore(t)
 	a, url := sandboxHost(t, store, "console-x")
 
 	host, err := a.PickHost(ctx, PickHostInput{})
@@ -167,14 +112,7 @@ func TestSandboxActivitiesAreIdempotent(t *testing.T) {
 // console's state, and DeleteAnonymousUser removes only throw-away users, twice without error.
 func TestMarkConsoleAndAnonymousUser(t *testing.T) {
 	ctx := context.Background()
-	store, err := inventory.Open(ctx, inventory.DriverSQLite, filepath.Join(t.TempDir(), "inv.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	if _, err := store.SeedDemoFleet(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store := openDemoStore(t)
 	a := &Sandboxes{Store: store}
 	anon, err := store.CreateUser(ctx, "anon-1", anyops.PlanAnonymous, true)
 	if err != nil {
@@ -226,14 +164,7 @@ func TestMarkConsoleAndAnonymousUser(t *testing.T) {
 // is called.
 func TestRegisterConsoleHost(t *testing.T) {
 	ctx := context.Background()
-	store, err := inventory.Open(ctx, inventory.DriverSQLite, filepath.Join(t.TempDir(), "inv.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	if _, err := store.SeedDemoFleet(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store := openDemoStore(t)
 	a, url := sandboxHost(t, store, "console-y")
 	srv := inventory.Server{Name: "console-z", Zone: inventory.DemoZone, Cluster: inventory.DemoCluster, SandboxdURL: url}
 	first, err := RegisterConsoleHost(ctx, store, srv, a.Signer)

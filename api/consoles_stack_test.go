@@ -13,7 +13,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,14 +22,13 @@ import (
 	"github.com/coder/websocket"
 	"go.temporal.io/sdk/client"
 	tworker "go.temporal.io/sdk/worker"
-	"golang.org/x/sys/unix"
 
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/activities"
 	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/inventory"
-	"github.com/anyops/anyops/sandboxd"
 	sbclient "github.com/anyops/anyops/sandboxd/client"
+	"github.com/anyops/anyops/sandboxd/sandboxdtest"
 	sbtoken "github.com/anyops/anyops/sandboxd/token"
 	"github.com/anyops/anyops/worker"
 	"github.com/anyops/anyops/workflows"
@@ -86,36 +84,6 @@ func newConsoleWorker(tc client.Client, queue string, store *inventory.Store, ke
 	return w
 }
 
-// newSandboxdState makes a state dir for one sandboxd; removeSandboxdState undoes the
-// image store's mounts (the host's /usr, read-only) and only then removes the dir: never
-// delete through a mount.
-func newSandboxdState(t *testing.T) string {
-	d, err := os.MkdirTemp("", "api-sandboxd-state-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-func removeSandboxdState(dir string) {
-	for range 3 {
-		b, _ := os.ReadFile("/proc/self/mountinfo")
-		var mounts []string
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-				mounts = append(mounts, f[4])
-			}
-		}
-		if len(mounts) == 0 {
-			_ = os.RemoveAll(dir)
-			return
-		}
-		for i := len(mounts) - 1; i >= 0; i-- {
-			_ = unix.Unmount(mounts[i], unix.MNT_DETACH)
-		}
-	}
-}
-
 type consoleStack struct {
 	t       *testing.T
 	key     ed25519.PrivateKey
@@ -123,7 +91,6 @@ type consoleStack struct {
 	dbPath  string
 	tc      client.Client
 	queue   string
-	sbd     *httptest.Server
 	sbc     *sbclient.Client
 	server  *Server
 	handler http.Handler
@@ -147,52 +114,15 @@ func newConsoleStack(t *testing.T, o stackOptions) *consoleStack {
 	if o.slots == 0 {
 		o.slots = 6
 	}
-	pub, priv, err := sbtoken.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cgroup := "anyops-api-test-" + randomHex(4)
-	stateDir := newSandboxdState(t)
-	sbd, err := sandboxd.New(sandboxd.Config{PublicKey: pub, StorageRoot: t.TempDir(), StateDir: stateDir,
-		CgroupParent: cgroup, Slots: o.slots, AllowedOrigins: []string{"*"},
+	sbd := sandboxdtest.Start(t, sandboxdtest.Options{Name: "api", Slots: o.slots,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	if err != nil {
-		t.Fatalf("sandboxd: %v", err)
-	}
-	ts := httptest.NewServer(sbd)
-	t.Cleanup(func() {
-		sbd.Close()
-		ts.Close()
-		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + cgroup)
-		dirs = append(dirs, "/sys/fs/cgroup/"+cgroup)
-		for _, d := range dirs {
-			_ = syscall.Rmdir(d)
-		}
-		removeSandboxdState(stateDir)
-	})
-	sbc, err := sbclient.New(ts.URL, sbtoken.NewSigner(priv))
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	ctx := context.Background()
-	dbPath := filepath.Join(t.TempDir(), "inv.db")
-	driver, dsn := inventory.DriverSQLite, dbPath
-	if o.driver == inventory.DriverPostgres {
-		driver, dsn, dbPath = o.driver, testenv.Postgres(t), ""
-	}
-	store, err := inventory.Open(ctx, driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	if _, err := store.SeedDemoFleet(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store, dbPath := openDemoInventory(t, o.driver)
 	// New users are pinned to the newest image of the inventory: RegisterConsoleHost makes
 	// that the image this sandboxd has (the demo fleet's "host:1" is a placeholder).
 	if _, err := activities.RegisterConsoleHost(ctx, store, inventory.Server{Name: "test-console", Zone: inventory.DemoZone,
-		Cluster: inventory.DemoCluster, SandboxdURL: ts.URL}, sbtoken.NewSigner(priv)); err != nil {
+		Cluster: inventory.DemoCluster, SandboxdURL: sbd.URL}, sbd.Signer); err != nil {
 		t.Fatal(err)
 	}
 	auth, err := ParseTokens(testTokens)
@@ -203,9 +133,9 @@ func newConsoleStack(t *testing.T, o stackOptions) *consoleStack {
 	queue := "consoles-test-" + randomHex(4)
 	timing := o.timing
 	s := New(Deps{Store: store, Temporal: tc, Auth: auth, Logger: slog.New(slog.DiscardHandler), CORSOrigins: []string{"*"},
-		ConsolesEnabled: true, Consoles: ConsoleDeps{SandboxdKey: priv, TaskQueue: queue, Admission: o.admission,
+		ConsolesEnabled: true, Consoles: ConsoleDeps{SandboxdKey: sbd.Key, TaskQueue: queue, Admission: o.admission,
 			Timing: func(anyops.Plan) workflows.ConsoleTiming { return timing }}})
-	return &consoleStack{t: t, key: priv, store: store, dbPath: dbPath, tc: tc, queue: queue, sbd: ts, sbc: sbc, server: s, handler: s.Handler()}
+	return &consoleStack{t: t, key: sbd.Key, store: store, dbPath: dbPath, tc: tc, queue: queue, sbc: sbd.Client, server: s, handler: s.Handler()}
 }
 
 // startWorker runs a console worker in this process until the test ends.

@@ -47,19 +47,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, driver string) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	dsn := filepath.Join(t.TempDir(), "inv.db")
-	if driver == inventory.DriverPostgres {
-		dsn = testenv.Postgres(t)
-	}
-	store, err := inventory.Open(ctx, driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	if _, err := store.SeedDemoFleet(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store, _ := openDemoInventory(t, driver)
 	auth, err := ParseTokens(testTokens)
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +56,28 @@ func newFixture(t *testing.T, driver string) *fixture {
 	s := New(Deps{Store: store, Temporal: tc, Auth: auth, Logger: slog.New(slog.DiscardHandler),
 		CORSOrigins: []string{"https://www.python.org"}, ConsolesEnabled: true})
 	return &fixture{t: t, store: store, tc: tc, server: s}
+}
+
+// openDemoInventory opens an inventory with the demo fleet until the test ends: a fresh
+// PostgreSQL database for inventory.DriverPostgres, else SQLite in t.TempDir, whose file it
+// returns too (for a child process to open; "" for PostgreSQL).
+func openDemoInventory(t *testing.T, driver string) (store *inventory.Store, sqlitePath string) {
+	t.Helper()
+	dsn := filepath.Join(t.TempDir(), "inv.db")
+	if driver == inventory.DriverPostgres {
+		dsn = testenv.Postgres(t)
+	} else {
+		driver, sqlitePath = inventory.DriverSQLite, dsn
+	}
+	store, err := inventory.Open(context.Background(), driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	if _, err := store.SeedDemoFleet(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return store, sqlitePath
 }
 
 // do sends a request through the handler; token "" sends no Authorization header.

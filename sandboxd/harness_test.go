@@ -17,16 +17,15 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
-	"golang.org/x/sys/unix"
 
 	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/sandboxd/client"
 	"github.com/anyops/anyops/sandboxd/jail"
+	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 	"github.com/anyops/anyops/sandboxd/token"
 )
 
@@ -35,40 +34,11 @@ func TestMain(m *testing.M) {
 	jail.MaybeInit()
 	code := m.Run()
 	if sharedState.dir != "" {
-		removeStateDir(sharedState.dir)
+		if err := teardown.RemoveStateDir(sharedState.dir); err != nil {
+			fmt.Fprintln(os.Stderr, "sandboxd tests:", err)
+		}
 	}
 	os.Exit(code)
-}
-
-// removeStateDir unmounts what the image store mounted under dir (the host's /usr and
-// friends, read-only) and only then removes dir: never delete through a mount.
-func removeStateDir(dir string) {
-	for range 3 {
-		mounts := mountsUnder(dir)
-		if len(mounts) == 0 {
-			_ = os.RemoveAll(dir)
-			return
-		}
-		for i := len(mounts) - 1; i >= 0; i-- {
-			_ = unix.Unmount(mounts[i], unix.MNT_DETACH)
-		}
-	}
-	fmt.Fprintf(os.Stderr, "sandboxd tests: left %s in place: still mounted: %v\n", dir, mountsUnder(dir))
-}
-
-func mountsUnder(dir string) []string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			out = append(out, f[4])
-		}
-	}
-	return out
 }
 
 // sharedState is one state dir for the package's servers, so the host image is assembled
@@ -142,20 +112,9 @@ func startHarness(t *testing.T, cfg Config, priv ed25519.PrivateKey) *harness {
 	t.Cleanup(func() {
 		srv.Close()
 		ts.Close()
-		removeCgroupParent(cfg.CgroupParent)
+		teardown.RemoveCgroupParent(cfg.CgroupParent)
 	})
 	return &harness{t: t, srv: srv, ts: ts, c: c, signer: signer, cfg: cfg}
-}
-
-// removeCgroupParent removes the (by now empty) per-test cgroup parent in every hierarchy.
-func removeCgroupParent(parent string) {
-	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + parent)
-	if d := "/sys/fs/cgroup/" + parent; dirExists(d) {
-		dirs = append(dirs, d)
-	}
-	for _, d := range dirs {
-		_ = syscall.Rmdir(d)
-	}
 }
 
 func dirExists(p string) bool {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/sandboxd/client"
+	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 	"github.com/anyops/anyops/sandboxd/token"
 )
 
@@ -24,7 +25,11 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { removeStateDir(dir) })
+	t.Cleanup(func() {
+		if err := teardown.RemoveStateDir(dir); err != nil {
+			t.Log(err)
+		}
+	})
 	keyFile := filepath.Join(dir, "sandboxd.key")
 	priv, err := token.EnsureKeyPair(keyFile)
 	if err != nil {
@@ -64,7 +69,7 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(mountsUnder(dir)) == 0 {
+	if len(teardown.MountsUnder(dir)) == 0 {
 		t.Fatal("no image mounts while running: the check below would prove nothing")
 	}
 
@@ -80,7 +85,7 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d", sb.Pid)); err == nil {
 		t.Errorf("sandbox init %d survives the daemon's shutdown", sb.Pid)
 	}
-	if m := mountsUnder(dir); len(m) != 0 {
+	if m := teardown.MountsUnder(dir); len(m) != 0 {
 		t.Errorf("mounts left after shutdown: %v", m)
 	}
 	if cgs := cgroupChildren(parent); len(cgs) != 0 {

@@ -2,13 +2,10 @@ package workflows
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
-	"log/slog"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,14 +15,13 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
-	"golang.org/x/sys/unix"
 
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/activities"
 	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/inventory"
-	"github.com/anyops/anyops/sandboxd"
 	sbclient "github.com/anyops/anyops/sandboxd/client"
+	"github.com/anyops/anyops/sandboxd/sandboxdtest"
 	"github.com/anyops/anyops/sandboxd/token"
 )
 
@@ -33,30 +29,24 @@ import (
 // a worker on a queue of the test's own, a SQLite inventory, and real sandboxds (root) as
 // console hosts behind httptest servers that a test can take away.
 type consoleEnv struct {
-	t      *testing.T
-	tc     client.Client
-	queue  string
-	store  *inventory.Store
-	signer *token.Signer
-	pub    []byte
-	hosts  map[string]*consoleHost
-	image  string
-}
-
-type consoleHost struct {
-	ts *httptest.Server
-	c  *sbclient.Client
+	t     *testing.T
+	tc    client.Client
+	queue string
+	store *inventory.Store
+	key   ed25519.PrivateKey // of the fleet: the worker signs with it, every host accepts it
+	hosts map[string]*sandboxdtest.Daemon
+	image string
 }
 
 func newConsoleEnv(t *testing.T, hosts ...string) *consoleEnv {
 	t.Helper()
 	testenv.RequireRoot(t)
 	ctx := context.Background()
-	pub, priv, err := token.GenerateKey()
+	_, key, err := token.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &consoleEnv{t: t, tc: testenv.TemporalClient(t), queue: "test-consoles-" + uuid.NewString(), signer: token.NewSigner(priv), pub: pub, hosts: map[string]*consoleHost{}}
+	e := &consoleEnv{t: t, tc: testenv.TemporalClient(t), queue: "test-consoles-" + uuid.NewString(), key: key, hosts: map[string]*sandboxdtest.Daemon{}}
 	if e.store, err = inventory.Open(ctx, inventory.DriverSQLite, filepath.Join(t.TempDir(), "inv.db")); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +59,7 @@ func newConsoleEnv(t *testing.T, hosts ...string) *consoleEnv {
 	}
 	w := worker.New(e.tc, e.queue, worker.Options{DeadlockDetectionTimeout: 10 * time.Second})
 	w.RegisterWorkflowWithOptions(ConsoleLifecycle, workflow.RegisterOptions{Name: ConsoleWorkflowType})
-	w.RegisterActivity(&activities.Sandboxes{Store: e.store, Signer: e.signer})
+	w.RegisterActivity(&activities.Sandboxes{Store: e.store, Signer: token.NewSigner(e.key)})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -80,55 +70,11 @@ func newConsoleEnv(t *testing.T, hosts ...string) *consoleEnv {
 // addHost starts a sandboxd and records it as a running console server.
 func (e *consoleEnv) addHost(name string) {
 	t := e.t
-	state, err := os.MkdirTemp("", "workflows-sandboxd-")
-	if err != nil {
+	d := sandboxdtest.Start(t, sandboxdtest.Options{Name: "wf", Key: e.key})
+	e.hosts[name] = d
+	if _, err := e.store.UpsertServer(context.Background(), inventory.Server{Name: name, Role: anyops.RoleConsole, Zone: inventory.DemoZone,
+		Cluster: inventory.DemoCluster, State: anyops.ServerRunning, SandboxdURL: d.URL}); err != nil {
 		t.Fatal(err)
-	}
-	cgroup := "anyops-wf-test-" + uuid.NewString()[:8]
-	srv, err := sandboxd.New(sandboxd.Config{PublicKey: e.pub, StorageRoot: t.TempDir(), StateDir: state, CgroupParent: cgroup, Slots: 4,
-		AllowedOrigins: []string{"*"}, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		srv.Close()
-		ts.Close()
-		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + cgroup)
-		for _, d := range append(dirs, "/sys/fs/cgroup/"+cgroup) {
-			_ = syscall.Rmdir(d)
-		}
-		removeStateDir(state)
-	})
-	c, err := sbclient.New(ts.URL, e.signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.hosts[name] = &consoleHost{ts: ts, c: c}
-	ctx := context.Background()
-	if _, err := e.store.UpsertServer(ctx, inventory.Server{Name: name, Role: anyops.RoleConsole, Zone: inventory.DemoZone,
-		Cluster: inventory.DemoCluster, State: anyops.ServerRunning, SandboxdURL: ts.URL}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// removeStateDir undoes the image store's mounts and only then removes dir.
-func removeStateDir(dir string) {
-	for range 3 {
-		b, _ := os.ReadFile("/proc/self/mountinfo")
-		var mounts []string
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-				mounts = append(mounts, f[4])
-			}
-		}
-		if len(mounts) == 0 {
-			_ = os.RemoveAll(dir)
-			return
-		}
-		for i := len(mounts) - 1; i >= 0; i-- {
-			_ = unix.Unmount(mounts[i], unix.MNT_DETACH)
-		}
 	}
 }
 
@@ -204,7 +150,7 @@ func (e *consoleEnv) waitView(id, what string, cond func(ConsoleView) bool) Cons
 }
 
 func (e *consoleEnv) sandboxState(host, id string) string {
-	sb, err := e.hosts[host].c.Get(context.Background(), id)
+	sb, err := e.hosts[host].Client.Get(context.Background(), id)
 	if anyops.ErrorCode(err) == anyops.ENOTFOUND {
 		return "gone"
 	} else if err != nil {
@@ -223,11 +169,11 @@ func testTiming() ConsoleTiming {
 func TestConsoleCloseDestroysSandbox(t *testing.T) {
 	e := newConsoleEnv(t, "console-a", "console-b")
 	// Load console-a: the console must go to console-b.
-	busy, err := e.hosts["console-a"].c.Create(context.Background(), sbclient.CreateRequest{User: "busy", UID: 5000, Plan: anyops.PlanFree})
+	busy, err := e.hosts["console-a"].Client.Create(context.Background(), sbclient.CreateRequest{User: "busy", UID: 5000, Plan: anyops.PlanFree})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = e.hosts["console-a"].c.Delete(context.Background(), busy.ID) })
+	t.Cleanup(func() { _ = e.hosts["console-a"].Client.Delete(context.Background(), busy.ID) })
 
 	in, opened := e.open(false, testTiming())
 	if opened.Server != "console-b" || opened.SandboxID != SandboxIDFor(in.ConsoleID, 1) {
@@ -259,7 +205,7 @@ func TestConsoleCloseDestroysSandbox(t *testing.T) {
 func TestConsoleEndsWhenShellExits(t *testing.T) {
 	e := newConsoleEnv(t, "console-a")
 	in, opened := e.open(true, testTiming())
-	if err := e.hosts["console-a"].c.Delete(context.Background(), opened.SandboxID); err != nil {
+	if err := e.hosts["console-a"].Client.Delete(context.Background(), opened.SandboxID); err != nil {
 		t.Fatal(err)
 	}
 	if res := e.result(in.ConsoleID); res.EndReason != ConsoleEndExited {
@@ -280,8 +226,8 @@ func TestConsoleHostLost(t *testing.T) {
 		t.Fatalf("consoles on %s and %s, want console-a", anonOpened.Server, userOpened.Server)
 	}
 	e.addHost("console-b")
-	e.hosts["console-a"].ts.CloseClientConnections()
-	e.hosts["console-a"].ts.Listener.Close() // console-a stops answering
+	e.hosts["console-a"].Server.CloseClientConnections()
+	e.hosts["console-a"].Server.Listener.Close() // console-a stops answering
 
 	if res := e.result(anonIn.ConsoleID); res.EndReason != ConsoleEndLost {
 		t.Fatalf("anonymous console ended %q, want lost", res.EndReason)

@@ -9,7 +9,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/google/uuid"
 
-	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/activities"
 )
 
@@ -127,39 +126,14 @@ func TestDemoFleetBuildsFleetOnce(t *testing.T) {
 
 // TestDemoFleetPrepare proves the demo-fleet kind's input rules.
 func TestDemoFleetPrepare(t *testing.T) {
-	kind, ok := LookupKind(KindDemoFleet)
-	if !ok {
-		t.Fatal("demo-fleet is not registered")
-	}
-	tests := []struct {
-		name, body string
-		wantErr    string // "" means accepted
-	}{
-		{"empty body", ``, ""},
-		{"timing in nanoseconds", `{"timing":{"poll_interval":1000000000}}`, ""},
-		{"image", `{"image_id":"ami-0123"}`, ""},
-		{"negative timing", `{"timing":{"poll_interval":-1}}`, "timing.poll_interval"},
-		{"timing above a day", `{"timing":{"wait_timeout":86400000000001}}`, "timing.wait_timeout"},
-		{"actor from the body", `{"requested_by":"mallory"}`, "requested_by is set by the server"},
-		{"unknown field", `{"servers":3}`, `unknown field "servers"`},
-		{"long image id", `{"image_id":"` + strings.Repeat("a", 129) + `"}`, "image_id is longer"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			start, err := kind.Prepare([]byte(tt.body), "api:operator")
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatalf("Prepare(%s) = %v", tt.body, err)
-				}
-				in := start.Input.(DemoFleetInput)
-				if start.ID != DemoFleetWorkflowID || in.RequestedBy != "api:operator" {
-					t.Errorf("start %+v, want id %s and the actor", start, DemoFleetWorkflowID)
-				}
-				return
-			}
-			if anyops.ErrorCode(err) != anyops.EINVALID || !strings.Contains(anyops.ErrorMessage(err), tt.wantErr) {
-				t.Errorf("Prepare(%s) = %v, want EINVALID containing %q", tt.body, err, tt.wantErr)
-			}
-		})
-	}
+	checkPrepare(t, KindDemoFleet, DemoFleetWorkflowID, []prepareCase{
+		{"empty body", ``, "", nil},
+		{"timing in nanoseconds", `{"timing":{"poll_interval":1000000000}}`, "", nil},
+		{"image", `{"image_id":"ami-0123"}`, "", nil},
+		{"negative timing", `{"timing":{"poll_interval":-1}}`, "timing.poll_interval", nil},
+		{"timing above a day", `{"timing":{"wait_timeout":86400000000001}}`, "timing.wait_timeout", nil},
+		{"actor from the body", `{"requested_by":"mallory"}`, "requested_by is set by the server", nil},
+		{"unknown field", `{"servers":3}`, `unknown field "servers"`, nil},
+		{"long image id", `{"image_id":"` + strings.Repeat("a", 129) + `"}`, "image_id is longer", nil},
+	})
 }

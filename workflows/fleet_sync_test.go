@@ -3,7 +3,6 @@ package workflows
 import (
 	"context"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -93,32 +92,11 @@ func TestFleetSyncReconcilesInventoryWithCloudsim(t *testing.T) {
 
 // TestFleetSyncPrepare proves the fleet-sync kind's input rules.
 func TestFleetSyncPrepare(t *testing.T) {
-	kind, ok := LookupKind(KindFleetSync)
-	if !ok {
-		t.Fatal("fleet-sync is not registered")
-	}
-	tests := []struct {
-		name, body string
-		wantErr    string
-	}{
-		{"empty body", ``, ""},
-		{"timing", `{"timing":{"call_timeout":5000000000}}`, ""},
-		{"negative timing", `{"timing":{"call_timeout":-5}}`, "timing.call_timeout"},
-		{"actor from the body", `{"requested_by":"x"}`, "requested_by is set by the server"},
-		{"unknown field", `{"reason":"x"}`, `unknown field "reason"`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			start, err := kind.Prepare([]byte(tt.body), "api:operator")
-			if tt.wantErr == "" {
-				if err != nil || start.ID != FleetSyncWorkflowID || start.Input.(FleetSyncInput).RequestedBy != "api:operator" {
-					t.Fatalf("Prepare(%s) = %+v, %v", tt.body, start, err)
-				}
-				return
-			}
-			if anyops.ErrorCode(err) != anyops.EINVALID || !strings.Contains(anyops.ErrorMessage(err), tt.wantErr) {
-				t.Errorf("Prepare(%s) = %v, want EINVALID containing %q", tt.body, err, tt.wantErr)
-			}
-		})
-	}
+	checkPrepare(t, KindFleetSync, FleetSyncWorkflowID, []prepareCase{
+		{"empty body", ``, "", nil},
+		{"timing", `{"timing":{"call_timeout":5000000000}}`, "", nil},
+		{"negative timing", `{"timing":{"call_timeout":-5}}`, "timing.call_timeout", nil},
+		{"actor from the body", `{"requested_by":"x"}`, "requested_by is set by the server", nil},
+		{"unknown field", `{"reason":"x"}`, `unknown field "reason"`, nil},
+	})
 }

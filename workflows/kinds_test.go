@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -52,42 +53,64 @@ func TestDecodeStrict(t *testing.T) {
 	}
 }
 
-// TestFleetAuditPrepare proves the fleet-audit kind's input rules: the business key is always
-// "fleet-audit", the actor comes from the server, and bad bodies are EINVALID.
-func TestFleetAuditPrepare(t *testing.T) {
-	kind, ok := LookupKind(KindFleetAudit)
+// prepareCase is one request body for a kind's Prepare and what it must give.
+type prepareCase struct {
+	name, body string
+	wantErr    string         // a substring of the EINVALID message; "" means accepted
+	wantInput  func(any) bool // for an accepted body, what else its input must hold; nil: nothing
+}
+
+// checkPrepare runs the cases through the kind's Prepare as actor "api:operator": an accepted
+// body must start the kind's one workflow, wantID, with the actor as its requested_by; a
+// refused one must be EINVALID and say why.
+func checkPrepare(t *testing.T, kindName, wantID string, cases []prepareCase) {
+	t.Helper()
+	kind, ok := LookupKind(kindName)
 	if !ok {
-		t.Fatal("fleet-audit is not registered")
+		t.Fatalf("%s is not registered", kindName)
 	}
-	tests := []struct {
-		name, body string
-		wantReason string
-		wantErr    string
-	}{
-		{"empty body", "", "", ""},
-		{"with reason", `{"reason":"weekly check"}`, "weekly check", ""},
-		{"requested_by is the server's", `{"requested_by":"mallory"}`, "", "requested_by is set by the server"},
-		{"reason too long", `{"reason":"` + strings.Repeat("x", maxReasonLen+1) + `"}`, "", "reason is longer than"},
-		{"unknown field", `{"zone":"us-east-1a"}`, "", `unknown field "zone"`},
-	}
-	for _, tt := range tests {
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			start, err := kind.Prepare([]byte(tt.body), "api:operator")
 			if tt.wantErr != "" {
-				if anyops.ErrorCode(err) != anyops.EINVALID || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("Prepare = %v, want EINVALID containing %q", err, tt.wantErr)
+				if anyops.ErrorCode(err) != anyops.EINVALID || !strings.Contains(anyops.ErrorMessage(err), tt.wantErr) {
+					t.Fatalf("Prepare(%s) = %v, want EINVALID containing %q", tt.body, err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("Prepare(%s) = %v, want it accepted", tt.body, err)
 			}
-			in := start.Input.(FleetAuditInput)
-			if start.ID != FleetAuditWorkflowID || in.RequestedBy != "api:operator" || in.Reason != tt.wantReason {
-				t.Fatalf("Prepare = id %q input %+v, want id %q, requested_by api:operator, reason %q", start.ID, in, FleetAuditWorkflowID, tt.wantReason)
+			// requested_by is what the API and the workflow see of the actor, whatever the input type.
+			var actor struct {
+				RequestedBy string `json:"requested_by"`
+			}
+			if b, err := json.Marshal(start.Input); err != nil || json.Unmarshal(b, &actor) != nil {
+				t.Fatalf("input %+v does not round-trip through JSON: %v", start.Input, err)
+			}
+			if start.ID != wantID || actor.RequestedBy != "api:operator" {
+				t.Fatalf("Prepare(%s) = id %q input %+v, want id %q requested by api:operator", tt.body, start.ID, start.Input, wantID)
+			}
+			if tt.wantInput != nil && !tt.wantInput(start.Input) {
+				t.Fatalf("Prepare(%s) gave input %+v", tt.body, start.Input)
 			}
 		})
 	}
+}
+
+// TestFleetAuditPrepare proves the fleet-audit kind's input rules: the business key is always
+// "fleet-audit", the actor comes from the server, and bad bodies are EINVALID.
+func TestFleetAuditPrepare(t *testing.T) {
+	reason := func(want string) func(any) bool {
+		return func(in any) bool { return in.(FleetAuditInput).Reason == want }
+	}
+	checkPrepare(t, KindFleetAudit, FleetAuditWorkflowID, []prepareCase{
+		{"empty body", "", "", reason("")},
+		{"with reason", `{"reason":"weekly check"}`, "", reason("weekly check")},
+		{"requested_by is the server's", `{"requested_by":"mallory"}`, "requested_by is set by the server", nil},
+		{"reason too long", `{"reason":"` + strings.Repeat("x", maxReasonLen+1) + `"}`, "reason is longer than", nil},
+		{"unknown field", `{"zone":"us-east-1a"}`, `unknown field "zone"`, nil},
+	})
 }
 
 // TestKindRegistry proves the registry is consistent: names and workflow types are unique and

@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -24,6 +22,7 @@ import (
 	"github.com/anyops/anyops/inventory"
 	"github.com/anyops/anyops/sandboxd"
 	sbclient "github.com/anyops/anyops/sandboxd/client"
+	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 	"github.com/anyops/anyops/sandboxd/token"
 	"github.com/anyops/anyops/worker"
 )
@@ -160,7 +159,8 @@ func (st *stack) run(fn func() error) {
 	go func() { done <- fn() }()
 }
 
-// Close stops every part and removes the state (sandboxd has undone its mounts by then).
+// Close stops every part and removes the state (sandboxd has undone its mounts by then;
+// teardown makes sure: never delete through a mount).
 func (st *stack) Close() {
 	if st.cancel != nil {
 		st.cancel()
@@ -180,36 +180,13 @@ func (st *stack) Close() {
 		_ = st.temporal.Stop()
 	}
 	if st.cgroup != "" {
-		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + st.cgroup)
-		for _, d := range append(dirs, "/sys/fs/cgroup/"+st.cgroup) {
-			_ = syscall.Rmdir(d)
-		}
+		teardown.RemoveCgroupParent(st.cgroup)
 	}
 	if st.dir != "" {
-		removeUnmounted(st.dir)
-	}
-}
-
-// removeUnmounted removes dir once nothing is mounted under it (sandboxd undoes its image
-// mounts when it stops; this makes sure): never delete through a mount.
-func removeUnmounted(dir string) {
-	for range 3 {
-		b, _ := os.ReadFile("/proc/self/mountinfo")
-		var mounts []string
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-				mounts = append(mounts, f[4])
-			}
-		}
-		if len(mounts) == 0 {
-			_ = os.RemoveAll(dir)
-			return
-		}
-		for i := len(mounts) - 1; i >= 0; i-- {
-			_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
+		if err := teardown.RemoveStateDir(st.dir); err != nil {
+			fmt.Fprintln(os.Stderr, "console stack:", err)
 		}
 	}
-	fmt.Fprintf(os.Stderr, "console stack: left %s in place: still mounted\n", dir)
 }
 
 func freeAddr() (string, error) {
