@@ -1,0 +1,88 @@
+package sandboxdtest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/sandboxd/client"
+	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
+	"github.com/anyops/anyops/sandboxd/token"
+)
+
+func TestMain(m *testing.M) { Main(m) }
+
+// TestStartServesAndCloseLeavesNothing proves a Daemon runs sandboxes for its own Client, that
+// a daemon given a key accepts that key's tokens and no other's, and that Close ends the
+// sandboxes and leaves neither mounts, nor the state dir, nor the cgroup parent behind.
+func TestStartServesAndCloseLeavesNothing(t *testing.T) {
+	_, fleetKey, err := token.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		key  bool // start with fleetKey rather than a fresh key
+	}{
+		{"fresh key", false},
+		{"given key", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := Options{Name: "sbdtest", Slots: 1}
+			if tt.key {
+				o.Key = fleetKey
+			}
+			d := Start(t, o)
+			if tt.key != d.Key.Equal(fleetKey) {
+				t.Fatalf("daemon key is the given one: %v, want %v", d.Key.Equal(fleetKey), tt.key)
+			}
+			ctx := context.Background()
+			sb, err := d.Client.Create(ctx, client.CreateRequest{User: "alice", UID: 20001, Plan: anyops.PlanFree})
+			if err != nil {
+				t.Fatalf("create with the daemon's own client: %v", err)
+			}
+			if sb.State != client.StateRunning {
+				t.Fatalf("sandbox %+v, want running", sb)
+			}
+			_, otherKey, _ := token.GenerateKey()
+			stranger, err := client.New(d.URL, token.NewSigner(otherKey))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := stranger.List(ctx); anyops.ErrorCode(err) != anyops.EUNAUTHORIZED && anyops.ErrorCode(err) != anyops.EFORBIDDEN {
+				t.Fatalf("list with another key = %v, want a refusal", err)
+			}
+			state := d.Config.StateDir
+			if len(teardown.MountsUnder(state)) == 0 {
+				t.Fatal("no image mounts while running: the checks after Close would prove nothing")
+			}
+
+			if err := d.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			if err := d.Close(); err != nil {
+				t.Fatalf("second Close: %v", err)
+			}
+			if _, err := os.Stat("/proc/" + strconv.Itoa(sb.Pid)); err == nil {
+				t.Errorf("sandbox init %d survives Close", sb.Pid)
+			}
+			if m := teardown.MountsUnder(state); len(m) != 0 {
+				t.Errorf("mounts left after Close: %v", m)
+			}
+			if _, err := os.Stat(state); !os.IsNotExist(err) {
+				t.Errorf("state dir after Close: %v, want it removed", err)
+			}
+			left, _ := filepath.Glob("/sys/fs/cgroup/*/" + d.Config.CgroupParent)
+			if _, err := os.Stat("/sys/fs/cgroup/" + d.Config.CgroupParent); err == nil {
+				left = append(left, "/sys/fs/cgroup/"+d.Config.CgroupParent)
+			}
+			if len(left) != 0 {
+				t.Errorf("cgroup parent left after Close: %v", left)
+			}
+		})
+	}
+}

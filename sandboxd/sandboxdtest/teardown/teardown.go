@@ -1,0 +1,65 @@
+// Package teardown removes what a sandboxd run for a test or a benchmark leaves on the host:
+// its cgroup parent and its state dir, whose image store bind-mounts the host's /usr and
+// friends (read-only). It imports no testing, so benchmarks use it as well as tests.
+package teardown
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// cgroupRoot is where every cgroup hierarchy of the host is mounted (v2 at the root, v1 one
+// directory per controller).
+const cgroupRoot = "/sys/fs/cgroup"
+
+// RemoveCgroupParent removes the (by then empty) cgroup parent of a sandboxd in every
+// hierarchy: a test's sandboxd has a parent of its own, because sandboxd kills whatever it
+// finds under its parent at start and must not take another daemon's sandboxes.
+func RemoveCgroupParent(parent string) {
+	if parent == "" || strings.Contains(parent, "..") {
+		return // never rmdir the root or above it
+	}
+	dirs, _ := filepath.Glob(cgroupRoot + "/*/" + parent)
+	for _, d := range append(dirs, cgroupRoot+"/"+parent) {
+		_ = syscall.Rmdir(d)
+	}
+}
+
+// MountsUnder lists the mount points strictly below dir, in the order they were mounted.
+func MountsUnder(dir string) []string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			out = append(out, f[4])
+		}
+	}
+	return out
+}
+
+// RemoveStateDir undoes the mounts below dir, innermost first, and only then removes dir:
+// never delete through a mount. It leaves dir in place, and says so, when something stays
+// mounted after a few rounds.
+func RemoveStateDir(dir string) error {
+	for range 3 {
+		mounts := MountsUnder(dir)
+		if len(mounts) == 0 {
+			return os.RemoveAll(dir)
+		}
+		for i := len(mounts) - 1; i >= 0; i-- {
+			_ = unix.Unmount(mounts[i], unix.MNT_DETACH)
+		}
+	}
+	if mounts := MountsUnder(dir); len(mounts) > 0 {
+		return fmt.Errorf("left %s in place: still mounted: %v", dir, mounts)
+	}
+	return os.RemoveAll(dir)
+}
