@@ -113,11 +113,25 @@ func decode[T any](t *testing.T, rec *httptest.ResponseRecorder) T {
 // changed" check of rejected requests.
 func (f *fixture) workflowCount() int64 {
 	f.t.Helper()
-	resp, err := f.tc.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{})
-	if err != nil {
-		f.t.Fatal(err)
+	// Visibility is eventually consistent: a run started a moment ago may not be counted yet.
+	// Read until the count holds still, so "before" and "after" compare settled numbers.
+	count := func() int64 {
+		resp, err := f.tc.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{})
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		return resp.GetCount()
 	}
-	return resp.GetCount()
+	last := count()
+	for stable := 0; stable < 3; {
+		time.Sleep(200 * time.Millisecond)
+		if n := count(); n == last {
+			stable++
+		} else {
+			last, stable = n, 0
+		}
+	}
+	return last
 }
 
 // auditCount counts the audit events in the inventory.

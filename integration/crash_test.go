@@ -159,11 +159,11 @@ func assertMidway(t *testing.T, tc client.Client, id string, st workflows.Status
 	if n := stepsDone(st); n == 0 || n == len(st.Steps) {
 		t.Fatalf("killed at %d of %d steps done, want some but not all", n, len(st.Steps))
 	}
-	d, err := tc.DescribeWorkflowExecution(context.Background(), id, "")
+	d, err := tc.DescribeWorkflow(context.Background(), id, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := d.WorkflowExecutionInfo.Status; s != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+	if s := d.RawResponse.WorkflowExecutionInfo.Status; s != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		t.Fatalf("workflow %s is %s after the kill, want still running", id, s)
 	}
 	t.Logf("kill -9 at %d/%d steps done, phase %s", stepsDone(st), len(st.Steps), st.Phase)

@@ -148,11 +148,11 @@ func TestStopLetsRunningActivityFinish(t *testing.T) {
 	// Wait until the activity runs (and blocks on the lock).
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		desc, err := tc.DescribeWorkflowExecution(ctx, id, "")
+		desc, err := tc.DescribeWorkflow(ctx, id, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p := desc.GetPendingActivities(); len(p) == 1 && p[0].GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED {
+		if p := desc.RawResponse.GetPendingActivities(); len(p) == 1 && p[0].GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED {
 			break
 		}
 		if time.Now().After(deadline) {

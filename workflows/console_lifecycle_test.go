@@ -35,7 +35,6 @@ type consoleEnv struct {
 	store *inventory.Store
 	key   ed25519.PrivateKey // of the fleet: the worker signs with it, every host accepts it
 	hosts map[string]*sandboxdtest.Daemon
-	image string
 }
 
 func newConsoleEnv(t *testing.T, hosts ...string) *consoleEnv {
@@ -263,11 +262,11 @@ func TestConsoleContinuesAsNew(t *testing.T) {
 	in, opened := e.open(false, timing)
 	ctx := context.Background()
 	id := anyops.ConsoleWorkflowID(in.ConsoleID)
-	first, err := e.tc.DescribeWorkflowExecution(ctx, id, "")
+	first, err := e.tc.DescribeWorkflow(ctx, id, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	firstRun := first.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	firstRun := first.RawResponse.GetWorkflowExecutionInfo().GetExecution().GetRunId()
 	for range 3 {
 		if err := e.tc.SignalWorkflow(ctx, id, "", ConsoleSignalKeepalive, nil); err != nil {
 			t.Fatal(err)
@@ -277,11 +276,11 @@ func TestConsoleContinuesAsNew(t *testing.T) {
 	if v.SandboxID != opened.SandboxID || v.Phase != "open" {
 		t.Fatalf("continued run = %+v, want still open on %s", v, opened.SandboxID)
 	}
-	now, err := e.tc.DescribeWorkflowExecution(ctx, id, "")
+	now, err := e.tc.DescribeWorkflow(ctx, id, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if now.GetWorkflowExecutionInfo().GetExecution().GetRunId() == firstRun {
+	if now.RawResponse.GetWorkflowExecutionInfo().GetExecution().GetRunId() == firstRun {
 		t.Fatal("the run id did not change")
 	}
 	if err := e.tc.SignalWorkflow(ctx, id, "", ConsoleSignalClose, nil); err != nil {
