@@ -77,7 +77,8 @@ func report(in io.Reader, out io.Writer) int {
 				skipped++
 				skips = append(skips, fmt.Sprintf("%s %s: %s", e.Package, e.Test, skipReason(text(outputs[k]))))
 			}
-			if depth <= 1 {
+			// Fuzz corpus entries are subtests too; their parent's line says enough.
+			if depth == 0 || (depth == 1 && !strings.HasPrefix(e.Test, "Fuzz")) {
 				fmt.Fprintf(out, "  %-4s %s (%.2fs)\n", strings.ToUpper(e.Action), e.Test, e.Elapsed)
 			}
 			delete(outputs, k)
