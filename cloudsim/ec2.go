@@ -142,37 +142,28 @@ func writeEC2Error(w http.ResponseWriter, reqID string, e *apiError) {
 
 // ---- lookups -----------------------------------------------------------------------------
 
-func (s *Sim) instanceByID(id string) (*instance, *apiError) {
-	if !strings.HasPrefix(id, "i-") {
-		return nil, errCode("InvalidInstanceID.Malformed", "Invalid id: \"%s\"", id)
+// byID looks up a resource as EC2 does: a malformed id and an unknown one are different errors.
+func byID[T any](m map[string]*T, id, prefix, kind, notFound, notFoundMsg string) (*T, *apiError) {
+	if !strings.HasPrefix(id, prefix) {
+		return nil, errCode(kind+".Malformed", "Invalid id: \"%s\"", id)
 	}
-	in, ok := s.st.Instances[id]
+	r, ok := m[id]
 	if !ok {
-		return nil, errCode("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
+		return nil, errCode(notFound, notFoundMsg, id)
 	}
-	return in, nil
+	return r, nil
+}
+
+func (s *Sim) instanceByID(id string) (*instance, *apiError) {
+	return byID(s.st.Instances, id, "i-", "InvalidInstanceID", "InvalidInstanceID.NotFound", "The instance ID '%s' does not exist")
 }
 
 func (s *Sim) volumeByID(id string) (*volume, *apiError) {
-	if !strings.HasPrefix(id, "vol-") {
-		return nil, errCode("InvalidVolumeID.Malformed", "Invalid id: \"%s\"", id)
-	}
-	v, ok := s.st.Volumes[id]
-	if !ok {
-		return nil, errCode("InvalidVolume.NotFound", "The volume '%s' does not exist.", id)
-	}
-	return v, nil
+	return byID(s.st.Volumes, id, "vol-", "InvalidVolumeID", "InvalidVolume.NotFound", "The volume '%s' does not exist.")
 }
 
 func (s *Sim) snapshotByID(id string) (*snapshot, *apiError) {
-	if !strings.HasPrefix(id, "snap-") {
-		return nil, errCode("InvalidSnapshotID.Malformed", "Invalid id: \"%s\"", id)
-	}
-	sn, ok := s.st.Snapshots[id]
-	if !ok {
-		return nil, errCode("InvalidSnapshot.NotFound", "The snapshot '%s' does not exist.", id)
-	}
-	return sn, nil
+	return byID(s.st.Snapshots, id, "snap-", "InvalidSnapshotID", "InvalidSnapshot.NotFound", "The snapshot '%s' does not exist.")
 }
 
 func (s *Sim) checkZone(z string) *apiError {
