@@ -27,10 +27,13 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 
 // Deps are what the API serves from.
 type Deps struct {
-	Store    *inventory.Store
-	Temporal client.Client
-	Auth     *Authorizer
-	Logger   *slog.Logger
+	// Collectors are added to /metrics: the Temporal SDK's metrics of the client, and in dev
+	// those of the worker sharing it.
+	Collectors []prometheus.Collector
+	Store      *inventory.Store
+	Temporal   client.Client
+	Auth       *Authorizer
+	Logger     *slog.Logger
 	// CORSOrigins allowed on public endpoints; "*" allows any.
 	CORSOrigins []string
 	// ConsolesEnabled says whether the public console embed is switched on at all.
@@ -83,6 +86,7 @@ func New(deps Deps) *Server {
 		deps.Status = inventoryStatus{store: deps.Store, enabled: deps.ConsolesEnabled, slots: deps.SlotsPerConsoleHost}
 	}
 	s := &Server{deps: deps, log: deps.Logger, metrics: newMetrics()}
+	s.metrics.registry.MustRegister(deps.Collectors...)
 	s.status = &cachedStatus{source: deps.Status, ttl: statusCacheTTL}
 
 	e := gin.New()

@@ -61,6 +61,8 @@ type Worker struct {
 	// DeadlockTimeout is the workflow deadlock detection timeout; raised above the SDK's 1s
 	// because loaded CI machines stall goroutines for longer than that.
 	DeadlockTimeout time.Duration
+	// MetricsAddr serves the worker's Prometheus /metrics; empty serves none.
+	MetricsAddr string
 }
 
 // Sandboxd configures `anyops sandboxd`.
@@ -252,6 +254,12 @@ func (b *Binder) BindAPI(c *API) {
 	b.Bool(&c.PublicEmbed, "public-embed", "", false, "let anonymous visitors create consoles")
 	b.String(&c.CORSOrigins, "cors-origins", "", "*", "origins allowed on public endpoints, comma separated")
 	b.String(&c.TemporalUIURL, "temporal-ui-url", "", "", "base URL of the Temporal Web UI the dashboard links to (dev: http://<temporal-ui-addr>)")
+}
+
+// BindWorkerMetrics binds where `anyops worker` serves /metrics (dev serves the worker's
+// metrics on the API's /metrics instead).
+func (b *Binder) BindWorkerMetrics(c *Worker) {
+	b.String(&c.MetricsAddr, "metrics-addr", "", "127.0.0.1:9464", "listen address of the worker's Prometheus /metrics; empty: none")
 }
 
 // BindSigning binds the sandboxd signing key, shared by api and worker.

@@ -161,14 +161,16 @@ func Options(cfg Config) worker.Options {
 
 // Dial connects a Temporal client as configured, logging through logger. The API and the
 // worker both use it.
-func Dial(ctx context.Context, c config.Temporal, logger *slog.Logger) (client.Client, error) {
+// metrics, when not nil, receives the SDK's metrics (see Metrics).
+func Dial(ctx context.Context, c config.Temporal, logger *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	cl, err := client.DialContext(ctx, client.Options{
 		HostPort:  c.Address,
 		Namespace: c.Namespace,
-		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal")),
+		Logger:         tlog.NewStructuredLogger(logger.With("component", "temporal")),
+		MetricsHandler: metrics,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("temporal: dial %s (namespace %s): %w", c.Address, c.Namespace, err)

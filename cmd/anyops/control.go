@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
+	"time"
 
 	"go.temporal.io/sdk/client"
 
@@ -15,6 +18,9 @@ import (
 	"github.com/anyops/anyops/inventory"
 	"github.com/anyops/anyops/sandboxd/token"
 	"github.com/anyops/anyops/worker"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // controlPlane is what the api, the worker and dev share: the inventory, a Temporal client
@@ -24,6 +30,7 @@ type controlPlane struct {
 	temporal    client.Client
 	sandboxdKey ed25519.PrivateKey // nil: consoles are off
 	namespace   string             // the Temporal namespace, for the dashboard's links
+	metrics     *worker.Metrics    // the Temporal SDK's metrics of this process
 	logger      *slog.Logger
 }
 
@@ -37,12 +44,13 @@ func openControlPlane(ctx context.Context, common config.Common, db config.DB, t
 	if err != nil {
 		return nil, err
 	}
-	tcl, err := worker.Dial(ctx, tc, logger)
+	metrics := worker.NewMetrics()
+	tcl, err := worker.Dial(ctx, tc, logger, metrics.Handler())
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
-	return &controlPlane{store: store, temporal: tcl, sandboxdKey: key, namespace: tc.Namespace, logger: logger}, nil
+	return &controlPlane{store: store, temporal: tcl, sandboxdKey: key, namespace: tc.Namespace, metrics: metrics, logger: logger}, nil
 }
 
 func (c *controlPlane) Close() {
@@ -73,7 +81,8 @@ func (c *controlPlane) signer() *token.Signer {
 // runAPI serves the API until ctx ends.
 func (c *controlPlane) runAPI(ctx context.Context, ac config.API, auth *api.Authorizer) error {
 	return api.Run(ctx, api.Config{Addr: ac.Addr, Deps: api.Deps{
-		Store: c.store, Temporal: c.temporal, Auth: auth, Logger: c.logger.With("component", "api"),
+		Collectors: []prometheus.Collector{c.metrics},
+		Store:      c.store, Temporal: c.temporal, Auth: auth, Logger: c.logger.With("component", "api"),
 		CORSOrigins: api.ParseOrigins(ac.CORSOrigins), ConsolesEnabled: ac.PublicEmbed,
 		Consoles:  api.ConsoleDeps{SandboxdKey: c.sandboxdKey},
 		Dashboard: api.DashboardConfig{TemporalUIURL: ac.TemporalUIURL, TemporalNamespace: c.namespace},
@@ -91,6 +100,26 @@ func (c *controlPlane) runWorker(ctx context.Context, wc config.Worker, clouds *
 		DeadlockDetectionTimeout: wc.DeadlockTimeout,
 		MaxConcurrentActivities:  wc.MaxConcurrentActivities,
 	})
+}
+
+// serveWorkerMetrics serves the SDK's metrics and the process's on addr until ctx ends.
+func (c *controlPlane) serveWorkerMetrics(ctx context.Context, addr string) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c.metrics, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+	c.logger.Info("worker metrics listening", "addr", addr)
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("worker metrics: %w", err)
+	}
+	return nil
 }
 
 // startupLogger builds the logger and prints the settings, secrets masked.

@@ -242,6 +242,17 @@ func TestDevStack(t *testing.T) {
 		resp.Body.Close()
 	}
 
+	// The API's /metrics carries the worker's Temporal SDK metrics too (one process in dev).
+	if resp, err := http.Get("http://" + d.api + "/metrics"); err != nil {
+		t.Errorf("/metrics: %v", err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `temporal_workflow_completed{`) {
+			t.Errorf("/metrics: %d, lacks temporal_workflow_completed", resp.StatusCode)
+		}
+	}
+
 	// A second stack on the same API port is refused with the flag to change.
 	second := exec.Command(anyopsBinary(t), "dev", "--data-dir", t.TempDir(), "--api-addr", d.api)
 	out, err := second.CombinedOutput()

@@ -30,6 +30,7 @@ func newWorkerCmd() *cobra.Command {
 	b.BindDB(&db)
 	b.BindTemporal(&tc)
 	b.BindWorker(&wc)
+	b.BindWorkerMetrics(&wc)
 	b.BindAWS(&aws)
 	b.BindSigning(&signing)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -54,6 +55,14 @@ func newWorkerCmd() *cobra.Command {
 		clouds, err := activities.NewClients(ctx, aws)
 		if err != nil {
 			return err
+		}
+		if wc.MetricsAddr != "" {
+			go func() {
+				if err := cp.serveWorkerMetrics(ctx, wc.MetricsAddr); err != nil {
+					logger.Error("worker metrics", "err", err)
+					stop()
+				}
+			}()
 		}
 		return cp.runWorker(ctx, wc, clouds)
 	}
