@@ -167,8 +167,8 @@ func Dial(ctx context.Context, c config.Temporal, logger *slog.Logger, metrics c
 		logger = slog.Default()
 	}
 	cl, err := client.DialContext(ctx, client.Options{
-		HostPort:  c.Address,
-		Namespace: c.Namespace,
+		HostPort:       c.Address,
+		Namespace:      c.Namespace,
 		Logger:         tlog.NewStructuredLogger(logger.With("component", "temporal")),
 		MetricsHandler: metrics,
 	})
