@@ -24,7 +24,9 @@ func knownEnv() map[string]bool {
 			b.BindDB(&config.DB{})
 			b.BindTemporal(&config.Temporal{})
 			b.BindAPI(&config.API{})
-			b.BindWorker(&config.Worker{})
+			w := &config.Worker{}
+			b.BindWorker(w)
+			b.BindWorkerMetrics(w)
 			b.BindSigning(&config.Signing{})
 			b.BindAWS(&config.AWS{})
 		},
