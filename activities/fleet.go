@@ -75,6 +75,9 @@ type PlannedVolume struct {
 
 // FleetPlan is what the DemoFleet workflow provisions.
 type FleetPlan struct {
+	// Zones of the fleet, also those it has nothing in yet (the demo's us-east-1c): the cloud
+	// shows only zones with resources, so the inventory learns these from the plan.
+	Zones   []inventory.Zone
 	Servers []PlannedServer
 	Volumes []PlannedVolume
 }
@@ -99,7 +102,7 @@ func DemoFleetPlan() FleetPlan {
 	for _, c := range f.Clusters {
 		release[c.Name] = c.Release
 	}
-	var p FleetPlan
+	p := FleetPlan{Zones: f.Zones}
 	for _, s := range f.Servers {
 		p.Servers = append(p.Servers, PlannedServer{
 			Name: s.Name, Role: s.Role, Zone: s.Zone, Cluster: s.Cluster, Release: release[s.Cluster], InstanceType: s.InstanceType,
@@ -165,6 +168,21 @@ func (v PlannedVolume) VolumeTags(peerInstance string) map[string]string {
 // workflow's history: a new release of the demo fleet cannot change a running workflow.
 func (a *Inventory) PlanDemoFleet(ctx context.Context) (FleetPlan, error) {
 	return DemoFleetPlan(), nil
+}
+
+// RecordZones adds the plan's zones to the inventory; zones already there are left as they are.
+func (a *Inventory) RecordZones(ctx context.Context, zones []inventory.Zone) error {
+	for _, z := range zones {
+		if _, err := a.Store.GetZone(ctx, z.Name); err == nil {
+			continue
+		} else if anyops.ErrorCode(err) != anyops.ENOTFOUND {
+			return err
+		}
+		if _, err := a.Store.UpsertZone(ctx, z); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ---------------------------------------------------------------------------------------

@@ -57,24 +57,29 @@ func TestMetricsFromARealWorker(t *testing.T) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(m)
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	byName := map[string]bool{}
+	// The worker counts a completion after it reports it, so run.Get may return first.
+	var byName map[string]bool
 	completedFleetAudits := 0.0
-	for _, f := range families {
-		byName[f.GetName()] = true
-		if f.GetName() != "temporal_workflow_completed" {
-			continue
+	for deadline := time.Now().Add(10 * time.Second); completedFleetAudits < 1 && time.Now().Before(deadline); {
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatalf("gather: %v", err)
 		}
-		for _, metric := range f.GetMetric() {
-			for _, l := range metric.GetLabel() {
-				if l.GetName() == "workflow_type" && l.GetValue() == kind.WorkflowType {
-					completedFleetAudits += metric.GetCounter().GetValue()
+		byName = map[string]bool{}
+		for _, f := range families {
+			byName[f.GetName()] = true
+			if f.GetName() != "temporal_workflow_completed" {
+				continue
+			}
+			for _, metric := range f.GetMetric() {
+				for _, l := range metric.GetLabel() {
+					if l.GetName() == "workflow_type" && l.GetValue() == kind.WorkflowType {
+						completedFleetAudits += metric.GetCounter().GetValue()
+					}
 				}
 			}
 		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if completedFleetAudits < 1 {
 		t.Errorf("temporal_workflow_completed{workflow_type=%q} = %v, want at least 1", kind.WorkflowType, completedFleetAudits)

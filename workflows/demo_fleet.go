@@ -182,6 +182,9 @@ func DemoFleet(ctx workflow.Context, in DemoFleetInput) (DemoFleetResult, error)
 	if err := workflow.ExecuteActivity(callCtx, inv.PlanDemoFleet).Get(ctx, &plan); err != nil {
 		return fail(stepPlan, err)
 	}
+	if err := workflow.ExecuteActivity(callCtx, inv.RecordZones, plan.Zones).Get(ctx, nil); err != nil {
+		return fail(stepPlan, err)
+	}
 	tracker.Done(stepPlan, fmt.Sprintf("%d servers, %d data volumes, %d DRBD pairs", len(plan.Servers), len(plan.Volumes), len(plan.DRBDResources())))
 
 	tracker.Start(stepLaunch, fmt.Sprintf("launching %d instances", len(plan.Servers)))

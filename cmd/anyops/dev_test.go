@@ -222,6 +222,14 @@ func TestDevStack(t *testing.T) {
 	// The demo fleet is built in cloudsim and the inventory filled from the cloud.
 	servers := d.waitServers(7, 2*time.Minute)
 	d.checkInventoryMatchesCloud(servers)
+	var zones struct {
+		Items []struct {
+			Name string `json:"name"`
+		} `json:"items"`
+	}
+	if d.call("GET", "/v1/zones", d.tk, nil, &zones); len(zones.Items) != 2 || zones.Items[1].Name != "us-east-1c" {
+		t.Errorf("/v1/zones = %+v, want us-east-1a and the empty us-east-1c", zones.Items)
+	}
 
 	if os.Geteuid() == 0 {
 		d.checkAnonymousConsole()
