@@ -331,15 +331,16 @@ func RegisterConsoleHost(ctx context.Context, store *inventory.Store, srv invent
 	if err != nil {
 		return inventory.Image{}, err
 	}
-	srv.Role, srv.State = anyops.RoleConsole, anyops.ServerRunning
-	if _, err := store.UpsertServer(ctx, srv); err != nil {
-		return inventory.Image{}, err
-	}
+	// Probe first: a sandboxd that does not answer, or does not trust the key, records nothing.
 	probe, err := c.Create(ctx, sbclient.CreateRequest{User: "anyops-probe", UID: 99999, Plan: anyops.PlanFree, Command: []string{"true"}})
 	if err != nil {
 		return inventory.Image{}, fmt.Errorf("learn the image of sandboxd %s: %w", srv.SandboxdURL, err)
 	}
 	_ = c.Delete(ctx, probe.ID)
+	srv.Role, srv.State = anyops.RoleConsole, anyops.ServerRunning
+	if _, err := store.UpsertServer(ctx, srv); err != nil {
+		return inventory.Image{}, err
+	}
 	name, version, _ := strings.Cut(probe.Image, ":")
 	if newest, err := store.NewestImage(ctx, name); err == nil && newest.Version == version {
 		return newest, nil

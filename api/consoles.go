@@ -164,6 +164,7 @@ func setupConsoles(s *Server) {
 	s.engine.GET("/embed/*file", serveFiles("/embed/", web.Embed()))
 	v1.GET("/users/:name", auth.Require(RoleViewer), cs.getUser)
 	v1.PUT("/users/:name/image", auth.Require(RoleOperator), cs.setUserImage)
+	v1.PUT("/servers/:name/sandboxd", auth.Require(RoleAdmin), cs.registerConsoleHost)
 }
 
 // serveConsolePage serves the console page; it is public (it creates anonymous consoles or

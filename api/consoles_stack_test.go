@@ -92,6 +92,7 @@ type consoleStack struct {
 	tc      client.Client
 	queue   string
 	sbc     *sbclient.Client
+	sbURL   string
 	server  *Server
 	handler http.Handler
 }
@@ -135,7 +136,7 @@ func newConsoleStack(t *testing.T, o stackOptions) *consoleStack {
 	s := New(Deps{Store: store, Temporal: tc, Auth: auth, Logger: slog.New(slog.DiscardHandler), CORSOrigins: []string{"*"},
 		ConsolesEnabled: true, Consoles: ConsoleDeps{SandboxdKey: sbd.Key, TaskQueue: queue, Admission: o.admission,
 			Timing: func(anyops.Plan) workflows.ConsoleTiming { return timing }}})
-	return &consoleStack{t: t, key: sbd.Key, store: store, dbPath: dbPath, tc: tc, queue: queue, sbc: sbd.Client, server: s, handler: s.Handler()}
+	return &consoleStack{t: t, key: sbd.Key, store: store, dbPath: dbPath, tc: tc, queue: queue, sbc: sbd.Client, sbURL: sbd.URL, server: s, handler: s.Handler()}
 }
 
 // startWorker runs a console worker in this process until the test ends.
