@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
@@ -242,19 +243,28 @@ func operationsQuery(kind, state string) (string, error) {
 	return query, nil
 }
 
-func (s *Server) getOperation(c *gin.Context) {
+// describeOperation reads the {id} of the request and describes its latest run; on failure it
+// has written the error response and returns ok false.
+func (s *Server) describeOperation(c *gin.Context) (id string, info *workflowpb.WorkflowExecutionInfo, ok bool) {
 	id, err := operationID(c)
 	if err != nil {
 		WriteError(c, err)
+		return "", nil, false
+	}
+	desc, err := s.deps.Temporal.DescribeWorkflow(c.Request.Context(), id, "")
+	if err != nil {
+		WriteError(c, temporalError(err, "describe operation "+id))
+		return "", nil, false
+	}
+	return id, desc.RawResponse.GetWorkflowExecutionInfo(), true
+}
+
+func (s *Server) getOperation(c *gin.Context) {
+	id, info, ok := s.describeOperation(c)
+	if !ok {
 		return
 	}
 	ctx := c.Request.Context()
-	desc, err := s.deps.Temporal.DescribeWorkflow(ctx, id, "")
-	if err != nil {
-		WriteError(c, temporalError(err, "describe operation "+id))
-		return
-	}
-	info := desc.RawResponse.GetWorkflowExecutionInfo()
 	op := Operation{
 		ID:      id,
 		RunID:   info.GetExecution().GetRunId(),
@@ -314,18 +324,11 @@ type CancelResult struct {
 // cancelOperation asks a running operation to cancel; the workflow decides how to wind down.
 // A closed one is 409.
 func (s *Server) cancelOperation(c *gin.Context) {
-	id, err := operationID(c)
-	if err != nil {
-		WriteError(c, err)
+	id, info, ok := s.describeOperation(c)
+	if !ok {
 		return
 	}
 	ctx := c.Request.Context()
-	desc, err := s.deps.Temporal.DescribeWorkflow(ctx, id, "")
-	if err != nil {
-		WriteError(c, temporalError(err, "describe operation "+id))
-		return
-	}
-	info := desc.RawResponse.GetWorkflowExecutionInfo()
 	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		WriteError(c, anyops.Errorf(anyops.ECONFLICT, "operation %s is %s, not running", id, stateName(info.GetStatus())))
 		return

@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/anyops/anyops/internal/testenv"
-	"github.com/anyops/anyops/inventory"
 	"github.com/anyops/anyops/workflows"
 )
 
@@ -21,14 +19,7 @@ import (
 // although the SDK tags one name differently in different places.
 func TestMetricsFromARealWorker(t *testing.T) {
 	ctx := context.Background()
-	store, err := inventory.Open(ctx, inventory.DriverSQLite, filepath.Join(t.TempDir(), "inv.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	if _, err := store.SeedDemoFleet(ctx); err != nil {
-		t.Fatal(err)
-	}
+	store := demoStore(t)
 	m := NewMetrics()
 	tc, err := client.Dial(client.Options{HostPort: testenv.Temporal(t), MetricsHandler: m.Handler()})
 	if err != nil {

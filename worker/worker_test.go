@@ -59,16 +59,23 @@ func TestRunRequiresDeps(t *testing.T) {
 // TestRunServesFleetAudit runs the worker against the real Temporal dev server: a FleetAudit
 // started on the control queue by name completes with the demo fleet's counts, and cancelling
 // Run's context stops it cleanly.
-func TestRunServesFleetAudit(t *testing.T) {
-	ctx := context.Background()
-	store, err := inventory.Open(ctx, inventory.DriverSQLite, filepath.Join(t.TempDir(), "inv.db"))
+// demoStore is an inventory in SQLite holding the demo fleet, closed when the test ends.
+func demoStore(t *testing.T) *inventory.Store {
+	t.Helper()
+	store, err := inventory.Open(context.Background(), inventory.DriverSQLite, filepath.Join(t.TempDir(), "inv.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
-	if _, err := store.SeedDemoFleet(ctx); err != nil {
+	t.Cleanup(func() { _ = store.Close() })
+	if _, err := store.SeedDemoFleet(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	return store
+}
+
+func TestRunServesFleetAudit(t *testing.T) {
+	ctx := context.Background()
+	store := demoStore(t)
 	tc := testenv.TemporalClient(t)
 
 	runCtx, stop := context.WithCancel(ctx)
