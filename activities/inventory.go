@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/anyops/anyops"
@@ -38,7 +39,14 @@ type AuditRecord struct {
 // RecordAudit appends an audit event. A retry after a lost reply records the event again;
 // the audit log tolerates that better than losing it.
 func (a *Inventory) RecordAudit(ctx context.Context, r AuditRecord) error {
-	_, err := a.Store.RecordAudit(ctx, inventory.AuditEvent{Actor: r.Actor, Action: r.Action, Subject: r.Subject, Summary: r.Summary})
+	e := inventory.AuditEvent{Actor: r.Actor, Action: r.Action, Subject: r.Subject, Summary: r.Summary}
+	if activity.IsActivity(ctx) {
+		// A retry after a lost reply carries the same activity id: it finds the first record.
+		info := activity.GetInfo(ctx)
+		key := info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID + "/" + info.ActivityID
+		e.IdempotencyKey = &key
+	}
+	_, err := a.Store.RecordAudit(ctx, e)
 	return classify(err)
 }
 

@@ -16,10 +16,27 @@ func (s *Store) RecordAudit(ctx context.Context, e AuditEvent) (AuditEvent, erro
 	if e.Summary == nil {
 		e.Summary = map[string]any{}
 	}
+	if e.IdempotencyKey != nil {
+		if first, err := s.auditByKey(ctx, *e.IdempotencyKey); err == nil {
+			return first, nil
+		} else if anyops.ErrorCode(err) != anyops.ENOTFOUND {
+			return AuditEvent{}, err
+		}
+	}
 	if err := s.db.WithContext(ctx).Create(&e).Error; err != nil {
-		return AuditEvent{}, dbError(err, "record audit event")
+		err = dbError(err, "record audit event")
+		if e.IdempotencyKey != nil && anyops.ErrorCode(err) == anyops.ECONFLICT {
+			return s.auditByKey(ctx, *e.IdempotencyKey) // a concurrent retry recorded it first
+		}
+		return AuditEvent{}, err
 	}
 	return e, nil
+}
+
+func (s *Store) auditByKey(ctx context.Context, key string) (AuditEvent, error) {
+	var e AuditEvent
+	err := s.db.WithContext(ctx).Where("idempotency_key = ?", key).Take(&e).Error
+	return e, dbError(err, "audit event "+key)
 }
 
 // ListAudit lists audit events newest first.

@@ -137,9 +137,11 @@ type AuditEvent struct {
 	Action  string `gorm:"column:action" json:"action"`
 	Subject string `gorm:"column:subject" json:"subject"`
 	// Summary holds the details, stored as JSON text.
-	Summary   map[string]any `gorm:"column:summary;serializer:json" json:"summary"`
-	CreatedAt time.Time      `gorm:"column:created_at" json:"created_at"`
-	UpdatedAt time.Time      `gorm:"column:updated_at" json:"updated_at"`
+	Summary map[string]any `gorm:"column:summary;serializer:json" json:"summary"`
+	// IdempotencyKey, when set, makes recording the event again return the first record.
+	IdempotencyKey *string   `gorm:"column:idempotency_key" json:"-"`
+	CreatedAt      time.Time `gorm:"column:created_at" json:"created_at"`
+	UpdatedAt      time.Time `gorm:"column:updated_at" json:"updated_at"`
 }
 
 // Image is a sandbox image. A user stays pinned to the image they were created with so that

@@ -277,3 +277,41 @@ func TestAuditNewestFirst(t *testing.T) {
 		wantCode(t, err, anyops.EINVALID)
 	})
 }
+
+// TestAuditIdempotencyKey proves a retried recording — in sequence or racing — leaves one
+// event, and that events without a key are never merged.
+func TestAuditIdempotencyKey(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		key := "fleet-audit/run-1/activity-5"
+		event := AuditEvent{Actor: "worker", Action: "fleet-audit", Subject: "fleet", IdempotencyKey: &key}
+		// Racing first recordings, then a late retry: one event, one id for all.
+		var wg sync.WaitGroup
+		ids := make([]int64, 8)
+		for i := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				e, err := s.RecordAudit(ctx, event)
+				if err != nil {
+					t.Error(err)
+				}
+				ids[i] = e.ID
+			}()
+		}
+		wg.Wait()
+		late := must[AuditEvent](t)(s.RecordAudit(ctx, event))
+		for _, id := range ids {
+			if id != late.ID {
+				t.Fatalf("recordings returned ids %v and %d, want one id", ids, late.ID)
+			}
+		}
+		for range 2 {
+			must[AuditEvent](t)(s.RecordAudit(ctx, AuditEvent{Actor: "ops", Action: "note"}))
+		}
+		events, _, err := s.ListAudit(ctx, Page{Limit: 10})
+		if err != nil || len(events) != 3 {
+			t.Fatalf("%d events (%v), want the keyed one once and both unkeyed ones", len(events), err)
+		}
+	})
+}
