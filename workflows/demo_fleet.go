@@ -185,6 +185,13 @@ func DemoFleet(ctx workflow.Context, in DemoFleetInput) (DemoFleetResult, error)
 	if err := workflow.ExecuteActivity(callCtx, inv.RecordZones, plan.Zones).Get(ctx, nil); err != nil {
 		return fail(stepPlan, err)
 	}
+	if len(plan.Servers) > 0 {
+		// So ops find it in the Temporal UI with Cluster = "live", however it was started.
+		if err := workflow.UpsertTypedSearchAttributes(ctx,
+			SearchCluster.ValueSet(plan.Servers[0].Cluster), SearchZone.ValueSet(plan.Servers[0].Zone)); err != nil {
+			return fail(stepPlan, err)
+		}
+	}
 	tracker.Done(stepPlan, fmt.Sprintf("%d servers, %d data volumes, %d DRBD pairs", len(plan.Servers), len(plan.Volumes), len(plan.DRBDResources())))
 
 	tracker.Start(stepLaunch, fmt.Sprintf("launching %d instances", len(plan.Servers)))

@@ -244,6 +244,11 @@ func TestDevStack(t *testing.T) {
 		"--address", d.temporal, "--workflow-id", audit.ID).CombinedOutput(); err != nil || !strings.Contains(string(out), "COMPLETED") {
 		t.Errorf("temporal workflow describe %s: %v\n%s", audit.ID, err, out)
 	}
+	// Ops filter by search attribute in the UI: the demo fleet's build carries its cluster.
+	if out, err := exec.Command(filepath.Join(testenv.RepoRoot(), "bin", "temporal"), "workflow", "list",
+		"--address", d.temporal, "--query", "Cluster = 'live'").CombinedOutput(); err != nil || !strings.Contains(string(out), "demo-fleet") {
+		t.Errorf("temporal workflow list --query \"Cluster = 'live'\": %v\n%s", err, out)
+	}
 	if resp, err := http.Get("http://" + d.ui + "/"); err != nil || resp.StatusCode != 200 {
 		t.Errorf("Temporal Web UI on %s: %v", d.ui, err)
 	} else {
