@@ -3,6 +3,7 @@ package cloudsim
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -747,7 +748,7 @@ func (x *execCtx) heldOpen(dev string) bool {
 		return true
 	}
 	for _, a := range x.h.MD {
-		if a.Active && contains(a.Devices, canonicalDevice(dev)) {
+		if a.Active && slices.Contains(a.Devices, canonicalDevice(dev)) {
 			return true
 		}
 	}
@@ -763,18 +764,7 @@ func canonical(devs []string) []string {
 }
 
 func sameSet(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	a, b = append([]string(nil), a...), append([]string(nil), b...)
-	sort.Strings(a)
-	sort.Strings(b)
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	return len(a) == len(b) && slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
 }
 
 // ---- block devices, filesystems, mounts ----------------------------------------------------
@@ -805,7 +795,7 @@ func (x *execCtx) resolveDevice(dev string) (vols []*volume, drbd *drbdRes, ok b
 }
 
 func (x *execCtx) mountedDevice(dev string) (string, bool) {
-	for _, mp := range sortedMounts(x.h) {
+	for _, mp := range sortedKeys(x.h.Mounts) {
 		if m := x.h.Mounts[mp]; m.Device == dev || sameDevice(m.Device, dev) {
 			return mp, true
 		}
@@ -893,7 +883,7 @@ func cmdMount(x *execCtx, args []string, _ string) result {
 
 func (x *execCtx) mountList() string {
 	var b strings.Builder
-	for _, mp := range sortedMounts(x.h) {
+	for _, mp := range sortedKeys(x.h.Mounts) {
 		m := x.h.Mounts[mp]
 		fmt.Fprintf(&b, "%s on %s type %s (rw,relatime)\n", m.Device, mp, m.FSType)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -217,7 +218,7 @@ func (s *Sim) describeAvailabilityZones(q *query, now time.Time) (any, *apiError
 	}
 	resp := &describeZonesResponse{}
 	for i, z := range zoneNames(s.cfg.Region) {
-		if len(names) > 0 && !contains(names, z) {
+		if len(names) > 0 && !slices.Contains(names, z) {
 			continue
 		}
 		state, msgs := "available", []xZoneMessage(nil)
@@ -499,18 +500,24 @@ func (s *Sim) selectInstances(q *query) ([]*instance, *apiError) {
 	if len(missing) > 0 {
 		return nil, errCode("InvalidInstanceID.NotFound", "The instance IDs '%s' do not exist", strings.Join(missing, ", "))
 	}
-	var out []*instance
-	for _, id := range sortedKeys(s.st.Instances) {
-		in := s.st.Instances[id]
-		if len(ids) > 0 && !contains(ids, id) {
+	return selectByID(s.st.Instances, ids, fs, s.instanceFilterValues)
+}
+
+// selectByID returns, in id order, the resources of m that ids names (all when it is empty)
+// and that pass every filter; values gives a resource's values for a filter name.
+func selectByID[T any](m map[string]*T, ids []string, fs []filter, values func(r *T, name string) ([]string, bool)) ([]*T, *apiError) {
+	var out []*T
+	for _, id := range sortedKeys(m) {
+		r := m[id]
+		if len(ids) > 0 && !slices.Contains(ids, id) {
 			continue
 		}
-		ok, aerr := matchFilters(fs, func(n string) ([]string, bool) { return s.instanceFilterValues(in, n) })
+		ok, aerr := matchFilters(fs, func(n string) ([]string, bool) { return values(r, n) })
 		if aerr != nil {
 			return nil, aerr
 		}
 		if ok {
-			out = append(out, in)
+			out = append(out, r)
 		}
 	}
 	return out, nil
@@ -960,7 +967,7 @@ func (s *Sim) volumeFilterValues(v *volume, name string) ([]string, bool) {
 	case "encrypted":
 		return one(strconv.FormatBool(v.Encrypted))
 	case "create-time":
-		return one(v.CreateTime.UTC().Format("2006-01-02T15:04:05.000Z"))
+		return one(v.CreateTime.UTC().Format(ec2TimeFormat))
 	case "attachment.instance-id", "attachment.status", "attachment.device", "attachment.delete-on-termination":
 		if v.Attachment == nil {
 			return nil, true
@@ -985,19 +992,13 @@ func (s *Sim) describeVolumes(q *query, now time.Time) (any, *apiError) {
 	if aerr != nil {
 		return nil, aerr
 	}
+	sel, aerr := selectByID(s.st.Volumes, ids, fs, s.volumeFilterValues)
+	if aerr != nil {
+		return nil, aerr
+	}
 	var out []xVolume
-	for _, id := range sortedKeys(s.st.Volumes) {
-		v := s.st.Volumes[id]
-		if len(ids) > 0 && !contains(ids, id) {
-			continue
-		}
-		ok, aerr := matchFilters(fs, func(n string) ([]string, bool) { return s.volumeFilterValues(v, n) })
-		if aerr != nil {
-			return nil, aerr
-		}
-		if ok {
-			out = append(out, s.xVolume(v))
-		}
+	for _, v := range sel {
+		out = append(out, s.xVolume(v))
 	}
 	pg, next, aerr := page(q, out)
 	if aerr != nil {
@@ -1080,35 +1081,29 @@ func (s *Sim) describeVolumesModifications(q *query, now time.Time) (any, *apiEr
 	if aerr != nil {
 		return nil, aerr
 	}
+	sel, aerr := selectByID(s.st.Mods, ids, fs, func(m *volumeMod, n string) ([]string, bool) {
+		switch n {
+		case "volume-id":
+			return []string{m.VolumeID}, true
+		case "modification-state":
+			return []string{m.State}, true
+		case "target-size":
+			return []string{strconv.Itoa(int(m.TargetSize))}, true
+		case "original-size":
+			return []string{strconv.Itoa(int(m.OriginalSize))}, true
+		case "target-volume-type":
+			return []string{m.TargetType}, true
+		case "original-volume-type":
+			return []string{m.OriginalType}, true
+		}
+		return nil, false
+	})
+	if aerr != nil {
+		return nil, aerr
+	}
 	var out []xVolumeModification
-	for _, id := range sortedKeys(s.st.Mods) {
-		m := s.st.Mods[id]
-		if len(ids) > 0 && !contains(ids, id) {
-			continue
-		}
-		ok, aerr := matchFilters(fs, func(n string) ([]string, bool) {
-			switch n {
-			case "volume-id":
-				return []string{m.VolumeID}, true
-			case "modification-state":
-				return []string{m.State}, true
-			case "target-size":
-				return []string{strconv.Itoa(int(m.TargetSize))}, true
-			case "original-size":
-				return []string{strconv.Itoa(int(m.OriginalSize))}, true
-			case "target-volume-type":
-				return []string{m.TargetType}, true
-			case "original-volume-type":
-				return []string{m.OriginalType}, true
-			}
-			return nil, false
-		})
-		if aerr != nil {
-			return nil, aerr
-		}
-		if ok {
-			out = append(out, xMod(m, now))
-		}
+	for _, m := range sel {
+		out = append(out, xMod(m, now))
 	}
 	pg, next, aerr := page(q, out)
 	if aerr != nil {
@@ -1174,40 +1169,34 @@ func (s *Sim) describeSnapshots(q *query, now time.Time) (any, *apiError) {
 	if aerr != nil {
 		return nil, aerr
 	}
+	sel, aerr := selectByID(s.st.Snapshots, ids, fs, func(sn *snapshot, n string) ([]string, bool) {
+		one := func(x string) ([]string, bool) { return []string{x}, true }
+		switch n {
+		case "snapshot-id":
+			return one(sn.ID)
+		case "volume-id":
+			return one(sn.VolumeID)
+		case "status":
+			return one(sn.State)
+		case "progress":
+			return one(sn.progress())
+		case "description":
+			return one(sn.Description)
+		case "owner-id":
+			return one(ownerID)
+		case "volume-size":
+			return one(strconv.Itoa(int(sn.VolumeSize)))
+		case "start-time":
+			return one(sn.StartTime.UTC().Format(ec2TimeFormat))
+		}
+		return tagFilterValues(sn.Tags, n)
+	})
+	if aerr != nil {
+		return nil, aerr
+	}
 	var out []xSnapshot
-	for _, id := range sortedKeys(s.st.Snapshots) {
-		sn := s.st.Snapshots[id]
-		if len(ids) > 0 && !contains(ids, id) {
-			continue
-		}
-		ok, aerr := matchFilters(fs, func(n string) ([]string, bool) {
-			one := func(x string) ([]string, bool) { return []string{x}, true }
-			switch n {
-			case "snapshot-id":
-				return one(sn.ID)
-			case "volume-id":
-				return one(sn.VolumeID)
-			case "status":
-				return one(sn.State)
-			case "progress":
-				return one(sn.progress())
-			case "description":
-				return one(sn.Description)
-			case "owner-id":
-				return one(ownerID)
-			case "volume-size":
-				return one(strconv.Itoa(int(sn.VolumeSize)))
-			case "start-time":
-				return one(sn.StartTime.UTC().Format("2006-01-02T15:04:05.000Z"))
-			}
-			return tagFilterValues(sn.Tags, n)
-		})
-		if aerr != nil {
-			return nil, aerr
-		}
-		if ok {
-			out = append(out, xSnap(sn))
-		}
+	for _, sn := range sel {
+		out = append(out, xSnap(sn))
 	}
 	pg, next, aerr := page(q, out)
 	if aerr != nil {
@@ -1422,13 +1411,4 @@ func (s *Sim) describeTags(q *query, now time.Time) (any, *apiError) {
 		return nil, aerr
 	}
 	return &describeTagsResponse{Tags: pg, NextToken: next}, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -11,11 +11,14 @@ import (
 
 const ec2Namespace = "http://ec2.amazonaws.com/doc/2016-11-15/"
 
+// ec2TimeFormat is how EC2 (and SSM's string timestamps) write times.
+const ec2TimeFormat = "2006-01-02T15:04:05.000Z"
+
 // ec2Time is how EC2 writes timestamps.
 type ec2Time time.Time
 
 func (t ec2Time) MarshalText() ([]byte, error) {
-	return []byte(time.Time(t).UTC().Format("2006-01-02T15:04:05.000Z")), nil
+	return []byte(time.Time(t).UTC().Format(ec2TimeFormat)), nil
 }
 
 func ts(t time.Time) *ec2Time {

@@ -254,8 +254,6 @@ func (s *Sim) drbdDisconnected(id, res string) bool {
 	return false
 }
 
-type throttleBucket struct{ limiter *rate.Limiter }
-
 // throttled applies throttle faults to one request: count faults reject and count down, rate
 // faults allow so many requests per real second. code is the protocol's throttling error.
 func (s *Sim) throttled(action, code string, now time.Time) *apiError {
@@ -274,12 +272,12 @@ func (s *Sim) throttled(action, code string, now time.Time) *apiError {
 			}
 			s.markDirty()
 		} else if f.Rate > 0 {
-			b := s.throttles[id]
-			if b == nil {
-				b = &throttleBucket{limiter: rate.NewLimiter(rate.Limit(f.Rate), max(1, int(f.Rate)))}
-				s.throttles[id] = b
+			l := s.throttles[id]
+			if l == nil {
+				l = rate.NewLimiter(rate.Limit(f.Rate), max(1, int(f.Rate)))
+				s.throttles[id] = l
 			}
-			reject = !b.limiter.Allow()
+			reject = !l.Allow()
 		}
 		if reject {
 			status := 400
@@ -333,10 +331,8 @@ func (s *Sim) LoadScenario(data []byte) ([]Fault, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
+	now := s.begin()
 	defer s.mu.Unlock()
-	now := s.clock()
-	s.settle(now)
 	var sched []*scheduledFault
 	for i, it := range items {
 		d, err := time.ParseDuration(it.At)

@@ -2,7 +2,7 @@ package cloudsim
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -215,7 +215,7 @@ func (s *Sim) hostDetached(v *volume, instanceID string, at time.Time) {
 	}
 	for name, md := range h.MD {
 		for _, d := range md.Devices {
-			if (sameDevice(d, dev) || contains(lost, d)) && md.Active {
+			if (sameDevice(d, dev) || slices.Contains(lost, d)) && md.Active {
 				md.Active = false
 				s.event(at, "md.failed", instanceID, "%s on %s stopped: member %s detached", name, h.Hostname, d)
 			}
@@ -392,12 +392,3 @@ func canonicalDevice(d string) string {
 }
 
 func sameDevice(a, b string) bool { return canonicalDevice(a) == canonicalDevice(b) }
-
-func sortedMounts(h *host) []string {
-	var out []string
-	for mp := range h.Mounts {
-		out = append(out, mp)
-	}
-	sort.Strings(out)
-	return out
-}

@@ -3,7 +3,10 @@ package cloudsim
 import (
 	"fmt"
 	"hash/fnv"
+	"maps"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -272,7 +275,7 @@ func (s *Sim) event(at time.Time, typ, resource, format string, args ...any) {
 	e := Event{Seq: s.st.EventSeq, Time: at, Type: typ, Resource: resource, Message: fmt.Sprintf(format, args...)}
 	s.st.Events = append(s.st.Events, e)
 	if n := len(s.st.Events); n > maxEvents {
-		s.st.Events = append([]Event(nil), s.st.Events[n-maxEvents:]...)
+		s.st.Events = s.st.Events[n-maxEvents:] // append reallocates now and then; no copy per event
 	}
 	s.log.Debug("cloudsim event", "type", typ, "resource", resource, "msg", e.Message, "sim_time", at)
 	s.markDirty()
@@ -436,24 +439,9 @@ func (s *Sim) terminateVolumes(in *instance, at time.Time) {
 	}
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
-func dashIP(ip string) string {
-	b := []byte(ip)
-	for i, c := range b {
-		if c == '.' {
-			b[i] = '-'
-		}
-	}
-	return string(b)
-}
+func dashIP(ip string) string { return strings.ReplaceAll(ip, ".", "-") }
 
 func toKebab(s string) string {
 	out := make([]byte, 0, len(s)+4)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -111,10 +112,11 @@ func (q *query) bool(name string) (bool, *apiError) {
 	return false, errInvalidParameter(fmt.Sprintf("Value (%s) for parameter %s is invalid. Expected a boolean.", q.get(name), name))
 }
 
-// filter is one Filter.N: a name and the values of which any may match.
+// filter is one Filter.N: a name and the values of which any may match, compiled once per
+// request rather than once per resource.
 type filter struct {
-	Name   string
-	Values []string
+	Name     string
+	Patterns []*regexp.Regexp
 }
 
 func (q *query) filters() ([]filter, *apiError) {
@@ -133,7 +135,11 @@ func (q *query) filters() ([]filter, *apiError) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, filter{Name: name, Values: vals})
+		f := filter{Name: name}
+		for _, v := range vals {
+			f.Patterns = append(f.Patterns, wildcard(v))
+		}
+		out = append(out, f)
 	}
 	return out, nil
 }
@@ -153,11 +159,7 @@ func (q *query) tagSpecs(allowed ...string) ([]tagSpec, *apiError) {
 	for _, n := range idx {
 		p := "TagSpecification." + strconv.Itoa(n)
 		rt := q.get(p + ".ResourceType")
-		ok := false
-		for _, a := range allowed {
-			ok = ok || rt == a
-		}
-		if !ok {
+		if !slices.Contains(allowed, rt) {
 			return nil, errInvalidParameter(fmt.Sprintf("'%s' is not a valid taggable resource type for this operation.", rt))
 		}
 		ts, err := q.tagList(p + ".Tag")
@@ -233,7 +235,7 @@ func matchFilters(fs []filter, values func(name string) ([]string, bool)) (bool,
 		if !ok {
 			return false, errInvalidParameter(fmt.Sprintf("The filter '%s' is invalid", f.Name))
 		}
-		if !anyMatch(f.Values, have) {
+		if !anyMatch(f.Patterns, have) {
 			return false, nil
 		}
 	}
@@ -242,9 +244,8 @@ func matchFilters(fs []filter, values func(name string) ([]string, bool)) (bool,
 
 // anyMatch: a filter matches when any of its values, with EC2's * and ? wildcards, matches
 // any of the resource's values.
-func anyMatch(patterns, have []string) bool {
-	for _, p := range patterns {
-		re := wildcard(p)
+func anyMatch(patterns []*regexp.Regexp, have []string) bool {
+	for _, re := range patterns {
 		for _, h := range have {
 			if re.MatchString(h) {
 				return true

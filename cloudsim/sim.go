@@ -21,6 +21,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/anyops/anyops"
 )
 
@@ -49,7 +51,7 @@ type Sim struct {
 	realBase time.Time
 	now      func() time.Time // real clock, replaceable in tests
 
-	throttles map[string]*throttleBucket // fault id -> bucket
+	throttles map[string]*rate.Limiter // fault id -> limiter of a rate throttle
 
 	dirty   bool
 	saveMu  sync.Mutex
@@ -81,7 +83,7 @@ func New(cfg Config) (*Sim, error) {
 		log:       cfg.Logger,
 		now:       time.Now,
 		zone:      map[string]bool{},
-		throttles: map[string]*throttleBucket{},
+		throttles: map[string]*rate.Limiter{},
 		stop:      make(chan struct{}),
 	}
 	for _, z := range zoneNames(cfg.Region) {

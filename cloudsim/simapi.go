@@ -86,8 +86,8 @@ func (s *Sim) Events(since int64, limit int) []Event {
 			out = append(out, e)
 		}
 	}
-	if limit > 0 && len(out) > limit {
-		out = out[len(out)-limit:]
+	if limit > 0 {
+		out = lastN(out, limit)
 	}
 	return out
 }
@@ -95,6 +95,14 @@ func (s *Sim) Events(since int64, limit int) []Event {
 func (s *Sim) handleEvents(w http.ResponseWriter, r *http.Request) {
 	var since int64
 	limit := 500
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxEvents {
+			writeSimError(w, http.StatusBadRequest, anyops.EINVALID, "limit must be between 1 and 10000")
+			return
+		}
+		limit = n
+	}
 	if v := r.URL.Query().Get("since"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -114,14 +122,6 @@ func (s *Sim) handleEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		since = n
-	}
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxEvents {
-			writeSimError(w, http.StatusBadRequest, anyops.EINVALID, "limit must be between 1 and 10000")
-			return
-		}
-		limit = n
 	}
 	evs := s.Events(since, limit)
 	if evs == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -252,7 +253,7 @@ func (s *Sim) getCommandInvocation(body []byte, now time.Time) (any, *apiError) 
 	out := map[string]any{
 		"CommandId": c.ID, "InstanceId": inv.InstanceID, "Comment": c.Comment, "DocumentName": c.DocumentName,
 		"DocumentVersion": "$DEFAULT", "PluginName": "aws:runShellScript", "Status": inv.Status, "StatusDetails": inv.Status,
-		"ExecutionStartDateTime": inv.Start.UTC().Format("2006-01-02T15:04:05.000Z"),
+		"ExecutionStartDateTime": inv.Start.UTC().Format(ec2TimeFormat),
 		"ResponseCode":           -1, "StandardOutputContent": "", "StandardErrorContent": "",
 		"StandardOutputUrl": "", "StandardErrorUrl": "", "CloudWatchOutputConfig": map[string]any{"CloudWatchOutputEnabled": false},
 	}
@@ -261,7 +262,7 @@ func (s *Sim) getCommandInvocation(body []byte, now time.Time) (any, *apiError) 
 		return out, nil
 	}
 	out["ResponseCode"] = inv.ExitCode
-	out["ExecutionEndDateTime"] = inv.EndTime.UTC().Format("2006-01-02T15:04:05.000Z")
+	out["ExecutionEndDateTime"] = inv.EndTime.UTC().Format(ec2TimeFormat)
 	out["ExecutionElapsedTime"] = isoDuration(inv.EndTime.Sub(inv.Start))
 	out["StandardOutputContent"] = truncate(inv.Stdout, maxOutput)
 	out["StandardErrorContent"] = truncate(inv.Stderr, maxOutput)
@@ -309,10 +310,10 @@ func (s *Sim) describeInstanceInformation(body []byte, now time.Time) (any, *api
 		if s.reachable(id) {
 			ping = "Online"
 		}
-		if ids, ok := want["InstanceIds"]; ok && !contains(ids, id) {
+		if ids, ok := want["InstanceIds"]; ok && !slices.Contains(ids, id) {
 			continue
 		}
-		if ps, ok := want["PingStatus"]; ok && !contains(ps, ping) {
+		if ps, ok := want["PingStatus"]; ok && !slices.Contains(ps, ping) {
 			continue
 		}
 		list = append(list, map[string]any{
