@@ -359,9 +359,10 @@ func (s *Store) SetSandboxState(ctx context.Context, id string, state SandboxSta
 	if err := parseErr("sandbox state", string(state), SandboxStates); err != nil {
 		return Sandbox{}, err
 	}
-	set := map[string]any{"state": state, "updated_at": now()}
+	at := now()
+	set := map[string]any{"state": state, "updated_at": at}
 	if state == SandboxEnded || state == SandboxLost {
-		set["ended_at"] = now()
+		set["ended_at"] = at
 	}
 	res := s.db.WithContext(ctx).Model(&Sandbox{}).Where("id = ?", id).Updates(set)
 	if res.Error != nil {

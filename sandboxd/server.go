@@ -352,7 +352,7 @@ func (s *Server) validateCreate(req client.CreateRequest) (sandboxSpec, client.S
 		Limits: limits, Network: network, Rows: rows, Cols: cols,
 	}
 	info := client.Sandbox{
-		User: req.User, UID: req.UID, GID: gid, Plan: plan, Image: img.Name + ":" + img.Version,
+		User: req.User, UID: req.UID, GID: gid, Plan: plan, Image: img.Ref(),
 		Command: spec.Command, Network: network, Limits: limits,
 		IdleTimeout: client.Duration(limits.IdleTimeout), MaxLifetime: client.Duration(limits.MaxLifetime),
 	}

@@ -3,6 +3,7 @@ package sandboxd
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -288,8 +289,8 @@ func (s *session) readClient(ctx context.Context, conn *websocket.Conn, a *attac
 			case "ping":
 			case "resize":
 				reply = client.Control{}
-				if c.Rows == 0 || c.Cols == 0 || c.Rows > 1000 || c.Cols > 1000 {
-					reply = client.Control{Type: "error", Message: "resize needs rows and cols between 1 and 1000"}
+				if c.Rows == 0 || c.Cols == 0 || c.Rows > maxTermSize || c.Cols > maxTermSize {
+					reply = client.Control{Type: "error", Message: fmt.Sprintf("resize needs rows and cols between 1 and %d", maxTermSize)}
 				} else if err := s.resize(c.Rows, c.Cols); err != nil {
 					s.log.Warn("resize PTY", "sandbox", s.info.ID, "err", err)
 				}

@@ -34,6 +34,7 @@ import (
 	"github.com/anyops/anyops/sandboxd"
 	"github.com/anyops/anyops/sandboxd/client"
 	"github.com/anyops/anyops/sandboxd/jail"
+	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 	"github.com/anyops/anyops/sandboxd/token"
 )
 
@@ -258,25 +259,12 @@ func startSandboxd() (stop func(), url string, signer *token.Signer, err error) 
 	stop = func() {
 		cancel()
 		<-done
-		if mounts := mountsUnder(dir); len(mounts) == 0 {
-			_ = os.RemoveAll(dir)
-		} else {
-			fmt.Fprintf(os.Stderr, "bench: left %s in place, still mounted: %v\n", dir, mounts)
+		teardown.RemoveCgroupParent("anyops-bench-ws")
+		if err := teardown.RemoveStateDir(dir); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		}
 	}
 	return stop, url, token.NewSigner(priv), nil
-}
-
-func mountsUnder(dir string) []string {
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	var out []string
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		f := bytes.Fields(line)
-		if len(f) > 4 && bytes.HasPrefix(f[4], []byte(dir+"/")) {
-			out = append(out, string(f[4]))
-		}
-	}
-	return out
 }
 
 func median(d []time.Duration) time.Duration {

@@ -7,12 +7,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/anyops/anyops/api"
 	"github.com/anyops/anyops/config"
 	"github.com/anyops/anyops/sandboxd"
 	"github.com/anyops/anyops/sandboxd/token"
@@ -55,12 +55,6 @@ func newSandboxdCmd() *cobra.Command {
 // defaults and making paths absolute (the jail and the image store need them so); `anyops
 // dev` uses it for the sandboxd it runs.
 func sandboxdConfig(common config.Common, sc config.Sandboxd, log *slog.Logger) (sandboxd.Config, error) {
-	var origins []string
-	for _, o := range strings.Split(sc.AllowedOrigins, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			origins = append(origins, o)
-		}
-	}
 	storage, err := filepath.Abs(common.DefaultPath(sc.StorageRoot, "homes"))
 	if err != nil {
 		return sandboxd.Config{}, err
@@ -76,7 +70,7 @@ func sandboxdConfig(common config.Common, sc config.Sandboxd, log *slog.Logger) 
 		StateDir:       state,
 		Slots:          sc.Slots,
 		CgroupParent:   sc.CgroupParent,
-		AllowedOrigins: origins,
+		AllowedOrigins: api.ParseOrigins(sc.AllowedOrigins),
 		Logger:         log,
 	}, nil
 }

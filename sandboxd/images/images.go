@@ -46,7 +46,7 @@ var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 type Store struct {
 	dir string
 	mu  sync.Mutex // serialises EnsureHost
-	// hostRoot is the root of the host image this process mounted /usr into, for Close.
+	// hostMounts are the mounts EnsureHost made in this process, for Close.
 	hostMounts []string
 }
 
