@@ -334,9 +334,7 @@ func (cs *consoleService) setAccepting(c *gin.Context) {
 		return
 	}
 	// The public status must show the switch at once, not after its cache expires.
-	cs.server.status.mu.Lock()
-	cs.server.status.fetched = time.Time{}
-	cs.server.status.mu.Unlock()
+	cs.server.status.invalidate()
 	cs.server.log.Info("console admission switched", "accepting", *body.Accepting, "actor", Actor(c))
 	c.JSON(http.StatusOK, gin.H{"accepting": *body.Accepting})
 }

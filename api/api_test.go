@@ -262,6 +262,19 @@ func TestPublicStatus(t *testing.T) {
 		t.Errorf("preflight = %d, Allow-Methods %q", rec.Code, rec.Header().Get("Access-Control-Allow-Methods"))
 	}
 
+	// The console routes' preflight must carry their methods and headers in what was written,
+	// not only in the recorder's header map (which a handler can still change afterwards).
+	req = httptest.NewRequest("OPTIONS", "/v1/consoles/c1", nil)
+	req.Header.Set("Origin", "https://www.python.org")
+	req.Header.Set("Access-Control-Request-Method", "DELETE")
+	rec = httptest.NewRecorder()
+	f.server.Handler().ServeHTTP(rec, req)
+	if h := rec.Result().Header; rec.Code != 204 || !strings.Contains(h.Get("Access-Control-Allow-Methods"), "DELETE") ||
+		!strings.Contains(h.Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Errorf("console preflight = %d, Allow-Methods %q, Allow-Headers %q", rec.Code,
+			h.Get("Access-Control-Allow-Methods"), h.Get("Access-Control-Allow-Headers"))
+	}
+
 	off := New(Deps{Store: f.store, Temporal: f.tc, Auth: &Authorizer{}, ConsolesEnabled: false})
 	rec = httptest.NewRecorder()
 	off.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/v1/status", nil))

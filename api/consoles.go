@@ -114,8 +114,6 @@ func newConsoleMetrics(reg *prometheus.Registry) consoleMetrics {
 	return m
 }
 
-func init() { serverSetup = append(serverSetup, setupConsoles) }
-
 // setupConsoles wires consoles into a new Server: live status, admission, routes.
 func setupConsoles(s *Server) {
 	cfg := s.deps.Consoles
@@ -193,14 +191,7 @@ func serveFiles(prefix string, fsys fs.FS) gin.HandlerFunc {
 // consoleCORS lets the embed on another site create and use consoles: like CORS, with the
 // methods and the Authorization header these routes need.
 func consoleCORS(origins []string) gin.HandlerFunc {
-	inner := CORS(origins)
-	return func(c *gin.Context) {
-		inner(c)
-		if c.Writer.Header().Get("Access-Control-Allow-Origin") != "" {
-			c.Header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
-			c.Header("Access-Control-Allow-Headers", "Content-Type, Authorization")
-		}
-	}
+	return corsWith(origins, "GET, POST, DELETE, OPTIONS", "Content-Type, Authorization")
 }
 
 func (cs *consoleService) sandboxd(baseURL string) (*sbclient.Client, error) {
@@ -315,7 +306,7 @@ func (cs *consoleService) create(c *gin.Context) {
 	}
 	cs.metrics.opened.Inc()
 	cs.metrics.openTime.Observe(time.Since(started).Seconds())
-	attach, _, err := cs.attachURL(opened.SandboxdURL, opened.SandboxID)
+	attach, err := cs.attachURL(opened.SandboxdURL, opened.SandboxID)
 	if err != nil {
 		WriteError(c, err)
 		return
@@ -393,12 +384,14 @@ func anonymousName() string {
 	return "anon-" + hex.EncodeToString(b)
 }
 
-func (cs *consoleService) attachURL(sandboxdURL, sandboxID string) (string, string, error) {
+// attachURL is the WebSocket URL, with a fresh token, of a sandbox's terminal.
+func (cs *consoleService) attachURL(sandboxdURL, sandboxID string) (string, error) {
 	c, err := cs.sandboxd(sandboxdURL)
 	if err != nil {
-		return "", "", err
+		return "", err
 	}
-	return c.AttachURL(sandboxID)
+	u, _, err := c.AttachURL(sandboxID)
+	return u, err
 }
 
 // consoleToken is "<expiry unix>.<HMAC of id and expiry>": the console's credential, checkable
@@ -481,7 +474,7 @@ func (cs *consoleService) get(c *gin.Context) {
 			WriteError(c, err)
 			return
 		}
-		if resp.AttachURL, _, err = cs.attachURL(srv.SandboxdURL, con.SandboxID); err != nil {
+		if resp.AttachURL, err = cs.attachURL(srv.SandboxdURL, con.SandboxID); err != nil {
 			WriteError(c, err)
 			return
 		}
@@ -509,21 +502,29 @@ func (cs *consoleService) signal(ctx context.Context, id, name string) error {
 	return nil
 }
 
-// keepalive serves POST /v1/consoles/{id}/keepalive: the page is still there.
-func (cs *consoleService) keepalive(c *gin.Context) {
+// signalRequest signals the workflow of the request's console {id} for its owner or an
+// operator; on failure it has written the error response and returns ok false.
+func (cs *consoleService) signalRequest(c *gin.Context, name string) (id string, ok bool) {
 	id, err := consoleID(c)
 	if err != nil {
 		WriteError(c, err)
-		return
+		return "", false
 	}
 	if _, ok := cs.authorizeConsole(c, id, RoleOperator); !ok {
-		return
+		return "", false
 	}
-	if err := cs.signal(c.Request.Context(), id, workflows.ConsoleSignalKeepalive); err != nil {
+	if err := cs.signal(c.Request.Context(), id, name); err != nil {
 		WriteError(c, err)
-		return
+		return "", false
 	}
-	c.Status(http.StatusNoContent)
+	return id, true
+}
+
+// keepalive serves POST /v1/consoles/{id}/keepalive: the page is still there.
+func (cs *consoleService) keepalive(c *gin.Context) {
+	if _, ok := cs.signalRequest(c, workflows.ConsoleSignalKeepalive); ok {
+		c.Status(http.StatusNoContent)
+	}
 }
 
 // deleteWait is how long DELETE waits for the sandbox to be gone before answering 202.
@@ -533,23 +534,14 @@ const deleteWait = 20 * time.Second
 // answers 200 once the sandbox is destroyed, or 202 if that takes longer than deleteWait
 // (the workflow keeps trying until it is gone).
 func (cs *consoleService) delete(c *gin.Context) {
-	id, err := consoleID(c)
-	if err != nil {
-		WriteError(c, err)
+	id, ok := cs.signalRequest(c, workflows.ConsoleSignalClose)
+	if !ok {
 		return
 	}
-	if _, ok := cs.authorizeConsole(c, id, RoleOperator); !ok {
-		return
-	}
-	ctx := c.Request.Context()
-	if err := cs.signal(ctx, id, workflows.ConsoleSignalClose); err != nil {
-		WriteError(c, err)
-		return
-	}
-	wctx, cancel := context.WithTimeout(ctx, deleteWait)
+	wctx, cancel := context.WithTimeout(c.Request.Context(), deleteWait)
 	defer cancel()
 	var res workflows.ConsoleResult
-	err = cs.server.deps.Temporal.GetWorkflow(wctx, anyops.ConsoleWorkflowID(id), "").Get(wctx, &res)
+	err := cs.server.deps.Temporal.GetWorkflow(wctx, anyops.ConsoleWorkflowID(id), "").Get(wctx, &res)
 	switch {
 	case err == nil:
 		c.JSON(http.StatusOK, gin.H{"id": id, "state": "closed", "end_reason": res.EndReason})

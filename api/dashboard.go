@@ -40,8 +40,6 @@ type OperationKind struct {
 	TaskQueue   string `json:"task_queue"`
 }
 
-func init() { serverSetup = append(serverSetup, setupDashboard) }
-
 // setupDashboard serves the dashboard page at / and /dashboard (public: it holds no data and
 // asks for a token before it reads any), its assets, and GET /v1/dashboard for viewers.
 func setupDashboard(s *Server) {

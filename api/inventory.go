@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -41,8 +40,8 @@ func (s *Server) registerInventory(v1 *gin.RouterGroup, auth *Authorizer) {
 }
 
 // listHandler serves one inventory list: it rejects query parameters other than filters,
-// limit and cursor, and leaves validating filter values, limit range and cursor to the store
-// (EINVALID from there is a 400).
+// limit and cursor, and leaves validating filter values and cursor to the store (EINVALID
+// from there is a 400).
 func listHandler[T any](filters []string, list func(context.Context, url.Values, inventory.Page) ([]T, string, error)) gin.HandlerFunc {
 	allowed := append([]string{"limit", "cursor"}, filters...)
 	return func(c *gin.Context) {
@@ -51,14 +50,12 @@ func listHandler[T any](filters []string, list func(context.Context, url.Values,
 			WriteError(c, err)
 			return
 		}
-		page := inventory.Page{Cursor: q.Get("cursor")}
-		if s := q.Get("limit"); s != "" {
-			if page.Limit, err = strconv.Atoi(s); err != nil || page.Limit < 1 {
-				WriteError(c, anyops.Errorf(anyops.EINVALID, "limit %q is not a whole number between 1 and %d", s, inventory.MaxLimit))
-				return
-			}
+		limit, err := parseLimit(q.Get("limit"), 0, inventory.MaxLimit) // 0: the store's default
+		if err != nil {
+			WriteError(c, err)
+			return
 		}
-		items, next, err := list(c.Request.Context(), q, page)
+		items, next, err := list(c.Request.Context(), q, inventory.Page{Cursor: q.Get("cursor"), Limit: limit})
 		if err != nil {
 			WriteError(c, err)
 			return

@@ -188,22 +188,27 @@ func (s *Server) listOperations(c *gin.Context) {
 	}
 	out := List[Operation]{Items: []Operation{}, NextCursor: base64.RawURLEncoding.EncodeToString(resp.GetNextPageToken())}
 	for _, info := range resp.GetExecutions() {
-		op := Operation{
-			ID:      info.GetExecution().GetWorkflowId(),
-			RunID:   info.GetExecution().GetRunId(),
-			State:   stateName(info.GetStatus()),
-			Started: info.GetStartTime().AsTime(),
-		}
-		if k, ok := workflows.KindOfWorkflowType(info.GetType().GetName()); ok {
-			op.Kind = k.Name
-		}
-		if info.GetCloseTime() != nil {
-			t := info.GetCloseTime().AsTime()
-			op.Closed = &t
-		}
-		out.Items = append(out.Items, op)
+		out.Items = append(out.Items, operationOf(info))
 	}
 	c.JSON(http.StatusOK, out)
+}
+
+// operationOf is the summary of one workflow execution: the fields list and get share.
+func operationOf(info *workflowpb.WorkflowExecutionInfo) Operation {
+	op := Operation{
+		ID:      info.GetExecution().GetWorkflowId(),
+		RunID:   info.GetExecution().GetRunId(),
+		State:   stateName(info.GetStatus()),
+		Started: info.GetStartTime().AsTime(),
+	}
+	if k, ok := workflows.KindOfWorkflowType(info.GetType().GetName()); ok {
+		op.Kind = k.Name
+	}
+	if info.GetCloseTime() != nil {
+		t := info.GetCloseTime().AsTime()
+		op.Closed = &t
+	}
+	return op
 }
 
 // operationsQuery builds the visibility query for the kind and state filters; only workflows
@@ -265,19 +270,8 @@ func (s *Server) getOperation(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	op := Operation{
-		ID:      id,
-		RunID:   info.GetExecution().GetRunId(),
-		State:   stateName(info.GetStatus()),
-		Started: info.GetStartTime().AsTime(),
-	}
-	if k, ok := workflows.KindOfWorkflowType(info.GetType().GetName()); ok {
-		op.Kind = k.Name
-	}
-	if info.GetCloseTime() != nil {
-		t := info.GetCloseTime().AsTime()
-		op.Closed = &t
-	}
+	op := operationOf(info)
+	op.ID = id
 	op.Status = s.queryStatus(ctx, id, op.RunID)
 	switch info.GetStatus() {
 	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:

@@ -53,13 +53,6 @@ type Deps struct {
 // RouteFunc registers routes on the /v1 group; auth gives the role middleware.
 type RouteFunc func(v1 *gin.RouterGroup, auth *Authorizer)
 
-// extraRoutes are registered by other files of this package (consoles, admission) in init.
-var extraRoutes []RouteFunc
-
-// serverSetup are run by New after the routes, for parts of this package that need the
-// Server itself (consoles: its deps, status cache and a field of their own).
-var serverSetup []func(*Server)
-
 // Server is the API: a Gin engine with every route, its metrics and its dependencies.
 type Server struct {
 	deps     Deps
@@ -113,12 +106,8 @@ func New(deps Deps) *Server {
 	s.registerStatus(s.v1)
 	s.registerInventory(s.v1, deps.Auth)
 	s.registerOperations(s.v1, deps.Auth)
-	for _, fn := range extraRoutes {
-		fn(s.v1, deps.Auth)
-	}
-	for _, fn := range serverSetup {
-		fn(s)
-	}
+	setupConsoles(s)
+	setupDashboard(s)
 	return s
 }
 
@@ -130,9 +119,6 @@ func (s *Server) Handler() http.Handler { return s.engine }
 
 // Routes lists every registered route (method and Gin path).
 func (s *Server) Routes() gin.RoutesInfo { return s.engine.Routes() }
-
-// MetricsRegistry is the Prometheus registry /metrics serves, for other parts to add to.
-func (s *Server) MetricsRegistry() *prometheus.Registry { return s.metrics.registry }
 
 func (s *Server) healthz(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
 

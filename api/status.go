@@ -86,6 +86,13 @@ func (c *cachedStatus) get(ctx context.Context) (PublicStatus, error) {
 	return v, nil
 }
 
+// invalidate makes the next get read the source.
+func (c *cachedStatus) invalidate() {
+	c.mu.Lock()
+	c.fetched = time.Time{}
+	c.mu.Unlock()
+}
+
 func (s *Server) registerStatus(v1 *gin.RouterGroup) {
 	cors := CORS(s.deps.CORSOrigins)
 	v1.GET("/status", cors, s.getStatus)
@@ -105,6 +112,12 @@ func (s *Server) getStatus(c *gin.Context) {
 // CORS is middleware for public endpoints: it allows the configured origins ("*" for any) to
 // read with GET and answers preflight OPTIONS requests itself.
 func CORS(origins []string) gin.HandlerFunc {
+	return corsWith(origins, "GET, OPTIONS", "Content-Type")
+}
+
+// corsWith is CORS allowing the given methods and request headers. They are set before the
+// preflight answer is written: headers set after it would never reach the browser.
+func corsWith(origins []string, methods, headers string) gin.HandlerFunc {
 	allowAny := slices.Contains(origins, "*")
 	return func(c *gin.Context) {
 		origin := c.GetHeader("Origin")
@@ -115,8 +128,8 @@ func CORS(origins []string) gin.HandlerFunc {
 			} else {
 				c.Header("Access-Control-Allow-Origin", origin)
 			}
-			c.Header("Access-Control-Allow-Methods", "GET, OPTIONS")
-			c.Header("Access-Control-Allow-Headers", "Content-Type")
+			c.Header("Access-Control-Allow-Methods", methods)
+			c.Header("Access-Control-Allow-Headers", headers)
 			c.Header("Access-Control-Max-Age", "600")
 		}
 		if c.Request.Method == http.MethodOptions {

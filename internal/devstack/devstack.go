@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
 
 	"github.com/anyops/anyops/internal/temporaldev"
 )
@@ -242,7 +243,7 @@ func waitHealthy(ctx context.Context, addr string, exited <-chan struct{}, limit
 		default:
 		}
 		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		c, err := client.DialContext(dctx, client.Options{HostPort: addr, Logger: quietLogger{}})
+		c, err := client.DialContext(dctx, client.Options{HostPort: addr, Logger: quietLogger})
 		if err == nil {
 			_, err = c.CheckHealth(dctx, &client.CheckHealthRequest{})
 			c.Close()
@@ -259,9 +260,4 @@ func waitHealthy(ctx context.Context, addr string, exited <-chan struct{}, limit
 }
 
 // quietLogger keeps the SDK's dial retries out of the dev console while the server starts.
-type quietLogger struct{}
-
-func (quietLogger) Debug(string, ...any) {}
-func (quietLogger) Info(string, ...any)  {}
-func (quietLogger) Warn(string, ...any)  {}
-func (quietLogger) Error(string, ...any) {}
+var quietLogger = tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))
