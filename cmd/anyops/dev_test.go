@@ -52,14 +52,45 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// anyopsBinary builds this tree's anyops and its sandbox init into a directory beside a link
+// to bin/temporal — the layout `make build` gives — so the test never runs a stale binary.
 func anyopsBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(testenv.RepoRoot(), "bin", "anyops")
-	if _, err := os.Stat(bin); err != nil {
-		testenv.Missing(t, "%s (make build)", bin)
+	temporal := testenv.TemporalBinary(t)
+	built.once.Do(func() {
+		built.dir, built.err = os.MkdirTemp("", "anyops-devtest-")
+		if built.err != nil {
+			return
+		}
+		root := testenv.RepoRoot()
+		for pkg, name := range map[string]string{"./cmd/anyops": "anyops", "./sandboxd/jail/cmd/sandbox-init": "anyops-sandbox-init"} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(built.dir, name), pkg)
+			cmd.Dir = root
+			if out, err := cmd.CombinedOutput(); err != nil {
+				built.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+				return
+			}
+		}
+		built.err = os.Symlink(temporal, filepath.Join(built.dir, "temporal"))
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	testenv.TemporalBinary(t)
-	return bin
+	return filepath.Join(built.dir, "anyops")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
 }
 
 func startDev(t *testing.T, dataDir string, extra ...string) *devStack {
