@@ -1,12 +1,14 @@
 package activities
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -110,6 +112,11 @@ type InstanceHealth struct {
 	Events []string
 }
 
+// Impaired reports whether a system or instance status check fails.
+func (h InstanceHealth) Impaired() bool {
+	return h.SystemStatus == "impaired" || h.InstanceStatus == "impaired"
+}
+
 // InstanceRef names one instance.
 type InstanceRef struct {
 	InstanceID string
@@ -147,13 +154,8 @@ func tagSpec(rt types.ResourceType, tags map[string]string) []types.TagSpecifica
 	if len(tags) == 0 {
 		return nil
 	}
-	keys := make([]string, 0, len(tags))
-	for k := range tags {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	spec := types.TagSpecification{ResourceType: rt}
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
 		spec.Tags = append(spec.Tags, types.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
 	}
 	return []types.TagSpecification{spec}
@@ -162,9 +164,7 @@ func tagSpec(rt types.ResourceType, tags map[string]string) []types.TagSpecifica
 // ownTags merges the caller's tags with Name and the anyops provenance tags.
 func ownTags(extra map[string]string, name, workflowID, step string) map[string]string {
 	tags := map[string]string{}
-	for k, v := range extra {
-		tags[k] = v
-	}
+	maps.Copy(tags, extra)
 	if name != "" {
 		tags[TagName] = name
 	}
@@ -314,12 +314,7 @@ type Fleet struct {
 // DescribeFleet lists instances, volumes and status checks (all pages). It only reads.
 func (c *Cloud) DescribeFleet(ctx context.Context, in DescribeFleetInput) (Fleet, error) {
 	var filters []types.Filter
-	keys := make([]string, 0, len(in.Tags))
-	for k := range in.Tags {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(in.Tags)) {
 		filters = append(filters, types.Filter{Name: aws.String("tag:" + k), Values: []string{in.Tags[k]}})
 	}
 	var fleet Fleet
@@ -919,8 +914,8 @@ func (c *Cloud) CopySnapshot(ctx context.Context, in CopySnapshotInput) (Snapsho
 	if in.SourceSnapshotID == "" {
 		return Snapshot{}, invalidInput("SourceSnapshotID is required")
 	}
-	srcRegion := orDefault(in.SourceRegion, c.Clients.Region)
-	dstRegion := orDefault(in.DestinationRegion, c.Clients.Region)
+	srcRegion := cmp.Or(in.SourceRegion, c.Clients.Region)
+	dstRegion := cmp.Or(in.DestinationRegion, c.Clients.Region)
 	dst := c.Clients.EC2For(dstRegion)
 	if prior, ok, err := findByKey(ctx, dst, dstRegion, key); err != nil || ok {
 		return prior, err
@@ -999,7 +994,7 @@ func (c *Cloud) WaitSnapshot(ctx context.Context, in WaitSnapshotInput) (Snapsho
 			last = prev
 		}
 	}
-	region := orDefault(in.Region, c.Clients.Region)
+	region := cmp.Or(in.Region, c.Clients.Region)
 	interval, maxWait := waitBounds(ctx, in.PollInterval, in.Timeout)
 	progress := func(out *ec2.DescribeSnapshotsOutput) {
 		last.Polls++
@@ -1050,7 +1045,7 @@ func (c *Cloud) SwitchRecord(ctx context.Context, in SwitchRecordInput) (RecordC
 	if in.HostedZoneID == "" || in.Name == "" || len(in.Values) == 0 {
 		return RecordChange{}, invalidInput("HostedZoneID, Name and Values are required")
 	}
-	rrType := r53types.RRType(orDefault(in.Type, "A"))
+	rrType := r53types.RRType(cmp.Or(in.Type, "A"))
 	ttl := in.TTL
 	if ttl <= 0 {
 		ttl = 60
@@ -1284,13 +1279,6 @@ func optional(s string) *string {
 		return nil
 	}
 	return aws.String(s)
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // isType reports whether err is an application error of type typ.

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -204,7 +205,7 @@ func DRBDHosts(f Fleet) []string {
 		healthy[i.ID] = i.State == "running"
 	}
 	for _, h := range f.Health {
-		if h.SystemStatus == "impaired" || h.InstanceStatus == "impaired" {
+		if h.Impaired() {
 			healthy[h.InstanceID] = false
 		}
 	}
@@ -389,27 +390,12 @@ func (r *reconciler) zones(ctx context.Context, instances []Instance) error {
 			names = append(names, v.Zone)
 		}
 	}
-	sort.Strings(names)
-	for _, z := range slices.Compact(names) {
-		if z == "" {
-			continue
-		}
+	return r.ensureNamed(ctx, "zone", names, func(z string) error {
 		_, err := r.store.GetZone(ctx, z)
-		if err == nil {
-			r.res.Counts.Unchanged++
-			continue
-		} else if anyops.ErrorCode(err) != anyops.ENOTFOUND {
-			return err
-		}
-		changed, err := r.store.UpsertZone(ctx, inventory.Zone{Name: z, Region: regionOf(z)})
-		if err != nil {
-			return err
-		}
-		if err := r.record(ctx, "zone", z, true, changed, nil); err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	}, func(z string) ([]string, error) {
+		return r.store.UpsertZone(ctx, inventory.Zone{Name: z, Region: regionOf(z)})
+	})
 }
 
 // releases creates the releases instances are tagged with; an existing release is the
@@ -417,24 +403,37 @@ func (r *reconciler) zones(ctx context.Context, instances []Instance) error {
 func (r *reconciler) releases(ctx context.Context, instances []Instance) error {
 	var names []string
 	for _, i := range instances {
-		if rel := i.Tags[TagRelease]; rel != "" {
-			names = append(names, rel)
-		}
+		names = append(names, i.Tags[TagRelease])
 	}
+	return r.ensureNamed(ctx, "release", names, func(name string) error {
+		_, err := r.store.GetRelease(ctx, name)
+		return err
+	}, func(name string) ([]string, error) {
+		return r.store.UpsertRelease(ctx, inventory.Release{Name: name, Notes: "found in the cloud by fleet-sync"})
+	})
+}
+
+// ensureNamed creates each distinct non-empty name that get does not find, with create, and
+// records it; a row that exists is left as the inventory has it.
+func (r *reconciler) ensureNamed(ctx context.Context, entity string, names []string,
+	get func(name string) error, create func(name string) ([]string, error)) error {
 	sort.Strings(names)
 	for _, name := range slices.Compact(names) {
-		_, err := r.store.GetRelease(ctx, name)
+		if name == "" {
+			continue
+		}
+		err := get(name)
 		if err == nil {
 			r.res.Counts.Unchanged++
 			continue
 		} else if anyops.ErrorCode(err) != anyops.ENOTFOUND {
 			return err
 		}
-		changed, err := r.store.UpsertRelease(ctx, inventory.Release{Name: name, Notes: "found in the cloud by fleet-sync"})
+		changed, err := create(name)
 		if err != nil {
 			return err
 		}
-		if err := r.record(ctx, "release", name, true, changed, nil); err != nil {
+		if err := r.record(ctx, entity, name, true, changed, nil); err != nil {
 			return err
 		}
 	}
@@ -487,7 +486,7 @@ func serverState(i Instance, h InstanceHealth, found bool) anyops.ServerState {
 	case "pending":
 		return anyops.ServerPending
 	case "running":
-		if found && (h.SystemStatus == "impaired" || h.InstanceStatus == "impaired") {
+		if found && h.Impaired() {
 			return anyops.ServerImpaired
 		}
 		return anyops.ServerRunning
@@ -576,21 +575,29 @@ func (r *reconciler) servers(ctx context.Context, instances []Instance, health m
 	})
 }
 
-// eachPage calls fn for every row of a paged list. It reads all pages first, so fn may
-// write to the rows being listed.
-func eachPage[T any](list func(inventory.Page) ([]T, string, error), fn func(T) error) error {
+// listAll reads every page of a paged list.
+func listAll[T any](list func(inventory.Page) ([]T, string, error)) ([]T, error) {
 	var all []T
 	p := inventory.Page{Limit: inventory.MaxLimit}
 	for {
 		rows, next, err := list(p)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		all = append(all, rows...)
 		if next == "" {
-			break
+			return all, nil
 		}
 		p.Cursor = next
+	}
+}
+
+// eachPage calls fn for every row of a paged list. It reads all pages first, so fn may
+// write to the rows being listed.
+func eachPage[T any](list func(inventory.Page) ([]T, string, error), fn func(T) error) error {
+	all, err := listAll(list)
+	if err != nil {
+		return err
 	}
 	for _, row := range all {
 		if err := fn(row); err != nil {
@@ -726,7 +733,7 @@ func (r *reconciler) replicas(ctx context.Context, drbd []HostDRBD) error {
 		status[h.InstanceID] = h
 	}
 	seen := map[string]bool{}
-	for _, name := range sortedNames(pairs) {
+	for _, name := range slices.Sorted(maps.Keys(pairs)) {
 		p := pairs[name]
 		if p.primary == nil || p.secondary == nil {
 			r.res.Counts.Ignored++
@@ -787,13 +794,4 @@ func (r *reconciler) replicas(ctx context.Context, drbd []HostDRBD) error {
 		r.res.Counts.Missing++
 		return r.drift(ctx, Drift{Entity: "replica", Key: rep.Name, Change: DriftMissing, Fields: changed}, nil)
 	})
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -75,18 +75,11 @@ type PickHostInput struct {
 // with their live capacity; hosts that do not answer are left out. The API's live status and
 // PickHost share it.
 func ConsoleHosts(ctx context.Context, store *inventory.Store, clientFor func(string) (*sbclient.Client, error)) ([]Host, error) {
-	var servers []inventory.Server
-	page := inventory.Page{Limit: inventory.MaxLimit}
-	for {
-		batch, next, err := store.ListServers(ctx, inventory.ServerFilter{Role: anyops.RoleConsole, State: anyops.ServerRunning, Page: page})
-		if err != nil {
-			return nil, err
-		}
-		servers = append(servers, batch...)
-		if next == "" {
-			break
-		}
-		page.Cursor = next
+	servers, err := listAll(func(p inventory.Page) ([]inventory.Server, string, error) {
+		return store.ListServers(ctx, inventory.ServerFilter{Role: anyops.RoleConsole, State: anyops.ServerRunning, Page: p})
+	})
+	if err != nil {
+		return nil, err
 	}
 	var (
 		mu    sync.Mutex

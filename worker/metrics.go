@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"maps"
 	"regexp"
 	"sort"
 	"strings"
@@ -58,12 +59,8 @@ type handler struct {
 
 func (h handler) WithTags(tags map[string]string) client.MetricsHandler {
 	merged := make(map[string]string, len(h.tags)+len(tags))
-	for k, v := range h.tags {
-		merged[k] = v
-	}
-	for k, v := range tags {
-		merged[k] = v
-	}
+	maps.Copy(merged, h.tags)
+	maps.Copy(merged, tags)
 	return handler{m: h.m, tags: merged}
 }
 

@@ -120,8 +120,8 @@ type DemoFleetResult struct {
 }
 
 func prepareDemoFleet(in *DemoFleetInput, actor string) (string, temporal.SearchAttributes, error) {
-	if in.RequestedBy != "" {
-		return "", temporal.SearchAttributes{}, anyops.Errorf(anyops.EINVALID, "requested_by is set by the server, not the request")
+	if err := setRequestedBy(&in.RequestedBy, actor); err != nil {
+		return "", temporal.SearchAttributes{}, err
 	}
 	if len(in.ImageID) > 128 {
 		return "", temporal.SearchAttributes{}, anyops.Errorf(anyops.EINVALID, "image_id is longer than 128 bytes")
@@ -129,7 +129,6 @@ func prepareDemoFleet(in *DemoFleetInput, actor string) (string, temporal.Search
 	if err := in.Timing.validate(); err != nil {
 		return "", temporal.SearchAttributes{}, err
 	}
-	in.RequestedBy = actor
 	return DemoFleetWorkflowID, temporal.NewSearchAttributes(), nil
 }
 

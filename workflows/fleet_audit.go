@@ -39,13 +39,12 @@ type FleetAuditResult struct {
 }
 
 func prepareFleetAudit(in *FleetAuditInput, actor string) (string, temporal.SearchAttributes, error) {
-	if in.RequestedBy != "" {
-		return "", temporal.SearchAttributes{}, anyops.Errorf(anyops.EINVALID, "requested_by is set by the server, not the request")
+	if err := setRequestedBy(&in.RequestedBy, actor); err != nil {
+		return "", temporal.SearchAttributes{}, err
 	}
 	if len(in.Reason) > maxReasonLen {
 		return "", temporal.SearchAttributes{}, anyops.Errorf(anyops.EINVALID, "reason is longer than %d bytes", maxReasonLen)
 	}
-	in.RequestedBy = actor
 	return FleetAuditWorkflowID, temporal.NewSearchAttributes(), nil
 }
 

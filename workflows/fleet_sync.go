@@ -7,7 +7,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/activities"
 )
 
@@ -37,13 +36,12 @@ type FleetSyncResult struct {
 }
 
 func prepareFleetSync(in *FleetSyncInput, actor string) (string, temporal.SearchAttributes, error) {
-	if in.RequestedBy != "" {
-		return "", temporal.SearchAttributes{}, anyops.Errorf(anyops.EINVALID, "requested_by is set by the server, not the request")
+	if err := setRequestedBy(&in.RequestedBy, actor); err != nil {
+		return "", temporal.SearchAttributes{}, err
 	}
 	if err := in.Timing.validate(); err != nil {
 		return "", temporal.SearchAttributes{}, err
 	}
-	in.RequestedBy = actor
 	return FleetSyncWorkflowID, temporal.NewSearchAttributes(), nil
 }
 
@@ -107,13 +105,9 @@ func FleetSync(ctx workflow.Context, in FleetSyncInput) (FleetSyncResult, error)
 	tracker.Done(stepDRBDStatus, fmt.Sprintf("%d hosts read, %d unreadable", len(drbdHosts)-len(res.DRBDUnreadable), len(res.DRBDUnreadable)))
 
 	tracker.Start(stepReconcile, "reconciling the inventory with the cloud")
-	actor := "fleet-sync"
-	if in.RequestedBy != "" {
-		actor = in.RequestedBy
-	}
 	var rec activities.ReconcileFleetResult
 	if err := workflow.ExecuteActivity(callCtx, inv.ReconcileFleet, activities.ReconcileFleetInput{
-		Fleet: fleet, DRBD: statuses, Actor: actor,
+		Fleet: fleet, DRBD: statuses, Actor: in.RequestedBy, // ReconcileFleet defaults it
 	}).Get(ctx, &rec); err != nil {
 		tracker.Fail(stepReconcile, err)
 		return res, err

@@ -124,6 +124,16 @@ var kinds = []Kind{
 	}),
 }
 
+// setRequestedBy fills an input's RequestedBy with the authenticated actor; a request body
+// that sets it itself is rejected. (An input rejected later is discarded whole.)
+func setRequestedBy(field *string, actor string) error {
+	if *field != "" {
+		return anyops.Errorf(anyops.EINVALID, "requested_by is set by the server, not the request")
+	}
+	*field = actor
+	return nil
+}
+
 // Kinds returns every registered kind, in registration order.
 func Kinds() []Kind { return append([]Kind(nil), kinds...) }
 
