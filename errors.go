@@ -3,6 +3,7 @@ package anyops
 import (
 	"errors"
 	"fmt"
+	"net/http"
 )
 
 // Error codes: the closed set every adapter maps its failures to. The API maps them to HTTP
@@ -54,4 +55,37 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return "internal error"
+}
+
+// ErrorBody is how an error travels over HTTP, from the api and from sandboxd:
+// {"error": {"code": "...", "message": "..."}}.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail carries an error code and a message safe for the client.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// HTTPStatus maps an error code to its HTTP status: the one mapping the api and sandboxd share.
+func HTTPStatus(code string) int {
+	switch code {
+	case EINVALID:
+		return http.StatusBadRequest
+	case EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case EFORBIDDEN:
+		return http.StatusForbidden
+	case ENOTFOUND:
+		return http.StatusNotFound
+	case ECONFLICT:
+		return http.StatusConflict
+	case ERATELIMITED:
+		return http.StatusTooManyRequests
+	case EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
 }

@@ -411,16 +411,3 @@ func TestRoleOrder(t *testing.T) {
 		}
 	}
 }
-
-// TestHTTPStatus proves the one mapping from anyops codes to HTTP statuses.
-func TestHTTPStatus(t *testing.T) {
-	want := map[string]int{
-		anyops.EINVALID: 400, anyops.EUNAUTHORIZED: 401, anyops.EFORBIDDEN: 403, anyops.ENOTFOUND: 404,
-		anyops.ECONFLICT: 409, anyops.ERATELIMITED: 429, anyops.EUNAVAILABLE: 503, anyops.EINTERNAL: 500, "": 500,
-	}
-	for code, status := range want {
-		if got := HTTPStatus(code); got != status {
-			t.Errorf("HTTPStatus(%q) = %d, want %d", code, got, status)
-		}
-	}
-}

@@ -647,21 +647,10 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
-var statusOf = map[string]int{
-	anyops.EINVALID:      http.StatusBadRequest,
-	anyops.EUNAUTHORIZED: http.StatusUnauthorized,
-	anyops.EFORBIDDEN:    http.StatusForbidden,
-	anyops.ENOTFOUND:     http.StatusNotFound,
-	anyops.ECONFLICT:     http.StatusConflict,
-	anyops.ERATELIMITED:  http.StatusTooManyRequests,
-	anyops.EUNAVAILABLE:  http.StatusServiceUnavailable,
-	anyops.EINTERNAL:     http.StatusInternalServerError,
-}
-
 // fail answers with err's status and JSON body; internal errors are logged, not shown.
 func (s *Server) fail(w http.ResponseWriter, err error) {
 	code := anyops.ErrorCode(err)
-	status := statusOf[code]
+	status := anyops.HTTPStatus(code)
 	if status == http.StatusInternalServerError {
 		s.log.Error("request failed", "err", err)
 	} else if status < 500 {

@@ -84,12 +84,7 @@ type Capacity struct {
 }
 
 // ErrorBody is the JSON body of every 4xx and 5xx answer.
-type ErrorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
+type ErrorBody = anyops.ErrorBody
 
 // Duration is a time.Duration that travels as a Go duration string ("90s", "10m").
 type Duration time.Duration
