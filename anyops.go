@@ -175,6 +175,23 @@ func Parse[T ~string](field, s string, values []T) (T, error) {
 	return "", Errorf(EINVALID, "%s %q is not one of %v", field, s, values)
 }
 
+// Tags that describe what a resource is in the fleet. The DemoFleet workflow puts them on what it
+// creates, FleetSync reads the inventory back from them, and cloudsim configures its simulated
+// hosts from the role, RAID and DRBD ones (docs/cloudsim.md).
+const (
+	TagCluster      = "anyops:cluster"
+	TagRole         = "anyops:role"
+	TagZone         = "anyops:zone"
+	TagRelease      = "anyops:release"
+	TagKind         = "anyops:kind"
+	TagCriticality  = "anyops:criticality"
+	TagRAID         = "anyops:raid"
+	TagDRBDResource = "anyops:drbd-resource" // the DRBD resource the volume backs
+	TagDRBDPeer     = "anyops:drbd-peer"     // the instance holding the other replica
+	TagDRBDRole     = "anyops:drbd-role"     // primary | secondary: brought up on attach
+	TagDRBDDisk     = "anyops:drbd-disk"     // UpToDate: the pair starts in sync
+)
+
 // Business keys of workflows: a second request for the same thing joins the running workflow.
 func FailoverWorkflowID(server string) string       { return "failover/" + server }
 func ZoneMigrationWorkflowID(cluster string) string { return "zone-migration/" + cluster }

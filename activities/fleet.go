@@ -15,24 +15,7 @@ import (
 	"github.com/anyops/anyops/inventory"
 )
 
-// Tags that describe what a resource is in the fleet. DemoFleet puts them on what it creates
-// and FleetSync reads the inventory back from them; cloudsim reads the DRBD ones to configure
-// its simulated hosts (docs/cloudsim.md).
-const (
-	TagCluster      = "anyops:cluster"
-	TagRole         = "anyops:role"
-	TagZone         = "anyops:zone"
-	TagRelease      = "anyops:release"
-	TagKind         = "anyops:kind"
-	TagCriticality  = "anyops:criticality"
-	TagRAID         = "anyops:raid"
-	TagDRBDResource = "anyops:drbd-resource" // the DRBD resource the volume backs
-	TagDRBDPeer     = "anyops:drbd-peer"     // the instance holding the other replica
-	TagDRBDRole     = "anyops:drbd-role"     // primary | secondary: brought up on attach
-	TagDRBDDisk     = "anyops:drbd-disk"     // UpToDate: the pair starts in sync
-)
-
-// DRBD roles of a volume, as TagDRBDRole spells them.
+// DRBD roles of a volume, as anyops.TagDRBDRole spells them.
 const (
 	DRBDPrimary   = "primary"
 	DRBDSecondary = "secondary"
@@ -141,9 +124,9 @@ func DemoFleetPlan() FleetPlan {
 
 // InstanceTags are the tags a planned server's instance carries (Name is set by RunInstance).
 func (s PlannedServer) InstanceTags() map[string]string {
-	t := map[string]string{TagCluster: s.Cluster, TagRole: string(s.Role), TagZone: s.Zone}
+	t := map[string]string{anyops.TagCluster: s.Cluster, anyops.TagRole: string(s.Role), anyops.TagZone: s.Zone}
 	if s.Release != "" {
-		t[TagRelease] = s.Release
+		t[anyops.TagRelease] = s.Release
 	}
 	return t
 }
@@ -151,16 +134,16 @@ func (s PlannedServer) InstanceTags() map[string]string {
 // VolumeTags are the tags of a planned volume; peerInstance is the instance id of its DRBD
 // peer server ("" when the volume is not replicated).
 func (v PlannedVolume) VolumeTags(peerInstance string) map[string]string {
-	t := map[string]string{TagKind: string(v.Kind), TagCriticality: string(v.Criticality), TagCluster: v.Cluster}
+	t := map[string]string{anyops.TagKind: string(v.Kind), anyops.TagCriticality: string(v.Criticality), anyops.TagCluster: v.Cluster}
 	if v.RAIDGroup != "" {
-		t[TagRAID] = v.RAIDGroup
+		t[anyops.TagRAID] = v.RAIDGroup
 	}
 	if v.DRBDResource != "" {
-		t[TagDRBDResource] = v.DRBDResource
-		t[TagDRBDRole] = v.DRBDRole
-		t[TagDRBDPeer] = peerInstance
+		t[anyops.TagDRBDResource] = v.DRBDResource
+		t[anyops.TagDRBDRole] = v.DRBDRole
+		t[anyops.TagDRBDPeer] = peerInstance
 		// Both halves of a fresh demo pair are empty volumes: they start in sync.
-		t[TagDRBDDisk] = "UpToDate"
+		t[anyops.TagDRBDDisk] = "UpToDate"
 	}
 	return t
 }
@@ -211,7 +194,7 @@ func DRBDHosts(f Fleet) []string {
 	}
 	var out []string
 	for _, v := range f.Volumes {
-		if v.Tags[TagDRBDRole] != DRBDPrimary {
+		if v.Tags[anyops.TagDRBDRole] != DRBDPrimary {
 			continue
 		}
 		if a, ok := attachedTo(v); ok && healthy[a.InstanceID] && !slices.Contains(out, a.InstanceID) {
@@ -352,10 +335,10 @@ func (r *reconciler) run(ctx context.Context, drbd []HostDRBD) error {
 func managedInstances(all []Instance) []Instance {
 	byName := map[string]Instance{}
 	for _, i := range all {
-		if i.Name == "" || i.Tags[TagCluster] == "" {
+		if i.Name == "" || i.Tags[anyops.TagCluster] == "" {
 			continue
 		}
-		if _, err := anyops.Parse("role", i.Tags[TagRole], anyops.Roles); err != nil {
+		if _, err := anyops.Parse("role", i.Tags[anyops.TagRole], anyops.Roles); err != nil {
 			continue
 		}
 		prev, seen := byName[i.Name]
@@ -386,7 +369,7 @@ func (r *reconciler) zones(ctx context.Context, instances []Instance) error {
 		names = append(names, i.Zone)
 	}
 	for _, v := range r.fleet.Volumes {
-		if v.Tags[TagKind] != "" {
+		if v.Tags[anyops.TagKind] != "" {
 			names = append(names, v.Zone)
 		}
 	}
@@ -403,7 +386,7 @@ func (r *reconciler) zones(ctx context.Context, instances []Instance) error {
 func (r *reconciler) releases(ctx context.Context, instances []Instance) error {
 	var names []string
 	for _, i := range instances {
-		names = append(names, i.Tags[TagRelease])
+		names = append(names, i.Tags[anyops.TagRelease])
 	}
 	return r.ensureNamed(ctx, "release", names, func(name string) error {
 		_, err := r.store.GetRelease(ctx, name)
@@ -447,7 +430,7 @@ func (r *reconciler) clusters(ctx context.Context, instances []Instance) error {
 	first := map[string]Instance{}
 	var names []string
 	for _, i := range instances {
-		c := i.Tags[TagCluster]
+		c := i.Tags[anyops.TagCluster]
 		if _, ok := first[c]; !ok {
 			first[c] = i
 			names = append(names, c)
@@ -466,7 +449,7 @@ func (r *reconciler) clusters(ctx context.Context, instances []Instance) error {
 			want = inventory.Cluster{Name: name, Zone: i.Zone, State: anyops.ClusterLive}
 		}
 		if want.Release == "" {
-			want.Release = i.Tags[TagRelease]
+			want.Release = i.Tags[anyops.TagRelease]
 		}
 		changed, err := r.store.UpsertCluster(ctx, want)
 		if err != nil {
@@ -518,9 +501,9 @@ func (r *reconciler) servers(ctx context.Context, instances []Instance, health m
 		}
 		h, ok := health[i.ID]
 		want.InstanceID = i.ID
-		want.Role = anyops.Role(i.Tags[TagRole])
+		want.Role = anyops.Role(i.Tags[anyops.TagRole])
 		want.Zone = i.Zone
-		want.Cluster = i.Tags[TagCluster]
+		want.Cluster = i.Tags[anyops.TagCluster]
 		want.State = serverState(i, h, ok)
 		want.InstanceType = i.InstanceType
 		want.PrivateIP = i.PrivateIP
@@ -622,7 +605,7 @@ func (r *reconciler) volumes(ctx context.Context) error {
 	for _, v := range r.fleet.Volumes {
 		a, attached := attachedTo(v)
 		server, managedServer := r.serverOf[a.InstanceID]
-		kind := anyops.VolumeKind(v.Tags[TagKind])
+		kind := anyops.VolumeKind(v.Tags[anyops.TagKind])
 		switch {
 		case kind != "":
 			if _, err := anyops.Parse("kind", string(kind), anyops.VolumeKinds); err != nil {
@@ -647,12 +630,12 @@ func (r *reconciler) volumes(ctx context.Context) error {
 		want := old
 		want.VolumeID, want.Kind, want.State, want.Zone = v.ID, kind, state, v.Zone
 		want.SizeGiB = int(v.SizeGiB)
-		want.Criticality = anyops.Criticality(v.Tags[TagCriticality])
+		want.Criticality = anyops.Criticality(v.Tags[anyops.TagCriticality])
 		if _, err := anyops.Parse("criticality", string(want.Criticality), anyops.Criticalities); err != nil {
 			want.Criticality = anyops.DefaultCriticality(kind)
 		}
-		want.RAIDGroup = v.Tags[TagRAID]
-		want.Cluster = v.Tags[TagCluster]
+		want.RAIDGroup = v.Tags[anyops.TagRAID]
+		want.Cluster = v.Tags[anyops.TagCluster]
 		want.Server, want.Device = "", ""
 		if attached && managedServer {
 			want.Server, want.Device = server.Name, a.Device
@@ -714,14 +697,14 @@ func (r *reconciler) replicas(ctx context.Context, drbd []HostDRBD) error {
 	pairs := map[string]*pair{}
 	for i := range r.fleet.Volumes {
 		v := &r.fleet.Volumes[i]
-		name := v.Tags[TagDRBDResource]
+		name := v.Tags[anyops.TagDRBDResource]
 		if name == "" {
 			continue
 		}
 		if pairs[name] == nil {
 			pairs[name] = &pair{}
 		}
-		switch v.Tags[TagDRBDRole] {
+		switch v.Tags[anyops.TagDRBDRole] {
 		case DRBDPrimary:
 			pairs[name].primary = v
 		case DRBDSecondary:

@@ -63,7 +63,7 @@ func TestDemoFleetPlanMatchesDemoFleet(t *testing.T) {
 			t.Errorf("replica %s planned as %s→%s (peers %s, %s)", r.Name, primary.Server, secondary.Server, primary.DRBDPeerServer, secondary.DRBDPeerServer)
 		}
 		tags := primary.VolumeTags("i-0123456789abcdef0")
-		if tags[TagDRBDResource] != r.Name || tags[TagDRBDRole] != DRBDPrimary || tags[TagDRBDPeer] != "i-0123456789abcdef0" {
+		if tags[anyops.TagDRBDResource] != r.Name || tags[anyops.TagDRBDRole] != DRBDPrimary || tags[anyops.TagDRBDPeer] != "i-0123456789abcdef0" {
 			t.Errorf("primary volume tags %v do not configure the pair", tags)
 		}
 	}
@@ -101,7 +101,7 @@ func TestReplicaStatus(t *testing.T) {
 func TestManagedInstances(t *testing.T) {
 	tagged := func(id, name, role, state string, launched int) Instance {
 		return Instance{ID: id, Name: name, State: state, LaunchTime: time.Unix(int64(launched), 0),
-			Tags: map[string]string{TagName: name, TagCluster: "live", TagRole: role}}
+			Tags: map[string]string{TagName: name, anyops.TagCluster: "live", anyops.TagRole: role}}
 	}
 	tests := []struct {
 		name string
@@ -202,7 +202,7 @@ func TestReconcileFleetFillsEmptyInventory(t *testing.T) {
 	}
 	for _, i := range fleet.Instances {
 		s, err := store.GetServerByInstance(ctx, i.ID)
-		if err != nil || s.Name != i.Name || s.State != anyops.ServerRunning || string(s.Role) != i.Tags[TagRole] {
+		if err != nil || s.Name != i.Name || s.State != anyops.ServerRunning || string(s.Role) != i.Tags[anyops.TagRole] {
 			t.Errorf("server of %s = %+v, %v", i.ID, s, err)
 		}
 	}
@@ -294,7 +294,7 @@ func TestReconcileFleetRecordsDrift(t *testing.T) {
 			name: "a detached volume loses its server and device",
 			change: func(f *Fleet, _ *[]HostDRBD) {
 				for i, v := range f.Volumes {
-					if v.Tags[TagKind] == string(anyops.VolumeDropbox) {
+					if v.Tags[anyops.TagKind] == string(anyops.VolumeDropbox) {
 						f.Volumes[i].State, f.Volumes[i].Attachments = "available", nil
 					}
 				}

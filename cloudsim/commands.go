@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/anyops/anyops"
 )
 
 // result is what one simulated command did and how long it took in simulated time.
@@ -517,7 +519,7 @@ func notDefined(name string) result {
 // configuredVolume is the attached volume whose tags define DRBD resource name on this host.
 func (x *execCtx) configuredVolume(name string) *volume {
 	for _, v := range x.s.devices(x.h) {
-		if n, _ := v.Tags.get(tagDRBDResource); n == name {
+		if n, _ := v.Tags.get(anyops.TagDRBDResource); n == name {
 			return v
 		}
 	}
@@ -663,7 +665,7 @@ func (x *execCtx) raidGroupsFromTags() map[string][]string {
 	devs := x.s.devices(x.h)
 	for _, dev := range sortedKeys(devs) {
 		v := devs[dev]
-		g, ok := v.Tags.get(tagRAID)
+		g, ok := v.Tags.get(anyops.TagRAID)
 		if !ok || g == "" {
 			continue
 		}
@@ -1269,7 +1271,7 @@ func cmdBootstrap(x *execCtx, args []string, _ string) result {
 	}
 	pkgs, known := rolePackages[role]
 	if !known {
-		return fail(2, "anyops-bootstrap: unknown role %q (file, backup, web, console, task); pass --role or tag the instance %s", role, tagRole)
+		return fail(2, "anyops-bootstrap: unknown role %q (file, backup, web, console, task); pass --role or tag the instance %s", role, anyops.TagRole)
 	}
 	if x.h.Bootstrapped && x.h.Role == role {
 		return result{out: fmt.Sprintf("%s already bootstrapped as %s\n", x.h.Hostname, role), dur: 30 * time.Second}

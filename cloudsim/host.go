@@ -5,16 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
-)
 
-// Tags that configure a simulated host. docs/cloudsim.md describes them.
-const (
-	tagRole         = "anyops:role"          // instance: file, backup, web, console, task
-	tagDRBDResource = "anyops:drbd-resource" // volume: the DRBD resource it backs
-	tagDRBDPeer     = "anyops:drbd-peer"     // volume: the instance holding the other replica
-	tagDRBDRole     = "anyops:drbd-role"     // volume: primary|secondary: brought up on attach
-	tagDRBDDisk     = "anyops:drbd-disk"     // volume: UpToDate to start already in sync
-	tagRAID         = "anyops:raid"          // volume: member of md array mdN on its instance
+	"github.com/anyops/anyops"
 )
 
 // host is the simulated operating system of one instance.
@@ -95,7 +87,7 @@ var (
 func newHost(in *instance) *host {
 	h := &host{InstanceID: in.ID, Hostname: in.hostname(), Packages: map[string]string{}, Services: map[string]string{},
 		DRBD: map[string]*drbdRes{}, MD: map[string]*mdArray{}, Mounts: map[string]mountEntry{}, Exports: map[string]string{}}
-	h.Role, _ = in.Tags.get(tagRole)
+	h.Role, _ = in.Tags.get(anyops.TagRole)
 	for p, v := range basePackages {
 		h.Packages[p] = v
 	}
@@ -166,11 +158,11 @@ func (s *Sim) hostAttached(v *volume, at time.Time) {
 	if h == nil || in == nil || in.State != stateRunning {
 		return
 	}
-	name, ok := v.Tags.get(tagDRBDResource)
+	name, ok := v.Tags.get(anyops.TagDRBDResource)
 	if !ok {
 		return
 	}
-	role, auto := v.Tags.get(tagDRBDRole)
+	role, auto := v.Tags.get(anyops.TagDRBDRole)
 	if !auto {
 		return
 	}
@@ -184,7 +176,7 @@ func (s *Sim) hostAttached(v *volume, at time.Time) {
 		if strings.EqualFold(role, "primary") {
 			r.Disk, r.Role = "UpToDate", "Primary"
 		}
-		if d, _ := v.Tags.get(tagDRBDDisk); d == "UpToDate" {
+		if d, _ := v.Tags.get(anyops.TagDRBDDisk); d == "UpToDate" {
 			r.Disk = "UpToDate"
 		}
 	}
@@ -192,7 +184,7 @@ func (s *Sim) hostAttached(v *volume, at time.Time) {
 }
 
 func (s *Sim) newDRBDRes(h *host, name string, v *volume) *drbdRes {
-	peer, _ := v.Tags.get(tagDRBDPeer)
+	peer, _ := v.Tags.get(anyops.TagDRBDPeer)
 	r := &drbdRes{Name: name, Minor: len(h.DRBD), VolumeID: v.ID, Peer: peer, Role: "Secondary", Disk: "Diskless"}
 	h.DRBD[name] = r
 	return r

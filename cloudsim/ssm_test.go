@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anyops/anyops"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -139,8 +140,8 @@ func TestDRBDReplication(t *testing.T) {
 	backup := f.run(t, "us-east-1b", map[string]string{"anyops:role": "backup"})
 	f.sim.Advance(bootTime)
 	const size = 100 // GiB: a full sync at 100 MB/s takes 1024 s
-	primary := f.createVolume(t, "us-east-1a", size, map[string]string{tagDRBDResource: "home0", tagDRBDPeer: backup, tagDRBDRole: "primary"})
-	secondary := f.createVolume(t, "us-east-1b", size, map[string]string{tagDRBDResource: "home0", tagDRBDPeer: file, tagDRBDRole: "secondary"})
+	primary := f.createVolume(t, "us-east-1a", size, map[string]string{anyops.TagDRBDResource: "home0", anyops.TagDRBDPeer: backup, anyops.TagDRBDRole: "primary"})
+	secondary := f.createVolume(t, "us-east-1b", size, map[string]string{anyops.TagDRBDResource: "home0", anyops.TagDRBDPeer: file, anyops.TagDRBDRole: "secondary"})
 	f.sim.Advance(volumeCreateTime)
 	f.attach(t, primary, file, "/dev/sdf")
 	f.attach(t, secondary, backup, "/dev/sdf")
@@ -211,8 +212,8 @@ func TestDRBDSetUpByCommands(t *testing.T) {
 	a := f.run(t, "us-east-1a", nil)
 	b := f.run(t, "us-east-1b", nil)
 	f.sim.Advance(bootTime)
-	va := f.createVolume(t, "us-east-1a", 10, map[string]string{tagDRBDResource: "logs0", tagDRBDPeer: b})
-	vb := f.createVolume(t, "us-east-1b", 10, map[string]string{tagDRBDResource: "logs0", tagDRBDPeer: a})
+	va := f.createVolume(t, "us-east-1a", 10, map[string]string{anyops.TagDRBDResource: "logs0", anyops.TagDRBDPeer: b})
+	vb := f.createVolume(t, "us-east-1b", 10, map[string]string{anyops.TagDRBDResource: "logs0", anyops.TagDRBDPeer: a})
 	f.sim.Advance(volumeCreateTime)
 	f.attach(t, va, a, "/dev/sdg")
 	f.attach(t, vb, b, "/dev/sdg")
@@ -270,8 +271,8 @@ func TestRebootClearsHostState(t *testing.T) {
 	a := f.run(t, "us-east-1a", nil)
 	b := f.run(t, "us-east-1b", nil)
 	f.sim.Advance(bootTime)
-	va := f.createVolume(t, "us-east-1a", 10, map[string]string{tagDRBDResource: "home0", tagDRBDPeer: b, tagDRBDRole: "primary"})
-	vb := f.createVolume(t, "us-east-1b", 10, map[string]string{tagDRBDResource: "home0", tagDRBDPeer: a, tagDRBDRole: "secondary", tagDRBDDisk: "UpToDate"})
+	va := f.createVolume(t, "us-east-1a", 10, map[string]string{anyops.TagDRBDResource: "home0", anyops.TagDRBDPeer: b, anyops.TagDRBDRole: "primary"})
+	vb := f.createVolume(t, "us-east-1b", 10, map[string]string{anyops.TagDRBDResource: "home0", anyops.TagDRBDPeer: a, anyops.TagDRBDRole: "secondary", anyops.TagDRBDDisk: "UpToDate"})
 	f.sim.Advance(volumeCreateTime)
 	f.attach(t, va, a, "/dev/sdf")
 	f.attach(t, vb, b, "/dev/sdf")
@@ -334,8 +335,8 @@ func TestRAIDOnDRBD(t *testing.T) {
 	f.sim.Advance(bootTime)
 	for i, dev := range []string{"/dev/sdf", "/dev/sdg"} {
 		res := "live-r" + itoa(int64(i))
-		pv := f.createVolume(t, "us-east-1a", 100, map[string]string{"anyops:raid": "md0", tagDRBDResource: res, tagDRBDPeer: backup, tagDRBDRole: "primary", tagDRBDDisk: "UpToDate"})
-		sv := f.createVolume(t, "us-east-1a", 100, map[string]string{"anyops:raid": "md0", tagDRBDResource: res, tagDRBDPeer: file, tagDRBDRole: "secondary", tagDRBDDisk: "UpToDate"})
+		pv := f.createVolume(t, "us-east-1a", 100, map[string]string{"anyops:raid": "md0", anyops.TagDRBDResource: res, anyops.TagDRBDPeer: backup, anyops.TagDRBDRole: "primary", anyops.TagDRBDDisk: "UpToDate"})
+		sv := f.createVolume(t, "us-east-1a", 100, map[string]string{"anyops:raid": "md0", anyops.TagDRBDResource: res, anyops.TagDRBDPeer: file, anyops.TagDRBDRole: "secondary", anyops.TagDRBDDisk: "UpToDate"})
 		f.sim.Advance(volumeCreateTime)
 		f.attach(t, pv, file, dev)
 		f.attach(t, sv, backup, dev)
@@ -370,8 +371,8 @@ func TestDRBDFailoverAfterHardwareFailure(t *testing.T) {
 	file := f.run(t, "us-east-1a", nil)
 	backup := f.run(t, "us-east-1a", nil)
 	f.sim.Advance(bootTime)
-	pv := f.createVolume(t, "us-east-1a", 100, map[string]string{tagDRBDResource: "home0", tagDRBDPeer: backup, tagDRBDRole: "primary", tagDRBDDisk: "UpToDate"})
-	sv := f.createVolume(t, "us-east-1a", 100, map[string]string{tagDRBDResource: "home0", tagDRBDPeer: file, tagDRBDRole: "secondary", tagDRBDDisk: "UpToDate"})
+	pv := f.createVolume(t, "us-east-1a", 100, map[string]string{anyops.TagDRBDResource: "home0", anyops.TagDRBDPeer: backup, anyops.TagDRBDRole: "primary", anyops.TagDRBDDisk: "UpToDate"})
+	sv := f.createVolume(t, "us-east-1a", 100, map[string]string{anyops.TagDRBDResource: "home0", anyops.TagDRBDPeer: file, anyops.TagDRBDRole: "secondary", anyops.TagDRBDDisk: "UpToDate"})
 	f.sim.Advance(volumeCreateTime)
 	f.attach(t, pv, file, "/dev/sdf")
 	f.attach(t, sv, backup, "/dev/sdf")
