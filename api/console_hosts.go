@@ -62,7 +62,7 @@ func (cs *consoleService) registerConsoleHost(c *gin.Context) {
 		return
 	}
 	if _, err := cs.server.deps.Store.RecordAudit(ctx, inventory.AuditEvent{Actor: Actor(c), Action: "register-console-host", Subject: srv.Name,
-		Summary: map[string]any{"sandboxd_url": srv.SandboxdURL, "image": image.Name + ":" + image.Version}}); err != nil {
+		Summary: map[string]any{"sandboxd_url": srv.SandboxdURL, "image": image.Ref()}}); err != nil {
 		cs.server.log.Warn("record console host audit event", "err", err)
 	}
 	got, err := cs.server.deps.Store.GetServer(ctx, srv.Name)

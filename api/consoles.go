@@ -289,7 +289,7 @@ func (cs *consoleService) create(c *gin.Context) {
 		in.Network = anyops.NetworkNone
 	}
 	if user.Image != nil {
-		in.Image = user.Image.Name + ":" + user.Image.Version
+		in.Image = user.Image.Ref()
 	}
 	started := time.Now()
 	opened, err := cs.open(ctx, in)
@@ -622,10 +622,10 @@ func (cs *consoleService) setUserImage(c *gin.Context) {
 	}
 	from := ""
 	if before.Image != nil {
-		from = before.Image.Name + ":" + before.Image.Version
+		from = before.Image.Ref()
 	}
 	if _, err := cs.server.deps.Store.RecordAudit(ctx, inventory.AuditEvent{Actor: Actor(c), Action: "move-user-image", Subject: u.Name,
-		Summary: map[string]any{"from": from, "to": req.Name + ":" + req.Version}}); err != nil {
+		Summary: map[string]any{"from": from, "to": inventory.Image{Name: req.Name, Version: req.Version}.Ref()}}); err != nil {
 		cs.server.log.Warn("record image move audit event", "err", err)
 	}
 	c.JSON(http.StatusOK, u)

@@ -154,6 +154,9 @@ type Image struct {
 	UpdatedAt time.Time `gorm:"column:updated_at" json:"updated_at"`
 }
 
+// Ref is the image as sandboxd names it: "name:version".
+func (i Image) Ref() string { return i.Name + ":" + i.Version }
+
 // User is an account of the hosting platform.
 type User struct {
 	Name      string      `gorm:"column:name;primaryKey" json:"name"`

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/anyops/anyops/activities"
@@ -74,7 +75,7 @@ func startStack(ctx context.Context, o stackOptions) (_ *stack, err error) {
 	}
 	st.temporal, err = testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
 		ExistingPath:  filepath.Join(repo, "bin", "temporal"),
-		ClientOptions: &client.Options{HostPort: temporalAddr, Logger: quietTemporalLogger{}},
+		ClientOptions: &client.Options{HostPort: temporalAddr, Logger: quietLogger},
 		LogLevel:      "error",
 		ExtraArgs:     temporaldev.Args(),
 		// The dev server's banner would bury the benchmark's lines; errors still show.
@@ -84,7 +85,7 @@ func startStack(ctx context.Context, o stackOptions) (_ *stack, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("temporal dev server: %w", err)
 	}
-	if st.tc, err = client.Dial(client.Options{HostPort: temporalAddr, Logger: quietTemporalLogger{}}); err != nil {
+	if st.tc, err = client.Dial(client.Options{HostPort: temporalAddr, Logger: quietLogger}); err != nil {
 		return nil, err
 	}
 	if st.store, err = inventory.Open(ctx, inventory.DriverSQLite, filepath.Join(st.dir, "inventory.db")); err != nil {
@@ -232,10 +233,5 @@ func repoRoot() (string, error) {
 	}
 }
 
-// quietTemporalLogger drops the SDK's own logs, which would bury the benchmark's lines.
-type quietTemporalLogger struct{}
-
-func (quietTemporalLogger) Debug(string, ...any) {}
-func (quietTemporalLogger) Info(string, ...any)  {}
-func (quietTemporalLogger) Warn(string, ...any)  {}
-func (quietTemporalLogger) Error(string, ...any) {}
+// quietLogger keeps the SDK's dial retries out of the benchmark's output.
+var quietLogger = tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))
