@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -207,25 +208,14 @@ func (a *admission) evictLocked(now time.Time) {
 	for _, cl := range a.clients {
 		seen = append(seen, cl.seen)
 	}
-	cut := medianTime(seen)
+	// The median last-seen time: dropping everyone seen no later frees at least half.
+	slices.SortFunc(seen, time.Time.Compare)
+	cut := seen[(len(seen)-1)/2]
 	for k, cl := range a.clients {
 		if !cl.seen.After(cut) {
 			delete(a.clients, k)
 		}
 	}
-}
-
-func medianTime(ts []time.Time) time.Time {
-	lo, hi := ts[0], ts[0]
-	for _, t := range ts {
-		if t.Before(lo) {
-			lo = t
-		}
-		if t.After(hi) {
-			hi = t
-		}
-	}
-	return lo.Add(hi.Sub(lo) / 2)
 }
 
 func ceilSeconds(d time.Duration) string {

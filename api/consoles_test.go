@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -442,5 +443,27 @@ func TestConsolePageServed(t *testing.T) {
 		if rec.Code != tt.want || !strings.Contains(rec.Header().Get("Content-Type"), tt.wantType) {
 			t.Errorf("GET %s = %d %q, want %d %s", tt.path, rec.Code, rec.Header().Get("Content-Type"), tt.want, tt.wantType)
 		}
+	}
+}
+
+// TestAdmissionEvictsOlderHalf proves that when the limiter map is full and no client has been
+// idle long enough to forget, the least recently seen half goes — even when last-seen times
+// bunch up, where halving the time range would drop almost everyone or almost no one.
+func TestAdmissionEvictsOlderHalf(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	a := newAdmission(AdmissionConfig{PerClientEvery: time.Hour, PerClientBurst: 5, GlobalPerSecond: 1000, GlobalBurst: 1000, MaxClients: 10})
+	// Nine clients seen within a second, one long before: the time range's midpoint would
+	// keep all nine and drop only one.
+	a.admitAnonymous("old", now)
+	for i := range 9 {
+		a.admitAnonymous(fmt.Sprintf("c%d", i), now.Add(10*time.Minute+time.Duration(i)*time.Millisecond))
+	}
+	a.mu.Lock()
+	a.evictLocked(now.Add(11 * time.Minute))
+	kept := len(a.clients)
+	_, oldKept := a.clients["old"]
+	a.mu.Unlock()
+	if kept > 5 || kept < 4 || oldKept {
+		t.Fatalf("kept %d limiters (old kept: %v), want the newest half", kept, oldKept)
 	}
 }
