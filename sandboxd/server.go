@@ -34,6 +34,7 @@ import (
 
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/sandboxd/client"
+	"github.com/anyops/anyops/sandboxd/network"
 	"github.com/anyops/anyops/sandboxd/token"
 )
 
@@ -52,7 +53,10 @@ type Config struct {
 	AllowedOrigins []string
 	// ExitedRetention is how long an exited sandbox stays visible to GET; 0: one hour.
 	ExitedRetention time.Duration
-	Logger          *slog.Logger
+	// Network configures the sandboxes' links: pool, private ranges, proxy allowlist, uplink
+	// (package network; its Name defaults to one derived from CgroupParent).
+	Network network.Config
+	Logger  *slog.Logger
 }
 
 // Server is a sandboxd instance: an http.Handler plus the sandboxes it runs.
@@ -87,7 +91,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.release = func() error { return errors.Join(store.Close(), rt.m.RemoveCgroupParent()) }
+	s.release = func() error { return errors.Join(store.Close(), rt.m.RemoveCgroupParent(), rt.m.Close()) }
 	return s, nil
 }
 
@@ -312,11 +316,9 @@ func (s *Server) validateCreate(req client.CreateRequest) (sandboxSpec, client.S
 	if err != nil {
 		return sandboxSpec{}, client.Sandbox{}, err
 	}
-	network := anyops.NetworkNone
-	if req.Network != "" {
-		if network, err = anyops.Parse("network", string(req.Network), anyops.NetworkPolicies); err != nil {
-			return sandboxSpec{}, client.Sandbox{}, err
-		}
+	netPolicy, err := planNetwork(plan, req.Network)
+	if err != nil {
+		return sandboxSpec{}, client.Sandbox{}, err
 	}
 	if len(req.Command) > maxArgs {
 		return bad("command has %d arguments, at most %d allowed", len(req.Command), maxArgs)
@@ -349,11 +351,11 @@ func (s *Server) validateCreate(req client.CreateRequest) (sandboxSpec, client.S
 		User: req.User, UID: req.UID, GID: gid, Hostname: "console",
 		ImageRoot: img.Root, Command: slices.Clone(req.Command),
 		Env:    []string{"TERM=xterm-256color", "LANG=C.UTF-8"},
-		Limits: limits, Network: network, Rows: rows, Cols: cols,
+		Limits: limits, Network: netPolicy, Rows: rows, Cols: cols,
 	}
 	info := client.Sandbox{
 		User: req.User, UID: req.UID, GID: gid, Plan: plan, Image: img.Ref(),
-		Command: spec.Command, Network: network, Limits: limits,
+		Command: spec.Command, Network: netPolicy, Limits: limits,
 		IdleTimeout: client.Duration(limits.IdleTimeout), MaxLifetime: client.Duration(limits.MaxLifetime),
 	}
 	return spec, info, nil

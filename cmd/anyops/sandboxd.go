@@ -63,6 +63,11 @@ func sandboxdConfig(common config.Common, sc config.Sandboxd, log *slog.Logger) 
 	if err != nil {
 		return sandboxd.Config{}, err
 	}
+	netCfg, err := sc.NetworkConfig()
+	if err != nil {
+		return sandboxd.Config{}, err
+	}
+	netCfg.Logger = log
 	return sandboxd.Config{
 		Addr:           sc.Addr,
 		PublicKeyFile:  sc.PublicKey,
@@ -71,6 +76,7 @@ func sandboxdConfig(common config.Common, sc config.Sandboxd, log *slog.Logger) 
 		Slots:          sc.Slots,
 		CgroupParent:   sc.CgroupParent,
 		AllowedOrigins: api.ParseOrigins(sc.AllowedOrigins),
+		Network:        netCfg,
 		Logger:         log,
 	}, nil
 }

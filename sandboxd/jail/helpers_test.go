@@ -15,6 +15,8 @@ import (
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/sandboxd/images"
+	"github.com/anyops/anyops/sandboxd/network"
+	"github.com/anyops/anyops/sandboxd/network/networktest"
 )
 
 // The test binary is the sandboxes' init: Manager.Start re-executes it.
@@ -23,7 +25,8 @@ func TestMain(m *testing.M) {
 	testenv.Main(m)
 }
 
-// fixture is a Manager on a private cgroup parent with the host image, for one test.
+// fixture is a Manager on a private cgroup parent (and so network name) with the host image,
+// for one test.
 type fixture struct {
 	m     *Manager
 	image images.Image
@@ -33,6 +36,13 @@ type fixture struct {
 const testUID, testGID = 54321, 54321
 
 func newFixture(t testing.TB) *fixture {
+	t.Helper()
+	return newNetworkFixture(t, network.Config{})
+}
+
+// newNetworkFixture is newFixture with the sandboxes' network configured by netCfg; a zero
+// pool is a free /24 of its own (networktest.Pool).
+func newNetworkFixture(t testing.TB, netCfg network.Config) *fixture {
 	t.Helper()
 	testenv.RequireRoot(t)
 	dir := t.TempDir()
@@ -48,7 +58,10 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() }) // before TempDir's removal: cleanups run last-in first-out
-	m, err := NewManager(Config{StateDir: filepath.Join(dir, "state"), CgroupParent: "anyops-test-" + randomID()})
+	if !netCfg.Pool.IsValid() {
+		netCfg.Pool = networktest.Pool(t)
+	}
+	m, err := NewManager(Config{StateDir: filepath.Join(dir, "state"), CgroupParent: "anyops-test-" + randomID(), Network: netCfg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,6 +70,9 @@ func newFixture(t testing.TB) *fixture {
 			t.Errorf("sandboxes left behind by the test: %d (%v)", n, err)
 		}
 		if err := m.RemoveCgroupParent(); err != nil {
+			t.Error(err)
+		}
+		if err := m.Close(); err != nil {
 			t.Error(err)
 		}
 	})

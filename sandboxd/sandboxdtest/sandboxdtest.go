@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -120,7 +121,7 @@ func (d *Daemon) Close() error {
 		d.srv.Close()
 		d.Server.Close()
 		teardown.RemoveCgroupParent(d.Config.CgroupParent)
-		err = teardown.RemoveStateDir(d.Config.StateDir)
+		err = errors.Join(teardown.RemoveNetwork(d.Config.CgroupParent), teardown.RemoveStateDir(d.Config.StateDir))
 	})
 	return err
 }

@@ -1,6 +1,7 @@
 // Package teardown removes what a sandboxd run for a test or a benchmark leaves on the host:
-// its cgroup parent and its state dir, whose image store bind-mounts the host's /usr and
-// friends (read-only). It imports no testing, so benchmarks use it as well as tests.
+// its cgroup parent, its network table and links, and its state dir, whose image store
+// bind-mounts the host's /usr and friends (read-only). It imports no testing, so benchmarks use
+// it as well as tests.
 package teardown
 
 import (
@@ -11,6 +12,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/anyops/anyops/sandboxd/network"
 )
 
 // cgroupRoot is where every cgroup hierarchy of the host is mounted (v2 at the root, v1 one
@@ -28,6 +31,16 @@ func RemoveCgroupParent(parent string) {
 	for _, d := range append(dirs, cgroupRoot+"/"+parent) {
 		_ = syscall.Rmdir(d)
 	}
+}
+
+// RemoveNetwork removes the nftables table and links of the sandboxd whose cgroup parent is
+// parent (its network is named after it: network.InstanceName).
+func RemoveNetwork(parent string) error {
+	if parent == "" {
+		return nil
+	}
+	_, err := network.RemoveLeftovers(network.InstanceName(parent))
+	return err
 }
 
 // MountsUnder lists the mount points strictly below dir, in the order they were mounted.

@@ -59,9 +59,12 @@ type Config struct {
 	TmpBytes  int64    `json:"tmp_bytes"`
 	OpenFiles int      `json:"open_files"`
 	FileSize  int64    `json:"file_size"`
-	Loopback  bool     `json:"loopback"` // new network namespace: bring lo up
+	// ResolvConf, when set, is laid over the image's /etc/resolv.conf (if that is a plain file).
+	ResolvConf string `json:"resolv_conf,omitempty"`
 	// Seccomp are the filters installed, in order, after no_new_privs and before the fork.
 	Seccomp [][]Filter `json:"seccomp"`
+
+	runMounted bool // /run is the init's tmpfs
 }
 
 // MaybeRun runs the sandbox init and exits when this process was started as one; otherwise
@@ -104,10 +107,9 @@ func runInit(cfgJSON string) int {
 	if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
 		return fail("set hostname", err)
 	}
-	if c.Loopback {
-		if err := loopbackUp(); err != nil {
-			return fail("bring up loopback", err)
-		}
+	// The sandbox's own network namespace: its loopback, and whatever link the parent adds.
+	if err := loopbackUp(); err != nil {
+		return fail("bring up loopback", err)
 	}
 	if n, _ := goAhead.Read(make([]byte, 1)); n != 1 {
 		return fail("wait for cgroup", errors.New("parent went away"))
@@ -227,7 +229,9 @@ func buildRoot(c *Config) error {
 		{"mkdir " + home, func() error { return unix.Mkdir(home, 0o755) }},
 		mount(c.Home, home, "", unix.MS_BIND|unix.MS_REC, ""),
 		mount("", home, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_NOSUID|unix.MS_NODEV, ""),
+		{"/run", func() error { return mountRun(c) }},
 		{"user database", func() error { return addUser(c) }},
+		{"resolv.conf", func() error { return overlayResolvConf(c) }},
 		{"pivot_root", func() error { return pivotRoot(root) }},
 	}
 	for _, s := range steps {
@@ -278,10 +282,9 @@ func populateDev(dev string, shmBytes int64) error {
 	return unix.Mount("tmpfs", filepath.Join(dev, "shm"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"+size)
 }
 
-// addUser lays /etc/passwd and /etc/group with the sandbox's user over the image's, from a
-// small tmpfs at /run, so the shell and python know the user's name. Images without /run
-// or /etc/passwd are left as they are.
-func addUser(c *Config) error {
+// mountRun mounts a small tmpfs at /run, which holds the files laid over the image's /etc.
+// An image without /run gets neither overlay.
+func mountRun(c *Config) error {
 	run := filepath.Join(c.RootDir, "run")
 	if st, err := os.Stat(run); err != nil || !st.IsDir() {
 		return nil
@@ -289,31 +292,58 @@ func addUser(c *Config) error {
 	if err := unix.Mount("tmpfs", run, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755,size=1048576"); err != nil {
 		return err
 	}
+	c.runMounted = true
+	return nil
+}
+
+// addUser lays /etc/passwd and /etc/group with the sandbox's user over the image's, so the
+// shell and python know the user's name. Images without them are left as they are.
+func addUser(c *Config) error {
 	entries := map[string]string{
 		"passwd": fmt.Sprintf("%s:x:%d:%d::/home/%s:/bin/bash\n", c.User, c.UID, c.GID, c.User),
 		"group":  fmt.Sprintf("%s:x:%d:\n", c.User, c.GID),
 	}
 	for name, line := range entries {
-		target := filepath.Join(c.RootDir, "etc", name)
-		base, err := os.ReadFile(target)
+		base, err := os.ReadFile(filepath.Join(c.RootDir, "etc", name))
 		if err != nil {
 			continue
 		}
 		if len(base) > 0 && !strings.HasSuffix(string(base), "\n") {
 			base = append(base, '\n')
 		}
-		overlay := filepath.Join(run, name)
-		if err := os.WriteFile(overlay, append(base, line...), 0o644); err != nil {
-			return err
-		}
-		if err := unix.Mount(overlay, target, "", unix.MS_BIND, ""); err != nil {
-			return err
-		}
-		if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		if err := overlayEtc(c, name, append(base, line...)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// overlayResolvConf lays c.ResolvConf over the image's /etc/resolv.conf when that is a plain
+// file (a symlink would lead outside the image before the pivot).
+func overlayResolvConf(c *Config) error {
+	if c.ResolvConf == "" {
+		return nil
+	}
+	if st, err := os.Lstat(filepath.Join(c.RootDir, "etc", "resolv.conf")); err != nil || !st.Mode().IsRegular() {
+		return nil
+	}
+	return overlayEtc(c, "resolv.conf", []byte(c.ResolvConf))
+}
+
+// overlayEtc writes content to /run/<name> and binds it read-only over /etc/<name>.
+func overlayEtc(c *Config, name string, content []byte) error {
+	if !c.runMounted {
+		return nil
+	}
+	overlay := filepath.Join(c.RootDir, "run", name)
+	target := filepath.Join(c.RootDir, "etc", name)
+	if err := os.WriteFile(overlay, content, 0o644); err != nil {
+		return err
+	}
+	if err := unix.Mount(overlay, target, "", unix.MS_BIND, ""); err != nil {
+		return err
+	}
+	return unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, "")
 }
 
 // pivotRoot makes root the root and detaches the old one (runc's pivot_root(".", ".")).
