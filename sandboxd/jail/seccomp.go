@@ -6,9 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	seccomp "github.com/elastic/go-seccomp-bpf"
 	"github.com/elastic/go-seccomp-bpf/arch"
-	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/anyops/anyops/sandboxd/jail/internal/sandboxinit"
@@ -18,7 +16,11 @@ import (
 // names it, with Docker's default profile (moby/moby profiles/seccomp/default.json, for a
 // container without capabilities) as the reference, less what a console does not need and an
 // escape would. syscallPolicy is the one list; docs/sandbox-syscalls.md is generated from it
-// (go test ./sandboxd/jail -run TestSyscallPolicyDoc -update).
+// (go test ./sandboxd/jail -run TestSyscallPolicyDoc -update), and so is the filter:
+// compileSyscallPolicy turns it into one classic BPF program that finds a call's answer by a
+// binary search over ranges of call numbers (go-seccomp-bpf provides the architectures' call
+// tables). A short program matters: the kernel compiles it, and prepares its per-call cache by
+// running it for every call number, at every sandbox's start.
 //
 // What a call that is not allowed gets:
 //   - EPERM for the calls listed as denied: the known ways out of a sandbox or into the
@@ -54,9 +56,10 @@ const netlinkRoute = 0 // NETLINK_ROUTE, the protocol argument of socket(AF_NETL
 type syscallRule struct {
 	names  []string
 	answer answer
-	when   string // for allowIf: the condition, which guardFilter checks
+	when   string // for allowIf: the condition, checked by the call's block in argumentChecks
 	why    string
-	// guarded rules are the other half of an allowIf rule: guardFilter gives their answer.
+	// guarded rules are the other half of an allowIf rule: the answer its check gives when the
+	// condition does not hold (documentation; argumentChecks decides).
 	guarded bool
 }
 
@@ -147,7 +150,8 @@ var syscallPolicy = []syscallRule{
 	{answer: allow, why: "using sockets", names: []string{
 		"bind", "listen", "accept", "accept4", "connect", "getsockname", "getpeername",
 		"getsockopt", "setsockopt", "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "shutdown"}},
-	{answer: allow, why: "terminals and devices; TIOCSTI and TIOCLINUX are refused by the guard filter", names: []string{"ioctl"}},
+	{answer: allowIf, names: []string{"ioctl"}, when: "the request is not TIOCSTI or TIOCLINUX",
+		why: "terminals and devices; those two push bytes into a terminal's input"},
 
 	{answer: denyENOSYS, names: []string{"clone3"},
 		why: "its flags are in memory the filter cannot read: libc falls back to clone, whose flags it checks"},
@@ -156,6 +160,7 @@ var syscallPolicy = []syscallRule{
 	{answer: denyNoFamily, names: []string{"socket", "socketpair"}, guarded: true,
 		why: "any other family: vsock (the hypervisor), netlink audit and the rest, packet, bluetooth, ..."},
 	{answer: denyEPERM, names: []string{"clone"}, guarded: true, why: "with a namespace flag"},
+	{answer: denyEPERM, names: []string{"ioctl"}, guarded: true, why: "TIOCSTI or TIOCLINUX"},
 	{answer: denyEPERM, names: []string{"personality"}, guarded: true, why: "to any other execution domain"},
 	{answer: denyEPERM, why: "mounts and roots: the sandbox's file system is built for it and fixed", names: []string{
 		"mount", "umount2", "pivot_root", "chroot", "fsopen", "fsconfig", "fsmount", "fspick",
@@ -176,76 +181,182 @@ var syscallPolicy = []syscallRule{
 		"set_mempolicy_home_node", "migrate_pages", "move_pages"}},
 }
 
-// errnoAction is seccomp's "fail with errno".
-func errnoAction(errno unix.Errno) seccomp.Action {
-	return seccomp.ActionErrno | seccomp.Action(errno)
+// Labels of the blocks that answer a call.
+const (
+	labelAllow        = "allow"
+	labelEPERM        = "eperm"
+	labelENOSYS       = "enosys"
+	labelEAFNOSUPPORT = "eafnosupport"
+)
+
+var answerLabel = map[answer]string{allow: labelAllow, denyEPERM: labelEPERM, denyENOSYS: labelENOSYS, denyNoFamily: labelEAFNOSUPPORT}
+
+// argumentChecks are the blocks of the allowIf calls, by name: each ends in a jump to an
+// answer. They read the low 32 bits of an argument, which are all the kernel reads of it (ints,
+// clone's legacy flags, ioctl's request): a high bit set cannot slip a value past.
+var argumentChecks = map[string]func(g *bpfProgram){
+	"clone": func(g *bpfProgram) {
+		g.load(argLow(0))
+		g.jumpIfBits(uint32(namespaceMask()), labelEPERM, labelAllow)
+	},
+	"ioctl": func(g *bpfProgram) {
+		g.load(argLow(1))
+		g.jumpIf(unix.TIOCSTI, labelEPERM, "")
+		g.jumpIf(unix.TIOCLINUX, labelEPERM, labelAllow)
+	},
+	"socket": func(g *bpfProgram) {
+		g.load(argLow(0))
+		g.jumpIf(unix.AF_UNIX, labelAllow, "")
+		g.jumpIf(unix.AF_INET, labelAllow, "")
+		g.jumpIf(unix.AF_INET6, labelAllow, "")
+		g.jumpIf(unix.AF_NETLINK, "", labelEAFNOSUPPORT)
+		g.load(argLow(2))
+		g.jumpIf(netlinkRoute, labelAllow, labelEAFNOSUPPORT)
+	},
+	"socketpair": func(g *bpfProgram) {
+		g.load(argLow(0))
+		g.jumpIf(unix.AF_UNIX, labelAllow, labelEAFNOSUPPORT)
+	},
+	"personality": func(g *bpfProgram) {
+		g.load(argLow(0))
+		for _, v := range []uint32{0, 8, 0x20000, 0x20008} {
+			g.jumpIf(v, labelAllow, "")
+		}
+		g.jumpIf(0xffffffff, labelAllow, labelEPERM)
+	},
 }
 
-var answerAction = map[answer]seccomp.Action{
-	allow: seccomp.ActionAllow, allowIf: seccomp.ActionAllow,
-	denyEPERM: errnoAction(unix.EPERM), denyENOSYS: errnoAction(unix.ENOSYS), denyNoFamily: errnoAction(unix.EAFNOSUPPORT),
-}
-
-// sandboxPolicy is syscallPolicy for the CPU architecture info, as go-seccomp-bpf builds it:
-// names only, one group per rule in order. An allowIf rule's calls are allowed here, and its
-// condition left to guardFilter (the kernel takes the stricter answer of the two filters):
-// the library's argument conditions leave the argument, not the call's number, in the
-// accumulator for the rules after them, so a failed condition could match a later rule by the
-// argument's value.
-func sandboxPolicy(info *arch.Info) seccomp.Policy {
-	known := func(names []string) []string {
-		return slices.DeleteFunc(slices.Clone(names), func(n string) bool { _, ok := info.SyscallNames[n]; return !ok })
+// argLow is the offset of the low word of seccomp_data.args[i].
+func argLow(i uint32) uint32 {
+	off := 16 + 8*i
+	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
+		off += 4 // big-endian: the low word is the second
 	}
-	// The library takes only a bare default action (errno means EPERM to it); defaultToENOSYS
-	// swaps in ENOSYS once the policy is assembled.
-	p := seccomp.Policy{DefaultAction: seccomp.ActionErrno}
+	return off
+}
+
+// callSpan is a run of call numbers, from lo up to the next span's lo, with one answer.
+type callSpan struct {
+	lo    uint32
+	label string
+}
+
+// callSpans are the answers of every call number of info, in runs: the first rule naming a
+// call decides, a call no rule names (and every number past the table) gets ENOSYS.
+func callSpans(info *arch.Info) ([]callSpan, error) {
+	answers := map[uint32]string{}
 	for _, r := range syscallPolicy {
-		if !r.guarded {
-			p.Syscalls = append(p.Syscalls, seccomp.SyscallGroup{Action: answerAction[r.answer], Names: known(r.names)})
+		if r.guarded {
+			continue
+		}
+		for _, name := range r.names {
+			nr, ok := info.SyscallNames[name]
+			if !ok {
+				continue // not a call of this architecture
+			}
+			if _, decided := answers[uint32(nr)]; decided {
+				continue
+			}
+			label := answerLabel[r.answer]
+			if r.answer == allowIf {
+				if argumentChecks[name] == nil {
+					return nil, fmt.Errorf("jail: seccomp policy: %s has no argument check", name)
+				}
+				label = "check " + name
+			}
+			answers[uint32(nr)] = label
 		}
 	}
-	return p
+	var spans []callSpan
+	top := uint32(0)
+	for nr := range answers {
+		top = max(top, nr)
+	}
+	for nr := uint32(0); nr <= top+1; nr++ {
+		label, ok := answers[nr]
+		if !ok {
+			label = labelENOSYS
+		}
+		if len(spans) == 0 || spans[len(spans)-1].label != label || strings.HasPrefix(label, "check ") {
+			spans = append(spans, callSpan{nr, label})
+		}
+	}
+	return spans, nil
 }
 
-// seccompFilters assembles the filters every sandboxed command runs under, once per
-// manager: the policy above, then the guard. The init only installs them.
+// compileSyscallPolicy is the filter every sandboxed command runs under:
+//
+//	a call of another ABI (i386's int 0x80 on x86_64, x32)  → ENOSYS
+//	its number, by binary search over callSpans             → its answer, or its argument check
+func compileSyscallPolicy(info *arch.Info) ([]sandboxinit.Filter, error) {
+	spans, err := callSpans(info)
+	if err != nil {
+		return nil, err
+	}
+	var g bpfProgram
+	g.load(4) // seccomp_data.arch
+	g.jumpIf(uint32(info.ID), "", labelENOSYS)
+	g.load(0) // seccomp_data.nr
+	if info.ID == arch.X86_64.ID {
+		g.jumpIfAtLeast(uint32(arch.X32.SeccompMask), labelENOSYS, "") // x32 shares x86_64's arch value
+	}
+	// The search tree: a node compares the number with the first of its upper half's spans.
+	type node struct {
+		label string
+		spans []callSpan
+	}
+	var pending []node
+	target := func(spans []callSpan) string {
+		if len(spans) == 1 {
+			return spans[0].label
+		}
+		l := fmt.Sprintf("node %d-%d", spans[0].lo, len(spans))
+		pending = append(pending, node{l, spans})
+		return l
+	}
+	emit := func(spans []callSpan) {
+		mid := len(spans) / 2
+		g.jumpIfAtLeast(spans[mid].lo, target(spans[mid:]), target(spans[:mid]))
+	}
+	emit(spans)
+	for len(pending) > 0 {
+		n := pending[0]
+		pending = pending[1:]
+		g.label(n.label)
+		emit(n.spans)
+	}
+	names := make([]string, 0, len(argumentChecks))
+	for name := range argumentChecks {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		g.label("check " + name)
+		argumentChecks[name](&g)
+	}
+	g.label(labelAllow)
+	g.ret(unix.SECCOMP_RET_ALLOW)
+	g.label(labelEPERM)
+	g.ret(unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM))
+	g.label(labelEAFNOSUPPORT)
+	g.ret(unix.SECCOMP_RET_ERRNO | uint32(unix.EAFNOSUPPORT))
+	g.label(labelENOSYS)
+	g.ret(unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS))
+	return g.assemble()
+}
+
+// seccompFilters assembles the filters every sandboxed command runs under, once per manager
+// (one: compileSyscallPolicy's); the init only installs them.
 func seccompFilters() ([][]sandboxinit.Filter, error) {
 	native, err := arch.GetInfo("")
 	if err != nil {
 		return nil, err
 	}
-	p := sandboxPolicy(native)
-	insts, err := p.Assemble()
-	if err != nil {
-		return nil, fmt.Errorf("jail: seccomp policy: %w", err)
-	}
-	if err := defaultToENOSYS(insts); err != nil {
-		return nil, err
-	}
-	raw, err := bpf.Assemble(insts)
-	if err != nil {
-		return nil, fmt.Errorf("jail: seccomp policy: %w", err)
-	}
-	policy := make([]sandboxinit.Filter, len(raw))
-	for i, in := range raw {
-		policy[i] = sandboxinit.Filter{Code: in.Op, Jt: in.Jt, Jf: in.Jf, K: in.K}
-	}
-	guard, err := guardFilter()
+	f, err := compileSyscallPolicy(native)
 	if err != nil {
 		return nil, err
 	}
-	return [][]sandboxinit.Filter{policy, guard}, nil
-}
-
-// defaultToENOSYS turns the policy's default answer into ENOSYS: the assembled program ends
-// with it (every unmatched call, and every foreign architecture, jumps there).
-func defaultToENOSYS(insts []bpf.Instruction) error {
-	eperm := bpf.RetConstant{Val: uint32(errnoAction(unix.EPERM))}
-	if len(insts) == 0 || insts[len(insts)-1] != eperm {
-		return fmt.Errorf("jail: seccomp policy: the assembled program does not end with its default action")
-	}
-	insts[len(insts)-1] = bpf.RetConstant{Val: uint32(errnoAction(unix.ENOSYS))}
-	return nil
+	return [][]sandboxinit.Filter{f}, nil
 }
 
 // syscallPolicyDoc renders syscallPolicy as the markdown of docs/sandbox-syscalls.md.
@@ -255,10 +366,9 @@ func syscallPolicyDoc() string {
 	b.WriteString("Generated from `syscallPolicy` in sandboxd/jail/seccomp.go by\n")
 	b.WriteString("`go test ./sandboxd/jail -run TestSyscallPolicyDoc -update`; the comment there says why the\n")
 	b.WriteString("answers are what they are. The first rule that names a call decides; a call no rule names\n")
-	b.WriteString("fails with ENOSYS. A second, hand-written filter checks the arguments of the \"allow if\"\n")
-	b.WriteString("rows (the answers below them in the table are its refusals), refuses `ioctl` TIOCSTI and\n")
-	b.WriteString("TIOCLINUX with EPERM, and every call made through another ABI than the native one (i386's\n")
-	b.WriteString("`int 0x80` on x86_64) with ENOSYS.\n\n")
+	b.WriteString("fails with ENOSYS, and so does every call made through another ABI than the native one\n")
+	b.WriteString("(i386's `int 0x80` or x32 on x86_64). An \"allow if\" row's refusal is the row further down\n")
+	b.WriteString("that names the same call.\n\n")
 	b.WriteString("| answer | calls | why |\n|---|---|---|\n")
 	for _, r := range syscallPolicy {
 		a := string(r.answer)
@@ -269,83 +379,6 @@ func syscallPolicyDoc() string {
 	}
 	fmt.Fprintf(&b, "| %s | every other call | the kernel \"has no such call\": libc falls back where it can |\n", defaultENOSYS)
 	return b.String()
-}
-
-// guardFilter is the second filter, hand-written for what go-seccomp-bpf's policies cannot say
-// safely: every argument check of the policy, and the ABI.
-//
-//   - A call made through an ABI other than the native one (i386's int 0x80 on x86_64) is
-//     refused with ENOSYS: its numbers are other calls' numbers.
-//   - ioctl TIOCSTI and TIOCLINUX (pushing bytes into a terminal's input) get EPERM.
-//   - clone with a namespace flag gets EPERM.
-//   - socket of a family other than AF_UNIX, AF_INET, AF_INET6, or AF_NETLINK other than
-//     NETLINK_ROUTE, and socketpair other than AF_UNIX, get EAFNOSUPPORT.
-//   - personality other than 0, 8, 0x20000, 0x20008 and 0xffffffff gets EPERM.
-//
-// Each check reads the low 32 bits of its argument, which are all the kernel reads of them
-// (ints, or clone's legacy flags): a high bit set cannot slip a value past.
-func guardFilter() ([]sandboxinit.Filter, error) {
-	native, err := arch.GetInfo("")
-	if err != nil {
-		return nil, err
-	}
-	nr := func(name string) uint32 { return uint32(native.SyscallNames[name]) }
-	argLo := func(i uint32) uint32 { // offset of the low word of seccomp_data.args[i]
-		off := 16 + 8*i
-		if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
-			off += 4 // big-endian: the low word is the second
-		}
-		return off
-	}
-	var g bpfProgram
-	g.load(4) // seccomp_data.arch
-	g.jumpIf(uint32(native.ID), "", "enosys")
-	g.load(0) // seccomp_data.nr
-	g.jumpIf(nr("ioctl"), "ioctl", "")
-	g.jumpIf(nr("clone"), "clone", "")
-	g.jumpIf(nr("socket"), "socket", "")
-	g.jumpIf(nr("socketpair"), "socketpair", "")
-	g.jumpIf(nr("personality"), "personality", "")
-	g.ret(unix.SECCOMP_RET_ALLOW)
-
-	g.label("ioctl")
-	g.load(argLo(1))
-	g.jumpIf(unix.TIOCSTI, "eperm", "")
-	g.jumpIf(unix.TIOCLINUX, "eperm", "allow")
-
-	g.label("clone")
-	g.load(argLo(0))
-	g.jumpIfBits(uint32(namespaceMask()), "eperm", "allow")
-
-	g.label("socket")
-	g.load(argLo(0))
-	g.jumpIf(unix.AF_UNIX, "allow", "")
-	g.jumpIf(unix.AF_INET, "allow", "")
-	g.jumpIf(unix.AF_INET6, "allow", "")
-	g.jumpIf(unix.AF_NETLINK, "", "eafnosupport")
-	g.load(argLo(2))
-	g.jumpIf(netlinkRoute, "allow", "eafnosupport")
-
-	g.label("socketpair")
-	g.load(argLo(0))
-	g.jumpIf(unix.AF_UNIX, "allow", "eafnosupport")
-
-	g.label("personality")
-	g.load(argLo(0))
-	for _, v := range []uint32{0, 8, 0x20000, 0x20008} {
-		g.jumpIf(v, "allow", "")
-	}
-	g.jumpIf(0xffffffff, "allow", "eperm")
-
-	g.label("allow")
-	g.ret(unix.SECCOMP_RET_ALLOW)
-	g.label("eperm")
-	g.ret(unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM))
-	g.label("eafnosupport")
-	g.ret(unix.SECCOMP_RET_ERRNO | uint32(unix.EAFNOSUPPORT))
-	g.label("enosys")
-	g.ret(unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS))
-	return g.assemble()
 }
 
 // bpfProgram is a classic BPF program with named jump targets; "" goes on to the next
@@ -372,9 +405,14 @@ func (g *bpfProgram) jump(code uint16, k uint32, ifTrue, ifFalse string) {
 	g.add(sandboxinit.Filter{Code: code, K: k})
 }
 
-// jumpIf compares the accumulator with k; jumpIfBits tests it for any of the bits of k.
+// jumpIf compares the accumulator with k, jumpIfAtLeast orders it, jumpIfBits tests it for
+// any of the bits of k.
 func (g *bpfProgram) jumpIf(k uint32, ifTrue, ifFalse string) {
 	g.jump(unix.BPF_JMP|unix.BPF_JEQ|unix.BPF_K, k, ifTrue, ifFalse)
+}
+
+func (g *bpfProgram) jumpIfAtLeast(k uint32, ifTrue, ifFalse string) {
+	g.jump(unix.BPF_JMP|unix.BPF_JGE|unix.BPF_K, k, ifTrue, ifFalse)
 }
 
 func (g *bpfProgram) jumpIfBits(k uint32, ifTrue, ifFalse string) {

@@ -82,8 +82,8 @@ func TestSyscallPolicyNamesAreRealAndUnique(t *testing.T) {
 	}
 }
 
-// filterRun is what the kernel answers for one call under both filters: the stricter action,
-// and between two errnos the newer filter's (the guard's).
+// filterRun is what the kernel answers for one call under the sandbox's filters: the stricter
+// action, and between two errnos the newer filter's.
 type filterRun struct {
 	vms    []*bpf.VM // in installation order
 	native *arch.Info
@@ -104,6 +104,10 @@ func newFilterRun(t *testing.T) filterRun {
 	}
 	r := filterRun{native: native}
 	for _, f := range filters {
+		t.Logf("filter of %d instructions", len(f))
+		if len(f) > 200 {
+			t.Errorf("the filter has %d instructions: the kernel compiles it and runs it for every call number at each start", len(f))
+		}
 		insts := make([]bpf.Instruction, len(f))
 		for i, in := range f {
 			insts[i] = bpf.RawInstruction{Op: in.Code, Jt: in.Jt, Jf: in.Jf, K: in.K}.Disassemble()
@@ -154,7 +158,7 @@ func describe(ret uint32) string {
 	return unix.ErrnoName(unix.Errno(ret & unix.SECCOMP_RET_DATA))
 }
 
-// Both filters together give every call the policy names its answer, and the argument checks
+// The compiled filter gives every call the policy names its answer, and the argument checks
 // hold, including where go-seccomp-bpf's own conditions would have let a call through by its
 // argument's value (socket(AF_NETLINK, ..., 16): 16 is ioctl's number on x86_64).
 func TestSyscallPolicyAnswers(t *testing.T) {
