@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sandbox benchmark, side by side with bubblewrap in the same run (run as root; make bench).
 # Prints one line per comparison, e.g.
-#   sandbox start-to-exit vs bwrap: 6.1 ms vs 5.0 ms, ratio 1.22
+#   sandbox start-to-exit (network none) vs bwrap: 6.1 ms vs 5.0 ms, ratio 1.22
+#   sandbox start-to-exit (network internet) vs bwrap: 7.0 ms vs 5.0 ms, ratio 1.40
 #   sandbox create-to-first-prompt-byte (WebSocket) vs bwrap (PTY): ...
 # Options are passed to bench/sandbox (-n runs, -warmup runs). ANYOPS_BIN names an anyops
 # binary to run sandboxd from for the WebSocket comparison (default: build ./cmd/anyops).

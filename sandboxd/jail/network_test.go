@@ -96,10 +96,10 @@ func hostAddresses(t *testing.T) []netip.Addr {
 	return out
 }
 
-// hostProbes are probes of the host listener on every host address, labelled host-<addr>.
-func hostProbes(t *testing.T, port int) [][3]string {
+// hostProbes are probes of the host listener on each of addrs, labelled host-<addr>.
+func hostProbes(addrs []netip.Addr, port int) [][3]string {
 	var out [][3]string
-	for _, a := range hostAddresses(t) {
+	for _, a := range addrs {
 		out = append(out, [3]string{"host-" + a.String(), a.String(), fmt.Sprint(port)})
 	}
 	return out
@@ -177,7 +177,8 @@ func TestNetworkInternetReachesThePublicOnly(t *testing.T) {
 		{"neighbour-relay", addrString(other.Link().HostAddr()), "53"},
 		{"internet-gateway", addrString(in.Gateway), fmt.Sprint(port)},
 	}
-	targets = append(targets, hostProbes(t, port)...)
+	addrs := hostAddresses(t)
+	targets = append(targets, hostProbes(addrs, port)...)
 	spec.Command = []string{"/bin/sh", "-c", probes(targets, `
 dns("relay", [l.split()[1] for l in open("/etc/resolv.conf") if l.startswith("nameserver")][0])
 print("interfaces:", sorted(l.split(":")[0].strip() for l in open("/proc/net/dev").readlines()[2:]))
@@ -190,7 +191,7 @@ print("ipv6:", open("/proc/net/if_inet6").read().split())`)}
 		"neighbour": "closed", "neighbour-relay": "closed", "internet-gateway": "closed",
 		"interfaces": "['eth0', 'lo']",
 	}
-	for _, a := range hostAddresses(t) {
+	for _, a := range addrs {
 		want["host-"+a.String()] = "closed"
 	}
 	expect(t, anyops.NetworkInternet, r.out, want)
@@ -215,7 +216,8 @@ func TestNetworkProxyReachesTheAllowlistOnly(t *testing.T) {
 		{"neighbour", addrString(other.Link().SandboxAddr()), "8000"},
 		{"neighbour-proxy", addrString(other.Link().HostAddr()), fmt.Sprint(network.ProxyPort)},
 	}
-	targets = append(targets, hostProbes(t, port)...)
+	addrs := hostAddresses(t)
+	targets = append(targets, hostProbes(addrs, port)...)
 	spec.Command = []string{"/bin/sh", "-c", probes(targets, `
 dns("direct-dns", "`+addrString(in.DNS.Addr())+`")
 proxy = os.environ["http_proxy"]
@@ -268,7 +270,7 @@ except OSError as e:
 		"connect-metadata-name": "refused Tunnel connection failed: 403",
 		"resolve":               "failed",
 	}
-	for _, a := range hostAddresses(t) {
+	for _, a := range addrs {
 		want["host-"+a.String()] = "closed"
 	}
 	expect(t, anyops.NetworkProxy, r.out, want)
@@ -359,11 +361,12 @@ func startProbe(t *testing.T, f *fixture, policy anyops.NetworkPolicy, script st
 func TestNetworkNoneHasLoopbackOnly(t *testing.T) {
 	f, in := netFixture(t)
 	port := hostListener(t)
+	addrs := hostAddresses(t)
 	targets := append([][3]string{
 		{"web", addrString(in.Web), "80"},
 		{"metadata", addrString(in.Metadata), "80"},
 		{"loopback-host-port", "127.0.0.1", fmt.Sprint(port)},
-	}, hostProbes(t, port)...)
+	}, hostProbes(addrs, port)...)
 	spec := f.spec(t, probes(targets, `
 import threading
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
@@ -372,13 +375,14 @@ c = socket.create_connection(s.getsockname()); print("loopback:", c.recv(10).dec
 print("interfaces:", sorted(l.split(":")[0].strip() for l in open("/proc/net/dev").readlines()[2:]))`))
 	r := f.run(t, spec, 60*time.Second)
 	want := map[string]string{"web": "closed", "metadata": "closed", "loopback-host-port": "closed", "loopback": "lo-ok", "interfaces": "['lo']"}
-	for _, a := range hostAddresses(t) {
+	for _, a := range addrs {
 		want["host-"+a.String()] = "closed"
 	}
 	expect(t, anyops.NetworkNone, r.out, want)
 }
 
-// Destroy removes a sandbox's link: the host-side interface and the proxy's listener.
+// Destroy removes a sandbox's link: the proxy's listener at once, the host-side interface soon
+// after.
 func TestNetworkLinkGoesWithItsSandbox(t *testing.T) {
 	f, _ := netFixture(t)
 	p := startProbe(t, f, anyops.NetworkProxy, "sleep 60")
@@ -393,8 +397,17 @@ func TestNetworkLinkGoesWithItsSandbox(t *testing.T) {
 	if err := p.sb.Destroy(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := netlink.LinkByName(link.HostInterface()); err == nil {
-		t.Errorf("link %s outlived its sandbox", link.HostInterface())
+	// The veth pair is deleted in the background (deleting a link waits for the kernel's RCU
+	// grace periods); Manager.Close waits for it, a test polls.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := netlink.LinkByName(link.HostInterface()); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("link %s outlived its sandbox", link.HostInterface())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if listening(t, proxyAddr) {
 		t.Errorf("the proxy of a destroyed sandbox still listens on %s", proxyAddr)

@@ -166,9 +166,9 @@ func (l *Link) Attach(pid int) error {
 	if err := netlink.LinkAdd(veth); err != nil {
 		return fmt.Errorf("network: add veth %s: %w", l.name, err)
 	}
-	hostEnd, err := netlink.LinkByName(l.name)
-	if err != nil {
-		return fmt.Errorf("network: find %s: %w", l.name, err)
+	hostEnd := netlink.Link(veth) // LinkAdd has looked its index up
+	if hostEnd.Attrs().Index == 0 {
+		return fmt.Errorf("network: veth %s has no index", l.name)
 	}
 	// The host's end takes no IPv6: the kernel drops IPv6 arriving on it before any rule.
 	if err := writeSysctl("net/ipv6/conf/"+l.name+"/disable_ipv6", "1"); err != nil {
@@ -243,8 +243,10 @@ func ipNet(a netip.Addr, bits int) *net.IPNet {
 	return &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(bits, a.BitLen())}
 }
 
-// Close stops the link's services, deletes the veth pair (the sandbox's end goes with it),
-// forgets the connections tracked for the sandbox's address, and frees the /30. Idempotent.
+// Close stops the link's services at once; in the background it then deletes the veth pair
+// (the sandbox's end goes with it; deleting a link waits for RCU grace periods, tens of
+// milliseconds on a busy host), forgets the connections tracked for the sandbox's address, and
+// only then frees the /30. Manager.Close waits for that. Idempotent.
 func (l *Link) Close() error {
 	l.closeOnce.Do(func() {
 		var errs []error
@@ -253,23 +255,31 @@ func (l *Link) Close() error {
 				errs = append(errs, err)
 			}
 		}
-		if link, err := netlink.LinkByName(l.name); err == nil {
-			if err := netlink.LinkDel(link); err != nil && !isNotFound(err) {
-				errs = append(errs, fmt.Errorf("network: delete %s: %w", l.name, err))
-			}
-		} else if !isNotFound(err) {
-			errs = append(errs, fmt.Errorf("network: find %s: %w", l.name, err))
-		}
-		// A reply still in flight to the old address must not reach the next sandbox given it.
-		if l.policy == anyops.NetworkInternet {
-			filter := &netlink.ConntrackFilter{}
-			if err := filter.AddIP(netlink.ConntrackOrigSrcIP, l.sandbox.AsSlice()); err == nil {
-				_, _ = netlink.ConntrackDeleteFilters(netlink.ConntrackTable, netlink.FAMILY_V4, filter)
-			}
-		}
-		_ = l.lock.Close() // releases the flock
-		l.m.releaseSlot(l.slot)
 		l.closeErr = errors.Join(errs...)
+		l.m.releasing.Add(1)
+		go func() {
+			defer l.m.releasing.Done()
+			l.release()
+		}()
 	})
 	return l.closeErr
+}
+
+func (l *Link) release() {
+	if link, err := netlink.LinkByName(l.name); err == nil {
+		if err := netlink.LinkDel(link); err != nil && !isNotFound(err) {
+			l.m.log.Warn("network: delete link", "link", l.name, "err", err)
+		}
+	} else if !isNotFound(err) {
+		l.m.log.Warn("network: find link", "link", l.name, "err", err)
+	}
+	// A reply still in flight to the old address must not reach the next sandbox given it.
+	if l.policy == anyops.NetworkInternet {
+		filter := &netlink.ConntrackFilter{}
+		if err := filter.AddIP(netlink.ConntrackOrigSrcIP, l.sandbox.AsSlice()); err == nil {
+			_, _ = netlink.ConntrackDeleteFilters(netlink.ConntrackTable, netlink.FAMILY_V4, filter)
+		}
+	}
+	_ = l.lock.Close() // releases the flock
+	l.m.releaseSlot(l.slot)
 }

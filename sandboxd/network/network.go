@@ -195,10 +195,11 @@ type Manager struct {
 	resolver *net.Resolver
 	log      *slog.Logger
 
-	mu     sync.Mutex
-	used   map[int]bool // slots of this manager's links
-	next   int          // where the round-robin search for a free slot starts
-	closed bool
+	mu        sync.Mutex
+	used      map[int]bool // slots of this manager's links, until their release is done
+	next      int          // where the round-robin search for a free slot starts
+	closed    bool
+	releasing sync.WaitGroup // links being torn down in the background
 }
 
 // New removes what an earlier daemon of the same name left (its table and links), enables IPv4
@@ -239,11 +240,13 @@ func New(cfg Config) (*Manager, error) {
 // Config is the manager's configuration with its defaults filled in.
 func (m *Manager) Config() Config { return m.cfg }
 
-// Close removes the table and every link still up (their sandboxes lose their network).
+// Close waits for closed links to be torn down, then removes the table and every link still up
+// (their sandboxes lose their network).
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	m.closed = true
 	m.mu.Unlock()
+	m.releasing.Wait()
 	_, err := m.removeLeftovers()
 	return err
 }

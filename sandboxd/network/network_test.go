@@ -205,6 +205,7 @@ func TestPoolSlotsAreExclusiveAndReused(t *testing.T) {
 	if err := l2.Close(); err != nil {
 		t.Fatal(err)
 	}
+	b.releasing.Wait() // the /30 is freed once its link is gone
 	l3, err := a.Prepare(anyops.NetworkProxy)
 	if err != nil {
 		t.Fatalf("after one was freed: %v", err)
