@@ -2,9 +2,12 @@ package activities
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/stretchr/testify/require"
 
 	"github.com/anyops/anyops/cloudsim"
@@ -128,16 +131,44 @@ func TestCloudFaultThrottle(t *testing.T) {
 	require.Equal(t, v1.ID, v2.ID)
 }
 
-// TestCloudRunCommandResumes: a retried RunCommand whose heartbeat names a command already
-// sent polls that command to its end instead of running the script a second time.
+// TestCloudRunCommandResumes: a retried RunCommand whose heartbeat names the command the
+// previous attempt sent looks at that command first. Still running, it is polled to its end
+// and the script is not sent again; finished with Success (the previous attempt was lost after
+// it), its result is this attempt's; finished with Failed, the script is sent again — reading
+// the failure back would make every retry fail.
 func TestCloudRunCommandResumes(t *testing.T) {
 	s := newSimCloud(t)
 	id := s.launch(t, "web")
-	first := call[CommandResult](t, s.e.env, s.hosts.RunCommand, RunCommandInput{InstanceID: id, Commands: []string{"echo first"}})
-
-	retry, _ := activityEnv(t, s.hosts)
-	retry.SetHeartbeatDetails(CommandProgress{CommandID: first.CommandID, InstanceID: id, Status: "InProgress"})
-	got := call[CommandResult](t, retry, s.hosts.RunCommand, RunCommandInput{InstanceID: id, Commands: []string{"echo second"}})
-	require.Equal(t, first.CommandID, got.CommandID)
-	require.Equal(t, "first\n", got.Stdout, "the script was not sent again")
+	send := func(script string) string {
+		out, err := s.hosts.Clients.SSM.SendCommand(context.Background(), &ssm.SendCommandInput{
+			DocumentName: aws.String("AWS-RunShellScript"), InstanceIds: []string{id},
+			Parameters: map[string][]string{"commands": {script}},
+		})
+		require.NoError(t, err)
+		return aws.ToString(out.Command.CommandId)
+	}
+	tests := []struct {
+		name       string
+		previous   string // the script the previous attempt sent
+		wantSame   bool   // the result is the previous attempt's command
+		wantStdout string
+	}{
+		{"still running: polled, not sent again", "sleep 300 && echo first", true, "first\n"},
+		{"succeeded: its result stands", "echo first", true, "first\n"},
+		{"failed: sent again", "echo first && exit 3", false, "second\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			prev := send(tt.previous)
+			if !strings.HasPrefix(tt.previous, "sleep") {
+				s.sim.Advance(time.Second) // let it finish
+			}
+			retry, _ := activityEnv(t, s.hosts)
+			retry.SetHeartbeatDetails(CommandProgress{CommandID: prev, InstanceID: id, Status: "InProgress"})
+			got := call[CommandResult](t, retry, s.hosts.RunCommand, RunCommandInput{InstanceID: id, Commands: []string{"echo second"}})
+			require.Equal(t, tt.wantSame, got.CommandID == prev, "command %s, previous %s", got.CommandID, prev)
+			require.Equal(t, tt.wantStdout, got.Stdout)
+			require.False(t, got.EndedAt.IsZero(), "the result says when the command ended")
+		})
+	}
 }

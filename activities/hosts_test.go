@@ -110,7 +110,7 @@ func TestCloudHostsOnCloudsim(t *testing.T) {
 		call[CommandResult](t, env, hosts.ExportNFS, export)
 
 		_, err = callErr[FsckOutput](env, hosts.Fsck, FsckInput{InstanceID: file, Device: "/dev/drbd0"})
-		requireAppError(t, err, ErrDeviceMounted, false)
+		requireAppError(t, err, ErrDeviceMounted, true)
 
 		call[CommandResult](t, env, hosts.UnexportNFS, export)
 		call[CommandResult](t, env, hosts.UnexportNFS, export) // gone already: success
@@ -135,7 +135,9 @@ func TestCloudHostsOnCloudsim(t *testing.T) {
 		st := call[ServiceStatus](t, env, hosts.RestartService, ServiceInput{InstanceID: file, Service: "nfs-server"})
 		require.Equal(t, "active", st.Active)
 		_, err := callErr[ServiceStatus](env, hosts.RestartService, ServiceInput{InstanceID: file, Service: "nosuch"})
-		requireAppError(t, err, ErrCommandFailed, false)
+		requireAppError(t, err, ErrServiceNotFound, true)
+		_, err = callErr[UpgradePackageOutput](env, hosts.UpgradePackage, UpgradePackageInput{InstanceID: file, Packages: []string{"no-such-package"}})
+		requireAppError(t, err, ErrPackageNotFound, true)
 
 		up := call[UpgradePackageOutput](t, env, hosts.UpgradePackage, UpgradePackageInput{InstanceID: file, Packages: []string{"openssl", "libssl1.0.0"}})
 		require.Equal(t, map[string]string{"openssl": "1.0.1f-1ubuntu2.2", "libssl1.0.0": "1.0.1f-1ubuntu2.2"}, up.Versions)
