@@ -28,7 +28,16 @@ import (
 // The same code talks to AWS in production and to cloudsim (or moto) in dev and tests.
 type Cloud struct {
 	Clients *Clients
+	// ConsistencyWindow is how long a retried CreateSnapshot or CopySnapshot keeps looking
+	// for the snapshot its previous attempt may have taken before it takes one: DescribeSnapshots
+	// is eventually consistent, and a snapshot just taken may not show in a tag filter yet.
+	// 0 means DefaultConsistencyWindow.
+	ConsistencyWindow time.Duration
 }
+
+// DefaultConsistencyWindow bounds the look for a previous attempt's snapshot: EC2's listings
+// catch up within seconds.
+const DefaultConsistencyWindow = 20 * time.Second
 
 // NewCloud returns the cloud activities over clients.
 func NewCloud(clients *Clients) *Cloud { return &Cloud{Clients: clients} }
@@ -37,9 +46,11 @@ func NewCloud(clients *Clients) *Cloud { return &Cloud{Clients: clients} }
 const (
 	TagName           = "Name"
 	TagWorkflow       = "anyops:workflow"        // the workflow id that created the resource
+	TagScope          = "anyops:scope"           // the operation (run, incident) of the workflow that created it
 	TagStep           = "anyops:step"            // the workflow step that created it
 	TagIdempotencyKey = "anyops:idempotency-key" // on snapshots: the API has no ClientToken
 	TagSourceVolume   = "anyops:source-volume"   // on snapshots and their copies: the volume they preserve
+	TagTakenAt        = "anyops:taken-at"        // on copies: when the source snapshot was taken (RFC 3339)
 )
 
 // DefaultPollInterval is how often the wait activities poll when the input does not say;
@@ -99,6 +110,15 @@ type Snapshot struct {
 	Tags         map[string]string
 }
 
+// TakenAt is the moment the snapshot's data is from: for a copy, when its source was taken
+// (the taken-at tag CopySnapshot sets), else its own start time.
+func (s Snapshot) TakenAt() time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, s.Tags[TagTakenAt]); err == nil {
+		return t
+	}
+	return s.StartTime
+}
+
 // InstanceHealth is the status check view of one instance.
 type InstanceHealth struct {
 	InstanceID     string
@@ -132,22 +152,31 @@ type InstanceStateChange struct {
 // ---------------------------------------------------------------------------------------
 // Idempotency.
 
-// clientToken derives the idempotency token of a call from the workflow id and the step, so
-// that every retry of the activity, and a replay of the workflow, sends the same token. It is
-// a hex SHA-256 truncated to the 64 characters EC2 accepts.
-func clientToken(workflowID, step string) string {
-	sum := sha256.Sum256([]byte(workflowID + "\x00" + step))
+// clientToken derives the idempotency token of a call from the workflow id, the operation's
+// scope and the step, so that every retry of the activity, and a replay of the workflow, sends
+// the same token, while a later operation under the same business key (a second failover of
+// one server) sends another. It is a hex SHA-256 truncated to the 64 characters EC2 accepts.
+func clientToken(workflowID, scope, step string) string {
+	sum := sha256.Sum256([]byte(workflowID + "\x00" + scope + "\x00" + step))
 	return hex.EncodeToString(sum[:])[:64]
 }
 
-// stepToken returns the token of this activity's step, or an InvalidInput error when the
-// input names no step.
-func stepToken(ctx context.Context, step string) (workflowID, token string, err error) {
+// idempotency is what names one step of one operation: the token and the provenance tags.
+type idempotency struct {
+	workflowID, scope, step, token string
+}
+
+// stepToken returns the idempotency of this activity's step, or an InvalidInput error when
+// the input names no step. An empty scope is the run id of the calling workflow.
+func stepToken(ctx context.Context, scope, step string) (idempotency, error) {
 	if strings.TrimSpace(step) == "" {
-		return "", "", invalidInput("Step is required: with the workflow id it makes the idempotency token")
+		return idempotency{}, invalidInput("Step is required: with the workflow id and scope it makes the idempotency token")
 	}
-	workflowID = activity.GetInfo(ctx).WorkflowExecution.ID
-	return workflowID, clientToken(workflowID, step), nil
+	wf := activity.GetInfo(ctx).WorkflowExecution
+	if scope == "" {
+		scope = wf.RunID
+	}
+	return idempotency{workflowID: wf.ID, scope: scope, step: step, token: clientToken(wf.ID, scope, step)}, nil
 }
 
 func tagSpec(rt types.ResourceType, tags map[string]string) []types.TagSpecification {
@@ -162,14 +191,15 @@ func tagSpec(rt types.ResourceType, tags map[string]string) []types.TagSpecifica
 }
 
 // ownTags merges the caller's tags with Name and the anyops provenance tags.
-func ownTags(extra map[string]string, name, workflowID, step string) map[string]string {
+func ownTags(extra map[string]string, name string, id idempotency) map[string]string {
 	tags := map[string]string{}
 	maps.Copy(tags, extra)
 	if name != "" {
 		tags[TagName] = name
 	}
-	tags[TagWorkflow] = workflowID
-	tags[TagStep] = step
+	tags[TagWorkflow] = id.workflowID
+	tags[TagScope] = id.scope
+	tags[TagStep] = id.step
 	return tags
 }
 
@@ -178,9 +208,15 @@ func ownTags(extra map[string]string, name, workflowID, step string) map[string]
 
 // RunInstanceInput launches one instance.
 type RunInstanceInput struct {
-	// Step names the workflow step; with the workflow id it makes the ClientToken, so
-	// retries of this activity launch one instance.
-	Step             string
+	// Step names the workflow step; with the workflow id and Scope it makes the ClientToken,
+	// so retries of this activity launch one instance.
+	Step string
+	// Scope names the operation the step belongs to; with the workflow id and Step it makes
+	// the idempotency token. Empty: the calling workflow's run, so a later run under the same
+	// workflow id (another incident) makes new resources. A workflow whose operation spans
+	// runs (continue-as-new, a retried workflow) passes workflow.GetInfo(ctx).FirstRunID; one
+	// whose later runs must find what the first made (DemoFleet) passes a fixed scope.
+	Scope            string
 	Name             string
 	ImageID          string
 	InstanceType     string
@@ -192,10 +228,10 @@ type RunInstanceInput struct {
 	Tags             map[string]string
 }
 
-// RunInstance launches one instance with a ClientToken from the workflow id and step: a
-// retry returns the instance the first attempt launched.
+// RunInstance launches one instance with a ClientToken from the workflow id, scope and step:
+// a retry returns the instance the first attempt launched.
 func (c *Cloud) RunInstance(ctx context.Context, in RunInstanceInput) (Instance, error) {
-	wf, token, err := stepToken(ctx, in.Step)
+	id, err := stepToken(ctx, in.Scope, in.Step)
 	if err != nil {
 		return Instance{}, err
 	}
@@ -203,12 +239,12 @@ func (c *Cloud) RunInstance(ctx context.Context, in RunInstanceInput) (Instance,
 		return Instance{}, invalidInput("ImageID and InstanceType are required")
 	}
 	req := &ec2.RunInstancesInput{
-		ClientToken:       aws.String(token),
+		ClientToken:       aws.String(id.token),
 		ImageId:           aws.String(in.ImageID),
 		InstanceType:      types.InstanceType(in.InstanceType),
 		MinCount:          aws.Int32(1),
 		MaxCount:          aws.Int32(1),
-		TagSpecifications: tagSpec(types.ResourceTypeInstance, ownTags(in.Tags, in.Name, wf, in.Step)),
+		TagSpecifications: tagSpec(types.ResourceTypeInstance, ownTags(in.Tags, in.Name, id)),
 	}
 	if in.Zone != "" {
 		req.Placement = &types.Placement{AvailabilityZone: aws.String(in.Zone)}
@@ -462,7 +498,13 @@ func (c *Cloud) waitInstance(ctx context.Context, in WaitInstanceInput, want str
 
 // CreateVolumeInput creates an empty volume.
 type CreateVolumeInput struct {
-	Step       string // with the workflow id, the ClientToken
+	Step string // with the workflow id and Scope, the ClientToken
+	// Scope names the operation the step belongs to; with the workflow id and Step it makes
+	// the idempotency token. Empty: the calling workflow's run, so a later run under the same
+	// workflow id (another incident) makes new resources. A workflow whose operation spans
+	// runs (continue-as-new, a retried workflow) passes workflow.GetInfo(ctx).FirstRunID; one
+	// whose later runs must find what the first made (DemoFleet) passes a fixed scope.
+	Scope      string
 	Name       string
 	Zone       string
 	SizeGiB    int32
@@ -476,7 +518,7 @@ func (c *Cloud) CreateVolume(ctx context.Context, in CreateVolumeInput) (Volume,
 	if in.Zone == "" || in.SizeGiB <= 0 {
 		return Volume{}, invalidInput("Zone and a positive SizeGiB are required")
 	}
-	return c.createVolume(ctx, in.Step, in.Name, in.Tags, &ec2.CreateVolumeInput{
+	return c.createVolume(ctx, in.Scope, in.Step, in.Name, in.Tags, &ec2.CreateVolumeInput{
 		AvailabilityZone: aws.String(in.Zone),
 		Size:             aws.Int32(in.SizeGiB),
 		VolumeType:       volumeType(in.VolumeType),
@@ -487,7 +529,13 @@ func (c *Cloud) CreateVolume(ctx context.Context, in CreateVolumeInput) (Volume,
 // CreateVolumeFromSnapshotInput restores a snapshot into a new volume, possibly in another
 // zone than the snapshot's volume.
 type CreateVolumeFromSnapshotInput struct {
-	Step       string
+	Step string
+	// Scope names the operation the step belongs to; with the workflow id and Step it makes
+	// the idempotency token. Empty: the calling workflow's run, so a later run under the same
+	// workflow id (another incident) makes new resources. A workflow whose operation spans
+	// runs (continue-as-new, a retried workflow) passes workflow.GetInfo(ctx).FirstRunID; one
+	// whose later runs must find what the first made (DemoFleet) passes a fixed scope.
+	Scope      string
 	Name       string
 	SnapshotID string
 	Zone       string
@@ -502,7 +550,7 @@ func (c *Cloud) CreateVolumeFromSnapshot(ctx context.Context, in CreateVolumeFro
 	if in.Zone == "" || in.SnapshotID == "" {
 		return Volume{}, invalidInput("Zone and SnapshotID are required")
 	}
-	return c.createVolume(ctx, in.Step, in.Name, in.Tags, &ec2.CreateVolumeInput{
+	return c.createVolume(ctx, in.Scope, in.Step, in.Name, in.Tags, &ec2.CreateVolumeInput{
 		AvailabilityZone: aws.String(in.Zone),
 		SnapshotId:       aws.String(in.SnapshotID),
 		Size:             positive(in.SizeGiB),
@@ -511,13 +559,13 @@ func (c *Cloud) CreateVolumeFromSnapshot(ctx context.Context, in CreateVolumeFro
 	})
 }
 
-func (c *Cloud) createVolume(ctx context.Context, step, name string, tags map[string]string, req *ec2.CreateVolumeInput) (Volume, error) {
-	wf, token, err := stepToken(ctx, step)
+func (c *Cloud) createVolume(ctx context.Context, scope, step, name string, tags map[string]string, req *ec2.CreateVolumeInput) (Volume, error) {
+	id, err := stepToken(ctx, scope, step)
 	if err != nil {
 		return Volume{}, err
 	}
-	req.ClientToken = aws.String(token)
-	req.TagSpecifications = tagSpec(types.ResourceTypeVolume, ownTags(tags, name, wf, step))
+	req.ClientToken = aws.String(id.token)
+	req.TagSpecifications = tagSpec(types.ResourceTypeVolume, ownTags(tags, name, id))
 	out, err := c.Clients.EC2.CreateVolume(ctx, req)
 	if err != nil {
 		return Volume{}, cloudError("CreateVolume", err)
@@ -826,7 +874,9 @@ func (c *Cloud) waitVolume(ctx context.Context, in WaitVolumeInput, want string)
 
 // CreateSnapshotInput snapshots one volume.
 type CreateSnapshotInput struct {
-	Step        string // with the workflow id, the idempotency key
+	Step string // with the workflow id and Scope, the idempotency key
+	// Scope names the operation the step belongs to, as in RunInstanceInput.
+	Scope       string
 	VolumeID    string
 	Name        string
 	Description string
@@ -834,10 +884,11 @@ type CreateSnapshotInput struct {
 }
 
 // CreateSnapshot snapshots a volume. CreateSnapshot takes no ClientToken, so the snapshot
-// is tagged with an idempotency key from the workflow id and step, and an earlier attempt's
-// snapshot with that key (unless it failed) is returned instead of taking another.
+// is tagged with an idempotency key from the workflow id, scope and step, and an earlier
+// attempt's snapshot with that key (unless it failed) is returned instead of taking another.
+// A retry looks for it for up to the consistency window (see findPrevious) before it takes one.
 func (c *Cloud) CreateSnapshot(ctx context.Context, in CreateSnapshotInput) (Snapshot, error) {
-	wf, key, err := stepToken(ctx, in.Step)
+	id, err := stepToken(ctx, in.Scope, in.Step)
 	if err != nil {
 		return Snapshot{}, err
 	}
@@ -845,12 +896,13 @@ func (c *Cloud) CreateSnapshot(ctx context.Context, in CreateSnapshotInput) (Sna
 		return Snapshot{}, invalidInput("VolumeID is required")
 	}
 	client := c.Clients.EC2
-	if prior, ok, err := findByKey(ctx, client, c.Clients.Region, key); err != nil || ok {
+	if prior, ok, err := c.findPrevious(ctx, client, c.Clients.Region, id); err != nil || ok {
 		return prior, err
 	}
-	tags := ownTags(in.Tags, in.Name, wf, in.Step)
-	tags[TagIdempotencyKey] = key
+	tags := ownTags(in.Tags, in.Name, id)
+	tags[TagIdempotencyKey] = id.token
 	tags[TagSourceVolume] = in.VolumeID
+	activity.RecordHeartbeat(ctx, SnapshotRequest{Step: id.step, Sent: true})
 	out, err := client.CreateSnapshot(ctx, &ec2.CreateSnapshotInput{
 		VolumeId:          aws.String(in.VolumeID),
 		Description:       optional(in.Description),
@@ -873,6 +925,49 @@ func (c *Cloud) CreateSnapshot(ctx context.Context, in CreateSnapshotInput) (Sna
 	}, nil
 }
 
+// SnapshotRequest is the heartbeat CreateSnapshot and CopySnapshot record just before they ask
+// EC2 for the snapshot, and while a retry looks for it: the next attempt then knows the
+// snapshot may exist though no listing shows it yet.
+type SnapshotRequest struct {
+	Step  string
+	Sent  bool
+	Looks int
+}
+
+// findPrevious looks for the snapshot an earlier attempt of this step took. DescribeSnapshots
+// is eventually consistent: a snapshot taken just before a lost reply may not show in a tag
+// filter for some seconds, and taking another then would preserve the volume twice. So a retry
+// (attempt > 1, or a heartbeat saying the request was sent) keeps looking, with a backoff and a
+// heartbeat per look, for up to ConsistencyWindow; a first attempt looks once.
+func (c *Cloud) findPrevious(ctx context.Context, client *ec2.Client, region string, id idempotency) (Snapshot, bool, error) {
+	retry := activity.GetInfo(ctx).Attempt > 1
+	if activity.HasHeartbeatDetails(ctx) {
+		var prev SnapshotRequest
+		if err := activity.GetHeartbeatDetails(ctx, &prev); err == nil && prev.Step == id.step && prev.Sent {
+			retry = true
+		}
+	}
+	window := c.ConsistencyWindow
+	if window <= 0 {
+		window = DefaultConsistencyWindow
+	}
+	deadline := time.Now().Add(window)
+	delay := 100 * time.Millisecond
+	for look := 1; ; look++ {
+		prior, ok, err := findByKey(ctx, client, region, id.token)
+		if err != nil || ok || !retry || !time.Now().Before(deadline) {
+			return prior, ok, err
+		}
+		activity.RecordHeartbeat(ctx, SnapshotRequest{Step: id.step, Sent: true, Looks: look})
+		select {
+		case <-ctx.Done():
+			return Snapshot{}, false, ctx.Err()
+		case <-time.After(min(delay, time.Until(deadline))):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
+}
+
 // findByKey looks for a snapshot an earlier attempt made, by its idempotency-key tag. Failed
 // snapshots do not count: a retry should take a new one.
 func findByKey(ctx context.Context, client *ec2.Client, region, key string) (Snapshot, bool, error) {
@@ -893,7 +988,9 @@ func findByKey(ctx context.Context, client *ec2.Client, region, key string) (Sna
 
 // CopySnapshotInput copies a snapshot into another region.
 type CopySnapshotInput struct {
-	Step              string
+	Step string
+	// Scope names the operation the step belongs to, as in RunInstanceInput.
+	Scope             string
 	SourceSnapshotID  string
 	SourceRegion      string // "" for the home region
 	DestinationRegion string // "" for the home region
@@ -907,7 +1004,7 @@ type CopySnapshotInput struct {
 // copy is returned. The copy is tagged with the source volume, so it counts as a verified
 // copy for DeleteVolume once completed.
 func (c *Cloud) CopySnapshot(ctx context.Context, in CopySnapshotInput) (Snapshot, error) {
-	wf, key, err := stepToken(ctx, in.Step)
+	id, err := stepToken(ctx, in.Scope, in.Step)
 	if err != nil {
 		return Snapshot{}, err
 	}
@@ -917,21 +1014,24 @@ func (c *Cloud) CopySnapshot(ctx context.Context, in CopySnapshotInput) (Snapsho
 	srcRegion := cmp.Or(in.SourceRegion, c.Clients.Region)
 	dstRegion := cmp.Or(in.DestinationRegion, c.Clients.Region)
 	dst := c.Clients.EC2For(dstRegion)
-	if prior, ok, err := findByKey(ctx, dst, dstRegion, key); err != nil || ok {
+	if prior, ok, err := c.findPrevious(ctx, dst, dstRegion, id); err != nil || ok {
 		return prior, err
 	}
 	src, err := c.describeSnapshot(ctx, srcRegion, in.SourceSnapshotID)
 	if err != nil {
 		return Snapshot{}, err
 	}
-	tags := ownTags(in.Tags, in.Name, wf, in.Step)
-	tags[TagIdempotencyKey] = key
+	tags := ownTags(in.Tags, in.Name, id)
+	tags[TagIdempotencyKey] = id.token
 	if v := src.VolumeID; v != "" {
 		tags[TagSourceVolume] = v
 	}
 	if v := src.Tags[TagSourceVolume]; v != "" {
 		tags[TagSourceVolume] = v
 	}
+	// The copy's own StartTime is when the copy began; the data is as of the source's.
+	tags[TagTakenAt] = src.TakenAt().UTC().Format(time.RFC3339Nano)
+	activity.RecordHeartbeat(ctx, SnapshotRequest{Step: id.step, Sent: true})
 	out, err := dst.CopySnapshot(ctx, &ec2.CopySnapshotInput{
 		SourceSnapshotId:  aws.String(in.SourceSnapshotID),
 		SourceRegion:      aws.String(srcRegion),

@@ -198,8 +198,11 @@ func TestCloudContractVolumeLifecycle(t *testing.T) {
 			snap := call[Snapshot](t, env, cloud.CreateSnapshot, CreateSnapshotInput{Step: "snapshot home0", VolumeID: vol.ID, Name: "home0-snap"})
 			require.NotEmpty(t, snap.ID)
 			require.Equal(t, vol.ID, snap.Tags[TagSourceVolume])
-			// CreateSnapshot has no ClientToken: the retry finds the first snapshot by its tag.
-			retried := call[Snapshot](t, env, cloud.CreateSnapshot, CreateSnapshotInput{Step: "snapshot home0", VolumeID: vol.ID, Name: "home0-snap"})
+			// CreateSnapshot has no ClientToken: the retry (an attempt after one that sent the
+			// request) finds the first snapshot by its tag, looking again while the listing lags.
+			retry, _ := activityEnv(t, cloud)
+			retry.SetHeartbeatDetails(SnapshotRequest{Step: "snapshot home0", Sent: true})
+			retried := call[Snapshot](t, retry, cloud.CreateSnapshot, CreateSnapshotInput{Step: "snapshot home0", VolumeID: vol.ID, Name: "home0-snap"})
 			require.Equal(t, snap.ID, retried.ID, "a retried CreateSnapshot must not take a second snapshot")
 
 			done := call[Snapshot](t, env, cloud.WaitSnapshot, WaitSnapshotInput{SnapshotID: snap.ID, PollInterval: poll})
@@ -230,7 +233,9 @@ func TestCloudContractVolumeLifecycle(t *testing.T) {
 			require.NotEmpty(t, cp.ID)
 			require.Equal(t, otherRegion, cp.Region)
 			require.Equal(t, vol.ID, cp.Tags[TagSourceVolume], "the copy remembers which volume it preserves")
-			cpRetried := call[Snapshot](t, env, cloud.CopySnapshot, CopySnapshotInput{
+			retry, _ = activityEnv(t, cloud)
+			retry.SetHeartbeatDetails(SnapshotRequest{Step: "copy home0 to west", Sent: true})
+			cpRetried := call[Snapshot](t, retry, cloud.CopySnapshot, CopySnapshotInput{
 				Step: "copy home0 to west", SourceSnapshotID: snap.ID, DestinationRegion: otherRegion,
 			})
 			require.Equal(t, cp.ID, cpRetried.ID, "a retried CopySnapshot must not copy twice")

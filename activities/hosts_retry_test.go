@@ -30,6 +30,34 @@ func runWithRetries(ctx workflow.Context, activityName string, input map[string]
 	return out, err
 }
 
+// temporalWorker starts a worker on the shared Temporal dev server, on a task queue of the
+// test's own, running runWithRetries and the activities acts; it stops when the test ends.
+func temporalWorker(t *testing.T, opts worker.Options, acts ...any) (client.Client, string) {
+	t.Helper()
+	tc := testenv.TemporalClient(t)
+	queue := "test-activities-" + uuid.NewString()
+	w := worker.New(tc, queue, opts)
+	w.RegisterWorkflowWithOptions(runWithRetries, workflow.RegisterOptions{Name: "runWithRetries"})
+	for _, a := range acts {
+		w.RegisterActivity(a)
+	}
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+	return tc, queue
+}
+
+// runActivity runs runWithRetries under workflow id id and returns the activity's result.
+func runActivity(t *testing.T, tc client.Client, queue, id, activity string, input map[string]any) (map[string]any, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: queue}, "runWithRetries", activity, input)
+	require.NoError(t, err)
+	var out map[string]any
+	err = run.Get(ctx, &out)
+	return out, err
+}
+
 // TestHostsCommandFailingOnceIsSentAgain runs each host activity on the real Temporal dev
 // server against cloudsim, with the command it sends made to fail once (a command-failure
 // fault). It proves the retry Temporal schedules sends the command again — two SendCommands —
@@ -56,13 +84,7 @@ func TestHostsCommandFailingOnceIsSentAgain(t *testing.T) {
 		call[Volume](t, env, cloud.WaitVolumeAttached, WaitVolumeInput{VolumeID: v.ID, PollInterval: poll})
 	}
 
-	tc := testenv.TemporalClient(t)
-	queue := "test-host-retries-" + uuid.NewString()
-	w := worker.New(tc, queue, worker.Options{})
-	w.RegisterWorkflowWithOptions(runWithRetries, workflow.RegisterOptions{Name: "runWithRetries"})
-	w.RegisterActivity(hosts)
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
+	tc, queue := temporalWorker(t, worker.Options{}, hosts)
 
 	sends := func(since int64) int {
 		n := 0
@@ -95,13 +117,9 @@ func TestHostsCommandFailingOnceIsSentAgain(t *testing.T) {
 		{"DRBDStatus", map[string]any{"InstanceID": file, "Resource": "home0"}, "drbdadm status", 0},
 		{"RunCommand", map[string]any{"InstanceID": file, "Commands": []string{"echo retried"}}, "echo retried", 0},
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	execute := func(activity string, input map[string]any) error {
-		run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "host-retry-" + uuid.NewString(), TaskQueue: queue},
-			"runWithRetries", activity, input)
-		require.NoError(t, err)
-		return run.Get(ctx, nil)
+		_, err := runActivity(t, tc, queue, "host-retry-"+uuid.NewString(), activity, input)
+		return err
 	}
 	for _, step := range steps {
 		t.Run(step.activity, func(t *testing.T) {
