@@ -21,6 +21,8 @@ import (
 	"github.com/aws/smithy-go"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/anyops/anyops"
 )
 
 // Cloud holds the activities that reach EC2. Register it with a worker as a struct
@@ -719,25 +721,51 @@ type Override struct {
 	Reason string
 }
 
+// VerifiedCopy names the copy of a volume that lets DeleteVolume delete it: a snapshot, or a
+// DRBD replica on another instance. Exactly one of the two is named.
+type VerifiedCopy struct {
+	// SnapshotID is a snapshot of the volume, or a copy of one (tagged anyops:source-volume).
+	// It must be completed and taken at or after WritesStoppedAt.
+	SnapshotID string
+	// Region holds the snapshot; "" for the home region (a copy lives in its destination).
+	Region string
+	// WritesStoppedAt is when the volume stopped taking writes, in the cloud's clock: e.g. the
+	// EndedAt of the Umount (or fence) that stopped them. A snapshot taken before it misses
+	// what was written since.
+	WritesStoppedAt time.Time
+
+	// ReplicaInstanceID and DRBDResource name a DRBD replica: the resource the volume backs
+	// (its anyops:drbd-resource tag), on another instance whose `drbdadm status` shows it
+	// UpToDate.
+	ReplicaInstanceID string
+	DRBDResource      string
+}
+
 // DeleteVolumeInput deletes a volume.
 type DeleteVolumeInput struct {
 	VolumeID string
-	// Override deletes even without a verified copy; Reason must say why.
+	// Copy names the copy that allows the deletion; DeleteVolume verifies it.
+	Copy *VerifiedCopy
+	// Override deletes without a verified copy; Reason must say why.
 	Override *Override
 }
 
 // DeleteVolumeOutput says what DeleteVolume did.
 type DeleteVolumeOutput struct {
 	Deleted bool // false when the volume was already gone
-	// VerifiedCopy is the completed snapshot that allowed the deletion ("" when overridden).
+	// VerifiedCopy is the copy that allowed the deletion: the snapshot id, or
+	// "<instance>/<resource>" of the replica ("" when overridden).
 	VerifiedCopy string
 	Overridden   bool
 }
 
-// DeleteVolume deletes a volume, but only when a verified copy of it exists: a completed
-// snapshot of it, or a completed copy of such a snapshot (tagged anyops:source-volume).
-// Without one it fails with the non-retryable NoVerifiedCopy error unless the input carries
-// an Override with a reason. A volume already gone is success, so retries are safe.
+// DeleteVolume deletes a volume, but only when the copy the input names is verified: a
+// completed snapshot of this volume taken after its writes stopped, or an UpToDate DRBD replica
+// of it on another instance. Anything else — no copy named, a snapshot that is older, pending,
+// of another volume or missing, a replica that is not UpToDate — is the non-retryable
+// NoVerifiedCopy error, unless the input carries an Override with a reason (logged; the
+// workflow that grants it records the audit event). A volume already gone is success, so
+// retries are safe.
 func (c *Cloud) DeleteVolume(ctx context.Context, in DeleteVolumeInput) (DeleteVolumeOutput, error) {
 	if in.VolumeID == "" {
 		return DeleteVolumeOutput{}, invalidInput("VolumeID is required")
@@ -745,27 +773,34 @@ func (c *Cloud) DeleteVolume(ctx context.Context, in DeleteVolumeInput) (DeleteV
 	if in.Override != nil && strings.TrimSpace(in.Override.Reason) == "" {
 		return DeleteVolumeOutput{}, invalidInput("an Override needs a Reason")
 	}
-	if _, err := c.describeVolume(ctx, in.VolumeID); err != nil {
+	if err := in.Copy.check(); err != nil {
+		return DeleteVolumeOutput{}, err
+	}
+	vol, err := c.describeVolume(ctx, in.VolumeID)
+	if err != nil {
 		if isType(err, ErrVolumeNotFound) {
 			return DeleteVolumeOutput{}, nil
 		}
 		return DeleteVolumeOutput{}, err
 	}
 	res := DeleteVolumeOutput{}
-	copyID, err := c.verifiedCopy(ctx, in.VolumeID)
-	if err != nil {
-		return DeleteVolumeOutput{}, err
+	refusal := "no copy is named"
+	if in.Copy != nil {
+		copyName, why, err := c.verifyCopy(ctx, vol, *in.Copy)
+		if err != nil {
+			return DeleteVolumeOutput{}, err
+		}
+		res.VerifiedCopy, refusal = copyName, why
 	}
 	switch {
-	case copyID != "":
-		res.VerifiedCopy = copyID
+	case res.VerifiedCopy != "":
 	case in.Override != nil:
 		res.Overridden = true
 		activity.GetLogger(ctx).Warn("deleting volume without a verified copy: interlock overridden",
-			"volume", in.VolumeID, "by", in.Override.By, "reason", in.Override.Reason)
+			"volume", in.VolumeID, "by", in.Override.By, "reason", in.Override.Reason, "refused because", refusal)
 	default:
 		return DeleteVolumeOutput{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("volume %s has no completed snapshot or copy; refusing to delete it without an override", in.VolumeID),
+			fmt.Sprintf("volume %s has no verified copy (%s); refusing to delete it without an override", in.VolumeID, refusal),
 			ErrNoVerifiedCopy, nil)
 	}
 	if _, err := c.Clients.EC2.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: aws.String(in.VolumeID)}); err != nil {
@@ -778,26 +813,65 @@ func (c *Cloud) DeleteVolume(ctx context.Context, in DeleteVolumeInput) (DeleteV
 	return res, nil
 }
 
-// verifiedCopy returns the id of a completed snapshot of the volume in the home region, or "".
-func (c *Cloud) verifiedCopy(ctx context.Context, volumeID string) (string, error) {
-	for _, f := range []types.Filter{
-		{Name: aws.String("volume-id"), Values: []string{volumeID}},
-		{Name: aws.String("tag:" + TagSourceVolume), Values: []string{volumeID}},
-	} {
-		out, err := c.Clients.EC2.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{
-			OwnerIds: []string{"self"},
-			Filters:  []types.Filter{f, {Name: aws.String("status"), Values: []string{"completed"}}},
-		})
-		if err != nil {
-			return "", cloudError("DescribeSnapshots", err)
+func (v *VerifiedCopy) check() error {
+	switch {
+	case v == nil:
+		return nil
+	case (v.SnapshotID == "") == (v.ReplicaInstanceID == "" && v.DRBDResource == ""):
+		return invalidInput("Copy names either a SnapshotID or a ReplicaInstanceID with a DRBDResource")
+	case v.SnapshotID != "" && v.WritesStoppedAt.IsZero():
+		return invalidInput("a snapshot copy needs WritesStoppedAt: when the volume stopped taking writes")
+	case v.SnapshotID == "" && (v.ReplicaInstanceID == "" || v.DRBDResource == ""):
+		return invalidInput("a replica copy needs both ReplicaInstanceID and DRBDResource")
+	}
+	return nil
+}
+
+// verifyCopy checks the named copy of vol. It returns the copy's name when verified, else why
+// not; an error only when it could not look (those are retryable where a retry can help).
+func (c *Cloud) verifyCopy(ctx context.Context, vol Volume, cp VerifiedCopy) (name, why string, err error) {
+	if cp.SnapshotID != "" {
+		region := cmp.Or(cp.Region, c.Clients.Region)
+		snap, err := c.describeSnapshot(ctx, region, cp.SnapshotID)
+		switch {
+		case isType(err, ErrSnapshotNotFound):
+			return "", fmt.Sprintf("snapshot %s does not exist in %s", cp.SnapshotID, region), nil
+		case err != nil:
+			return "", "", err
+		case snap.VolumeID != vol.ID && snap.Tags[TagSourceVolume] != vol.ID:
+			return "", fmt.Sprintf("snapshot %s is of %s, not of this volume", snap.ID, cmp.Or(snap.Tags[TagSourceVolume], snap.VolumeID)), nil
+		case snap.State != string(types.SnapshotStateCompleted):
+			return "", fmt.Sprintf("snapshot %s is %s, not completed", snap.ID, snap.State), nil
+		case snap.TakenAt().Before(cp.WritesStoppedAt):
+			return "", fmt.Sprintf("snapshot %s was taken at %s, before writes stopped at %s",
+				snap.ID, snap.TakenAt().UTC().Format(time.RFC3339), cp.WritesStoppedAt.UTC().Format(time.RFC3339)), nil
 		}
-		for _, s := range out.Snapshots {
-			if s.State == types.SnapshotStateCompleted {
-				return aws.ToString(s.SnapshotId), nil
+		return snap.ID, "", nil
+	}
+	if vol.Tags[anyops.TagDRBDResource] != cp.DRBDResource {
+		return "", fmt.Sprintf("the volume does not back DRBD resource %s", cp.DRBDResource), nil
+	}
+	if a, ok := attachedTo(vol); ok && a.InstanceID == cp.ReplicaInstanceID {
+		return "", fmt.Sprintf("%s holds the volume itself, not a replica of it", cp.ReplicaInstanceID), nil
+	}
+	st, err := NewHosts(c.Clients).DRBDStatus(ctx, DRBDStatusInput{InstanceID: cp.ReplicaInstanceID, Resource: cp.DRBDResource})
+	if err != nil {
+		return "", "", err
+	}
+	for _, r := range st.Resources {
+		if r.Name != cp.DRBDResource {
+			continue
+		}
+		for _, v := range r.Volumes {
+			if v.Disk != "UpToDate" {
+				return "", fmt.Sprintf("the replica of %s on %s is %s, not UpToDate", cp.DRBDResource, cp.ReplicaInstanceID, v.Disk), nil
 			}
 		}
+		if len(r.Volumes) > 0 {
+			return cp.ReplicaInstanceID + "/" + cp.DRBDResource, "", nil
+		}
 	}
-	return "", nil
+	return "", fmt.Sprintf("%s has no replica of %s", cp.ReplicaInstanceID, cp.DRBDResource), nil
 }
 
 // WaitVolumeInput waits for a volume state.

@@ -297,7 +297,9 @@ func distinct(xs []int) []int {
 
 // TestCloudContractSafety checks the typed errors and interlocks on every backend: a volume
 // attached elsewhere, deleting a volume with no verified copy, an override without a
-// reason, and the idempotent detach and delete.
+// reason, and the idempotent detach and delete. The deletion interlock verifies the copy the
+// input names: completed snapshots that exist are not enough, nor one taken before writes
+// stopped, of another volume, missing or pending; a completed one taken after is.
 func TestCloudContractSafety(t *testing.T) {
 	for _, b := range cloudBackends() {
 		t.Run(b.name, func(t *testing.T) {
@@ -356,14 +358,48 @@ func TestCloudContractSafety(t *testing.T) {
 			gone := call[DeleteVolumeOutput](t, env, cloud.DeleteVolume, DeleteVolumeInput{VolumeID: vol.ID})
 			require.False(t, gone.Deleted, "deleting a deleted volume is success: a retry")
 
-			// With a completed snapshot, the interlock lets the deletion through and says why.
+			// The interlock verifies the copy the input names, and only that one.
 			kept := call[Volume](t, env, cloud.CreateVolume, CreateVolumeInput{Step: "dropbox volume", Zone: zoneA, SizeGiB: 5})
 			call[Volume](t, env, cloud.WaitVolumeAvailable, WaitVolumeInput{VolumeID: kept.ID, PollInterval: poll})
-			snap := call[Snapshot](t, env, cloud.CreateSnapshot, CreateSnapshotInput{Step: "snapshot dropbox", VolumeID: kept.ID})
-			call[Snapshot](t, env, cloud.WaitSnapshot, WaitSnapshotInput{SnapshotID: snap.ID, PollInterval: poll})
-			del = call[DeleteVolumeOutput](t, env, cloud.DeleteVolume, DeleteVolumeInput{VolumeID: kept.ID})
+			other := call[Volume](t, env, cloud.CreateVolume, CreateVolumeInput{Step: "scratch volume", Zone: zoneA, SizeGiB: 1})
+			old := call[Snapshot](t, env, cloud.CreateSnapshot, CreateSnapshotInput{Step: "snapshot dropbox", VolumeID: kept.ID})
+			old = call[Snapshot](t, env, cloud.WaitSnapshot, WaitSnapshotInput{SnapshotID: old.ID, PollInterval: poll})
+			// Writes went on after the old snapshot; they stopped later (the cloud's clock).
+			stopped := old.StartTime.Add(time.Second)
+			fresh := call[Snapshot](t, env, cloud.CreateSnapshot, CreateSnapshotInput{Step: "snapshot dropbox after writes stopped", VolumeID: kept.ID})
+			refusals := []struct {
+				name  string
+				input DeleteVolumeInput
+			}{
+				{"completed snapshots exist but none is named", DeleteVolumeInput{VolumeID: kept.ID}},
+				{"a completed snapshot taken before writes stopped", DeleteVolumeInput{VolumeID: kept.ID, Copy: &VerifiedCopy{SnapshotID: old.ID, WritesStoppedAt: stopped}}},
+				{"a snapshot of another volume", DeleteVolumeInput{VolumeID: other.ID, Copy: &VerifiedCopy{SnapshotID: old.ID, WritesStoppedAt: old.StartTime}}},
+				{"a snapshot that does not exist", DeleteVolumeInput{VolumeID: kept.ID, Copy: &VerifiedCopy{SnapshotID: "snap-0123456789abcdef0", WritesStoppedAt: stopped}}},
+			}
+			if b.simulatesTime {
+				// A first snapshot of 200 GiB takes hours of simulated time: still pending.
+				big := call[Volume](t, env, cloud.CreateVolume, CreateVolumeInput{Step: "big volume", Zone: zoneA, SizeGiB: 200})
+				call[Volume](t, env, cloud.WaitVolumeAvailable, WaitVolumeInput{VolumeID: big.ID, PollInterval: poll})
+				pending := call[Snapshot](t, env, cloud.CreateSnapshot, CreateSnapshotInput{Step: "snapshot big", VolumeID: big.ID})
+				refusals = append(refusals, struct {
+					name  string
+					input DeleteVolumeInput
+				}{"a snapshot still pending", DeleteVolumeInput{VolumeID: big.ID, Copy: &VerifiedCopy{SnapshotID: pending.ID, WritesStoppedAt: pending.StartTime}}})
+			}
+			for _, tc := range refusals {
+				t.Run("refuses "+tc.name, func(t *testing.T) {
+					_, err := callErr[DeleteVolumeOutput](env, cloud.DeleteVolume, tc.input)
+					requireAppError(t, err, ErrNoVerifiedCopy, true)
+				})
+			}
+			_, err := callErr[DeleteVolumeOutput](env, cloud.DeleteVolume, DeleteVolumeInput{VolumeID: kept.ID, Copy: &VerifiedCopy{SnapshotID: old.ID}})
+			requireAppError(t, err, ErrInvalidInput, true) // a snapshot copy without the time writes stopped
+
+			fresh = call[Snapshot](t, env, cloud.WaitSnapshot, WaitSnapshotInput{SnapshotID: fresh.ID, PollInterval: poll})
+			del = call[DeleteVolumeOutput](t, env, cloud.DeleteVolume, DeleteVolumeInput{VolumeID: kept.ID,
+				Copy: &VerifiedCopy{SnapshotID: fresh.ID, WritesStoppedAt: fresh.StartTime}})
 			require.True(t, del.Deleted)
-			require.Equal(t, snap.ID, del.VerifiedCopy)
+			require.Equal(t, fresh.ID, del.VerifiedCopy)
 		})
 	}
 }

@@ -203,3 +203,61 @@ func TestCloudShellQuote(t *testing.T) {
 		require.Equal(t, want, shellQuote(in), "shellQuote(%q)", in)
 	}
 }
+
+// TestCloudDeleteVolumeVerifiesItsReplica: a volume whose copy is a DRBD replica may be
+// deleted only when that replica, named by instance and resource, is UpToDate on another
+// instance, as `drbdadm status` there says: not while it is still resyncing, not when the
+// volume backs another resource, not when the named instance holds the volume itself.
+func TestCloudDeleteVolumeVerifiesItsReplica(t *testing.T) {
+	_, endpoint := cloudsim.NewTestServer(t, cloudsim.Config{})
+	cloud, hosts, e := hostsOn(t, endpoint)
+	env := e.env
+	poll := 10 * time.Millisecond
+	launch := func(step, role string) string {
+		inst := call[Instance](t, env, cloud.RunInstance, RunInstanceInput{Step: step, Name: step, ImageID: testImage,
+			InstanceType: "m5.large", Zone: zoneA, Tags: map[string]string{"anyops:role": role}})
+		call[Instance](t, env, cloud.WaitInstanceRunning, WaitInstanceInput{InstanceID: inst.ID, PollInterval: poll})
+		return inst.ID
+	}
+	file, backup := launch("file-1", "file"), launch("backup-1", "backup")
+	vols := map[string]string{}
+	for _, side := range []struct{ instance, peer, role string }{{file, backup, "primary"}, {backup, file, "secondary"}} {
+		// 200 GiB: the secondary's first resync takes a few real seconds.
+		v := call[Volume](t, env, cloud.CreateVolume, CreateVolumeInput{Step: "home0 " + side.role, Zone: zoneA, SizeGiB: 200,
+			Tags: map[string]string{"anyops:drbd-resource": "home0", "anyops:drbd-peer": side.peer, "anyops:drbd-role": side.role}})
+		call[Volume](t, env, cloud.WaitVolumeAvailable, WaitVolumeInput{VolumeID: v.ID, PollInterval: poll})
+		call[Attachment](t, env, cloud.AttachVolume, AttachVolumeInput{VolumeID: v.ID, InstanceID: side.instance, Device: "/dev/sdf"})
+		call[Volume](t, env, cloud.WaitVolumeAttached, WaitVolumeInput{VolumeID: v.ID, PollInterval: poll})
+		vols[side.role] = v.ID
+	}
+	primary := vols["primary"]
+	replica := &VerifiedCopy{ReplicaInstanceID: backup, DRBDResource: "home0"}
+	refusals := []struct {
+		name string
+		copy *VerifiedCopy
+	}{
+		{"the replica is still resyncing", replica},
+		{"the volume backs another resource", &VerifiedCopy{ReplicaInstanceID: backup, DRBDResource: "home1"}},
+		{"the named instance holds the volume itself", &VerifiedCopy{ReplicaInstanceID: file, DRBDResource: "home0"}},
+		{"no copy is named", nil},
+	}
+	for _, tc := range refusals {
+		_, err := callErr[DeleteVolumeOutput](env, cloud.DeleteVolume, DeleteVolumeInput{VolumeID: primary, Copy: tc.copy})
+		requireAppError(t, err, ErrNoVerifiedCopy, true)
+	}
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := call[DRBDStatusOutput](t, env, hosts.DRBDStatus, DRBDStatusInput{InstanceID: file, Resource: "home0"})
+		if len(st.Resources) == 1 && st.Resources[0].InSync() {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "home0 never got in sync: %+v", st)
+		time.Sleep(50 * time.Millisecond)
+	}
+	call[Attachment](t, env, cloud.DetachVolume, DetachVolumeInput{VolumeID: primary, InstanceID: file})
+	call[Volume](t, env, cloud.WaitVolumeAvailable, WaitVolumeInput{VolumeID: primary, PollInterval: poll})
+	del := call[DeleteVolumeOutput](t, env, cloud.DeleteVolume, DeleteVolumeInput{VolumeID: primary, Copy: replica})
+	require.True(t, del.Deleted)
+	require.Equal(t, backup+"/home0", del.VerifiedCopy)
+}
