@@ -185,11 +185,16 @@ func tagSpec(rt types.ResourceType, tags map[string]string) []types.TagSpecifica
 	if len(tags) == 0 {
 		return nil
 	}
-	spec := types.TagSpecification{ResourceType: rt}
+	return []types.TagSpecification{{ResourceType: rt, Tags: ec2Tags(tags)}}
+}
+
+// ec2Tags turns a tag map into EC2's list, sorted by key.
+func ec2Tags(tags map[string]string) []types.Tag {
+	var out []types.Tag
 	for _, k := range slices.Sorted(maps.Keys(tags)) {
-		spec.Tags = append(spec.Tags, types.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
+		out = append(out, types.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
 	}
-	return []types.TagSpecification{spec}
+	return out
 }
 
 // ownTags merges the caller's tags with Name and the anyops provenance tags.
@@ -347,6 +352,9 @@ type Fleet struct {
 	Instances []Instance
 	Volumes   []Volume
 	Health    []InstanceHealth
+	// DescribedAt is when the describe began (the worker's clock): the picture is no older.
+	// ReconcileFleet orders pictures by it.
+	DescribedAt time.Time
 }
 
 // DescribeFleet lists instances, volumes and status checks (all pages). It only reads.
@@ -355,7 +363,7 @@ func (c *Cloud) DescribeFleet(ctx context.Context, in DescribeFleetInput) (Fleet
 	for _, k := range slices.Sorted(maps.Keys(in.Tags)) {
 		filters = append(filters, types.Filter{Name: aws.String("tag:" + k), Values: []string{in.Tags[k]}})
 	}
-	var fleet Fleet
+	fleet := Fleet{DescribedAt: time.Now().UTC()}
 	ec := c.Clients.EC2
 	ip := ec2.NewDescribeInstancesPaginator(ec, &ec2.DescribeInstancesInput{Filters: filters})
 	for ip.HasMorePages() {
@@ -393,6 +401,22 @@ func (c *Cloud) DescribeFleet(ctx context.Context, in DescribeFleetInput) (Fleet
 		fleet.Health = health
 	}
 	return fleet, nil
+}
+
+// TagResourceInput sets tags on one EC2 resource (instance, volume, snapshot).
+type TagResourceInput struct {
+	ResourceID string
+	Tags       map[string]string
+}
+
+// TagResource sets the tags with CreateTags, which overwrites a key's value: setting what is
+// already set changes nothing, so retries are safe.
+func (c *Cloud) TagResource(ctx context.Context, in TagResourceInput) error {
+	if in.ResourceID == "" || len(in.Tags) == 0 {
+		return invalidInput("ResourceID and Tags are required")
+	}
+	_, err := c.Clients.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{in.ResourceID}, Tags: ec2Tags(in.Tags)})
+	return cloudError("CreateTags", err)
 }
 
 // InstanceStatus reports the status checks of one instance, with the time a failing check

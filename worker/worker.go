@@ -67,6 +67,10 @@ func Register(w worker.Registry, queue string, deps Deps) {
 	if queue == TaskQueueConsoles {
 		w.RegisterWorkflowWithOptions(workflows.ConsoleLifecycle, workflow.RegisterOptions{Name: workflows.ConsoleWorkflowType})
 	}
+	if queue == TaskQueueControl {
+		// The fleet-sync schedule's tick: not an operation of the API, so not a kind.
+		w.RegisterWorkflowWithOptions(workflows.ScheduledFleetSync, workflow.RegisterOptions{Name: workflows.ScheduledFleetSyncWorkflowType})
+	}
 	w.RegisterActivity(&activities.Inventory{Store: deps.Store})
 	w.RegisterActivity(&activities.Sandboxes{Store: deps.Store, Signer: deps.SandboxdSigner})
 	if deps.AWS != nil {
