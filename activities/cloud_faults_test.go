@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/anyops/anyops/cloudsim"
-	"github.com/anyops/anyops/config"
 )
 
 // simCloud is the cloud and host activities on a fresh cloudsim, with the Sim for faults.
@@ -25,21 +25,52 @@ type simCloud struct {
 func newSimCloud(t *testing.T) simCloud {
 	t.Helper()
 	sim, endpoint := cloudsim.NewTestServer(t, cloudsim.Config{})
-	clients, err := NewClients(context.Background(), config.AWS{Region: homeRegion, Endpoint: endpoint})
-	require.NoError(t, err)
-	cloud := NewCloud(clients)
-	hosts := &Hosts{Clients: clients, PollInterval: 10 * time.Millisecond}
-	env, hb := activityEnv(t, cloud, hosts)
-	return simCloud{sim: sim, cloud: cloud, hosts: hosts, e: &testEnv{env, hb}}
+	cloud, hosts, e := hostsOn(t, endpoint)
+	return simCloud{sim: sim, cloud: cloud, hosts: hosts, e: e}
 }
 
 const simPoll = 20 * time.Millisecond
 
 func (s simCloud) launch(t *testing.T, step string) string {
 	t.Helper()
-	inst := call[Instance](t, s.e.env, s.cloud.RunInstance, RunInstanceInput{Step: step, ImageID: testImage, InstanceType: "m5.large", Zone: zoneA})
+	return s.launchAs(t, step, "")
+}
+
+// launchAs launches a running instance named step, with the role tag unless role is "".
+func (s simCloud) launchAs(t *testing.T, step, role string) string {
+	t.Helper()
+	in := RunInstanceInput{Step: step, Name: step, ImageID: testImage, InstanceType: "m5.large", Zone: zoneA}
+	if role != "" {
+		in.Tags = map[string]string{"anyops:role": role}
+	}
+	inst := call[Instance](t, s.e.env, s.cloud.RunInstance, in)
 	call[Instance](t, s.e.env, s.cloud.WaitInstanceRunning, WaitInstanceInput{InstanceID: inst.ID, PollInterval: simPoll})
 	return inst.ID
+}
+
+// attach creates a volume and attaches it to instance at device, waiting for both.
+func (s simCloud) attach(t *testing.T, step, instance, device string, size int32, tags map[string]string) string {
+	t.Helper()
+	env := s.e.env
+	v := call[Volume](t, env, s.cloud.CreateVolume, CreateVolumeInput{Step: step, Zone: zoneA, SizeGiB: size, Tags: tags})
+	call[Volume](t, env, s.cloud.WaitVolumeAvailable, WaitVolumeInput{VolumeID: v.ID, PollInterval: simPoll})
+	call[Attachment](t, env, s.cloud.AttachVolume, AttachVolumeInput{VolumeID: v.ID, InstanceID: instance, Device: device})
+	call[Volume](t, env, s.cloud.WaitVolumeAttached, WaitVolumeInput{VolumeID: v.ID, PollInterval: simPoll})
+	return v.ID
+}
+
+// drbdPair attaches, at /dev/sdf, a volume of size GiB backing DRBD resource home0 to file
+// (primary) and one to backup (secondary), with extra tags on both; it returns their ids.
+func (s simCloud) drbdPair(t *testing.T, file, backup string, size int32, extra map[string]string) (primary, secondary string) {
+	t.Helper()
+	tags := func(peer, role string) map[string]string {
+		m := map[string]string{"anyops:drbd-resource": "home0", "anyops:drbd-peer": peer, "anyops:drbd-role": role}
+		maps.Copy(m, extra)
+		return m
+	}
+	primary = s.attach(t, "home0 primary", file, "/dev/sdf", size, tags(backup, "primary"))
+	secondary = s.attach(t, "home0 secondary", backup, "/dev/sdf", size, tags(file, "secondary"))
+	return primary, secondary
 }
 
 func (s simCloud) inject(t *testing.T, f cloudsim.Fault) string {

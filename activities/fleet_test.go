@@ -359,11 +359,7 @@ func TestReconcileFleetRecordsDrift(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
 			store := openStore(t)
-			a := &Inventory{Store: store}
-			fleet, drbd := cloudOf(DemoFleetPlan())
-			if _, err := a.ReconcileFleet(ctx, ReconcileFleetInput{Fleet: fleet, DRBD: drbd}); err != nil {
-				t.Fatal(err)
-			}
+			a, fleet, drbd := reconciledDemo(t, store)
 			tt.change(&fleet, &drbd)
 			fleet.DescribedAt = fleet.DescribedAt.Add(time.Minute)
 			res, err := a.ReconcileFleet(ctx, ReconcileFleetInput{Fleet: fleet, DRBD: drbd})

@@ -65,24 +65,10 @@ func runActivity(t *testing.T, tc client.Client, queue, id, activity string, inp
 // heartbeat and failing on every attempt; and that a failure no retry fixes (a service the
 // host does not have) is sent once and fails the workflow with its type.
 func TestHostsCommandFailingOnceIsSentAgain(t *testing.T) {
-	sim, endpoint := cloudsim.NewTestServer(t, cloudsim.Config{})
-	cloud, hosts, e := hostsOn(t, endpoint)
-	env := e.env
-	poll := 10 * time.Millisecond
-	launch := func(step, role string) string {
-		inst := call[Instance](t, env, cloud.RunInstance, RunInstanceInput{Step: step, Name: step, ImageID: testImage,
-			InstanceType: "m5.large", Zone: zoneA, Tags: map[string]string{"anyops:role": role}})
-		call[Instance](t, env, cloud.WaitInstanceRunning, WaitInstanceInput{InstanceID: inst.ID, PollInterval: poll})
-		return inst.ID
-	}
-	file, backup := launch("file-1", "file"), launch("backup-1", "backup")
-	for _, side := range []struct{ step, instance, peer, role string }{{"home0 primary", file, backup, "primary"}, {"home0 secondary", backup, file, "secondary"}} {
-		v := call[Volume](t, env, cloud.CreateVolume, CreateVolumeInput{Step: side.step, Zone: zoneA, SizeGiB: 2, Tags: map[string]string{
-			"anyops:drbd-resource": "home0", "anyops:drbd-peer": side.peer, "anyops:drbd-role": side.role, "anyops:drbd-disk": "UpToDate"}})
-		call[Volume](t, env, cloud.WaitVolumeAvailable, WaitVolumeInput{VolumeID: v.ID, PollInterval: poll})
-		call[Attachment](t, env, cloud.AttachVolume, AttachVolumeInput{VolumeID: v.ID, InstanceID: side.instance, Device: "/dev/sdf"})
-		call[Volume](t, env, cloud.WaitVolumeAttached, WaitVolumeInput{VolumeID: v.ID, PollInterval: poll})
-	}
+	s := newSimCloud(t)
+	sim, hosts := s.sim, s.hosts
+	file, backup := s.launchAs(t, "file-1", "file"), s.launchAs(t, "backup-1", "backup")
+	s.drbdPair(t, file, backup, 2, map[string]string{"anyops:drbd-disk": "UpToDate"})
 
 	tc, queue := temporalWorker(t, worker.Options{}, hosts)
 

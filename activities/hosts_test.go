@@ -7,7 +7,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/anyops/anyops/cloudsim"
 	"github.com/anyops/anyops/config"
 	"github.com/anyops/anyops/internal/testenv"
 )
@@ -40,32 +39,16 @@ func TestCloudHostsRunCommandOnMoto(t *testing.T) {
 // service restart, a package upgrade and health probes, each twice where a retry must be
 // harmless, and the typed errors where it must not go on.
 func TestCloudHostsOnCloudsim(t *testing.T) {
-	_, endpoint := cloudsim.NewTestServer(t, cloudsim.Config{})
-	cloud, hosts, e := hostsOn(t, endpoint)
-	env := e.env
-	poll := 10 * time.Millisecond
-
-	launch := func(step, role string) string {
-		inst := call[Instance](t, env, cloud.RunInstance, RunInstanceInput{Step: step, Name: step, ImageID: testImage,
-			InstanceType: "m5.large", Zone: zoneA, Tags: map[string]string{"anyops:role": role}})
-		call[Instance](t, env, cloud.WaitInstanceRunning, WaitInstanceInput{InstanceID: inst.ID, PollInterval: poll})
-		return inst.ID
-	}
-	file, backup := launch("file-1", "file"), launch("backup-1", "backup")
+	s := newSimCloud(t)
+	hosts, env := s.hosts, s.e.env
+	file, backup := s.launchAs(t, "file-1", "file"), s.launchAs(t, "backup-1", "backup")
 	// The cluster build step: installs and starts the role's packages and services.
 	boot := call[CommandResult](t, env, hosts.RunCommand, RunCommandInput{InstanceID: file, Commands: []string{"anyops-bootstrap"}})
 	require.Contains(t, boot.Stdout, "bootstrapped")
 	attach := func(step, instance, device string, size int32, tags map[string]string) string {
-		v := call[Volume](t, env, cloud.CreateVolume, CreateVolumeInput{Step: step, Zone: zoneA, SizeGiB: size, Tags: tags})
-		call[Volume](t, env, cloud.WaitVolumeAvailable, WaitVolumeInput{VolumeID: v.ID, PollInterval: poll})
-		call[Attachment](t, env, cloud.AttachVolume, AttachVolumeInput{VolumeID: v.ID, InstanceID: instance, Device: device})
-		call[Volume](t, env, cloud.WaitVolumeAttached, WaitVolumeInput{VolumeID: v.ID, PollInterval: poll})
-		return v.ID
+		return s.attach(t, step, instance, device, size, tags)
 	}
-	attach("home0 primary", file, "/dev/sdf", 20, map[string]string{
-		"anyops:drbd-resource": "home0", "anyops:drbd-peer": backup, "anyops:drbd-role": "primary"})
-	attach("home0 secondary", backup, "/dev/sdf", 20, map[string]string{
-		"anyops:drbd-resource": "home0", "anyops:drbd-peer": file, "anyops:drbd-role": "secondary"})
+	s.drbdPair(t, file, backup, 20, nil)
 
 	t.Run("DRBD resyncs to a hot copy", func(t *testing.T) {
 		var seen []float64
@@ -209,28 +192,12 @@ func TestCloudShellQuote(t *testing.T) {
 // instance, as `drbdadm status` there says: not while it is still resyncing, not when the
 // volume backs another resource, not when the named instance holds the volume itself.
 func TestCloudDeleteVolumeVerifiesItsReplica(t *testing.T) {
-	_, endpoint := cloudsim.NewTestServer(t, cloudsim.Config{})
-	cloud, hosts, e := hostsOn(t, endpoint)
-	env := e.env
-	poll := 10 * time.Millisecond
-	launch := func(step, role string) string {
-		inst := call[Instance](t, env, cloud.RunInstance, RunInstanceInput{Step: step, Name: step, ImageID: testImage,
-			InstanceType: "m5.large", Zone: zoneA, Tags: map[string]string{"anyops:role": role}})
-		call[Instance](t, env, cloud.WaitInstanceRunning, WaitInstanceInput{InstanceID: inst.ID, PollInterval: poll})
-		return inst.ID
-	}
-	file, backup := launch("file-1", "file"), launch("backup-1", "backup")
-	vols := map[string]string{}
-	for _, side := range []struct{ instance, peer, role string }{{file, backup, "primary"}, {backup, file, "secondary"}} {
-		// 200 GiB: the secondary's first resync takes a few real seconds.
-		v := call[Volume](t, env, cloud.CreateVolume, CreateVolumeInput{Step: "home0 " + side.role, Zone: zoneA, SizeGiB: 200,
-			Tags: map[string]string{"anyops:drbd-resource": "home0", "anyops:drbd-peer": side.peer, "anyops:drbd-role": side.role}})
-		call[Volume](t, env, cloud.WaitVolumeAvailable, WaitVolumeInput{VolumeID: v.ID, PollInterval: poll})
-		call[Attachment](t, env, cloud.AttachVolume, AttachVolumeInput{VolumeID: v.ID, InstanceID: side.instance, Device: "/dev/sdf"})
-		call[Volume](t, env, cloud.WaitVolumeAttached, WaitVolumeInput{VolumeID: v.ID, PollInterval: poll})
-		vols[side.role] = v.ID
-	}
-	primary := vols["primary"]
+	s := newSimCloud(t)
+	cloud, hosts, env := s.cloud, s.hosts, s.e.env
+	poll := simPoll
+	file, backup := s.launchAs(t, "file-1", "file"), s.launchAs(t, "backup-1", "backup")
+	// 200 GiB: the secondary's first resync takes a few real seconds.
+	primary, _ := s.drbdPair(t, file, backup, 200, nil)
 	replica := &VerifiedCopy{ReplicaInstanceID: backup, DRBDResource: "home0"}
 	refusals := []struct {
 		name string

@@ -74,6 +74,18 @@ func volumeOfKind(f Fleet, kind anyops.VolumeKind) int {
 	return slices.IndexFunc(f.Volumes, func(v Volume) bool { return v.Tags[anyops.TagKind] == string(kind) })
 }
 
+// reconciledDemo reconciles store once with the demo fleet's cloud and returns the activity
+// with that cloud, for a test to change and reconcile again.
+func reconciledDemo(t *testing.T, store *inventory.Store) (*Inventory, Fleet, []HostDRBD) {
+	t.Helper()
+	a := &Inventory{Store: store}
+	fleet, drbd := cloudOf(DemoFleetPlan())
+	if _, err := a.ReconcileFleet(context.Background(), ReconcileFleetInput{Fleet: fleet, DRBD: drbd}); err != nil {
+		t.Fatal(err)
+	}
+	return a, fleet, drbd
+}
+
 // TestReconcileFleetIsAtomicAndAuditsOnce proves, on SQLite and PostgreSQL, that a reconcile
 // failing half-way (the database refuses one audit event, after the rows before it were
 // written) applies nothing, and that its retry then applies all of the drift and records each
@@ -82,11 +94,7 @@ func volumeOfKind(f Fleet, kind anyops.VolumeKind) int {
 func TestReconcileFleetIsAtomicAndAuditsOnce(t *testing.T) {
 	forEachStore(t, func(t *testing.T, store *inventory.Store) {
 		ctx := context.Background()
-		a := &Inventory{Store: store}
-		fleet, drbd := cloudOf(DemoFleetPlan())
-		if _, err := a.ReconcileFleet(ctx, ReconcileFleetInput{Fleet: fleet, DRBD: drbd}); err != nil {
-			t.Fatal(err)
-		}
+		a, fleet, drbd := reconciledDemo(t, store)
 		// Drift: the file server's system check fails; the dropbox volume is detached.
 		file := instanceOf(fleet, inventory.DemoFileServer)
 		for i, h := range fleet.Health {
@@ -134,11 +142,7 @@ func TestReconcileFleetIsAtomicAndAuditsOnce(t *testing.T) {
 func TestReconcileFleetRefusesAnOlderPicture(t *testing.T) {
 	forEachStore(t, func(t *testing.T, store *inventory.Store) {
 		ctx := context.Background()
-		a := &Inventory{Store: store}
-		base, drbd := cloudOf(DemoFleetPlan())
-		if _, err := a.ReconcileFleet(ctx, ReconcileFleetInput{Fleet: base, DRBD: drbd}); err != nil {
-			t.Fatal(err)
-		}
+		a, base, drbd := reconciledDemo(t, store)
 		file := instanceOf(base, inventory.DemoFileServer)
 		// picture returns a copy of the cloud described at base+minutes, the file server in state.
 		picture := func(minutes int, state string) Fleet {
@@ -198,11 +202,7 @@ func TestReconcileFleetRefusesAnOlderPicture(t *testing.T) {
 func TestReconcileFleetNeverSweepsALiveResource(t *testing.T) {
 	ctx := context.Background()
 	store := openStore(t)
-	a := &Inventory{Store: store}
-	fleet, drbd := cloudOf(DemoFleetPlan())
-	if _, err := a.ReconcileFleet(ctx, ReconcileFleetInput{Fleet: fleet, DRBD: drbd}); err != nil {
-		t.Fatal(err)
-	}
+	a, fleet, drbd := reconciledDemo(t, store)
 	dropbox := volumeOfKind(fleet, anyops.VolumeDropbox)
 	fleet.Volumes[dropbox].Tags = map[string]string{anyops.TagKind: "floppy", anyops.TagCluster: inventory.DemoCluster}
 	web := slices.IndexFunc(fleet.Instances, func(i Instance) bool { return i.Tags[anyops.TagRole] == string(anyops.RoleWeb) })
@@ -241,11 +241,7 @@ func TestReconcileFleetNeverSweepsALiveResource(t *testing.T) {
 func TestReconcileFleetReadsReplicaRolesFromHosts(t *testing.T) {
 	ctx := context.Background()
 	store := openStore(t)
-	a := &Inventory{Store: store}
-	fleet, drbd := cloudOf(DemoFleetPlan())
-	if _, err := a.ReconcileFleet(ctx, ReconcileFleetInput{Fleet: fleet, DRBD: drbd}); err != nil {
-		t.Fatal(err)
-	}
+	a, fleet, drbd := reconciledDemo(t, store)
 	if pairs, _ := DRBDPairs(fleet, drbd); len(DRBDRoleTagChanges(fleet, pairs)) != 0 {
 		t.Fatalf("tag changes before any promotion: %+v", DRBDRoleTagChanges(fleet, pairs))
 	}

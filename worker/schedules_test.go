@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"sort"
 	"testing"
@@ -15,11 +14,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/anyops/anyops/activities"
-	"github.com/anyops/anyops/cloudsim"
-	"github.com/anyops/anyops/config"
 	"github.com/anyops/anyops/internal/testenv"
-	"github.com/anyops/anyops/inventory"
 	"github.com/anyops/anyops/workflows"
 )
 
@@ -131,16 +126,7 @@ func TestScheduledAndAPIFleetSyncsNeverOverlap(t *testing.T) {
 	defer cancel()
 	began := time.Now()
 	tc := testenv.TemporalClient(t)
-	_, endpoint := cloudsim.NewTestServer(t, cloudsim.Config{})
-	clients, err := activities.NewClients(ctx, config.AWS{Region: "us-east-1", Endpoint: endpoint})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := inventory.Open(ctx, inventory.DriverSQLite, filepath.Join(t.TempDir(), "inv.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	clients, store := cloudAndInventory(t)
 	if err := EnsureSchedules(ctx, tc); err != nil {
 		t.Fatal(err)
 	}
