@@ -40,7 +40,8 @@ type session struct {
 	ring       *ring
 	clients    map[*attachment]struct{}
 	lastActive time.Time
-	endReason  string // why we ended it; "" while running or when it exited by itself
+	renewed    time.Time // the lease's last renewal (info.Lease > 0)
+	endReason  string    // why we ended it; "" while running or when it exited by itself
 	exitCode   int
 	exitedAt   time.Time
 
@@ -53,8 +54,15 @@ func newSession(info client.Sandbox, proc process, m *metrics, log *slog.Logger)
 	return &session{
 		info: info, proc: proc, metrics: m, log: log,
 		ring: newRing(scrollbackBytes), clients: map[*attachment]struct{}{},
-		lastActive: time.Now(), pumpDone: make(chan struct{}), exited: make(chan struct{}),
+		lastActive: time.Now(), renewed: time.Now(), pumpDone: make(chan struct{}), exited: make(chan struct{}),
 	}
+}
+
+// renewLease starts the sandbox's lease over: the control plane still knows it.
+func (s *session) renewLease() {
+	s.mu.Lock()
+	s.renewed = time.Now()
+	s.mu.Unlock()
 }
 
 // run streams the terminal, enforces the timeouts and waits for the command to end. It
@@ -137,13 +145,18 @@ func (s *session) dropLocked(a *attachment) {
 	s.log.Warn("client fell behind, dropped", "sandbox", s.info.ID)
 }
 
-// watch ends the sandbox at its maximum lifetime, or when it has had neither input nor an
-// attached client for its idle timeout.
+// watch ends the sandbox at its maximum lifetime, when it has had neither input nor an
+// attached client for its idle timeout, or when its lease ran out.
 func (s *session) watch() {
-	idle, lifetime := time.Duration(s.info.IdleTimeout), time.Duration(s.info.MaxLifetime)
+	idle, lifetime, lease := time.Duration(s.info.IdleTimeout), time.Duration(s.info.MaxLifetime), time.Duration(s.info.Lease)
 	deadline := time.NewTimer(time.Until(s.info.CreatedAt.Add(lifetime)))
 	defer deadline.Stop()
-	tick := time.NewTicker(min(max(idle/10, 50*time.Millisecond), 5*time.Second))
+	every := min(max(idle/10, 50*time.Millisecond), 5*time.Second)
+	if lease > 0 {
+		// The lease must end close to its time: the control plane waits for it, with a margin.
+		every = min(every, max(lease/20, 10*time.Millisecond))
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {
@@ -155,7 +168,12 @@ func (s *session) watch() {
 		case now := <-tick.C:
 			s.mu.Lock()
 			isIdle := len(s.clients) == 0 && now.Sub(s.lastActive) >= idle
+			expired := lease > 0 && now.Sub(s.renewed) >= lease
 			s.mu.Unlock()
+			if expired {
+				s.end(client.EndLeaseExpired)
+				return
+			}
 			if isIdle {
 				s.end(client.EndIdleTimeout)
 				return

@@ -168,7 +168,7 @@ func testTiming() ConsoleTiming {
 func TestConsoleCloseDestroysSandbox(t *testing.T) {
 	e := newConsoleEnv(t, "console-a", "console-b")
 	// Load console-a: the console must go to console-b.
-	busy, err := e.hosts["console-a"].Client.Create(context.Background(), sbclient.CreateRequest{User: "busy", UID: 5000, Plan: anyops.PlanFree})
+	busy, err := e.hosts["console-a"].Client.Create(context.Background(), sbclient.CreateRequest{User: "busy", UID: 105000, Plan: anyops.PlanFree})
 	if err != nil {
 		t.Fatal(err)
 	}
