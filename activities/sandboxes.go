@@ -350,8 +350,9 @@ func RegisterConsoleHost(ctx context.Context, store *inventory.Store, srv invent
 	}
 	c.Subject, c.TTL = "register-console-host", probeTokenTTL
 	// Probe first: a sandboxd that does not answer, or does not trust the key, records nothing.
+	// Anonymous: the probe's home goes with its sandbox.
 	probe, err := c.Create(ctx, sbclient.CreateRequest{ID: "probe-" + sbclient.NewSandboxID(), User: "anyops-probe",
-		UID: ProbeUID, Plan: anyops.PlanFree, Command: []string{"true"}})
+		UID: ProbeUID, Plan: anyops.PlanAnonymous, Command: []string{"true"}})
 	if err != nil {
 		return inventory.Image{}, fmt.Errorf("learn the image of sandboxd %s: %w", srv.SandboxdURL, err)
 	}

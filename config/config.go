@@ -53,6 +53,9 @@ type API struct {
 // only its public half.
 type Signing struct {
 	SandboxdKey string // Ed25519 private key file (PEM), from `anyops sandboxd keygen`
+	// RetiredSandboxdKeys are the keys signed with before a rotation, comma separated: the
+	// console tokens derived from them stay valid; nothing is signed with them.
+	RetiredSandboxdKeys string
 }
 
 // Worker configures `anyops worker`.
@@ -272,6 +275,7 @@ func (b *Binder) BindWorkerMetrics(c *Worker) {
 // BindSigning binds the sandboxd signing key, shared by api and worker.
 func (b *Binder) BindSigning(c *Signing) {
 	b.String(&c.SandboxdKey, "sandboxd-key", "", "", "Ed25519 private key file that signs sandboxd tokens; consoles are off without it")
+	b.String(&c.RetiredSandboxdKeys, "sandboxd-retired-keys", "", "", "key files signed with before a rotation, comma separated: open consoles' tokens stay valid")
 }
 
 // BindWorker binds the worker settings.

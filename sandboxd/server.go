@@ -339,6 +339,10 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	info.CreatedAt = time.Now().UTC()
 	ss := newSession(info, proc, s.metrics, s.log)
+	if ephemeral {
+		// A throw-away user's home goes with their sandbox.
+		ss.onExit = func() { s.releaseHome(info.User, id) }
+	}
 	s.mu.Lock()
 	if s.closed { // Close has already ended the sandboxes it knew of: this one must not escape it
 		s.mu.Unlock()
@@ -355,10 +359,6 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 	s.metrics.running.Inc()
 	go func() {
 		ss.run()
-		if ephemeral {
-			// A throw-away user's home goes with their sandbox.
-			s.releaseHome(info.User, id)
-		}
 		time.AfterFunc(s.cfg.ExitedRetention, func() { s.forget(ss) })
 	}()
 	s.log.Info("sandbox created", "sandbox", id, "user", info.User, "plan", info.Plan, "image", info.Image, "sub", claims.Sub)

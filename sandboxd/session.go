@@ -45,6 +45,10 @@ type session struct {
 	exitCode   int
 	exitedAt   time.Time
 
+	// onExit, when set, runs once the sandbox's processes are gone and before it counts as
+	// exited, so whoever waits for the exit (DELETE) finds its leftovers gone too.
+	onExit func()
+
 	inputMu  sync.Mutex    // serialises writes of several clients to the PTY
 	pumpDone chan struct{} // closed when the PTY reader has stopped
 	exited   chan struct{} // closed when the process is gone and all its output is broadcast
@@ -85,6 +89,9 @@ func (s *session) run() {
 	}
 	_ = s.proc.PTY().Close()
 	<-s.pumpDone
+	if s.onExit != nil {
+		s.onExit()
+	}
 
 	s.mu.Lock()
 	s.exitCode, s.exitedAt = code, time.Now()

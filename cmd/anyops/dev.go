@@ -147,6 +147,9 @@ func newDevCmd() *cobra.Command {
 			return err
 		}
 		defer cp.Close()
+		if cp.retiredKeys, err = readRetiredKeys(signing); err != nil {
+			return err
+		}
 
 		// The worker reaches the cloud through cloudsim unless told otherwise.
 		if aws.Endpoint == "" {
