@@ -141,7 +141,7 @@ type ConsoleState struct {
 	// CheckTokens is when the newest host check's token expires: until then that check may
 	// still reach the host and renew the sandbox's lease.
 	CheckTokens time.Time `json:"check_tokens,omitempty"`
-	Runs        int       `json:"runs"`       // runs before this one (continue-as-new count)
+	Runs        int       `json:"runs"` // runs before this one (continue-as-new count)
 }
 
 // ConsoleOpened is the result of the Open update.
