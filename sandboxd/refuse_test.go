@@ -240,3 +240,29 @@ func TestAttachChecksOrigin(t *testing.T) {
 		})
 	}
 }
+
+// TestAttachRefusesBrowsersByDefault proves a sandboxd given no allowed origins lets no
+// browser attach (it used to allow any), while a client that sends no Origin still can.
+func TestAttachRefusesBrowsersByDefault(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.AllowedOrigins = nil })
+	sb := h.create(shell())
+	for origin, want := range map[string]int{"https://evil.example": http.StatusForbidden, "": http.StatusSwitchingProtocols} {
+		u, _, err := h.c.AttachURL(sb.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hdr := http.Header{}
+		if origin != "" {
+			hdr.Set("Origin", origin)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: hdr})
+		cancel()
+		if conn != nil {
+			_ = conn.CloseNow()
+		}
+		if resp == nil || resp.StatusCode != want {
+			t.Fatalf("origin %q: %v (%v), want %d", origin, resp, err, want)
+		}
+	}
+}

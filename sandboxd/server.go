@@ -705,7 +705,7 @@ func (s *Server) authorizeCreate(w http.ResponseWriter, r *http.Request, body []
 	}
 	c, err := s.verify.Parse(tok)
 	if err == nil {
-		c, err = s.verify.Verify(tok, token.Grant{Op: token.OpCreate, Sandbox: c.Sandbox, Body: body})
+		err = s.verify.Check(c, token.Grant{Op: token.OpCreate, Sandbox: c.Sandbox, Body: body})
 	}
 	if err == nil && !s.once.Use(tok, c.Exp) {
 		err = token.ErrUsed

@@ -298,22 +298,28 @@ func (v *Verifier) Verify(tok string, need Grant) (Claims, error) {
 	if err != nil {
 		return c, err
 	}
+	return c, v.Check(c, need)
+}
+
+// Check is Verify for claims Parse has returned already. need.Audience is not looked at: the
+// Verifier's own audience is the one a token must name.
+func (v *Verifier) Check(c Claims, need Grant) error {
 	now := v.now()
 	if now.Unix() >= c.Exp {
-		return c, fmt.Errorf("%w at %s", ErrExpired, time.Unix(c.Exp, 0).UTC().Format(time.RFC3339))
+		return fmt.Errorf("%w at %s", ErrExpired, time.Unix(c.Exp, 0).UTC().Format(time.RFC3339))
 	}
 	if time.Unix(c.Iat, 0).After(now.Add(ClockSkew)) {
-		return c, ErrNotYet
+		return ErrNotYet
 	}
 	switch {
 	case c.Aud != v.audience:
-		return c, fmt.Errorf("%w: token is for sandboxd %s, this is %s", ErrScope, c.Aud, v.audience)
+		return fmt.Errorf("%w: token is for sandboxd %s, this is %s", ErrScope, c.Aud, v.audience)
 	case c.Op != need.Op || c.Sandbox != need.Sandbox:
-		return c, fmt.Errorf("%w: token grants %s on %q, request needs %s on %q", ErrScope, c.Op, c.Sandbox, need.Op, need.Sandbox)
+		return fmt.Errorf("%w: token grants %s on %q, request needs %s on %q", ErrScope, c.Op, c.Sandbox, need.Op, need.Sandbox)
 	case c.Op == OpCreate && c.Body != BodyHash(need.Body):
-		return c, fmt.Errorf("%w: the request body is not the one the token was issued for", ErrScope)
+		return fmt.Errorf("%w: the request body is not the one the token was issued for", ErrScope)
 	}
-	return c, nil
+	return nil
 }
 
 // GenerateKey returns a new Ed25519 key pair.
