@@ -28,6 +28,7 @@ import (
 	"github.com/anyops/anyops/sandboxd/jail"
 	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 	"github.com/anyops/anyops/sandboxd/token"
+	"github.com/anyops/anyops/sandboxd/wire"
 )
 
 // The test binary doubles as the sandboxes' init: the jail re-executes it.
@@ -137,11 +138,11 @@ func randomHex(n int) string {
 }
 
 // shell is the smallest valid create request: a login shell for a free user.
-func shell() client.CreateRequest {
-	return client.CreateRequest{User: "alice", UID: 120001, Plan: "free"}
+func shell() wire.CreateRequest {
+	return wire.CreateRequest{User: "alice", UID: 120001, Plan: "free"}
 }
 
-func (h *harness) create(req client.CreateRequest) client.Sandbox {
+func (h *harness) create(req wire.CreateRequest) wire.Sandbox {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
@@ -152,7 +153,7 @@ func (h *harness) create(req client.CreateRequest) client.Sandbox {
 	return sb
 }
 
-func (h *harness) get(id string) client.Sandbox {
+func (h *harness) get(id string) wire.Sandbox {
 	h.t.Helper()
 	sb, err := h.c.Get(context.Background(), id)
 	if err != nil {
@@ -162,7 +163,7 @@ func (h *harness) get(id string) client.Sandbox {
 }
 
 // waitState polls GET until cond holds.
-func (h *harness) waitFor(id, what string, cond func(client.Sandbox) bool) client.Sandbox {
+func (h *harness) waitFor(id, what string, cond func(wire.Sandbox) bool) wire.Sandbox {
 	h.t.Helper()
 	deadline := time.Now().Add(waitLimit)
 	for {
@@ -208,7 +209,7 @@ type term struct {
 	mu       sync.Mutex
 	out      []byte // the last outKeep bytes of terminal output
 	total    int    // all terminal bytes received
-	controls []client.Control
+	controls []wire.Control
 	closeErr error
 	done     chan struct{}
 }
@@ -259,7 +260,7 @@ func (tm *term) read() {
 				tm.out = append([]byte(nil), tm.out[len(tm.out)-outKeep:]...)
 			}
 		} else {
-			var c client.Control
+			var c wire.Control
 			if err := json.Unmarshal(data, &c); err != nil {
 				tm.t.Errorf("server sent a text frame that is not JSON: %q", data)
 			}
@@ -295,7 +296,7 @@ func (tm *term) waitOutput(want string) {
 
 // waitClosed waits until the server closed the connection and returns the close status and
 // the control frames received.
-func (tm *term) waitClosed() (websocket.StatusCode, []client.Control) {
+func (tm *term) waitClosed() (websocket.StatusCode, []wire.Control) {
 	tm.t.Helper()
 	select {
 	case <-tm.done:
@@ -307,10 +308,10 @@ func (tm *term) waitClosed() (websocket.StatusCode, []client.Control) {
 	return websocket.CloseStatus(tm.closeErr), tm.controls
 }
 
-func (tm *term) controlsSeen() []client.Control {
+func (tm *term) controlsSeen() []wire.Control {
 	tm.mu.Lock()
 	defer tm.mu.Unlock()
-	return append([]client.Control(nil), tm.controls...)
+	return append([]wire.Control(nil), tm.controls...)
 }
 
 // waitControls waits until n control frames have arrived.
@@ -332,7 +333,7 @@ func (tm *term) send(s string) {
 	}
 }
 
-func (tm *term) control(c client.Control) {
+func (tm *term) control(c wire.Control) {
 	tm.t.Helper()
 	b, _ := json.Marshal(c)
 	if err := tm.conn.Write(context.Background(), websocket.MessageText, b); err != nil {
@@ -352,7 +353,7 @@ func tail(s string, n int) string {
 }
 
 // rawRequest sends a request with a hand-made token and returns status and decoded error.
-func (h *harness) rawRequest(method, path, tok string, body any) (int, client.ErrorBody) {
+func (h *harness) rawRequest(method, path, tok string, body any) (int, wire.ErrorBody) {
 	h.t.Helper()
 	var raw []byte
 	if body != nil {
@@ -361,7 +362,7 @@ func (h *harness) rawRequest(method, path, tok string, body any) (int, client.Er
 	return h.send(method, path, tok, raw)
 }
 
-func (h *harness) send(method, path, tok string, raw []byte) (int, client.ErrorBody) {
+func (h *harness) send(method, path, tok string, raw []byte) (int, wire.ErrorBody) {
 	h.t.Helper()
 	req, _ := http.NewRequest(method, h.ts.URL+path, bytes.NewReader(raw))
 	if tok != "" {
@@ -372,7 +373,7 @@ func (h *harness) send(method, path, tok string, raw []byte) (int, client.ErrorB
 		h.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var eb client.ErrorBody
+	var eb wire.ErrorBody
 	_ = json.NewDecoder(resp.Body).Decode(&eb)
 	return resp.StatusCode, eb
 }
@@ -388,7 +389,7 @@ func (h *harness) mint(op token.Op, sandbox string, body []byte, ttl time.Durati
 
 // rawCreate posts body as it is (a struct or map is marshalled once) with the token tokenFor
 // makes for those exact bytes, and returns the status and decoded error.
-func (h *harness) rawCreate(body any, tokenFor func(raw []byte) string) (int, client.ErrorBody) {
+func (h *harness) rawCreate(body any, tokenFor func(raw []byte) string) (int, wire.ErrorBody) {
 	h.t.Helper()
 	raw, ok := body.([]byte)
 	if !ok {

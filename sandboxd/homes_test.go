@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/anyops/anyops"
-	"github.com/anyops/anyops/sandboxd/client"
 	"github.com/anyops/anyops/sandboxd/homes"
 	"github.com/anyops/anyops/sandboxd/homes/homestest"
+	"github.com/anyops/anyops/sandboxd/wire"
 )
 
 // TestHomeQuotaStopsWritesNotTheConsole proves, through a real sandbox on a btrfs storage
@@ -37,7 +37,7 @@ func TestHomeQuotaStopsWritesNotTheConsole(t *testing.T) {
 	if st.Size() > quota {
 		t.Fatalf("the home holds a %d-byte file past its %d-byte quota", st.Size(), quota)
 	}
-	if got := h.get(sb.ID); got.State != client.StateRunning || got.Limits.HomeBytes != quota {
+	if got := h.get(sb.ID); got.State != wire.StateRunning || got.Limits.HomeBytes != quota {
 		t.Fatalf("sandbox after the refused write: %+v, want running with home_bytes %d", got, quota)
 	}
 }
@@ -48,7 +48,7 @@ func TestHomeQuotaStopsWritesNotTheConsole(t *testing.T) {
 func TestAnonymousHomeGoesWithItsSandbox(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx := context.Background()
-	anon := client.CreateRequest{User: "anon-1a2b", UID: 130001, Plan: anyops.PlanAnonymous}
+	anon := wire.CreateRequest{User: "anon-1a2b", UID: 130001, Plan: anyops.PlanAnonymous}
 	sb := h.create(anon)
 	home := filepath.Join(h.cfg.StorageRoot, anon.User)
 	if _, err := os.Stat(home); err != nil {
@@ -61,7 +61,7 @@ func TestAnonymousHomeGoesWithItsSandbox(t *testing.T) {
 
 	anon.Command = []string{"/bin/sh", "-c", "echo x > ~/file"}
 	sb = h.create(anon)
-	h.waitFor(sb.ID, "the command to exit", func(s client.Sandbox) bool { return s.State == client.StateExited })
+	h.waitFor(sb.ID, "the command to exit", func(s wire.Sandbox) bool { return s.State == wire.StateExited })
 	requireGone(t, home)
 
 	reg := h.create(shell())
@@ -88,7 +88,7 @@ func TestLeaseEndsASandboxTheControlPlaneForgot(t *testing.T) {
 	h := newHarness(t, nil)
 	const lease = time.Second
 	req := shell()
-	req.Lease = client.Duration(lease)
+	req.Lease = wire.Duration(lease)
 	forgotten := h.create(req)
 	req.User, req.UID = "bob", 120002
 	checked := h.create(req)
@@ -97,7 +97,7 @@ func TestLeaseEndsASandboxTheControlPlaneForgot(t *testing.T) {
 		h.get(checked.ID) // the host check
 		time.Sleep(lease / 5)
 	}
-	var got client.Sandbox
+	var got wire.Sandbox
 	for deadline := time.Now().Add(waitLimit); ; time.Sleep(50 * time.Millisecond) {
 		list, err := h.c.List(context.Background()) // a list renews nothing
 		if err != nil {
@@ -108,17 +108,17 @@ func TestLeaseEndsASandboxTheControlPlaneForgot(t *testing.T) {
 				got = sb
 			}
 		}
-		if got.State == client.StateExited || time.Now().After(deadline) {
+		if got.State == wire.StateExited || time.Now().After(deadline) {
 			break
 		}
 	}
-	if got.State != client.StateExited || got.EndReason != client.EndLeaseExpired {
+	if got.State != wire.StateExited || got.EndReason != wire.EndLeaseExpired {
 		t.Fatalf("unrenewed sandbox: %+v, want exited with lease_expired", got)
 	}
 	if age := got.ExitedAt.Sub(got.CreatedAt); age < lease {
 		t.Fatalf("ended after %s, before its lease of %s", age, lease)
 	}
-	if got := h.get(checked.ID); got.State != client.StateRunning {
+	if got := h.get(checked.ID); got.State != wire.StateRunning {
 		t.Fatalf("renewed sandbox: %+v, want running", got)
 	}
 }

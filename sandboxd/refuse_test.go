@@ -15,6 +15,7 @@ import (
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/sandboxd/client"
 	"github.com/anyops/anyops/sandboxd/token"
+	"github.com/anyops/anyops/sandboxd/wire"
 )
 
 // TestBadRequestsCreateNothing proves every bad create — bad, expired or wrongly scoped
@@ -40,13 +41,13 @@ func TestBadRequestsCreateNothing(t *testing.T) {
 			Iat: time.Now().Add(-2 * time.Minute).Unix(), Exp: time.Now().Add(-time.Minute).Unix()})
 		return tok
 	}
-	with := func(change func(*client.CreateRequest)) client.CreateRequest {
+	with := func(change func(*wire.CreateRequest)) wire.CreateRequest {
 		r := shell()
 		r.ID = "sb-1"
 		change(&r)
 		return r
 	}
-	valid := with(func(*client.CreateRequest) {})
+	valid := with(func(*wire.CreateRequest) {})
 	tests := []struct {
 		name       string
 		tok        func(raw []byte) string
@@ -62,24 +63,24 @@ func TestBadRequestsCreateNothing(t *testing.T) {
 		{"token for another operation", fixed(h.mint(token.OpList, token.AnySandbox, nil, time.Minute)), valid, 403, anyops.EFORBIDDEN, "grants list"},
 		{"token for another body", fixed(h.mint(token.OpCreate, "sb-1", []byte(`{"id":"sb-1"}`), time.Minute)), valid, 403, anyops.EFORBIDDEN, "body"},
 		{"token for another sandbox id", func(raw []byte) string { return h.mint(token.OpCreate, "sb-2", raw, time.Minute) }, valid, 403, anyops.EFORBIDDEN, "sb-2"},
-		{"no sandbox id", good, with(func(r *client.CreateRequest) { r.ID = "" }), 403, anyops.EFORBIDDEN, "sandbox"},
-		{"unknown image", good, with(func(r *client.CreateRequest) { r.Image = "cobol:1985" }), 400, anyops.EINVALID, "unknown image"},
-		{"negative memory", good, with(func(r *client.CreateRequest) { r.Limits = &anyops.Limits{MemoryBytes: -1} }), 400, anyops.EINVALID, "must not be negative"},
-		{"negative pids", good, with(func(r *client.CreateRequest) { r.Limits = &anyops.Limits{Pids: -5} }), 400, anyops.EINVALID, "limits.pids"},
-		{"absurd memory", good, with(func(r *client.CreateRequest) { r.Limits = &anyops.Limits{MemoryBytes: 1 << 50} }), 400, anyops.EINVALID, "exceeds plan free"},
-		{"home above the plan's quota", good, with(func(r *client.CreateRequest) { r.Limits = &anyops.Limits{HomeBytes: 1 << 40} }), 400, anyops.EINVALID, "limits.home_bytes"},
-		{"absurd max lifetime", good, with(func(r *client.CreateRequest) { r.MaxLifetime = client.Duration(10000 * time.Hour) }), 400, anyops.EINVALID, "max_lifetime"},
-		{"negative idle timeout", good, with(func(r *client.CreateRequest) { r.IdleTimeout = client.Duration(-time.Second) }), 400, anyops.EINVALID, "idle_timeout"},
-		{"lease too short to renew", good, with(func(r *client.CreateRequest) { r.Lease = client.Duration(time.Millisecond) }), 400, anyops.EINVALID, "lease"},
-		{"memory too small to run", good, with(func(r *client.CreateRequest) { r.Limits = &anyops.Limits{MemoryBytes: 1024} }), 400, anyops.EINVALID, "below the minimum"},
-		{"root uid", good, with(func(r *client.CreateRequest) { r.UID = 0 }), 400, anyops.EINVALID, "uid"},
-		{"a host user's uid", good, with(func(r *client.CreateRequest) { r.UID = 1000 }), 400, anyops.EINVALID, "outside the sandbox range"},
-		{"gid 42, the shadow group", good, with(func(r *client.CreateRequest) { r.GID = 42 }), 400, anyops.EINVALID, "gid 42 is outside the sandbox range"},
-		{"gid 65534, nogroup", good, with(func(r *client.CreateRequest) { r.GID = 65534 }), 400, anyops.EINVALID, "gid"},
-		{"gid past the range", good, with(func(r *client.CreateRequest) { r.GID = 1 << 31 }), 400, anyops.EINVALID, "gid"},
-		{"unknown plan", good, with(func(r *client.CreateRequest) { r.Plan = "platinum" }), 400, anyops.EINVALID, "plan"},
-		{"unknown network policy", good, with(func(r *client.CreateRequest) { r.Network = "internet" }), 400, anyops.EINVALID, "network"},
-		{"user with a slash", good, with(func(r *client.CreateRequest) { r.User = "../etc" }), 400, anyops.EINVALID, "user"},
+		{"no sandbox id", good, with(func(r *wire.CreateRequest) { r.ID = "" }), 403, anyops.EFORBIDDEN, "sandbox"},
+		{"unknown image", good, with(func(r *wire.CreateRequest) { r.Image = "cobol:1985" }), 400, anyops.EINVALID, "unknown image"},
+		{"negative memory", good, with(func(r *wire.CreateRequest) { r.Limits = &anyops.Limits{MemoryBytes: -1} }), 400, anyops.EINVALID, "must not be negative"},
+		{"negative pids", good, with(func(r *wire.CreateRequest) { r.Limits = &anyops.Limits{Pids: -5} }), 400, anyops.EINVALID, "limits.pids"},
+		{"absurd memory", good, with(func(r *wire.CreateRequest) { r.Limits = &anyops.Limits{MemoryBytes: 1 << 50} }), 400, anyops.EINVALID, "exceeds plan free"},
+		{"home above the plan's quota", good, with(func(r *wire.CreateRequest) { r.Limits = &anyops.Limits{HomeBytes: 1 << 40} }), 400, anyops.EINVALID, "limits.home_bytes"},
+		{"absurd max lifetime", good, with(func(r *wire.CreateRequest) { r.MaxLifetime = wire.Duration(10000 * time.Hour) }), 400, anyops.EINVALID, "max_lifetime"},
+		{"negative idle timeout", good, with(func(r *wire.CreateRequest) { r.IdleTimeout = wire.Duration(-time.Second) }), 400, anyops.EINVALID, "idle_timeout"},
+		{"lease too short to renew", good, with(func(r *wire.CreateRequest) { r.Lease = wire.Duration(time.Millisecond) }), 400, anyops.EINVALID, "lease"},
+		{"memory too small to run", good, with(func(r *wire.CreateRequest) { r.Limits = &anyops.Limits{MemoryBytes: 1024} }), 400, anyops.EINVALID, "below the minimum"},
+		{"root uid", good, with(func(r *wire.CreateRequest) { r.UID = 0 }), 400, anyops.EINVALID, "uid"},
+		{"a host user's uid", good, with(func(r *wire.CreateRequest) { r.UID = 1000 }), 400, anyops.EINVALID, "outside the sandbox range"},
+		{"gid 42, the shadow group", good, with(func(r *wire.CreateRequest) { r.GID = 42 }), 400, anyops.EINVALID, "gid 42 is outside the sandbox range"},
+		{"gid 65534, nogroup", good, with(func(r *wire.CreateRequest) { r.GID = 65534 }), 400, anyops.EINVALID, "gid"},
+		{"gid past the range", good, with(func(r *wire.CreateRequest) { r.GID = 1 << 31 }), 400, anyops.EINVALID, "gid"},
+		{"unknown plan", good, with(func(r *wire.CreateRequest) { r.Plan = "platinum" }), 400, anyops.EINVALID, "plan"},
+		{"unknown network policy", good, with(func(r *wire.CreateRequest) { r.Network = "internet" }), 400, anyops.EINVALID, "network"},
+		{"user with a slash", good, with(func(r *wire.CreateRequest) { r.User = "../etc" }), 400, anyops.EINVALID, "user"},
 		{"unknown field", good, map[string]any{"id": "sb-1", "user": "alice", "uid": 120001, "plan": "free", "privileged": true}, 400, anyops.EINVALID, "unknown field"},
 		{"not JSON", good, []byte("nonsense"), 400, anyops.EINVALID, "request body"},
 	}
@@ -124,7 +125,7 @@ func TestCreateTokenIsBoundToHostAndBody(t *testing.T) {
 	raw, _ := json.Marshal(req)
 	tok := a.mint(token.OpCreate, req.ID, raw, time.Minute)
 
-	changed := func(change func(*client.CreateRequest)) []byte {
+	changed := func(change func(*wire.CreateRequest)) []byte {
 		r := req
 		change(&r)
 		out, _ := json.Marshal(r)
@@ -137,10 +138,10 @@ func TestCreateTokenIsBoundToHostAndBody(t *testing.T) {
 		wantStatus int
 	}{
 		{"replayed on another host", b, raw, 403},
-		{"gid changed to 42", a, changed(func(r *client.CreateRequest) { r.GID = 42 }), 403},
-		{"plan raised", a, changed(func(r *client.CreateRequest) { r.Plan = anyops.PlanPaid }), 403},
-		{"network changed", a, changed(func(r *client.CreateRequest) { r.Network = anyops.NetworkHost }), 403},
-		{"user changed", a, changed(func(r *client.CreateRequest) { r.User, r.UID = "root2", 100000 }), 403},
+		{"gid changed to 42", a, changed(func(r *wire.CreateRequest) { r.GID = 42 }), 403},
+		{"plan raised", a, changed(func(r *wire.CreateRequest) { r.Plan = anyops.PlanPaid }), 403},
+		{"network changed", a, changed(func(r *wire.CreateRequest) { r.Network = anyops.NetworkHost }), 403},
+		{"user changed", a, changed(func(r *wire.CreateRequest) { r.User, r.UID = "root2", 100000 }), 403},
 		{"same bytes with a space appended", a, append(append([]byte(nil), raw...), ' '), 403},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -195,7 +196,7 @@ func TestTokensAreScopedToTheSandbox(t *testing.T) {
 			}
 		})
 	}
-	if got := h.get(sb.ID); got.State != client.StateRunning {
+	if got := h.get(sb.ID); got.State != wire.StateRunning {
 		t.Fatalf("sandbox after refused requests: %+v, want running", got)
 	}
 }
