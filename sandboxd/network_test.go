@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/anyops/anyops"
-	"github.com/anyops/anyops/sandboxd/wire"
 )
 
 // A create request gets its plan's network unless it asks for less; more than the plan's, or
@@ -34,7 +33,8 @@ func TestCreateGetsItsPlansNetwork(t *testing.T) {
 		{anyops.PlanPaid, "host", ""},
 	} {
 		t.Run(fmt.Sprintf("%s asks %q", tt.plan, tt.requested), func(t *testing.T) {
-			req := wire.CreateRequest{User: "alice", UID: 20001, Plan: tt.plan, Network: tt.requested}
+			req := shell()
+			req.ID, req.Plan, req.Network = "console-1-1", tt.plan, tt.requested
 			spec, info, err := s.validateCreate(req)
 			if tt.want == "" {
 				if anyops.ErrorCode(err) != anyops.EINVALID {
@@ -87,7 +87,8 @@ print("probed", len(gw), "gateway")
 `, strings.Join(targets, ", "), port)
 	for _, plan := range []anyops.Plan{anyops.PlanPaid, anyops.PlanFree} {
 		t.Run(string(plan), func(t *testing.T) {
-			req := wire.CreateRequest{User: "alice", UID: 20001, Plan: plan, Command: []string{"python3", "-c", script}}
+			req := shell()
+			req.Plan, req.Command = plan, []string{"python3", "-c", script}
 			sb := h.create(req)
 			tm := h.attach(sb.ID)
 			tm.waitOutput("probed 1 gateway")
