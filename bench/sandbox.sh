@@ -23,7 +23,16 @@ tmp=$(mktemp -d)
 daemon=
 cleanup() {
 	if [ -n "$daemon" ]; then kill "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; fi
-	rm -rf "$tmp"
+	# Never delete through a mount: a sandboxd that failed to start may have left its image
+	# (the host's /usr, read-only) mounted under $tmp. Innermost first.
+	awk -v dir="$tmp/" 'index($5, dir) == 1 { print $5 }' /proc/self/mountinfo | sort -r | while read -r m; do
+		umount -l "$m" || true
+	done
+	if awk -v dir="$tmp/" 'index($5, dir) == 1 { found = 1 } END { exit !found }' /proc/self/mountinfo; then
+		echo "bench/sandbox.sh: $tmp still has mounts; left in place" >&2
+	else
+		rm -rf "$tmp"
+	fi
 }
 trap cleanup EXIT
 
@@ -42,7 +51,7 @@ if [ -x "$tmp/anyops" ]; then
 	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	"$tmp/anyops" sandboxd keygen --out "$tmp/keys/sandboxd" >/dev/null
 	"$tmp/anyops" sandboxd --addr "127.0.0.1:$port" --public-key "$tmp/keys/sandboxd.pub" \
-		--state-dir "$tmp/sandboxd" --storage-root "$tmp/homes" --log-level warn 2>"$tmp/sandboxd.log" &
+		--state-dir "$tmp/sandboxd" --storage-root "$tmp/homes" --home-quota none --log-level warn 2>"$tmp/sandboxd.log" &
 	daemon=$!
 	for _ in $(seq 100); do
 		if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), timeout=0.2)" 2>/dev/null; then

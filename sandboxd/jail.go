@@ -21,9 +21,11 @@ func openJail(cfg Config) (jailRuntime, *images.Store, error) {
 	}
 	store, err := images.Open(filepath.Join(cfg.StateDir, "images"))
 	if err != nil {
+		_ = m.Close() // its network table
 		return jailRuntime{}, nil, err
 	}
 	if _, err := store.EnsureHost(); err != nil {
+		_ = m.Close()
 		return jailRuntime{}, nil, err
 	}
 	return jailRuntime{m}, store, nil

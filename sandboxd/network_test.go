@@ -8,7 +8,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/nftables"
+
 	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/internal/testenv"
+	"github.com/anyops/anyops/sandboxd/network"
+	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 )
 
 // A create request gets its plan's network unless it asks for less; more than the plan's, or
@@ -96,5 +101,29 @@ print("probed", len(gw), "gateway")
 				t.Fatalf("a %s console reached sandboxd's port %d:\n%s", plan, port, out)
 			}
 		})
+	}
+}
+
+// A daemon that fails to start (here: no slots) leaves no network table behind.
+func TestFailedStartLeavesNoNetworkTable(t *testing.T) {
+	testenv.RequireRoot(t)
+	parent := "anyops-sandboxd-test-" + randomHex(4)
+	cfg := Config{PublicKey: make([]byte, 32), StorageRoot: t.TempDir(), StateDir: stateDir(t), CgroupParent: parent, Slots: 0}
+	if _, err := New(cfg); err == nil {
+		t.Fatal("New with no slots started")
+	}
+	defer teardown.RemoveCgroupParent(parent)
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range tables {
+		if tb.Name == network.InstanceName(parent) {
+			t.Fatalf("table %s outlived the failed start", tb.Name)
+		}
 	}
 }

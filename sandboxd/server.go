@@ -102,6 +102,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s, err := newServer(cfg, rt, store)
 	if err != nil {
+		_ = rt.m.Close() // a daemon that does not start leaves no network table behind
 		return nil, err
 	}
 	s.release = func() error { return errors.Join(store.Close(), rt.m.RemoveCgroupParent(), rt.m.Close()) }
