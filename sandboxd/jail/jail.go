@@ -25,9 +25,9 @@
 // seccomp filters of seccomp.go, RLIMIT_CORE 0, RLIMIT_NOFILE and RLIMIT_FSIZE from Limits,
 // and new mount, PID, UTS, IPC, cgroup and network namespaces, the latter with loopback up
 // and, unless the policy is NetworkNone, the sandbox's end of its veth pair as eth0 (the proxy
-// policies also get http_proxy and friends in their environment, and every sandbox an
-// /etc/resolv.conf of its policy). The init's own threads count against Limits.Pids (about
-// four).
+// policies also get http_proxy and friends in their environment, and /etc/resolv.conf
+// names no resolver for them and the DNS relay for internet). The init's own threads count
+// against Limits.Pids (about four).
 //
 // Cgroups: one per sandbox under Config.CgroupParent, on v2 when /sys/fs/cgroup is a cgroup2
 // mount offering cpu, memory and pids (the init is cloned straight into it), else on the v1
@@ -350,7 +350,7 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Sandbox, err error) 
 
 	var link *network.Link
 	var networkEnv []string
-	resolvConf := network.NoResolvConf
+	var resolvConf string // none keeps the image's: it has no network to reach a resolver by
 	if spec.Network != anyops.NetworkNone {
 		if link, err = m.net.Prepare(spec.Network); err != nil {
 			return nil, err
