@@ -90,7 +90,7 @@ type Manager struct {
 	rootDir string
 	cgroups *cgroupDriver
 	net     *network.Manager
-	seccomp [][]sandboxinit.Filter // assembled once, installed by every init
+	seccomp [][]byte // assembled once (sandboxinit.EncodeFilter), installed by every init
 }
 
 // NewManager prepares the state directory and finds the cgroup hierarchies.
@@ -130,7 +130,11 @@ func NewManager(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{cfg: cfg, rootDir: rootDir, cgroups: cg, net: nm, seccomp: filters}, nil
+	encoded := make([][]byte, len(filters))
+	for i, f := range filters {
+		encoded[i] = sandboxinit.EncodeFilter(f)
+	}
+	return &Manager{cfg: cfg, rootDir: rootDir, cgroups: cg, net: nm, seccomp: encoded}, nil
 }
 
 // Network is the manager of the sandboxes' links.
