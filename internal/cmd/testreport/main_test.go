@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 )
@@ -42,5 +43,37 @@ p/x.go:1: syntax error
 				}
 			}
 		})
+	}
+}
+
+// TestReportBuildFailures proves that a package that does not build is shown with the
+// compiler's errors and counted as a failure in the closing line, from the `go test -json`
+// output of Go 1.26 (build-output and build-fail events) over five packages: one that does not
+// compile, one that imports it, one whose vet check fails, one that passes with a skip, and
+// one whose TestMain exits non-zero after its only test passed (testdata/build-failures.jsonl,
+// recorded with `go test -json ./...`).
+func TestReportBuildFailures(t *testing.T) {
+	in, err := os.Open("testdata/build-failures.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	var out bytes.Buffer
+	if code := report(in, &out); code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	got := out.String()
+	for _, want := range []string{
+		"package example.com/trfix/bad did not build:\n# example.com/trfix/bad [example.com/trfix/bad.test]\nbad/bad.go:2:23: cannot use \"x\"",
+		"package example.com/trfix/dep did not build (example.com/trfix/bad failed to build):\n# example.com/trfix/bad\nbad/bad.go:2:23",
+		"package example.com/trfix/vetbad did not build:\n# example.com/trfix/vetbad\n# [example.com/trfix/vetbad]\nvetbad/v_test.go:3:39: fmt.Printf format %d has arg",
+		"package example.com/trfix/mainfail (no test failed; the package did):\nPASS\nFAIL\texample.com/trfix/mainfail",
+		"example.com/trfix/good TestS: good_test.go:4: no reason",
+		// Three builds and one TestMain failed: four failures, though no test did.
+		"\n2 passed, 4 failed, 1 skipped\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
+		}
 	}
 }
