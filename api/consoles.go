@@ -225,6 +225,10 @@ func (cs *consoleService) create(c *gin.Context) {
 		WriteError(c, err)
 		return
 	}
+	if err := checkNames("user", req.User); err != nil {
+		WriteError(c, err)
+		return
+	}
 	if req.Command == "" {
 		req.Command = "bash"
 	}
@@ -607,6 +611,10 @@ func (cs *consoleService) setUserImage(c *gin.Context) {
 	}
 	if req.Name == "" || req.Version == "" {
 		WriteError(c, anyops.Errorf(anyops.EINVALID, "name and version of the image are required"))
+		return
+	}
+	if err := checkNames("name", req.Name, "version", req.Version); err != nil {
+		WriteError(c, err)
 		return
 	}
 	ctx := c.Request.Context()

@@ -39,13 +39,14 @@ const (
 // fixture is an API on real parts: an inventory store (SQLite in t.TempDir or a fresh
 // PostgreSQL database) with the demo fleet, and a client of the shared Temporal dev server.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	store  *inventory.Store
 	tc     client.Client
 	server *Server
 }
 
-func newFixture(t *testing.T, driver string) *fixture {
+// newFixture builds the API; options change its Deps before it is built.
+func newFixture(t testing.TB, driver string, options ...func(*Deps)) *fixture {
 	t.Helper()
 	store, _ := openDemoInventory(t, driver)
 	auth, err := ParseTokens(testTokens)
@@ -53,15 +54,18 @@ func newFixture(t *testing.T, driver string) *fixture {
 		t.Fatal(err)
 	}
 	tc := testenv.TemporalClient(t)
-	s := New(Deps{Store: store, Temporal: tc, Auth: auth, Logger: slog.New(slog.DiscardHandler),
-		CORSOrigins: []string{"https://www.python.org"}, ConsolesEnabled: true})
-	return &fixture{t: t, store: store, tc: tc, server: s}
+	deps := Deps{Store: store, Temporal: tc, Auth: auth, Logger: slog.New(slog.DiscardHandler),
+		CORSOrigins: []string{"https://www.python.org"}, ConsolesEnabled: true}
+	for _, o := range options {
+		o(&deps)
+	}
+	return &fixture{t: t, store: store, tc: tc, server: New(deps)}
 }
 
 // openDemoInventory opens an inventory with the demo fleet until the test ends: a fresh
 // PostgreSQL database for inventory.DriverPostgres, else SQLite in t.TempDir, whose file it
 // returns too (for a child process to open; "" for PostgreSQL).
-func openDemoInventory(t *testing.T, driver string) (store *inventory.Store, sqlitePath string) {
+func openDemoInventory(t testing.TB, driver string) (store *inventory.Store, sqlitePath string) {
 	t.Helper()
 	dsn := filepath.Join(t.TempDir(), "inv.db")
 	if driver == inventory.DriverPostgres {
@@ -100,7 +104,7 @@ func (f *fixture) do(method, path, token, body string) *httptest.ResponseRecorde
 }
 
 // decode unmarshals a response body, failing the test on a bad one.
-func decode[T any](t *testing.T, rec *httptest.ResponseRecorder) T {
+func decode[T any](t testing.TB, rec *httptest.ResponseRecorder) T {
 	t.Helper()
 	var v T
 	if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {

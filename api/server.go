@@ -102,6 +102,7 @@ func New(deps Deps) *Server {
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})))
 	s.v1 = e.Group("/v1")
+	s.v1.Use(checkPathParams)
 	s.v1.GET("/openapi.json", serveOpenAPI)
 	s.registerStatus(s.v1)
 	s.registerInventory(s.v1, deps.Auth)
