@@ -331,17 +331,25 @@ func (s *Server) getOperation(c *gin.Context) {
 func (s *Server) queryStatus(ctx context.Context, id, runID string) *workflows.Status {
 	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	v, err := s.deps.Temporal.QueryWorkflow(qctx, id, runID, workflows.StatusQuery)
+	st, err := QueryStatus(qctx, s.deps.Temporal, id, runID)
 	if err != nil {
 		s.log.Debug("status query unanswered", "workflow_id", id, "err", err)
 		return nil
 	}
-	var st workflows.Status
-	if err := v.Get(&st); err != nil {
-		s.log.Warn("status query answer undecodable", "workflow_id", id, "err", err)
-		return nil
-	}
 	return &st
+}
+
+// QueryStatus asks a workflow (its latest run when runID is "") for its Status.
+func QueryStatus(ctx context.Context, tc client.Client, id, runID string) (workflows.Status, error) {
+	var st workflows.Status
+	v, err := tc.QueryWorkflow(ctx, id, runID, workflows.StatusQuery)
+	if err != nil {
+		return st, err
+	}
+	if err := v.Get(&st); err != nil {
+		return st, fmt.Errorf("status of %s is undecodable: %w", id, err)
+	}
+	return st, nil
 }
 
 // CancelResult is the body of POST /v1/operations/{id}/cancel.

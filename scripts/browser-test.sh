@@ -167,15 +167,19 @@ wait_for() {
 }
 accepting() { curl -fsS "http://$api/v1/status" | grep -q '"accepting_consoles":true'; }
 
-wait_for "readiness (/readyz)" 180 curl -fsS "http://$api/readyz"
-# Consoles are accepted once the demo fleet is built and the local sandboxd is its console host.
-wait_for "console capacity (/v1/status accepting_consoles)" 240 accepting
+# Ready means the demo fleet is built and in the inventory, and the local sandboxd takes consoles.
+wait_for "readiness (/readyz)" 300 curl -fsS "http://$api/readyz"
+wait_for "console capacity (/v1/status accepting_consoles)" 30 accepting
+# The one-click sign-in link dev prints once it is ready, for the dashboard test to follow.
+signin() { grep -q "http://$api/dashboard#token=" "$log"; }
+wait_for "the sign-in link on dev's output" 30 signin
+signin_url=$(grep -o "http://$api/dashboard#token=[^ ]*" "$log" | head -1)
 echo "browser test: anyops dev ready at http://$api (Temporal UI http://$ui)" >&2
 
 # One file at a time: the console and dashboard tests both flip the consoles kill switch. People
 # read the spec reporter on stderr; testreport reads the go-test-json one.
 tests_ran=true
-ANYOPS_API_URL="http://$api" ANYOPS_ADMIN_TOKEN=$(cat "$data/admin-token") ANYOPS_VIEWER_TOKEN=$viewer_token \
+ANYOPS_API_URL="http://$api" ANYOPS_ADMIN_TOKEN=$(cat "$data/admin-token") ANYOPS_VIEWER_TOKEN=$viewer_token ANYOPS_SIGNIN_URL=$signin_url \
 	ANYOPS_TEMPORAL_UI_URL="http://$ui" ANYOPS_CLOUDSIM_URL="http://127.0.0.1:$cloudsim_port" CHROMIUM=$chromium \
 	node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stderr \
 	--test-reporter=./web/e2e/gotest-reporter.mjs --test-reporter-destination="$report" web/e2e/*.test.mjs

@@ -53,7 +53,7 @@ func newAPICmd() *cobra.Command {
 			return err
 		}
 		defer cp.Close()
-		return cp.runAPI(ctx, ac, auth)
+		return cp.runAPI(ctx, ac, auth, nil)
 	}
 	return cmd
 }
