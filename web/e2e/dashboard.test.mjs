@@ -7,7 +7,8 @@
 // cloudsim (ANYOPS_CLOUDSIM_URL) shows as an impaired, highlighted server once a fleet-sync
 // started from the page has read the cloud; and a fleet-sync held up by API throttling is
 // cancelled with its Cancel button. The link `anyops dev` prints signs in with one click, the
-// token in its fragment, which the page drops from the address bar. A viewer sees the fleet, and the API's refusals of what
+// token in its fragment, which the page drops from the address bar; while the stack starts the
+// page lists what /readyz says is still coming. A viewer sees the fleet, and the API's refusals of what
 // a viewer may not do stay on the page past the next refresh. Where the API names a Temporal Web UI, the page links to
 // it and each operation to its workflow there.
 import { test, before, after } from 'node:test';
@@ -152,6 +153,29 @@ test('the sign-in link dev prints signs in with one click, and the token leaves 
   await page.reload();
   await page.locator('#servers tbody tr[data-server]').first().waitFor({ timeout: 30_000 });
   assert.equal(new URL(page.url()).hash, '');
+  await page.close();
+});
+
+test('while the stack starts, the dashboard lists what /readyz says is still coming', async () => {
+  // dev is ready before the browser tests run, so the page is shown a /readyz answer of a
+  // stack still starting, in the format the API gives (api/readyz_test.go proves that format);
+  // everything else it reads is the running API's.
+  const starting = {
+    error: { code: 'unavailable', message: 'not ready: waiting for demo-fleet: building' },
+    checks: { database: 'ok', temporal: 'ok', startup: 'waiting' },
+    waiting: ['demo-fleet: building (DemoFleet 2/8 steps done; launch-instances: launching 7 instances)', 'console-host: after demo-fleet'],
+  };
+  const page = await browser.newPage();
+  let ready = false;
+  await page.route('**/readyz', (route) => (ready ? route.continue()
+    : route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify(starting) })));
+  await page.goto(`${apiURL}/dashboard`);
+  await signIn(page, adminToken);
+  const card = page.locator('#starting');
+  await card.waitFor({ state: 'visible', timeout: 10_000 });
+  assert.deepEqual(await card.locator('li').allInnerTexts(), starting.waiting);
+  ready = true; // the real /readyz from here on: 200, and the card goes
+  await card.waitFor({ state: 'hidden', timeout: 10_000 });
   await page.close();
 });
 
