@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -136,6 +137,55 @@ func (f *fixture) workflowCount() int64 {
 		}
 	}
 	return last
+}
+
+// unchanged takes the workflow and audit counts now and returns the check, for the end of a
+// test, that its requests changed neither: no workflow started, no audit event recorded.
+func (f *fixture) unchanged() (check func(t testing.TB, what string)) {
+	workflowsBefore, auditBefore := f.workflowCount(), f.auditCount()
+	return func(t testing.TB, what string) {
+		t.Helper()
+		if got := f.workflowCount(); got != workflowsBefore {
+			t.Errorf("%s changed the workflow count from %d to %d", what, workflowsBefore, got)
+		}
+		if got := f.auditCount(); got != auditBefore {
+			t.Errorf("%s changed the audit log from %d to %d events", what, auditBefore, got)
+		}
+	}
+}
+
+// walkPages GETs path (which may carry filters) limit items a page, following next_cursor to the
+// end, and returns the key of every item seen; an item on two pages, a page over the limit or
+// more than maxPages pages fails the test.
+func walkPages[T any](f *fixture, path string, limit, maxPages int, key func(T) string) map[string]bool {
+	f.t.Helper()
+	seen := map[string]bool{}
+	for cursor, pages := "", 0; pages == 0 || cursor != ""; pages++ {
+		if pages > maxPages {
+			f.t.Fatalf("GET %s: pagination does not end after %d pages", path, maxPages)
+		}
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		query := fmt.Sprintf("%s%slimit=%d&cursor=%s", path, sep, limit, cursor)
+		rec := f.do("GET", query, viewerToken, "")
+		if rec.Code != 200 {
+			f.t.Fatalf("GET %s = %d %s", query, rec.Code, rec.Body)
+		}
+		page := decode[List[T]](f.t, rec)
+		if len(page.Items) > limit {
+			f.t.Fatalf("GET %s: page of %d items with limit %d", query, len(page.Items), limit)
+		}
+		for _, item := range page.Items {
+			if seen[key(item)] {
+				f.t.Fatalf("GET %s: %s on two pages", path, key(item))
+			}
+			seen[key(item)] = true
+		}
+		cursor = page.NextCursor
+	}
+	return seen
 }
 
 // auditCount counts the audit events in the inventory.

@@ -64,7 +64,7 @@ func TestBadIDsAre4xx(t *testing.T) {
 	for _, driver := range []string{inventory.DriverSQLite, inventory.DriverPostgres} {
 		t.Run(driver, func(t *testing.T) {
 			f := newFixture(t, driver, withConsoles(t))
-			workflowsBefore, auditBefore := f.workflowCount(), f.auditCount()
+			unchanged := f.unchanged()
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
 					rec := f.do(tt.method, tt.path, tt.token, tt.body)
@@ -77,12 +77,7 @@ func TestBadIDsAre4xx(t *testing.T) {
 					}
 				})
 			}
-			if got := f.workflowCount(); got != workflowsBefore {
-				t.Errorf("bad ids changed the workflow count from %d to %d", workflowsBefore, got)
-			}
-			if got := f.auditCount(); got != auditBefore {
-				t.Errorf("bad ids changed the audit log from %d to %d events", auditBefore, got)
-			}
+			unchanged(t, "bad ids")
 		})
 	}
 }
@@ -156,25 +151,7 @@ func TestOperationsCursor(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("pages listed %v, want both operations", seen)
 		}
-		seen = map[string]bool{}
-		for cursor, pages := "", 0; pages == 0 || cursor != ""; pages++ {
-			query := "/v1/operations?state=running&limit=1&cursor=" + cursor
-			rec := f.do("GET", query, viewerToken, "")
-			if rec.Code != 200 || pages > 50 {
-				t.Fatalf("GET %s = %d %s (page %d)", query, rec.Code, rec.Body, pages)
-			}
-			list := decode[List[Operation]](t, rec)
-			if len(list.Items) > 1 {
-				t.Fatalf("limit=1 listed %d operations", len(list.Items))
-			}
-			for _, op := range list.Items {
-				if seen[op.ID] {
-					t.Fatalf("operation %s listed on two pages", op.ID)
-				}
-				seen[op.ID] = true
-			}
-			cursor = list.NextCursor
-		}
+		seen = walkPages(f, "/v1/operations?state=running", 1, 50, func(op Operation) string { return op.ID })
 	}
 
 	for _, tt := range []struct{ name, cursor string }{
