@@ -208,13 +208,19 @@ func newDevCmd() *cobra.Command {
 
 		// The demo fleet lives in cloudsim; the inventory is filled from the cloud. The
 		// DemoFleet workflow is idempotent, so a restart joins or repeats it harmlessly.
+		stdout := cmd.OutOrStdout()
+		// A stage that fails leaves the stack up but never ready: say so where "running" would be.
+		failed := func(stage string, err error) {
+			startup.Fail(stage, err)
+			fmt.Fprintf(stdout, "\nAnyops is up but not ready: %s failed (the log says more). Ctrl-C stops everything.\n", stage)
+		}
 		go func() {
 			startup.Begin(stageDemoFleet, demoFleetProgress(cp.temporal))
 			res, err := worker.EnsureDemoFleet(runCtx, cp.temporal, workflows.FleetTiming{PollInterval: time.Second})
 			if err != nil {
 				if runCtx.Err() == nil {
 					logger.Error("demo fleet", "err", err)
-					startup.Fail(stageDemoFleet, err)
+					failed(stageDemoFleet, err)
 				}
 				return
 			}
@@ -223,12 +229,11 @@ func newDevCmd() *cobra.Command {
 			if runSandboxd {
 				if err := openConsoleHost(runCtx, cp, startup, "http://"+sd.Addr, "http://"+ac.Addr, ac.PublicEmbed); err != nil && runCtx.Err() == nil {
 					logger.Error("register the local sandboxd as a console host", "err", err)
-					startup.Fail(stageConsoleHost, err)
+					failed(stageConsoleHost, err)
 				}
 			}
 		}()
 
-		stdout := cmd.OutOrStdout()
 		fmt.Fprintf(stdout, "\nAnyops is starting: building the demo fleet. http://%s/readyz says what is still coming.\n", ac.Addr)
 		go func() {
 			select {
@@ -331,7 +336,7 @@ func acceptingConsoles(ctx context.Context, apiURL string) bool {
 	if err != nil {
 		return false
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
 	if err != nil {
 		return false
 	}
