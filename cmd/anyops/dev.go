@@ -203,7 +203,7 @@ func newDevCmd() *cobra.Command {
 			stages = append(stages, stageConsoleHost)
 		}
 		startup := devstack.NewStartup(stages...)
-		start("worker", func(ctx context.Context) error { return cp.runWorker(ctx, wc, clouds) })
+		start("worker", func(ctx context.Context) error { return cp.runWorker(ctx, wc, clouds, false) })
 		start("api", func(ctx context.Context) error { return cp.runAPI(ctx, ac, auth, startup.Waiting) })
 
 		// The demo fleet lives in cloudsim; the inventory is filled from the cloud. The
