@@ -176,8 +176,9 @@ func (s *Server) listOperations(c *gin.Context) {
 	})
 	if err != nil {
 		err = temporalError(err, "list operations")
-		if len(token) > 0 && anyops.ErrorCode(err) != anyops.EUNAVAILABLE {
-			// Temporal refuses a page token it cannot read with an error of any kind.
+		if len(token) > 0 && s.temporalHealthy(c.Request.Context()) {
+			// Temporal answers a page token it cannot read with an error of any kind (Unknown,
+			// or a deadline once the SDK has retried that): while it is up, the cursor is to blame.
 			err = anyops.Errorf(anyops.EINVALID, "cursor is malformed or expired")
 		}
 		WriteError(c, err)
@@ -223,6 +224,14 @@ func decodeOperationsCursor(cursor string) ([]byte, error) {
 		return nil, anyops.Errorf(anyops.EINVALID, "cursor is malformed")
 	}
 	return token, nil
+}
+
+// temporalHealthy says whether Temporal's frontend answers its health check now.
+func (s *Server) temporalHealthy(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := s.deps.Temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
+	return err == nil
 }
 
 // operationOf is the summary of one workflow execution: the fields list and get share.
