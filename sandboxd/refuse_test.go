@@ -43,7 +43,7 @@ func TestBadRequestsCreateNothing(t *testing.T) {
 		{"expired token", expired, shell(), 401, anyops.EUNAUTHORIZED, "expired"},
 		{"token for another operation", h.mint(token.OpList, token.AnySandbox, time.Minute), shell(), 403, anyops.EFORBIDDEN, "grants list"},
 		{"token scoped to one sandbox", h.mint(token.OpCreate, "sb-1", time.Minute), shell(), 403, anyops.EFORBIDDEN, "not valid"},
-		{"unknown image", good, with(func(r *client.CreateRequest) { r.Image = "cobol:1985" }), 400, anyops.EINVALID, "unknown image"},
+		{"unknown image", good, with(func(r *client.CreateRequest) { r.Image = "cobol:1985" }), 400, anyops.EINVALID, "image cobol:1985 is not on this host"},
 		{"negative memory", good, with(func(r *client.CreateRequest) { r.Limits = &anyops.Limits{MemoryBytes: -1} }), 400, anyops.EINVALID, "must not be negative"},
 		{"negative pids", good, with(func(r *client.CreateRequest) { r.Limits = &anyops.Limits{Pids: -5} }), 400, anyops.EINVALID, "limits.pids"},
 		{"absurd memory", good, with(func(r *client.CreateRequest) { r.Limits = &anyops.Limits{MemoryBytes: 1 << 50} }), 400, anyops.EINVALID, "exceeds plan free"},

@@ -10,15 +10,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anyops/anyops/internal/mountinfo"
 	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/sandboxd/client"
+	"github.com/anyops/anyops/sandboxd/images/imagestest"
 	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 	"github.com/anyops/anyops/sandboxd/token"
 )
 
 // TestRunServesAndShutsDownCleanly proves the daemon as `anyops sandboxd` runs it: it serves
-// on its address with the key read from a file, and when its context ends it ends every
-// sandbox, unmounts its images and removes its cgroups before returning.
+// on its address with the key read from a file, mounts nothing on the host while its
+// sandboxes run, and when its context ends it ends every sandbox and removes its cgroups
+// before returning.
 func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	testenv.RequireRoot(t)
 	dir, err := os.MkdirTemp("", "sandboxd-run-test-")
@@ -37,13 +40,14 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	parent := "anyops-sandboxd-test-" + randomHex(4)
+	images, _ := imagestest.Console(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Config{
 			Addr: addr, PublicKeyFile: keyFile + ".pub", StorageRoot: filepath.Join(dir, "homes"),
-			StateDir: filepath.Join(dir, "state"), CgroupParent: parent, Slots: 2,
+			StateDir: filepath.Join(dir, "state"), ImageStore: images.Dir(), CgroupParent: parent, Slots: 2,
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})
 	}()
@@ -69,8 +73,10 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(teardown.MountsUnder(dir)) == 0 {
-		t.Fatal("no image mounts while running: the check below would prove nothing")
+	for _, d := range []string{dir, images.Dir()} {
+		if m := mountinfo.Under(d); len(m) != 0 {
+			t.Errorf("host mounts under %s while a sandbox runs: %v", d, m)
+		}
 	}
 
 	cancel()
@@ -85,7 +91,7 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d", sb.Pid)); err == nil {
 		t.Errorf("sandbox init %d survives the daemon's shutdown", sb.Pid)
 	}
-	if m := teardown.MountsUnder(dir); len(m) != 0 {
+	if m := mountinfo.Under(dir); len(m) != 0 {
 		t.Errorf("mounts left after shutdown: %v", m)
 	}
 	if cgs := cgroupChildren(parent); len(cgs) != 0 {

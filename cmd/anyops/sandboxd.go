@@ -63,11 +63,18 @@ func sandboxdConfig(common config.Common, sc config.Sandboxd, log *slog.Logger) 
 	if err != nil {
 		return sandboxd.Config{}, err
 	}
+	imageStore := filepath.Join(state, "images")
+	if sc.ImageStore != "" {
+		if imageStore, err = filepath.Abs(sc.ImageStore); err != nil {
+			return sandboxd.Config{}, err
+		}
+	}
 	return sandboxd.Config{
 		Addr:           sc.Addr,
 		PublicKeyFile:  sc.PublicKey,
 		StorageRoot:    storage,
 		StateDir:       state,
+		ImageStore:     imageStore,
 		Slots:          sc.Slots,
 		CgroupParent:   sc.CgroupParent,
 		AllowedOrigins: api.ParseOrigins(sc.AllowedOrigins),
