@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/anyops/anyops/internal/devstack"
 	"github.com/anyops/anyops/inventory"
 	"github.com/anyops/anyops/sandboxd"
+	"github.com/anyops/anyops/sandboxd/images"
 	"github.com/anyops/anyops/sandboxd/token"
 	"github.com/anyops/anyops/worker"
 	"github.com/anyops/anyops/workflows"
@@ -179,6 +181,7 @@ func newDevCmd() *cobra.Command {
 				Logger:    logger.With("component", "cloudsim"),
 			})
 		})
+		sandboxdImage := make(chan struct{}) // closed once sandboxd has its default image
 		if runSandboxd {
 			if sd.CgroupParent == "" {
 				// sandboxd clears its cgroup parent at start: one per data dir keeps two dev
@@ -190,7 +193,17 @@ func newDevCmd() *cobra.Command {
 				return err
 			}
 			sdCfg.PublicKey = signer.PublicKey()
-			start("sandboxd", func(ctx context.Context) error { return sandboxd.Run(ctx, sdCfg) })
+			start("sandboxd", func(ctx context.Context) error {
+				if err := ensureDevImage(ctx, sdCfg.ImageStore, out); err != nil {
+					if ctx.Err() == nil {
+						logger.Error("consoles are unavailable: no console image (fix the cause and restart)", "err", err)
+					}
+					<-ctx.Done() // the rest of the stack keeps running
+					return nil
+				}
+				close(sandboxdImage)
+				return sandboxd.Run(ctx, sdCfg)
+			})
 		}
 		start("worker", func(ctx context.Context) error { return cp.runWorker(ctx, wc, clouds) })
 		start("api", func(ctx context.Context) error { return cp.runAPI(ctx, ac, auth) })
@@ -207,6 +220,11 @@ func newDevCmd() *cobra.Command {
 			}
 			logger.Info("demo fleet ready in cloudsim and the inventory", "instances", len(res.Instances), "volumes", len(res.Volumes))
 			if runSandboxd {
+				select {
+				case <-sandboxdImage:
+				case <-runCtx.Done():
+					return
+				}
 				if err := registerDevConsoleHost(runCtx, cp, "http://"+sd.Addr); err != nil && runCtx.Err() == nil {
 					logger.Error("register the local sandboxd as a console host", "err", err)
 				}
@@ -239,8 +257,26 @@ Anyops is running. Ctrl-C stops everything.
 	return cmd
 }
 
+// ensureDevImage gives the dev sandboxd's image store a default image: the console image
+// (bash, python3), built with mmdebstrap on the first run and found in the store after that.
+// A store that has a default already (an operator's choice) is left as it is.
+func ensureDevImage(ctx context.Context, dir string, progress io.Writer) error {
+	store, err := images.Open(dir)
+	if err != nil {
+		return err
+	}
+	if _, err := store.Default(); err == nil {
+		return nil
+	}
+	fmt.Fprintf(progress, "Building the console image %s:%s (bash, python3) into %s: first run only, about a minute.\n",
+		images.ConsoleImageName, images.ConsoleImageVersion(), dir)
+	_, err = store.EnsureConsole(ctx, progress)
+	return err
+}
+
 // registerDevConsoleHost makes the local sandboxd the console host of the demo fleet's first
-// running console server, so consoles open on this machine. FleetSync keeps the URL.
+// running console server, so consoles open on this machine. FleetSync keeps the URL. The
+// sandboxd may still be starting: it is asked again until it answers or a minute is up.
 func registerDevConsoleHost(ctx context.Context, cp *controlPlane, sandboxdURL string) error {
 	servers, _, err := cp.store.ListServers(ctx, inventory.ServerFilter{Role: anyops.RoleConsole, State: anyops.ServerRunning})
 	if err != nil {
@@ -251,6 +287,15 @@ func registerDevConsoleHost(ctx context.Context, cp *controlPlane, sandboxdURL s
 	}
 	srv := servers[0]
 	srv.SandboxdURL = sandboxdURL
-	_, err = activities.RegisterConsoleHost(ctx, cp.store, srv, cp.signer())
-	return err
+	for deadline := time.Now().Add(time.Minute); ; {
+		_, err = activities.RegisterConsoleHost(ctx, cp.store, srv, cp.signer())
+		if err == nil || anyops.ErrorCode(err) != anyops.EUNAVAILABLE || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
