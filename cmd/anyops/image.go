@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -141,7 +142,7 @@ func newImageListCmd() *cobra.Command {
 				mark = "default"
 			}
 			fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", img.Name, img.Version, len(m.Packages), images.HumanSize(m.SizeBytes),
-				m.CreatedAt.Format("2006-01-02 15:04:05Z"), mark)
+				m.CreatedAt.UTC().Format(time.RFC3339), mark)
 		}
 		return w.Flush()
 	}
