@@ -155,6 +155,9 @@ func (x *execCtx) pipeline(p pipeline) result {
 }
 
 func (x *execCtx) command(args []string, stdin string) result {
+	if r, injected := x.injectedFailure(args); injected {
+		return r
+	}
 	fn, ok := commands[args[0]]
 	if !ok {
 		return fail(127, "_script.sh: line 1: %s: command not found", args[0])

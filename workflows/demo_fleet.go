@@ -15,9 +15,14 @@ import (
 const KindDemoFleet = "demo-fleet"
 
 // DemoFleetWorkflowID is the business key of the demo fleet: there is one, so a second start
-// joins the running workflow, and a later run sends the same idempotency tokens and so finds
-// what the first one created instead of creating it again.
+// joins the running workflow, and a later run (with demoFleetScope) sends the same idempotency
+// tokens and so finds what the first one created instead of creating it again.
 const DemoFleetWorkflowID = "demo-fleet"
+
+// demoFleetScope is the idempotency scope of everything DemoFleet creates. It is fixed rather
+// than the run's, so that a later run (the same business key) sends the same tokens and finds
+// what the first run created instead of creating it again.
+const demoFleetScope = "demo-fleet"
 
 // DemoImageID is the machine image the demo fleet's instances boot (cloudsim accepts any).
 const DemoImageID = "ami-0a5e1d3c4b2f60718"
@@ -151,7 +156,7 @@ var DemoFleetSteps = []string{stepPlan, stepLaunch, stepWaitRunning, stepCreateV
 // name, cluster, role, zone and release), one volume per data volume (tagged with kind,
 // criticality, RAID group, cluster and its DRBD pair) attached at its device, and checks that
 // every DRBD pair came up in sync. Every call is idempotent — instances and volumes carry a
-// ClientToken from the workflow id and the step, attaching first looks at the current
+// ClientToken from the workflow id, demoFleetScope and the step, attaching first looks at the current
 // attachment — so a worker killed at any point, or a second run, creates nothing twice.
 func DemoFleet(ctx workflow.Context, in DemoFleetInput) (DemoFleetResult, error) {
 	tracker, err := NewTracker(ctx, DemoFleetSteps...)
@@ -197,7 +202,7 @@ func DemoFleet(ctx workflow.Context, in DemoFleetInput) (DemoFleetResult, error)
 	launches := make([]workflow.Future, len(plan.Servers))
 	for i, s := range plan.Servers {
 		launches[i] = workflow.ExecuteActivity(callCtx, cloud.RunInstance, activities.RunInstanceInput{
-			Step: "launch/" + s.Name, Name: s.Name, ImageID: image, InstanceType: s.InstanceType, Zone: s.Zone, Tags: s.InstanceTags(),
+			Scope: demoFleetScope, Step: "launch/" + s.Name, Name: s.Name, ImageID: image, InstanceType: s.InstanceType, Zone: s.Zone, Tags: s.InstanceTags(),
 		})
 	}
 	for i, f := range launches {
@@ -231,7 +236,7 @@ func DemoFleet(ctx workflow.Context, in DemoFleetInput) (DemoFleetResult, error)
 			peer = res.Instances[v.DRBDPeerServer]
 		}
 		creates[i] = workflow.ExecuteActivity(callCtx, cloud.CreateVolume, activities.CreateVolumeInput{
-			Step: "create/" + v.Name, Name: v.Name, Zone: v.Zone, SizeGiB: v.SizeGiB, Tags: v.VolumeTags(peer),
+			Scope: demoFleetScope, Step: "create/" + v.Name, Name: v.Name, Zone: v.Zone, SizeGiB: v.SizeGiB, Tags: v.VolumeTags(peer),
 		})
 	}
 	createdStates := make([]string, len(plan.Volumes))

@@ -205,7 +205,7 @@ func newDevCmd() *cobra.Command {
 				return sandboxd.Run(ctx, sdCfg)
 			})
 		}
-		start("worker", func(ctx context.Context) error { return cp.runWorker(ctx, wc, clouds) })
+		start("worker", func(ctx context.Context) error { return cp.runWorker(ctx, wc, clouds, false) })
 		start("api", func(ctx context.Context) error { return cp.runAPI(ctx, ac, auth) })
 
 		// The demo fleet lives in cloudsim; the inventory is filled from the cloud. The

@@ -22,6 +22,7 @@ import (
 	"github.com/anyops/anyops/sandboxd/images/imagestest"
 	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 	"github.com/anyops/anyops/sandboxd/token"
+	"github.com/anyops/anyops/sandboxd/wire"
 )
 
 // TestSandboxdStopLeavesTheMountTableAsItWas runs the real `anyops sandboxd` binary, starts
@@ -98,7 +99,7 @@ func TestSandboxdStopLeavesTheMountTableAsItWas(t *testing.T) {
 			ctx := context.Background()
 			var pids []int
 			for i := range 2 {
-				sb, err := c.Create(ctx, client.CreateRequest{User: fmt.Sprintf("stop%d", i), UID: 30001 + i, Plan: anyops.PlanFree})
+				sb, err := c.Create(ctx, wire.CreateRequest{User: fmt.Sprintf("stop%d", i), UID: 30001 + i, Plan: anyops.PlanFree})
 				if err != nil {
 					t.Fatalf("create: %v", err)
 				}
