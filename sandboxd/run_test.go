@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -55,20 +54,7 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(waitLimit); ; time.Sleep(20 * time.Millisecond) {
-		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("Run returned early: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("sandboxd did not come up")
-		}
-	}
+	testenv.WaitServing(t, "http://"+addr+"/healthz", done, waitLimit)
 	sb, err := c.Create(ctx, shell())
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,7 +89,7 @@ func TestSandboxdStopLeavesTheMountTableAsItWas(t *testing.T) {
 					t.Logf("sandboxd output:\n%s", out.String())
 				}
 			})
-			waitHealthy(t, "http://"+addr, exited)
+			testenv.WaitServing(t, "http://"+addr+"/healthz", exited, 30*time.Second)
 
 			c, err := client.New("http://"+addr, token.NewSigner(priv))
 			if err != nil {
@@ -177,24 +176,6 @@ func mountNamespace(t *testing.T) int {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("unshare made no mount namespace")
-		}
-	}
-}
-
-func waitHealthy(t *testing.T, base string, exited <-chan error) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get(base + "/healthz"); err == nil {
-			resp.Body.Close()
-			return
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("sandboxd exited during start-up: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("sandboxd did not come up")
 		}
 	}
 }
