@@ -23,6 +23,7 @@ import (
 	"github.com/anyops/anyops/inventory"
 	"github.com/anyops/anyops/sandboxd"
 	sbclient "github.com/anyops/anyops/sandboxd/client"
+	"github.com/anyops/anyops/sandboxd/homes"
 	sbimages "github.com/anyops/anyops/sandboxd/images"
 	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 	"github.com/anyops/anyops/sandboxd/token"
@@ -119,7 +120,7 @@ func startStack(ctx context.Context, o stackOptions) (_ *stack, err error) {
 		return nil, err
 	}
 	st.run(func() error {
-		return sandboxd.Run(runCtx, sandboxd.Config{Addr: sbAddr, PublicKey: pub, StorageRoot: filepath.Join(st.dir, "homes"),
+		return sandboxd.Run(runCtx, sandboxd.Config{Addr: sbAddr, PublicKey: pub, StorageRoot: filepath.Join(st.dir, "homes"), HomeQuota: homes.QuotaNone,
 			StateDir: filepath.Join(st.dir, "sandboxd"), ImageStore: images.Dir(), CgroupParent: st.cgroup, Slots: o.Slots, AllowedOrigins: []string{"*"},
 			Logger: o.Logger.With("component", "sandboxd")})
 	})

@@ -30,6 +30,7 @@ func main() {
 		newImageCmd(),
 		newCloudsimCmd(),
 		newMigrateCmd(),
+		newTokenCmd(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",

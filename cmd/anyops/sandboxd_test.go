@@ -72,7 +72,7 @@ func TestSandboxdStopLeavesTheMountTableAsItWas(t *testing.T) {
 			var out bytes.Buffer
 			cmd := exec.Command("nsenter", fmt.Sprintf("--mount=/proc/%d/ns/mnt", holder), "--",
 				bin, "sandboxd", "--addr", addr, "--public-key", filepath.Join(dir, "sandboxd.key.pub"),
-				"--state-dir", filepath.Join(dir, "state"), "--storage-root", filepath.Join(dir, "homes"),
+				"--state-dir", filepath.Join(dir, "state"), "--storage-root", filepath.Join(dir, "homes"), "--home-quota", "none",
 				"--image-store", store.Dir(), "--cgroup-parent", parent, "--slots", "3", "--log-level", "warn")
 			cmd.Stdout, cmd.Stderr = &out, &out
 			if err := cmd.Start(); err != nil {
