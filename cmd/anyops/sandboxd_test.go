@@ -98,7 +98,7 @@ func TestSandboxdStopLeavesTheMountTableAsItWas(t *testing.T) {
 			ctx := context.Background()
 			var pids []int
 			for i := range 2 {
-				sb, err := c.Create(ctx, wire.CreateRequest{User: fmt.Sprintf("stop%d", i), UID: 30001 + i, Plan: anyops.PlanFree})
+				sb, err := c.Create(ctx, wire.CreateRequest{User: fmt.Sprintf("stop%d", i), UID: anyops.FirstSandboxID + 30001 + i, Plan: anyops.PlanFree})
 				if err != nil {
 					t.Fatalf("create: %v", err)
 				}
