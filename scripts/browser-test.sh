@@ -4,10 +4,13 @@
 # demo fleet, a real sandboxd, worker, API with the public embed on. Once /readyz answers (the
 # demo fleet is built and a console can be opened), `node --test` runs web/e2e/*.test.mjs:
 # headless Debian Chromium driven by playwright-core (the console page, the embed, the ops
-# dashboard). dev is always stopped with SIGINT, as Ctrl-C would, so sandboxd unmounts its
-# images; then the data dir goes. Needs root (sandboxd), node with web/e2e's modules
-# (scripts/test-deps.sh installs them) and /usr/bin/chromium; where CI is set a missing one
-# fails the test, elsewhere every browser test is skipped with the reason.
+# dashboard). Consoles run on the console image of the machine's image cache
+# (~/.cache/anyops/images): the first run on a machine builds it there with mmdebstrap, as
+# `make run` does on its first start, and every later run (and the Go tests) finds it. dev is
+# always stopped with SIGINT, as Ctrl-C would, so sandboxd ends its sandboxes; then the data
+# dir goes. Needs root (sandboxd), mmdebstrap, node with web/e2e's modules (scripts/test-deps.sh
+# installs them) and /usr/bin/chromium; where CI is set a missing one fails the test, elsewhere
+# every browser test is skipped with the reason.
 #
 # The results go to $ANYOPS_BROWSER_REPORT, when set, as `go test -json` events (one "package"
 # per test file; web/e2e/gotest-reporter.mjs), for internal/cmd/testreport to count with the Go
@@ -120,6 +123,8 @@ chromium=${CHROMIUM:-/usr/bin/chromium}
 command -v node >/dev/null || missing "node"
 command -v curl >/dev/null || missing "curl"
 [ "$EUID" = 0 ] || missing "root (sandboxd needs namespaces, mounts and cgroups)"
+command -v mmdebstrap >/dev/null || missing "mmdebstrap (builds the console image; apt-get install mmdebstrap)"
+image_store="${XDG_CACHE_HOME:-$HOME/.cache}/anyops/images"
 [ -x bin/temporal ] || missing "bin/temporal (make build)"
 [ -x "$anyops" ] || missing "$anyops (make build)"
 [ -d web/e2e/node_modules/playwright-core ] || missing "web/e2e's npm modules (scripts/test-deps.sh runs npm ci)"
@@ -146,7 +151,8 @@ log="$data.log"
 set -m
 "$anyops" dev --data-dir "$data" --api-addr "$api" --temporal-addr "127.0.0.1:$temporal_port" \
 	--temporal-ui-addr "$ui" --cloudsim-addr "127.0.0.1:$cloudsim_port" \
-	--sandboxd-addr "127.0.0.1:$sandboxd_port" --tokens "viewer:$viewer_token" >"$log" 2>&1 &
+	--sandboxd-addr "127.0.0.1:$sandboxd_port" --sandboxd-image-store "$image_store" \
+	--tokens "viewer:$viewer_token" >"$log" 2>&1 &
 dev=$!
 set +m
 
@@ -167,8 +173,10 @@ wait_for() {
 }
 accepting() { curl -fsS "http://$api/v1/status" | grep -q '"accepting_consoles":true'; }
 
-# Ready means the demo fleet is built and in the inventory, and the local sandboxd takes consoles.
-wait_for "readiness (/readyz)" 300 curl -fsS "http://$api/readyz"
+# Ready means the demo fleet is built and in the inventory, and the local sandboxd, with its
+# console image (built on the machine's first run: a minute or more on a loaded machine), takes
+# consoles.
+wait_for "readiness (/readyz)" 600 curl -fsS "http://$api/readyz"
 wait_for "console capacity (/v1/status accepting_consoles)" 30 accepting
 # The one-click sign-in link dev prints once it is ready, for the dashboard test to follow.
 signin() { grep -q "http://$api/dashboard#token=" "$log"; }

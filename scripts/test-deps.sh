@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What `make test` needs besides Go, set up first so that it alone passes on a fresh machine:
 # as root it installs the Debian packages that are missing (PostgreSQL's server binaries for
-# scripts/with-postgres.sh, runuser, mkfs.btrfs for the homes' file system, Chromium, Node.js
-# with npm, curl, python3) and the browser
+# scripts/with-postgres.sh, runuser, mkfs.btrfs for the homes' file system, mmdebstrap for the
+# sandbox images, Chromium, Node.js with npm, curl, python3) and the browser
 # tests' npm modules (npm ci in web/e2e). What it still cannot have (moto_server, which is not
 # a Debian package; root; a package apt-get could not install) fails the run, unless
 # SKIP_MISSING=1 asks to run without it: the tests that need it are then skipped with the
@@ -27,7 +27,7 @@ check() {
 
 # The Debian package that brings each dependency.
 declare -A package=(
-	[postgresql]=postgresql [runuser]=util-linux [mkfs.btrfs]=btrfs-progs [chromium]=chromium
+	[postgresql]=postgresql [runuser]=util-linux [mkfs.btrfs]=btrfs-progs [mmdebstrap]=mmdebstrap [chromium]=chromium
 	[node]=nodejs [npm]=npm [curl]=curl [python3]=python3
 )
 # How to get what apt-get cannot bring.
@@ -40,7 +40,7 @@ root=true
 [ "$EUID" = 0 ] || root=false
 
 missing=()
-for dep in postgresql runuser mkfs.btrfs chromium node npm curl python3 moto_server; do
+for dep in postgresql runuser mkfs.btrfs mmdebstrap chromium node npm curl python3 moto_server; do
 	check "$dep" || missing+=("$dep")
 done
 

@@ -126,7 +126,7 @@ func (m *fakeMachine) run(uid int, env ...string) (calls, output string, err err
 // modules; what it still lacks fails the run with how to get it, unless SKIP_MISSING=1 (and
 // CI is not set); without root it installs nothing and says root is missing.
 func TestTestDeps(t *testing.T) {
-	all := []string{"postgresql", "runuser", "mkfs.btrfs", "chromium", "node", "npm", "curl", "python3", "moto_server"}
+	all := []string{"postgresql", "runuser", "mkfs.btrfs", "mmdebstrap", "chromium", "node", "npm", "curl", "python3", "moto_server"}
 	without := func(drop ...string) []string {
 		var out []string
 		for _, tool := range all {
@@ -158,10 +158,11 @@ func TestTestDeps(t *testing.T) {
 		{name: "no chromium: apt-get installs exactly it", tools: without("chromium"), modulesCurrent: true,
 			aptInstalls: map[string]string{"chromium": "usr-bin-chromium"}, wantOK: true,
 			wantCalls: []string{"apt-get update -qq", "apt-get install -y -qq --no-install-recommends chromium"}},
-		{name: "no postgresql, runuser, mkfs.btrfs, node or npm: one install of their packages", tools: without("postgresql", "runuser", "mkfs.btrfs", "node", "npm"),
-			modulesCurrent: true, aptInstalls: map[string]string{"postgresql": "postgresql/15/bin/initdb", "util-linux": "bin/runuser",
-				"btrfs-progs": "bin/mkfs.btrfs", "nodejs": "bin/node", "npm": "bin/npm"}, wantOK: true,
-			wantCalls: []string{"apt-get update -qq", "apt-get install -y -qq --no-install-recommends postgresql util-linux btrfs-progs nodejs npm"}},
+		{name: "no postgresql, runuser, mkfs.btrfs, mmdebstrap, node or npm: one install of their packages",
+			tools: without("postgresql", "runuser", "mkfs.btrfs", "mmdebstrap", "node", "npm"), modulesCurrent: true,
+			aptInstalls: map[string]string{"postgresql": "postgresql/15/bin/initdb", "util-linux": "bin/runuser",
+				"btrfs-progs": "bin/mkfs.btrfs", "mmdebstrap": "bin/mmdebstrap", "nodejs": "bin/node", "npm": "bin/npm"}, wantOK: true,
+			wantCalls: []string{"apt-get update -qq", "apt-get install -y -qq --no-install-recommends postgresql util-linux btrfs-progs mmdebstrap nodejs npm"}},
 		{name: "chromium cannot be installed: fails naming it", tools: without("chromium"), modulesCurrent: true,
 			wantCalls:  []string{"apt-get update -qq", "apt-get install -y -qq --no-install-recommends chromium"},
 			wantOutput: []string{"missing: chromium: apt-get install chromium", "SKIP_MISSING=1 runs without them"}},

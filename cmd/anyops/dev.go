@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -29,6 +30,7 @@ import (
 	"github.com/anyops/anyops/inventory"
 	"github.com/anyops/anyops/sandboxd"
 	"github.com/anyops/anyops/sandboxd/homes"
+	"github.com/anyops/anyops/sandboxd/images"
 	"github.com/anyops/anyops/sandboxd/token"
 	"github.com/anyops/anyops/worker"
 	"github.com/anyops/anyops/workflows"
@@ -189,6 +191,21 @@ func newDevCmd() *cobra.Command {
 				Logger:    logger.With("component", "cloudsim"),
 			})
 		})
+		// Ready means ready: /readyz answers 200, and "Anyops is running" is printed, once the
+		// demo fleet is built and in the inventory and (with sandboxd) a console can be opened.
+		stages := []string{stageDemoFleet}
+		if runSandboxd {
+			stages = append(stages, stageConsoleHost)
+		}
+		startup := devstack.NewStartup(stages...)
+		stdout := cmd.OutOrStdout()
+		// A stage that fails leaves the stack up but never ready: say so where "running" would be.
+		failed := func(stage string, err error) {
+			startup.Fail(stage, err)
+			fmt.Fprintf(stdout, "\nAnyops is up but not ready: %s failed (the log says more). Ctrl-C stops everything.\n", stage)
+		}
+
+		sandboxdImage := make(chan struct{}) // closed once sandboxd has its default image
 		if runSandboxd {
 			if sd.CgroupParent == "" {
 				// sandboxd clears its cgroup parent at start: one per data dir keeps two dev
@@ -217,26 +234,24 @@ func newDevCmd() *cobra.Command {
 					}()
 				}
 			}
-			start("sandboxd", func(ctx context.Context) error { return sandboxd.Run(ctx, sdCfg) })
+			start("sandboxd", func(ctx context.Context) error {
+				if err := ensureDevImage(ctx, sdCfg.ImageStore, cmd.ErrOrStderr()); err != nil {
+					if ctx.Err() == nil {
+						logger.Error("consoles are unavailable: no console image (fix the cause and restart)", "err", err)
+						failed(stageConsoleHost, fmt.Errorf("no console image: %w", err))
+					}
+					<-ctx.Done() // the rest of the stack keeps running
+					return nil
+				}
+				close(sandboxdImage)
+				return sandboxd.Run(ctx, sdCfg)
+			})
 		}
-		// Ready means ready: /readyz answers 200, and "Anyops is running" is printed, once the
-		// demo fleet is built and in the inventory and (with sandboxd) a console can be opened.
-		stages := []string{stageDemoFleet}
-		if runSandboxd {
-			stages = append(stages, stageConsoleHost)
-		}
-		startup := devstack.NewStartup(stages...)
 		start("worker", func(ctx context.Context) error { return cp.runWorker(ctx, wc, clouds, false) })
 		start("api", func(ctx context.Context) error { return cp.runAPI(ctx, ac, auth, startup.Waiting) })
 
 		// The demo fleet lives in cloudsim; the inventory is filled from the cloud. The
 		// DemoFleet workflow is idempotent, so a restart joins or repeats it harmlessly.
-		stdout := cmd.OutOrStdout()
-		// A stage that fails leaves the stack up but never ready: say so where "running" would be.
-		failed := func(stage string, err error) {
-			startup.Fail(stage, err)
-			fmt.Fprintf(stdout, "\nAnyops is up but not ready: %s failed (the log says more). Ctrl-C stops everything.\n", stage)
-		}
 		go func() {
 			startup.Begin(stageDemoFleet, demoFleetProgress(cp.temporal))
 			res, err := worker.EnsureDemoFleet(runCtx, cp.temporal, workflows.FleetTiming{PollInterval: time.Second})
@@ -250,7 +265,7 @@ func newDevCmd() *cobra.Command {
 			logger.Info("demo fleet ready in cloudsim and the inventory", "instances", len(res.Instances), "volumes", len(res.Volumes))
 			startup.Finish(stageDemoFleet)
 			if runSandboxd {
-				if err := openConsoleHost(runCtx, cp, startup, "http://"+sd.Addr, "http://"+ac.Addr, ac.PublicEmbed); err != nil && runCtx.Err() == nil {
+				if err := openConsoleHost(runCtx, cp, startup, sandboxdImage, "http://"+sd.Addr, "http://"+ac.Addr, ac.PublicEmbed); err != nil && runCtx.Err() == nil {
 					logger.Error("register the local sandboxd as a console host", "err", err)
 					failed(stageConsoleHost, err)
 				}
@@ -320,25 +335,20 @@ func demoFleetProgress(tc client.Client) func(context.Context) string {
 	}
 }
 
-// openConsoleHost makes the local sandboxd the console host of the demo fleet and waits until
-// the public status accepts consoles (when the public embed is on), so that the first console
-// a user asks for opens.
-func openConsoleHost(ctx context.Context, cp *controlPlane, startup *devstack.Startup, sandboxdURL, apiURL string, publicEmbed bool) error {
+// openConsoleHost waits for sandboxd's image (image is closed once it has one), makes the local
+// sandboxd the console host of the demo fleet, and waits until the public status accepts
+// consoles (when the public embed is on), so that the first console a user asks for opens.
+func openConsoleHost(ctx context.Context, cp *controlPlane, startup *devstack.Startup, image <-chan struct{}, sandboxdURL, apiURL string, publicEmbed bool) error {
 	var progress atomic.Value
-	progress.Store("registering the local sandboxd at " + sandboxdURL)
+	progress.Store("waiting for sandboxd's console image (built on the first run only: about a minute)")
 	startup.Begin(stageConsoleHost, func(context.Context) string { return progress.Load().(string) })
-	// sandboxd may still be starting: it gets a minute to answer the registration probe.
-	var err error
-	for deadline := time.Now().Add(time.Minute); ; {
-		if err = registerDevConsoleHost(ctx, cp, sandboxdURL); err == nil || time.Now().After(deadline) {
-			break
-		}
-		progress.Store("registering the local sandboxd at " + sandboxdURL + ": " + anyops.ErrorMessage(err))
-		if !sleepCtx(ctx, time.Second) {
-			return ctx.Err()
-		}
+	select {
+	case <-image:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	if err != nil {
+	progress.Store("registering the local sandboxd at " + sandboxdURL)
+	if err := registerDevConsoleHost(ctx, cp, sandboxdURL); err != nil {
 		return err
 	}
 	if publicEmbed {
@@ -377,8 +387,26 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// ensureDevImage gives the dev sandboxd's image store a default image: the console image
+// (bash, python3), built with mmdebstrap on the first run and found in the store after that.
+// A store that has a default already (an operator's choice) is left as it is.
+func ensureDevImage(ctx context.Context, dir string, progress io.Writer) error {
+	store, err := images.Open(dir)
+	if err != nil {
+		return err
+	}
+	if _, err := store.Default(); err == nil {
+		return nil
+	}
+	fmt.Fprintf(progress, "Building the console image %s:%s (bash, python3) into %s: first run only, about a minute.\n",
+		images.ConsoleImageName, images.ConsoleImageVersion(), dir)
+	_, err = store.EnsureConsole(ctx, progress)
+	return err
+}
+
 // registerDevConsoleHost makes the local sandboxd the console host of the demo fleet's first
-// running console server, so consoles open on this machine. FleetSync keeps the URL.
+// running console server, so consoles open on this machine. FleetSync keeps the URL. The
+// sandboxd may still be starting: it is asked again until it answers or a minute is up.
 func registerDevConsoleHost(ctx context.Context, cp *controlPlane, sandboxdURL string) error {
 	servers, _, err := cp.store.ListServers(ctx, inventory.ServerFilter{Role: anyops.RoleConsole, State: anyops.ServerRunning})
 	if err != nil {
@@ -389,8 +417,15 @@ func registerDevConsoleHost(ctx context.Context, cp *controlPlane, sandboxdURL s
 	}
 	srv := servers[0]
 	srv.SandboxdURL = sandboxdURL
-	_, err = activities.RegisterConsoleHost(ctx, cp.store, srv, cp.signer())
-	return err
+	for deadline := time.Now().Add(time.Minute); ; {
+		_, err = activities.RegisterConsoleHost(ctx, cp.store, srv, cp.signer())
+		if err == nil || anyops.ErrorCode(err) != anyops.EUNAVAILABLE || time.Now().After(deadline) {
+			return err
+		}
+		if !sleepCtx(ctx, 500*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
 }
 
 // devHomeFileSystem mounts the dev stack's homes: a btrfs file system in <data-dir>/homes.img
