@@ -1,0 +1,222 @@
+// Shell built-ins and the small text tools scripts pipe through: echo, true, false, :, exit, set,
+// sudo, bash -c, sleep, hostname, uptime, cat, grep, head, tail, wc.
+
+package cloudsim
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func cmdEcho(_ *execCtx, args []string, _ string) result {
+	nl := "\n"
+	if len(args) > 0 && args[0] == "-n" {
+		nl, args = "", args[1:]
+	}
+	return ok(strings.Join(args, " ") + nl)
+}
+
+func cmdUptime(x *execCtx, _ []string, _ string) result {
+	up := x.now.Sub(x.h.BootedAt).Round(time.Minute)
+	return ok(fmt.Sprintf(" %s up %s,  1 user,  load average: 0.08, 0.03, 0.05\n", x.now.Format("15:04:05"), up))
+}
+
+func cmdSleep(_ *execCtx, args []string, _ string) result {
+	if len(args) != 1 {
+		return fail(1, "sleep: missing operand")
+	}
+	secs, err := strconv.ParseFloat(strings.TrimSuffix(args[0], "s"), 64)
+	if err != nil || secs < 0 || secs > 86400 {
+		return fail(1, "sleep: invalid time interval '%s'", args[0])
+	}
+	return result{dur: time.Duration(secs * float64(time.Second))}
+}
+
+func cmdExit(x *execCtx, args []string, _ string) result {
+	code := 0
+	if len(args) > 0 {
+		n, err := strconv.Atoi(args[0])
+		if err != nil {
+			return fail(2, "_script.sh: exit: %s: numeric argument required", args[0])
+		}
+		code = n & 0xff
+	}
+	x.exited = true
+	return result{code: code}
+}
+
+func cmdSet(x *execCtx, args []string, _ string) result {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-o" || a == "+o":
+			i++ // pipefail and friends: accepted, pipelines already report their last command
+		case strings.HasPrefix(a, "-"):
+			if strings.Contains(a, "e") {
+				x.errexit = true
+			}
+		case strings.HasPrefix(a, "+"):
+			if strings.Contains(a, "e") {
+				x.errexit = false
+			}
+		default:
+			return fail(2, "_script.sh: set: %s: positional parameters are not simulated", a)
+		}
+	}
+	return ok("")
+}
+
+func cmdSudo(x *execCtx, args []string, stdin string) result {
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		if args[0] == "-u" && len(args) > 1 {
+			args = args[1:]
+		}
+		args = args[1:]
+	}
+	if len(args) == 0 {
+		return fail(1, "usage: sudo command")
+	}
+	return x.command(args, stdin)
+}
+
+func cmdShC(x *execCtx, args []string, _ string) result {
+	for len(args) > 0 && args[0] != "-c" && strings.HasPrefix(args[0], "-") {
+		args = args[1:]
+	}
+	if len(args) < 2 || args[0] != "-c" {
+		return fail(2, "cloudsim: only `bash -c SCRIPT` is simulated")
+	}
+	if x.depth > 4 {
+		return fail(2, "cloudsim: nested shells too deep")
+	}
+	sub := &execCtx{s: x.s, h: x.h, in: x.in, now: x.now, depth: x.depth + 1}
+	r := sub.run(args[1])
+	r.dur = sub.now.Sub(x.now)
+	return r
+}
+
+func cmdCat(x *execCtx, args []string, stdin string) result {
+	if len(args) == 0 {
+		return ok(stdin)
+	}
+	var b strings.Builder
+	for _, f := range args {
+		switch f {
+		case "/proc/mdstat":
+			b.WriteString(x.mdstat())
+		case "/etc/exports":
+			b.WriteString(x.exportsList(false))
+		case "/etc/hostname":
+			b.WriteString(x.h.Hostname + "\n")
+		case "/proc/mounts":
+			b.WriteString(x.mountList())
+		default:
+			return fail(1, "cat: %s: No such file or directory", f)
+		}
+	}
+	return ok(b.String())
+}
+
+func cmdGrep(_ *execCtx, args []string, stdin string) result {
+	quiet, invert, count, fixed := false, false, false, false
+	var pattern string
+	for _, a := range args {
+		switch {
+		case a == "-q":
+			quiet = true
+		case a == "-v":
+			invert = true
+		case a == "-c":
+			count = true
+		case a == "-F":
+			fixed = true
+		case a == "-E":
+		case strings.HasPrefix(a, "-") && pattern == "":
+			return fail(2, "grep: option %s is not simulated", a)
+		case pattern == "":
+			pattern = a
+		default:
+			return fail(2, "grep: reading files is not simulated; pipe into grep")
+		}
+	}
+	if fixed {
+		pattern = regexp.QuoteMeta(pattern)
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return fail(2, "grep: invalid pattern: %v", err)
+	}
+	var hits []string
+	for _, line := range splitLines(stdin) {
+		if re.MatchString(line) != invert {
+			hits = append(hits, line)
+		}
+	}
+	code := 0
+	if len(hits) == 0 {
+		code = 1
+	}
+	switch {
+	case quiet:
+		return result{code: code}
+	case count:
+		return result{out: fmt.Sprintf("%d\n", len(hits)), code: code}
+	}
+	return result{out: joinLines(hits), code: code}
+}
+
+func headTail(tail bool) builtin {
+	return func(_ *execCtx, args []string, stdin string) result {
+		n := 10
+		for i := 0; i < len(args); i++ {
+			a := args[i]
+			switch {
+			case a == "-n" && i+1 < len(args):
+				v, err := strconv.Atoi(args[i+1])
+				if err != nil {
+					return fail(1, "invalid number of lines: %s", args[i+1])
+				}
+				n, i = v, i+1
+			case strings.HasPrefix(a, "-") && len(a) > 1:
+				v, err := strconv.Atoi(a[1:])
+				if err != nil {
+					return fail(1, "invalid option %s", a)
+				}
+				n = v
+			default:
+				return fail(1, "reading files is not simulated")
+			}
+		}
+		lines := splitLines(stdin)
+		n = max(0, min(n, len(lines)))
+		if tail {
+			return ok(joinLines(lines[len(lines)-n:]))
+		}
+		return ok(joinLines(lines[:n]))
+	}
+}
+
+func cmdWc(_ *execCtx, args []string, stdin string) result {
+	if len(args) != 1 || args[0] != "-l" {
+		return fail(1, "wc: only wc -l is simulated")
+	}
+	return ok(fmt.Sprintf("%d\n", len(splitLines(stdin))))
+}
+
+func splitLines(s string) []string {
+	s = strings.TrimSuffix(s, "\n")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+func joinLines(l []string) string {
+	if len(l) == 0 {
+		return ""
+	}
+	return strings.Join(l, "\n") + "\n"
+}

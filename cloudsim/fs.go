@@ -1,0 +1,225 @@
+// Block devices, file systems and mounts: mount, umount, mountpoint, fsck.
+
+package cloudsim
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// resolveDevice finds what a device path is on this host: an attached volume, a DRBD device
+// (and its backing volume), or an active md array.
+func (x *execCtx) resolveDevice(dev string) (vols []*volume, drbd *drbdRes, ok bool) {
+	have := x.s.devices(x.h)
+	if v, found := have[canonicalDevice(dev)]; found {
+		return []*volume{v}, nil, true
+	}
+	// A partition of an attached volume (/dev/xvdf1) is the volume for our purposes.
+	if v, found := have[canonicalDevice(strings.TrimRight(dev, "0123456789"))]; found && strings.HasPrefix(dev, "/dev/xvd") {
+		return []*volume{v}, nil, true
+	}
+	for _, r := range x.h.DRBD {
+		if r.device() == dev && r.Up {
+			return []*volume{x.s.st.Volumes[r.VolumeID]}, r, true
+		}
+	}
+	if a := x.h.MD[dev]; a != nil && a.Active {
+		for _, d := range a.Devices {
+			vols = append(vols, x.volumeOf(d))
+		}
+		return vols, nil, true
+	}
+	return nil, nil, false
+}
+
+// drbdByDevice is the up DRBD resource whose device is dev, or nil.
+func (x *execCtx) drbdByDevice(dev string) *drbdRes {
+	for _, r := range x.h.DRBD {
+		if r.Up && r.device() == dev {
+			return r
+		}
+	}
+	return nil
+}
+
+// volumeOf is the volume under a device path: attached directly or through DRBD.
+func (x *execCtx) volumeOf(dev string) *volume {
+	if v, ok := x.s.devices(x.h)[canonicalDevice(dev)]; ok {
+		return v
+	}
+	if r := x.drbdByDevice(dev); r != nil {
+		return x.s.st.Volumes[r.VolumeID]
+	}
+	return nil
+}
+
+// heldOpen is whether a device is mounted or a member of an active md array.
+func (x *execCtx) heldOpen(dev string) bool {
+	if _, mounted := x.mountedDevice(dev); mounted {
+		return true
+	}
+	for _, a := range x.h.MD {
+		if a.Active && slices.Contains(a.Devices, canonicalDevice(dev)) {
+			return true
+		}
+	}
+	return false
+}
+
+func canonical(devs []string) []string {
+	out := make([]string, len(devs))
+	for i, d := range devs {
+		out[i] = canonicalDevice(d)
+	}
+	return out
+}
+
+func (x *execCtx) mountedDevice(dev string) (string, bool) {
+	for _, mp := range sortedKeys(x.h.Mounts) {
+		if m := x.h.Mounts[mp]; m.Device == dev || sameDevice(m.Device, dev) {
+			return mp, true
+		}
+	}
+	return "", false
+}
+
+func cmdFsck(x *execCtx, args []string, _ string) result {
+	var dev string
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			dev = a
+		}
+	}
+	if dev == "" {
+		return fail(8, "Usage: fsck [-fnpy] device")
+	}
+	vols, _, found := x.resolveDevice(dev)
+	if !found {
+		return fail(8, "fsck.ext4: No such file or directory while trying to open %s", dev)
+	}
+	if mp, mounted := x.mountedDevice(dev); mounted {
+		return fail(8, "%s is mounted on %s.\ne2fsck: Cannot continue, aborting.", dev, mp)
+	}
+	var size int32
+	corrupt := false
+	for _, v := range vols {
+		if v != nil {
+			size += v.SizeGiB
+			corrupt = corrupt || v.Corrupt
+		}
+	}
+	dur := time.Duration(size)*time.Second + 5*time.Second // about a second per GiB
+	if corrupt {
+		return result{out: fmt.Sprintf("%s contains a file system with errors, check forced.\nPass 1: Checking inodes, blocks, and sizes\nInode 7 has illegal block(s).\n", dev),
+			err:  fmt.Sprintf("%s: UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY.\n\t(i.e., without -a or -p options)\n\n%s: ***** FILE SYSTEM WAS MODIFIED *****\n%s: ********** WARNING: Filesystem still has errors **********\n", dev, dev, dev),
+			code: 4, dur: dur}
+	}
+	return result{out: fmt.Sprintf("%s: clean, 11/%d files, %d/%d blocks\n", dev, int(size)*65536, int(size)*4096, int(size)*262144), dur: dur}
+}
+
+func cmdMount(x *execCtx, args []string, _ string) result {
+	fstype := "ext4"
+	var pos []string
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "-t" && i+1 < len(args):
+			fstype, i = args[i+1], i+1
+		case a == "-o" && i+1 < len(args):
+			i++
+		case strings.HasPrefix(a, "-"):
+		default:
+			pos = append(pos, a)
+		}
+	}
+	if len(pos) == 0 {
+		return ok(x.mountList())
+	}
+	if len(pos) != 2 {
+		return fail(1, "mount: only `mount [-t type] [-o options] DEVICE DIR` is simulated")
+	}
+	dev, dir := pos[0], pos[1]
+	vols, drbd, found := x.resolveDevice(dev)
+	if !found {
+		return fail(32, "mount: %s: special device %s does not exist.", dir, dev)
+	}
+	if drbd != nil && drbd.Role != "Primary" {
+		return fail(32, "mount: %s: wrong medium type (%s is Secondary).", dir, dev)
+	}
+	if _, busy := x.h.Mounts[dir]; busy {
+		return fail(32, "mount: %s: %s already mounted or mount point busy.", dir, dev)
+	}
+	if mp, mounted := x.mountedDevice(dev); mounted {
+		return fail(32, "mount: %s: %s already mounted on %s.", dir, dev, mp)
+	}
+	for _, v := range vols {
+		if v != nil && v.Corrupt {
+			return fail(32, "mount: %s: wrong fs type, bad option, bad superblock on %s, missing codepage or helper program, or other error.", dir, dev)
+		}
+	}
+	x.h.Mounts[dir] = mountEntry{Device: dev, FSType: fstype}
+	x.s.event(x.now, "host.mount", x.h.InstanceID, "%s mounted on %s on %s", dev, dir, x.h.Hostname)
+	return result{dur: time.Second}
+}
+
+func (x *execCtx) mountList() string {
+	var b strings.Builder
+	for _, mp := range sortedKeys(x.h.Mounts) {
+		m := x.h.Mounts[mp]
+		fmt.Fprintf(&b, "%s on %s type %s (rw,relatime)\n", m.Device, mp, m.FSType)
+	}
+	return b.String()
+}
+
+func cmdUmount(x *execCtx, args []string, _ string) result {
+	var target string
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			target = a
+		}
+	}
+	if target == "" {
+		return fail(1, "Usage: umount DIR|DEVICE")
+	}
+	mp := target
+	if _, ok := x.h.Mounts[mp]; !ok {
+		var found bool
+		if mp, found = x.mountedDevice(target); !found {
+			return fail(32, "umount: %s: not mounted.", target)
+		}
+	}
+	if mp == "/" {
+		return fail(32, "umount: /: target is busy.")
+	}
+	for ex := range x.h.Exports {
+		if p := ex[strings.IndexByte(ex, ':')+1:]; p == mp || strings.HasPrefix(p, mp+"/") {
+			return fail(32, "umount: %s: target is busy (exported over NFS as %s).", mp, ex)
+		}
+	}
+	delete(x.h.Mounts, mp)
+	x.s.event(x.now, "host.umount", x.h.InstanceID, "%s unmounted on %s", mp, x.h.Hostname)
+	return result{dur: time.Second}
+}
+
+func cmdMountpoint(x *execCtx, args []string, _ string) result {
+	quiet := false
+	var dir string
+	for _, a := range args {
+		if a == "-q" {
+			quiet = true
+		} else {
+			dir = a
+		}
+	}
+	if _, mounted := x.h.Mounts[dir]; mounted {
+		if quiet {
+			return ok("")
+		}
+		return ok(dir + " is a mountpoint\n")
+	}
+	if quiet {
+		return result{code: 32}
+	}
+	return result{out: dir + " is not a mountpoint\n", code: 32}
+}
