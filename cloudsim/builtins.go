@@ -112,7 +112,7 @@ func cmdCat(x *execCtx, args []string, stdin string) result {
 		case "/etc/hostname":
 			b.WriteString(x.h.Hostname + "\n")
 		case "/proc/mounts":
-			b.WriteString(x.mountList())
+			b.WriteString(x.procMounts())
 		default:
 			return fail(1, "cat: %s: No such file or directory", f)
 		}
@@ -219,4 +219,30 @@ func joinLines(l []string) string {
 		return ""
 	}
 	return strings.Join(l, "\n") + "\n"
+}
+
+// cmdLs lists the directories the simulated host has: /dev/disk/by-id. Anything else is
+// refused rather than invented.
+func cmdLs(x *execCtx, args []string, _ string) result {
+	long := false
+	var dirs []string
+	for _, a := range args {
+		switch {
+		case a == "-l" || a == "-la" || a == "-al":
+			long = true
+		case a == "-1" || a == "-a":
+		case strings.HasPrefix(a, "-"):
+			return fail(2, "ls: option %s is not simulated", a)
+		default:
+			dirs = append(dirs, a)
+		}
+	}
+	if len(dirs) != 1 {
+		return fail(2, "cloudsim: only `ls [-l] DIR` of one directory is simulated")
+	}
+	switch strings.TrimSuffix(dirs[0], "/") {
+	case "/dev/disk/by-id":
+		return x.lsByID(long)
+	}
+	return fail(2, "cloudsim: listing %s is not simulated", dirs[0])
 }

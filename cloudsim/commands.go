@@ -57,6 +57,8 @@ func init() {
 		"head":             headTail(false),
 		"tail":             headTail(true),
 		"wc":               cmdWc,
+		"ls":               cmdLs,
+		"readlink":         cmdReadlink,
 		"drbdadm":          cmdDrbdadm,
 		"mdadm":            cmdMdadm,
 		"fsck":             cmdFsck,

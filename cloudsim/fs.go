@@ -13,12 +13,15 @@ import (
 // (and its backing volume), or an active md array.
 func (x *execCtx) resolveDevice(dev string) (vols []*volume, drbd *drbdRes, ok bool) {
 	have := x.s.devices(x.h)
-	if v, found := have[canonicalDevice(dev)]; found {
+	if v, found := have[x.devName(dev)]; found {
 		return []*volume{v}, nil, true
 	}
-	// A partition of an attached volume (/dev/xvdf1) is the volume for our purposes.
-	if v, found := have[canonicalDevice(strings.TrimRight(dev, "0123456789"))]; found && strings.HasPrefix(dev, "/dev/xvd") {
-		return []*volume{v}, nil, true
+	// A partition of an attached volume (/dev/xvdf1, /dev/nvme1n1p1) is the volume for our
+	// purposes.
+	if base, isPart := partitionBase(dev); isPart {
+		if v, found := have[x.devName(base)]; found {
+			return []*volume{v}, nil, true
+		}
 	}
 	for _, r := range x.h.DRBD {
 		if r.device() == dev && r.Up {
@@ -46,7 +49,7 @@ func (x *execCtx) drbdByDevice(dev string) *drbdRes {
 
 // volumeOf is the volume under a device path: attached directly or through DRBD.
 func (x *execCtx) volumeOf(dev string) *volume {
-	if v, ok := x.s.devices(x.h)[canonicalDevice(dev)]; ok {
+	if v, ok := x.s.devices(x.h)[x.devName(dev)]; ok {
 		return v
 	}
 	if r := x.drbdByDevice(dev); r != nil {
@@ -61,24 +64,24 @@ func (x *execCtx) heldOpen(dev string) bool {
 		return true
 	}
 	for _, a := range x.h.MD {
-		if a.Active && slices.Contains(a.Devices, canonicalDevice(dev)) {
+		if a.Active && slices.Contains(a.Devices, x.devName(dev)) {
 			return true
 		}
 	}
 	return false
 }
 
-func canonical(devs []string) []string {
+func (x *execCtx) devNames(devs []string) []string {
 	out := make([]string, len(devs))
 	for i, d := range devs {
-		out[i] = canonicalDevice(d)
+		out[i] = x.devName(d)
 	}
 	return out
 }
 
 func (x *execCtx) mountedDevice(dev string) (string, bool) {
 	for _, mp := range sortedKeys(x.h.Mounts) {
-		if m := x.h.Mounts[mp]; m.Device == dev || sameDevice(m.Device, dev) {
+		if m := x.h.Mounts[mp]; m.Device == dev || m.Device == x.devName(dev) {
 			return mp, true
 		}
 	}
@@ -158,16 +161,26 @@ func cmdMount(x *execCtx, args []string, _ string) result {
 			return fail(32, "mount: %s: wrong fs type, bad option, bad superblock on %s, missing codepage or helper program, or other error.", dir, dev)
 		}
 	}
-	x.h.Mounts[dir] = mountEntry{Device: dev, FSType: fstype}
+	x.h.Mounts[dir] = mountEntry{Device: x.devName(dev), FSType: fstype}
 	x.s.event(x.now, "host.mount", x.h.InstanceID, "%s mounted on %s on %s", dev, dir, x.h.Hostname)
 	return result{dur: time.Second}
 }
 
+// mountList is what `mount` prints; procMounts is /proc/mounts, the kernel's form.
 func (x *execCtx) mountList() string {
 	var b strings.Builder
 	for _, mp := range sortedKeys(x.h.Mounts) {
 		m := x.h.Mounts[mp]
 		fmt.Fprintf(&b, "%s on %s type %s (rw,relatime)\n", m.Device, mp, m.FSType)
+	}
+	return b.String()
+}
+
+func (x *execCtx) procMounts() string {
+	var b strings.Builder
+	for _, mp := range sortedKeys(x.h.Mounts) {
+		m := x.h.Mounts[mp]
+		fmt.Fprintf(&b, "%s %s %s rw,relatime 0 0\n", m.Device, mp, m.FSType)
 	}
 	return b.String()
 }

@@ -73,11 +73,17 @@ func apiCode(t *testing.T, err error) string {
 	return ae.ErrorCode()
 }
 
-// run launches one instance in zone with tags and returns its id.
+// run launches one m5.large (a Nitro type) in zone with tags and returns its id.
 func (f *fixture) run(t *testing.T, zone string, tags map[string]string) string {
 	t.Helper()
+	return f.runType(t, zone, ec2types.InstanceTypeM5Large, tags)
+}
+
+// runType launches one instance of the type in zone with tags and returns its id.
+func (f *fixture) runType(t *testing.T, zone string, itype ec2types.InstanceType, tags map[string]string) string {
+	t.Helper()
 	in := &ec2.RunInstancesInput{ImageId: aws.String("ami-12345678"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
-		InstanceType: ec2types.InstanceTypeM5Large, Placement: &ec2types.Placement{AvailabilityZone: aws.String(zone)}}
+		InstanceType: itype, Placement: &ec2types.Placement{AvailabilityZone: aws.String(zone)}}
 	if len(tags) > 0 {
 		in.TagSpecifications = []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance, Tags: toTags(tags)}}
 	}

@@ -45,7 +45,7 @@ func newHost(in *instance) *host {
 	for _, svc := range []string{"ssh", "amazon-ssm-agent", "drbd"} {
 		h.Services[svc] = "inactive"
 	}
-	h.Mounts["/"] = mountEntry{Device: "/dev/xvda1", FSType: "ext4"}
+	h.Mounts["/"] = mountEntry{Device: rootPartition(in), FSType: "ext4"}
 	return h
 }
 
@@ -70,11 +70,12 @@ func (s *Sim) bootHost(in *instance, at time.Time) {
 	for svc := range h.Services {
 		h.Services[svc] = "active"
 	}
-	h.Mounts = map[string]mountEntry{"/": {Device: "/dev/xvda1", FSType: "ext4"}}
+	h.Mounts = map[string]mountEntry{"/": {Device: rootPartition(in), FSType: "ext4"}}
 	h.Exports = map[string]string{}
 	for _, md := range h.MD {
 		md.Active = false
 	}
+	s.renameDevices(in)
 	for _, id := range sortedKeys(s.st.Volumes) {
 		if v := s.st.Volumes[id]; v.Attachment != nil && v.Attachment.InstanceID == in.ID && v.Attachment.State == "attached" {
 			s.hostAttached(v, at)
@@ -101,14 +102,16 @@ func (s *Sim) hostDown(in *instance, at time.Time) {
 	h.Exports = map[string]string{}
 }
 
-// hostAttached brings up a DRBD resource configured by the volume's tags when it carries a
-// drbd-role tag (a pre-configured host); otherwise `drbdadm up` does it.
+// hostAttached runs when the guest sees a newly attached volume: the device gets its name,
+// and a DRBD resource configured by the volume's tags comes up when it carries a drbd-role tag
+// (a pre-configured host, for fixtures); otherwise `drbdadm up` does it.
 func (s *Sim) hostAttached(v *volume, at time.Time) {
 	h := s.st.Hosts[v.Attachment.InstanceID]
 	in := s.st.Instances[v.Attachment.InstanceID]
 	if h == nil || in == nil || in.State != stateRunning {
 		return
 	}
+	s.nameDevice(in, v)
 	name, ok := v.Tags.get(anyops.TagDRBDResource)
 	if !ok {
 		return
@@ -140,7 +143,7 @@ func (s *Sim) hostDetached(v *volume, instanceID string, at time.Time) {
 	if h == nil {
 		return
 	}
-	dev := v.Attachment.Device
+	dev := v.Attachment.OSDevice
 	lost := []string{dev}
 	for _, r := range h.DRBD {
 		if r.VolumeID == v.ID {
@@ -169,26 +172,3 @@ func (s *Sim) reachable(id string) bool {
 	in := s.st.Instances[id]
 	return in != nil && in.State == stateRunning && in.HardwareFailedAt.IsZero() && in.BootFailedAt.IsZero() && !s.zoneDown(in.Zone)
 }
-
-// devices lists the block devices a host sees: attached volumes, DRBD devices, active arrays.
-func (s *Sim) devices(h *host) map[string]*volume {
-	out := map[string]*volume{}
-	for _, id := range sortedKeys(s.st.Volumes) {
-		v := s.st.Volumes[id]
-		if a := v.Attachment; a != nil && a.InstanceID == h.InstanceID && a.State != "attaching" {
-			out[canonicalDevice(a.Device)] = v
-		}
-	}
-	return out
-}
-
-// canonicalDevice maps /dev/sdf and /dev/xvdf (how the attach names it and how Linux on Xen
-// names it) to one name.
-func canonicalDevice(d string) string {
-	if strings.HasPrefix(d, "/dev/sd") {
-		return "/dev/xvd" + d[len("/dev/sd"):]
-	}
-	return d
-}
-
-func sameDevice(a, b string) bool { return canonicalDevice(a) == canonicalDevice(b) }

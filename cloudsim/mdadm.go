@@ -61,7 +61,7 @@ func cmdMdadm(x *execCtx, args []string, _ string) result {
 		if level == "" {
 			level = "0"
 		}
-		h.MD[md] = &mdArray{Level: "raid" + strings.TrimPrefix(level, "raid"), Devices: canonical(devs), Active: true}
+		h.MD[md] = &mdArray{Level: "raid" + strings.TrimPrefix(level, "raid"), Devices: x.devNames(devs), Active: true}
 		x.s.event(x.now, "md.created", h.InstanceID, "%s created on %s from %s", md, h.Hostname, strings.Join(devs, " "))
 		return result{out: fmt.Sprintf("mdadm: array %s started.\n", md), dur: 2 * time.Second}
 	case "assemble":
@@ -93,7 +93,7 @@ func cmdMdadm(x *execCtx, args []string, _ string) result {
 					return *r
 				}
 				// Members found on disk (created elsewhere): assemble them as a raid0.
-				a = &mdArray{Level: "raid0", Devices: canonical(members)}
+				a = &mdArray{Level: "raid0", Devices: x.devNames(members)}
 				h.MD[name] = a
 			}
 			if a.Active {
@@ -102,7 +102,7 @@ func cmdMdadm(x *execCtx, args []string, _ string) result {
 				}
 				return fail(1, "mdadm: %s is already in use.", name)
 			}
-			if len(devs) > 0 && !sameSet(canonical(devs), a.Devices) {
+			if len(devs) > 0 && !sameSet(x.devNames(devs), a.Devices) {
 				return fail(1, "mdadm: %s has no superblock - assembly aborted", devs[0])
 			}
 			if r := x.missingDevice(a.Devices); r != nil {
@@ -191,7 +191,7 @@ func (x *execCtx) mdstat() string {
 func (x *execCtx) missingDevice(devs []string) *result {
 	have := x.s.devices(x.h)
 	for _, d := range devs {
-		if _, ok := have[canonicalDevice(d)]; ok {
+		if _, ok := have[x.devName(d)]; ok {
 			continue
 		}
 		if r := x.drbdByDevice(d); r != nil {

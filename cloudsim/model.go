@@ -188,8 +188,9 @@ type volume struct {
 
 type attach struct {
 	InstanceID string    `json:"instance_id"`
-	Device     string    `json:"device"`
-	State      string    `json:"state"` // attaching, attached, detaching
+	Device     string    `json:"device"`              // the name AttachVolume asked for
+	OSDevice   string    `json:"os_device,omitempty"` // the name the guest sees it by (devices.go)
+	State      string    `json:"state"`               // attaching, attached, detaching
 	Since      time.Time `json:"since"`
 	ReadyAt    time.Time `json:"ready_at"`
 }

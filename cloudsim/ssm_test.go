@@ -233,7 +233,7 @@ func TestDRBDSetUpByCommands(t *testing.T) {
 		{a, "drbdadm primary logs0", 11, "Need access to UpToDate data"},
 		{a, "drbdadm primary --force logs0", 0, ""},
 		{a, "drbdadm status logs0", 0, "replication:SyncSource peer-disk:Inconsistent done:0.00"},
-		{a, "mdadm --create /dev/md0 --level=0 --raid-devices=2 /dev/xvdg /dev/xvdz", 1, "cannot open /dev/xvdz"},
+		{a, "mdadm --create /dev/md0 --level=0 --raid-devices=2 /dev/nvme1n1 /dev/nvme9n1", 1, "cannot open /dev/nvme9n1"},
 		{a, "fsck -y /dev/drbd0", 0, "clean"},
 	}
 	for _, st := range steps {
@@ -311,8 +311,8 @@ func TestRAIDFromTags(t *testing.T) {
 	}{
 		{"mdadm --detail /dev/md0 >/dev/null 2>&1 && echo already-active && exit 0\nmdadm --assemble /dev/md0 --scan", 0, "mdadm: /dev/md0 has been started with 2 drives."},
 		{"mdadm --detail /dev/md0 >/dev/null 2>&1 && echo already-active && exit 0\nmdadm --assemble /dev/md0 --scan", 0, "already-active"},
-		{"mdadm --assemble --scan", 1, "No arrays found"}, // all already running
-		{"cat /proc/mdstat", 0, "md0 : active raid0 xvdf[0] xvdg[1]"},
+		{"mdadm --assemble --scan", 1, "No arrays found"},                   // all already running
+		{"cat /proc/mdstat", 0, "md0 : active raid0 nvme1n1[0] nvme2n1[1]"}, // m5 is Nitro
 		{"fsck -n /dev/md0", 0, "clean"},
 		{"mount /dev/md0 /srv/logs && mount | grep -q -F '/dev/md0 on /srv/logs type ' && echo mounted", 0, "mounted"},
 		{"mdadm --stop /dev/md0", 1, "Cannot get exclusive access"},
