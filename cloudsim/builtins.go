@@ -98,28 +98,6 @@ func cmdShC(x *execCtx, args []string, _ string) result {
 	return r
 }
 
-func cmdCat(x *execCtx, args []string, stdin string) result {
-	if len(args) == 0 {
-		return ok(stdin)
-	}
-	var b strings.Builder
-	for _, f := range args {
-		switch f {
-		case "/proc/mdstat":
-			b.WriteString(x.mdstat())
-		case "/etc/exports":
-			b.WriteString(x.exportsList(false))
-		case "/etc/hostname":
-			b.WriteString(x.h.Hostname + "\n")
-		case "/proc/mounts":
-			b.WriteString(x.procMounts())
-		default:
-			return fail(1, "cat: %s: No such file or directory", f)
-		}
-	}
-	return ok(b.String())
-}
-
 func cmdGrep(_ *execCtx, args []string, stdin string) result {
 	quiet, invert, count, fixed := false, false, false, false
 	var pattern string
@@ -221,28 +199,75 @@ func joinLines(l []string) string {
 	return strings.Join(l, "\n") + "\n"
 }
 
-// cmdLs lists the directories the simulated host has: /dev/disk/by-id. Anything else is
-// refused rather than invented.
-func cmdLs(x *execCtx, args []string, _ string) result {
-	long := false
-	var dirs []string
-	for _, a := range args {
-		switch {
-		case a == "-l" || a == "-la" || a == "-al":
-			long = true
-		case a == "-1" || a == "-a":
-		case strings.HasPrefix(a, "-"):
-			return fail(2, "ls: option %s is not simulated", a)
-		default:
-			dirs = append(dirs, a)
+// cmdPrintf is the shell's printf: %s, %d and %% conversions and the escapes \n, \t, \\, \'
+// and \" in the format, which is used again until the arguments are used up — so
+// `printf '%s\n' LINE…` writes one line per argument.
+func cmdPrintf(_ *execCtx, args []string, _ string) result {
+	if len(args) == 0 {
+		return fail(2, "printf: usage: printf format [arguments]")
+	}
+	format, rest := args[0], args[1:]
+	var b strings.Builder
+	for {
+		conversions, err := printfOnce(&b, format, &rest)
+		if err != nil {
+			return result{out: b.String(), err: "printf: " + err.Error() + "\n", code: 1}
+		}
+		if len(rest) == 0 || conversions == 0 {
+			return ok(b.String())
 		}
 	}
-	if len(dirs) != 1 {
-		return fail(2, "cloudsim: only `ls [-l] DIR` of one directory is simulated")
+}
+
+func printfOnce(b *strings.Builder, format string, args *[]string) (conversions int, err error) {
+	next := func() string {
+		if len(*args) == 0 {
+			return ""
+		}
+		a := (*args)[0]
+		*args = (*args)[1:]
+		return a
 	}
-	switch strings.TrimSuffix(dirs[0], "/") {
-	case "/dev/disk/by-id":
-		return x.lsByID(long)
+	for i := 0; i < len(format); i++ {
+		c := format[i]
+		switch {
+		case c == '\\' && i+1 < len(format):
+			i++
+			switch e := format[i]; e {
+			case 'n':
+				b.WriteByte('\n')
+			case 't':
+				b.WriteByte('\t')
+			case '\\', '\'', '"':
+				b.WriteByte(e)
+			default:
+				return conversions, fmt.Errorf("escape \\%c is not simulated", e)
+			}
+		case c == '%' && i+1 < len(format):
+			i++
+			switch format[i] {
+			case '%':
+				b.WriteByte('%')
+			case 's':
+				conversions++
+				b.WriteString(next())
+			case 'd':
+				conversions++
+				a := next()
+				if a == "" {
+					a = "0"
+				}
+				n, err := strconv.ParseInt(a, 10, 64)
+				if err != nil {
+					return conversions, fmt.Errorf("%s: invalid number", a)
+				}
+				b.WriteString(strconv.FormatInt(n, 10))
+			default:
+				return conversions, fmt.Errorf("%%%c: only %%s, %%d and %%%% are simulated", format[i])
+			}
+		default:
+			b.WriteByte(c)
+		}
 	}
-	return fail(2, "cloudsim: listing %s is not simulated", dirs[0])
+	return conversions, nil
 }

@@ -58,6 +58,11 @@ func init() {
 		"tail":             headTail(true),
 		"wc":               cmdWc,
 		"ls":               cmdLs,
+		"printf":           cmdPrintf,
+		"cmp":              cmdCmp,
+		"mv":               cmdMv,
+		"rm":               cmdRm,
+		"mkdir":            cmdMkdir,
 		"readlink":         cmdReadlink,
 		"drbdadm":          cmdDrbdadm,
 		"mdadm":            cmdMdadm,
@@ -102,7 +107,10 @@ func (x *execCtx) run(script string) result {
 		total.out += r.out
 		total.err += r.err
 		code := r.code
-		for _, next := range ao.rest {
+		// As bash: set -e ends the script only for a failure of the list's last pipeline; a
+		// failure left of && or || is what the list tests.
+		lastRan := len(ao.rest) == 0
+		for i, next := range ao.rest {
 			if x.exited {
 				break
 			}
@@ -111,10 +119,11 @@ func (x *execCtx) run(script string) result {
 				total.out += r.out
 				total.err += r.err
 				code = r.code
+				lastRan = i == len(ao.rest)-1
 			}
 		}
 		total.code = code
-		if x.exited || (x.errexit && code != 0) {
+		if x.exited || (x.errexit && code != 0 && lastRan) {
 			break
 		}
 	}
@@ -131,12 +140,21 @@ func (x *execCtx) pipeline(p pipeline) result {
 		if c.stdinDevNull {
 			stdin = ""
 		}
-		r := x.command(c.args, stdin)
+		r, redirected := x.redirect(c, &stdin)
+		if !redirected {
+			r = x.command(c.args, stdin)
+		}
 		x.now = x.now.Add(r.dur)
 		if c.stderrToOut {
 			r.out, r.err = r.out+r.err, ""
 		}
 		if c.stdoutNull {
+			r.out = ""
+		}
+		if c.stdoutFile != "" && !redirected {
+			if werr := x.writeFile(c.stdoutFile, r.out, true); werr != nil {
+				r.err, r.code = r.err+werr.err, werr.code
+			}
 			r.out = ""
 		}
 		if c.stderrNull {
@@ -151,6 +169,32 @@ func (x *execCtx) pipeline(p pipeline) result {
 		}
 	}
 	return out
+}
+
+// redirect opens a command's redirections before it runs, as the shell does: `< FILE` reads
+// the file into stdin, `> FILE` empties the file (`>>` keeps it). When one cannot be opened
+// the command does not run, and the shell's error is its result (redirected is then true).
+func (x *execCtx) redirect(c simpleCmd, stdin *string) (r result, redirected bool) {
+	if c.stdinFile != "" {
+		content, errRes := x.readFile("_script.sh: line 1", c.stdinFile)
+		if errRes != nil {
+			return *errRes, true
+		}
+		*stdin = content
+	}
+	if c.stdoutFile != "" {
+		if errRes := x.checkWrite("_script.sh: line 1", c.stdoutFile); errRes != nil {
+			return *errRes, true
+		}
+		if !c.stdoutAppend {
+			if errRes := x.writeFile(c.stdoutFile, "", false); errRes != nil {
+				return *errRes, true
+			}
+		} else if x.files()[c.stdoutFile] == nil {
+			x.writeFile(c.stdoutFile, "", false)
+		}
+	}
+	return result{}, false
 }
 
 func (x *execCtx) command(args []string, stdin string) result {

@@ -20,8 +20,12 @@ type host struct {
 	MD           map[string]*mdArray   `json:"md"`      // /dev/md0 -> array
 	Mounts       map[string]mountEntry `json:"mounts"`  // mount point -> what is mounted
 	Exports      map[string]string     `json:"exports"` // "client:/path" -> options
-	BootedAt     time.Time             `json:"booted_at,omitzero"`
-	Boots        int                   `json:"boots"`
+	// Files and Dirs are the host's configuration files and directories (files.go); they
+	// live on the root disk and survive a reboot.
+	Files    map[string]*hostFile `json:"files,omitempty"`
+	Dirs     map[string]bool      `json:"dirs,omitempty"`
+	BootedAt time.Time            `json:"booted_at,omitzero"`
+	Boots    int                  `json:"boots"`
 }
 
 type mdArray struct {

@@ -34,6 +34,8 @@ func TestSSMCommandsAndErrors(t *testing.T) {
 		{"unknown command fails as a shell would", []string{"frobnicate --now"}, 127, "Failed", "", "frobnicate: command not found"},
 		{"echo and hostname", []string{"echo hello", "hostname"}, 0, "Success", "hello\nip-10-0-", ""},
 		{"set -e stops at the first failure", []string{"set -e", "false", "echo unreachable"}, 1, "Failed", "", ""},
+		{"set -e spares a failure left of &&, as bash does", []string{"set -e", "false && echo no", "echo reached"}, 0, "Success", "reached", ""},
+		{"set -e stops at a failure right of ||", []string{"set -e", "false || false", "echo unreachable"}, 1, "Failed", "", ""},
 		{"without set -e the last status counts", []string{"false", "echo reached"}, 0, "Success", "reached", ""},
 		{"&& and || short-circuit", []string{"false && echo no || echo yes"}, 0, "Success", "yes", ""},
 		{"exit code is kept", []string{"exit 3"}, 3, "Failed", "", ""},
@@ -45,7 +47,7 @@ func TestSSMCommandsAndErrors(t *testing.T) {
 		{"--only-upgrade skips what is not installed", []string{"apt-get install -y -q --only-upgrade nginx openssl", "dpkg-query -W nginx"}, 1, "Failed",
 			"Skipping nginx, it is not installed and only upgrades are requested.\n1 upgraded, 0 newly installed", "no packages found matching nginx"},
 		{"variables are refused, not guessed", []string{"echo $HOME"}, 2, "Failed", "", "not simulated"},
-		{"redirect into a file is refused", []string{"echo x > /etc/motd"}, 2, "Failed", "", "not simulated"},
+		{"redirect into a file outside /etc is refused", []string{"echo x > /var/log/motd"}, 2, "Failed", "", "simulated only under /etc"},
 		{"2>&1 merges stderr into stdout", []string{"nosuch 2>&1"}, 127, "Failed", "command not found", ""},
 	}
 	for _, tc := range tests {
