@@ -100,6 +100,10 @@ func (s *Sim) advanceDRBD(from, to time.Time) {
 				if r.ResyncDone >= r.ResyncTotal {
 					at := to.Add(-time.Duration((r.ResyncDone - r.ResyncTotal) / drbdResyncRate * float64(time.Second))).Truncate(time.Millisecond)
 					r.Disk, r.ResyncTotal, r.ResyncDone, r.OutOfSync = "UpToDate", 0, 0, 0
+					// What the source wrote while we lagged is here now.
+					if dst, src := s.st.Volumes[r.VolumeID], s.st.Volumes[pr.VolumeID]; dst != nil && src != nil {
+						dst.Data.copyContent(src.Data)
+					}
 					s.event(at, "drbd.synced", h.InstanceID, "drbd %s on %s is UpToDate with %s", name, h.Hostname, peer.Hostname)
 				}
 				s.markDirty()

@@ -86,6 +86,7 @@ func (s *Sim) runInstances(q *query, now time.Time) (any, *apiError) {
 		in.PrivateIP = s.privateIP(zone)
 		root := s.newVolume(zone, 8, "gp3", "", now, tagsFor(specs, "volume"))
 		root.Root, root.DeleteOnTerm, root.State = true, true, "in-use"
+		root.Data.FS = "ext4" // the image's root file system
 		root.Attachment = &attach{InstanceID: in.ID, Device: "/dev/xvda", State: "attached", Since: now, ReadyAt: now}
 		in.RootVolume = root.ID
 		for _, b := range bdms {

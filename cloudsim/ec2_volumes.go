@@ -14,6 +14,9 @@ func (s *Sim) newVolume(zone string, size int32, vtype, snapID string, now time.
 	if vtype == "io1" || vtype == "io2" || vtype == "gp3" {
 		v.Iops = 3000
 	}
+	if sn := s.st.Snapshots[snapID]; sn != nil {
+		v.Data.copyContent(sn.Data)
+	}
 	s.st.Volumes[v.ID] = v
 	s.event(now, "volume.created", v.ID, "volume %s (%d GiB %s) created in %s", v.ID, size, vtype, zone)
 	return v

@@ -88,6 +88,18 @@ func (x *execCtx) mountedDevice(dev string) (string, bool) {
 	return "", false
 }
 
+// volumesOf are the volumes an opened device's data lives on.
+func (bd blockDev) volumesOf() []*volume {
+	if bd.array == nil {
+		return []*volume{bd.vol}
+	}
+	var out []*volume
+	for _, m := range bd.members {
+		out = append(out, m.vol)
+	}
+	return out
+}
+
 func cmdFsck(x *execCtx, args []string, _ string) result {
 	var dev string
 	for _, a := range args {
@@ -98,20 +110,21 @@ func cmdFsck(x *execCtx, args []string, _ string) result {
 	if dev == "" {
 		return fail(8, "Usage: fsck [-fnpy] device")
 	}
-	vols, _, found := x.resolveDevice(dev)
-	if !found {
-		return fail(8, "fsck.ext4: No such file or directory while trying to open %s", dev)
-	}
 	if mp, mounted := x.mountedDevice(dev); mounted {
 		return fail(8, "%s is mounted on %s.\ne2fsck: Cannot continue, aborting.", dev, mp)
 	}
+	bd, why := x.openDevice(dev, true)
+	if why != "" {
+		return fail(8, "fsck.ext4: %s while trying to open %s", why, dev)
+	}
+	if x.content(bd).FS == "" {
+		return fail(8, "fsck.ext4: Bad magic number in super-block while trying to open %s\n\nThe superblock could not be read or does not describe a valid ext2/ext3/ext4\nfilesystem.", dev)
+	}
 	var size int32
 	corrupt := false
-	for _, v := range vols {
-		if v != nil {
-			size += v.SizeGiB
-			corrupt = corrupt || v.Corrupt
-		}
+	for _, v := range bd.volumesOf() {
+		size += v.SizeGiB
+		corrupt = corrupt || v.Corrupt
 	}
 	dur := time.Duration(size)*time.Second + 5*time.Second // about a second per GiB
 	if corrupt {
@@ -122,8 +135,10 @@ func cmdFsck(x *execCtx, args []string, _ string) result {
 	return result{out: fmt.Sprintf("%s: clean, 11/%d files, %d/%d blocks\n", dev, int(size)*65536, int(size)*4096, int(size)*262144), dur: dur}
 }
 
+// cmdMount mounts the file system on a device: one mkfs made (mount detects its type when -t
+// is not given); a device without one fails as mount does.
 func cmdMount(x *execCtx, args []string, _ string) result {
-	fstype := "ext4"
+	fstype := ""
 	var pos []string
 	for i := 0; i < len(args); i++ {
 		switch a := args[i]; {
@@ -143,25 +158,33 @@ func cmdMount(x *execCtx, args []string, _ string) result {
 		return fail(1, "mount: only `mount [-t type] [-o options] DEVICE DIR` is simulated")
 	}
 	dev, dir := pos[0], pos[1]
-	vols, drbd, found := x.resolveDevice(dev)
-	if !found {
-		return fail(32, "mount: %s: special device %s does not exist.", dir, dev)
-	}
-	if drbd != nil && drbd.Role != "Primary" {
-		return fail(32, "mount: %s: wrong medium type (%s is Secondary).", dir, dev)
-	}
 	if _, busy := x.h.Mounts[dir]; busy {
 		return fail(32, "mount: %s: %s already mounted or mount point busy.", dir, dev)
 	}
 	if mp, mounted := x.mountedDevice(dev); mounted {
 		return fail(32, "mount: %s: %s already mounted on %s.", dir, dev, mp)
 	}
-	for _, v := range vols {
-		if v != nil && v.Corrupt {
-			return fail(32, "mount: %s: wrong fs type, bad option, bad superblock on %s, missing codepage or helper program, or other error.", dir, dev)
+	bd, why := x.openDevice(dev, true)
+	switch why {
+	case "":
+	case openMissing:
+		return fail(32, "mount: %s: special device %s does not exist.", dir, dev)
+	case openWrongMT:
+		return fail(32, "mount: %s: wrong medium type (%s is Secondary).", dir, dev)
+	default:
+		return fail(32, "mount: %s: %s already mounted or mount point busy.", dir, dev)
+	}
+	badFS := fail(32, "mount: %s: wrong fs type, bad option, bad superblock on %s, missing codepage or helper program, or other error.", dir, dev)
+	found := x.content(bd).FS
+	if found == "" || (fstype != "" && fstype != found) {
+		return badFS
+	}
+	for _, v := range bd.volumesOf() {
+		if v.Corrupt {
+			return badFS
 		}
 	}
-	x.h.Mounts[dir] = mountEntry{Device: x.devName(dev), FSType: fstype}
+	x.h.Mounts[dir] = mountEntry{Device: bd.name, FSType: found}
 	x.s.event(x.now, "host.mount", x.h.InstanceID, "%s mounted on %s on %s", dev, dir, x.h.Hostname)
 	return result{dur: time.Second}
 }

@@ -220,3 +220,22 @@ func sendShell(inst string, lines ...string) *ssm.SendCommandInput {
 	return &ssm.SendCommandInput{DocumentName: aws.String("AWS-RunShellScript"), InstanceIds: []string{inst},
 		Parameters: map[string][]string{"commands": lines}}
 }
+
+// shellStep is one script of a table-driven host test and what it must end with.
+type shellStep struct {
+	inst     string
+	script   string
+	wantCode int32
+	wantText string // substring of stdout + stderr
+}
+
+// runSteps runs the steps in order and stops at the first that ends otherwise.
+func (f *fixture) runSteps(t *testing.T, steps []shellStep) {
+	t.Helper()
+	for _, st := range steps {
+		out, stderr, code, _ := f.shell(t, st.inst, st.script)
+		if code != st.wantCode || !strings.Contains(out+stderr, st.wantText) {
+			t.Fatalf("%s on %s: exit %d\n%s%s\nwant exit %d containing %q", st.script, st.inst, code, out, stderr, st.wantCode, st.wantText)
+		}
+	}
+}

@@ -29,6 +29,7 @@ type host struct {
 }
 
 type mdArray struct {
+	UUID    string   `json:"uuid,omitempty"` // of its superblocks; empty for arrays found by tags
 	Level   string   `json:"level"`
 	Devices []string `json:"devices"`
 	Active  bool     `json:"active"`

@@ -180,10 +180,40 @@ type volume struct {
 	Encrypted    bool      `json:"encrypted,omitempty"`
 	Tags         tags      `json:"tags"`
 	Attachment   *attach   `json:"attachment,omitempty"`
+	Data         blockData `json:"data,omitzero"`            // what is written on it (blockdev.go)
 	Corrupt      bool      `json:"corrupt,omitempty"`        // fsck finds errors it cannot fix
 	Snapshotted  bool      `json:"snapshotted,omitempty"`    // a snapshot of it completed: the next is incremental
 	Root         bool      `json:"root,omitempty"`           // created by RunInstances as the boot disk
 	DeleteOnTerm bool      `json:"delete_on_term,omitempty"` // deleted with its instance
+}
+
+// blockData is what is written on a volume, as far as the hosts' tools look: it travels with
+// the volume (detached, attached elsewhere, snapshotted, restored). For a volume that backs a
+// DRBD resource (internal metadata at its end) FS and MD are the DRBD device's content, which
+// is where the data area starts.
+type blockData struct {
+	FS string   `json:"fs,omitempty"` // the file system mkfs made on the device: ext4, xfs
+	MD *mdSuper `json:"md,omitempty"` // the md superblock: the device is a member of an array
+}
+
+// mdSuper is an md (v1.2) superblock.
+type mdSuper struct {
+	UUID    string `json:"uuid"`
+	Name    string `json:"name"` // the array device it was created as: /dev/md0
+	Level   string `json:"level"`
+	Devices int    `json:"devices"`
+	Index   int    `json:"index"`
+	FS      string `json:"fs,omitempty"` // the file system on the array
+}
+
+// copyContent gives dst what src holds: what a resync or a snapshot restore does.
+func (dst *blockData) copyContent(src blockData) {
+	dst.FS = src.FS
+	dst.MD = nil
+	if src.MD != nil {
+		md := *src.MD
+		dst.MD = &md
+	}
 }
 
 type attach struct {
@@ -209,6 +239,7 @@ type snapshot struct {
 	Rate        float64   `json:"rate"` // bytes per simulated second with no fault
 	Updated     time.Time `json:"updated"`
 	SourceSnap  string    `json:"source_snapshot,omitempty"` // CopySnapshot
+	Data        blockData `json:"data,omitzero"`             // the volume's content when taken
 	Tags        tags      `json:"tags"`
 }
 

@@ -171,7 +171,13 @@ func TestDRBDReplication(t *testing.T) {
 	}
 
 	fault := f.injectFault(t, map[string]any{"type": "drbd-disconnect", "instance_id": backup, "resource": "home0"})
-	f.sim.Advance(10 * time.Minute) // the primary writes 5 MB/s meanwhile: 3000 MB to resync
+	// While apart the primary makes its file system: the resync brings it to the backup.
+	if _, stderr, code, _ := f.shell(t, file, "mkfs.ext4 -q /dev/drbd0"); code != 0 {
+		t.Fatalf("mkfs on the primary: exit %d %s", code, stderr)
+	}
+	// Ten minutes apart in all (mkfs took 5 s of them): the primary writes 5 MB/s meanwhile,
+	// 3000 MB to resync.
+	f.sim.Advance(10*time.Minute - 5*time.Second)
 	if got := status(file); !strings.Contains(got, backupHost+" connection:Connecting") {
 		t.Fatalf("while disconnected: %q", got)
 	}
@@ -235,8 +241,8 @@ func TestDRBDSetUpByCommands(t *testing.T) {
 		{a, "drbdadm primary logs0", 11, "Need access to UpToDate data"},
 		{a, "drbdadm primary --force logs0", 0, ""},
 		{a, "drbdadm status logs0", 0, "replication:SyncSource peer-disk:Inconsistent done:0.00"},
-		{a, "mdadm --create /dev/md0 --level=0 --raid-devices=2 /dev/nvme1n1 /dev/nvme9n1", 1, "cannot open /dev/nvme9n1"},
-		{a, "fsck -y /dev/drbd0", 0, "clean"},
+		{a, "mdadm --create /dev/md0 --level=0 --raid-devices=2 /dev/drbd0 /dev/nvme9n1", 1, "cannot open /dev/nvme9n1"},
+		{a, "mkfs.ext4 -q /dev/drbd0 && fsck -y /dev/drbd0", 0, "clean"},
 	}
 	for _, st := range steps {
 		out, stderr, code, _ := f.shell(t, st.inst, st.script)
@@ -279,7 +285,7 @@ func TestRebootClearsHostState(t *testing.T) {
 	f.attach(t, va, a, "/dev/sdf")
 	f.attach(t, vb, b, "/dev/sdf")
 	f.sim.Advance(attachTime)
-	if out, stderr, code, _ := f.shell(t, a, "set -e", "mount /dev/drbd0 /srv/home", "exportfs -o rw '*:/srv/home'", "drbdadm status home0"); code != 0 ||
+	if out, stderr, code, _ := f.shell(t, a, "set -e", "mkfs.ext4 -q /dev/drbd0", "mount /dev/drbd0 /srv/home", "exportfs -o rw '*:/srv/home'", "drbdadm status home0"); code != 0 ||
 		!strings.Contains(out, "replication:Established peer-disk:UpToDate") {
 		t.Fatalf("pre-synced pair, mounted and exported: exit %d\n%s%s", code, out, stderr)
 	}
@@ -315,7 +321,9 @@ func TestRAIDFromTags(t *testing.T) {
 		{"mdadm --detail /dev/md0 >/dev/null 2>&1 && echo already-active && exit 0\nmdadm --assemble /dev/md0 --scan", 0, "already-active"},
 		{"mdadm --assemble --scan", 1, "No arrays found"},                   // all already running
 		{"cat /proc/mdstat", 0, "md0 : active raid0 nvme1n1[0] nvme2n1[1]"}, // m5 is Nitro
-		{"fsck -n /dev/md0", 0, "clean"},
+		{"fsck -n /dev/md0", 8, "Bad magic number"},                         // nothing made a file system yet
+		{"mkfs.ext4 -q /dev/md0 && fsck -n /dev/md0", 0, "clean"},
+		{"mkfs.ext4 -q /dev/md0", 1, "contains a ext4 file system\nProceed anyway? (y,N)"}, // no terminal to say yes
 		{"mount /dev/md0 /srv/logs && mount | grep -q -F '/dev/md0 on /srv/logs type ' && echo mounted", 0, "mounted"},
 		{"mdadm --stop /dev/md0", 1, "Cannot get exclusive access"},
 		{"mdadm --assemble /dev/md1 --scan", 1, "/dev/md1 not identified"},
@@ -351,7 +359,7 @@ func TestRAIDOnDRBD(t *testing.T) {
 		wantText string
 	}{
 		{file, "mdadm --assemble /dev/md0 --scan && cat /proc/mdstat", 0, "md0 : active raid0 drbd0[0] drbd1[1]"},
-		{file, "mount /dev/md0 /srv/home && exportfs -o rw,sync '10.0.0.0/16:/srv/home'", 0, ""},
+		{file, "mkfs.ext4 -q /dev/md0 && mount /dev/md0 /srv/home && exportfs -o rw,sync '10.0.0.0/16:/srv/home'", 0, ""},
 		{backup, "mdadm --assemble /dev/md0 --scan", 1, "Wrong medium type"},
 		{file, "drbdadm secondary live-r0", 11, "held open"},
 		{file, "exportfs -u '10.0.0.0/16:/srv/home' && umount /srv/home && mdadm --stop /dev/md0 && drbdadm secondary all", 0, ""},
