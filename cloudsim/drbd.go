@@ -1,21 +1,35 @@
-// DRBD: the resources of a host, their replication links and resyncs, and drbdadm.
+// DRBD: the resources of a host, their replication links and resyncs, and what `drbdadm
+// status` shows of them. drbdadm itself is in drbdadm.go, the configuration in drbdconf.go.
 
 package cloudsim
 
 import (
 	"fmt"
+	"hash/fnv"
 	"strings"
 	"time"
 
 	"github.com/anyops/anyops"
 )
 
+// drbdRes is a DRBD resource as the kernel of one host holds it. A resource comes from the
+// configuration files (drbdconf.go) through drbdadm up — or, for fixtures, from the tags of
+// its volume (hostAttached). What persists across a down lives in the volume's metadata
+// (blockData.DRBD); the disk state is written back there when the resource goes down.
 type drbdRes struct {
-	Name        string  `json:"name"`
-	Minor       int     `json:"minor"`
-	VolumeID    string  `json:"volume_id"`
-	Peer        string  `json:"peer"` // instance id
-	MetaData    bool    `json:"meta_data"`
+	Name     string `json:"name"`
+	Minor    int    `json:"minor"`
+	VolumeID string `json:"volume_id"`
+	// Peer is the peer's instance id: from the anyops:drbd-peer tag, or for a configured
+	// resource the instance its peer address belongs to (looked up at every link check).
+	Peer string `json:"peer"`
+	// Configured resources come from the files: the peer's on-section name (which names the
+	// connection), both addresses (ip:port) and node ids.
+	Configured  bool    `json:"configured,omitempty"`
+	PeerName    string  `json:"peer_name,omitempty"`
+	LocalAddr   string  `json:"local_addr,omitempty"`
+	PeerAddr    string  `json:"peer_addr,omitempty"`
+	NodeID      int     `json:"node_id,omitempty"`
 	Up          bool    `json:"up"`
 	AdminDown   bool    `json:"admin_down,omitempty"` // drbdadm disconnect
 	Role        string  `json:"role"`                 // Primary, Secondary
@@ -28,6 +42,7 @@ type drbdRes struct {
 
 func (r *drbdRes) device() string { return fmt.Sprintf("/dev/drbd%d", r.Minor) }
 
+// newDRBDRes makes the resource a volume's tags configure (fixtures).
 func (s *Sim) newDRBDRes(h *host, name string, v *volume) *drbdRes {
 	peer, _ := v.Tags.get(anyops.TagDRBDPeer)
 	r := &drbdRes{Name: name, Minor: len(h.DRBD), VolumeID: v.ID, Peer: peer, Role: "Secondary", Disk: "Diskless"}
@@ -35,8 +50,57 @@ func (s *Sim) newDRBDRes(h *host, name string, v *volume) *drbdRes {
 	return r
 }
 
+// drbdMetaOf is the metadata on a resource's backing volume, nil when it has none.
+func (s *Sim) drbdMetaOf(r *drbdRes) *drbdMeta {
+	if v := s.st.Volumes[r.VolumeID]; v != nil {
+		return v.Data.DRBD
+	}
+	return nil
+}
+
+// saveDRBDMeta writes the resource's disk state into its metadata, as DRBD does on every
+// state change; the simulation does it when the resource leaves the kernel.
+func (s *Sim) saveDRBDMeta(r *drbdRes) {
+	if m := s.drbdMetaOf(r); m != nil && r.Disk != "Diskless" {
+		m.Disk = r.Disk
+	}
+}
+
+// newGeneration is a fresh data generation UUID, as DRBD makes one when data starts to
+// differ from what the peers have.
+func (s *Sim) newGeneration() string {
+	s.st.Counter++
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/%d/drbd-generation", s.st.Seed, s.st.Counter)
+	return fmt.Sprintf("%016X", h.Sum64()|1)
+}
+
+// instanceByIP is the live instance with a private address, or nil.
+func (s *Sim) instanceByIP(ip string) *instance {
+	for _, id := range sortedKeys(s.st.Instances) {
+		if in := s.st.Instances[id]; in.PrivateIP == ip && in.State != stateTerminated {
+			return in
+		}
+	}
+	return nil
+}
+
+func addrIP(addr string) string {
+	ip, _, _ := strings.Cut(addr, ":")
+	return ip
+}
+
 // drbdLinked is whether resource name replicates between a and its peer right now.
+// A configured resource connects to the address of its peer's on section: whichever instance
+// has that address now is the peer, and the link forms only when both sides' files agree on
+// both addresses and each side's own address is its host's.
 func (s *Sim) drbdLinked(a *host, r *drbdRes) (*host, *drbdRes, bool) {
+	if r.Configured {
+		r.Peer = "" // a cache of the lookup by address
+		if in := s.instanceByIP(addrIP(r.PeerAddr)); in != nil {
+			r.Peer = in.ID
+		}
+	}
 	b := s.st.Hosts[r.Peer]
 	if b == nil {
 		return nil, nil, false
@@ -45,7 +109,13 @@ func (s *Sim) drbdLinked(a *host, r *drbdRes) (*host, *drbdRes, bool) {
 	if pr == nil {
 		return b, nil, false
 	}
-	ok := r.Up && pr.Up && !r.AdminDown && !pr.AdminDown && pr.Peer == a.InstanceID &&
+	agree := pr.Peer == a.InstanceID
+	if r.Configured {
+		self := s.st.Instances[a.InstanceID]
+		agree = pr.Configured && pr.PeerAddr == r.LocalAddr && pr.LocalAddr == r.PeerAddr &&
+			self != nil && addrIP(r.LocalAddr) == self.PrivateIP
+	}
+	ok := r.Up && pr.Up && !r.AdminDown && !pr.AdminDown && agree &&
 		s.reachable(a.InstanceID) && s.reachable(b.InstanceID) &&
 		!s.drbdDisconnected(a.InstanceID, r.Name) && !s.drbdDisconnected(b.InstanceID, r.Name)
 	return b, pr, ok
@@ -100,9 +170,13 @@ func (s *Sim) advanceDRBD(from, to time.Time) {
 				if r.ResyncDone >= r.ResyncTotal {
 					at := to.Add(-time.Duration((r.ResyncDone - r.ResyncTotal) / drbdResyncRate * float64(time.Second))).Truncate(time.Millisecond)
 					r.Disk, r.ResyncTotal, r.ResyncDone, r.OutOfSync = "UpToDate", 0, 0, 0
-					// What the source wrote while we lagged is here now.
+					// What the source wrote while we lagged is here now, and so is its
+					// data generation.
 					if dst, src := s.st.Volumes[r.VolumeID], s.st.Volumes[pr.VolumeID]; dst != nil && src != nil {
 						dst.Data.copyContent(src.Data)
+						if dst.Data.DRBD != nil && src.Data.DRBD != nil {
+							dst.Data.DRBD.Gen, dst.Data.DRBD.Disk = src.Data.DRBD.Gen, "UpToDate"
+						}
 					}
 					s.event(at, "drbd.synced", h.InstanceID, "drbd %s on %s is UpToDate with %s", name, h.Hostname, peer.Hostname)
 				}
@@ -142,7 +216,10 @@ func (s *Sim) drbdStatus(h *host, r *drbdRes) string {
 	fmt.Fprintf(&b, "%s role:%s\n  disk:%s\n", r.Name, r.Role, r.Disk)
 	peerName := r.Peer
 	peer, pr, linked := s.drbdLinked(h, r)
-	if peer != nil {
+	switch {
+	case r.Configured:
+		peerName = r.PeerName
+	case peer != nil:
 		peerName = peer.Hostname
 	}
 	if peerName == "" {
@@ -173,154 +250,4 @@ func pct(done, total float64) float64 {
 		return 100
 	}
 	return min(99.99, done/total*100)
-}
-
-func cmdDrbdadm(x *execCtx, args []string, _ string) result {
-	var force bool
-	var rest []string
-	for _, a := range args {
-		switch a {
-		case "--force":
-			force = true
-		case "-v", "--verbose":
-		default:
-			rest = append(rest, a)
-		}
-	}
-	if len(rest) == 0 {
-		return fail(20, "USAGE: drbdadm COMMAND [OPTION...] {all|RESOURCE...}")
-	}
-	sub, names := rest[0], rest[1:]
-	h := x.h
-	if len(names) == 0 || (len(names) == 1 && names[0] == "all") {
-		if sub != "status" && len(names) == 0 {
-			return fail(20, "drbdadm %s: missing resource name", sub)
-		}
-		names = nil
-		for _, n := range sortedKeys(h.DRBD) {
-			if h.DRBD[n].Up || sub != "status" {
-				names = append(names, n)
-			}
-		}
-		if sub == "status" && len(names) == 0 {
-			return fail(10, "# No currently configured DRBD found.")
-		}
-	}
-	var out strings.Builder
-	for _, name := range names {
-		r := h.DRBD[name]
-		switch sub {
-		case "status":
-			if r == nil || !r.Up {
-				return fail(10, "%s: No such resource\nCommand 'drbdsetup status %s' terminated with exit code 10", name, name)
-			}
-			out.WriteString(x.s.drbdStatus(h, r))
-			if len(names) > 1 {
-				out.WriteString("\n")
-			}
-		case "create-md":
-			if r == nil {
-				v := x.configuredVolume(name)
-				if v == nil {
-					return notDefined(name)
-				}
-				r = x.s.newDRBDRes(h, name, v)
-			}
-			if r.Up {
-				return fail(20, "Device '%d' is configured!\nCommand 'drbdmeta %d v09 %s internal create-md 1' terminated with exit code 20", r.Minor, r.Minor, r.Name)
-			}
-			if r.MetaData && !force {
-				return fail(40, "md_offset already has valid meta data; use --force to overwrite")
-			}
-			r.MetaData, r.Disk, r.OutOfSync, r.ResyncTotal, r.ResyncDone = true, "Inconsistent", 0, 0, 0
-			out.WriteString("initializing activity log\ninitializing bitmap (32 KB) to all zero\nWriting meta data...\nNew drbd meta data block successfully created.\n")
-			x.s.event(x.now, "drbd.create-md", h.InstanceID, "drbd %s meta data created on %s", name, h.Hostname)
-		case "up", "adjust":
-			if r == nil {
-				if x.configuredVolume(name) == nil {
-					return notDefined(name)
-				}
-				return fail(10, "No valid meta data found\nCommand 'drbdmeta %s v09 internal apply-al' terminated with exit code 255", name)
-			}
-			if !r.MetaData {
-				return fail(10, "No valid meta data found")
-			}
-			if r.Up && sub == "up" {
-				return fail(10, "%s: Failure: (161) Minor or volume exists already (delete it first)", r.device())
-			}
-			if !r.Up {
-				r.Up, r.Role, r.AdminDown = true, "Secondary", false
-				if r.Disk == "Diskless" {
-					r.Disk = "Inconsistent"
-				}
-				x.s.event(x.now, "drbd.up", h.InstanceID, "drbd %s up on %s (disk %s)", name, h.Hostname, r.Disk)
-			}
-		case "down":
-			if r == nil {
-				return notDefined(name)
-			}
-			if x.heldOpen(r.device()) {
-				return fail(11, "%s: State change failed: (-12) Device is held open by someone", r.device())
-			}
-			r.Up, r.Role, r.Connected = false, "Secondary", false
-			x.s.event(x.now, "drbd.down", h.InstanceID, "drbd %s down on %s", name, h.Hostname)
-		case "primary":
-			if r == nil || !r.Up {
-				return fail(10, "%s: No such resource", name)
-			}
-			if _, pr, linked := x.s.drbdLinked(h, r); linked && pr.Role == "Primary" {
-				return fail(11, "%s: State change failed: (-1) Multiple primaries not allowed by config", r.device())
-			}
-			if r.Disk != "UpToDate" && !force {
-				return fail(11, "%s: State change failed: (-2) Need access to UpToDate data", r.device())
-			}
-			if r.Disk == "Inconsistent" || r.Disk == "Outdated" {
-				r.Disk, r.ResyncTotal, r.ResyncDone, r.OutOfSync = "UpToDate", 0, 0, 0
-			}
-			r.Role = "Primary"
-			x.s.event(x.now, "drbd.primary", h.InstanceID, "drbd %s is Primary on %s (force=%v)", name, h.Hostname, force)
-			// A forced primary makes the peer the one to resync, from scratch if it was
-			// inconsistent too.
-			if peer, pr, linked := x.s.drbdLinked(h, r); linked && pr.Disk != "UpToDate" && pr.ResyncTotal == 0 {
-				x.s.drbdConnected(peer, pr, h, r, x.now)
-			}
-		case "secondary":
-			if r == nil || !r.Up {
-				return fail(10, "%s: No such resource", name)
-			}
-			if x.heldOpen(r.device()) {
-				return fail(11, "%s: State change failed: (-12) Device is held open by someone", r.device())
-			}
-			r.Role = "Secondary"
-			x.s.event(x.now, "drbd.secondary", h.InstanceID, "drbd %s is Secondary on %s", name, h.Hostname)
-		case "disconnect":
-			if r == nil || !r.Up {
-				return fail(10, "%s: No such resource", name)
-			}
-			r.AdminDown = true
-		case "connect":
-			if r == nil || !r.Up {
-				return fail(10, "%s: No such resource", name)
-			}
-			r.AdminDown = false
-		default:
-			return fail(20, "drbdadm: Unknown command '%s'", sub)
-		}
-	}
-	x.s.advanceDRBD(x.now, x.now) // connection changes show at once
-	return ok(out.String())
-}
-
-func notDefined(name string) result {
-	return fail(10, "'%s' not defined in your config (for this host).", name)
-}
-
-// configuredVolume is the attached volume whose tags define DRBD resource name on this host.
-func (x *execCtx) configuredVolume(name string) *volume {
-	for _, v := range x.s.devices(x.h) {
-		if n, _ := v.Tags.get(anyops.TagDRBDResource); n == name {
-			return v
-		}
-	}
-	return nil
 }

@@ -25,7 +25,7 @@ func (s *Sim) createSnapshot(q *query, now time.Time) (any, *apiError) {
 	}
 	sn := &snapshot{ID: s.st.newID("snap"), VolumeID: v.ID, VolumeSize: v.SizeGiB, Zone: v.Zone, Description: q.get("Description"),
 		State: "pending", StartTime: now, Updated: now, Tags: tagsFor(specs, "snapshot")}
-	sn.Data.copyContent(v.Data) // point in time: what is on the volume now
+	sn.Data = v.Data.clone() // point in time: what is on the volume now
 	size := float64(v.SizeGiB) * gib
 	if v.Snapshotted {
 		sn.Total, sn.Rate = size*incrChangeShare, incrSnapshotRate
@@ -125,7 +125,7 @@ func (s *Sim) copySnapshot(q *query, now time.Time) (any, *apiError) {
 	sn := &snapshot{ID: s.st.newID("snap"), VolumeID: orig.VolumeID, VolumeSize: orig.VolumeSize, Description: q.get("Description"),
 		State: "pending", StartTime: now, Updated: now, Total: float64(orig.VolumeSize) * gib, Rate: copySnapshotRate,
 		SourceSnap: src, Tags: tagsFor(specs, "snapshot")}
-	sn.Data.copyContent(orig.Data)
+	sn.Data = orig.Data.clone()
 	s.st.Snapshots[sn.ID] = sn
 	s.event(now, "snapshot.copy-started", sn.ID, "snapshot %s copying from %s: %d GiB at %.0f MB/s", sn.ID, src, orig.VolumeSize, sn.Rate/mb)
 	return &copySnapshotResponse{SnapshotID: sn.ID, TagSet: xTags(sn.Tags)}, nil

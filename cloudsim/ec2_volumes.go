@@ -15,7 +15,7 @@ func (s *Sim) newVolume(zone string, size int32, vtype, snapID string, now time.
 		v.Iops = 3000
 	}
 	if sn := s.st.Snapshots[snapID]; sn != nil {
-		v.Data.copyContent(sn.Data)
+		v.Data = sn.Data.clone()
 	}
 	s.st.Volumes[v.ID] = v
 	s.event(now, "volume.created", v.ID, "volume %s (%d GiB %s) created in %s", v.ID, size, vtype, zone)

@@ -54,8 +54,9 @@ func newHost(in *instance) *host {
 	return h
 }
 
-// bootHost runs when an instance reaches running: services start, tag-configured DRBD
-// resources come up as Secondary, and a corrupt boot disk shows itself.
+// bootHost runs when an instance reaches running: services start, devices get their names,
+// DRBD resources (configured ones, and those of tagged volumes) come up as Secondary, and a
+// corrupt boot disk shows itself.
 func (s *Sim) bootHost(in *instance, at time.Time) {
 	h := s.st.Hosts[in.ID]
 	if h == nil {
@@ -86,6 +87,7 @@ func (s *Sim) bootHost(in *instance, at time.Time) {
 			s.hostAttached(v, at)
 		}
 	}
+	s.drbdBoot(h, in, at)
 }
 
 // hostDown runs when an instance stops or terminates: everything in memory is gone.
@@ -98,6 +100,7 @@ func (s *Sim) hostDown(in *instance, at time.Time) {
 		h.Services[svc] = "inactive"
 	}
 	for _, r := range h.DRBD {
+		s.saveDRBDMeta(r)
 		r.Up, r.Role, r.Connected = false, "Secondary", false
 	}
 	for _, md := range h.MD {
@@ -107,9 +110,20 @@ func (s *Sim) hostDown(in *instance, at time.Time) {
 	h.Exports = map[string]string{}
 }
 
+// Fixture tags: a volume tagged FixtureTagDRBDRole (with anyops:drbd-resource naming the
+// resource and anyops:drbd-peer the instance of the other side) backs a DRBD resource that
+// comes up by itself when attached, as on a host configured beforehand; volumes tagged
+// FixtureTagRAID=mdN without md superblocks stand in for members of an array made elsewhere.
+// Only tests use them: the fleet's own DRBD and md are set up with files and tools, as on real
+// hosts.
+const (
+	FixtureTagDRBDRole = "cloudsim:drbd-role" // primary | secondary
+	FixtureTagDRBDDisk = "cloudsim:drbd-disk" // UpToDate: the pair starts in sync
+	FixtureTagRAID     = "cloudsim:raid"      // mdN
+)
+
 // hostAttached runs when the guest sees a newly attached volume: the device gets its name,
-// and a DRBD resource configured by the volume's tags comes up when it carries a drbd-role tag
-// (a pre-configured host, for fixtures); otherwise `drbdadm up` does it.
+// and a DRBD resource configured by fixture tags comes up; otherwise `drbdadm up` does it.
 func (s *Sim) hostAttached(v *volume, at time.Time) {
 	h := s.st.Hosts[v.Attachment.InstanceID]
 	in := s.st.Instances[v.Attachment.InstanceID]
@@ -121,7 +135,7 @@ func (s *Sim) hostAttached(v *volume, at time.Time) {
 	if !ok {
 		return
 	}
-	role, auto := v.Tags.get(anyops.TagDRBDRole)
+	role, auto := v.Tags.get(FixtureTagDRBDRole)
 	if !auto {
 		return
 	}
@@ -131,12 +145,19 @@ func (s *Sim) hostAttached(v *volume, at time.Time) {
 		r.Up, r.Role = true, "Secondary"
 	} else {
 		r = s.newDRBDRes(h, name, v)
-		r.MetaData, r.Up, r.Disk = true, true, "Inconsistent"
+		r.Up, r.Disk = true, "Inconsistent"
 		if strings.EqualFold(role, "primary") {
 			r.Disk, r.Role = "UpToDate", "Primary"
 		}
-		if d, _ := v.Tags.get(anyops.TagDRBDDisk); d == "UpToDate" {
+		if d, _ := v.Tags.get(FixtureTagDRBDDisk); d == "UpToDate" {
 			r.Disk = "UpToDate"
+		}
+		if v.Data.DRBD == nil {
+			gen := drbdJustCreated
+			if r.Disk == "UpToDate" {
+				gen = s.newGeneration()
+			}
+			v.Data.DRBD = &drbdMeta{Gen: gen, Disk: r.Disk}
 		}
 	}
 	s.event(at, "drbd.up", h.InstanceID, "drbd %s up on %s as %s (disk %s)", name, h.Hostname, r.Role, r.Disk)
@@ -152,6 +173,7 @@ func (s *Sim) hostDetached(v *volume, instanceID string, at time.Time) {
 	lost := []string{dev}
 	for _, r := range h.DRBD {
 		if r.VolumeID == v.ID {
+			s.saveDRBDMeta(r)
 			delete(h.DRBD, r.Name)
 			lost = append(lost, r.device())
 			s.event(at, "drbd.lost-disk", instanceID, "drbd %s on %s lost its backing volume %s", r.Name, h.Hostname, v.ID)

@@ -1,7 +1,7 @@
 // md RAID: mdadm and /proc/mdstat. Arrays are found by the md superblocks `mdadm --create`
 // wrote on their members (blockdev.go), so an array travels with its volumes — and, built over
-// DRBD devices, with their replicas. Volumes tagged anyops:raid=mdN without superblocks stand
-// in for members of arrays made elsewhere (a fixture shortcut).
+// DRBD devices, with their replicas. Volumes tagged FixtureTagRAID=mdN without superblocks
+// stand in for members of arrays made elsewhere (host.go).
 
 package cloudsim
 
@@ -12,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/anyops/anyops"
 )
 
 // mdadmArgs is a parsed mdadm command line.
@@ -205,7 +203,7 @@ type mdGroup struct {
 	uuid, level string
 	want        int // members the array has
 	members     []string
-	tagged      bool // found by anyops:raid tags: superblocks are written when it first starts
+	tagged      bool // found by fixture tags: superblocks are written when it first starts
 }
 
 // mdAssemble starts arrays from their members' superblocks: the devices given, or those the
@@ -323,14 +321,14 @@ func (x *execCtx) mdExamine(devs []string) result {
 }
 
 // raidGroupsFromTags stands in for md superblocks on fixtures: attached volumes tagged
-// anyops:raid=mdN are members of /dev/mdN — through their DRBD device when they back a DRBD
+// FixtureTagRAID=mdN are members of /dev/mdN — through their DRBD device when they back a DRBD
 // resource, as md on top of DRBD is built.
 func (x *execCtx) raidGroupsFromTags() map[string][]string {
 	out := map[string][]string{}
 	devs := x.s.devices(x.h)
 	for _, dev := range sortedKeys(devs) {
 		v := devs[dev]
-		g, ok := v.Tags.get(anyops.TagRAID)
+		g, ok := v.Tags.get(FixtureTagRAID)
 		if !ok || g == "" || v.Data.MD != nil {
 			continue
 		}

@@ -192,9 +192,22 @@ type volume struct {
 // DRBD resource (internal metadata at its end) FS and MD are the DRBD device's content, which
 // is where the data area starts.
 type blockData struct {
-	FS string   `json:"fs,omitempty"` // the file system mkfs made on the device: ext4, xfs
-	MD *mdSuper `json:"md,omitempty"` // the md superblock: the device is a member of an array
+	FS   string    `json:"fs,omitempty"`   // the file system mkfs made on the device: ext4, xfs
+	MD   *mdSuper  `json:"md,omitempty"`   // the md superblock: the device is a member of an array
+	DRBD *drbdMeta `json:"drbd,omitempty"` // DRBD's internal metadata at the end of the volume
 }
+
+// drbdMeta is DRBD's internal metadata on a backing volume: what drbdadm create-md writes and
+// get-gi reads.
+type drbdMeta struct {
+	NodeID int    `json:"node_id"`
+	Gen    string `json:"gen"`  // current data generation UUID; drbdJustCreated until data exists
+	Disk   string `json:"disk"` // the disk state last recorded: Inconsistent, UpToDate, Outdated
+}
+
+// drbdJustCreated is the current UUID create-md writes (DRBD's UUID_JUST_CREATED): nothing has
+// been written on either side of a brand new pair yet.
+const drbdJustCreated = "0000000000000004"
 
 // mdSuper is an md (v1.2) superblock.
 type mdSuper struct {
@@ -206,7 +219,7 @@ type mdSuper struct {
 	FS      string `json:"fs,omitempty"` // the file system on the array
 }
 
-// copyContent gives dst what src holds: what a resync or a snapshot restore does.
+// copyContent gives dst the data src holds (not its DRBD metadata): what a resync does.
 func (dst *blockData) copyContent(src blockData) {
 	dst.FS = src.FS
 	dst.MD = nil
@@ -214,6 +227,17 @@ func (dst *blockData) copyContent(src blockData) {
 		md := *src.MD
 		dst.MD = &md
 	}
+}
+
+// clone is a copy of everything on the volume, DRBD metadata included: what a snapshot takes.
+func (src blockData) clone() blockData {
+	var d blockData
+	d.copyContent(src)
+	if src.DRBD != nil {
+		m := *src.DRBD
+		d.DRBD = &m
+	}
+	return d
 }
 
 type attach struct {

@@ -142,8 +142,8 @@ func TestDRBDReplication(t *testing.T) {
 	backup := f.run(t, "us-east-1b", map[string]string{"anyops:role": "backup"})
 	f.sim.Advance(bootTime)
 	const size = 100 // GiB: a full sync at 100 MB/s takes 1024 s
-	primary := f.createVolume(t, "us-east-1a", size, map[string]string{anyops.TagDRBDResource: "home0", anyops.TagDRBDPeer: backup, anyops.TagDRBDRole: "primary"})
-	secondary := f.createVolume(t, "us-east-1b", size, map[string]string{anyops.TagDRBDResource: "home0", anyops.TagDRBDPeer: file, anyops.TagDRBDRole: "secondary"})
+	primary := f.createVolume(t, "us-east-1a", size, map[string]string{anyops.TagDRBDResource: "home0", anyops.TagDRBDPeer: backup, FixtureTagDRBDRole: "primary"})
+	secondary := f.createVolume(t, "us-east-1b", size, map[string]string{anyops.TagDRBDResource: "home0", anyops.TagDRBDPeer: file, FixtureTagDRBDRole: "secondary"})
 	f.sim.Advance(volumeCreateTime)
 	f.attach(t, primary, file, "/dev/sdf")
 	f.attach(t, secondary, backup, "/dev/sdf")
@@ -213,45 +213,6 @@ func TestDRBDReplication(t *testing.T) {
 	}
 }
 
-// TestDRBDSetUpByCommands configures a resource with drbdadm instead of tags, and shows the
-// errors DRBD gives for steps out of order.
-func TestDRBDSetUpByCommands(t *testing.T) {
-	f := newFixture(t, Config{Speed: frozen})
-	a := f.run(t, "us-east-1a", nil)
-	b := f.run(t, "us-east-1b", nil)
-	f.sim.Advance(bootTime)
-	va := f.createVolume(t, "us-east-1a", 10, map[string]string{anyops.TagDRBDResource: "logs0", anyops.TagDRBDPeer: b})
-	vb := f.createVolume(t, "us-east-1b", 10, map[string]string{anyops.TagDRBDResource: "logs0", anyops.TagDRBDPeer: a})
-	f.sim.Advance(volumeCreateTime)
-	f.attach(t, va, a, "/dev/sdg")
-	f.attach(t, vb, b, "/dev/sdg")
-	f.sim.Advance(attachTime)
-
-	steps := []struct {
-		inst     string
-		script   string
-		wantCode int32
-		wantText string
-	}{
-		{a, "drbdadm status logs0", 10, "No such resource"},
-		{a, "drbdadm up logs0", 10, "No valid meta data"},
-		{a, "drbdadm up nosuch", 10, "not defined in your config"},
-		{a, "drbdadm create-md logs0 && drbdadm up logs0", 0, "New drbd meta data block successfully created"},
-		{b, "drbdadm create-md logs0 && drbdadm up logs0", 0, ""},
-		{a, "drbdadm primary logs0", 11, "Need access to UpToDate data"},
-		{a, "drbdadm primary --force logs0", 0, ""},
-		{a, "drbdadm status logs0", 0, "replication:SyncSource peer-disk:Inconsistent done:0.00"},
-		{a, "mdadm --create /dev/md0 --level=0 --raid-devices=2 /dev/drbd0 /dev/nvme9n1", 1, "cannot open /dev/nvme9n1"},
-		{a, "mkfs.ext4 -q /dev/drbd0 && fsck -y /dev/drbd0", 0, "clean"},
-	}
-	for _, st := range steps {
-		out, stderr, code, _ := f.shell(t, st.inst, st.script)
-		if code != st.wantCode || !strings.Contains(out+stderr, st.wantText) {
-			t.Fatalf("%s on %s: exit %d\n%s%s\nwant exit %d containing %q", st.script, st.inst, code, out, stderr, st.wantCode, st.wantText)
-		}
-	}
-}
-
 // TestDescribeInstanceInformation shows the SSM agent online only where the host is reachable.
 func TestDescribeInstanceInformation(t *testing.T) {
 	f := newFixture(t, Config{Speed: frozen})
@@ -279,8 +240,8 @@ func TestRebootClearsHostState(t *testing.T) {
 	a := f.run(t, "us-east-1a", nil)
 	b := f.run(t, "us-east-1b", nil)
 	f.sim.Advance(bootTime)
-	va := f.createVolume(t, "us-east-1a", 10, map[string]string{anyops.TagDRBDResource: "home0", anyops.TagDRBDPeer: b, anyops.TagDRBDRole: "primary"})
-	vb := f.createVolume(t, "us-east-1b", 10, map[string]string{anyops.TagDRBDResource: "home0", anyops.TagDRBDPeer: a, anyops.TagDRBDRole: "secondary", anyops.TagDRBDDisk: "UpToDate"})
+	va := f.createVolume(t, "us-east-1a", 10, map[string]string{anyops.TagDRBDResource: "home0", anyops.TagDRBDPeer: b, FixtureTagDRBDRole: "primary"})
+	vb := f.createVolume(t, "us-east-1b", 10, map[string]string{anyops.TagDRBDResource: "home0", anyops.TagDRBDPeer: a, FixtureTagDRBDRole: "secondary", FixtureTagDRBDDisk: "UpToDate"})
 	f.sim.Advance(volumeCreateTime)
 	f.attach(t, va, a, "/dev/sdf")
 	f.attach(t, vb, b, "/dev/sdf")
@@ -300,14 +261,14 @@ func TestRebootClearsHostState(t *testing.T) {
 	}
 }
 
-// TestRAIDFromTags assembles md arrays whose members carry anyops:raid tags, the way mdadm
+// TestRAIDFromTags assembles md arrays whose members carry fixture RAID tags, the way mdadm
 // finds members by their superblocks, then mounts and checks them.
 func TestRAIDFromTags(t *testing.T) {
 	f := newFixture(t, Config{Speed: frozen})
 	id := f.run(t, "us-east-1a", nil)
 	f.sim.Advance(bootTime)
 	for i, dev := range []string{"/dev/sdf", "/dev/sdg"} {
-		v := f.createVolume(t, "us-east-1a", int32(100*(i+1)), map[string]string{"anyops:raid": "md0"})
+		v := f.createVolume(t, "us-east-1a", int32(100*(i+1)), map[string]string{FixtureTagRAID: "md0"})
 		f.sim.Advance(volumeCreateTime)
 		f.attach(t, v, id, dev)
 	}
@@ -345,8 +306,8 @@ func TestRAIDOnDRBD(t *testing.T) {
 	f.sim.Advance(bootTime)
 	for i, dev := range []string{"/dev/sdf", "/dev/sdg"} {
 		res := "live-r" + itoa(int64(i))
-		pv := f.createVolume(t, "us-east-1a", 100, map[string]string{"anyops:raid": "md0", anyops.TagDRBDResource: res, anyops.TagDRBDPeer: backup, anyops.TagDRBDRole: "primary", anyops.TagDRBDDisk: "UpToDate"})
-		sv := f.createVolume(t, "us-east-1a", 100, map[string]string{"anyops:raid": "md0", anyops.TagDRBDResource: res, anyops.TagDRBDPeer: file, anyops.TagDRBDRole: "secondary", anyops.TagDRBDDisk: "UpToDate"})
+		pv := f.createVolume(t, "us-east-1a", 100, map[string]string{FixtureTagRAID: "md0", anyops.TagDRBDResource: res, anyops.TagDRBDPeer: backup, FixtureTagDRBDRole: "primary", FixtureTagDRBDDisk: "UpToDate"})
+		sv := f.createVolume(t, "us-east-1a", 100, map[string]string{FixtureTagRAID: "md0", anyops.TagDRBDResource: res, anyops.TagDRBDPeer: file, FixtureTagDRBDRole: "secondary", FixtureTagDRBDDisk: "UpToDate"})
 		f.sim.Advance(volumeCreateTime)
 		f.attach(t, pv, file, dev)
 		f.attach(t, sv, backup, dev)
@@ -381,8 +342,8 @@ func TestDRBDFailoverAfterHardwareFailure(t *testing.T) {
 	file := f.run(t, "us-east-1a", nil)
 	backup := f.run(t, "us-east-1a", nil)
 	f.sim.Advance(bootTime)
-	pv := f.createVolume(t, "us-east-1a", 100, map[string]string{anyops.TagDRBDResource: "home0", anyops.TagDRBDPeer: backup, anyops.TagDRBDRole: "primary", anyops.TagDRBDDisk: "UpToDate"})
-	sv := f.createVolume(t, "us-east-1a", 100, map[string]string{anyops.TagDRBDResource: "home0", anyops.TagDRBDPeer: file, anyops.TagDRBDRole: "secondary", anyops.TagDRBDDisk: "UpToDate"})
+	pv := f.createVolume(t, "us-east-1a", 100, map[string]string{anyops.TagDRBDResource: "home0", anyops.TagDRBDPeer: backup, FixtureTagDRBDRole: "primary", FixtureTagDRBDDisk: "UpToDate"})
+	sv := f.createVolume(t, "us-east-1a", 100, map[string]string{anyops.TagDRBDResource: "home0", anyops.TagDRBDPeer: file, FixtureTagDRBDRole: "secondary", FixtureTagDRBDDisk: "UpToDate"})
 	f.sim.Advance(volumeCreateTime)
 	f.attach(t, pv, file, "/dev/sdf")
 	f.attach(t, sv, backup, "/dev/sdf")
