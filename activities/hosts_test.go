@@ -38,7 +38,9 @@ func TestCloudHostsRunCommandOnMoto(t *testing.T) {
 // TestCloudHostsOnCloudsim runs the host activities' real scripts on cloudsim's simulated
 // hosts: a DRBD pair resyncing to a hot copy, mount, NFS export, fsck, RAID assembly,
 // service restart, a package upgrade and health probes, each twice where a retry must be
-// harmless, and the typed errors where it must not go on.
+// harmless, and the typed errors where it must not go on. The hosts are Xen (m4), so the
+// volumes keep their xvd names, and the DRBD pair is a pre-configured fixture; the Nitro
+// names and DRBD set up by files are in hosts_setup_test.go.
 func TestCloudHostsOnCloudsim(t *testing.T) {
 	_, endpoint := cloudsim.NewTestServer(t, cloudsim.Config{})
 	cloud, hosts, e := hostsOn(t, endpoint)
@@ -47,7 +49,7 @@ func TestCloudHostsOnCloudsim(t *testing.T) {
 
 	launch := func(step, role string) string {
 		inst := call[Instance](t, env, cloud.RunInstance, RunInstanceInput{Step: step, Name: step, ImageID: testImage,
-			InstanceType: "m5.large", Zone: zoneA, Tags: map[string]string{"anyops:role": role}})
+			InstanceType: "m4.large", Zone: zoneA, Tags: map[string]string{"anyops:role": role}})
 		call[Instance](t, env, cloud.WaitInstanceRunning, WaitInstanceInput{InstanceID: inst.ID, PollInterval: poll})
 		return inst.ID
 	}
@@ -63,9 +65,9 @@ func TestCloudHostsOnCloudsim(t *testing.T) {
 		return v.ID
 	}
 	attach("home0 primary", file, "/dev/sdf", 20, map[string]string{
-		"anyops:drbd-resource": "home0", "anyops:drbd-peer": backup, "anyops:drbd-role": "primary"})
+		"anyops:drbd-resource": "home0", "anyops:drbd-peer": backup, cloudsim.FixtureTagDRBDRole: "primary"})
 	attach("home0 secondary", backup, "/dev/sdf", 20, map[string]string{
-		"anyops:drbd-resource": "home0", "anyops:drbd-peer": file, "anyops:drbd-role": "secondary"})
+		"anyops:drbd-resource": "home0", "anyops:drbd-peer": file, cloudsim.FixtureTagDRBDRole: "secondary"})
 
 	t.Run("DRBD resyncs to a hot copy", func(t *testing.T) {
 		var seen []float64
@@ -97,11 +99,13 @@ func TestCloudHostsOnCloudsim(t *testing.T) {
 	})
 
 	t.Run("mount, export, fsck, unmount", func(t *testing.T) {
+		call[MakeFilesystemOutput](t, env, hosts.MakeFilesystem, MakeFilesystemInput{InstanceID: file, Device: "/dev/drbd0", FSType: "ext4"})
 		mount := MountInput{InstanceID: file, Device: "/dev/drbd0", MountPoint: "/srv/home", FSType: "ext4", Options: "noatime"}
 		call[CommandResult](t, env, hosts.Mount, mount)
 		call[CommandResult](t, env, hosts.Mount, mount) // already mounted there: success
 
 		attach("scratch", file, "/dev/sdj", 1, nil)
+		call[MakeFilesystemOutput](t, env, hosts.MakeFilesystem, MakeFilesystemInput{InstanceID: file, Device: "/dev/xvdj", FSType: "ext4"})
 		_, err := callErr[CommandResult](env, hosts.Mount, MountInput{InstanceID: file, Device: "/dev/xvdj", MountPoint: "/srv/home"})
 		requireAppError(t, err, ErrMountpointBusy, true)
 
@@ -122,8 +126,9 @@ func TestCloudHostsOnCloudsim(t *testing.T) {
 	})
 
 	t.Run("RAID assembles once", func(t *testing.T) {
-		attach("md member 1", file, "/dev/sdg", 5, nil)
-		attach("md member 2", file, "/dev/sdh", 5, nil)
+		// Members of an array made elsewhere (a fixture: they carry no superblocks).
+		attach("md member 1", file, "/dev/sdg", 5, map[string]string{cloudsim.FixtureTagRAID: "md0"})
+		attach("md member 2", file, "/dev/sdh", 5, map[string]string{cloudsim.FixtureTagRAID: "md0"})
 		raid := AssembleRAIDInput{InstanceID: file, Device: "/dev/md0", Members: []string{"/dev/xvdg", "/dev/xvdh"}}
 		first := call[AssembleRAIDOutput](t, env, hosts.AssembleRAID, raid)
 		require.False(t, first.AlreadyActive, "output: %+v", first.Result)

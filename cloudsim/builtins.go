@@ -99,7 +99,7 @@ func cmdShC(x *execCtx, args []string, _ string) result {
 }
 
 func cmdGrep(_ *execCtx, args []string, stdin string) result {
-	quiet, invert, count, fixed := false, false, false, false
+	quiet, invert, count, fixed, whole := false, false, false, false, false
 	var pattern string
 	for _, a := range args {
 		switch {
@@ -111,6 +111,8 @@ func cmdGrep(_ *execCtx, args []string, stdin string) result {
 			count = true
 		case a == "-F":
 			fixed = true
+		case a == "-x":
+			whole = true
 		case a == "-E":
 		case strings.HasPrefix(a, "-") && pattern == "":
 			return fail(2, "grep: option %s is not simulated", a)
@@ -122,6 +124,9 @@ func cmdGrep(_ *execCtx, args []string, stdin string) result {
 	}
 	if fixed {
 		pattern = regexp.QuoteMeta(pattern)
+	}
+	if whole {
+		pattern = "^(?:" + pattern + ")$"
 	}
 	re, err := regexp.Compile(pattern)
 	if err != nil {

@@ -40,6 +40,7 @@ func TestSSMCommandsAndErrors(t *testing.T) {
 		{"&& and || short-circuit", []string{"false && echo no || echo yes"}, 0, "Success", "yes", ""},
 		{"exit code is kept", []string{"exit 3"}, 3, "Failed", "", ""},
 		{"pipes into grep", []string{"dpkg-query -W openssl | grep -q 1.0.1f && echo vulnerable"}, 0, "Success", "vulnerable", ""},
+		{"grep -x matches whole lines", []string{"echo ext4 | grep -q -x -F ext && echo no", "echo ext4 | grep -x -F ext4"}, 0, "Success", "ext4\n", ""},
 		{"service of a role not yet bootstrapped", []string{"systemctl restart nginx"}, 5, "Failed", "", "Unit nginx.service not found"},
 		{"health probe before bootstrap", []string{"curl -fsS http://localhost/health"}, 7, "Failed", "", "Connection refused"},
 		{"apt-get without -y aborts", []string{"apt-get upgrade"}, 1, "Failed", "Abort", ""},
