@@ -138,6 +138,31 @@ const (
 // NetworkPolicies lists every NetworkPolicy.
 var NetworkPolicies = []NetworkPolicy{NetworkNone, NetworkHost}
 
+// SandboxState is the lifecycle state of a sandbox.
+type SandboxState string
+
+const (
+	SandboxStarting SandboxState = "starting"
+	SandboxRunning  SandboxState = "running"
+	SandboxEnded    SandboxState = "ended"
+	SandboxLost     SandboxState = "lost" // its host stopped answering
+)
+
+// SandboxStates lists every SandboxState; the inventory's CHECK is tested against it.
+var SandboxStates = []SandboxState{SandboxStarting, SandboxRunning, SandboxEnded, SandboxLost}
+
+// ConsoleState is the lifecycle state of a browser console.
+type ConsoleState string
+
+const (
+	ConsoleOpen   ConsoleState = "open"
+	ConsoleClosed ConsoleState = "closed"
+	ConsoleLost   ConsoleState = "lost" // its sandbox or host went away
+)
+
+// ConsoleStates lists every ConsoleState; the inventory's CHECK is tested against it.
+var ConsoleStates = []ConsoleState{ConsoleOpen, ConsoleClosed, ConsoleLost}
+
 // Limits are the resource limits of one sandbox.
 type Limits struct {
 	CPUShares   int           `json:"cpu_shares"`   // cgroup v1 cpu.shares; mapped to cpu.weight on v2

@@ -3,7 +3,6 @@ package anyops
 import (
 	"errors"
 	"fmt"
-	"net/http"
 )
 
 // Error codes: the closed set every adapter maps its failures to. The API maps them to HTTP
@@ -70,22 +69,24 @@ type ErrorDetail struct {
 }
 
 // HTTPStatus maps an error code to its HTTP status: the one mapping the api and sandboxd share.
+// The statuses are numbers, not net/http's names, so that the domain package (which workflow
+// code imports) links no HTTP code.
 func HTTPStatus(code string) int {
 	switch code {
 	case EINVALID:
-		return http.StatusBadRequest
+		return 400
 	case EUNAUTHORIZED:
-		return http.StatusUnauthorized
+		return 401
 	case EFORBIDDEN:
-		return http.StatusForbidden
+		return 403
 	case ENOTFOUND:
-		return http.StatusNotFound
+		return 404
 	case ECONFLICT:
-		return http.StatusConflict
+		return 409
 	case ERATELIMITED:
-		return http.StatusTooManyRequests
+		return 429
 	case EUNAVAILABLE:
-		return http.StatusServiceUnavailable
+		return 503
 	}
-	return http.StatusInternalServerError
+	return 500
 }

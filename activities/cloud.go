@@ -21,6 +21,8 @@ import (
 	"github.com/aws/smithy-go"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/anyops/anyops"
 )
 
 // Cloud holds the activities that reach EC2. Register it with a worker as a struct
@@ -28,7 +30,16 @@ import (
 // The same code talks to AWS in production and to cloudsim (or moto) in dev and tests.
 type Cloud struct {
 	Clients *Clients
+	// ConsistencyWindow is how long a retried CreateSnapshot or CopySnapshot keeps looking
+	// for the snapshot its previous attempt may have taken before it takes one: DescribeSnapshots
+	// is eventually consistent, and a snapshot just taken may not show in a tag filter yet.
+	// 0 means DefaultConsistencyWindow.
+	ConsistencyWindow time.Duration
 }
+
+// DefaultConsistencyWindow bounds the look for a previous attempt's snapshot: EC2's listings
+// catch up within seconds.
+const DefaultConsistencyWindow = 20 * time.Second
 
 // NewCloud returns the cloud activities over clients.
 func NewCloud(clients *Clients) *Cloud { return &Cloud{Clients: clients} }
@@ -37,9 +48,11 @@ func NewCloud(clients *Clients) *Cloud { return &Cloud{Clients: clients} }
 const (
 	TagName           = "Name"
 	TagWorkflow       = "anyops:workflow"        // the workflow id that created the resource
+	TagScope          = "anyops:scope"           // the operation (run, incident) of the workflow that created it
 	TagStep           = "anyops:step"            // the workflow step that created it
 	TagIdempotencyKey = "anyops:idempotency-key" // on snapshots: the API has no ClientToken
 	TagSourceVolume   = "anyops:source-volume"   // on snapshots and their copies: the volume they preserve
+	TagTakenAt        = "anyops:taken-at"        // on copies: when the source snapshot was taken (RFC 3339)
 )
 
 // DefaultPollInterval is how often the wait activities poll when the input does not say;
@@ -99,6 +112,15 @@ type Snapshot struct {
 	Tags         map[string]string
 }
 
+// TakenAt is the moment the snapshot's data is from: for a copy, when its source was taken
+// (the taken-at tag CopySnapshot sets), else its own start time.
+func (s Snapshot) TakenAt() time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, s.Tags[TagTakenAt]); err == nil {
+		return t
+	}
+	return s.StartTime
+}
+
 // InstanceHealth is the status check view of one instance.
 type InstanceHealth struct {
 	InstanceID     string
@@ -132,44 +154,59 @@ type InstanceStateChange struct {
 // ---------------------------------------------------------------------------------------
 // Idempotency.
 
-// clientToken derives the idempotency token of a call from the workflow id and the step, so
-// that every retry of the activity, and a replay of the workflow, sends the same token. It is
-// a hex SHA-256 truncated to the 64 characters EC2 accepts.
-func clientToken(workflowID, step string) string {
-	sum := sha256.Sum256([]byte(workflowID + "\x00" + step))
+// clientToken derives the idempotency token of a call from the workflow id, the operation's
+// scope and the step, so that every retry of the activity, and a replay of the workflow, sends
+// the same token, while a later operation under the same business key (a second failover of
+// one server) sends another. It is a hex SHA-256 truncated to the 64 characters EC2 accepts.
+func clientToken(workflowID, scope, step string) string {
+	sum := sha256.Sum256([]byte(workflowID + "\x00" + scope + "\x00" + step))
 	return hex.EncodeToString(sum[:])[:64]
 }
 
-// stepToken returns the token of this activity's step, or an InvalidInput error when the
-// input names no step.
-func stepToken(ctx context.Context, step string) (workflowID, token string, err error) {
+// idempotency is what names one step of one operation: the token and the provenance tags.
+type idempotency struct {
+	workflowID, scope, step, token string
+}
+
+// stepToken returns the idempotency of this activity's step, or an InvalidInput error when
+// the input names no step. An empty scope is the run id of the calling workflow.
+func stepToken(ctx context.Context, scope, step string) (idempotency, error) {
 	if strings.TrimSpace(step) == "" {
-		return "", "", invalidInput("Step is required: with the workflow id it makes the idempotency token")
+		return idempotency{}, invalidInput("Step is required: with the workflow id and scope it makes the idempotency token")
 	}
-	workflowID = activity.GetInfo(ctx).WorkflowExecution.ID
-	return workflowID, clientToken(workflowID, step), nil
+	wf := activity.GetInfo(ctx).WorkflowExecution
+	if scope == "" {
+		scope = wf.RunID
+	}
+	return idempotency{workflowID: wf.ID, scope: scope, step: step, token: clientToken(wf.ID, scope, step)}, nil
 }
 
 func tagSpec(rt types.ResourceType, tags map[string]string) []types.TagSpecification {
 	if len(tags) == 0 {
 		return nil
 	}
-	spec := types.TagSpecification{ResourceType: rt}
+	return []types.TagSpecification{{ResourceType: rt, Tags: ec2Tags(tags)}}
+}
+
+// ec2Tags turns a tag map into EC2's list, sorted by key.
+func ec2Tags(tags map[string]string) []types.Tag {
+	var out []types.Tag
 	for _, k := range slices.Sorted(maps.Keys(tags)) {
-		spec.Tags = append(spec.Tags, types.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
+		out = append(out, types.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
 	}
-	return []types.TagSpecification{spec}
+	return out
 }
 
 // ownTags merges the caller's tags with Name and the anyops provenance tags.
-func ownTags(extra map[string]string, name, workflowID, step string) map[string]string {
+func ownTags(extra map[string]string, name string, id idempotency) map[string]string {
 	tags := map[string]string{}
 	maps.Copy(tags, extra)
 	if name != "" {
 		tags[TagName] = name
 	}
-	tags[TagWorkflow] = workflowID
-	tags[TagStep] = step
+	tags[TagWorkflow] = id.workflowID
+	tags[TagScope] = id.scope
+	tags[TagStep] = id.step
 	return tags
 }
 
@@ -178,9 +215,15 @@ func ownTags(extra map[string]string, name, workflowID, step string) map[string]
 
 // RunInstanceInput launches one instance.
 type RunInstanceInput struct {
-	// Step names the workflow step; with the workflow id it makes the ClientToken, so
-	// retries of this activity launch one instance.
-	Step             string
+	// Step names the workflow step; with the workflow id and Scope it makes the ClientToken,
+	// so retries of this activity launch one instance.
+	Step string
+	// Scope names the operation the step belongs to; with the workflow id and Step it makes
+	// the idempotency token. Empty: the calling workflow's run, so a later run under the same
+	// workflow id (another incident) makes new resources. A workflow whose operation spans
+	// runs (continue-as-new, a retried workflow) passes workflow.GetInfo(ctx).FirstRunID; one
+	// whose later runs must find what the first made (DemoFleet) passes a fixed scope.
+	Scope            string
 	Name             string
 	ImageID          string
 	InstanceType     string
@@ -192,10 +235,10 @@ type RunInstanceInput struct {
 	Tags             map[string]string
 }
 
-// RunInstance launches one instance with a ClientToken from the workflow id and step: a
-// retry returns the instance the first attempt launched.
+// RunInstance launches one instance with a ClientToken from the workflow id, scope and step:
+// a retry returns the instance the first attempt launched.
 func (c *Cloud) RunInstance(ctx context.Context, in RunInstanceInput) (Instance, error) {
-	wf, token, err := stepToken(ctx, in.Step)
+	id, err := stepToken(ctx, in.Scope, in.Step)
 	if err != nil {
 		return Instance{}, err
 	}
@@ -203,12 +246,12 @@ func (c *Cloud) RunInstance(ctx context.Context, in RunInstanceInput) (Instance,
 		return Instance{}, invalidInput("ImageID and InstanceType are required")
 	}
 	req := &ec2.RunInstancesInput{
-		ClientToken:       aws.String(token),
+		ClientToken:       aws.String(id.token),
 		ImageId:           aws.String(in.ImageID),
 		InstanceType:      types.InstanceType(in.InstanceType),
 		MinCount:          aws.Int32(1),
 		MaxCount:          aws.Int32(1),
-		TagSpecifications: tagSpec(types.ResourceTypeInstance, ownTags(in.Tags, in.Name, wf, in.Step)),
+		TagSpecifications: tagSpec(types.ResourceTypeInstance, ownTags(in.Tags, in.Name, id)),
 	}
 	if in.Zone != "" {
 		req.Placement = &types.Placement{AvailabilityZone: aws.String(in.Zone)}
@@ -309,6 +352,9 @@ type Fleet struct {
 	Instances []Instance
 	Volumes   []Volume
 	Health    []InstanceHealth
+	// DescribedAt is when the describe began (the worker's clock): the picture is no older.
+	// ReconcileFleet orders pictures by it.
+	DescribedAt time.Time
 }
 
 // DescribeFleet lists instances, volumes and status checks (all pages). It only reads.
@@ -317,7 +363,7 @@ func (c *Cloud) DescribeFleet(ctx context.Context, in DescribeFleetInput) (Fleet
 	for _, k := range slices.Sorted(maps.Keys(in.Tags)) {
 		filters = append(filters, types.Filter{Name: aws.String("tag:" + k), Values: []string{in.Tags[k]}})
 	}
-	var fleet Fleet
+	fleet := Fleet{DescribedAt: time.Now().UTC()}
 	ec := c.Clients.EC2
 	ip := ec2.NewDescribeInstancesPaginator(ec, &ec2.DescribeInstancesInput{Filters: filters})
 	for ip.HasMorePages() {
@@ -355,6 +401,22 @@ func (c *Cloud) DescribeFleet(ctx context.Context, in DescribeFleetInput) (Fleet
 		fleet.Health = health
 	}
 	return fleet, nil
+}
+
+// TagResourceInput sets tags on one EC2 resource (instance, volume, snapshot).
+type TagResourceInput struct {
+	ResourceID string
+	Tags       map[string]string
+}
+
+// TagResource sets the tags with CreateTags, which overwrites a key's value: setting what is
+// already set changes nothing, so retries are safe.
+func (c *Cloud) TagResource(ctx context.Context, in TagResourceInput) error {
+	if in.ResourceID == "" || len(in.Tags) == 0 {
+		return invalidInput("ResourceID and Tags are required")
+	}
+	_, err := c.Clients.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{in.ResourceID}, Tags: ec2Tags(in.Tags)})
+	return cloudError("CreateTags", err)
 }
 
 // InstanceStatus reports the status checks of one instance, with the time a failing check
@@ -462,7 +524,13 @@ func (c *Cloud) waitInstance(ctx context.Context, in WaitInstanceInput, want str
 
 // CreateVolumeInput creates an empty volume.
 type CreateVolumeInput struct {
-	Step       string // with the workflow id, the ClientToken
+	Step string // with the workflow id and Scope, the ClientToken
+	// Scope names the operation the step belongs to; with the workflow id and Step it makes
+	// the idempotency token. Empty: the calling workflow's run, so a later run under the same
+	// workflow id (another incident) makes new resources. A workflow whose operation spans
+	// runs (continue-as-new, a retried workflow) passes workflow.GetInfo(ctx).FirstRunID; one
+	// whose later runs must find what the first made (DemoFleet) passes a fixed scope.
+	Scope      string
 	Name       string
 	Zone       string
 	SizeGiB    int32
@@ -476,7 +544,7 @@ func (c *Cloud) CreateVolume(ctx context.Context, in CreateVolumeInput) (Volume,
 	if in.Zone == "" || in.SizeGiB <= 0 {
 		return Volume{}, invalidInput("Zone and a positive SizeGiB are required")
 	}
-	return c.createVolume(ctx, in.Step, in.Name, in.Tags, &ec2.CreateVolumeInput{
+	return c.createVolume(ctx, in.Scope, in.Step, in.Name, in.Tags, &ec2.CreateVolumeInput{
 		AvailabilityZone: aws.String(in.Zone),
 		Size:             aws.Int32(in.SizeGiB),
 		VolumeType:       volumeType(in.VolumeType),
@@ -487,7 +555,13 @@ func (c *Cloud) CreateVolume(ctx context.Context, in CreateVolumeInput) (Volume,
 // CreateVolumeFromSnapshotInput restores a snapshot into a new volume, possibly in another
 // zone than the snapshot's volume.
 type CreateVolumeFromSnapshotInput struct {
-	Step       string
+	Step string
+	// Scope names the operation the step belongs to; with the workflow id and Step it makes
+	// the idempotency token. Empty: the calling workflow's run, so a later run under the same
+	// workflow id (another incident) makes new resources. A workflow whose operation spans
+	// runs (continue-as-new, a retried workflow) passes workflow.GetInfo(ctx).FirstRunID; one
+	// whose later runs must find what the first made (DemoFleet) passes a fixed scope.
+	Scope      string
 	Name       string
 	SnapshotID string
 	Zone       string
@@ -502,7 +576,7 @@ func (c *Cloud) CreateVolumeFromSnapshot(ctx context.Context, in CreateVolumeFro
 	if in.Zone == "" || in.SnapshotID == "" {
 		return Volume{}, invalidInput("Zone and SnapshotID are required")
 	}
-	return c.createVolume(ctx, in.Step, in.Name, in.Tags, &ec2.CreateVolumeInput{
+	return c.createVolume(ctx, in.Scope, in.Step, in.Name, in.Tags, &ec2.CreateVolumeInput{
 		AvailabilityZone: aws.String(in.Zone),
 		SnapshotId:       aws.String(in.SnapshotID),
 		Size:             positive(in.SizeGiB),
@@ -511,13 +585,13 @@ func (c *Cloud) CreateVolumeFromSnapshot(ctx context.Context, in CreateVolumeFro
 	})
 }
 
-func (c *Cloud) createVolume(ctx context.Context, step, name string, tags map[string]string, req *ec2.CreateVolumeInput) (Volume, error) {
-	wf, token, err := stepToken(ctx, step)
+func (c *Cloud) createVolume(ctx context.Context, scope, step, name string, tags map[string]string, req *ec2.CreateVolumeInput) (Volume, error) {
+	id, err := stepToken(ctx, scope, step)
 	if err != nil {
 		return Volume{}, err
 	}
-	req.ClientToken = aws.String(token)
-	req.TagSpecifications = tagSpec(types.ResourceTypeVolume, ownTags(tags, name, wf, step))
+	req.ClientToken = aws.String(id.token)
+	req.TagSpecifications = tagSpec(types.ResourceTypeVolume, ownTags(tags, name, id))
 	out, err := c.Clients.EC2.CreateVolume(ctx, req)
 	if err != nil {
 		return Volume{}, cloudError("CreateVolume", err)
@@ -671,25 +745,51 @@ type Override struct {
 	Reason string
 }
 
+// VerifiedCopy names the copy of a volume that lets DeleteVolume delete it: a snapshot, or a
+// DRBD replica on another instance. Exactly one of the two is named.
+type VerifiedCopy struct {
+	// SnapshotID is a snapshot of the volume, or a copy of one (tagged anyops:source-volume).
+	// It must be completed and taken at or after WritesStoppedAt.
+	SnapshotID string
+	// Region holds the snapshot; "" for the home region (a copy lives in its destination).
+	Region string
+	// WritesStoppedAt is when the volume stopped taking writes, in the cloud's clock: e.g. the
+	// EndedAt of the Umount (or fence) that stopped them. A snapshot taken before it misses
+	// what was written since.
+	WritesStoppedAt time.Time
+
+	// ReplicaInstanceID and DRBDResource name a DRBD replica: the resource the volume backs
+	// (its anyops:drbd-resource tag), on another instance whose `drbdadm status` shows it
+	// UpToDate.
+	ReplicaInstanceID string
+	DRBDResource      string
+}
+
 // DeleteVolumeInput deletes a volume.
 type DeleteVolumeInput struct {
 	VolumeID string
-	// Override deletes even without a verified copy; Reason must say why.
+	// Copy names the copy that allows the deletion; DeleteVolume verifies it.
+	Copy *VerifiedCopy
+	// Override deletes without a verified copy; Reason must say why.
 	Override *Override
 }
 
 // DeleteVolumeOutput says what DeleteVolume did.
 type DeleteVolumeOutput struct {
 	Deleted bool // false when the volume was already gone
-	// VerifiedCopy is the completed snapshot that allowed the deletion ("" when overridden).
+	// VerifiedCopy is the copy that allowed the deletion: the snapshot id, or
+	// "<instance>/<resource>" of the replica ("" when overridden).
 	VerifiedCopy string
 	Overridden   bool
 }
 
-// DeleteVolume deletes a volume, but only when a verified copy of it exists: a completed
-// snapshot of it, or a completed copy of such a snapshot (tagged anyops:source-volume).
-// Without one it fails with the non-retryable NoVerifiedCopy error unless the input carries
-// an Override with a reason. A volume already gone is success, so retries are safe.
+// DeleteVolume deletes a volume, but only when the copy the input names is verified: a
+// completed snapshot of this volume taken after its writes stopped, or an UpToDate DRBD replica
+// of it on another instance. Anything else — no copy named, a snapshot that is older, pending,
+// of another volume or missing, a replica that is not UpToDate — is the non-retryable
+// NoVerifiedCopy error, unless the input carries an Override with a reason (logged; the
+// workflow that grants it records the audit event). A volume already gone is success, so
+// retries are safe.
 func (c *Cloud) DeleteVolume(ctx context.Context, in DeleteVolumeInput) (DeleteVolumeOutput, error) {
 	if in.VolumeID == "" {
 		return DeleteVolumeOutput{}, invalidInput("VolumeID is required")
@@ -697,27 +797,34 @@ func (c *Cloud) DeleteVolume(ctx context.Context, in DeleteVolumeInput) (DeleteV
 	if in.Override != nil && strings.TrimSpace(in.Override.Reason) == "" {
 		return DeleteVolumeOutput{}, invalidInput("an Override needs a Reason")
 	}
-	if _, err := c.describeVolume(ctx, in.VolumeID); err != nil {
+	if err := in.Copy.check(); err != nil {
+		return DeleteVolumeOutput{}, err
+	}
+	vol, err := c.describeVolume(ctx, in.VolumeID)
+	if err != nil {
 		if isType(err, ErrVolumeNotFound) {
 			return DeleteVolumeOutput{}, nil
 		}
 		return DeleteVolumeOutput{}, err
 	}
 	res := DeleteVolumeOutput{}
-	copyID, err := c.verifiedCopy(ctx, in.VolumeID)
-	if err != nil {
-		return DeleteVolumeOutput{}, err
+	refusal := "no copy is named"
+	if in.Copy != nil {
+		copyName, why, err := c.verifyCopy(ctx, vol, *in.Copy)
+		if err != nil {
+			return DeleteVolumeOutput{}, err
+		}
+		res.VerifiedCopy, refusal = copyName, why
 	}
 	switch {
-	case copyID != "":
-		res.VerifiedCopy = copyID
+	case res.VerifiedCopy != "":
 	case in.Override != nil:
 		res.Overridden = true
 		activity.GetLogger(ctx).Warn("deleting volume without a verified copy: interlock overridden",
-			"volume", in.VolumeID, "by", in.Override.By, "reason", in.Override.Reason)
+			"volume", in.VolumeID, "by", in.Override.By, "reason", in.Override.Reason, "refused because", refusal)
 	default:
 		return DeleteVolumeOutput{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("volume %s has no completed snapshot or copy; refusing to delete it without an override", in.VolumeID),
+			fmt.Sprintf("volume %s has no verified copy (%s); refusing to delete it without an override", in.VolumeID, refusal),
 			ErrNoVerifiedCopy, nil)
 	}
 	if _, err := c.Clients.EC2.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: aws.String(in.VolumeID)}); err != nil {
@@ -730,26 +837,65 @@ func (c *Cloud) DeleteVolume(ctx context.Context, in DeleteVolumeInput) (DeleteV
 	return res, nil
 }
 
-// verifiedCopy returns the id of a completed snapshot of the volume in the home region, or "".
-func (c *Cloud) verifiedCopy(ctx context.Context, volumeID string) (string, error) {
-	for _, f := range []types.Filter{
-		{Name: aws.String("volume-id"), Values: []string{volumeID}},
-		{Name: aws.String("tag:" + TagSourceVolume), Values: []string{volumeID}},
-	} {
-		out, err := c.Clients.EC2.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{
-			OwnerIds: []string{"self"},
-			Filters:  []types.Filter{f, {Name: aws.String("status"), Values: []string{"completed"}}},
-		})
-		if err != nil {
-			return "", cloudError("DescribeSnapshots", err)
+func (v *VerifiedCopy) check() error {
+	switch {
+	case v == nil:
+		return nil
+	case (v.SnapshotID == "") == (v.ReplicaInstanceID == "" && v.DRBDResource == ""):
+		return invalidInput("Copy names either a SnapshotID or a ReplicaInstanceID with a DRBDResource")
+	case v.SnapshotID != "" && v.WritesStoppedAt.IsZero():
+		return invalidInput("a snapshot copy needs WritesStoppedAt: when the volume stopped taking writes")
+	case v.SnapshotID == "" && (v.ReplicaInstanceID == "" || v.DRBDResource == ""):
+		return invalidInput("a replica copy needs both ReplicaInstanceID and DRBDResource")
+	}
+	return nil
+}
+
+// verifyCopy checks the named copy of vol. It returns the copy's name when verified, else why
+// not; an error only when it could not look (those are retryable where a retry can help).
+func (c *Cloud) verifyCopy(ctx context.Context, vol Volume, cp VerifiedCopy) (name, why string, err error) {
+	if cp.SnapshotID != "" {
+		region := cmp.Or(cp.Region, c.Clients.Region)
+		snap, err := c.describeSnapshot(ctx, region, cp.SnapshotID)
+		switch {
+		case isType(err, ErrSnapshotNotFound):
+			return "", fmt.Sprintf("snapshot %s does not exist in %s", cp.SnapshotID, region), nil
+		case err != nil:
+			return "", "", err
+		case snap.VolumeID != vol.ID && snap.Tags[TagSourceVolume] != vol.ID:
+			return "", fmt.Sprintf("snapshot %s is of %s, not of this volume", snap.ID, cmp.Or(snap.Tags[TagSourceVolume], snap.VolumeID)), nil
+		case snap.State != string(types.SnapshotStateCompleted):
+			return "", fmt.Sprintf("snapshot %s is %s, not completed", snap.ID, snap.State), nil
+		case snap.TakenAt().Before(cp.WritesStoppedAt):
+			return "", fmt.Sprintf("snapshot %s was taken at %s, before writes stopped at %s",
+				snap.ID, snap.TakenAt().UTC().Format(time.RFC3339), cp.WritesStoppedAt.UTC().Format(time.RFC3339)), nil
 		}
-		for _, s := range out.Snapshots {
-			if s.State == types.SnapshotStateCompleted {
-				return aws.ToString(s.SnapshotId), nil
+		return snap.ID, "", nil
+	}
+	if vol.Tags[anyops.TagDRBDResource] != cp.DRBDResource {
+		return "", fmt.Sprintf("the volume does not back DRBD resource %s", cp.DRBDResource), nil
+	}
+	if a, ok := attachedTo(vol); ok && a.InstanceID == cp.ReplicaInstanceID {
+		return "", fmt.Sprintf("%s holds the volume itself, not a replica of it", cp.ReplicaInstanceID), nil
+	}
+	st, err := NewHosts(c.Clients).DRBDStatus(ctx, DRBDStatusInput{InstanceID: cp.ReplicaInstanceID, Resource: cp.DRBDResource})
+	if err != nil {
+		return "", "", err
+	}
+	for _, r := range st.Resources {
+		if r.Name != cp.DRBDResource {
+			continue
+		}
+		for _, v := range r.Volumes {
+			if v.Disk != "UpToDate" {
+				return "", fmt.Sprintf("the replica of %s on %s is %s, not UpToDate", cp.DRBDResource, cp.ReplicaInstanceID, v.Disk), nil
 			}
 		}
+		if len(r.Volumes) > 0 {
+			return cp.ReplicaInstanceID + "/" + cp.DRBDResource, "", nil
+		}
 	}
-	return "", nil
+	return "", fmt.Sprintf("%s has no replica of %s", cp.ReplicaInstanceID, cp.DRBDResource), nil
 }
 
 // WaitVolumeInput waits for a volume state.
@@ -826,7 +972,9 @@ func (c *Cloud) waitVolume(ctx context.Context, in WaitVolumeInput, want string)
 
 // CreateSnapshotInput snapshots one volume.
 type CreateSnapshotInput struct {
-	Step        string // with the workflow id, the idempotency key
+	Step string // with the workflow id and Scope, the idempotency key
+	// Scope names the operation the step belongs to, as in RunInstanceInput.
+	Scope       string
 	VolumeID    string
 	Name        string
 	Description string
@@ -834,10 +982,11 @@ type CreateSnapshotInput struct {
 }
 
 // CreateSnapshot snapshots a volume. CreateSnapshot takes no ClientToken, so the snapshot
-// is tagged with an idempotency key from the workflow id and step, and an earlier attempt's
-// snapshot with that key (unless it failed) is returned instead of taking another.
+// is tagged with an idempotency key from the workflow id, scope and step, and an earlier
+// attempt's snapshot with that key (unless it failed) is returned instead of taking another.
+// A retry looks for it for up to the consistency window (see findPrevious) before it takes one.
 func (c *Cloud) CreateSnapshot(ctx context.Context, in CreateSnapshotInput) (Snapshot, error) {
-	wf, key, err := stepToken(ctx, in.Step)
+	id, err := stepToken(ctx, in.Scope, in.Step)
 	if err != nil {
 		return Snapshot{}, err
 	}
@@ -845,12 +994,13 @@ func (c *Cloud) CreateSnapshot(ctx context.Context, in CreateSnapshotInput) (Sna
 		return Snapshot{}, invalidInput("VolumeID is required")
 	}
 	client := c.Clients.EC2
-	if prior, ok, err := findByKey(ctx, client, c.Clients.Region, key); err != nil || ok {
+	if prior, ok, err := c.findPrevious(ctx, client, c.Clients.Region, id); err != nil || ok {
 		return prior, err
 	}
-	tags := ownTags(in.Tags, in.Name, wf, in.Step)
-	tags[TagIdempotencyKey] = key
+	tags := ownTags(in.Tags, in.Name, id)
+	tags[TagIdempotencyKey] = id.token
 	tags[TagSourceVolume] = in.VolumeID
+	activity.RecordHeartbeat(ctx, SnapshotRequest{Step: id.step, Sent: true})
 	out, err := client.CreateSnapshot(ctx, &ec2.CreateSnapshotInput{
 		VolumeId:          aws.String(in.VolumeID),
 		Description:       optional(in.Description),
@@ -873,6 +1023,49 @@ func (c *Cloud) CreateSnapshot(ctx context.Context, in CreateSnapshotInput) (Sna
 	}, nil
 }
 
+// SnapshotRequest is the heartbeat CreateSnapshot and CopySnapshot record just before they ask
+// EC2 for the snapshot, and while a retry looks for it: the next attempt then knows the
+// snapshot may exist though no listing shows it yet.
+type SnapshotRequest struct {
+	Step  string
+	Sent  bool
+	Looks int
+}
+
+// findPrevious looks for the snapshot an earlier attempt of this step took. DescribeSnapshots
+// is eventually consistent: a snapshot taken just before a lost reply may not show in a tag
+// filter for some seconds, and taking another then would preserve the volume twice. So a retry
+// (attempt > 1, or a heartbeat saying the request was sent) keeps looking, with a backoff and a
+// heartbeat per look, for up to ConsistencyWindow; a first attempt looks once.
+func (c *Cloud) findPrevious(ctx context.Context, client *ec2.Client, region string, id idempotency) (Snapshot, bool, error) {
+	retry := activity.GetInfo(ctx).Attempt > 1
+	if activity.HasHeartbeatDetails(ctx) {
+		var prev SnapshotRequest
+		if err := activity.GetHeartbeatDetails(ctx, &prev); err == nil && prev.Step == id.step && prev.Sent {
+			retry = true
+		}
+	}
+	window := c.ConsistencyWindow
+	if window <= 0 {
+		window = DefaultConsistencyWindow
+	}
+	deadline := time.Now().Add(window)
+	delay := 100 * time.Millisecond
+	for look := 1; ; look++ {
+		prior, ok, err := findByKey(ctx, client, region, id.token)
+		if err != nil || ok || !retry || !time.Now().Before(deadline) {
+			return prior, ok, err
+		}
+		activity.RecordHeartbeat(ctx, SnapshotRequest{Step: id.step, Sent: true, Looks: look})
+		select {
+		case <-ctx.Done():
+			return Snapshot{}, false, ctx.Err()
+		case <-time.After(min(delay, time.Until(deadline))):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
+}
+
 // findByKey looks for a snapshot an earlier attempt made, by its idempotency-key tag. Failed
 // snapshots do not count: a retry should take a new one.
 func findByKey(ctx context.Context, client *ec2.Client, region, key string) (Snapshot, bool, error) {
@@ -893,7 +1086,9 @@ func findByKey(ctx context.Context, client *ec2.Client, region, key string) (Sna
 
 // CopySnapshotInput copies a snapshot into another region.
 type CopySnapshotInput struct {
-	Step              string
+	Step string
+	// Scope names the operation the step belongs to, as in RunInstanceInput.
+	Scope             string
 	SourceSnapshotID  string
 	SourceRegion      string // "" for the home region
 	DestinationRegion string // "" for the home region
@@ -907,7 +1102,7 @@ type CopySnapshotInput struct {
 // copy is returned. The copy is tagged with the source volume, so it counts as a verified
 // copy for DeleteVolume once completed.
 func (c *Cloud) CopySnapshot(ctx context.Context, in CopySnapshotInput) (Snapshot, error) {
-	wf, key, err := stepToken(ctx, in.Step)
+	id, err := stepToken(ctx, in.Scope, in.Step)
 	if err != nil {
 		return Snapshot{}, err
 	}
@@ -917,21 +1112,24 @@ func (c *Cloud) CopySnapshot(ctx context.Context, in CopySnapshotInput) (Snapsho
 	srcRegion := cmp.Or(in.SourceRegion, c.Clients.Region)
 	dstRegion := cmp.Or(in.DestinationRegion, c.Clients.Region)
 	dst := c.Clients.EC2For(dstRegion)
-	if prior, ok, err := findByKey(ctx, dst, dstRegion, key); err != nil || ok {
+	if prior, ok, err := c.findPrevious(ctx, dst, dstRegion, id); err != nil || ok {
 		return prior, err
 	}
 	src, err := c.describeSnapshot(ctx, srcRegion, in.SourceSnapshotID)
 	if err != nil {
 		return Snapshot{}, err
 	}
-	tags := ownTags(in.Tags, in.Name, wf, in.Step)
-	tags[TagIdempotencyKey] = key
+	tags := ownTags(in.Tags, in.Name, id)
+	tags[TagIdempotencyKey] = id.token
 	if v := src.VolumeID; v != "" {
 		tags[TagSourceVolume] = v
 	}
 	if v := src.Tags[TagSourceVolume]; v != "" {
 		tags[TagSourceVolume] = v
 	}
+	// The copy's own StartTime is when the copy began; the data is as of the source's.
+	tags[TagTakenAt] = src.TakenAt().UTC().Format(time.RFC3339Nano)
+	activity.RecordHeartbeat(ctx, SnapshotRequest{Step: id.step, Sent: true})
 	out, err := dst.CopySnapshot(ctx, &ec2.CopySnapshotInput{
 		SourceSnapshotId:  aws.String(in.SourceSnapshotID),
 		SourceRegion:      aws.String(srcRegion),

@@ -198,8 +198,11 @@ func TestCloudContractVolumeLifecycle(t *testing.T) {
 			snap := call[Snapshot](t, env, cloud.CreateSnapshot, CreateSnapshotInput{Step: "snapshot home0", VolumeID: vol.ID, Name: "home0-snap"})
 			require.NotEmpty(t, snap.ID)
 			require.Equal(t, vol.ID, snap.Tags[TagSourceVolume])
-			// CreateSnapshot has no ClientToken: the retry finds the first snapshot by its tag.
-			retried := call[Snapshot](t, env, cloud.CreateSnapshot, CreateSnapshotInput{Step: "snapshot home0", VolumeID: vol.ID, Name: "home0-snap"})
+			// CreateSnapshot has no ClientToken: the retry (an attempt after one that sent the
+			// request) finds the first snapshot by its tag, looking again while the listing lags.
+			retry, _ := activityEnv(t, cloud)
+			retry.SetHeartbeatDetails(SnapshotRequest{Step: "snapshot home0", Sent: true})
+			retried := call[Snapshot](t, retry, cloud.CreateSnapshot, CreateSnapshotInput{Step: "snapshot home0", VolumeID: vol.ID, Name: "home0-snap"})
 			require.Equal(t, snap.ID, retried.ID, "a retried CreateSnapshot must not take a second snapshot")
 
 			done := call[Snapshot](t, env, cloud.WaitSnapshot, WaitSnapshotInput{SnapshotID: snap.ID, PollInterval: poll})
@@ -230,7 +233,9 @@ func TestCloudContractVolumeLifecycle(t *testing.T) {
 			require.NotEmpty(t, cp.ID)
 			require.Equal(t, otherRegion, cp.Region)
 			require.Equal(t, vol.ID, cp.Tags[TagSourceVolume], "the copy remembers which volume it preserves")
-			cpRetried := call[Snapshot](t, env, cloud.CopySnapshot, CopySnapshotInput{
+			retry, _ = activityEnv(t, cloud)
+			retry.SetHeartbeatDetails(SnapshotRequest{Step: "copy home0 to west", Sent: true})
+			cpRetried := call[Snapshot](t, retry, cloud.CopySnapshot, CopySnapshotInput{
 				Step: "copy home0 to west", SourceSnapshotID: snap.ID, DestinationRegion: otherRegion,
 			})
 			require.Equal(t, cp.ID, cpRetried.ID, "a retried CopySnapshot must not copy twice")
@@ -292,7 +297,9 @@ func distinct(xs []int) []int {
 
 // TestCloudContractSafety checks the typed errors and interlocks on every backend: a volume
 // attached elsewhere, deleting a volume with no verified copy, an override without a
-// reason, and the idempotent detach and delete.
+// reason, and the idempotent detach and delete. The deletion interlock verifies the copy the
+// input names: completed snapshots that exist are not enough, nor one taken before writes
+// stopped, of another volume, missing or pending; a completed one taken after is.
 func TestCloudContractSafety(t *testing.T) {
 	for _, b := range cloudBackends() {
 		t.Run(b.name, func(t *testing.T) {
@@ -351,58 +358,100 @@ func TestCloudContractSafety(t *testing.T) {
 			gone := call[DeleteVolumeOutput](t, env, cloud.DeleteVolume, DeleteVolumeInput{VolumeID: vol.ID})
 			require.False(t, gone.Deleted, "deleting a deleted volume is success: a retry")
 
-			// With a completed snapshot, the interlock lets the deletion through and says why.
+			// The interlock verifies the copy the input names, and only that one.
 			kept := call[Volume](t, env, cloud.CreateVolume, CreateVolumeInput{Step: "dropbox volume", Zone: zoneA, SizeGiB: 5})
 			call[Volume](t, env, cloud.WaitVolumeAvailable, WaitVolumeInput{VolumeID: kept.ID, PollInterval: poll})
-			snap := call[Snapshot](t, env, cloud.CreateSnapshot, CreateSnapshotInput{Step: "snapshot dropbox", VolumeID: kept.ID})
-			call[Snapshot](t, env, cloud.WaitSnapshot, WaitSnapshotInput{SnapshotID: snap.ID, PollInterval: poll})
-			del = call[DeleteVolumeOutput](t, env, cloud.DeleteVolume, DeleteVolumeInput{VolumeID: kept.ID})
+			other := call[Volume](t, env, cloud.CreateVolume, CreateVolumeInput{Step: "scratch volume", Zone: zoneA, SizeGiB: 1})
+			old := call[Snapshot](t, env, cloud.CreateSnapshot, CreateSnapshotInput{Step: "snapshot dropbox", VolumeID: kept.ID})
+			old = call[Snapshot](t, env, cloud.WaitSnapshot, WaitSnapshotInput{SnapshotID: old.ID, PollInterval: poll})
+			// Writes went on after the old snapshot; they stopped later (the cloud's clock).
+			stopped := old.StartTime.Add(time.Second)
+			fresh := call[Snapshot](t, env, cloud.CreateSnapshot, CreateSnapshotInput{Step: "snapshot dropbox after writes stopped", VolumeID: kept.ID})
+			refusals := []struct {
+				name  string
+				input DeleteVolumeInput
+			}{
+				{"completed snapshots exist but none is named", DeleteVolumeInput{VolumeID: kept.ID}},
+				{"a completed snapshot taken before writes stopped", DeleteVolumeInput{VolumeID: kept.ID, Copy: &VerifiedCopy{SnapshotID: old.ID, WritesStoppedAt: stopped}}},
+				{"a snapshot of another volume", DeleteVolumeInput{VolumeID: other.ID, Copy: &VerifiedCopy{SnapshotID: old.ID, WritesStoppedAt: old.StartTime}}},
+				{"a snapshot that does not exist", DeleteVolumeInput{VolumeID: kept.ID, Copy: &VerifiedCopy{SnapshotID: "snap-0123456789abcdef0", WritesStoppedAt: stopped}}},
+			}
+			if b.simulatesTime {
+				// A first snapshot of 200 GiB takes hours of simulated time: still pending.
+				big := call[Volume](t, env, cloud.CreateVolume, CreateVolumeInput{Step: "big volume", Zone: zoneA, SizeGiB: 200})
+				call[Volume](t, env, cloud.WaitVolumeAvailable, WaitVolumeInput{VolumeID: big.ID, PollInterval: poll})
+				pending := call[Snapshot](t, env, cloud.CreateSnapshot, CreateSnapshotInput{Step: "snapshot big", VolumeID: big.ID})
+				refusals = append(refusals, struct {
+					name  string
+					input DeleteVolumeInput
+				}{"a snapshot still pending", DeleteVolumeInput{VolumeID: big.ID, Copy: &VerifiedCopy{SnapshotID: pending.ID, WritesStoppedAt: pending.StartTime}}})
+			}
+			for _, tc := range refusals {
+				t.Run("refuses "+tc.name, func(t *testing.T) {
+					_, err := callErr[DeleteVolumeOutput](env, cloud.DeleteVolume, tc.input)
+					requireAppError(t, err, ErrNoVerifiedCopy, true)
+				})
+			}
+			_, err := callErr[DeleteVolumeOutput](env, cloud.DeleteVolume, DeleteVolumeInput{VolumeID: kept.ID, Copy: &VerifiedCopy{SnapshotID: old.ID}})
+			requireAppError(t, err, ErrInvalidInput, true) // a snapshot copy without the time writes stopped
+
+			fresh = call[Snapshot](t, env, cloud.WaitSnapshot, WaitSnapshotInput{SnapshotID: fresh.ID, PollInterval: poll})
+			del = call[DeleteVolumeOutput](t, env, cloud.DeleteVolume, DeleteVolumeInput{VolumeID: kept.ID,
+				Copy: &VerifiedCopy{SnapshotID: fresh.ID, WritesStoppedAt: fresh.StartTime}})
 			require.True(t, del.Deleted)
-			require.Equal(t, snap.ID, del.VerifiedCopy)
+			require.Equal(t, fresh.ID, del.VerifiedCopy)
 		})
 	}
 }
 
-// TestCloudContractClientToken: RunInstances and CreateVolume called twice with one
-// ClientToken (same workflow id and step) create one resource; a different step creates
-// another. moto ignores ClientToken, so there only the different-step half is asserted.
+// TestCloudContractClientToken: RunInstances and CreateVolume called with different steps
+// create different resources on every backend; called twice with one ClientToken (same
+// workflow id, scope and step) they create one resource, and one token with other parameters
+// is a non-retryable mismatch. moto ignores ClientToken, so that second half is skipped there,
+// with the reason in the test report.
 func TestCloudContractClientToken(t *testing.T) {
 	for _, b := range cloudBackends() {
 		t.Run(b.name, func(t *testing.T) {
 			cloud := newTestCloud(t, b.start(t))
 			env, _ := activityEnv(t, cloud)
-
-			runIn := RunInstanceInput{Step: "launch web", ImageID: testImage, InstanceType: "t3.micro", Zone: zoneA}
-			i1 := call[Instance](t, env, cloud.RunInstance, runIn)
-			i2 := call[Instance](t, env, cloud.RunInstance, runIn)
 			volIn := CreateVolumeInput{Step: "create logs", Zone: zoneA, SizeGiB: 3}
-			v1 := call[Volume](t, env, cloud.CreateVolume, volIn)
-			v2 := call[Volume](t, env, cloud.CreateVolume, volIn)
-			volIn.Step = "create logs again"
-			v3 := call[Volume](t, env, cloud.CreateVolume, volIn)
-			require.NotEqual(t, v1.ID, v3.ID, "another step is another token: a new volume")
 
-			fleet := call[Fleet](t, env, cloud.DescribeFleet, DescribeFleetInput{})
-			if !b.honorsClientToken {
-				t.Logf("%s ignores ClientToken: skipping the one-resource assertion (got %d instances, %d volumes)",
-					b.name, len(fleet.Instances), len(fleet.Volumes))
-				return
-			}
-			require.Equal(t, i1.ID, i2.ID, "one ClientToken, one instance")
-			require.Equal(t, v1.ID, v2.ID, "one ClientToken, one volume")
-			require.Len(t, fleet.Instances, 1)
-			var ours []string // the instance's root volume is the cloud's, not ours
-			for _, v := range fleet.Volumes {
-				if v.Tags[TagStep] != "" {
-					ours = append(ours, v.ID)
+			t.Run("another step is another resource", func(t *testing.T) {
+				v1 := call[Volume](t, env, cloud.CreateVolume, volIn)
+				other := volIn
+				other.Step = "create logs again"
+				v2 := call[Volume](t, env, cloud.CreateVolume, other)
+				require.NotEqual(t, v1.ID, v2.ID, "another step is another token: a new volume")
+			})
+
+			t.Run("one token is one resource", func(t *testing.T) {
+				if !b.honorsClientToken {
+					t.Skipf("%s ignores ClientToken: every call creates a resource, so one token cannot be shown to make one", b.name)
 				}
-			}
-			require.ElementsMatch(t, []string{v1.ID, v3.ID}, ours)
+				runIn := RunInstanceInput{Step: "launch web", ImageID: testImage, InstanceType: "t3.micro", Zone: zoneA}
+				i1 := call[Instance](t, env, cloud.RunInstance, runIn)
+				i2 := call[Instance](t, env, cloud.RunInstance, runIn)
+				require.Equal(t, i1.ID, i2.ID, "one ClientToken, one instance")
+				v1 := call[Volume](t, env, cloud.CreateVolume, volIn)
+				v2 := call[Volume](t, env, cloud.CreateVolume, volIn)
+				require.Equal(t, v1.ID, v2.ID, "one ClientToken, one volume")
 
-			// The same token with different parameters is a mistake no retry fixes.
-			volIn.Step, volIn.SizeGiB = "create logs", 4
-			_, err := callErr[Volume](env, cloud.CreateVolume, volIn)
-			requireAppError(t, err, ErrIdempotentParameterMismatch, true)
+				fleet := call[Fleet](t, env, cloud.DescribeFleet, DescribeFleetInput{})
+				require.Len(t, fleet.Instances, 1)
+				var ours []string // the instance's root volume is the cloud's, not ours
+				for _, v := range fleet.Volumes {
+					if v.Tags[TagStep] == volIn.Step {
+						ours = append(ours, v.ID)
+					}
+				}
+				require.Equal(t, []string{v1.ID}, ours)
+
+				// The same token with different parameters is a mistake no retry fixes.
+				mismatch := volIn
+				mismatch.SizeGiB = 4
+				_, err := callErr[Volume](env, cloud.CreateVolume, mismatch)
+				requireAppError(t, err, ErrIdempotentParameterMismatch, true)
+			})
 		})
 	}
 }

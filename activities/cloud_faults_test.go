@@ -2,13 +2,16 @@ package activities
 
 import (
 	"context"
+	"maps"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/stretchr/testify/require"
 
 	"github.com/anyops/anyops/cloudsim"
-	"github.com/anyops/anyops/config"
 )
 
 // simCloud is the cloud and host activities on a fresh cloudsim, with the Sim for faults.
@@ -22,21 +25,60 @@ type simCloud struct {
 func newSimCloud(t *testing.T) simCloud {
 	t.Helper()
 	sim, endpoint := cloudsim.NewTestServer(t, cloudsim.Config{})
-	clients, err := NewClients(context.Background(), config.AWS{Region: homeRegion, Endpoint: endpoint})
-	require.NoError(t, err)
-	cloud := NewCloud(clients)
-	hosts := &Hosts{Clients: clients, PollInterval: 10 * time.Millisecond}
-	env, hb := activityEnv(t, cloud, hosts)
-	return simCloud{sim: sim, cloud: cloud, hosts: hosts, e: &testEnv{env, hb}}
+	cloud, hosts, e := hostsOn(t, endpoint)
+	return simCloud{sim: sim, cloud: cloud, hosts: hosts, e: e}
 }
 
 const simPoll = 20 * time.Millisecond
 
 func (s simCloud) launch(t *testing.T, step string) string {
 	t.Helper()
-	inst := call[Instance](t, s.e.env, s.cloud.RunInstance, RunInstanceInput{Step: step, ImageID: testImage, InstanceType: "m5.large", Zone: zoneA})
-	call[Instance](t, s.e.env, s.cloud.WaitInstanceRunning, WaitInstanceInput{InstanceID: inst.ID, PollInterval: simPoll})
-	return inst.ID
+	return s.launchAs(t, step, "")
+}
+
+// launchAs launches a running m5.large (a Nitro type) named step, with the role tag unless
+// role is "".
+func (s simCloud) launchAs(t *testing.T, step, role string) string {
+	t.Helper()
+	return s.launchType(t, step, "m5.large", role).ID
+}
+
+// launchType launches a running instance of the type named step, with the role tag unless
+// role is "".
+func (s simCloud) launchType(t *testing.T, step, instanceType, role string) Instance {
+	t.Helper()
+	in := RunInstanceInput{Step: step, Name: step, ImageID: testImage, InstanceType: instanceType, Zone: zoneA}
+	if role != "" {
+		in.Tags = map[string]string{"anyops:role": role}
+	}
+	inst := call[Instance](t, s.e.env, s.cloud.RunInstance, in)
+	return call[Instance](t, s.e.env, s.cloud.WaitInstanceRunning, WaitInstanceInput{InstanceID: inst.ID, PollInterval: simPoll})
+}
+
+// attach creates a volume and attaches it to instance at device, waiting for both.
+func (s simCloud) attach(t *testing.T, step, instance, device string, size int32, tags map[string]string) string {
+	t.Helper()
+	env := s.e.env
+	v := call[Volume](t, env, s.cloud.CreateVolume, CreateVolumeInput{Step: step, Zone: zoneA, SizeGiB: size, Tags: tags})
+	call[Volume](t, env, s.cloud.WaitVolumeAvailable, WaitVolumeInput{VolumeID: v.ID, PollInterval: simPoll})
+	call[Attachment](t, env, s.cloud.AttachVolume, AttachVolumeInput{VolumeID: v.ID, InstanceID: instance, Device: device})
+	call[Volume](t, env, s.cloud.WaitVolumeAttached, WaitVolumeInput{VolumeID: v.ID, PollInterval: simPoll})
+	return v.ID
+}
+
+// drbdPair attaches, at /dev/sdf, a volume of size GiB backing DRBD resource home0 to file
+// (primary) and one to backup (secondary), with extra tags on both; it returns their ids. The
+// pair is a cloudsim fixture, configured by tags; hosts_setup_test.go sets pairs up by files.
+func (s simCloud) drbdPair(t *testing.T, file, backup string, size int32, extra map[string]string) (primary, secondary string) {
+	t.Helper()
+	tags := func(peer, role string) map[string]string {
+		m := map[string]string{"anyops:drbd-resource": "home0", "anyops:drbd-peer": peer, cloudsim.FixtureTagDRBDRole: role}
+		maps.Copy(m, extra)
+		return m
+	}
+	primary = s.attach(t, "home0 primary", file, "/dev/sdf", size, tags(backup, "primary"))
+	secondary = s.attach(t, "home0 secondary", backup, "/dev/sdf", size, tags(file, "secondary"))
+	return primary, secondary
 }
 
 func (s simCloud) inject(t *testing.T, f cloudsim.Fault) string {
@@ -128,16 +170,44 @@ func TestCloudFaultThrottle(t *testing.T) {
 	require.Equal(t, v1.ID, v2.ID)
 }
 
-// TestCloudRunCommandResumes: a retried RunCommand whose heartbeat names a command already
-// sent polls that command to its end instead of running the script a second time.
+// TestCloudRunCommandResumes: a retried RunCommand whose heartbeat names the command the
+// previous attempt sent looks at that command first. Still running, it is polled to its end
+// and the script is not sent again; finished with Success (the previous attempt was lost after
+// it), its result is this attempt's; finished with Failed, the script is sent again — reading
+// the failure back would make every retry fail.
 func TestCloudRunCommandResumes(t *testing.T) {
 	s := newSimCloud(t)
 	id := s.launch(t, "web")
-	first := call[CommandResult](t, s.e.env, s.hosts.RunCommand, RunCommandInput{InstanceID: id, Commands: []string{"echo first"}})
-
-	retry, _ := activityEnv(t, s.hosts)
-	retry.SetHeartbeatDetails(CommandProgress{CommandID: first.CommandID, InstanceID: id, Status: "InProgress"})
-	got := call[CommandResult](t, retry, s.hosts.RunCommand, RunCommandInput{InstanceID: id, Commands: []string{"echo second"}})
-	require.Equal(t, first.CommandID, got.CommandID)
-	require.Equal(t, "first\n", got.Stdout, "the script was not sent again")
+	send := func(script string) string {
+		out, err := s.hosts.Clients.SSM.SendCommand(context.Background(), &ssm.SendCommandInput{
+			DocumentName: aws.String("AWS-RunShellScript"), InstanceIds: []string{id},
+			Parameters: map[string][]string{"commands": {script}},
+		})
+		require.NoError(t, err)
+		return aws.ToString(out.Command.CommandId)
+	}
+	tests := []struct {
+		name       string
+		previous   string // the script the previous attempt sent
+		wantSame   bool   // the result is the previous attempt's command
+		wantStdout string
+	}{
+		{"still running: polled, not sent again", "sleep 300 && echo first", true, "first\n"},
+		{"succeeded: its result stands", "echo first", true, "first\n"},
+		{"failed: sent again", "echo first && exit 3", false, "second\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			prev := send(tt.previous)
+			if !strings.HasPrefix(tt.previous, "sleep") {
+				s.sim.Advance(time.Second) // let it finish
+			}
+			retry, _ := activityEnv(t, s.hosts)
+			retry.SetHeartbeatDetails(CommandProgress{CommandID: prev, InstanceID: id, Status: "InProgress"})
+			got := call[CommandResult](t, retry, s.hosts.RunCommand, RunCommandInput{InstanceID: id, Commands: []string{"echo second"}})
+			require.Equal(t, tt.wantSame, got.CommandID == prev, "command %s, previous %s", got.CommandID, prev)
+			require.Equal(t, tt.wantStdout, got.Stdout)
+			require.False(t, got.EndedAt.IsZero(), "the result says when the command ended")
+		})
+	}
 }

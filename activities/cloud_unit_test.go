@@ -108,15 +108,18 @@ func TestCloudErrorMapping(t *testing.T) {
 	require.ErrorIs(t, cloudError("Op", context.Canceled), context.Canceled, "cancellation is not dressed up")
 }
 
-// TestCloudClientToken: the token is a pure function of workflow id and step, fits EC2's 64
-// characters, and the separator keeps ("a", "bc") and ("ab", "c") apart.
+// TestCloudClientToken: the token is a pure function of workflow id, scope and step, fits
+// EC2's 64 characters, differs when any of the three does (a second failover of one server is
+// another scope), and the separators keep ("a", "bc") and ("ab", "c") apart.
 func TestCloudClientToken(t *testing.T) {
-	a := clientToken("failover/file-1", "create volume home0")
-	require.Equal(t, a, clientToken("failover/file-1", "create volume home0"))
+	a := clientToken("failover/file-1", "run-1", "create volume home0")
+	require.Equal(t, a, clientToken("failover/file-1", "run-1", "create volume home0"))
 	require.Len(t, a, 64)
-	require.NotEqual(t, a, clientToken("failover/file-1", "create volume logs"))
-	require.NotEqual(t, a, clientToken("failover/file-2", "create volume home0"))
-	require.NotEqual(t, clientToken("a", "bc"), clientToken("ab", "c"))
+	require.NotEqual(t, a, clientToken("failover/file-1", "run-1", "create volume logs"))
+	require.NotEqual(t, a, clientToken("failover/file-2", "run-1", "create volume home0"))
+	require.NotEqual(t, a, clientToken("failover/file-1", "run-2", "create volume home0"))
+	require.NotEqual(t, clientToken("w", "a", "bc"), clientToken("w", "ab", "c"))
+	require.NotEqual(t, clientToken("a", "bc", "s"), clientToken("ab", "c", "s"))
 }
 
 // TestCloudHeartbeatRetryable: the waiter wrapper heartbeats each successful poll, and turns

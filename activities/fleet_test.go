@@ -69,18 +69,24 @@ func TestDemoFleetPlanMatchesDemoFleet(t *testing.T) {
 	}
 }
 
-// TestReplicaStatus proves how a primary's `drbdadm status` maps to a replica state.
+// TestReplicaStatus proves how one side's `drbdadm status` maps to a replica state and the
+// disks of its primary and secondary, read on the primary or, when it does not answer, on the
+// secondary.
 func TestReplicaStatus(t *testing.T) {
 	tests := []struct {
-		name   string
-		status string
-		want   anyops.ReplicaState
-		pct    float64
+		name             string
+		status           string
+		onPrimary        bool
+		want             anyops.ReplicaState
+		pct              float64
+		primary, secDisk string
 	}{
-		{"connected and both up to date is a hot copy", "r0 role:Primary\n  disk:UpToDate\n  peer role:Secondary\n    replication:Established peer-disk:UpToDate\n", anyops.ReplicaUpToDate, 100},
-		{"resync in progress", "r0 role:Primary\n  disk:UpToDate\n  peer role:Secondary\n    replication:SyncSource peer-disk:Inconsistent done:42.50\n", anyops.ReplicaSyncing, 42.5},
-		{"peer away", "r0 role:Primary\n  disk:UpToDate\n  peer connection:Connecting\n", anyops.ReplicaDisconnected, 0},
-		{"no peer configured", "r0 role:Primary\n  disk:UpToDate\n", anyops.ReplicaDisconnected, 0},
+		{"connected and both up to date is a hot copy", "r0 role:Primary\n  disk:UpToDate\n  peer role:Secondary\n    replication:Established peer-disk:UpToDate\n", true, anyops.ReplicaUpToDate, 100, "UpToDate", "UpToDate"},
+		{"resync in progress", "r0 role:Primary\n  disk:UpToDate\n  peer role:Secondary\n    replication:SyncSource peer-disk:Inconsistent done:42.50\n", true, anyops.ReplicaSyncing, 42.5, "UpToDate", "Inconsistent"},
+		{"resync seen from the secondary", "r0 role:Secondary\n  disk:Inconsistent\n  peer role:Primary\n    replication:SyncTarget peer-disk:UpToDate done:42.50\n", false, anyops.ReplicaSyncing, 42.5, "UpToDate", "Inconsistent"},
+		{"peer away", "r0 role:Primary\n  disk:UpToDate\n  peer connection:Connecting\n", true, anyops.ReplicaDisconnected, 0, "UpToDate", ""},
+		{"the primary away, seen from the secondary", "r0 role:Secondary\n  disk:UpToDate\n  peer connection:Connecting\n", false, anyops.ReplicaDisconnected, 0, "", "UpToDate"},
+		{"no peer configured", "r0 role:Primary\n  disk:UpToDate\n", true, anyops.ReplicaDisconnected, 0, "UpToDate", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,9 +94,9 @@ func TestReplicaStatus(t *testing.T) {
 			if err != nil || len(res) != 1 {
 				t.Fatalf("ParseDRBDStatus = %v, %v", res, err)
 			}
-			_, _, pct, state := replicaStatus(res[0])
-			if state != tt.want || pct != tt.pct {
-				t.Errorf("replicaStatus = %s %v%%, want %s %v%%", state, pct, tt.want, tt.pct)
+			_, primary, secondary, pct, state := replicaStatus(res[0], tt.onPrimary)
+			if state != tt.want || pct != tt.pct || primary != tt.primary || secondary != tt.secDisk {
+				t.Errorf("replicaStatus = %s %v%% disks %q/%q, want %s %v%% %q/%q", state, pct, primary, secondary, tt.want, tt.pct, tt.primary, tt.secDisk)
 			}
 		})
 	}
@@ -104,25 +110,31 @@ func TestManagedInstances(t *testing.T) {
 			Tags: map[string]string{TagName: name, anyops.TagCluster: "live", anyops.TagRole: role}}
 	}
 	tests := []struct {
-		name string
-		in   []Instance
-		want []string // instance ids kept
+		name         string
+		in           []Instance
+		want         []string // instance ids kept
+		unclassified []string // instance ids with Anyops tags that do not make a server
 	}{
-		{"untagged instances are not the fleet's", []Instance{{ID: "i-1", Name: "x", State: "running"}}, nil},
-		{"an unknown role is not the fleet's", []Instance{tagged("i-1", "a", "wizard", "running", 1)}, nil},
-		{"tagged instances are kept", []Instance{tagged("i-1", "a", "web", "running", 1), tagged("i-2", "b", "file", "stopped", 1)}, []string{"i-1", "i-2"}},
-		{"a replacement wins over the terminated original", []Instance{tagged("i-1", "a", "file", "running", 2), tagged("i-0", "a", "file", "terminated", 1)}, []string{"i-1"}},
-		{"the terminated original loses in either order", []Instance{tagged("i-0", "a", "file", "terminated", 1), tagged("i-1", "a", "file", "running", 2)}, []string{"i-1"}},
+		{"untagged instances are not the fleet's", []Instance{{ID: "i-1", Name: "x", State: "running"}}, nil, nil},
+		{"an unknown role is unclassified", []Instance{tagged("i-1", "a", "wizard", "running", 1)}, nil, []string{"i-1"}},
+		{"a terminated one with an unknown role is gone", []Instance{tagged("i-1", "a", "wizard", "terminated", 1)}, nil, nil},
+		{"tagged instances are kept", []Instance{tagged("i-1", "a", "web", "running", 1), tagged("i-2", "b", "file", "stopped", 1)}, []string{"i-1", "i-2"}, nil},
+		{"a replacement wins over the terminated original", []Instance{tagged("i-1", "a", "file", "running", 2), tagged("i-0", "a", "file", "terminated", 1)}, []string{"i-1"}, nil},
+		{"the terminated original loses in either order", []Instance{tagged("i-0", "a", "file", "terminated", 1), tagged("i-1", "a", "file", "running", 2)}, []string{"i-1"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var got []string
-			for _, i := range managedInstances(tt.in) {
+			kept, unclassified := managedInstances(tt.in)
+			var got, bad []string
+			for _, i := range kept {
 				got = append(got, i.ID)
 			}
+			for _, u := range unclassified {
+				bad = append(bad, u.instance.ID)
+			}
 			slices.Sort(got)
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("kept %v, want %v", got, tt.want)
+			if !slices.Equal(got, tt.want) || !slices.Equal(bad, tt.unclassified) {
+				t.Errorf("kept %v, unclassified %v; want %v, %v", got, bad, tt.want, tt.unclassified)
 			}
 		})
 	}
@@ -132,7 +144,7 @@ func TestManagedInstances(t *testing.T) {
 // every instance running and healthy, a root volume on each, every data volume attached, the
 // DRBD status of the file server all in sync.
 func cloudOf(p FleetPlan) (Fleet, []HostDRBD) {
-	var f Fleet
+	f := Fleet{DescribedAt: time.Date(2014, 7, 15, 9, 0, 0, 0, time.UTC)}
 	ids := map[string]string{}
 	for n, s := range p.Servers {
 		id := fmt.Sprintf("i-0%016x", n+1)
@@ -146,21 +158,28 @@ func cloudOf(p FleetPlan) (Fleet, []HostDRBD) {
 		f.Volumes = append(f.Volumes, Volume{ID: root, State: "in-use", Zone: s.Zone, SizeGiB: 8,
 			Attachments: []Attachment{{VolumeID: root, InstanceID: id, Device: "/dev/xvda", State: "attached"}}})
 	}
-	var status []DRBDResource
+	var status, secondaries []DRBDResource
 	for n, v := range p.Volumes {
 		id := fmt.Sprintf("vol-0%016x", 200+n)
 		tags := v.VolumeTags(ids[v.DRBDPeerServer])
 		tags[TagName] = v.Name
 		f.Volumes = append(f.Volumes, Volume{ID: id, Name: v.Name, State: "in-use", Zone: v.Zone, SizeGiB: v.SizeGiB, Tags: tags,
 			Attachments: []Attachment{{VolumeID: id, InstanceID: ids[v.Server], Device: v.Device, State: "attached"}}})
-		if v.DRBDRole == DRBDPrimary {
-			status = append(status, DRBDResource{Name: v.DRBDResource, Role: "Primary", Disk: "UpToDate",
+		if v.DRBDResource != "" {
+			role, peerRole, into := "Primary", "Secondary", &status
+			if v.DRBDRole == DRBDSecondary {
+				role, peerRole, into = "Secondary", "Primary", &secondaries
+			}
+			*into = append(*into, DRBDResource{Name: v.DRBDResource, Role: role, Disk: "UpToDate",
 				Volumes: []DRBDVolume{{Disk: "UpToDate"}},
-				Peers: []DRBDPeer{{Name: "peer", Role: "Secondary", Connection: "Connected", Replication: "Established", PeerDisk: "UpToDate",
+				Peers: []DRBDPeer{{Name: "peer", Role: peerRole, Connection: "Connected", Replication: "Established", PeerDisk: "UpToDate",
 					PeerVolumes: []DRBDPeerVolume{{Replication: "Established", PeerDisk: "UpToDate"}}}}})
 		}
 	}
-	return f, []HostDRBD{{InstanceID: ids[inventory.DemoFileServer], Resources: status}}
+	return f, []HostDRBD{
+		{InstanceID: ids[inventory.DemoFileServer], Resources: status},
+		{InstanceID: ids[inventory.DemoBackup], Resources: secondaries},
+	}
 }
 
 func driftEvents(t *testing.T, store *inventory.Store) []inventory.AuditEvent {
@@ -224,6 +243,17 @@ func TestReconcileFleetFillsEmptyInventory(t *testing.T) {
 		}
 	}
 
+	// A retry of the same picture (its first reply lost) gets the first result back and
+	// records nothing again.
+	retried, err := a.ReconcileFleet(ctx, ReconcileFleetInput{Fleet: fleet, DRBD: drbd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if retried.Counts != res.Counts || len(retried.Drift) != len(res.Drift) {
+		t.Errorf("retried reconcile %+v with %d drifts, want the first result %+v with %d", retried.Counts, len(retried.Drift), res.Counts, len(res.Drift))
+	}
+	// A newer picture of the same cloud changes and records nothing.
+	fleet.DescribedAt = fleet.DescribedAt.Add(time.Minute)
 	again, err := a.ReconcileFleet(ctx, ReconcileFleetInput{Fleet: fleet, DRBD: drbd})
 	if err != nil {
 		t.Fatal(err)
@@ -329,12 +359,9 @@ func TestReconcileFleetRecordsDrift(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
 			store := openStore(t)
-			a := &Inventory{Store: store}
-			fleet, drbd := cloudOf(DemoFleetPlan())
-			if _, err := a.ReconcileFleet(ctx, ReconcileFleetInput{Fleet: fleet, DRBD: drbd}); err != nil {
-				t.Fatal(err)
-			}
+			a, fleet, drbd := reconciledDemo(t, store)
 			tt.change(&fleet, &drbd)
+			fleet.DescribedAt = fleet.DescribedAt.Add(time.Minute)
 			res, err := a.ReconcileFleet(ctx, ReconcileFleetInput{Fleet: fleet, DRBD: drbd})
 			if err != nil {
 				t.Fatal(err)
@@ -377,15 +404,26 @@ func hasDrift(res ReconcileFleetResult, entity, key, change, field string) bool 
 	})
 }
 
-// TestDRBDHosts proves only running, healthy holders of primary volumes are asked.
+// TestDRBDHosts proves both sides of the DRBD pairs are asked, file and backup server, while
+// they run healthy: a promotion changes no tag, so the hosts say who is primary.
 func TestDRBDHosts(t *testing.T) {
 	fleet, _ := cloudOf(DemoFleetPlan())
-	file := fleet.Instances[0].ID // DemoFleet lists the file server first
-	if got := DRBDHosts(fleet); !slices.Equal(got, []string{file}) {
-		t.Fatalf("DRBDHosts = %v, want the file server %s", got, file)
+	ids := map[string]string{}
+	for _, i := range fleet.Instances {
+		ids[i.Name] = i.ID
 	}
-	fleet.Health[0].SystemStatus = "impaired"
-	if got := DRBDHosts(fleet); len(got) != 0 {
-		t.Errorf("DRBDHosts with the file server impaired = %v, want none", got)
+	file, backup := ids[inventory.DemoFileServer], ids[inventory.DemoBackup]
+	want := []string{file, backup}
+	slices.Sort(want)
+	if got := DRBDHosts(fleet); !slices.Equal(got, want) {
+		t.Fatalf("DRBDHosts = %v, want the file and backup servers %v", got, want)
+	}
+	for i, h := range fleet.Health {
+		if h.InstanceID == file {
+			fleet.Health[i].SystemStatus = "impaired"
+		}
+	}
+	if got := DRBDHosts(fleet); !slices.Equal(got, []string{backup}) {
+		t.Errorf("DRBDHosts with the file server impaired = %v, want the backup %s", got, backup)
 	}
 }

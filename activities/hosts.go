@@ -38,10 +38,20 @@ func NewHosts(clients *Clients) *Hosts { return &Hosts{Clients: clients} }
 // DefaultCommandPoll is how often a running command is polled when Hosts says nothing.
 const DefaultCommandPoll = 2 * time.Second
 
-// Host-side error types (the rest are with the cloud's, in cloud.go).
+// Host-side error types (the rest are with the cloud's, in cloud.go). Which failure of which
+// command a retry can fix is in the table of docs/activities.md.
 const (
-	ErrMountpointBusy = "MountpointBusy" // another device is mounted where we want ours: non-retryable
-	ErrDeviceMounted  = "DeviceMounted"  // fsck refused a mounted device: retryable after an unmount
+	// Non-retryable: the host is in a state the workflow must change first.
+	ErrMountpointBusy    = "MountpointBusy"    // another device is mounted where we want ours
+	ErrMountFailed       = "MountFailed"       // the device cannot be mounted: not DRBD Primary, a bad file system, mounted elsewhere
+	ErrDeviceMounted     = "DeviceMounted"     // fsck refused a mounted device: unmount it first
+	ErrExportPathMissing = "ExportPathMissing" // exportfs found no such path: mount the file system first
+	ErrServiceNotFound   = "ServiceNotFound"   // systemd has no such unit: the package is not installed
+	ErrPackageNotFound   = "PackageNotFound"   // apt cannot locate a package
+
+	// Retryable, typed so that a workflow whose retries ran out can tell what held it up.
+	ErrDeviceMissing = "DeviceMissing" // the device is not there (yet): an attach still settling
+	ErrTargetBusy    = "TargetBusy"    // umount: something still uses the file system
 )
 
 // Exit codes our scripts use to say why they refused, distinct from what the tools return.
@@ -69,10 +79,16 @@ type CommandResult struct {
 	ExitCode   int
 	Stdout     string
 	Stderr     string
+	// StartedAt and EndedAt are when the command ran on the host, in the cloud's clock (SSM's
+	// ExecutionStartDateTime and ExecutionEndDateTime): EndedAt of the unmount that stopped a
+	// volume's writes is the "writes stopped" time DeleteVolume checks a snapshot against.
+	StartedAt time.Time
+	EndedAt   time.Time
 }
 
-// CommandProgress is RunCommand's heartbeat; a retried attempt resumes polling the command
-// the first attempt sent instead of sending it again.
+// CommandProgress is RunCommand's heartbeat. A retried attempt takes over the command the
+// previous attempt sent while that command still runs, and takes its result when it
+// succeeded; a command that failed, timed out or was cancelled is sent again (see run).
 type CommandProgress struct {
 	CommandID  string
 	InstanceID string
@@ -91,8 +107,17 @@ func (h *Hosts) RunCommand(ctx context.Context, in RunCommandInput) (CommandResu
 	return res, commandError(res)
 }
 
-// run sends the script (or resumes the command a previous attempt sent) and polls it to the
-// end, heartbeating. It returns an error only when the command did not run to an exit code.
+// run sends the script and polls it to the end, heartbeating. It returns an error only when
+// the command did not run to an exit code.
+//
+// A retried attempt finds the previous attempt's command in the heartbeat details (Temporal
+// hands them on after a failure too). It looks at that command first: still running
+// (Pending, InProgress, Delayed, Cancelling), it polls it instead of running the script a
+// second time beside it; finished with Success, it is this attempt's result — the previous
+// attempt was lost after the command did its work (a worker crash, a heartbeat timeout), and
+// every script is idempotent, so its result stands; finished otherwise (Failed, TimedOut,
+// Cancelled), the previous attempt already failed on it, and this retry is there to run the
+// script again.
 func (h *Hosts) run(ctx context.Context, in RunCommandInput) (CommandResult, error) {
 	if in.InstanceID == "" || len(in.Commands) == 0 {
 		return CommandResult{}, invalidInput("InstanceID and Commands are required")
@@ -102,10 +127,22 @@ func (h *Hosts) run(ctx context.Context, in RunCommandInput) (CommandResult, err
 		timeout = time.Hour
 	}
 	prog := CommandProgress{InstanceID: in.InstanceID}
-	if activity.HasHeartbeatDetails(ctx) {
-		var prev CommandProgress
-		if err := activity.GetHeartbeatDetails(ctx, &prev); err == nil && prev.InstanceID == in.InstanceID {
+	if prev, ok := previousCommand(ctx, in.InstanceID); ok {
+		out, err := h.invocation(ctx, prev)
+		switch {
+		case awsCode(err) == "InvocationDoesNotExist":
+			// Sent just before the previous attempt ended, and not registered yet: sending
+			// the script again could run it twice at once. Poll it below.
 			prog = prev
+		case err != nil:
+			return CommandResult{}, cloudError("GetCommandInvocation", err)
+		case !commandFinished(out.Status):
+			prog = prev
+		case out.Status == types.CommandInvocationStatusSuccess:
+			return invocationResult(prev.CommandID, in.InstanceID, out), nil
+		default:
+			activity.GetLogger(ctx).Info("sending the command again: the previous attempt's ended "+string(out.Status),
+				"instance", in.InstanceID, "command", prev.CommandID, "exit", out.ResponseCode)
 		}
 	}
 	if prog.CommandID == "" {
@@ -129,10 +166,7 @@ func (h *Hosts) run(ctx context.Context, in RunCommandInput) (CommandResult, err
 		interval = DefaultCommandPoll
 	}
 	for {
-		out, err := h.Clients.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{
-			CommandId:  aws.String(prog.CommandID),
-			InstanceId: aws.String(in.InstanceID),
-		})
+		out, err := h.invocation(ctx, prog)
 		prog.Polls++
 		switch {
 		case awsCode(err) == "InvocationDoesNotExist":
@@ -141,17 +175,10 @@ func (h *Hosts) run(ctx context.Context, in RunCommandInput) (CommandResult, err
 			return CommandResult{}, cloudError("GetCommandInvocation", err)
 		default:
 			prog.Status = string(out.Status)
-			switch out.Status {
-			case types.CommandInvocationStatusSuccess, types.CommandInvocationStatusFailed,
-				types.CommandInvocationStatusTimedOut, types.CommandInvocationStatusCancelled:
-				res := CommandResult{
-					CommandID:  prog.CommandID,
-					InstanceID: in.InstanceID,
-					Status:     string(out.Status),
-					ExitCode:   int(out.ResponseCode),
-					Stdout:     aws.ToString(out.StandardOutputContent),
-					Stderr:     aws.ToString(out.StandardErrorContent),
-				}
+			if commandFinished(out.Status) {
+				// Heartbeat the end too, so the next attempt knows how this one's command ended.
+				activity.RecordHeartbeat(ctx, prog)
+				res := invocationResult(prog.CommandID, in.InstanceID, out)
 				if out.Status == types.CommandInvocationStatusTimedOut || out.Status == types.CommandInvocationStatusCancelled {
 					return res, temporal.NewApplicationError(
 						fmt.Sprintf("command %s on %s: %s", res.CommandID, res.InstanceID, res.Status), ErrCommandFailed, res)
@@ -166,6 +193,86 @@ func (h *Hosts) run(ctx context.Context, in RunCommandInput) (CommandResult, err
 		case <-time.After(interval):
 		}
 	}
+}
+
+// previousCommand returns the command a previous attempt of this activity sent to instance.
+func previousCommand(ctx context.Context, instance string) (CommandProgress, bool) {
+	if !activity.HasHeartbeatDetails(ctx) {
+		return CommandProgress{}, false
+	}
+	var prev CommandProgress
+	if err := activity.GetHeartbeatDetails(ctx, &prev); err != nil || prev.InstanceID != instance || prev.CommandID == "" {
+		return CommandProgress{}, false
+	}
+	return prev, true
+}
+
+func (h *Hosts) invocation(ctx context.Context, p CommandProgress) (*ssm.GetCommandInvocationOutput, error) {
+	return h.Clients.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{
+		CommandId:  aws.String(p.CommandID),
+		InstanceId: aws.String(p.InstanceID),
+	})
+}
+
+// commandFinished reports whether an invocation reached one of SSM's final states.
+func commandFinished(s types.CommandInvocationStatus) bool {
+	switch s {
+	case types.CommandInvocationStatusSuccess, types.CommandInvocationStatusFailed,
+		types.CommandInvocationStatusTimedOut, types.CommandInvocationStatusCancelled:
+		return true
+	}
+	return false
+}
+
+func invocationResult(commandID, instance string, out *ssm.GetCommandInvocationOutput) CommandResult {
+	return CommandResult{
+		CommandID:  commandID,
+		InstanceID: instance,
+		Status:     string(out.Status),
+		ExitCode:   int(out.ResponseCode),
+		Stdout:     aws.ToString(out.StandardOutputContent),
+		Stderr:     aws.ToString(out.StandardErrorContent),
+		StartedAt:  ssmTime(out.ExecutionStartDateTime),
+		EndedAt:    ssmTime(out.ExecutionEndDateTime),
+	}
+}
+
+// ssmTime reads SSM's execution times ("2024-05-01T12:00:03.551Z"); zero when absent.
+func ssmTime(s *string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, aws.ToString(s))
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// exitRule classifies one kind of non-zero exit of a command: by its exit code (0: any) and a
+// phrase of its output ("": any).
+type exitRule struct {
+	exitCode  int
+	phrase    string
+	errType   string
+	retryable bool
+}
+
+// classifyExit turns a finished command into the activity's error: nil on exit 0, the first
+// rule that matches, else commandError's generic classification. Every error carries the
+// CommandResult as its details.
+func classifyExit(res CommandResult, what string, rules ...exitRule) error {
+	if res.ExitCode == 0 {
+		return nil
+	}
+	for _, r := range rules {
+		if (r.exitCode != 0 && r.exitCode != res.ExitCode) || !strings.Contains(res.Stderr+res.Stdout, r.phrase) {
+			continue
+		}
+		msg := fmt.Sprintf("%s on %s exited %d: %s", what, res.InstanceID, res.ExitCode, lastLine(res.Stderr))
+		if r.retryable {
+			return temporal.NewApplicationError(msg, r.errType, res)
+		}
+		return temporal.NewNonRetryableApplicationError(msg, r.errType, nil, res)
+	}
+	return commandError(res)
 }
 
 // commandError classifies a finished command by its exit code.
@@ -571,7 +678,8 @@ type FsckOutput struct {
 	Result     CommandResult
 }
 
-// Fsck runs fsck on an unmounted device; a mounted one is a retryable DeviceMounted error.
+// Fsck runs fsck on an unmounted device; a mounted one is a non-retryable DeviceMounted
+// error (no retry unmounts it: the workflow must).
 // Errors left on the file system are a finding in the output, not an activity error: the
 // workflow decides (restore from the backup, build a new server).
 func (h *Hosts) Fsck(ctx context.Context, in FsckInput) (FsckOutput, error) {
@@ -593,7 +701,7 @@ func (h *Hosts) Fsck(ctx context.Context, in FsckInput) (FsckOutput, error) {
 	out := FsckOutput{Result: res}
 	switch code := res.ExitCode; {
 	case code == exitDeviceMounted:
-		return FsckOutput{}, temporal.NewApplicationError(in.Device+" is mounted", ErrDeviceMounted, res)
+		return FsckOutput{}, temporal.NewNonRetryableApplicationError(in.Device+" is mounted", ErrDeviceMounted, nil, res)
 	case code == 0:
 		out.Clean = true
 	case code == exitCommandMissing:
@@ -651,11 +759,16 @@ func (h *Hosts) Mount(ctx context.Context, in MountInput) (CommandResult, error)
 	if err != nil {
 		return res, err
 	}
-	if res.ExitCode == exitMountpointBusy {
-		return res, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("another device is mounted at %s on %s", in.MountPoint, in.InstanceID), ErrMountpointBusy, nil, res)
-	}
-	return res, commandError(res)
+	return res, classifyExit(res, "mount "+in.Device, mountFailures...)
+}
+
+// mountFailures: mount(8) exits 32 for every failure; its message says which.
+var mountFailures = []exitRule{
+	{exitMountpointBusy, "", ErrMountpointBusy, false},
+	{32, "does not exist", ErrDeviceMissing, true},
+	{32, "wrong medium type", ErrMountFailed, false}, // a DRBD device that is not Primary
+	{32, "bad superblock", ErrMountFailed, false},
+	{32, "already mounted", ErrMountFailed, false},
 }
 
 // UmountInput unmounts a mount point.
@@ -670,10 +783,16 @@ func (h *Hosts) Umount(ctx context.Context, in UmountInput) (CommandResult, erro
 		return CommandResult{}, err
 	}
 	mp := shellQuote(in.MountPoint)
-	return h.RunCommand(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops umount", Commands: []string{
+	res, err := h.run(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops umount", Commands: []string{
 		"mountpoint -q " + mp + " || exit 0",
 		"umount " + mp,
 	}})
+	if err != nil {
+		return res, err
+	}
+	// Busy is retried: processes close their files. An NFS export keeps it busy until the
+	// workflow unexports; the type tells it so when the retries run out.
+	return res, classifyExit(res, "umount "+in.MountPoint, exitRule{32, "busy", ErrTargetBusy, true})
 }
 
 // NFSExportInput names one export: a path to a set of clients.
@@ -704,9 +823,13 @@ func (h *Hosts) ExportNFS(ctx context.Context, in NFSExportInput) (CommandResult
 	if in.Options != "" {
 		cmd += " -o " + shellQuote(in.Options)
 	}
-	return h.RunCommand(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops export nfs", Commands: []string{
+	res, err := h.run(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops export nfs", Commands: []string{
 		cmd + " " + shellQuote(in.Clients+":"+in.Path),
 	}})
+	if err != nil {
+		return res, err
+	}
+	return res, classifyExit(res, "exportfs "+in.Path, exitRule{0, "Failed to stat", ErrExportPathMissing, false})
 }
 
 // UnexportNFS withdraws an export; an export that is not there is success.
@@ -743,18 +866,24 @@ type ServiceStatus struct {
 }
 
 // RestartService restarts a service and reports whether it came back active; a service that
-// does not come up is a retryable CommandFailed error.
+// does not come up is a retryable CommandFailed error, one the host does not have a
+// non-retryable ServiceNotFound.
 func (h *Hosts) RestartService(ctx context.Context, in ServiceInput) (ServiceStatus, error) {
 	if err := checkField("Service", in.Service, reName); err != nil {
 		return ServiceStatus{}, err
 	}
 	svc := shellQuote(in.Service)
-	res, err := h.RunCommand(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops restart " + in.Service, Commands: []string{
-		"systemctl restart " + svc,
-		"systemctl is-active " + svc,
+	res, err := h.run(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops restart " + in.Service, Commands: []string{
+		// Chained: a failed restart must not hide behind the old process still being active.
+		"systemctl restart " + svc + " && systemctl is-active " + svc,
 	}})
 	st := ServiceStatus{Service: in.Service, Active: strings.TrimSpace(lastLine(res.Stdout)), Result: res}
-	return st, err
+	if err != nil {
+		return st, err
+	}
+	// A unit that does not come up may wait for something that will (a mount, the network):
+	// retried. A unit systemd does not have (exit 5) is a package not installed.
+	return st, classifyExit(res, "restart "+in.Service, exitRule{5, "not found", ErrServiceNotFound, false})
 }
 
 // UpgradePackageInput upgrades installed packages to the newest version the host's
@@ -784,13 +913,17 @@ func (h *Hosts) UpgradePackage(ctx context.Context, in UpgradePackageInput) (Upg
 		quoted = append(quoted, shellQuote(p))
 	}
 	pkgs := strings.Join(quoted, " ")
-	res, err := h.RunCommand(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops upgrade packages", Commands: []string{
+	res, err := h.run(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops upgrade packages", Commands: []string{
 		"set -e",
 		"apt-get update -q",
 		"apt-get install -y -q --only-upgrade " + pkgs,
 		// apt's chatter shares stdout: the marker picks our lines out of it.
 		"dpkg-query -W --showformat='" + versionMarker + " ${Package} ${Version}\\n' " + pkgs,
 	}})
+	if err == nil {
+		// apt exits 100 for a held lock and a failed download too: those are retried.
+		err = classifyExit(res, "upgrade", exitRule{100, "Unable to locate package", ErrPackageNotFound, false})
+	}
 	if err != nil {
 		return UpgradePackageOutput{}, err
 	}

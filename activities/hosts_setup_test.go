@@ -3,45 +3,14 @@ package activities
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/anyops/anyops/cloudsim"
 )
 
-// setupFleet is a cloudsim with the activities that build hosts on it.
-type setupFleet struct {
-	t     *testing.T
-	cloud *Cloud
-	hosts *Hosts
-	e     *testEnv
-}
-
-func newSetupFleet(t *testing.T) *setupFleet {
-	_, endpoint := cloudsim.NewTestServer(t, cloudsim.Config{})
-	cloud, hosts, e := hostsOn(t, endpoint)
-	return &setupFleet{t: t, cloud: cloud, hosts: hosts, e: e}
-}
-
-const setupPoll = 10 * time.Millisecond
-
-func (f *setupFleet) launch(name, instanceType string) Instance {
-	inst := call[Instance](f.t, f.e.env, f.cloud.RunInstance, RunInstanceInput{Step: name, Name: name, ImageID: testImage, InstanceType: instanceType, Zone: zoneA})
-	return call[Instance](f.t, f.e.env, f.cloud.WaitInstanceRunning, WaitInstanceInput{InstanceID: inst.ID, PollInterval: setupPoll})
-}
-
-// volume creates and attaches a volume, and returns its id once the host has it.
-func (f *setupFleet) volume(step, instance, device string, sizeGiB int32) string {
-	v := call[Volume](f.t, f.e.env, f.cloud.CreateVolume, CreateVolumeInput{Step: step, Zone: zoneA, SizeGiB: sizeGiB})
-	call[Volume](f.t, f.e.env, f.cloud.WaitVolumeAvailable, WaitVolumeInput{VolumeID: v.ID, PollInterval: setupPoll})
-	call[Attachment](f.t, f.e.env, f.cloud.AttachVolume, AttachVolumeInput{VolumeID: v.ID, InstanceID: instance, Device: device})
-	call[Volume](f.t, f.e.env, f.cloud.WaitVolumeAttached, WaitVolumeInput{VolumeID: v.ID, PollInterval: setupPoll})
-	return v.ID
-}
-
-func (f *setupFleet) shell(instance string, lines ...string) CommandResult {
-	return call[CommandResult](f.t, f.e.env, f.hosts.RunCommand, RunCommandInput{InstanceID: instance, Commands: lines})
+// shell runs a script on instance and returns its result.
+func (s simCloud) shell(t *testing.T, instance string, lines ...string) CommandResult {
+	t.Helper()
+	return call[CommandResult](t, s.e.env, s.hosts.RunCommand, RunCommandInput{InstanceID: instance, Commands: lines})
 }
 
 // TestCloudHostsFindVolumeDevice proves volumes are found by their id, not by the name they
@@ -49,12 +18,12 @@ func (f *setupFleet) shell(instance string, lines ...string) CommandResult {
 // on Xen (m4) the xvd form of the requested name; EC2 keeps reporting the requested name; and
 // a volume attached elsewhere or not at all is a typed error.
 func TestCloudHostsFindVolumeDevice(t *testing.T) {
-	f := newSetupFleet(t)
-	nitro, c5, xen := f.launch("nitro", "m5.large"), f.launch("compute", "c5.xlarge"), f.launch("xen", "m4.large")
-	first := f.volume("first", nitro.ID, "/dev/sdf", 1)
-	second := f.volume("second", nitro.ID, "/dev/xvdg", 1)
-	onC5 := f.volume("on c5", c5.ID, "/dev/sdk", 1)
-	onXen := f.volume("on xen", xen.ID, "/dev/sdf", 1)
+	f := newSimCloud(t)
+	nitro, c5, xen := f.launchType(t, "nitro", "m5.large", ""), f.launchType(t, "compute", "c5.xlarge", ""), f.launchType(t, "xen", "m4.large", "")
+	first := f.attach(t, "first", nitro.ID, "/dev/sdf", 1, nil)
+	second := f.attach(t, "second", nitro.ID, "/dev/xvdg", 1, nil)
+	onC5 := f.attach(t, "on c5", c5.ID, "/dev/sdk", 1, nil)
+	onXen := f.attach(t, "on xen", xen.ID, "/dev/sdf", 1, nil)
 	cases := []struct {
 		name     string
 		instance string
@@ -83,10 +52,11 @@ func TestCloudHostsFindVolumeDevice(t *testing.T) {
 	requireAppError(t, err, ErrInvalidInput, true)
 }
 
-// drbdPair configures resource name between a and b over their volumes, through the
-// activities, and returns the configuration.
-func (f *setupFleet) drbdPair(name string, minor int, a, b Instance, va, vb string) DRBDResourceConfig {
-	t, env := f.t, f.e.env
+// configurePair sets DRBD resource name up between a and b over their volumes through the
+// activities, as on real hosts, and returns its configuration.
+func (f simCloud) configurePair(t *testing.T, name string, minor int, a, b Instance, va, vb string) DRBDResourceConfig {
+	t.Helper()
+	env := f.e.env
 	var nodes []DRBDNode
 	for i, side := range []struct {
 		inst Instance
@@ -111,10 +81,10 @@ func (f *setupFleet) drbdPair(name string, minor int, a, b Instance, va, vb stri
 // never over a file system, the resource brought up once, and the initial primary chosen only
 // for a brand new pair — the interlock refuses to force a side when either disk has held data.
 func TestCloudHostsDRBDSetUp(t *testing.T) {
-	f := newSetupFleet(t)
+	f := newSimCloud(t)
 	env := f.e.env
-	file, backup := f.launch("file", "m5.2xlarge"), f.launch("backup", "m5.2xlarge")
-	vf, vb := f.volume("home0 file", file.ID, "/dev/sdf", 10), f.volume("home0 backup", backup.ID, "/dev/sdf", 10)
+	file, backup := f.launchType(t, "file", "m5.2xlarge", ""), f.launchType(t, "backup", "m5.2xlarge", "")
+	vf, vb := f.attach(t, "home0 file", file.ID, "/dev/sdf", 10, nil), f.attach(t, "home0 backup", backup.ID, "/dev/sdf", 10, nil)
 	devF := call[VolumeDevice](t, env, f.hosts.FindVolumeDevice, VolumeDeviceInput{InstanceID: file.ID, VolumeID: vf})
 	hostF := call[string](t, env, f.hosts.HostName, InstanceRef{InstanceID: file.ID})
 	hostB := call[string](t, env, f.hosts.HostName, InstanceRef{InstanceID: backup.ID})
@@ -131,11 +101,11 @@ func TestCloudHostsDRBDSetUp(t *testing.T) {
 		require.False(t, first.Adjusted, "nothing was up to adjust")
 		again := call[ConfigureDRBDOutput](t, env, f.hosts.ConfigureDRBD, ConfigureDRBDInput{InstanceID: file.ID, Resource: conf})
 		require.False(t, again.Changed, "the same content is no change")
-		require.Equal(t, conf.Render(), f.shell(file.ID, "cat /etc/drbd.d/home0.res").Stdout)
-		require.Equal(t, "global_common.conf\nhome0.res\n", f.shell(file.ID, "ls /etc/drbd.d").Stdout, "no temporary file left")
+		require.Equal(t, conf.Render(), f.shell(t, file.ID, "cat /etc/drbd.d/home0.res").Stdout)
+		require.Equal(t, "global_common.conf\nhome0.res\n", f.shell(t, file.ID, "ls /etc/drbd.d").Stdout, "no temporary file left")
 		call[ConfigureDRBDOutput](t, env, f.hosts.ConfigureDRBD, ConfigureDRBDInput{InstanceID: backup.ID, Resource: conf})
 
-		stranger := f.launch("stranger", "m5.large")
+		stranger := f.launchType(t, "stranger", "m5.large", "")
 		_, err := callErr[ConfigureDRBDOutput](env, f.hosts.ConfigureDRBD, ConfigureDRBDInput{InstanceID: stranger.ID, Resource: conf})
 		requireAppError(t, err, ErrInvalidInput, true)
 	})
@@ -148,7 +118,7 @@ func TestCloudHostsDRBDSetUp(t *testing.T) {
 			again := call[CreateDRBDMetadataOutput](t, env, f.hosts.CreateDRBDMetadata, DRBDResourceInput{InstanceID: inst.ID, Resource: "home0"})
 			require.False(t, again.Created, "metadata already there is kept")
 		}
-		formatted := f.volume("formatted", file.ID, "/dev/sdg", 1)
+		formatted := f.attach(t, "formatted", file.ID, "/dev/sdg", 1, nil)
 		dev := call[VolumeDevice](t, env, f.hosts.FindVolumeDevice, VolumeDeviceInput{InstanceID: file.ID, VolumeID: formatted})
 		call[MakeFilesystemOutput](t, env, f.hosts.MakeFilesystem, MakeFilesystemInput{InstanceID: file.ID, Device: dev.Device, FSType: "ext4"})
 		other := conf
@@ -157,8 +127,8 @@ func TestCloudHostsDRBDSetUp(t *testing.T) {
 		call[ConfigureDRBDOutput](t, env, f.hosts.ConfigureDRBD, ConfigureDRBDInput{InstanceID: file.ID, Resource: other})
 		_, err := callErr[CreateDRBDMetadataOutput](env, f.hosts.CreateDRBDMetadata, DRBDResourceInput{InstanceID: file.ID, Resource: "data1"})
 		requireAppError(t, err, ErrDeviceHasData, true)
-		require.Equal(t, "ext4\n", f.shell(file.ID, "blkid -o value -s TYPE "+dev.Device).Stdout, "the file system is untouched")
-		f.shell(file.ID, "rm /etc/drbd.d/data1.res")
+		require.Equal(t, "ext4\n", f.shell(t, file.ID, "blkid -o value -s TYPE "+dev.Device).Stdout, "the file system is untouched")
+		f.shell(t, file.ID, "rm /etc/drbd.d/data1.res")
 	})
 
 	t.Run("up once, then the initial primary of a brand new pair", func(t *testing.T) {
@@ -186,23 +156,23 @@ func TestCloudHostsDRBDSetUp(t *testing.T) {
 			out := call[ConfigureDRBDOutput](t, env, f.hosts.ConfigureDRBD, ConfigureDRBDInput{InstanceID: inst.ID, Resource: moved})
 			require.True(t, out.Changed && out.Adjusted, "%+v", out)
 		}
-		require.Contains(t, f.shell(file.ID, "drbdadm status home0").Stdout, hostB+" role:Secondary")
+		require.Contains(t, f.shell(t, file.ID, "drbdadm status home0").Stdout, hostB+" role:Secondary")
 	})
 
 	t.Run("the interlock: never force a side when either disk has held data", func(t *testing.T) {
 		// A second pair, forced on the file server: its backup is Inconsistent while it
 		// resyncs (1000 GiB: hours simulated, seconds real), but the file server's disk has
 		// data — so forcing the backup would destroy it.
-		web := f.launch("web", "c5.xlarge")
-		v1, v2 := f.volume("home1 file", file.ID, "/dev/sdh", 1000), f.volume("home1 web", web.ID, "/dev/sdh", 1000)
-		f.drbdPair("home1", 1, file, web, v1, v2)
+		web := f.launchType(t, "web", "c5.xlarge", "")
+		v1, v2 := f.attach(t, "home1 file", file.ID, "/dev/sdh", 1000, nil), f.attach(t, "home1 web", web.ID, "/dev/sdh", 1000, nil)
+		f.configurePair(t, "home1", 1, file, web, v1, v2)
 		forced := call[DRBDInitialPrimaryOutput](t, env, f.hosts.DRBDInitialPrimary, DRBDInitialPrimaryInput{Resource: "home1", Primary: file.ID, Secondary: web.ID})
 		require.True(t, forced.Forced, "no skip asked: a full initial sync")
-		require.Contains(t, f.shell(file.ID, "drbdadm status home1").Stdout, "replication:SyncSource")
-		f.shell(file.ID, "drbdadm secondary home1")
+		require.Contains(t, f.shell(t, file.ID, "drbdadm status home1").Stdout, "replication:SyncSource")
+		f.shell(t, file.ID, "drbdadm secondary home1")
 		_, err := callErr[DRBDInitialPrimaryOutput](env, f.hosts.DRBDInitialPrimary, DRBDInitialPrimaryInput{Resource: "home1", Primary: web.ID, Secondary: file.ID})
 		requireAppError(t, err, ErrDRBDNotNew, true)
-		require.Contains(t, f.shell(web.ID, "drbdadm status home1").Stdout, "home1 role:Secondary\n  disk:Inconsistent", "the backup was not promoted")
+		require.Contains(t, f.shell(t, web.ID, "drbdadm status home1").Stdout, "home1 role:Secondary\n  disk:Inconsistent", "the backup was not promoted")
 	})
 }
 
@@ -210,12 +180,12 @@ func TestCloudHostsDRBDSetUp(t *testing.T) {
 // created only when no member carries a superblock, assembled from them after a stop, never
 // created over another array's members; a file system is made once and never over other data.
 func TestCloudHostsRAIDAndFilesystem(t *testing.T) {
-	f := newSetupFleet(t)
+	f := newSimCloud(t)
 	env := f.e.env
-	host := f.launch("file", "m5.large")
+	host := f.launchType(t, "file", "m5.large", "")
 	var members []string
 	for i, dev := range []string{"/dev/sdf", "/dev/sdg", "/dev/sdh"} {
-		v := f.volume("member "+dev, host.ID, dev, 1)
+		v := f.attach(t, "member "+dev, host.ID, dev, 1, nil)
 		d := call[VolumeDevice](t, env, f.hosts.FindVolumeDevice, VolumeDeviceInput{InstanceID: host.ID, VolumeID: v})
 		require.Equal(t, "/dev/nvme"+string(rune('1'+i))+"n1", d.Device)
 		members = append(members, d.Device)
@@ -230,13 +200,13 @@ func TestCloudHostsRAIDAndFilesystem(t *testing.T) {
 	_, err := callErr[MakeFilesystemOutput](env, f.hosts.MakeFilesystem, MakeFilesystemInput{InstanceID: host.ID, Device: "/dev/md0", FSType: "xfs"})
 	requireAppError(t, err, ErrDeviceHasData, true)
 
-	f.shell(host.ID, "mdadm --stop /dev/md0")
+	f.shell(t, host.ID, "mdadm --stop /dev/md0")
 	again := call[EnsureRAIDOutput](t, env, f.hosts.EnsureRAID, md0)
 	require.True(t, again.Assembled, "%+v", again.Result)
-	require.Equal(t, "ext4\n", f.shell(host.ID, "blkid -o value -s TYPE /dev/md0").Stdout, "assembled, not created anew")
+	require.Equal(t, "ext4\n", f.shell(t, host.ID, "blkid -o value -s TYPE /dev/md0").Stdout, "assembled, not created anew")
 
 	// A new array over a member of md0: refused, md0 stays as it was.
-	f.shell(host.ID, "mdadm --stop /dev/md0")
+	f.shell(t, host.ID, "mdadm --stop /dev/md0")
 	_, err = callErr[EnsureRAIDOutput](env, f.hosts.EnsureRAID, EnsureRAIDInput{InstanceID: host.ID, Device: "/dev/md1", Level: "0", Members: members[1:]})
 	requireAppError(t, err, ErrDeviceHasData, true)
 	_, err = callErr[MakeFilesystemOutput](env, f.hosts.MakeFilesystem, MakeFilesystemInput{InstanceID: host.ID, Device: members[0], FSType: "ext4"})

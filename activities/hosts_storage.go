@@ -19,9 +19,6 @@ import (
 const (
 	// ErrVolumeNotAttached: the volume is not attached to that instance (non-retryable).
 	ErrVolumeNotAttached = "VolumeNotAttached"
-	// ErrDeviceNotFound: the volume is attached but its device has not appeared on the host
-	// yet (retryable).
-	ErrDeviceNotFound = "DeviceNotFound"
 	// ErrDeviceHasData: a device holds data the activity did not ask for — a file system
 	// where DRBD metadata or another file system would go, an md superblock where an array
 	// would be created. Nothing is overwritten (non-retryable: a workflow or a human decides).
@@ -75,7 +72,7 @@ func (d VolumeDevice) StablePath() string {
 // volume's id — never by the name it was attached as, which Nitro instances do not use. It
 // resolves the by-id link named after the volume's NVMe serial and, on Xen instances (no
 // serials), the xvd form of the requested name. A volume still attaching, or whose device the
-// kernel has not shown yet, is a retryable DeviceNotFound; one not attached there a
+// kernel has not shown yet, is a retryable DeviceMissing; one not attached there a
 // non-retryable VolumeNotAttached (or VolumeAttachedElsewhere). Read-only: repeatable.
 func (h *Hosts) FindVolumeDevice(ctx context.Context, in VolumeDeviceInput) (VolumeDevice, error) {
 	if !reVolumeID.MatchString(in.VolumeID) || !reInstanceID.MatchString(in.InstanceID) {
@@ -100,7 +97,7 @@ func (h *Hosts) FindVolumeDevice(ctx context.Context, in VolumeDeviceInput) (Vol
 			fmt.Sprintf("volume %s is attached to %s, not to %s", in.VolumeID, att.InstanceID, in.InstanceID), ErrVolumeAttachedElsewhere, nil, *att)
 	case att.State != string(types.VolumeAttachmentStateAttached):
 		return VolumeDevice{}, temporal.NewApplicationError(
-			fmt.Sprintf("volume %s is %s to %s", in.VolumeID, att.State, in.InstanceID), ErrDeviceNotFound)
+			fmt.Sprintf("volume %s is %s to %s", in.VolumeID, att.State, in.InstanceID), ErrDeviceMissing)
 	}
 	if err := checkField("Device", att.Device, reDevice); err != nil {
 		return VolumeDevice{}, err
@@ -117,7 +114,7 @@ func (h *Hosts) FindVolumeDevice(ctx context.Context, in VolumeDeviceInput) (Vol
 	}
 	if res.ExitCode == exitNoSuchDevice {
 		return VolumeDevice{}, temporal.NewApplicationError(
-			fmt.Sprintf("no device for volume %s on %s yet", in.VolumeID, in.InstanceID), ErrDeviceNotFound, res)
+			fmt.Sprintf("no device for volume %s on %s yet", in.VolumeID, in.InstanceID), ErrDeviceMissing, res)
 	}
 	if err := commandError(res); err != nil {
 		return VolumeDevice{}, err

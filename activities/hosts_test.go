@@ -38,36 +38,22 @@ func TestCloudHostsRunCommandOnMoto(t *testing.T) {
 // TestCloudHostsOnCloudsim runs the host activities' real scripts on cloudsim's simulated
 // hosts: a DRBD pair resyncing to a hot copy, mount, NFS export, fsck, RAID assembly,
 // service restart, a package upgrade and health probes, each twice where a retry must be
-// harmless, and the typed errors where it must not go on. The hosts are Xen (m4), so the
-// volumes keep their xvd names, and the DRBD pair is a pre-configured fixture; the Nitro
-// names and DRBD set up by files are in hosts_setup_test.go.
+// harmless, and the typed errors where it must not go on. The hosts are Nitro (m5): volumes
+// are found by id. The DRBD pair is a pre-configured fixture; DRBD set up by files is in
+// hosts_setup_test.go.
 func TestCloudHostsOnCloudsim(t *testing.T) {
-	_, endpoint := cloudsim.NewTestServer(t, cloudsim.Config{})
-	cloud, hosts, e := hostsOn(t, endpoint)
-	env := e.env
-	poll := 10 * time.Millisecond
-
-	launch := func(step, role string) string {
-		inst := call[Instance](t, env, cloud.RunInstance, RunInstanceInput{Step: step, Name: step, ImageID: testImage,
-			InstanceType: "m4.large", Zone: zoneA, Tags: map[string]string{"anyops:role": role}})
-		call[Instance](t, env, cloud.WaitInstanceRunning, WaitInstanceInput{InstanceID: inst.ID, PollInterval: poll})
-		return inst.ID
-	}
-	file, backup := launch("file-1", "file"), launch("backup-1", "backup")
+	s := newSimCloud(t)
+	hosts, env := s.hosts, s.e.env
+	file, backup := s.launchAs(t, "file-1", "file"), s.launchAs(t, "backup-1", "backup")
 	// The cluster build step: installs and starts the role's packages and services.
 	boot := call[CommandResult](t, env, hosts.RunCommand, RunCommandInput{InstanceID: file, Commands: []string{"anyops-bootstrap"}})
 	require.Contains(t, boot.Stdout, "bootstrapped")
+	// attach returns the device the host sees the new volume as.
 	attach := func(step, instance, device string, size int32, tags map[string]string) string {
-		v := call[Volume](t, env, cloud.CreateVolume, CreateVolumeInput{Step: step, Zone: zoneA, SizeGiB: size, Tags: tags})
-		call[Volume](t, env, cloud.WaitVolumeAvailable, WaitVolumeInput{VolumeID: v.ID, PollInterval: poll})
-		call[Attachment](t, env, cloud.AttachVolume, AttachVolumeInput{VolumeID: v.ID, InstanceID: instance, Device: device})
-		call[Volume](t, env, cloud.WaitVolumeAttached, WaitVolumeInput{VolumeID: v.ID, PollInterval: poll})
-		return v.ID
+		v := s.attach(t, step, instance, device, size, tags)
+		return call[VolumeDevice](t, env, hosts.FindVolumeDevice, VolumeDeviceInput{InstanceID: instance, VolumeID: v}).Device
 	}
-	attach("home0 primary", file, "/dev/sdf", 20, map[string]string{
-		"anyops:drbd-resource": "home0", "anyops:drbd-peer": backup, cloudsim.FixtureTagDRBDRole: "primary"})
-	attach("home0 secondary", backup, "/dev/sdf", 20, map[string]string{
-		"anyops:drbd-resource": "home0", "anyops:drbd-peer": file, cloudsim.FixtureTagDRBDRole: "secondary"})
+	s.drbdPair(t, file, backup, 20, nil)
 
 	t.Run("DRBD resyncs to a hot copy", func(t *testing.T) {
 		var seen []float64
@@ -104,9 +90,9 @@ func TestCloudHostsOnCloudsim(t *testing.T) {
 		call[CommandResult](t, env, hosts.Mount, mount)
 		call[CommandResult](t, env, hosts.Mount, mount) // already mounted there: success
 
-		attach("scratch", file, "/dev/sdj", 1, nil)
-		call[MakeFilesystemOutput](t, env, hosts.MakeFilesystem, MakeFilesystemInput{InstanceID: file, Device: "/dev/xvdj", FSType: "ext4"})
-		_, err := callErr[CommandResult](env, hosts.Mount, MountInput{InstanceID: file, Device: "/dev/xvdj", MountPoint: "/srv/home"})
+		scratch := attach("scratch", file, "/dev/sdj", 1, nil)
+		call[MakeFilesystemOutput](t, env, hosts.MakeFilesystem, MakeFilesystemInput{InstanceID: file, Device: scratch, FSType: "ext4"})
+		_, err := callErr[CommandResult](env, hosts.Mount, MountInput{InstanceID: file, Device: scratch, MountPoint: "/srv/home"})
 		requireAppError(t, err, ErrMountpointBusy, true)
 
 		export := NFSExportInput{InstanceID: file, Path: "/srv/home", Clients: "10.0.0.0/16", Options: "rw,sync,no_subtree_check"}
@@ -114,7 +100,7 @@ func TestCloudHostsOnCloudsim(t *testing.T) {
 		call[CommandResult](t, env, hosts.ExportNFS, export)
 
 		_, err = callErr[FsckOutput](env, hosts.Fsck, FsckInput{InstanceID: file, Device: "/dev/drbd0"})
-		requireAppError(t, err, ErrDeviceMounted, false)
+		requireAppError(t, err, ErrDeviceMounted, true)
 
 		call[CommandResult](t, env, hosts.UnexportNFS, export)
 		call[CommandResult](t, env, hosts.UnexportNFS, export) // gone already: success
@@ -127,9 +113,9 @@ func TestCloudHostsOnCloudsim(t *testing.T) {
 
 	t.Run("RAID assembles once", func(t *testing.T) {
 		// Members of an array made elsewhere (a fixture: they carry no superblocks).
-		attach("md member 1", file, "/dev/sdg", 5, map[string]string{cloudsim.FixtureTagRAID: "md0"})
-		attach("md member 2", file, "/dev/sdh", 5, map[string]string{cloudsim.FixtureTagRAID: "md0"})
-		raid := AssembleRAIDInput{InstanceID: file, Device: "/dev/md0", Members: []string{"/dev/xvdg", "/dev/xvdh"}}
+		m1 := attach("md member 1", file, "/dev/sdg", 5, map[string]string{cloudsim.FixtureTagRAID: "md0"})
+		m2 := attach("md member 2", file, "/dev/sdh", 5, map[string]string{cloudsim.FixtureTagRAID: "md0"})
+		raid := AssembleRAIDInput{InstanceID: file, Device: "/dev/md0", Members: []string{m1, m2}}
 		first := call[AssembleRAIDOutput](t, env, hosts.AssembleRAID, raid)
 		require.False(t, first.AlreadyActive, "output: %+v", first.Result)
 		again := call[AssembleRAIDOutput](t, env, hosts.AssembleRAID, raid)
@@ -140,7 +126,9 @@ func TestCloudHostsOnCloudsim(t *testing.T) {
 		st := call[ServiceStatus](t, env, hosts.RestartService, ServiceInput{InstanceID: file, Service: "nfs-server"})
 		require.Equal(t, "active", st.Active)
 		_, err := callErr[ServiceStatus](env, hosts.RestartService, ServiceInput{InstanceID: file, Service: "nosuch"})
-		requireAppError(t, err, ErrCommandFailed, false)
+		requireAppError(t, err, ErrServiceNotFound, true)
+		_, err = callErr[UpgradePackageOutput](env, hosts.UpgradePackage, UpgradePackageInput{InstanceID: file, Packages: []string{"no-such-package"}})
+		requireAppError(t, err, ErrPackageNotFound, true)
 
 		up := call[UpgradePackageOutput](t, env, hosts.UpgradePackage, UpgradePackageInput{InstanceID: file, Packages: []string{"openssl", "libssl1.0.0"}})
 		require.Equal(t, map[string]string{"openssl": "1.0.1f-1ubuntu2.2", "libssl1.0.0": "1.0.1f-1ubuntu2.2"}, up.Versions)
@@ -205,4 +193,46 @@ func TestCloudShellQuote(t *testing.T) {
 	} {
 		require.Equal(t, want, shellQuote(in), "shellQuote(%q)", in)
 	}
+}
+
+// TestCloudDeleteVolumeVerifiesItsReplica: a volume whose copy is a DRBD replica may be
+// deleted only when that replica, named by instance and resource, is UpToDate on another
+// instance, as `drbdadm status` there says: not while it is still resyncing, not when the
+// volume backs another resource, not when the named instance holds the volume itself.
+func TestCloudDeleteVolumeVerifiesItsReplica(t *testing.T) {
+	s := newSimCloud(t)
+	cloud, hosts, env := s.cloud, s.hosts, s.e.env
+	poll := simPoll
+	file, backup := s.launchAs(t, "file-1", "file"), s.launchAs(t, "backup-1", "backup")
+	// 200 GiB: the secondary's first resync takes a few real seconds.
+	primary, _ := s.drbdPair(t, file, backup, 200, nil)
+	replica := &VerifiedCopy{ReplicaInstanceID: backup, DRBDResource: "home0"}
+	refusals := []struct {
+		name string
+		copy *VerifiedCopy
+	}{
+		{"the replica is still resyncing", replica},
+		{"the volume backs another resource", &VerifiedCopy{ReplicaInstanceID: backup, DRBDResource: "home1"}},
+		{"the named instance holds the volume itself", &VerifiedCopy{ReplicaInstanceID: file, DRBDResource: "home0"}},
+		{"no copy is named", nil},
+	}
+	for _, tc := range refusals {
+		_, err := callErr[DeleteVolumeOutput](env, cloud.DeleteVolume, DeleteVolumeInput{VolumeID: primary, Copy: tc.copy})
+		requireAppError(t, err, ErrNoVerifiedCopy, true)
+	}
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := call[DRBDStatusOutput](t, env, hosts.DRBDStatus, DRBDStatusInput{InstanceID: file, Resource: "home0"})
+		if len(st.Resources) == 1 && st.Resources[0].InSync() {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "home0 never got in sync: %+v", st)
+		time.Sleep(50 * time.Millisecond)
+	}
+	call[Attachment](t, env, cloud.DetachVolume, DetachVolumeInput{VolumeID: primary, InstanceID: file})
+	call[Volume](t, env, cloud.WaitVolumeAvailable, WaitVolumeInput{VolumeID: primary, PollInterval: poll})
+	del := call[DeleteVolumeOutput](t, env, cloud.DeleteVolume, DeleteVolumeInput{VolumeID: primary, Copy: replica})
+	require.True(t, del.Deleted)
+	require.Equal(t, backup+"/home0", del.VerifiedCopy)
 }

@@ -10,17 +10,37 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/inventory"
 )
 
 func openStore(t *testing.T) *inventory.Store {
 	t.Helper()
-	store, err := inventory.Open(context.Background(), inventory.DriverSQLite, filepath.Join(t.TempDir(), "inv.db"))
+	return openStoreOn(t, inventory.DriverSQLite)
+}
+
+// openStoreOn opens a fresh inventory on a backend: a SQLite file in t.TempDir, or a new
+// database on the test PostgreSQL server.
+func openStoreOn(t *testing.T, backend string) *inventory.Store {
+	t.Helper()
+	dsn := filepath.Join(t.TempDir(), "inv.db")
+	if backend == inventory.DriverPostgres {
+		dsn = testenv.Postgres(t)
+	}
+	store, err := inventory.Open(context.Background(), backend, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
 	return store
+}
+
+// forEachStore runs fn on a fresh inventory on each backend the product runs on.
+func forEachStore(t *testing.T, fn func(t *testing.T, store *inventory.Store)) {
+	t.Helper()
+	for _, backend := range []string{inventory.DriverSQLite, inventory.DriverPostgres} {
+		t.Run(backend, func(t *testing.T) { fn(t, openStoreOn(t, backend)) })
+	}
 }
 
 // openDemoStore is openStore with the demo fleet seeded.

@@ -17,6 +17,7 @@ import (
 	"github.com/anyops/anyops/inventory"
 	sbclient "github.com/anyops/anyops/sandboxd/client"
 	"github.com/anyops/anyops/sandboxd/token"
+	"github.com/anyops/anyops/sandboxd/wire"
 )
 
 // Error types of the sandbox activities that workflows branch on.
@@ -147,25 +148,25 @@ func (a *Sandboxes) PickHost(ctx context.Context, in PickHostInput) (Host, error
 
 // CreateSandboxInput is what the console workflow asks sandboxd for.
 type CreateSandboxInput struct {
-	SandboxdURL string                 `json:"sandboxd_url"`
-	Request     sbclient.CreateRequest `json:"request"` // Request.ID is the console's sandbox id
+	SandboxdURL string             `json:"sandboxd_url"`
+	Request     wire.CreateRequest `json:"request"` // Request.ID is the console's sandbox id
 }
 
 // CreateSandbox creates the sandbox named in.Request.ID. It is idempotent: a retry after a
 // lost reply finds the sandbox an earlier attempt created (sandboxd answers 409 for the id)
 // and returns it instead of making a second one.
-func (a *Sandboxes) CreateSandbox(ctx context.Context, in CreateSandboxInput) (sbclient.Sandbox, error) {
+func (a *Sandboxes) CreateSandbox(ctx context.Context, in CreateSandboxInput) (wire.Sandbox, error) {
 	if in.Request.ID == "" {
-		return sbclient.Sandbox{}, temporal.NewNonRetryableApplicationError("CreateSandbox needs a sandbox id", anyops.EINVALID, nil)
+		return wire.Sandbox{}, temporal.NewNonRetryableApplicationError("CreateSandbox needs a sandbox id", anyops.EINVALID, nil)
 	}
 	c, err := a.client(in.SandboxdURL)
 	if err != nil {
-		return sbclient.Sandbox{}, err
+		return wire.Sandbox{}, err
 	}
 	if sb, err := c.Get(ctx, in.Request.ID); err == nil {
 		return sb, nil
 	} else if anyops.ErrorCode(err) != anyops.ENOTFOUND {
-		return sbclient.Sandbox{}, sandboxdError(err)
+		return wire.Sandbox{}, sandboxdError(err)
 	}
 	sb, err := c.Create(ctx, in.Request)
 	if anyops.ErrorCode(err) == anyops.ECONFLICT {
@@ -224,7 +225,7 @@ func (a *Sandboxes) SandboxStatus(ctx context.Context, ref SandboxRef) (SandboxH
 	}
 	sb, err := c.Get(ctx, ref.SandboxID)
 	switch code := anyops.ErrorCode(err); {
-	case err == nil && sb.State == sbclient.StateRunning:
+	case err == nil && sb.State == wire.StateRunning:
 		return SandboxHealth{Health: SandboxHealthRunning, Clients: sb.Clients}, nil
 	case err == nil:
 		return SandboxHealth{Health: SandboxHealthExited, EndReason: sb.EndReason}, nil
@@ -237,8 +238,8 @@ func (a *Sandboxes) SandboxStatus(ctx context.Context, ref SandboxRef) (SandboxH
 
 // MarkConsoleInput records a console's state, and the sandbox it runs in, in the inventory.
 type MarkConsoleInput struct {
-	ConsoleID string                 `json:"console_id"`
-	State     inventory.ConsoleState `json:"state"`
+	ConsoleID string              `json:"console_id"`
+	State     anyops.ConsoleState `json:"state"`
 	// Server and SandboxID, when set, are the console's current place: the sandbox row is
 	// created (once) and the console points at it.
 	Server    string     `json:"server,omitempty"`
@@ -246,7 +247,7 @@ type MarkConsoleInput struct {
 	User      string     `json:"user,omitempty"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	// SandboxState, when set, is recorded for SandboxID (ended, lost).
-	SandboxState inventory.SandboxState `json:"sandbox_state,omitempty"`
+	SandboxState anyops.SandboxState `json:"sandbox_state,omitempty"`
 }
 
 // MarkConsole records a console's state and place. It is idempotent. A console the inventory
@@ -254,7 +255,7 @@ type MarkConsoleInput struct {
 func (a *Sandboxes) MarkConsole(ctx context.Context, in MarkConsoleInput) error {
 	if in.SandboxID != "" && in.Server != "" {
 		if _, err := a.Store.GetSandbox(ctx, in.SandboxID); anyops.ErrorCode(err) == anyops.ENOTFOUND {
-			_, err = a.Store.CreateSandbox(ctx, inventory.Sandbox{ID: in.SandboxID, User: in.User, Server: in.Server, State: inventory.SandboxRunning, ConsoleID: in.ConsoleID})
+			_, err = a.Store.CreateSandbox(ctx, inventory.Sandbox{ID: in.SandboxID, User: in.User, Server: in.Server, State: anyops.SandboxRunning, ConsoleID: in.ConsoleID})
 			if err != nil && anyops.ErrorCode(err) != anyops.ECONFLICT {
 				return classify(err)
 			}
@@ -325,7 +326,7 @@ func RegisterConsoleHost(ctx context.Context, store *inventory.Store, srv invent
 		return inventory.Image{}, err
 	}
 	// Probe first: a sandboxd that does not answer, or does not trust the key, records nothing.
-	probe, err := c.Create(ctx, sbclient.CreateRequest{User: "anyops-probe", UID: 99999, Plan: anyops.PlanFree, Command: []string{"true"}})
+	probe, err := c.Create(ctx, wire.CreateRequest{User: "anyops-probe", UID: 99999, Plan: anyops.PlanFree, Command: []string{"true"}})
 	if err != nil {
 		return inventory.Image{}, fmt.Errorf("learn the image of sandboxd %s: %w", srv.SandboxdURL, err)
 	}

@@ -7,8 +7,8 @@ import (
 
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/inventory"
-	sbclient "github.com/anyops/anyops/sandboxd/client"
 	"github.com/anyops/anyops/sandboxd/sandboxdtest"
+	"github.com/anyops/anyops/sandboxd/wire"
 )
 
 // TestLeastLoaded proves placement: the smallest share of slots in use wins among hosts with
@@ -71,7 +71,7 @@ func TestSandboxActivitiesAreIdempotent(t *testing.T) {
 		t.Fatalf("PickHost excluding the only host = %v, want no host", err)
 	}
 
-	in := CreateSandboxInput{SandboxdURL: url, Request: sbclient.CreateRequest{ID: "console-1-1", User: "alice", UID: 20001, Plan: anyops.PlanFree}}
+	in := CreateSandboxInput{SandboxdURL: url, Request: wire.CreateRequest{ID: "console-1-1", User: "alice", UID: 20001, Plan: anyops.PlanFree}}
 	first, err := a.CreateSandbox(ctx, in)
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +123,7 @@ func TestMarkConsoleAndAnonymousUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	servers, _, _ := store.ListServers(ctx, inventory.ServerFilter{Role: anyops.RoleConsole})
-	open := MarkConsoleInput{ConsoleID: con.ID, State: inventory.ConsoleOpen, Server: servers[0].Name, SandboxID: con.ID + "-1", User: anon.Name}
+	open := MarkConsoleInput{ConsoleID: con.ID, State: anyops.ConsoleOpen, Server: servers[0].Name, SandboxID: con.ID + "-1", User: anon.Name}
 	for range 2 {
 		if err := a.MarkConsole(ctx, open); err != nil {
 			t.Fatalf("MarkConsole open: %v", err)
@@ -132,10 +132,10 @@ func TestMarkConsoleAndAnonymousUser(t *testing.T) {
 	if got, _ := store.GetConsole(ctx, con.ID); got.SandboxID != open.SandboxID || got.Server != open.Server {
 		t.Fatalf("console = %+v, want it on %s", got, open.SandboxID)
 	}
-	if err := a.MarkConsole(ctx, MarkConsoleInput{ConsoleID: con.ID, State: inventory.ConsoleClosed, SandboxID: open.SandboxID, SandboxState: inventory.SandboxEnded}); err != nil {
+	if err := a.MarkConsole(ctx, MarkConsoleInput{ConsoleID: con.ID, State: anyops.ConsoleClosed, SandboxID: open.SandboxID, SandboxState: anyops.SandboxEnded}); err != nil {
 		t.Fatal(err)
 	}
-	if sb, _ := store.GetSandbox(ctx, open.SandboxID); sb.State != inventory.SandboxEnded {
+	if sb, _ := store.GetSandbox(ctx, open.SandboxID); sb.State != anyops.SandboxEnded {
 		t.Fatalf("sandbox row = %+v, want ended", sb)
 	}
 	named, err := store.CreateUser(ctx, "bob", anyops.PlanFree, false)
@@ -154,7 +154,7 @@ func TestMarkConsoleAndAnonymousUser(t *testing.T) {
 		t.Fatalf("anonymous user still there: %v", err)
 	}
 	// The console went with its user; marking it again is no error.
-	if err := a.MarkConsole(ctx, MarkConsoleInput{ConsoleID: con.ID, State: inventory.ConsoleClosed}); err != nil {
+	if err := a.MarkConsole(ctx, MarkConsoleInput{ConsoleID: con.ID, State: anyops.ConsoleClosed}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -68,9 +68,9 @@ type CreateConsoleRequest struct {
 
 // ConsoleResponse describes a console to its client.
 type ConsoleResponse struct {
-	ID    string                 `json:"id"`
-	User  string                 `json:"user"`
-	State inventory.ConsoleState `json:"state"`
+	ID    string              `json:"id"`
+	User  string              `json:"user"`
+	State anyops.ConsoleState `json:"state"`
 	// AttachURL is the WebSocket of the console's terminal with a short-lived token in it; GET
 	// /v1/consoles/{id} with the console token returns a fresh one.
 	AttachURL string `json:"attach_url,omitempty"`
@@ -312,7 +312,7 @@ func (cs *consoleService) create(c *gin.Context) {
 		return
 	}
 	exp := opened.ExpiresAt.UTC()
-	c.JSON(http.StatusCreated, ConsoleResponse{ID: con.ID, User: user.Name, State: inventory.ConsoleOpen, AttachURL: attach,
+	c.JSON(http.StatusCreated, ConsoleResponse{ID: con.ID, User: user.Name, State: anyops.ConsoleOpen, AttachURL: attach,
 		Token: cs.consoleToken(con.ID, exp), ExpiresAt: &exp, KeepaliveSeconds: int(opened.KeepaliveInterval / time.Second),
 		Server: opened.Server, SandboxID: opened.SandboxID, CreatedAt: con.CreatedAt})
 }
@@ -363,7 +363,7 @@ func (cs *consoleService) abandon(con inventory.Console, u inventory.User) {
 	if !errors.As(err, &nf) {
 		return
 	}
-	lost := inventory.ConsoleLost
+	lost := anyops.ConsoleLost
 	if _, err := cs.server.deps.Store.UpdateConsole(ctx, con.ID, inventory.ConsoleUpdate{State: &lost}); err != nil {
 		cs.server.log.Warn("mark abandoned console lost", "console", con.ID, "err", err)
 	}
@@ -468,7 +468,7 @@ func (cs *consoleService) get(c *gin.Context) {
 		return
 	}
 	resp := consoleResponse(con)
-	if con.State == inventory.ConsoleOpen && con.SandboxID != "" && (owner || Caller(c).Includes(RoleOperator)) {
+	if con.State == anyops.ConsoleOpen && con.SandboxID != "" && (owner || Caller(c).Includes(RoleOperator)) {
 		srv, err := cs.server.deps.Store.GetServer(c.Request.Context(), con.Server)
 		if err != nil {
 			WriteError(c, err)
@@ -556,7 +556,7 @@ func (cs *consoleService) delete(c *gin.Context) {
 func (cs *consoleService) list(c *gin.Context) {
 	listHandler([]string{"user", "server", "state"}, func(ctx context.Context, q url.Values, p inventory.Page) ([]ConsoleResponse, string, error) {
 		cons, next, err := cs.server.deps.Store.ListConsoles(ctx, inventory.ConsoleFilter{User: q.Get("user"), Server: q.Get("server"),
-			State: inventory.ConsoleState(q.Get("state")), Page: p})
+			State: anyops.ConsoleState(q.Get("state")), Page: p})
 		out := make([]ConsoleResponse, len(cons))
 		for i, con := range cons {
 			out[i] = consoleResponse(con)

@@ -30,6 +30,7 @@ import (
 	sbclient "github.com/anyops/anyops/sandboxd/client"
 	"github.com/anyops/anyops/sandboxd/sandboxdtest"
 	sbtoken "github.com/anyops/anyops/sandboxd/token"
+	"github.com/anyops/anyops/sandboxd/wire"
 	"github.com/anyops/anyops/worker"
 	"github.com/anyops/anyops/workflows"
 )
@@ -255,7 +256,7 @@ func (st *consoleStack) sandboxGone(id string) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		sb, err := st.sbc.Get(context.Background(), id)
-		if anyops.ErrorCode(err) == anyops.ENOTFOUND || (err == nil && sb.State == sbclient.StateExited) {
+		if anyops.ErrorCode(err) == anyops.ENOTFOUND || (err == nil && sb.State == wire.StateExited) {
 			return
 		}
 		if time.Now().After(deadline) {

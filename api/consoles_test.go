@@ -51,7 +51,7 @@ func testConsoleOpenAttachClose(t *testing.T, driver string) {
 		t.Fatalf("GET console with its token = %d %s", rec.Code, rec.Body)
 	}
 	again := decode[ConsoleResponse](t, rec)
-	if again.State != inventory.ConsoleOpen || again.AttachURL == "" {
+	if again.State != anyops.ConsoleOpen || again.AttachURL == "" {
 		t.Fatalf("GET console = %+v, want open with an attach URL", again)
 	}
 	attachTerminal(t, again.AttachURL).waitOutput("hi-42")
@@ -106,7 +106,7 @@ func TestRegisteredUserConsole(t *testing.T) {
 	if _, err := st.store.GetUser(ctx, "alice"); err != nil {
 		t.Fatalf("alice after her console closed: %v, want kept", err)
 	}
-	if c, _ := st.store.GetConsole(ctx, con.ID); c.State != inventory.ConsoleClosed {
+	if c, _ := st.store.GetConsole(ctx, con.ID); c.State != anyops.ConsoleClosed {
 		t.Fatalf("console row = %+v, want closed", c)
 	}
 }

@@ -202,6 +202,9 @@ func (x *execCtx) redirect(c simpleCmd, stdin *string) (r result, redirected boo
 }
 
 func (x *execCtx) command(args []string, stdin string) result {
+	if r, injected := x.injectedFailure(args); injected {
+		return r
+	}
 	fn, ok := commands[args[0]]
 	if !ok {
 		return fail(127, "_script.sh: line 1: %s: command not found", args[0])

@@ -91,6 +91,11 @@ func (s *Sim) describeSnapshots(q *query, now time.Time) (any, *apiError) {
 	}
 	var out []xSnapshot
 	for _, sn := range sel {
+		// EC2 is eventually consistent: a snapshot just taken is not in a listing (a filter by
+		// tag, volume or status) until the lag has passed, though asking for its id finds it.
+		if len(ids) == 0 && now.Before(sn.StartTime.Add(snapshotListLag)) {
+			continue
+		}
 		out = append(out, xSnap(sn))
 	}
 	pg, next, aerr := page(q, out)

@@ -33,10 +33,12 @@ type Fault struct {
 	SnapshotID string    `json:"snapshot_id,omitempty"`
 	Resource   string    `json:"resource,omitempty"` // DRBD resource
 	Zone       string    `json:"zone,omitempty"`
-	Action     string    `json:"action,omitempty"` // throttle: EC2 action or SSM operation; empty for all
-	Factor     float64   `json:"factor,omitempty"` // slow-snapshot: divide the rate by this (default 10)
-	Count      int       `json:"count,omitempty"`  // throttle: reject this many requests, then end
-	Rate       float64   `json:"rate,omitempty"`   // throttle: allow this many requests per real second
+	Action     string    `json:"action,omitempty"`    // throttle: EC2 action or SSM operation; empty for all
+	Factor     float64   `json:"factor,omitempty"`    // slow-snapshot: divide the rate by this (default 10)
+	Count      int       `json:"count,omitempty"`     // throttle: reject this many requests, then end
+	Rate       float64   `json:"rate,omitempty"`      // throttle: allow this many requests per real second
+	Command    string    `json:"command,omitempty"`   // command-failure: the first words of the command
+	ExitCode   int       `json:"exit_code,omitempty"` // command-failure: its exit code (default 1)
 	Since      time.Time `json:"since,omitzero"`
 }
 
@@ -79,13 +81,17 @@ func (s *Sim) validateFault(f *Fault) *apiError {
 		if f.Count < 0 || f.Rate < 0 || (f.Count == 0 && f.Rate == 0) {
 			return bad("throttle needs a positive count (requests to reject) or rate (requests per second allowed)")
 		}
+	case FaultCommandFailure:
+		if msg := validateCommandFault(f); msg != "" {
+			return bad("%s", msg)
+		}
 	case FaultZoneOutage:
 		if !s.zone[f.Zone] {
 			return bad("unknown zone %q; zones are %s", f.Zone, strings.Join(zoneNames(s.cfg.Region), ", "))
 		}
 	default:
 		return bad("unknown fault type %q; known: %s", f.Type, strings.Join([]string{FaultHardwareFailure, FaultCorruptBootDisk,
-			FaultStuckSnapshot, FaultSlowSnapshot, FaultDRBDDisconnect, FaultThrottle, FaultZoneOutage}, ", "))
+			FaultStuckSnapshot, FaultSlowSnapshot, FaultDRBDDisconnect, FaultThrottle, FaultZoneOutage, FaultCommandFailure}, ", "))
 	}
 	return nil
 }

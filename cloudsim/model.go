@@ -31,6 +31,7 @@ const (
 	drbdChangeRate    = 5 * mb           // writes a primary makes while its peer is away, bytes/s
 	bootstrapTime     = 19 * time.Minute // first `anyops-bootstrap`: packages + services; with boot ≈ 20 min
 	terminatedVisible = time.Hour        // a terminated instance stays visible this long
+	snapshotListLag   = 5 * time.Second  // a new snapshot shows in DescribeSnapshots listings this late (by id at once)
 	commandTimeout    = time.Hour        // SSM default execution timeout
 	maxEvents         = 10000
 )

@@ -28,6 +28,7 @@ import (
 	"github.com/anyops/anyops/config"
 	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/inventory"
+	"github.com/anyops/anyops/worker"
 	"github.com/anyops/anyops/workflows"
 )
 
@@ -238,6 +239,7 @@ func TestCrashWorkerKilledMidDemoFleetCreatesNothingTwice(t *testing.T) {
 	}
 	plan := activities.DemoFleetPlan()
 	id := workflows.DemoFleetWorkflowID
+	pauseSchedules(t, tc)
 
 	// Kill 1: an instance is launched, its activity has not reported.
 	launched := crash.arm("RunInstances")
@@ -348,6 +350,22 @@ func TestCrashWorkerKilledMidDemoFleetCreatesNothingTwice(t *testing.T) {
 	after, err := store.GetServer(ctx, inventory.DemoFileServer)
 	if err != nil || after.State != anyops.ServerImpaired || after.ImpairedSince == nil {
 		t.Errorf("file server after the fault and a sync: %+v, %v; want impaired with impaired_since", after, err)
+	}
+}
+
+// pauseSchedules creates the worker's schedules paused before any worker starts (a worker
+// leaves an existing schedule as it is): the test runs FleetSync itself, and a tick's sync of
+// the half-built fleet would race its assertions.
+func pauseSchedules(t *testing.T, tc client.Client) {
+	t.Helper()
+	for _, s := range worker.Schedules() {
+		opts := s.Options
+		opts.Paused = true
+		h, err := tc.ScheduleClient().Create(context.Background(), opts)
+		if err != nil {
+			t.Fatalf("schedule %s: %v", s.ID, err)
+		}
+		t.Cleanup(func() { _ = h.Delete(context.Background()) })
 	}
 }
 

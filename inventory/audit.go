@@ -4,6 +4,8 @@ import (
 	"context"
 	"strconv"
 
+	"gorm.io/gorm"
+
 	"github.com/anyops/anyops"
 )
 
@@ -23,7 +25,9 @@ func (s *Store) RecordAudit(ctx context.Context, e AuditEvent) (AuditEvent, erro
 			return AuditEvent{}, err
 		}
 	}
-	if err := s.db.WithContext(ctx).Create(&e).Error; err != nil {
+	// In a transaction of its own (a savepoint inside InTx), so that a key another writer
+	// recorded first does not abort an enclosing transaction on PostgreSQL.
+	if err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return tx.Create(&e).Error }); err != nil {
 		err = dbError(err, "record audit event")
 		if e.IdempotencyKey != nil && anyops.ErrorCode(err) == anyops.ECONFLICT {
 			return s.auditByKey(ctx, *e.IdempotencyKey) // a concurrent retry recorded it first

@@ -170,55 +170,30 @@ type User struct {
 	Image *Image `gorm:"-" json:"image,omitempty"`
 }
 
-// SandboxState is the lifecycle state of a sandbox.
-type SandboxState string
-
-const (
-	SandboxStarting SandboxState = "starting"
-	SandboxRunning  SandboxState = "running"
-	SandboxEnded    SandboxState = "ended"
-	SandboxLost     SandboxState = "lost" // its host stopped answering
-)
-
-// SandboxStates lists every SandboxState; the schema's CHECK is tested against it.
-var SandboxStates = []SandboxState{SandboxStarting, SandboxRunning, SandboxEnded, SandboxLost}
-
 // Sandbox is one isolated environment on a console host.
 type Sandbox struct {
-	ID        string       `gorm:"column:id;primaryKey" json:"id"`
-	User      string       `gorm:"column:username" json:"user"`
-	Server    string       `gorm:"column:server" json:"server"`
-	ImageID   int64        `gorm:"column:image_id;serializer:nullzero" json:"image_id,omitempty"`
-	State     SandboxState `gorm:"column:state" json:"state"`
-	ConsoleID string       `gorm:"column:console_id" json:"console_id,omitempty"`
-	EndedAt   *time.Time   `gorm:"column:ended_at" json:"ended_at,omitempty"`
-	CreatedAt time.Time    `gorm:"column:created_at" json:"created_at"`
-	UpdatedAt time.Time    `gorm:"column:updated_at" json:"updated_at"`
+	ID        string              `gorm:"column:id;primaryKey" json:"id"`
+	User      string              `gorm:"column:username" json:"user"`
+	Server    string              `gorm:"column:server" json:"server"`
+	ImageID   int64               `gorm:"column:image_id;serializer:nullzero" json:"image_id,omitempty"`
+	State     anyops.SandboxState `gorm:"column:state" json:"state"`
+	ConsoleID string              `gorm:"column:console_id" json:"console_id,omitempty"`
+	EndedAt   *time.Time          `gorm:"column:ended_at" json:"ended_at,omitempty"`
+	CreatedAt time.Time           `gorm:"column:created_at" json:"created_at"`
+	UpdatedAt time.Time           `gorm:"column:updated_at" json:"updated_at"`
 }
-
-// ConsoleState is the lifecycle state of a browser console.
-type ConsoleState string
-
-const (
-	ConsoleOpen   ConsoleState = "open"
-	ConsoleClosed ConsoleState = "closed"
-	ConsoleLost   ConsoleState = "lost" // its sandbox or host went away
-)
-
-// ConsoleStates lists every ConsoleState; the schema's CHECK is tested against it.
-var ConsoleStates = []ConsoleState{ConsoleOpen, ConsoleClosed, ConsoleLost}
 
 // Console is a browser console: a user's terminal in a sandbox, driven by a console workflow.
 type Console struct {
-	ID         string       `gorm:"column:id;primaryKey" json:"id"`
-	User       string       `gorm:"column:username" json:"user"`
-	Server     string       `gorm:"column:server;serializer:nullzero" json:"server,omitempty"`
-	SandboxID  string       `gorm:"column:sandbox_id;serializer:nullzero" json:"sandbox_id,omitempty"`
-	State      ConsoleState `gorm:"column:state" json:"state"`
-	WorkflowID string       `gorm:"column:workflow_id" json:"workflow_id"`
-	ExpiresAt  *time.Time   `gorm:"column:expires_at" json:"expires_at,omitempty"`
-	CreatedAt  time.Time    `gorm:"column:created_at" json:"created_at"`
-	UpdatedAt  time.Time    `gorm:"column:updated_at" json:"updated_at"`
+	ID         string              `gorm:"column:id;primaryKey" json:"id"`
+	User       string              `gorm:"column:username" json:"user"`
+	Server     string              `gorm:"column:server;serializer:nullzero" json:"server,omitempty"`
+	SandboxID  string              `gorm:"column:sandbox_id;serializer:nullzero" json:"sandbox_id,omitempty"`
+	State      anyops.ConsoleState `gorm:"column:state" json:"state"`
+	WorkflowID string              `gorm:"column:workflow_id" json:"workflow_id"`
+	ExpiresAt  *time.Time          `gorm:"column:expires_at" json:"expires_at,omitempty"`
+	CreatedAt  time.Time           `gorm:"column:created_at" json:"created_at"`
+	UpdatedAt  time.Time           `gorm:"column:updated_at" json:"updated_at"`
 }
 
 // TableName methods pin the table names of the migrations instead of GORM's pluralisation.

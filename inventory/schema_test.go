@@ -214,14 +214,14 @@ func TestSchemaAcceptsEveryEnumValue(t *testing.T) {
 				return err
 			}
 		}
-		for _, v := range ConsoleStates {
+		for _, v := range anyops.ConsoleStates {
 			write["console state "+string(v)] = func(string) error {
 				u := must[User](t)(s.CreateUser(ctx, fmt.Sprintf("u%d", next()), anyops.PlanFree, false))
 				_, err := s.CreateConsole(ctx, Console{User: u.Name, State: v})
 				return err
 			}
 		}
-		for _, v := range SandboxStates {
+		for _, v := range anyops.SandboxStates {
 			write["sandbox state "+string(v)] = func(string) error {
 				u := must[User](t)(s.CreateUser(ctx, fmt.Sprintf("u%d", next()), anyops.PlanFree, false))
 				_, err := s.CreateSandbox(ctx, Sandbox{User: u.Name, Server: "live-console1", State: v})

@@ -117,7 +117,7 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 		}
 		if !u.Anonymous {
 			var open int64
-			if err := tx.Model(&Console{}).Where("username = ? AND state = ?", name, ConsoleOpen).Count(&open).Error; err != nil {
+			if err := tx.Model(&Console{}).Where("username = ? AND state = ?", name, anyops.ConsoleOpen).Count(&open).Error; err != nil {
 				return err
 			}
 			if open > 0 {
@@ -233,12 +233,12 @@ func (s *Store) CreateConsole(ctx context.Context, c Console) (Console, error) {
 		c.WorkflowID = anyops.ConsoleWorkflowID(c.ID)
 	}
 	if c.State == "" {
-		c.State = ConsoleOpen
+		c.State = anyops.ConsoleOpen
 	}
 	c.ExpiresAt = normTimePtr(c.ExpiresAt)
 	if err := firstError(
 		required("console user", c.User),
-		parseErr("console state", string(c.State), ConsoleStates),
+		parseErr("console state", string(c.State), anyops.ConsoleStates),
 	); err != nil {
 		return Console{}, err
 	}
@@ -250,7 +250,7 @@ func (s *Store) CreateConsole(ctx context.Context, c Console) (Console, error) {
 
 // ConsoleUpdate changes the fields that are not nil.
 type ConsoleUpdate struct {
-	State     *ConsoleState
+	State     *anyops.ConsoleState
 	Server    *string
 	SandboxID *string
 	ExpiresAt *time.Time
@@ -260,7 +260,7 @@ type ConsoleUpdate struct {
 func (s *Store) UpdateConsole(ctx context.Context, id string, u ConsoleUpdate) (Console, error) {
 	set := map[string]any{"updated_at": now()}
 	if u.State != nil {
-		if err := parseErr("console state", string(*u.State), ConsoleStates); err != nil {
+		if err := parseErr("console state", string(*u.State), anyops.ConsoleStates); err != nil {
 			return Console{}, err
 		}
 		set["state"] = *u.State
@@ -302,13 +302,13 @@ func (s *Store) GetConsole(ctx context.Context, id string) (Console, error) {
 type ConsoleFilter struct {
 	User   string
 	Server string
-	State  ConsoleState
+	State  anyops.ConsoleState
 	Page
 }
 
 // ListConsoles lists consoles by id.
 func (s *Store) ListConsoles(ctx context.Context, f ConsoleFilter) ([]Console, string, error) {
-	if err := parseFilter("console state", string(f.State), ConsoleStates); err != nil {
+	if err := parseFilter("console state", string(f.State), anyops.ConsoleStates); err != nil {
 		return nil, "", err
 	}
 	q := s.db.WithContext(ctx).Model(&Console{})
@@ -319,8 +319,8 @@ func (s *Store) ListConsoles(ctx context.Context, f ConsoleFilter) ([]Console, s
 }
 
 // CountConsoles counts consoles in a state; "" counts all.
-func (s *Store) CountConsoles(ctx context.Context, state ConsoleState) (int, error) {
-	if err := parseFilter("console state", string(state), ConsoleStates); err != nil {
+func (s *Store) CountConsoles(ctx context.Context, state anyops.ConsoleState) (int, error) {
+	if err := parseFilter("console state", string(state), anyops.ConsoleStates); err != nil {
 		return 0, err
 	}
 	var n int64
@@ -338,13 +338,13 @@ func (s *Store) CreateSandbox(ctx context.Context, sb Sandbox) (Sandbox, error) 
 		sb.ID = uuid.NewString()
 	}
 	if sb.State == "" {
-		sb.State = SandboxStarting
+		sb.State = anyops.SandboxStarting
 	}
 	sb.EndedAt = normTimePtr(sb.EndedAt)
 	if err := firstError(
 		required("sandbox user", sb.User),
 		required("sandbox server", sb.Server),
-		parseErr("sandbox state", string(sb.State), SandboxStates),
+		parseErr("sandbox state", string(sb.State), anyops.SandboxStates),
 	); err != nil {
 		return Sandbox{}, err
 	}
@@ -355,13 +355,13 @@ func (s *Store) CreateSandbox(ctx context.Context, sb Sandbox) (Sandbox, error) 
 }
 
 // SetSandboxState records a sandbox's state; ended and lost sandboxes get EndedAt now.
-func (s *Store) SetSandboxState(ctx context.Context, id string, state SandboxState) (Sandbox, error) {
-	if err := parseErr("sandbox state", string(state), SandboxStates); err != nil {
+func (s *Store) SetSandboxState(ctx context.Context, id string, state anyops.SandboxState) (Sandbox, error) {
+	if err := parseErr("sandbox state", string(state), anyops.SandboxStates); err != nil {
 		return Sandbox{}, err
 	}
 	at := now()
 	set := map[string]any{"state": state, "updated_at": at}
-	if state == SandboxEnded || state == SandboxLost {
+	if state == anyops.SandboxEnded || state == anyops.SandboxLost {
 		set["ended_at"] = at
 	}
 	res := s.db.WithContext(ctx).Model(&Sandbox{}).Where("id = ?", id).Updates(set)
@@ -385,13 +385,13 @@ func (s *Store) GetSandbox(ctx context.Context, id string) (Sandbox, error) {
 type SandboxFilter struct {
 	User   string
 	Server string
-	State  SandboxState
+	State  anyops.SandboxState
 	Page
 }
 
 // ListSandboxes lists sandboxes by id.
 func (s *Store) ListSandboxes(ctx context.Context, f SandboxFilter) ([]Sandbox, string, error) {
-	if err := parseFilter("sandbox state", string(f.State), SandboxStates); err != nil {
+	if err := parseFilter("sandbox state", string(f.State), anyops.SandboxStates); err != nil {
 		return nil, "", err
 	}
 	q := s.db.WithContext(ctx).Model(&Sandbox{})

@@ -151,27 +151,27 @@ func TestConsolesLifecycle(t *testing.T) {
 		}
 		expires := time.Now().Add(30 * time.Minute)
 		c := must[Console](t)(s.CreateConsole(ctx, Console{User: anon.Name, Server: "live-console1", ExpiresAt: &expires}))
-		if c.ID == "" || c.State != ConsoleOpen || c.WorkflowID != anyops.ConsoleWorkflowID(c.ID) {
+		if c.ID == "" || c.State != anyops.ConsoleOpen || c.WorkflowID != anyops.ConsoleWorkflowID(c.ID) {
 			t.Fatalf("created console = %+v; want an id, state open and its workflow id", c)
 		}
 		sb := must[Sandbox](t)(s.CreateSandbox(ctx, Sandbox{User: anon.Name, Server: "live-console1", ImageID: anon.ImageID, ConsoleID: c.ID}))
-		must[Sandbox](t)(s.SetSandboxState(ctx, sb.ID, SandboxRunning))
+		must[Sandbox](t)(s.SetSandboxState(ctx, sb.ID, anyops.SandboxRunning))
 		sbID := sb.ID
 		got := must[Console](t)(s.UpdateConsole(ctx, c.ID, ConsoleUpdate{SandboxID: &sbID}))
 		if got.SandboxID != sb.ID || got.ExpiresAt == nil || !got.ExpiresAt.Equal(expires.Truncate(time.Microsecond)) {
 			t.Fatalf("updated console = %+v", got)
 		}
 		aliceConsole := must[Console](t)(s.CreateConsole(ctx, Console{User: named.Name, Server: "live-console2"}))
-		closed := ConsoleClosed
+		closed := anyops.ConsoleClosed
 		must[Console](t)(s.CreateConsole(ctx, Console{ID: "old", User: named.Name, State: closed}))
 
-		if n := must[int](t)(s.CountConsoles(ctx, ConsoleOpen)); n != 2 {
+		if n := must[int](t)(s.CountConsoles(ctx, anyops.ConsoleOpen)); n != 2 {
 			t.Fatalf("open consoles = %d, want 2", n)
 		}
 		if n := must[int](t)(s.CountConsoles(ctx, "")); n != 3 {
 			t.Fatalf("all consoles = %d, want 3", n)
 		}
-		list, _, err := s.ListConsoles(ctx, ConsoleFilter{User: named.Name, State: ConsoleOpen})
+		list, _, err := s.ListConsoles(ctx, ConsoleFilter{User: named.Name, State: anyops.ConsoleOpen})
 		if err != nil || len(list) != 1 || list[0].ID != aliceConsole.ID {
 			t.Fatalf("alice's open consoles = %+v, %v", list, err)
 		}
@@ -179,7 +179,7 @@ func TestConsolesLifecycle(t *testing.T) {
 		wantCode(t, err, anyops.EINVALID)
 		_, err = s.CreateConsole(ctx, Console{ID: "old", User: named.Name})
 		wantCode(t, err, anyops.ECONFLICT)
-		bad := ConsoleState("melted")
+		bad := anyops.ConsoleState("melted")
 		_, err = s.UpdateConsole(ctx, c.ID, ConsoleUpdate{State: &bad})
 		wantCode(t, err, anyops.EINVALID)
 		_, err = s.UpdateConsole(ctx, "ghost", ConsoleUpdate{State: &closed})

@@ -27,6 +27,7 @@ import (
 	"github.com/anyops/anyops/sandboxd/jail"
 	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 	"github.com/anyops/anyops/sandboxd/token"
+	"github.com/anyops/anyops/sandboxd/wire"
 )
 
 // The test binary doubles as the sandboxes' init: the jail re-executes it.
@@ -129,11 +130,11 @@ func randomHex(n int) string {
 }
 
 // shell is the smallest valid create request: a login shell for a free user.
-func shell() client.CreateRequest {
-	return client.CreateRequest{User: "alice", UID: 20001, Plan: "free"}
+func shell() wire.CreateRequest {
+	return wire.CreateRequest{User: "alice", UID: 20001, Plan: "free"}
 }
 
-func (h *harness) create(req client.CreateRequest) client.Sandbox {
+func (h *harness) create(req wire.CreateRequest) wire.Sandbox {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
@@ -144,7 +145,7 @@ func (h *harness) create(req client.CreateRequest) client.Sandbox {
 	return sb
 }
 
-func (h *harness) get(id string) client.Sandbox {
+func (h *harness) get(id string) wire.Sandbox {
 	h.t.Helper()
 	sb, err := h.c.Get(context.Background(), id)
 	if err != nil {
@@ -154,7 +155,7 @@ func (h *harness) get(id string) client.Sandbox {
 }
 
 // waitState polls GET until cond holds.
-func (h *harness) waitFor(id, what string, cond func(client.Sandbox) bool) client.Sandbox {
+func (h *harness) waitFor(id, what string, cond func(wire.Sandbox) bool) wire.Sandbox {
 	h.t.Helper()
 	deadline := time.Now().Add(waitLimit)
 	for {
@@ -200,7 +201,7 @@ type term struct {
 	mu       sync.Mutex
 	out      []byte // the last outKeep bytes of terminal output
 	total    int    // all terminal bytes received
-	controls []client.Control
+	controls []wire.Control
 	closeErr error
 	done     chan struct{}
 }
@@ -251,7 +252,7 @@ func (tm *term) read() {
 				tm.out = append([]byte(nil), tm.out[len(tm.out)-outKeep:]...)
 			}
 		} else {
-			var c client.Control
+			var c wire.Control
 			if err := json.Unmarshal(data, &c); err != nil {
 				tm.t.Errorf("server sent a text frame that is not JSON: %q", data)
 			}
@@ -287,7 +288,7 @@ func (tm *term) waitOutput(want string) {
 
 // waitClosed waits until the server closed the connection and returns the close status and
 // the control frames received.
-func (tm *term) waitClosed() (websocket.StatusCode, []client.Control) {
+func (tm *term) waitClosed() (websocket.StatusCode, []wire.Control) {
 	tm.t.Helper()
 	select {
 	case <-tm.done:
@@ -299,10 +300,10 @@ func (tm *term) waitClosed() (websocket.StatusCode, []client.Control) {
 	return websocket.CloseStatus(tm.closeErr), tm.controls
 }
 
-func (tm *term) controlsSeen() []client.Control {
+func (tm *term) controlsSeen() []wire.Control {
 	tm.mu.Lock()
 	defer tm.mu.Unlock()
-	return append([]client.Control(nil), tm.controls...)
+	return append([]wire.Control(nil), tm.controls...)
 }
 
 // waitControls waits until n control frames have arrived.
@@ -324,7 +325,7 @@ func (tm *term) send(s string) {
 	}
 }
 
-func (tm *term) control(c client.Control) {
+func (tm *term) control(c wire.Control) {
 	tm.t.Helper()
 	b, _ := json.Marshal(c)
 	if err := tm.conn.Write(context.Background(), websocket.MessageText, b); err != nil {
@@ -344,7 +345,7 @@ func tail(s string, n int) string {
 }
 
 // rawRequest sends a request with a hand-made token and returns status and decoded error.
-func (h *harness) rawRequest(method, path, tok string, body any) (int, client.ErrorBody) {
+func (h *harness) rawRequest(method, path, tok string, body any) (int, wire.ErrorBody) {
 	h.t.Helper()
 	var rd *bytes.Reader
 	if body != nil {
@@ -362,7 +363,7 @@ func (h *harness) rawRequest(method, path, tok string, body any) (int, client.Er
 		h.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var eb client.ErrorBody
+	var eb wire.ErrorBody
 	_ = json.NewDecoder(resp.Body).Decode(&eb)
 	return resp.StatusCode, eb
 }

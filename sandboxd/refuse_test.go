@@ -11,8 +11,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/anyops/anyops"
-	"github.com/anyops/anyops/sandboxd/client"
 	"github.com/anyops/anyops/sandboxd/token"
+	"github.com/anyops/anyops/sandboxd/wire"
 )
 
 // TestBadRequestsCreateNothing proves every bad create — bad, expired or wrongly scoped
@@ -24,7 +24,7 @@ func TestBadRequestsCreateNothing(t *testing.T) {
 	_, otherKey, _ := token.GenerateKey()
 	foreign, _ := token.NewSigner(otherKey).Mint(token.OpCreate, token.AnySandbox, "x", time.Minute)
 	expired, _ := h.signer.Sign(token.Claims{Op: token.OpCreate, Sandbox: token.AnySandbox, Iat: time.Now().Add(-2 * time.Minute).Unix(), Exp: time.Now().Add(-time.Minute).Unix()})
-	with := func(change func(*client.CreateRequest)) client.CreateRequest {
+	with := func(change func(*wire.CreateRequest)) wire.CreateRequest {
 		r := shell()
 		change(&r)
 		return r
@@ -43,17 +43,17 @@ func TestBadRequestsCreateNothing(t *testing.T) {
 		{"expired token", expired, shell(), 401, anyops.EUNAUTHORIZED, "expired"},
 		{"token for another operation", h.mint(token.OpList, token.AnySandbox, time.Minute), shell(), 403, anyops.EFORBIDDEN, "grants list"},
 		{"token scoped to one sandbox", h.mint(token.OpCreate, "sb-1", time.Minute), shell(), 403, anyops.EFORBIDDEN, "not valid"},
-		{"unknown image", good, with(func(r *client.CreateRequest) { r.Image = "cobol:1985" }), 400, anyops.EINVALID, "unknown image"},
-		{"negative memory", good, with(func(r *client.CreateRequest) { r.Limits = &anyops.Limits{MemoryBytes: -1} }), 400, anyops.EINVALID, "must not be negative"},
-		{"negative pids", good, with(func(r *client.CreateRequest) { r.Limits = &anyops.Limits{Pids: -5} }), 400, anyops.EINVALID, "limits.pids"},
-		{"absurd memory", good, with(func(r *client.CreateRequest) { r.Limits = &anyops.Limits{MemoryBytes: 1 << 50} }), 400, anyops.EINVALID, "exceeds plan free"},
-		{"absurd max lifetime", good, with(func(r *client.CreateRequest) { r.MaxLifetime = client.Duration(10000 * time.Hour) }), 400, anyops.EINVALID, "max_lifetime"},
-		{"negative idle timeout", good, with(func(r *client.CreateRequest) { r.IdleTimeout = client.Duration(-time.Second) }), 400, anyops.EINVALID, "idle_timeout"},
-		{"memory too small to run", good, with(func(r *client.CreateRequest) { r.Limits = &anyops.Limits{MemoryBytes: 1024} }), 400, anyops.EINVALID, "below the minimum"},
-		{"root uid", good, with(func(r *client.CreateRequest) { r.UID = 0 }), 400, anyops.EINVALID, "uid"},
-		{"unknown plan", good, with(func(r *client.CreateRequest) { r.Plan = "platinum" }), 400, anyops.EINVALID, "plan"},
-		{"unknown network policy", good, with(func(r *client.CreateRequest) { r.Network = "internet" }), 400, anyops.EINVALID, "network"},
-		{"user with a slash", good, with(func(r *client.CreateRequest) { r.User = "../etc" }), 400, anyops.EINVALID, "user"},
+		{"unknown image", good, with(func(r *wire.CreateRequest) { r.Image = "cobol:1985" }), 400, anyops.EINVALID, "unknown image"},
+		{"negative memory", good, with(func(r *wire.CreateRequest) { r.Limits = &anyops.Limits{MemoryBytes: -1} }), 400, anyops.EINVALID, "must not be negative"},
+		{"negative pids", good, with(func(r *wire.CreateRequest) { r.Limits = &anyops.Limits{Pids: -5} }), 400, anyops.EINVALID, "limits.pids"},
+		{"absurd memory", good, with(func(r *wire.CreateRequest) { r.Limits = &anyops.Limits{MemoryBytes: 1 << 50} }), 400, anyops.EINVALID, "exceeds plan free"},
+		{"absurd max lifetime", good, with(func(r *wire.CreateRequest) { r.MaxLifetime = wire.Duration(10000 * time.Hour) }), 400, anyops.EINVALID, "max_lifetime"},
+		{"negative idle timeout", good, with(func(r *wire.CreateRequest) { r.IdleTimeout = wire.Duration(-time.Second) }), 400, anyops.EINVALID, "idle_timeout"},
+		{"memory too small to run", good, with(func(r *wire.CreateRequest) { r.Limits = &anyops.Limits{MemoryBytes: 1024} }), 400, anyops.EINVALID, "below the minimum"},
+		{"root uid", good, with(func(r *wire.CreateRequest) { r.UID = 0 }), 400, anyops.EINVALID, "uid"},
+		{"unknown plan", good, with(func(r *wire.CreateRequest) { r.Plan = "platinum" }), 400, anyops.EINVALID, "plan"},
+		{"unknown network policy", good, with(func(r *wire.CreateRequest) { r.Network = "internet" }), 400, anyops.EINVALID, "network"},
+		{"user with a slash", good, with(func(r *wire.CreateRequest) { r.User = "../etc" }), 400, anyops.EINVALID, "user"},
 		{"unknown field", good, map[string]any{"user": "alice", "uid": 20001, "plan": "free", "privileged": true}, 400, anyops.EINVALID, "unknown field"},
 		{"not JSON", good, "nonsense", 400, anyops.EINVALID, "request body"},
 	}
@@ -102,7 +102,7 @@ func TestTokensAreScopedToTheSandbox(t *testing.T) {
 			}
 		})
 	}
-	if got := h.get(sb.ID); got.State != client.StateRunning {
+	if got := h.get(sb.ID); got.State != wire.StateRunning {
 		t.Fatalf("sandbox after refused requests: %+v, want running", got)
 	}
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/anyops/anyops"
-	"github.com/anyops/anyops/sandboxd/client"
 	"github.com/anyops/anyops/sandboxd/token"
+	"github.com/anyops/anyops/sandboxd/wire"
 )
 
 // TestSandboxSurvivesDisconnectAndReplaysScrollback proves the core promise of consoles: a
@@ -25,7 +25,7 @@ import (
 func TestSandboxSurvivesDisconnectAndReplaysScrollback(t *testing.T) {
 	h := newHarness(t, nil)
 	sb := h.create(shell())
-	if sb.State != client.StateRunning || sb.Pid == 0 {
+	if sb.State != wire.StateRunning || sb.Pid == 0 {
 		t.Fatalf("created sandbox is %+v, want running with a pid", sb)
 	}
 	home, err := os.Stat(filepath.Join(h.cfg.StorageRoot, "alice"))
@@ -40,10 +40,10 @@ func TestSandboxSurvivesDisconnectAndReplaysScrollback(t *testing.T) {
 	first.send("echo hi-$((6*7))\n") // the shell computes 42: the echo of the input alone cannot match
 	first.waitOutput("hi-42")
 	first.leave()
-	h.waitFor(sb.ID, "the client to be gone", func(s client.Sandbox) bool { return s.Clients == 0 })
+	h.waitFor(sb.ID, "the client to be gone", func(s wire.Sandbox) bool { return s.Clients == 0 })
 
 	time.Sleep(200 * time.Millisecond)
-	if got := h.get(sb.ID); got.State != client.StateRunning {
+	if got := h.get(sb.ID); got.State != wire.StateRunning {
 		t.Fatalf("sandbox after its client left: %+v, want running", got)
 	}
 
@@ -59,7 +59,7 @@ func TestTwoClientsShareOneTerminal(t *testing.T) {
 	h := newHarness(t, nil)
 	sb := h.create(shell())
 	a, b := h.attach(sb.ID), h.attach(sb.ID)
-	h.waitFor(sb.ID, "two clients", func(s client.Sandbox) bool { return s.Clients == 2 })
+	h.waitFor(sb.ID, "two clients", func(s wire.Sandbox) bool { return s.Clients == 2 })
 	a.send("echo from-a-$((1+1))\n")
 	b.send("echo from-b-$((2+2))\n")
 	for _, tm := range []*term{a, b} {
@@ -77,7 +77,7 @@ func TestClientsPerSandboxAreBounded(t *testing.T) {
 	for i := range terms {
 		terms[i] = h.attach(sb.ID)
 	}
-	h.waitFor(sb.ID, "all clients", func(s client.Sandbox) bool { return s.Clients == maxClientsPerSandbox })
+	h.waitFor(sb.ID, "all clients", func(s wire.Sandbox) bool { return s.Clients == maxClientsPerSandbox })
 	u, _, err := h.c.AttachURL(sb.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -106,13 +106,13 @@ func TestSlowClientIsDroppedWhileFastOneStreams(t *testing.T) {
 	fast := h.attach(sb.ID)
 	// The slow client's tiny receive buffer makes it fall behind sooner; it reads nothing.
 	slow := h.dial(sb.ID, smallBufferDialer)
-	h.waitFor(sb.ID, "two clients", func(s client.Sandbox) bool { return s.Clients == 2 })
-	h.waitFor(sb.ID, "the slow client to be dropped", func(s client.Sandbox) bool { return s.Clients == 1 })
+	h.waitFor(sb.ID, "two clients", func(s wire.Sandbox) bool { return s.Clients == 2 })
+	h.waitFor(sb.ID, "the slow client to be dropped", func(s wire.Sandbox) bool { return s.Clients == 1 })
 
 	before := fast.received()
 	slow.startReading() // drain what was sent before the drop, then the close frame
-	if status, _ := slow.waitClosed(); status != client.CloseFellBehind {
-		t.Fatalf("slow client closed with %d, want %d", status, client.CloseFellBehind)
+	if status, _ := slow.waitClosed(); status != wire.CloseFellBehind {
+		t.Fatalf("slow client closed with %d, want %d", status, wire.CloseFellBehind)
 	}
 	deadline := time.Now().Add(waitLimit)
 	for fast.received() < before+1<<20 {
@@ -121,7 +121,7 @@ func TestSlowClientIsDroppedWhileFastOneStreams(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got := h.get(sb.ID); got.State != client.StateRunning || got.Clients != 1 {
+	if got := h.get(sb.ID); got.State != wire.StateRunning || got.Clients != 1 {
 		t.Fatalf("after the drop: %+v, want running with the fast client", got)
 	}
 	metrics := h.scrape()
@@ -152,13 +152,13 @@ func TestControlFrames(t *testing.T) {
 	tm := h.attach(sb.ID)
 	tm.send("stty size\n")
 	tm.waitOutput("30 90")
-	tm.control(client.Control{Type: "resize", Rows: 41, Cols: 123})
+	tm.control(wire.Control{Type: "resize", Rows: 41, Cols: 123})
 	tm.send("stty size\n")
 	tm.waitOutput("41 123")
 
-	tm.control(client.Control{Type: "ping"})
-	tm.control(client.Control{Type: "teleport"})
-	tm.control(client.Control{Type: "resize", Rows: 0, Cols: 5000})
+	tm.control(wire.Control{Type: "ping"})
+	tm.control(wire.Control{Type: "teleport"})
+	tm.control(wire.Control{Type: "resize", Rows: 0, Cols: 5000})
 	tm.waitControls(3)
 	got := tm.controlsSeen()
 	if got[0].Type != "pong" || got[1].Type != "error" || !strings.Contains(got[1].Message, "teleport") || got[2].Type != "error" {
@@ -182,8 +182,8 @@ func TestExitCodeIsReported(t *testing.T) {
 	if n := len(controls); n == 0 || controls[n-1].Type != "exit" || controls[n-1].Code == nil || *controls[n-1].Code != 3 {
 		t.Errorf("control frames %+v, want a last exit frame with code 3", controls)
 	}
-	got := h.waitFor(sb.ID, "exited", func(s client.Sandbox) bool { return s.State == client.StateExited })
-	if got.ExitCode == nil || *got.ExitCode != 3 || got.EndReason != client.EndExit {
+	got := h.waitFor(sb.ID, "exited", func(s wire.Sandbox) bool { return s.State == wire.StateExited })
+	if got.ExitCode == nil || *got.ExitCode != 3 || got.EndReason != wire.EndExit {
 		t.Fatalf("GET after exit: %+v, want exit code 3, reason exit", got)
 	}
 	// A client attaching after the exit gets the scrollback, the exit frame and a normal close.
@@ -235,19 +235,19 @@ func TestTimeoutsEndSandboxes(t *testing.T) {
 		wantReason string
 		minAge     time.Duration // the sandbox must not have ended sooner
 	}{
-		{"idle timeout with no client", time.Second, time.Hour, false, client.EndIdleTimeout, time.Second},
-		{"attached client holds idle off until max lifetime", time.Second, 3 * time.Second, true, client.EndMaxLifetime, 3 * time.Second},
+		{"idle timeout with no client", time.Second, time.Hour, false, wire.EndIdleTimeout, time.Second},
+		{"attached client holds idle off until max lifetime", time.Second, 3 * time.Second, true, wire.EndMaxLifetime, 3 * time.Second},
 	}
 	h := newHarness(t, nil)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req := shell()
-			req.IdleTimeout, req.MaxLifetime = client.Duration(tt.idle), client.Duration(tt.life)
+			req.IdleTimeout, req.MaxLifetime = wire.Duration(tt.idle), wire.Duration(tt.life)
 			sb := h.create(req)
 			if tt.attach {
 				h.attach(sb.ID)
 			}
-			got := h.waitFor(sb.ID, "the sandbox to end", func(s client.Sandbox) bool { return s.State == client.StateExited })
+			got := h.waitFor(sb.ID, "the sandbox to end", func(s wire.Sandbox) bool { return s.State == wire.StateExited })
 			if got.EndReason != tt.wantReason {
 				t.Errorf("end reason %q, want %q", got.EndReason, tt.wantReason)
 			}

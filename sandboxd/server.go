@@ -33,8 +33,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/anyops/anyops"
-	"github.com/anyops/anyops/sandboxd/client"
 	"github.com/anyops/anyops/sandboxd/token"
+	"github.com/anyops/anyops/sandboxd/wire"
 )
 
 // Config configures a sandboxd server.
@@ -167,7 +167,7 @@ func (s *Server) Close() {
 	}
 	s.mu.Unlock()
 	for _, ss := range all {
-		ss.end(client.EndShutdown)
+		ss.end(wire.EndShutdown)
 	}
 	for _, ss := range all {
 		<-ss.exited
@@ -235,7 +235,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req client.CreateRequest
+	var req wire.CreateRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		s.fail(w, err)
 		return
@@ -288,9 +288,9 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 
 // validateCreate turns a request into a spec (without ID and home) and the sandbox's
 // description, or an EINVALID error naming the first bad field.
-func (s *Server) validateCreate(req client.CreateRequest) (sandboxSpec, client.Sandbox, error) {
-	bad := func(format string, args ...any) (sandboxSpec, client.Sandbox, error) {
-		return sandboxSpec{}, client.Sandbox{}, anyops.Errorf(anyops.EINVALID, format, args...)
+func (s *Server) validateCreate(req wire.CreateRequest) (sandboxSpec, wire.Sandbox, error) {
+	bad := func(format string, args ...any) (sandboxSpec, wire.Sandbox, error) {
+		return sandboxSpec{}, wire.Sandbox{}, anyops.Errorf(anyops.EINVALID, format, args...)
 	}
 	if req.ID != "" && !sandboxIDPattern.MatchString(req.ID) {
 		return bad("id %q must match %s", req.ID, sandboxIDPattern)
@@ -310,12 +310,12 @@ func (s *Server) validateCreate(req client.CreateRequest) (sandboxSpec, client.S
 	}
 	plan, err := anyops.Parse("plan", string(req.Plan), anyops.Plans)
 	if err != nil {
-		return sandboxSpec{}, client.Sandbox{}, err
+		return sandboxSpec{}, wire.Sandbox{}, err
 	}
 	network := anyops.NetworkNone
 	if req.Network != "" {
 		if network, err = anyops.Parse("network", string(req.Network), anyops.NetworkPolicies); err != nil {
-			return sandboxSpec{}, client.Sandbox{}, err
+			return sandboxSpec{}, wire.Sandbox{}, err
 		}
 	}
 	if len(req.Command) > maxArgs {
@@ -335,7 +335,7 @@ func (s *Server) validateCreate(req client.CreateRequest) (sandboxSpec, client.S
 	}
 	limits, err := effectiveLimits(plan, req)
 	if err != nil {
-		return sandboxSpec{}, client.Sandbox{}, err
+		return sandboxSpec{}, wire.Sandbox{}, err
 	}
 	ref := req.Image
 	if ref == "" {
@@ -351,17 +351,17 @@ func (s *Server) validateCreate(req client.CreateRequest) (sandboxSpec, client.S
 		Env:    []string{"TERM=xterm-256color", "LANG=C.UTF-8"},
 		Limits: limits, Network: network, Rows: rows, Cols: cols,
 	}
-	info := client.Sandbox{
+	info := wire.Sandbox{
 		User: req.User, UID: req.UID, GID: gid, Plan: plan, Image: img.Ref(),
 		Command: spec.Command, Network: network, Limits: limits,
-		IdleTimeout: client.Duration(limits.IdleTimeout), MaxLifetime: client.Duration(limits.MaxLifetime),
+		IdleTimeout: wire.Duration(limits.IdleTimeout), MaxLifetime: wire.Duration(limits.MaxLifetime),
 	}
 	return spec, info, nil
 }
 
 // effectiveLimits starts from the plan's limits and applies the request's lower ones. A
 // negative value, one above the plan's, or one below what a sandbox can run with is refused.
-func effectiveLimits(plan anyops.Plan, req client.CreateRequest) (anyops.Limits, error) {
+func effectiveLimits(plan anyops.Plan, req wire.CreateRequest) (anyops.Limits, error) {
 	lim := anyops.PlanLimits(plan)
 	var want anyops.Limits
 	if req.Limits != nil {
@@ -493,7 +493,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		all = append(all, ss)
 	}
 	s.mu.Unlock()
-	out := client.SandboxList{Sandboxes: make([]client.Sandbox, 0, len(all))}
+	out := wire.SandboxList{Sandboxes: make([]wire.Sandbox, 0, len(all))}
 	for _, ss := range all {
 		out.Sandboxes = append(out.Sandboxes, ss.snapshot())
 	}
@@ -525,7 +525,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	ss.end(client.EndDeleted)
+	ss.end(wire.EndDeleted)
 	select {
 	case <-ss.exited:
 	case <-r.Context().Done():
@@ -584,7 +584,7 @@ func (s *Server) handleCapacity(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	used := s.inUseLocked()
 	s.mu.Unlock()
-	c := client.Capacity{Slots: s.cfg.Slots, InUse: used, Free: max(0, s.cfg.Slots-used)}
+	c := wire.Capacity{Slots: s.cfg.Slots, InUse: used, Free: max(0, s.cfg.Slots-used)}
 	if load, err := loadAverage(); err == nil {
 		c.Load = load
 	} else {
@@ -656,7 +656,7 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 	} else if status < 500 {
 		s.metrics.refused.WithLabelValues(code).Inc()
 	}
-	var body client.ErrorBody
+	var body wire.ErrorBody
 	body.Error.Code, body.Error.Message = code, anyops.ErrorMessage(err)
 	writeJSON(w, status, body)
 }

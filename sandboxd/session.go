@@ -11,7 +11,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/creack/pty"
 
-	"github.com/anyops/anyops/sandboxd/client"
+	"github.com/anyops/anyops/sandboxd/wire"
 )
 
 // Tunables of the terminal stream.
@@ -31,7 +31,7 @@ type frame struct {
 
 // session is one sandbox: its process, its terminal's scrollback and its attached clients.
 type session struct {
-	info    client.Sandbox // immutable after creation, except the fields under mu below
+	info    wire.Sandbox // immutable after creation, except the fields under mu below
 	proc    process
 	metrics *metrics
 	log     *slog.Logger
@@ -49,7 +49,7 @@ type session struct {
 	exited   chan struct{} // closed when the process is gone and all its output is broadcast
 }
 
-func newSession(info client.Sandbox, proc process, m *metrics, log *slog.Logger) *session {
+func newSession(info wire.Sandbox, proc process, m *metrics, log *slog.Logger) *session {
 	return &session{
 		info: info, proc: proc, metrics: m, log: log,
 		ring: newRing(scrollbackBytes), clients: map[*attachment]struct{}{},
@@ -81,7 +81,7 @@ func (s *session) run() {
 	s.mu.Lock()
 	s.exitCode, s.exitedAt = code, time.Now()
 	if s.endReason == "" {
-		s.endReason = client.EndExit
+		s.endReason = wire.EndExit
 	}
 	reason := s.endReason
 	for a := range s.clients {
@@ -150,14 +150,14 @@ func (s *session) watch() {
 		case <-s.exited:
 			return
 		case <-deadline.C:
-			s.end(client.EndMaxLifetime)
+			s.end(wire.EndMaxLifetime)
 			return
 		case now := <-tick.C:
 			s.mu.Lock()
 			isIdle := len(s.clients) == 0 && now.Sub(s.lastActive) >= idle
 			s.mu.Unlock()
 			if isIdle {
-				s.end(client.EndIdleTimeout)
+				s.end(wire.EndIdleTimeout)
 				return
 			}
 		}
@@ -183,7 +183,7 @@ func (s *session) end(reason string) {
 }
 
 // snapshot returns the sandbox's current description.
-func (s *session) snapshot() client.Sandbox {
+func (s *session) snapshot() wire.Sandbox {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	info := s.info
@@ -191,9 +191,9 @@ func (s *session) snapshot() client.Sandbox {
 	select {
 	case <-s.exited:
 		code, at := s.exitCode, s.exitedAt
-		info.State, info.ExitCode, info.ExitedAt, info.EndReason, info.Pid = client.StateExited, &code, &at, s.endReason, 0
+		info.State, info.ExitCode, info.ExitedAt, info.EndReason, info.Pid = wire.StateExited, &code, &at, s.endReason, 0
 	default:
-		info.State, info.Pid = client.StateRunning, s.proc.Pid()
+		info.State, info.Pid = wire.StateRunning, s.proc.Pid()
 	}
 	return info
 }
@@ -280,22 +280,22 @@ func (s *session) readClient(ctx context.Context, conn *websocket.Conn, a *attac
 			s.input(data)
 			continue
 		}
-		var c client.Control
-		reply := client.Control{Type: "pong"}
+		var c wire.Control
+		reply := wire.Control{Type: "pong"}
 		if err := json.Unmarshal(data, &c); err != nil {
-			reply = client.Control{Type: "error", Message: "control frame is not JSON"}
+			reply = wire.Control{Type: "error", Message: "control frame is not JSON"}
 		} else {
 			switch c.Type {
 			case "ping":
 			case "resize":
-				reply = client.Control{}
+				reply = wire.Control{}
 				if c.Rows == 0 || c.Cols == 0 || c.Rows > maxTermSize || c.Cols > maxTermSize {
-					reply = client.Control{Type: "error", Message: fmt.Sprintf("resize needs rows and cols between 1 and %d", maxTermSize)}
+					reply = wire.Control{Type: "error", Message: fmt.Sprintf("resize needs rows and cols between 1 and %d", maxTermSize)}
 				} else if err := s.resize(c.Rows, c.Cols); err != nil {
 					s.log.Warn("resize PTY", "sandbox", s.info.ID, "err", err)
 				}
 			default:
-				reply = client.Control{Type: "error", Message: "unknown control type " + c.Type}
+				reply = wire.Control{Type: "error", Message: "unknown control type " + c.Type}
 			}
 		}
 		if reply.Type != "" {
@@ -305,7 +305,7 @@ func (s *session) readClient(ctx context.Context, conn *websocket.Conn, a *attac
 }
 
 // send queues a control frame for one client, dropping it like output if its queue is full.
-func (s *session) send(a *attachment, c client.Control) {
+func (s *session) send(a *attachment, c wire.Control) {
 	b, _ := json.Marshal(c)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -322,7 +322,7 @@ func (s *session) writeClient(ctx context.Context, conn *websocket.Conn, a *atta
 		// A dropped client is told so at once, not after the backlog that got it dropped.
 		select {
 		case <-a.dropped:
-			_ = conn.Close(client.CloseFellBehind, "client fell behind")
+			_ = conn.Close(wire.CloseFellBehind, "client fell behind")
 			return
 		default:
 		}
@@ -333,7 +333,7 @@ func (s *session) writeClient(ctx context.Context, conn *websocket.Conn, a *atta
 				return
 			}
 		case <-a.dropped:
-			_ = conn.Close(client.CloseFellBehind, "client fell behind")
+			_ = conn.Close(wire.CloseFellBehind, "client fell behind")
 			return
 		case <-s.exited:
 			for drained := false; !drained; {
@@ -350,7 +350,7 @@ func (s *session) writeClient(ctx context.Context, conn *websocket.Conn, a *atta
 			s.mu.Lock()
 			code := s.exitCode
 			s.mu.Unlock()
-			b, _ := json.Marshal(client.Control{Type: "exit", Code: &code})
+			b, _ := json.Marshal(wire.Control{Type: "exit", Code: &code})
 			if err := w.write(frame{text: true, data: b}); err != nil {
 				_ = conn.CloseNow()
 				return

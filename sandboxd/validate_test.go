@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/anyops/anyops"
-	"github.com/anyops/anyops/sandboxd/client"
 	"github.com/anyops/anyops/sandboxd/images"
+	"github.com/anyops/anyops/sandboxd/wire"
 )
 
 // imageList resolves image references against a fixed list, the way images.Store.Get does
@@ -53,7 +53,7 @@ func TestEffectiveLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := effectiveLimits(anyops.PlanFree, client.CreateRequest{Limits: tt.limits, IdleTimeout: client.Duration(tt.idle)})
+			got, err := effectiveLimits(anyops.PlanFree, wire.CreateRequest{Limits: tt.limits, IdleTimeout: wire.Duration(tt.idle)})
 			if tt.wantErr != "" {
 				if anyops.ErrorCode(err) != anyops.EINVALID || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("got %v, want invalid containing %q", err, tt.wantErr)
@@ -84,11 +84,11 @@ func FuzzCreateRequest(f *testing.F) {
 	s := validatingServer()
 	f.Fuzz(func(t *testing.T, body string) {
 		r := httptest.NewRequest("POST", "/v1/sandboxes", bytes.NewBufferString(body))
-		var req client.CreateRequest
+		var req wire.CreateRequest
 		err := decodeJSON(httptest.NewRecorder(), r, &req)
 		if err == nil {
 			var spec sandboxSpec
-			var info client.Sandbox
+			var info wire.Sandbox
 			spec, info, err = s.validateCreate(req)
 			if err == nil {
 				checkSpec(t, spec, info)
@@ -101,7 +101,7 @@ func FuzzCreateRequest(f *testing.F) {
 	})
 }
 
-func checkSpec(t *testing.T, spec sandboxSpec, info client.Sandbox) {
+func checkSpec(t *testing.T, spec sandboxSpec, info wire.Sandbox) {
 	t.Helper()
 	plan := anyops.PlanLimits(info.Plan)
 	l := spec.Limits

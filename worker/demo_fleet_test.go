@@ -16,6 +16,23 @@ import (
 	"github.com/anyops/anyops/workflows"
 )
 
+// cloudAndInventory returns cloud clients of a fresh cloudsim and an empty SQLite inventory,
+// both closed when the test ends.
+func cloudAndInventory(t *testing.T) (*activities.Clients, *inventory.Store) {
+	t.Helper()
+	_, endpoint := cloudsim.NewTestServer(t, cloudsim.Config{})
+	clients, err := activities.NewClients(context.Background(), config.AWS{Region: "us-east-1", Endpoint: endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := inventory.Open(context.Background(), inventory.DriverSQLite, filepath.Join(t.TempDir(), "inv.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	return clients, store
+}
+
 // TestEnsureDemoFleetBuildsSyncsAndSchedules runs what `anyops dev` runs at start-up: Run
 // serves the real task queues with cloud clients for cloudsim, and EnsureDemoFleet builds the
 // demo fleet, fills the empty inventory from the cloud and creates the fleet-sync schedule.
@@ -23,16 +40,7 @@ import (
 func TestEnsureDemoFleetBuildsSyncsAndSchedules(t *testing.T) {
 	ctx := context.Background()
 	tc := testenv.TemporalClient(t)
-	_, endpoint := cloudsim.NewTestServer(t, cloudsim.Config{})
-	clients, err := activities.NewClients(ctx, config.AWS{Region: "us-east-1", Endpoint: endpoint})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := inventory.Open(ctx, inventory.DriverSQLite, filepath.Join(t.TempDir(), "inv.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	clients, store := cloudAndInventory(t)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {

@@ -27,8 +27,14 @@ type Schedule struct {
 	Options client.ScheduleOptions
 }
 
-// Schedules returns the schedules Anyops runs. Scheduled runs of FleetSync get workflow ids
-// "fleet-sync-<time>" from Temporal; the skip overlap policy keeps two from running at once.
+// FleetSyncTickID is the workflow id the fleet-sync schedule's ticks start from; Temporal adds
+// the tick's time to it.
+const FleetSyncTickID = "fleet-sync-tick"
+
+// Schedules returns the schedules Anyops runs. The fleet-sync schedule starts
+// ScheduledFleetSync ("fleet-sync-tick-<time>"), which starts FleetSync under its business key
+// fleet-sync, or skips the tick when a FleetSync already runs there (one the API started): one
+// reconcile at a time. The skip overlap policy keeps two ticks from running at once.
 func Schedules() []Schedule {
 	kind, _ := workflows.LookupKind(workflows.KindFleetSync)
 	return []Schedule{{
@@ -37,8 +43,8 @@ func Schedules() []Schedule {
 			ID:   FleetSyncScheduleID,
 			Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: FleetSyncInterval}}},
 			Action: &client.ScheduleWorkflowAction{
-				ID:                       workflows.FleetSyncWorkflowID,
-				Workflow:                 kind.WorkflowType,
+				ID:                       FleetSyncTickID,
+				Workflow:                 workflows.ScheduledFleetSyncWorkflowType,
 				TaskQueue:                kind.TaskQueue,
 				Args:                     []any{workflows.FleetSyncInput{RequestedBy: "schedule:" + FleetSyncScheduleID}},
 				WorkflowExecutionTimeout: kind.ExecutionTimeout,
@@ -51,15 +57,34 @@ func Schedules() []Schedule {
 
 // EnsureSchedules creates every schedule of Schedules that does not exist yet. A schedule that
 // exists is left as it is (an operator may have paused it), so calling this at every start of
-// every process is safe.
+// every process is safe — except that a schedule whose action starts another workflow type
+// than this binary's (one an older release created) is brought up to date, so that its ticks
+// keep to one business key.
 func EnsureSchedules(ctx context.Context, c client.Client) error {
 	for _, s := range Schedules() {
 		_, err := c.ScheduleClient().Create(ctx, s.Options)
-		if err != nil && !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+		if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+			err = updateAction(ctx, c.ScheduleClient().GetHandle(ctx, s.ID), s.Options.Action.(*client.ScheduleWorkflowAction))
+		}
+		if err != nil {
 			return fmt.Errorf("schedule %s: %w", s.ID, err)
 		}
 	}
 	return nil
+}
+
+// updateAction replaces the action of an existing schedule when it starts another workflow
+// type than want, leaving its state (paused or not) and spec alone.
+func updateAction(ctx context.Context, h client.ScheduleHandle, want *client.ScheduleWorkflowAction) error {
+	return h.Update(ctx, client.ScheduleUpdateOptions{
+		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+			if a, ok := in.Description.Schedule.Action.(*client.ScheduleWorkflowAction); ok && a.Workflow == want.Workflow {
+				return nil, temporal.ErrSkipScheduleUpdate
+			}
+			in.Description.Schedule.Action = want
+			return &client.ScheduleUpdate{Schedule: &in.Description.Schedule}, nil
+		},
+	})
 }
 
 // EnsureDemoFleet is what `anyops dev` runs once its worker is up: it builds the demo fleet in

@@ -67,6 +67,10 @@ func Register(w worker.Registry, queue string, deps Deps) {
 	if queue == TaskQueueConsoles {
 		w.RegisterWorkflowWithOptions(workflows.ConsoleLifecycle, workflow.RegisterOptions{Name: workflows.ConsoleWorkflowType})
 	}
+	if queue == TaskQueueControl {
+		// The fleet-sync schedule's tick: not an operation of the API, so not a kind.
+		w.RegisterWorkflowWithOptions(workflows.ScheduledFleetSync, workflow.RegisterOptions{Name: workflows.ScheduledFleetSyncWorkflowType})
+	}
 	w.RegisterActivity(&activities.Inventory{Store: deps.Store})
 	w.RegisterActivity(&activities.Sandboxes{Store: deps.Store, Signer: deps.SandboxdSigner})
 	if deps.AWS != nil {
@@ -85,11 +89,16 @@ type Config struct {
 	DeadlockDetectionTimeout time.Duration
 	MaxConcurrentActivities  int
 	StopTimeout              time.Duration
+	// EnsureSchedules creates the schedules of Schedules that do not exist yet once the
+	// workers are up: `anyops worker` sets it, so a deployment of workers alone reconciles.
+	// (`anyops dev` ensures them after building its demo fleet instead.)
+	EnsureSchedules bool
 }
 
-// Run starts a Temporal worker on each task queue and blocks until ctx ends; then it stops
-// them, waiting up to StopTimeout for running activities to finish. It returns an error if a
-// worker fails to start or dies.
+// Run starts a Temporal worker on each task queue, ensures the schedules when asked, and
+// blocks until ctx ends; then it stops them, waiting up to StopTimeout for running activities
+// to finish. It returns an error if a worker fails to start or dies, or the schedules cannot
+// be ensured.
 func Run(ctx context.Context, cfg Config) error {
 	if cfg.Client == nil {
 		return errors.New("worker: Config.Client is required")
@@ -126,6 +135,13 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		started = append(started, w)
 		logger.Info("worker started", "task_queue", queue)
+	}
+	if cfg.EnsureSchedules {
+		if err := EnsureSchedules(ctx, cfg.Client); err != nil {
+			stopAll()
+			return fmt.Errorf("worker: %w", err)
+		}
+		logger.Info("schedules ensured", "schedules", len(Schedules()))
 	}
 
 	var err error

@@ -10,8 +10,7 @@ import (
 
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/activities"
-	"github.com/anyops/anyops/inventory"
-	sbclient "github.com/anyops/anyops/sandboxd/client"
+	"github.com/anyops/anyops/sandboxd/wire"
 )
 
 // ConsoleWorkflowType is the registered name of ConsoleLifecycle.
@@ -309,12 +308,12 @@ func (w *consoleRun) place(ctx workflow.Context, exclude []string) error {
 	gen := w.st.Generation + 1
 	id := SandboxIDFor(w.in.ConsoleID, gen)
 	w.tracker.Start(stepCreate, "creating sandbox "+id+" on "+host.Server)
-	req := sbclient.CreateRequest{
+	req := wire.CreateRequest{
 		ID: id, User: w.in.User, UID: w.in.UID, Plan: w.in.Plan, Image: w.in.Image,
 		Command: w.in.Command, Network: w.in.Network,
 		// sandboxd's own timers back the workflow's up; a little later so the workflow's fire first.
-		IdleTimeout: sbclient.Duration(w.in.Timing.IdleTimeout + w.in.Timing.HostCheckInterval),
-		MaxLifetime: sbclient.Duration(max(w.expiresAt().Sub(workflow.Now(ctx))+w.in.Timing.HostCheckInterval, time.Second)),
+		IdleTimeout: wire.Duration(w.in.Timing.IdleTimeout + w.in.Timing.HostCheckInterval),
+		MaxLifetime: wire.Duration(max(w.expiresAt().Sub(workflow.Now(ctx))+w.in.Timing.HostCheckInterval, time.Second)),
 	}
 	if plan := anyops.PlanLimits(w.in.Plan); time.Duration(req.IdleTimeout) > plan.IdleTimeout {
 		req.IdleTimeout = 0 // the plan's
@@ -322,7 +321,7 @@ func (w *consoleRun) place(ctx workflow.Context, exclude []string) error {
 	if plan := anyops.PlanLimits(w.in.Plan); time.Duration(req.MaxLifetime) > plan.MaxLifetime {
 		req.MaxLifetime = 0
 	}
-	var sb sbclient.Sandbox
+	var sb wire.Sandbox
 	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, consoleCreateOptions), sandboxActs.CreateSandbox,
 		activities.CreateSandboxInput{SandboxdURL: host.SandboxdURL, Request: req}).Get(ctx, &sb); err != nil {
 		w.tracker.Fail(stepCreate, err)
@@ -335,7 +334,7 @@ func (w *consoleRun) place(ctx workflow.Context, exclude []string) error {
 	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchServer.ValueSet(host.Server))
 
 	expires := w.expiresAt()
-	if err := w.mark(ctx, activities.MarkConsoleInput{ConsoleID: w.in.ConsoleID, State: inventory.ConsoleOpen,
+	if err := w.mark(ctx, activities.MarkConsoleInput{ConsoleID: w.in.ConsoleID, State: anyops.ConsoleOpen,
 		Server: host.Server, SandboxID: sb.ID, User: w.in.User, ExpiresAt: &expires}); err != nil {
 		// The sandbox exists but the inventory cannot say so: give it back rather than leak it.
 		w.tracker.Fail(stepCreate, err)
@@ -455,7 +454,7 @@ func (w *consoleRun) checkHost(ctx workflow.Context) string {
 		return ""
 	}
 	lostServer, lostSandbox := w.st.Server, w.st.SandboxID
-	_ = w.mark(ctx, activities.MarkConsoleInput{ConsoleID: w.in.ConsoleID, State: inventory.ConsoleOpen, SandboxID: lostSandbox, SandboxState: inventory.SandboxLost})
+	_ = w.mark(ctx, activities.MarkConsoleInput{ConsoleID: w.in.ConsoleID, State: anyops.ConsoleOpen, SandboxID: lostSandbox, SandboxState: anyops.SandboxLost})
 	if w.in.Anonymous {
 		return ConsoleEndLost
 	}
@@ -502,9 +501,9 @@ func (w *consoleRun) finish(ctx workflow.Context, reason string) (ConsoleResult,
 	// Cleanup must run even when the workflow was cancelled.
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
 	w.tracker.Done(stepServe, reason)
-	state, sbState, opts := inventory.ConsoleClosed, inventory.SandboxEnded, consoleDestroyOptions
+	state, sbState, opts := anyops.ConsoleClosed, anyops.SandboxEnded, consoleDestroyOptions
 	if reason == ConsoleEndLost {
-		state, sbState, opts = inventory.ConsoleLost, inventory.SandboxLost, consoleLostDestroyOptions
+		state, sbState, opts = anyops.ConsoleLost, anyops.SandboxLost, consoleLostDestroyOptions
 		w.phase = consolePhaseLost
 	} else {
 		w.phase = consolePhaseClosing

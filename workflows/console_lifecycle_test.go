@@ -20,9 +20,9 @@ import (
 	"github.com/anyops/anyops/activities"
 	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/inventory"
-	sbclient "github.com/anyops/anyops/sandboxd/client"
 	"github.com/anyops/anyops/sandboxd/sandboxdtest"
 	"github.com/anyops/anyops/sandboxd/token"
+	"github.com/anyops/anyops/sandboxd/wire"
 )
 
 // consoleEnv is the real parts ConsoleLifecycle runs on here: the shared Temporal dev server,
@@ -168,7 +168,7 @@ func testTiming() ConsoleTiming {
 func TestConsoleCloseDestroysSandbox(t *testing.T) {
 	e := newConsoleEnv(t, "console-a", "console-b")
 	// Load console-a: the console must go to console-b.
-	busy, err := e.hosts["console-a"].Client.Create(context.Background(), sbclient.CreateRequest{User: "busy", UID: 5000, Plan: anyops.PlanFree})
+	busy, err := e.hosts["console-a"].Client.Create(context.Background(), wire.CreateRequest{User: "busy", UID: 5000, Plan: anyops.PlanFree})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,11 +178,11 @@ func TestConsoleCloseDestroysSandbox(t *testing.T) {
 	if opened.Server != "console-b" || opened.SandboxID != SandboxIDFor(in.ConsoleID, 1) {
 		t.Fatalf("Open = %+v, want sandbox %s on the less loaded console-b", opened, SandboxIDFor(in.ConsoleID, 1))
 	}
-	if got := e.sandboxState("console-b", opened.SandboxID); got != sbclient.StateRunning {
+	if got := e.sandboxState("console-b", opened.SandboxID); got != wire.StateRunning {
 		t.Fatalf("sandbox is %s, want running", got)
 	}
 	con, err := e.store.GetConsole(context.Background(), in.ConsoleID)
-	if err != nil || con.SandboxID != opened.SandboxID || con.Server != "console-b" || con.State != inventory.ConsoleOpen {
+	if err != nil || con.SandboxID != opened.SandboxID || con.Server != "console-b" || con.State != anyops.ConsoleOpen {
 		t.Fatalf("inventory console = %+v %v, want open on console-b with the sandbox", con, err)
 	}
 	if err := e.tc.SignalWorkflow(context.Background(), anyops.ConsoleWorkflowID(in.ConsoleID), "", ConsoleSignalClose, nil); err != nil {
@@ -194,7 +194,7 @@ func TestConsoleCloseDestroysSandbox(t *testing.T) {
 	if got := e.sandboxState("console-b", opened.SandboxID); got != "gone" {
 		t.Fatalf("sandbox after close is %s, want gone", got)
 	}
-	if con, _ := e.store.GetConsole(context.Background(), in.ConsoleID); con.State != inventory.ConsoleClosed {
+	if con, _ := e.store.GetConsole(context.Background(), in.ConsoleID); con.State != anyops.ConsoleClosed {
 		t.Fatalf("inventory console after close = %s, want closed", con.State)
 	}
 }
@@ -235,14 +235,14 @@ func TestConsoleHostLost(t *testing.T) {
 	if v.SandboxID != SandboxIDFor(userIn.ConsoleID, 2) || v.Generation != 2 {
 		t.Fatalf("replacement = %+v, want generation 2", v)
 	}
-	if got := e.sandboxState("console-b", v.SandboxID); got != sbclient.StateRunning {
+	if got := e.sandboxState("console-b", v.SandboxID); got != wire.StateRunning {
 		t.Fatalf("replacement sandbox is %s, want running", got)
 	}
 	con, _ := e.store.GetConsole(context.Background(), userIn.ConsoleID)
 	if con.Server != "console-b" || con.SandboxID != v.SandboxID {
 		t.Fatalf("inventory console = %+v, want it on console-b", con)
 	}
-	if sb, _ := e.store.GetSandbox(context.Background(), userOpened.SandboxID); sb.State != inventory.SandboxLost {
+	if sb, _ := e.store.GetSandbox(context.Background(), userOpened.SandboxID); sb.State != anyops.SandboxLost {
 		t.Fatalf("the lost sandbox's row = %+v, want lost", sb)
 	}
 	_ = e.tc.SignalWorkflow(context.Background(), anyops.ConsoleWorkflowID(userIn.ConsoleID), "", ConsoleSignalClose, nil)
@@ -322,7 +322,7 @@ func TestConsoleOpenWithoutRoom(t *testing.T) {
 	if res := e.result(con.ID); res.EndReason != ConsoleEndLost {
 		t.Fatalf("ended %q, want lost", res.EndReason)
 	}
-	if c, _ := e.store.GetConsole(ctx, con.ID); c.State != inventory.ConsoleLost {
+	if c, _ := e.store.GetConsole(ctx, con.ID); c.State != anyops.ConsoleLost {
 		t.Fatalf("inventory console = %s, want lost", c.State)
 	}
 }

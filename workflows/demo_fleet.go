@@ -16,9 +16,14 @@ import (
 const KindDemoFleet = "demo-fleet"
 
 // DemoFleetWorkflowID is the business key of the demo fleet: there is one, so a second start
-// joins the running workflow, and a later run sends the same idempotency tokens and so finds
-// what the first one created instead of creating it again.
+// joins the running workflow, and a later run (with demoFleetScope) sends the same idempotency
+// tokens and so finds what the first one created instead of creating it again.
 const DemoFleetWorkflowID = "demo-fleet"
+
+// demoFleetScope is the idempotency scope of everything DemoFleet creates. It is fixed rather
+// than the run's, so that a later run (the same business key) sends the same tokens and finds
+// what the first run created instead of creating it again.
+const demoFleetScope = "demo-fleet"
 
 // DemoImageID is the machine image the demo fleet's instances boot (cloudsim accepts any).
 const DemoImageID = "ami-0a5e1d3c4b2f60718"
@@ -169,9 +174,9 @@ var DemoFleetSteps = []string{stepPlan, stepLaunch, stepWaitRunning, stepCreateV
 // initial primary of the brand new pair), checks that every pair is in sync, assembles the
 // file server's md0 over its DRBD devices (created the first time), and makes, mounts and
 // exports its file system. Every call is idempotent — instances and volumes carry a
-// ClientToken from the workflow id and the step, attaching first looks at the current
-// attachment, each host step looks first for what an earlier attempt did — so a worker
-// killed at any point, or a second run, creates nothing twice.
+// ClientToken from the workflow id, demoFleetScope and the step, attaching first looks at the
+// current attachment, each host step looks first for what an earlier attempt did — so a
+// worker killed at any point, or a second run, creates nothing twice.
 func DemoFleet(ctx workflow.Context, in DemoFleetInput) (DemoFleetResult, error) {
 	tracker, err := NewTracker(ctx, DemoFleetSteps...)
 	if err != nil {
@@ -217,7 +222,7 @@ func DemoFleet(ctx workflow.Context, in DemoFleetInput) (DemoFleetResult, error)
 	launches := make([]workflow.Future, len(plan.Servers))
 	for i, s := range plan.Servers {
 		launches[i] = workflow.ExecuteActivity(callCtx, cloud.RunInstance, activities.RunInstanceInput{
-			Step: "launch/" + s.Name, Name: s.Name, ImageID: image, InstanceType: s.InstanceType, Zone: s.Zone, Tags: s.InstanceTags(),
+			Scope: demoFleetScope, Step: "launch/" + s.Name, Name: s.Name, ImageID: image, InstanceType: s.InstanceType, Zone: s.Zone, Tags: s.InstanceTags(),
 		})
 	}
 	for i, f := range launches {
@@ -252,7 +257,7 @@ func DemoFleet(ctx workflow.Context, in DemoFleetInput) (DemoFleetResult, error)
 			peer = res.Instances[v.DRBDPeerServer]
 		}
 		creates[i] = workflow.ExecuteActivity(callCtx, cloud.CreateVolume, activities.CreateVolumeInput{
-			Step: "create/" + v.Name, Name: v.Name, Zone: v.Zone, SizeGiB: v.SizeGiB, Tags: v.VolumeTags(peer),
+			Scope: demoFleetScope, Step: "create/" + v.Name, Name: v.Name, Zone: v.Zone, SizeGiB: v.SizeGiB, Tags: v.VolumeTags(peer),
 		})
 	}
 	createdStates := make([]string, len(plan.Volumes))

@@ -31,8 +31,14 @@ type FleetSyncResult struct {
 	Drift   []activities.Drift    `json:"drift"`
 	Summary string                `json:"summary"`
 	// DRBDUnreadable lists the hosts whose DRBD status could not be read (their replicas are
-	// recorded as unknown).
+	// read from the other side, or recorded as unknown).
 	DRBDUnreadable []string `json:"drbd_unreadable,omitempty"`
+	// RoleTagsUpdated lists the volumes whose anyops:drbd-role tag was rewritten to the role
+	// their host reports (after a promotion); RoleTagsFailed those whose tagging failed.
+	RoleTagsUpdated []string `json:"role_tags_updated,omitempty"`
+	RoleTagsFailed  []string `json:"role_tags_failed,omitempty"`
+	// Superseded: a newer picture of the cloud had been applied when this one arrived.
+	Superseded bool `json:"superseded,omitempty"`
 }
 
 func prepareFleetSync(in *FleetSyncInput, actor string) (string, temporal.SearchAttributes, error) {
@@ -49,6 +55,7 @@ func prepareFleetSync(in *FleetSyncInput, actor string) (string, temporal.Search
 const (
 	stepDescribeFleet = "describe-fleet"
 	stepDRBDStatus    = "drbd-status"
+	stepRoleTags      = "role-tags"
 	stepReconcile     = "reconcile"
 )
 
@@ -57,11 +64,14 @@ const (
 const drbdStatusAttempts = 2
 
 // FleetSync reconciles the inventory with the cloud: it describes every instance, volume and
-// status check, reads DRBD status on the hosts holding primaries, and lets ReconcileFleet
-// record what differs (new, changed, missing) as drift events. A Temporal schedule runs it
-// every few minutes (worker.EnsureSchedules).
+// status check, reads DRBD status on both sides of every pair, rewrites the volumes' DRBD role
+// tags where a host reports another role than the tag (a promotion changes no tag), and lets
+// ReconcileFleet record what differs (new, changed, missing, unclassified) as drift events, in
+// one transaction. It runs under one business key, FleetSyncWorkflowID, so one reconcile runs
+// at a time: the API's runs and the schedule's (ScheduledFleetSync starts it as a child)
+// join or skip one another.
 func FleetSync(ctx workflow.Context, in FleetSyncInput) (FleetSyncResult, error) {
-	tracker, err := NewTracker(ctx, stepDescribeFleet, stepDRBDStatus, stepReconcile)
+	tracker, err := NewTracker(ctx, stepDescribeFleet, stepDRBDStatus, stepRoleTags, stepReconcile)
 	if err != nil {
 		return FleetSyncResult{}, err
 	}
@@ -104,6 +114,23 @@ func FleetSync(ctx workflow.Context, in FleetSyncInput) (FleetSyncResult, error)
 	}
 	tracker.Done(stepDRBDStatus, fmt.Sprintf("%d hosts read, %d unreadable", len(drbdHosts)-len(res.DRBDUnreadable), len(res.DRBDUnreadable)))
 
+	pairs, _ := activities.DRBDPairs(fleet, statuses)
+	changes := activities.DRBDRoleTagChanges(fleet, pairs)
+	tracker.Start(stepRoleTags, fmt.Sprintf("tagging %d volumes with the DRBD role their host reports", len(changes)))
+	tags := make([]workflow.Future, len(changes))
+	for i, c := range changes {
+		tags[i] = workflow.ExecuteActivity(callCtx, cloud.TagResource, c)
+	}
+	for i, f := range tags {
+		if err := f.Get(ctx, nil); err != nil {
+			// The inventory takes the roles from the hosts either way; the tags catch up next time.
+			res.RoleTagsFailed = append(res.RoleTagsFailed, changes[i].ResourceID)
+			continue
+		}
+		res.RoleTagsUpdated = append(res.RoleTagsUpdated, changes[i].ResourceID)
+	}
+	tracker.Done(stepRoleTags, fmt.Sprintf("%d tagged, %d failed", len(res.RoleTagsUpdated), len(res.RoleTagsFailed)))
+
 	tracker.Start(stepReconcile, "reconciling the inventory with the cloud")
 	var rec activities.ReconcileFleetResult
 	if err := workflow.ExecuteActivity(callCtx, inv.ReconcileFleet, activities.ReconcileFleetInput{
@@ -112,8 +139,11 @@ func FleetSync(ctx workflow.Context, in FleetSyncInput) (FleetSyncResult, error)
 		tracker.Fail(stepReconcile, err)
 		return res, err
 	}
-	res.Counts, res.Drift = rec.Counts, rec.Drift
+	res.Counts, res.Drift, res.Superseded = rec.Counts, rec.Drift, rec.Superseded
 	res.Summary = FleetSyncSummary(rec.Counts)
+	if rec.Superseded {
+		res.Summary = "superseded: a newer picture of the cloud was applied already"
+	}
 	tracker.Done(stepReconcile, res.Summary)
 	tracker.Finish(res.Summary)
 	return res, nil
@@ -121,5 +151,6 @@ func FleetSync(ctx workflow.Context, in FleetSyncInput) (FleetSyncResult, error)
 
 // FleetSyncSummary words a sync's counts on one line.
 func FleetSyncSummary(c activities.SyncCounts) string {
-	return fmt.Sprintf("created %d, updated %d, missing %d, unchanged %d, ignored %d", c.Created, c.Updated, c.Missing, c.Unchanged, c.Ignored)
+	return fmt.Sprintf("created %d, updated %d, missing %d, unchanged %d, unclassified %d, ignored %d",
+		c.Created, c.Updated, c.Missing, c.Unchanged, c.Unclassified, c.Ignored)
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/google/uuid"
 
 	"github.com/anyops/anyops"
@@ -100,4 +103,80 @@ func TestFleetSyncPrepare(t *testing.T) {
 		{"actor from the body", `{"requested_by":"x"}`, "requested_by is set by the server", nil},
 		{"unknown field", `{"reason":"x"}`, `unknown field "reason"`, nil},
 	})
+}
+
+// shell runs a script on an instance through SSM and waits for it to succeed.
+func (e *fleetEnv) shell(t *testing.T, instance string, lines ...string) {
+	t.Helper()
+	ctx := context.Background()
+	out, err := e.aws.SSM.SendCommand(ctx, &ssm.SendCommandInput{DocumentName: aws.String("AWS-RunShellScript"),
+		InstanceIds: []string{instance}, Parameters: map[string][]string{"commands": lines}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 500 {
+		inv, err := e.aws.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: out.Command.CommandId, InstanceId: aws.String(instance)})
+		if err == nil && inv.Status != "InProgress" && inv.Status != "Pending" {
+			if inv.Status != "Success" {
+				t.Fatalf("%q on %s: %s %s", lines, instance, inv.Status, aws.ToString(inv.StandardErrorContent))
+			}
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%q on %s never finished", lines, instance)
+}
+
+// TestFleetSyncReadsRolesFromHostsAndRetags builds the demo fleet in cloudsim, then promotes
+// the backup as a failover does — `drbdadm secondary` on the file server, `drbdadm primary` on
+// the backup — which changes no tag. It proves the next FleetSync records the backup as every
+// replica's primary (read from both hosts' DRBD status, not from the tags), rewrites the
+// volumes' anyops:drbd-role tags through the TagResource activity, and that the sync after it
+// has nothing left to retag or record.
+func TestFleetSyncReadsRolesFromHostsAndRetags(t *testing.T) {
+	ctx := context.Background()
+	e := newFleetEnv(t)
+	var fleet DemoFleetResult
+	e.run(t, "DemoFleet", DemoFleetWorkflowID+"-"+uuid.NewString(), DemoFleetInput{Timing: fastTiming}, &fleet)
+	syncInput := FleetSyncInput{Timing: fastTiming, RequestedBy: "test"}
+	var first FleetSyncResult
+	e.run(t, "FleetSync", FleetSyncWorkflowID+"-"+uuid.NewString(), syncInput, &first)
+
+	resources := activities.DemoFleetPlan().DRBDResources()
+	file, backup := fleet.Instances[inventory.DemoFileServer], fleet.Instances[inventory.DemoBackup]
+	for _, r := range resources {
+		e.shell(t, file, "drbdadm secondary "+r)
+		e.shell(t, backup, "drbdadm primary "+r)
+	}
+	var promoted FleetSyncResult
+	e.run(t, "FleetSync", FleetSyncWorkflowID+"-"+uuid.NewString(), syncInput, &promoted)
+	for _, r := range resources {
+		rep, err := e.store.GetReplica(ctx, r)
+		if err != nil || rep.PrimaryServer != inventory.DemoBackup || rep.SecondaryServer != inventory.DemoFileServer {
+			t.Errorf("replica %s after the promotion: %+v, %v; want %s primary", r, rep, err, inventory.DemoBackup)
+		}
+	}
+	if len(promoted.RoleTagsUpdated) != 2*len(resources) || len(promoted.RoleTagsFailed) != 0 {
+		t.Errorf("retagged %v (failed %v), want both volumes of the %d pairs", promoted.RoleTagsUpdated, promoted.RoleTagsFailed, len(resources))
+	}
+	vols, err := e.aws.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []ec2types.Filter{{Name: aws.String("tag-key"), Values: []string{anyops.TagDRBDResource}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vols.Volumes {
+		want := activities.DRBDSecondary
+		if len(v.Attachments) > 0 && aws.ToString(v.Attachments[0].InstanceId) == backup {
+			want = activities.DRBDPrimary
+		}
+		for _, tag := range v.Tags {
+			if aws.ToString(tag.Key) == anyops.TagDRBDRole && aws.ToString(tag.Value) != want {
+				t.Errorf("volume %s tagged %s=%s, want %s", aws.ToString(v.VolumeId), anyops.TagDRBDRole, aws.ToString(tag.Value), want)
+			}
+		}
+	}
+	var after FleetSyncResult
+	e.run(t, "FleetSync", FleetSyncWorkflowID+"-"+uuid.NewString(), syncInput, &after)
+	if len(after.RoleTagsUpdated) != 0 || len(after.Drift) != 0 {
+		t.Errorf("the sync after: retagged %v, drift %+v; want nothing", after.RoleTagsUpdated, after.Drift)
+	}
 }

@@ -30,8 +30,8 @@ import (
 
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/api"
-	sbclient "github.com/anyops/anyops/sandboxd/client"
 	"github.com/anyops/anyops/sandboxd/jail"
+	"github.com/anyops/anyops/sandboxd/wire"
 )
 
 func main() {
@@ -162,7 +162,7 @@ func closeConsole(st *stack, con api.ConsoleResponse) {
 // kind of user, with no workflow, then deletes the sandbox (not timed).
 func rawStart(ctx context.Context, st *stack, i int) (time.Duration, error) {
 	t0 := time.Now()
-	sb, err := st.Sandboxd.Create(ctx, sbclient.CreateRequest{User: fmt.Sprintf("raw%d", i), UID: 200000 + i, Plan: anyops.PlanAnonymous,
+	sb, err := st.Sandboxd.Create(ctx, wire.CreateRequest{User: fmt.Sprintf("raw%d", i), UID: 200000 + i, Plan: anyops.PlanAnonymous,
 		Command: api.ConsoleCommands["bash"]})
 	if err != nil {
 		return 0, err

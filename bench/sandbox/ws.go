@@ -13,6 +13,7 @@ import (
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/sandboxd/client"
 	"github.com/anyops/anyops/sandboxd/token"
+	"github.com/anyops/anyops/sandboxd/wire"
 )
 
 // createToFirstByteWS creates a login-shell sandbox through sandboxd's HTTP API, attaches to
@@ -30,7 +31,7 @@ func createToFirstByteWS(baseURL, keyFile string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	start := time.Now()
-	sb, err := c.Create(ctx, client.CreateRequest{User: "bench", UID: 1000, Plan: anyops.PlanFree})
+	sb, err := c.Create(ctx, wire.CreateRequest{User: "bench", UID: 1000, Plan: anyops.PlanFree})
 	if err != nil {
 		return 0, fmt.Errorf("create: %w", err)
 	}

@@ -36,6 +36,7 @@ import (
 	"github.com/anyops/anyops/sandboxd/jail"
 	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 	"github.com/anyops/anyops/sandboxd/token"
+	"github.com/anyops/anyops/sandboxd/wire"
 )
 
 // echoer puts the terminal in raw mode, says it is ready and echoes every byte itself.
@@ -77,7 +78,7 @@ func run(n, warmup int, url, keyFile string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
-	sb, err := c.Create(ctx, client.CreateRequest{User: "bench", UID: 1000, Plan: anyops.PlanPaid, Command: echoer})
+	sb, err := c.Create(ctx, wire.CreateRequest{User: "bench", UID: 1000, Plan: anyops.PlanPaid, Command: echoer})
 	if err != nil {
 		return fmt.Errorf("create: %w", err)
 	}

@@ -90,8 +90,9 @@ func (c *controlPlane) runAPI(ctx context.Context, ac config.API, auth *api.Auth
 }
 
 // runWorker runs workflows and activities until ctx ends; clouds may be nil for a worker that
-// does not reach the cloud.
-func (c *controlPlane) runWorker(ctx context.Context, wc config.Worker, clouds *activities.Clients) error {
+// does not reach the cloud. ensureSchedules creates the Temporal schedules at start (`anyops
+// worker`); dev ensures them itself once its demo fleet is built.
+func (c *controlPlane) runWorker(ctx context.Context, wc config.Worker, clouds *activities.Clients, ensureSchedules bool) error {
 	return worker.Run(ctx, worker.Config{
 		Client: c.temporal,
 		Deps:   worker.Deps{Store: c.store, AWS: clouds, SandboxdSigner: c.signer()},
@@ -99,6 +100,7 @@ func (c *controlPlane) runWorker(ctx context.Context, wc config.Worker, clouds *
 
 		DeadlockDetectionTimeout: wc.DeadlockTimeout,
 		MaxConcurrentActivities:  wc.MaxConcurrentActivities,
+		EnsureSchedules:          ensureSchedules,
 	})
 }
 

@@ -192,7 +192,7 @@ func newDevCmd() *cobra.Command {
 			sdCfg.PublicKey = signer.PublicKey()
 			start("sandboxd", func(ctx context.Context) error { return sandboxd.Run(ctx, sdCfg) })
 		}
-		start("worker", func(ctx context.Context) error { return cp.runWorker(ctx, wc, clouds) })
+		start("worker", func(ctx context.Context) error { return cp.runWorker(ctx, wc, clouds, false) })
 		start("api", func(ctx context.Context) error { return cp.runAPI(ctx, ac, auth) })
 
 		// The demo fleet lives in cloudsim; the inventory is filled from the cloud. The

@@ -86,11 +86,11 @@ func anyopsBinary(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
-	}
-	os.Exit(code)
+	testenv.Main(m, func() {
+		if built.dir != "" {
+			os.RemoveAll(built.dir)
+		}
+	})
 }
 
 func startDev(t *testing.T, dataDir string, extra ...string) *devStack {

@@ -64,7 +64,7 @@ func newWorkerCmd() *cobra.Command {
 				}
 			}()
 		}
-		return cp.runWorker(ctx, wc, clouds)
+		return cp.runWorker(ctx, wc, clouds, true)
 	}
 	return cmd
 }

@@ -78,9 +78,13 @@ var shared struct {
 	motoURL  string
 }
 
-// Main runs a package's tests and then stops the servers they shared. Use it from TestMain.
-func Main(m *testing.M) {
+// Main runs a package's tests, then runs the package's own cleanups and stops the servers
+// the tests shared. Use it from TestMain.
+func Main(m *testing.M, cleanups ...func()) {
 	code := m.Run()
+	for _, c := range cleanups {
+		c()
+	}
 	shared.Lock()
 	if shared.temporal != nil {
 		_ = shared.temporal.Stop()

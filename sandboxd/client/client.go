@@ -18,6 +18,7 @@ import (
 
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/sandboxd/token"
+	"github.com/anyops/anyops/sandboxd/wire"
 )
 
 // DefaultTokenTTL is how long the tokens the client mints stay valid.
@@ -47,20 +48,20 @@ func (c *Client) Token(op token.Op, sandbox string) (string, error) {
 }
 
 // Create starts a sandbox.
-func (c *Client) Create(ctx context.Context, req CreateRequest) (Sandbox, error) {
-	var out Sandbox
+func (c *Client) Create(ctx context.Context, req wire.CreateRequest) (wire.Sandbox, error) {
+	var out wire.Sandbox
 	return out, c.do(ctx, http.MethodPost, "/v1/sandboxes", token.OpCreate, token.AnySandbox, req, &out)
 }
 
 // Get describes one sandbox; a sandbox sandboxd does not know is an anyops ENOTFOUND error.
-func (c *Client) Get(ctx context.Context, id string) (Sandbox, error) {
-	var out Sandbox
+func (c *Client) Get(ctx context.Context, id string) (wire.Sandbox, error) {
+	var out wire.Sandbox
 	return out, c.do(ctx, http.MethodGet, "/v1/sandboxes/"+url.PathEscape(id), token.OpGet, id, nil, &out)
 }
 
 // List describes every sandbox sandboxd knows, running or recently exited.
-func (c *Client) List(ctx context.Context) ([]Sandbox, error) {
-	var out SandboxList
+func (c *Client) List(ctx context.Context) ([]wire.Sandbox, error) {
+	var out wire.SandboxList
 	err := c.do(ctx, http.MethodGet, "/v1/sandboxes", token.OpList, token.AnySandbox, nil, &out)
 	return out.Sandboxes, err
 }
@@ -71,8 +72,8 @@ func (c *Client) Delete(ctx context.Context, id string) error {
 }
 
 // Capacity reports the host's slots and load.
-func (c *Client) Capacity(ctx context.Context) (Capacity, error) {
-	var out Capacity
+func (c *Client) Capacity(ctx context.Context) (wire.Capacity, error) {
+	var out wire.Capacity
 	return out, c.do(ctx, http.MethodGet, "/v1/capacity", token.OpCapacity, token.AnySandbox, nil, &out)
 }
 
@@ -91,7 +92,7 @@ func (c *Client) AttachURL(id string) (string, string, error) {
 }
 
 // Dial attaches to a sandbox's terminal. Binary messages carry terminal bytes both ways; text
-// messages carry Control frames. The caller closes the connection.
+// messages carry wire.Control frames. The caller closes the connection.
 func (c *Client) Dial(ctx context.Context, id string) (*websocket.Conn, error) {
 	u, _, err := c.AttachURL(id)
 	if err != nil {
@@ -149,7 +150,7 @@ func (c *Client) do(ctx context.Context, method, path string, op token.Op, sandb
 // errorFromResponse turns a sandboxd error answer into an *anyops.Error with sandboxd's code
 // and message, so callers can branch on anyops.ErrorCode (ENOTFOUND, ECONFLICT, ...).
 func errorFromResponse(resp *http.Response, cause error) error {
-	var body ErrorBody
+	var body wire.ErrorBody
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(b, &body) == nil && body.Error.Code != "" {
 		return &anyops.Error{Code: body.Error.Code, Message: body.Error.Message}

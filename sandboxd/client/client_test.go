@@ -10,6 +10,7 @@ import (
 
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/sandboxd/token"
+	"github.com/anyops/anyops/sandboxd/wire"
 )
 
 func newTestClient(t *testing.T, baseURL string) (*Client, *token.Verifier) {
@@ -94,7 +95,7 @@ func TestEachCallCarriesATokenForItsOperation(t *testing.T) {
 	defer ts.Close()
 	c, v = newTestClient(t, ts.URL+"/")
 	ctx := context.Background()
-	_, _ = c.Create(ctx, CreateRequest{User: "a"})
+	_, _ = c.Create(ctx, wire.CreateRequest{User: "a"})
 	_, _ = c.Get(ctx, "sb-1")
 	_, _ = c.List(ctx)
 	_ = c.Delete(ctx, "sb-1")

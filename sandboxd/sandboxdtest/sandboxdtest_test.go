@@ -11,6 +11,7 @@ import (
 	"github.com/anyops/anyops/sandboxd/client"
 	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 	"github.com/anyops/anyops/sandboxd/token"
+	"github.com/anyops/anyops/sandboxd/wire"
 )
 
 func TestMain(m *testing.M) { Main(m) }
@@ -41,11 +42,11 @@ func TestStartServesAndCloseLeavesNothing(t *testing.T) {
 				t.Fatalf("daemon key is the given one: %v, want %v", d.Key.Equal(fleetKey), tt.key)
 			}
 			ctx := context.Background()
-			sb, err := d.Client.Create(ctx, client.CreateRequest{User: "alice", UID: 20001, Plan: anyops.PlanFree})
+			sb, err := d.Client.Create(ctx, wire.CreateRequest{User: "alice", UID: 20001, Plan: anyops.PlanFree})
 			if err != nil {
 				t.Fatalf("create with the daemon's own client: %v", err)
 			}
-			if sb.State != client.StateRunning {
+			if sb.State != wire.StateRunning {
 				t.Fatalf("sandbox %+v, want running", sb)
 			}
 			_, otherKey, _ := token.GenerateKey()

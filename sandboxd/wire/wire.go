@@ -1,4 +1,8 @@
-package client
+// Package wire holds the types of sandboxd's HTTP API: requests, answers and the attach
+// WebSocket's control frames. The daemon, its client, the worker's activities, the API and the
+// console workflow share this one definition; it imports no HTTP code, so deterministic workflow
+// code may use it.
+package wire
 
 import (
 	"encoding/json"
@@ -7,9 +11,6 @@ import (
 
 	"github.com/anyops/anyops"
 )
-
-// The wire types of sandboxd's HTTP API live here, in the client package, so that the daemon,
-// the worker's activities and the API share one definition without linking the daemon.
 
 // CreateRequest is the body of POST /v1/sandboxes.
 type CreateRequest struct {
