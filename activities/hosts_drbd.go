@@ -236,9 +236,9 @@ func (h *Hosts) CreateDRBDMetadata(ctx context.Context, in DRBDResourceInput) (C
 	if err := commandError(res); err != nil {
 		return CreateDRBDMetadataOutput{}, err
 	}
-	gi, err := ParseDRBDGeneration(res.Stdout)
+	gi, err := generationOf(res)
 	if err != nil {
-		return CreateDRBDMetadataOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrUnexpectedOutput, nil, res)
+		return CreateDRBDMetadataOutput{}, err
 	}
 	return CreateDRBDMetadataOutput{Created: strings.Contains(res.Stdout, "anyops-created"), Generation: gi, Result: res}, nil
 }
@@ -253,9 +253,16 @@ func (h *Hosts) DRBDGenerationOf(ctx context.Context, in DRBDResourceInput) (DRB
 	if err != nil {
 		return DRBDGeneration{}, err
 	}
+	return generationOf(res)
+}
+
+// generationOf reads get-gi's line from a command's output; output that is not one is a
+// non-retryable UnexpectedOutput.
+func generationOf(res CommandResult) (DRBDGeneration, error) {
 	gi, err := ParseDRBDGeneration(res.Stdout)
 	if err != nil {
-		return DRBDGeneration{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrUnexpectedOutput, nil, res)
+		return DRBDGeneration{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("drbdadm get-gi on %s: %v", res.InstanceID, err), ErrUnexpectedOutput, nil, res)
 	}
 	return gi, nil
 }

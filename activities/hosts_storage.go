@@ -82,19 +82,14 @@ func (h *Hosts) FindVolumeDevice(ctx context.Context, in VolumeDeviceInput) (Vol
 	if err != nil {
 		return VolumeDevice{}, err
 	}
-	var att *Attachment
-	for i, a := range vol.Attachments {
-		if a.State != string(types.VolumeAttachmentStateDetached) {
-			att = &vol.Attachments[i]
-		}
-	}
+	att, attached := attachedTo(vol)
 	switch {
-	case att == nil:
+	case !attached:
 		return VolumeDevice{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("volume %s is not attached to %s", in.VolumeID, in.InstanceID), ErrVolumeNotAttached, nil)
 	case att.InstanceID != in.InstanceID:
 		return VolumeDevice{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("volume %s is attached to %s, not to %s", in.VolumeID, att.InstanceID, in.InstanceID), ErrVolumeAttachedElsewhere, nil, *att)
+			fmt.Sprintf("volume %s is attached to %s, not to %s", in.VolumeID, att.InstanceID, in.InstanceID), ErrVolumeAttachedElsewhere, nil, att)
 	case att.State != string(types.VolumeAttachmentStateAttached):
 		return VolumeDevice{}, temporal.NewApplicationError(
 			fmt.Sprintf("volume %s is %s to %s", in.VolumeID, att.State, in.InstanceID), ErrDeviceMissing)
