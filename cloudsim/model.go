@@ -56,8 +56,14 @@ var stateCodes = map[string]int{
 	stateStopping: 64, stateStopped: 80,
 }
 
+// stateFormat is the version of the state file's layout; a file of an older one with a fleet
+// in it is refused (a fleet built when tags configured the hosts cannot be carried on).
+// 2: hosts hold files, volumes what is written on them, attachments the guest's device name.
+const stateFormat = 2
+
 // state is everything the simulation persists.
 type state struct {
+	Format    int                   `json:"format"`
 	Clock     time.Time             `json:"clock"`
 	Seed      int64                 `json:"seed"`
 	Counter   uint64                `json:"counter"`
@@ -75,7 +81,7 @@ type state struct {
 }
 
 func newState(seed int64, clock time.Time) *state {
-	st := &state{Clock: clock, Seed: seed}
+	st := &state{Format: stateFormat, Clock: clock, Seed: seed}
 	st.init()
 	return st
 }
