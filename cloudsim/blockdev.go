@@ -181,7 +181,7 @@ func cmdMkfs(fstype string) builtin {
 			d.FS, d.MD = typ, nil
 		})
 		x.s.event(x.now, "host.mkfs", x.h.InstanceID, "%s file system made on %s on %s", typ, dev, x.h.Hostname)
-		return result{out: fmt.Sprintf("mke2fs 1.42.9 (4-Feb-2014)\nCreating filesystem with 4k blocks\nAllocating group tables: done\nWriting inode tables: done\nCreating journal (32768 blocks): done\nWriting superblocks and filesystem accounting information: done\n\n"),
+		return result{out: "mke2fs 1.42.9 (4-Feb-2014)\nCreating filesystem with 4k blocks\nAllocating group tables: done\nWriting inode tables: done\nCreating journal (32768 blocks): done\nWriting superblocks and filesystem accounting information: done\n\n",
 			dur: 5 * time.Second}
 	}
 }

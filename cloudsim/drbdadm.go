@@ -107,8 +107,13 @@ func cmdDrbdadm(x *execCtx, args []string, _ string) result {
 			up = append(up, t)
 		}
 	}
-	if sub == "status" && len(up) == 0 && (len(names) == 0 || names[0] == "all") {
-		return fail(10, "# No currently configured DRBD found.")
+	if sub == "status" && (len(names) == 0 || names[0] == "all") {
+		// As drbdsetup status: all is what is up; a configured resource that is down is not
+		// an error there.
+		if len(up) == 0 {
+			return fail(10, "# No currently configured DRBD found.")
+		}
+		targets = up
 	}
 	for i, t := range targets {
 		var r result

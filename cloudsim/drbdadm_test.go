@@ -100,6 +100,9 @@ func TestDRBDConfiguredByFiles(t *testing.T) {
 		// A file system on a disk is never overwritten by create-md.
 		{a, "mkfs.ext4 -q /dev/nvme2n1", 0, ""},
 		{a, writeFileScript("/etc/drbd.d/data1.res", single) + " && drbdadm create-md --force data1", 40, "Operation refused."},
+		// status of all is what is up: data1, configured but down, is no error there.
+		{a, "drbdadm status", 0, "logs0 role:Primary"},
+		{a, "drbdadm status data1", 10, "data1: No such resource"},
 		{a, "rm /etc/drbd.d/data1.res", 0, ""},
 
 		// Both files change the port: the link drops while they disagree, adjust applies each.
