@@ -29,6 +29,7 @@ func main() {
 		newSandboxdCmd(),
 		newCloudsimCmd(),
 		newMigrateCmd(),
+		newTokenCmd(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
