@@ -15,6 +15,7 @@ import (
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/sandboxd/images"
+	"github.com/anyops/anyops/sandboxd/images/imagestest"
 	"github.com/anyops/anyops/sandboxd/network"
 	"github.com/anyops/anyops/sandboxd/network/networktest"
 )
@@ -25,8 +26,8 @@ func TestMain(m *testing.M) {
 	testenv.Main(m)
 }
 
-// fixture is a Manager on a private cgroup parent (and so network name) with the host image,
-// for one test.
+// fixture is a Manager on a private cgroup parent (and so network name) with the console
+// image, for one test.
 type fixture struct {
 	m     *Manager
 	image images.Image
@@ -49,15 +50,7 @@ func newNetworkFixture(t testing.TB, netCfg network.Config) *fixture {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	store, err := images.Open(filepath.Join(dir, "images"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := store.EnsureHost()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() }) // before TempDir's removal: cleanups run last-in first-out
+	_, img := imagestest.Console(t)
 	if !netCfg.Pool.IsValid() {
 		netCfg.Pool = networktest.Pool(t)
 	}
