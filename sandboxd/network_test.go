@@ -8,11 +8,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/nftables"
-
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/sandboxd/network"
+	"github.com/anyops/anyops/sandboxd/network/networktest"
 	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 )
 
@@ -113,17 +112,7 @@ func TestFailedStartLeavesNoNetworkTable(t *testing.T) {
 		t.Fatal("New with no slots started")
 	}
 	defer teardown.RemoveCgroupParent(parent)
-	c, err := nftables.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tb := range tables {
-		if tb.Name == network.InstanceName(parent) {
-			t.Fatalf("table %s outlived the failed start", tb.Name)
-		}
+	if networktest.TableExists(t, network.InstanceName(parent)) {
+		t.Fatalf("table %s outlived the failed start", network.InstanceName(parent))
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 
 	"github.com/anyops/anyops"
@@ -159,13 +158,13 @@ func TestLeftoversOfAnEarlierDaemonAreRemoved(t *testing.T) {
 	if _, err := netlink.LinkByName(stale.Name); err == nil {
 		t.Errorf("the earlier daemon's link %s survived the next start", stale.Name)
 	}
-	if !tableExists(t, name) {
+	if !networktest.TableExists(t, name) {
 		t.Fatal("no table after New")
 	}
 	if err := second.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if tableExists(t, name) {
+	if networktest.TableExists(t, name) {
 		t.Error("the table survived Close")
 	}
 }
@@ -215,22 +214,4 @@ func TestPoolSlotsAreExclusiveAndReused(t *testing.T) {
 	}
 	_ = l1.Close()
 	_ = l3.Close()
-}
-
-func tableExists(t *testing.T, name string) bool {
-	t.Helper()
-	c, err := nftables.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tb := range tables {
-		if tb.Name == name {
-			return true
-		}
-	}
-	return false
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/net/dns/dnsmessage"
@@ -349,6 +350,26 @@ func unused(p netip.Prefix) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// TableExists reports whether the host has the nftables table inet name: a daemon's table
+// (network.Config.Name) while it runs, and never after.
+func TableExists(t testing.TB, name string) bool {
+	t.Helper()
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range tables {
+		if tb.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func prefixNet(a netip.Addr, bits int) *net.IPNet {
