@@ -149,12 +149,12 @@ func setupConsoles(s *Server) {
 	auth := s.deps.Auth
 	v1 := s.v1
 	cors := consoleCORS(s.deps.CORSOrigins)
-	v1.POST("/consoles", cors, cs.create)
+	v1.POST("/consoles", cors, s.needTemporal, cs.create)
 	v1.OPTIONS("/consoles", cors)
 	v1.GET("/consoles", auth.Require(RoleViewer), cs.list)
 	v1.GET("/consoles/:id", cors, cs.get)
-	v1.DELETE("/consoles/:id", cors, cs.delete)
-	v1.POST("/consoles/:id/keepalive", cors, cs.keepalive)
+	v1.DELETE("/consoles/:id", cors, s.needTemporal, cs.delete)
+	v1.POST("/consoles/:id/keepalive", cors, s.needTemporal, cs.keepalive)
 	v1.OPTIONS("/consoles/:id", cors)
 	v1.OPTIONS("/consoles/:id/keepalive", cors)
 	v1.POST("/admin/consoles/accepting", auth.Require(RoleAdmin), cs.setAccepting)

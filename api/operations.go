@@ -93,10 +93,10 @@ const queryTimeout = 3 * time.Second
 func (s *Server) registerOperations(v1 *gin.RouterGroup, auth *Authorizer) {
 	// POST /operations/:id starts an operation of kind :id. Gin, like OpenAPI, allows one
 	// parameter name per path position, so the kind takes the name of the id it sits beside.
-	v1.POST("/operations/:id", auth.Require(RoleOperator), s.startOperation)
-	v1.GET("/operations", auth.Require(RoleViewer), s.listOperations)
-	v1.GET("/operations/:id", auth.Require(RoleViewer), s.getOperation)
-	v1.POST("/operations/:id/cancel", auth.Require(RoleOperator), s.cancelOperation)
+	v1.POST("/operations/:id", auth.Require(RoleOperator), s.needTemporal, s.startOperation)
+	v1.GET("/operations", auth.Require(RoleViewer), s.needTemporal, s.listOperations)
+	v1.GET("/operations/:id", auth.Require(RoleViewer), s.needTemporal, s.getOperation)
+	v1.POST("/operations/:id/cancel", auth.Require(RoleOperator), s.needTemporal, s.cancelOperation)
 }
 
 // startOperation starts the workflow of a kind under its business-key id. If one with that id
@@ -392,17 +392,14 @@ func (s *Server) cancelOperation(c *gin.Context) {
 func temporalError(err error, what string) error {
 	var notFound *serviceerror.NotFound
 	var invalid *serviceerror.InvalidArgument
-	var unavailable *serviceerror.Unavailable
 	switch {
 	case errors.As(err, &notFound):
 		return anyops.Errorf(anyops.ENOTFOUND, "%s: no such operation", what)
 	case errors.As(err, &invalid):
 		return anyops.Errorf(anyops.EINVALID, "%s: %s", what, invalid.Message)
-	case errors.As(err, &unavailable), errors.Is(err, context.DeadlineExceeded):
-		// Both wrapped: the client sees the anyops error, the log the cause.
-		return fmt.Errorf("%s: %w: %w", what, anyops.Errorf(anyops.EUNAVAILABLE, "temporal is unavailable"), err)
 	}
-	return fmt.Errorf("%s: %w", what, err)
+	// Temporal out of reach becomes EUNAVAILABLE in WriteError, wherever it surfaces.
+	return asUnavailable(fmt.Errorf("%s: %w", what, err))
 }
 
 // queryParams returns the request's query parameters, rejecting a query string that does not

@@ -2,8 +2,11 @@ package inventory
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -196,6 +199,8 @@ func dbError(err error, what string) error {
 			return anyops.Errorf(anyops.EINVALID, "%s: breaks a rule of the schema (%s)", what, pgErr.ConstraintName)
 		case "22P02", "22001", "22003", "22021":
 			return anyops.Errorf(anyops.EINVALID, "%s: a value is malformed or too large", what)
+		case "57P01", "57P02", "57P03": // the server is shutting down, crashed, or still starting
+			return unavailable(err, what)
 		}
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -210,7 +215,27 @@ func dbError(err error, what string) error {
 			return anyops.Errorf(anyops.EINVALID, "%s: breaks a rule of the schema (%s)", what, constraintOf(liteErr.Error()))
 		}
 	}
+	if connectionLost(err) {
+		return unavailable(err, what)
+	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// unavailable is EUNAVAILABLE for a database that cannot be reached now: the client is told
+// to retry (the API answers 503 with Retry-After), the log gets the cause.
+func unavailable(err error, what string) error {
+	return fmt.Errorf("%s: %w: %w", what, anyops.Errorf(anyops.EUNAVAILABLE, "the inventory is unavailable"), err)
+}
+
+// connectionLost says whether err is the database being out of reach (stopped, restarting,
+// closed) rather than anything the request did: nothing of such a request was written.
+func connectionLost(err error) bool {
+	var connect *pgconn.ConnectError
+	var netErr net.Error
+	return errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn) ||
+		errors.As(err, &connect) || errors.As(err, &netErr) ||
+		// database/sql's error for a closed *sql.DB is unexported; its text is stable.
+		strings.Contains(err.Error(), "sql: database is closed")
 }
 
 // isForeignKey reports whether err is a broken foreign key, for deletes that must say

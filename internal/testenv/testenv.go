@@ -135,21 +135,36 @@ func Temporal(t testing.TB) string {
 	shared.Lock()
 	defer shared.Unlock()
 	if shared.temporal == nil {
-		bin := TemporalBinary(t)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-			ExistingPath:  bin,
-			ClientOptions: &client.Options{HostPort: fmt.Sprintf("127.0.0.1:%d", FreePort(t))},
-			LogLevel:      "error",
-			ExtraArgs:     temporaldev.Args(),
-		})
-		if err != nil {
-			t.Fatalf("start Temporal dev server: %v", err)
-		}
-		shared.temporal = srv
+		shared.temporal = startDevServer(t)
 	}
 	return shared.temporal.FrontendHostPort()
+}
+
+// StartTemporal starts a Temporal dev server of the test's own (in-memory, on a free port),
+// for a test that stops it to see how the rest behaves while Temporal is down. It is stopped
+// when the test ends, if the test has not stopped it.
+func StartTemporal(t testing.TB) *testsuite.DevServer {
+	t.Helper()
+	srv := startDevServer(t)
+	t.Cleanup(func() { _ = srv.Stop() })
+	return srv
+}
+
+func startDevServer(t testing.TB) *testsuite.DevServer {
+	t.Helper()
+	bin := TemporalBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+		ExistingPath:  bin,
+		ClientOptions: &client.Options{HostPort: fmt.Sprintf("127.0.0.1:%d", FreePort(t))},
+		LogLevel:      "error",
+		ExtraArgs:     temporaldev.Args(),
+	})
+	if err != nil {
+		t.Fatalf("start Temporal dev server: %v", err)
+	}
+	return srv
 }
 
 // TemporalClient returns a client of the shared dev server, closed when the test ends.
