@@ -12,7 +12,7 @@ VERSION       ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GOTESTFLAGS   ?= -count=1 -timeout 30m
 RUNFLAGS      ?=
 
-.PHONY: all build run test test-deps test-go test-browser lint bench clean
+.PHONY: all build run test test-deps test-go test-browser lint bench clean record-histories
 
 all: build
 
@@ -59,6 +59,12 @@ test-go: test-deps build
 # Browser tests: headless Debian Chromium driven by playwright-core against `anyops dev`.
 test-browser: test-deps build
 	scripts/browser-test.sh
+
+# Rewrites workflows/testdata/histories from real runs on dev servers (docs/workflow-changes.md):
+# the tests that call testenv.RecordHistory, with ANYOPS_RECORD_HISTORIES=1.
+record-histories: build
+	ANYOPS_RECORD_HISTORIES=1 $(GO) test -count=1 ./worker/ -run 'TestRecordHistories'
+	ANYOPS_RECORD_HISTORIES=1 $(GO) test -count=1 ./workflows/ -run 'TestConsoleCloseDestroysSandbox|TestFleetSyncReadsRolesFromHostsAndRetags'
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -59,6 +59,18 @@ type Deps struct {
 // activity group. Activities are registered on every queue: they are stateless, and a
 // workflow may send one to whichever queue its worker serves.
 func Register(w worker.Registry, queue string, deps Deps) {
+	RegisterWorkflows(w, queue)
+	w.RegisterActivity(&activities.Inventory{Store: deps.Store})
+	w.RegisterActivity(&activities.Sandboxes{Store: deps.Store, Signer: deps.SandboxdSigner})
+	if deps.AWS != nil {
+		w.RegisterActivity(activities.NewCloud(deps.AWS))
+		w.RegisterActivity(activities.NewHosts(deps.AWS))
+	}
+}
+
+// RegisterWorkflows registers, on w, every workflow whose task queue is queue under the name
+// its starters use: on a worker, or on a replayer of recorded histories (replay_test.go).
+func RegisterWorkflows(w worker.WorkflowRegistry, queue string) {
 	for _, k := range workflows.Kinds() {
 		if k.TaskQueue == queue {
 			w.RegisterWorkflowWithOptions(k.Workflow, workflow.RegisterOptions{Name: k.WorkflowType})
@@ -70,12 +82,6 @@ func Register(w worker.Registry, queue string, deps Deps) {
 	if queue == TaskQueueControl {
 		// The fleet-sync schedule's tick: not an operation of the API, so not a kind.
 		w.RegisterWorkflowWithOptions(workflows.ScheduledFleetSync, workflow.RegisterOptions{Name: workflows.ScheduledFleetSyncWorkflowType})
-	}
-	w.RegisterActivity(&activities.Inventory{Store: deps.Store})
-	w.RegisterActivity(&activities.Sandboxes{Store: deps.Store, Signer: deps.SandboxdSigner})
-	if deps.AWS != nil {
-		w.RegisterActivity(activities.NewCloud(deps.AWS))
-		w.RegisterActivity(activities.NewHosts(deps.AWS))
 	}
 }
 

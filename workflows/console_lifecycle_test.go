@@ -201,6 +201,7 @@ func TestConsoleCloseDestroysSandbox(t *testing.T) {
 	if res := e.result(in.ConsoleID); res.EndReason != ConsoleEndClosed {
 		t.Fatalf("ended %q, want closed", res.EndReason)
 	}
+	testenv.RecordHistory(t, e.tc, anyops.ConsoleWorkflowID(in.ConsoleID), "console-lifecycle") // for worker/replay_test.go
 	if got := e.sandboxState("console-b", opened.SandboxID); got != "gone" {
 		t.Fatalf("sandbox after close is %s, want gone", got)
 	}

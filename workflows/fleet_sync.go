@@ -59,19 +59,23 @@ const (
 	stepReconcile     = "reconcile"
 )
 
+// changeTagAfterReconcile is the workflow.GetVersion change id of FleetSync's role tagging
+// moved after the reconcile (version 1).
+const changeTagAfterReconcile = "fleet-sync-tag-after-reconcile"
+
 // drbdStatusAttempts bounds the tries of one host's `drbdadm status`: a host that does not
 // answer makes its replicas unknown for this sync instead of holding the sync up.
 const drbdStatusAttempts = 2
 
 // FleetSync reconciles the inventory with the cloud: it describes every instance, volume and
-// status check, reads DRBD status on both sides of every pair, rewrites the volumes' DRBD role
-// tags where a host reports another role than the tag (a promotion changes no tag), and lets
-// ReconcileFleet record what differs (new, changed, missing, unclassified) as drift events, in
-// one transaction. It runs under one business key, FleetSyncWorkflowID, so one reconcile runs
+// status check, reads DRBD status on both sides of every pair, lets ReconcileFleet record what
+// differs (new, changed, missing, unclassified) as drift events, in one transaction, and then,
+// unless that picture was superseded, rewrites the volumes' DRBD role tags where a host
+// reports another role than the tag (a promotion changes no tag). It runs under one business key, FleetSyncWorkflowID, so one reconcile runs
 // at a time: the API's runs and the schedule's (ScheduledFleetSync starts it as a child)
 // join or skip one another.
 func FleetSync(ctx workflow.Context, in FleetSyncInput) (FleetSyncResult, error) {
-	tracker, err := NewTracker(ctx, stepDescribeFleet, stepDRBDStatus, stepRoleTags, stepReconcile)
+	tracker, err := NewTracker(ctx, stepDescribeFleet, stepDRBDStatus, stepReconcile, stepRoleTags)
 	if err != nil {
 		return FleetSyncResult{}, err
 	}
@@ -116,20 +120,29 @@ func FleetSync(ctx workflow.Context, in FleetSyncInput) (FleetSyncResult, error)
 
 	pairs, _ := activities.DRBDPairs(fleet, statuses)
 	changes := activities.DRBDRoleTagChanges(fleet, pairs)
-	tracker.Start(stepRoleTags, fmt.Sprintf("tagging %d volumes with the DRBD role their host reports", len(changes)))
-	tags := make([]workflow.Future, len(changes))
-	for i, c := range changes {
-		tags[i] = workflow.ExecuteActivity(callCtx, cloud.TagResource, c)
-	}
-	for i, f := range tags {
-		if err := f.Get(ctx, nil); err != nil {
-			// The inventory takes the roles from the hosts either way; the tags catch up next time.
-			res.RoleTagsFailed = append(res.RoleTagsFailed, changes[i].ResourceID)
-			continue
+	tagRoles := func() {
+		tracker.Start(stepRoleTags, fmt.Sprintf("tagging %d volumes with the DRBD role their host reports", len(changes)))
+		tags := make([]workflow.Future, len(changes))
+		for i, c := range changes {
+			tags[i] = workflow.ExecuteActivity(callCtx, cloud.TagResource, c)
 		}
-		res.RoleTagsUpdated = append(res.RoleTagsUpdated, changes[i].ResourceID)
+		for i, f := range tags {
+			if err := f.Get(ctx, nil); err != nil {
+				// The inventory takes the roles from the hosts either way; the tags catch up next time.
+				res.RoleTagsFailed = append(res.RoleTagsFailed, changes[i].ResourceID)
+				continue
+			}
+			res.RoleTagsUpdated = append(res.RoleTagsUpdated, changes[i].ResourceID)
+		}
+		tracker.Done(stepRoleTags, fmt.Sprintf("%d tagged, %d failed", len(res.RoleTagsUpdated), len(res.RoleTagsFailed)))
 	}
-	tracker.Done(stepRoleTags, fmt.Sprintf("%d tagged, %d failed", len(res.RoleTagsUpdated), len(res.RoleTagsFailed)))
+	// Runs recorded before this change tagged first (DefaultVersion); new runs tag only a
+	// picture the inventory accepted: a superseded picture's roles are older than the tags a
+	// newer sync wrote, and must not overwrite them. docs/workflow-changes.md.
+	tagAfterReconcile := workflow.GetVersion(ctx, changeTagAfterReconcile, workflow.DefaultVersion, 1) == 1
+	if !tagAfterReconcile {
+		tagRoles()
+	}
 
 	tracker.Start(stepReconcile, "reconciling the inventory with the cloud")
 	var rec activities.ReconcileFleetResult
@@ -145,6 +158,12 @@ func FleetSync(ctx workflow.Context, in FleetSyncInput) (FleetSyncResult, error)
 		res.Summary = "superseded: a newer picture of the cloud was applied already"
 	}
 	tracker.Done(stepReconcile, res.Summary)
+	switch {
+	case tagAfterReconcile && rec.Superseded:
+		tracker.Skip(stepRoleTags, "superseded picture: its roles are not written")
+	case tagAfterReconcile:
+		tagRoles()
+	}
 	tracker.Finish(res.Summary)
 	return res, nil
 }

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/activities"
+	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/inventory"
 )
 
@@ -151,7 +153,9 @@ func TestFleetSyncReadsRolesFromHostsAndRetags(t *testing.T) {
 		e.shell(t, backup, "drbdadm primary "+r)
 	}
 	var promoted FleetSyncResult
-	e.run(t, "FleetSync", FleetSyncWorkflowID+"-"+uuid.NewString(), syncInput, &promoted)
+	promotedID := FleetSyncWorkflowID + "-" + uuid.NewString()
+	e.run(t, "FleetSync", promotedID, syncInput, &promoted)
+	testenv.RecordHistory(t, e.temporal, promotedID, "fleet-sync-promotion") // for worker/replay_test.go
 	for _, r := range resources {
 		rep, err := e.store.GetReplica(ctx, r)
 		if err != nil || rep.PrimaryServer != inventory.DemoBackup || rep.SecondaryServer != inventory.DemoFileServer {
@@ -180,5 +184,51 @@ func TestFleetSyncReadsRolesFromHostsAndRetags(t *testing.T) {
 	e.run(t, "FleetSync", FleetSyncWorkflowID+"-"+uuid.NewString(), syncInput, &after)
 	if len(after.RoleTagsUpdated) != 0 || len(after.Drift) != 0 {
 		t.Errorf("the sync after: retagged %v, drift %+v; want nothing", after.RoleTagsUpdated, after.Drift)
+	}
+}
+
+// TestFleetSyncSupersededPictureWritesNoTags proves the tag-after-reconcile change (version 1
+// of changeTagAfterReconcile): after a promotion, a FleetSync whose picture the inventory
+// refuses as superseded (a newer one was applied first, here claimed an hour ahead) leaves
+// the volumes' DRBD role tags as they were. Before the change it tagged first, from the
+// stale picture.
+func TestFleetSyncSupersededPictureWritesNoTags(t *testing.T) {
+	ctx := context.Background()
+	e := newFleetEnv(t)
+	var fleet DemoFleetResult
+	e.run(t, "DemoFleet", DemoFleetWorkflowID+"-"+uuid.NewString(), DemoFleetInput{Timing: fastTiming}, &fleet)
+	resources := activities.DemoFleetPlan().DRBDResources()
+	file, backup := fleet.Instances[inventory.DemoFileServer], fleet.Instances[inventory.DemoBackup]
+	e.shell(t, file, "exportfs -u "+demoNFSClients+":/srv/home", "umount /srv/home", "mdadm --stop /dev/md0")
+	for _, r := range resources {
+		e.shell(t, file, "drbdadm secondary "+r)
+		e.shell(t, backup, "drbdadm primary "+r)
+	}
+	roleTags := func() map[string]string {
+		vols, err := e.aws.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []ec2types.Filter{{Name: aws.String("tag-key"), Values: []string{anyops.TagDRBDResource}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, v := range vols.Volumes {
+			for _, tag := range v.Tags {
+				if aws.ToString(tag.Key) == anyops.TagDRBDRole {
+					out[aws.ToString(v.VolumeId)] = aws.ToString(tag.Value)
+				}
+			}
+		}
+		return out
+	}
+	before := roleTags()
+	if claimed, _, err := e.store.ClaimReconcile(ctx, "fleet", time.Now().Add(time.Hour)); err != nil || !claimed {
+		t.Fatalf("claim a newer picture: %v %v", claimed, err)
+	}
+	var res FleetSyncResult
+	e.run(t, "FleetSync", FleetSyncWorkflowID+"-"+uuid.NewString(), FleetSyncInput{Timing: fastTiming, RequestedBy: "test"}, &res)
+	if !res.Superseded || len(res.RoleTagsUpdated)+len(res.RoleTagsFailed) != 0 {
+		t.Errorf("superseded sync = %+v, want superseded with no role tags written", res)
+	}
+	if after := roleTags(); !maps.Equal(before, after) {
+		t.Errorf("role tags changed by a superseded picture: %v → %v", before, after)
 	}
 }

@@ -1,0 +1,135 @@
+package worker
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/anyops/anyops/activities"
+	"github.com/anyops/anyops/internal/testenv"
+	"github.com/anyops/anyops/workflows"
+)
+
+// recordedHistories are the histories the replay tests need, one per workflow and main path,
+// in testenv.HistoriesDir. `make record-histories` records them from real runs on a dev
+// server: TestRecordHistories below, the console's in workflows/console_lifecycle_test.go and
+// the promotion's in workflows/fleet_sync_test.go.
+var recordedHistories = []string{
+	"demo-fleet",           // DemoFleet builds the demo fleet in cloudsim
+	"fleet-sync",           // FleetSync reads it into the empty inventory
+	"fleet-sync-promotion", // FleetSync after a promotion: it retags the volumes after the reconcile
+	// The same, recorded before that change (workflow.GetVersion's DefaultVersion): it tagged
+	// before the reconcile. docs/workflow-changes.md.
+	"fleet-sync-promotion-v0",
+	"fleet-audit",          // FleetAudit counts it
+	"scheduled-fleet-sync", // a tick of the schedule, FleetSync as its child
+	"console-lifecycle",    // a console opened, then closed by its user
+}
+
+// TestReplayRecordedHistories replays every recorded history against the workflows as the
+// worker registers them: a change to a workflow that is not deterministic against runs
+// already in flight (a command added, dropped or reordered without workflow.GetVersion)
+// fails here. docs/workflow-changes.md says how to change a workflow safely.
+func TestReplayRecordedHistories(t *testing.T) {
+	for _, name := range recordedHistories {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(testenv.HistoriesDir(), name+".json")
+			if _, err := os.Stat(path); err != nil {
+				t.Fatalf("recorded history missing (make record-histories): %v", err)
+			}
+			replayer := worker.NewWorkflowReplayer()
+			for _, q := range TaskQueues {
+				RegisterWorkflows(replayer, q)
+			}
+			if err := replayer.ReplayWorkflowHistoryFromJSONFile(discardLogger(), path); err != nil {
+				t.Fatalf("replay of %s: %v", path, err)
+			}
+		})
+	}
+}
+
+// alteredFleetAudit is FleetAudit changed without workflow.GetVersion: it records its audit
+// event before counting (the recorded history has the count first).
+func alteredFleetAudit(ctx workflow.Context, in workflows.FleetAuditInput) (workflows.FleetAuditResult, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
+	var inv *activities.Inventory
+	if err := workflow.ExecuteActivity(ctx, inv.RecordAudit, activities.AuditRecord{Actor: "anyops", Action: workflows.KindFleetAudit, Subject: "fleet"}).Get(ctx, nil); err != nil {
+		return workflows.FleetAuditResult{}, err
+	}
+	var counts activities.FleetCounts
+	err := workflow.ExecuteActivity(ctx, inv.CountFleet).Get(ctx, &counts)
+	return workflows.FleetAuditResult{Counts: counts}, err
+}
+
+// TestReplayRejectsChangeWithoutGetVersion proves the replay test catches what it is for: a
+// workflow registered under FleetAudit's name whose commands differ from the recorded run's
+// fails the replay as nondeterministic.
+func TestReplayRejectsChangeWithoutGetVersion(t *testing.T) {
+	replayer := worker.NewWorkflowReplayer()
+	replayer.RegisterWorkflowWithOptions(alteredFleetAudit, workflow.RegisterOptions{Name: "FleetAudit"})
+	err := replayer.ReplayWorkflowHistoryFromJSONFile(discardLogger(), filepath.Join(testenv.HistoriesDir(), "fleet-audit.json"))
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "nondetermin") {
+		t.Fatalf("replay of FleetAudit's history against a reordered FleetAudit = %v, want a nondeterminism error", err)
+	}
+}
+
+func discardLogger() tlog.Logger { return tlog.NewStructuredLogger(slog.New(slog.DiscardHandler)) }
+
+// TestRecordHistories runs the control workflows' main paths on a dev server of its own, with
+// the real worker, cloudsim and a SQLite inventory, and records their histories. It runs only
+// under `make record-histories` (ANYOPS_RECORD_HISTORIES=1).
+func TestRecordHistories(t *testing.T) {
+	if !testenv.Recording() {
+		t.Skip("records histories only under make record-histories (" + testenv.RecordHistoriesEnv + "=1)")
+	}
+	srv := testenv.StartTemporal(t)
+	tc, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	clients, store := cloudAndInventory(t)
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(runCtx, Config{Client: tc, Deps: Deps{Store: store, AWS: clients}, Logger: slog.New(slog.DiscardHandler)})
+	}()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	timing := workflows.FleetTiming{PollInterval: 20 * time.Millisecond, HeartbeatTimeout: 5 * time.Second}
+	if _, err := EnsureDemoFleet(ctx, tc, timing); err != nil {
+		t.Fatal(err)
+	}
+	testenv.RecordHistory(t, tc, workflows.DemoFleetWorkflowID, "demo-fleet")
+	testenv.RecordHistory(t, tc, workflows.FleetSyncWorkflowID, "fleet-sync")
+
+	run := func(id, workflowType string, input any) {
+		t.Helper()
+		r, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: TaskQueueControl}, workflowType, input)
+		if err == nil {
+			err = r.Get(ctx, nil)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", workflowType, err)
+		}
+	}
+	run(workflows.FleetAuditWorkflowID, "FleetAudit", workflows.FleetAuditInput{Reason: "recorded for the replay tests"})
+	testenv.RecordHistory(t, tc, workflows.FleetAuditWorkflowID, "fleet-audit")
+	run("fleet-sync-tick-recorded", workflows.ScheduledFleetSyncWorkflowType, workflows.FleetSyncInput{Timing: timing, RequestedBy: "schedule"})
+	testenv.RecordHistory(t, tc, "fleet-sync-tick-recorded", "scheduled-fleet-sync")
+}
