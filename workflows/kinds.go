@@ -176,7 +176,7 @@ func DecodeStrict(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return anyops.Errorf(anyops.EINVALID, "invalid JSON body: %s", describeJSONError(err))
+		return anyops.Errorf(anyops.EINVALID, "invalid JSON body: %s", DescribeJSONError(err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return anyops.Errorf(anyops.EINVALID, "invalid JSON body: unexpected data after the JSON value")
@@ -188,8 +188,8 @@ func DecodeStrict(body []byte, v any) error {
 // drop \f and \v and so accept bodies no JSON parser does.
 const jsonWhitespace = " \t\r\n"
 
-// describeJSONError words a decoding error for a client, without Go type names.
-func describeJSONError(err error) string {
+// DescribeJSONError words a JSON decoding error for a client, without Go type names.
+func DescribeJSONError(err error) string {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
