@@ -265,11 +265,27 @@ func (s *Server) describeOperation(c *gin.Context) (id string, info *workflowpb.
 }
 
 func (s *Server) getOperation(c *gin.Context) {
-	id, info, ok := s.describeOperation(c)
-	if !ok {
+	id, err := operationID(c)
+	if err != nil {
+		WriteError(c, err)
 		return
 	}
-	ctx := c.Request.Context()
+	op, err := s.operation(c.Request.Context(), id, "")
+	if err != nil {
+		WriteError(c, temporalError(err, "describe operation "+id))
+		return
+	}
+	c.JSON(http.StatusOK, op)
+}
+
+// operation shows run runID ("" for the latest) of workflow id as the API does: its state,
+// the answer of its Status query, and its result or error once closed.
+func (s *Server) operation(ctx context.Context, id, runID string) (Operation, error) {
+	desc, err := s.deps.Temporal.DescribeWorkflow(ctx, id, runID)
+	if err != nil {
+		return Operation{}, err
+	}
+	info := desc.RawResponse.GetWorkflowExecutionInfo()
 	op := operationOf(info)
 	op.ID = id
 	op.Status = s.queryStatus(ctx, id, op.RunID)
@@ -277,8 +293,7 @@ func (s *Server) getOperation(c *gin.Context) {
 	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
 		var result json.RawMessage
 		if err := s.deps.Temporal.GetWorkflow(ctx, id, op.RunID).Get(ctx, &result); err != nil {
-			WriteError(c, fmt.Errorf("result of operation %s: %w", id, err))
-			return
+			return op, fmt.Errorf("result of operation %s: %w", id, err)
 		}
 		op.Result = result
 	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
@@ -287,7 +302,7 @@ func (s *Server) getOperation(c *gin.Context) {
 			op.Error = err.Error()
 		}
 	}
-	c.JSON(http.StatusOK, op)
+	return op, nil
 }
 
 // queryStatus asks the workflow's Status query, nil when it cannot be answered in time (no

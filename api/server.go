@@ -106,6 +106,8 @@ func New(deps Deps) *Server {
 	s.registerStatus(s.v1)
 	s.registerInventory(s.v1, deps.Auth)
 	s.registerOperations(s.v1, deps.Auth)
+	s.registerDecisions(s.v1, deps.Auth)
+	s.registerIncidents(s.v1, deps.Auth)
 	setupConsoles(s)
 	setupDashboard(s)
 	return s

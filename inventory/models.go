@@ -119,8 +119,8 @@ type Incident struct {
 	ResolvedAt *time.Time `gorm:"column:resolved_at" json:"resolved_at,omitempty"`
 	CreatedAt  time.Time  `gorm:"column:created_at" json:"created_at"`
 	UpdatedAt  time.Time  `gorm:"column:updated_at" json:"updated_at"`
-	// Timeline is filled by GetIncident, oldest event first.
-	Timeline []IncidentEvent `gorm:"-" json:"timeline"`
+	// Timeline is filled by GetIncident, oldest event first (lists leave it out).
+	Timeline []IncidentEvent `gorm:"-" json:"timeline,omitempty"`
 }
 
 // Kinds of incident timeline events the control plane writes (others may add their own).

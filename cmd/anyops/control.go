@@ -83,7 +83,7 @@ func (c *controlPlane) runAPI(ctx context.Context, ac config.API, auth *api.Auth
 	return api.Run(ctx, api.Config{Addr: ac.Addr, Deps: api.Deps{
 		Collectors: []prometheus.Collector{c.metrics},
 		Store:      c.store, Temporal: c.temporal, Auth: auth, Logger: c.logger.With("component", "api"),
-		CORSOrigins: api.ParseOrigins(ac.CORSOrigins), ConsolesEnabled: ac.PublicEmbed,
+		CORSOrigins: config.SplitList(ac.CORSOrigins), ConsolesEnabled: ac.PublicEmbed,
 		Consoles:  api.ConsoleDeps{SandboxdKey: c.sandboxdKey},
 		Dashboard: api.DashboardConfig{TemporalUIURL: ac.TemporalUIURL, TemporalNamespace: c.namespace},
 	}})

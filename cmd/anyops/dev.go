@@ -98,7 +98,7 @@ func newDevCmd() *cobra.Command {
 			return err
 		}
 
-		adminToken, err := devstack.EnsureToken(filepath.Join(dataDir, "admin-token"))
+		adminToken, err := devstack.EnsureToken(filepath.Join(dataDir, config.AdminTokenFile))
 		if err != nil {
 			return fmt.Errorf("admin token: %w", err)
 		}
@@ -223,7 +223,7 @@ Anyops is running. Ctrl-C stops everything.
 		if runSandboxd {
 			fmt.Fprintf(out, "  sandboxd           http://%s/\n", sd.Addr)
 		}
-		fmt.Fprintf(out, "  admin token        %s  (also in %s)\n\n", adminToken, filepath.Join(dataDir, "admin-token"))
+		fmt.Fprintf(out, "  admin token        %s  (also in %s)\n\n", adminToken, filepath.Join(dataDir, config.AdminTokenFile))
 
 		var first error
 		for ; running > 0; running-- {

@@ -29,6 +29,8 @@ func main() {
 		newSandboxdCmd(),
 		newCloudsimCmd(),
 		newMigrateCmd(),
+		newOpCmd(),
+		newIncidentCmd(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
