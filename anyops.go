@@ -171,9 +171,19 @@ type Limits struct {
 	OpenFiles   int           `json:"open_files"`   // RLIMIT_NOFILE
 	FileSize    int64         `json:"file_size"`    // RLIMIT_FSIZE in bytes
 	TmpBytes    int64         `json:"tmp_bytes"`    // size of the sandbox's /tmp tmpfs
+	HomeBytes   int64         `json:"home_bytes"`   // total size of the user's home (the file system's quota)
 	IdleTimeout time.Duration `json:"idle_timeout"` // no input and no attached client for this long ends it
 	MaxLifetime time.Duration `json:"max_lifetime"` // ends it regardless of activity
 }
+
+// FirstSandboxID..LastSandboxID is the range of uids and gids sandboxes run as: above every uid and gid of the
+// console hosts and of the images (system accounts, shadow's 42, nogroup's 65534, people's
+// 1000..59999), so a sandbox's user can never be one of theirs. The inventory hands out uids
+// from its first value; sandboxd refuses a uid or gid outside it.
+const (
+	FirstSandboxID = 100000
+	LastSandboxID  = 1<<31 - 2
+)
 
 // PlanLimits returns the limits a plan grants. CPU shares are those of the original consoles:
 // anonymous 150, free 300, paying 700, tarpit 2.
@@ -181,13 +191,14 @@ func PlanLimits(p Plan) Limits {
 	const mib = 1 << 20
 	switch p {
 	case PlanAnonymous:
-		return Limits{CPUShares: 150, MemoryBytes: 256 * mib, Pids: 64, OpenFiles: 256, FileSize: 64 * mib, TmpBytes: 64 * mib, IdleTimeout: 10 * time.Minute, MaxLifetime: 30 * time.Minute}
+		return Limits{CPUShares: 150, MemoryBytes: 256 * mib, Pids: 64, OpenFiles: 256, FileSize: 64 * mib, TmpBytes: 64 * mib, HomeBytes: 64 * mib, IdleTimeout: 10 * time.Minute, MaxLifetime: 30 * time.Minute}
 	case PlanFree:
-		return Limits{CPUShares: 300, MemoryBytes: 512 * mib, Pids: 128, OpenFiles: 1024, FileSize: 512 * mib, TmpBytes: 128 * mib, IdleTimeout: time.Hour, MaxLifetime: 24 * time.Hour}
+		return Limits{CPUShares: 300, MemoryBytes: 512 * mib, Pids: 128, OpenFiles: 1024, FileSize: 512 * mib, TmpBytes: 128 * mib, HomeBytes: 512 * mib, IdleTimeout: time.Hour, MaxLifetime: 24 * time.Hour}
 	case PlanPaid:
-		return Limits{CPUShares: 700, MemoryBytes: 2048 * mib, Pids: 512, OpenFiles: 4096, FileSize: 4096 * mib, TmpBytes: 512 * mib, IdleTimeout: 6 * time.Hour, MaxLifetime: 7 * 24 * time.Hour}
+		return Limits{CPUShares: 700, MemoryBytes: 2048 * mib, Pids: 512, OpenFiles: 4096, FileSize: 4096 * mib, TmpBytes: 512 * mib, HomeBytes: 10240 * mib, IdleTimeout: 6 * time.Hour, MaxLifetime: 7 * 24 * time.Hour}
 	case PlanTarpit:
-		return Limits{CPUShares: 2, MemoryBytes: 128 * mib, Pids: 32, OpenFiles: 128, FileSize: 16 * mib, TmpBytes: 16 * mib, IdleTimeout: 5 * time.Minute, MaxLifetime: 30 * time.Minute}
+		// A tarpit user keeps their files (a free user's quota), they just cannot do much.
+		return Limits{CPUShares: 2, MemoryBytes: 128 * mib, Pids: 32, OpenFiles: 128, FileSize: 16 * mib, TmpBytes: 16 * mib, HomeBytes: 512 * mib, IdleTimeout: 5 * time.Minute, MaxLifetime: 30 * time.Minute}
 	}
 	return Limits{}
 }

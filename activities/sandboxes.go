@@ -26,6 +26,10 @@ const (
 	ErrTypeNoHost = "no_console_host"
 )
 
+// ProbeUID is the uid of the registration probe's sandbox: the last of the sandbox range,
+// which the inventory, counting up from the first, never hands to a user.
+const ProbeUID = anyops.LastSandboxID
+
 // sandboxdCallTimeout bounds one call to a sandboxd: a host that does not answer in this time
 // is treated as unreachable for this attempt.
 const sandboxdCallTimeout = 10 * time.Second
@@ -180,6 +184,9 @@ func (a *Sandboxes) CreateSandbox(ctx context.Context, in CreateSandboxInput) (w
 type SandboxRef struct {
 	SandboxdURL string `json:"sandboxd_url"`
 	SandboxID   string `json:"sandbox_id"`
+	// TokenTTL is how long the call's token is valid; zero: the client's default. A host
+	// check's token is short-lived: the console workflow's fence waits for it to expire.
+	TokenTTL time.Duration `json:"token_ttl,omitempty"`
 }
 
 // DestroySandbox deletes a sandbox; one sandboxd no longer knows counts as gone. Any other
@@ -214,25 +221,34 @@ type SandboxHealth struct {
 	Clients   int    `json:"clients"`
 	EndReason string `json:"end_reason,omitempty"`
 	Detail    string `json:"detail,omitempty"`
+	// TokenExpires is when the check's token stops being valid: the last moment at which it
+	// could still reach the host and renew the sandbox's lease, answered or not.
+	TokenExpires time.Time `json:"token_expires"`
 }
 
-// SandboxStatus asks the host about a sandbox. It never fails for the host's sake: an
-// unreachable host is an answer (the workflow counts them to decide the host is lost).
+// SandboxStatus asks the host about a sandbox, which renews the sandbox's lease. It never
+// fails for the host's sake: an unreachable host is an answer (the workflow counts them to
+// decide the host is lost).
 func (a *Sandboxes) SandboxStatus(ctx context.Context, ref SandboxRef) (SandboxHealth, error) {
 	c, err := a.client(ref.SandboxdURL)
 	if err != nil {
 		return SandboxHealth{}, err
 	}
+	if ref.TokenTTL > 0 {
+		c.TTL = ref.TokenTTL
+	}
+	// Tokens expire on whole seconds no later than this; the fence may count on it.
+	expires := time.Now().Add(c.TTL).Truncate(time.Second).Add(time.Second)
 	sb, err := c.Get(ctx, ref.SandboxID)
 	switch code := anyops.ErrorCode(err); {
 	case err == nil && sb.State == wire.StateRunning:
-		return SandboxHealth{Health: SandboxHealthRunning, Clients: sb.Clients}, nil
+		return SandboxHealth{Health: SandboxHealthRunning, Clients: sb.Clients, TokenExpires: expires}, nil
 	case err == nil:
-		return SandboxHealth{Health: SandboxHealthExited, EndReason: sb.EndReason}, nil
+		return SandboxHealth{Health: SandboxHealthExited, EndReason: sb.EndReason, TokenExpires: expires}, nil
 	case code == anyops.ENOTFOUND:
-		return SandboxHealth{Health: SandboxHealthGone}, nil
+		return SandboxHealth{Health: SandboxHealthGone, TokenExpires: expires}, nil
 	default:
-		return SandboxHealth{Health: SandboxHealthUnreachable, Detail: err.Error()}, nil
+		return SandboxHealth{Health: SandboxHealthUnreachable, Detail: err.Error(), TokenExpires: expires}, nil
 	}
 }
 
@@ -315,18 +331,29 @@ func sandboxdError(err error) error {
 	return temporal.NewApplicationError(e.Message, e.Code, err)
 }
 
+// probeTokenTTL is the lifetime of the registration probe's token: long enough for a host to
+// answer, short enough to be worth nothing soon after.
+const probeTokenTTL = 15 * time.Second
+
 // RegisterConsoleHost records the sandboxd at srv.SandboxdURL as a running console server of
 // the inventory (srv names it, with its zone and cluster) and records the image that sandboxd
 // starts by default as the newest version of that image, so that new users are pinned to an
 // image the host has. It starts and deletes one short sandbox to learn the image. anyops dev
 // and the console benchmark's stack call it once sandboxd is up.
+//
+// The URL is not trusted yet, so the probe hands it nothing reusable: its one token is for
+// that URL only (a real sandboxd registered elsewhere refuses it), creates only the probe
+// sandbox with exactly the probe's body, is accepted once, and expires in probeTokenTTL.
 func RegisterConsoleHost(ctx context.Context, store *inventory.Store, srv inventory.Server, signer *token.Signer) (inventory.Image, error) {
 	c, err := sbclient.New(srv.SandboxdURL, signer)
 	if err != nil {
 		return inventory.Image{}, err
 	}
+	c.Subject, c.TTL = "register-console-host", probeTokenTTL
 	// Probe first: a sandboxd that does not answer, or does not trust the key, records nothing.
-	probe, err := c.Create(ctx, wire.CreateRequest{User: "anyops-probe", UID: 99999, Plan: anyops.PlanFree, Command: []string{"true"}})
+	// Anonymous: the probe's home goes with its sandbox.
+	probe, err := c.Create(ctx, wire.CreateRequest{ID: "probe-" + sbclient.NewSandboxID(), User: "anyops-probe",
+		UID: ProbeUID, Plan: anyops.PlanAnonymous, Command: []string{"true"}})
 	if err != nil {
 		return inventory.Image{}, fmt.Errorf("learn the image of sandboxd %s: %w", srv.SandboxdURL, err)
 	}

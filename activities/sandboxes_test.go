@@ -71,7 +71,7 @@ func TestSandboxActivitiesAreIdempotent(t *testing.T) {
 		t.Fatalf("PickHost excluding the only host = %v, want no host", err)
 	}
 
-	in := CreateSandboxInput{SandboxdURL: url, Request: wire.CreateRequest{ID: "console-1-1", User: "alice", UID: 20001, Plan: anyops.PlanFree}}
+	in := CreateSandboxInput{SandboxdURL: url, Request: wire.CreateRequest{ID: "console-1-1", User: "alice", UID: 120001, Plan: anyops.PlanFree}}
 	first, err := a.CreateSandbox(ctx, in)
 	if err != nil {
 		t.Fatal(err)

@@ -163,9 +163,23 @@ type refusal struct {
 	retryAfter time.Duration
 }
 
-// admitAnonymous takes a token from the client's limiter and then from the global one. A
-// refused request takes nothing, so a flood from one address does not use up the others'.
+// RateKey is what a client's rate limit is kept under: its address, and for IPv6 its /64 —
+// the one network a single subscriber gets, from which they can use as many addresses as
+// they like.
+func RateKey(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil || !a.Unmap().Is6() {
+		return addr
+	}
+	p, _ := a.WithZone("").Prefix(64)
+	return p.String()
+}
+
+// admitAnonymous takes a token from the client's limiter (by RateKey of its address) and then
+// from the global one. A refused request takes nothing, so a flood from one client does not
+// use up the others'.
 func (a *admission) admitAnonymous(addr string, now time.Time) *refusal {
+	addr = RateKey(addr)
 	a.mu.Lock()
 	cl := a.clients[addr]
 	if cl == nil {
@@ -243,8 +257,9 @@ type killSwitch struct {
 	fetched time.Time
 }
 
-// accepting reports the switch's position. If the inventory cannot be read, the last known
-// position stands (on, before any was read).
+// accepting reports the switch's position. If the inventory cannot be read, it is off: an
+// operator who switched consoles off must never see them come back because the database
+// is down. The next call reads again.
 func (k *killSwitch) accepting(ctx context.Context) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -256,10 +271,8 @@ func (k *killSwitch) accepting(ctx context.Context) bool {
 	case anyops.ErrorCode(err) == anyops.ENOTFOUND:
 		k.on, k.fetched = true, time.Now()
 	case err != nil:
-		if k.fetched.IsZero() {
-			k.on = true
-		}
-		k.log.Warn("read the consoles kill switch; keeping its last position", "accepting", k.on, "err", err)
+		k.on, k.fetched = false, time.Time{}
+		k.log.Warn("cannot read the consoles kill switch: not accepting new consoles until it can be read", "err", err)
 	default:
 		on, ok := e.Summary["accepting"].(bool)
 		k.on, k.fetched = !ok || on, time.Now()

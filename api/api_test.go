@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http/httptest"
 	"strconv"
@@ -356,20 +357,29 @@ func TestPanicIsInternalError(t *testing.T) {
 	}
 }
 
-// TestParseTokens proves the --tokens format and its errors.
+// TestParseTokens proves the --tokens format — "name:role:token", and the older "role:token"
+// named after its role — and its errors.
 func TestParseTokens(t *testing.T) {
+	type holder struct {
+		name string
+		role AccessRole
+	}
 	tests := []struct {
 		spec    string
-		roles   map[string]AccessRole // token → role
+		holders map[string]holder // token → who it authenticates as
 		wantErr string
 	}{
-		{"", map[string]AccessRole{}, ""},
-		{"admin:a1,viewer:v1", map[string]AccessRole{"a1": RoleAdmin, "v1": RoleViewer}, ""},
-		{" operator:o:with:colons , ", map[string]AccessRole{"o:with:colons": RoleOperator}, ""},
+		{"", map[string]holder{}, ""},
+		{"admin:a1,viewer:v1", map[string]holder{"a1": {"admin", RoleAdmin}, "v1": {"viewer", RoleViewer}}, ""},
+		{"alice:operator:o1,bob@example.com:viewer:v1", map[string]holder{"o1": {"alice", RoleOperator}, "v1": {"bob@example.com", RoleViewer}}, ""},
+		{" operator:o:with:colons , ", map[string]holder{"o:with:colons": {"operator", RoleOperator}}, ""},
+		{"ci-bot:admin:x:y", map[string]holder{"x:y": {"ci-bot", RoleAdmin}}, ""},
 		{"root:x", nil, "root"},
-		{"admin", nil, "want role:token"},
-		{"admin:", nil, "want role:token"},
+		{"admin", nil, "want name:role:token"},
+		{"admin:", nil, "want name:role:token"},
 		{"admin:x,viewer:x", nil, "listed twice"},
+		{"alice:admin:x,alice:viewer:y", nil, `name "alice" is listed twice`},
+		{"Alice:admin:x", nil, "name"},
 		{"admin:has space", nil, "whitespace"},
 		{"admin:tab\there", nil, "whitespace"},
 	}
@@ -385,13 +395,13 @@ func TestParseTokens(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(a.tokens) != len(tt.roles) {
-				t.Fatalf("%d tokens, want %d", len(a.tokens), len(tt.roles))
+			if len(a.tokens) != len(tt.holders) {
+				t.Fatalf("%d tokens, want %d", len(a.tokens), len(tt.holders))
 			}
-			for tok, role := range tt.roles {
-				got, err := a.authenticate("Bearer " + tok)
-				if err != nil || got != role {
-					t.Errorf("token %q: role %q, %v; want %q", tok, got, err, role)
+			for tok, want := range tt.holders {
+				got, err := a.authenticate(context.Background(), "Bearer "+tok)
+				if err != nil || got.name != want.name || got.role != want.role {
+					t.Errorf("token %q: %+v, %v; want %+v", tok, got, err, want)
 				}
 			}
 		})

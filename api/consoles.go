@@ -39,7 +39,10 @@ type ConsoleDeps struct {
 	// SandboxdKey signs sandboxd attach tokens and, through a key derived from it, console
 	// tokens. Nil switches the console routes off (503).
 	SandboxdKey ed25519.PrivateKey
-	Admission   AdmissionConfig
+	// RetiredSandboxdKeys are keys signed with before a rotation: console tokens derived from
+	// them stay valid (consoles live for days), nothing is signed with them any more.
+	RetiredSandboxdKeys []ed25519.PrivateKey
+	Admission           AdmissionConfig
 	// Timing returns the workflow timing for a plan; nil uses workflows.DefaultConsoleTiming.
 	Timing func(anyops.Plan) workflows.ConsoleTiming
 	// AttachTTL is how long an attach URL handed to a client stays valid; zero: one minute.
@@ -89,7 +92,7 @@ type consoleService struct {
 	server     *Server
 	cfg        ConsoleDeps
 	signer     *sbtoken.Signer
-	tokenKey   []byte
+	tokenKeys  [][]byte // console token keys: the current one first, then the retired ones
 	admission  *admission
 	killSwitch *killSwitch
 	metrics    consoleMetrics
@@ -133,11 +136,9 @@ func setupConsoles(s *Server) {
 		killSwitch: &killSwitch{store: s.deps.Store, ttl: statusCacheTTL, log: s.log}}
 	if cfg.SandboxdKey != nil {
 		cs.signer = sbtoken.NewSigner(cfg.SandboxdKey)
-		// A console token key of its own, derived so every API replica with the same
-		// sandboxd key agrees on it and a console token is never a sandboxd token.
-		mac := hmac.New(sha256.New, cfg.SandboxdKey.Seed())
-		mac.Write([]byte("anyops console token key v1"))
-		cs.tokenKey = mac.Sum(nil)
+		for _, k := range append([]ed25519.PrivateKey{cfg.SandboxdKey}, cfg.RetiredSandboxdKeys...) {
+			cs.tokenKeys = append(cs.tokenKeys, consoleTokenKey(k))
+		}
 		if _, custom := s.deps.Status.(inventoryStatus); custom {
 			s.status.source = liveStatus{store: s.deps.Store, clientFor: cs.sandboxd, enabled: s.deps.ConsolesEnabled, accepting: cs.killSwitch.accepting}
 		}
@@ -398,11 +399,19 @@ func (cs *consoleService) attachURL(sandboxdURL, sandboxID string) (string, erro
 // by any API replica without state.
 func (cs *consoleService) consoleToken(id string, exp time.Time) string {
 	e := strconv.FormatInt(exp.Unix(), 10)
-	return e + "." + base64.RawURLEncoding.EncodeToString(cs.consoleMAC(id, e))
+	return e + "." + base64.RawURLEncoding.EncodeToString(consoleMAC(cs.tokenKeys[0], id, e))
 }
 
-func (cs *consoleService) consoleMAC(id, exp string) []byte {
-	mac := hmac.New(sha256.New, cs.tokenKey)
+// consoleTokenKey is the console token key of a sandboxd key: derived, so every API replica
+// with the same sandboxd key agrees on it, and a console token is never a sandboxd token.
+func consoleTokenKey(k ed25519.PrivateKey) []byte {
+	mac := hmac.New(sha256.New, k.Seed())
+	mac.Write([]byte("anyops console token key v1"))
+	return mac.Sum(nil)
+}
+
+func consoleMAC(key []byte, id, exp string) []byte {
+	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(id + "\x00" + exp))
 	return mac.Sum(nil)
 }
@@ -417,7 +426,15 @@ func (cs *consoleService) validConsoleToken(id, tok string, now time.Time) bool 
 		return false
 	}
 	got, err := base64.RawURLEncoding.DecodeString(sig)
-	return err == nil && hmac.Equal(got, cs.consoleMAC(id, e))
+	if err != nil {
+		return false
+	}
+	for _, key := range cs.tokenKeys {
+		if hmac.Equal(got, consoleMAC(key, id, e)) {
+			return true
+		}
+	}
+	return false
 }
 
 // authorizeConsole lets through the console's own token (Bearer or ?token=) or a staff token

@@ -10,7 +10,7 @@ import (
 // FuzzConsoleToken proves the console token parser never panics and accepts only the token
 // minted for that console, unexpired.
 func FuzzConsoleToken(f *testing.F) {
-	cs := &consoleService{tokenKey: []byte("fuzz-key")}
+	cs := &consoleService{tokenKeys: [][]byte{[]byte("fuzz-key")}}
 	now := time.Unix(1_800_000_000, 0)
 	good := cs.consoleToken("c1", now.Add(time.Hour))
 	for _, s := range []string{good, "", ".", "1.", ".AAAA", "99999999999999999999.x", "-1.AAAA", good + "x", "1800003600." + good} {

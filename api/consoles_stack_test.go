@@ -94,6 +94,7 @@ type consoleStack struct {
 	queue   string
 	sbc     *sbclient.Client
 	sbURL   string
+	sbd     *sandboxdtest.Daemon
 	server  *Server
 	handler http.Handler
 }
@@ -107,7 +108,10 @@ type stackOptions struct {
 
 func fastTiming() workflows.ConsoleTiming {
 	return workflows.ConsoleTiming{IdleTimeout: time.Minute, MaxLifetime: 10 * time.Minute, KeepaliveInterval: 10 * time.Second,
-		HostCheckInterval: 500 * time.Millisecond, HostLostAfter: 3}
+		HostCheckInterval: 500 * time.Millisecond, HostLostAfter: 3,
+		// The lease must outlive the worker's restart in TestConsolesSurviveWorkerKill: the
+		// control plane may go that long without checking a sandbox before it ends itself.
+		SandboxLease: time.Minute, CheckTokenTTL: 2 * time.Second, ClockMargin: 100 * time.Millisecond}
 }
 
 func newConsoleStack(t *testing.T, o stackOptions) *consoleStack {
@@ -137,7 +141,7 @@ func newConsoleStack(t *testing.T, o stackOptions) *consoleStack {
 	s := New(Deps{Store: store, Temporal: tc, Auth: auth, Logger: slog.New(slog.DiscardHandler), CORSOrigins: []string{"*"},
 		ConsolesEnabled: true, Consoles: ConsoleDeps{SandboxdKey: sbd.Key, TaskQueue: queue, Admission: o.admission,
 			Timing: func(anyops.Plan) workflows.ConsoleTiming { return timing }}})
-	return &consoleStack{t: t, key: sbd.Key, store: store, dbPath: dbPath, tc: tc, queue: queue, sbc: sbd.Client, sbURL: sbd.URL, server: s, handler: s.Handler()}
+	return &consoleStack{t: t, key: sbd.Key, store: store, dbPath: dbPath, tc: tc, queue: queue, sbc: sbd.Client, sbURL: sbd.URL, sbd: sbd, server: s, handler: s.Handler()}
 }
 
 // startWorker runs a console worker in this process until the test ends.

@@ -2,16 +2,24 @@ package api
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/inventory"
+	sbtoken "github.com/anyops/anyops/sandboxd/token"
 	"github.com/anyops/anyops/workflows"
 )
 
@@ -393,7 +401,7 @@ func TestAdmissionLimits(t *testing.T) {
 
 // TestConsoleToken proves console tokens are bound to their console and expire.
 func TestConsoleToken(t *testing.T) {
-	cs := &consoleService{tokenKey: []byte("k")}
+	cs := &consoleService{tokenKeys: [][]byte{[]byte("k")}}
 	now := time.Now()
 	tok := cs.consoleToken("id-1", now.Add(time.Minute))
 	tests := []struct {
@@ -413,9 +421,18 @@ func TestConsoleToken(t *testing.T) {
 			t.Errorf("%s: valid = %v, want %v", tt.name, got, tt.want)
 		}
 	}
-	other := &consoleService{tokenKey: []byte("other")}
+	other := &consoleService{tokenKeys: [][]byte{[]byte("other")}}
 	if other.validConsoleToken("id-1", tok, now) {
 		t.Error("a token of another key was accepted")
+	}
+	// After a key rotation the API signs with the new key and still accepts the retired
+	// one's tokens: open consoles keep working.
+	rotated := &consoleService{tokenKeys: [][]byte{[]byte("new"), []byte("k")}}
+	if !rotated.validConsoleToken("id-1", tok, now) {
+		t.Error("a console token of the retired key was refused after the rotation")
+	}
+	if next := rotated.consoleToken("id-1", now.Add(time.Minute)); cs.validConsoleToken("id-1", next, now) {
+		t.Error("after the rotation tokens are still signed with the retired key")
 	}
 }
 
@@ -465,5 +482,132 @@ func TestAdmissionEvictsOlderHalf(t *testing.T) {
 	a.mu.Unlock()
 	if kept > 5 || kept < 4 || oldKept {
 		t.Fatalf("kept %d limiters (old kept: %v), want the newest half", kept, oldKept)
+	}
+}
+
+// TestRateKey proves anonymous rate limits key an IPv6 client by its /64 (every address of
+// one subscriber's network is one client) and an IPv4 client by its address.
+func TestRateKey(t *testing.T) {
+	tests := []struct{ addr, want string }{
+		{"198.51.100.7", "198.51.100.7"},
+		{"2001:db8:1:2::1", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2:ffff:ffff:ffff:fffe", "2001:db8:1:2::/64"},
+		{"2001:db8:1:3::1", "2001:db8:1:3::/64"},
+		{"fe80::1%eth0", "fe80::/64"},
+		{"::ffff:198.51.100.7", "::ffff:198.51.100.7"}, // ClientAddr unmaps it before
+		{"not-an-ip", "not-an-ip"},
+	}
+	for _, tt := range tests {
+		if got := RateKey(tt.addr); got != tt.want {
+			t.Errorf("RateKey(%q) = %q, want %q", tt.addr, got, tt.want)
+		}
+	}
+	// One /64 is one client: its second address finds the bucket its first emptied.
+	now := time.Unix(1_700_000_000, 0)
+	a := newAdmission(AdmissionConfig{PerClientEvery: time.Hour, PerClientBurst: 1})
+	if r := a.admitAnonymous("2001:db8:1:2::1", now); r != nil {
+		t.Fatalf("first address refused: %v", r.err)
+	}
+	if r := a.admitAnonymous("2001:db8:1:2::9999", now); r == nil {
+		t.Fatal("another address of the same /64 was admitted on a fresh bucket")
+	}
+	if r := a.admitAnonymous("2001:db8:1:3::1", now); r != nil {
+		t.Fatalf("the next /64 refused: %v", r.err)
+	}
+}
+
+// TestKillSwitchFailsClosed proves the switch reads "not accepting" when its state cannot be
+// read — before any read, and after it read "on" — and reads the inventory again next time.
+func TestKillSwitchFailsClosed(t *testing.T) {
+	store, _ := openDemoInventory(t, inventory.DriverSQLite)
+	ks := &killSwitch{store: store, ttl: time.Nanosecond, log: slog.New(slog.DiscardHandler)}
+	ctx := context.Background()
+	if !ks.accepting(ctx) {
+		t.Fatal("no decision recorded: want accepting")
+	}
+	_ = store.Close() // the inventory breaks
+	time.Sleep(time.Millisecond)
+	if ks.accepting(ctx) {
+		t.Fatal("kill switch unreadable after reading on: accepting, want not accepting")
+	}
+	broken := &killSwitch{store: store, ttl: time.Minute, log: slog.New(slog.DiscardHandler)}
+	if broken.accepting(ctx) {
+		t.Fatal("kill switch unreadable from the start: accepting, want not accepting")
+	}
+	// Through the API: a POST is refused with 503 and Retry-After, as with the switch off.
+	f := newFixture(t, inventory.DriverSQLite)
+	s := New(Deps{Store: f.store, Temporal: f.tc, Logger: slog.New(slog.DiscardHandler), ConsolesEnabled: true,
+		Consoles: ConsoleDeps{SandboxdKey: testSandboxdKey(t)}})
+	_ = f.store.Close()
+	req := httptest.NewRequest("POST", "/v1/consoles", nil)
+	req.RemoteAddr = "192.0.2.40:4000"
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("POST with the inventory down = %d %s, want 503 with Retry-After", rec.Code, rec.Body)
+	}
+}
+
+func testSandboxdKey(t *testing.T) ed25519.PrivateKey {
+	t.Helper()
+	_, k, err := sbtoken.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// TestAnonymousConsolesLeaveNoHome proves 100 anonymous consoles opened and closed through
+// the API leave no home directory (nor a ledger entry) on the console host: each home is
+// there while its console is open and gone once DELETE has answered.
+func TestAnonymousConsolesLeaveNoHome(t *testing.T) {
+	st := newConsoleStack(t, stackOptions{timing: fastTiming(),
+		admission: AdmissionConfig{PerClientBurst: 1000, GlobalBurst: 1000, GlobalPerSecond: 1000}})
+	st.startWorker()
+	root := st.sbd.Config.StorageRoot
+	const consoles, parallel = 100, 4
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				rec := st.do("POST", "/v1/consoles", "", "", fmt.Sprintf("192.0.2.%d", i%250+1))
+				if rec.Code != http.StatusCreated {
+					t.Errorf("console %d: POST = %d %s", i, rec.Code, rec.Body)
+					continue
+				}
+				var con ConsoleResponse
+				if err := json.Unmarshal(rec.Body.Bytes(), &con); err != nil {
+					t.Error(err)
+					continue
+				}
+				if _, err := os.Stat(filepath.Join(root, con.User)); err != nil {
+					t.Errorf("console %d: home of %s while open: %v", i, con.User, err)
+				}
+				if rec := st.do("DELETE", "/v1/consoles/"+con.ID, con.Token, "", ""); rec.Code != http.StatusOK {
+					t.Errorf("console %d: DELETE = %d %s", i, rec.Code, rec.Body)
+				}
+				if _, err := os.Stat(filepath.Join(root, con.User)); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("console %d: home of %s after DELETE: %v, want gone", i, con.User, err)
+				}
+			}
+		}()
+	}
+	for i := range consoles {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if left, _ := os.ReadDir(root); len(left) != 0 {
+		var names []string
+		for _, e := range left {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("after %d anonymous consoles the storage root holds %v, want nothing", consoles, names)
+	}
+	if ledger, _ := filepath.Glob(filepath.Join(st.sbd.Config.StateDir, "ephemeral-homes", "*", "*")); len(ledger) != 0 {
+		t.Fatalf("ledger entries left: %v", ledger)
 	}
 }

@@ -72,6 +72,10 @@ func New(deps Deps) *Server {
 	if deps.Auth == nil {
 		deps.Auth = &Authorizer{}
 	}
+	if deps.Store != nil && deps.Auth.store == nil {
+		// The people's tokens (`anyops token create`) live in the inventory.
+		deps.Auth = deps.Auth.WithStore(deps.Store)
+	}
 	if deps.SlotsPerConsoleHost <= 0 {
 		deps.SlotsPerConsoleHost = 64
 	}

@@ -83,6 +83,9 @@ const AdminTokenFile = "admin-token"
 // only its public half.
 type Signing struct {
 	SandboxdKey string // Ed25519 private key file (PEM), from `anyops sandboxd keygen`
+	// RetiredSandboxdKeys are the keys signed with before a rotation, comma separated: the
+	// console tokens derived from them stay valid; nothing is signed with them.
+	RetiredSandboxdKeys string
 }
 
 // Worker configures `anyops worker`.
@@ -97,12 +100,19 @@ type Worker struct {
 
 // Sandboxd configures `anyops sandboxd`.
 type Sandboxd struct {
-	Addr           string
-	PublicKey      string // Ed25519 public key file of the API
-	StorageRoot    string // per-user home directories live under it (the NFS mount in production)
-	StateDir       string // sandbox roots, images and the record of sandboxes started
-	Slots          int    // how many sandboxes this host runs at most
-	AllowedOrigins string // Origins allowed to attach, comma separated; "*" for any
+	Addr string
+	// URL is the base URL this sandboxd is registered under (PUT /v1/servers/{name}/sandboxd);
+	// tokens name it as their audience. Empty: http://<addr> when addr names one address.
+	URL          string
+	PublicKey    string // Ed25519 public key file of the API
+	PublicKeyDir string // more public keys, every *.pub in it, re-read when it changes (rotation)
+	StorageRoot  string // per-user home directories live under it (the NFS mount in production)
+	HomeQuota    string // btrfs (a subvolume and quota group per home) or none
+	StateDir     string // sandbox roots, images and the record of sandboxes started
+	Slots        int    // how many sandboxes this host runs at most
+	// AllowedOrigins are the Origins allowed to attach, comma separated: the API's own origin
+	// (where the console page runs); empty allows no browser (dev: the API's origin).
+	AllowedOrigins string
 	// CgroupParent holds one cgroup per sandbox. A sandboxd removes everything under it at
 	// start, so two daemons on one host need different parents.
 	CgroupParent string
@@ -311,6 +321,7 @@ func (b *Binder) BindWorkerMetrics(c *Worker) {
 // BindSigning binds the sandboxd signing key, shared by api and worker.
 func (b *Binder) BindSigning(c *Signing) {
 	b.String(&c.SandboxdKey, "sandboxd-key", "", "", "Ed25519 private key file that signs sandboxd tokens; consoles are off without it")
+	b.String(&c.RetiredSandboxdKeys, "sandboxd-retired-keys", "", "", "key files signed with before a rotation, comma separated: open consoles' tokens stay valid")
 }
 
 // BindWorker binds the worker settings.
@@ -324,12 +335,15 @@ func (b *Binder) BindWorker(c *Worker) {
 func (b *Binder) BindSandboxd(c *Sandboxd, prefix string) {
 	b.String(&c.Addr, prefix+"addr", "ANYOPS_SANDBOXD_ADDR", "127.0.0.1:8090", "sandboxd listen address")
 	if prefix == "" {
+		b.String(&c.URL, "url", "ANYOPS_SANDBOXD_URL", "", "the base URL this sandboxd is registered under, which its tokens must name; empty: http://<addr>")
 		b.String(&c.PublicKey, "public-key", "ANYOPS_SANDBOXD_PUBLIC_KEY", "", "Ed25519 public key file of the API")
+		b.String(&c.PublicKeyDir, "public-key-dir", "ANYOPS_SANDBOXD_PUBLIC_KEY_DIR", "", "directory of more public keys (*.pub), re-read when it changes: for key rotation")
 	}
-	b.String(&c.StorageRoot, prefix+"storage-root", "ANYOPS_SANDBOXD_STORAGE_ROOT", "", "per-user homes live under it; empty: <data-dir>/homes")
+	b.String(&c.StorageRoot, prefix+"storage-root", "ANYOPS_SANDBOXD_STORAGE_ROOT", "", "per-user homes live under it (production: the file service's NFS export); empty: <data-dir>/homes")
+	b.String(&c.HomeQuota, prefix+"home-quota", "ANYOPS_SANDBOXD_HOME_QUOTA", "btrfs", "how homes get their plan's quota: btrfs (the storage root is a btrfs file system) or none (an NFS export whose file server enforces it)")
 	b.String(&c.StateDir, prefix+"state-dir", "ANYOPS_SANDBOXD_STATE_DIR", "", "sandbox roots and records; empty: <data-dir>/sandboxd")
 	b.Int(&c.Slots, prefix+"slots", "ANYOPS_SANDBOXD_SLOTS", 64, "sandboxes this host runs at most")
-	b.String(&c.AllowedOrigins, prefix+"allowed-origins", "ANYOPS_SANDBOXD_ALLOWED_ORIGINS", "*", "Origins allowed to attach, comma separated")
+	b.String(&c.AllowedOrigins, prefix+"allowed-origins", "ANYOPS_SANDBOXD_ALLOWED_ORIGINS", "", "Origins allowed to attach, comma separated: the API's own (https://anyops.example); empty: no browser (dev: the API's)")
 	b.String(&c.CgroupParent, prefix+"cgroup-parent", "ANYOPS_SANDBOXD_CGROUP_PARENT", "", `cgroup holding the sandboxes' cgroups; empty: "anyops" (dev: one per data dir)`)
 }
 

@@ -11,8 +11,9 @@ import (
 	"github.com/anyops/anyops"
 )
 
-// FirstUID is the first Unix uid handed to a user; uids below it belong to the hosts.
-const FirstUID = 100000
+// FirstUID is the first Unix uid handed to a user: the start of the sandbox range, above
+// every uid of the hosts and images.
+const FirstUID = anyops.FirstSandboxID
 
 // uidCounter names the counters row that hands out uids (seeded in 0001_init.sql).
 const uidCounter = "user_uid"

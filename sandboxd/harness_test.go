@@ -24,6 +24,7 @@ import (
 
 	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/sandboxd/client"
+	"github.com/anyops/anyops/sandboxd/homes"
 	"github.com/anyops/anyops/sandboxd/jail"
 	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 	"github.com/anyops/anyops/sandboxd/token"
@@ -85,6 +86,7 @@ func newHarness(t *testing.T, configure func(*Config)) *harness {
 	cfg := Config{
 		PublicKey:      pub,
 		StorageRoot:    t.TempDir(),
+		HomeQuota:      homes.QuotaNone, // tests of quotas give a btrfs root (homestest.BtrfsRoot)
 		StateDir:       stateDir(t),
 		CgroupParent:   "anyops-sandboxd-test-" + randomHex(4),
 		Slots:          4,
@@ -97,13 +99,19 @@ func newHarness(t *testing.T, configure func(*Config)) *harness {
 	return startHarness(t, cfg, priv)
 }
 
+// startHarness starts a sandboxd on cfg behind an httptest server whose URL is the daemon's
+// own (the audience its tokens must name).
 func startHarness(t *testing.T, cfg Config, priv ed25519.PrivateKey) *harness {
 	t.Helper()
+	ts := httptest.NewUnstartedServer(nil)
+	cfg.URL = "http://" + ts.Listener.Addr().String()
 	srv, err := New(cfg)
 	if err != nil {
+		ts.Close()
 		t.Fatalf("New: %v", err)
 	}
-	ts := httptest.NewServer(srv)
+	ts.Config.Handler = srv
+	ts.Start()
 	signer := token.NewSigner(priv)
 	c, err := client.New(ts.URL, signer)
 	if err != nil {
@@ -131,7 +139,7 @@ func randomHex(n int) string {
 
 // shell is the smallest valid create request: a login shell for a free user.
 func shell() wire.CreateRequest {
-	return wire.CreateRequest{User: "alice", UID: 20001, Plan: "free"}
+	return wire.CreateRequest{User: "alice", UID: 120001, Plan: "free"}
 }
 
 func (h *harness) create(req wire.CreateRequest) wire.Sandbox {
@@ -347,14 +355,16 @@ func tail(s string, n int) string {
 // rawRequest sends a request with a hand-made token and returns status and decoded error.
 func (h *harness) rawRequest(method, path, tok string, body any) (int, wire.ErrorBody) {
 	h.t.Helper()
-	var rd *bytes.Reader
+	var raw []byte
 	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	} else {
-		rd = bytes.NewReader(nil)
+		raw, _ = json.Marshal(body)
 	}
-	req, _ := http.NewRequest(method, h.ts.URL+path, rd)
+	return h.send(method, path, tok, raw)
+}
+
+func (h *harness) send(method, path, tok string, raw []byte) (int, wire.ErrorBody) {
+	h.t.Helper()
+	req, _ := http.NewRequest(method, h.ts.URL+path, bytes.NewReader(raw))
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
@@ -368,12 +378,24 @@ func (h *harness) rawRequest(method, path, tok string, body any) (int, wire.Erro
 	return resp.StatusCode, eb
 }
 
-func (h *harness) mint(op token.Op, sandbox string, ttl time.Duration) string {
-	tok, err := h.signer.Mint(op, sandbox, "test", ttl)
+// mint returns a token for op on sandbox at this daemon; body is a create's exact body.
+func (h *harness) mint(op token.Op, sandbox string, body []byte, ttl time.Duration) string {
+	tok, err := h.signer.Mint(token.Grant{Audience: h.cfg.URL, Op: op, Sandbox: sandbox, Body: body}, "test", ttl)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	return tok
+}
+
+// rawCreate posts body as it is (a struct or map is marshalled once) with the token tokenFor
+// makes for those exact bytes, and returns the status and decoded error.
+func (h *harness) rawCreate(body any, tokenFor func(raw []byte) string) (int, wire.ErrorBody) {
+	h.t.Helper()
+	raw, ok := body.([]byte)
+	if !ok {
+		raw, _ = json.Marshal(body)
+	}
+	return h.send(http.MethodPost, "/v1/sandboxes", tokenFor(raw), raw)
 }
 
 // cgroupChildren lists the cgroups under parent, in every hierarchy.

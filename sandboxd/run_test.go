@@ -12,6 +12,7 @@ import (
 
 	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/sandboxd/client"
+	"github.com/anyops/anyops/sandboxd/homes"
 	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 	"github.com/anyops/anyops/sandboxd/token"
 )
@@ -42,7 +43,7 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Config{
-			Addr: addr, PublicKeyFile: keyFile + ".pub", StorageRoot: filepath.Join(dir, "homes"),
+			Addr: addr, PublicKeyFile: keyFile + ".pub", StorageRoot: filepath.Join(dir, "homes"), HomeQuota: homes.QuotaNone,
 			StateDir: filepath.Join(dir, "state"), CgroupParent: parent, Slots: 2,
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})

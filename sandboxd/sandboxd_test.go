@@ -32,8 +32,8 @@ func TestSandboxSurvivesDisconnectAndReplaysScrollback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := home.Sys().(*syscall.Stat_t); home.Mode().Perm() != 0o700 || st.Uid != 20001 || st.Gid != 20001 {
-		t.Fatalf("home is %v owned by %d:%d, want 0700 owned by 20001:20001", home.Mode(), st.Uid, st.Gid)
+	if st := home.Sys().(*syscall.Stat_t); home.Mode().Perm() != 0o700 || st.Uid != 120001 || st.Gid != 120001 {
+		t.Fatalf("home is %v owned by %d:%d, want 0700 owned by 120001:120001", home.Mode(), st.Uid, st.Gid)
 	}
 
 	first := h.attach(sb.ID)
@@ -290,7 +290,7 @@ func TestCapacityCountsSlots(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.Slots = 2 })
 	h.create(shell())
 	req := shell()
-	req.User, req.UID = "bob", 20002
+	req.User, req.UID = "bob", 120002
 	h.create(req)
 	c, err := h.c.Capacity(context.Background())
 	if err != nil {
@@ -299,7 +299,7 @@ func TestCapacityCountsSlots(t *testing.T) {
 	if c.Slots != 2 || c.InUse != 2 || c.Free != 0 {
 		t.Fatalf("capacity %+v, want 2 slots, 2 in use, 0 free", c)
 	}
-	req.User, req.UID = "carol", 20003
+	req.User, req.UID = "carol", 120003
 	if _, err := h.c.Create(context.Background(), req); anyops.ErrorCode(err) != anyops.EUNAVAILABLE {
 		t.Fatalf("create on a full host: %v, want unavailable", err)
 	}
@@ -313,7 +313,7 @@ func TestHomeOfAnotherUIDIsRefused(t *testing.T) {
 	if err := os.Mkdir(home, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chown(home, 30000, 30000); err != nil {
+	if err := os.Chown(home, 130000, 130000); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.c.Create(context.Background(), shell()); anyops.ErrorCode(err) != anyops.ECONFLICT {

@@ -6,10 +6,10 @@
 package sandboxd
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,13 +26,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/sandboxd/homes"
 	"github.com/anyops/anyops/sandboxd/token"
 	"github.com/anyops/anyops/sandboxd/wire"
 )
@@ -40,15 +40,26 @@ import (
 // Config configures a sandboxd server.
 type Config struct {
 	Addr string // listen address, for Run
-	// PublicKey verifies tokens; when nil it is read from PublicKeyFile (PEM, see package token).
+	// URL is this sandboxd's base URL as the control plane has it registered (PUT
+	// /v1/servers/{name}/sandboxd): every token names it as its audience, so a token for
+	// another host is refused here. Empty: http://<Addr>, when Addr names one address.
+	URL string
+	// Tokens are verified with PublicKey, the key in PublicKeyFile (PEM, see package token) and
+	// every *.pub in PublicKeyDir, each by its key id; the directory is re-read when it
+	// changes, so keys rotate without a restart. At least one key is required.
 	PublicKey     ed25519.PublicKey
 	PublicKeyFile string
+	PublicKeyDir  string
 	StorageRoot   string // per-user homes: <StorageRoot>/<user>, mode 0700, owned by the user
-	StateDir      string // the jail's sandbox roots and records, and the image store
-	CgroupParent  string // cgroup under which sandboxes' cgroups live; empty: the jail's default
-	Slots         int    // sandboxes running at most
+	// HomeQuota is how homes get their total size limit (the plan's Limits.HomeBytes): btrfs
+	// (the default; the storage root must be a btrfs file system) or none (package homes).
+	HomeQuota    homes.Mode
+	StateDir     string // the jail's sandbox roots and records, and the image store
+	CgroupParent string // cgroup under which sandboxes' cgroups live; empty: the jail's default
+	Slots        int    // sandboxes running at most
 	// AllowedOrigins lists the Origins allowed to attach: full origins ("https://x.org") or
-	// bare hosts ("x.org"); "*" allows any. A request without Origin (not a browser) is allowed.
+	// bare hosts ("x.org"); "*" allows any; empty allows no browser. A request without Origin
+	// (not a browser) is allowed.
 	AllowedOrigins []string
 	// ExitedRetention is how long an exited sandbox stays visible to GET; 0: one hour.
 	ExitedRetention time.Duration
@@ -65,6 +76,8 @@ type Server struct {
 	// (tests) leave the mounts to each other.
 	release func() error
 	verify  *token.Verifier
+	once    *token.OnceSet // create tokens already used
+	homes   *homes.Store
 	metrics *metrics
 	log     *slog.Logger
 	mux     *http.ServeMux
@@ -104,18 +117,20 @@ func newServer(cfg Config, rt runtime, imgs imageResolver) (*Server, error) {
 	if cfg.ExitedRetention <= 0 {
 		cfg.ExitedRetention = time.Hour
 	}
-	if cfg.PublicKey == nil {
-		if cfg.PublicKeyFile == "" {
-			return nil, errors.New("sandboxd: a public key (--public-key FILE) is required")
-		}
-		k, err := token.ReadPublicKey(cfg.PublicKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("sandboxd: %w", err)
-		}
-		cfg.PublicKey = k
+	if cfg.HomeQuota == "" {
+		cfg.HomeQuota = homes.QuotaBtrfs
 	}
-	if err := os.MkdirAll(cfg.StorageRoot, 0o755); err != nil {
-		return nil, fmt.Errorf("sandboxd: storage root: %w", err)
+	verify, err := newVerifier(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.AllowedOrigins) == 0 {
+		cfg.Logger.Warn("no allowed origins (--allowed-origins): browsers cannot attach; give the API's origin")
+	}
+	home, err := homes.Open(homes.Config{Root: cfg.StorageRoot, Mode: cfg.HomeQuota,
+		Ledger: filepath.Join(cfg.StateDir, "ephemeral-homes", strings.ReplaceAll(cmp.Or(cfg.CgroupParent, "anyops"), "/", "_"))})
+	if err != nil {
+		return nil, fmt.Errorf("sandboxd: %w", err)
 	}
 	n, err := rt.CleanupStale()
 	if err != nil {
@@ -124,8 +139,14 @@ func newServer(cfg Config, rt runtime, imgs imageResolver) (*Server, error) {
 	if n > 0 {
 		cfg.Logger.Warn("removed sandboxes left by an earlier sandboxd; they are lost", "count", n)
 	}
+	// With the sandboxes of an earlier run gone, so are the throw-away homes they had.
+	if n, err := home.RemoveLeftovers(); err != nil {
+		return nil, fmt.Errorf("sandboxd: remove anonymous homes of an earlier run: %w", err)
+	} else if n > 0 {
+		cfg.Logger.Warn("removed anonymous homes left by an earlier sandboxd", "count", n)
+	}
 	s := &Server{
-		cfg: cfg, rt: rt, images: imgs, verify: token.NewVerifier(cfg.PublicKey),
+		cfg: cfg, rt: rt, images: imgs, verify: verify, once: token.NewOnceSet(), homes: home,
 		metrics: newMetrics(cfg.Slots), log: cfg.Logger, mux: http.NewServeMux(),
 		sessions: map[string]*session{}, reserved: map[string]bool{},
 	}
@@ -144,6 +165,41 @@ func newServer(cfg Config, rt runtime, imgs imageResolver) (*Server, error) {
 	})
 	return s, nil
 }
+
+// newVerifier builds the token verifier from cfg's keys and URL, filling in the URL's default.
+func newVerifier(cfg *Config) (*token.Verifier, error) {
+	if cfg.URL == "" {
+		host, _, err := net.SplitHostPort(cfg.Addr)
+		if ip := net.ParseIP(host); err != nil || host == "" || (ip != nil && ip.IsUnspecified()) {
+			return nil, fmt.Errorf("sandboxd: its URL (--url), which tokens name as their audience, is required when listening on %q", cfg.Addr)
+		}
+		cfg.URL = "http://" + cfg.Addr
+	}
+	var fixed []ed25519.PublicKey
+	if cfg.PublicKey != nil {
+		fixed = append(fixed, cfg.PublicKey)
+	}
+	if cfg.PublicKeyFile != "" {
+		k, err := token.ReadPublicKey(cfg.PublicKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("sandboxd: %w", err)
+		}
+		fixed = append(fixed, k)
+	}
+	ring, err := token.NewKeyRing(fixed, cfg.PublicKeyDir)
+	if err != nil {
+		return nil, fmt.Errorf("sandboxd: %w", err)
+	}
+	v, err := token.NewVerifier(ring, cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("sandboxd: --url: %w", err)
+	}
+	cfg.Logger.Info("sandboxd accepts tokens", "audience", v.Audience(), "key_ids", ring.IDs())
+	return v, nil
+}
+
+// URL is the audience this sandboxd's tokens must name.
+func (s *Server) URL() string { return s.verify.Audience() }
 
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -211,8 +267,6 @@ var (
 )
 
 const (
-	minUID       = 1000
-	maxID        = 1<<31 - 2
 	maxArgs      = 64
 	maxArgBytes  = 4096
 	maxTermSize  = 1000
@@ -227,17 +281,30 @@ const (
 // Smallest limits a sandbox can usefully run with: below them a request is a mistake.
 var minLimits = anyops.Limits{
 	CPUShares: 2, MemoryBytes: 16 << 20, Pids: 8, OpenFiles: 16, FileSize: 1 << 20, TmpBytes: 1 << 20,
-	IdleTimeout: time.Second, MaxLifetime: time.Second,
+	HomeBytes: 1 << 20, IdleTimeout: time.Second, MaxLifetime: time.Second,
 }
 
+// minLease is the shortest lease a sandbox may have: shorter, a healthy host check would not
+// keep up.
+const minLease = time.Second
+
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
-	claims, ok := s.authorize(w, r, token.OpCreate, token.AnySandbox, false)
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		s.fail(w, anyops.Errorf(anyops.EINVALID, "request body: %v", err))
+		return
+	}
+	claims, ok := s.authorizeCreate(w, r, raw)
 	if !ok {
 		return
 	}
 	var req wire.CreateRequest
-	if err := decodeJSON(w, r, &req); err != nil {
+	if err := decodeJSON(raw, &req); err != nil {
 		s.fail(w, err)
+		return
+	}
+	if req.ID != claims.Sandbox {
+		s.fail(w, anyops.Errorf(anyops.EFORBIDDEN, "the token creates sandbox %q, the request asks for %q", claims.Sandbox, req.ID))
 		return
 	}
 	spec, info, err := s.validateCreate(req)
@@ -252,7 +319,9 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.unreserve(id)
 	spec.ID, info.ID = id, id
-	if spec.Home, err = s.prepareHome(req.User, info.UID, info.GID); err != nil {
+	ephemeral := info.Plan == anyops.PlanAnonymous
+	if spec.Home, err = s.homes.Prepare(homes.Home{User: info.User, UID: info.UID, GID: info.GID,
+		QuotaBytes: info.Limits.HomeBytes, Ephemeral: ephemeral}); err != nil {
 		s.fail(w, err)
 		return
 	}
@@ -262,15 +331,25 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	proc, err := s.rt.Start(startCtx, spec)
 	if err != nil {
+		if ephemeral {
+			s.releaseHome(info.User, id)
+		}
 		s.fail(w, fmt.Errorf("start sandbox %s: %w", id, err))
 		return
 	}
 	info.CreatedAt = time.Now().UTC()
 	ss := newSession(info, proc, s.metrics, s.log)
+	if ephemeral {
+		// A throw-away user's home goes with their sandbox.
+		ss.onExit = func() { s.releaseHome(info.User, id) }
+	}
 	s.mu.Lock()
 	if s.closed { // Close has already ended the sandboxes it knew of: this one must not escape it
 		s.mu.Unlock()
 		_ = proc.Destroy()
+		if ephemeral {
+			s.releaseHome(info.User, id)
+		}
 		s.fail(w, anyops.Errorf(anyops.EUNAVAILABLE, "sandboxd is shutting down"))
 		return
 	}
@@ -292,21 +371,27 @@ func (s *Server) validateCreate(req wire.CreateRequest) (sandboxSpec, wire.Sandb
 	bad := func(format string, args ...any) (sandboxSpec, wire.Sandbox, error) {
 		return sandboxSpec{}, wire.Sandbox{}, anyops.Errorf(anyops.EINVALID, format, args...)
 	}
-	if req.ID != "" && !sandboxIDPattern.MatchString(req.ID) {
+	if !sandboxIDPattern.MatchString(req.ID) {
 		return bad("id %q must match %s", req.ID, sandboxIDPattern)
 	}
 	if !userPattern.MatchString(req.User) {
 		return bad("user %q must match %s", req.User, userPattern)
 	}
-	if req.UID < minUID || req.UID > maxID {
-		return bad("uid %d must be between %d and %d", req.UID, minUID, maxID)
+	// Sandboxes run as ids of their own range only: a host's or an image's uid or gid (root,
+	// shadow's 42, a person's 1000) would open that account's files to the sandbox.
+	first, last := anyops.FirstSandboxID, anyops.LastSandboxID
+	if req.UID < first || req.UID > last {
+		return bad("uid %d is outside the sandbox range %d..%d", req.UID, first, last)
 	}
 	gid := req.GID
 	if gid == 0 {
 		gid = req.UID
 	}
-	if gid < 1 || gid > maxID {
-		return bad("gid %d must be between 1 and %d", req.GID, maxID)
+	if gid < first || gid > last {
+		return bad("gid %d is outside the sandbox range %d..%d", req.GID, first, last)
+	}
+	if req.Lease < 0 || (req.Lease > 0 && time.Duration(req.Lease) < minLease) {
+		return bad("lease %s must be 0 (none) or at least %s", time.Duration(req.Lease), minLease)
 	}
 	plan, err := anyops.Parse("plan", string(req.Plan), anyops.Plans)
 	if err != nil {
@@ -355,6 +440,7 @@ func (s *Server) validateCreate(req wire.CreateRequest) (sandboxSpec, wire.Sandb
 		User: req.User, UID: req.UID, GID: gid, Plan: plan, Image: img.Ref(),
 		Command: spec.Command, Network: network, Limits: limits,
 		IdleTimeout: wire.Duration(limits.IdleTimeout), MaxLifetime: wire.Duration(limits.MaxLifetime),
+		Lease: req.Lease,
 	}
 	return spec, info, nil
 }
@@ -396,6 +482,7 @@ func effectiveLimits(plan anyops.Plan, req wire.CreateRequest) (anyops.Limits, e
 	lim.OpenFiles = int(pick("limits.open_files", int64(want.OpenFiles), int64(lim.OpenFiles), int64(minLimits.OpenFiles), num))
 	lim.FileSize = pick("limits.file_size", want.FileSize, lim.FileSize, minLimits.FileSize, num)
 	lim.TmpBytes = pick("limits.tmp_bytes", want.TmpBytes, lim.TmpBytes, minLimits.TmpBytes, num)
+	lim.HomeBytes = pick("limits.home_bytes", want.HomeBytes, lim.HomeBytes, minLimits.HomeBytes, num)
 	lim.IdleTimeout = time.Duration(pick("idle_timeout", int64(req.IdleTimeout), int64(lim.IdleTimeout), int64(minLimits.IdleTimeout), dur))
 	lim.MaxLifetime = time.Duration(pick("max_lifetime", int64(req.MaxLifetime), int64(lim.MaxLifetime), int64(minLimits.MaxLifetime), dur))
 	return lim, err
@@ -407,11 +494,6 @@ func (s *Server) reserve(id string) (string, error) {
 	defer s.mu.Unlock()
 	if s.closed {
 		return "", anyops.Errorf(anyops.EUNAVAILABLE, "sandboxd is shutting down")
-	}
-	if id == "" {
-		b := make([]byte, 8)
-		_, _ = rand.Read(b)
-		id = "sb-" + hex.EncodeToString(b)
 	}
 	if _, ok := s.sessions[id]; ok || s.reserved[id] {
 		return "", anyops.Errorf(anyops.ECONFLICT, "sandbox %s already exists", id)
@@ -439,31 +521,20 @@ func (s *Server) inUseLocked() int {
 	return n
 }
 
-// prepareHome makes sure <storage root>/<user> exists, is a real directory and belongs to uid.
-func (s *Server) prepareHome(user string, uid, gid int) (string, error) {
-	home := filepath.Join(s.cfg.StorageRoot, user)
-	err := os.Mkdir(home, 0o700)
-	if err == nil {
-		if err := os.Chown(home, uid, gid); err != nil {
-			return "", fmt.Errorf("chown home %s: %w", home, err)
+// releaseHome removes the ephemeral home of user once no sandbox but done (which has ended,
+// or never started) still uses it.
+func (s *Server) releaseHome(user, done string) {
+	s.mu.Lock()
+	for id, ss := range s.sessions {
+		if id != done && ss.info.User == user && !ss.isExited() {
+			s.mu.Unlock()
+			return
 		}
-		return home, nil
 	}
-	if !errors.Is(err, os.ErrExist) {
-		return "", fmt.Errorf("create home %s: %w", home, err)
+	s.mu.Unlock()
+	if err := s.homes.Remove(user); err != nil {
+		s.log.Error("remove anonymous home", "user", user, "err", err)
 	}
-	fi, err := os.Lstat(home)
-	if err != nil {
-		return "", fmt.Errorf("stat home %s: %w", home, err)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !fi.IsDir() || !ok {
-		return "", anyops.Errorf(anyops.ECONFLICT, "home of user %s is not a directory", user)
-	}
-	if int(st.Uid) != uid {
-		return "", anyops.Errorf(anyops.ECONFLICT, "home of user %s belongs to uid %d, not %d", user, st.Uid, uid)
-	}
-	return home, nil
 }
 
 func (s *Server) forget(ss *session) {
@@ -511,6 +582,8 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
+	// The control plane's host check reads its sandboxes: that is what renews their leases.
+	ss.renewLease()
 	writeJSON(w, http.StatusOK, ss.snapshot())
 }
 
@@ -611,32 +684,64 @@ func loadAverage() ([3]float64, error) {
 	return l, nil
 }
 
-// authorize checks the request's token for op on sandbox and answers 401 or 403 when it does
-// not grant it. allowQuery admits ?token= (attach: browsers cannot set WebSocket headers).
+// authorize checks the request's token for op on sandbox at this sandboxd and answers 401 or
+// 403 when it does not grant it. allowQuery admits ?token= (attach: browsers cannot set
+// WebSocket headers).
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, op token.Op, sandbox string, allowQuery bool) (token.Claims, bool) {
+	tok, ok := s.bearer(w, r, allowQuery)
+	if !ok {
+		return token.Claims{}, false
+	}
+	c, err := s.verify.Verify(tok, token.Grant{Op: op, Sandbox: sandbox})
+	return c, s.refuseToken(w, err)
+}
+
+// authorizeCreate checks a create's token: for this sandboxd, for exactly body (whose id the
+// caller then compares with the token's sandbox), and not used before.
+func (s *Server) authorizeCreate(w http.ResponseWriter, r *http.Request, body []byte) (token.Claims, bool) {
+	tok, ok := s.bearer(w, r, false)
+	if !ok {
+		return token.Claims{}, false
+	}
+	c, err := s.verify.Parse(tok)
+	if err == nil {
+		err = s.verify.Check(c, token.Grant{Op: token.OpCreate, Sandbox: c.Sandbox, Body: body})
+	}
+	if err == nil && !s.once.Use(tok, c.Exp) {
+		err = token.ErrUsed
+	}
+	return c, s.refuseToken(w, err)
+}
+
+func (s *Server) bearer(w http.ResponseWriter, r *http.Request, allowQuery bool) (string, bool) {
 	tok, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !found && allowQuery {
 		tok = r.URL.Query().Get("token")
 	}
 	if tok == "" {
 		s.fail(w, anyops.Errorf(anyops.EUNAUTHORIZED, "a token is required (Authorization: Bearer)"))
-		return token.Claims{}, false
+		return "", false
 	}
-	c, err := s.verify.Verify(tok, op, sandbox)
+	return tok, true
+}
+
+// refuseToken answers a token's refusal (403 for a good token that does not fit the request,
+// else 401) and reports whether there was none.
+func (s *Server) refuseToken(w http.ResponseWriter, err error) bool {
 	switch {
 	case err == nil:
-		return c, true
+		return true
 	case errors.Is(err, token.ErrScope):
 		s.fail(w, anyops.Errorf(anyops.EFORBIDDEN, "%v", err))
 	default:
 		s.fail(w, anyops.Errorf(anyops.EUNAUTHORIZED, "%v", err))
 	}
-	return c, false
+	return false
 }
 
 // decodeJSON reads exactly one JSON object with only known fields.
-func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+func decodeJSON(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return anyops.Errorf(anyops.EINVALID, "request body: %v", err)

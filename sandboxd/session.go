@@ -40,9 +40,14 @@ type session struct {
 	ring       *ring
 	clients    map[*attachment]struct{}
 	lastActive time.Time
-	endReason  string // why we ended it; "" while running or when it exited by itself
+	renewed    time.Time // the lease's last renewal (info.Lease > 0)
+	endReason  string    // why we ended it; "" while running or when it exited by itself
 	exitCode   int
 	exitedAt   time.Time
+
+	// onExit, when set, runs once the sandbox's processes are gone and before it counts as
+	// exited, so whoever waits for the exit (DELETE) finds its leftovers gone too.
+	onExit func()
 
 	inputMu  sync.Mutex    // serialises writes of several clients to the PTY
 	pumpDone chan struct{} // closed when the PTY reader has stopped
@@ -53,8 +58,15 @@ func newSession(info wire.Sandbox, proc process, m *metrics, log *slog.Logger) *
 	return &session{
 		info: info, proc: proc, metrics: m, log: log,
 		ring: newRing(scrollbackBytes), clients: map[*attachment]struct{}{},
-		lastActive: time.Now(), pumpDone: make(chan struct{}), exited: make(chan struct{}),
+		lastActive: time.Now(), renewed: time.Now(), pumpDone: make(chan struct{}), exited: make(chan struct{}),
 	}
+}
+
+// renewLease starts the sandbox's lease over: the control plane still knows it.
+func (s *session) renewLease() {
+	s.mu.Lock()
+	s.renewed = time.Now()
+	s.mu.Unlock()
 }
 
 // run streams the terminal, enforces the timeouts and waits for the command to end. It
@@ -77,6 +89,9 @@ func (s *session) run() {
 	}
 	_ = s.proc.PTY().Close()
 	<-s.pumpDone
+	if s.onExit != nil {
+		s.onExit()
+	}
 
 	s.mu.Lock()
 	s.exitCode, s.exitedAt = code, time.Now()
@@ -137,13 +152,18 @@ func (s *session) dropLocked(a *attachment) {
 	s.log.Warn("client fell behind, dropped", "sandbox", s.info.ID)
 }
 
-// watch ends the sandbox at its maximum lifetime, or when it has had neither input nor an
-// attached client for its idle timeout.
+// watch ends the sandbox at its maximum lifetime, when it has had neither input nor an
+// attached client for its idle timeout, or when its lease ran out.
 func (s *session) watch() {
-	idle, lifetime := time.Duration(s.info.IdleTimeout), time.Duration(s.info.MaxLifetime)
+	idle, lifetime, lease := time.Duration(s.info.IdleTimeout), time.Duration(s.info.MaxLifetime), time.Duration(s.info.Lease)
 	deadline := time.NewTimer(time.Until(s.info.CreatedAt.Add(lifetime)))
 	defer deadline.Stop()
-	tick := time.NewTicker(min(max(idle/10, 50*time.Millisecond), 5*time.Second))
+	every := min(max(idle/10, 50*time.Millisecond), 5*time.Second)
+	if lease > 0 {
+		// The lease must end close to its time: the control plane waits for it, with a margin.
+		every = min(every, max(lease/20, 10*time.Millisecond))
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {
@@ -155,7 +175,12 @@ func (s *session) watch() {
 		case now := <-tick.C:
 			s.mu.Lock()
 			isIdle := len(s.clients) == 0 && now.Sub(s.lastActive) >= idle
+			expired := lease > 0 && now.Sub(s.renewed) >= lease
 			s.mu.Unlock()
+			if expired {
+				s.end(wire.EndLeaseExpired)
+				return
+			}
 			if isIdle {
 				s.end(wire.EndIdleTimeout)
 				return

@@ -1,9 +1,7 @@
 package sandboxd
 
 import (
-	"bytes"
 	"encoding/json"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -76,16 +74,16 @@ func TestEffectiveLimits(t *testing.T) {
 // it as invalid or produce a spec inside the rules: never root, limits within the plan,
 // a known image, a sane terminal.
 func FuzzCreateRequest(f *testing.F) {
-	f.Add(`{"user":"alice","uid":20001,"plan":"free"}`)
+	f.Add(`{"user":"alice","uid":120001,"plan":"free"}`)
 	f.Add(`{"user":"bob","uid":1000,"gid":100,"plan":"paid","image":"host:1","command":["python3"],"network":"host","limits":{"memory_bytes":1048576000},"idle_timeout":"5m","max_lifetime":"1h","rows":50,"cols":200}`)
 	f.Add(`{"user":"x","uid":0,"plan":"tarpit"}`)
 	f.Add(`{"user":"x","uid":2000,"plan":"anonymous","limits":{"pids":-1}}`)
 	f.Add(`{"id":"console-1","user":"x","uid":2000,"plan":"free","idle_timeout":"1s"}`)
+	f.Add(`{"id":"sb-1","user":"x","uid":100001,"gid":42,"plan":"free","lease":"30s"}`)
 	s := validatingServer()
 	f.Fuzz(func(t *testing.T, body string) {
-		r := httptest.NewRequest("POST", "/v1/sandboxes", bytes.NewBufferString(body))
 		var req wire.CreateRequest
-		err := decodeJSON(httptest.NewRecorder(), r, &req)
+		err := decodeJSON([]byte(body), &req)
 		if err == nil {
 			var spec sandboxSpec
 			var info wire.Sandbox
@@ -106,7 +104,8 @@ func checkSpec(t *testing.T, spec sandboxSpec, info wire.Sandbox) {
 	plan := anyops.PlanLimits(info.Plan)
 	l := spec.Limits
 	switch {
-	case spec.UID < minUID || spec.GID < 1:
+	case spec.UID < anyops.FirstSandboxID || spec.UID > anyops.LastSandboxID ||
+		spec.GID < anyops.FirstSandboxID || spec.GID > anyops.LastSandboxID:
 		t.Fatalf("accepted uid %d gid %d", spec.UID, spec.GID)
 	case !userPattern.MatchString(spec.User):
 		t.Fatalf("accepted user %q", spec.User)
@@ -120,6 +119,7 @@ func checkSpec(t *testing.T, spec sandboxSpec, info wire.Sandbox) {
 		l.OpenFiles < minLimits.OpenFiles || l.OpenFiles > plan.OpenFiles,
 		l.FileSize < minLimits.FileSize || l.FileSize > plan.FileSize,
 		l.TmpBytes < minLimits.TmpBytes || l.TmpBytes > plan.TmpBytes,
+		l.HomeBytes < minLimits.HomeBytes || l.HomeBytes > plan.HomeBytes,
 		l.IdleTimeout < minLimits.IdleTimeout || l.IdleTimeout > plan.IdleTimeout,
 		l.MaxLifetime < minLimits.MaxLifetime || l.MaxLifetime > plan.MaxLifetime:
 		b, _ := json.Marshal(l)

@@ -53,6 +53,15 @@ type ConsoleTiming struct {
 	HostCheckInterval time.Duration `json:"host_check_interval"`
 	// HostLostAfter consecutive unanswered host checks mark the host lost.
 	HostLostAfter int `json:"host_lost_after"`
+	// SandboxLease is the lease of the console's sandbox: sandboxd ends a sandbox no host
+	// check has renewed for this long. Default HostLostAfter × HostCheckInterval.
+	SandboxLease time.Duration `json:"sandbox_lease"`
+	// CheckTokenTTL is the lifetime of a host check's token, the last moment that check can
+	// renew the lease; ClockMargin covers the clocks of workers and hosts disagreeing. A lost
+	// host's console moves only after the newest check token, plus the lease, plus the margin,
+	// has run out — by then the old sandbox has ended itself.
+	CheckTokenTTL time.Duration `json:"check_token_ttl"`
+	ClockMargin   time.Duration `json:"clock_margin"`
 	// HistoryLimit is the history length past which the workflow continues as new.
 	HistoryLimit int `json:"history_limit"`
 }
@@ -65,6 +74,7 @@ func DefaultConsoleTiming(plan anyops.Plan) ConsoleTiming {
 		IdleTimeout: lim.IdleTimeout, MaxLifetime: lim.MaxLifetime,
 		KeepaliveInterval: time.Minute, HostCheckInterval: 30 * time.Second,
 		HostLostAfter: 3, HistoryLimit: 2000,
+		SandboxLease: 90 * time.Second, CheckTokenTTL: 15 * time.Second, ClockMargin: 5 * time.Second,
 	}
 }
 
@@ -88,6 +98,15 @@ func (t ConsoleTiming) withDefaults(plan anyops.Plan) ConsoleTiming {
 	}
 	if t.HistoryLimit <= 0 {
 		t.HistoryLimit = d.HistoryLimit
+	}
+	if t.SandboxLease <= 0 {
+		t.SandboxLease = time.Duration(t.HostLostAfter) * t.HostCheckInterval
+	}
+	if t.CheckTokenTTL <= 0 {
+		t.CheckTokenTTL = d.CheckTokenTTL
+	}
+	if t.ClockMargin <= 0 {
+		t.ClockMargin = d.ClockMargin
 	}
 	return t
 }
@@ -118,7 +137,10 @@ type ConsoleState struct {
 	LastActive  time.Time `json:"last_active"`
 	NextCheck   time.Time `json:"next_check"`
 	Unanswered  int       `json:"unanswered"` // consecutive host checks without an answer
-	Runs        int       `json:"runs"`       // runs before this one (continue-as-new count)
+	// CheckTokens is when the newest host check's token expires: until then that check may
+	// still reach the host and renew the sandbox's lease.
+	CheckTokens time.Time `json:"check_tokens,omitempty"`
+	Runs        int       `json:"runs"` // runs before this one (continue-as-new count)
 }
 
 // ConsoleOpened is the result of the Open update.
@@ -284,8 +306,13 @@ var (
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 0},
 	}
-	// A sandbox on a lost host is destroyed if the host answers soon; else sandboxd's restart
-	// policy removes it when the host comes back.
+	// While a lost host's lease runs out, its sandbox is destroyed if the host answers: one
+	// attempt per round.
+	consoleFenceDestroyOptions = workflow.ActivityOptions{
+		StartToCloseTimeout: 15 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+	}
+	// A sandbox on a lost host is destroyed if the host answers soon; else its lease ends it.
 	consoleLostDestroyOptions = workflow.ActivityOptions{
 		StartToCloseTimeout: 15 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second, MaximumAttempts: 3},
@@ -314,6 +341,8 @@ func (w *consoleRun) place(ctx workflow.Context, exclude []string) error {
 		// sandboxd's own timers back the workflow's up; a little later so the workflow's fire first.
 		IdleTimeout: wire.Duration(w.in.Timing.IdleTimeout + w.in.Timing.HostCheckInterval),
 		MaxLifetime: wire.Duration(max(w.expiresAt().Sub(workflow.Now(ctx))+w.in.Timing.HostCheckInterval, time.Second)),
+		// The host checks renew it; a host cut off from them ends the sandbox by itself.
+		Lease: wire.Duration(w.in.Timing.SandboxLease),
 	}
 	if plan := anyops.PlanLimits(w.in.Plan); time.Duration(req.IdleTimeout) > plan.IdleTimeout {
 		req.IdleTimeout = 0 // the plan's
@@ -429,12 +458,22 @@ func (w *consoleRun) addSignals(ctx workflow.Context, sel workflow.Selector) {
 func (w *consoleRun) checkHost(ctx workflow.Context) string {
 	var h activities.SandboxHealth
 	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, consoleCheckOptions), sandboxActs.SandboxStatus,
-		activities.SandboxRef{SandboxdURL: w.st.SandboxdURL, SandboxID: w.st.SandboxID}).Get(ctx, &h)
+		activities.SandboxRef{SandboxdURL: w.st.SandboxdURL, SandboxID: w.st.SandboxID, TokenTTL: w.in.Timing.CheckTokenTTL}).Get(ctx, &h)
 	now := workflow.Now(ctx)
 	w.st.NextCheck = now.Add(w.in.Timing.HostCheckInterval)
 	if err != nil {
-		// The check itself failed (no worker took it in time): no news of the host.
-		h = activities.SandboxHealth{Health: activities.SandboxHealthUnreachable, Detail: err.Error()}
+		// The check itself failed (no worker took it in time): no news of the host. It may
+		// still have sent its request, with a token good for CheckTokenTTL.
+		h = activities.SandboxHealth{Health: activities.SandboxHealthUnreachable, Detail: err.Error(),
+			TokenExpires: now.Add(w.in.Timing.CheckTokenTTL + time.Second)}
+	}
+	if h.TokenExpires.After(w.st.CheckTokens) {
+		w.st.CheckTokens = h.TokenExpires
+	}
+	if h.Health == activities.SandboxHealthExited && h.EndReason == wire.EndLeaseExpired {
+		// The host missed enough checks for the sandbox to end itself: the console is as good
+		// as on a lost host, with the old sandbox known to be gone.
+		return w.hostLost(ctx, false)
 	}
 	switch h.Health {
 	case activities.SandboxHealthRunning:
@@ -453,18 +492,52 @@ func (w *consoleRun) checkHost(ctx workflow.Context) string {
 	if w.st.Unanswered < w.in.Timing.HostLostAfter {
 		return ""
 	}
+	return w.hostLost(ctx, true)
+}
+
+// hostLost records the console's sandbox lost and ends an anonymous console; a registered
+// user's console moves to another host once the old sandbox is certainly gone (fence), so
+// that no two sandboxes ever share one user. unreachable says the host did not answer (it is
+// then excluded from placement, and its sandbox may still be running).
+func (w *consoleRun) hostLost(ctx workflow.Context, unreachable bool) string {
 	lostServer, lostSandbox := w.st.Server, w.st.SandboxID
 	_ = w.mark(ctx, activities.MarkConsoleInput{ConsoleID: w.in.ConsoleID, State: anyops.ConsoleOpen, SandboxID: lostSandbox, SandboxState: anyops.SandboxLost})
 	if w.in.Anonymous {
 		return ConsoleEndLost
 	}
+	var exclude []string
+	if unreachable {
+		exclude = []string{lostServer}
+		w.fence(ctx)
+	}
 	// A registered user's files live on the file servers: a sandbox elsewhere sees the same home.
 	w.phase = consolePhaseOpening
-	if err := w.place(ctx, []string{lostServer}); err != nil {
+	if err := w.place(ctx, exclude); err != nil {
 		w.st.Server, w.st.SandboxID = lostServer, lostSandbox
 		return ConsoleEndLost
 	}
 	return ""
+}
+
+// fence returns once the sandbox on the unreachable host is certainly gone: the host answered
+// a delete, or the newest check token has expired and the lease it could have renewed has run
+// out since (plus the clocks' margin), so the sandbox has ended itself. Until then it tries
+// the delete once per host check interval.
+func (w *consoleRun) fence(ctx workflow.Context) {
+	t := w.in.Timing
+	until := w.st.CheckTokens.Add(t.SandboxLease + t.ClockMargin)
+	w.tracker.Start(stepServe, fmt.Sprintf("host %s lost: waiting until %s for sandbox %s to end before moving the console",
+		w.st.Server, until.UTC().Format(time.RFC3339), w.st.SandboxID))
+	for {
+		if err := w.destroy(ctx, consoleFenceDestroyOptions); err == nil {
+			return // the host answered: the old sandbox is gone now
+		}
+		now := workflow.Now(ctx)
+		if !now.Before(until) || ctx.Err() != nil {
+			return
+		}
+		_ = workflow.Sleep(ctx, min(t.HostCheckInterval, until.Sub(now)))
+	}
 }
 
 // continueAsNew hands the console's state to a fresh run once no handler is mid-flight;

@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
@@ -20,6 +22,7 @@ import (
 	"github.com/anyops/anyops/activities"
 	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/inventory"
+	"github.com/anyops/anyops/sandboxd/homes/homestest"
 	"github.com/anyops/anyops/sandboxd/sandboxdtest"
 	"github.com/anyops/anyops/sandboxd/token"
 	"github.com/anyops/anyops/sandboxd/wire"
@@ -67,9 +70,13 @@ func newConsoleEnv(t *testing.T, hosts ...string) *consoleEnv {
 }
 
 // addHost starts a sandboxd and records it as a running console server.
-func (e *consoleEnv) addHost(name string) {
+func (e *consoleEnv) addHost(name string) { e.addHostOn(name, "") }
+
+// addHostOn is addHost with the homes under storageRoot ("" for one of its own): console
+// hosts that share the file service's export share one.
+func (e *consoleEnv) addHostOn(name, storageRoot string) {
 	t := e.t
-	d := sandboxdtest.Start(t, sandboxdtest.Options{Name: "wf", Key: e.key})
+	d := sandboxdtest.Start(t, sandboxdtest.Options{Name: "wf", Key: e.key, StorageRoot: storageRoot})
 	e.hosts[name] = d
 	if _, err := e.store.UpsertServer(context.Background(), inventory.Server{Name: name, Role: anyops.RoleConsole, Zone: inventory.DemoZone,
 		Cluster: inventory.DemoCluster, State: anyops.ServerRunning, SandboxdURL: d.URL}); err != nil {
@@ -158,9 +165,12 @@ func (e *consoleEnv) sandboxState(host, id string) string {
 	return sb.State
 }
 
+// testTiming checks hosts often; the lease is long beside the check interval so that a
+// loaded machine's slow check does not end a healthy sandbox.
 func testTiming() ConsoleTiming {
 	return ConsoleTiming{IdleTimeout: time.Minute, MaxLifetime: 10 * time.Minute, KeepaliveInterval: 10 * time.Second,
-		HostCheckInterval: 300 * time.Millisecond, HostLostAfter: 2}
+		HostCheckInterval: 300 * time.Millisecond, HostLostAfter: 2,
+		SandboxLease: 3 * time.Second, CheckTokenTTL: time.Second, ClockMargin: 100 * time.Millisecond}
 }
 
 // TestConsoleCloseDestroysSandbox proves Open returns a running sandbox on the least loaded
@@ -168,7 +178,7 @@ func testTiming() ConsoleTiming {
 func TestConsoleCloseDestroysSandbox(t *testing.T) {
 	e := newConsoleEnv(t, "console-a", "console-b")
 	// Load console-a: the console must go to console-b.
-	busy, err := e.hosts["console-a"].Client.Create(context.Background(), wire.CreateRequest{User: "busy", UID: 5000, Plan: anyops.PlanFree})
+	busy, err := e.hosts["console-a"].Client.Create(context.Background(), wire.CreateRequest{User: "busy", UID: 105000, Plan: anyops.PlanFree})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,12 +343,110 @@ func TestConsoleTimingDefaults(t *testing.T) {
 		got := ConsoleTiming{}.withDefaults(plan)
 		lim := anyops.PlanLimits(plan)
 		if got.IdleTimeout != lim.IdleTimeout || got.MaxLifetime != lim.MaxLifetime || got.HostCheckInterval <= 0 ||
-			got.HostLostAfter <= 0 || got.HistoryLimit <= 0 || got.KeepaliveInterval <= 0 {
+			got.HostLostAfter <= 0 || got.HistoryLimit <= 0 || got.KeepaliveInterval <= 0 ||
+			got.SandboxLease != time.Duration(got.HostLostAfter)*got.HostCheckInterval || got.CheckTokenTTL <= 0 || got.ClockMargin <= 0 {
 			t.Errorf("plan %s: %+v", plan, got)
 		}
 	}
 	kept := ConsoleTiming{IdleTimeout: time.Second, HistoryLimit: 7}.withDefaults(anyops.PlanFree)
 	if kept.IdleTimeout != time.Second || kept.HistoryLimit != 7 {
 		t.Errorf("given values not kept: %+v", kept)
+	}
+}
+
+// TestPartitionedHostNeverSharesAUser proves a registered user's console survives a host
+// partitioned from the control plane without ever running two sandboxes for that user: the
+// old sandbox ends by itself (its lease) before the replacement starts on another host; the
+// replacement finds the user's files (the two hosts share one storage root, as console hosts
+// share the file service's export); and when the old host comes back, nothing of the user
+// runs there.
+func TestPartitionedHostNeverSharesAUser(t *testing.T) {
+	e := newConsoleEnv(t)
+	shared := homestest.BtrfsRoot(t)
+	e.addHostOn("console-a", shared)
+	in, opened := e.open(false, testTiming())
+	a := e.hosts["console-a"]
+	conn, err := a.Client.Dial(context.Background(), opened.SandboxID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Write(context.Background(), websocket.MessageBinary, []byte("echo kept-$((6*7)) > ~/note\n")); err != nil {
+		t.Fatal(err)
+	}
+	note := filepath.Join(shared, in.User, "note")
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if b, _ := os.ReadFile(note); strings.TrimSpace(string(b)) == "kept-42" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the note never reached the user's home")
+		}
+	}
+	_ = conn.CloseNow()
+
+	e.addHostOn("console-b", shared)
+	a.Partition()
+	v := e.waitView(in.ConsoleID, "the console on console-b", func(v ConsoleView) bool { return v.Server == "console-b" && v.Phase == "open" })
+	moved, err := e.hosts["console-b"].Client.Get(context.Background(), v.SandboxID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Behind the partition: what console-a did with the old sandbox, without renewing it.
+	list, err := a.Behind().List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old wire.Sandbox
+	for _, sb := range list {
+		if sb.ID == opened.SandboxID {
+			old = sb
+		}
+	}
+	if old.State != wire.StateExited || old.EndReason != wire.EndLeaseExpired || old.ExitedAt == nil {
+		t.Fatalf("old sandbox behind the partition: %+v, want ended by its lease", old)
+	}
+	if !old.ExitedAt.Before(moved.CreatedAt) {
+		t.Fatalf("old sandbox ended at %s, after its replacement started at %s: two sandboxes shared user %s",
+			old.ExitedAt, moved.CreatedAt, in.User)
+	}
+
+	b, err := e.hosts["console-b"].Client.Dial(context.Background(), v.SandboxID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.CloseNow()
+	if err := b.Write(context.Background(), websocket.MessageBinary, []byte("cat ~/note\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitTerminal(t, b, "kept-42")
+
+	a.Heal(t)
+	back, err := a.Client.List(context.Background())
+	if err != nil {
+		t.Fatalf("console-a after healing: %v", err)
+	}
+	for _, sb := range back {
+		if sb.User == in.User && sb.State == wire.StateRunning {
+			t.Fatalf("console-a runs %+v for %s after coming back", sb, in.User)
+		}
+	}
+	_ = e.tc.SignalWorkflow(context.Background(), anyops.ConsoleWorkflowID(in.ConsoleID), "", ConsoleSignalClose, nil)
+	e.result(in.ConsoleID)
+}
+
+// waitTerminal reads the terminal until its output holds want.
+func waitTerminal(t *testing.T, conn *websocket.Conn, want string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out []byte
+	for !strings.Contains(string(out), want) {
+		typ, data, err := conn.Read(ctx)
+		if err != nil {
+			t.Fatalf("waiting for %q: %v; got %q", want, err, out)
+		}
+		if typ == websocket.MessageBinary {
+			out = append(out, data...)
+		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/anyops/anyops/inventory"
 	"github.com/anyops/anyops/sandboxd"
 	sbclient "github.com/anyops/anyops/sandboxd/client"
+	"github.com/anyops/anyops/sandboxd/homes"
 	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 	"github.com/anyops/anyops/sandboxd/token"
 	"github.com/anyops/anyops/worker"
@@ -110,7 +111,7 @@ func startStack(ctx context.Context, o stackOptions) (_ *stack, err error) {
 	// and other sandboxds on this machine (anyops dev, tests) must not lose theirs to us.
 	st.cgroup = "anyops-console-stack-" + filepath.Base(st.dir)
 	st.run(func() error {
-		return sandboxd.Run(runCtx, sandboxd.Config{Addr: sbAddr, PublicKey: pub, StorageRoot: filepath.Join(st.dir, "homes"),
+		return sandboxd.Run(runCtx, sandboxd.Config{Addr: sbAddr, PublicKey: pub, StorageRoot: filepath.Join(st.dir, "homes"), HomeQuota: homes.QuotaNone,
 			StateDir: filepath.Join(st.dir, "sandboxd"), CgroupParent: st.cgroup, Slots: o.Slots, AllowedOrigins: []string{"*"},
 			Logger: o.Logger.With("component", "sandboxd")})
 	})

@@ -31,7 +31,7 @@ func createToFirstByteWS(baseURL, keyFile string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	start := time.Now()
-	sb, err := c.Create(ctx, wire.CreateRequest{User: "bench", UID: 1000, Plan: anyops.PlanFree})
+	sb, err := c.Create(ctx, wire.CreateRequest{User: "bench", UID: anyops.FirstSandboxID, Plan: anyops.PlanFree})
 	if err != nil {
 		return 0, fmt.Errorf("create: %w", err)
 	}

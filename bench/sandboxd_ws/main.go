@@ -33,6 +33,7 @@ import (
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/sandboxd"
 	"github.com/anyops/anyops/sandboxd/client"
+	"github.com/anyops/anyops/sandboxd/homes"
 	"github.com/anyops/anyops/sandboxd/jail"
 	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 	"github.com/anyops/anyops/sandboxd/token"
@@ -78,7 +79,7 @@ func run(n, warmup int, url, keyFile string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
-	sb, err := c.Create(ctx, wire.CreateRequest{User: "bench", UID: 1000, Plan: anyops.PlanPaid, Command: echoer})
+	sb, err := c.Create(ctx, wire.CreateRequest{User: "bench", UID: anyops.FirstSandboxID, Plan: anyops.PlanPaid, Command: echoer})
 	if err != nil {
 		return fmt.Errorf("create: %w", err)
 	}
@@ -235,7 +236,7 @@ func startSandboxd() (stop func(), url string, signer *token.Signer, err error) 
 	go func() {
 		done <- sandboxd.Run(ctx, sandboxd.Config{
 			Addr: l.Addr().String(), PublicKey: ed25519.PublicKey(pub),
-			StorageRoot: dir + "/homes", StateDir: dir + "/state", CgroupParent: "anyops-bench-ws",
+			StorageRoot: dir + "/homes", HomeQuota: homes.QuotaNone, StateDir: dir + "/state", CgroupParent: "anyops-bench-ws",
 			Slots: 4, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})
 	}()

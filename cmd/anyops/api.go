@@ -53,6 +53,9 @@ func newAPICmd() *cobra.Command {
 			return err
 		}
 		defer cp.Close()
+		if cp.retiredKeys, err = readRetiredKeys(signing); err != nil {
+			return err
+		}
 		return cp.runAPI(ctx, ac, auth)
 	}
 	return cmd

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -28,9 +29,10 @@ import (
 type controlPlane struct {
 	store       *inventory.Store
 	temporal    client.Client
-	sandboxdKey ed25519.PrivateKey // nil: consoles are off
-	namespace   string             // the Temporal namespace, for the dashboard's links
-	metrics     *worker.Metrics    // the Temporal SDK's metrics of this process
+	sandboxdKey ed25519.PrivateKey   // nil: consoles are off
+	retiredKeys []ed25519.PrivateKey // signed with before a rotation: their console tokens stay valid
+	namespace   string               // the Temporal namespace, for the dashboard's links
+	metrics     *worker.Metrics      // the Temporal SDK's metrics of this process
 	logger      *slog.Logger
 }
 
@@ -71,6 +73,22 @@ func readSandboxdKey(s config.Signing, logger *slog.Logger) (ed25519.PrivateKey,
 	return key, nil
 }
 
+// readRetiredKeys reads --sandboxd-retired-keys.
+func readRetiredKeys(s config.Signing) ([]ed25519.PrivateKey, error) {
+	var keys []ed25519.PrivateKey
+	for _, f := range strings.Split(s.RetiredSandboxdKeys, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		k, err := token.ReadPrivateKey(f)
+		if err != nil {
+			return nil, fmt.Errorf("--sandboxd-retired-keys: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
 func (c *controlPlane) signer() *token.Signer {
 	if c.sandboxdKey == nil {
 		return nil
@@ -84,7 +102,7 @@ func (c *controlPlane) runAPI(ctx context.Context, ac config.API, auth *api.Auth
 		Collectors: []prometheus.Collector{c.metrics},
 		Store:      c.store, Temporal: c.temporal, Auth: auth, Logger: c.logger.With("component", "api"),
 		CORSOrigins: config.SplitList(ac.CORSOrigins), ConsolesEnabled: ac.PublicEmbed,
-		Consoles:  api.ConsoleDeps{SandboxdKey: c.sandboxdKey},
+		Consoles:  api.ConsoleDeps{SandboxdKey: c.sandboxdKey, RetiredSandboxdKeys: c.retiredKeys},
 		Dashboard: api.DashboardConfig{TemporalUIURL: ac.TemporalUIURL, TemporalNamespace: c.namespace},
 	}})
 }

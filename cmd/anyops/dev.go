@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -21,6 +23,7 @@ import (
 	"github.com/anyops/anyops/internal/devstack"
 	"github.com/anyops/anyops/inventory"
 	"github.com/anyops/anyops/sandboxd"
+	"github.com/anyops/anyops/sandboxd/homes"
 	"github.com/anyops/anyops/sandboxd/token"
 	"github.com/anyops/anyops/worker"
 	"github.com/anyops/anyops/workflows"
@@ -144,6 +147,9 @@ func newDevCmd() *cobra.Command {
 			return err
 		}
 		defer cp.Close()
+		if cp.retiredKeys, err = readRetiredKeys(signing); err != nil {
+			return err
+		}
 
 		// The worker reaches the cloud through cloudsim unless told otherwise.
 		if aws.Endpoint == "" {
@@ -185,11 +191,28 @@ func newDevCmd() *cobra.Command {
 				// stacks (or a dev stack and a test) from removing each other's sandboxes.
 				sd.CgroupParent = fmt.Sprintf("anyops-dev-%08x", crc32.ChecksumIEEE([]byte(dataDir)))
 			}
+			if sd.AllowedOrigins == "" {
+				// The console page runs on the API's origin: browsers attach from there.
+				sd.AllowedOrigins = devAPIOrigins(ac.Addr)
+			}
 			sdCfg, err := sandboxdConfig(common, sd, logger.With("component", "sandboxd"))
 			if err != nil {
 				return err
 			}
 			sdCfg.PublicKey = signer.PublicKey()
+			if sd.StorageRoot == "" && sdCfg.HomeQuota == homes.QuotaBtrfs {
+				unmount, err := devHomeFileSystem(dataDir, sdCfg.StorageRoot)
+				if err != nil {
+					logger.Warn("no btrfs file system for the homes, so they have no quota (--sandboxd-home-quota none)", "err", err)
+					sdCfg.HomeQuota = homes.QuotaNone
+				} else {
+					defer func() {
+						if err := unmount(); err != nil {
+							logger.Warn("unmount the homes file system", "err", err)
+						}
+					}()
+				}
+			}
 			start("sandboxd", func(ctx context.Context) error { return sandboxd.Run(ctx, sdCfg) })
 		}
 		start("worker", func(ctx context.Context) error { return cp.runWorker(ctx, wc, clouds, false) })
@@ -253,4 +276,24 @@ func registerDevConsoleHost(ctx context.Context, cp *controlPlane, sandboxdURL s
 	srv.SandboxdURL = sandboxdURL
 	_, err = activities.RegisterConsoleHost(ctx, cp.store, srv, cp.signer())
 	return err
+}
+
+// devHomeFileSystem mounts the dev stack's homes: a btrfs file system in <data-dir>/homes.img
+// (sparse, made on first use) at the storage root, so homes have their plans' quotas as on a
+// console host. It needs mkfs.btrfs (Debian: btrfs-progs).
+func devHomeFileSystem(dataDir, root string) (func() error, error) {
+	if _, err := exec.LookPath("mkfs.btrfs"); err != nil && !homes.IsBtrfs(root) {
+		return nil, fmt.Errorf("mkfs.btrfs not found (apt-get install btrfs-progs): %w", err)
+	}
+	return homes.MountImage(filepath.Join(dataDir, "homes.img"), root, 8<<30)
+}
+
+// devAPIOrigins is the origin of the API at addr, the one the console page is served from,
+// and its localhost spelling when addr is the loopback address.
+func devAPIOrigins(addr string) string {
+	origins := "http://" + addr
+	if host, port, err := net.SplitHostPort(addr); err == nil && (host == "127.0.0.1" || host == "::1") {
+		origins += ",http://localhost:" + port
+	}
+	return origins
 }

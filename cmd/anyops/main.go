@@ -29,6 +29,7 @@ func main() {
 		newSandboxdCmd(),
 		newCloudsimCmd(),
 		newMigrateCmd(),
+		newTokenCmd(),
 		newOpCmd(),
 		newIncidentCmd(),
 		&cobra.Command{

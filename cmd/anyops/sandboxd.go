@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/anyops/anyops/config"
 	"github.com/anyops/anyops/sandboxd"
+	"github.com/anyops/anyops/sandboxd/homes"
 	"github.com/anyops/anyops/sandboxd/token"
 )
 
@@ -64,8 +66,11 @@ func sandboxdConfig(common config.Common, sc config.Sandboxd, log *slog.Logger) 
 	}
 	return sandboxd.Config{
 		Addr:           sc.Addr,
+		URL:            sc.URL,
 		PublicKeyFile:  sc.PublicKey,
+		PublicKeyDir:   sc.PublicKeyDir,
 		StorageRoot:    storage,
+		HomeQuota:      homes.Mode(sc.HomeQuota),
 		StateDir:       state,
 		Slots:          sc.Slots,
 		CgroupParent:   sc.CgroupParent,
@@ -78,7 +83,7 @@ func newSandboxdKeygenCmd() *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
 		Use:   "keygen",
-		Short: "Write a new Ed25519 key pair: FILE (private, for the API) and FILE.pub (for sandboxd)",
+		Short: "Write a new Ed25519 key pair: FILE (private, for the API) and FILE.pub (for sandboxd); prints its key id",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
@@ -94,7 +99,8 @@ func newSandboxdKeygenCmd() *cobra.Command {
 			if err := token.WriteKeyPair(out, out+".pub", priv); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "private key: %s (give to anyops api --sandboxd-key)\npublic key:  %s.pub (give to anyops sandboxd --public-key)\n", out, out)
+			fmt.Fprintf(cmd.OutOrStdout(), "key id:      %s\nprivate key: %s (give to anyops api and worker --sandboxd-key)\npublic key:  %s.pub (give to anyops sandboxd --public-key, or put in its --public-key-dir)\n",
+				token.KeyID(priv.Public().(ed25519.PublicKey)), out, out)
 			return nil
 		},
 	}
@@ -103,7 +109,7 @@ func newSandboxdKeygenCmd() *cobra.Command {
 }
 
 func newSandboxdTokenCmd() *cobra.Command {
-	var keyFile, op, sandbox, sub string
+	var keyFile, aud, op, sandbox, bodyFile, sub string
 	var ttl time.Duration
 	cmd := &cobra.Command{
 		Use:   "token",
@@ -120,7 +126,16 @@ func newSandboxdTokenCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tok, err := token.NewSigner(priv).Mint(token.Op(op), sandbox, sub, ttl)
+			var body []byte
+			if token.Op(op) == token.OpCreate {
+				if bodyFile == "" {
+					return errors.New("--body FILE is required for create: the token is bound to the exact request body")
+				}
+				if body, err = os.ReadFile(bodyFile); err != nil {
+					return err
+				}
+			}
+			tok, err := token.NewSigner(priv).Mint(token.Grant{Audience: aud, Op: token.Op(op), Sandbox: sandbox, Body: body}, sub, ttl)
 			if err != nil {
 				return err
 			}
@@ -130,8 +145,10 @@ func newSandboxdTokenCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&keyFile, "key", "", "Ed25519 private key file (from keygen)")
+	f.StringVar(&aud, "aud", "http://127.0.0.1:8090", "the sandboxd the token is for: its --url")
 	f.StringVar(&op, "op", "", fmt.Sprintf("operation: one of %v", token.Ops))
-	f.StringVar(&sandbox, "sandbox", token.AnySandbox, `sandbox id, or "*" for create, list and capacity`)
+	f.StringVar(&sandbox, "sandbox", token.AnySandbox, `sandbox id (create names the id in its body), or "*" for list and capacity`)
+	f.StringVar(&bodyFile, "body", "", "create only: the file holding the exact request body to send")
 	f.StringVar(&sub, "sub", "operator", "who the token is for (logged)")
 	f.DurationVar(&ttl, "ttl", 5*time.Minute, "how long the token is valid")
 	return cmd

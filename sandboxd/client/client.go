@@ -1,17 +1,19 @@
 // Package client calls sandboxd: the worker's activities, the API, benchmarks and tests use
-// it. Every call mints its own short-lived token, scoped to the operation and the sandbox,
-// with the Signer it is given (the API's Ed25519 private key).
+// it. Every call mints its own short-lived token with the Signer it is given (the API's
+// Ed25519 private key), bound to this sandboxd (its base URL is the token's audience), the
+// operation and the sandbox, and for create to the exact request body.
 package client
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/coder/websocket"
@@ -26,31 +28,48 @@ const DefaultTokenTTL = time.Minute
 
 // Client calls one sandboxd.
 type Client struct {
-	base    *url.URL
-	signer  *token.Signer
-	HTTP    *http.Client  // default: http.DefaultClient
-	Subject string        // the tokens' sub; default "anyops"
-	TTL     time.Duration // the tokens' lifetime; default DefaultTokenTTL
+	base     *url.URL
+	audience string // the base URL in token.Audience's normal form
+	signer   *token.Signer
+	HTTP     *http.Client  // default: http.DefaultClient
+	Subject  string        // the tokens' sub; default "anyops"
+	TTL      time.Duration // the tokens' lifetime; default DefaultTokenTTL
 }
 
 // New returns a client of the sandboxd at baseURL ("http://host:port").
 func New(baseURL string, signer *token.Signer) (*Client, error) {
-	u, err := url.Parse(strings.TrimSuffix(baseURL, "/"))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	aud, err := token.Audience(baseURL)
+	if err != nil {
 		return nil, fmt.Errorf("sandboxd client: base URL %q must be http(s)://host[:port]", baseURL)
 	}
-	return &Client{base: u, signer: signer, HTTP: http.DefaultClient, Subject: "anyops", TTL: DefaultTokenTTL}, nil
+	u, _ := url.Parse(aud)
+	return &Client{base: u, audience: aud, signer: signer, HTTP: http.DefaultClient, Subject: "anyops", TTL: DefaultTokenTTL}, nil
 }
 
-// Token mints a token for op on sandbox (token.AnySandbox for collection operations).
-func (c *Client) Token(op token.Op, sandbox string) (string, error) {
-	return c.signer.Mint(op, sandbox, c.Subject, c.TTL)
+// Audience is the sandboxd URL the client's tokens name.
+func (c *Client) Audience() string { return c.audience }
+
+// Token mints a token for op on sandbox (token.AnySandbox for collection operations) at this
+// sandboxd; body is the exact request body of a create, nil otherwise.
+func (c *Client) Token(op token.Op, sandbox string, body []byte) (string, error) {
+	return c.signer.Mint(token.Grant{Audience: c.audience, Op: op, Sandbox: sandbox, Body: body}, c.Subject, c.TTL)
 }
 
-// Create starts a sandbox.
+// NewSandboxID returns a fresh sandbox id, sb-<16 hex>: what Create uses when the request
+// names none (the create token must name the sandbox it makes).
+func NewSandboxID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return "sb-" + hex.EncodeToString(b)
+}
+
+// Create starts a sandbox; a request without an ID gets NewSandboxID.
 func (c *Client) Create(ctx context.Context, req wire.CreateRequest) (wire.Sandbox, error) {
+	if req.ID == "" {
+		req.ID = NewSandboxID()
+	}
 	var out wire.Sandbox
-	return out, c.do(ctx, http.MethodPost, "/v1/sandboxes", token.OpCreate, token.AnySandbox, req, &out)
+	return out, c.do(ctx, http.MethodPost, "/v1/sandboxes", token.OpCreate, req.ID, req, &out)
 }
 
 // Get describes one sandbox; a sandbox sandboxd does not know is an anyops ENOTFOUND error.
@@ -80,7 +99,7 @@ func (c *Client) Capacity(ctx context.Context) (wire.Capacity, error) {
 // AttachURL returns the WebSocket URL of a sandbox's terminal with a fresh attach token in its
 // query (for browsers, which cannot set headers on a WebSocket), and the token itself.
 func (c *Client) AttachURL(id string) (string, string, error) {
-	tok, err := c.Token(token.OpAttach, id)
+	tok, err := c.Token(token.OpAttach, id, nil)
 	if err != nil {
 		return "", "", err
 	}
@@ -110,19 +129,19 @@ func (c *Client) Dial(ctx context.Context, id string) (*websocket.Conn, error) {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, op token.Op, sandbox string, in, out any) error {
-	tok, err := c.Token(op, sandbox)
+	var raw []byte
+	if in != nil {
+		var err error
+		if raw, err = json.Marshal(in); err != nil {
+			return err
+		}
+	}
+	// The token of a create carries the hash of exactly these bytes.
+	tok, err := c.Token(op, sandbox, raw)
 	if err != nil {
 		return err
 	}
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, bytes.NewReader(raw))
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -23,7 +24,11 @@ func newTestClient(t *testing.T, baseURL string) (*Client, *token.Verifier) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c, token.NewVerifier(pub)
+	v, err := token.NewVerifier(token.NewKeySet(pub), baseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, v
 }
 
 // TestNewRefusesBadBaseURLs proves a misconfigured console host address fails at once.
@@ -71,7 +76,8 @@ func TestErrorsKeepSandboxdsCode(t *testing.T) {
 }
 
 // TestEachCallCarriesATokenForItsOperation proves the client scopes every token to the call:
-// the operation, and the sandbox or "*".
+// this sandboxd (its URL, however spelt, as the audience), the operation, the sandbox or "*",
+// and for create the exact body it sends, under an id it picks when the request has none.
 func TestEachCallCarriesATokenForItsOperation(t *testing.T) {
 	var c *Client
 	var v *token.Verifier
@@ -81,6 +87,13 @@ func TestEachCallCarriesATokenForItsOperation(t *testing.T) {
 		claims, err := v.Parse(tok)
 		if err != nil {
 			t.Errorf("%s %s: %v", r.Method, r.URL.Path, err)
+		}
+		body, _ := io.ReadAll(r.Body)
+		if _, err := v.Verify(tok, token.Grant{Op: claims.Op, Sandbox: claims.Sandbox, Body: body}); err != nil {
+			t.Errorf("%s %s: %v", r.Method, r.URL.Path, err)
+		}
+		if r.Method == "POST" && !strings.Contains(string(body), `"id":"`+claims.Sandbox+`"`) {
+			t.Errorf("create token for %q, body %s", claims.Sandbox, body)
 		}
 		seen[r.Method+" "+r.URL.Path] = claims
 		switch {
@@ -93,7 +106,7 @@ func TestEachCallCarriesATokenForItsOperation(t *testing.T) {
 		}
 	}))
 	defer ts.Close()
-	c, v = newTestClient(t, ts.URL+"/")
+	c, v = newTestClient(t, strings.ToUpper(ts.URL[:4])+ts.URL[4:]+"/")
 	ctx := context.Background()
 	_, _ = c.Create(ctx, wire.CreateRequest{User: "a"})
 	_, _ = c.Get(ctx, "sb-1")
@@ -101,7 +114,7 @@ func TestEachCallCarriesATokenForItsOperation(t *testing.T) {
 	_ = c.Delete(ctx, "sb-1")
 	_, _ = c.Capacity(ctx)
 	want := map[string]token.Claims{
-		"POST /v1/sandboxes":        {Op: token.OpCreate, Sandbox: token.AnySandbox},
+		"POST /v1/sandboxes":        {Op: token.OpCreate},
 		"GET /v1/sandboxes/sb-1":    {Op: token.OpGet, Sandbox: "sb-1"},
 		"GET /v1/sandboxes":         {Op: token.OpList, Sandbox: token.AnySandbox},
 		"DELETE /v1/sandboxes/sb-1": {Op: token.OpDelete, Sandbox: "sb-1"},
@@ -109,7 +122,10 @@ func TestEachCallCarriesATokenForItsOperation(t *testing.T) {
 	}
 	for call, w := range want {
 		got, ok := seen[call]
-		if !ok || got.Op != w.Op || got.Sandbox != w.Sandbox || got.Exp-got.Iat != int64(DefaultTokenTTL.Seconds()) {
+		if w.Op == token.OpCreate && strings.HasPrefix(got.Sandbox, "sb-") {
+			w.Sandbox = got.Sandbox // an id of the client's choosing
+		}
+		if !ok || got.Op != w.Op || got.Sandbox != w.Sandbox || got.Aud != ts.URL || got.Exp-got.Iat != int64(DefaultTokenTTL.Seconds()) {
 			t.Errorf("%s: token %+v, want op %s on %q valid for %s", call, got, w.Op, w.Sandbox, DefaultTokenTTL)
 		}
 	}
@@ -122,7 +138,7 @@ func TestEachCallCarriesATokenForItsOperation(t *testing.T) {
 	if parsed.Scheme != "ws" || parsed.Path != "/v1/sandboxes/sb-1/attach" || parsed.Query().Get("token") != tok {
 		t.Fatalf("attach URL %s", u)
 	}
-	if _, err := v.Verify(tok, token.OpAttach, "sb-1"); err != nil {
+	if _, err := v.Verify(tok, token.Grant{Op: token.OpAttach, Sandbox: "sb-1"}); err != nil {
 		t.Fatalf("attach token: %v", err)
 	}
 }

@@ -9,14 +9,18 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/sandboxd"
 	"github.com/anyops/anyops/sandboxd/client"
+	"github.com/anyops/anyops/sandboxd/homes"
 	"github.com/anyops/anyops/sandboxd/jail"
 	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 	"github.com/anyops/anyops/sandboxd/token"
@@ -34,6 +38,12 @@ type Options struct {
 	Key ed25519.PrivateKey
 	// Logger gets the daemon's logs; nil discards them.
 	Logger *slog.Logger
+	// StorageRoot holds the homes; "" is a t.TempDir of the daemon's own. Daemons that stand
+	// for console hosts sharing the file service's export share one (homestest.BtrfsRoot).
+	StorageRoot string
+	// HomeQuota is the daemon's quota mode; "" is homes.QuotaNone, or QuotaBtrfs when
+	// StorageRoot is a btrfs file system.
+	HomeQuota homes.Mode
 }
 
 // Main is TestMain for a package whose tests start a Daemon: the test binary doubles as the
@@ -47,7 +57,7 @@ func Main(m *testing.M) {
 // Daemon is a running sandboxd and what a test needs to talk to it.
 type Daemon struct {
 	URL    string
-	Server *httptest.Server // to take the host away: CloseClientConnections, Listener.Close
+	Server *httptest.Server // to take the host away for good: CloseClientConnections, Listener.Close
 	Key    ed25519.PrivateKey
 	Signer *token.Signer
 	Client *client.Client // a client holding Signer
@@ -55,6 +65,10 @@ type Daemon struct {
 
 	srv       *sandboxd.Server
 	closeOnce sync.Once
+
+	mu          sync.Mutex
+	partitioned bool
+	healed      *http.Server // serving again on the same address after Heal
 }
 
 // Start runs a sandboxd until the test ends (or Close), skipping the test without root (and
@@ -84,9 +98,22 @@ func Start(t testing.TB, o Options) *Daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if o.StorageRoot == "" {
+		o.StorageRoot = t.TempDir()
+	}
+	if o.HomeQuota == "" {
+		o.HomeQuota = homes.QuotaNone
+		if homes.IsBtrfs(o.StorageRoot) {
+			o.HomeQuota = homes.QuotaBtrfs
+		}
+	}
+	// The listener first: its address is the daemon's URL, the audience of its tokens.
+	ts := httptest.NewUnstartedServer(nil)
 	cfg := sandboxd.Config{
+		URL:            "http://" + ts.Listener.Addr().String(),
 		PublicKey:      o.Key.Public().(ed25519.PublicKey),
-		StorageRoot:    t.TempDir(),
+		StorageRoot:    o.StorageRoot,
+		HomeQuota:      o.HomeQuota,
 		StateDir:       state,
 		CgroupParent:   "anyops-" + o.Name + "-test-" + randomHex(4),
 		Slots:          o.Slots,
@@ -95,12 +122,15 @@ func Start(t testing.TB, o Options) *Daemon {
 	}
 	srv, err := sandboxd.New(cfg)
 	if err != nil {
+		ts.Close()
 		_ = teardown.RemoveStateDir(state)
 		t.Fatalf("sandboxd: %v", err)
 	}
 	d := &Daemon{Key: o.Key, Signer: token.NewSigner(o.Key), Config: cfg, srv: srv}
-	d.Server = httptest.NewServer(srv)
-	d.URL = d.Server.URL
+	ts.Config.Handler = srv
+	ts.Start()
+	d.Server = ts
+	d.URL = ts.URL
 	t.Cleanup(func() {
 		if err := d.Close(); err != nil {
 			t.Log(err) // the dir stays for a person to look at; the test's result stands
@@ -119,10 +149,59 @@ func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
 		d.srv.Close()
 		d.Server.Close()
+		d.mu.Lock()
+		if d.healed != nil {
+			_ = d.healed.Close()
+		}
+		d.mu.Unlock()
 		teardown.RemoveCgroupParent(d.Config.CgroupParent)
 		err = teardown.RemoveStateDir(d.Config.StateDir)
 	})
 	return err
+}
+
+// Partition cuts the daemon off the network, as a host partitioned from the control plane:
+// its sandboxes keep running, nobody reaches it. Heal brings it back on the same URL.
+func (d *Daemon) Partition() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.partitioned = true
+	d.Server.CloseClientConnections()
+	_ = d.Server.Listener.Close()
+}
+
+// Heal ends a Partition: the daemon answers on its URL again.
+func (d *Daemon) Heal(t testing.TB) {
+	t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.partitioned {
+		return
+	}
+	l, err := net.Listen("tcp", d.Server.Listener.Addr().String())
+	if err != nil {
+		t.Fatalf("heal %s: %v", d.URL, err)
+	}
+	d.partitioned = false
+	d.healed = &http.Server{Handler: d.srv, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = d.healed.Serve(l) }()
+}
+
+// Behind returns a client that reaches the daemon in process, not over its network: what a
+// test uses to see what a partitioned host is doing.
+func (d *Daemon) Behind() *client.Client {
+	c, _ := client.New(d.URL, d.Signer)
+	c.HTTP = &http.Client{Transport: inProcess{d.srv}}
+	return c
+}
+
+// inProcess is a RoundTripper that serves requests with a handler.
+type inProcess struct{ h http.Handler }
+
+func (p inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	p.h.ServeHTTP(rec, r)
+	return rec.Result(), nil
 }
 
 func randomHex(n int) string {

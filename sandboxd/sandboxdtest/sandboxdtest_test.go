@@ -42,7 +42,7 @@ func TestStartServesAndCloseLeavesNothing(t *testing.T) {
 				t.Fatalf("daemon key is the given one: %v, want %v", d.Key.Equal(fleetKey), tt.key)
 			}
 			ctx := context.Background()
-			sb, err := d.Client.Create(ctx, wire.CreateRequest{User: "alice", UID: 20001, Plan: anyops.PlanFree})
+			sb, err := d.Client.Create(ctx, wire.CreateRequest{User: "alice", UID: 120001, Plan: anyops.PlanFree})
 			if err != nil {
 				t.Fatalf("create with the daemon's own client: %v", err)
 			}

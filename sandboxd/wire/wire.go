@@ -14,13 +14,13 @@ import (
 
 // CreateRequest is the body of POST /v1/sandboxes.
 type CreateRequest struct {
-	// ID optionally names the sandbox ([a-z0-9][a-z0-9-]{0,63}); callers that retry (workflow
-	// activities) pass their business key so a retry gets 409 instead of a second sandbox.
-	// Empty: sandboxd picks one.
-	ID      string               `json:"id,omitempty"`
+	// ID names the sandbox ([a-z0-9][a-z0-9-]{0,63}); the create token names it too. Callers
+	// that retry (workflow activities) pass their business key so a retry gets 409 instead of
+	// a second sandbox; Client.Create fills in NewSandboxID when it is empty.
+	ID      string               `json:"id"`
 	User    string               `json:"user"`          // login name: [a-z_][a-z0-9_-]{0,31}
-	UID     int                  `json:"uid"`           // 1000..2147483646; never root
-	GID     int                  `json:"gid,omitempty"` // 0: same as UID
+	UID     int                  `json:"uid"`           // in anyops.FirstSandboxID..LastSandboxID; never a host's
+	GID     int                  `json:"gid,omitempty"` // 0: same as UID; else in anyops.FirstSandboxID..LastSandboxID
 	Plan    anyops.Plan          `json:"plan"`          // decides the default and maximum limits
 	Image   string               `json:"image,omitempty"`
 	Command []string             `json:"command,omitempty"` // empty: a login shell
@@ -32,6 +32,10 @@ type CreateRequest struct {
 	MaxLifetime Duration       `json:"max_lifetime,omitempty"` // zero: the plan's
 	Rows        uint16         `json:"rows,omitempty"`         // initial terminal size; 0: 24x80
 	Cols        uint16         `json:"cols,omitempty"`
+	// Lease, when set, ends the sandbox (EndLeaseExpired) once no GET of it has come for this
+	// long: the control plane's host checks renew it, so a host cut off from the control
+	// plane ends its sandboxes by itself before the console is placed elsewhere.
+	Lease Duration `json:"lease,omitempty"`
 }
 
 // Sandbox states.
@@ -42,11 +46,12 @@ const (
 
 // Why a sandbox ended.
 const (
-	EndExit        = "exit"         // its command exited by itself
-	EndIdleTimeout = "idle_timeout" // no input and no client for the idle timeout
-	EndMaxLifetime = "max_lifetime" // ran for its maximum lifetime
-	EndDeleted     = "deleted"      // DELETE /v1/sandboxes/{id}
-	EndShutdown    = "shutdown"     // sandboxd stopped
+	EndExit         = "exit"          // its command exited by itself
+	EndIdleTimeout  = "idle_timeout"  // no input and no client for the idle timeout
+	EndMaxLifetime  = "max_lifetime"  // ran for its maximum lifetime
+	EndDeleted      = "deleted"       // DELETE /v1/sandboxes/{id}
+	EndShutdown     = "shutdown"      // sandboxd stopped
+	EndLeaseExpired = "lease_expired" // no GET renewed its lease in time: the control plane lost the host
 )
 
 // Sandbox is what sandboxd reports about one sandbox.
@@ -62,6 +67,7 @@ type Sandbox struct {
 	Limits      anyops.Limits        `json:"limits"` // the effective limits
 	IdleTimeout Duration             `json:"idle_timeout"`
 	MaxLifetime Duration             `json:"max_lifetime"`
+	Lease       Duration             `json:"lease,omitempty"`
 	State       string               `json:"state"`               // StateRunning or StateExited
 	ExitCode    *int                 `json:"exit_code,omitempty"` // set once exited
 	EndReason   string               `json:"end_reason,omitempty"`
