@@ -48,6 +48,8 @@ type Deps struct {
 	Consoles ConsoleDeps
 	// Dashboard configures the ops dashboard (dashboard.go).
 	Dashboard DashboardConfig
+	// Alarms configures the alarm endpoints (alarms.go).
+	Alarms AlarmDeps
 }
 
 // RouteFunc registers routes on the /v1 group; auth gives the role middleware.
@@ -114,6 +116,7 @@ func New(deps Deps) *Server {
 	s.registerIncidents(s.v1, deps.Auth)
 	setupConsoles(s)
 	setupDashboard(s)
+	setupAlarms(s)
 	return s
 }
 

@@ -117,21 +117,22 @@ func (s *Store) OpenIncidentOf(ctx context.Context, workflowID string) (Incident
 
 // LinkIncidentRun records the run of the incident's workflow that it started or joined. The
 // first link stays: linking again, with any run, changes nothing. It returns the incident as
-// it is now.
-func (s *Store) LinkIncidentRun(ctx context.Context, incidentID int64, runID string) (Incident, error) {
+// it is now, and whether this call made the link.
+func (s *Store) LinkIncidentRun(ctx context.Context, incidentID int64, runID string) (Incident, bool, error) {
 	if err := required("run id", runID); err != nil {
-		return Incident{}, err
+		return Incident{}, false, err
 	}
-	if err := s.db.WithContext(ctx).Model(&Incident{}).Where("id = ? AND run_id = ''", incidentID).
-		Updates(map[string]any{"run_id": runID, "updated_at": now()}).Error; err != nil {
-		return Incident{}, dbError(err, "link incident run")
+	res := s.db.WithContext(ctx).Model(&Incident{}).Where("id = ? AND run_id = ''", incidentID).
+		Updates(map[string]any{"run_id": runID, "updated_at": now()})
+	if res.Error != nil {
+		return Incident{}, false, dbError(res.Error, "link incident run")
 	}
 	var inc Incident
 	err := s.db.WithContext(ctx).Where("id = ?", incidentID).Take(&inc).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return inc, anyops.Errorf(anyops.ENOTFOUND, "incident %d: not found", incidentID)
+		return inc, false, anyops.Errorf(anyops.ENOTFOUND, "incident %d: not found", incidentID)
 	}
-	return inc, dbError(err, "link incident run")
+	return inc, res.RowsAffected == 1, dbError(err, "link incident run")
 }
 
 // GetIncident returns an incident with its timeline, oldest event first.

@@ -102,15 +102,15 @@ func TestLinkIncidentRunKeepsTheFirst(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		inc := must[Incident](t)(s.OpenIncident(ctx, Incident{Title: "t", WorkflowID: "failover/x"}))
-		if got := must[Incident](t)(s.LinkIncidentRun(ctx, inc.ID, "run-1")); got.RunID != "run-1" {
-			t.Fatalf("run after the first link = %q", got.RunID)
+		if got, linked, err := s.LinkIncidentRun(ctx, inc.ID, "run-1"); err != nil || !linked || got.RunID != "run-1" {
+			t.Fatalf("first link: run %q, linked %v, %v", got.RunID, linked, err)
 		}
-		if got := must[Incident](t)(s.LinkIncidentRun(ctx, inc.ID, "run-2")); got.RunID != "run-1" {
-			t.Fatalf("run after a second link = %q, want the first kept", got.RunID)
+		if got, linked, err := s.LinkIncidentRun(ctx, inc.ID, "run-2"); err != nil || linked || got.RunID != "run-1" {
+			t.Fatalf("second link: run %q, linked %v, %v; want the first kept", got.RunID, linked, err)
 		}
-		_, err := s.LinkIncidentRun(ctx, 999999, "run-1")
+		_, _, err := s.LinkIncidentRun(ctx, 999999, "run-1")
 		wantCode(t, err, anyops.ENOTFOUND)
-		_, err = s.LinkIncidentRun(ctx, inc.ID, "")
+		_, _, err = s.LinkIncidentRun(ctx, inc.ID, "")
 		wantCode(t, err, anyops.EINVALID)
 		_, err = s.OpenIncidentOf(ctx, "failover/nobody")
 		wantCode(t, err, anyops.ENOTFOUND)
