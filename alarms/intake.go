@@ -28,6 +28,9 @@ type Intake struct {
 	Store    *inventory.Store
 	Temporal client.Client
 	Logger   *slog.Logger
+	// TaskQueue overrides the kinds' task queue; tests give their own, so that no other
+	// test's worker runs the recoveries they start.
+	TaskQueue string
 }
 
 // Bounds of the alarm fields the intake keeps.
@@ -114,9 +117,13 @@ func (in *Intake) Raise(ctx context.Context, a anyops.Alarm) (anyops.AlarmOutcom
 	}
 	// Conflict policy FAIL with the already-started error, as POST /v1/operations/{kind}:
 	// Temporal decides, atomically, whether this alarm starts the workflow or joins it.
+	queue := kind.TaskQueue
+	if in.TaskQueue != "" {
+		queue = in.TaskQueue
+	}
 	run, err := in.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                                       start.ID,
-		TaskQueue:                                kind.TaskQueue,
+		TaskQueue:                                queue,
 		WorkflowExecutionTimeout:                 kind.ExecutionTimeout,
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,

@@ -32,6 +32,8 @@ type AlarmDeps struct {
 	SNSClient *http.Client
 	// AlertmanagerToken is Alertmanager's bearer token; empty switches its endpoint off.
 	AlertmanagerToken string
+	// TaskQueue overrides the recovery kinds' task queue (tests); empty: the kind's.
+	TaskQueue string
 }
 
 // AlarmAnswer is the body of POST /v1/alarms/sns.
@@ -65,7 +67,7 @@ func setupAlarms(s *Server) {
 	}
 	as := &alarmService{
 		server: s,
-		intake: &alarms.Intake{Store: s.deps.Store, Temporal: s.deps.Temporal, Logger: s.log.With("component", "alarms")},
+		intake: &alarms.Intake{Store: s.deps.Store, Temporal: s.deps.Temporal, Logger: s.log.With("component", "alarms"), TaskQueue: cfg.TaskQueue},
 		sns: &alarms.SNSVerifier{Topics: cfg.SNSTopics, CertHosts: cfg.SNSCertHosts, MaxAge: cfg.SNSMaxAge,
 			Certs: alarms.NewCertCache(client, 0, 0)},
 		taken: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "anyops_alarms_total",
