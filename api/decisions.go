@@ -1,11 +1,14 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -47,6 +50,9 @@ type DecisionResult struct {
 	// Result is what the workflow's update handler returned.
 	Result json.RawMessage `json:"result,omitempty"`
 }
+
+// decisionTimeout bounds the wait for the workflow's answer to a decision.
+const decisionTimeout = 20 * time.Second
 
 // maxReasonLen bounds a decision's reason: it goes into the workflow's history and the audit.
 const maxReasonLen = 1000
@@ -99,7 +105,9 @@ func (s *Server) decide(d Decision) gin.HandlerFunc {
 			return
 		}
 		runID := info.GetExecution().GetRunId()
-		ctx := c.Request.Context()
+		// An update needs a worker to run the validator: without one it would wait forever.
+		ctx, cancel := context.WithTimeout(c.Request.Context(), decisionTimeout)
+		defer cancel()
 		h, err := s.deps.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 			WorkflowID: id, RunID: runID, UpdateID: uuid.NewString(),
 			UpdateName:   string(d),
@@ -114,6 +122,9 @@ func (s *Server) decide(d Decision) gin.HandlerFunc {
 		switch {
 		case errors.As(err, &refused):
 			WriteError(c, anyops.Errorf(anyops.ECONFLICT, "operation %s refused %s: %s", id, d, refused.Message()))
+		case ctx.Err() != nil && c.Request.Context().Err() == nil:
+			WriteError(c, fmt.Errorf("%s %s: %w: %w", d, id, anyops.Errorf(anyops.EUNAVAILABLE,
+				"operation %s did not answer %s within %s: is a worker running?", id, d, decisionTimeout), err))
 		case err != nil:
 			WriteError(c, temporalError(err, string(d)+" "+id))
 		default:
