@@ -47,6 +47,8 @@ type API struct {
 	// TemporalUIURL is the base URL of the Temporal Web UI the dashboard links operations to;
 	// empty: no links (dev sets it to its --temporal-ui-addr).
 	TemporalUIURL string
+	// Alarms configures the alarm endpoints.
+	Alarms Alarms
 }
 
 // Alarms configures the API's alarm endpoints: POST /v1/alarms/sns (CloudWatch alarms through
@@ -294,6 +296,7 @@ func (b *Binder) BindAPI(c *API) {
 	b.Bool(&c.PublicEmbed, "public-embed", "", false, "let anonymous visitors create consoles")
 	b.String(&c.CORSOrigins, "cors-origins", "", "*", "origins allowed on public endpoints, comma separated")
 	b.String(&c.TemporalUIURL, "temporal-ui-url", "", "", "base URL of the Temporal Web UI the dashboard links to (dev: http://<temporal-ui-addr>)")
+	b.BindAlarms(&c.Alarms)
 }
 
 // BindAlarms binds the settings of the API's alarm endpoints.

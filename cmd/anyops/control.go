@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/anyops/anyops/activities"
+	"github.com/anyops/anyops/alarms"
 	"github.com/anyops/anyops/api"
 	"github.com/anyops/anyops/config"
 	"github.com/anyops/anyops/inventory"
@@ -98,12 +99,18 @@ func (c *controlPlane) signer() *token.Signer {
 
 // runAPI serves the API until ctx ends.
 func (c *controlPlane) runAPI(ctx context.Context, ac config.API, auth *api.Authorizer) error {
+	snsClient, err := alarms.NewHTTPClient(ac.Alarms.SNSSigningCA)
+	if err != nil {
+		return fmt.Errorf("--sns-signing-ca: %w", err)
+	}
 	return api.Run(ctx, api.Config{Addr: ac.Addr, Deps: api.Deps{
 		Collectors: []prometheus.Collector{c.metrics},
 		Store:      c.store, Temporal: c.temporal, Auth: auth, Logger: c.logger.With("component", "api"),
 		CORSOrigins: config.SplitList(ac.CORSOrigins), ConsolesEnabled: ac.PublicEmbed,
 		Consoles:  api.ConsoleDeps{SandboxdKey: c.sandboxdKey, RetiredSandboxdKeys: c.retiredKeys},
 		Dashboard: api.DashboardConfig{TemporalUIURL: ac.TemporalUIURL, TemporalNamespace: c.namespace},
+		Alarms: api.AlarmDeps{SNSTopics: config.SplitList(ac.Alarms.SNSTopics), SNSCertHosts: config.SplitList(ac.Alarms.SNSCertHosts),
+			SNSMaxAge: ac.Alarms.SNSMaxAge, SNSClient: snsClient, AlertmanagerToken: ac.Alarms.AlertmanagerToken},
 	}})
 }
 
