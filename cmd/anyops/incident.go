@@ -60,7 +60,7 @@ func newIncidentListCmd(connect func() (*apiclient.Client, error)) *cobra.Comman
 	}
 	cmd.Flags().StringVar(&f.State, "state", "", "only open or only resolved ones")
 	cmd.Flags().StringVar(&f.Cluster, "cluster", "", "only of this cluster")
-	cmd.Flags().StringVar(&f.Server, "server", "", "only about this server")
+	cmd.Flags().StringVar(&f.Server, "server-name", "", "only about this server (by its inventory name; --server is the API)")
 	cmd.Flags().IntVar(&f.Limit, "limit", 0, "page size (the API's default: 50)")
 	cmd.Flags().BoolVar(&all, "all", false, "every page, not only the first")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
