@@ -122,6 +122,14 @@ var kinds = []Kind{
 		ExecutionTimeout: 6 * time.Hour,
 		Prepare:          prepareDemoFleet,
 	}),
+	Define(Spec[NFSWatchInput]{
+		Name:         KindNFSWatch,
+		WorkflowType: NFSWatchWorkflowType,
+		TaskQueue:    TaskQueueControl,
+		Description:  "Watch a file server's NFS service: its clients write to their mounts every interval; failed rounds in a row raise a probe alarm through the alarm intake. Ends when the server is no longer a running file server; fleet-sync starts one per file server.",
+		Workflow:     NFSWatch,
+		Prepare:      prepareNFSWatch,
+	}),
 }
 
 // setRequestedBy fills an input's RequestedBy with the authenticated actor; a request body
