@@ -84,7 +84,7 @@ func (a *Inventory) NFSWatchTarget(ctx context.Context, in NFSWatchTargetInput) 
 	case srv.Role != anyops.RoleFile:
 		out.Reason = in.Server + " is a " + string(srv.Role) + " server now, not a file server"
 		return out, nil
-	case srv.State == anyops.ServerStopped || srv.State == anyops.ServerTerminated || srv.State == anyops.ServerStopping:
+	case !watchable(srv):
 		out.Reason = in.Server + " is " + string(srv.State)
 		return out, nil
 	}
@@ -102,6 +102,27 @@ func (a *Inventory) NFSWatchTarget(ctx context.Context, in NFSWatchTargetInput) 
 		}
 	}
 	return out, nil
+}
+
+// FileServers lists the names of the inventory's file servers that may serve (neither
+// stopping, stopped nor terminated): the servers NFS watches watch.
+func (a *Inventory) FileServers(ctx context.Context) ([]string, error) {
+	servers, _, err := a.Store.ListServers(ctx, inventory.ServerFilter{Role: anyops.RoleFile, Page: inventory.Page{Limit: inventory.MaxLimit}})
+	if err != nil {
+		return nil, classify(err)
+	}
+	names := []string{}
+	for _, s := range servers {
+		if watchable(s) {
+			names = append(names, s.Name)
+		}
+	}
+	return names, nil
+}
+
+// watchable says whether a server's state lets it serve: what the NFS watch watches.
+func watchable(s inventory.Server) bool {
+	return s.State != anyops.ServerStopping && s.State != anyops.ServerStopped && s.State != anyops.ServerTerminated
 }
 
 // classify makes errors no retry can fix non-retryable, typed with their anyops code (for

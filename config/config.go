@@ -98,6 +98,13 @@ type Worker struct {
 	DeadlockTimeout time.Duration
 	// MetricsAddr serves the worker's Prometheus /metrics; empty serves none.
 	MetricsAddr string
+	// The NFS probe of every file server (the NFSWatch workflows the fleet sync starts): a
+	// round every NFSProbeInterval, a client's write given NFSProbeTimeout, the alarm after
+	// NFSProbeFailures failed rounds in a row. In dev they are simulated time, scaled by
+	// cloudsim's speed.
+	NFSProbeInterval time.Duration
+	NFSProbeTimeout  time.Duration
+	NFSProbeFailures int
 }
 
 // Sandboxd configures `anyops sandboxd`.
@@ -331,6 +338,9 @@ func (b *Binder) BindSigning(c *Signing) {
 func (b *Binder) BindWorker(c *Worker) {
 	b.Int(&c.MaxConcurrentActivities, "max-concurrent-activities", "", 200, "activities one worker runs at once")
 	b.Duration(&c.DeadlockTimeout, "deadlock-timeout", "", 10*time.Second, "workflow deadlock detection timeout")
+	b.Duration(&c.NFSProbeInterval, "nfs-probe-interval", "", 10*time.Second, "how often each file server's NFS watch probes it (dev: simulated time)")
+	b.Duration(&c.NFSProbeTimeout, "nfs-probe-timeout", "", 5*time.Second, "how long a client's write to its NFS mount may take before it counts as hung (dev: simulated time)")
+	b.Int(&c.NFSProbeFailures, "nfs-probe-failures", "", 3, "failed probe rounds in a row that raise the probe alarm")
 }
 
 // BindSandboxd binds the sandboxd settings. prefix is "" for `anyops sandboxd` (--addr) and

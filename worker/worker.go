@@ -100,6 +100,9 @@ type Config struct {
 	// workers are up: `anyops worker` sets it, so a deployment of workers alone reconciles.
 	// (`anyops dev` ensures them after building its demo fleet instead.)
 	EnsureSchedules bool
+	// NFSWatch is the timing of the file servers' NFS watches the schedule's fleet syncs start
+	// (zero fields: production defaults).
+	NFSWatch workflows.NFSWatchTiming
 }
 
 // Run starts a Temporal worker on each task queue, ensures the schedules when asked, and
@@ -147,11 +150,11 @@ func Run(ctx context.Context, cfg Config) error {
 		logger.Info("worker started", "task_queue", queue)
 	}
 	if cfg.EnsureSchedules {
-		if err := EnsureSchedules(ctx, cfg.Client); err != nil {
+		if err := EnsureSchedules(ctx, cfg.Client, cfg.NFSWatch); err != nil {
 			stopAll()
 			return fmt.Errorf("worker: %w", err)
 		}
-		logger.Info("schedules ensured", "schedules", len(Schedules()))
+		logger.Info("schedules ensured", "schedules", len(Schedules(cfg.NFSWatch)))
 	}
 
 	var err error

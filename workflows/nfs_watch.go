@@ -26,7 +26,7 @@ type NFSWatchTiming struct {
 	// Interval is the time from the start of one probe round to the next.
 	Interval time.Duration `json:"interval,omitempty"`
 	// ProbeTimeout is how long a client's write to its mount may take before it counts as
-	// hung (timeout(1) on the host).
+	// hung: timeout(1) on the host, in the host's time (simulated under cloudsim).
 	ProbeTimeout time.Duration `json:"probe_timeout,omitempty"`
 	// FailuresToAlarm consecutive failed rounds raise the alarm.
 	FailuresToAlarm int `json:"failures_to_alarm,omitempty"`
@@ -64,13 +64,13 @@ func (t NFSWatchTiming) withDefaults() NFSWatchTiming {
 	return t
 }
 
-// Scaled shrinks every duration by a simulated-time speed factor (cloudsim's), keeping the
-// counts: at speed 60, a 10 s interval is 10 simulated seconds, about 167 ms.
+// Scaled shrinks the interval, a timer of the workflow's, by a simulated-time speed factor
+// (cloudsim's): at speed 60 a 10 s interval is 10 simulated seconds, about 167 ms. The probe
+// timeout is left as it is: timeout(1) runs on the host, whose clock is simulated already.
 func (t NFSWatchTiming) Scaled(speed float64) NFSWatchTiming {
 	t = t.withDefaults()
 	if speed > 1 {
 		t.Interval = time.Duration(float64(t.Interval) / speed)
-		t.ProbeTimeout = time.Duration(float64(t.ProbeTimeout) / speed)
 	}
 	return t
 }

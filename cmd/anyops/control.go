@@ -20,6 +20,7 @@ import (
 	"github.com/anyops/anyops/inventory"
 	"github.com/anyops/anyops/sandboxd/token"
 	"github.com/anyops/anyops/worker"
+	"github.com/anyops/anyops/workflows"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -126,7 +127,14 @@ func (c *controlPlane) runWorker(ctx context.Context, wc config.Worker, clouds *
 		DeadlockDetectionTimeout: wc.DeadlockTimeout,
 		MaxConcurrentActivities:  wc.MaxConcurrentActivities,
 		EnsureSchedules:          ensureSchedules,
+		NFSWatch:                 nfsWatchTiming(wc, 1),
 	})
+}
+
+// nfsWatchTiming is the NFS watches' timing the worker settings ask for, scaled by a
+// simulated-time speed (dev: cloudsim's; 1 elsewhere).
+func nfsWatchTiming(wc config.Worker, speed float64) workflows.NFSWatchTiming {
+	return workflows.NFSWatchTiming{Interval: wc.NFSProbeInterval, ProbeTimeout: wc.NFSProbeTimeout, FailuresToAlarm: wc.NFSProbeFailures}.Scaled(speed)
 }
 
 // serveWorkerMetrics serves the SDK's metrics and the process's on addr until ctx ends.

@@ -221,7 +221,7 @@ func newDevCmd() *cobra.Command {
 		// The demo fleet lives in cloudsim; the inventory is filled from the cloud. The
 		// DemoFleet workflow is idempotent, so a restart joins or repeats it harmlessly.
 		go func() {
-			res, err := worker.EnsureDemoFleet(runCtx, cp.temporal, workflows.FleetTiming{PollInterval: time.Second})
+			res, err := worker.EnsureDemoFleet(runCtx, cp.temporal, workflows.FleetTiming{PollInterval: time.Second}, nfsWatchTiming(wc, sim.Speed))
 			if err != nil {
 				if runCtx.Err() == nil {
 					logger.Error("demo fleet", "err", err)
