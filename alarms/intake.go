@@ -3,7 +3,6 @@ package alarms
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -11,10 +10,10 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/internal/opstart"
 	"github.com/anyops/anyops/inventory"
 	"github.com/anyops/anyops/workflows"
 )
@@ -115,29 +114,14 @@ func (in *Intake) Raise(ctx context.Context, a anyops.Alarm) (anyops.AlarmOutcom
 	if start.ID != out.WorkflowID {
 		return out, fmt.Errorf("operation kind %s names its business key after the incident: %q then %q", kind.Name, out.WorkflowID, start.ID)
 	}
-	// Conflict policy FAIL with the already-started error, as POST /v1/operations/{kind}:
 	// Temporal decides, atomically, whether this alarm starts the workflow or joins it.
-	queue := kind.TaskQueue
-	if in.TaskQueue != "" {
-		queue = in.TaskQueue
-	}
-	run, err := in.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                                       start.ID,
-		TaskQueue:                                queue,
-		WorkflowExecutionTimeout:                 kind.ExecutionTimeout,
-		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes:                    start.SearchAttributes,
-	}, kind.WorkflowType, start.Input)
-	var running *serviceerror.WorkflowExecutionAlreadyStarted
-	switch {
-	case errors.As(err, &running):
-		out.Action, out.RunID = anyops.AlarmJoined, running.RunId
-	case err != nil:
+	started, err := opstart.Start(ctx, in.Temporal, kind, start, in.TaskQueue)
+	if err != nil {
 		return out, fmt.Errorf("start %s: %w", start.ID, err)
-	default:
-		out.Action, out.RunID = anyops.AlarmStarted, run.GetRunID()
+	}
+	out.Action, out.RunID = anyops.AlarmStarted, started.RunID
+	if started.Joined {
+		out.Action = anyops.AlarmJoined
 	}
 	_, linked, err := in.Store.LinkIncidentRun(ctx, inc.ID, out.RunID)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/anyops/anyops/alarms"
 	"github.com/anyops/anyops/alarms/snstest"
-	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/inventory"
 )
 
@@ -34,18 +32,12 @@ type alarmFixture struct {
 
 func newAlarmFixture(t *testing.T, driver string) *alarmFixture {
 	t.Helper()
-	store, _ := openDemoInventory(t, driver)
-	auth, err := ParseTokens(testTokens)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc := testenv.TemporalClient(t)
 	sns := snstest.NewServer(t)
 	queue := "alarms-test-" + uuid.NewString()
-	s := New(Deps{Store: store, Temporal: tc, Auth: auth, Logger: slog.New(slog.DiscardHandler),
-		Alarms: AlarmDeps{SNSTopics: []string{snstest.Topic}, SNSCertHosts: []string{sns.Host}, SNSClient: sns.Client(),
-			AlertmanagerToken: alertmanagerToken, TaskQueue: queue}})
-	f := &alarmFixture{fixture: &fixture{t: t, store: store, tc: tc, server: s}, sns: sns, queue: queue}
+	f := &alarmFixture{fixture: newFixture(t, driver, func(d *Deps) {
+		d.Alarms = AlarmDeps{SNSTopics: []string{snstest.Topic}, SNSCertHosts: []string{sns.Host}, SNSClient: sns.Client(),
+			AlertmanagerToken: alertmanagerToken, TaskQueue: queue}
+	}), sns: sns, queue: queue}
 	t.Cleanup(f.terminateRecoveries)
 	return f
 }

@@ -45,7 +45,7 @@ type fixture struct {
 	server *Server
 }
 
-func newFixture(t *testing.T, driver string) *fixture {
+func newFixture(t *testing.T, driver string, with ...func(*Deps)) *fixture {
 	t.Helper()
 	store, _ := openDemoInventory(t, driver)
 	auth, err := ParseTokens(testTokens)
@@ -53,9 +53,12 @@ func newFixture(t *testing.T, driver string) *fixture {
 		t.Fatal(err)
 	}
 	tc := testenv.TemporalClient(t)
-	s := New(Deps{Store: store, Temporal: tc, Auth: auth, Logger: slog.New(slog.DiscardHandler),
-		CORSOrigins: []string{"https://www.python.org"}, ConsolesEnabled: true})
-	return &fixture{t: t, store: store, tc: tc, server: s}
+	deps := Deps{Store: store, Temporal: tc, Auth: auth, Logger: slog.New(slog.DiscardHandler),
+		CORSOrigins: []string{"https://www.python.org"}, ConsolesEnabled: true}
+	for _, w := range with {
+		w(&deps)
+	}
+	return &fixture{t: t, store: store, tc: tc, server: New(deps)}
 }
 
 // openDemoInventory opens an inventory with the demo fleet until the test ends: a fresh

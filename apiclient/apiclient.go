@@ -141,15 +141,8 @@ type OperationFilter struct {
 
 // ListOperations lists one page of operations.
 func (c *Client) ListOperations(ctx context.Context, f OperationFilter) (api.List[api.Operation], error) {
-	q := url.Values{}
-	set(q, "kind", f.Kind)
-	set(q, "state", f.State)
-	set(q, "cursor", f.Cursor)
-	if f.Limit > 0 {
-		q.Set("limit", strconv.Itoa(f.Limit))
-	}
 	var out api.List[api.Operation]
-	return out, c.Do(ctx, http.MethodGet, "/v1/operations", q, nil, &out)
+	return out, c.Do(ctx, http.MethodGet, "/v1/operations", listQuery(f.Limit, f.Cursor, "kind", f.Kind, "state", f.State), nil, &out)
 }
 
 // operationPath is the path of an operation id (which holds slashes) plus suffix.
@@ -196,15 +189,8 @@ type IncidentFilter struct {
 
 // ListIncidents lists one page of incidents, newest first.
 func (c *Client) ListIncidents(ctx context.Context, f IncidentFilter) (api.List[inventory.Incident], error) {
-	q := url.Values{}
-	set(q, "state", f.State)
-	set(q, "cluster", f.Cluster)
-	set(q, "server", f.Server)
-	set(q, "cursor", f.Cursor)
-	if f.Limit > 0 {
-		q.Set("limit", strconv.Itoa(f.Limit))
-	}
 	var out api.List[inventory.Incident]
+	q := listQuery(f.Limit, f.Cursor, "state", f.State, "cluster", f.Cluster, "server", f.Server)
 	return out, c.Do(ctx, http.MethodGet, "/v1/incidents", q, nil, &out)
 }
 
@@ -214,8 +200,20 @@ func (c *Client) GetIncident(ctx context.Context, id int64) (api.IncidentView, e
 	return out, c.Do(ctx, http.MethodGet, "/v1/incidents/"+strconv.FormatInt(id, 10), nil, nil, &out)
 }
 
-func set(q url.Values, k, v string) {
-	if v != "" {
-		q.Set(k, v)
+// listQuery is the query of a list: the filters given (name, value pairs; empty values are
+// left out), the page size when set, the cursor.
+func listQuery(limit int, cursor string, filters ...string) url.Values {
+	q := url.Values{}
+	for i := 0; i+1 < len(filters); i += 2 {
+		if filters[i+1] != "" {
+			q.Set(filters[i], filters[i+1])
+		}
 	}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	return q
 }

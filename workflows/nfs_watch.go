@@ -46,21 +46,11 @@ func DefaultNFSWatchTiming() NFSWatchTiming {
 // withDefaults fills zero fields from DefaultNFSWatchTiming.
 func (t NFSWatchTiming) withDefaults() NFSWatchTiming {
 	d := DefaultNFSWatchTiming()
-	if t.Interval <= 0 {
-		t.Interval = d.Interval
-	}
-	if t.ProbeTimeout <= 0 {
-		t.ProbeTimeout = d.ProbeTimeout
-	}
-	if t.FailuresToAlarm <= 0 {
-		t.FailuresToAlarm = d.FailuresToAlarm
-	}
-	if t.Clients <= 0 {
-		t.Clients = d.Clients
-	}
-	if t.RoundsPerRun <= 0 {
-		t.RoundsPerRun = d.RoundsPerRun
-	}
+	t.Interval = orDefault(t.Interval, d.Interval)
+	t.ProbeTimeout = orDefault(t.ProbeTimeout, d.ProbeTimeout)
+	t.FailuresToAlarm = orDefault(t.FailuresToAlarm, d.FailuresToAlarm)
+	t.Clients = orDefault(t.Clients, d.Clients)
+	t.RoundsPerRun = orDefault(t.RoundsPerRun, d.RoundsPerRun)
 	return t
 }
 

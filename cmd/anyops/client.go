@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/anyops/anyops/api"
 	"github.com/anyops/anyops/apiclient"
 	"github.com/anyops/anyops/config"
 )
@@ -28,6 +29,23 @@ func newClientGroup(use, short string) (cmd *cobra.Command, connect func() (*api
 			return nil, err
 		}
 		return apiclient.FromConfig(cc)
+	}
+}
+
+// collect reads one page of a list, or every page with all, through page (given the cursor).
+func collect[T any](all bool, page func(cursor string) (api.List[T], error)) ([]T, error) {
+	var items []T
+	cursor := ""
+	for {
+		p, err := page(cursor)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, p.Items...)
+		if !all || p.NextCursor == "" {
+			return items, nil
+		}
+		cursor = p.NextCursor
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/anyops/anyops/api"
 	"github.com/anyops/anyops/apiclient"
 	"github.com/anyops/anyops/inventory"
 )
@@ -34,17 +35,12 @@ func newIncidentListCmd(connect func() (*apiclient.Client, error)) *cobra.Comman
 			if err != nil {
 				return err
 			}
-			var incs []inventory.Incident
-			for {
-				page, err := c.ListIncidents(cmd.Context(), f)
-				if err != nil {
-					return err
-				}
-				incs = append(incs, page.Items...)
-				if !all || page.NextCursor == "" {
-					break
-				}
-				f.Cursor = page.NextCursor
+			incs, err := collect(all, func(cursor string) (api.List[inventory.Incident], error) {
+				f.Cursor = cursor
+				return c.ListIncidents(cmd.Context(), f)
+			})
+			if err != nil {
+				return err
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {

@@ -42,17 +42,12 @@ func newOpListCmd(connect func() (*apiclient.Client, error)) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var ops []api.Operation
-			for {
-				page, err := c.ListOperations(cmd.Context(), f)
-				if err != nil {
-					return err
-				}
-				ops = append(ops, page.Items...)
-				if !all || page.NextCursor == "" {
-					break
-				}
-				f.Cursor = page.NextCursor
+			ops, err := collect(all, func(cursor string) (api.List[api.Operation], error) {
+				f.Cursor = cursor
+				return c.ListOperations(cmd.Context(), f)
+			})
+			if err != nil {
+				return err
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
