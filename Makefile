@@ -27,7 +27,13 @@ $(BIN)/.temporal-$(TEMPORAL_VER):
 	GOBIN=$(BIN) $(GO) install $(TEMPORAL_CLI)@$(TEMPORAL_VER)
 	rm -f $(BIN)/.temporal-* && touch $@
 
+# As root dev runs sandboxd, whose console image mmdebstrap builds on the first start.
 run: build
+	@if [ "$$(id -u)" = 0 ] && ! command -v mmdebstrap >/dev/null; then \
+		echo "make run: installing mmdebstrap (it builds the console image on the first start)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null; }; \
+	fi
 	$(BIN)/anyops dev $(RUNFLAGS)
 
 # The browser tests run first so that the closing line is the Go report's

@@ -212,8 +212,8 @@ func Parse[T ~string](field, s string, values []T) (T, error) {
 }
 
 // Tags that describe what a resource is in the fleet. The DemoFleet workflow puts them on what it
-// creates, FleetSync reads the inventory back from them, and cloudsim configures its simulated
-// hosts from the role, RAID and DRBD ones (docs/cloudsim.md).
+// creates and FleetSync reads the inventory back from them; cloudsim's hosts take their role
+// from TagRole. DRBD and md are configured on the hosts themselves, never by tags.
 const (
 	TagCluster      = "anyops:cluster"
 	TagRole         = "anyops:role"
@@ -224,12 +224,13 @@ const (
 	TagRAID         = "anyops:raid"
 	TagDRBDResource = "anyops:drbd-resource" // the DRBD resource the volume backs
 	TagDRBDPeer     = "anyops:drbd-peer"     // the instance holding the other replica
-	TagDRBDRole     = "anyops:drbd-role"     // primary | secondary: brought up on attach
-	TagDRBDDisk     = "anyops:drbd-disk"     // UpToDate: the pair starts in sync
+	TagDRBDRole     = "anyops:drbd-role"     // primary | secondary, as the fleet recorded it
 )
 
 // Business keys of workflows: a second request for the same thing joins the running workflow.
 func FailoverWorkflowID(server string) string       { return "failover/" + server }
+func BackupRebuildWorkflowID(server string) string  { return "backup-rebuild/" + server }
+func ServerReplaceWorkflowID(server string) string  { return "replace/" + server }
 func ZoneMigrationWorkflowID(cluster string) string { return "zone-migration/" + cluster }
 func ConsoleWorkflowID(console string) string       { return "console/" + console }
 

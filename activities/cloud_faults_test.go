@@ -36,16 +36,23 @@ func (s simCloud) launch(t *testing.T, step string) string {
 	return s.launchAs(t, step, "")
 }
 
-// launchAs launches a running instance named step, with the role tag unless role is "".
+// launchAs launches a running m5.large (a Nitro type) named step, with the role tag unless
+// role is "".
 func (s simCloud) launchAs(t *testing.T, step, role string) string {
 	t.Helper()
-	in := RunInstanceInput{Step: step, Name: step, ImageID: testImage, InstanceType: "m5.large", Zone: zoneA}
+	return s.launchType(t, step, "m5.large", role).ID
+}
+
+// launchType launches a running instance of the type named step, with the role tag unless
+// role is "".
+func (s simCloud) launchType(t *testing.T, step, instanceType, role string) Instance {
+	t.Helper()
+	in := RunInstanceInput{Step: step, Name: step, ImageID: testImage, InstanceType: instanceType, Zone: zoneA}
 	if role != "" {
 		in.Tags = map[string]string{"anyops:role": role}
 	}
 	inst := call[Instance](t, s.e.env, s.cloud.RunInstance, in)
-	call[Instance](t, s.e.env, s.cloud.WaitInstanceRunning, WaitInstanceInput{InstanceID: inst.ID, PollInterval: simPoll})
-	return inst.ID
+	return call[Instance](t, s.e.env, s.cloud.WaitInstanceRunning, WaitInstanceInput{InstanceID: inst.ID, PollInterval: simPoll})
 }
 
 // attach creates a volume and attaches it to instance at device, waiting for both.
@@ -60,11 +67,12 @@ func (s simCloud) attach(t *testing.T, step, instance, device string, size int32
 }
 
 // drbdPair attaches, at /dev/sdf, a volume of size GiB backing DRBD resource home0 to file
-// (primary) and one to backup (secondary), with extra tags on both; it returns their ids.
+// (primary) and one to backup (secondary), with extra tags on both; it returns their ids. The
+// pair is a cloudsim fixture, configured by tags; hosts_setup_test.go sets pairs up by files.
 func (s simCloud) drbdPair(t *testing.T, file, backup string, size int32, extra map[string]string) (primary, secondary string) {
 	t.Helper()
 	tags := func(peer, role string) map[string]string {
-		m := map[string]string{"anyops:drbd-resource": "home0", "anyops:drbd-peer": peer, "anyops:drbd-role": role}
+		m := map[string]string{"anyops:drbd-resource": "home0", "anyops:drbd-peer": peer, cloudsim.FixtureTagDRBDRole: role}
 		maps.Copy(m, extra)
 		return m
 	}

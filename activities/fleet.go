@@ -137,8 +137,6 @@ func (v PlannedVolume) VolumeTags(peerInstance string) map[string]string {
 		t[anyops.TagDRBDResource] = v.DRBDResource
 		t[anyops.TagDRBDRole] = v.DRBDRole
 		t[anyops.TagDRBDPeer] = peerInstance
-		// Both halves of a fresh demo pair are empty volumes: they start in sync.
-		t[anyops.TagDRBDDisk] = "UpToDate"
 	}
 	return t
 }

@@ -68,7 +68,8 @@ func TestHostsCommandFailingOnceIsSentAgain(t *testing.T) {
 	s := newSimCloud(t)
 	sim, hosts := s.sim, s.hosts
 	file, backup := s.launchAs(t, "file-1", "file"), s.launchAs(t, "backup-1", "backup")
-	s.drbdPair(t, file, backup, 2, map[string]string{"anyops:drbd-disk": "UpToDate"})
+	s.drbdPair(t, file, backup, 2, map[string]string{cloudsim.FixtureTagDRBDDisk: "UpToDate"})
+	s.shell(t, file, "mkfs.ext4 -q /dev/drbd0") // a new volume has no file system to mount
 
 	tc, queue := temporalWorker(t, worker.Options{}, hosts)
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/anyops/anyops/cloudsim"
 	"github.com/anyops/anyops/config"
 	"github.com/anyops/anyops/internal/testenv"
 )
@@ -37,7 +38,9 @@ func TestCloudHostsRunCommandOnMoto(t *testing.T) {
 // TestCloudHostsOnCloudsim runs the host activities' real scripts on cloudsim's simulated
 // hosts: a DRBD pair resyncing to a hot copy, mount, NFS export, fsck, RAID assembly,
 // service restart, a package upgrade and health probes, each twice where a retry must be
-// harmless, and the typed errors where it must not go on.
+// harmless, and the typed errors where it must not go on. The hosts are Nitro (m5): volumes
+// are found by id. The DRBD pair is a pre-configured fixture; DRBD set up by files is in
+// hosts_setup_test.go.
 func TestCloudHostsOnCloudsim(t *testing.T) {
 	s := newSimCloud(t)
 	hosts, env := s.hosts, s.e.env
@@ -45,8 +48,10 @@ func TestCloudHostsOnCloudsim(t *testing.T) {
 	// The cluster build step: installs and starts the role's packages and services.
 	boot := call[CommandResult](t, env, hosts.RunCommand, RunCommandInput{InstanceID: file, Commands: []string{"anyops-bootstrap"}})
 	require.Contains(t, boot.Stdout, "bootstrapped")
+	// attach returns the device the host sees the new volume as.
 	attach := func(step, instance, device string, size int32, tags map[string]string) string {
-		return s.attach(t, step, instance, device, size, tags)
+		v := s.attach(t, step, instance, device, size, tags)
+		return call[VolumeDevice](t, env, hosts.FindVolumeDevice, VolumeDeviceInput{InstanceID: instance, VolumeID: v}).Device
 	}
 	s.drbdPair(t, file, backup, 20, nil)
 
@@ -80,12 +85,14 @@ func TestCloudHostsOnCloudsim(t *testing.T) {
 	})
 
 	t.Run("mount, export, fsck, unmount", func(t *testing.T) {
+		call[MakeFilesystemOutput](t, env, hosts.MakeFilesystem, MakeFilesystemInput{InstanceID: file, Device: "/dev/drbd0", FSType: "ext4"})
 		mount := MountInput{InstanceID: file, Device: "/dev/drbd0", MountPoint: "/srv/home", FSType: "ext4", Options: "noatime"}
 		call[CommandResult](t, env, hosts.Mount, mount)
 		call[CommandResult](t, env, hosts.Mount, mount) // already mounted there: success
 
-		attach("scratch", file, "/dev/sdj", 1, nil)
-		_, err := callErr[CommandResult](env, hosts.Mount, MountInput{InstanceID: file, Device: "/dev/xvdj", MountPoint: "/srv/home"})
+		scratch := attach("scratch", file, "/dev/sdj", 1, nil)
+		call[MakeFilesystemOutput](t, env, hosts.MakeFilesystem, MakeFilesystemInput{InstanceID: file, Device: scratch, FSType: "ext4"})
+		_, err := callErr[CommandResult](env, hosts.Mount, MountInput{InstanceID: file, Device: scratch, MountPoint: "/srv/home"})
 		requireAppError(t, err, ErrMountpointBusy, true)
 
 		export := NFSExportInput{InstanceID: file, Path: "/srv/home", Clients: "10.0.0.0/16", Options: "rw,sync,no_subtree_check"}
@@ -105,9 +112,10 @@ func TestCloudHostsOnCloudsim(t *testing.T) {
 	})
 
 	t.Run("RAID assembles once", func(t *testing.T) {
-		attach("md member 1", file, "/dev/sdg", 5, nil)
-		attach("md member 2", file, "/dev/sdh", 5, nil)
-		raid := AssembleRAIDInput{InstanceID: file, Device: "/dev/md0", Members: []string{"/dev/xvdg", "/dev/xvdh"}}
+		// Members of an array made elsewhere (a fixture: they carry no superblocks).
+		m1 := attach("md member 1", file, "/dev/sdg", 5, map[string]string{cloudsim.FixtureTagRAID: "md0"})
+		m2 := attach("md member 2", file, "/dev/sdh", 5, map[string]string{cloudsim.FixtureTagRAID: "md0"})
+		raid := AssembleRAIDInput{InstanceID: file, Device: "/dev/md0", Members: []string{m1, m2}}
 		first := call[AssembleRAIDOutput](t, env, hosts.AssembleRAID, raid)
 		require.False(t, first.AlreadyActive, "output: %+v", first.Result)
 		again := call[AssembleRAIDOutput](t, env, hosts.AssembleRAID, raid)

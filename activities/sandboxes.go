@@ -337,9 +337,10 @@ const probeTokenTTL = 15 * time.Second
 
 // RegisterConsoleHost records the sandboxd at srv.SandboxdURL as a running console server of
 // the inventory (srv names it, with its zone and cluster) and records the image that sandboxd
-// starts by default as the newest version of that image, so that new users are pinned to an
-// image the host has. It starts and deletes one short sandbox to learn the image. anyops dev
-// and the console benchmark's stack call it once sandboxd is up.
+// starts by default; when the inventory has no default image yet, that one becomes it, so
+// that new users are pinned to an image the host has. Later defaults are the operators' to
+// choose (PUT /v1/images/default). It starts and deletes one short sandbox to learn the
+// image. anyops dev and the console benchmark's stack call it once sandboxd is up.
 //
 // The URL is not trusted yet, so the probe hands it nothing reusable: its one token is for
 // that URL only (a real sandboxd registered elsewhere refuses it), creates only the probe
@@ -351,25 +352,73 @@ func RegisterConsoleHost(ctx context.Context, store *inventory.Store, srv invent
 	}
 	c.Subject, c.TTL = "register-console-host", probeTokenTTL
 	// Probe first: a sandboxd that does not answer, or does not trust the key, records nothing.
-	// Anonymous: the probe's home goes with its sandbox.
-	probe, err := c.Create(ctx, wire.CreateRequest{ID: "probe-" + sbclient.NewSandboxID(), User: "anyops-probe",
-		UID: ProbeUID, Plan: anyops.PlanAnonymous, Command: []string{"true"}})
+	ref, err := probeImage(ctx, c, "")
 	if err != nil {
 		return inventory.Image{}, fmt.Errorf("learn the image of sandboxd %s: %w", srv.SandboxdURL, err)
 	}
-	_ = c.Delete(ctx, probe.ID)
 	srv.Role, srv.State = anyops.RoleConsole, anyops.ServerRunning
 	if _, err := store.UpsertServer(ctx, srv); err != nil {
 		return inventory.Image{}, err
 	}
-	name, version, _ := strings.Cut(probe.Image, ":")
-	if newest, err := store.NewestImage(ctx, name); err == nil && newest.Version == version {
-		return newest, nil
-	}
+	name, version, _ := strings.Cut(ref, ":")
 	img, err := store.AddImage(ctx, name, version)
-	if anyops.ErrorCode(err) == anyops.ECONFLICT {
-		// Recorded before with a newer one since: which is newest stays the operator's call.
-		return store.GetImage(ctx, name, version)
+	if anyops.ErrorCode(err) == anyops.ECONFLICT { // recorded before, by this host or another
+		img, err = store.GetImage(ctx, name, version)
 	}
-	return img, err
+	if err != nil {
+		return inventory.Image{}, err
+	}
+	if _, err := store.DefaultImage(ctx); anyops.ErrorCode(err) == anyops.ENOTFOUND {
+		return store.SetDefaultImage(ctx, name, version)
+	} else if err != nil {
+		return inventory.Image{}, err
+	}
+	return img, nil
+}
+
+// probeImage starts and deletes one short sandbox of image ("": the host's default) on c's
+// sandboxd and returns the image it ran: proof that the host answers to this key and has it.
+// Anonymous: the probe's home goes with its sandbox.
+func probeImage(ctx context.Context, c *sbclient.Client, image string) (string, error) {
+	probe, err := c.Create(ctx, wire.CreateRequest{ID: "probe-" + sbclient.NewSandboxID(), User: "anyops-probe",
+		UID: ProbeUID, Plan: anyops.PlanAnonymous, Command: []string{"true"}, Image: image})
+	if err != nil {
+		return "", err
+	}
+	_ = c.Delete(ctx, probe.ID)
+	return probe.Image, nil
+}
+
+// ConsoleHostsHaveImage checks that every running console host with a sandboxd has the image
+// ref ("name:version") by starting one short sandbox of it on each: ECONFLICT names a host
+// that lacks it, EUNAVAILABLE one that does not answer. Making an image the default passes
+// it first, so that new users are never pinned to an image their consoles cannot start on.
+func ConsoleHostsHaveImage(ctx context.Context, store *inventory.Store, signer *token.Signer, ref string) error {
+	servers, err := listAll(func(p inventory.Page) ([]inventory.Server, string, error) {
+		return store.ListServers(ctx, inventory.ServerFilter{Role: anyops.RoleConsole, State: anyops.ServerRunning, Page: p})
+	})
+	if err != nil {
+		return err
+	}
+	for _, srv := range servers {
+		if srv.SandboxdURL == "" {
+			continue
+		}
+		c, err := sbclient.New(srv.SandboxdURL, signer)
+		if err != nil {
+			return err
+		}
+		c.Subject, c.TTL = "check-image", probeTokenTTL
+		cctx, cancel := context.WithTimeout(ctx, sandboxdCallTimeout)
+		_, err = probeImage(cctx, c, ref)
+		cancel()
+		switch anyops.ErrorCode(err) {
+		case "":
+		case anyops.EINVALID: // sandboxd refuses an image it does not have
+			return anyops.Errorf(anyops.ECONFLICT, "console host %s cannot start image %s (%s): build it there first (anyops image build)", srv.Name, ref, anyops.ErrorMessage(err))
+		default:
+			return anyops.Errorf(anyops.EUNAVAILABLE, "console host %s did not answer whether it has image %s: %s", srv.Name, ref, anyops.ErrorMessage(err))
+		}
+	}
+	return nil
 }

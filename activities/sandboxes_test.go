@@ -159,9 +159,10 @@ func TestMarkConsoleAndAnonymousUser(t *testing.T) {
 	}
 }
 
-// TestRegisterConsoleHost proves a console host is recorded with its sandboxd and its image
-// becomes the newest in the inventory (what new users are pinned to), once however often it
-// is called.
+// TestRegisterConsoleHost proves a console host is recorded with its sandboxd, and its
+// default image in the inventory, once however often it is called; that image becomes the
+// default (what new users are pinned to) when there is none, and does not displace one an
+// operator chose.
 func TestRegisterConsoleHost(t *testing.T) {
 	ctx := context.Background()
 	store := openDemoStore(t)
@@ -175,8 +176,8 @@ func TestRegisterConsoleHost(t *testing.T) {
 	if err != nil || again.ID != first.ID {
 		t.Fatalf("second RegisterConsoleHost = %+v %v, want the same image %+v", again, err, first)
 	}
-	if newest, _ := store.NewestImage(ctx, first.Name); newest.ID != first.ID || first.Version == inventory.DemoImageVer {
-		t.Fatalf("newest image %+v, want sandboxd's %+v", newest, first)
+	if def, err := store.DefaultImage(ctx); err != nil || def.ID != first.ID || !first.Default {
+		t.Fatalf("default image %+v (%v), want sandboxd's %+v", def, err, first)
 	}
 	got, err := store.GetServer(ctx, "console-z")
 	if err != nil || got.Role != anyops.RoleConsole || got.State != anyops.ServerRunning || got.SandboxdURL != url {
@@ -185,5 +186,19 @@ func TestRegisterConsoleHost(t *testing.T) {
 	u, err := store.CreateUser(ctx, "newbie", anyops.PlanFree, false)
 	if err != nil || u.Image == nil || u.Image.ID != first.ID {
 		t.Fatalf("new user pinned to %+v (%v), want %+v", u.Image, err, first)
+	}
+
+	chosen, err := store.AddImage(ctx, "python", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.SetDefaultImage(ctx, "python", "2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RegisterConsoleHost(ctx, store, srv, a.Signer); err != nil {
+		t.Fatal(err)
+	}
+	if def, err := store.DefaultImage(ctx); err != nil || def.ID != chosen.ID {
+		t.Fatalf("default after a host registered again = %+v (%v), want the operator's %+v", def, err, chosen)
 	}
 }

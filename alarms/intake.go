@@ -30,6 +30,9 @@ type Intake struct {
 	// TaskQueue overrides the kinds' task queue; tests give their own, so that no other
 	// test's worker runs the recoveries they start.
 	TaskQueue string
+	// Speed is the speed factor of a simulated cloud (cloudsim's, in dev): the recoveries the
+	// intake starts get their timing policy scaled by it. 0 or 1: production timing.
+	Speed float64
 }
 
 // Bounds of the alarm fields the intake keeps.
@@ -85,7 +88,7 @@ func (in *Intake) Raise(ctx context.Context, a anyops.Alarm) (anyops.AlarmOutcom
 	out.Kind = kind.Name
 	actor := "alarm:" + string(a.Source)
 	// The business key comes from the kind itself: its Prepare is the one place that names it.
-	probe, err := kind.Prepare(recoveryInput(srv.Name, 0), actor)
+	probe, err := kind.Prepare(in.recoveryInput(srv.Name, 0), actor)
 	if err != nil {
 		return out, fmt.Errorf("recovery input of %s for %s: %w", kind.Name, srv.Name, err)
 	}
@@ -107,7 +110,7 @@ func (in *Intake) Raise(ctx context.Context, a anyops.Alarm) (anyops.AlarmOutcom
 	if !opened && inc.RunID != "" {
 		return in.joinLinked(ctx, inc, out)
 	}
-	start, err := kind.Prepare(recoveryInput(srv.Name, inc.ID), actor)
+	start, err := kind.Prepare(in.recoveryInput(srv.Name, inc.ID), actor)
 	if err != nil {
 		return out, fmt.Errorf("recovery input of %s for %s: %w", kind.Name, srv.Name, err)
 	}
@@ -224,10 +227,15 @@ func (in *Intake) server(ctx context.Context, a anyops.Alarm) (inventory.Server,
 	return srv, err
 }
 
-// recoveryInput is the body a recovery kind's Prepare takes: the server, and the incident
-// that started it (0 while the business key alone is asked for).
-func recoveryInput(server string, incidentID int64) []byte {
-	b, _ := json.Marshal(map[string]any{"server": server, "incident_id": incidentID})
+// recoveryInput is the body a recovery kind's Prepare takes (workflows.RecoveryRequest and its
+// timing): the server, the incident that started it (0 while the business key alone is asked
+// for), and the timing policy scaled by a simulated cloud's speed.
+func (in *Intake) recoveryInput(server string, incidentID int64) []byte {
+	body := map[string]any{"server": server, "incident_id": incidentID}
+	if in.Speed > 1 {
+		body["timing"] = workflows.RecoveryTiming{}.Scaled(in.Speed)
+	}
+	b, _ := json.Marshal(body)
 	return b
 }
 

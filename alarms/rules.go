@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/workflows"
 )
 
 // Rule says what recovers a server of a role whose alarm fires: the operation kind the intake
@@ -21,11 +22,11 @@ type Rule struct {
 // rebuilt from a snapshot of its file server; web, console and task servers are replaced by a
 // new server of their role.
 var Rules = []Rule{
-	{Role: anyops.RoleFile, Kind: "failover", Title: "file server %s failed"},
-	{Role: anyops.RoleBackup, Kind: "backup-rebuild", Title: "backup server %s failed"},
-	{Role: anyops.RoleWeb, Kind: "replace", Title: "web server %s failed"},
-	{Role: anyops.RoleConsole, Kind: "replace", Title: "console server %s failed"},
-	{Role: anyops.RoleTask, Kind: "replace", Title: "task server %s failed"},
+	{Role: anyops.RoleFile, Kind: workflows.KindFailover, Title: "file server %s failed"},
+	{Role: anyops.RoleBackup, Kind: workflows.KindBackupRebuild, Title: "backup server %s failed"},
+	{Role: anyops.RoleWeb, Kind: workflows.KindServerReplace, Title: "web server %s failed"},
+	{Role: anyops.RoleConsole, Kind: workflows.KindServerReplace, Title: "console server %s failed"},
+	{Role: anyops.RoleTask, Kind: workflows.KindServerReplace, Title: "task server %s failed"},
 }
 
 // RuleFor returns the rule of a role.

@@ -34,6 +34,9 @@ type AlarmDeps struct {
 	AlertmanagerToken string
 	// TaskQueue overrides the recovery kinds' task queue (tests); empty: the kind's.
 	TaskQueue string
+	// Speed is a simulated cloud's speed factor the recoveries' timing is scaled by (dev:
+	// cloudsim's); 0 or 1: production timing.
+	Speed float64
 }
 
 // AlarmAnswer is the body of POST /v1/alarms/sns.
@@ -67,7 +70,7 @@ func setupAlarms(s *Server) {
 	}
 	as := &alarmService{
 		server: s,
-		intake: &alarms.Intake{Store: s.deps.Store, Temporal: s.deps.Temporal, Logger: s.log.With("component", "alarms"), TaskQueue: cfg.TaskQueue},
+		intake: &alarms.Intake{Store: s.deps.Store, Temporal: s.deps.Temporal, Logger: s.log.With("component", "alarms"), TaskQueue: cfg.TaskQueue, Speed: cfg.Speed},
 		sns: &alarms.SNSVerifier{Topics: cfg.SNSTopics, CertHosts: cfg.SNSCertHosts, MaxAge: cfg.SNSMaxAge,
 			Certs: alarms.NewCertCache(client, 0, 0)},
 		taken: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "anyops_alarms_total",

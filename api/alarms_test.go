@@ -4,17 +4,22 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/alarms"
 	"github.com/anyops/anyops/alarms/snstest"
 	"github.com/anyops/anyops/inventory"
+	"github.com/anyops/anyops/workflows"
 )
 
 // alertmanagerToken is the Alertmanager bearer token of the test API.
@@ -28,6 +33,7 @@ type alarmFixture struct {
 	*fixture
 	sns   *snstest.Server
 	queue string
+	made  time.Time
 }
 
 func newAlarmFixture(t *testing.T, driver string) *alarmFixture {
@@ -37,7 +43,7 @@ func newAlarmFixture(t *testing.T, driver string) *alarmFixture {
 	f := &alarmFixture{fixture: newFixture(t, driver, func(d *Deps) {
 		d.Alarms = AlarmDeps{SNSTopics: []string{snstest.Topic}, SNSCertHosts: []string{sns.Host}, SNSClient: sns.Client(),
 			AlertmanagerToken: alertmanagerToken, TaskQueue: queue}
-	}), sns: sns, queue: queue}
+	}), sns: sns, queue: queue, made: time.Now()}
 	t.Cleanup(f.terminateRecoveries)
 	return f
 }
@@ -50,8 +56,10 @@ func (f *alarmFixture) terminateRecoveries() {
 		return
 	}
 	for _, s := range srvs {
-		if rule, ok := alarms.RuleFor(s.Role); ok {
-			_ = f.tc.TerminateWorkflow(context.Background(), rule.Kind+"/"+s.Name, "", "test ended")
+		rule, _ := alarms.RuleFor(s.Role)
+		kind, _ := workflows.LookupKind(rule.Kind)
+		if start, err := kind.Prepare([]byte(`{"server":"`+s.Name+`"}`), "test"); err == nil {
+			_ = f.tc.TerminateWorkflow(context.Background(), start.ID, "", "test ended")
 		}
 	}
 }
@@ -208,4 +216,187 @@ func alertmanagerWebhook(server, status string) string {
 	"alerts":[{"status":"` + status + `","labels":{"alertname":"NFSServerDown","server":"` + server + `","severity":"critical"},
 	"annotations":{"summary":"NFS on ` + server + ` does not answer"},"startsAt":"2014-07-15T09:01:00Z","endsAt":"0001-01-01T00:00:00Z",
 	"fingerprint":"1a30ba71cca2921f"}]}`
+}
+
+// TestTenConcurrentAlarmsOneWorkflow is the one-incident-per-fault proof, on both inventory
+// backends and the real Temporal dev server. Ten deliveries of a CloudWatch status-check alarm
+// on the demo file server arrive at once — five messages, each delivered twice (SNS is
+// at-least-once) — and then an Alertmanager alert about the same server. It proves: exactly one
+// delivery started failover/live-file and every other joined that same run; one incident holds
+// them all, its timeline naming each source, the five messages once each as alarms and their
+// second deliveries as redeliveries; Temporal has exactly one run under the business key, with
+// the incident as its search attribute; the Alertmanager alert joined the same run; the OK
+// that follows is noted on the incident; and GET /v1/incidents/{id} shows the running workflow.
+func TestTenConcurrentAlarmsOneWorkflow(t *testing.T) {
+	for _, driver := range []string{inventory.DriverSQLite, inventory.DriverPostgres} {
+		t.Run(driver, func(t *testing.T) {
+			f := newAlarmFixture(t, driver)
+			ctx := context.Background()
+			file, err := f.store.GetServer(ctx, inventory.DemoFileServer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			alarm := snstest.CloudWatchAlarm("live-file-system", "StatusCheckFailed_System", file.InstanceID, "ALARM")
+			var bodies [][]byte
+			for range 5 {
+				body := f.sns.Sign(f.sns.Notification(alarm))
+				bodies = append(bodies, body, body)
+			}
+			answers := make([]AlarmAnswer, len(bodies))
+			var wg sync.WaitGroup
+			// The signing certificate is fetched once first, so that the ten deliveries meet
+			// at the incident rather than queue behind the download.
+			f.postSNS(f.sns.Sign(f.sns.Notification(snstest.CloudWatchAlarm("warm-up", "CPUUtilization", file.InstanceID, "ALARM"))))
+			gate := make(chan struct{})
+			for i, body := range bodies {
+				wg.Go(func() {
+					<-gate
+					rec := f.postSNS(body)
+					if rec.Code != http.StatusOK {
+						t.Errorf("delivery %d: %d %s", i, rec.Code, rec.Body)
+						return
+					}
+					answers[i] = decode[AlarmAnswer](t, rec)
+				})
+			}
+			close(gate)
+			wg.Wait()
+			if t.Failed() {
+				return
+			}
+			started, redeliveries := 0, 0
+			first := answers[0]
+			for i, a := range answers {
+				switch a.Action {
+				case anyops.AlarmStarted:
+					started++
+				case anyops.AlarmJoined:
+				default:
+					t.Errorf("delivery %d: %+v, want started or joined", i, a)
+				}
+				if a.Redelivery {
+					redeliveries++
+				}
+				if a.WorkflowID != anyops.FailoverWorkflowID(inventory.DemoFileServer) || a.RunID != first.RunID || a.IncidentID != first.IncidentID || a.Kind != workflows.KindFailover {
+					t.Errorf("delivery %d: %+v; delivery 0: %+v", i, a, first)
+				}
+			}
+			if started != 1 || redeliveries != 5 {
+				t.Fatalf("%d deliveries started the failover and %d were redeliveries, want 1 and 5", started, redeliveries)
+			}
+
+			rec := f.do("POST", "/v1/alarms/alertmanager", alertmanagerToken, alertmanagerWebhook(inventory.DemoFileServer, "firing"))
+			am := decode[AlertmanagerAnswer](t, rec)
+			if rec.Code != 200 || len(am.Alerts) != 1 || am.Alerts[0].Action != anyops.AlarmJoined || am.Alerts[0].RunID != first.RunID || am.Alerts[0].IncidentID != first.IncidentID {
+				t.Fatalf("Alertmanager alert for the same server: %d %+v, want it joined run %s", rec.Code, am, first.RunID)
+			}
+			ok := f.sns.Sign(f.sns.Notification(snstest.CloudWatchAlarm("live-file-system", "StatusCheckFailed_System", file.InstanceID, "OK")))
+			if rec := f.postSNS(ok); rec.Code != 200 || decode[AlarmAnswer](t, rec).Action != anyops.AlarmNoted {
+				t.Fatalf("OK transition: %d %s, want noted", rec.Code, rec.Body)
+			}
+
+			if n := f.incidentCount(); n != 1 {
+				t.Fatalf("%d incidents, want 1", n)
+			}
+			inc, err := f.store.GetIncident(ctx, first.IncidentID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kinds := map[string]int{}
+			sources := map[string]int{}
+			for _, ev := range inc.Timeline {
+				kinds[ev.Kind]++
+				sources[ev.Source]++
+			}
+			if kinds[inventory.IncidentEventAlarm] != 6 || kinds[inventory.IncidentEventRedelivered] != 5 || kinds[inventory.IncidentEventWorkflow] != 1 ||
+				kinds[inventory.IncidentEventAlarmResolved] != 1 || sources["alertmanager"] != 1 {
+				t.Fatalf("timeline kinds %v, sources %v; want 6 alarms (5 SNS, 1 Alertmanager), 5 redeliveries, 1 workflow start, 1 resolved", kinds, sources)
+			}
+			if inc.RunID != first.RunID || inc.WorkflowID != first.WorkflowID || inc.State != inventory.IncidentOpen {
+				t.Fatalf("incident %+v", inc)
+			}
+			if runs := f.runsOf(first.WorkflowID); runs != 1 {
+				t.Fatalf("%d runs of %s, want 1", runs, first.WorkflowID)
+			}
+			desc, err := f.tc.DescribeWorkflowExecution(ctx, first.WorkflowID, first.RunID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := string(desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()["Incident"].GetData()); !strings.Contains(got, fmt.Sprint(first.IncidentID)) {
+				t.Errorf("search attribute Incident = %s, want %d", got, first.IncidentID)
+			}
+			view := decode[IncidentView](t, f.do("GET", fmt.Sprintf("/v1/incidents/%d", first.IncidentID), viewerToken, ""))
+			if view.Workflow == nil || view.Workflow.State != StateRunning || view.Workflow.RunID != first.RunID || len(view.Timeline) != len(inc.Timeline) {
+				t.Fatalf("GET /v1/incidents/%d = %+v", first.IncidentID, view)
+			}
+		})
+	}
+}
+
+// runsOf counts the runs, open or closed, of a workflow id started since the fixture was made
+// (an earlier test's runs do not count), once visibility holds still.
+func (f *alarmFixture) runsOf(id string) int {
+	f.t.Helper()
+	query := fmt.Sprintf("WorkflowId = '%s' AND StartTime >= '%s'", id, f.made.UTC().Format(time.RFC3339Nano))
+	count := func() int {
+		resp, err := f.tc.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		return len(resp.GetExecutions())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	last := count()
+	for stable := 0; stable < 3 || last == 0; {
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+		if n := count(); n == last {
+			stable++
+		} else {
+			last, stable = n, 0
+		}
+	}
+	return last
+}
+
+// TestAlarmRulesStartTheirRecovery proves the rules through the endpoints: an SNS alarm on the
+// backup starts backup-rebuild/<backup>, an Alertmanager alert on a web server (by its
+// instance label) replace/<web>, an alarm about an instance the inventory does not know is 404
+// (SNS) or ignored (Alertmanager) and records nothing, and an OK with no open incident records
+// nothing either.
+func TestAlarmRulesStartTheirRecovery(t *testing.T) {
+	f := newAlarmFixture(t, inventory.DriverSQLite)
+	ctx := context.Background()
+	backup, err := f.store.GetServer(ctx, inventory.DemoBackup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := f.postSNS(f.sns.Sign(f.sns.Notification(snstest.CloudWatchAlarm("b", "StatusCheckFailed_Instance", backup.InstanceID, "ALARM"))))
+	if a := decode[AlarmAnswer](t, rec); rec.Code != 200 || a.Action != anyops.AlarmStarted || a.WorkflowID != anyops.BackupRebuildWorkflowID(inventory.DemoBackup) {
+		t.Fatalf("alarm on the backup: %d %+v", rec.Code, a)
+	}
+	web := strings.Replace(alertmanagerWebhook("x", "firing"), `"server":"x"`, `"instance":"live-web1:9100"`, 1)
+	rec = f.do("POST", "/v1/alarms/alertmanager", alertmanagerToken, web)
+	if a := decode[AlertmanagerAnswer](t, rec); rec.Code != 200 || a.Alerts[0].Action != anyops.AlarmStarted || a.Alerts[0].WorkflowID != anyops.ServerReplaceWorkflowID("live-web1") {
+		t.Fatalf("alert on a web server: %d %+v", rec.Code, a)
+	}
+	before := f.incidentCount()
+	rec = f.postSNS(f.sns.Sign(f.sns.Notification(snstest.CloudWatchAlarm("x", "StatusCheckFailed", "i-0000000000000dead", "ALARM"))))
+	if rec.Code != 404 {
+		t.Fatalf("alarm on an unknown instance: %d %s, want 404", rec.Code, rec.Body)
+	}
+	rec = f.do("POST", "/v1/alarms/alertmanager", alertmanagerToken, alertmanagerWebhook("nobody", "firing"))
+	if a := decode[AlertmanagerAnswer](t, rec); rec.Code != 200 || a.Alerts[0].Action != anyops.AlarmIgnored {
+		t.Fatalf("alert on an unknown server: %d %+v", rec.Code, a)
+	}
+	file, _ := f.store.GetServer(ctx, inventory.DemoFileServer)
+	rec = f.postSNS(f.sns.Sign(f.sns.Notification(snstest.CloudWatchAlarm("x", "StatusCheckFailed", file.InstanceID, "OK"))))
+	if a := decode[AlarmAnswer](t, rec); rec.Code != 200 || a.Action != anyops.AlarmIgnored {
+		t.Fatalf("OK with no open incident: %d %+v", rec.Code, a)
+	}
+	if got := f.incidentCount(); got != before {
+		t.Fatalf("%d incidents after alarms that record nothing, had %d", got, before)
+	}
 }

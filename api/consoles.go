@@ -26,6 +26,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/activities"
 	"github.com/anyops/anyops/inventory"
 	sbclient "github.com/anyops/anyops/sandboxd/client"
 	sbtoken "github.com/anyops/anyops/sandboxd/token"
@@ -158,6 +159,7 @@ func setupConsoles(s *Server) {
 	v1.OPTIONS("/consoles/:id/keepalive", cors)
 	v1.POST("/admin/consoles/accepting", auth.Require(RoleAdmin), cs.setAccepting)
 	v1.GET("/images", auth.Require(RoleViewer), cs.listImages)
+	v1.PUT("/images/default", auth.Require(RoleOperator), cs.setDefaultImage)
 	s.engine.GET("/console", serveConsolePage)
 	s.engine.GET("/console/assets/*file", serveFiles("/console/assets/", web.Assets()))
 	s.engine.GET("/embed/*file", serveFiles("/embed/", web.Embed()))
@@ -609,21 +611,72 @@ func (cs *consoleService) getUser(c *gin.Context) {
 	c.JSON(http.StatusOK, u)
 }
 
-// UserImageRequest is the body of PUT /v1/users/{name}/image: the image version to move the
-// user to. Their next console runs on it; consoles open now keep theirs.
-type UserImageRequest struct {
+// ImageRequest names an image version: the body of PUT /v1/users/{name}/image (the version
+// to move the user to: their next console runs on it, consoles open now keep theirs) and of
+// PUT /v1/images/default.
+type ImageRequest struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
 }
 
-func (cs *consoleService) setUserImage(c *gin.Context) {
-	var req UserImageRequest
+// bindImageRequest reads an ImageRequest, refusing one without name or version.
+func bindImageRequest(c *gin.Context) (ImageRequest, bool) {
+	var req ImageRequest
 	if err := BindJSON(c, &req); err != nil {
 		WriteError(c, err)
-		return
+		return req, false
 	}
 	if req.Name == "" || req.Version == "" {
 		WriteError(c, anyops.Errorf(anyops.EINVALID, "name and version of the image are required"))
+		return req, false
+	}
+	return req, true
+}
+
+// setDefaultImage serves PUT /v1/images/default: users created from now on are pinned to the
+// image; users pinned before keep theirs. Every registered console host must be able to start
+// it (one short sandbox each) before anything is recorded; the version is recorded when new.
+func (cs *consoleService) setDefaultImage(c *gin.Context) {
+	if err := cs.ready(); err != nil {
+		WriteError(c, err)
+		return
+	}
+	req, ok := bindImageRequest(c)
+	if !ok {
+		return
+	}
+	ref := inventory.Image{Name: req.Name, Version: req.Version}.Ref()
+	ctx := c.Request.Context()
+	if err := activities.ConsoleHostsHaveImage(ctx, cs.server.deps.Store, cs.signer, ref); err != nil {
+		WriteError(c, err)
+		return
+	}
+	from := ""
+	if before, err := cs.server.deps.Store.DefaultImage(ctx); err == nil {
+		from = before.Ref()
+	} else if anyops.ErrorCode(err) != anyops.ENOTFOUND {
+		WriteError(c, err)
+		return
+	}
+	if _, err := cs.server.deps.Store.AddImage(ctx, req.Name, req.Version); err != nil && anyops.ErrorCode(err) != anyops.ECONFLICT {
+		WriteError(c, err)
+		return
+	}
+	img, err := cs.server.deps.Store.SetDefaultImage(ctx, req.Name, req.Version)
+	if err != nil {
+		WriteError(c, err)
+		return
+	}
+	if _, err := cs.server.deps.Store.RecordAudit(ctx, inventory.AuditEvent{Actor: Actor(c), Action: "set-default-image", Subject: ref,
+		Summary: map[string]any{"from": from, "to": ref}}); err != nil {
+		cs.server.log.Warn("record default image audit event", "err", err)
+	}
+	c.JSON(http.StatusOK, img)
+}
+
+func (cs *consoleService) setUserImage(c *gin.Context) {
+	req, ok := bindImageRequest(c)
+	if !ok {
 		return
 	}
 	ctx := c.Request.Context()

@@ -125,8 +125,8 @@ func newConsoleStack(t *testing.T, o stackOptions) *consoleStack {
 
 	ctx := context.Background()
 	store, dbPath := openDemoInventory(t, o.driver)
-	// New users are pinned to the newest image of the inventory: RegisterConsoleHost makes
-	// that the image this sandboxd has (the demo fleet's "host:1" is a placeholder).
+	// New users are pinned to the inventory's default image: RegisterConsoleHost makes that
+	// the default image of this sandboxd (the console image of the machine's image cache).
 	if _, err := activities.RegisterConsoleHost(ctx, store, inventory.Server{Name: "test-console", Zone: inventory.DemoZone,
 		Cluster: inventory.DemoCluster, SandboxdURL: sbd.URL}, sbd.Signer); err != nil {
 		t.Fatal(err)

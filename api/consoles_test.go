@@ -257,6 +257,9 @@ func TestConsoleRequestsRejected(t *testing.T) {
 		{"delete without token", "DELETE", "/v1/consoles/00000000-0000-0000-0000-000000000000", "", "", 401},
 		{"move image of unknown user", "PUT", "/v1/users/nobody/image", operatorToken, `{"name":"host","version":"1"}`, 404},
 		{"move image without version", "PUT", "/v1/users/nobody/image", operatorToken, `{"name":"host"}`, 400},
+		{"default image without version", "PUT", "/v1/images/default", operatorToken, `{"name":"python"}`, 400},
+		{"default image by a viewer", "PUT", "/v1/images/default", viewerToken, `{"name":"python","version":"1"}`, 403},
+		{"default image with an unknown field", "PUT", "/v1/images/default", operatorToken, `{"name":"python","version":"1","force":true}`, 400},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -274,18 +277,24 @@ func TestConsoleRequestsRejected(t *testing.T) {
 	}
 }
 
-// TestUserImagePinning proves new users get the newest image, keep it when a newer one is
-// added, and move only when asked through the API.
+// TestUserImagePinning proves new users get the default image, keep it when another becomes
+// the default, and move only when asked through the API; GET /v1/images marks the default.
+// (TestPinnedUserKeepsTheImagePackages proves it inside consoles, with real images.)
 func TestUserImagePinning(t *testing.T) {
 	f := newFixture(t, inventory.DriverSQLite)
 	ctx := context.Background()
-	if _, err := f.store.AddImage(ctx, inventory.HostImage, "2026.1"); err != nil {
+	for _, v := range []string{"2026.1", "2026.2"} {
+		if _, err := f.store.AddImage(ctx, "python", v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.store.SetDefaultImage(ctx, "python", "2026.1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.store.CreateUser(ctx, "alice", anyops.PlanFree, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.store.AddImage(ctx, inventory.HostImage, "2026.2"); err != nil {
+	if _, err := f.store.SetDefaultImage(ctx, "python", "2026.2"); err != nil {
 		t.Fatal(err)
 	}
 	pinned := func() string {
@@ -297,30 +306,34 @@ func TestUserImagePinning(t *testing.T) {
 		return u.Image.Version
 	}
 	if got := pinned(); got != "2026.1" {
-		t.Fatalf("existing user after a new image = %s, want kept on 2026.1", got)
+		t.Fatalf("existing user after a new default = %s, want kept on 2026.1", got)
 	}
 	rec := f.do("GET", "/v1/images", viewerToken, "")
-	versions := map[string]bool{}
+	defaults := map[string]bool{}
 	for _, img := range decode[List[inventory.Image]](t, rec).Items {
-		versions[img.Version] = true
+		defaults[img.Version] = img.Default
 	}
-	if !versions["2026.1"] || !versions["2026.2"] {
-		t.Fatalf("GET /v1/images = %s, want both versions", rec.Body)
+	if len(defaults) != 2 || defaults["2026.1"] || !defaults["2026.2"] {
+		t.Fatalf("GET /v1/images = %s, want both versions, 2026.2 the default", rec.Body)
 	}
-	if rec := f.do("PUT", "/v1/users/alice/image", viewerToken, `{"name":"host","version":"2026.2"}`); rec.Code != 403 {
+	if rec := f.do("PUT", "/v1/users/alice/image", viewerToken, `{"name":"python","version":"2026.2"}`); rec.Code != 403 {
 		t.Fatalf("viewer moving a user = %d, want 403", rec.Code)
 	}
-	if rec := f.do("PUT", "/v1/users/alice/image", operatorToken, `{"name":"host","version":"2099.9"}`); rec.Code != 404 {
+	if rec := f.do("PUT", "/v1/users/alice/image", operatorToken, `{"name":"python","version":"2099.9"}`); rec.Code != 404 {
 		t.Fatalf("moving to an unknown image = %d, want 404", rec.Code)
 	}
-	if rec := f.do("PUT", "/v1/users/alice/image", operatorToken, `{"name":"host","version":"2026.2"}`); rec.Code != 200 {
+	if rec := f.do("PUT", "/v1/users/alice/image", operatorToken, `{"name":"python","version":"2026.2"}`); rec.Code != 200 {
 		t.Fatalf("moving a user = %d %s", rec.Code, rec.Body)
 	}
 	if got := pinned(); got != "2026.2" {
 		t.Fatalf("user after the move = %s, want 2026.2", got)
 	}
 	if u, _ := f.store.CreateUser(ctx, "bob", anyops.PlanFree, false); u.Image == nil || u.Image.Version != "2026.2" {
-		t.Fatalf("new user = %+v, want the newest image", u.Image)
+		t.Fatalf("new user = %+v, want the default image", u.Image)
+	}
+	// Without the sandboxd key there are no console hosts to check a default against.
+	if rec := f.do("PUT", "/v1/images/default", operatorToken, `{"name":"python","version":"2026.1"}`); rec.Code != 503 {
+		t.Fatalf("PUT /v1/images/default with consoles unconfigured = %d %s, want 503", rec.Code, rec.Body)
 	}
 }
 

@@ -40,8 +40,10 @@ fi
 if [ -x "$tmp/anyops" ]; then
 	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	"$tmp/anyops" sandboxd keygen --out "$tmp/keys/sandboxd" >/dev/null
+	# The machine's image cache, where the benchmark finds (or first builds) the console image.
 	"$tmp/anyops" sandboxd --addr "127.0.0.1:$port" --public-key "$tmp/keys/sandboxd.pub" \
-		--state-dir "$tmp/sandboxd" --storage-root "$tmp/homes" --log-level warn 2>"$tmp/sandboxd.log" &
+		--state-dir "$tmp/sandboxd" --storage-root "$tmp/homes" \
+		--image-store "${XDG_CACHE_HOME:-$HOME/.cache}/anyops/images" --log-level warn 2>"$tmp/sandboxd.log" &
 	daemon=$!
 	for _ in $(seq 100); do
 		if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), timeout=0.2)" 2>/dev/null; then

@@ -515,7 +515,8 @@ func TestCorruptBootDisk(t *testing.T) {
 	f.sim.Advance(detachTime)
 	f.attach(t, root, rescue, "/dev/sdf")
 	f.sim.Advance(attachTime)
-	out, stderr, code, status := f.shell(t, rescue, "fsck -y /dev/xvdf")
+	// m5 is Nitro: whatever the attach asked for, the rescue host sees the disk as NVMe.
+	out, stderr, code, status := f.shell(t, rescue, "fsck -y /dev/nvme1n1p1")
 	if code != 4 || status != "Failed" || !strings.Contains(stderr, "UNEXPECTED INCONSISTENCY") {
 		t.Fatalf("fsck of the corrupt boot disk: exit %d %s\n%s%s", code, status, out, stderr)
 	}

@@ -109,6 +109,9 @@ func FuzzShell(f *testing.F) {
 		"cat /proc/mdstat | tail -n 1 | wc -l",
 		"echo $(id)",
 		"'unterminated",
+		"printf '%s\\n' 'resource r {' '}' > /etc/drbd.d/r.res && drbdadm up r",
+		"mkfs.ext4 /dev/nvme1n1 && mdadm --create /dev/md0 --raid-devices=1 /dev/nvme1n1 < /etc/hostname",
+		"readlink -e /dev/disk/by-id/x; ls -l /etc/drbd.d/; cmp - /etc/drbd.conf",
 		"a &&",
 	} {
 		f.Add(seed)

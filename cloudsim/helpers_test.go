@@ -73,11 +73,17 @@ func apiCode(t *testing.T, err error) string {
 	return ae.ErrorCode()
 }
 
-// run launches one instance in zone with tags and returns its id.
+// run launches one m5.large (a Nitro type) in zone with tags and returns its id.
 func (f *fixture) run(t *testing.T, zone string, tags map[string]string) string {
 	t.Helper()
+	return f.runType(t, zone, ec2types.InstanceTypeM5Large, tags)
+}
+
+// runType launches one instance of the type in zone with tags and returns its id.
+func (f *fixture) runType(t *testing.T, zone string, itype ec2types.InstanceType, tags map[string]string) string {
+	t.Helper()
 	in := &ec2.RunInstancesInput{ImageId: aws.String("ami-12345678"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
-		InstanceType: ec2types.InstanceTypeM5Large, Placement: &ec2types.Placement{AvailabilityZone: aws.String(zone)}}
+		InstanceType: itype, Placement: &ec2types.Placement{AvailabilityZone: aws.String(zone)}}
 	if len(tags) > 0 {
 		in.TagSpecifications = []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance, Tags: toTags(tags)}}
 	}
@@ -213,4 +219,23 @@ func (f *fixture) getJSON(t *testing.T, path string, v any) int {
 func sendShell(inst string, lines ...string) *ssm.SendCommandInput {
 	return &ssm.SendCommandInput{DocumentName: aws.String("AWS-RunShellScript"), InstanceIds: []string{inst},
 		Parameters: map[string][]string{"commands": lines}}
+}
+
+// shellStep is one script of a table-driven host test and what it must end with.
+type shellStep struct {
+	inst     string
+	script   string
+	wantCode int32
+	wantText string // substring of stdout + stderr
+}
+
+// runSteps runs the steps in order and stops at the first that ends otherwise.
+func (f *fixture) runSteps(t *testing.T, steps []shellStep) {
+	t.Helper()
+	for _, st := range steps {
+		out, stderr, code, _ := f.shell(t, st.inst, st.script)
+		if code != st.wantCode || !strings.Contains(out+stderr, st.wantText) {
+			t.Fatalf("%s on %s: exit %d\n%s%s\nwant exit %d containing %q", st.script, st.inst, code, out, stderr, st.wantCode, st.wantText)
+		}
+	}
 }

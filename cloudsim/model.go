@@ -56,8 +56,14 @@ var stateCodes = map[string]int{
 	stateStopping: 64, stateStopped: 80,
 }
 
+// stateFormat is the version of the state file's layout; a file of an older one with a fleet
+// in it is refused (a fleet built when tags configured the hosts cannot be carried on).
+// 2: hosts hold files, volumes what is written on them, attachments the guest's device name.
+const stateFormat = 2
+
 // state is everything the simulation persists.
 type state struct {
+	Format    int                   `json:"format"`
 	Clock     time.Time             `json:"clock"`
 	Seed      int64                 `json:"seed"`
 	Counter   uint64                `json:"counter"`
@@ -75,7 +81,7 @@ type state struct {
 }
 
 func newState(seed int64, clock time.Time) *state {
-	st := &state{Clock: clock, Seed: seed}
+	st := &state{Format: stateFormat, Clock: clock, Seed: seed}
 	st.init()
 	return st
 }
@@ -181,16 +187,71 @@ type volume struct {
 	Encrypted    bool      `json:"encrypted,omitempty"`
 	Tags         tags      `json:"tags"`
 	Attachment   *attach   `json:"attachment,omitempty"`
+	Data         blockData `json:"data,omitzero"`            // what is written on it (blockdev.go)
 	Corrupt      bool      `json:"corrupt,omitempty"`        // fsck finds errors it cannot fix
 	Snapshotted  bool      `json:"snapshotted,omitempty"`    // a snapshot of it completed: the next is incremental
 	Root         bool      `json:"root,omitempty"`           // created by RunInstances as the boot disk
 	DeleteOnTerm bool      `json:"delete_on_term,omitempty"` // deleted with its instance
 }
 
+// blockData is what is written on a volume, as far as the hosts' tools look: it travels with
+// the volume (detached, attached elsewhere, snapshotted, restored). For a volume that backs a
+// DRBD resource (internal metadata at its end) FS and MD are the DRBD device's content, which
+// is where the data area starts.
+type blockData struct {
+	FS   string    `json:"fs,omitempty"`   // the file system mkfs made on the device: ext4, xfs
+	MD   *mdSuper  `json:"md,omitempty"`   // the md superblock: the device is a member of an array
+	DRBD *drbdMeta `json:"drbd,omitempty"` // DRBD's internal metadata at the end of the volume
+}
+
+// drbdMeta is DRBD's internal metadata on a backing volume: what drbdadm create-md writes and
+// get-gi reads.
+type drbdMeta struct {
+	NodeID int    `json:"node_id"`
+	Gen    string `json:"gen"`  // current data generation UUID; drbdJustCreated until data exists
+	Disk   string `json:"disk"` // the disk state last recorded: Inconsistent, UpToDate, Outdated
+}
+
+// drbdJustCreated is the current UUID create-md writes (DRBD's UUID_JUST_CREATED): nothing has
+// been written on either side of a brand new pair yet.
+const drbdJustCreated = "0000000000000004"
+
+// mdSuper is an md (v1.2) superblock.
+type mdSuper struct {
+	UUID    string `json:"uuid"`
+	Name    string `json:"name"` // the array device it was created as: /dev/md0
+	Level   string `json:"level"`
+	Devices int    `json:"devices"`
+	Index   int    `json:"index"`
+	FS      string `json:"fs,omitempty"` // the file system on the array
+}
+
+// copyContent gives dst the data src holds (not its DRBD metadata): what a resync does.
+func (dst *blockData) copyContent(src blockData) {
+	dst.FS = src.FS
+	dst.MD = nil
+	if src.MD != nil {
+		md := *src.MD
+		dst.MD = &md
+	}
+}
+
+// clone is a copy of everything on the volume, DRBD metadata included: what a snapshot takes.
+func (src blockData) clone() blockData {
+	var d blockData
+	d.copyContent(src)
+	if src.DRBD != nil {
+		m := *src.DRBD
+		d.DRBD = &m
+	}
+	return d
+}
+
 type attach struct {
 	InstanceID string    `json:"instance_id"`
-	Device     string    `json:"device"`
-	State      string    `json:"state"` // attaching, attached, detaching
+	Device     string    `json:"device"`              // the name AttachVolume asked for
+	OSDevice   string    `json:"os_device,omitempty"` // the name the guest sees it by (devices.go)
+	State      string    `json:"state"`               // attaching, attached, detaching
 	Since      time.Time `json:"since"`
 	ReadyAt    time.Time `json:"ready_at"`
 }
@@ -209,6 +270,7 @@ type snapshot struct {
 	Rate        float64   `json:"rate"` // bytes per simulated second with no fault
 	Updated     time.Time `json:"updated"`
 	SourceSnap  string    `json:"source_snapshot,omitempty"` // CopySnapshot
+	Data        blockData `json:"data,omitzero"`             // the volume's content when taken
 	Tags        tags      `json:"tags"`
 }
 

@@ -7,8 +7,9 @@ import (
 
 // The simulated hosts run AWS-RunShellScript's commands through a small shell: words with
 // quotes and escapes, pipelines, &&, ||, ;, newlines, comments, `set -e`, and the redirections
-// 2>&1, >/dev/null, 2>/dev/null. Anything else a real shell would do differently (variables,
-// command substitution, writing files) is refused with exit 2 rather than guessed at.
+// 2>&1, >/dev/null, 2>/dev/null, and > FILE, >> FILE, < FILE for files under /etc (files.go).
+// Anything else a real shell would do differently (variables, command substitution, writing
+// other files) is refused with exit 2 rather than guessed at.
 
 type tokKind int
 
@@ -139,6 +140,9 @@ type simpleCmd struct {
 	stderrNull   bool
 	stderrToOut  bool
 	stdinDevNull bool
+	stdoutFile   string // > FILE or >> FILE (under /etc, files.go)
+	stdoutAppend bool
+	stdinFile    string // < FILE
 }
 
 type pipeline []simpleCmd
@@ -180,7 +184,18 @@ func parseScript(toks []token) ([]andOr, error) {
 				target := toks[i].text
 				i++
 				if target != "/dev/null" {
-					return nil, fmt.Errorf("%s: writing or reading files by redirection is not simulated", target)
+					switch t.text {
+					case ">", "1>", ">>", "1>>":
+						if !writablePath(target) {
+							return nil, fmt.Errorf("%s: writing files by redirection is simulated only under /etc", target)
+						}
+						c.stdoutFile, c.stdoutAppend = target, strings.HasSuffix(t.text, ">>")
+						continue
+					case "<":
+						c.stdinFile = target
+						continue
+					}
+					return nil, fmt.Errorf("%s: redirecting %s to a file is not simulated", target, t.text)
 				}
 				switch t.text {
 				case ">", "1>", ">>":

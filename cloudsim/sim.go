@@ -310,6 +310,10 @@ func loadState(path string) (*state, error) {
 	if err := json.Unmarshal(data, &st); err != nil {
 		return nil, err
 	}
+	if st.Format < stateFormat && len(st.Instances) > 0 {
+		return nil, fmt.Errorf("the fleet in it was built by an older cloudsim (state format %d, this one is %d: hosts configured by tags, devices without guest names); delete the file for a fresh fleet", st.Format, stateFormat)
+	}
+	st.Format = stateFormat
 	st.init()
 	return &st, nil
 }

@@ -297,3 +297,26 @@ func TestHostView(t *testing.T) {
 		t.Fatalf("unknown host: %d %+v", code, e)
 	}
 }
+
+// TestStateOfAnOlderFormatIsRefused: a state file whose fleet an older cloudsim built (hosts
+// configured by tags, no files, no device names) is refused with a message saying what to do,
+// rather than carried on half-understood; an empty one is taken up.
+func TestStateOfAnOlderFormatIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "old.json")
+	if err := os.WriteFile(old, []byte(`{"clock":"2014-07-15T09:00:00Z","instances":{"i-1":{"id":"i-1","state":"running"}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{StateFile: old}); err == nil || !strings.Contains(err.Error(), "delete the file for a fresh fleet") {
+		t.Fatalf("New on an older state file: %v, want a refusal saying what to do", err)
+	}
+	empty := filepath.Join(dir, "empty.json")
+	if err := os.WriteFile(empty, []byte(`{"clock":"2014-07-15T09:00:00Z"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{StateFile: empty})
+	if err != nil {
+		t.Fatalf("an empty older state: %v", err)
+	}
+	s.Close()
+}

@@ -219,7 +219,15 @@ func (s *Sim) handleHost(w http.ResponseWriter, r *http.Request) {
 	h, ok := s.st.Hosts[r.PathValue("id")]
 	var body []byte
 	if ok {
-		body, _ = json.Marshal(h) // under the lock; the network write is not
+		// What the guest sees: device name → volume id, /dev/nvme… on Nitro, /dev/xvd… on Xen.
+		devices := map[string]string{}
+		for dev, v := range s.devices(h) {
+			devices[dev] = v.ID
+		}
+		body, _ = json.Marshal(struct {
+			*host
+			Devices map[string]string `json:"devices"`
+		}{h, devices}) // under the lock; the network write is not
 	}
 	s.mu.Unlock()
 	if !ok {

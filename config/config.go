@@ -117,7 +117,8 @@ type Sandboxd struct {
 	PublicKeyDir string // more public keys, every *.pub in it, re-read when it changes (rotation)
 	StorageRoot  string // per-user home directories live under it (the NFS mount in production)
 	HomeQuota    string // btrfs (a subvolume and quota group per home) or none
-	StateDir     string // sandbox roots, images and the record of sandboxes started
+	StateDir     string // sandbox roots and the record of sandboxes started
+	ImageStore   string // the image store (anyops image build writes it); empty: <state dir>/images
 	Slots        int    // how many sandboxes this host runs at most
 	// AllowedOrigins are the Origins allowed to attach, comma separated: the API's own origin
 	// (where the console page runs); empty allows no browser (dev: the API's origin).
@@ -355,9 +356,28 @@ func (b *Binder) BindSandboxd(c *Sandboxd, prefix string) {
 	b.String(&c.StorageRoot, prefix+"storage-root", "ANYOPS_SANDBOXD_STORAGE_ROOT", "", "per-user homes live under it (production: the file service's NFS export); empty: <data-dir>/homes")
 	b.String(&c.HomeQuota, prefix+"home-quota", "ANYOPS_SANDBOXD_HOME_QUOTA", "btrfs", "how homes get their plan's quota: btrfs (the storage root is a btrfs file system) or none (an NFS export whose file server enforces it)")
 	b.String(&c.StateDir, prefix+"state-dir", "ANYOPS_SANDBOXD_STATE_DIR", "", "sandbox roots and records; empty: <data-dir>/sandboxd")
+	b.String(&c.ImageStore, prefix+"image-store", ImageStoreEnv, "", "image store (anyops image build NAME:VERSION); empty: <state-dir>/images")
 	b.Int(&c.Slots, prefix+"slots", "ANYOPS_SANDBOXD_SLOTS", 64, "sandboxes this host runs at most")
 	b.String(&c.AllowedOrigins, prefix+"allowed-origins", "ANYOPS_SANDBOXD_ALLOWED_ORIGINS", "", "Origins allowed to attach, comma separated: the API's own (https://anyops.example); empty: no browser (dev: the API's)")
 	b.String(&c.CgroupParent, prefix+"cgroup-parent", "ANYOPS_SANDBOXD_CGROUP_PARENT", "", `cgroup holding the sandboxes' cgroups; empty: "anyops" (dev: one per data dir)`)
+}
+
+// ImageStoreEnv names the image store for sandboxd and for `anyops image` alike, so one
+// setting in a console host's environment makes both use the same directory.
+const ImageStoreEnv = "ANYOPS_SANDBOXD_IMAGE_STORE"
+
+// Image configures `anyops image`: where its store is and where packages come from.
+type Image struct {
+	Store   string // the image store; empty: <data-dir>/sandboxd/images, sandboxd's default
+	Suite   string // Debian suite
+	Mirrors string // apt sources, comma separated: archive URLs or "deb URL SUITE COMPONENT..." lines
+}
+
+// BindImage binds the `anyops image` settings.
+func (b *Binder) BindImage(c *Image) {
+	b.String(&c.Store, "store", ImageStoreEnv, "", "image store; empty: <data-dir>/sandboxd/images (sandboxd's default)")
+	b.String(&c.Suite, "suite", "ANYOPS_IMAGE_SUITE", "", "Debian suite images are built from; empty: bookworm")
+	b.String(&c.Mirrors, "mirrors", "ANYOPS_IMAGE_MIRRORS", "", "apt sources, comma separated: archive URLs or \"deb URL SUITE COMPONENT...\" lines; empty: deb.debian.org (release, updates, security)")
 }
 
 // BindCloudsim binds the cloudsim settings, with the same prefix rule as BindSandboxd.

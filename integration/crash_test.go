@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -187,7 +189,10 @@ func waitHit(t *testing.T, hit <-chan struct{}, action string) {
 // each time before the activity could report back — with the Status showing some but not all
 // steps done, and a fresh worker is started each time. The workflow then completes, and
 // cloudsim holds exactly one instance per server and one volume per planned volume: the
-// retried calls carried the same ClientToken and found what the dead worker had created.
+// retried calls carried the same ClientToken and found what the dead worker had created. A
+// third kill lands right after the file server ran `mdadm --create`: the retry sends the
+// script again, finds md0 running, and the hosts end set up once — DRBD configured by files
+// and in sync, md0 over the DRBD devices, mounted and exported, each made once.
 // Then FleetSync fills the inventory with the instance ids DescribeInstances returns, and a
 // hardware failure injected through /_sim/faults shows as impaired in
 // DescribeInstanceStatus and, after the next FleetSync, in the inventory.
@@ -261,6 +266,16 @@ func TestCrashWorkerKilledMidDemoFleetCreatesNothingTwice(t *testing.T) {
 	second.kill9(t)
 	assertMidway(t, tc, id, st)
 
+	// Kill 3: md0 is created on the file server, the activity never learns the command id.
+	created0 := crash.armScript("mdadm --create")
+	third := startWorker(t, bin, env, logFile)
+	waitHit(t, created0, "mdadm --create")
+	st = waitForStatus(t, tc, id, "array assembly under way", func(s workflows.Status) bool {
+		return stepState(s, "assemble-arrays") == workflows.StepRunning
+	})
+	third.kill9(t)
+	assertMidway(t, tc, id, st)
+
 	startWorker(t, bin, env, logFile)
 	runCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -269,8 +284,9 @@ func TestCrashWorkerKilledMidDemoFleetCreatesNothingTwice(t *testing.T) {
 		t.Fatalf("DemoFleet after two kills: %v", err)
 	}
 
-	// The calls whose answers died with the workers were made again, with the same token.
-	for _, action := range []string{"RunInstances", "CreateVolume"} {
+	// The calls whose answers died with the workers were made again, with the same token, and
+	// the script whose answer was lost was sent again.
+	for _, action := range []string{"RunInstances", "CreateVolume", sendCommand} {
 		if token, n := crash.heldCalls(action); token == "" || n < 2 {
 			t.Errorf("%s with the lost answer (token %q) was called %d times, want a retry with the same token", action, token, n)
 		}
@@ -297,6 +313,7 @@ func TestCrashWorkerKilledMidDemoFleetCreatesNothingTwice(t *testing.T) {
 	if res.DRBDInSync != len(plan.DRBDResources()) {
 		t.Errorf("%d DRBD pairs in sync, want %d", res.DRBDInSync, len(plan.DRBDResources()))
 	}
+	checkHostsSetUpOnce(t, sim, endpoint, res, plan)
 
 	// FleetSync fills the inventory from the cloud.
 	runFleetSync(t, tc)
@@ -439,4 +456,60 @@ func lastBytes(b []byte, n int) string {
 		return fmt.Sprintf("...%s", b[len(b)-n:])
 	}
 	return string(b)
+}
+
+// checkHostsSetUpOnce proves the demo's hosts are set up as real ones, each step done once
+// however often the workers died: every volume an NVMe device found by its id, every DRBD
+// resource Primary on the file server and in sync, md0 over /dev/drbd0…3 mounted at /srv/home
+// and exported; one create-md per side, one skipped initial sync per pair, one md0, one mkfs.
+func checkHostsSetUpOnce(t *testing.T, sim *cloudsim.Sim, endpoint string, res workflows.DemoFleetResult, plan activities.FleetPlan) {
+	t.Helper()
+	for _, v := range plan.Volumes {
+		if d := res.Devices[v.Name]; !strings.HasPrefix(d, "/dev/nvme") {
+			t.Errorf("volume %s is %q on its host, want an NVMe device (m5 and c5 are Nitro)", v.Name, d)
+		}
+	}
+	resp, err := http.Get(endpoint + "/_sim/hosts/" + res.Instances[inventory.DemoFileServer])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var file struct {
+		DRBD map[string]struct {
+			Role, Disk string
+			Connected  bool
+		}
+		MD map[string]struct {
+			Devices []string
+			Active  bool
+		}
+		Mounts  map[string]struct{ Device string }
+		Exports map[string]string
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&file); err != nil {
+		t.Fatal(err)
+	}
+	var members []string
+	for i, name := range plan.DRBDResources() {
+		members = append(members, fmt.Sprintf("/dev/drbd%d", i))
+		if r := file.DRBD[name]; r.Role != "Primary" || r.Disk != "UpToDate" || !r.Connected {
+			t.Errorf("DRBD %s on the file server: %+v, want Primary, UpToDate, connected", name, r)
+		}
+	}
+	if md := file.MD["/dev/md0"]; !md.Active || !slices.Equal(md.Devices, members) {
+		t.Errorf("md0 on the file server: %+v, want active over %v", md, members)
+	}
+	if _, exported := file.Exports["10.0.0.0/16:/srv/home"]; file.Mounts["/srv/home"].Device != "/dev/md0" || !exported {
+		t.Errorf("file server mounts %+v, exports %v; want /dev/md0 on /srv/home, exported", file.Mounts, file.Exports)
+	}
+	counts := map[string]int{}
+	for _, ev := range sim.Events(0, 0) {
+		counts[ev.Type]++
+	}
+	pairs := len(plan.DRBDResources())
+	for typ, want := range map[string]int{"drbd.create-md": 2 * pairs, "drbd.new-current-uuid": pairs, "md.created": 1, "host.mkfs": 1} {
+		if counts[typ] != want {
+			t.Errorf("%d %s events, want %d: a host step ran twice or never", counts[typ], typ, want)
+		}
+	}
 }

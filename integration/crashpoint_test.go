@@ -11,18 +11,23 @@ import (
 )
 
 // crashPoints wraps cloudsim's handler so a test can kill a worker at the worst moment: the
-// cloud has carried out a call (an instance launched, a volume created) but the activity
-// never hears back, so Temporal retries it on another worker. Arm an EC2 action; the first
-// request for it is served by cloudsim as usual, then its response is held, and the channel
-// arm returned is closed. The held response is dropped when the caller's connection dies.
+// cloud has carried out a call (an instance launched, a volume created, a script run on a
+// host) but the activity never hears back, so Temporal retries it on another worker. Arm an
+// EC2 action, or an SSM script by a piece of its text; the first request for it is served by
+// cloudsim as usual, then its response is held, and the channel arm returned is closed. The
+// held response is dropped when the caller's connection dies.
 type crashPoints struct {
 	next    http.Handler
 	mu      sync.Mutex
 	armed   map[string]chan struct{}
-	held    map[string]string         // action -> ClientToken of the held request
-	calls   map[string]map[string]int // action -> ClientToken -> requests seen
+	held    map[string]string         // action -> ClientToken (or script text) of the held request
+	calls   map[string]map[string]int // action -> ClientToken (or script text) -> requests seen
+	scripts []string                  // the script texts armed, so later sends count under them
 	release chan struct{}
 }
+
+// sendCommand is how crashPoints names SSM's SendCommand among the EC2 actions.
+const sendCommand = "SendCommand"
 
 func newCrashPoints(next http.Handler) *crashPoints {
 	return &crashPoints{next: next, armed: map[string]chan struct{}{}, held: map[string]string{},
@@ -36,6 +41,15 @@ func (c *crashPoints) arm(action string) <-chan struct{} {
 	hit := make(chan struct{})
 	c.armed[action] = hit
 	return hit
+}
+
+// armScript holds the response of the next SSM SendCommand whose script contains text: the
+// host runs the script, the activity never learns its command id.
+func (c *crashPoints) armScript(text string) <-chan struct{} {
+	c.mu.Lock()
+	c.scripts = append(c.scripts, text)
+	c.mu.Unlock()
+	return c.arm(sendCommand)
 }
 
 // heldCalls returns how many requests carried the ClientToken of the held request of action:
@@ -58,17 +72,28 @@ func (c *crashPoints) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	action, token := "", ""
-	if r.Header.Get("X-Amz-Target") == "" {
+	switch r.Header.Get("X-Amz-Target") {
+	case "":
 		if q, err := url.ParseQuery(string(body)); err == nil {
 			action, token = q.Get("Action"), q.Get("ClientToken")
 		}
+	case "AmazonSSM.SendCommand":
+		action = sendCommand
 	}
 	c.mu.Lock()
+	if action == sendCommand {
+		for _, text := range c.scripts {
+			if bytes.Contains(body, []byte(text)) {
+				token = text
+			}
+		}
+	}
 	if c.calls[action] == nil {
 		c.calls[action] = map[string]int{}
 	}
 	c.calls[action][token]++
 	hit, armed := c.armed[action]
+	armed = armed && (action != sendCommand || token != "")
 	if armed {
 		delete(c.armed, action)
 		c.held[action] = token

@@ -31,8 +31,6 @@ const (
 	DemoFileServer  = "live-file"
 	DemoBackup      = "live-backup"
 	DemoHomeVolumes = 4
-	DemoImageName   = HostImage
-	DemoImageVer    = "1"
 )
 
 // demoID derives a stable cloud id (prefix + 17 hex digits) from a name, so the demo fleet is
@@ -136,8 +134,9 @@ func createAll(tx *gorm.DB, rows any) error {
 // seedLock is the PostgreSQL advisory lock key of SeedDemoFleet ("seed" in ASCII).
 const seedLock = 0x73656564
 
-// SeedDemoFleet loads DemoFleet and the image host:1 into an empty inventory. It does nothing
-// and returns false when any zone exists, so calling it at every start is safe.
+// SeedDemoFleet loads DemoFleet into an empty inventory (images come from the console hosts
+// as they register: activities.RegisterConsoleHost). It does nothing and returns false when
+// any zone exists, so calling it at every start is safe.
 func (s *Store) SeedDemoFleet(ctx context.Context) (seeded bool, err error) {
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if s.driver == DriverPostgres {
@@ -155,15 +154,6 @@ func (s *Store) SeedDemoFleet(ctx context.Context) (seeded bool, err error) {
 		}
 		if err := loadFleet(tx, DemoFleet()); err != nil {
 			return err
-		}
-		var imgs int64
-		if err := tx.Model(&Image{}).Where("name = ? AND version = ?", DemoImageName, DemoImageVer).Count(&imgs).Error; err != nil {
-			return err
-		}
-		if imgs == 0 {
-			if err := tx.Create(&Image{Name: DemoImageName, Version: DemoImageVer}).Error; err != nil {
-				return err
-			}
 		}
 		seeded = true
 		return nil

@@ -166,12 +166,14 @@ type AuditEvent struct {
 	UpdatedAt      time.Time `gorm:"column:updated_at" json:"updated_at"`
 }
 
-// Image is a sandbox image. A user stays pinned to the image they were created with so that
-// old web apps keep the package versions they were built on.
+// Image is a sandbox image version the console hosts have (sandboxd/images). A user stays
+// pinned to the image they were created with, the default of the time, so that old web apps
+// keep the package versions they were built on.
 type Image struct {
 	ID        int64     `gorm:"column:id;primaryKey" json:"id"`
 	Name      string    `gorm:"column:name" json:"name"`
 	Version   string    `gorm:"column:version" json:"version"`
+	Default   bool      `gorm:"column:is_default" json:"default"` // new users get it; one at most
 	CreatedAt time.Time `gorm:"column:created_at" json:"created_at"`
 	UpdatedAt time.Time `gorm:"column:updated_at" json:"updated_at"`
 }

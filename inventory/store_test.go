@@ -142,7 +142,8 @@ func TestGetMissingIsNotFound(t *testing.T) {
 			{"user", func() error { _, err := s.GetUser(ctx, "ghost"); return err }},
 			{"console", func() error { _, err := s.GetConsole(ctx, "ghost"); return err }},
 			{"incident", func() error { _, err := s.GetIncident(ctx, 12345); return err }},
-			{"newest image", func() error { _, err := s.NewestImage(ctx, "ghost"); return err }},
+			{"default image", func() error { _, err := s.DefaultImage(ctx); return err }},
+			{"make a missing image the default", func() error { _, err := s.SetDefaultImage(ctx, "ghost", "1"); return err }},
 			{"set state of missing server", func() error { return s.SetServerState(ctx, "ghost", anyops.ServerRunning, nil) }},
 			{"event of missing incident", func() error {
 				_, err := s.AppendIncidentEvent(ctx, 12345, "note", "", time.Time{})
@@ -227,9 +228,8 @@ func TestDemoSeedIsIdempotentAndCounted(t *testing.T) {
 				t.Errorf("replica %s pairs %s:%s with %s:%s", r.Name, p.Server, p.Device, sec.Server, sec.Device)
 			}
 		}
-		img := must[Image](t)(s.NewestImage(ctx, HostImage))
-		if img.Version != DemoImageVer {
-			t.Errorf("newest host image = %s, want %s", img.Version, DemoImageVer)
+		if imgs := must[[]Image](t)(s.ListImages(ctx, "")); len(imgs) != 0 {
+			t.Errorf("the demo fleet records images %+v; they come from the console hosts", imgs)
 		}
 		live := must[Cluster](t)(s.GetCluster(ctx, DemoCluster))
 		rel := must[Release](t)(s.GetRelease(ctx, live.Release))

@@ -24,12 +24,9 @@ var userNamePattern = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 // 1 to 32 characters, starting with a letter.
 func ValidUserName(name string) bool { return userNamePattern.MatchString(name) }
 
-// HostImage is the image name new users are pinned to.
-const HostImage = "host"
-
-// CreateUser creates a user with the next free uid, pinned to the newest image of HostImage
-// (none when no such image exists). A malformed name or plan is EINVALID; a taken name
-// ECONFLICT.
+// CreateUser creates a user with the next free uid, pinned to the default image (none when
+// there is no default: their consoles then get the console host's own default). A malformed
+// name or plan is EINVALID; a taken name ECONFLICT.
 func (s *Store) CreateUser(ctx context.Context, name string, plan anyops.Plan, anonymous bool) (User, error) {
 	if !ValidUserName(name) {
 		return User{}, anyops.Errorf(anyops.EINVALID, "user name %q must match %s", name, userNamePattern)
@@ -54,7 +51,7 @@ func (s *Store) CreateUser(ctx context.Context, name string, plan anyops.Plan, a
 		if err := tx.Raw("SELECT value FROM counters WHERE name = ?", uidCounter).Scan(&u.UID).Error; err != nil {
 			return err
 		}
-		img, err := newestImage(tx, HostImage)
+		img, err := defaultImage(tx)
 		switch {
 		case err == nil:
 			u.ImageID, u.Image = img.ID, &img
@@ -196,15 +193,33 @@ func (s *Store) GetImage(ctx context.Context, name, version string) (Image, erro
 	return img, dbError(err, "image "+quote(name+":"+version))
 }
 
-// NewestImage returns the most recently added version of an image.
-func (s *Store) NewestImage(ctx context.Context, name string) (Image, error) {
-	return newestImage(s.db.WithContext(ctx), name)
+// DefaultImage returns the image new users are pinned to; ENOTFOUND when none is the default.
+func (s *Store) DefaultImage(ctx context.Context) (Image, error) {
+	return defaultImage(s.db.WithContext(ctx))
 }
 
-func newestImage(db *gorm.DB, name string) (Image, error) {
+func defaultImage(db *gorm.DB) (Image, error) {
 	var img Image
-	err := db.Where("name = ?", name).Order("created_at DESC, id DESC").Take(&img).Error
-	return img, dbError(err, "image "+quote(name))
+	err := db.Where("is_default").Take(&img).Error
+	return img, dbError(err, "default image")
+}
+
+// SetDefaultImage makes a recorded image version the default: users created from now on are
+// pinned to it; users pinned before keep theirs. An unknown image is ENOTFOUND.
+func (s *Store) SetDefaultImage(ctx context.Context, name, version string) (Image, error) {
+	var img Image
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Where("name = ? AND version = ?", name, version).Take(&img).Error; err != nil {
+			return err
+		}
+		// One statement at a time keeps the unique index on the default satisfied throughout.
+		if err := tx.Model(&Image{}).Where("is_default AND id <> ?", img.ID).Updates(map[string]any{"is_default": false, "updated_at": now()}).Error; err != nil {
+			return err
+		}
+		img.Default = true
+		return tx.Model(&Image{}).Where("id = ?", img.ID).Updates(map[string]any{"is_default": true, "updated_at": now()}).Error
+	})
+	return img, dbError(err, "image "+quote(name+":"+version))
 }
 
 // SetUserImage pins a user to an image version.

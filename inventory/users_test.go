@@ -11,36 +11,51 @@ import (
 	"github.com/anyops/anyops"
 )
 
-// TestUsersGetDistinctUIDsAndTheNewestImage proves uid allocation and image pinning: uids
+// TestUsersGetDistinctUIDsAndTheDefaultImage proves uid allocation and image pinning: uids
 // start at FirstUID, are distinct and never reused after a delete; a new user is pinned to
-// the newest host image while older users keep theirs until SetUserImage moves them.
-func TestUsersGetDistinctUIDsAndTheNewestImage(t *testing.T) {
+// the default image of the time, and older users keep theirs when another becomes the
+// default, until SetUserImage moves them; one image at most is the default.
+func TestUsersGetDistinctUIDsAndTheDefaultImage(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		noImage := must[User](t)(s.CreateUser(ctx, "early", anyops.PlanFree, false))
 		if noImage.ImageID != 0 || noImage.Image != nil || noImage.UID != FirstUID {
 			t.Fatalf("first user before any image = %+v, want uid %d and no image", noImage, FirstUID)
 		}
-		v1 := must[Image](t)(s.AddImage(ctx, HostImage, "1"))
-		alice := must[User](t)(s.CreateUser(ctx, "alice", anyops.PlanPaid, false))
-		if alice.Image == nil || alice.Image.ID != v1.ID {
-			t.Fatalf("alice pinned to %+v, want host:1", alice.Image)
+		v1 := must[Image](t)(s.AddImage(ctx, "python", "1"))
+		if u := must[User](t)(s.CreateUser(ctx, "undecided", anyops.PlanFree, false)); u.Image != nil {
+			t.Fatalf("user created while no image is the default pinned to %+v", u.Image)
 		}
-		time.Sleep(2 * time.Millisecond) // distinct created_at; newest is by time, then id
-		v2 := must[Image](t)(s.AddImage(ctx, HostImage, "2"))
+		must[Image](t)(s.SetDefaultImage(ctx, "python", "1"))
+		alice := must[User](t)(s.CreateUser(ctx, "alice", anyops.PlanPaid, false))
+		if alice.Image == nil || alice.Image.ID != v1.ID || !alice.Image.Default {
+			t.Fatalf("alice pinned to %+v, want the default python:1", alice.Image)
+		}
+		v2 := must[Image](t)(s.AddImage(ctx, "python", "2"))
 		must[Image](t)(s.AddImage(ctx, "other", "9"))
+		if u := must[User](t)(s.CreateUser(ctx, "still-one", anyops.PlanFree, false)); u.Image == nil || u.Image.ID != v1.ID {
+			t.Fatalf("a newer image that is not the default took new users: %+v", u.Image)
+		}
+		if def := must[Image](t)(s.SetDefaultImage(ctx, "python", "2")); def.ID != v2.ID || !def.Default {
+			t.Fatalf("SetDefaultImage = %+v", def)
+		}
 		bob := must[User](t)(s.CreateUser(ctx, "bob", anyops.PlanFree, false))
 		if bob.Image == nil || bob.Image.ID != v2.ID || bob.UID == alice.UID {
-			t.Fatalf("bob = %+v image %+v; want host:2 and a uid other than alice's %d", bob, bob.Image, alice.UID)
+			t.Fatalf("bob = %+v image %+v; want python:2 and a uid other than alice's %d", bob, bob.Image, alice.UID)
 		}
-		if got := must[User](t)(s.GetUser(ctx, "alice")); got.Image == nil || got.Image.Version != "1" {
-			t.Fatalf("alice's image changed to %+v when host:2 was added", got.Image)
+		if got := must[User](t)(s.GetUser(ctx, "alice")); got.Image == nil || got.Image.Version != "1" || got.Image.Default {
+			t.Fatalf("alice's image is %+v after python:2 became the default, want python:1, no longer the default", got.Image)
 		}
-		moved := must[User](t)(s.SetUserImage(ctx, "alice", HostImage, "2"))
+		_, err := s.SetDefaultImage(ctx, "python", "7")
+		wantCode(t, err, anyops.ENOTFOUND)
+		if def := must[Image](t)(s.DefaultImage(ctx)); def.ID != v2.ID {
+			t.Fatalf("a refused SetDefaultImage changed the default to %+v", def)
+		}
+		moved := must[User](t)(s.SetUserImage(ctx, "alice", "python", "2"))
 		if moved.Image == nil || moved.Image.Version != "2" {
 			t.Fatalf("SetUserImage left alice on %+v", moved.Image)
 		}
-		_, err := s.SetUserImage(ctx, "alice", HostImage, "7")
+		_, err = s.SetUserImage(ctx, "alice", "python", "7")
 		wantCode(t, err, anyops.ENOTFOUND)
 
 		if err := s.DeleteUser(ctx, "bob"); err != nil {
@@ -51,15 +66,18 @@ func TestUsersGetDistinctUIDsAndTheNewestImage(t *testing.T) {
 			t.Fatalf("carol got uid %d after bob's %d was deleted; uids must never be reused", carol.UID, bob.UID)
 		}
 		users, _, err := s.ListUsers(ctx, UserFilter{Plan: anyops.PlanFree})
-		if err != nil || len(users) != 2 || users[0].Name != "carol" || users[1].Name != "early" || users[0].Image == nil {
+		if err != nil || len(users) != 4 || users[0].Name != "carol" || users[1].Name != "early" || users[0].Image == nil {
 			t.Fatalf("ListUsers(free) = %+v, %v", users, err)
 		}
-		imgs := must[[]Image](t)(s.ListImages(ctx, HostImage))
-		if len(imgs) != 2 || imgs[0].Version != "1" || imgs[1].Version != "2" {
-			t.Fatalf("ListImages(host) = %+v", imgs)
+		imgs := must[[]Image](t)(s.ListImages(ctx, "python"))
+		if len(imgs) != 2 || imgs[0].Version != "1" || imgs[1].Version != "2" || imgs[0].Default || !imgs[1].Default {
+			t.Fatalf("ListImages(python) = %+v", imgs)
 		}
-		_, err = s.AddImage(ctx, HostImage, "2")
+		_, err = s.AddImage(ctx, "python", "2")
 		wantCode(t, err, anyops.ECONFLICT)
+		if all := must[[]Image](t)(s.ListImages(ctx, "")); len(all) != 3 {
+			t.Fatalf("ListImages() = %+v", all)
+		}
 	})
 }
 
@@ -98,7 +116,8 @@ func TestCreateUserRejectsBadInput(t *testing.T) {
 func TestConcurrentCreateUserYieldsUniqueUIDs(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		must[Image](t)(s.AddImage(ctx, HostImage, "1"))
+		must[Image](t)(s.AddImage(ctx, "python", "1"))
+		must[Image](t)(s.SetDefaultImage(ctx, "python", "1"))
 		const n = 24
 		warmPool(t, s, n)
 		uids := make([]int, n)

@@ -25,6 +25,7 @@ import (
 	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/sandboxd/client"
 	"github.com/anyops/anyops/sandboxd/homes"
+	"github.com/anyops/anyops/sandboxd/images/imagestest"
 	"github.com/anyops/anyops/sandboxd/jail"
 	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 	"github.com/anyops/anyops/sandboxd/token"
@@ -43,8 +44,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// sharedState is one state dir for the package's servers, so the host image is assembled
-// once; every server still gets a cgroup parent of its own, which is what CleanupStale scans.
+// sharedState is one state dir for the package's servers; every server still gets a cgroup
+// parent of its own, which is what CleanupStale scans.
 var sharedState struct {
 	sync.Mutex
 	dir string
@@ -65,8 +66,8 @@ func stateDir(t *testing.T) string {
 
 const waitLimit = 30 * time.Second
 
-// harness is a real sandboxd (real jail, real images) behind an httptest server, with a
-// client holding the matching private key.
+// harness is a real sandboxd (real jail, the real console image of the machine's image cache)
+// behind an httptest server, with a client holding the matching private key.
 type harness struct {
 	t      *testing.T
 	srv    *Server
@@ -83,11 +84,13 @@ func newHarness(t *testing.T, configure func(*Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	images, _ := imagestest.Console(t)
 	cfg := Config{
 		PublicKey:      pub,
 		StorageRoot:    t.TempDir(),
 		HomeQuota:      homes.QuotaNone, // tests of quotas give a btrfs root (homestest.BtrfsRoot)
 		StateDir:       stateDir(t),
+		ImageStore:     images.Dir(),
 		CgroupParent:   "anyops-sandboxd-test-" + randomHex(4),
 		Slots:          4,
 		AllowedOrigins: []string{"*"},

@@ -9,8 +9,8 @@ import (
 	"github.com/anyops/anyops/sandboxd/jail"
 )
 
-// openJail opens the real runtime and image store under cfg.StateDir: the jail's state in
-// <StateDir>/jail, images in <StateDir>/images (the host image is assembled on first use).
+// openJail opens the real runtime and image store: the jail's state in <StateDir>/jail,
+// images in cfg.ImageStore (default <StateDir>/images).
 func openJail(cfg Config) (jailRuntime, *images.Store, error) {
 	if cfg.StateDir == "" || !filepath.IsAbs(cfg.StateDir) {
 		return jailRuntime{}, nil, fmt.Errorf("sandboxd: state dir %q must be an absolute path", cfg.StateDir)
@@ -19,11 +19,12 @@ func openJail(cfg Config) (jailRuntime, *images.Store, error) {
 	if err != nil {
 		return jailRuntime{}, nil, err
 	}
-	store, err := images.Open(filepath.Join(cfg.StateDir, "images"))
-	if err != nil {
-		return jailRuntime{}, nil, err
+	dir := cfg.ImageStore
+	if dir == "" {
+		dir = filepath.Join(cfg.StateDir, "images")
 	}
-	if _, err := store.EnsureHost(); err != nil {
+	store, err := images.Open(dir)
+	if err != nil {
 		return jailRuntime{}, nil, err
 	}
 	return jailRuntime{m}, store, nil

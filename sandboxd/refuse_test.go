@@ -64,7 +64,7 @@ func TestBadRequestsCreateNothing(t *testing.T) {
 		{"token for another body", fixed(h.mint(token.OpCreate, "sb-1", []byte(`{"id":"sb-1"}`), time.Minute)), valid, 403, anyops.EFORBIDDEN, "body"},
 		{"token for another sandbox id", func(raw []byte) string { return h.mint(token.OpCreate, "sb-2", raw, time.Minute) }, valid, 403, anyops.EFORBIDDEN, "sb-2"},
 		{"no sandbox id", good, with(func(r *wire.CreateRequest) { r.ID = "" }), 403, anyops.EFORBIDDEN, "sandbox"},
-		{"unknown image", good, with(func(r *wire.CreateRequest) { r.Image = "cobol:1985" }), 400, anyops.EINVALID, "unknown image"},
+		{"unknown image", good, with(func(r *wire.CreateRequest) { r.Image = "cobol:1985" }), 400, anyops.EINVALID, "image cobol:1985 is not on this host"},
 		{"negative memory", good, with(func(r *wire.CreateRequest) { r.Limits = &anyops.Limits{MemoryBytes: -1} }), 400, anyops.EINVALID, "must not be negative"},
 		{"negative pids", good, with(func(r *wire.CreateRequest) { r.Limits = &anyops.Limits{Pids: -5} }), 400, anyops.EINVALID, "limits.pids"},
 		{"absurd memory", good, with(func(r *wire.CreateRequest) { r.Limits = &anyops.Limits{MemoryBytes: 1 << 50} }), 400, anyops.EINVALID, "exceeds plan free"},

@@ -4,22 +4,24 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/anyops/anyops/internal/mountinfo"
 	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/sandboxd/client"
 	"github.com/anyops/anyops/sandboxd/homes"
+	"github.com/anyops/anyops/sandboxd/images/imagestest"
 	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 	"github.com/anyops/anyops/sandboxd/token"
 )
 
 // TestRunServesAndShutsDownCleanly proves the daemon as `anyops sandboxd` runs it: it serves
-// on its address with the key read from a file, and when its context ends it ends every
-// sandbox, unmounts its images and removes its cgroups before returning.
+// on its address with the key read from a file, mounts nothing on the host while its
+// sandboxes run, and when its context ends it ends every sandbox and removes its cgroups
+// before returning.
 func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	testenv.RequireRoot(t)
 	dir, err := os.MkdirTemp("", "sandboxd-run-test-")
@@ -38,13 +40,14 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	parent := "anyops-sandboxd-test-" + randomHex(4)
+	images, _ := imagestest.Console(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Config{
 			Addr: addr, PublicKeyFile: keyFile + ".pub", StorageRoot: filepath.Join(dir, "homes"), HomeQuota: homes.QuotaNone,
-			StateDir: filepath.Join(dir, "state"), CgroupParent: parent, Slots: 2,
+			StateDir: filepath.Join(dir, "state"), ImageStore: images.Dir(), CgroupParent: parent, Slots: 2,
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})
 	}()
@@ -52,26 +55,15 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(waitLimit); ; time.Sleep(20 * time.Millisecond) {
-		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("Run returned early: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("sandboxd did not come up")
-		}
-	}
+	testenv.WaitServing(t, "http://"+addr+"/healthz", done, waitLimit)
 	sb, err := c.Create(ctx, shell())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(teardown.MountsUnder(dir)) == 0 {
-		t.Fatal("no image mounts while running: the check below would prove nothing")
+	for _, d := range []string{dir, images.Dir()} {
+		if m := mountinfo.Under(d); len(m) != 0 {
+			t.Errorf("host mounts under %s while a sandbox runs: %v", d, m)
+		}
 	}
 
 	cancel()
@@ -86,7 +78,7 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d", sb.Pid)); err == nil {
 		t.Errorf("sandbox init %d survives the daemon's shutdown", sb.Pid)
 	}
-	if m := teardown.MountsUnder(dir); len(m) != 0 {
+	if m := mountinfo.Under(dir); len(m) != 0 {
 		t.Errorf("mounts left after shutdown: %v", m)
 	}
 	if cgs := cgroupChildren(parent); len(cgs) != 0 {

@@ -32,7 +32,8 @@ type sandboxSpec = jail.Spec
 // image is a resolved image reference.
 type image = images.Image
 
-// imageResolver finds images by reference ("name" or "name:version").
+// imageResolver finds images by reference ("name:version", "name" for its newest version, ""
+// for the host's default).
 type imageResolver interface {
 	Get(ref string) (image, error)
 }

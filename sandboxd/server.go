@@ -54,7 +54,8 @@ type Config struct {
 	// HomeQuota is how homes get their total size limit (the plan's Limits.HomeBytes): btrfs
 	// (the default; the storage root must be a btrfs file system) or none (package homes).
 	HomeQuota    homes.Mode
-	StateDir     string // the jail's sandbox roots and records, and the image store
+	StateDir     string // the jail's sandbox roots and records
+	ImageStore   string // the image store (package images); empty: <StateDir>/images
 	CgroupParent string // cgroup under which sandboxes' cgroups live; empty: the jail's default
 	Slots        int    // sandboxes running at most
 	// AllowedOrigins lists the Origins allowed to attach: full origins ("https://x.org") or
@@ -71,9 +72,9 @@ type Server struct {
 	cfg    Config
 	rt     runtime
 	images imageResolver
-	// release undoes the image store's host mounts and removes the (empty) cgroup parent; Run
-	// calls it on the way out, after Close. Servers of one process that share a state dir
-	// (tests) leave the mounts to each other.
+	// release removes the (empty) cgroup parent; Run calls it on the way out, after Close.
+	// sandboxd mounts nothing in the host's mount namespace: each sandbox's mounts live in
+	// its own and go with its last process.
 	release func() error
 	verify  *token.Verifier
 	once    *token.OnceSet // create tokens already used
@@ -100,7 +101,12 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.release = func() error { return errors.Join(store.Close(), rt.m.RemoveCgroupParent()) }
+	s.release = rt.m.RemoveCgroupParent
+	if def, err := store.Default(); err == nil {
+		s.log.Info("image store", "dir", store.Dir(), "images", len(store.List()), "default", def.Ref())
+	} else {
+		s.log.Warn("this host has no default image: creates must name one (anyops image build, anyops image default)", "dir", store.Dir(), "images", len(store.List()))
+	}
 	return s, nil
 }
 
@@ -239,7 +245,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer func() {
 		s.Close()
 		if err := s.release(); err != nil {
-			s.log.Warn("release images and cgroups", "err", err)
+			s.log.Warn("remove the cgroup parent", "err", err)
 		}
 	}()
 	l, err := net.Listen("tcp", cfg.Addr)
@@ -271,7 +277,6 @@ const (
 	maxArgBytes  = 4096
 	maxTermSize  = 1000
 	maxBodyBytes = 64 << 10
-	defaultImage = "host"
 	startTimeout = 30 * time.Second
 	// maxClientsPerSandbox bounds the clients of one terminal (a browser tab stuck in a
 	// reconnect loop must not exhaust the daemon); a racing attach may exceed it by a few.
@@ -422,13 +427,9 @@ func (s *Server) validateCreate(req wire.CreateRequest) (sandboxSpec, wire.Sandb
 	if err != nil {
 		return sandboxSpec{}, wire.Sandbox{}, err
 	}
-	ref := req.Image
-	if ref == "" {
-		ref = defaultImage
-	}
-	img, err := s.images.Get(ref)
+	img, err := s.images.Get(req.Image) // "": this host's default
 	if err != nil {
-		return bad("unknown image %q", ref)
+		return bad("%s", anyops.ErrorMessage(err))
 	}
 	spec := sandboxSpec{
 		User: req.User, UID: req.UID, GID: gid, Hostname: "console",

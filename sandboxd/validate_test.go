@@ -12,10 +12,14 @@ import (
 )
 
 // imageList resolves image references against a fixed list, the way images.Store.Get does
-// for a store holding those images; it lets create validation run without root.
+// for a store holding those images with the first one its default; it lets create
+// validation run without root.
 type imageList []images.Image
 
 func (l imageList) Get(ref string) (images.Image, error) {
+	if ref == "" {
+		return l[0], nil
+	}
 	for _, img := range l {
 		if ref == img.Name || ref == img.Ref() {
 			return img, nil
@@ -25,7 +29,7 @@ func (l imageList) Get(ref string) (images.Image, error) {
 }
 
 func validatingServer() *Server {
-	return &Server{images: imageList{{Name: "host", Version: "1", Root: "/images/host/1"}}}
+	return &Server{images: imageList{{Name: "console", Version: "1", Root: "/images/console/1/root"}}}
 }
 
 // TestEffectiveLimits proves how requested limits combine with the plan's: zero keeps the
@@ -75,7 +79,7 @@ func TestEffectiveLimits(t *testing.T) {
 // a known image, a sane terminal.
 func FuzzCreateRequest(f *testing.F) {
 	f.Add(`{"user":"alice","uid":120001,"plan":"free"}`)
-	f.Add(`{"user":"bob","uid":1000,"gid":100,"plan":"paid","image":"host:1","command":["python3"],"network":"host","limits":{"memory_bytes":1048576000},"idle_timeout":"5m","max_lifetime":"1h","rows":50,"cols":200}`)
+	f.Add(`{"user":"bob","uid":1000,"gid":100,"plan":"paid","image":"console:1","command":["python3"],"network":"host","limits":{"memory_bytes":1048576000},"idle_timeout":"5m","max_lifetime":"1h","rows":50,"cols":200}`)
 	f.Add(`{"user":"x","uid":0,"plan":"tarpit"}`)
 	f.Add(`{"user":"x","uid":2000,"plan":"anonymous","limits":{"pids":-1}}`)
 	f.Add(`{"id":"console-1","user":"x","uid":2000,"plan":"free","idle_timeout":"1s"}`)
@@ -109,7 +113,7 @@ func checkSpec(t *testing.T, spec sandboxSpec, info wire.Sandbox) {
 		t.Fatalf("accepted uid %d gid %d", spec.UID, spec.GID)
 	case !userPattern.MatchString(spec.User):
 		t.Fatalf("accepted user %q", spec.User)
-	case spec.ImageRoot != "/images/host/1":
+	case spec.ImageRoot != "/images/console/1/root":
 		t.Fatalf("accepted image root %q", spec.ImageRoot)
 	case spec.Rows < 1 || spec.Cols < 1 || spec.Rows > maxTermSize || spec.Cols > maxTermSize:
 		t.Fatalf("accepted terminal %dx%d", spec.Rows, spec.Cols)

@@ -3,10 +3,13 @@
 # free ports with a throw-away data dir — Temporal dev server child, SQLite, cloudsim with the
 # demo fleet, a real sandboxd, worker, API with the public embed on. Once /readyz answers and
 # /v1/status accepts consoles, `node --test` runs web/e2e/*.test.mjs: headless Debian Chromium
-# driven by playwright-core (the console page, the embed, the ops dashboard). dev is always
-# stopped with SIGINT, as Ctrl-C would, so sandboxd unmounts its images; then the data dir goes.
-# Needs root (sandboxd), node/npm and /usr/bin/chromium; where CI is set a missing one fails the
-# test, elsewhere it is skipped with the reason.
+# driven by playwright-core (the console page, the embed, the ops dashboard). Consoles run on
+# the console image of the machine's image cache (~/.cache/anyops/images): the first run on a
+# machine builds it there with mmdebstrap, as `make run` does on its first start, and every
+# later run (and the Go tests) finds it. dev is always stopped with SIGINT, as Ctrl-C would, so
+# sandboxd ends its sandboxes; then the data dir goes.
+# Needs root (sandboxd), mmdebstrap, node/npm and /usr/bin/chromium; where CI is set a missing
+# one fails the test, elsewhere it is skipped with the reason.
 #
 # Environment: ANYOPS_BIN (default bin/anyops), CHROMIUM (default /usr/bin/chromium),
 # ANYOPS_SCREENSHOT_DIR (where the dashboard test saves dashboard.png; default none),
@@ -29,6 +32,8 @@ command -v node >/dev/null || missing "node"
 command -v npm >/dev/null || missing "npm"
 command -v curl >/dev/null || missing "curl"
 [ "$(id -u)" = 0 ] || missing "root (sandboxd needs namespaces, mounts and cgroups)"
+command -v mmdebstrap >/dev/null || missing "mmdebstrap (builds the console image; apt-get install mmdebstrap)"
+image_store="${XDG_CACHE_HOME:-$HOME/.cache}/anyops/images"
 [ -x bin/temporal ] || missing "bin/temporal (make build)"
 [ -x "$anyops" ] || missing "$anyops (make build)"
 
@@ -92,7 +97,8 @@ trap 'exit 130' INT TERM
 set -m
 "$anyops" dev --data-dir "$data" --api-addr "$api" --temporal-addr "127.0.0.1:$temporal_port" \
 	--temporal-ui-addr "$ui" --cloudsim-addr "127.0.0.1:$cloudsim_port" \
-	--sandboxd-addr "127.0.0.1:$sandboxd_port" --tokens "viewer:$viewer_token" >"$log" 2>&1 &
+	--sandboxd-addr "127.0.0.1:$sandboxd_port" --sandboxd-image-store "$image_store" \
+	--tokens "viewer:$viewer_token" >"$log" 2>&1 &
 dev=$!
 set +m
 
@@ -116,8 +122,9 @@ wait_for() {
 accepting() { curl -fsS "http://$api/v1/status" | grep -q '"accepting_consoles":true'; }
 
 wait_for "readiness (/readyz)" 180 curl -fsS "http://$api/readyz"
-# Consoles are accepted once the demo fleet is built and the local sandboxd is its console host.
-wait_for "console capacity (/v1/status accepting_consoles)" 240 accepting
+# Consoles are accepted once the demo fleet is built and the local sandboxd, with its console
+# image (built on the machine's first run: a minute or more on a loaded machine), is its console host.
+wait_for "console capacity (/v1/status accepting_consoles)" 480 accepting
 echo "browser test: anyops dev ready at http://$api (Temporal UI http://$ui)" >&2
 
 # One file at a time: the console and dashboard tests both flip the consoles kill switch.

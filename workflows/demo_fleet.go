@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -115,8 +116,15 @@ type DemoFleetResult struct {
 	Instances map[string]string `json:"instances"`
 	// Volumes maps volume names ("live-file/home0") to volume ids.
 	Volumes map[string]string `json:"volumes"`
+	// Devices maps volume names to the device their host sees them as (/dev/nvme1n1 on the
+	// demo's Nitro instances).
+	Devices map[string]string `json:"devices"`
 	// DRBDInSync counts the DRBD resources found in sync on their primaries.
 	DRBDInSync int `json:"drbd_in_sync"`
+	// Arrays maps "server:/dev/mdN" to the array's members, in order (DRBD devices).
+	Arrays map[string][]string `json:"arrays"`
+	// Exports lists the NFS exports ("server:/srv/home").
+	Exports []string `json:"exports"`
 }
 
 func prepareDemoFleet(in *DemoFleetInput, actor string) (string, temporal.SearchAttributes, error) {
@@ -141,18 +149,29 @@ const (
 	stepWaitVolumes  = "wait-volumes-available"
 	stepAttachVols   = "attach-volumes"
 	stepWaitAttached = "wait-volumes-attached"
+	stepFindDevices  = "find-devices"
+	stepConfigDRBD   = "configure-drbd"
 	stepCheckDRBD    = "check-drbd"
+	stepArrays       = "assemble-arrays"
+	stepExports      = "mount-and-export"
 )
 
 // DemoFleetSteps are DemoFleet's steps in order.
-var DemoFleetSteps = []string{stepPlan, stepLaunch, stepWaitRunning, stepCreateVols, stepWaitVolumes, stepAttachVols, stepWaitAttached, stepCheckDRBD}
+var DemoFleetSteps = []string{stepPlan, stepLaunch, stepWaitRunning, stepCreateVols, stepWaitVolumes, stepAttachVols,
+	stepWaitAttached, stepFindDevices, stepConfigDRBD, stepCheckDRBD, stepArrays, stepExports}
 
 // DemoFleet builds inventory.DemoFleet in the cloud: one instance per server (tagged with
 // name, cluster, role, zone and release), one volume per data volume (tagged with kind,
-// criticality, RAID group, cluster and its DRBD pair) attached at its device, and checks that
-// every DRBD pair came up in sync. Every call is idempotent — instances and volumes carry a
-// ClientToken from the workflow id, demoFleetScope and the step, attaching first looks at the current
-// attachment — so a worker killed at any point, or a second run, creates nothing twice.
+// criticality, RAID group, cluster and its DRBD pair) attached at its device. Then it sets the
+// hosts up as real ones are: it finds each volume's device by the volume's id (the demo's m5
+// and c5 instances are Nitro: /dev/nvmeNn1, whatever the attach asked for), configures every
+// DRBD pair through its resource file on both hosts (create-md, up, and the file server as the
+// initial primary of the brand new pair), checks that every pair is in sync, assembles the
+// file server's md0 over its DRBD devices (created the first time), and makes, mounts and
+// exports its file system. Every call is idempotent — instances and volumes carry a
+// ClientToken from the workflow id, demoFleetScope and the step, attaching first looks at the
+// current attachment, each host step looks first for what an earlier attempt did — so a
+// worker killed at any point, or a second run, creates nothing twice.
 func DemoFleet(ctx workflow.Context, in DemoFleetInput) (DemoFleetResult, error) {
 	tracker, err := NewTracker(ctx, DemoFleetSteps...)
 	if err != nil {
@@ -170,7 +189,8 @@ func DemoFleet(ctx workflow.Context, in DemoFleetInput) (DemoFleetResult, error)
 		cloud *activities.Cloud
 		hosts *activities.Hosts
 	)
-	res := DemoFleetResult{Instances: map[string]string{}, Volumes: map[string]string{}}
+	res := DemoFleetResult{Instances: map[string]string{}, Volumes: map[string]string{}, Devices: map[string]string{}, Arrays: map[string][]string{}}
+	ips := map[string]string{} // server -> private IP
 	fail := func(step string, err error) (DemoFleetResult, error) {
 		tracker.Fail(step, err)
 		return res, err
@@ -206,6 +226,7 @@ func DemoFleet(ctx workflow.Context, in DemoFleetInput) (DemoFleetResult, error)
 			return fail(stepLaunch, fmt.Errorf("launch %s: %w", plan.Servers[i].Name, err))
 		}
 		res.Instances[plan.Servers[i].Name] = inst.ID
+		ips[plan.Servers[i].Name] = inst.PrivateIP
 	}
 	tracker.Done(stepLaunch, fmt.Sprintf("%d instances launched", len(res.Instances)))
 
@@ -257,53 +278,115 @@ func DemoFleet(ctx workflow.Context, in DemoFleetInput) (DemoFleetResult, error)
 		return workflow.ExecuteActivity(waitCtx, cloud.WaitVolumeAvailable, activities.WaitVolumeInput{
 			VolumeID: res.Volumes[v.Name], PollInterval: timing.PollInterval,
 		})
-	}, "waiting for the new volumes to become available", "volumes available"); err != nil {
+	}, "waiting for the new volumes to become available", "volumes available", nil); err != nil {
 		return res, err
 	}
 	if err := eachVolume(ctx, plan.Volumes, stepAttachVols, tracker, func(v activities.PlannedVolume) workflow.Future {
 		return workflow.ExecuteActivity(callCtx, cloud.AttachVolume, activities.AttachVolumeInput{
 			VolumeID: res.Volumes[v.Name], InstanceID: res.Instances[v.Server], Device: v.Device,
 		})
-	}, "attaching the volumes", "volumes attached"); err != nil {
+	}, "attaching the volumes", "volumes attached", nil); err != nil {
 		return res, err
 	}
 	if err := eachVolume(ctx, plan.Volumes, stepWaitAttached, tracker, func(v activities.PlannedVolume) workflow.Future {
 		return workflow.ExecuteActivity(waitCtx, cloud.WaitVolumeAttached, activities.WaitVolumeInput{
 			VolumeID: res.Volumes[v.Name], PollInterval: timing.PollInterval,
 		})
-	}, "waiting for the attachments", "volumes attached and seen by their hosts"); err != nil {
+	}, "waiting for the attachments", "volumes attached and seen by their hosts", nil); err != nil {
+		return res, err
+	}
+
+	hostCtx := workflow.WithActivityOptions(ctx, timing.hostOptions())
+	devices := map[string]activities.VolumeDevice{}
+	if err := eachVolume(ctx, plan.Volumes, stepFindDevices, tracker, func(v activities.PlannedVolume) workflow.Future {
+		return workflow.ExecuteActivity(hostCtx, hosts.FindVolumeDevice, activities.VolumeDeviceInput{
+			InstanceID: res.Instances[v.Server], VolumeID: res.Volumes[v.Name],
+		})
+	}, "finding each volume's device by its id", "devices found", func(v activities.PlannedVolume, f workflow.Future) error {
+		var d activities.VolumeDevice
+		if err := f.Get(ctx, &d); err != nil {
+			return err
+		}
+		devices[v.Name], res.Devices[v.Name] = d, d.Device
+		return nil
+	}); err != nil {
 		return res, err
 	}
 
 	resources := plan.DRBDResources()
+	tracker.Start(stepConfigDRBD, fmt.Sprintf("configuring %d DRBD pairs: resource files, metadata, up, initial primary", len(resources)))
+	if err := configureDRBD(hostCtx, ctx, hosts, plan, res.Instances, ips, devices); err != nil {
+		return fail(stepConfigDRBD, err)
+	}
+	tracker.Done(stepConfigDRBD, fmt.Sprintf("%d DRBD pairs configured", len(resources)))
+
 	tracker.Start(stepCheckDRBD, fmt.Sprintf("checking %d DRBD pairs on their primaries", len(resources)))
-	inSync, err := checkDRBD(workflow.WithActivityOptions(ctx, timing.hostOptions()), ctx, hosts, plan, res.Instances, timing)
+	inSync, err := checkDRBD(hostCtx, ctx, hosts, plan, res.Instances, timing)
 	if err != nil {
 		return fail(stepCheckDRBD, err)
 	}
 	res.DRBDInSync = inSync
 	tracker.Done(stepCheckDRBD, fmt.Sprintf("%d of %d DRBD pairs in sync", inSync, len(resources)))
-	tracker.Finish(fmt.Sprintf("demo fleet ready: %d instances, %d data volumes, %d DRBD pairs in sync", len(res.Instances), len(res.Volumes), inSync))
+
+	arrays := demoArrays(plan)
+	tracker.Start(stepArrays, fmt.Sprintf("assembling %d md arrays over their DRBD devices", len(arrays)))
+	for _, a := range arrays {
+		var out activities.EnsureRAIDOutput
+		if err := workflow.ExecuteActivity(hostCtx, hosts.EnsureRAID, activities.EnsureRAIDInput{
+			InstanceID: res.Instances[a.server], Device: a.device, Level: "0", Members: a.members,
+		}).Get(ctx, &out); err != nil {
+			return fail(stepArrays, fmt.Errorf("%s on %s: %w", a.device, a.server, err))
+		}
+		res.Arrays[a.server+":"+a.device] = a.members
+	}
+	tracker.Done(stepArrays, fmt.Sprintf("%d md arrays running", len(arrays)))
+
+	tracker.Start(stepExports, fmt.Sprintf("making, mounting and exporting %d file systems", len(arrays)))
+	for _, a := range arrays {
+		if err := exportArray(hostCtx, ctx, hosts, res.Instances[a.server], a); err != nil {
+			return fail(stepExports, fmt.Errorf("%s on %s: %w", a.device, a.server, err))
+		}
+		res.Exports = append(res.Exports, a.server+":"+a.mountPoint)
+	}
+	tracker.Done(stepExports, fmt.Sprintf("exported %v", res.Exports))
+	tracker.Finish(fmt.Sprintf("demo fleet ready: %d instances, %d data volumes, %d DRBD pairs in sync, exports %v",
+		len(res.Instances), len(res.Volumes), inSync, res.Exports))
 	return res, nil
 }
 
-// eachVolume runs one activity per planned volume in parallel as one step.
+// eachVolume runs one activity per planned volume in parallel as one step; collect, when not
+// nil, reads each result.
 func eachVolume(ctx workflow.Context, volumes []activities.PlannedVolume, step string, tracker *Tracker,
-	start func(activities.PlannedVolume) workflow.Future, running, done string) error {
+	start func(activities.PlannedVolume) workflow.Future, running, done string,
+	collect func(activities.PlannedVolume, workflow.Future) error) error {
 	tracker.Start(step, running)
-	futures := make([]workflow.Future, len(volumes))
-	for i, v := range volumes {
-		futures[i] = start(v)
-	}
-	for i, f := range futures {
-		if err := f.Get(ctx, nil); err != nil {
-			err = fmt.Errorf("%s: %w", volumes[i].Name, err)
-			tracker.Fail(step, err)
-			return err
-		}
+	if err := together(ctx, volumes, func(v activities.PlannedVolume) string { return v.Name }, start, collect); err != nil {
+		tracker.Fail(step, err)
+		return err
 	}
 	tracker.Done(step, fmt.Sprintf("%d %s", len(volumes), done))
 	return nil
+}
+
+// together starts one activity per item, waits for all, and returns the first error, named
+// after its item; collect, when not nil, reads each result.
+func together[T any](ctx workflow.Context, items []T, name func(T) string, start func(T) workflow.Future,
+	collect func(T, workflow.Future) error) error {
+	futures := make([]workflow.Future, len(items))
+	for i, it := range items {
+		futures[i] = start(it)
+	}
+	var first error
+	for i, f := range futures {
+		err := f.Get(ctx, nil)
+		if err == nil && collect != nil {
+			err = collect(items[i], f)
+		}
+		if err != nil && first == nil {
+			first = fmt.Errorf("%s: %w", name(items[i]), err)
+		}
+	}
+	return first
 }
 
 // drbdCheckAttempts bounds how often check-drbd looks again for pairs not yet in sync.
@@ -354,4 +437,157 @@ func checkDRBD(actCtx, ctx workflow.Context, hosts *activities.Hosts, plan activ
 			return inSync, err
 		}
 	}
+}
+
+// The demo fleet's DRBD and NFS settings.
+const (
+	// drbdBasePort is the TCP port of the first DRBD resource; each next one takes the next.
+	drbdBasePort = 7789
+	// demoNFSClients are the clients of the file server's exports: cloudsim's VPC.
+	demoNFSClients = "10.0.0.0/16"
+	demoNFSOptions = "rw,sync,no_subtree_check"
+)
+
+// drbdPair is one planned DRBD resource: its minor, and the volume on each side.
+type drbdPair struct {
+	name               string
+	minor              int
+	primary, secondary activities.PlannedVolume
+}
+
+// drbdPairs are the plan's DRBD resources in order; a resource's minor (and port offset) is
+// its position.
+func drbdPairs(plan activities.FleetPlan) []drbdPair {
+	var out []drbdPair
+	for i, name := range plan.DRBDResources() {
+		p := drbdPair{name: name, minor: i}
+		for _, v := range plan.Volumes {
+			switch {
+			case v.DRBDResource != name:
+			case v.DRBDRole == activities.DRBDPrimary:
+				p.primary = v
+			default:
+				p.secondary = v
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// configureDRBD sets every pair up as on real hosts, each phase across all pairs at once: the
+// same resource file on both hosts (disks by their stable by-id links, hosts by the names they
+// give themselves), metadata on both, both up, then the primary's side made the initial
+// primary. The demo's volumes are new and empty, so the initial sync is skipped; the
+// activity's interlock refuses that (and any forcing) for a pair that has held data.
+func configureDRBD(actCtx, ctx workflow.Context, hosts *activities.Hosts, plan activities.FleetPlan,
+	instances, ips map[string]string, devices map[string]activities.VolumeDevice) error {
+	pairs := drbdPairs(plan)
+	var servers []string
+	for _, p := range pairs {
+		for _, s := range []string{p.primary.Server, p.secondary.Server} {
+			if !slices.Contains(servers, s) {
+				servers = append(servers, s)
+			}
+		}
+	}
+	hostnames := map[string]string{}
+	if err := together(ctx, servers, func(s string) string { return s }, func(s string) workflow.Future {
+		return workflow.ExecuteActivity(actCtx, hosts.HostName, activities.InstanceRef{InstanceID: instances[s]})
+	}, func(s string, f workflow.Future) error {
+		var name string
+		err := f.Get(ctx, &name)
+		hostnames[s] = name
+		return err
+	}); err != nil {
+		return fmt.Errorf("host names: %w", err)
+	}
+	confs := map[string]activities.DRBDResourceConfig{}
+	type side struct {
+		pair   drbdPair
+		server string
+	}
+	var sides []side
+	for _, p := range pairs {
+		node := func(v activities.PlannedVolume, id int) activities.DRBDNode {
+			return activities.DRBDNode{Hostname: hostnames[v.Server], Address: ips[v.Server], NodeID: id, Disk: devices[v.Name].StablePath()}
+		}
+		confs[p.name] = activities.DRBDResourceConfig{Name: p.name, Minor: p.minor, Port: drbdBasePort + p.minor,
+			Nodes: []activities.DRBDNode{node(p.primary, 0), node(p.secondary, 1)}}
+		sides = append(sides, side{p, p.primary.Server}, side{p, p.secondary.Server})
+	}
+	phases := []struct {
+		name  string
+		start func(side) workflow.Future
+	}{
+		{"resource file", func(s side) workflow.Future {
+			return workflow.ExecuteActivity(actCtx, hosts.ConfigureDRBD, activities.ConfigureDRBDInput{InstanceID: instances[s.server], Resource: confs[s.pair.name]})
+		}},
+		{"create-md", func(s side) workflow.Future {
+			return workflow.ExecuteActivity(actCtx, hosts.CreateDRBDMetadata, activities.DRBDResourceInput{InstanceID: instances[s.server], Resource: s.pair.name})
+		}},
+		{"up", func(s side) workflow.Future {
+			return workflow.ExecuteActivity(actCtx, hosts.DRBDUp, activities.DRBDResourceInput{InstanceID: instances[s.server], Resource: s.pair.name})
+		}},
+	}
+	for _, ph := range phases {
+		if err := together(ctx, sides, func(s side) string { return s.pair.name + " on " + s.server }, ph.start, nil); err != nil {
+			return fmt.Errorf("%s: %w", ph.name, err)
+		}
+	}
+	return together(ctx, pairs, func(p drbdPair) string { return p.name }, func(p drbdPair) workflow.Future {
+		return workflow.ExecuteActivity(actCtx, hosts.DRBDInitialPrimary, activities.DRBDInitialPrimaryInput{
+			Resource: p.name, Primary: instances[p.primary.Server], Secondary: instances[p.secondary.Server], SkipInitialSync: true,
+		})
+	}, nil)
+}
+
+// demoArray is an md array of the plan on the server that holds its members' DRBD primaries.
+type demoArray struct {
+	server, device, mountPoint string
+	members                    []string
+}
+
+// demoArrays are the plan's md arrays over DRBD devices, on the servers holding the primaries
+// (the backup holds the same superblocks, replicated, for the day it takes over). Members go in
+// the plan's order; an array is mounted at /srv/<kind of its volumes>.
+func demoArrays(plan activities.FleetPlan) []demoArray {
+	minor := map[string]int{}
+	for _, p := range drbdPairs(plan) {
+		minor[p.name] = p.minor
+	}
+	var out []demoArray
+	for _, v := range plan.Volumes {
+		if v.RAIDGroup == "" || v.DRBDRole != activities.DRBDPrimary {
+			continue
+		}
+		dev := "/dev/" + v.RAIDGroup
+		i := slices.IndexFunc(out, func(a demoArray) bool { return a.server == v.Server && a.device == dev })
+		if i < 0 {
+			out = append(out, demoArray{server: v.Server, device: dev, mountPoint: "/srv/" + string(v.Kind)})
+			i = len(out) - 1
+		}
+		out[i].members = append(out[i].members, fmt.Sprintf("/dev/drbd%d", minor[v.DRBDResource]))
+	}
+	return out
+}
+
+// exportArray makes the array's file system (once), mounts it and exports it over NFS.
+func exportArray(actCtx, ctx workflow.Context, hosts *activities.Hosts, instance string, a demoArray) error {
+	if err := workflow.ExecuteActivity(actCtx, hosts.MakeFilesystem, activities.MakeFilesystemInput{
+		InstanceID: instance, Device: a.device, FSType: "ext4",
+	}).Get(ctx, nil); err != nil {
+		return fmt.Errorf("mkfs: %w", err)
+	}
+	if err := workflow.ExecuteActivity(actCtx, hosts.Mount, activities.MountInput{
+		InstanceID: instance, Device: a.device, MountPoint: a.mountPoint, FSType: "ext4",
+	}).Get(ctx, nil); err != nil {
+		return fmt.Errorf("mount: %w", err)
+	}
+	if err := workflow.ExecuteActivity(actCtx, hosts.ExportNFS, activities.NFSExportInput{
+		InstanceID: instance, Path: a.mountPoint, Clients: demoNFSClients, Options: demoNFSOptions,
+	}).Get(ctx, nil); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	return nil
 }

@@ -2,6 +2,12 @@ package workflows
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -10,6 +16,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/anyops/anyops/activities"
+	"github.com/anyops/anyops/cloudsim"
+	"github.com/anyops/anyops/inventory"
 )
 
 // cloudCounts counts what the cloud holds: instances that are not terminated, by Name tag, and
@@ -61,9 +69,11 @@ type ec2VolumeView struct {
 
 // TestDemoFleetBuildsFleetOnce runs DemoFleet on the real dev server against cloudsim. It
 // proves the cloud then holds exactly the plan — one instance per server, its boot volume,
-// each data volume attached to its server at its device — with every DRBD pair in sync, that
-// the Status query reports every step done, and that a second run with the same workflow id
-// (what `anyops dev` does at every start) finds the same resources and creates none.
+// each data volume attached to its server at its device — and the hosts are set up as real
+// ones: NVMe devices found by volume id, every DRBD pair configured by files and in sync, md0
+// assembled over the DRBD devices, mounted and exported; that the Status query reports every
+// step done; and that a second run with the same workflow id (what `anyops dev` does at every
+// start) finds the same resources and creates none, on the hosts neither.
 func TestDemoFleetBuildsFleetOnce(t *testing.T) {
 	e := newFleetEnv(t)
 	plan := activities.DemoFleetPlan()
@@ -106,8 +116,19 @@ func TestDemoFleetBuildsFleetOnce(t *testing.T) {
 		}
 	}
 
+	checkDemoHosts(t, e, first)
+	setUp := hostSetupEvents(e.sim)
+	if want := map[string]int{"drbd.create-md": 2 * len(plan.DRBDResources()), "drbd.new-current-uuid": len(plan.DRBDResources()),
+		"md.created": 1, "host.mkfs": 1}; !maps.Equal(setUp, want) {
+		t.Errorf("host set-up events %v, want %v: each host step done once", setUp, want)
+	}
+
 	var second DemoFleetResult
 	e.run(t, "DemoFleet", id, DemoFleetInput{Timing: fastTiming}, &second)
+	if again := hostSetupEvents(e.sim); !maps.Equal(again, setUp) {
+		t.Errorf("second run: host set-up events %v, were %v: it made metadata, an array or a file system again", again, setUp)
+	}
+	checkDemoHosts(t, e, second)
 	for name, inst := range first.Instances {
 		if second.Instances[name] != inst {
 			t.Errorf("second run: %s is %s, first run made %s", name, second.Instances[name], inst)
@@ -136,4 +157,90 @@ func TestDemoFleetPrepare(t *testing.T) {
 		{"unknown field", `{"servers":3}`, `unknown field "servers"`, nil},
 		{"long image id", `{"image_id":"` + strings.Repeat("a", 129) + `"}`, "image_id is longer", nil},
 	})
+}
+
+// hostView is the part of cloudsim's GET /_sim/hosts/{id} the demo checks read.
+type hostView struct {
+	Devices map[string]string `json:"devices"`
+	DRBD    map[string]struct {
+		Role, Disk string
+		Connected  bool
+		Minor      int
+	} `json:"drbd"`
+	MD map[string]struct {
+		Devices []string
+		Active  bool
+	} `json:"md"`
+	Mounts  map[string]struct{ Device, FSType string } `json:"mounts"`
+	Exports map[string]string                          `json:"exports"`
+}
+
+func getHost(t *testing.T, endpoint, instance string) hostView {
+	t.Helper()
+	resp, err := http.Get(endpoint + "/_sim/hosts/" + instance)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var h hostView
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /_sim/hosts/%s: %s %v", instance, resp.Status, err)
+	}
+	return h
+}
+
+// checkDemoHosts proves what the demo's hosts look like once DemoFleet is done: every volume
+// seen as an NVMe device (m5 and c5 are Nitro) under the name the result reports; on the file
+// server every DRBD resource Primary, UpToDate and connected, md0 active over /dev/drbd0…3,
+// mounted at /srv/home and exported; on the backup the same resources Secondary and UpToDate,
+// and no array running.
+func checkDemoHosts(t *testing.T, e *fleetEnv, res DemoFleetResult) {
+	t.Helper()
+	plan := activities.DemoFleetPlan()
+	file := getHost(t, e.endpoint, res.Instances[inventory.DemoFileServer])
+	backup := getHost(t, e.endpoint, res.Instances[inventory.DemoBackup])
+	views := map[string]hostView{inventory.DemoFileServer: file, inventory.DemoBackup: backup}
+	for _, v := range plan.Volumes {
+		dev := res.Devices[v.Name]
+		if !regexp.MustCompile(`^/dev/nvme[1-9][0-9]*n1$`).MatchString(dev) {
+			t.Errorf("volume %s (attached as %s) is %q on its host, want an NVMe device", v.Name, v.Device, dev)
+		}
+		if h, ok := views[v.Server]; ok && h.Devices[dev] != res.Volumes[v.Name] {
+			t.Errorf("%s's host has %s as %s, the result says %s", v.Server, h.Devices[dev], dev, res.Volumes[v.Name])
+		}
+	}
+	var members []string
+	for i, name := range plan.DRBDResources() {
+		members = append(members, fmt.Sprintf("/dev/drbd%d", i))
+		p, s := file.DRBD[name], backup.DRBD[name]
+		if p.Role != "Primary" || p.Disk != "UpToDate" || !p.Connected || s.Role != "Secondary" || s.Disk != "UpToDate" || !s.Connected || p.Minor != i {
+			t.Errorf("DRBD %s: file server %+v, backup %+v; want Primary/Secondary, both UpToDate and connected, minor %d", name, p, s, i)
+		}
+	}
+	if md := file.MD["/dev/md0"]; !md.Active || !slices.Equal(md.Devices, members) || !slices.Equal(res.Arrays[inventory.DemoFileServer+":/dev/md0"], members) {
+		t.Errorf("md0 on the file server: %+v, result %v; want active over %v", md, res.Arrays, members)
+	}
+	if m := file.Mounts["/srv/home"]; m.Device != "/dev/md0" || m.FSType != "ext4" {
+		t.Errorf("/srv/home on the file server: %+v, want /dev/md0 ext4", m)
+	}
+	if _, ok := file.Exports["10.0.0.0/16:/srv/home"]; !ok || !slices.Equal(res.Exports, []string{inventory.DemoFileServer + ":/srv/home"}) {
+		t.Errorf("exports %v, result %v; want /srv/home to 10.0.0.0/16", file.Exports, res.Exports)
+	}
+	for name, md := range backup.MD {
+		if md.Active {
+			t.Errorf("the backup runs %s; its DRBD devices are Secondary", name)
+		}
+	}
+}
+
+// hostSetupEvents counts the events of the host steps that must happen once.
+func hostSetupEvents(sim *cloudsim.Sim) map[string]int {
+	out := map[string]int{}
+	for _, ev := range sim.Events(0, 0) {
+		switch ev.Type {
+		case "drbd.create-md", "drbd.new-current-uuid", "md.created", "host.mkfs":
+			out[ev.Type]++
+		}
+	}
+	return out
 }

@@ -28,6 +28,7 @@ type fleetEnv struct {
 	temporal client.Client
 	queue    string
 	endpoint string
+	sim      *cloudsim.Sim
 	aws      *activities.Clients
 	store    *inventory.Store
 }
@@ -39,7 +40,7 @@ func newFleetEnv(t *testing.T) *fleetEnv {
 	t.Helper()
 	ctx := context.Background()
 	e := &fleetEnv{temporal: testenv.TemporalClient(t), queue: "test-fleet-" + uuid.NewString()}
-	_, e.endpoint = cloudsim.NewTestServer(t, cloudsim.Config{})
+	e.sim, e.endpoint = cloudsim.NewTestServer(t, cloudsim.Config{})
 	var err error
 	if e.aws, err = activities.NewClients(ctx, config.AWS{Region: "us-east-1", Endpoint: e.endpoint}); err != nil {
 		t.Fatal(err)

@@ -128,7 +128,8 @@ func (e *fleetEnv) shell(t *testing.T, instance string, lines ...string) {
 }
 
 // TestFleetSyncReadsRolesFromHostsAndRetags builds the demo fleet in cloudsim, then promotes
-// the backup as a failover does — `drbdadm secondary` on the file server, `drbdadm primary` on
+// the backup as a failover does — the file server stops serving /srv/home (unexport, umount,
+// stop md0, which hold its DRBD devices open), `drbdadm secondary` there, `drbdadm primary` on
 // the backup — which changes no tag. It proves the next FleetSync records the backup as every
 // replica's primary (read from both hosts' DRBD status, not from the tags), rewrites the
 // volumes' anyops:drbd-role tags through the TagResource activity, and that the sync after it
@@ -144,6 +145,7 @@ func TestFleetSyncReadsRolesFromHostsAndRetags(t *testing.T) {
 
 	resources := activities.DemoFleetPlan().DRBDResources()
 	file, backup := fleet.Instances[inventory.DemoFileServer], fleet.Instances[inventory.DemoBackup]
+	e.shell(t, file, "exportfs -u "+demoNFSClients+":/srv/home", "umount /srv/home", "mdadm --stop /dev/md0")
 	for _, r := range resources {
 		e.shell(t, file, "drbdadm secondary "+r)
 		e.shell(t, backup, "drbdadm primary "+r)

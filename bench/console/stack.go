@@ -24,6 +24,7 @@ import (
 	"github.com/anyops/anyops/sandboxd"
 	sbclient "github.com/anyops/anyops/sandboxd/client"
 	"github.com/anyops/anyops/sandboxd/homes"
+	sbimages "github.com/anyops/anyops/sandboxd/images"
 	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 	"github.com/anyops/anyops/sandboxd/token"
 	"github.com/anyops/anyops/worker"
@@ -110,9 +111,17 @@ func startStack(ctx context.Context, o stackOptions) (_ *stack, err error) {
 	// A cgroup parent of its own: sandboxd kills whatever it finds under its parent at start,
 	// and other sandboxds on this machine (anyops dev, tests) must not lose theirs to us.
 	st.cgroup = "anyops-console-stack-" + filepath.Base(st.dir)
+	// Consoles run on the console image of the machine's image cache, built there on first use.
+	images, err := sbimages.OpenCache()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := images.EnsureConsole(ctx, os.Stderr); err != nil {
+		return nil, err
+	}
 	st.run(func() error {
 		return sandboxd.Run(runCtx, sandboxd.Config{Addr: sbAddr, PublicKey: pub, StorageRoot: filepath.Join(st.dir, "homes"), HomeQuota: homes.QuotaNone,
-			StateDir: filepath.Join(st.dir, "sandboxd"), CgroupParent: st.cgroup, Slots: o.Slots, AllowedOrigins: []string{"*"},
+			StateDir: filepath.Join(st.dir, "sandboxd"), ImageStore: images.Dir(), CgroupParent: st.cgroup, Slots: o.Slots, AllowedOrigins: []string{"*"},
 			Logger: o.Logger.With("component", "sandboxd")})
 	})
 	if st.Sandboxd, err = sbclient.New(st.SandboxdURL, token.NewSigner(priv)); err != nil {

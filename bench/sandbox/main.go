@@ -53,12 +53,11 @@ func run(n, warmup int, bwrap, wsURL, wsKey string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	store, err := images.Open(filepath.Join(dir, "images"))
+	store, err := images.OpenCache()
 	if err != nil {
 		return err
 	}
-	img, err := store.EnsureHost()
-	defer store.Close() // before RemoveAll: deferred calls run last-in first-out
+	img, err := store.EnsureConsole(context.Background(), os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -99,7 +98,7 @@ func run(n, warmup int, bwrap, wsURL, wsKey string) error {
 		}
 		return elapsed, err
 	}
-	bwrapArgs := append(bwrapIsolation(), "/bin/true")
+	bwrapArgs := append(bwrapIsolation(img.Root), "/bin/true")
 	bwrapTrue := func() (time.Duration, error) {
 		start := time.Now()
 		out, err := exec.Command(bwrap, bwrapArgs...).CombinedOutput()
@@ -119,8 +118,8 @@ func run(n, warmup int, bwrap, wsURL, wsKey string) error {
 		return nil
 	}
 	ours, theirs, err = sideBySide(n/4+1, warmup/4+1,
-		func() (time.Duration, error) { return createToFirstByteWS(wsURL, wsKey) },
-		func() (time.Duration, error) { return bwrapToFirstPromptByte(bwrap) })
+		func() (time.Duration, error) { return createToFirstByteWS(wsURL, wsKey, img.Ref()) },
+		func() (time.Duration, error) { return bwrapToFirstPromptByte(bwrap, img.Root) })
 	if err != nil {
 		return err
 	}
@@ -129,17 +128,10 @@ func run(n, warmup int, bwrap, wsURL, wsKey string) error {
 }
 
 // bwrapIsolation is bubblewrap's closest equivalent of a sandbox: every namespace, a new
-// session, the host's /usr read-only, its own /proc, /dev and /tmp. No cgroups.
-func bwrapIsolation() []string {
-	args := []string{"--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr"}
-	for _, d := range []string{"bin", "sbin", "lib", "lib64"} {
-		if link, err := os.Readlink("/" + d); err == nil {
-			args = append(args, "--symlink", link, "/"+d)
-		} else if st, err := os.Stat("/" + d); err == nil && st.IsDir() {
-			args = append(args, "--ro-bind", "/"+d, "/"+d)
-		}
-	}
-	return append(args, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--ro-bind", "/etc", "/etc")
+// session, the same image root read-only, its own /proc, /dev and /tmp. No cgroups.
+func bwrapIsolation(root string) []string {
+	return []string{"--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", root, "/",
+		"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"}
 }
 
 // sideBySide alternates the two measurements so both see the same machine load.

@@ -19,7 +19,7 @@ import (
 // createToFirstByteWS creates a login-shell sandbox through sandboxd's HTTP API, attaches to
 // its terminal over the WebSocket and returns the time from the create request to the first
 // terminal byte received; then it deletes the sandbox.
-func createToFirstByteWS(baseURL, keyFile string) (time.Duration, error) {
+func createToFirstByteWS(baseURL, keyFile, image string) (time.Duration, error) {
 	key, err := token.ReadPrivateKey(keyFile)
 	if err != nil {
 		return 0, err
@@ -31,7 +31,7 @@ func createToFirstByteWS(baseURL, keyFile string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	start := time.Now()
-	sb, err := c.Create(ctx, wire.CreateRequest{User: "bench", UID: anyops.FirstSandboxID, Plan: anyops.PlanFree})
+	sb, err := c.Create(ctx, wire.CreateRequest{User: "bench", UID: anyops.FirstSandboxID, Plan: anyops.PlanFree, Image: image})
 	if err != nil {
 		return 0, fmt.Errorf("create: %w", err)
 	}
@@ -54,13 +54,13 @@ func createToFirstByteWS(baseURL, keyFile string) (time.Duration, error) {
 
 // bwrapToFirstPromptByte runs the same login shell under bubblewrap on a PTY and returns the
 // time from fork to the first byte on the terminal.
-func bwrapToFirstPromptByte(bwrap string) (time.Duration, error) {
+func bwrapToFirstPromptByte(bwrap, root string) (time.Duration, error) {
 	master, slave, err := pty.Open()
 	if err != nil {
 		return 0, err
 	}
 	defer master.Close()
-	args := append(bwrapIsolation(), "--setenv", "HOME", "/tmp", "--chdir", "/tmp", "/bin/bash", "--login", "-i")
+	args := append(bwrapIsolation(root), "--setenv", "HOME", "/tmp", "--chdir", "/tmp", "/bin/bash", "--login", "-i")
 	cmd := exec.Command(bwrap, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}

@@ -34,6 +34,7 @@ import (
 	"github.com/anyops/anyops/sandboxd"
 	"github.com/anyops/anyops/sandboxd/client"
 	"github.com/anyops/anyops/sandboxd/homes"
+	sbimages "github.com/anyops/anyops/sandboxd/images"
 	"github.com/anyops/anyops/sandboxd/jail"
 	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 	"github.com/anyops/anyops/sandboxd/token"
@@ -223,6 +224,14 @@ func startSandboxd() (stop func(), url string, signer *token.Signer, err error) 
 	if err != nil {
 		return nil, "", nil, err
 	}
+	// The console image of the machine's image cache (built there on first use) is the default.
+	images, err := sbimages.OpenCache()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if _, err := images.EnsureConsole(context.Background(), os.Stderr); err != nil {
+		return nil, "", nil, err
+	}
 	dir, err := os.MkdirTemp("", "anyops-bench-ws-")
 	if err != nil {
 		return nil, "", nil, err
@@ -236,7 +245,7 @@ func startSandboxd() (stop func(), url string, signer *token.Signer, err error) 
 	go func() {
 		done <- sandboxd.Run(ctx, sandboxd.Config{
 			Addr: l.Addr().String(), PublicKey: ed25519.PublicKey(pub),
-			StorageRoot: dir + "/homes", HomeQuota: homes.QuotaNone, StateDir: dir + "/state", CgroupParent: "anyops-bench-ws",
+			StorageRoot: dir + "/homes", HomeQuota: homes.QuotaNone, StateDir: dir + "/state", ImageStore: images.Dir(), CgroupParent: "anyops-bench-ws",
 			Slots: 4, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})
 	}()

@@ -36,6 +36,9 @@ type controlPlane struct {
 	namespace   string               // the Temporal namespace, for the dashboard's links
 	metrics     *worker.Metrics      // the Temporal SDK's metrics of this process
 	logger      *slog.Logger
+	// speed is the speed factor of the simulated cloud (dev: cloudsim's; 0 elsewhere): the
+	// recoveries alarms start, and the NFS probes, get their timing scaled by it.
+	speed float64
 }
 
 // openControlPlane opens (and migrates) the inventory and dials Temporal.
@@ -111,7 +114,7 @@ func (c *controlPlane) runAPI(ctx context.Context, ac config.API, auth *api.Auth
 		Consoles:  api.ConsoleDeps{SandboxdKey: c.sandboxdKey, RetiredSandboxdKeys: c.retiredKeys},
 		Dashboard: api.DashboardConfig{TemporalUIURL: ac.TemporalUIURL, TemporalNamespace: c.namespace},
 		Alarms: api.AlarmDeps{SNSTopics: config.SplitList(ac.Alarms.SNSTopics), SNSCertHosts: config.SplitList(ac.Alarms.SNSCertHosts),
-			SNSMaxAge: ac.Alarms.SNSMaxAge, SNSClient: snsClient, AlertmanagerToken: ac.Alarms.AlertmanagerToken},
+			SNSMaxAge: ac.Alarms.SNSMaxAge, SNSClient: snsClient, AlertmanagerToken: ac.Alarms.AlertmanagerToken, Speed: c.speed},
 	}})
 }
 
@@ -121,13 +124,14 @@ func (c *controlPlane) runAPI(ctx context.Context, ac config.API, auth *api.Auth
 func (c *controlPlane) runWorker(ctx context.Context, wc config.Worker, clouds *activities.Clients, ensureSchedules bool) error {
 	return worker.Run(ctx, worker.Config{
 		Client: c.temporal,
-		Deps:   worker.Deps{Store: c.store, AWS: clouds, SandboxdSigner: c.signer()},
+		Deps: worker.Deps{Store: c.store, AWS: clouds, SandboxdSigner: c.signer(),
+			Alarms: &alarms.Intake{Store: c.store, Temporal: c.temporal, Logger: c.logger.With("component", "alarms"), Speed: c.speed}},
 		Logger: c.logger.With("component", "worker"),
 
 		DeadlockDetectionTimeout: wc.DeadlockTimeout,
 		MaxConcurrentActivities:  wc.MaxConcurrentActivities,
 		EnsureSchedules:          ensureSchedules,
-		NFSWatch:                 nfsWatchTiming(wc, 1),
+		NFSWatch:                 nfsWatchTiming(wc, c.speed),
 	})
 }
 

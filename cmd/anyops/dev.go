@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -24,6 +25,7 @@ import (
 	"github.com/anyops/anyops/inventory"
 	"github.com/anyops/anyops/sandboxd"
 	"github.com/anyops/anyops/sandboxd/homes"
+	"github.com/anyops/anyops/sandboxd/images"
 	"github.com/anyops/anyops/sandboxd/token"
 	"github.com/anyops/anyops/worker"
 	"github.com/anyops/anyops/workflows"
@@ -147,6 +149,7 @@ func newDevCmd() *cobra.Command {
 			return err
 		}
 		defer cp.Close()
+		cp.speed = sim.Speed // alarms' recoveries and the NFS probes run in cloudsim's time
 		if cp.retiredKeys, err = readRetiredKeys(signing); err != nil {
 			return err
 		}
@@ -185,6 +188,7 @@ func newDevCmd() *cobra.Command {
 				Logger:    logger.With("component", "cloudsim"),
 			})
 		})
+		sandboxdImage := make(chan struct{}) // closed once sandboxd has its default image
 		if runSandboxd {
 			if sd.CgroupParent == "" {
 				// sandboxd clears its cgroup parent at start: one per data dir keeps two dev
@@ -213,7 +217,17 @@ func newDevCmd() *cobra.Command {
 					}()
 				}
 			}
-			start("sandboxd", func(ctx context.Context) error { return sandboxd.Run(ctx, sdCfg) })
+			start("sandboxd", func(ctx context.Context) error {
+				if err := ensureDevImage(ctx, sdCfg.ImageStore, out); err != nil {
+					if ctx.Err() == nil {
+						logger.Error("consoles are unavailable: no console image (fix the cause and restart)", "err", err)
+					}
+					<-ctx.Done() // the rest of the stack keeps running
+					return nil
+				}
+				close(sandboxdImage)
+				return sandboxd.Run(ctx, sdCfg)
+			})
 		}
 		start("worker", func(ctx context.Context) error { return cp.runWorker(ctx, wc, clouds, false) })
 		start("api", func(ctx context.Context) error { return cp.runAPI(ctx, ac, auth) })
@@ -221,7 +235,7 @@ func newDevCmd() *cobra.Command {
 		// The demo fleet lives in cloudsim; the inventory is filled from the cloud. The
 		// DemoFleet workflow is idempotent, so a restart joins or repeats it harmlessly.
 		go func() {
-			res, err := worker.EnsureDemoFleet(runCtx, cp.temporal, workflows.FleetTiming{PollInterval: time.Second}, nfsWatchTiming(wc, sim.Speed))
+			res, err := worker.EnsureDemoFleet(runCtx, cp.temporal, workflows.FleetTiming{PollInterval: time.Second}, nfsWatchTiming(wc, cp.speed))
 			if err != nil {
 				if runCtx.Err() == nil {
 					logger.Error("demo fleet", "err", err)
@@ -230,6 +244,11 @@ func newDevCmd() *cobra.Command {
 			}
 			logger.Info("demo fleet ready in cloudsim and the inventory", "instances", len(res.Instances), "volumes", len(res.Volumes))
 			if runSandboxd {
+				select {
+				case <-sandboxdImage:
+				case <-runCtx.Done():
+					return
+				}
 				if err := registerDevConsoleHost(runCtx, cp, "http://"+sd.Addr); err != nil && runCtx.Err() == nil {
 					logger.Error("register the local sandboxd as a console host", "err", err)
 				}
@@ -262,8 +281,26 @@ Anyops is running. Ctrl-C stops everything.
 	return cmd
 }
 
+// ensureDevImage gives the dev sandboxd's image store a default image: the console image
+// (bash, python3), built with mmdebstrap on the first run and found in the store after that.
+// A store that has a default already (an operator's choice) is left as it is.
+func ensureDevImage(ctx context.Context, dir string, progress io.Writer) error {
+	store, err := images.Open(dir)
+	if err != nil {
+		return err
+	}
+	if _, err := store.Default(); err == nil {
+		return nil
+	}
+	fmt.Fprintf(progress, "Building the console image %s:%s (bash, python3) into %s: first run only, about a minute.\n",
+		images.ConsoleImageName, images.ConsoleImageVersion(), dir)
+	_, err = store.EnsureConsole(ctx, progress)
+	return err
+}
+
 // registerDevConsoleHost makes the local sandboxd the console host of the demo fleet's first
-// running console server, so consoles open on this machine. FleetSync keeps the URL.
+// running console server, so consoles open on this machine. FleetSync keeps the URL. The
+// sandboxd may still be starting: it is asked again until it answers or a minute is up.
 func registerDevConsoleHost(ctx context.Context, cp *controlPlane, sandboxdURL string) error {
 	servers, _, err := cp.store.ListServers(ctx, inventory.ServerFilter{Role: anyops.RoleConsole, State: anyops.ServerRunning})
 	if err != nil {
@@ -274,8 +311,17 @@ func registerDevConsoleHost(ctx context.Context, cp *controlPlane, sandboxdURL s
 	}
 	srv := servers[0]
 	srv.SandboxdURL = sandboxdURL
-	_, err = activities.RegisterConsoleHost(ctx, cp.store, srv, cp.signer())
-	return err
+	for deadline := time.Now().Add(time.Minute); ; {
+		_, err = activities.RegisterConsoleHost(ctx, cp.store, srv, cp.signer())
+		if err == nil || anyops.ErrorCode(err) != anyops.EUNAVAILABLE || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // devHomeFileSystem mounts the dev stack's homes: a btrfs file system in <data-dir>/homes.img

@@ -23,6 +23,7 @@ import (
 	"github.com/anyops/anyops/activities"
 	"github.com/anyops/anyops/config"
 	"github.com/anyops/anyops/internal/testenv"
+	"github.com/anyops/anyops/sandboxd/images/imagestest"
 )
 
 // devStack is one `bin/anyops dev` process on free ports with its own data dir.
@@ -98,8 +99,14 @@ func startDev(t *testing.T, dataDir string, extra ...string) *devStack {
 	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)) }
 	d := &devStack{t: t, dataDir: dataDir, api: addr(), temporal: addr(), ui: addr(), cloudsim: addr(), sandboxd: addr(),
 		out: &syncBuffer{}, exited: make(chan struct{})}
-	args := append([]string{"dev", "--data-dir", dataDir, "--api-addr", d.api, "--temporal-addr", d.temporal,
-		"--temporal-ui-addr", d.ui, "--cloudsim-addr", d.cloudsim, "--sandboxd-addr", d.sandboxd}, extra...)
+	args := []string{"dev", "--data-dir", dataDir, "--api-addr", d.api, "--temporal-addr", d.temporal,
+		"--temporal-ui-addr", d.ui, "--cloudsim-addr", d.cloudsim, "--sandboxd-addr", d.sandboxd}
+	if os.Geteuid() == 0 {
+		// The console image of the machine's image cache, built there once, not per data dir.
+		store, _ := imagestest.Console(t)
+		args = append(args, "--sandboxd-image-store", store.Dir())
+	}
+	args = append(args, extra...)
 	d.cmd = exec.Command(anyopsBinary(t), args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -108,7 +115,7 @@ func startDev(t *testing.T, dataDir string, extra ...string) *devStack {
 	}
 	go func() { _ = d.cmd.Wait(); close(d.exited) }()
 	t.Cleanup(func() {
-		// As Ctrl-C would, so sandboxd unmounts its images before t.TempDir is removed.
+		// As Ctrl-C would, so sandboxd ends its sandboxes before t.TempDir is removed.
 		_ = d.cmd.Process.Signal(syscall.SIGINT)
 		select {
 		case <-d.exited:

@@ -27,6 +27,7 @@ func main() {
 		newAPICmd(),
 		newWorkerCmd(),
 		newSandboxdCmd(),
+		newImageCmd(),
 		newCloudsimCmd(),
 		newMigrateCmd(),
 		newTokenCmd(),

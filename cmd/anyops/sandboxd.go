@@ -64,6 +64,12 @@ func sandboxdConfig(common config.Common, sc config.Sandboxd, log *slog.Logger) 
 	if err != nil {
 		return sandboxd.Config{}, err
 	}
+	imageStore := filepath.Join(state, "images")
+	if sc.ImageStore != "" {
+		if imageStore, err = filepath.Abs(sc.ImageStore); err != nil {
+			return sandboxd.Config{}, err
+		}
+	}
 	return sandboxd.Config{
 		Addr:           sc.Addr,
 		URL:            sc.URL,
@@ -72,6 +78,7 @@ func sandboxdConfig(common config.Common, sc config.Sandboxd, log *slog.Logger) 
 		StorageRoot:    storage,
 		HomeQuota:      homes.Mode(sc.HomeQuota),
 		StateDir:       state,
+		ImageStore:     imageStore,
 		Slots:          sc.Slots,
 		CgroupParent:   sc.CgroupParent,
 		AllowedOrigins: config.SplitList(sc.AllowedOrigins),

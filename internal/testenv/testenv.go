@@ -71,6 +71,26 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// WaitServing polls url until it answers, failing the test when the server ends first (a
+// value on exited) or limit passes.
+func WaitServing(t testing.TB, url string, exited <-chan error, limit time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); ; time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			return
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("%s: the server ended before it answered: %v", url, err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no answer after %s", url, limit)
+		}
+	}
+}
+
 var shared struct {
 	sync.Mutex
 	temporal *testsuite.DevServer

@@ -1,12 +1,19 @@
-// Package images keeps the sandbox images of a console host. An image is a read-only root
-// directory tree with a name and a version, stored at <dir>/<name>/<version>. The host image
-// ("host") is assembled from the host itself: the host's /usr (and any of /bin, /lib, /lib64,
-// /sbin that are real directories) bind-mounted read-only, nosuid and nodev, plus copies of
-// the parts of /etc that bash, python3 and the dynamic linker need. Sandboxes of one image
-// share its tree; nothing is copied per sandbox.
+// Package images keeps the sandbox images of a console host. An image is a Debian root
+// filesystem built with mmdebstrap from a list of packages (build.go), addressed as
+// name:version and stored at <store>/<name>/<version>:
+//
+//	root/          the root filesystem, shared read-only by every sandbox of the image
+//	manifest.json  what it was built from and every installed package's version (dpkg-query)
+//
+// A version directory only ever appears complete: a build assembles it in a hidden directory
+// beside it and renames it into place with the manifest already inside, so a directory
+// without a manifest is never listed and a complete image is never written again. The store
+// also names one image its default (<store>/default): the image of a sandbox whose request
+// names none.
 package images
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,14 +23,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/anyops/anyops"
 )
 
-// Image is one image: Root is its root directory.
+// Image is one complete image of a store. Root is its root filesystem.
 type Image struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
@@ -33,21 +40,45 @@ type Image struct {
 // Ref is "name:version".
 func (i Image) Ref() string { return i.Name + ":" + i.Version }
 
-// HostImageName is the name of the image built from the host's own /usr.
-const HostImageName = "host"
+// dir is the image's version directory, holding root/ and manifest.json.
+func (i Image) dir() string { return filepath.Dir(i.Root) }
 
-// hostLayout is bumped when EnsureHost builds the host image differently, so that a new
-// layout gets a new version instead of changing one in use.
-const hostLayout = 1
+// Manifest is manifest.json: how an image was built and what it holds.
+type Manifest struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Recipe  Recipe `json:"recipe"`
+	// Packages maps every installed package to its version, as dpkg-query reports them
+	// inside the root.
+	Packages  map[string]string `json:"packages"`
+	SizeBytes int64             `json:"size_bytes"` // of the root's files, hard links once
+	CreatedAt time.Time         `json:"created_at"`
+	Builder   string            `json:"builder"` // "mmdebstrap 1.3.5"
+}
 
+const (
+	rootDirName  = "root"
+	manifestName = "manifest.json"
+	defaultName  = "default" // <store>/default holds the default image's ref
+	lockName     = ".lock"
+)
+
+// namePattern is what an image name or version may be: it never starts with a dot, so the
+// hidden directories of builds in progress are never mistaken for images.
 var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// ParseRef splits "name:version", refusing anything else with EINVALID.
+func ParseRef(ref string) (name, version string, err error) {
+	name, version, ok := strings.Cut(ref, ":")
+	if !ok || !namePattern.MatchString(name) || !namePattern.MatchString(version) {
+		return "", "", anyops.Errorf(anyops.EINVALID, "image %q is not name:version (each [a-z0-9][a-z0-9._-]{0,63})", ref)
+	}
+	return name, version, nil
+}
 
 // Store is the image directory of a host.
 type Store struct {
 	dir string
-	mu  sync.Mutex // serialises EnsureHost
-	// hostMounts are the mounts EnsureHost made in this process, for Close.
-	hostMounts []string
 }
 
 // Open opens (creating when needed) the image store at dir.
@@ -61,19 +92,26 @@ func Open(dir string) (*Store, error) {
 	return &Store{dir: dir}, nil
 }
 
+// Dir is the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+func (s *Store) image(name, version string) Image {
+	return Image{Name: name, Version: version, Root: filepath.Join(s.dir, name, version, rootDirName)}
+}
+
+// complete reports whether img's version directory holds a manifest: then it is an image.
+func complete(img Image) bool {
+	st, err := os.Stat(filepath.Join(img.dir(), manifestName))
+	return err == nil && st.Mode().IsRegular()
+}
+
 // List returns every complete image, by name and then oldest version first.
 func (s *Store) List() []Image {
 	var out []Image
 	names, _ := os.ReadDir(s.dir)
 	for _, n := range names {
-		if !n.IsDir() || !namePattern.MatchString(n.Name()) {
-			continue
-		}
-		versions, _ := os.ReadDir(filepath.Join(s.dir, n.Name()))
-		for _, v := range versions {
-			if v.IsDir() && namePattern.MatchString(v.Name()) {
-				out = append(out, Image{Name: n.Name(), Version: v.Name(), Root: filepath.Join(s.dir, n.Name(), v.Name())})
-			}
+		if n.IsDir() && namePattern.MatchString(n.Name()) {
+			out = append(out, s.versions(n.Name())...)
 		}
 	}
 	slices.SortFunc(out, func(a, b Image) int {
@@ -85,27 +123,141 @@ func (s *Store) List() []Image {
 	return out
 }
 
-// Get returns the image ref names: "name" for its newest version, or "name:version". An
-// unknown image is ENOTFOUND; a malformed ref is EINVALID.
-func (s *Store) Get(ref string) (Image, error) {
-	name, version, pinned := strings.Cut(ref, ":")
-	if !namePattern.MatchString(name) || (pinned && !namePattern.MatchString(version)) {
-		return Image{}, anyops.Errorf(anyops.EINVALID, "image %q is not a valid name or name:version", ref)
-	}
-	var newest *Image
-	for _, img := range s.List() {
-		if img.Name != name {
+// versions lists the complete images of one name, unsorted.
+func (s *Store) versions(name string) []Image {
+	var out []Image
+	entries, _ := os.ReadDir(filepath.Join(s.dir, name))
+	for _, v := range entries {
+		if !v.IsDir() || !namePattern.MatchString(v.Name()) {
 			continue
 		}
-		if pinned && img.Version == version {
+		if img := s.image(name, v.Name()); complete(img) {
+			out = append(out, img)
+		}
+	}
+	return out
+}
+
+// Get returns the image ref names: "name:version", "name" for its newest version, or ""
+// for the store's default. An unknown image is ENOTFOUND; a malformed ref is EINVALID.
+func (s *Store) Get(ref string) (Image, error) {
+	if ref == "" {
+		return s.Default()
+	}
+	name, version, pinned := strings.Cut(ref, ":")
+	if pinned {
+		var err error
+		if name, version, err = ParseRef(ref); err != nil {
+			return Image{}, err
+		}
+		if img := s.image(name, version); complete(img) {
 			return img, nil
 		}
-		newest = &img
+		return Image{}, anyops.Errorf(anyops.ENOTFOUND, "image %s is not on this host", ref)
 	}
-	if newest == nil || pinned {
-		return Image{}, anyops.Errorf(anyops.ENOTFOUND, "image %q not found", ref)
+	if !namePattern.MatchString(name) {
+		return Image{}, anyops.Errorf(anyops.EINVALID, "image %q is not a valid name or name:version", ref)
 	}
-	return *newest, nil
+	all := s.versions(name)
+	if len(all) == 0 {
+		return Image{}, anyops.Errorf(anyops.ENOTFOUND, "no image %s on this host", name)
+	}
+	return slices.MaxFunc(all, func(a, b Image) int { return compareVersions(a.Version, b.Version) }), nil
+}
+
+// Default returns the store's default image: ENOTFOUND when none is set (or it is gone).
+func (s *Store) Default() (Image, error) {
+	b, err := os.ReadFile(filepath.Join(s.dir, defaultName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Image{}, anyops.Errorf(anyops.ENOTFOUND, "this host has no default image (anyops image default NAME:VERSION)")
+	}
+	if err != nil {
+		return Image{}, fmt.Errorf("images: read default: %w", err)
+	}
+	ref := strings.TrimSpace(string(b))
+	img, err := s.Get(ref)
+	if err != nil || ref == "" {
+		return Image{}, anyops.Errorf(anyops.ENOTFOUND, "the default image %q of this host is not a complete image", ref)
+	}
+	return img, nil
+}
+
+// SetDefault makes the complete image ref ("name:version") the store's default.
+func (s *Store) SetDefault(ref string) (Image, error) {
+	if _, _, err := ParseRef(ref); err != nil {
+		return Image{}, err
+	}
+	unlock, err := s.lock()
+	if err != nil {
+		return Image{}, err
+	}
+	defer unlock()
+	img, err := s.Get(ref)
+	if err != nil {
+		return Image{}, err
+	}
+	if err := writeFileAtomic(filepath.Join(s.dir, defaultName), []byte(img.Ref()+"\n"), 0o644); err != nil {
+		return Image{}, fmt.Errorf("images: set default: %w", err)
+	}
+	return img, nil
+}
+
+// Manifest reads img's manifest.
+func (s *Store) Manifest(img Image) (Manifest, error) {
+	var m Manifest
+	b, err := os.ReadFile(filepath.Join(img.dir(), manifestName))
+	if err != nil {
+		return m, fmt.Errorf("images: manifest of %s: %w", img.Ref(), err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("images: manifest of %s: %w", img.Ref(), err)
+	}
+	return m, nil
+}
+
+// lock takes the store's lock (an flock, so it holds across processes: tests of several
+// packages, and a build on the host while sandboxd runs) and returns its release.
+func (s *Store) lock() (func(), error) {
+	f, err := os.OpenFile(filepath.Join(s.dir, lockName), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("images: lock store: %w", err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("images: lock store: %w", err)
+	}
+	return func() { f.Close() }, nil // closing the descriptor releases the lock
+}
+
+// writeFileAtomic writes a file beside its final name and renames it into place.
+func writeFileAtomic(name string, data []byte, mode fs.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+"-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), name)
 }
 
 // compareVersions orders versions by their dot- or dash-separated parts, numerically where
@@ -132,232 +284,4 @@ func compareVersions(a, b string) int {
 		return len(pa) - len(pb)
 	}
 	return strings.Compare(a, b)
-}
-
-// hostTopDirs are the host's top-level entries an image needs from the host: bind-mounted
-// when a real directory, recreated when a symlink (merged /usr: /bin → usr/bin).
-var hostTopDirs = []string{"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"}
-
-// hostEtc is what the host image copies from /etc (glob patterns): the dynamic linker's
-// cache, name service configuration, shell start-up files, alternatives, certificates and
-// python's own config.
-var hostEtc = []string{
-	"ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "host.conf", "hosts",
-	"resolv.conf", "localtime", "timezone", "os-release", "debian_version",
-	"bash.bashrc", "profile", "profile.d", "inputrc", "environment", "shells", "skel",
-	"alternatives", "ssl", "ca-certificates", "mime.types", "magic", "terminfo",
-	"locale.alias", "gai.conf", "protocols", "services", "networks", "rpc",
-	"python3", "python3.*", "pip.conf",
-}
-
-// hostVersion names the host image after the host's distribution release and the layout.
-func hostVersion() string {
-	b, _ := os.ReadFile("/etc/os-release")
-	fields := map[string]string{}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok {
-			fields[k] = strings.Trim(v, `"'`)
-		}
-	}
-	id, ver := fields["ID"], fields["VERSION_ID"]
-	if id == "" {
-		id = "linux"
-	}
-	if ver == "" {
-		ver = "0"
-	}
-	v := fmt.Sprintf("%s-%s-%d", id, ver, hostLayout)
-	if !namePattern.MatchString(v) {
-		v = fmt.Sprintf("linux-%d", hostLayout)
-	}
-	return v
-}
-
-// EnsureHost builds the host image when missing and (re)mounts the host's /usr into it when
-// not mounted (after a reboot, or in a new process). Needs root. Close undoes the mounts.
-func (s *Store) EnsureHost() (Image, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	img := Image{Name: HostImageName, Version: hostVersion()}
-	img.Root = filepath.Join(s.dir, img.Name, img.Version)
-	if _, err := os.Stat(img.Root); errors.Is(err, fs.ErrNotExist) {
-		if err := s.buildHost(img.Root); err != nil {
-			return Image{}, fmt.Errorf("images: build host image: %w", err)
-		}
-	} else if err != nil {
-		return Image{}, err
-	}
-	for _, d := range hostTopDirs {
-		host := "/" + d
-		st, err := os.Lstat(host)
-		if err != nil || !st.IsDir() {
-			continue // absent, or a symlink recreated in the tree
-		}
-		target := filepath.Join(img.Root, d)
-		if sameFile(host, target) {
-			continue // mounted already
-		}
-		if err := bindReadOnly(host, target); err != nil {
-			return Image{}, fmt.Errorf("images: mount %s into the host image: %w", host, err)
-		}
-		s.hostMounts = append(s.hostMounts, target)
-	}
-	return img, nil
-}
-
-// buildHost assembles a host image tree in a temporary directory and renames it into place,
-// so a half-built image is never listed.
-func (s *Store) buildHost(root string) error {
-	parent := filepath.Dir(root)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp(parent, ".build-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp) // only an unmounted tree: mounts are made after the rename
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return err
-	}
-	for _, d := range []struct {
-		name string
-		mode fs.FileMode
-	}{{"dev", 0o755}, {"proc", 0o555}, {"tmp", 0o1777}, {"home", 0o755}, {"run", 0o755}, {"etc", 0o755}, {"root", 0o700}, {"var", 0o755}, {"var/tmp", 0o1777}, {"sys", 0o555}, {"mnt", 0o755}, {"opt", 0o755}, {"srv", 0o755}} {
-		p := filepath.Join(tmp, d.name)
-		if err := os.Mkdir(p, d.mode); err != nil {
-			return err
-		}
-		if err := os.Chmod(p, d.mode); err != nil { // past the umask
-			return err
-		}
-	}
-	for _, d := range hostTopDirs {
-		st, err := os.Lstat("/" + d)
-		switch {
-		case err != nil:
-			continue
-		case st.Mode()&fs.ModeSymlink != 0:
-			link, err := os.Readlink("/" + d)
-			if err != nil {
-				return err
-			}
-			if err := os.Symlink(link, filepath.Join(tmp, d)); err != nil {
-				return err
-			}
-		case st.IsDir():
-			if err := os.Mkdir(filepath.Join(tmp, d), 0o755); err != nil {
-				return err
-			}
-		}
-	}
-	for _, pattern := range hostEtc {
-		matches, _ := filepath.Glob(filepath.Join("/etc", pattern))
-		for _, src := range matches {
-			if err := copyTree(src, filepath.Join(tmp, "etc", filepath.Base(src))); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("copy %s: %w", src, err)
-			}
-		}
-	}
-	if err := writeUserDatabase(filepath.Join(tmp, "etc")); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, root); err != nil {
-		if st, serr := os.Stat(root); serr == nil && st.IsDir() {
-			return nil // another process built it meanwhile
-		}
-		return err
-	}
-	return nil
-}
-
-// writeUserDatabase writes /etc/passwd and /etc/group with the system accounts only; the
-// jail adds each sandbox's user when it starts. Host users never appear in an image.
-func writeUserDatabase(etc string) error {
-	passwd := "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-	group := "root:x:0:\ntty:x:5:\nusers:x:100:\nnogroup:x:65534:\n"
-	if err := os.WriteFile(filepath.Join(etc, "passwd"), []byte(passwd), 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(etc, "group"), []byte(group), 0o644); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(etc, "hostname"), []byte("sandbox\n"), 0o644)
-}
-
-// copyTree copies a file, symlink or directory tree, keeping modes and symlinks as they are.
-// What is not world-readable (/etc/ssl/private, say) is left out: no sandbox user could read
-// it, and an image must not carry the host's secrets.
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if info.Mode()&fs.ModeSymlink == 0 && info.Mode().Perm()&0o004 == 0 {
-			if info.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		switch {
-		case info.Mode()&fs.ModeSymlink != 0:
-			link, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(link, target)
-		case info.IsDir():
-			return os.Mkdir(target, info.Mode().Perm())
-		case info.Mode().IsRegular():
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(target, b, info.Mode().Perm())
-		}
-		return nil // sockets, fifos, devices: not part of an image
-	})
-}
-
-// bindReadOnly bind-mounts src at target, read-only, nosuid and nodev: the host's setuid
-// binaries stay inert inside a sandbox even before no_new_privs.
-func bindReadOnly(src, target string) error {
-	if err := unix.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return err
-	}
-	if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
-		_ = unix.Unmount(target, unix.MNT_DETACH)
-		return err
-	}
-	return nil
-}
-
-func sameFile(a, b string) bool {
-	sa, err := os.Stat(a)
-	if err != nil {
-		return false
-	}
-	sb, err := os.Stat(b)
-	return err == nil && os.SameFile(sa, sb)
-}
-
-// Close unmounts what EnsureHost mounted in this process. Sandboxes already running keep
-// their own copies of the mounts. Without Close the mounts stay for the next run to reuse.
-func (s *Store) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var errs []error
-	for _, m := range s.hostMounts {
-		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil && err != unix.EINVAL {
-			errs = append(errs, fmt.Errorf("images: unmount %s: %w", m, err))
-		}
-	}
-	s.hostMounts = nil
-	return errors.Join(errs...)
 }

@@ -1,10 +1,16 @@
 package images
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/internal/testenv"
@@ -12,17 +18,23 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// mkImage makes an image directory by hand, as an unpacked image would be.
-func mkImage(t *testing.T, s *Store, name, version string) {
+// mkImage lays out a complete image by hand, as Build leaves one: root/ and a manifest.
+func mkImage(t *testing.T, s *Store, name, version string) Image {
 	t.Helper()
-	if err := os.MkdirAll(filepath.Join(s.dir, name, version, "usr"), 0o755); err != nil {
+	img := s.image(name, version)
+	if err := os.MkdirAll(filepath.Join(img.Root, "usr"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	b, _ := json.Marshal(Manifest{Name: name, Version: version, Packages: map[string]string{"bash": "5.2"}})
+	if err := os.WriteFile(filepath.Join(img.dir(), manifestName), b, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
 
 // List orders by name, then by version with numeric parts compared as numbers; Get picks
-// the newest version of a bare name or the exact name:version; half-built images and
-// malformed names are not images.
+// the exact name:version or the newest version of a bare name; builds in progress, version
+// directories without a manifest and malformed names are not images.
 func TestListAndGet(t *testing.T) {
 	s, err := Open(t.TempDir())
 	if err != nil {
@@ -32,21 +44,19 @@ func TestListAndGet(t *testing.T) {
 		mkImage(t, s, "python", v)
 	}
 	mkImage(t, s, "classic", "2014.1")
-	mkImage(t, s, "python", ".build-123") // in progress
 	mkImage(t, s, "Bad Name", "1")
+	for _, partial := range []string{"python/.build-3.11-123/root", "python/3.12/root", "host/debian-12-1/usr"} {
+		if err := os.MkdirAll(filepath.Join(s.dir, partial), 0o755); err != nil { // a build in progress, a version without a manifest, an old layout
+			t.Fatal(err)
+		}
+	}
 
 	var refs []string
 	for _, img := range s.List() {
 		refs = append(refs, img.Ref())
 	}
-	want := []string{"classic:2014.1", "python:3.4", "python:3.9", "python:3.10"}
-	if len(refs) != len(want) {
+	if want := []string{"classic:2014.1", "python:3.4", "python:3.9", "python:3.10"}; !slices.Equal(refs, want) {
 		t.Fatalf("List = %v, want %v", refs, want)
-	}
-	for i := range want {
-		if refs[i] != want[i] {
-			t.Fatalf("List = %v, want %v", refs, want)
-		}
 	}
 
 	cases := []struct {
@@ -57,10 +67,13 @@ func TestListAndGet(t *testing.T) {
 		{"python:3.9", "python:3.9", ""},
 		{"classic", "classic:2014.1", ""},
 		{"python:2.7", "", anyops.ENOTFOUND},
+		{"python:3.12", "", anyops.ENOTFOUND},
+		{"host", "", anyops.ENOTFOUND},
 		{"ruby", "", anyops.ENOTFOUND},
-		{"", "", anyops.EINVALID},
+		{"", "", anyops.ENOTFOUND}, // no default set
 		{"../etc", "", anyops.EINVALID},
 		{"python:../../x", "", anyops.EINVALID},
+		{"python:.build-3.11-123", "", anyops.EINVALID},
 		{"python:", "", anyops.EINVALID},
 		{"Python", "", anyops.EINVALID},
 	}
@@ -75,15 +88,83 @@ func TestListAndGet(t *testing.T) {
 		if err != nil || img.Ref() != tc.want {
 			t.Errorf("Get(%q) = %v, %v; want %s", tc.ref, img.Ref(), err, tc.want)
 		}
-		if img.Root != filepath.Join(s.dir, img.Name, img.Version) {
+		if img.Root != filepath.Join(s.dir, img.Name, img.Version, "root") {
 			t.Errorf("Get(%q).Root = %s", tc.ref, img.Root)
 		}
+	}
+}
+
+// The default is one complete image, set by name:version; Get("") is the default; a
+// default whose image is gone is no default.
+func TestDefault(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := mkImage(t, s, "python", "1")
+	v2 := mkImage(t, s, "python", "2")
+	if _, err := s.Default(); anyops.ErrorCode(err) != anyops.ENOTFOUND {
+		t.Fatalf("Default of a new store = %v, want ENOTFOUND", err)
+	}
+	for _, bad := range []struct{ ref, code string }{{"python", anyops.EINVALID}, {"python:3", anyops.ENOTFOUND}, {"", anyops.EINVALID}} {
+		if _, err := s.SetDefault(bad.ref); anyops.ErrorCode(err) != bad.code {
+			t.Errorf("SetDefault(%q) = %v, want %s", bad.ref, err, bad.code)
+		}
+	}
+	for _, img := range []Image{v1, v2, v1} {
+		if got, err := s.SetDefault(img.Ref()); err != nil || got != img {
+			t.Fatalf("SetDefault(%s) = %v, %v", img.Ref(), got, err)
+		}
+		if got, err := s.Get(""); err != nil || got != img {
+			t.Fatalf("Get(\"\") after SetDefault(%s) = %v, %v", img.Ref(), got, err)
+		}
+	}
+	if err := os.Remove(filepath.Join(v1.dir(), manifestName)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Default(); anyops.ErrorCode(err) != anyops.ENOTFOUND {
+		t.Fatalf("Default after its image went = %v, want ENOTFOUND", err)
 	}
 }
 
 func TestOpenRejectsRelativeDir(t *testing.T) {
 	if _, err := Open("images"); anyops.ErrorCode(err) != anyops.EINVALID {
 		t.Fatalf("error %v, want EINVALID", err)
+	}
+}
+
+// A recipe is normalized before it is built or compared: defaults filled in, packages
+// sorted and de-duplicated; names that could smuggle options or paths into mmdebstrap are
+// refused. Its key depends on the suite and the packages, not on their order or mirrors.
+func TestRecipe(t *testing.T) {
+	bad := []Recipe{
+		{Suite: "Bookworm"}, {Suite: "--variant=custom"}, {Suite: "../x"},
+		{Packages: []string{"python3,evil"}}, {Packages: []string{"-f"}}, {Packages: []string{"a b"}}, {Packages: []string{"x=1 2"}},
+		{Mirrors: []string{"ftp://x"}}, {Mirrors: []string{"--hook-dir=/tmp"}}, {Mirrors: []string{"deb http://x bookworm main\ndeb http://y z w"}},
+	}
+	for _, r := range bad {
+		if _, err := r.normalized(); anyops.ErrorCode(err) != anyops.EINVALID {
+			t.Errorf("normalized(%+v) = %v, want EINVALID", r, err)
+		}
+	}
+	n, err := Recipe{Packages: []string{"python3", " hello", "python3", "", "tree=2.1.0-1"}}.normalized()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Suite != DefaultSuite || !slices.Equal(n.Mirrors, DefaultMirrors(DefaultSuite)) || !slices.Equal(n.Packages, []string{"hello", "python3", "tree=2.1.0-1"}) {
+		t.Fatalf("normalized = %+v", n)
+	}
+	for _, ok := range [][]string{{"http://deb.debian.org/debian"}, {"deb [signed-by=/k.gpg] https://m.example/debian bookworm main contrib"}} {
+		if _, err := (Recipe{Mirrors: ok}).normalized(); err != nil {
+			t.Errorf("mirrors %q refused: %v", ok, err)
+		}
+	}
+	a := Recipe{Packages: []string{"tree", "hello"}}
+	if a.Key() != (Recipe{Suite: "bookworm", Packages: []string{"hello", "tree"}, Mirrors: []string{"http://m.example/debian"}}).Key() {
+		t.Error("key depends on package order or mirrors")
+	}
+	if a.Key() == (Recipe{Packages: []string{"hello"}}).Key() || a.Key() == (Recipe{Suite: "trixie", Packages: a.Packages}).Key() {
+		t.Error("key does not change with the packages or the suite")
 	}
 }
 
@@ -113,70 +194,56 @@ func FuzzCompareVersions(f *testing.F) {
 	})
 }
 
-// The host image holds the host's /usr (read-only, nosuid) and the /etc bits bash and
-// python3 need, lists as host:<version>, survives a second EnsureHost without a second
-// mount, and Close unmounts it.
-func TestEnsureHost(t *testing.T) {
-	testenv.RequireRoot(t)
+// Any package list either normalizes to names mmdebstrap takes as they are (no separators,
+// no leading dash) or is refused.
+func FuzzRecipePackages(f *testing.F) {
+	f.Add("python3", "tree=2.1.0-1")
+	f.Add("a,b", "-x")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		n, err := Recipe{Packages: []string{a, b}}.normalized()
+		if err != nil {
+			return
+		}
+		for _, p := range n.Packages {
+			if p == "" || p[0] == '-' || !packagePattern.MatchString(p) {
+				t.Fatalf("normalized package %q", p)
+			}
+			for _, c := range p {
+				if c == ',' || c == ' ' || c == '\n' || c == '\t' {
+					t.Fatalf("normalized package %q holds a separator", p)
+				}
+			}
+		}
+	})
+}
+
+// Builds of one store take turns: while another holds the store's lock, a build waits (and
+// says so) for as long as its context allows, and gives up without touching the store.
+func TestBuildWaitsForTheStoreLock(t *testing.T) {
 	s, err := Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := s.EnsureHost()
-	t.Cleanup(func() { _ = s.Close() })
+	other, err := Open(s.dir) // another process's store: flock conflicts across descriptions
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"usr/bin/bash", "usr/bin/python3", "etc/ld.so.cache", "etc/passwd", "etc/profile", "etc/ssl/certs"} {
-		if _, err := os.Stat(filepath.Join(img.Root, p)); err != nil {
-			t.Errorf("host image lacks %s: %v", p, err)
-		}
-	}
-	for _, d := range []string{"proc", "dev", "tmp", "home", "run"} {
-		if st, err := os.Stat(filepath.Join(img.Root, d)); err != nil || !st.IsDir() {
-			t.Errorf("host image lacks the /%s mount point", d)
-		}
-	}
-	if _, err := os.Lstat(filepath.Join(img.Root, "etc/ssl/private")); err == nil {
-		t.Error("the image carries the host's private keys directory")
-	}
-	if _, err := os.Lstat(filepath.Join(img.Root, "etc/shadow")); err == nil {
-		t.Error("the image carries the host's shadow file")
-	}
-	if b, _ := os.ReadFile(filepath.Join(img.Root, "etc/passwd")); len(b) == 0 || containsHostUsers(string(b)) {
-		t.Errorf("image passwd should list system accounts only: %q", b)
-	}
-	if err := os.WriteFile(filepath.Join(img.Root, "usr", "anyops-probe"), nil, 0o644); err == nil {
-		t.Error("the image's /usr is writable")
-	}
-	again, err := s.EnsureHost()
-	if err != nil || again != img {
-		t.Fatalf("second EnsureHost = %+v, %v; want %+v", again, err, img)
-	}
-	if len(s.hostMounts) != 1 {
-		t.Fatalf("EnsureHost mounted %d times, want once: %v", len(s.hostMounts), s.hostMounts)
-	}
-	if got, err := s.Get(HostImageName); err != nil || got != img {
-		t.Fatalf("Get(host) = %+v, %v", got, err)
-	}
-	if err := s.Close(); err != nil {
+	unlock, err := other.lock()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if sameFile("/usr", filepath.Join(img.Root, "usr")) {
-		t.Fatal("Close left /usr mounted in the image")
+	defer unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	var progress bytes.Buffer
+	_, _, err = s.Build(ctx, "waits", "1", Recipe{Packages: []string{"hello"}}, &progress)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("build under another's lock = %v, want the context's deadline", err)
 	}
-}
-
-func containsHostUsers(passwd string) bool {
-	host, err := os.ReadFile("/etc/passwd")
-	if err != nil {
-		return false
+	if !strings.Contains(progress.String(), "waiting for another build") {
+		t.Errorf("progress = %q, want it to say it waits", progress.String())
 	}
-	for _, line := range strings.Split(string(host), "\n") {
-		name, _, _ := strings.Cut(line, ":")
-		if name != "" && name != "root" && name != "nobody" && strings.Contains(passwd, "\n"+name+":") {
-			return true
-		}
+	if _, err := os.Stat(filepath.Join(s.dir, "waits")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a build that never got the lock touched the store: %v", err)
 	}
-	return false
 }

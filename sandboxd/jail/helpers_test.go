@@ -15,6 +15,7 @@ import (
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/sandboxd/images"
+	"github.com/anyops/anyops/sandboxd/images/imagestest"
 )
 
 // The test binary is the sandboxes' init: Manager.Start re-executes it.
@@ -23,7 +24,7 @@ func TestMain(m *testing.M) {
 	testenv.Main(m)
 }
 
-// fixture is a Manager on a private cgroup parent with the host image, for one test.
+// fixture is a Manager on a private cgroup parent with the console image, for one test.
 type fixture struct {
 	m     *Manager
 	image images.Image
@@ -39,15 +40,7 @@ func newFixture(t testing.TB) *fixture {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	store, err := images.Open(filepath.Join(dir, "images"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := store.EnsureHost()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() }) // before TempDir's removal: cleanups run last-in first-out
+	_, img := imagestest.Console(t)
 	m, err := NewManager(Config{StateDir: filepath.Join(dir, "state"), CgroupParent: "anyops-test-" + randomID()})
 	if err != nil {
 		t.Fatal(err)

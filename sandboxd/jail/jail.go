@@ -12,7 +12,7 @@
 //
 // Inside a sandbox:
 //
-//	/              the image, read-only, nosuid, nodev (the host image's /usr is the host's)
+//	/              the image (a Debian root of package images), read-only, nosuid, nodev
 //	/home/<user>   Spec.Home, read-write, nosuid, nodev; /home itself is an empty tmpfs
 //	/tmp, /dev/shm tmpfs of Limits.TmpBytes each (charged to the memory cgroup)
 //	/proc          of the sandbox's own PID namespace; no /sys

@@ -31,7 +31,7 @@ func TestStartRejectsBadSpecs(t *testing.T) {
 		{"negative uid", func(s *Spec) { s.UID = -5 }},
 		{"user with a colon", func(s *Spec) { s.User = "a:b" }},
 		{"user with a slash", func(s *Spec) { s.User = "../etc" }},
-		{"relative image root", func(s *Spec) { s.ImageRoot = "images/host" }},
+		{"relative image root", func(s *Spec) { s.ImageRoot = "images/console" }},
 		{"missing image root", func(s *Spec) { s.ImageRoot = "/nonexistent/image" }},
 		{"image without /proc", func(s *Spec) { s.ImageRoot = t.TempDir() }},
 		{"missing home", func(s *Spec) { s.Home = "/nonexistent/home" }},

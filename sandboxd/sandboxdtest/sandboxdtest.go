@@ -1,5 +1,6 @@
-// Package sandboxdtest runs a real sandboxd (real jail, real images: root) behind an httptest
-// server for the tests of packages that talk to one: activities, workflows, api. Such a
+// Package sandboxdtest runs a real sandboxd (real jail, the console image of the machine's
+// image cache, built there on first use: root) behind an httptest server for the tests of
+// packages that talk to one: activities, workflows, api. Such a
 // package's TestMain is Main (or calls jail.MaybeInit first thing), because the jail
 // re-executes the test binary as the sandboxes' init.
 package sandboxdtest
@@ -21,6 +22,7 @@ import (
 	"github.com/anyops/anyops/sandboxd"
 	"github.com/anyops/anyops/sandboxd/client"
 	"github.com/anyops/anyops/sandboxd/homes"
+	"github.com/anyops/anyops/sandboxd/images/imagestest"
 	"github.com/anyops/anyops/sandboxd/jail"
 	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 	"github.com/anyops/anyops/sandboxd/token"
@@ -74,7 +76,8 @@ type Daemon struct {
 // Start runs a sandboxd until the test ends (or Close), skipping the test without root (and
 // failing it where CI is set). Its storage root is a t.TempDir; its state dir and cgroup
 // parent are its own and removed at the end, the state dir only once nothing is mounted
-// below it.
+// below it. Its image store is the machine's image cache (imagestest), whose default is the
+// console image.
 func Start(t testing.TB, o Options) *Daemon {
 	t.Helper()
 	testenv.RequireRoot(t)
@@ -94,6 +97,7 @@ func Start(t testing.TB, o Options) *Daemon {
 		}
 		o.Key = priv
 	}
+	images, _ := imagestest.Console(t)
 	state, err := os.MkdirTemp("", "anyops-"+o.Name+"-sandboxd-state-")
 	if err != nil {
 		t.Fatal(err)
@@ -115,6 +119,7 @@ func Start(t testing.TB, o Options) *Daemon {
 		StorageRoot:    o.StorageRoot,
 		HomeQuota:      o.HomeQuota,
 		StateDir:       state,
+		ImageStore:     images.Dir(),
 		CgroupParent:   "anyops-" + o.Name + "-test-" + randomHex(4),
 		Slots:          o.Slots,
 		AllowedOrigins: []string{"*"},

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/internal/mountinfo"
 	"github.com/anyops/anyops/sandboxd/client"
-	"github.com/anyops/anyops/sandboxd/sandboxdtest/teardown"
 	"github.com/anyops/anyops/sandboxd/token"
 	"github.com/anyops/anyops/sandboxd/wire"
 )
@@ -18,7 +18,8 @@ func TestMain(m *testing.M) { Main(m) }
 
 // TestStartServesAndCloseLeavesNothing proves a Daemon runs sandboxes for its own Client, that
 // a daemon given a key accepts that key's tokens and no other's, and that Close ends the
-// sandboxes and leaves neither mounts, nor the state dir, nor the cgroup parent behind.
+// sandboxes and leaves neither mounts, nor the state dir, nor the cgroup parent behind; it
+// mounts nothing on the host even while its sandboxes run.
 func TestStartServesAndCloseLeavesNothing(t *testing.T) {
 	_, fleetKey, err := token.GenerateKey()
 	if err != nil {
@@ -58,8 +59,10 @@ func TestStartServesAndCloseLeavesNothing(t *testing.T) {
 				t.Fatalf("list with another key = %v, want a refusal", err)
 			}
 			state := d.Config.StateDir
-			if len(teardown.MountsUnder(state)) == 0 {
-				t.Fatal("no image mounts while running: the checks after Close would prove nothing")
+			for _, dir := range []string{state, d.Config.ImageStore, d.Config.StorageRoot} {
+				if m := mountinfo.Under(dir); len(m) != 0 {
+					t.Errorf("host mounts under %s while sandboxes run: %v", dir, m)
+				}
 			}
 
 			if err := d.Close(); err != nil {
@@ -71,7 +74,7 @@ func TestStartServesAndCloseLeavesNothing(t *testing.T) {
 			if _, err := os.Stat("/proc/" + strconv.Itoa(sb.Pid)); err == nil {
 				t.Errorf("sandbox init %d survives Close", sb.Pid)
 			}
-			if m := teardown.MountsUnder(state); len(m) != 0 {
+			if m := mountinfo.Under(state); len(m) != 0 {
 				t.Errorf("mounts left after Close: %v", m)
 			}
 			if _, err := os.Stat(state); !os.IsNotExist(err) {

@@ -1,6 +1,6 @@
 // Package teardown removes what a sandboxd run for a test or a benchmark leaves on the host:
-// its cgroup parent and its state dir, whose image store bind-mounts the host's /usr and
-// friends (read-only). It imports no testing, so benchmarks use it as well as tests.
+// its cgroup parent and its state dir, never deleting through a mount should one be left
+// below it. It imports no testing, so benchmarks use it as well as tests.
 package teardown
 
 import (
@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/anyops/anyops/internal/mountinfo"
 )
 
 // cgroupRoot is where every cgroup hierarchy of the host is mounted (v2 at the root, v1 one
@@ -30,27 +32,12 @@ func RemoveCgroupParent(parent string) {
 	}
 }
 
-// MountsUnder lists the mount points strictly below dir, in the order they were mounted.
-func MountsUnder(dir string) []string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			out = append(out, f[4])
-		}
-	}
-	return out
-}
-
 // RemoveStateDir undoes the mounts below dir, innermost first, and only then removes dir:
 // never delete through a mount. It leaves dir in place, and says so, when something stays
 // mounted after a few rounds.
 func RemoveStateDir(dir string) error {
 	for range 3 {
-		mounts := MountsUnder(dir)
+		mounts := mountinfo.Under(dir)
 		if len(mounts) == 0 {
 			return os.RemoveAll(dir)
 		}
@@ -58,7 +45,7 @@ func RemoveStateDir(dir string) error {
 			_ = unix.Unmount(mounts[i], unix.MNT_DETACH)
 		}
 	}
-	if mounts := MountsUnder(dir); len(mounts) > 0 {
+	if mounts := mountinfo.Under(dir); len(mounts) > 0 {
 		return fmt.Errorf("left %s in place: still mounted: %v", dir, mounts)
 	}
 	return os.RemoveAll(dir)

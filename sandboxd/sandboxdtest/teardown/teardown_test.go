@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/anyops/anyops/internal/mountinfo"
 	"github.com/anyops/anyops/internal/testenv"
 )
 
@@ -45,10 +46,10 @@ func TestRemoveStateDirUnmountsBeforeDeleting(t *testing.T) {
 		_ = unix.Unmount(filepath.Join(target, "nested"), unix.MNT_DETACH)
 		_ = unix.Unmount(target, unix.MNT_DETACH)
 	})
-	if got, want := MountsUnder(state), []string{target, filepath.Join(target, "nested")}; !slices.Equal(got, want) {
+	if got, want := mountinfo.Under(state), []string{target, filepath.Join(target, "nested")}; !slices.Equal(got, want) {
 		t.Fatalf("MountsUnder = %v, want %v", got, want)
 	}
-	if got := MountsUnder(target + "x"); len(got) != 0 {
+	if got := mountinfo.Under(target + "x"); len(got) != 0 {
 		t.Fatalf("MountsUnder of a sibling name = %v, want none (prefix is a path, not a string)", got)
 	}
 
@@ -58,7 +59,7 @@ func TestRemoveStateDirUnmountsBeforeDeleting(t *testing.T) {
 	if _, err := os.Stat(state); !os.IsNotExist(err) {
 		t.Errorf("state dir: %v, want removed", err)
 	}
-	if m := MountsUnder(state); len(m) != 0 {
+	if m := mountinfo.Under(state); len(m) != 0 {
 		t.Errorf("mounts left: %v", m)
 	}
 	for _, d := range []string{outer, inner} {

@@ -1,0 +1,387 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.temporal.io/sdk/temporal"
+)
+
+// DRBD set up as on a real host: a resource file written through SSM, metadata created once,
+// the resource brought up, and the initial primary of a brand new pair chosen. The status
+// parser is in hosts.go.
+
+// Error types of the DRBD activities.
+const (
+	// ErrDRBDNotNew is the initial-primary interlock: a side of the pair has held data, so
+	// forcing one side's data onto the other could destroy the newer copy (non-retryable).
+	ErrDRBDNotNew = "DRBDNotNew"
+	// ErrDRBDNotConnected: the peer has not connected yet (retryable).
+	ErrDRBDNotConnected = "DRBDNotConnected"
+	// ErrDRBDPeerPrimary: the other side is Primary already; DRBD allows one (non-retryable).
+	ErrDRBDPeerPrimary = "DRBDPeerPrimary"
+)
+
+// DRBDNode is one side of a DRBD resource.
+type DRBDNode struct {
+	// Hostname is the host's name as `uname -n` says it: DRBD picks its own on section by it.
+	Hostname string
+	Address  string // the IPv4 address DRBD listens on
+	NodeID   int
+	// Disk is the backing device on that host; on Nitro its stable by-id link
+	// (VolumeDevice.StablePath), since NVMe names can change at a reboot.
+	Disk string
+}
+
+// DRBDResourceConfig is a resource file's content: one volume replicated between two hosts
+// with internal metadata.
+type DRBDResourceConfig struct {
+	Name  string // e.g. live-r0
+	Minor int    // the device is /dev/drbd<Minor>
+	Port  int    // TCP port on both hosts
+	Nodes []DRBDNode
+}
+
+// DRBDConfigDir is where resource files go; /etc/drbd.conf includes drbd.d/*.res.
+const DRBDConfigDir = "/etc/drbd.d"
+
+var reHostname = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+
+func (c DRBDResourceConfig) check() error {
+	if err := checkField("Resource", c.Name, reName); err != nil {
+		return err
+	}
+	if len(c.Name) > 63 {
+		return invalidInput("Resource %q is longer than 63 characters", c.Name)
+	}
+	if c.Minor < 0 || c.Minor > 1048575 {
+		return invalidInput("Minor %d is out of range", c.Minor)
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		return invalidInput("Port %d is out of range", c.Port)
+	}
+	if len(c.Nodes) != 2 {
+		return invalidInput("a resource has two nodes, not %d", len(c.Nodes))
+	}
+	a, b := c.Nodes[0], c.Nodes[1]
+	if a.Hostname == b.Hostname || a.NodeID == b.NodeID || a.Address == b.Address {
+		return invalidInput("the two nodes of %s need distinct hostnames, node ids and addresses", c.Name)
+	}
+	for _, n := range c.Nodes {
+		if len(n.Hostname) > 253 || !reHostname.MatchString(n.Hostname) {
+			return invalidInput("Hostname %q is not valid", n.Hostname)
+		}
+		if ip, err := netip.ParseAddr(n.Address); err != nil || !ip.Is4() {
+			return invalidInput("Address %q is not an IPv4 address", n.Address)
+		}
+		if n.NodeID < 0 || n.NodeID > 31 {
+			return invalidInput("NodeID %d is out of range", n.NodeID)
+		}
+		if err := checkField("Disk", n.Disk, reDevice); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// File is the path of the resource file.
+func (c DRBDResourceConfig) File() string { return DRBDConfigDir + "/" + c.Name + ".res" }
+
+// Render is the resource file in DRBD 9's syntax (drbd.conf(5)), the same on both hosts.
+func (c DRBDResourceConfig) Render() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Written by anyops; changes are overwritten.\nresource %s {\n  device /dev/drbd%d;\n  meta-disk internal;\n", c.Name, c.Minor)
+	for _, n := range c.Nodes {
+		fmt.Fprintf(&b, "  on %s {\n    node-id %d;\n    address %s:%d;\n    disk %s;\n  }\n", n.Hostname, n.NodeID, n.Address, c.Port, n.Disk)
+	}
+	fmt.Fprintf(&b, "  connection-mesh {\n    hosts %s %s;\n  }\n}\n", c.Nodes[0].Hostname, c.Nodes[1].Hostname)
+	return b.String()
+}
+
+// ConfigureDRBDInput writes a resource file on one of its two hosts.
+type ConfigureDRBDInput struct {
+	InstanceID string
+	Resource   DRBDResourceConfig
+}
+
+// ConfigureDRBDOutput says what ConfigureDRBD changed.
+type ConfigureDRBDOutput struct {
+	File    string
+	Changed bool // the file's content changed (false: it was already this)
+	// Adjusted: the resource was up, and drbdadm adjust applied the file to it.
+	Adjusted bool
+	Result   CommandResult
+}
+
+// ConfigureDRBD writes the resource file through SSM with plain commands: the content goes to
+// a new file with printf, cmp tells whether it differs, mv puts it in place at once (a crash
+// never leaves half a file), and — when the resource is up — drbdadm adjust applies it. The
+// same content again is no change; adjust runs then too, because an attempt that died between
+// mv and adjust must not leave the change unapplied, and adjust with an unchanged file does
+// nothing. The host must be one of the resource's nodes (a non-retryable InvalidInput
+// otherwise: the file would configure nothing there).
+func (h *Hosts) ConfigureDRBD(ctx context.Context, in ConfigureDRBDInput) (ConfigureDRBDOutput, error) {
+	c := in.Resource
+	if err := c.check(); err != nil {
+		return ConfigureDRBDOutput{}, err
+	}
+	file, next := shellQuote(c.File()), shellQuote(c.File()+".anyops-new")
+	write := "printf '%s\\n'"
+	for _, line := range strings.Split(strings.TrimSuffix(c.Render(), "\n"), "\n") {
+		write += " " + shellQuote(line)
+	}
+	res, err := h.run(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops configure drbd " + c.Name, Commands: []string{
+		"hostname | grep -q -x -F " + shellQuote(c.Nodes[0].Hostname) + " || hostname | grep -q -x -F " + shellQuote(c.Nodes[1].Hostname) + " || exit " + strconv.Itoa(exitWrongHost),
+		write + " > " + next,
+		"cmp -s " + next + " " + file + " || echo anyops-changed",
+		"mv " + next + " " + file,
+		"drbdadm status " + shellQuote(c.Name) + " >/dev/null 2>&1 || exit 0",
+		"drbdadm adjust " + shellQuote(c.Name) + " && echo anyops-adjusted",
+	}})
+	if err != nil {
+		return ConfigureDRBDOutput{}, err
+	}
+	if res.ExitCode == exitWrongHost {
+		return ConfigureDRBDOutput{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("%s is neither %s nor %s: resource %s does not configure it", in.InstanceID, c.Nodes[0].Hostname, c.Nodes[1].Hostname, c.Name),
+			ErrInvalidInput, nil, res)
+	}
+	if err := commandError(res); err != nil {
+		return ConfigureDRBDOutput{}, err
+	}
+	changed := strings.Contains(res.Stdout, "anyops-changed")
+	return ConfigureDRBDOutput{File: c.File(), Changed: changed, Adjusted: changed && strings.Contains(res.Stdout, "anyops-adjusted"), Result: res}, nil
+}
+
+const exitWrongHost = 69
+
+// DRBDResourceInput names a resource on a host.
+type DRBDResourceInput struct {
+	InstanceID string
+	Resource   string
+}
+
+func (in DRBDResourceInput) check() error {
+	if err := checkField("Resource", in.Resource, reName); err != nil {
+		return err
+	}
+	if in.InstanceID == "" {
+		return invalidInput("InstanceID is required")
+	}
+	return nil
+}
+
+// DRBDGeneration is what `drbdadm get-gi` says of a resource's disk.
+type DRBDGeneration struct {
+	// Current is the current data generation UUID; DRBDJustCreated for a disk that has never
+	// held data.
+	Current string
+	// Consistent, UpToDate, Primary: the metadata's flags.
+	Consistent, UpToDate, Primary bool
+}
+
+// HasData is whether the disk has ever held data: anything but a brand new disk.
+func (g DRBDGeneration) HasData() bool { return g.Current != DRBDJustCreated }
+
+// DRBDJustCreated is the current UUID `drbdadm create-md` writes (DRBD's UUID_JUST_CREATED).
+const DRBDJustCreated = "0000000000000004"
+
+var reGI = regexp.MustCompile(`^([0-9A-Fa-f]{16}):[0-9A-Fa-f]{16}:[0-9A-Fa-f]{16}:[0-9A-Fa-f]{16}:([01]):([01]):([01])(:[01])*$`)
+
+// ParseDRBDGeneration reads get-gi's line: CURRENT:BITMAP:HISTORY1:HISTORY2:consistent:
+// was-up-to-date:primary:…
+func ParseDRBDGeneration(out string) (DRBDGeneration, error) {
+	line := strings.TrimSpace(out)
+	if i := strings.LastIndexByte(line, '\n'); i >= 0 {
+		line = strings.TrimSpace(line[i+1:])
+	}
+	m := reGI.FindStringSubmatch(line)
+	if m == nil {
+		return DRBDGeneration{}, fmt.Errorf("%q is not drbdadm get-gi output", truncate(line, 120))
+	}
+	return DRBDGeneration{Current: strings.ToUpper(m[1]), Consistent: m[2] == "1", UpToDate: m[3] == "1", Primary: m[4] == "1"}, nil
+}
+
+// CreateDRBDMetadataOutput says whether metadata was created now, and what the disk holds.
+type CreateDRBDMetadataOutput struct {
+	Created    bool // false: metadata was there already and is kept
+	Generation DRBDGeneration
+	Result     CommandResult
+}
+
+// CreateDRBDMetadata writes DRBD's metadata on the resource's backing disk (as its file names
+// it) unless there is metadata already — with data or without, it is kept: create-md never
+// runs with --force, so no retry or later run can wipe a replica. A disk holding a file system
+// instead is a non-retryable DeviceHasData (drbdmeta refuses to truncate it).
+func (h *Hosts) CreateDRBDMetadata(ctx context.Context, in DRBDResourceInput) (CreateDRBDMetadataOutput, error) {
+	if err := in.check(); err != nil {
+		return CreateDRBDMetadataOutput{}, err
+	}
+	r := shellQuote(in.Resource)
+	res, err := h.run(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops drbd create-md " + in.Resource, Commands: []string{
+		"drbdadm get-gi " + r + " 2>/dev/null && exit 0",
+		"drbdadm create-md " + r + " >/dev/null && echo anyops-created && drbdadm get-gi " + r,
+	}})
+	if err != nil {
+		return CreateDRBDMetadataOutput{}, err
+	}
+	if res.ExitCode == 40 {
+		return CreateDRBDMetadataOutput{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("drbdadm create-md %s on %s refused: %s", in.Resource, in.InstanceID, lastLine(res.Stderr)), ErrDeviceHasData, nil, res)
+	}
+	if err := commandError(res); err != nil {
+		return CreateDRBDMetadataOutput{}, err
+	}
+	gi, err := generationOf(res)
+	if err != nil {
+		return CreateDRBDMetadataOutput{}, err
+	}
+	return CreateDRBDMetadataOutput{Created: strings.Contains(res.Stdout, "anyops-created"), Generation: gi, Result: res}, nil
+}
+
+// DRBDGenerationOf reads a resource's data generation with `drbdadm get-gi`.
+func (h *Hosts) DRBDGenerationOf(ctx context.Context, in DRBDResourceInput) (DRBDGeneration, error) {
+	if err := in.check(); err != nil {
+		return DRBDGeneration{}, err
+	}
+	res, err := h.RunCommand(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops drbd get-gi " + in.Resource,
+		Commands: []string{"drbdadm get-gi " + shellQuote(in.Resource)}})
+	if err != nil {
+		return DRBDGeneration{}, err
+	}
+	return generationOf(res)
+}
+
+// generationOf reads get-gi's line from a command's output; output that is not one is a
+// non-retryable UnexpectedOutput.
+func generationOf(res CommandResult) (DRBDGeneration, error) {
+	gi, err := ParseDRBDGeneration(res.Stdout)
+	if err != nil {
+		return DRBDGeneration{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("drbdadm get-gi on %s: %v", res.InstanceID, err), ErrUnexpectedOutput, nil, res)
+	}
+	return gi, nil
+}
+
+// DRBDUpOutput says whether the resource had to be brought up.
+type DRBDUpOutput struct {
+	AlreadyUp bool
+	Result    CommandResult
+}
+
+// DRBDUp brings a configured resource up (attach the disk, connect to the peer); one up already
+// is success.
+func (h *Hosts) DRBDUp(ctx context.Context, in DRBDResourceInput) (DRBDUpOutput, error) {
+	if err := in.check(); err != nil {
+		return DRBDUpOutput{}, err
+	}
+	r := shellQuote(in.Resource)
+	res, err := h.RunCommand(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops drbd up " + in.Resource, Commands: []string{
+		"drbdadm status " + r + " >/dev/null 2>&1 && echo anyops-up && exit 0",
+		"drbdadm up " + r,
+	}})
+	if err != nil {
+		return DRBDUpOutput{}, err
+	}
+	return DRBDUpOutput{AlreadyUp: strings.Contains(res.Stdout, "anyops-up"), Result: res}, nil
+}
+
+// DRBDInitialPrimaryInput makes the designated side of a new pair its first Primary.
+type DRBDInitialPrimaryInput struct {
+	Resource string
+	// Primary is the instance whose side becomes Primary: the designated initial primary.
+	Primary string
+	// Secondary is the other side's instance, checked for data too.
+	Secondary string
+	// SkipInitialSync: both disks are new and empty, so nothing needs copying — they are
+	// marked in sync (drbdadm new-current-uuid --clear-bitmap, which needs the peer connected)
+	// instead of a full resync from the primary.
+	SkipInitialSync bool
+}
+
+// DRBDInitialPrimaryOutput says how the primary came about.
+type DRBDInitialPrimaryOutput struct {
+	AlreadyPrimary bool
+	Forced         bool // drbdadm primary --force: the secondary resyncs everything from it
+	SyncSkipped    bool
+	Result         CommandResult
+}
+
+// DRBDInitialPrimary makes the designated side of a pair Primary. Already Primary is success;
+// an UpToDate side is promoted without force. Otherwise the only way is to force it, and the
+// interlock applies: both disks must be brand new (get-gi on each shows a current UUID of
+// DRBDJustCreated, on both hosts) — never is a side forced whose data, or whose peer's, has
+// existed, since forcing makes one side's data the other's. That is ErrDRBDNotNew, which no
+// retry passes: promoting an existing replica is a failover's decision (with its own checks),
+// not this activity's.
+func (h *Hosts) DRBDInitialPrimary(ctx context.Context, in DRBDInitialPrimaryInput) (DRBDInitialPrimaryOutput, error) {
+	primary := DRBDResourceInput{InstanceID: in.Primary, Resource: in.Resource}
+	if err := primary.check(); err != nil {
+		return DRBDInitialPrimaryOutput{}, err
+	}
+	if in.Secondary == "" || in.Secondary == in.Primary {
+		return DRBDInitialPrimaryOutput{}, invalidInput("Secondary must name the other side of %s", in.Resource)
+	}
+	st, err := h.DRBDStatus(ctx, DRBDStatusInput{InstanceID: in.Primary, Resource: in.Resource})
+	if err != nil {
+		return DRBDInitialPrimaryOutput{}, err
+	}
+	if len(st.Resources) != 1 {
+		return DRBDInitialPrimaryOutput{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("drbdadm status %s on %s shows %d resources", in.Resource, in.Primary, len(st.Resources)), ErrUnexpectedOutput, nil)
+	}
+	r := st.Resources[0]
+	res := shellQuote(in.Resource)
+	promote := func(out DRBDInitialPrimaryOutput, cmds ...string) (DRBDInitialPrimaryOutput, error) {
+		out.Result, err = h.RunCommand(ctx, RunCommandInput{InstanceID: in.Primary, Comment: "anyops drbd initial primary " + in.Resource, Commands: cmds})
+		return out, err
+	}
+	switch {
+	case r.Role == "Primary":
+		return DRBDInitialPrimaryOutput{AlreadyPrimary: true}, nil
+	case len(r.Peers) == 1 && r.Peers[0].Role == "Primary":
+		return DRBDInitialPrimaryOutput{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("%s: the peer of %s (%s) is Primary already", in.Resource, in.Primary, r.Peers[0].Name), ErrDRBDPeerPrimary, nil, r)
+	case r.Disk == "UpToDate":
+		return promote(DRBDInitialPrimaryOutput{}, "drbdadm primary "+res)
+	}
+	// The interlock: forcing is only for a pair where neither side has ever held data.
+	for _, side := range []string{in.Primary, in.Secondary} {
+		gi, err := h.DRBDGenerationOf(ctx, DRBDResourceInput{InstanceID: side, Resource: in.Resource})
+		if err != nil {
+			return DRBDInitialPrimaryOutput{}, err
+		}
+		if gi.HasData() {
+			return DRBDInitialPrimaryOutput{}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("refusing to force %s Primary on %s: the disk on %s has held data (generation %s), so this is not a brand new pair",
+					in.Resource, in.Primary, side, gi.Current), ErrDRBDNotNew, nil, gi)
+		}
+	}
+	if !in.SkipInitialSync {
+		return promote(DRBDInitialPrimaryOutput{Forced: true}, "drbdadm primary --force "+res)
+	}
+	if len(r.Peers) != 1 || r.Peers[0].Connection != "Connected" {
+		return DRBDInitialPrimaryOutput{}, temporal.NewApplicationError(
+			fmt.Sprintf("%s on %s: the peer is not connected yet", in.Resource, in.Primary), ErrDRBDNotConnected, r)
+	}
+	return promote(DRBDInitialPrimaryOutput{SyncSkipped: true},
+		"drbdadm new-current-uuid --clear-bitmap "+shellQuote(in.Resource+"/0"),
+		"drbdadm primary "+res)
+}
+
+// HostName returns the host's name as `hostname` prints it: what DRBD's on sections name.
+func (h *Hosts) HostName(ctx context.Context, in InstanceRef) (string, error) {
+	res, err := h.RunCommand(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops hostname", Commands: []string{"hostname"}})
+	if err != nil {
+		return "", err
+	}
+	name := strings.TrimSpace(res.Stdout)
+	if !reHostname.MatchString(name) {
+		return "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("hostname on %s printed %q", in.InstanceID, res.Stdout), ErrUnexpectedOutput, nil, res)
+	}
+	return name, nil
+}
