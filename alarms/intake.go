@@ -3,6 +3,7 @@ package alarms
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/anyops/anyops"
@@ -152,6 +154,13 @@ func (in *Intake) Raise(ctx context.Context, a anyops.Alarm) (anyops.AlarmOutcom
 func (in *Intake) joinLinked(ctx context.Context, inc inventory.Incident, out anyops.AlarmOutcome) (anyops.AlarmOutcome, error) {
 	out.RunID = inc.RunID
 	desc, err := in.Temporal.DescribeWorkflowExecution(ctx, inc.WorkflowID, inc.RunID)
+	var gone *serviceerror.NotFound
+	if errors.As(err, &gone) {
+		// Past Temporal's retention: it ended long ago.
+		out.Action = anyops.AlarmNoted
+		out.Message = fmt.Sprintf("noted on incident %d; its recovery %s has ended and is no longer kept by Temporal", inc.ID, inc.WorkflowID)
+		return out, nil
+	}
 	if err != nil {
 		return out, fmt.Errorf("describe %s: %w", inc.WorkflowID, err)
 	}

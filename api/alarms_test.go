@@ -400,3 +400,44 @@ func TestAlarmRulesStartTheirRecovery(t *testing.T) {
 		t.Fatalf("%d incidents after alarms that record nothing, had %d", got, before)
 	}
 }
+
+// TestAlarmAfterTheRecoveryEnded proves an incident never gets a second recovery: once its
+// run has ended (here terminated), a new alarm for the same fault is only noted, and starts
+// nothing; once the incident is resolved, the next alarm opens a new incident with a new run.
+func TestAlarmAfterTheRecoveryEnded(t *testing.T) {
+	f := newAlarmFixture(t, inventory.DriverSQLite)
+	ctx := context.Background()
+	file, err := f.store.GetServer(ctx, inventory.DemoFileServer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alarm := func() AlarmAnswer {
+		t.Helper()
+		rec := f.postSNS(f.sns.Sign(f.sns.Notification(snstest.CloudWatchAlarm("live-file-system", "StatusCheckFailed_System", file.InstanceID, "ALARM"))))
+		if rec.Code != 200 {
+			t.Fatalf("alarm: %d %s", rec.Code, rec.Body)
+		}
+		return decode[AlarmAnswer](t, rec)
+	}
+	first := alarm()
+	if first.Action != anyops.AlarmStarted {
+		t.Fatalf("first alarm: %+v", first)
+	}
+	if err := f.tc.TerminateWorkflow(ctx, first.WorkflowID, first.RunID, "test: the recovery ended"); err != nil {
+		t.Fatal(err)
+	}
+	again := alarm()
+	if again.Action != anyops.AlarmNoted || again.IncidentID != first.IncidentID || !strings.Contains(again.Message, "terminated") {
+		t.Fatalf("alarm after the run ended: %+v, want noted on incident %d", again, first.IncidentID)
+	}
+	if runs := f.runsOf(first.WorkflowID); runs != 1 {
+		t.Fatalf("%d runs after the alarm that followed the end, want 1", runs)
+	}
+	if _, err := f.store.AppendIncidentEvent(ctx, first.IncidentID, inventory.IncidentEventResolved, "recovered", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	next := alarm()
+	if next.Action != anyops.AlarmStarted || next.IncidentID == first.IncidentID || next.RunID == first.RunID {
+		t.Fatalf("alarm after the incident was resolved: %+v, want a new incident and run", next)
+	}
+}
