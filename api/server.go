@@ -1,6 +1,7 @@
 // Package api is the HTTP front of Anyops (Gin): it authenticates and validates requests,
-// reads the inventory, and turns operations into Temporal workflow starts, queries and
-// cancellations. It never calls the cloud itself.
+// reads the inventory, turns operations into Temporal workflow starts, queries, updates
+// (human decisions) and cancellations, and takes alarms in (SNS, Alertmanager) through the
+// alarm intake. It never calls the cloud itself.
 package api
 
 import (
