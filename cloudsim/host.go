@@ -29,7 +29,7 @@ type host struct {
 	// NFSServing is whether the host's file service was last seen serving (nfsclient.go).
 	NFSServing bool      `json:"nfs_serving,omitempty"`
 	BootedAt   time.Time `json:"booted_at,omitzero"`
-	Boots    int                  `json:"boots"`
+	Boots      int       `json:"boots"`
 }
 
 type mdArray struct {

@@ -213,12 +213,12 @@ type volume struct {
 // DRBD resource (internal metadata at its end) FS and MD are the DRBD device's content, which
 // is where the data area starts.
 type blockData struct {
-	FS   string    `json:"fs,omitempty"`   // the file system mkfs made on the device: ext4, xfs
+	FS string `json:"fs,omitempty"` // the file system mkfs made on the device: ext4, xfs
 	// Files are the files written on that file system (datafs.go): path → content, a
 	// directory as its path with a trailing slash.
 	Files map[string]string `json:"files,omitempty"`
-	MD   *mdSuper  `json:"md,omitempty"`   // the md superblock: the device is a member of an array
-	DRBD *drbdMeta `json:"drbd,omitempty"` // DRBD's internal metadata at the end of the volume
+	MD    *mdSuper          `json:"md,omitempty"`   // the md superblock: the device is a member of an array
+	DRBD  *drbdMeta         `json:"drbd,omitempty"` // DRBD's internal metadata at the end of the volume
 }
 
 // drbdMeta is DRBD's internal metadata on a backing volume: what drbdadm create-md writes and
