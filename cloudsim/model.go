@@ -65,6 +65,7 @@ const stateFormat = 2
 type state struct {
 	Format    int                   `json:"format"`
 	Clock     time.Time             `json:"clock"`
+	Speed     float64               `json:"speed,omitempty"` // set at runtime (SetSpeed); wins over the configured one
 	Seed      int64                 `json:"seed"`
 	Counter   uint64                `json:"counter"`
 	Instances map[string]*instance  `json:"instances"`
@@ -212,9 +213,12 @@ type volume struct {
 // DRBD resource (internal metadata at its end) FS and MD are the DRBD device's content, which
 // is where the data area starts.
 type blockData struct {
-	FS   string    `json:"fs,omitempty"`   // the file system mkfs made on the device: ext4, xfs
-	MD   *mdSuper  `json:"md,omitempty"`   // the md superblock: the device is a member of an array
-	DRBD *drbdMeta `json:"drbd,omitempty"` // DRBD's internal metadata at the end of the volume
+	FS string `json:"fs,omitempty"` // the file system mkfs made on the device: ext4, xfs
+	// Files are the files written on that file system (datafs.go): path → content, a
+	// directory as its path with a trailing slash.
+	Files map[string]string `json:"files,omitempty"`
+	MD    *mdSuper          `json:"md,omitempty"`   // the md superblock: the device is a member of an array
+	DRBD  *drbdMeta         `json:"drbd,omitempty"` // DRBD's internal metadata at the end of the volume
 }
 
 // drbdMeta is DRBD's internal metadata on a backing volume: what drbdadm create-md writes and
@@ -237,14 +241,18 @@ type mdSuper struct {
 	Devices int    `json:"devices"`
 	Index   int    `json:"index"`
 	FS      string `json:"fs,omitempty"` // the file system on the array
+	// Files are the files on the array's file system, as blockData.Files.
+	Files map[string]string `json:"files,omitempty"`
 }
 
 // copyContent gives dst the data src holds (not its DRBD metadata): what a resync does.
 func (dst *blockData) copyContent(src blockData) {
 	dst.FS = src.FS
+	dst.Files = maps.Clone(src.Files)
 	dst.MD = nil
 	if src.MD != nil {
 		md := *src.MD
+		md.Files = maps.Clone(src.MD.Files)
 		dst.MD = &md
 	}
 }
@@ -336,19 +344,26 @@ type clientTok struct {
 	Resources []string `json:"resources"`
 }
 
-// Event is one entry of the event log, stamped with simulated time.
+// Event is one entry of the event log, stamped with simulated time. Data holds the facts of
+// the events a drill computes with (docs/cloudsim.md lists them per type).
 type Event struct {
-	Seq      int64     `json:"seq"`
-	Time     time.Time `json:"time"`
-	Type     string    `json:"type"`
-	Resource string    `json:"resource,omitempty"`
-	Message  string    `json:"message"`
+	Seq      int64          `json:"seq"`
+	Time     time.Time      `json:"time"`
+	Type     string         `json:"type"`
+	Resource string         `json:"resource,omitempty"`
+	Message  string         `json:"message"`
+	Data     map[string]any `json:"data,omitempty"`
 }
 
 // event appends to the bounded log; callers hold s.mu.
 func (s *Sim) event(at time.Time, typ, resource, format string, args ...any) {
+	s.eventData(at, typ, resource, nil, format, args...)
+}
+
+// eventData appends an event with structured data; callers hold s.mu.
+func (s *Sim) eventData(at time.Time, typ, resource string, data map[string]any, format string, args ...any) {
 	s.st.EventSeq++
-	e := Event{Seq: s.st.EventSeq, Time: at, Type: typ, Resource: resource, Message: fmt.Sprintf(format, args...)}
+	e := Event{Seq: s.st.EventSeq, Time: at, Type: typ, Resource: resource, Message: fmt.Sprintf(format, args...), Data: data}
 	s.st.Events = append(s.st.Events, e)
 	if n := len(s.st.Events); n > maxEvents {
 		s.st.Events = s.st.Events[n-maxEvents:] // append reallocates now and then; no copy per event
@@ -431,6 +446,7 @@ func (s *Sim) nextDue(now time.Time) time.Time {
 // alarms. Callers hold s.mu.
 func (s *Sim) reevaluate(at time.Time) {
 	s.advanceDRBD(at, at)
+	s.nfsHealth(at)
 }
 
 // advance moves every resource to time t. Transitions are stamped with the moment they were due,
