@@ -21,10 +21,10 @@ func BuildClusterWorkflowID(cluster string) string { return "build-cluster/" + c
 // or the demo fleet's).
 type BuildClusterInput struct {
 	// Scope is the idempotency scope of everything the build creates (see BuildServerInput).
-	Scope   string              `json:"scope"`
-	Cluster string              `json:"cluster"`
+	Scope   string               `json:"scope"`
+	Cluster string               `json:"cluster"`
 	Plan    activities.FleetPlan `json:"plan"`
-	ImageID string              `json:"image_id,omitempty"`
+	ImageID string               `json:"image_id,omitempty"`
 	// Spare also builds the cluster's warm spare: a bootstrapped file server, not serving, in
 	// the cluster's zone (activities.SpareServerOf), for a failover's replace way to take.
 	Spare  bool           `json:"spare,omitempty"`
