@@ -53,6 +53,8 @@ type Deps struct {
 	// SandboxdSigner signs the worker's calls to sandboxd (the key of config.API.SandboxdKey);
 	// without it console workflows fail to place sandboxes.
 	SandboxdSigner *token.Signer
+	// CommandPoll is the Hosts activities' SSM poll interval; 0 is activities.DefaultCommandPoll.
+	CommandPoll time.Duration
 }
 
 // Register registers, on w, the workflow of every kind whose task queue is queue and every
@@ -78,7 +80,7 @@ func Register(w worker.Registry, queue string, deps Deps) {
 	w.RegisterActivity(&activities.Sandboxes{Store: deps.Store, Signer: deps.SandboxdSigner})
 	if deps.AWS != nil {
 		w.RegisterActivity(activities.NewCloud(deps.AWS))
-		w.RegisterActivity(activities.NewHosts(deps.AWS))
+		w.RegisterActivity(&activities.Hosts{Clients: deps.AWS, PollInterval: deps.CommandPoll})
 	}
 }
 
