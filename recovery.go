@@ -21,7 +21,9 @@ func FileServiceZone(cluster string) string { return cluster + ".internal" }
 func FileServiceName(cluster string) string { return "files." + FileServiceZone(cluster) }
 
 // FileServiceSource is what a client mounts: NAME:/EXPORT.
-func FileServiceSource(cluster string) string { return FileServiceName(cluster) + ":" + FileServiceExport }
+func FileServiceSource(cluster string) string {
+	return FileServiceName(cluster) + ":" + FileServiceExport
+}
 
 // RecoveryWay is one of the ways a failover races back to a serving file server.
 type RecoveryWay string
