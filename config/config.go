@@ -105,6 +105,10 @@ type Worker struct {
 	NFSProbeInterval time.Duration
 	NFSProbeTimeout  time.Duration
 	NFSProbeFailures int
+	// CommandPoll is how often a host command's result is asked of SSM. Against cloudsim it
+	// shrinks with the speed (dev divides it by the speed itself): a poll of 2 s at speed 60
+	// would add two simulated minutes to every command.
+	CommandPoll time.Duration
 }
 
 // Sandboxd configures `anyops sandboxd`.
@@ -342,6 +346,7 @@ func (b *Binder) BindWorker(c *Worker) {
 	b.Duration(&c.NFSProbeInterval, "nfs-probe-interval", "", 10*time.Second, "how often each file server's NFS watch probes it (dev: simulated time)")
 	b.Duration(&c.NFSProbeTimeout, "nfs-probe-timeout", "", 5*time.Second, "how long a client's write to its NFS mount may take before it counts as hung (dev: simulated time)")
 	b.Int(&c.NFSProbeFailures, "nfs-probe-failures", "", 3, "failed probe rounds in a row that raise the probe alarm")
+	b.Duration(&c.CommandPoll, "command-poll", "", 2*time.Second, "how often a running host command's result is asked of SSM")
 }
 
 // BindSandboxd binds the sandboxd settings. prefix is "" for `anyops sandboxd` (--addr) and
