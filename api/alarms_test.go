@@ -363,7 +363,7 @@ func (f *alarmFixture) runsOf(id string) int {
 
 // TestAlarmRulesStartTheirRecovery proves the rules through the endpoints: an SNS alarm on the
 // backup starts backup-rebuild/<backup>, an Alertmanager alert on a web server (by its
-// instance label) replace/<web>, an alarm about an instance the inventory does not know is 404
+// instance label) replace/<web> and its resolution is noted, an alarm about an instance the inventory does not know is 404
 // (SNS) or ignored (Alertmanager) and records nothing, and an OK with no open incident records
 // nothing either.
 func TestAlarmRulesStartTheirRecovery(t *testing.T) {
@@ -381,6 +381,11 @@ func TestAlarmRulesStartTheirRecovery(t *testing.T) {
 	rec = f.do("POST", "/v1/alarms/alertmanager", alertmanagerToken, web)
 	if a := decode[AlertmanagerAnswer](t, rec); rec.Code != 200 || a.Alerts[0].Action != anyops.AlarmStarted || a.Alerts[0].WorkflowID != anyops.ServerReplaceWorkflowID("live-web1") {
 		t.Fatalf("alert on a web server: %d %+v", rec.Code, a)
+	}
+	resolved := strings.Replace(alertmanagerWebhook("x", "resolved"), `"server":"x"`, `"instance":"live-web1:9100"`, 1)
+	rec = f.do("POST", "/v1/alarms/alertmanager", alertmanagerToken, resolved)
+	if a := decode[AlertmanagerAnswer](t, rec); rec.Code != 200 || a.Alerts[0].Action != anyops.AlarmNoted {
+		t.Fatalf("the web server's alert resolved: %d %+v, want noted", rec.Code, a)
 	}
 	before := f.incidentCount()
 	rec = f.postSNS(f.sns.Sign(f.sns.Notification(snstest.CloudWatchAlarm("x", "StatusCheckFailed", "i-0000000000000dead", "ALARM"))))
