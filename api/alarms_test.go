@@ -14,8 +14,11 @@ import (
 
 	"github.com/google/uuid"
 	"go.temporal.io/api/workflowservice/v1"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/activities"
 	"github.com/anyops/anyops/alarms"
 	"github.com/anyops/anyops/alarms/snstest"
 	"github.com/anyops/anyops/inventory"
@@ -444,5 +447,51 @@ func TestAlarmAfterTheRecoveryEnded(t *testing.T) {
 	next := alarm()
 	if next.Action != anyops.AlarmStarted || next.IncidentID == first.IncidentID || next.RunID == first.RunID {
 		t.Fatalf("alarm after the incident was resolved: %+v, want a new incident and run", next)
+	}
+}
+
+// TestDecisionsReachTheFailover proves the decision routes send their Temporal update to a
+// real FileServerFailover started by an alarm, and that its validators decide: approve is
+// refused (its policy cuts over by itself), an override of an interlock that holds nothing up
+// is refused, an unknown interlock is refused, all as 409 with the workflow's reason; an abort
+// with a reason is accepted. A viewer may not decide (403).
+func TestDecisionsReachTheFailover(t *testing.T) {
+	f := newAlarmFixture(t, inventory.DriverSQLite)
+	ctx := context.Background()
+	// A worker of the fixture's queue running the failover itself: its validators answer the
+	// updates. (Its cloud activities are not there: the failover waits in its assessment.)
+	w := sdkworker.New(f.tc, f.queue, sdkworker.Options{})
+	w.RegisterWorkflowWithOptions(workflows.FileServerFailover, workflow.RegisterOptions{Name: workflows.FailoverWorkflowType})
+	w.RegisterActivity(&activities.Inventory{Store: f.store})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	file, err := f.store.GetServer(ctx, inventory.DemoFileServer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := f.postSNS(f.sns.Sign(f.sns.Notification(snstest.CloudWatchAlarm("live-file-system", "StatusCheckFailed_System", file.InstanceID, "ALARM"))))
+	started := decode[AlarmAnswer](t, rec)
+	if started.Action != anyops.AlarmStarted {
+		t.Fatalf("alarm: %d %s", rec.Code, rec.Body)
+	}
+	path := operationPath(started.WorkflowID)
+	for _, tc := range []struct {
+		decision, body, token string
+		status                int
+		inBody                string
+	}{
+		{"approve", `{"reason":"looks right"}`, viewerToken, 403, "operator"},
+		{"approve", `{"reason":"looks right"}`, operatorToken, 409, "does not wait for approval"},
+		{"override", `{"interlock":"not-uptodate","reason":"checked by hand"}`, operatorToken, 409, "holds nothing up now"},
+		{"override", `{"interlock":"no-such-lock","reason":"checked by hand"}`, operatorToken, 409, "not one of"},
+		{"abort", `{"reason":"wrong server"}`, operatorToken, 200, "cancelled"},
+		{"abort", `{"reason":"again"}`, operatorToken, 409, "aborted already"},
+	} {
+		rec := f.do("POST", path+"/"+tc.decision, tc.token, tc.body)
+		if rec.Code != tc.status || !strings.Contains(rec.Body.String(), tc.inBody) {
+			t.Errorf("%s %s: %d %s, want %d mentioning %q", tc.decision, tc.body, rec.Code, rec.Body, tc.status, tc.inBody)
+		}
 	}
 }
