@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
 
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/activities"
@@ -64,13 +65,27 @@ func TestNFSWatchDetectsAFailedFileServer(t *testing.T) {
 		for _, id := range []string{watchID, failoverID} {
 			_ = tc.TerminateWorkflow(context.Background(), id, "", "test ended")
 		}
-		_ = tc.ScheduleClient().GetHandle(context.Background(), FleetSyncScheduleID).Delete(context.Background())
 	})
 
+	// What `anyops dev` runs at start (EnsureDemoFleet), under ids of this test's own: the
+	// package's other tests build their demo fleets in other cloudsims.
 	timing := workflows.FleetTiming{PollInterval: 20 * time.Millisecond, HeartbeatTimeout: 10 * time.Second}
 	watch := workflows.NFSWatchTiming{Interval: 200 * time.Millisecond, ProbeTimeout: 5 * time.Second, FailuresToAlarm: 3}
-	if _, err := EnsureDemoFleet(ctx, tc, timing, watch); err != nil {
-		t.Fatal(err)
+	for _, run := range []struct {
+		kind  string
+		input any
+	}{
+		{workflows.KindDemoFleet, workflows.DemoFleetInput{Timing: timing, RequestedBy: "test"}},
+		{workflows.KindFleetSync, workflows.FleetSyncInput{Timing: timing, RequestedBy: "test", NFSWatch: &watch}},
+	} {
+		kind, _ := workflows.LookupKind(run.kind)
+		r, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: run.kind + "-" + uuid.NewString(), TaskQueue: kind.TaskQueue}, kind.WorkflowType, run.input)
+		if err == nil {
+			err = r.Get(ctx, nil)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", run.kind, err)
+		}
 	}
 	file, err := store.GetServer(ctx, inventory.DemoFileServer)
 	if err != nil {

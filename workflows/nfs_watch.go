@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -112,6 +113,22 @@ func prepareNFSWatch(in *NFSWatchInput, _ string) (string, temporal.SearchAttrib
 		return "", temporal.SearchAttributes{}, err
 	}
 	return NFSWatchWorkflowID(in.Server), temporal.NewSearchAttributes(SearchServer.ValueSet(in.Server)), nil
+}
+
+// StartNFSWatch starts server's NFS watch as a child workflow that outlives its parent (it is
+// an entity workflow under its own business key): what a workflow that makes a file server —
+// a fleet sync, a cluster build, a failover — calls. While a watch of that server runs, the
+// start is refused: the future's GetChildWorkflowExecution fails with
+// *temporal.ChildWorkflowExecutionAlreadyStartedError.
+func StartNFSWatch(ctx workflow.Context, server string, timing NFSWatchTiming) workflow.ChildWorkflowFuture {
+	childCtx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            NFSWatchWorkflowID(server),
+		TaskQueue:             TaskQueueControl,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		TypedSearchAttributes: temporal.NewSearchAttributes(SearchServer.ValueSet(server)),
+	})
+	return workflow.ExecuteChildWorkflow(childCtx, NFSWatchWorkflowType, NFSWatchInput{Server: server, Timing: timing})
 }
 
 const stepWatch = "watch"
