@@ -227,6 +227,11 @@ type drbdMeta struct {
 	NodeID int    `json:"node_id"`
 	Gen    string `json:"gen"`  // current data generation UUID; drbdJustCreated until data exists
 	Disk   string `json:"disk"` // the disk state last recorded: Inconsistent, UpToDate, Outdated
+	// The bitmaps, as drbdRes keeps them: bytes ahead of the peer, behind it, and left
+	// behind by a promotion and not yet logged as lost.
+	Ahead  float64 `json:"ahead_bytes,omitempty"`
+	Behind float64 `json:"behind_bytes,omitempty"`
+	Lacks  float64 `json:"lacks_bytes,omitempty"`
 }
 
 // drbdJustCreated is the current UUID create-md writes (DRBD's UUID_JUST_CREATED): nothing has
