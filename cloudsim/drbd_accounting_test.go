@@ -170,7 +170,7 @@ func TestDRBDLostBytesOfAnInterruptedResync(t *testing.T) {
 	backup := f.run(t, "us-east-1a", map[string]string{"anyops:role": "backup"})
 	f.sim.Advance(bootTime)
 	f.runSteps(t, []shellStep{{inst: backup, script: "anyops-bootstrap"}}) // nfs-server, before the pair exists
-	const size = 100 // GiB: a full resync at 100 MB/s takes 1024 s
+	const size = 100                                                       // GiB: a full resync at 100 MB/s takes 1024 s
 	pv := f.createVolume(t, "us-east-1a", size, map[string]string{anyops.TagDRBDResource: "home0", anyops.TagDRBDPeer: backup, FixtureTagDRBDRole: "primary"})
 	sv := f.createVolume(t, "us-east-1a", size, map[string]string{anyops.TagDRBDResource: "home0", anyops.TagDRBDPeer: file, FixtureTagDRBDRole: "secondary"})
 	f.sim.Advance(volumeCreateTime)
