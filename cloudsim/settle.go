@@ -226,4 +226,3 @@ func (s *Sim) terminateVolumes(in *instance, at time.Time) {
 		s.event(at, "volume.detached", id, "volume %s detached: instance %s terminated", id, in.ID)
 	}
 }
-
