@@ -329,42 +329,6 @@ func (s *Sim) drbdServes(h *host, bd blockDev, at time.Time) {
 	}
 }
 
-// drbdStatus renders `drbdadm status` in DRBD 9's format; the connection is named after the
-// peer's hostname, as DRBD names it.
-func (s *Sim) drbdStatus(h *host, r *drbdRes) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s role:%s\n  disk:%s\n", r.Name, r.Role, r.Disk)
-	peerName := r.Peer
-	peer, pr, linked := s.drbdLinked(h, r)
-	switch {
-	case r.Configured:
-		peerName = r.PeerName
-	case peer != nil:
-		peerName = peer.Hostname
-	}
-	if peerName == "" {
-		return b.String()
-	}
-	if !linked || pr == nil {
-		state := "Connecting"
-		if r.AdminDown {
-			state = "StandAlone"
-		}
-		fmt.Fprintf(&b, "  %s connection:%s\n", peerName, state)
-		return b.String()
-	}
-	fmt.Fprintf(&b, "  %s role:%s\n", peerName, pr.Role)
-	switch {
-	case r.Disk == "Inconsistent" && pr.Disk == "UpToDate" && r.ResyncTotal > 0:
-		fmt.Fprintf(&b, "    replication:SyncTarget peer-disk:UpToDate done:%.2f\n", pct(r.ResyncDone, r.ResyncTotal))
-	case pr.Disk == "Inconsistent" && r.Disk == "UpToDate" && pr.ResyncTotal > 0:
-		fmt.Fprintf(&b, "    replication:SyncSource peer-disk:Inconsistent done:%.2f\n", pct(pr.ResyncDone, pr.ResyncTotal))
-	default:
-		fmt.Fprintf(&b, "    replication:Established peer-disk:%s\n", pr.Disk)
-	}
-	return b.String()
-}
-
 func pct(done, total float64) float64 {
 	if total <= 0 {
 		return 100

@@ -1,4 +1,4 @@
-// drbdadm status --verbose --statistics: DRBD 9's drbdsetup status with its statistics, as
+// drbdadm status: DRBD 9's drbdsetup status, plain and with --verbose --statistics as
 // drbd-utils prints them (wrapped at 80 columns, continuation lines indented). The data
 // accounting of drbd.go shows here as each peer device's out-of-sync (KiB).
 
@@ -8,6 +8,48 @@ import (
 	"fmt"
 	"strings"
 )
+
+// drbdStatus renders `drbdadm status` in DRBD 9's format; the connection is named after the
+// peer's hostname, as DRBD names it.
+func (s *Sim) drbdStatus(h *host, r *drbdRes) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s role:%s\n  disk:%s\n", r.Name, r.Role, r.Disk)
+	peer, pr, linked := s.drbdLinked(h, r)
+	peerName := connectionName(r, peer)
+	if peerName == "" {
+		return b.String()
+	}
+	if !linked || pr == nil {
+		state := "Connecting"
+		if r.AdminDown {
+			state = "StandAlone"
+		}
+		fmt.Fprintf(&b, "  %s connection:%s\n", peerName, state)
+		return b.String()
+	}
+	fmt.Fprintf(&b, "  %s role:%s\n", peerName, pr.Role)
+	switch {
+	case r.Disk == "Inconsistent" && pr.Disk == "UpToDate" && r.ResyncTotal > 0:
+		fmt.Fprintf(&b, "    replication:SyncTarget peer-disk:UpToDate done:%.2f\n", pct(r.ResyncDone, r.ResyncTotal))
+	case pr.Disk == "Inconsistent" && r.Disk == "UpToDate" && pr.ResyncTotal > 0:
+		fmt.Fprintf(&b, "    replication:SyncSource peer-disk:Inconsistent done:%.2f\n", pct(pr.ResyncDone, pr.ResyncTotal))
+	default:
+		fmt.Fprintf(&b, "    replication:Established peer-disk:%s\n", pr.Disk)
+	}
+	return b.String()
+}
+
+// connectionName is what status names the connection: the peer's on section (a configured
+// resource), else the peer's hostname; "" for a resource without a peer.
+func connectionName(r *drbdRes, peer *host) string {
+	switch {
+	case r.Configured:
+		return r.PeerName
+	case peer != nil:
+		return peer.Hostname
+	}
+	return r.Peer
+}
 
 // wrapWriter is drbd-utils' wrap_printf: a piece that does not fit in the line starts a new
 // one, indented; leading spaces are dropped at the start of a line.
@@ -106,13 +148,7 @@ func (s *Sim) drbdStatusVerbose(h *host, r *drbdRes, verbose, statistics bool) s
 	w.printf(indent, "\n")
 
 	peer, pr, linked := s.drbdLinked(h, r)
-	peerName := r.Peer
-	switch {
-	case r.Configured:
-		peerName = r.PeerName
-	case peer != nil:
-		peerName = peer.Hostname
-	}
+	peerName := connectionName(r, peer)
 	if peerName == "" {
 		w.printf(0, "\n")
 		return w.b.String()
