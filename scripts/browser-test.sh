@@ -39,10 +39,10 @@ image_store="${XDG_CACHE_HOME:-$HOME/.cache}/anyops/images"
 
 (cd web/e2e && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
-# Five distinct free ports, held open together while they are chosen so none repeats.
-read -r api_port temporal_port ui_port cloudsim_port sandboxd_port < <(node -e '
+# Six distinct free ports, held open together while they are chosen so none repeats.
+read -r api_port temporal_port ui_port cloudsim_port sandboxd_port sns_port < <(node -e '
 const net = require("net");
-const servers = Array.from({ length: 5 }, () => net.createServer());
+const servers = Array.from({ length: 6 }, () => net.createServer());
 Promise.all(servers.map((s) => new Promise((ok) => s.listen(0, "127.0.0.1", ok)))).then(() => {
   console.log(servers.map((s) => s.address().port).join(" "));
   servers.forEach((s) => s.close());
@@ -96,7 +96,7 @@ trap 'exit 130' INT TERM
 # children) and keeps SIGINT deliverable: a non-interactive shell's background jobs ignore it.
 set -m
 "$anyops" dev --data-dir "$data" --api-addr "$api" --temporal-addr "127.0.0.1:$temporal_port" \
-	--temporal-ui-addr "$ui" --cloudsim-addr "127.0.0.1:$cloudsim_port" \
+	--temporal-ui-addr "$ui" --cloudsim-addr "127.0.0.1:$cloudsim_port" --cloudsim-sns-addr "127.0.0.1:$sns_port" \
 	--sandboxd-addr "127.0.0.1:$sandboxd_port" --sandboxd-image-store "$image_store" \
 	--tokens "viewer:$viewer_token" >"$log" 2>&1 &
 dev=$!

@@ -28,12 +28,12 @@ import (
 
 // devStack is one `bin/anyops dev` process on free ports with its own data dir.
 type devStack struct {
-	t                                         *testing.T
-	cmd                                       *exec.Cmd
-	out                                       *syncBuffer
-	dataDir                                   string
-	api, temporal, ui, cloudsim, sandboxd, tk string
-	exited                                    chan struct{}
+	t                                              *testing.T
+	cmd                                            *exec.Cmd
+	out                                            *syncBuffer
+	dataDir                                        string
+	api, temporal, ui, cloudsim, sandboxd, sns, tk string
+	exited                                         chan struct{}
 }
 
 type syncBuffer struct {
@@ -98,9 +98,9 @@ func startDev(t *testing.T, dataDir string, extra ...string) *devStack {
 	t.Helper()
 	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)) }
 	d := &devStack{t: t, dataDir: dataDir, api: addr(), temporal: addr(), ui: addr(), cloudsim: addr(), sandboxd: addr(),
-		out: &syncBuffer{}, exited: make(chan struct{})}
+		sns: addr(), out: &syncBuffer{}, exited: make(chan struct{})}
 	args := []string{"dev", "--data-dir", dataDir, "--api-addr", d.api, "--temporal-addr", d.temporal,
-		"--temporal-ui-addr", d.ui, "--cloudsim-addr", d.cloudsim, "--sandboxd-addr", d.sandboxd}
+		"--temporal-ui-addr", d.ui, "--cloudsim-addr", d.cloudsim, "--sandboxd-addr", d.sandboxd, "--cloudsim-sns-addr", d.sns}
 	if os.Geteuid() == 0 {
 		// The console image of the machine's image cache, built there once, not per data dir.
 		store, _ := imagestest.Console(t)
