@@ -182,6 +182,14 @@ func (w *failover) replace(ctx workflow.Context) (wayOutcome, error) {
 			if err := w.fenceOldPrimary(ctx); err != nil {
 				return wayOutcome{}, err
 			}
+			if srv.Cluster != w.primary.Cluster {
+				// The spare joins the cluster it now serves.
+				if err := workflow.ExecuteActivity(w.callCtx(ctx), recCloud.TagResource, activities.TagResourceInput{ResourceID: srv.InstanceID,
+					Tags: map[string]string{anyops.TagCluster: w.primary.Cluster}}).Get(ctx, nil); err != nil {
+					return wayOutcome{}, err
+				}
+				srv.Cluster = w.primary.Cluster
+			}
 			if err := w.moveVolumes(ctx, way, srv, host); err != nil {
 				return wayOutcome{}, err
 			}
