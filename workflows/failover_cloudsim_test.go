@@ -59,15 +59,14 @@ func TestFailoverHotBackupOnCloudsim(t *testing.T) {
 			t.Errorf("%s: backup %+v, old primary %+v; want Primary and Secondary, both UpToDate", r, b, f)
 		}
 	}
-	_ = context.Background()
 }
 
 // july2014 sets the 15 July 2014 outage up on the demo fleet: the backup lagged (its link
 // was down for two simulated hours while the file server wrote) and is resyncing when the file
 // server's hardware fails and its boot disk turns out corrupt.
-func (e *fleetEnv) july2014(t *testing.T, fleet DemoFleetResult) {
+func (e *fleetEnv) july2014(t *testing.T, fleet BuildClusterResult, cluster string) {
 	t.Helper()
-	backup, file := fleet.Instances[inventory.DemoBackup], fleet.Instances[inventory.DemoFileServer]
+	backup, file := fleet.Instances[inventory.BackupServerOf(cluster)], fleet.Instances[inventory.FileServerOf(cluster)]
 	f, err := e.sim.InjectFault(cloudsim.Fault{Type: cloudsim.FaultDRBDDisconnect, InstanceID: backup})
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +96,7 @@ func TestFailoverJuly2014OnCloudsim(t *testing.T) {
 	e := newFleetEnv(t)
 	var fleet DemoFleetResult
 	e.run(t, "DemoFleet", DemoFleetWorkflowID+"-"+uuid.NewString(), DemoFleetInput{Timing: fastTiming}, &fleet)
-	e.july2014(t, fleet)
+	e.july2014(t, fleet, inventory.DemoCluster)
 
 	res := e.runFailover(t, inventory.DemoFileServer, FailoverPolicy{})
 	t.Logf("result %+v", res)
@@ -109,5 +108,100 @@ func TestFailoverJuly2014OnCloudsim(t *testing.T) {
 	}
 	if len(res.Clients) != 5 {
 		t.Errorf("clients %v, want all 5 remounted", res.Clients)
+	}
+}
+
+// buildCluster builds a cluster of the live shape beside the demo's, as a drill does.
+func (e *fleetEnv) buildCluster(t *testing.T, cluster string, spare bool) BuildClusterResult {
+	t.Helper()
+	var res BuildClusterResult
+	e.run(t, BuildClusterWorkflowType, BuildClusterWorkflowID(cluster)+"-"+uuid.NewString(), BuildClusterInput{
+		Scope: "test-" + cluster, Cluster: cluster, Plan: activities.ClusterPlan(cluster, inventory.DemoZone, ""), Spare: spare,
+		Timing: RecoveryTiming{FleetTiming: fastTiming},
+	}, &res)
+	return res
+}
+
+// TestFailoverWarmSpareOnCloudsim is the July 2014 outage with a warm spare in the zone, on a
+// cluster built as drills build theirs: the replace way takes the spare (bootstrapped
+// already) instead of building a server, and wins; the spare is now the cluster's file server.
+func TestFailoverWarmSpareOnCloudsim(t *testing.T) {
+	e := newFleetEnv(t)
+	const cluster = "drill-1"
+	fleet := e.buildCluster(t, cluster, true)
+	if fleet.Spare != activities.SpareServerOf(cluster) || fleet.Instances[fleet.Spare] == "" {
+		t.Fatalf("the build made no spare: %+v", fleet)
+	}
+	e.july2014(t, fleet, cluster)
+
+	res := e.runFailover(t, inventory.FileServerOf(cluster), FailoverPolicy{})
+	t.Logf("result %+v", res)
+	if res.Winner != anyops.WayReplace || res.Serving != fleet.Spare {
+		t.Fatalf("winner %s serving %s, want replace on the spare %s", res.Winner, res.Serving, fleet.Spare)
+	}
+	srv, err := e.store.GetServer(context.Background(), fleet.Spare)
+	if err != nil || srv.Role != anyops.RoleFile || srv.Cluster != cluster {
+		t.Errorf("the spare in the inventory: %+v, %v; want the file server of %s", srv, err, cluster)
+	}
+	if len(res.Clients) != 5 || res.Backup != inventory.BackupServerOf(cluster) {
+		t.Errorf("clients %v, backup %q", res.Clients, res.Backup)
+	}
+}
+
+// TestBackupRebuildOnCloudsim: the backup's hardware fails; BackupRebuild fences it, builds a
+// new backup server, gives it empty volumes (no earlier snapshot: a full resync beats a first
+// snapshot), sets DRBD up in the failed side's place and waits until every resource is
+// UpToDate; the inventory then names the new backup in every replica.
+func TestBackupRebuildOnCloudsim(t *testing.T) {
+	e := newFleetEnv(t)
+	var fleet DemoFleetResult
+	e.run(t, "DemoFleet", DemoFleetWorkflowID+"-"+uuid.NewString(), DemoFleetInput{Timing: fastTiming}, &fleet)
+	e.injectFault(t, map[string]any{"type": cloudsim.FaultHardwareFailure, "instance_id": fleet.Instances[inventory.DemoBackup]})
+
+	var res BackupRebuildResult
+	e.run(t, BackupRebuildWorkflowType, anyops.BackupRebuildWorkflowID(inventory.DemoBackup)+"-"+uuid.NewString(),
+		BackupRebuildInput{RecoveryRequest: RecoveryRequest{Server: inventory.DemoBackup, RequestedBy: "test"}, Timing: simTiming()}, &res)
+	t.Logf("result %+v", res)
+	if res.Backup.Name == "" || res.Backup.Name == inventory.DemoBackup || res.Seed != anyops.SeedResync {
+		t.Fatalf("backup %+v seeded by %s, want a new server resynced", res.Backup, res.Seed)
+	}
+	file := getHost(t, e.endpoint, fleet.Instances[inventory.DemoFileServer])
+	nb := getHost(t, e.endpoint, res.Backup.InstanceID)
+	for _, r := range activities.DemoFleetPlan().DRBDResources() {
+		if f, b := file.DRBD[r], nb.DRBD[r]; f.Role != "Primary" || !f.Connected || b.Disk != "UpToDate" || b.Role != "Secondary" {
+			t.Errorf("%s: file server %+v, new backup %+v", r, f, b)
+		}
+		rep, err := e.store.GetReplica(context.Background(), r)
+		if err != nil || rep.SecondaryServer != res.Backup.Name || rep.SecondaryVolume != res.Volumes[r] {
+			t.Errorf("replica %s: %+v, %v", r, rep, err)
+		}
+	}
+}
+
+// TestServerReplaceOnCloudsim: a web server's hardware fails; ServerReplace marks it impaired,
+// fences it, builds a web server in its place that mounts the file service by name and reads
+// and writes it, and terminates the failed one.
+func TestServerReplaceOnCloudsim(t *testing.T) {
+	e := newFleetEnv(t)
+	var fleet DemoFleetResult
+	e.run(t, "DemoFleet", DemoFleetWorkflowID+"-"+uuid.NewString(), DemoFleetInput{Timing: fastTiming}, &fleet)
+	const web = inventory.DemoCluster + "-web1"
+	e.injectFault(t, map[string]any{"type": cloudsim.FaultHardwareFailure, "instance_id": fleet.Instances[web]})
+
+	var res ServerReplaceResult
+	e.run(t, ServerReplaceWorkflowType, anyops.ServerReplaceWorkflowID(web)+"-"+uuid.NewString(),
+		ServerReplaceInput{RecoveryRequest: RecoveryRequest{Server: web, RequestedBy: "test"}, Timing: simTiming()}, &res)
+	t.Logf("result %+v", res)
+	if res.Replacement == "" || res.Mount != fleet.FileServerIP {
+		t.Fatalf("replacement %q mounting %q, want one mounting the file server %s", res.Replacement, res.Mount, fleet.FileServerIP)
+	}
+	ctx := context.Background()
+	old, err := e.store.GetServer(ctx, web)
+	if err != nil || old.State != anyops.ServerTerminated {
+		t.Errorf("the failed server: %+v, %v; want terminated", old, err)
+	}
+	srv, err := e.store.GetServer(ctx, res.Replacement)
+	if err != nil || srv.Role != anyops.RoleWeb || srv.State != anyops.ServerRunning || srv.InstanceID != res.ReplacementID {
+		t.Errorf("the replacement: %+v, %v", srv, err)
 	}
 }
