@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.temporal.io/api/workflowservice/v1"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -338,37 +337,16 @@ func TestTenConcurrentAlarmsOneWorkflow(t *testing.T) {
 
 // runsOf counts the runs, open or closed, of a workflow id started since the fixture was made
 // (an earlier test's runs do not count), once visibility holds still.
-func (f *alarmFixture) runsOf(id string) int {
+func (f *alarmFixture) runsOf(id string) int64 {
 	f.t.Helper()
-	query := fmt.Sprintf("WorkflowId = '%s' AND StartTime >= '%s'", id, f.made.UTC().Format(time.RFC3339Nano))
-	count := func() int {
-		resp, err := f.tc.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Query: query})
-		if err != nil {
-			f.t.Fatal(err)
-		}
-		return len(resp.GetExecutions())
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	last := count()
-	for stable := 0; stable < 3 || last == 0; {
-		if time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-		if n := count(); n == last {
-			stable++
-		} else {
-			last, stable = n, 0
-		}
-	}
-	return last
+	return f.settledWorkflowCount(fmt.Sprintf("WorkflowId = '%s' AND StartTime >= '%s'", id, f.made.UTC().Format(time.RFC3339Nano)))
 }
 
 // TestAlarmRulesStartTheirRecovery proves the rules through the endpoints: an SNS alarm on the
 // backup starts backup-rebuild/<backup>, an Alertmanager alert on a web server (by its
-// instance label) replace/<web> and its resolution is noted, an alarm about an instance the inventory does not know is 404
-// (SNS) or ignored (Alertmanager) and records nothing, and an OK with no open incident records
-// nothing either.
+// instance label) replace/<web> and its resolution is noted, an alarm about an instance the
+// inventory does not know is 404 (SNS) or ignored (Alertmanager) and records nothing, and an
+// OK with no open incident records nothing either.
 func TestAlarmRulesStartTheirRecovery(t *testing.T) {
 	f := newAlarmFixture(t, inventory.DriverSQLite)
 	ctx := context.Background()
