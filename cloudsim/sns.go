@@ -57,7 +57,7 @@ const (
 	snsRetryDelay    = 20 * time.Second // simulated
 	snsAttemptTimout = 15 * time.Second // real: an HTTP request
 	snsDuplicateGap  = time.Second      // simulated, between a delivery and its duplicate
-	maxDeliveries    = 1000
+	maxDeliveries    = 200
 )
 
 // snsIdentity is the loaded signing key and certificate.
