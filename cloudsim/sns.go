@@ -57,7 +57,7 @@ const (
 	snsRetryDelay    = 20 * time.Second // simulated
 	snsAttemptTimout = 15 * time.Second // real: an HTTP request
 	snsDuplicateGap  = time.Second      // simulated, between a delivery and its duplicate
-	maxDeliveries    = 1000
+	maxDeliveries    = 200
 )
 
 // snsIdentity is the loaded signing key and certificate.
@@ -217,13 +217,16 @@ func (m *snsMessage) body() string {
 const snsTime = "2006-01-02T15:04:05.000Z"
 
 // newMessage makes and signs a message of a subscription; callers hold s.mu.
-func (s *Sim) newMessage(typ string, sub *subscription, subject, text string, at time.Time) (*snsMessage, error) {
+func (s *Sim) newMessage(typ string, sub *subscription, subject, text string) (*snsMessage, error) {
 	v := s.cfg.SNS.SignatureVersion
 	if v == 0 {
 		v = 1
 	}
+	// Timestamp is the real time of publication: the subscriber lives on the real clock and
+	// judges a message's age against it, as it judges SNS's (the alarm inside carries the
+	// simulated moments).
 	m := &snsMessage{Type: typ, MessageID: uuid.NewString(), TopicArn: sub.TopicARN, Subject: subject, Message: text,
-		Timestamp: at.UTC().Format(snsTime), SignatureVersion: fmt.Sprint(v), SigningCertURL: s.snsBase() + s.sns.path}
+		Timestamp: s.now().UTC().Format(snsTime), SignatureVersion: fmt.Sprint(v), SigningCertURL: s.snsBase() + s.sns.path}
 	switch typ {
 	case "Notification":
 		m.UnsubscribeURL = s.snsBase() + "/?Action=Unsubscribe&SubscriptionArn=" + sub.ARN
@@ -245,7 +248,7 @@ func (s *Sim) publish(topic, subject, text string, at time.Time) {
 		if sub.TopicARN != topic || !sub.Confirmed {
 			continue
 		}
-		m, err := s.newMessage("Notification", sub, subject, text, at)
+		m, err := s.newMessage("Notification", sub, subject, text)
 		if err != nil {
 			s.log.Error("cloudsim: sign SNS message", "err", err)
 			continue
@@ -291,7 +294,7 @@ func (s *Sim) subscribe(topic, protocol, endpoint string, at time.Time) (*subscr
 		return sub, nil
 	}
 	text := fmt.Sprintf("You have chosen to subscribe to the topic %s.\nTo confirm the subscription, visit the SubscribeURL included in this message.", topic)
-	m, err := s.newMessage("SubscriptionConfirmation", sub, "", text, at)
+	m, err := s.newMessage("SubscriptionConfirmation", sub, "", text)
 	if err != nil {
 		return nil, err
 	}
@@ -335,7 +338,7 @@ func (s *Sim) unsubscribe(arn string, at time.Time) *apiError {
 	}
 	delete(s.st.Subscriptions, arn)
 	text := fmt.Sprintf("You have chosen to deactivate subscription %s.\nTo cancel this operation and restore the subscription, visit the SubscribeURL included in this message.", arn)
-	if m, err := s.newMessage("UnsubscribeConfirmation", sub, "", text, at); err == nil {
+	if m, err := s.newMessage("UnsubscribeConfirmation", sub, "", text); err == nil {
 		s.enqueue(m, sub, at, false)
 	}
 	s.eventData(at, "sns.subscription.deleted", sub.TopicARN, map[string]any{"subscription": arn, "endpoint": sub.Endpoint},
