@@ -205,12 +205,6 @@ func newDevCmd() *cobra.Command {
 		if ac.Alarms.SNSSigningCA == "" {
 			ac.Alarms.SNSSigningCA = snsFiles.CA
 		}
-		if !cmd.Flags().Changed("sns-max-age") && os.Getenv(config.EnvName("sns-max-age")) == "" {
-			// cloudsim stamps its SNS messages with its simulated clock (July 2014 on, at
-			// --cloudsim-speed), which a window around the API's real clock cannot judge: until
-			// it stamps the time of delivery, as SNS does, dev does not bound their age.
-			ac.Alarms.SNSMaxAge = devSNSMaxAge
-		}
 		simCfg := simConfig(sim)
 		simCfg.StateFile, simCfg.Logger = filepath.Join(dataDir, "cloudsim.json"), logger.With("component", "cloudsim")
 		start("cloudsim", func(ctx context.Context) error { return cloudsim.Run(ctx, simCfg) })
@@ -476,10 +470,6 @@ func devAPIOrigins(addr string) string {
 	}
 	return origins
 }
-
-// devSNSMaxAge is dev's SNS freshness window: longer than cloudsim's simulated clock can be
-// from the real one (see the comment where it is set).
-const devSNSMaxAge = 1_000_000 * time.Hour
 
 // devSNSIdentity is the dev stack's SNS identity in <data-dir>/sns: made the first time, kept
 // after that.
