@@ -1,6 +1,7 @@
 // Package api is the HTTP front of Anyops (Gin): it authenticates and validates requests,
-// reads the inventory, and turns operations into Temporal workflow starts, queries and
-// cancellations. It never calls the cloud itself.
+// reads the inventory, turns operations into Temporal workflow starts, queries, updates
+// (human decisions) and cancellations, and takes alarms in (SNS, Alertmanager) through the
+// alarm intake. It never calls the cloud itself.
 package api
 
 import (
@@ -48,6 +49,8 @@ type Deps struct {
 	Consoles ConsoleDeps
 	// Dashboard configures the ops dashboard (dashboard.go).
 	Dashboard DashboardConfig
+	// Alarms configures the alarm endpoints (alarms.go).
+	Alarms AlarmDeps
 	// Startup, when set, lists what the server still waits for before it is ready, each as
 	// "what: how far it is" (`anyops dev`: the demo fleet and a console host); /readyz answers
 	// 503 naming them until it returns none.
@@ -115,8 +118,11 @@ func New(deps Deps) *Server {
 	s.registerStatus(s.v1)
 	s.registerInventory(s.v1, deps.Auth)
 	s.registerOperations(s.v1, deps.Auth)
+	s.registerDecisions(s.v1, deps.Auth)
+	s.registerIncidents(s.v1, deps.Auth)
 	setupConsoles(s)
 	setupDashboard(s)
+	setupAlarms(s)
 	return s
 }
 

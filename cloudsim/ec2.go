@@ -86,6 +86,10 @@ func (s *Sim) serveEC2(w http.ResponseWriter, r *http.Request) {
 		writeEC2Error(w, reqID, aerr)
 		return
 	}
+	if isSNSAction(q.Action) {
+		s.answerSNS(w, q.Params) // SNS shares the Query protocol: its actions are answered here too
+		return
+	}
 	act, ok := ec2Actions[q.Action]
 	if !ok {
 		writeEC2Error(w, reqID, &apiError{Code: "InvalidAction", Message: fmt.Sprintf("The action %s is not valid for this web service.", q.Action), Status: 400})
@@ -102,7 +106,7 @@ func (s *Sim) serveEC2(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, aerr := act(s, q, now)
-	s.advanceDRBD(now, now) // replication links follow what the action changed, at once
+	s.reevaluate(now) // replication links, clients and alarms follow what the action changed, at once
 	s.mu.Unlock()
 	if aerr != nil {
 		s.log.Debug("cloudsim ec2 error", "action", q.Action, "code", aerr.Code, "msg", aerr.Message)

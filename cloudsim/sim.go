@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +37,10 @@ type Config struct {
 	Logger    *slog.Logger
 	// Scenario is a scenario file (JSON or YAML) loaded at start; its times count from the load.
 	Scenario string
+	// SNS and Alarms: cloudsim's CloudWatch status-check alarms and the SNS topic they
+	// publish to (cloudwatch_sns.go, sns.go); SNS is off without a certificate and key.
+	SNS    SNSConfig
+	Alarms AlarmConfig
 }
 
 // Sim is one simulated cloud. All methods are safe for concurrent use.
@@ -52,6 +57,7 @@ type Sim struct {
 	now      func() time.Time // real clock, replaceable in tests
 
 	throttles map[string]*rate.Limiter // fault id -> limiter of a rate throttle
+	sns       *snsIdentity             // the SNS signing identity; nil: SNS is off
 
 	dirty   bool
 	saveMu  sync.Mutex
@@ -101,8 +107,16 @@ func New(cfg Config) (*Sim, error) {
 		}
 	}
 	s.st = st
+	if st.Speed > 0 && st.Speed != cfg.Speed {
+		// A speed set at runtime (SetSpeed) outlives a restart, as the clock does.
+		s.log.Info("cloudsim: the speed set at runtime persists", "speed", st.Speed, "configured", cfg.Speed)
+		s.cfg.Speed = st.Speed
+	}
 	s.simBase = st.Clock
 	s.realBase = s.now()
+	if err := s.startSNS(); err != nil {
+		return nil, err
+	}
 	if cfg.Scenario != "" {
 		data, err := os.ReadFile(cfg.Scenario)
 		if err != nil {
@@ -116,7 +130,44 @@ func New(cfg Config) (*Sim, error) {
 		s.stopped.Add(1)
 		go s.saveLoop()
 	}
+	if s.sns != nil {
+		s.stopped.Add(1)
+		go s.snsLoop()
+	}
 	return s, nil
+}
+
+// startSNS loads the SNS signing identity when one is configured and subscribes the
+// configured endpoint (once: a subscription is kept with the state).
+func (s *Sim) startSNS() error {
+	c := s.cfg.SNS
+	if c.CertFile == "" && c.KeyFile == "" {
+		if c.Endpoint != "" {
+			return fmt.Errorf("cloudsim: an SNS endpoint needs the signing certificate and key")
+		}
+		return nil
+	}
+	switch {
+	case c.SignatureVersion < 0 || c.SignatureVersion > 2:
+		return fmt.Errorf("cloudsim: SNS SignatureVersion must be 1 or 2, got %d", c.SignatureVersion)
+	case c.Duplicates < 0 || c.Duplicates > 10:
+		return fmt.Errorf("cloudsim: SNS duplicates must be between 0 and 10, got %d", c.Duplicates)
+	case c.Addr == "":
+		return fmt.Errorf("cloudsim: SNS needs the address of its HTTPS listener")
+	case c.TopicARN != "" && !strings.HasPrefix(c.TopicARN, "arn:aws:sns:"):
+		return fmt.Errorf("cloudsim: SNS topic %q is not an SNS topic ARN", c.TopicARN)
+	}
+	id, err := loadSNSIdentity(c)
+	if err != nil {
+		return fmt.Errorf("cloudsim: SNS: %w", err)
+	}
+	s.sns = id
+	if c.Endpoint != "" {
+		if _, err := s.SNSSubscribe(c.Endpoint); err != nil {
+			return fmt.Errorf("cloudsim: SNS endpoint: %w", err)
+		}
+	}
+	return nil
 }
 
 // Now returns the current simulated time.
@@ -151,7 +202,32 @@ func (s *Sim) Advance(d time.Duration) time.Time {
 }
 
 // Speed is the number of simulated seconds per real second.
-func (s *Sim) Speed() float64 { return s.cfg.Speed }
+func (s *Sim) Speed() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.Speed
+}
+
+// MaxSpeed bounds SetSpeed: beyond it a millisecond of real time is more than a simulated
+// minute and the clock's millisecond truncation shows.
+const MaxSpeed = 100000
+
+// SetSpeed changes the speed factor at once. Simulated time is continuous across the change
+// (no jump: from now on it runs at the new rate), the change is an event (clock.speed) and it
+// persists with the state, also across a restart.
+func (s *Sim) SetSpeed(speed float64) (ClockInfo, error) {
+	if !(speed > 0 && speed <= MaxSpeed) {
+		return ClockInfo{}, fmt.Errorf("speed must be above 0 and at most %d, got %v", MaxSpeed, speed)
+	}
+	now := s.begin()
+	defer s.mu.Unlock()
+	prev := s.cfg.Speed
+	s.simBase, s.realBase = now, s.now()
+	s.st.Clock = now
+	s.cfg.Speed, s.st.Speed = speed, speed
+	s.eventData(now, "clock.speed", "", map[string]any{"speed": speed, "previous": prev}, "speed %g → %g simulated seconds per real second", prev, speed)
+	return ClockInfo{Now: now, Speed: speed}, nil
+}
 
 // Region is the simulated region.
 func (s *Sim) Region() string { return s.cfg.Region }
@@ -168,6 +244,7 @@ func (s *Sim) begin() time.Time {
 func (s *Sim) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.simRoutes(mux)
+	mux.HandleFunc("/2013-04-01/", s.serveRoute53)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-Amz-Target") != "" {
 			s.serveSSM(w, r)
@@ -216,13 +293,29 @@ func Run(ctx context.Context, cfg Config) error {
 		_ = s.Close()
 		return fmt.Errorf("cloudsim: listen: %w", err)
 	}
+	if s.sns != nil {
+		snsLn, err := net.Listen("tcp", cfg.SNS.Addr)
+		if err != nil {
+			ln.Close()
+			_ = s.Close()
+			return fmt.Errorf("cloudsim: listen for SNS: %w", err)
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			if err := s.ServeSNS(ctx, snsLn); err != nil {
+				s.log.Error("cloudsim: SNS listener", "err", err)
+			}
+		}()
+		s.log.Info("cloudsim SNS listening", "addr", snsLn.Addr().String(), "topic", s.snsTopic())
+	}
 	return s.Serve(ctx, ln)
 }
 
 // Serve serves on ln until ctx is done, then closes the Sim.
 func (s *Sim) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	s.log.Info("cloudsim listening", "addr", ln.Addr().String(), "speed", s.cfg.Speed,
+	s.log.Info("cloudsim listening", "addr", ln.Addr().String(), "speed", s.Speed(),
 		"region", s.cfg.Region, "state", s.cfg.StateFile, "sim_now", s.Now().Format(time.RFC3339))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -274,7 +367,8 @@ func (s *Sim) save() error {
 	s.saveMu.Lock()
 	defer s.saveMu.Unlock()
 	s.mu.Lock()
-	s.st.Clock = s.clock()
+	// Settled, not merely stamped: the clock is where integration (DRBD) resumes.
+	s.settle(s.clock())
 	data, err := json.MarshalIndent(s.st, "", " ")
 	s.dirty = false
 	s.mu.Unlock()

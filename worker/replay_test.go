@@ -16,6 +16,7 @@ import (
 
 	"github.com/anyops/anyops/activities"
 	"github.com/anyops/anyops/internal/testenv"
+	"github.com/anyops/anyops/inventory"
 	"github.com/anyops/anyops/workflows"
 )
 
@@ -30,6 +31,7 @@ var recordedHistories = []string{
 	// The same, recorded before that change (workflow.GetVersion's DefaultVersion): it tagged
 	// before the reconcile. docs/workflow-changes.md.
 	"fleet-sync-promotion-v0",
+	"nfs-watch",            // the file server's NFS watch FleetSync starts, stopped after a round
 	"fleet-audit",          // FleetAudit counts it
 	"scheduled-fleet-sync", // a tick of the schedule, FleetSync as its child
 	"console-lifecycle",    // a console opened, then closed by its user
@@ -112,11 +114,18 @@ func TestRecordHistories(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	timing := workflows.FleetTiming{PollInterval: 20 * time.Millisecond, HeartbeatTimeout: 5 * time.Second}
-	if _, err := EnsureDemoFleet(ctx, tc, timing); err != nil {
+	watch := workflows.NFSWatchTiming{Interval: time.Hour} // one round is enough here
+	if _, err := EnsureDemoFleet(ctx, tc, timing, watch); err != nil {
 		t.Fatal(err)
 	}
 	testenv.RecordHistory(t, tc, workflows.DemoFleetWorkflowID, "demo-fleet")
 	testenv.RecordHistory(t, tc, workflows.FleetSyncWorkflowID, "fleet-sync")
+	// The watch runs until stopped; its history up to the stop is what a new worker replays.
+	watchID := workflows.NFSWatchWorkflowID(inventory.DemoFileServer)
+	if err := tc.TerminateWorkflow(ctx, watchID, "", "recorded"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.RecordHistory(t, tc, watchID, "nfs-watch")
 
 	run := func(id, workflowType string, input any) {
 		t.Helper()
