@@ -64,7 +64,7 @@ test-browser: test-deps build
 # the tests that call testenv.RecordHistory, with ANYOPS_RECORD_HISTORIES=1.
 record-histories: build
 	ANYOPS_RECORD_HISTORIES=1 $(GO) test -count=1 ./worker/ -run 'TestRecordHistories'
-	ANYOPS_RECORD_HISTORIES=1 $(GO) test -count=1 ./workflows/ -run 'TestConsoleCloseDestroysSandbox|TestFleetSyncReadsRolesFromHostsAndRetags'
+	ANYOPS_RECORD_HISTORIES=1 $(GO) test -count=1 ./workflows/ -run 'TestConsoleCloseDestroysSandbox|TestFleetSyncReadsRolesFromHostsAndRetags|OnCloudsim$$'
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -22,10 +22,13 @@ import (
 
 // recordedHistories are the histories the replay tests need, one per workflow and main path,
 // in testenv.HistoriesDir. `make record-histories` records them from real runs on a dev
-// server: TestRecordHistories below, the console's in workflows/console_lifecycle_test.go and
-// the promotion's in workflows/fleet_sync_test.go.
+// server: TestRecordHistories below, the console's in workflows/console_lifecycle_test.go,
+// the promotion's in workflows/fleet_sync_test.go and the recoveries' in
+// workflows/failover_cloudsim_test.go.
 var recordedHistories = []string{
 	"demo-fleet",           // DemoFleet builds the demo fleet in cloudsim
+	"build-cluster",        // its BuildCluster child
+	"build-server",         // BuildCluster's BuildServer child of the file server
 	"fleet-sync",           // FleetSync reads it into the empty inventory
 	"fleet-sync-promotion", // FleetSync after a promotion: it retags the volumes after the reconcile
 	// The same, recorded before that change (workflow.GetVersion's DefaultVersion): it tagged
@@ -35,6 +38,10 @@ var recordedHistories = []string{
 	"fleet-audit",          // FleetAudit counts it
 	"scheduled-fleet-sync", // a tick of the schedule, FleetSync as its child
 	"console-lifecycle",    // a console opened, then closed by its user
+	"failover-promote",     // FileServerFailover: hardware failure, the hot backup promoted
+	"failover-july-2014",   // FileServerFailover: backup resyncing, corrupt boot disk, a new server
+	"backup-rebuild",       // BackupRebuild of a failed backup server
+	"server-replace",       // ServerReplace of a failed web server
 }
 
 // TestReplayRecordedHistories replays every recorded history against the workflows as the
@@ -56,6 +63,33 @@ func TestReplayRecordedHistories(t *testing.T) {
 				t.Fatalf("replay of %s: %v", path, err)
 			}
 		})
+	}
+}
+
+// TestEveryWorkflowHasARecordedHistory proves the replay tests cover every workflow type the
+// worker registers: a new workflow without a recorded history fails here.
+func TestEveryWorkflowHasARecordedHistory(t *testing.T) {
+	recorded := map[string]bool{}
+	for _, name := range recordedHistories {
+		f, err := os.Open(filepath.Join(testenv.HistoriesDir(), name+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := client.HistoryFromJSON(f, client.HistoryJSONOptions{})
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		recorded[h.GetEvents()[0].GetWorkflowExecutionStartedEventAttributes().GetWorkflowType().GetName()] = true
+	}
+	for _, q := range TaskQueues {
+		var r registered
+		Register(&r, q, Deps{})
+		for _, wt := range r.types {
+			if !recorded[wt] {
+				t.Errorf("workflow %s (queue %s) has no recorded history: record its main path (docs/workflow-changes.md)", wt, q)
+			}
+		}
 	}
 }
 
@@ -119,6 +153,8 @@ func TestRecordHistories(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.RecordHistory(t, tc, workflows.DemoFleetWorkflowID, "demo-fleet")
+	testenv.RecordHistory(t, tc, workflows.BuildClusterWorkflowID(inventory.DemoCluster), "build-cluster")
+	testenv.RecordHistory(t, tc, workflows.BuildServerWorkflowID(inventory.DemoFileServer), "build-server")
 	testenv.RecordHistory(t, tc, workflows.FleetSyncWorkflowID, "fleet-sync")
 	// The watch runs until stopped; its history up to the stop is what a new worker replays.
 	watchID := workflows.NFSWatchWorkflowID(inventory.DemoFileServer)

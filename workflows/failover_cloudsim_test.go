@@ -35,6 +35,7 @@ func (e *fleetEnv) runFailover(t *testing.T, server string, policy FailoverPolic
 // repaired old primary comes back on new hardware and, Secondary, is the new hot backup.
 func TestFailoverHotBackupOnCloudsim(t *testing.T) {
 	e := newFleetEnv(t)
+	e.recordAs = map[string]string{FailoverWorkflowType: "failover-promote"} // for worker/replay_test.go
 	var fleet DemoFleetResult
 	e.run(t, "DemoFleet", DemoFleetWorkflowID+"-"+uuid.NewString(), DemoFleetInput{Timing: fastTiming}, &fleet)
 	e.injectFault(t, map[string]any{"type": cloudsim.FaultHardwareFailure, "instance_id": fleet.Instances[inventory.DemoFileServer]})
@@ -94,6 +95,7 @@ func (e *fleetEnv) july2014(t *testing.T, fleet BuildClusterResult, cluster stri
 // every resource is UpToDate.
 func TestFailoverJuly2014OnCloudsim(t *testing.T) {
 	e := newFleetEnv(t)
+	e.recordAs = map[string]string{FailoverWorkflowType: "failover-july-2014"} // for worker/replay_test.go
 	var fleet DemoFleetResult
 	e.run(t, "DemoFleet", DemoFleetWorkflowID+"-"+uuid.NewString(), DemoFleetInput{Timing: fastTiming}, &fleet)
 	e.july2014(t, fleet, inventory.DemoCluster)
@@ -154,6 +156,7 @@ func TestFailoverWarmSpareOnCloudsim(t *testing.T) {
 // UpToDate; the inventory then names the new backup in every replica.
 func TestBackupRebuildOnCloudsim(t *testing.T) {
 	e := newFleetEnv(t)
+	e.recordAs = map[string]string{BackupRebuildWorkflowType: "backup-rebuild"} // for worker/replay_test.go
 	var fleet DemoFleetResult
 	e.run(t, "DemoFleet", DemoFleetWorkflowID+"-"+uuid.NewString(), DemoFleetInput{Timing: fastTiming}, &fleet)
 	e.injectFault(t, map[string]any{"type": cloudsim.FaultHardwareFailure, "instance_id": fleet.Instances[inventory.DemoBackup]})
@@ -183,6 +186,7 @@ func TestBackupRebuildOnCloudsim(t *testing.T) {
 // and writes it, and terminates the failed one.
 func TestServerReplaceOnCloudsim(t *testing.T) {
 	e := newFleetEnv(t)
+	e.recordAs = map[string]string{ServerReplaceWorkflowType: "server-replace"} // for worker/replay_test.go
 	var fleet DemoFleetResult
 	e.run(t, "DemoFleet", DemoFleetWorkflowID+"-"+uuid.NewString(), DemoFleetInput{Timing: fastTiming}, &fleet)
 	const web = inventory.DemoCluster + "-web1"

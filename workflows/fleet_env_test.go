@@ -31,6 +31,9 @@ type fleetEnv struct {
 	sim      *cloudsim.Sim
 	aws      *activities.Clients
 	store    *inventory.Store
+	// recordAs names the history run records of a workflow type, under make
+	// record-histories (worker/replay_test.go replays them).
+	recordAs map[string]string
 }
 
 // fastTiming matches cloudsim.TestSpeed: a poll every 20 ms real is every 20 s simulated.
@@ -79,6 +82,9 @@ func (e *fleetEnv) run(t *testing.T, workflowType, id string, input, result any)
 	}
 	if err := run.Get(ctx, result); err != nil {
 		t.Fatalf("%s %s: %v", workflowType, id, err)
+	}
+	if name, ok := e.recordAs[workflowType]; ok {
+		testenv.RecordHistory(t, e.temporal, id, name)
 	}
 	return run
 }
