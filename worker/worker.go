@@ -200,20 +200,38 @@ func Options(cfg Config) worker.Options {
 }
 
 // Dial connects a Temporal client as configured, logging through logger. The API and the
-// worker both use it.
+// worker both use it. While Temporal cannot be reached (it is restarting, or starts after
+// this process) Dial keeps trying, with a growing pause up to dialRetryMax, until ctx ends:
+// a process started in an outage waits for Temporal instead of exiting.
 // metrics, when not nil, receives the SDK's metrics (see Metrics).
 func Dial(ctx context.Context, c config.Temporal, logger *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	cl, err := client.DialContext(ctx, client.Options{
-		HostPort:       c.Address,
-		Namespace:      c.Namespace,
-		Logger:         tlog.NewStructuredLogger(logger.With("component", "temporal")),
-		MetricsHandler: metrics,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("temporal: dial %s (namespace %s): %w", c.Address, c.Namespace, err)
+	pause := dialRetryMin
+	for {
+		cl, err := client.DialContext(ctx, client.Options{
+			HostPort:       c.Address,
+			Namespace:      c.Namespace,
+			Logger:         tlog.NewStructuredLogger(logger.With("component", "temporal")),
+			MetricsHandler: metrics,
+		})
+		if err == nil {
+			return cl, nil
+		}
+		err = fmt.Errorf("temporal: dial %s (namespace %s): %w", c.Address, c.Namespace, err)
+		logger.Warn("temporal not reachable yet; retrying", "err", err, "retry_in", pause)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, dialRetryMax)
 	}
-	return cl, nil
 }
+
+// The pauses between Dial's attempts.
+const (
+	dialRetryMin = 250 * time.Millisecond
+	dialRetryMax = 5 * time.Second
+)

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -11,7 +12,9 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
 
+	"github.com/anyops/anyops/config"
 	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/inventory"
 	"github.com/anyops/anyops/workflows"
@@ -203,4 +206,43 @@ func TestStopLetsRunningActivityFinish(t *testing.T) {
 		t.Fatal("no completed activity in the history: the stop cut the activity off")
 	}
 	_ = tc.TerminateWorkflow(ctx, id, "", "test done: no worker is left to finish it")
+}
+
+// TestDialWaitsForTemporal proves a process started while Temporal is down waits for it: Dial
+// keeps trying until a dev server comes up on the address, and gives up only when its context
+// ends.
+func TestDialWaitsForTemporal(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	quiet := slog.New(slog.DiscardHandler)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if _, err := Dial(ctx, config.Temporal{Address: addr, Namespace: "default"}, quiet, nil); err == nil {
+		t.Fatal("Dial with nothing listening and a short context succeeded")
+	}
+
+	dialed := make(chan error, 1)
+	go func() {
+		c, err := Dial(context.Background(), config.Temporal{Address: addr, Namespace: "default"}, quiet, nil)
+		if err == nil {
+			c.Close()
+		}
+		dialed <- err
+	}()
+	time.Sleep(time.Second) // Dial has failed at least once by now
+	srv, err := testsuite.StartDevServer(context.Background(), testsuite.DevServerOptions{
+		ExistingPath: testenv.TemporalBinary(t), ClientOptions: &client.Options{HostPort: addr}, LogLevel: "error",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	select {
+	case err := <-dialed:
+		if err != nil {
+			t.Fatalf("Dial after Temporal came up: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Dial did not connect within a minute of Temporal coming up")
+	}
 }
