@@ -12,7 +12,7 @@ VERSION       ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GOTESTFLAGS   ?= -count=1 -timeout 30m
 RUNFLAGS      ?=
 
-.PHONY: all build run test test-deps test-go test-browser lint bench clean record-histories
+.PHONY: all build run test test-deps test-go test-browser lint bench clean record-histories chaos
 
 all: build
 
@@ -59,6 +59,16 @@ test-go: test-deps build
 # Browser tests: headless Debian Chromium driven by playwright-core against `anyops dev`.
 test-browser: test-deps build
 	scripts/browser-test.sh
+
+# The chaos harness at full size (integration/chaos_test.go): every operation under seeded
+# kill -9s and dependency restarts. SEED=N repeats a run; the figures are in .anyops/chaos.txt.
+SEED ?=
+chaos: build
+	mkdir -p .anyops
+	ANYOPS_CHAOS=full ANYOPS_CHAOS_SEED=$(SEED) ANYOPS_CHAOS_REPORT=$(CURDIR)/.anyops/chaos.txt \
+		$(GO) test -count=1 -timeout 120m ./integration/ -run '^TestChaos$$' -v 2>&1 | tee .anyops/chaos.log | \
+		grep --line-buffered -E '^\s*--- |seed [0-9]+|^(ok|FAIL)'; status=$${PIPESTATUS[0]}; \
+		cat .anyops/chaos.txt 2>/dev/null; exit $$status
 
 # Rewrites workflows/testdata/histories from real runs on dev servers (docs/workflow-changes.md):
 # the tests that call testenv.RecordHistory, with ANYOPS_RECORD_HISTORIES=1.

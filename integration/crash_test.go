@@ -32,7 +32,12 @@ import (
 	"github.com/anyops/anyops/workflows"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+// TestMain: the test binary doubles as the deliberately broken worker of the chaos harness's
+// own test (chaos_ops_test.go).
+func TestMain(m *testing.M) {
+	maybeRunBrokenWorker()
+	testenv.Main(m)
+}
 
 // simSpeed makes the demo fleet slow enough to kill mid-way and fast enough for a short test:
 // a 45 s simulated boot takes 9 s, a volume 2 s, an attach 1 s.

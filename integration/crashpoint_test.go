@@ -24,6 +24,7 @@ type crashPoints struct {
 	calls   map[string]map[string]int // action -> ClientToken (or script text) -> requests seen
 	scripts []string                  // the script texts armed, so later sends count under them
 	release chan struct{}
+	once    sync.Once
 }
 
 // sendCommand is how crashPoints names SSM's SendCommand among the EC2 actions.
@@ -61,8 +62,8 @@ func (c *crashPoints) heldCalls(action string) (token string, n int) {
 	return token, c.calls[action][token]
 }
 
-// releaseAll lets held requests return, so the server can shut down.
-func (c *crashPoints) releaseAll() { close(c.release) }
+// releaseAll lets held requests return, so the server can shut down; again is a no-op.
+func (c *crashPoints) releaseAll() { c.once.Do(func() { close(c.release) }) }
 
 func (c *crashPoints) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)

@@ -1,0 +1,261 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/anyops/anyops/activities"
+	"github.com/anyops/anyops/cloudsim"
+	"github.com/anyops/anyops/config"
+	"github.com/anyops/anyops/inventory"
+	"github.com/anyops/anyops/worker"
+	"github.com/anyops/anyops/workflows"
+)
+
+// chaosOperation is the adapter that plugs one operation into the harness: how to set its
+// world up, how to start it, and the cloud calls, in the order the operation makes them, at
+// which a kill can land between the side effect and the activity's completion.
+type chaosOperation struct {
+	name        string
+	crashPoints []crashPoint
+	// setUp, when set, prepares the world with a worker of its own and no faults.
+	setUp func(t *testing.T, w *chaosWorld)
+	start func(t *testing.T, w *chaosWorld) client.WorkflowRun
+}
+
+// chaosOperations is the table of operations the harness runs. The drills, the release, the
+// storage change and the patch join it as they land on main.
+var chaosOperations = []chaosOperation{
+	{
+		name: "demo-fleet",
+		crashPoints: []crashPoint{{action: "RunInstances"}, {action: "CreateVolume"}, {action: "AttachVolume"},
+			{script: "drbdadm create-md"}, {script: "mdadm --create"}, {script: "exportfs"}},
+		start: startDemoFleet,
+	},
+	{
+		name: "fleet-sync",
+		crashPoints: []crashPoint{{action: "DescribeInstances"}, {action: "DescribeVolumes"},
+			{action: "DescribeInstanceStatus"}, {script: "drbdadm status"}},
+		setUp: func(t *testing.T, w *chaosWorld) {
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+			defer cancel()
+			if err := startDemoFleet(t, w).Get(ctx, nil); err != nil {
+				t.Fatalf("set-up: DemoFleet: %v", err)
+			}
+		},
+		start: func(t *testing.T, w *chaosWorld) client.WorkflowRun {
+			return w.execute(t, workflows.FleetSyncWorkflowID, "FleetSync", workflows.FleetSyncInput{Timing: crashTiming, RequestedBy: "chaos"})
+		},
+	},
+}
+
+func startDemoFleet(t *testing.T, w *chaosWorld) client.WorkflowRun {
+	return w.execute(t, workflows.DemoFleetWorkflowID, "DemoFleet", workflows.DemoFleetInput{Timing: crashTiming})
+}
+
+// execute starts a workflow on the control queue.
+func (w *chaosWorld) execute(t *testing.T, id, workflowType string, input any) client.WorkflowRun {
+	t.Helper()
+	run, err := w.tc.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueueControl}, workflowType, input)
+	if err != nil {
+		t.Fatalf("start %s: %v", workflowType, err)
+	}
+	return run
+}
+
+// listOpen asks for the running workflows.
+func listOpen() *workflowservice.ListWorkflowExecutionsRequest {
+	return &workflowservice.ListWorkflowExecutionsRequest{Query: "ExecutionStatus = 'Running'", PageSize: 100}
+}
+
+// chaosInvariant is one property every run must keep, checked from cloudsim's state and
+// event log and the inventory once the operation has ended; check returns what broke, or "".
+type chaosInvariant struct {
+	name  string
+	check func(t *testing.T, w *chaosWorld, op chaosOperation) string
+}
+
+// chaosInvariants are the invariants that the operations of the table can break. The
+// storage change's (never zero hot copies), the notices' (none sent twice) and the
+// promotions' (never a disk not UpToDate without an audited override) join with the
+// operations that make such changes.
+var chaosInvariants = []chaosInvariant{
+	{name: "no duplicate resources (by their business tags)", check: func(t *testing.T, w *chaosWorld, _ chaosOperation) string {
+		var dups []string
+		for name, ids := range describeInstances(t, w.clouds.EC2) {
+			if len(ids) > 1 {
+				dups = append(dups, fmt.Sprintf("instance %s ×%d %v", name, len(ids), ids))
+			}
+		}
+		for name, ids := range describeVolumes(t, w.clouds.EC2) {
+			if len(ids) > 1 {
+				dups = append(dups, fmt.Sprintf("volume %s ×%d %v", name, len(ids), ids))
+			}
+		}
+		return strings.Join(dups, "; ")
+	}},
+	{name: "no lost volume", check: func(t *testing.T, w *chaosWorld, _ chaosOperation) string {
+		volumes := describeVolumes(t, w.clouds.EC2)
+		var lost []string
+		for _, v := range activities.DemoFleetPlan().Volumes {
+			if len(volumes[v.Name]) == 0 {
+				lost = append(lost, v.Name)
+			}
+		}
+		return strings.Join(lost, ", ")
+	}},
+	{name: "never two DRBD Primaries of one resource", check: func(_ *testing.T, w *chaosWorld, _ chaosOperation) string {
+		return twoPrimaries(w.sim.QueryEvents(cloudsim.EventQuery{Types: []string{"drbd.primary", "drbd.secondary", "drbd.down", "instance."}}))
+	}},
+	{name: "the inventory agrees with the cloud", check: func(t *testing.T, w *chaosWorld, _ chaosOperation) string {
+		w.startWorker()
+		runFleetSync(t, w.tc)
+		store, err := inventory.Open(context.Background(), inventory.DriverSQLite, w.dbFile)
+		if err != nil {
+			return err.Error()
+		}
+		defer store.Close()
+		servers, _, err := store.ListServers(context.Background(), inventory.ServerFilter{Page: inventory.Page{Limit: inventory.MaxLimit}})
+		if err != nil {
+			return err.Error()
+		}
+		instances := describeInstances(t, w.clouds.EC2)
+		var differ []string
+		for _, s := range servers {
+			if ids := instances[s.Name]; len(ids) != 1 || ids[0] != s.InstanceID {
+				differ = append(differ, fmt.Sprintf("%s: inventory %s, cloud %v", s.Name, s.InstanceID, ids))
+			}
+		}
+		if len(servers) != len(activities.DemoFleetPlan().Servers) {
+			differ = append(differ, fmt.Sprintf("inventory has %d servers, the plan %d", len(servers), len(activities.DemoFleetPlan().Servers)))
+		}
+		return strings.Join(differ, "; ")
+	}},
+}
+
+// twoPrimaries replays cloudsim's DRBD events and names each moment a resource had two
+// Primaries on live hosts (a host whose instance stopped or failed is not live).
+func twoPrimaries(events []cloudsim.Event) string {
+	primaries := map[string]map[string]bool{} // resource -> hosts
+	var broken []string
+	for _, e := range events {
+		var res, host string
+		switch e.Type {
+		case "drbd.primary":
+			if _, err := fmt.Sscanf(e.Message, "drbd %s is Primary on %s", &res, &host); err != nil {
+				continue
+			}
+			if primaries[res] == nil {
+				primaries[res] = map[string]bool{}
+			}
+			primaries[res][e.Resource] = true
+			if len(primaries[res]) > 1 {
+				broken = append(broken, fmt.Sprintf("%s at %s: Primary on %d hosts", res, e.Time.Format(time.TimeOnly), len(primaries[res])))
+			}
+		case "drbd.secondary", "drbd.down":
+			if _, err := fmt.Sscanf(e.Message, "drbd %s", &res); err == nil && primaries[res] != nil {
+				delete(primaries[res], e.Resource)
+			}
+		default: // instance.*: a stopped or failed host serves nothing
+			if e.Type != "instance.launched" {
+				for _, hosts := range primaries {
+					delete(hosts, e.Resource)
+				}
+			}
+		}
+	}
+	return strings.Join(broken, "; ")
+}
+
+// brokenWorkerEnv makes the test binary a worker whose RunInstance forgets its ClientToken:
+// every attempt sends a new one, as an activity written without the idempotency rule would.
+const brokenWorkerEnv = "ANYOPS_CHAOS_BROKEN_WORKER"
+
+// maybeRunBrokenWorker runs the broken worker when the test binary was started as one, and
+// exits; the harness's own test kills and restarts it like any worker.
+func maybeRunBrokenWorker() {
+	if os.Getenv(brokenWorkerEnv) != "1" {
+		return
+	}
+	if err := runBrokenWorker(); err != nil {
+		fmt.Fprintln(os.Stderr, "broken worker:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func runBrokenWorker() error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	tc, err := client.Dial(client.Options{HostPort: os.Getenv("ANYOPS_TEMPORAL_ADDR")})
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	store, err := inventory.Open(ctx, inventory.DriverSQLite, os.Getenv("ANYOPS_DB_DSN"))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	clients, err := activities.NewClients(ctx, config.AWS{Region: "us-east-1", Endpoint: os.Getenv("ANYOPS_AWS_ENDPOINT")})
+	if err != nil {
+		return err
+	}
+	cloud := activities.NewCloud(clients)
+	forgetful := func(ctx context.Context, in activities.RunInstanceInput) (activities.Instance, error) {
+		in.Step += "-" + uuid.NewString() // a new token on every attempt: the bug under test
+		return cloud.RunInstance(ctx, in)
+	}
+	cfg := worker.Config{Client: tc, Deps: worker.Deps{Store: store, AWS: clients}, Logger: slog.Default()}
+	for _, q := range worker.TaskQueues {
+		w := sdkworker.New(tc, q, worker.Options(cfg))
+		worker.Register(w, q, cfg.Deps)
+		w.RegisterActivityWithOptions(forgetful, activity.RegisterOptions{Name: "RunInstance", DisableAlreadyRegisteredCheck: true})
+		if err := w.Start(); err != nil {
+			return err
+		}
+		defer w.Stop()
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// TestChaosCatchesBrokenActivity is the harness's test of itself: the demo fleet built by a
+// worker whose RunInstance sends a new ClientToken on every attempt, killed right after
+// cloudsim launched an instance, leaves a duplicate instance, and the harness reports it with
+// the seed, the crash point and the invariant.
+func TestChaosCatchesBrokenActivity(t *testing.T) {
+	const seed = 13
+	w := newChaosWorld(t, os.Args[0], []string{brokenWorkerEnv + "=1"})
+	op := chaosOperations[0]
+	sched := chaosSchedule{kills: []crashPoint{{action: "RunInstances"}}, dependencyAfter: -1}
+	var rep chaosReport
+	var caught string
+	for _, v := range w.runOperation(t, op, sched, &rep) {
+		if msg := chaosFailure(seed, op, sched, v); strings.Contains(msg, "no duplicate resources") {
+			caught = msg
+		}
+	}
+	if caught == "" || !strings.Contains(caught, "seed 13") || !strings.Contains(caught, "RunInstances") {
+		t.Fatalf("the broken RunInstance was not caught with seed and crash point; got %q", caught)
+	}
+	t.Logf("caught: %s", caught)
+}
+
+// chaosFailure words a broken invariant of a run so that it can be repeated.
+func chaosFailure(seed uint64, op chaosOperation, sched chaosSchedule, violation string) string {
+	return fmt.Sprintf("seed %d, operation %s, %s: %s", seed, op.name, sched, violation)
+}

@@ -1,0 +1,564 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/anyops/anyops/activities"
+	"github.com/anyops/anyops/cloudsim"
+	"github.com/anyops/anyops/config"
+	"github.com/anyops/anyops/internal/temporaldev"
+	"github.com/anyops/anyops/internal/testenv"
+)
+
+// The chaos harness runs each operation of chaosOperations (chaos_ops_test.go) under a
+// seeded schedule of control-plane faults — kill -9 of the worker right after a cloud call's
+// side effect and before its activity reports, a restart of the Temporal dev server, a
+// restart of cloudsim's endpoint, a throttling storm, a second worker on the same task queues
+// — and checks the invariants of chaosInvariants after each run from cloudsim's state and
+// event log and from the inventory. `make test` runs the small schedule, `make chaos` the
+// full one (ANYOPS_CHAOS=full), `make chaos SEED=N` one seed again (ANYOPS_CHAOS_SEED).
+// A failure names the seed, the run, the crash point and the invariant.
+
+// chaosSize is how much of a schedule a run of the harness makes.
+type chaosSize struct {
+	name string
+	// runs per operation; each run has killsPerRun crash points and one dependency fault.
+	runs, killsPerRun int
+}
+
+var (
+	chaosSmall = chaosSize{name: "small", runs: 1, killsPerRun: 3}
+	chaosFull  = chaosSize{name: "full", runs: 7, killsPerRun: 3}
+)
+
+// Dependency faults, one per run, in turn: a full schedule has every one for every operation.
+const (
+	faultTemporalRestart = "temporal-restart"
+	faultCloudsimRestart = "cloudsim-restart"
+	faultThrottleStorm   = "throttle-storm"
+	faultSecondWorker    = "second-worker"
+)
+
+var dependencyFaults = []string{faultTemporalRestart, faultCloudsimRestart, faultThrottleStorm, faultSecondWorker}
+
+// crashPoint is one kill: right after cloudsim carried out the call (an EC2 action, or an SSM
+// script containing a text) and before the activity learned of it.
+type crashPoint struct {
+	action string // EC2 action, or "" for a script
+	script string // a piece of the SSM script's text
+}
+
+func (c crashPoint) String() string {
+	if c.script != "" {
+		return "ssm:" + c.script
+	}
+	return c.action
+}
+
+// chaosSchedule is one run's faults, drawn from the seed.
+type chaosSchedule struct {
+	run        int
+	kills      []crashPoint
+	dependency string
+	// dependencyAfter is the kill after which the dependency fault happens.
+	dependencyAfter int
+}
+
+func (s chaosSchedule) String() string {
+	var kills []string
+	for _, k := range s.kills {
+		kills = append(kills, k.String())
+	}
+	out := fmt.Sprintf("run %d: kills after [%s]", s.run, strings.Join(kills, ", "))
+	if s.dependency != "" {
+		out += fmt.Sprintf("; %s after kill %d", s.dependency, s.dependencyAfter+1)
+	}
+	return out
+}
+
+// schedule draws a run's crash points from the operation's (in their order, so each is
+// reached after the one before) and its dependency fault.
+func (op chaosOperation) schedule(rng *rand.Rand, run, kills int) chaosSchedule {
+	picked := rng.Perm(len(op.crashPoints))[:min(kills, len(op.crashPoints))]
+	slices.Sort(picked)
+	s := chaosSchedule{run: run, dependency: dependencyFaults[run%len(dependencyFaults)], dependencyAfter: rng.IntN(len(picked))}
+	for _, i := range picked {
+		s.kills = append(s.kills, op.crashPoints[i])
+	}
+	return s
+}
+
+// chaosReport is what the harness measured of one operation over its runs.
+type chaosReport struct {
+	op                         string
+	crashes, crashesSurvived   int
+	restarts, restartsSurvived int
+	violations                 []string
+	slowestRecovery            time.Duration
+	slowestRecoveryAt          string
+}
+
+func (r *chaosReport) recovered(d time.Duration, at string) {
+	if d > r.slowestRecovery {
+		r.slowestRecovery, r.slowestRecoveryAt = d, at
+	}
+}
+
+func (r chaosReport) String() string {
+	return fmt.Sprintf("%-12s crash points survived %d/%d, dependency restarts survived %d/%d, invariant violations %d, slowest recovery %s (%s)",
+		r.op, r.crashesSurvived, r.crashes, r.restartsSurvived, r.restarts, len(r.violations), r.slowestRecovery.Round(10*time.Millisecond), r.slowestRecoveryAt)
+}
+
+// chaosSettings reads the size and seed: ANYOPS_CHAOS=full for the full size, and
+// ANYOPS_CHAOS_SEED=N to repeat a run (otherwise the seed is the time).
+func chaosSettings(t *testing.T) (chaosSize, uint64) {
+	size := chaosSmall
+	if os.Getenv("ANYOPS_CHAOS") == "full" {
+		size = chaosFull
+	}
+	seed := uint64(time.Now().UnixNano() % 1_000_000)
+	if s := os.Getenv("ANYOPS_CHAOS_SEED"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("ANYOPS_CHAOS_SEED=%q is not a number", s)
+		}
+		seed = n
+	}
+	return size, seed
+}
+
+// TestChaos runs every operation under its seeded schedule and prints, per operation, the
+// crash points and dependency restarts survived, the invariant violations and the slowest
+// recovery. A broken invariant fails the test with the seed, the run and the crash point.
+func TestChaos(t *testing.T) {
+	size, seed := chaosSettings(t)
+	t.Logf("chaos: size %s, seed %d (repeat: make chaos SEED=%d)", size.name, seed, seed)
+	bin := buildAnyops(t)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	var reports []chaosReport
+	for _, op := range chaosOperations {
+		rep := chaosReport{op: op.name}
+		for run := range size.runs {
+			sched := op.schedule(rng, run, size.killsPerRun)
+			t.Run(fmt.Sprintf("%s/run-%d", op.name, run), func(t *testing.T) {
+				t.Logf("seed %d, %s %s", seed, op.name, sched)
+				w := newChaosWorld(t, bin, nil)
+				violations := w.runOperation(t, op, sched, &rep)
+				for _, v := range violations {
+					msg := chaosFailure(seed, op, sched, v)
+					rep.violations = append(rep.violations, msg)
+					t.Error(msg)
+				}
+			})
+		}
+		reports = append(reports, rep)
+	}
+	var out strings.Builder
+	fmt.Fprintf(&out, "chaos (size %s, seed %d):\n", size.name, seed)
+	for _, r := range reports {
+		fmt.Fprintln(&out, "  "+r.String())
+	}
+	t.Log(out.String())
+	if path := os.Getenv("ANYOPS_CHAOS_REPORT"); path != "" {
+		_ = os.WriteFile(path, []byte(out.String()), 0o644)
+	}
+}
+
+// chaosWorld is the control plane one run works on: a dev server of its own that can be
+// restarted on its database file, cloudsim behind crash points on an endpoint that can be
+// taken down and brought back, a SQLite inventory, and the worker processes.
+type chaosWorld struct {
+	t        *testing.T
+	bin      string
+	extraEnv []string
+	temporal *restartableTemporal
+	tc       client.Client
+	sim      *cloudsim.Sim
+	crash    *crashPoints
+	cloud    *restartableEndpoint
+	clouds   *activities.Clients
+	dbFile   string
+	logFile  string
+	mu       sync.Mutex
+	workers  []*workerProcess
+}
+
+// newChaosWorld builds a run's world; extraEnv goes to every worker it starts (the harness's
+// own test uses it to start the deliberately broken worker).
+func newChaosWorld(t *testing.T, bin string, extraEnv []string) *chaosWorld {
+	t.Helper()
+	w := &chaosWorld{t: t, bin: bin, extraEnv: extraEnv}
+	dir := t.TempDir()
+	w.dbFile, w.logFile = filepath.Join(dir, "anyops.db"), filepath.Join(dir, "worker.log")
+	w.temporal = startRestartableTemporal(t, filepath.Join(dir, "temporal.db"))
+	tc, err := client.Dial(client.Options{HostPort: w.temporal.hostPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tc.Close)
+	w.tc = tc
+	if w.sim, err = cloudsim.New(cloudsim.Config{Speed: cloudsim.TestSpeed}); err != nil {
+		t.Fatal(err)
+	}
+	w.crash = newCrashPoints(w.sim.Handler())
+	w.cloud = startRestartableEndpoint(t, w.crash)
+	t.Cleanup(func() {
+		w.crash.releaseAll()
+		w.cloud.stop()
+		_ = w.sim.Close()
+	})
+	if w.clouds, err = activities.NewClients(context.Background(), config.AWS{Region: "us-east-1", Endpoint: w.cloud.url}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			if out, err := os.ReadFile(w.logFile); err == nil {
+				t.Logf("worker log:\n%s", lastBytes(out, 6000))
+			}
+		}
+	})
+	pauseSchedules(t, tc)
+	return w
+}
+
+// env is the workers' environment.
+func (w *chaosWorld) env() []string {
+	return append([]string{
+		"ANYOPS_TEMPORAL_ADDR=" + w.temporal.hostPort,
+		"ANYOPS_TEMPORAL_NAMESPACE=default",
+		"ANYOPS_DATA_DIR=" + filepath.Dir(w.dbFile),
+		"ANYOPS_DB_DRIVER=sqlite",
+		"ANYOPS_DB_DSN=" + w.dbFile,
+		"ANYOPS_AWS_REGION=us-east-1",
+		"ANYOPS_AWS_ENDPOINT=" + w.cloud.url,
+		"ANYOPS_AWS_ACCESS_KEY_ID=test",
+		"ANYOPS_AWS_SECRET_ACCESS_KEY=test",
+	}, w.extraEnv...)
+}
+
+// startWorker starts one more worker process.
+func (w *chaosWorld) startWorker() *workerProcess {
+	p := startWorker(w.t, w.bin, w.env(), w.logFile)
+	w.mu.Lock()
+	w.workers = append(w.workers, p)
+	w.mu.Unlock()
+	return p
+}
+
+// killAll kills every worker with kill -9.
+func (w *chaosWorld) killAll() {
+	w.mu.Lock()
+	workers := w.workers
+	w.workers = nil
+	w.mu.Unlock()
+	for _, p := range workers {
+		select {
+		case <-p.done:
+		default:
+			p.kill9(w.t)
+		}
+	}
+}
+
+// historyLength is how many events the workflow's history has: it grows when the workflow
+// progresses (an activity completed, a child started, a timer fired).
+func (w *chaosWorld) historyLength(id string) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d, err := w.tc.DescribeWorkflow(ctx, id, "")
+	if err != nil {
+		return -1
+	}
+	return d.RawResponse.GetWorkflowExecutionInfo().GetHistoryLength()
+}
+
+// waitProgress waits until any of the workflows' histories grows past before, or the next
+// crash point is reached (nil: none), and returns how long that took; ok is false if nothing
+// moved within limit.
+func (w *chaosWorld) waitProgress(before map[string]int64, next <-chan struct{}, limit time.Duration) (time.Duration, bool) {
+	start := time.Now()
+	for time.Since(start) < limit {
+		select {
+		case <-next:
+			return time.Since(start), true
+		default:
+		}
+		for id, n := range before {
+			if l := w.historyLength(id); l > n {
+				return time.Since(start), true
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return limit, false
+}
+
+// lengths takes the history lengths of the open workflows among ids.
+func (w *chaosWorld) lengths(ids []string) map[string]int64 {
+	out := map[string]int64{}
+	for _, id := range ids {
+		if n := w.historyLength(id); n >= 0 {
+			out[id] = n
+		}
+	}
+	return out
+}
+
+// openWorkflows lists the ids of the running workflows.
+func (w *chaosWorld) openWorkflows() []string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var ids []string
+	resp, err := w.tc.ListWorkflow(ctx, listOpen())
+	if err != nil {
+		return nil
+	}
+	for _, e := range resp.GetExecutions() {
+		ids = append(ids, e.GetExecution().GetWorkflowId())
+	}
+	return ids
+}
+
+// runOperation runs op under sched and returns the broken invariants. Each crash point is
+// armed as soon as the one before is hit, so that the worker taking over holds at it however
+// quickly it gets there; reaching it counts as progress.
+func (w *chaosWorld) runOperation(t *testing.T, op chaosOperation, sched chaosSchedule, rep *chaosReport) []string {
+	if op.setUp != nil {
+		setUpWorker := w.startWorker()
+		op.setUp(t, w)
+		setUpWorker.kill9(t)
+	}
+	current := w.startWorker()
+	run := op.start(t, w)
+	ended := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+		defer cancel()
+		ended <- run.Get(ctx, nil)
+	}()
+	var violations []string
+	var hit <-chan struct{}
+	if len(sched.kills) > 0 {
+		hit = w.arm(sched.kills[0])
+	}
+	var runErr error
+	finished := false
+	for i, cp := range sched.kills {
+		select {
+		case <-hit:
+		case runErr = <-ended:
+			finished = true
+			violations = append(violations, fmt.Sprintf("crash point %s: never reached (the operation ended first)", cp))
+		case <-time.After(2 * time.Minute):
+			violations = append(violations, fmt.Sprintf("crash point %s: never reached within 2 minutes", cp))
+		}
+		if finished || len(violations) > 0 {
+			break
+		}
+		var next <-chan struct{}
+		if i+1 < len(sched.kills) {
+			next = w.arm(sched.kills[i+1])
+		}
+		rep.crashes++
+		before := w.lengths(w.openWorkflows())
+		current.kill9(t)
+		current = w.startWorker()
+		if d, ok := w.waitProgress(before, next, 2*time.Minute); ok {
+			rep.crashesSurvived++
+			rep.recovered(d, "after kill at "+cp.String())
+		} else {
+			violations = append(violations, fmt.Sprintf("crash point %s: no progress within 2 minutes of the kill", cp))
+		}
+		if i == sched.dependencyAfter {
+			rep.restarts++
+			d, err := w.dependencyFault(sched.dependency, next)
+			if err != nil {
+				violations = append(violations, fmt.Sprintf("%s after crash point %s: %v", sched.dependency, cp, err))
+			} else {
+				rep.restartsSurvived++
+				rep.recovered(d, sched.dependency)
+			}
+		}
+		hit = next
+	}
+	w.crash.releaseAll()
+	if !finished {
+		runErr = <-ended
+	}
+	if runErr != nil {
+		violations = append(violations, fmt.Sprintf("invariant %q broken: %s did not complete: %v", "the operation completes", op.name, runErr))
+	}
+	for _, inv := range chaosInvariants {
+		if msg := inv.check(t, w, op); msg != "" {
+			violations = append(violations, fmt.Sprintf("invariant %q broken: %s", inv.name, msg))
+		}
+	}
+	w.killAll()
+	return violations
+}
+
+// arm sets the crash point up in cloudsim's crash points.
+func (w *chaosWorld) arm(cp crashPoint) <-chan struct{} {
+	if cp.script != "" {
+		return w.crash.armScript(cp.script)
+	}
+	return w.crash.arm(cp.action)
+}
+
+// dependencyFault carries out one dependency fault and returns the time from its end (the
+// dependency back) to the next progress of a workflow.
+func (w *chaosWorld) dependencyFault(kind string, next <-chan struct{}) (time.Duration, error) {
+	open := w.openWorkflows()
+	switch kind {
+	case faultTemporalRestart:
+		if err := w.temporal.restart(); err != nil {
+			return 0, err
+		}
+	case faultCloudsimRestart:
+		w.cloud.stop()
+		time.Sleep(2 * time.Second)
+		if err := w.cloud.start(); err != nil {
+			return 0, err
+		}
+	case faultThrottleStorm:
+		f, err := w.sim.InjectFault(cloudsim.Fault{Type: cloudsim.FaultThrottle, Rate: 0.5})
+		if err != nil {
+			return 0, err
+		}
+		time.Sleep(3 * time.Second)
+		w.sim.ClearFault(f.ID)
+	case faultSecondWorker:
+		w.startWorker()
+	}
+	if len(open) == 0 {
+		return 0, nil // the operation finished meanwhile
+	}
+	d, ok := w.waitProgress(w.lengths(open), next, 2*time.Minute)
+	if !ok {
+		return d, fmt.Errorf("no progress within 2 minutes")
+	}
+	return d, nil
+}
+
+// restartableTemporal is a dev server on a fixed port and database file, so that a restart
+// keeps every workflow.
+type restartableTemporal struct {
+	t        *testing.T
+	hostPort string
+	dbFile   string
+	mu       sync.Mutex
+	srv      *testsuite.DevServer
+}
+
+func startRestartableTemporal(t *testing.T, dbFile string) *restartableTemporal {
+	t.Helper()
+	r := &restartableTemporal{t: t, hostPort: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), dbFile: dbFile}
+	if err := r.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.srv != nil {
+			_ = r.srv.Stop()
+		}
+	})
+	return r
+}
+
+func (r *restartableTemporal) start() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+		ExistingPath:  testenv.TemporalBinary(r.t),
+		ClientOptions: &client.Options{HostPort: r.hostPort},
+		DBFilename:    r.dbFile,
+		LogLevel:      "error",
+		ExtraArgs:     temporaldev.Args(),
+	})
+	if err != nil {
+		return fmt.Errorf("start Temporal dev server: %w", err)
+	}
+	r.mu.Lock()
+	r.srv = srv
+	r.mu.Unlock()
+	return nil
+}
+
+// restart stops the dev server and starts it again on the same port and database.
+func (r *restartableTemporal) restart() error {
+	r.mu.Lock()
+	srv := r.srv
+	r.srv = nil
+	r.mu.Unlock()
+	if err := srv.Stop(); err != nil {
+		return fmt.Errorf("stop Temporal dev server: %w", err)
+	}
+	return r.start()
+}
+
+// restartableEndpoint serves a handler on a fixed port and can be taken down (every
+// connection cut) and brought back: cloudsim restarting, its world kept as AWS keeps it.
+type restartableEndpoint struct {
+	t       *testing.T
+	handler http.Handler
+	addr    string
+	url     string
+	mu      sync.Mutex
+	srv     *http.Server
+}
+
+func startRestartableEndpoint(t *testing.T, h http.Handler) *restartableEndpoint {
+	t.Helper()
+	e := &restartableEndpoint{t: t, handler: h, addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
+	e.url = "http://" + e.addr
+	if err := e.start(); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *restartableEndpoint) start() error {
+	var ln net.Listener
+	var err error
+	for range 50 { // the port of the closed listener may take a moment to be free again
+		if ln, err = net.Listen("tcp", e.addr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", e.addr, err)
+	}
+	srv := &http.Server{Handler: e.handler, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	e.mu.Lock()
+	e.srv = srv
+	e.mu.Unlock()
+	return nil
+}
+
+func (e *restartableEndpoint) stop() {
+	e.mu.Lock()
+	srv := e.srv
+	e.srv = nil
+	e.mu.Unlock()
+	if srv != nil {
+		_ = srv.Close()
+	}
+}
