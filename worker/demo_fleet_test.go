@@ -8,6 +8,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
 
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/activities"
@@ -35,6 +36,23 @@ func cloudAndInventory(t *testing.T) (*activities.Clients, *inventory.Store) {
 	return clients, store
 }
 
+// runUntilTestEnds runs the worker, with cloud clients, until the test ends; it must then
+// stop cleanly.
+func runUntilTestEnds(t *testing.T, tc client.Client, clients *activities.Clients, store *inventory.Store) {
+	t.Helper()
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(runCtx, Config{Client: tc, Deps: Deps{Store: store, AWS: clients}, Logger: slog.New(slog.DiscardHandler)})
+	}()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
 // TestEnsureDemoFleetBuildsSyncsAndSchedules runs what `anyops dev` runs at start-up: Run
 // serves the real task queues with cloud clients for cloudsim, and EnsureDemoFleet builds the
 // demo fleet, fills the empty inventory from the cloud, starts the file server's NFS watch and
@@ -44,17 +62,7 @@ func TestEnsureDemoFleetBuildsSyncsAndSchedules(t *testing.T) {
 	ctx := context.Background()
 	tc := testenv.TemporalClient(t)
 	clients, store := cloudAndInventory(t)
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(runCtx, Config{Client: tc, Deps: Deps{Store: store, AWS: clients}, Logger: slog.New(slog.DiscardHandler)})
-	}()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	runUntilTestEnds(t, tc, clients, store)
 	t.Cleanup(func() {
 		_ = tc.ScheduleClient().GetHandle(context.Background(), FleetSyncScheduleID).Delete(context.Background())
 	})

@@ -148,13 +148,7 @@ func TestFleetSyncReadsRolesFromHostsAndRetags(t *testing.T) {
 	var first FleetSyncResult
 	e.run(t, "FleetSync", FleetSyncWorkflowID+"-"+uuid.NewString(), syncInput, &first)
 
-	resources := activities.DemoFleetPlan().DRBDResources()
-	file, backup := fleet.Instances[inventory.DemoFileServer], fleet.Instances[inventory.DemoBackup]
-	e.shell(t, file, "exportfs -u "+demoNFSClients+":/srv/home", "umount /srv/home", "mdadm --stop /dev/md0")
-	for _, r := range resources {
-		e.shell(t, file, "drbdadm secondary "+r)
-		e.shell(t, backup, "drbdadm primary "+r)
-	}
+	resources, backup := e.promoteBackup(t, fleet)
 	var promoted FleetSyncResult
 	promotedID := FleetSyncWorkflowID + "-" + uuid.NewString()
 	e.run(t, "FleetSync", promotedID, syncInput, &promoted)
@@ -200,13 +194,7 @@ func TestFleetSyncSupersededPictureWritesNoTags(t *testing.T) {
 	e := newFleetEnv(t)
 	var fleet DemoFleetResult
 	e.run(t, "DemoFleet", DemoFleetWorkflowID+"-"+uuid.NewString(), DemoFleetInput{Timing: fastTiming}, &fleet)
-	resources := activities.DemoFleetPlan().DRBDResources()
-	file, backup := fleet.Instances[inventory.DemoFileServer], fleet.Instances[inventory.DemoBackup]
-	e.shell(t, file, "exportfs -u "+demoNFSClients+":/srv/home", "umount /srv/home", "mdadm --stop /dev/md0")
-	for _, r := range resources {
-		e.shell(t, file, "drbdadm secondary "+r)
-		e.shell(t, backup, "drbdadm primary "+r)
-	}
+	e.promoteBackup(t, fleet)
 	roleTags := func() map[string]string {
 		vols, err := e.aws.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []ec2types.Filter{{Name: aws.String("tag-key"), Values: []string{anyops.TagDRBDResource}}}})
 		if err != nil {
@@ -234,4 +222,19 @@ func TestFleetSyncSupersededPictureWritesNoTags(t *testing.T) {
 	if after := roleTags(); !maps.Equal(before, after) {
 		t.Errorf("role tags changed by a superseded picture: %v → %v", before, after)
 	}
+}
+
+// promoteBackup does by hand what a failover's promotion does on the hosts: the file server
+// stops serving and steps down, the backup becomes Primary of every DRBD resource. It returns
+// the resources and the backup's instance.
+func (e *fleetEnv) promoteBackup(t *testing.T, fleet DemoFleetResult) (resources []string, backup string) {
+	t.Helper()
+	resources = activities.DemoFleetPlan().DRBDResources()
+	file, backup := fleet.Instances[inventory.DemoFileServer], fleet.Instances[inventory.DemoBackup]
+	e.shell(t, file, "exportfs -u "+demoNFSClients+":/srv/home", "umount /srv/home", "mdadm --stop /dev/md0")
+	for _, r := range resources {
+		e.shell(t, file, "drbdadm secondary "+r)
+		e.shell(t, backup, "drbdadm primary "+r)
+	}
+	return resources, backup
 }
