@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
 
@@ -253,7 +254,10 @@ func (w *chaosWorld) env() []string {
 
 // startWorker starts one more worker process.
 func (w *chaosWorld) startWorker() *workerProcess {
-	p := startWorker(w.t, w.bin, w.env(), w.logFile)
+	// Each worker its own metrics port: two workers of a run (the second-worker fault, or a
+	// replacement while the killed one's port lingers) must not make one of them exit.
+	env := append(w.env(), fmt.Sprintf("ANYOPS_METRICS_ADDR=127.0.0.1:%d", testenv.FreePort(w.t)))
+	p := startWorker(w.t, w.bin, env, w.logFile)
 	w.mu.Lock()
 	w.workers = append(w.workers, p)
 	w.mu.Unlock()
@@ -276,7 +280,8 @@ func (w *chaosWorld) killAll() {
 }
 
 // historyLength is how many events the workflow's history has: it grows when the workflow
-// progresses (an activity completed, a child started, a timer fired).
+// progresses (an activity completed, a child started, a timer fired). A workflow that has
+// closed counts as grown (closedLength), since it cannot grow any more.
 func (w *chaosWorld) historyLength(id string) int64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -284,14 +289,24 @@ func (w *chaosWorld) historyLength(id string) int64 {
 	if err != nil {
 		return -1
 	}
-	return d.RawResponse.GetWorkflowExecutionInfo().GetHistoryLength()
+	info := d.RawResponse.GetWorkflowExecutionInfo()
+	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return closedLength
+	}
+	return info.GetHistoryLength()
 }
+
+// closedLength is historyLength's answer for a closed workflow: more than any open one has.
+const closedLength = 1 << 62
 
 // waitProgress waits until any of the workflows' histories grows past before, or the next
 // crash point is reached (nil: none), and returns how long that took; ok is false if nothing
 // moved within limit.
 func (w *chaosWorld) waitProgress(before map[string]int64, next <-chan struct{}, limit time.Duration) (time.Duration, bool) {
 	start := time.Now()
+	if len(before) == 0 {
+		return 0, true // nothing was open: the operation had finished
+	}
 	for time.Since(start) < limit {
 		select {
 		case <-next:
@@ -312,7 +327,7 @@ func (w *chaosWorld) waitProgress(before map[string]int64, next <-chan struct{},
 func (w *chaosWorld) lengths(ids []string) map[string]int64 {
 	out := map[string]int64{}
 	for _, id := range ids {
-		if n := w.historyLength(id); n >= 0 {
+		if n := w.historyLength(id); n >= 0 && n < closedLength {
 			out[id] = n
 		}
 	}
@@ -424,6 +439,7 @@ func (w *chaosWorld) arm(cp crashPoint) <-chan struct{} {
 // dependency back) to the next progress of a workflow.
 func (w *chaosWorld) dependencyFault(kind string, next <-chan struct{}) (time.Duration, error) {
 	open := w.openWorkflows()
+	before := w.lengths(open) // taken before the fault: the operation may finish during it
 	switch kind {
 	case faultTemporalRestart:
 		if err := w.temporal.restart(); err != nil {
@@ -448,7 +464,7 @@ func (w *chaosWorld) dependencyFault(kind string, next <-chan struct{}) (time.Du
 	if len(open) == 0 {
 		return 0, nil // the operation finished meanwhile
 	}
-	d, ok := w.waitProgress(w.lengths(open), next, 2*time.Minute)
+	d, ok := w.waitProgress(before, next, 2*time.Minute)
 	if !ok {
 		return d, fmt.Errorf("no progress within 2 minutes")
 	}
