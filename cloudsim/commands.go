@@ -85,6 +85,7 @@ func init() {
 		"openssl":          cmdOpenssl,
 		"curl":             cmdCurl,
 		"anyops-bootstrap": cmdBootstrap,
+		"getent":           cmdGetent,
 	}
 }
 

@@ -22,8 +22,10 @@ type host struct {
 	Exports      map[string]string     `json:"exports"` // "client:/path" -> options
 	// Files and Dirs are the host's configuration files and directories (files.go); they
 	// live on the root disk and survive a reboot.
-	Files    map[string]*hostFile `json:"files,omitempty"`
-	Dirs     map[string]bool      `json:"dirs,omitempty"`
+	Files map[string]*hostFile `json:"files,omitempty"`
+	Dirs  map[string]bool      `json:"dirs,omitempty"`
+	// DNSCache is the host's resolver cache (dns.go): name → answer, kept for its TTL.
+	DNSCache map[string]dnsAnswer `json:"dns_cache,omitempty"`
 	BootedAt time.Time            `json:"booted_at,omitzero"`
 	Boots    int                  `json:"boots"`
 }
@@ -78,6 +80,7 @@ func (s *Sim) bootHost(in *instance, at time.Time) {
 	}
 	h.Mounts = map[string]mountEntry{"/": {Device: rootPartition(in), FSType: "ext4"}}
 	h.Exports = map[string]string{}
+	h.DNSCache = nil
 	for _, md := range h.MD {
 		md.Active = false
 	}

@@ -78,6 +78,10 @@ type state struct {
 	Events    []Event               `json:"events"`
 	EventSeq  int64                 `json:"event_seq"`
 	Hosts     map[string]*host      `json:"hosts"` // by instance id
+	// Route 53 (dns.go): zones by id, changes by id, and every caller reference ever used.
+	Zones      map[string]*hostedZone `json:"route53_zones"`
+	DNSChanges map[string]*dnsChange  `json:"route53_changes"`
+	CallerRefs map[string]string      `json:"route53_caller_references"`
 }
 
 func newState(seed int64, clock time.Time) *state {
@@ -111,6 +115,15 @@ func (st *state) init() {
 	}
 	if st.Hosts == nil {
 		st.Hosts = map[string]*host{}
+	}
+	if st.Zones == nil {
+		st.Zones = map[string]*hostedZone{}
+	}
+	if st.DNSChanges == nil {
+		st.DNSChanges = map[string]*dnsChange{}
+	}
+	if st.CallerRefs == nil {
+		st.CallerRefs = map[string]string{}
 	}
 }
 
@@ -344,24 +357,80 @@ func (s *Sim) event(at time.Time, typ, resource, format string, args ...any) {
 	s.markDirty()
 }
 
-// settle brings the world to simulated time now: scheduled faults fire at their own times, in
-// order, and every resource progresses piecewise between them. Callers hold s.mu.
+// settle brings the world to simulated time now. It steps through every moment something is
+// due on the way — a scheduled fault, an instance or attachment transition, a volume or
+// modification becoming ready, a DNS change becoming INSYNC — in time order, so each happens
+// at its own time against the world as it was then, and what follows from it (DRBD links, NFS
+// clients, alarms) is re-evaluated right there. Callers hold s.mu.
 func (s *Sim) settle(now time.Time) {
 	sort.SliceStable(s.st.Scheduled, func(i, j int) bool { return s.st.Scheduled[i].At.Before(s.st.Scheduled[j].At) })
-	for len(s.st.Scheduled) > 0 && !s.st.Scheduled[0].At.After(now) {
-		sf := s.st.Scheduled[0]
-		s.st.Scheduled = s.st.Scheduled[1:]
-		s.advance(sf.At)
-		f := sf.Fault
-		if err := s.applyFault(sf.At, &f); err != nil {
-			s.event(sf.At, "scenario.fault-rejected", f.target(), "scheduled %s fault rejected: %s", f.Type, err.Message)
+	for {
+		t := s.nextDue(now)
+		if t.IsZero() {
+			break
 		}
-		s.markDirty()
+		s.advance(t)
+		for len(s.st.Scheduled) > 0 && !s.st.Scheduled[0].At.After(t) {
+			sf := s.st.Scheduled[0]
+			s.st.Scheduled = s.st.Scheduled[1:]
+			f := sf.Fault
+			if err := s.applyFault(sf.At, &f); err != nil {
+				s.event(sf.At, "scenario.fault-rejected", f.target(), "scheduled %s fault rejected: %s", f.Type, err.Message)
+			}
+			s.markDirty()
+		}
+		s.reevaluate(t)
 	}
 	s.advance(now)
+	s.reevaluate(now)
 	if now.After(s.st.Clock) {
 		s.st.Clock = now
 	}
+}
+
+// nextDue is the earliest moment after the clock and not after now at which something is due
+// (see settle); zero when nothing is.
+func (s *Sim) nextDue(now time.Time) time.Time {
+	var next time.Time
+	consider := func(t time.Time) {
+		if !t.IsZero() && !t.After(now) && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if len(s.st.Scheduled) > 0 {
+		consider(s.st.Scheduled[0].At)
+	}
+	for _, in := range s.st.Instances {
+		consider(in.TransitionAt)
+	}
+	for _, v := range s.st.Volumes {
+		if v.State == "creating" {
+			consider(v.ReadyAt)
+		}
+		if a := v.Attachment; a != nil && (a.State == "attaching" || a.State == "detaching") {
+			consider(a.ReadyAt)
+		}
+	}
+	for _, m := range s.st.Mods {
+		switch m.State {
+		case "modifying":
+			consider(m.OptimizeAt)
+		case "optimizing":
+			consider(m.EndTime)
+		}
+	}
+	consider(s.nextDNSDue())
+	if !next.IsZero() && next.Before(s.st.Clock) {
+		next = s.st.Clock // overdue (a state file from before): due now
+	}
+	return next
+}
+
+// reevaluate derives, at time at, what follows from the world's state at once: DRBD's
+// replication links (and through them the file service), the NFS clients' health and the
+// alarms. Callers hold s.mu.
+func (s *Sim) reevaluate(at time.Time) {
+	s.advanceDRBD(at, at)
 }
 
 // advance moves every resource to time t. Transitions are stamped with the moment they were due,
@@ -441,6 +510,7 @@ func (s *Sim) advance(t time.Time) {
 		s.advanceSnapshot(s.st.Snapshots[id], t)
 	}
 	s.advanceDRBD(last, t)
+	s.advanceDNS(t)
 	for _, id := range sortedKeys(s.st.Commands) {
 		c := s.st.Commands[id]
 		for _, inv := range c.Invocations {
@@ -449,6 +519,9 @@ func (s *Sim) advance(t time.Time) {
 				s.event(inv.EndTime, "ssm.command."+toKebab(inv.Status), inv.InstanceID, "command %s on %s: %s (exit %d)", c.ID, inv.InstanceID, inv.Status, inv.ExitCode)
 			}
 		}
+	}
+	if t.After(s.st.Clock) {
+		s.st.Clock = t // what is integrated from the clock on (DRBD) starts here next time
 	}
 }
 

@@ -168,6 +168,7 @@ func (s *Sim) begin() time.Time {
 func (s *Sim) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.simRoutes(mux)
+	mux.HandleFunc("/2013-04-01/", s.serveRoute53)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-Amz-Target") != "" {
 			s.serveSSM(w, r)
@@ -274,7 +275,8 @@ func (s *Sim) save() error {
 	s.saveMu.Lock()
 	defer s.saveMu.Unlock()
 	s.mu.Lock()
-	s.st.Clock = s.clock()
+	// Settled, not merely stamped: the clock is where integration (DRBD) resumes.
+	s.settle(s.clock())
 	data, err := json.MarshalIndent(s.st, "", " ")
 	s.dirty = false
 	s.mu.Unlock()

@@ -358,7 +358,7 @@ func TestCrashWorkerKilledMidDemoFleetCreatesNothingTwice(t *testing.T) {
 // the half-built fleet would race its assertions.
 func pauseSchedules(t *testing.T, tc client.Client) {
 	t.Helper()
-	for _, s := range worker.Schedules() {
+	for _, s := range worker.Schedules(workflows.NFSWatchTiming{}) {
 		opts := s.Options
 		opts.Paused = true
 		h, err := tc.ScheduleClient().Create(context.Background(), opts)

@@ -51,15 +51,10 @@ const (
 )
 
 func (t FleetTiming) withDefaults() FleetTiming {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&t.PollInterval, DefaultPollInterval)
-	def(&t.HeartbeatTimeout, DefaultHeartbeatTimeout)
-	def(&t.CallTimeout, DefaultCallTimeout)
-	def(&t.WaitTimeout, DefaultWaitTimeout)
+	t.PollInterval = orDefault(t.PollInterval, DefaultPollInterval)
+	t.HeartbeatTimeout = orDefault(t.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	t.CallTimeout = orDefault(t.CallTimeout, DefaultCallTimeout)
+	t.WaitTimeout = orDefault(t.WaitTimeout, DefaultWaitTimeout)
 	return t
 }
 

@@ -107,7 +107,7 @@ func newDevCmd() *cobra.Command {
 			return err
 		}
 
-		adminToken, err := devstack.EnsureToken(filepath.Join(dataDir, "admin-token"))
+		adminToken, err := devstack.EnsureToken(filepath.Join(dataDir, config.AdminTokenFile))
 		if err != nil {
 			return fmt.Errorf("admin token: %w", err)
 		}
@@ -153,6 +153,7 @@ func newDevCmd() *cobra.Command {
 			return err
 		}
 		defer cp.Close()
+		cp.speed = sim.Speed // alarms' recoveries and the NFS probes run in cloudsim's time
 		if cp.retiredKeys, err = readRetiredKeys(signing); err != nil {
 			return err
 		}
@@ -254,7 +255,7 @@ func newDevCmd() *cobra.Command {
 		// DemoFleet workflow is idempotent, so a restart joins or repeats it harmlessly.
 		go func() {
 			startup.Begin(stageDemoFleet, demoFleetProgress(cp.temporal))
-			res, err := worker.EnsureDemoFleet(runCtx, cp.temporal, workflows.FleetTiming{PollInterval: time.Second})
+			res, err := worker.EnsureDemoFleet(runCtx, cp.temporal, workflows.FleetTiming{PollInterval: time.Second}, nfsWatchTiming(wc, cp.speed))
 			if err != nil {
 				if runCtx.Err() == nil {
 					logger.Error("demo fleet", "err", err)
@@ -292,7 +293,7 @@ Anyops is running. Ctrl-C stops everything.
 			if runSandboxd {
 				fmt.Fprintf(stdout, "  sandboxd           http://%s/\n", sd.Addr)
 			}
-			fmt.Fprintf(stdout, "  admin token        %s  (in %s)\n\n", config.Mask(adminToken), filepath.Join(dataDir, "admin-token"))
+			fmt.Fprintf(stdout, "  admin token        %s  (in %s)\n\n", config.Mask(adminToken), filepath.Join(dataDir, config.AdminTokenFile))
 		}()
 
 		var first error
