@@ -65,6 +65,7 @@ const stateFormat = 2
 type state struct {
 	Format    int                   `json:"format"`
 	Clock     time.Time             `json:"clock"`
+	Speed     float64               `json:"speed,omitempty"` // set at runtime (SetSpeed); wins over the configured one
 	Seed      int64                 `json:"seed"`
 	Counter   uint64                `json:"counter"`
 	Instances map[string]*instance  `json:"instances"`
@@ -336,19 +337,26 @@ type clientTok struct {
 	Resources []string `json:"resources"`
 }
 
-// Event is one entry of the event log, stamped with simulated time.
+// Event is one entry of the event log, stamped with simulated time. Data holds the facts of
+// the events a drill computes with (docs/cloudsim.md lists them per type).
 type Event struct {
-	Seq      int64     `json:"seq"`
-	Time     time.Time `json:"time"`
-	Type     string    `json:"type"`
-	Resource string    `json:"resource,omitempty"`
-	Message  string    `json:"message"`
+	Seq      int64          `json:"seq"`
+	Time     time.Time      `json:"time"`
+	Type     string         `json:"type"`
+	Resource string         `json:"resource,omitempty"`
+	Message  string         `json:"message"`
+	Data     map[string]any `json:"data,omitempty"`
 }
 
 // event appends to the bounded log; callers hold s.mu.
 func (s *Sim) event(at time.Time, typ, resource, format string, args ...any) {
+	s.eventData(at, typ, resource, nil, format, args...)
+}
+
+// eventData appends an event with structured data; callers hold s.mu.
+func (s *Sim) eventData(at time.Time, typ, resource string, data map[string]any, format string, args ...any) {
 	s.st.EventSeq++
-	e := Event{Seq: s.st.EventSeq, Time: at, Type: typ, Resource: resource, Message: fmt.Sprintf(format, args...)}
+	e := Event{Seq: s.st.EventSeq, Time: at, Type: typ, Resource: resource, Message: fmt.Sprintf(format, args...), Data: data}
 	s.st.Events = append(s.st.Events, e)
 	if n := len(s.st.Events); n > maxEvents {
 		s.st.Events = s.st.Events[n-maxEvents:] // append reallocates now and then; no copy per event
