@@ -213,9 +213,12 @@ type volume struct {
 // DRBD resource (internal metadata at its end) FS and MD are the DRBD device's content, which
 // is where the data area starts.
 type blockData struct {
-	FS   string    `json:"fs,omitempty"`   // the file system mkfs made on the device: ext4, xfs
-	MD   *mdSuper  `json:"md,omitempty"`   // the md superblock: the device is a member of an array
-	DRBD *drbdMeta `json:"drbd,omitempty"` // DRBD's internal metadata at the end of the volume
+	FS string `json:"fs,omitempty"` // the file system mkfs made on the device: ext4, xfs
+	// Files are the files written on that file system (datafs.go): path → content, a
+	// directory as its path with a trailing slash.
+	Files map[string]string `json:"files,omitempty"`
+	MD    *mdSuper          `json:"md,omitempty"`   // the md superblock: the device is a member of an array
+	DRBD  *drbdMeta         `json:"drbd,omitempty"` // DRBD's internal metadata at the end of the volume
 }
 
 // drbdMeta is DRBD's internal metadata on a backing volume: what drbdadm create-md writes and
@@ -238,14 +241,18 @@ type mdSuper struct {
 	Devices int    `json:"devices"`
 	Index   int    `json:"index"`
 	FS      string `json:"fs,omitempty"` // the file system on the array
+	// Files are the files on the array's file system, as blockData.Files.
+	Files map[string]string `json:"files,omitempty"`
 }
 
 // copyContent gives dst the data src holds (not its DRBD metadata): what a resync does.
 func (dst *blockData) copyContent(src blockData) {
 	dst.FS = src.FS
+	dst.Files = maps.Clone(src.Files)
 	dst.MD = nil
 	if src.MD != nil {
 		md := *src.MD
+		md.Files = maps.Clone(src.MD.Files)
 		dst.MD = &md
 	}
 }
@@ -439,6 +446,7 @@ func (s *Sim) nextDue(now time.Time) time.Time {
 // alarms. Callers hold s.mu.
 func (s *Sim) reevaluate(at time.Time) {
 	s.advanceDRBD(at, at)
+	s.nfsHealth(at)
 }
 
 // advance moves every resource to time t. Transitions are stamped with the moment they were due,

@@ -74,6 +74,9 @@ func Register(w worker.Registry, queue string, deps Deps) {
 	if queue == TaskQueueControl {
 		// The fleet-sync schedule's tick: not an operation of the API, so not a kind.
 		w.RegisterWorkflowWithOptions(workflows.ScheduledFleetSync, workflow.RegisterOptions{Name: workflows.ScheduledFleetSyncWorkflowType})
+		// The building blocks the demo fleet, drills, releases and recoveries run as children.
+		w.RegisterWorkflowWithOptions(workflows.BuildServer, workflow.RegisterOptions{Name: workflows.BuildServerWorkflowType})
+		w.RegisterWorkflowWithOptions(workflows.BuildCluster, workflow.RegisterOptions{Name: workflows.BuildClusterWorkflowType})
 	}
 	w.RegisterActivity(&activities.Inventory{Store: deps.Store})
 	w.RegisterActivity(&activities.Sandboxes{Store: deps.Store, Signer: deps.SandboxdSigner})
