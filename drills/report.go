@@ -12,7 +12,6 @@ import (
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/cloudsim"
 	"github.com/anyops/anyops/inventory"
-	"github.com/anyops/anyops/workflows"
 )
 
 // Report is a drill's report.
@@ -39,6 +38,9 @@ type ReportInput struct {
 	Clock         Clock
 	// Incidents are those opened on the drill's cluster, with their timelines.
 	Incidents []inventory.Incident
+	// Kinds maps workflow types to operation kinds (the kind registry's, which this package
+	// cannot import: the workflows import the activities that import it).
+	Kinds map[string]string `json:"kinds,omitempty"`
 	// Recoveries are the workflows of the incidents; Operations those the drill started.
 	Recoveries []Run
 	Operations []Run
@@ -62,14 +64,15 @@ func (r Resource) Role() anyops.Role { return anyops.Role(r.Tags[anyops.TagRole]
 
 // Run is one workflow run a drill looked at: a recovery or an operation it started.
 type Run struct {
-	WorkflowID string            `json:"workflow_id"`
-	RunID      string            `json:"run_id"`
-	Kind       string            `json:"kind"`
-	State      string            `json:"state"`
-	Started    time.Time         `json:"started"`
-	Closed     *time.Time        `json:"closed,omitempty"`
-	Result     json.RawMessage   `json:"result,omitempty"`
-	Status     *workflows.Status `json:"status,omitempty"`
+	WorkflowID string          `json:"workflow_id"`
+	RunID      string          `json:"run_id"`
+	Type       string          `json:"type"`
+	State      string          `json:"state"`
+	Started    time.Time       `json:"started"`
+	Closed     *time.Time      `json:"closed,omitempty"`
+	Result     json.RawMessage `json:"result,omitempty"`
+	// Status is the run's last answer to the Status query (workflows.Status), as JSON.
+	Status json.RawMessage `json:"status,omitempty"`
 	// Busy are the real-time intervals in which an activity, a timer or a child workflow's
 	// own activity or timer of this run was running (control_plane_seconds).
 	Busy []Interval `json:"busy,omitempty"`
@@ -141,7 +144,7 @@ func Compute(in ReportInput) (Report, error) {
 
 	var kinds []string
 	for _, op := range in.Operations {
-		kinds = append(kinds, op.Kind)
+		kinds = append(kinds, in.Kinds[op.Type])
 	}
 	for _, name := range extensionsFor(in.Scenario, in.Listed, kinds) {
 		ext := extensions[name]
@@ -342,13 +345,13 @@ func recoveries(in ReportInput) ([]anyops.DrillRecovery, string) {
 		rec := anyops.DrillRecovery{IncidentID: inc.ID, WorkflowID: inc.WorkflowID,
 			OpenedOffsetSeconds: round(in.Clock.ToSim(inc.CreatedAt).Sub(in.Origin).Seconds())}
 		if run, ok := runs[inc.WorkflowID]; ok {
-			rec.Kind, rec.State = run.Kind, run.State
+			rec.Kind, rec.State = in.Kinds[run.Type], run.State
 			rec.Winner = resultWinner(run.Result)
 			if run.Closed != nil {
 				rec.ClosedOffsetSeconds = seconds(in.Clock.ToSim(*run.Closed).Sub(in.Origin))
 			}
-			if run.Kind == workflows.KindFailover && winner == "" {
-				winner = rec.Winner
+			if winner == "" {
+				winner = rec.Winner // only a failover's result names a winner
 			}
 		}
 		out = append(out, rec)
@@ -393,3 +396,9 @@ func seconds(d time.Duration) *float64 {
 }
 
 func round(s float64) float64 { return math.Round(s*10) / 10 }
+
+// RecoveryPoint is recoveryPoint over the cluster's resources: when, in [origin, end], every
+// client of the cluster that served at the origin serves again, and whether that happened.
+func RecoveryPoint(events []cloudsim.Event, resources []Resource, cluster string, origin, end time.Time) (time.Time, bool) {
+	return recoveryPoint(events, clusterMembers(resources, cluster), origin, end)
+}

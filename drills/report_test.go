@@ -14,7 +14,6 @@ import (
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/cloudsim"
 	"github.com/anyops/anyops/inventory"
-	"github.com/anyops/anyops/workflows"
 )
 
 // t0 is the origin of the synthetic logs: cloudsim's epoch plus an hour.
@@ -311,15 +310,17 @@ func TestRecoveriesAndDetection(t *testing.T) {
 	closed := realAt(90 * time.Second)
 	in.Incidents = []inventory.Incident{{ID: 7, WorkflowID: "failover/drill-1-file", CreatedAt: realAt(35 * time.Second),
 		Timeline: []inventory.IncidentEvent{{Kind: "alarm", Message: "probe", CreatedAt: realAt(35 * time.Second)}}}}
-	in.Recoveries = []Run{{WorkflowID: "failover/drill-1-file", Kind: workflows.KindFailover, State: "completed",
+	stamp := closed.Format(time.RFC3339Nano)
+	in.Kinds = map[string]string{"FileServerFailover": "failover"}
+	in.Recoveries = []Run{{WorkflowID: "failover/drill-1-file", Type: "FileServerFailover", State: "completed",
 		Started: realAt(36 * time.Second), Closed: &closed, Result: json.RawMessage(`{"server":"drill-1-file","winner":"promote"}`),
-		Status: &workflows.Status{Steps: []workflows.Step{{Name: "assess", State: workflows.StepDone, Started: &closed, Finished: &closed}}}}}
+		Status: json.RawMessage(`{"phase":"done","steps":[{"name":"assess","state":"done","started":"` + stamp + `","finished":"` + stamp + `"}]}`)}}
 	in.Goals = map[string]float64{"detect_seconds": 30, "lost_bytes": 0, "rto_seconds": 120}
 	r, err := Compute(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Winner != "promote" || len(r.Recoveries) != 1 || r.Recoveries[0].ClosedOffsetSeconds == nil || *r.Recoveries[0].ClosedOffsetSeconds != 90 {
+	if r.Winner != "promote" || len(r.Recoveries) != 1 || r.Recoveries[0].Kind != "failover" || r.Recoveries[0].ClosedOffsetSeconds == nil || *r.Recoveries[0].ClosedOffsetSeconds != 90 {
 		t.Errorf("winner %q recoveries %+v", r.Winner, r.Recoveries)
 	}
 	if r.DetectSeconds == nil || *r.DetectSeconds != 35 {

@@ -22,7 +22,6 @@ import (
 
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/cloudsim"
-	"github.com/anyops/anyops/workflows"
 )
 
 // Bounds and defaults of a scenario.
@@ -67,7 +66,7 @@ func Scenarios() []ScenarioInfo {
 	for _, e := range entries {
 		name := strings.TrimSuffix(e.Name(), ".yaml")
 		src, _ := Shipped(name)
-		sc, err := ParseScenario(name, src, "drill-0")
+		sc, err := ParseScenario(name, src, "drill-0", nil)
 		if err != nil {
 			panic(fmt.Sprintf("drills: shipped scenario %s is invalid: %v", name, err))
 		}
@@ -131,11 +130,16 @@ type commandFileStep struct {
 // reClusterName is what a drill's cluster (or live) is called.
 var reClusterName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
+// OperationCheck validates an operation step's kind and input as the API would
+// (workflows.CheckDrillOperation: the kind's own Prepare); it returns a message for the client.
+type OperationCheck func(kind string, input json.RawMessage) error
+
 // ParseScenario reads a scenario file — a cloudsim scenario (a YAML or JSON list of {at,
 // fault}) or the object form of docs/drills.md — with {{cluster}} standing for cluster, and
 // validates all of it: one bad step and nothing runs. name is the shipped scenario's name, or
-// FileScenario. Errors are *anyops.Error with code EINVALID naming the problem.
-func ParseScenario(name string, src []byte, cluster string) (anyops.DrillScenario, error) {
+// FileScenario. checkOp validates operation steps (nil: only their shape). Errors are
+// *anyops.Error with code EINVALID naming the problem.
+func ParseScenario(name string, src []byte, cluster string, checkOp OperationCheck) (anyops.DrillScenario, error) {
 	bad := func(format string, args ...any) (anyops.DrillScenario, error) {
 		return anyops.DrillScenario{}, anyops.Errorf(anyops.EINVALID, "scenario %s: "+format, append([]any{name}, args...)...)
 	}
@@ -197,7 +201,7 @@ func ParseScenario(name string, src []byte, cluster string) (anyops.DrillScenari
 	var faults []map[string]any
 	origin, hardware := -1, map[string]bool{}
 	for i, st := range f.Steps {
-		step, err := parseStep(st)
+		step, err := parseStep(st, checkOp)
 		if err != nil {
 			return bad("step %d: %v", i+1, err)
 		}
@@ -251,7 +255,7 @@ func ParseScenario(name string, src []byte, cluster string) (anyops.DrillScenari
 }
 
 // parseStep validates one step.
-func parseStep(st stepFile) (anyops.DrillStep, error) {
+func parseStep(st stepFile, checkOp OperationCheck) (anyops.DrillStep, error) {
 	if st.At == nil {
 		return anyops.DrillStep{}, errors.New("at is required (a duration such as 0s, 90s or 20m)")
 	}
@@ -270,7 +274,7 @@ func parseStep(st stepFile) (anyops.DrillStep, error) {
 	}
 	if st.Operation != nil {
 		n++
-		op, err := parseOperation(*st.Operation)
+		op, err := parseOperation(*st.Operation, checkOp)
 		if err != nil {
 			return step, err
 		}
@@ -290,19 +294,22 @@ func parseStep(st stepFile) (anyops.DrillStep, error) {
 	return step, nil
 }
 
-// parseOperation checks the operation's kind and input with the kind's own Prepare, as the
-// API would.
-func parseOperation(o operationFile) (anyops.DrillOperation, error) {
-	kind, ok := workflows.LookupKind(o.Kind)
-	if !ok {
-		return anyops.DrillOperation{}, fmt.Errorf("operation kind %q is not one of %s", o.Kind, strings.Join(workflows.KindNames(), ", "))
+// parseOperation checks the operation's kind and input.
+func parseOperation(o operationFile, checkOp OperationCheck) (anyops.DrillOperation, error) {
+	if !reScenarioName.MatchString(o.Kind) {
+		return anyops.DrillOperation{}, fmt.Errorf("operation kind %q is not a kind's name", o.Kind)
 	}
 	input := o.Input
 	if len(input) == 0 || string(input) == "null" {
 		input = json.RawMessage("{}")
 	}
-	if _, err := kind.Prepare(input, DrillActor); err != nil {
-		return anyops.DrillOperation{}, fmt.Errorf("operation %s: %s", o.Kind, anyops.ErrorMessage(err))
+	if input[0] != '{' {
+		return anyops.DrillOperation{}, fmt.Errorf("operation %s: input must be an object", o.Kind)
+	}
+	if checkOp != nil {
+		if err := checkOp(o.Kind, input); err != nil {
+			return anyops.DrillOperation{}, fmt.Errorf("operation %s: %s", o.Kind, anyops.ErrorMessage(err))
+		}
 	}
 	return anyops.DrillOperation{Kind: o.Kind, Input: input}, nil
 }

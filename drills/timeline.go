@@ -1,12 +1,13 @@
 package drills
 
 import (
+	"encoding/json"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/cloudsim"
-	"github.com/anyops/anyops/workflows"
 )
 
 // MaxTimeline bounds a report's timeline; the earliest events are kept.
@@ -35,17 +36,14 @@ func timeline(in ReportInput, events []cloudsim.Event, m members) []anyops.Drill
 		}
 	}
 	for _, r := range append(append([]Run(nil), in.Recoveries...), in.Operations...) {
-		if r.Status == nil {
-			continue
-		}
-		for _, st := range r.Status.Steps {
+		for _, st := range statusSteps(r.Status) {
 			if st.Started != nil {
 				add(anyops.DrillEvent{At: in.Clock.ToSim(*st.Started), Source: anyops.DrillSourceWorkflow,
 					Type: "step.started", Resource: r.WorkflowID, Message: st.Name})
 			}
 			if st.Finished != nil {
 				typ := "step.done"
-				if st.State == workflows.StepFailed {
+				if st.State == "failed" {
 					typ = "step.failed"
 				}
 				msg := st.Name
@@ -61,4 +59,24 @@ func timeline(in ReportInput, events []cloudsim.Event, m members) []anyops.Drill
 		out = out[:MaxTimeline]
 	}
 	return out
+}
+
+// step is what the timeline reads of a step of a workflow's Status (workflows.Step).
+type step struct {
+	Name     string     `json:"name"`
+	State    string     `json:"state"`
+	Message  string     `json:"message"`
+	Started  *time.Time `json:"started"`
+	Finished *time.Time `json:"finished"`
+}
+
+// statusSteps reads the steps of a Status answer; none when there is none.
+func statusSteps(status json.RawMessage) []step {
+	var st struct {
+		Steps []step `json:"steps"`
+	}
+	if len(status) == 0 || json.Unmarshal(status, &st) != nil {
+		return nil
+	}
+	return st.Steps
 }
