@@ -4,6 +4,27 @@ package anyops
 // server, rebuild of a backup, replacement of a web, console or task server), the ways a
 // failover races back to serving, and the safety interlocks only an audited override passes.
 
+// The file service of a cluster: its clients (web, console and task servers) mount it by a name
+// in the cluster's private hosted zone, so that a failover moves the name, not the clients.
+const (
+	// FileServiceExport is the path the file server exports.
+	FileServiceExport = "/srv/home"
+	// FileServiceTTL is the record's TTL in seconds: how long a client may keep resolving the
+	// name to a server that has failed over.
+	FileServiceTTL = 10
+)
+
+// FileServiceZone is the private hosted zone of a cluster's names, e.g. live.internal.
+func FileServiceZone(cluster string) string { return cluster + ".internal" }
+
+// FileServiceName is the name the cluster's clients mount its file service by.
+func FileServiceName(cluster string) string { return "files." + FileServiceZone(cluster) }
+
+// FileServiceSource is what a client mounts: NAME:/EXPORT.
+func FileServiceSource(cluster string) string {
+	return FileServiceName(cluster) + ":" + FileServiceExport
+}
+
 // RecoveryWay is one of the ways a failover races back to a serving file server.
 type RecoveryWay string
 

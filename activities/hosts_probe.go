@@ -26,9 +26,6 @@ type NFSProbeOutput struct {
 	Detail   string `json:"detail,omitempty"`
 }
 
-// exitTimedOut is what coreutils' timeout exits with when it killed the command.
-const exitTimedOut = 124
-
 // ProbeNFS writes a probe file on the client's mount, bounded by timeout(1): a write goes to
 // the file server (no attribute cache answers it), so it fails or hangs whenever the server
 // cannot serve. The file is the same one each time. A host that lacks timeout or touch is

@@ -62,6 +62,8 @@ type Deps struct {
 	// Drills configures the drill runner's activities (docs/drills.md); without a cloudsim
 	// they are registered but refuse to run (NoCloudsim).
 	Drills DrillDeps
+	// CommandPoll is the Hosts activities' SSM poll interval; 0 is activities.DefaultCommandPoll.
+	CommandPoll time.Duration
 }
 
 // DrillDeps are what drills need beyond the cloud clients: the cloudsim they drive.
@@ -100,7 +102,7 @@ func Register(w worker.Registry, queue string, deps Deps) {
 	}
 	if deps.AWS != nil {
 		w.RegisterActivity(activities.NewCloud(deps.AWS))
-		w.RegisterActivity(activities.NewHosts(deps.AWS))
+		w.RegisterActivity(&activities.Hosts{Clients: deps.AWS, PollInterval: deps.CommandPoll})
 		w.RegisterActivity(&activities.Teardown{Store: deps.Store, Clients: deps.AWS})
 		drills := &activities.Drills{Store: deps.Store, Clients: deps.AWS, Temporal: deps.Temporal, BaseSpeed: deps.Drills.BaseSpeed}
 		if deps.Drills.Cloudsim != "" {

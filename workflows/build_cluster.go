@@ -48,6 +48,13 @@ type BuildClusterResult struct {
 	Exports []string `json:"exports"`
 	// Spare is the warm spare's server name, when one was built.
 	Spare string `json:"spare,omitempty"`
+	// FileService is the name the clients mount the file service by, and HostedZoneID the
+	// private zone that holds it.
+	FileService  string `json:"file_service"`
+	FileServerIP string `json:"file_server_ip"`
+	HostedZoneID string `json:"hosted_zone_id"`
+	// Mounts maps each client to the server its mount reaches.
+	Mounts map[string]string `json:"mounts"`
 }
 
 // Steps of BuildCluster, as its Status shows them.
@@ -58,11 +65,14 @@ const (
 	stepCheckDRBD     = "check-drbd"
 	stepArrays        = "assemble-arrays"
 	stepExports       = "mount-and-export"
+	stepFileService   = "file-service-name"
+	stepMountClients  = "mount-clients"
 	stepClusterLive   = "record-live"
 )
 
 // BuildClusterSteps are BuildCluster's steps in order.
-var BuildClusterSteps = []string{stepRecordCluster, stepBuildServers, stepConfigDRBD, stepCheckDRBD, stepArrays, stepExports, stepClusterLive}
+var BuildClusterSteps = []string{stepRecordCluster, stepBuildServers, stepConfigDRBD, stepCheckDRBD, stepArrays, stepExports,
+	stepFileService, stepMountClients, stepClusterLive}
 
 // BuildCluster builds a whole cluster of the live shape: it records the cluster as building,
 // builds every server (and the warm spare, when asked) as BuildServer children all at once, so
@@ -82,7 +92,8 @@ func BuildCluster(ctx workflow.Context, in BuildClusterInput) (BuildClusterResul
 	plan := in.Plan
 	callCtx := workflow.WithActivityOptions(ctx, timing.callOptions())
 	hostCtx := workflow.WithActivityOptions(ctx, timing.hostOptions())
-	res := BuildClusterResult{Instances: map[string]string{}, Volumes: map[string]string{}, Devices: map[string]string{}, Arrays: map[string][]string{}}
+	res := BuildClusterResult{Instances: map[string]string{}, Volumes: map[string]string{}, Devices: map[string]string{}, Arrays: map[string][]string{},
+		Mounts: map[string]string{}}
 	fail := func(step string, err error) (BuildClusterResult, error) {
 		tracker.Fail(step, err)
 		return res, err
@@ -186,6 +197,42 @@ func BuildCluster(ctx workflow.Context, in BuildClusterInput) (BuildClusterResul
 	}
 	tracker.Done(stepExports, fmt.Sprintf("exported %v", res.Exports))
 
+	if len(arrays) != 1 {
+		return fail(stepFileService, temporal.NewNonRetryableApplicationError(fmt.Sprintf("the plan of %s has %d arrays to serve, not one", cluster.Name, len(arrays)), activities.ErrInvalidInput, nil))
+	}
+	fileServer := built[arrays[0].server]
+	res.FileService, res.FileServerIP = anyops.FileServiceName(cluster.Name), fileServer.PrivateIP
+	tracker.Start(stepFileService, fmt.Sprintf("pointing %s at %s (%s)", res.FileService, fileServer.Name, fileServer.PrivateIP))
+	zone, err := pointFileService(ctx, callCtx, timing, in.Scope, cluster.Name, fileServer.VPCID, fileServer.PrivateIP)
+	if err != nil {
+		return fail(stepFileService, err)
+	}
+	res.HostedZoneID = zone
+	tracker.Done(stepFileService, fmt.Sprintf("%s is %s, in sync", res.FileService, fileServer.PrivateIP))
+
+	var clients []BuiltServer
+	for _, s := range plan.Servers {
+		if s.Cluster == cluster.Name && isClientRole(s.Role) {
+			clients = append(clients, built[s.Name])
+		}
+	}
+	tracker.Start(stepMountClients, fmt.Sprintf("mounting %s on %d clients", anyops.FileServiceSource(cluster.Name), len(clients)))
+	nfsCtx := workflow.WithActivityOptions(ctx, timing.longHostOptions(timing.ClientTimeout))
+	if err := together(ctx, clients, func(c BuiltServer) string { return c.Name }, func(c BuiltServer) workflow.Future {
+		return workflow.ExecuteActivity(nfsCtx, recHosts.MountNFS, activities.MountNFSInput{InstanceID: c.InstanceID,
+			Source: anyops.FileServiceSource(cluster.Name), ExpectedServer: fileServer.PrivateIP, Timeout: timing.ClientTimeout})
+	}, func(c BuiltServer, f workflow.Future) error {
+		var m activities.MountNFSOutput
+		if err := f.Get(ctx, &m); err != nil {
+			return err
+		}
+		res.Mounts[c.Name] = m.Mount.Server
+		return nil
+	}); err != nil {
+		return fail(stepMountClients, err)
+	}
+	tracker.Done(stepMountClients, fmt.Sprintf("%d clients mount %s", len(clients), res.FileService))
+
 	tracker.Start(stepClusterLive, "recording the replicas and "+cluster.Name+" live")
 	live := activities.FleetRecord{Clusters: []activities.PlannedCluster{{Name: cluster.Name, Zone: cluster.Zone, Release: cluster.Release, State: anyops.ClusterLive}}}
 	for _, p := range pairs {
@@ -203,6 +250,51 @@ func BuildCluster(ctx workflow.Context, in BuildClusterInput) (BuildClusterResul
 	return res, nil
 }
 
+// isClientRole says whether servers of the role mount the file service.
+func isClientRole(r anyops.Role) bool {
+	return r == anyops.RoleWeb || r == anyops.RoleConsole || r == anyops.RoleTask
+}
+
+// pointFileService makes the cluster's private zone (once: its caller reference comes from the
+// step and scope), points the file service's name at ip and waits until both are INSYNC, so
+// that every resolver answers with it. It returns the zone's id.
+func pointFileService(ctx, callCtx workflow.Context, timing RecoveryTiming, scope, cluster, vpc, ip string) (string, error) {
+	var zone activities.HostedZone
+	if err := workflow.ExecuteActivity(callCtx, recCloud.EnsurePrivateZone, activities.EnsurePrivateZoneInput{
+		Scope: scope, Step: "zone/" + cluster, Name: anyops.FileServiceZone(cluster), VPCID: vpc, Comment: "names of cluster " + cluster,
+	}).Get(ctx, &zone); err != nil {
+		return "", fmt.Errorf("zone %s: %w", anyops.FileServiceZone(cluster), err)
+	}
+	change, err := switchFileService(ctx, callCtx, zone.ID, cluster, ip)
+	if err != nil {
+		return zone.ID, err
+	}
+	dnsCtx := workflow.WithActivityOptions(ctx, timing.boundedWaitOptions(timing.DNSTimeout))
+	for _, id := range []string{zone.ChangeID, change.ChangeID} {
+		if id == "" {
+			continue
+		}
+		if err := workflow.ExecuteActivity(dnsCtx, recCloud.WaitRecordInSync, activities.WaitRecordInput{ChangeID: id, PollInterval: timing.PollInterval}).Get(ctx, nil); err != nil {
+			return zone.ID, fmt.Errorf("change %s: %w", id, err)
+		}
+	}
+	return zone.ID, nil
+}
+
+// switchFileService points the file service's name at ip (an UPSERT: the same value again is
+// no change).
+func switchFileService(ctx, callCtx workflow.Context, zoneID, cluster, ip string) (activities.RecordChange, error) {
+	var change activities.RecordChange
+	err := workflow.ExecuteActivity(callCtx, recCloud.SwitchRecord, activities.SwitchRecordInput{
+		HostedZoneID: zoneID, Name: anyops.FileServiceName(cluster), TTL: anyops.FileServiceTTL, Values: []string{ip},
+		Comment: "the file service of " + cluster + " is " + ip,
+	}).Get(ctx, &change)
+	if err != nil {
+		return change, fmt.Errorf("point %s at %s: %w", anyops.FileServiceName(cluster), ip, err)
+	}
+	return change, nil
+}
+
 // drbdSide is one side of a DRBD pair: the server, its instance as its host names itself, and
 // the volume backing the resource there.
 type drbdSide struct {
@@ -213,6 +305,9 @@ type drbdSide struct {
 	VolumeID   string `json:"volume_id"`
 	// Disk is the backing device as configuration names it: the stable by-id link on Nitro.
 	Disk string `json:"disk"`
+	// NodeID is the side's DRBD node id, which its metadata keeps: a server that takes a
+	// side's place takes its node id.
+	NodeID int `json:"node_id"`
 }
 
 // drbdPair is one DRBD resource: its minor (and port offset) and its two sides, Primary the
@@ -234,13 +329,16 @@ const (
 )
 
 // config is the resource file of the pair, the same on both hosts: disks by their stable
-// by-id links, hosts by the names they give themselves, the primary's side node 0.
+// by-id links, hosts by the names they give themselves, nodes in the order of their ids.
 func (p drbdPair) config() activities.DRBDResourceConfig {
-	node := func(s drbdSide, id int) activities.DRBDNode {
-		return activities.DRBDNode{Hostname: s.Hostname, Address: s.IP, NodeID: id, Disk: s.Disk}
+	node := func(s drbdSide) activities.DRBDNode {
+		return activities.DRBDNode{Hostname: s.Hostname, Address: s.IP, NodeID: s.NodeID, Disk: s.Disk}
 	}
-	return activities.DRBDResourceConfig{Name: p.Resource, Minor: p.Minor, Port: drbdBasePort + p.Minor,
-		Nodes: []activities.DRBDNode{node(p.Primary, 0), node(p.Secondary, 1)}}
+	nodes := []activities.DRBDNode{node(p.Primary), node(p.Secondary)}
+	if nodes[1].NodeID < nodes[0].NodeID {
+		nodes[0], nodes[1] = nodes[1], nodes[0]
+	}
+	return activities.DRBDResourceConfig{Name: p.Resource, Minor: p.Minor, Port: drbdBasePort + p.Minor, Nodes: nodes}
 }
 
 // planPairs are the plan's DRBD resources in order, with their sides as built; a resource's
@@ -261,6 +359,7 @@ func planPairs(plan activities.FleetPlan, built map[string]BuiltServer) []drbdPa
 				p.Primary = side(v)
 			default:
 				p.Secondary = side(v)
+				p.Secondary.NodeID = 1 // a build's primary is node 0
 			}
 		}
 		out = append(out, p)

@@ -38,6 +38,7 @@ type BuiltServer struct {
 	Role       anyops.Role `json:"role"`
 	InstanceID string      `json:"instance_id"`
 	PrivateIP  string      `json:"private_ip"`
+	VPCID      string      `json:"vpc_id"`
 	Hostname   string      `json:"hostname"`
 	// Volumes maps volume names to ids, Devices volume names to where the host sees them.
 	Volumes map[string]string                  `json:"volumes"`
@@ -99,7 +100,7 @@ func BuildServer(ctx workflow.Context, in BuildServerInput) (BuiltServer, error)
 	}).Get(ctx, &inst); err != nil {
 		return fail(stepLaunch, err)
 	}
-	res.InstanceID, res.PrivateIP = inst.ID, inst.PrivateIP
+	res.InstanceID, res.PrivateIP, res.VPCID = inst.ID, inst.PrivateIP, inst.VPCID
 	tracker.Done(stepLaunch, inst.ID)
 
 	tracker.Start(stepWaitRunning, "waiting for "+inst.ID+" to run")
@@ -221,6 +222,13 @@ func attachVolumes(ctx, callCtx, waitCtx, hostCtx workflow.Context, tracker *Tra
 func (t RecoveryTiming) longHostOptions(d time.Duration) workflow.ActivityOptions {
 	o := t.hostOptions()
 	o.StartToCloseTimeout = d + o.StartToCloseTimeout
+	return o
+}
+
+// boundedWaitOptions are the options of a wait that heartbeats every poll and may last d.
+func (t RecoveryTiming) boundedWaitOptions(d time.Duration) workflow.ActivityOptions {
+	o := t.waitOptions()
+	o.StartToCloseTimeout = d
 	return o
 }
 
