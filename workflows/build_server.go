@@ -113,8 +113,10 @@ func BuildServer(ctx workflow.Context, in BuildServerInput) (BuiltServer, error)
 
 	// The bootstrap is the long part: it starts first and runs while the volumes are made.
 	tracker.Start(stepBootstrap, fmt.Sprintf("anyops-bootstrap --role %s on %s", s.Role, inst.ID))
+	// The command's own bound (SSM's executionTimeout) runs on the host's clock, which under
+	// cloudsim is simulated already: it is the unscaled bound, never the policy's real time.
 	boot := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, timing.longHostOptions(timing.BuildTimeout)),
-		recHosts.Bootstrap, activities.BootstrapInput{InstanceID: inst.ID, Role: s.Role, Timeout: timing.BuildTimeout})
+		recHosts.Bootstrap, activities.BootstrapInput{InstanceID: inst.ID, Role: s.Role, Timeout: DefaultBuildTimeout})
 
 	created, err := createVolumes(ctx, callCtx, tracker, in.Scope, in.Volumes)
 	if err != nil {
