@@ -26,8 +26,8 @@ type Drill struct {
 	Speed        float64 `gorm:"column:speed" json:"speed"`
 	ClaimedSpeed float64 `gorm:"column:claimed_speed" json:"claimed_speed"`
 	// HoldsClock marks the drill whose faults are playing (ClaimDrillSpeed).
-	HoldsClock bool `gorm:"column:holds_clock" json:"holds_clock"`
-	RequestedBy  string  `gorm:"column:requested_by" json:"requested_by,omitempty"`
+	HoldsClock  bool   `gorm:"column:holds_clock" json:"holds_clock"`
+	RequestedBy string `gorm:"column:requested_by" json:"requested_by,omitempty"`
 	// Report is the drill's report as JSON, "" until it has one.
 	Report     string     `gorm:"column:report" json:"-"`
 	Error      string     `gorm:"column:error" json:"error,omitempty"`
