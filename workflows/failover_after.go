@@ -279,6 +279,11 @@ func waitInSync(ctx workflow.Context, timing RecoveryTiming, tracker *Tracker, s
 			msg += ", in sync about " + eta.UTC().Format(time.RFC3339)
 		}
 		tracker.Start(step, msg)
+		// A chunk may end early (its attempt lost, the host slow to answer): at least a poll
+		// between them.
+		if err := workflow.Sleep(ctx, timing.PollInterval); err != nil {
+			return p, err
+		}
 	}
 }
 

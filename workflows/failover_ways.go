@@ -89,20 +89,27 @@ func (w *failover) repair(ctx workflow.Context) (wayOutcome, error) {
 		return wayOutcome{}, err
 	}
 	var host string
-	if err := workflow.ExecuteActivity(w.hostCtx(ctx), recHosts.HostName, activities.InstanceRef{InstanceID: id}).Get(ctx, &host); err != nil {
+	err := workflow.ExecuteActivity(w.hostCtx(ctx), recHosts.HostName, activities.InstanceRef{InstanceID: id}).Get(ctx, &host)
+	if err != nil {
 		return wayOutcome{}, err
 	}
-	if w.granted == anyops.WayPromote {
-		// The promoted backup serves: this server's resources came up Secondary at boot and
-		// resync from it what they missed. It is the new backup.
-		return wayOutcome{Keep: keepBackup, Server: w.primary, Hostname: host, Message: w.primary.Name + " is back on new hardware, Secondary"}, nil
+	granted := false
+	if w.granted == "" {
+		if granted, err = w.cutover(ctx, way, w.primary); err != nil {
+			return wayOutcome{}, err
+		}
 	}
-	granted, err := w.cutover(ctx, way, w.primary)
-	if err != nil || !granted {
-		if err == nil && w.granted == anyops.WayPromote && w.policy.Losers == anyops.LosersKeep {
+	if !granted {
+		if w.granted == anyops.WayPromote && w.policy.Losers == anyops.LosersKeep {
+			// The promoted backup serves: this server's resources came up Secondary at boot and
+			// resync from it what they missed. It is the new backup.
 			return wayOutcome{Keep: keepBackup, Server: w.primary, Hostname: host, Message: w.primary.Name + " is back on new hardware, Secondary"}, nil
 		}
-		return wayOutcome{Message: "another way won the cutover"}, err
+		// Not kept: stopped again (fenced), so that it does not come back as a peer nobody chose.
+		if err := workflow.ExecuteActivity(w.callCtx(ctx), recCloud.FenceInstance, activities.FenceInput{InstanceID: id}).Get(ctx, nil); err != nil {
+			return wayOutcome{}, err
+		}
+		return wayOutcome{Message: string(w.granted) + " won the cutover; " + w.primary.Name + " stopped again"}, nil
 	}
 	// The old primary is the winner itself: there is nothing to fence, and the commit point
 	// guarantees no other way made the backup Primary.
