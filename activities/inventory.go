@@ -106,15 +106,25 @@ func (a *Inventory) NFSWatchTarget(ctx context.Context, in NFSWatchTargetInput) 
 }
 
 // FileServers lists the names of the inventory's file servers that may serve (neither
-// stopping, stopped nor terminated): the servers NFS watches watch.
+// stopping, stopped nor terminated) in a cluster that is not still building: the servers NFS
+// watches watch. A cluster still building has a file server that does not serve yet (no
+// export, clients not mounted): watching it would raise an alarm and fail over a build.
 func (a *Inventory) FileServers(ctx context.Context) ([]string, error) {
 	servers, _, err := a.Store.ListServers(ctx, inventory.ServerFilter{Role: anyops.RoleFile, Page: inventory.Page{Limit: inventory.MaxLimit}})
 	if err != nil {
 		return nil, classify(err)
 	}
+	building, _, err := a.Store.ListClusters(ctx, inventory.ClusterFilter{State: anyops.ClusterBuilding, Page: inventory.Page{Limit: inventory.MaxLimit}})
+	if err != nil {
+		return nil, classify(err)
+	}
+	unbuilt := map[string]bool{}
+	for _, c := range building {
+		unbuilt[c.Name] = true
+	}
 	names := []string{}
 	for _, s := range servers {
-		if watchable(s) {
+		if watchable(s) && !unbuilt[s.Cluster] {
 			names = append(names, s.Name)
 		}
 	}

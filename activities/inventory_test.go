@@ -132,3 +132,49 @@ func TestClassify(t *testing.T) {
 		})
 	}
 }
+
+// TestFileServersSkipsBuildingClusters proves the NFS watches' list leaves out the file server
+// of a cluster still building (a drill's, or a replacement's, before it serves) and those that
+// cannot serve, and keeps the live cluster's: a fleet sync during a build must not start a
+// watch that would find the export missing, raise an alarm and fail the build over.
+func TestFileServersSkipsBuildingClusters(t *testing.T) {
+	ctx := context.Background()
+	store := openDemoStore(t)
+	for _, c := range []inventory.Cluster{
+		{Name: "drill-1", Zone: inventory.DemoZone, State: anyops.ClusterBuilding},
+		{Name: "drill-2", Zone: inventory.DemoZone, State: anyops.ClusterLive},
+	} {
+		if _, err := store.UpsertCluster(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []inventory.Server{
+		{Name: "drill-1-file", Role: anyops.RoleFile, Zone: inventory.DemoZone, Cluster: "drill-1", State: anyops.ServerRunning},
+		{Name: "drill-2-file", Role: anyops.RoleFile, Zone: inventory.DemoZone, Cluster: "drill-2", State: anyops.ServerRunning},
+		{Name: "drill-2-old", Role: anyops.RoleFile, Zone: inventory.DemoZone, Cluster: "drill-2", State: anyops.ServerStopped},
+	} {
+		if _, err := store.UpsertServer(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var env testsuite.WorkflowTestSuite
+	aenv := env.NewTestActivityEnvironment()
+	aenv.RegisterActivity(&Inventory{Store: store})
+	val, err := aenv.ExecuteActivity((&Inventory{}).FileServers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := val.Get(&got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{inventory.DemoFileServer: true, "drill-2-file": true}
+	if len(got) != len(want) {
+		t.Fatalf("FileServers = %v, want %v", got, want)
+	}
+	for _, name := range got {
+		if !want[name] {
+			t.Errorf("FileServers = %v: %s should not be watched", got, name)
+		}
+	}
+}
