@@ -10,7 +10,10 @@
 // token in its fragment, which the page drops from the address bar; while the stack starts the
 // page lists what /readyz says is still coming. A viewer sees the fleet, and the API's refusals of what
 // a viewer may not do stay on the page past the next refresh. Where the API names a Temporal Web UI, the page links to
-// it and each operation to its workflow there.
+// it and each operation to its workflow there. Each cluster is drawn with its file server,
+// backup, DRBD links and clients as the API lists them; a drill's report shows its figures and
+// a timeline chart; an incident raised as Alertmanager raises one shows its replace workflow's
+// live status.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
