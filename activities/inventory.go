@@ -131,7 +131,8 @@ func (a *Inventory) FileServers(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// watchable says whether a server's state lets it serve: what the NFS watch watches.
+// watchable says whether a server's state lets it serve (or be served): neither stopping,
+// stopped nor terminated. The NFS watch watches such file servers.
 func watchable(s inventory.Server) bool {
 	return s.State != anyops.ServerStopping && s.State != anyops.ServerStopped && s.State != anyops.ServerTerminated
 }

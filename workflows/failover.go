@@ -121,6 +121,7 @@ type failover struct {
 	granted    anyops.RecoveryWay // the one commit point: "" until a way is granted the cutover
 	dns        workflow.Future    // the file service's name moving to the winner, from the commit
 	fence      *activities.Fence
+	claimed    *activities.ServerInfo // the warm spare the replace way claimed, as it was
 	serving    *activities.ServerInfo // set once the winner serves
 	kept       map[anyops.RecoveryWay]wayOutcome
 
