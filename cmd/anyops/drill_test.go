@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -43,17 +42,7 @@ func TestDrillsEndToEnd(t *testing.T) {
 	bin := anyopsBinary(t)
 	run := func(args ...string) (stdout, stderr string, code int) {
 		t.Helper()
-		cmd := exec.Command(bin, append(args, "--server", "http://"+d.api, "--data-dir", d.dataDir)...)
-		cmd.Env = os.Environ()
-		var o, e strings.Builder
-		cmd.Stdout, cmd.Stderr = &o, &e
-		err := cmd.Run()
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return o.String(), e.String(), code
+		return runCLI(t, bin, nil, append(args, "--server", "http://"+d.api, "--data-dir", d.dataDir)...)
 	}
 
 	out, errOut, code := run("drill", "list")

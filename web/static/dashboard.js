@@ -240,45 +240,35 @@ async function operationDetails(ops) {
   return details;
 }
 
-// incidentDetails asks GET /v1/incidents/{id} (timeline, the recovery's state and Status
-// query) of each listed incident; a resolved one whose recovery has closed is asked once.
-async function incidentDetails(incidents) {
-  const views = new Map();
-  await Promise.all(incidents.map(async (inc) => {
-    if (settledIncidents.has(inc.id)) {
-      views.set(inc.id, settledIncidents.get(inc.id));
+// settledDetails asks path(item) of each listed item for its details, and keeps those that
+// will not change any more (settled(details)) so they are asked once.
+async function settledDetails(items, cache, path, settled) {
+  const details = new Map();
+  await Promise.all(items.map(async (item) => {
+    if (cache.has(item.id)) {
+      details.set(item.id, cache.get(item.id));
       return;
     }
     try {
-      const v = await api(`/v1/incidents/${inc.id}`);
-      views.set(inc.id, v);
-      if (v.state !== 'open' && (!v.workflow || v.workflow.state !== 'running')) settledIncidents.set(inc.id, v);
+      const d = await api(path(item));
+      details.set(item.id, d);
+      if (settled(d)) cache.set(item.id, d);
     } catch (e) {
       if (e.status === 401) throw e;
+      // One unreadable item leaves its row without details, not the page without data.
     }
   }));
-  return views;
+  return details;
 }
 
-// drillDetails asks GET /v1/drills/{n} (live Status, the report) of each running drill and of
-// the one whose report is shown; finished drills are asked once.
-async function drillDetails(drills) {
-  const views = new Map();
-  await Promise.all(drills.map(async (d) => {
-    if (finishedDrills.has(d.id)) {
-      views.set(d.id, finishedDrills.get(d.id));
-      return;
-    }
-    try {
-      const v = await api(`/v1/drills/${d.id}`);
-      views.set(d.id, v);
-      if (v.state !== 'running' && v.state !== 'pending') finishedDrills.set(d.id, v);
-    } catch (e) {
-      if (e.status === 401) throw e;
-    }
-  }));
-  return views;
-}
+// incidentDetails: GET /v1/incidents/{id} (timeline, the recovery's state and Status query);
+// a resolved incident whose recovery has closed is asked once.
+const incidentDetails = (incidents) => settledDetails(incidents, settledIncidents, (i) => `/v1/incidents/${i.id}`,
+  (v) => v.state !== 'open' && (!v.workflow || v.workflow.state !== 'running'));
+
+// drillDetails: GET /v1/drills/{n} (live Status, the report); a finished drill is asked once.
+const drillDetails = (drills) => settledDetails(drills, finishedDrills, (d) => `/v1/drills/${d.id}`,
+  (v) => v.state !== 'running');
 
 // ---- rendering ----
 
