@@ -228,6 +228,10 @@ func (cs *consoleService) create(c *gin.Context) {
 		WriteError(c, err)
 		return
 	}
+	if err := checkNames("user", req.User); err != nil {
+		WriteError(c, err)
+		return
+	}
 	if req.Command == "" {
 		req.Command = "bash"
 	}
@@ -287,10 +291,7 @@ func (cs *consoleService) create(c *gin.Context) {
 		return
 	}
 	in := workflows.ConsoleInput{ConsoleID: con.ID, User: user.Name, UID: user.UID, Plan: user.Plan, Anonymous: user.Anonymous,
-		Command: command, Network: anyops.NetworkHost, Timing: cs.cfg.Timing(user.Plan)}
-	if user.Anonymous {
-		in.Network = anyops.NetworkNone
-	}
+		Command: command, Network: anyops.PlanNetwork(user.Plan), Timing: cs.cfg.Timing(user.Plan)}
 	if user.Image != nil {
 		in.Image = user.Image.Ref()
 	}
@@ -677,6 +678,10 @@ func (cs *consoleService) setDefaultImage(c *gin.Context) {
 func (cs *consoleService) setUserImage(c *gin.Context) {
 	req, ok := bindImageRequest(c)
 	if !ok {
+		return
+	}
+	if err := checkNames("name", req.Name, "version", req.Version); err != nil {
+		WriteError(c, err)
 		return
 	}
 	ctx := c.Request.Context()

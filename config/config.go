@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/anyops/anyops/sandboxd/network"
 )
 
 // Common settings of every long-running command.
@@ -47,7 +50,39 @@ type API struct {
 	// TemporalUIURL is the base URL of the Temporal Web UI the dashboard links operations to;
 	// empty: no links (dev sets it to its --temporal-ui-addr).
 	TemporalUIURL string
+	// Alarms configures the alarm endpoints.
+	Alarms Alarms
 }
+
+// Alarms configures the API's alarm endpoints: POST /v1/alarms/sns (CloudWatch alarms through
+// an SNS HTTPS subscription) and POST /v1/alarms/alertmanager.
+type Alarms struct {
+	// SNSTopics are the topic ARNs whose messages are accepted, comma separated; none: every
+	// SNS message is refused.
+	SNSTopics string
+	// SNSCertHosts are the hosts (host or host:port) SigningCertURL and SubscribeURL may name,
+	// comma separated; empty: sns.<region>.amazonaws.com of each topic's region.
+	SNSCertHosts string
+	// SNSSigningCA is a PEM file of CA certificates trusted, besides the system's, for the
+	// HTTPS fetch of signing certificates and subscription confirmations (cloudsim's in dev).
+	SNSSigningCA string
+	// SNSMaxAge is how far from now an SNS message's Timestamp may be.
+	SNSMaxAge time.Duration
+	// AlertmanagerToken is the bearer token Alertmanager sends (its own, not an API token);
+	// empty switches the Alertmanager endpoint off.
+	AlertmanagerToken string
+}
+
+// Client is how the command line reaches a running stack's API (anyops op, anyops incident).
+type Client struct {
+	Server  string // the API's base URL
+	Token   string // a bearer token; empty: the admin token in the data dir
+	DataDir string
+}
+
+// AdminTokenFile is the file in the data dir where `anyops dev` keeps its admin token, and
+// where the command line looks for a token when none is given.
+const AdminTokenFile = "admin-token"
 
 // Signing holds the key the api and the workers sign sandboxd tokens with; sandboxd holds
 // only its public half.
@@ -66,6 +101,13 @@ type Worker struct {
 	DeadlockTimeout time.Duration
 	// MetricsAddr serves the worker's Prometheus /metrics; empty serves none.
 	MetricsAddr string
+	// The NFS probe of every file server (the NFSWatch workflows the fleet sync starts): a
+	// round every NFSProbeInterval, a client's write given NFSProbeTimeout, the alarm after
+	// NFSProbeFailures failed rounds in a row. In dev they are simulated time, scaled by
+	// cloudsim's speed.
+	NFSProbeInterval time.Duration
+	NFSProbeTimeout  time.Duration
+	NFSProbeFailures int
 	// CommandPoll is how often a host command's result is asked of SSM. Against cloudsim it
 	// shrinks with the speed (dev divides it by the speed itself): a poll of 2 s at speed 60
 	// would add two simulated minutes to every command.
@@ -91,6 +133,13 @@ type Sandboxd struct {
 	// CgroupParent holds one cgroup per sandbox. A sandboxd removes everything under it at
 	// start, so two daemons on one host need different parents.
 	CgroupParent string
+	// The sandboxes' network (package sandboxd/network, docs/sandboxd.md "Network").
+	NetworkPool    string // IPv4 range the sandboxes' /30s come from
+	PrivateRanges  string // ranges no sandbox reaches, comma separated
+	ProxyAllowlist string // hosts free consoles reach through the proxy, comma separated; "*.d" for every name under d
+	Uplink         string // the only interface internet traffic may leave by; empty: any
+	DNS            string // resolvers of the proxy and the DNS relay, comma separated; empty: /etc/resolv.conf's
+	TarpitRate     int64  // bytes per second each way of a tarpit console's link
 }
 
 // Cloudsim configures `anyops cloudsim`.
@@ -98,6 +147,17 @@ type Cloudsim struct {
 	Addr  string
 	State string  // state file; empty keeps state in memory only
 	Speed float64 // simulated seconds per real second
+	// SNS and the status-check alarms (docs/cloudsim.md, "CloudWatch and SNS").
+	SNSAddr             string // HTTPS listener: SigningCertURL, SubscribeURL
+	SNSCert             string // PEM signing certificate (also the listener's); empty: SNS off
+	SNSKey              string // its RSA key
+	SNSTopicARN         string
+	SNSEndpoint         string // subscribed at start
+	SNSSignatureVersion int
+	SNSDuplicates       int
+	AlarmPeriod         time.Duration
+	AlarmEvaluations    int
+	AlarmDatapoints     int
 }
 
 // AWS is how activities reach the cloud (cloudsim in dev and tests).
@@ -156,6 +216,12 @@ func (b *Binder) Bool(p *bool, name, env string, def bool, usage string) {
 // Int binds an int flag.
 func (b *Binder) Int(p *int, name, env string, def int, usage string) {
 	b.fs.IntVar(p, name, def, usage+" ["+envOr(env, name)+"]")
+	b.register(name, env, false)
+}
+
+// Int64 binds an int64 flag.
+func (b *Binder) Int64(p *int64, name, env string, def int64, usage string) {
+	b.fs.Int64Var(p, name, def, usage+" ["+envOr(env, name)+"]")
 	b.register(name, env, false)
 }
 
@@ -269,6 +335,23 @@ func (b *Binder) BindAPI(c *API) {
 	b.Bool(&c.PublicEmbed, "public-embed", "", false, "let anonymous visitors create consoles")
 	b.String(&c.CORSOrigins, "cors-origins", "", "*", "origins allowed on public endpoints, comma separated")
 	b.String(&c.TemporalUIURL, "temporal-ui-url", "", "", "base URL of the Temporal Web UI the dashboard links to (dev: http://<temporal-ui-addr>)")
+	b.BindAlarms(&c.Alarms)
+}
+
+// BindAlarms binds the settings of the API's alarm endpoints.
+func (b *Binder) BindAlarms(c *Alarms) {
+	b.String(&c.SNSTopics, "sns-topics", "", "", "SNS topic ARNs whose messages POST /v1/alarms/sns accepts, comma separated")
+	b.String(&c.SNSCertHosts, "sns-cert-hosts", "", "", "hosts SNS signing certificates and SubscribeURLs may be on, comma separated; empty: sns.<region>.amazonaws.com of each topic")
+	b.String(&c.SNSSigningCA, "sns-signing-ca", "", "", "PEM file of CAs trusted besides the system's for fetching SNS signing certificates (dev: cloudsim's)")
+	b.Duration(&c.SNSMaxAge, "sns-max-age", "", time.Hour, "how far from now an SNS message's Timestamp may be")
+	b.Secret(&c.AlertmanagerToken, "alertmanager-token", "", "", "bearer token of POST /v1/alarms/alertmanager (Alertmanager's own); empty: the endpoint is off")
+}
+
+// BindClient binds how the command line reaches the API.
+func (b *Binder) BindClient(c *Client) {
+	b.String(&c.Server, "server", "", "http://127.0.0.1:8080", "the API's base URL (a running `anyops dev` answers here)")
+	b.Secret(&c.Token, "token", "", "", "bearer token; empty: the admin token of the dev stack in --data-dir")
+	b.String(&c.DataDir, "data-dir", "", ".anyops", "the dev stack's data directory, where its admin token is")
 }
 
 // BindWorkerMetrics binds where `anyops worker` serves /metrics (dev serves the worker's
@@ -287,6 +370,9 @@ func (b *Binder) BindSigning(c *Signing) {
 func (b *Binder) BindWorker(c *Worker) {
 	b.Int(&c.MaxConcurrentActivities, "max-concurrent-activities", "", 200, "activities one worker runs at once")
 	b.Duration(&c.DeadlockTimeout, "deadlock-timeout", "", 10*time.Second, "workflow deadlock detection timeout")
+	b.Duration(&c.NFSProbeInterval, "nfs-probe-interval", "", 10*time.Second, "how often each file server's NFS watch probes it (dev: simulated time)")
+	b.Duration(&c.NFSProbeTimeout, "nfs-probe-timeout", "", 5*time.Second, "how long a client's write to its NFS mount may take before it counts as hung (dev: simulated time)")
+	b.Int(&c.NFSProbeFailures, "nfs-probe-failures", "", 3, "failed probe rounds in a row that raise the probe alarm")
 	b.Duration(&c.CommandPoll, "command-poll", "", 2*time.Second, "how often a running host command's result is asked of SSM")
 }
 
@@ -306,6 +392,63 @@ func (b *Binder) BindSandboxd(c *Sandboxd, prefix string) {
 	b.Int(&c.Slots, prefix+"slots", "ANYOPS_SANDBOXD_SLOTS", 64, "sandboxes this host runs at most")
 	b.String(&c.AllowedOrigins, prefix+"allowed-origins", "ANYOPS_SANDBOXD_ALLOWED_ORIGINS", "", "Origins allowed to attach, comma separated: the API's own (https://anyops.example); empty: no browser (dev: the API's)")
 	b.String(&c.CgroupParent, prefix+"cgroup-parent", "ANYOPS_SANDBOXD_CGROUP_PARENT", "", `cgroup holding the sandboxes' cgroups; empty: "anyops" (dev: one per data dir)`)
+	b.String(&c.NetworkPool, prefix+"network-pool", "ANYOPS_SANDBOXD_NETWORK_POOL", network.DefaultPool.String(), "IPv4 range the sandboxes' links are numbered from, a /30 each")
+	b.String(&c.PrivateRanges, prefix+"private-ranges", "ANYOPS_SANDBOXD_PRIVATE_RANGES", joinPrefixes(network.DefaultPrivateRanges), "address ranges no sandbox reaches, comma separated (the metadata service, loopback and the pool always)")
+	b.String(&c.ProxyAllowlist, prefix+"proxy-allowlist", "ANYOPS_SANDBOXD_PROXY_ALLOWLIST", strings.Join(network.DefaultAllowlist, ","), `hosts free and tarpit consoles reach through the proxy, comma separated; "*.example.org" for every name under it`)
+	b.String(&c.Uplink, prefix+"uplink", "ANYOPS_SANDBOXD_UPLINK", "", "the only interface paid consoles' traffic may leave by; empty: any but the sandboxes'")
+	b.String(&c.DNS, prefix+"dns", "ANYOPS_SANDBOXD_DNS", "", "resolvers (ip or ip:port, comma separated) of the proxy and the DNS relay; empty: the host's /etc/resolv.conf")
+	b.Int64(&c.TarpitRate, prefix+"tarpit-rate", "ANYOPS_SANDBOXD_TARPIT_RATE", network.DefaultThrottle, "bytes per second, each way, of a tarpit console's network")
+}
+
+// NetworkConfig parses the network settings into the sandboxes' network configuration (its
+// Name comes from the cgroup parent, and its logger from the daemon).
+func (c Sandboxd) NetworkConfig() (network.Config, error) {
+	var nc network.Config
+	var err error
+	if nc.Pool, err = netip.ParsePrefix(strings.TrimSpace(c.NetworkPool)); err != nil {
+		return nc, fmt.Errorf("network pool %q: %w", c.NetworkPool, err)
+	}
+	nc.PrivateRanges = []netip.Prefix{}
+	for _, s := range splitList(c.PrivateRanges) {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nc, fmt.Errorf("private ranges: %q: %w", s, err)
+		}
+		nc.PrivateRanges = append(nc.PrivateRanges, p)
+	}
+	nc.Allowlist = splitList(c.ProxyAllowlist)
+	for _, s := range splitList(c.DNS) {
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nc, fmt.Errorf("dns: %q is neither ip nor ip:port", s)
+			}
+			ap = netip.AddrPortFrom(a, network.DNSPort)
+		}
+		nc.DNS = append(nc.DNS, ap)
+	}
+	nc.Uplink = strings.TrimSpace(c.Uplink)
+	nc.ThrottleBytesPerSecond = c.TarpitRate
+	return nc, nil
+}
+
+func splitList(s string) []string {
+	out := []string{}
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
 }
 
 // ImageStoreEnv names the image store for sandboxd and for `anyops image` alike, so one
@@ -333,6 +476,31 @@ func (b *Binder) BindCloudsim(c *Cloudsim, prefix string) {
 		b.String(&c.State, "state", "ANYOPS_SIM_STATE", "", "state file; empty keeps state in memory")
 	}
 	b.Float(&c.Speed, prefix+"speed", "ANYOPS_SIM_SPEED", 60, "simulated seconds per real second")
+	b.String(&c.SNSAddr, prefix+"sns-addr", "ANYOPS_SIM_SNS_ADDR", "127.0.0.1:4567", "HTTPS listener of cloudsim's SNS (SigningCertURL, SubscribeURL)")
+	if prefix == "" {
+		// anyops dev makes its own: a CA and a certificate in <data-dir>/sns.
+		b.String(&c.SNSCert, "sns-cert", "ANYOPS_SIM_SNS_CERT", "", "PEM certificate SNS messages are signed with, served at SigningCertURL; empty: SNS off")
+		b.String(&c.SNSKey, "sns-key", "ANYOPS_SIM_SNS_KEY", "", "PEM RSA private key of --sns-cert")
+		b.String(&c.SNSEndpoint, "sns-endpoint", "ANYOPS_SIM_SNS_ENDPOINT", "", "HTTP(S) endpoint subscribed to the topic at start (the API's /v1/alarms/sns)")
+	}
+	b.String(&c.SNSTopicARN, prefix+"sns-topic-arn", "ANYOPS_SIM_SNS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:anyops-alarms", "SNS topic the status-check alarms publish to")
+	b.Int(&c.SNSSignatureVersion, prefix+"sns-signature-version", "ANYOPS_SIM_SNS_SIGNATURE_VERSION", 1, "SNS SignatureVersion: 1 (SHA1withRSA) or 2 (SHA256withRSA)")
+	b.Int(&c.SNSDuplicates, prefix+"sns-duplicates", "ANYOPS_SIM_SNS_DUPLICATES", 0, "deliver every SNS notification this many extra times (SNS is at-least-once)")
+	b.Duration(&c.AlarmPeriod, prefix+"alarm-period", "ANYOPS_SIM_ALARM_PERIOD", time.Minute, "period of the status-check alarms")
+	b.Int(&c.AlarmEvaluations, prefix+"alarm-evaluation-periods", "ANYOPS_SIM_ALARM_EVALUATION_PERIODS", 2, "periods a status-check alarm evaluates")
+	b.Int(&c.AlarmDatapoints, prefix+"alarm-datapoints", "ANYOPS_SIM_ALARM_DATAPOINTS", 2, "breaching datapoints among them that raise the alarm")
+}
+
+// SplitList splits a comma-separated setting (--cors-origins, --sns-topics, ...), dropping
+// blanks around and between its items.
+func SplitList(spec string) []string {
+	var out []string
+	for _, item := range strings.Split(spec, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 // DefaultPath returns p when set, else name under the data dir.

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/anyops/anyops/activities"
+	"github.com/anyops/anyops/alarms"
 	"github.com/anyops/anyops/config"
 	"github.com/anyops/anyops/inventory"
 	"github.com/anyops/anyops/sandboxd/token"
@@ -53,6 +54,9 @@ type Deps struct {
 	// SandboxdSigner signs the worker's calls to sandboxd (the key of config.API.SandboxdKey);
 	// without it console workflows fail to place sandboxes.
 	SandboxdSigner *token.Signer
+	// Alarms is the alarm intake of the RaiseAlarm activity (the NFS probe's alarms); Run
+	// fills it with an alarms.Intake on Store and the worker's Temporal client when nil.
+	Alarms activities.AlarmIntake
 	// CommandPoll is the Hosts activities' SSM poll interval; 0 is activities.DefaultCommandPoll.
 	CommandPoll time.Duration
 }
@@ -78,6 +82,9 @@ func Register(w worker.Registry, queue string, deps Deps) {
 	}
 	w.RegisterActivity(&activities.Inventory{Store: deps.Store})
 	w.RegisterActivity(&activities.Sandboxes{Store: deps.Store, Signer: deps.SandboxdSigner})
+	if deps.Alarms != nil {
+		w.RegisterActivity(&activities.Alarms{Intake: deps.Alarms})
+	}
 	if deps.AWS != nil {
 		w.RegisterActivity(activities.NewCloud(deps.AWS))
 		w.RegisterActivity(&activities.Hosts{Clients: deps.AWS, PollInterval: deps.CommandPoll})
@@ -98,6 +105,9 @@ type Config struct {
 	// workers are up: `anyops worker` sets it, so a deployment of workers alone reconciles.
 	// (`anyops dev` ensures them after building its demo fleet instead.)
 	EnsureSchedules bool
+	// NFSWatch is the timing of the file servers' NFS watches the schedule's fleet syncs start
+	// (zero fields: production defaults).
+	NFSWatch workflows.NFSWatchTiming
 }
 
 // Run starts a Temporal worker on each task queue, ensures the schedules when asked, and
@@ -118,6 +128,9 @@ func Run(ctx context.Context, cfg Config) error {
 	queues := cfg.TaskQueues
 	if queues == nil {
 		queues = TaskQueues
+	}
+	if cfg.Deps.Alarms == nil {
+		cfg.Deps.Alarms = &alarms.Intake{Store: cfg.Deps.Store, Temporal: cfg.Client, Logger: logger.With("component", "alarms")}
 	}
 	opts := Options(cfg)
 
@@ -142,11 +155,11 @@ func Run(ctx context.Context, cfg Config) error {
 		logger.Info("worker started", "task_queue", queue)
 	}
 	if cfg.EnsureSchedules {
-		if err := EnsureSchedules(ctx, cfg.Client); err != nil {
+		if err := EnsureSchedules(ctx, cfg.Client, cfg.NFSWatch); err != nil {
 			stopAll()
 			return fmt.Errorf("worker: %w", err)
 		}
-		logger.Info("schedules ensured", "schedules", len(Schedules()))
+		logger.Info("schedules ensured", "schedules", len(Schedules(cfg.NFSWatch)))
 	}
 
 	var err error

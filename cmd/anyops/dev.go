@@ -2,19 +2,25 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"log/slog"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/activities"
@@ -77,7 +83,6 @@ func newDevCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		out := cmd.ErrOrStderr()
 		if ac.TemporalUIURL == "" {
 			ac.TemporalUIURL = "http://" + uiAddr // the dashboard links to the UI dev runs
 		}
@@ -87,7 +92,8 @@ func newDevCmd() *cobra.Command {
 			logger.Warn("sandboxd needs root: running without it, so consoles are unavailable (run as root, or pass --no-sandboxd to silence this)")
 			runSandboxd = false
 		}
-		ports := map[string]string{"api-addr": ac.Addr, "temporal-addr": tc.Address, "temporal-ui-addr": uiAddr, "cloudsim-addr": sim.Addr}
+		ports := map[string]string{"api-addr": ac.Addr, "temporal-addr": tc.Address, "temporal-ui-addr": uiAddr, "cloudsim-addr": sim.Addr,
+			"cloudsim-sns-addr": sim.SNSAddr}
 		if runSandboxd {
 			ports["sandboxd-addr"] = sd.Addr
 		}
@@ -103,7 +109,7 @@ func newDevCmd() *cobra.Command {
 			return err
 		}
 
-		adminToken, err := devstack.EnsureToken(filepath.Join(dataDir, "admin-token"))
+		adminToken, err := devstack.EnsureToken(filepath.Join(dataDir, config.AdminTokenFile))
 		if err != nil {
 			return fmt.Errorf("admin token: %w", err)
 		}
@@ -149,6 +155,7 @@ func newDevCmd() *cobra.Command {
 			return err
 		}
 		defer cp.Close()
+		cp.speed = sim.Speed // alarms' recoveries and the NFS probes run in cloudsim's time
 		if cp.retiredKeys, err = readRetiredKeys(signing); err != nil {
 			return err
 		}
@@ -180,13 +187,42 @@ func newDevCmd() *cobra.Command {
 			}()
 		}
 
-		start("cloudsim", func(ctx context.Context) error {
-			return cloudsim.Run(ctx, cloudsim.Config{
-				Addr: sim.Addr, Speed: sim.Speed,
-				StateFile: filepath.Join(dataDir, "cloudsim.json"),
-				Logger:    logger.With("component", "cloudsim"),
-			})
-		})
+		// cloudsim plays CloudWatch and SNS: its SNS identity is a CA and a certificate of its
+		// own in the data dir, which the API is configured to trust (docs/cloudsim.md).
+		snsFiles, err := devSNSIdentity(dataDir, sim.SNSAddr)
+		if err != nil {
+			return fmt.Errorf("cloudsim's SNS certificate: %w", err)
+		}
+		sim.SNSCert, sim.SNSKey = snsFiles.Cert, snsFiles.Key
+		// The API takes cloudsim's alarms on its production path: the topic, cloudsim's SNS
+		// host for SigningCertURL and SubscribeURL, and its CA, by configuration (unless set).
+		if ac.Alarms.SNSTopics == "" {
+			ac.Alarms.SNSTopics = sim.SNSTopicARN
+		}
+		if ac.Alarms.SNSCertHosts == "" {
+			ac.Alarms.SNSCertHosts = sim.SNSAddr
+		}
+		if ac.Alarms.SNSSigningCA == "" {
+			ac.Alarms.SNSSigningCA = snsFiles.CA
+		}
+		simCfg := simConfig(sim)
+		simCfg.StateFile, simCfg.Logger = filepath.Join(dataDir, "cloudsim.json"), logger.With("component", "cloudsim")
+		start("cloudsim", func(ctx context.Context) error { return cloudsim.Run(ctx, simCfg) })
+		go subscribeAPIToAlarms(runCtx, logger, ac.Addr, sim.Addr, sim.SNSTopicARN)
+		// Ready means ready: /readyz answers 200, and "Anyops is running" is printed, once the
+		// demo fleet is built and in the inventory and (with sandboxd) a console can be opened.
+		stages := []string{stageDemoFleet}
+		if runSandboxd {
+			stages = append(stages, stageConsoleHost)
+		}
+		startup := devstack.NewStartup(stages...)
+		stdout := cmd.OutOrStdout()
+		// A stage that fails leaves the stack up but never ready: say so where "running" would be.
+		failed := func(stage string, err error) {
+			startup.Fail(stage, err)
+			fmt.Fprintf(stdout, "\nAnyops is up but not ready: %s failed (the log says more). Ctrl-C stops everything.\n", stage)
+		}
+
 		sandboxdImage := make(chan struct{}) // closed once sandboxd has its default image
 		if runSandboxd {
 			if sd.CgroupParent == "" {
@@ -217,9 +253,10 @@ func newDevCmd() *cobra.Command {
 				}
 			}
 			start("sandboxd", func(ctx context.Context) error {
-				if err := ensureDevImage(ctx, sdCfg.ImageStore, out); err != nil {
+				if err := ensureDevImage(ctx, sdCfg.ImageStore, cmd.ErrOrStderr()); err != nil {
 					if ctx.Err() == nil {
 						logger.Error("consoles are unavailable: no console image (fix the cause and restart)", "err", err)
+						failed(stageConsoleHost, fmt.Errorf("no console image: %w", err))
 					}
 					<-ctx.Done() // the rest of the stack keeps running
 					return nil
@@ -233,42 +270,53 @@ func newDevCmd() *cobra.Command {
 			wc.CommandPoll = max(time.Duration(float64(wc.CommandPoll)/sim.Speed), 10*time.Millisecond)
 		}
 		start("worker", func(ctx context.Context) error { return cp.runWorker(ctx, wc, clouds, false) })
-		start("api", func(ctx context.Context) error { return cp.runAPI(ctx, ac, auth) })
+		start("api", func(ctx context.Context) error { return cp.runAPI(ctx, ac, auth, startup.Waiting) })
 
 		// The demo fleet lives in cloudsim; the inventory is filled from the cloud. The
 		// DemoFleet workflow is idempotent, so a restart joins or repeats it harmlessly.
 		go func() {
-			res, err := worker.EnsureDemoFleet(runCtx, cp.temporal, workflows.FleetTiming{PollInterval: time.Second})
+			startup.Begin(stageDemoFleet, demoFleetProgress(cp.temporal))
+			res, err := worker.EnsureDemoFleet(runCtx, cp.temporal, workflows.FleetTiming{PollInterval: time.Second}, nfsWatchTiming(wc, cp.speed))
 			if err != nil {
 				if runCtx.Err() == nil {
 					logger.Error("demo fleet", "err", err)
+					failed(stageDemoFleet, err)
 				}
 				return
 			}
 			logger.Info("demo fleet ready in cloudsim and the inventory", "instances", len(res.Instances), "volumes", len(res.Volumes))
+			startup.Finish(stageDemoFleet)
 			if runSandboxd {
-				select {
-				case <-sandboxdImage:
-				case <-runCtx.Done():
-					return
-				}
-				if err := registerDevConsoleHost(runCtx, cp, "http://"+sd.Addr); err != nil && runCtx.Err() == nil {
+				if err := openConsoleHost(runCtx, cp, startup, sandboxdImage, "http://"+sd.Addr, "http://"+ac.Addr, ac.PublicEmbed); err != nil && runCtx.Err() == nil {
 					logger.Error("register the local sandboxd as a console host", "err", err)
+					failed(stageConsoleHost, err)
 				}
 			}
 		}()
 
-		fmt.Fprintf(out, `
+		fmt.Fprintf(stdout, "\nAnyops is starting: building the demo fleet. http://%s/readyz says what is still coming.\n", ac.Addr)
+		go func() {
+			select {
+			case <-startup.Ready():
+			case <-runCtx.Done():
+				return
+			}
+			// The sign-in link carries the admin token in its fragment, which a browser never
+			// sends to a server: it is in no request line, no access log, and no slog line.
+			fmt.Fprintf(stdout, `
 Anyops is running. Ctrl-C stops everything.
-  API and dashboard  http://%s/   (health: /healthz, readiness: /readyz)
+  Dashboard          http://%s/dashboard#token=%s   (signs you in as admin)
+  API                http://%s/   (health: /healthz, readiness: /readyz)
   Temporal Web UI    http://%s/
   Temporal frontend  %s
   cloudsim (EC2/SSM) http://%s/
-`, ac.Addr, uiAddr, tc.Address, sim.Addr)
-		if runSandboxd {
-			fmt.Fprintf(out, "  sandboxd           http://%s/\n", sd.Addr)
-		}
-		fmt.Fprintf(out, "  admin token        %s  (also in %s)\n\n", adminToken, filepath.Join(dataDir, "admin-token"))
+  cloudsim SNS       https://%s/   (its CA: %s)
+`, ac.Addr, url.QueryEscape(adminToken), ac.Addr, uiAddr, tc.Address, sim.Addr, sim.SNSAddr, snsFiles.CA)
+			if runSandboxd {
+				fmt.Fprintf(stdout, "  sandboxd           http://%s/\n", sd.Addr)
+			}
+			fmt.Fprintf(stdout, "  admin token        %s  (in %s)\n\n", config.Mask(adminToken), filepath.Join(dataDir, config.AdminTokenFile))
+		}()
 
 		var first error
 		for ; running > 0; running-- {
@@ -282,6 +330,84 @@ Anyops is running. Ctrl-C stops everything.
 		return first
 	}
 	return cmd
+}
+
+// The stages `anyops dev` waits for before it is ready.
+const (
+	stageDemoFleet   = "demo-fleet"   // built in cloudsim and read into the inventory
+	stageConsoleHost = "console-host" // the local sandboxd registered and taking consoles
+)
+
+// demoFleetProgress says how far the demo fleet is, from the Status query of the DemoFleet
+// workflow and then of the FleetSync that reads it into the inventory.
+func demoFleetProgress(tc client.Client) func(context.Context) string {
+	return func(ctx context.Context) string {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		st, err := api.QueryStatus(ctx, tc, workflows.DemoFleetWorkflowID, "")
+		switch {
+		case err != nil:
+			return "starting the DemoFleet workflow"
+		case st.Phase != workflows.PhaseDone:
+			return "building (DemoFleet " + st.Summary() + ")"
+		}
+		if st, err = api.QueryStatus(ctx, tc, workflows.FleetSyncWorkflowID, ""); err == nil && st.Phase != workflows.PhaseDone {
+			return "built; reading it into the inventory (FleetSync " + st.Summary() + ")"
+		}
+		return "built; reading it into the inventory"
+	}
+}
+
+// openConsoleHost waits for sandboxd's image (image is closed once it has one), makes the local
+// sandboxd the console host of the demo fleet, and waits until the public status accepts
+// consoles (when the public embed is on), so that the first console a user asks for opens.
+func openConsoleHost(ctx context.Context, cp *controlPlane, startup *devstack.Startup, image <-chan struct{}, sandboxdURL, apiURL string, publicEmbed bool) error {
+	var progress atomic.Value
+	progress.Store("waiting for sandboxd's console image (built on the first run only: about a minute)")
+	startup.Begin(stageConsoleHost, func(context.Context) string { return progress.Load().(string) })
+	select {
+	case <-image:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	progress.Store("registering the local sandboxd at " + sandboxdURL)
+	if err := registerDevConsoleHost(ctx, cp, sandboxdURL); err != nil {
+		return err
+	}
+	if publicEmbed {
+		progress.Store("waiting for " + apiURL + "/v1/status to accept consoles")
+		for !acceptingConsoles(ctx, apiURL) {
+			if !sleepCtx(ctx, 250*time.Millisecond) {
+				return ctx.Err()
+			}
+		}
+	}
+	startup.Finish(stageConsoleHost)
+	return nil
+}
+
+// acceptingConsoles asks the API's public status whether a new console would be accepted.
+func acceptingConsoles(ctx context.Context, apiURL string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, apiURL+"/v1/status", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var st api.PublicStatus
+	return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&st) == nil && st.AcceptingConsoles
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
 }
 
 // ensureDevImage gives the dev sandboxd's image store a default image: the console image
@@ -319,10 +445,8 @@ func registerDevConsoleHost(ctx context.Context, cp *controlPlane, sandboxdURL s
 		if err == nil || anyops.ErrorCode(err) != anyops.EUNAVAILABLE || time.Now().After(deadline) {
 			return err
 		}
-		select {
-		case <-ctx.Done():
+		if !sleepCtx(ctx, 500*time.Millisecond) {
 			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }
@@ -345,4 +469,46 @@ func devAPIOrigins(addr string) string {
 		origins += ",http://localhost:" + port
 	}
 	return origins
+}
+
+// devSNSIdentity is the dev stack's SNS identity in <data-dir>/sns: made the first time, kept
+// after that.
+func devSNSIdentity(dataDir, snsAddr string) (cloudsim.SNSFiles, error) {
+	hosts, err := cloudsim.SNSHosts(snsAddr)
+	if err != nil {
+		return cloudsim.SNSFiles{}, err
+	}
+	return cloudsim.EnsureSNSCertificates(filepath.Join(dataDir, "sns"), hosts)
+}
+
+// subscribeAPIToAlarms subscribes the API's SNS endpoint to cloudsim's alarm topic once the
+// API serves (/healthz; it is ready later, with the demo fleet), as an operator subscribes an
+// endpoint to a topic: cloudsim sends it the
+// SubscriptionConfirmation and, once it is confirmed, the alarms. Subscribing again is
+// harmless (a confirmed subscription is left as it is), so every start does it.
+func subscribeAPIToAlarms(ctx context.Context, logger *slog.Logger, apiAddr, simAddr, topic string) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	endpoint := "http://" + apiAddr + "/v1/alarms/sns"
+	form := url.Values{"Action": {"Subscribe"}, "TopicArn": {topic}, "Protocol": {"http"}, "Endpoint": {endpoint}}
+	for deadline := time.Now().Add(10 * time.Minute); time.Now().Before(deadline); {
+		if resp, err := client.Get("http://" + apiAddr + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				sub, err := client.PostForm("http://"+simAddr+"/", form)
+				if err == nil {
+					sub.Body.Close()
+					if sub.StatusCode == http.StatusOK {
+						logger.Info("the API's SNS endpoint is subscribed to cloudsim's alarm topic", "endpoint", endpoint, "topic", topic)
+						return
+					}
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	logger.Warn("could not subscribe the API to cloudsim's alarm topic: alarms will not reach it", "endpoint", endpoint)
 }

@@ -28,12 +28,12 @@ import (
 
 // devStack is one `bin/anyops dev` process on free ports with its own data dir.
 type devStack struct {
-	t                                         *testing.T
-	cmd                                       *exec.Cmd
-	out                                       *syncBuffer
-	dataDir                                   string
-	api, temporal, ui, cloudsim, sandboxd, tk string
-	exited                                    chan struct{}
+	t                                              *testing.T
+	cmd                                            *exec.Cmd
+	out                                            *syncBuffer
+	dataDir                                        string
+	api, temporal, ui, cloudsim, sandboxd, sns, tk string
+	exited                                         chan struct{}
 }
 
 type syncBuffer struct {
@@ -98,9 +98,9 @@ func startDev(t *testing.T, dataDir string, extra ...string) *devStack {
 	t.Helper()
 	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)) }
 	d := &devStack{t: t, dataDir: dataDir, api: addr(), temporal: addr(), ui: addr(), cloudsim: addr(), sandboxd: addr(),
-		out: &syncBuffer{}, exited: make(chan struct{})}
+		sns: addr(), out: &syncBuffer{}, exited: make(chan struct{})}
 	args := []string{"dev", "--data-dir", dataDir, "--api-addr", d.api, "--temporal-addr", d.temporal,
-		"--temporal-ui-addr", d.ui, "--cloudsim-addr", d.cloudsim, "--sandboxd-addr", d.sandboxd}
+		"--temporal-ui-addr", d.ui, "--cloudsim-addr", d.cloudsim, "--sandboxd-addr", d.sandboxd, "--cloudsim-sns-addr", d.sns}
 	if os.Geteuid() == 0 {
 		// The console image of the machine's image cache, built there once, not per data dir.
 		store, _ := imagestest.Console(t)
@@ -130,18 +130,33 @@ func startDev(t *testing.T, dataDir string, extra ...string) *devStack {
 	return d
 }
 
-// waitReady polls /readyz until it answers 200.
-func (d *devStack) waitReady(limit time.Duration) {
+// readyzAnswer is one answer of /readyz while the stack starts.
+type readyzAnswer struct {
+	status  int
+	waiting []string
+	// running says whether dev had printed "Anyops is running" before this answer was asked.
+	running bool
+}
+
+// waitReady polls /readyz until it answers 200 and returns every answer it got, in order.
+func (d *devStack) waitReady(limit time.Duration) []readyzAnswer {
 	d.t.Helper()
 	deadline := time.Now().Add(limit)
+	var answers []readyzAnswer
 	for {
 		select {
 		case <-d.exited:
 			d.t.Fatalf("anyops dev exited during start-up:\n%s", d.out.String())
 		default:
 		}
+		running := strings.Contains(d.out.String(), "Anyops is running")
 		if resp, err := http.Get("http://" + d.api + "/readyz"); err == nil {
+			var body struct {
+				Waiting []string `json:"waiting"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&body)
 			resp.Body.Close()
+			answers = append(answers, readyzAnswer{resp.StatusCode, body.Waiting, running})
 			if resp.StatusCode == 200 {
 				break
 			}
@@ -149,13 +164,70 @@ func (d *devStack) waitReady(limit time.Duration) {
 		if time.Now().After(deadline) {
 			d.t.Fatalf("not ready after %s:\n%s", limit, d.out.String())
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	tok, err := os.ReadFile(filepath.Join(d.dataDir, "admin-token"))
 	if err != nil {
 		d.t.Fatal(err)
 	}
 	d.tk = strings.TrimSpace(string(tok))
+	return answers
+}
+
+// checkReadyMeansReady proves what the answers of /readyz during a first start show: 503
+// naming what is still coming (the demo fleet) while "Anyops is running" is not printed yet;
+// and once it answers 200, the inventory holds the demo fleet at once. (The console opening
+// at once is checkAnonymousConsole, right after.)
+func (d *devStack) checkReadyMeansReady(answers []readyzAnswer) {
+	d.t.Helper()
+	sawFleet := false
+	for _, a := range answers[:len(answers)-1] {
+		if a.status != http.StatusServiceUnavailable || len(a.waiting) == 0 {
+			d.t.Errorf("/readyz before ready: %d waiting %q, want 503 naming what is still coming", a.status, a.waiting)
+		}
+		if a.running {
+			d.t.Errorf("anyops dev printed \"Anyops is running\" while /readyz answered %d %q", a.status, a.waiting)
+		}
+		sawFleet = sawFleet || (len(a.waiting) > 0 && strings.HasPrefix(a.waiting[0], "demo-fleet: "))
+	}
+	if !sawFleet {
+		d.t.Errorf("/readyz never named the demo fleet as still coming: %+v", answers)
+	}
+	var page struct {
+		Items []server `json:"items"`
+	}
+	if code := d.call("GET", "/v1/servers?limit=100", d.tk, nil, &page); code != 200 || len(page.Items) != 7 {
+		d.t.Errorf("/v1/servers as soon as /readyz answered 200: %d, %d servers, want the demo fleet's 7", code, len(page.Items))
+	}
+	for _, s := range page.Items {
+		if !strings.HasPrefix(s.InstanceID, "i-") {
+			d.t.Errorf("server %s has no instance id yet although /readyz answered 200", s.Name)
+		}
+	}
+}
+
+// checkSignInLink proves the dashboard link dev prints carries the admin token in its
+// fragment, never a query string, and that the token is on no other line of dev's output
+// (its settings and every log line mask or leave it out).
+func (d *devStack) checkSignInLink() {
+	d.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(d.out.String(), "Anyops is running") {
+		if time.Now().After(deadline) {
+			d.t.Fatalf("/readyz answered 200 but dev did not print that it is running:\n%s", d.out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	want := "http://" + d.api + "/dashboard#token=" + d.tk
+	var carrying []string
+	for _, line := range strings.Split(d.out.String(), "\n") {
+		if strings.Contains(line, d.tk) {
+			carrying = append(carrying, line)
+		}
+	}
+	if len(carrying) != 1 || !strings.Contains(carrying[0], want+" ") || !strings.HasPrefix(strings.TrimSpace(carrying[0]), "Dashboard ") {
+		d.t.Errorf("lines of dev's output with the admin token: %q, want only the Dashboard line with %s", carrying, want)
+	}
 }
 
 // call sends an API request with the admin token (or none when token is "") and decodes JSON.
@@ -241,15 +313,20 @@ func (d *devStack) runOperation(kind string, limit time.Duration) operation {
 
 // TestDevStack is `make run` end to end: the real binary starts the whole system on free ports;
 // health, readiness, the demo fleet, a FleetAudit through the API that shows in Temporal, auth
-// errors, a clear error for a taken port, Ctrl-C leaving nothing behind, and a restart that
-// keeps the state.
+// errors, a clear error for a taken port, a hardware fault reaching the inventory and, as a
+// CloudWatch alarm cloudsim delivers signed through SNS, an incident the command line shows,
+// Ctrl-C leaving nothing behind, and a restart that keeps the state.
 func TestDevStack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the whole stack")
 	}
 	dataDir := t.TempDir()
 	d := startDev(t, dataDir)
-	d.waitReady(3 * time.Minute)
+	d.checkReadyMeansReady(d.waitReady(3 * time.Minute))
+	d.checkSignInLink()
+	if os.Geteuid() == 0 {
+		d.checkAnonymousConsole() // at once: ready means a console can be opened
+	}
 
 	if code := d.call("GET", "/healthz", "", nil, nil); code != 200 {
 		t.Errorf("/healthz: %d", code)
@@ -267,10 +344,6 @@ func TestDevStack(t *testing.T) {
 	}
 	if d.call("GET", "/v1/zones", d.tk, nil, &zones); len(zones.Items) != 2 || zones.Items[1].Name != "us-east-1c" {
 		t.Errorf("/v1/zones = %+v, want us-east-1a and the empty us-east-1c", zones.Items)
-	}
-
-	if os.Geteuid() == 0 {
-		d.checkAnonymousConsole()
 	}
 
 	audit := d.runOperation("fleet-audit", time.Minute)
@@ -312,6 +385,7 @@ func TestDevStack(t *testing.T) {
 	}
 
 	d.checkHardwareFaultReachesInventory(servers[0].InstanceID, servers[0].Name)
+	d.checkAlarmOpensIncident(servers[0].Name)
 
 	d.stop()
 
@@ -436,24 +510,46 @@ func (d *devStack) checkHardwareFaultReachesInventory(instanceID, name string) {
 	}
 }
 
-// checkAnonymousConsole opens a python3 console as the public embed does, types into its
-// terminal over sandboxd's WebSocket, sees the answer, and closes it.
-func (d *devStack) checkAnonymousConsole() {
+// checkAlarmOpensIncident waits, after the hardware fault of checkHardwareFaultReachesInventory,
+// for cloudsim's CloudWatch alarm to reach the API through SNS (signed by cloudsim, verified
+// by the API with the CA and host dev configured) and open the server's incident, and reads it
+// with the command line in another process, as a developer does beside `make run`: the
+// token comes from the data dir.
+func (d *devStack) checkAlarmOpensIncident(name string) {
 	d.t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		var status struct {
-			Accepting bool `json:"accepting_consoles"`
+	cli := func(args ...string) string {
+		d.t.Helper()
+		out, err := exec.Command(anyopsBinary(d.t), append(args, "--server", "http://"+d.api, "--data-dir", d.dataDir)...).CombinedOutput()
+		if err != nil {
+			d.t.Fatalf("anyops %v: %v\n%s", args, err, out)
 		}
-		d.call("GET", "/v1/status", "", nil, &status)
-		if status.Accepting {
+		return string(out)
+	}
+	var id string
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		for _, line := range strings.Split(cli("incident", "list", "--server-name", name), "\n")[1:] {
+			if f := strings.Fields(line); len(f) > 3 && f[2] == name {
+				id = f[0]
+			}
+		}
+		if id != "" {
 			break
 		}
 		if time.Now().After(deadline) {
-			d.t.Fatalf("/v1/status never accepted consoles")
+			d.t.Fatalf("no incident for %s two minutes after its hardware failed:\n%s", name, d.out.String())
 		}
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(time.Second)
 	}
+	if show := cli("incident", "show", id); !strings.Contains(show, "sns") || !strings.Contains(show, "StatusCheckFailed_System") {
+		d.t.Errorf("incident %s does not show cloudsim's CloudWatch alarm:\n%s", id, show)
+	}
+}
+
+// checkAnonymousConsole opens a python3 console as the public embed does, types into its
+// terminal over sandboxd's WebSocket, sees the answer, and closes it. It does not wait for
+// capacity: it runs as soon as /readyz says ready.
+func (d *devStack) checkAnonymousConsole() {
+	d.t.Helper()
 	var c struct {
 		ID        string `json:"id"`
 		AttachURL string `json:"attach_url"`

@@ -31,6 +31,8 @@ func main() {
 		newCloudsimCmd(),
 		newMigrateCmd(),
 		newTokenCmd(),
+		newOpCmd(),
+		newIncidentCmd(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",

@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/anyops/anyops/api"
 	"github.com/anyops/anyops/config"
 	"github.com/anyops/anyops/sandboxd"
 	"github.com/anyops/anyops/sandboxd/homes"
@@ -71,6 +70,11 @@ func sandboxdConfig(common config.Common, sc config.Sandboxd, log *slog.Logger) 
 			return sandboxd.Config{}, err
 		}
 	}
+	netCfg, err := sc.NetworkConfig()
+	if err != nil {
+		return sandboxd.Config{}, err
+	}
+	netCfg.Logger = log
 	return sandboxd.Config{
 		Addr:           sc.Addr,
 		URL:            sc.URL,
@@ -82,7 +86,8 @@ func sandboxdConfig(common config.Common, sc config.Sandboxd, log *slog.Logger) 
 		ImageStore:     imageStore,
 		Slots:          sc.Slots,
 		CgroupParent:   sc.CgroupParent,
-		AllowedOrigins: api.ParseOrigins(sc.AllowedOrigins),
+		AllowedOrigins: config.SplitList(sc.AllowedOrigins),
+		Network:        netCfg,
 		Logger:         log,
 	}, nil
 }
