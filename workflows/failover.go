@@ -195,6 +195,16 @@ func (w *failover) waitCtx(ctx workflow.Context, d time.Duration) workflow.Conte
 	return workflow.WithActivityOptions(ctx, w.timing.boundedWaitOptions(d))
 }
 
+// deadlineCtx is for a wait whose end is a decision (force the stop, call the boot failed):
+// it ends within d and a poll, retries included. The wait activities give up retryably at
+// their Timeout and a retry waits again, so without the bound twenty retries made a 2-minute
+// stop timeout twenty times as long.
+func (w *failover) deadlineCtx(ctx workflow.Context, d time.Duration) workflow.Context {
+	o := w.timing.boundedWaitOptions(d + w.timing.PollInterval)
+	o.ScheduleToCloseTimeout = d + w.timing.PollInterval
+	return workflow.WithActivityOptions(ctx, o)
+}
+
 // event puts a line on the Status timeline and the incident's.
 func (w *failover) event(ctx workflow.Context, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)

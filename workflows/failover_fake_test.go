@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -49,12 +48,16 @@ type fakeFleet struct {
 	promoted []activities.DRBDPromoteInput
 	audits   []activities.AuditRecord
 	records  []activities.FleetRecord
+	// now is the test environment's clock; stops are the workflow times of the StopInstance
+	// calls on the primary, forced or not.
+	now   func() time.Time
+	stops map[bool]time.Time
 }
 
 const fakeResources = 4
 
 func newFakeFleet() *fakeFleet {
-	f := &fakeFleet{backupDisk: "UpToDate", state: map[string]string{}}
+	f := &fakeFleet{backupDisk: "UpToDate", state: map[string]string{}, stops: map[bool]time.Time{}}
 	f.primary = activities.ServerInfo{Name: "live-file", Role: anyops.RoleFile, Zone: "us-east-1a", Cluster: "live", InstanceID: "i-0f11e000000000001", InstanceType: "m5.2xlarge", PrivateIP: "10.0.1.10", State: anyops.ServerImpaired}
 	f.backup = activities.ServerInfo{Name: "live-backup", Role: anyops.RoleBackup, Zone: "us-east-1a", Cluster: "live", InstanceID: "i-0ba0c000000000002", InstanceType: "m5.2xlarge", PrivateIP: "10.0.1.11", State: anyops.ServerRunning}
 	for i, name := range []string{"live-web1", "live-console1"} {
@@ -173,6 +176,9 @@ func (f *fakeFleet) StopInstance(_ context.Context, in activities.StopInstanceIn
 	f.log("StopInstance %s force=%v", in.InstanceID, in.Force)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if _, ok := f.stops[in.Force]; !ok && in.InstanceID == f.primary.InstanceID && f.now != nil {
+		f.stops[in.Force] = f.now()
+	}
 	if in.Force || !f.stopHangs {
 		f.state[in.InstanceID] = "stopped"
 	} else {
@@ -186,7 +192,8 @@ func (f *fakeFleet) WaitInstanceStopped(_ context.Context, in activities.WaitIns
 	st := f.state[in.InstanceID]
 	f.mu.Unlock()
 	if st != "stopped" {
-		return activities.Instance{}, temporal.NewNonRetryableApplicationError("exceeded max wait time", activities.ErrWaitFailed, nil)
+		// As the activity: a wait that reaches its Timeout gives up, retryably.
+		return activities.Instance{}, fmt.Errorf("wait for instance stopped: exceeded max wait time for InstanceStopped waiter")
 	}
 	return activities.Instance{ID: in.InstanceID, State: st}, nil
 }
@@ -433,6 +440,7 @@ func (f *fakeFleet) env(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	env.RegisterWorkflowWithOptions(f.fakeBackupRebuild, workflow.RegisterOptions{Name: BackupRebuildWorkflowType})
 	env.RegisterActivity(f)
 	env.SetTestTimeout(time.Minute)
+	f.now = env.Now
 	return env
 }
 

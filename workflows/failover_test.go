@@ -379,3 +379,20 @@ func TestReplacementName(t *testing.T) {
 		t.Error("a long name's replacement is not a server name")
 	}
 }
+
+// TestFailoverForcesAHungStopAtItsTimeout proves the repair forces a stop that hangs (failed
+// hardware) once the policy's StopTimeout has passed, not later: the wait for stopped gives up
+// retryably at its timeout, and its retries must not wait again past the bound (twenty of
+// them made July 2014's repair force the stop ten simulated minutes late, after the build).
+func TestFailoverForcesAHungStopAtItsTimeout(t *testing.T) {
+	f := newFakeFleet()
+	f.backupDisk, f.corruptBoot, f.stopHangs = "Inconsistent", true, true
+	f.runFailover(t, f.env(t), FailoverPolicy{})
+	graceful, forced := f.stops[false], f.stops[true]
+	if graceful.IsZero() || forced.IsZero() {
+		t.Fatalf("stops %v: want a graceful stop, then a forced one\n%v", f.stops, f.calls)
+	}
+	if bound := DefaultStopTimeout + DefaultRecoveryPollInterval; forced.Sub(graceful) > bound {
+		t.Errorf("the stop was forced %s after the graceful one, want within the stop timeout and a poll (%s)", forced.Sub(graceful), bound)
+	}
+}

@@ -78,7 +78,7 @@ func (w *failover) repair(ctx workflow.Context) (wayOutcome, error) {
 	if err := workflow.ExecuteActivity(w.callCtx(ctx), recCloud.StartInstance, activities.InstanceRef{InstanceID: id}).Get(ctx, nil); err != nil {
 		return wayOutcome{}, err
 	}
-	if err := workflow.ExecuteActivity(w.waitCtx(ctx, w.timing.BootTimeout), recCloud.WaitInstanceRunning,
+	if err := workflow.ExecuteActivity(w.deadlineCtx(ctx, w.timing.BootTimeout), recCloud.WaitInstanceRunning,
 		activities.WaitInstanceInput{InstanceID: id, PollInterval: w.timing.PollInterval, Timeout: w.timing.BootTimeout}).Get(ctx, nil); err != nil {
 		return wayOutcome{}, err
 	}
@@ -125,7 +125,7 @@ func (w *failover) stopInstance(ctx workflow.Context, way anyops.RecoveryWay, id
 	if err := workflow.ExecuteActivity(w.callCtx(ctx), recCloud.StopInstance, activities.StopInstanceInput{InstanceID: id}).Get(ctx, nil); err != nil {
 		return err
 	}
-	err := workflow.ExecuteActivity(w.waitCtx(ctx, w.timing.StopTimeout+w.timing.CallTimeout), recCloud.WaitInstanceStopped,
+	err := workflow.ExecuteActivity(w.deadlineCtx(ctx, w.timing.StopTimeout), recCloud.WaitInstanceStopped,
 		activities.WaitInstanceInput{InstanceID: id, PollInterval: w.timing.PollInterval, Timeout: w.timing.StopTimeout}).Get(ctx, nil)
 	if err == nil || temporal.IsCanceledError(err) {
 		return err
