@@ -303,15 +303,12 @@ func (r *rebuild) waitCtx(ctx workflow.Context) workflow.Context {
 func (r *rebuild) configure(ctx workflow.Context) error {
 	r.tracker.Start(stepConfigDRBD, fmt.Sprintf("DRBD on %s in %s's place", r.backup.Name, r.in.Server))
 	hostCtx := r.hostCtx(ctx)
-	confs := map[string]activities.DRBDResourceConfig{}
-	if err := together(ctx, r.resources, func(rep activities.ReplicaInfo) string { return rep.Name }, func(rep activities.ReplicaInfo) workflow.Future {
-		return workflow.ExecuteActivity(hostCtx, recHosts.ReadDRBDConfig, activities.DRBDResourceInput{InstanceID: r.primary.InstanceID, Resource: rep.Name})
-	}, func(rep activities.ReplicaInfo, f workflow.Future) error {
-		var conf activities.DRBDResourceConfig
-		err := f.Get(ctx, &conf)
-		confs[rep.Name] = conf
-		return err
-	}); err != nil {
+	var names []string
+	for _, rep := range r.resources {
+		names = append(names, rep.Name)
+	}
+	confs, err := readDRBDConfigs(ctx, hostCtx, r.primary.InstanceID, names)
+	if err != nil {
 		return err
 	}
 	var pairs []drbdPair
@@ -394,4 +391,19 @@ func names(rs []activities.ReplicaInfo) []string {
 		out[i] = r.Name
 	}
 	return out
+}
+
+// readDRBDConfigs reads the files of DRBD resources on a host, all at once (hostCtx carries
+// the activity options); what could be read is returned with the first error.
+func readDRBDConfigs(ctx, hostCtx workflow.Context, instanceID string, resources []string) (map[string]activities.DRBDResourceConfig, error) {
+	confs := map[string]activities.DRBDResourceConfig{}
+	err := together(ctx, resources, func(name string) string { return name }, func(name string) workflow.Future {
+		return workflow.ExecuteActivity(hostCtx, recHosts.ReadDRBDConfig, activities.DRBDResourceInput{InstanceID: instanceID, Resource: name})
+	}, func(name string, f workflow.Future) error {
+		var conf activities.DRBDResourceConfig
+		err := f.Get(ctx, &conf)
+		confs[name] = conf
+		return err
+	})
+	return confs, err
 }
