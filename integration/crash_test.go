@@ -74,7 +74,9 @@ func startWorker(t *testing.T, bin string, env []string, logFile string) *worker
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "worker")
+	// No /metrics listener: its fixed default port is taken by any other worker on the machine,
+	// and a worker that cannot bind it stops.
+	cmd := exec.Command(bin, "worker", "--metrics-addr", "")
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {

@@ -47,7 +47,7 @@ func BackupRebuild(ctx workflow.Context, in BackupRebuildInput) (BackupRebuildRe
 	msg := fmt.Sprintf("%s replaces %s as the backup of %s: every resource UpToDate (seeded by %s) after %.0f s without a hot backup",
 		r.res.Backup.Name, in.Server, r.primary.Name, r.res.Seed, red.NoHotBackupSeconds)
 	r.tracker.Finish(msg)
-	noteIncident(ctx, r.timing, in.IncidentID, msg)
+	resolveIncident(ctx, r.timing, in.IncidentID, msg)
 	return r.res, nil
 }
 
