@@ -121,7 +121,7 @@ func (r *rebuild) assess(ctx workflow.Context) error {
 		health.ImpairedSince != nil && health.ImpairedSince.Before(since) && since.Sub(*health.ImpairedSince) < r.timing.SyncTimeout {
 		since = *health.ImpairedSince // as FileServerFailover: the cloud's clock, when plausible
 	}
-	r.tracker.SetRedundancy(Redundancy{NoHotBackupSince: &since, Message: fmt.Sprintf("%s serves the only copy until a new backup is UpToDate", r.primary.Name)})
+	r.tracker.SetRedundancy(Redundancy{NoHotBackupSince: &since, Speed: r.timing.Speed, Message: fmt.Sprintf("%s serves the only copy until a new backup is UpToDate", r.primary.Name)})
 	r.tracker.Done(stepAssess, fmt.Sprintf("%d resources of %s had their backup on %s", len(r.resources), r.primary.Name, r.in.Server))
 	return nil
 }

@@ -288,7 +288,7 @@ func (w *failover) assess(ctx workflow.Context) error {
 	if s := health.ImpairedSince; s != nil && s.Before(since) && since.Sub(*s) < w.timing.SyncTimeout {
 		since = *s
 	}
-	w.tracker.SetRedundancy(Redundancy{NoHotBackupSince: &since, Message: "the failed server's data has no hot copy: " + backupState})
+	w.tracker.SetRedundancy(Redundancy{NoHotBackupSince: &since, Speed: w.timing.Speed, Message: "the failed server's data has no hot copy: " + backupState})
 	summary := fmt.Sprintf("%s is %s (system %s, instance %s); %d DRBD resources; %s; %d warm spares in %s",
 		w.primary.Name, health.State, health.SystemStatus, health.InstanceStatus, len(w.resources), backupState, len(w.spares), w.primary.Zone)
 	w.tracker.Done(stepAssess, summary)
