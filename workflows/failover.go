@@ -94,6 +94,9 @@ type FailoverResult struct {
 	NoHotBackupSeconds float64 `json:"no_hot_backup_seconds"`
 	// WithoutHotBackup: it ended with no hot backup, by the override of no-hot-backup.
 	WithoutHotBackup bool `json:"without_hot_backup,omitempty"`
+	// BackupRebuiltBy is the BackupRebuild the failover joined, when the backup's own alarm
+	// had started it: that run made the new backup (Backup is then empty).
+	BackupRebuiltBy string `json:"backup_rebuilt_by,omitempty"`
 	// Spare is a server a losing way built and kept as the zone's warm spare.
 	Spare string `json:"spare,omitempty"`
 	// Aborted: an operator aborted before the cutover; nothing took the data over.
@@ -130,8 +133,10 @@ type failover struct {
 	dns        workflow.Future    // the file service's name moving to the winner, from the commit
 	fence      *activities.Fence
 	claimed    *activities.ServerInfo // the warm spare the replace way claimed, as it was
-	serving    *activities.ServerInfo // set once the winner serves
-	kept       map[anyops.RecoveryWay]wayOutcome
+	// joinedRebuild is the id of a BackupRebuild running already that restores the backup.
+	joinedRebuild string
+	serving       *activities.ServerInfo // set once the winner serves
+	kept          map[anyops.RecoveryWay]wayOutcome
 
 	// Human decisions.
 	approved *DecisionInput
@@ -589,7 +594,7 @@ func (w *failover) finish(ctx workflow.Context) (FailoverResult, error) {
 	if w.res.WithoutHotBackup {
 		msg += "; NO HOT BACKUP (overridden)"
 	} else {
-		msg += fmt.Sprintf("; hot backup %s after %.0f s without one", w.res.Backup, w.res.NoHotBackupSeconds)
+		msg += fmt.Sprintf("; hot backup %s after %.0f s without one", cmpOr(w.res.Backup, "made by "+w.res.BackupRebuiltBy), w.res.NoHotBackupSeconds)
 	}
 	w.tracker.Finish(msg)
 	resolveIncident(ctx, w.timing, w.in.IncidentID, "failover done: "+msg)

@@ -36,6 +36,8 @@ type fakeFleet struct {
 	corruptBoot bool
 	// stopHangs: a graceful stop never ends (failed hardware).
 	stopHangs bool
+	// backupDown: the backup does not answer (it failed too).
+	backupDown bool
 	// servesNothing: the file server is the primary of no DRBD resource (a replacement
 	// still bootstrapping).
 	servesNothing bool
@@ -222,7 +224,7 @@ func (f *fakeFleet) WaitInstanceRunning(_ context.Context, in activities.WaitIns
 }
 
 func (f *fakeFleet) ProbeHost(_ context.Context, in activities.InstanceRef) (activities.HostProbe, error) {
-	if in.InstanceID == f.primary.InstanceID && f.corruptBoot {
+	if (in.InstanceID == f.primary.InstanceID && f.corruptBoot) || (in.InstanceID == f.backup.InstanceID && f.backupDown) {
 		return activities.HostProbe{Detail: "unreachable"}, nil
 	}
 	return activities.HostProbe{Reachable: true}, nil

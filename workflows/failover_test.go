@@ -465,3 +465,28 @@ func TestFailoverOfAServerServingNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestFailoverJoinsTheBackupsOwnRebuild proves that when the backup failed too and its own
+// alarm has started backup-rebuild/<backup>, the failover does not fail on starting a second
+// one under that id: it waits for the data to be in sync with the backup that run makes, ends
+// with a hot backup, leaves the replicas to that run to record, and keeps the server it would
+// have given as the zone's spare.
+func TestFailoverJoinsTheBackupsOwnRebuild(t *testing.T) {
+	f := newFakeFleet()
+	f.backupDisk, f.stopHangs, f.backupDown = "Inconsistent", true, true
+	env := f.env(t)
+	env.OnWorkflow(BackupRebuildWorkflowType, mock.Anything, mock.Anything).Return(BackupRebuildResult{}, &temporal.ChildWorkflowExecutionAlreadyStartedError{})
+	res := f.runFailover(t, env, FailoverPolicy{})
+	if res.Winner != anyops.WayRepair {
+		t.Fatalf("winner %s, outcomes %v", res.Winner, res.Outcomes)
+	}
+	if res.BackupRebuiltBy != anyops.BackupRebuildWorkflowID("live-backup") || res.WithoutHotBackup {
+		t.Errorf("rebuilt by %q (without a hot backup: %v), want the backup's own backup-rebuild joined", res.BackupRebuiltBy, res.WithoutHotBackup)
+	}
+	if last := f.records[len(f.records)-1]; len(last.Replicas) > 0 {
+		t.Errorf("the failover's last record names replicas %+v: the joined rebuild records them", last.Replicas)
+	}
+	if !strings.HasPrefix(res.Spare, "live-file-") {
+		t.Errorf("spare %q, want the built server kept as the spare", res.Spare)
+	}
+}
