@@ -55,6 +55,8 @@ type Deps struct {
 	// "what: how far it is" (`anyops dev`: the demo fleet and a console host); /readyz answers
 	// 503 naming them until it returns none.
 	Startup func(ctx context.Context) []string
+	// DrillTaskQueue overrides the task queue drills start on (tests give their own).
+	DrillTaskQueue string
 }
 
 // RouteFunc registers routes on the /v1 group; auth gives the role middleware.
@@ -120,6 +122,7 @@ func New(deps Deps) *Server {
 	s.registerOperations(s.v1, deps.Auth)
 	s.registerDecisions(s.v1, deps.Auth)
 	s.registerIncidents(s.v1, deps.Auth)
+	s.registerDrills(s.v1, deps.Auth)
 	setupConsoles(s)
 	setupDashboard(s)
 	setupAlarms(s)

@@ -108,6 +108,11 @@ type Worker struct {
 	NFSProbeInterval time.Duration
 	NFSProbeTimeout  time.Duration
 	NFSProbeFailures int
+	// DrillCloudsim is the cloudsim whose control API (/_sim) drills drive: drills run only on
+	// a simulated cloud (dev: its own cloudsim). DrillBaseSpeed is cloudsim's speed while no
+	// drill runs (dev: cloudsim's --speed; 0: left as it is).
+	DrillCloudsim  string
+	DrillBaseSpeed float64
 	// CommandPoll is how often a host command's result is asked of SSM. Against cloudsim it
 	// shrinks with the speed (dev divides it by the speed itself): a poll of 2 s at speed 60
 	// would add two simulated minutes to every command.
@@ -373,6 +378,8 @@ func (b *Binder) BindWorker(c *Worker) {
 	b.Duration(&c.NFSProbeInterval, "nfs-probe-interval", "", 10*time.Second, "how often each file server's NFS watch probes it (dev: simulated time)")
 	b.Duration(&c.NFSProbeTimeout, "nfs-probe-timeout", "", 5*time.Second, "how long a client's write to its NFS mount may take before it counts as hung (dev: simulated time)")
 	b.Int(&c.NFSProbeFailures, "nfs-probe-failures", "", 3, "failed probe rounds in a row that raise the probe alarm")
+	b.String(&c.DrillCloudsim, "drill-cloudsim", "ANYOPS_DRILL_CLOUDSIM", "", "base URL of the cloudsim drills drive (its /_sim control API); empty: drills cannot run (dev: its own cloudsim)")
+	b.Float(&c.DrillBaseSpeed, "drill-base-speed", "ANYOPS_DRILL_BASE_SPEED", 0, "cloudsim's speed while no drill runs; 0: left as it is (dev: cloudsim's --speed)")
 	b.Duration(&c.CommandPoll, "command-poll", "", 2*time.Second, "how often a running host command's result is asked of SSM")
 }
 

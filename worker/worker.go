@@ -57,8 +57,21 @@ type Deps struct {
 	// Alarms is the alarm intake of the RaiseAlarm activity (the NFS probe's alarms); Run
 	// fills it with an alarms.Intake on Store and the worker's Temporal client when nil.
 	Alarms activities.AlarmIntake
+	// Temporal is the client the drill activities read workflows through; Run fills it.
+	Temporal client.Client
+	// Drills configures the drill runner's activities (docs/drills.md); without a cloudsim
+	// they are registered but refuse to run (NoCloudsim).
+	Drills DrillDeps
 	// CommandPoll is the Hosts activities' SSM poll interval; 0 is activities.DefaultCommandPoll.
 	CommandPoll time.Duration
+}
+
+// DrillDeps are what drills need beyond the cloud clients: the cloudsim they drive.
+type DrillDeps struct {
+	// Cloudsim is the base URL of cloudsim's control API (dev: its own cloudsim).
+	Cloudsim string
+	// BaseSpeed is cloudsim's speed while no drill runs (dev: cloudsim's --speed).
+	BaseSpeed float64
 }
 
 // Register registers, on w, the workflow of every kind whose task queue is queue and every
@@ -74,6 +87,12 @@ func Register(w worker.Registry, queue string, deps Deps) {
 	if deps.AWS != nil {
 		w.RegisterActivity(activities.NewCloud(deps.AWS))
 		w.RegisterActivity(&activities.Hosts{Clients: deps.AWS, PollInterval: deps.CommandPoll})
+		w.RegisterActivity(&activities.Teardown{Store: deps.Store, Clients: deps.AWS})
+		drills := &activities.Drills{Store: deps.Store, Clients: deps.AWS, Temporal: deps.Temporal, BaseSpeed: deps.Drills.BaseSpeed}
+		if deps.Drills.Cloudsim != "" {
+			drills.Sim = activities.NewSimControl(deps.Drills.Cloudsim)
+		}
+		w.RegisterActivity(drills)
 	}
 }
 
@@ -94,6 +113,8 @@ func RegisterWorkflows(w worker.WorkflowRegistry, queue string) {
 		// The building blocks the demo fleet, drills, releases and recoveries run as children.
 		w.RegisterWorkflowWithOptions(workflows.BuildServer, workflow.RegisterOptions{Name: workflows.BuildServerWorkflowType})
 		w.RegisterWorkflowWithOptions(workflows.BuildCluster, workflow.RegisterOptions{Name: workflows.BuildClusterWorkflowType})
+		// Drills are numbered by the API (POST /v1/drills) before they start: not a kind.
+		w.RegisterWorkflowWithOptions(workflows.Drill, workflow.RegisterOptions{Name: workflows.DrillWorkflowType})
 	}
 }
 
@@ -134,6 +155,9 @@ func Run(ctx context.Context, cfg Config) error {
 	queues := cfg.TaskQueues
 	if queues == nil {
 		queues = TaskQueues
+	}
+	if cfg.Deps.Temporal == nil {
+		cfg.Deps.Temporal = cfg.Client
 	}
 	if cfg.Deps.Alarms == nil {
 		cfg.Deps.Alarms = &alarms.Intake{Store: cfg.Deps.Store, Temporal: cfg.Client, Logger: logger.With("component", "alarms")}

@@ -43,6 +43,11 @@ func FileServerFailover(ctx workflow.Context, in FailoverInput) (FailoverResult,
 		}
 		return w.fail(ctx, stepRace, err)
 	}
+	// The new picture holds from the cutover on: the inventory (the dashboard, the watches)
+	// shows it while the clients switch and a backup resyncs, and again once that is done.
+	if err := w.record(ctx); err != nil {
+		return w.fail(ctx, stepRecord, err)
+	}
 	if err := w.switchClients(ctx); err != nil {
 		return w.fail(ctx, stepClients, err)
 	}
@@ -54,6 +59,9 @@ func FileServerFailover(ctx workflow.Context, in FailoverInput) (FailoverResult,
 	}
 	return w.finish(ctx)
 }
+
+// ErrNothingToFailOver is the error type of a failover of a file server that serves no data.
+const ErrNothingToFailOver = "NothingToFailOver"
 
 // Steps of FileServerFailover, as its Status shows them.
 const (
@@ -86,6 +94,9 @@ type FailoverResult struct {
 	NoHotBackupSeconds float64 `json:"no_hot_backup_seconds"`
 	// WithoutHotBackup: it ended with no hot backup, by the override of no-hot-backup.
 	WithoutHotBackup bool `json:"without_hot_backup,omitempty"`
+	// BackupRebuiltBy is the BackupRebuild the failover joined, when the backup's own alarm
+	// had started it: that run made the new backup (Backup is then empty).
+	BackupRebuiltBy string `json:"backup_rebuilt_by,omitempty"`
 	// Spare is a server a losing way built and kept as the zone's warm spare.
 	Spare string `json:"spare,omitempty"`
 	// Aborted: an operator aborted before the cutover; nothing took the data over.
@@ -121,8 +132,11 @@ type failover struct {
 	granted    anyops.RecoveryWay // the one commit point: "" until a way is granted the cutover
 	dns        workflow.Future    // the file service's name moving to the winner, from the commit
 	fence      *activities.Fence
-	serving    *activities.ServerInfo // set once the winner serves
-	kept       map[anyops.RecoveryWay]wayOutcome
+	claimed    *activities.ServerInfo // the warm spare the replace way claimed, as it was
+	// joinedRebuild is the id of a BackupRebuild running already that restores the backup.
+	joinedRebuild string
+	serving       *activities.ServerInfo // set once the winner serves
+	kept          map[anyops.RecoveryWay]wayOutcome
 
 	// Human decisions.
 	approved *DecisionInput
@@ -194,6 +208,16 @@ func (w *failover) waitCtx(ctx workflow.Context, d time.Duration) workflow.Conte
 	return workflow.WithActivityOptions(ctx, w.timing.boundedWaitOptions(d))
 }
 
+// deadlineCtx is for a wait whose end is a decision (force the stop, call the boot failed):
+// it ends within d and a poll, retries included. The wait activities give up retryably at
+// their Timeout and a retry waits again, so without the bound twenty retries made a 2-minute
+// stop timeout twenty times as long.
+func (w *failover) deadlineCtx(ctx workflow.Context, d time.Duration) workflow.Context {
+	o := w.timing.boundedWaitOptions(d + w.timing.PollInterval)
+	o.ScheduleToCloseTimeout = d + w.timing.PollInterval
+	return workflow.WithActivityOptions(ctx, o)
+}
+
 // event puts a line on the Status timeline and the incident's.
 func (w *failover) event(ctx workflow.Context, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
@@ -223,10 +247,13 @@ func (w *failover) assess(ctx workflow.Context) error {
 			w.resources = append(w.resources, r)
 		}
 	}
-	if len(w.resources) > 0 {
-		peer := w.target.Peers[w.resources[0].SecondaryServer]
-		w.backup = &peer
+	if len(w.resources) == 0 {
+		// A file server that serves no data (a replacement still bootstrapping, a spare):
+		// nothing to fail over, and stopping it or building another would do harm.
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s is the primary of no DRBD resource: it serves no data, there is nothing to fail over", w.primary.Name), ErrNothingToFailOver, nil)
 	}
+	peer := w.target.Peers[w.resources[0].SecondaryServer]
+	w.backup = &peer
 	if !w.policy.NoWarmSpare {
 		w.spares = w.target.Spares
 	}
@@ -266,7 +293,7 @@ func (w *failover) assess(ctx workflow.Context) error {
 	if s := health.ImpairedSince; s != nil && s.Before(since) && since.Sub(*s) < w.timing.SyncTimeout {
 		since = *s
 	}
-	w.tracker.SetRedundancy(Redundancy{NoHotBackupSince: &since, Message: "the failed server's data has no hot copy: " + backupState})
+	w.tracker.SetRedundancy(Redundancy{NoHotBackupSince: &since, Speed: w.timing.Speed, Message: "the failed server's data has no hot copy: " + backupState})
 	summary := fmt.Sprintf("%s is %s (system %s, instance %s); %d DRBD resources; %s; %d warm spares in %s",
 		w.primary.Name, health.State, health.SystemStatus, health.InstanceStatus, len(w.resources), backupState, len(w.spares), w.primary.Zone)
 	w.tracker.Done(stepAssess, summary)
@@ -567,9 +594,9 @@ func (w *failover) finish(ctx workflow.Context) (FailoverResult, error) {
 	if w.res.WithoutHotBackup {
 		msg += "; NO HOT BACKUP (overridden)"
 	} else {
-		msg += fmt.Sprintf("; hot backup %s after %.0f s without one", w.res.Backup, w.res.NoHotBackupSeconds)
+		msg += fmt.Sprintf("; hot backup %s after %.0f s without one", cmpOr(w.res.Backup, "made by "+w.res.BackupRebuiltBy), w.res.NoHotBackupSeconds)
 	}
 	w.tracker.Finish(msg)
-	noteIncident(ctx, w.timing, w.in.IncidentID, "failover done: "+msg)
+	resolveIncident(ctx, w.timing, w.in.IncidentID, "failover done: "+msg)
 	return w.res, nil
 }

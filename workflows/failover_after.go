@@ -90,7 +90,7 @@ func (w *failover) switchClients(ctx workflow.Context) error {
 func (w *failover) switchClient(ctx, nfsCtx workflow.Context, c activities.ServerInfo, ip string) (string, error) {
 	var m activities.MountNFSOutput
 	if err := workflow.ExecuteActivity(nfsCtx, recHosts.RemountNFS, activities.MountNFSInput{InstanceID: c.InstanceID,
-		Source: anyops.FileServiceSource(w.primary.Cluster), ExpectedServer: ip, Timeout: w.timing.ClientTimeout}).Get(ctx, &m); err != nil {
+		Source: anyops.FileServiceSource(w.primary.Cluster), ExpectedServer: ip, Timeout: w.timing.onHost(w.timing.ClientTimeout)}).Get(ctx, &m); err != nil {
 		return "", err
 	}
 	deadline := workflow.Now(ctx).Add(w.timing.ClientTimeout)
@@ -151,6 +151,9 @@ func (w *failover) restoreRedundancy(ctx workflow.Context) error {
 	w.keepSpare(ctx, backup)
 	if err == nil {
 		w.res.Backup = backup.Name
+		if w.joinedRebuild != "" {
+			w.res.Backup, w.res.BackupRebuiltBy = "", w.joinedRebuild
+		}
 		red := w.tracker.Redundancy()
 		w.tracker.Done(stepRedundancy, fmt.Sprintf("%s is the hot backup: every resource UpToDate on both sides after %.0f s without one", backup.Name, red.NoHotBackupSeconds))
 		w.event(ctx, "hot backup restored on %s after %.0f s without one", backup.Name, red.NoHotBackupSeconds)
@@ -222,6 +225,18 @@ func (w *failover) rebuildBackup(ctx workflow.Context, failed, onto string) (act
 		RecoveryRequest: RecoveryRequest{Server: failed, IncidentID: w.in.IncidentID, RequestedBy: anyops.FailoverWorkflowID(w.in.Server)},
 		Timing:          w.in.Timing, Policy: RebuildPolicy{Seed: w.policy.Seed, ImageID: w.policy.ImageID}, Onto: onto,
 	}).Get(ctx, &res)
+	if temporal.IsWorkflowExecutionAlreadyStartedError(err) {
+		// The backup's own alarm started its rebuild: that run brings a new backup in sync
+		// (and records it); the failover waits for the data to be in sync with it, and keeps
+		// the server it would have given as the spare.
+		w.joinedRebuild = anyops.BackupRebuildWorkflowID(failed)
+		if out, ok := w.kept[anyops.WayReplace]; ok && out.Keep == keepBackup {
+			out.Keep = keepSpare
+			w.kept[anyops.WayReplace] = out
+		}
+		w.event(ctx, "%s is running already (its own alarm started it): waiting for the backup it makes to be in sync", w.joinedRebuild)
+		return activities.ServerInfo{Name: "the backup of " + w.joinedRebuild}, nil
+	}
 	if err != nil {
 		return activities.ServerInfo{}, err
 	}
@@ -325,6 +340,8 @@ func (w *failover) record(ctx workflow.Context) error {
 	serving := *w.serving
 	peer := ""
 	switch {
+	case w.joinedRebuild != "":
+		// The rebuild the failover joined records its backup and the replicas itself.
 	case w.res.Backup != "":
 		peer = w.res.Backup
 	case w.res.Winner == anyops.WayPromote:

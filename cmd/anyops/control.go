@@ -127,7 +127,8 @@ func (c *controlPlane) runWorker(ctx context.Context, wc config.Worker, clouds *
 	return worker.Run(ctx, worker.Config{
 		Client: c.temporal,
 		Deps: worker.Deps{Store: c.store, AWS: clouds, SandboxdSigner: c.signer(), CommandPoll: wc.CommandPoll,
-			Alarms: &alarms.Intake{Store: c.store, Temporal: c.temporal, Logger: c.logger.With("component", "alarms"), Speed: c.speed}},
+			Alarms: &alarms.Intake{Store: c.store, Temporal: c.temporal, Logger: c.logger.With("component", "alarms"), Speed: c.speed},
+			Drills: worker.DrillDeps{Cloudsim: wc.DrillCloudsim, BaseSpeed: wc.DrillBaseSpeed}},
 		Logger: c.logger.With("component", "worker"),
 
 		DeadlockDetectionTimeout: wc.DeadlockTimeout,

@@ -156,6 +156,13 @@ func newDevCmd() *cobra.Command {
 		}
 		defer cp.Close()
 		cp.speed = sim.Speed // alarms' recoveries and the NFS probes run in cloudsim's time
+		// Drills drive dev's own cloudsim, and give it back its speed when none runs.
+		if wc.DrillCloudsim == "" {
+			wc.DrillCloudsim = "http://" + sim.Addr
+		}
+		if wc.DrillBaseSpeed == 0 {
+			wc.DrillBaseSpeed = sim.Speed
+		}
 		if cp.retiredKeys, err = readRetiredKeys(signing); err != nil {
 			return err
 		}

@@ -33,6 +33,7 @@ func main() {
 		newTokenCmd(),
 		newOpCmd(),
 		newIncidentCmd(),
+		newDrillCmd(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
