@@ -35,6 +35,9 @@ type cloudBackend struct {
 	// honorsClientToken: a second call with the same ClientToken returns the first resource.
 	// moto ignores ClientToken, so the assertion is made only where it holds.
 	honorsClientToken bool
+	// fill, where the backend models what is written on a volume, records gib GiB written on
+	// it, so that a snapshot of it has data to move (an empty volume's snapshot is instant).
+	fill func(t *testing.T, volumeID string, gib float64)
 }
 
 // cloudBackends lists the backends. moto is an EC2 implementation nobody here wrote: it
@@ -177,7 +180,7 @@ func TestCloudContractVolumeLifecycle(t *testing.T) {
 			require.Equal(t, "running", running.State)
 
 			vol := call[Volume](t, env, cloud.CreateVolume, CreateVolumeInput{
-				Step: "create home volume", Name: "home0", Zone: zoneA, SizeGiB: 10,
+				Step: "create home volume", Name: "home0", Zone: zoneA, SizeGiB: 10, VolumeType: "standard",
 			})
 			require.NotEmpty(t, vol.ID)
 			require.Equal(t, zoneA, vol.Zone)
@@ -195,6 +198,9 @@ func TestCloudContractVolumeLifecycle(t *testing.T) {
 			require.Equal(t, inst.ID, again.InstanceID)
 			require.Equal(t, "/dev/sdf", again.Device)
 
+			if b.fill != nil {
+				b.fill(t, vol.ID, 10) // 10 GiB at magnetic's 40 MiB/s: a first snapshot of 271 s
+			}
 			snap := call[Snapshot](t, env, cloud.CreateSnapshot, CreateSnapshotInput{Step: "snapshot home0", VolumeID: vol.ID, Name: "home0-snap"})
 			require.NotEmpty(t, snap.ID)
 			require.Equal(t, vol.ID, snap.Tags[TagSourceVolume])

@@ -1,11 +1,24 @@
-// DRBD: the resources of a host, their replication links and resyncs, and what `drbdadm
-// status` shows of them. drbdadm itself is in drbdadm.go, the configuration in drbdconf.go.
+// DRBD: the resources of a host, their replication links to any number of peers (DRBD 9), the
+// data generations and per-peer bitmaps on each disk that decide, when two nodes connect,
+// whether and what to resync, and what `drbdadm status` shows of it all. drbdadm itself is in
+// drbdadm.go, its metadata dump and drbdmeta in drbdmeta.go, the configuration in drbdconf.go.
+//
+// The generation identifiers follow DRBD's (the DRBD 9 user's guide, "DRBD internals"): each
+// disk's metadata holds its current data generation (a UUID), older ones (history) and, for
+// every peer node, the generation it last shared with that peer (the bitmap UUID) with the
+// bytes written here since that the peer lacks (the bitmap). A node that is away is tracked in
+// the bitmap of every node that keeps writing (the primary, and the peers it replicates to),
+// so when it comes back only those blocks move; a disk seeded from a copy of a peer's disk at a
+// known point (truck-based replication: `new-current-uuid --clear-bitmap`, copy, then
+// `new-current-uuid`) resyncs only what changed since. Unrelated data, and two nodes that both
+// wrote while apart (split brain), refuse to connect (StandAlone), as DRBD does by default.
 
 package cloudsim
 
 import (
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,43 +28,152 @@ import (
 // drbdRes is a DRBD resource as the kernel of one host holds it. A resource comes from the
 // configuration files (drbdconf.go) through drbdadm up — or, for fixtures, from the tags of
 // its volume (hostAttached). What persists across a down lives in the volume's metadata
-// (blockData.DRBD); the disk state is written back there when the resource goes down.
+// (blockData.DRBD).
 type drbdRes struct {
 	Name     string `json:"name"`
 	Minor    int    `json:"minor"`
 	VolumeID string `json:"volume_id"`
-	// Peer is the peer's instance id: from the anyops:drbd-peer tag, or for a configured
-	// resource the instance its peer address belongs to (looked up at every link check).
-	Peer string `json:"peer"`
-	// Configured resources come from the files: the peer's on-section name (which names the
-	// connection), both addresses (ip:port) and node ids.
-	Configured  bool    `json:"configured,omitempty"`
-	PeerName    string  `json:"peer_name,omitempty"`
-	LocalAddr   string  `json:"local_addr,omitempty"`
-	PeerAddr    string  `json:"peer_addr,omitempty"`
-	NodeID      int     `json:"node_id,omitempty"`
-	Up          bool    `json:"up"`
-	AdminDown   bool    `json:"admin_down,omitempty"` // drbdadm disconnect
-	Role        string  `json:"role"`                 // Primary, Secondary
-	Disk        string  `json:"disk"`                 // UpToDate, Inconsistent, Outdated, Diskless
-	Connected   bool    `json:"connected"`
-	ResyncTotal float64 `json:"resync_total,omitempty"` // bytes, while SyncTarget
-	ResyncDone  float64 `json:"resync_done,omitempty"`
-	OutOfSync   float64 `json:"out_of_sync,omitempty"` // bytes the peer wrote while we were apart
+	// Configured resources come from the files: this node's id and address, and a
+	// connection per peer of the file.
+	Configured bool   `json:"configured,omitempty"`
+	NodeID     int    `json:"node_id"`
+	LocalAddr  string `json:"local_addr,omitempty"`
+	Up         bool   `json:"up"`
+	AdminDown  bool   `json:"admin_down,omitempty"` // drbdadm disconnect
+	Role       string `json:"role"`                 // Primary, Secondary
+	// PrimarySince is when it last became Primary: its writes count from then.
+	PrimarySince time.Time `json:"primary_since,omitzero"`
+	Disk         string    `json:"disk"` // UpToDate, Inconsistent, Outdated, Diskless
+	// Peers are the connections, by node id.
+	Peers []*drbdConn `json:"peers"`
+	// A resync into this disk runs from one peer (SyncFrom) at a time; ResyncTotal is what it
+	// had to move when it started (the source's bitmap for us holds what is left).
+	Syncing     bool      `json:"syncing,omitempty"`
+	SyncFrom    int       `json:"sync_from,omitempty"`
+	ResyncTotal float64   `json:"resync_total,omitempty"`
+	SyncSince   time.Time `json:"sync_since,omitzero"` // when it started: it moves data from then
+
+}
+
+// drbdConn is one connection of a resource to a peer node.
+type drbdConn struct {
+	NodeID int    `json:"node_id"`
+	Name   string `json:"name"` // the peer's on-section name, which names the connection
+	Addr   string `json:"addr,omitempty"`
+	// Instance is the peer's instance id: from the anyops:drbd-peer tag, or for a configured
+	// resource the instance its address belongs to (looked up at every link check).
+	Instance  string `json:"instance,omitempty"`
+	Connected bool   `json:"connected"`
+	// StandAlone says why the last handshake refused to connect (split brain, unrelated
+	// data); the connection stays down until drbdadm connect or adjust tries again.
+	StandAlone    string `json:"standalone,omitempty"`
+	DiscardMyData bool   `json:"discard_my_data,omitempty"` // connect --discard-my-data
+}
+
+// drbdMeta is DRBD's internal metadata on a backing volume: what drbdadm create-md writes,
+// get-gi and dump-md read, and what travels with the volume when it is snapshotted.
+type drbdMeta struct {
+	NodeID  int      `json:"node_id"`
+	Gen     string   `json:"gen"`               // current data generation; drbdJustCreated until data exists
+	History []string `json:"history,omitempty"` // older generations, newest first
+	Disk    string   `json:"disk"`              // the disk state last recorded: Inconsistent, UpToDate, Outdated
+	// Peers is a bitmap slot per peer node id.
+	Peers map[int]*drbdSlot `json:"peers,omitempty"`
+	// RotatePending: a Primary lost a peer; its next write starts a new data generation.
+	RotatePending bool `json:"rotate_pending,omitempty"`
+}
+
+// drbdSlot is one peer's bitmap on a disk.
+type drbdSlot struct {
+	Index int `json:"index"` // the bitmap index dump-md shows
+	// Bitmap is the data generation this peer last shared with us; "" when it never did (a
+	// new node: "day 0", a full sync) or after --clear-bitmap.
+	Bitmap string `json:"bitmap,omitempty"`
+	// OutOfSync is what was written here since, that the peer lacks, in bytes.
+	OutOfSync float64 `json:"out_of_sync,omitempty"`
+	// Cleared: the bitmap was cleared (new-current-uuid --clear-bitmap) while the peer was
+	// away, so its bits count from that known point even without a generation. A slot with
+	// neither is "day 0": the peer never shared data with us, and only a full sync is safe.
+	Cleared bool `json:"cleared,omitempty"`
+}
+
+// known is whether the slot's bits tell what the peer lacks (else only a full sync does).
+func (sl *drbdSlot) known() bool { return sl.Bitmap != "" || sl.Cleared }
+
+// reset empties the slot: the peer has all we have.
+func (sl *drbdSlot) reset() { *sl = drbdSlot{Index: sl.Index} }
+
+// drbdJustCreated is the current UUID create-md writes (DRBD's UUID_JUST_CREATED): nothing has
+// been written on either side of a brand new pair yet.
+const drbdJustCreated = "0000000000000004"
+
+// drbdHistoryLen is how many older generations the metadata keeps.
+const drbdHistoryLen = 4
+
+func (m *drbdMeta) slot(node int) *drbdSlot {
+	if m.Peers == nil {
+		m.Peers = map[int]*drbdSlot{}
+	}
+	sl := m.Peers[node]
+	if sl == nil {
+		sl = &drbdSlot{Index: len(m.Peers)}
+		m.Peers[node] = sl
+	}
+	return sl
+}
+
+// newGen makes gen the current generation, the old one history.
+func (m *drbdMeta) newGen(gen string) {
+	if m.Gen != "" && m.Gen != drbdJustCreated {
+		m.History = append([]string{m.Gen}, m.History...)
+		if len(m.History) > drbdHistoryLen {
+			m.History = m.History[:drbdHistoryLen]
+		}
+	}
+	m.Gen = gen
+}
+
+func (m *drbdMeta) clone() *drbdMeta {
+	c := *m
+	c.History = slices.Clone(m.History)
+	c.Peers = map[int]*drbdSlot{}
+	for n, sl := range m.Peers {
+		cp := *sl
+		c.Peers[n] = &cp
+	}
+	return &c
 }
 
 func (r *drbdRes) device() string { return fmt.Sprintf("/dev/drbd%d", r.Minor) }
 
-// newDRBDRes makes the resource a volume's tags configure (fixtures).
-func (s *Sim) newDRBDRes(h *host, name string, v *volume) *drbdRes {
+func (r *drbdRes) conn(node int) *drbdConn {
+	for _, c := range r.Peers {
+		if c.NodeID == node {
+			return c
+		}
+	}
+	return nil
+}
+
+// newDRBDRes makes the resource a volume's tags configure (fixtures): the primary is node 0,
+// the secondary node 1.
+func (s *Sim) newDRBDRes(h *host, name string, v *volume, primary bool) *drbdRes {
 	peer, _ := v.Tags.get(anyops.TagDRBDPeer)
-	r := &drbdRes{Name: name, Minor: len(h.DRBD), VolumeID: v.ID, Peer: peer, Role: "Secondary", Disk: "Diskless"}
+	self, other := 1, 0
+	if primary {
+		self, other = 0, 1
+	}
+	r := &drbdRes{Name: name, Minor: len(h.DRBD), VolumeID: v.ID, NodeID: self, Role: "Secondary", Disk: "Diskless",
+		Peers: []*drbdConn{{NodeID: other, Instance: peer}}}
 	h.DRBD[name] = r
 	return r
 }
 
 // drbdMetaOf is the metadata on a resource's backing volume, nil when it has none.
 func (s *Sim) drbdMetaOf(r *drbdRes) *drbdMeta {
+	if r == nil {
+		return nil
+	}
 	if v := s.st.Volumes[r.VolumeID]; v != nil {
 		return v.Data.DRBD
 	}
@@ -75,6 +197,14 @@ func (s *Sim) newGeneration() string {
 	return fmt.Sprintf("%016X", h.Sum64()|1)
 }
 
+// fixtureGeneration is the data generation both sides of a fixture pair that starts in sync
+// share: derived from the resource's name, so each side finds the same one.
+func fixtureGeneration(resource string) string {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "fixture/%s", resource)
+	return fmt.Sprintf("%016X", h.Sum64()|1)
+}
+
 // instanceByIP is the live instance with a private address, or nil.
 func (s *Sim) instanceByIP(ip string) *instance {
 	for _, id := range sortedKeys(s.st.Instances) {
@@ -90,35 +220,39 @@ func addrIP(addr string) string {
 	return ip
 }
 
-// drbdLinked is whether resource name replicates between a and its peer right now.
-// A configured resource connects to the address of its peer's on section: whichever instance
-// has that address now is the peer, and the link forms only when both sides' files agree on
-// both addresses and each side's own address is its host's.
-func (s *Sim) drbdLinked(a *host, r *drbdRes) (*host, *drbdRes, bool) {
+// drbdLinked is whether the connection c of resource r on host a replicates right now, with
+// the peer's host, resource and its connection back to us. A configured connection goes to
+// the address of the peer's on section: whichever instance has that address now is the peer,
+// and the link forms only when both sides' files agree on both addresses and node ids and
+// each side's own address is its host's.
+func (s *Sim) drbdLinked(a *host, r *drbdRes, c *drbdConn) (*host, *drbdRes, *drbdConn, bool) {
 	if r.Configured {
-		r.Peer = "" // a cache of the lookup by address
-		if in := s.instanceByIP(addrIP(r.PeerAddr)); in != nil {
-			r.Peer = in.ID
+		c.Instance = "" // a cache of the lookup by address
+		if in := s.instanceByIP(addrIP(c.Addr)); in != nil {
+			c.Instance = in.ID
 		}
 	}
-	b := s.st.Hosts[r.Peer]
+	b := s.st.Hosts[c.Instance]
 	if b == nil {
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
 	pr := b.DRBD[r.Name]
 	if pr == nil {
-		return b, nil, false
+		return b, nil, nil, false
 	}
-	agree := pr.Peer == a.InstanceID
+	pc := pr.conn(r.NodeID)
+	agree := pc != nil && pr.NodeID == c.NodeID
 	if r.Configured {
 		self := s.st.Instances[a.InstanceID]
-		agree = pr.Configured && pr.PeerAddr == r.LocalAddr && pr.LocalAddr == r.PeerAddr &&
+		agree = agree && pr.Configured && pc.Addr == r.LocalAddr && pr.LocalAddr == c.Addr &&
 			self != nil && addrIP(r.LocalAddr) == self.PrivateIP
+	} else {
+		agree = agree && pc.Instance == a.InstanceID
 	}
-	ok := r.Up && pr.Up && !r.AdminDown && !pr.AdminDown && agree &&
+	ok := agree && r.Up && pr.Up && !r.AdminDown && !pr.AdminDown && c.StandAlone == "" && pc.StandAlone == "" &&
 		s.reachable(a.InstanceID) && s.reachable(b.InstanceID) &&
 		!s.drbdDisconnected(a.InstanceID, r.Name) && !s.drbdDisconnected(b.InstanceID, r.Name)
-	return b, pr, ok
+	return b, pr, pc, ok
 }
 
 func (s *Sim) resSize(r *drbdRes) float64 {
@@ -128,57 +262,43 @@ func (s *Sim) resSize(r *drbdRes) float64 {
 	return 0
 }
 
-// advanceDRBD moves every replication link from from to to: connection changes take effect at
-// to (DRBD is evaluated at settle points), resync and out-of-sync accumulate over the interval.
+// drbdPeerOf is the resource and host at the other end of a connection, linked or not.
+func (s *Sim) drbdPeerOf(c *drbdConn, name string) (*host, *drbdRes) {
+	b := s.st.Hosts[c.Instance]
+	if b == nil {
+		return nil, nil
+	}
+	return b, b.DRBD[name]
+}
+
+// advanceDRBD moves every replication link from from to to: resyncs progress over the
+// interval with the links as they were, then connection changes take effect at to (DRBD is
+// evaluated at settle points).
 func (s *Sim) advanceDRBD(from, to time.Time) {
 	dt := to.Sub(from).Seconds()
-	if dt < 0 {
-		dt = 0
+	for _, hid := range sortedKeys(s.st.Hosts) {
+		h := s.st.Hosts[hid]
+		for _, name := range sortedKeys(h.DRBD) {
+			if r := h.DRBD[name]; r.Syncing {
+				if d := min(dt, to.Sub(r.SyncSince).Seconds()); d > 0 {
+					s.advanceResync(h, r, to, d)
+				}
+			}
+		}
 	}
 	for _, hid := range sortedKeys(s.st.Hosts) {
 		h := s.st.Hosts[hid]
 		for _, name := range sortedKeys(h.DRBD) {
 			r := h.DRBD[name]
-			peer, pr, linked := s.drbdLinked(h, r)
-			if linked != r.Connected {
-				r.Connected = linked
-				if linked {
-					s.drbdConnected(h, r, peer, pr, to)
-				} else if r.Up {
-					s.event(to, "drbd.disconnected", h.InstanceID, "drbd %s on %s lost its peer %s", name, h.Hostname, r.Peer)
-					// Fencing: a primary that is still alive marks the peer it lost Outdated.
-					// When the primary itself died, the secondary's data stays UpToDate.
-					if r.Role == "Secondary" && r.Disk == "UpToDate" && pr != nil && pr.Role == "Primary" && s.reachable(r.Peer) {
-						r.Disk = "Outdated"
-					}
-					if r.Disk == "Inconsistent" && r.ResyncTotal > 0 {
-						r.OutOfSync = r.ResyncTotal - r.ResyncDone
-						r.ResyncTotal, r.ResyncDone = 0, 0
-					}
+			for _, c := range r.Peers {
+				peer, pr, pc, linked := s.drbdLinked(h, r, c)
+				if linked == c.Connected {
+					continue
 				}
-				s.markDirty()
-				continue // the change happened at to: the interval before it had the old state
-			}
-			switch {
-			case !linked && pr != nil && pr.Up && pr.Role == "Primary" && s.reachable(r.Peer) &&
-				!(r.Role == "Primary" && s.reachable(h.InstanceID)):
-				// A live primary keeps writing while we are away (down, cut off, or a failed
-				// old primary): that is what the resync must move when we reconnect.
-				r.OutOfSync = min(r.OutOfSync+drbdChangeRate*dt, s.resSize(r))
-			case linked && r.Disk == "Inconsistent" && pr != nil && pr.Disk == "UpToDate" && r.ResyncTotal > 0:
-				r.ResyncDone += drbdResyncRate * dt
-				if r.ResyncDone >= r.ResyncTotal {
-					at := to.Add(-time.Duration((r.ResyncDone - r.ResyncTotal) / drbdResyncRate * float64(time.Second))).Truncate(time.Millisecond)
-					r.Disk, r.ResyncTotal, r.ResyncDone, r.OutOfSync = "UpToDate", 0, 0, 0
-					// What the source wrote while we lagged is here now, and so is its
-					// data generation.
-					if dst, src := s.st.Volumes[r.VolumeID], s.st.Volumes[pr.VolumeID]; dst != nil && src != nil {
-						dst.Data.copyContent(src.Data)
-						if dst.Data.DRBD != nil && src.Data.DRBD != nil {
-							dst.Data.DRBD.Gen, dst.Data.DRBD.Disk = src.Data.DRBD.Gen, "UpToDate"
-						}
-					}
-					s.event(at, "drbd.synced", h.InstanceID, "drbd %s on %s is UpToDate with %s", name, h.Hostname, peer.Hostname)
+				if linked {
+					s.drbdHandshake(h, r, c, peer, pr, pc, to)
+				} else {
+					s.drbdLostPeer(h, r, c, pr, to)
 				}
 				s.markDirty()
 			}
@@ -186,63 +306,367 @@ func (s *Sim) advanceDRBD(from, to time.Time) {
 	}
 }
 
-// drbdConnected starts a resync when one side lags: the changed blocks after a disconnect,
-// the whole device for a fresh replica.
-func (s *Sim) drbdConnected(h *host, r *drbdRes, peer *host, pr *drbdRes, at time.Time) {
-	s.event(at, "drbd.connected", h.InstanceID, "drbd %s on %s connected to %s", r.Name, h.Hostname, peer.Hostname)
-	if pr.Disk != "UpToDate" {
+// advanceResync moves a resync into r over dt seconds ending at to: as fast as the network,
+// the source disk's reads (slower on blocks it still has to load from a snapshot) and the
+// target disk's writes allow.
+func (s *Sim) advanceResync(h *host, r *drbdRes, to time.Time, dt float64) {
+	c := r.conn(r.SyncFrom)
+	if c == nil || !c.Connected {
+		r.Syncing = false
 		return
+	}
+	peer, src := s.drbdPeerOf(c, r.Name)
+	sm, dm := s.drbdMetaOf(src), s.drbdMetaOf(r)
+	sv, dv := s.st.Volumes[src.VolumeID], s.st.Volumes[r.VolumeID]
+	if src == nil || sm == nil || dm == nil || sv == nil || dv == nil || src.Disk != "UpToDate" {
+		return
+	}
+	rate := min(drbdResyncRate, s.readRate(sv), s.throughput(dv))
+	sl := sm.slot(r.NodeID)
+	moved := min(rate*dt, sl.OutOfSync)
+	sv.readAll(moved)
+	dv.written(moved)
+	sl.OutOfSync -= moved
+	if sl.OutOfSync > 0 {
+		s.markDirty()
+		return
+	}
+	at := to.Add(-time.Duration((rate*dt - moved) / rate * float64(time.Second))).Truncate(time.Millisecond)
+	s.drbdSynced(h, r, peer, src, at)
+}
+
+// drbdSynced ends a resync: the target has the source's data and its generation, and every
+// bitmap between them is clear.
+func (s *Sim) drbdSynced(h *host, r *drbdRes, peer *host, src *drbdRes, at time.Time) {
+	sm, dm := s.drbdMetaOf(src), s.drbdMetaOf(r)
+	r.Disk, r.Syncing, r.ResyncTotal = "UpToDate", false, 0
+	if dst, sv := s.st.Volumes[r.VolumeID], s.st.Volumes[src.VolumeID]; dst != nil && sv != nil {
+		dst.Data.copyContent(sv.Data)
+	}
+	dm.Gen, dm.History, dm.Disk = sm.Gen, slices.Clone(sm.History), "UpToDate"
+	sm.slot(r.NodeID).reset()
+	dm.slot(src.NodeID).reset()
+	s.event(at, "drbd.synced", h.InstanceID, "drbd %s on %s is UpToDate with %s", r.Name, h.Hostname, peer.Hostname)
+	s.markDirty()
+	// Other peers connected to us that have this generation are in sync with us now too.
+	for _, c := range r.Peers {
+		if c.Connected && c.NodeID != src.NodeID {
+			if _, q := s.drbdPeerOf(c, r.Name); q != nil {
+				if qm := s.drbdMetaOf(q); qm != nil && qm.Gen == dm.Gen && q.Disk == "UpToDate" {
+					qm.slot(r.NodeID).reset()
+					dm.slot(q.NodeID).reset()
+				}
+			}
+		}
+	}
+}
+
+// drbdLostPeer takes a connection down. This side remembers the generation it last shared
+// with the peer, so that its bitmap tells what the peer misses; a Primary starts a new
+// generation at its next write; a resync from that peer pauses (the source's bitmap keeps
+// what is left). Fencing: a primary that is still alive marks the peer it lost Outdated —
+// when the primary itself died, the secondary's data stays UpToDate and can take over at once.
+func (s *Sim) drbdLostPeer(h *host, r *drbdRes, c *drbdConn, pr *drbdRes, at time.Time) {
+	c.Connected = false
+	if !r.Up {
+		return
+	}
+	s.event(at, "drbd.disconnected", h.InstanceID, "drbd %s on %s lost its peer %s", r.Name, h.Hostname, c.Instance)
+	if r.Syncing && r.SyncFrom == c.NodeID {
+		r.Syncing = false
+	}
+	m := s.drbdMetaOf(r)
+	if m == nil {
+		return
+	}
+	if sl := m.slot(c.NodeID); sl.Bitmap == "" && r.Disk != "Inconsistent" {
+		sl.Bitmap = m.Gen
+	}
+	if r.Role == "Primary" {
+		m.RotatePending = true
+	}
+	if r.Role == "Secondary" && r.Disk == "UpToDate" && pr != nil && pr.Role == "Primary" && s.reachable(c.Instance) {
+		r.Disk = "Outdated"
+		m.Disk = "Outdated"
+	}
+}
+
+// drbdSync is the outcome of a handshake: who resyncs to whom, how much, or why not at all.
+type drbdSync struct {
+	fromSelf bool    // this side is the sync source
+	bytes    float64 // what moves
+	full     bool
+	refuse   string // split brain, unrelated data, a primary as target
+	none     bool
+}
+
+// drbdCompare decides a handshake between a (this side) and b as DRBD's uuid_compare does.
+func (s *Sim) drbdCompare(r, pr *drbdRes, am, bm *drbdMeta, c, pc *drbdConn) drbdSync {
+	aSlot, bSlot := am.slot(pr.NodeID), bm.slot(r.NodeID)
+	size := s.resSize(r)
+	// Only UpToDate data is a sync source; Outdated data is consistent but known to be old.
+	usable := func(x *drbdRes) bool { return x.Disk == "UpToDate" }
+	switch {
+	case c.DiscardMyData || pc.DiscardMyData:
+		// The victim takes the other side's data: what either side changed since they
+		// parted, or everything when they never shared a generation.
+		fromSelf := pc.DiscardMyData
+		bytes := size
+		if aSlot.known() && bSlot.known() && aSlot.Bitmap == bSlot.Bitmap {
+			bytes = min(aSlot.OutOfSync+bSlot.OutOfSync, size)
+		}
+		c.DiscardMyData, pc.DiscardMyData = false, false
+		return drbdSync{fromSelf: fromSelf, bytes: bytes, full: bytes == size}
+	case am.Gen == drbdJustCreated && bm.Gen == drbdJustCreated:
+		return drbdSync{none: true}
+	case am.Gen == bm.Gen:
+		// The same generation: in sync, unless one side wrote while the other was away
+		// without starting a new one (its bitmap counts from a --clear-bitmap: resync those
+		// bits), or the other was never in sync with it (day 0: everything).
+		same := func(src, dst *drbdRes, sl *drbdSlot, self bool) (drbdSync, bool) {
+			switch {
+			case !usable(src) || sl.OutOfSync <= 0 && dst.Disk != "Inconsistent":
+				return drbdSync{}, false
+			case sl.Cleared:
+				return drbdSync{fromSelf: self, bytes: sl.OutOfSync}, true
+			case !sl.known() || dst.Disk == "Inconsistent":
+				return drbdSync{fromSelf: self, bytes: size, full: true}, true
+			}
+			return drbdSync{}, false // a bitmap of an older generation: synced since by another peer
+		}
+		if d, ok := same(r, pr, aSlot, true); ok && (r.Role == "Primary" || pr.Role != "Primary") {
+			return d
+		}
+		if d, ok := same(pr, r, bSlot, false); ok {
+			return d
+		}
+		return drbdSync{none: true}
+	case aSlot.Bitmap != "" && aSlot.Bitmap == bm.Gen && usable(r):
+		return drbdSync{fromSelf: true, bytes: aSlot.OutOfSync}
+	case bSlot.Bitmap != "" && bSlot.Bitmap == am.Gen && usable(pr):
+		return drbdSync{fromSelf: false, bytes: bSlot.OutOfSync}
+	case bm.Gen == drbdJustCreated && usable(r):
+		return drbdSync{fromSelf: true, bytes: size, full: true}
+	case am.Gen == drbdJustCreated && usable(pr):
+		return drbdSync{fromSelf: false, bytes: size, full: true}
+	case slices.Contains(am.History, bm.Gen) && usable(r):
+		return drbdSync{fromSelf: true, bytes: size, full: true}
+	case slices.Contains(bm.History, am.Gen) && usable(pr):
+		return drbdSync{fromSelf: false, bytes: size, full: true}
+	case aSlot.Bitmap != "" && aSlot.Bitmap == bSlot.Bitmap,
+		slices.ContainsFunc(am.History, func(g string) bool { return slices.Contains(bm.History, g) }):
+		return drbdSync{refuse: "split brain"}
+	}
+	return drbdSync{refuse: "unrelated data"}
+}
+
+// drbdHandshake brings a connection up: the two sides compare their generations and bitmaps
+// and either are in sync, or one becomes the other's sync source for what it misses, or
+// they refuse and go StandAlone.
+func (s *Sim) drbdHandshake(h *host, r *drbdRes, c *drbdConn, peer *host, pr *drbdRes, pc *drbdConn, at time.Time) {
+	am, bm := s.drbdMetaOf(r), s.drbdMetaOf(pr)
+	c.Connected, pc.Connected = true, true
+	s.event(at, "drbd.connected", h.InstanceID, "drbd %s on %s connected to %s", r.Name, h.Hostname, peer.Hostname)
+	if am == nil || bm == nil {
+		return
+	}
+	d := s.drbdCompare(r, pr, am, bm, c, pc)
+	src, dst, srcHost, dstHost := r, pr, h, peer
+	if !d.fromSelf {
+		src, dst, srcHost, dstHost = pr, r, peer, h
+	}
+	if d.refuse == "" && !d.none && dst.Role == "Primary" {
+		d.refuse = "the primary would become a sync target"
 	}
 	switch {
-	case r.Disk == "Inconsistent" || r.Disk == "Diskless":
-		total := r.OutOfSync
-		if total == 0 {
-			total = s.resSize(r)
+	case d.refuse != "":
+		c.Connected, pc.Connected = false, false
+		c.StandAlone, pc.StandAlone = d.refuse, d.refuse
+		typ := "drbd.unrelated-data"
+		if d.refuse == "split brain" {
+			typ = "drbd.split-brain"
 		}
-		r.Disk, r.ResyncTotal, r.ResyncDone, r.OutOfSync = "Inconsistent", total, 0, 0
-	case r.Disk == "Outdated" || (r.Role == "Secondary" && r.OutOfSync > 0):
-		total := max(r.OutOfSync, mb)
-		r.Disk, r.ResyncTotal, r.ResyncDone, r.OutOfSync = "Inconsistent", total, 0, 0
+		s.event(at, typ, h.InstanceID, "drbd %s on %s and %s: %s, dropping connection (StandAlone)", r.Name, h.Hostname, peer.Hostname, d.refuse)
+	case d.none:
+		if r.Disk != "Inconsistent" && pr.Disk != "Inconsistent" && am.Gen != drbdJustCreated {
+			am.slot(pr.NodeID).reset()
+			bm.slot(r.NodeID).reset()
+			// The same generation and nothing written apart: an Outdated side has the
+			// UpToDate side's data.
+			for _, pair := range [][2]*drbdRes{{r, pr}, {pr, r}} {
+				if pair[0].Disk == "Outdated" && pair[1].Disk == "UpToDate" {
+					pair[0].Disk = "UpToDate"
+					s.saveDRBDMeta(pair[0])
+				}
+			}
+		}
+	case dst.Syncing && dst.SyncFrom != src.NodeID:
+		// DRBD resyncs a disk from one peer at a time; this one waits (PausedSyncT) and the
+		// first resync, once done, leaves the two in sync.
 	default:
-		return
+		s.drbdStartResync(srcHost, src, dstHost, dst, d.bytes, d.full, at)
 	}
-	s.event(at, "drbd.resync-started", h.InstanceID, "drbd %s on %s resyncing %.1f GiB from %s at %d MB/s", r.Name, h.Hostname, r.ResyncTotal/gib, peer.Hostname, drbdResyncRate/mb)
 }
 
-// drbdStatus renders `drbdadm status` in DRBD 9's format; the connection is named after the
-// peer's hostname, as DRBD names it.
+// drbdStartResync makes dst the sync target of src for bytes.
+func (s *Sim) drbdStartResync(srcHost *host, src *drbdRes, dstHost *host, dst *drbdRes, bytes float64, full bool, at time.Time) {
+	sm, dm := s.drbdMetaOf(src), s.drbdMetaOf(dst)
+	sl := sm.slot(dst.NodeID)
+	sl.Bitmap, sl.OutOfSync, sl.Cleared = dm.Gen, bytes, false
+	dst.Disk, dst.Syncing, dst.SyncFrom, dst.ResyncTotal, dst.SyncSince = "Inconsistent", true, src.NodeID, bytes, at
+	dm.Disk = "Inconsistent"
+	kind := "the blocks changed since they last shared a generation"
+	if full {
+		kind = "the whole device"
+	}
+	s.event(at, "drbd.resync-started", dstHost.InstanceID, "drbd %s on %s resyncing %.2f GiB (%s) from %s at up to %d MB/s", dst.Name, dstHost.Hostname, bytes/gib, kind, srcHost.Hostname, drbdResyncRate/mb)
+	if bytes <= 0 {
+		s.drbdSynced(dstHost, dst, srcHost, src, at)
+	}
+}
+
+// drbdRenegotiate runs the handshake again on r's connected links where the two sides no
+// longer agree (a forced primary, a new generation): what DRBD does when it exchanges UUIDs
+// after a state change.
+func (s *Sim) drbdRenegotiate(h *host, r *drbdRes, at time.Time) {
+	am := s.drbdMetaOf(r)
+	for _, c := range r.Peers {
+		if !c.Connected {
+			continue
+		}
+		peer, pr, pc, linked := s.drbdLinked(h, r, c)
+		bm := s.drbdMetaOf(pr)
+		if !linked || am == nil || bm == nil || (r.Syncing && r.SyncFrom == c.NodeID) || (pr.Syncing && pr.SyncFrom == r.NodeID) {
+			continue
+		}
+		if am.Gen != bm.Gen || r.Disk == "Inconsistent" || pr.Disk == "Inconsistent" {
+			s.drbdHandshake(h, r, c, peer, pr, pc, at)
+		}
+	}
+}
+
+// drbdConnectedPeers are the resources r replicates to now, with a disk.
+func (s *Sim) drbdConnectedPeers(r *drbdRes) []*drbdRes {
+	var out []*drbdRes
+	for _, c := range r.Peers {
+		if !c.Connected {
+			continue
+		}
+		if _, q := s.drbdPeerOf(c, r.Name); q != nil && q.Up && q.Disk != "Diskless" {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// drbdNewGeneration starts a new data generation on a Primary and the peers it replicates to
+// (DRBD 9's rotation of the current UUID into the bitmaps): every slot of a peer that is away
+// and has no generation yet gets the old one, so its bitmap counts from here — or, with
+// clearBitmap, every such slot is cleared instead and counts from here with no generation,
+// for the copy a truck-based replication ships.
+func (s *Sim) drbdNewGeneration(r *drbdRes, clearBitmap bool) {
+	gen := s.newGeneration()
+	for _, q := range append([]*drbdRes{r}, s.drbdConnectedPeers(r)...) {
+		m := s.drbdMetaOf(q)
+		if m == nil {
+			continue
+		}
+		old := m.Gen
+		m.newGen(gen)
+		m.RotatePending = false
+		for _, c := range q.Peers {
+			if c.Connected {
+				continue
+			}
+			sl := m.slot(c.NodeID)
+			switch {
+			case clearBitmap:
+				sl.Bitmap, sl.OutOfSync, sl.Cleared = "", 0, true
+			case sl.Bitmap == "":
+				sl.Bitmap, sl.Cleared = old, false
+			}
+		}
+	}
+}
+
+// drbdWrite is a write of bytes through the Primary r: on its disk and on every peer's it
+// replicates to, and in every bitmap slot of a peer that does not get it.
+func (s *Sim) drbdWrite(r *drbdRes, bytes float64) {
+	if bytes <= 0 {
+		return
+	}
+	m := s.drbdMetaOf(r)
+	if m == nil || r.Disk != "UpToDate" {
+		return
+	}
+	if m.RotatePending {
+		s.drbdNewGeneration(r, false)
+	}
+	for _, q := range append([]*drbdRes{r}, s.drbdConnectedPeers(r)...) {
+		qm, v := s.drbdMetaOf(q), s.st.Volumes[q.VolumeID]
+		if qm == nil || v == nil {
+			continue
+		}
+		v.written(bytes)
+		size := float64(v.SizeGiB) * gib
+		for _, c := range q.Peers {
+			if !c.Connected {
+				sl := qm.slot(c.NodeID)
+				sl.OutOfSync = min(sl.OutOfSync+bytes, size)
+			}
+		}
+	}
+}
+
+// drbdStatus renders `drbdadm status` in DRBD 9's format; each connection is named after the
+// peer's on section (for tag-configured resources, the peer's hostname), as DRBD names it.
 func (s *Sim) drbdStatus(h *host, r *drbdRes) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s role:%s\n  disk:%s\n", r.Name, r.Role, r.Disk)
-	peerName := r.Peer
-	peer, pr, linked := s.drbdLinked(h, r)
-	switch {
-	case r.Configured:
-		peerName = r.PeerName
-	case peer != nil:
-		peerName = peer.Hostname
-	}
-	if peerName == "" {
-		return b.String()
-	}
-	if !linked || pr == nil {
-		state := "Connecting"
-		if r.AdminDown {
-			state = "StandAlone"
+	for _, c := range r.Peers {
+		peer, pr, _, linked := s.drbdLinked(h, r, c)
+		name := c.Name
+		if !r.Configured {
+			name = c.Instance
+			if peer != nil {
+				name = peer.Hostname
+			}
 		}
-		fmt.Fprintf(&b, "  %s connection:%s\n", peerName, state)
-		return b.String()
-	}
-	fmt.Fprintf(&b, "  %s role:%s\n", peerName, pr.Role)
-	switch {
-	case r.Disk == "Inconsistent" && pr.Disk == "UpToDate" && r.ResyncTotal > 0:
-		fmt.Fprintf(&b, "    replication:SyncTarget peer-disk:UpToDate done:%.2f\n", pct(r.ResyncDone, r.ResyncTotal))
-	case pr.Disk == "Inconsistent" && r.Disk == "UpToDate" && pr.ResyncTotal > 0:
-		fmt.Fprintf(&b, "    replication:SyncSource peer-disk:Inconsistent done:%.2f\n", pct(pr.ResyncDone, pr.ResyncTotal))
-	default:
-		fmt.Fprintf(&b, "    replication:Established peer-disk:%s\n", pr.Disk)
+		if name == "" {
+			continue
+		}
+		if !linked || pr == nil || !c.Connected {
+			state := "Connecting"
+			if r.AdminDown || c.StandAlone != "" {
+				state = "StandAlone"
+			}
+			fmt.Fprintf(&b, "  %s connection:%s\n", name, state)
+			continue
+		}
+		fmt.Fprintf(&b, "  %s role:%s\n", name, pr.Role)
+		switch {
+		case r.Syncing && r.SyncFrom == c.NodeID:
+			fmt.Fprintf(&b, "    replication:SyncTarget peer-disk:%s done:%.2f\n", pr.Disk, s.resyncDone(r, pr))
+		case pr.Syncing && pr.SyncFrom == r.NodeID:
+			fmt.Fprintf(&b, "    replication:SyncSource peer-disk:%s done:%.2f\n", pr.Disk, s.resyncDone(pr, r))
+		case pr.Syncing:
+			fmt.Fprintf(&b, "    replication:PausedSyncS peer-disk:%s\n", pr.Disk)
+		case r.Syncing:
+			fmt.Fprintf(&b, "    replication:PausedSyncT peer-disk:%s\n", pr.Disk)
+		default:
+			fmt.Fprintf(&b, "    replication:Established peer-disk:%s\n", pr.Disk)
+		}
 	}
 	return b.String()
+}
+
+// resyncDone is the percent of dst's resync from src that is done.
+func (s *Sim) resyncDone(dst, src *drbdRes) float64 {
+	left := 0.0
+	if sm := s.drbdMetaOf(src); sm != nil {
+		left = sm.slot(dst.NodeID).OutOfSync
+	}
+	return pct(dst.ResyncTotal-left, dst.ResyncTotal)
 }
 
 func pct(done, total float64) float64 {

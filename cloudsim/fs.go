@@ -122,11 +122,16 @@ func cmdFsck(x *execCtx, args []string, _ string) result {
 	}
 	var size int32
 	corrupt := false
+	dur := 5 * time.Second
 	for _, v := range bd.volumesOf() {
 		size += v.SizeGiB
 		corrupt = corrupt || v.Corrupt
+		// It reads the file system's metadata, fsckReadShare of what is written: slowly where
+		// those blocks are still to load from a snapshot, and loading them.
+		read := fsckReadShare * v.Written
+		dur = max(dur, 5*time.Second+x.s.readTime(v, read))
+		v.readAll(read)
 	}
-	dur := time.Duration(size)*time.Second + 5*time.Second // about a second per GiB
 	if corrupt {
 		return result{out: fmt.Sprintf("%s contains a file system with errors, check forced.\nPass 1: Checking inodes, blocks, and sizes\nInode 7 has illegal block(s).\n", dev),
 			err:  fmt.Sprintf("%s: UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY.\n\t(i.e., without -a or -p options)\n\n%s: ***** FILE SYSTEM WAS MODIFIED *****\n%s: ********** WARNING: Filesystem still has errors **********\n", dev, dev, dev),
