@@ -59,6 +59,7 @@ const (
 	exitMountpointBusy = 65
 	exitDeviceMounted  = 66
 	exitCommandMissing = 127 // the shell's "command not found"
+	exitTimedOut       = 124 // coreutils' timeout killed the command
 )
 
 // RunCommandInput runs a shell script on one instance.

@@ -43,6 +43,13 @@ type drbdRes struct {
 	Role       string `json:"role"`                 // Primary, Secondary
 	// PrimarySince is when it last became Primary: its writes count from then.
 	PrimarySince time.Time `json:"primary_since,omitzero"`
+	// AllowTwoPrimaries is the resource's net { allow-two-primaries yes; }.
+	AllowTwoPrimaries bool `json:"allow_two_primaries,omitempty"`
+	// Lacks is what a promotion of this side left behind (acknowledged data it did not
+	// have), logged as data.lost once it serves; it lives in the metadata too.
+	Lacks float64 `json:"lacks_bytes,omitempty"`
+	// SplitBrainSince is when a split brain of this resource was logged; zero once resolved.
+	SplitBrainSince time.Time `json:"split_brain_since,omitzero"`
 	Disk         string    `json:"disk"` // UpToDate, Inconsistent, Outdated, Diskless
 	// Peers are the connections, by node id.
 	Peers []*drbdConn `json:"peers"`
@@ -81,6 +88,8 @@ type drbdMeta struct {
 	Peers map[int]*drbdSlot `json:"peers,omitempty"`
 	// RotatePending: a Primary lost a peer; its next write starts a new data generation.
 	RotatePending bool `json:"rotate_pending,omitempty"`
+	// Lacks: what a promotion left behind, not yet logged as lost (drbdRes.Lacks).
+	Lacks float64 `json:"lacks_bytes,omitempty"`
 }
 
 // drbdSlot is one peer's bitmap on a disk.
@@ -184,7 +193,7 @@ func (s *Sim) drbdMetaOf(r *drbdRes) *drbdMeta {
 // state change; the simulation does it when the resource leaves the kernel.
 func (s *Sim) saveDRBDMeta(r *drbdRes) {
 	if m := s.drbdMetaOf(r); m != nil && r.Disk != "Diskless" {
-		m.Disk = r.Disk
+		m.Disk, m.Lacks = r.Disk, r.Lacks
 	}
 }
 
@@ -276,6 +285,7 @@ func (s *Sim) drbdPeerOf(c *drbdConn, name string) (*host, *drbdRes) {
 // evaluated at settle points).
 func (s *Sim) advanceDRBD(from, to time.Time) {
 	dt := to.Sub(from).Seconds()
+	s.drbdTwoPrimaries(to) // before links form: two live primaries are what the split brain is
 	for _, hid := range sortedKeys(s.st.Hosts) {
 		h := s.st.Hosts[hid]
 		for _, name := range sortedKeys(h.DRBD) {
@@ -304,6 +314,98 @@ func (s *Sim) advanceDRBD(from, to time.Time) {
 			}
 		}
 	}
+	s.drbdTwoPrimaries(to)
+}
+
+// drbdTwoPrimaries logs a split brain when two nodes of a resource are Primary and alive
+// without allow-two-primaries between them: each acknowledges writes the other never sees.
+func (s *Sim) drbdTwoPrimaries(at time.Time) {
+	for _, hid := range sortedKeys(s.st.Hosts) {
+		h := s.st.Hosts[hid]
+		for _, name := range sortedKeys(h.DRBD) {
+			r := h.DRBD[name]
+			for _, c := range r.Peers {
+				peer, pr, _, linked := s.drbdLinked(h, r, c)
+				if peer == nil || pr == nil || h.InstanceID > peer.InstanceID || linked && r.AllowTwoPrimaries {
+					continue
+				}
+				if r.Up && pr.Up && r.Role == "Primary" && pr.Role == "Primary" && s.reachable(h.InstanceID) && s.reachable(peer.InstanceID) {
+					s.splitBrain(at, h, r, peer, pr, "two-primaries", "both sides are Primary and serve writes the other does not see")
+				}
+			}
+		}
+	}
+}
+
+// splitBrain logs a split brain of a pair of nodes once per episode: drills count it as an
+// interlock broken.
+func (s *Sim) splitBrain(at time.Time, h *host, r *drbdRes, peer *host, pr *drbdRes, kind, why string) {
+	if !r.SplitBrainSince.IsZero() || !pr.SplitBrainSince.IsZero() {
+		return
+	}
+	r.SplitBrainSince, pr.SplitBrainSince = at, at
+	s.eventData(at, "drbd.split-brain", h.InstanceID, map[string]any{"resource": r.Name, "kind": kind,
+		"hosts": []string{h.InstanceID, peer.InstanceID}}, "drbd %s: split brain between %s and %s: %s", r.Name, h.Hostname, peer.Hostname, why)
+}
+
+// drbdPromoted accounts a promotion: what the new Primary lacks of the data a peer holds —
+// the rest of a resync into it, a peer's writes while apart — is left behind, to be logged as
+// data.lost when the resource serves.
+func (s *Sim) drbdPromoted(r *drbdRes) {
+	lacks := 0.0
+	for _, c := range r.Peers {
+		if c.Connected && !(r.Syncing && r.SyncFrom == c.NodeID) {
+			continue // a connected peer in sync gives it what it lacks
+		}
+		if _, pr := s.drbdPeerOf(c, r.Name); pr != nil {
+			if pm := s.drbdMetaOf(pr); pm != nil && pm.Peers[r.NodeID] != nil {
+				lacks = max(lacks, pm.Peers[r.NodeID].OutOfSync)
+			}
+		}
+	}
+	r.Lacks += lacks
+}
+
+// drbdServes logs data.lost for each DRBD resource under a device that now serves with data
+// its promotion left behind.
+func (s *Sim) drbdServes(h *host, bd blockDev, at time.Time) {
+	devs := []blockDev{bd}
+	if bd.array != nil {
+		devs = bd.members
+	}
+	for _, d := range devs {
+		if r := d.drbd; r != nil && r.Lacks > 0 {
+			s.eventData(at, "data.lost", h.InstanceID, map[string]any{"resource": r.Name, "server": h.InstanceID, "bytes": int64(r.Lacks)},
+				"drbd %s on %s serves without %.0f bytes its peer had acknowledged", r.Name, h.Hostname, r.Lacks)
+			r.Lacks = 0
+			s.saveDRBDMeta(r)
+			s.markDirty()
+		}
+	}
+}
+
+// drbdAhead is the most this side holds that one of its peers lacks; drbdBehind the most a
+// peer holds that this side lacks (host JSON, status --statistics).
+func (s *Sim) drbdAhead(r *drbdRes) float64 {
+	m, most := s.drbdMetaOf(r), 0.0
+	if m != nil {
+		for _, sl := range m.Peers {
+			most = max(most, sl.OutOfSync)
+		}
+	}
+	return most
+}
+
+func (s *Sim) drbdBehind(r *drbdRes) float64 {
+	most := 0.0
+	for _, c := range r.Peers {
+		if _, pr := s.drbdPeerOf(c, r.Name); pr != nil {
+			if pm := s.drbdMetaOf(pr); pm != nil && pm.Peers[r.NodeID] != nil {
+				most = max(most, pm.Peers[r.NodeID].OutOfSync)
+			}
+		}
+	}
+	return most
 }
 
 // advanceResync moves a resync into r over dt seconds ending at to: as fast as the network,
@@ -340,6 +442,7 @@ func (s *Sim) advanceResync(h *host, r *drbdRes, to time.Time, dt float64) {
 func (s *Sim) drbdSynced(h *host, r *drbdRes, peer *host, src *drbdRes, at time.Time) {
 	sm, dm := s.drbdMetaOf(src), s.drbdMetaOf(r)
 	r.Disk, r.Syncing, r.ResyncTotal = "UpToDate", false, 0
+	r.SplitBrainSince, src.SplitBrainSince = time.Time{}, time.Time{}
 	if dst, sv := s.st.Volumes[r.VolumeID], s.st.Volumes[src.VolumeID]; dst != nil && sv != nil {
 		dst.Data.copyContent(sv.Data)
 	}
@@ -411,6 +514,11 @@ func (s *Sim) drbdCompare(r, pr *drbdRes, am, bm *drbdMeta, c, pc *drbdConn) drb
 		// The victim takes the other side's data: what either side changed since they
 		// parted, or everything when they never shared a generation.
 		fromSelf := pc.DiscardMyData
+		victim := r
+		if fromSelf {
+			victim = pr
+		}
+		s.event(s.st.Clock, "drbd.discard-my-data", "", "drbd %s: node %d discards its changes and resyncs from its peer", r.Name, victim.NodeID)
 		bytes := size
 		if aSlot.known() && bSlot.known() && aSlot.Bitmap == bSlot.Bitmap {
 			bytes = min(aSlot.OutOfSync+bSlot.OutOfSync, size)
@@ -482,11 +590,14 @@ func (s *Sim) drbdHandshake(h *host, r *drbdRes, c *drbdConn, peer *host, pr *dr
 	case d.refuse != "":
 		c.Connected, pc.Connected = false, false
 		c.StandAlone, pc.StandAlone = d.refuse, d.refuse
-		typ := "drbd.unrelated-data"
-		if d.refuse == "split brain" {
-			typ = "drbd.split-brain"
+		switch d.refuse {
+		case "split brain":
+			s.splitBrain(at, h, r, peer, pr, "diverged", "both sides hold data the other lacks: Split-Brain detected but unresolved, dropping connection")
+		case "unrelated data":
+			s.event(at, "drbd.unrelated-data", h.InstanceID, "drbd %s on %s and %s: unrelated data, aborting! (StandAlone)", r.Name, h.Hostname, peer.Hostname)
+		default:
+			s.event(at, "drbd.connect-refused", h.InstanceID, "drbd %s on %s and %s: %s; aborting to prevent data corruption (StandAlone)", r.Name, h.Hostname, peer.Hostname, d.refuse)
 		}
-		s.event(at, typ, h.InstanceID, "drbd %s on %s and %s: %s, dropping connection (StandAlone)", r.Name, h.Hostname, peer.Hostname, d.refuse)
 	case d.none:
 		if r.Disk != "Inconsistent" && pr.Disk != "Inconsistent" && am.Gen != drbdJustCreated {
 			am.slot(pr.NodeID).reset()

@@ -74,7 +74,7 @@ func (x *execCtx) drbdTargets(sub string, names []string) ([]drbdTarget, *result
 }
 
 func cmdDrbdadm(x *execCtx, args []string, _ string) result {
-	var force, clearBitmap, discard bool
+	var force, clearBitmap, discard, verbose, statistics bool
 	var rest []string
 	for _, a := range args {
 		switch {
@@ -84,7 +84,11 @@ func cmdDrbdadm(x *execCtx, args []string, _ string) result {
 			clearBitmap = true
 		case a == "--discard-my-data":
 			discard = true
-		case a == "-v" || a == "--verbose" || a == "--" || strings.HasPrefix(a, "--max-peers="):
+		case a == "-v" || a == "--verbose":
+			verbose = true
+		case a == "-s" || a == "--statistics":
+			statistics = true
+		case a == "--" || strings.HasPrefix(a, "--max-peers="):
 		case strings.HasPrefix(a, "-"):
 			return fail(20, "drbdadm: option %s is not simulated", a)
 		default:
@@ -126,10 +130,14 @@ func cmdDrbdadm(x *execCtx, args []string, _ string) result {
 			if t.res == nil || !t.res.Up {
 				return fail(10, "%s: No such resource\nCommand 'drbdsetup status %s' terminated with exit code 10", t.name, t.name)
 			}
-			if i > 0 {
+			if i > 0 && !verbose && !statistics {
 				out.WriteString("\n")
 			}
-			r = ok(x.s.drbdStatus(x.h, t.res))
+			if verbose || statistics {
+				r = ok(x.s.drbdStatusVerbose(x.h, t.res, verbose, statistics))
+			} else {
+				r = ok(x.s.drbdStatus(x.h, t.res))
+			}
 		case "create-md":
 			r = x.drbdCreateMD(t, force)
 		case "up", "adjust":
@@ -245,7 +253,7 @@ func (x *execCtx) drbdUp(t drbdTarget, adjust bool) result {
 	if v.Data.DRBD.Gen == drbdJustCreated {
 		disk = "Inconsistent"
 	}
-	r = &drbdRes{Name: t.name, Minor: t.local.Minor, VolumeID: v.ID, Configured: true, Up: true, Role: "Secondary", Disk: disk}
+	r = &drbdRes{Name: t.name, Minor: t.local.Minor, VolumeID: v.ID, Configured: true, Up: true, Role: "Secondary", Disk: disk, Lacks: v.Data.DRBD.Lacks}
 	x.drbdApplyConfig(r, t)
 	h.DRBD[t.name] = r
 	x.s.markDirty()
@@ -258,6 +266,7 @@ func (x *execCtx) drbdUp(t drbdTarget, adjust bool) result {
 // disconnected. A bitmap slot is kept for every peer.
 func (x *execCtx) drbdApplyConfig(r *drbdRes, t drbdTarget) {
 	r.NodeID, r.LocalAddr = t.local.NodeID, t.local.Address
+	r.AllowTwoPrimaries = t.conf.AllowTwoPrimaries
 	var conns []*drbdConn
 	m := x.s.drbdMetaOf(r)
 	for _, p := range t.peers {
@@ -404,12 +413,15 @@ func (x *execCtx) drbdRunning(sub string, t drbdTarget, force, discard bool) res
 	switch sub {
 	case "primary":
 		for _, c := range r.Peers {
-			if _, pr, _, linked := x.s.drbdLinked(h, r, c); linked && pr.Role == "Primary" {
+			if _, pr, _, linked := x.s.drbdLinked(h, r, c); linked && pr.Role == "Primary" && !r.AllowTwoPrimaries {
 				return fail(11, "%s: State change failed: (-1) Multiple primaries not allowed by config", r.device())
 			}
 		}
 		if r.Disk != "UpToDate" && !force {
 			return fail(11, "%s: State change failed: (-2) Need access to UpToDate data", r.device())
+		}
+		if r.Role != "Primary" {
+			x.s.drbdPromoted(r)
 		}
 		m := x.s.drbdMetaOf(r)
 		if r.Disk == "Inconsistent" || r.Disk == "Outdated" {
@@ -439,6 +451,9 @@ func (x *execCtx) drbdRunning(sub string, t drbdTarget, force, discard bool) res
 	case "disconnect":
 		r.AdminDown = true
 	case "connect":
+		if discard && r.Role == "Primary" {
+			return fail(11, "%s: State change failed: (-1) --discard-my-data on a Primary", r.device())
+		}
 		r.AdminDown = false
 		for _, c := range r.Peers {
 			c.StandAlone, c.DiscardMyData = "", discard

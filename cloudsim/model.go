@@ -5,7 +5,6 @@ import (
 	"hash/fnv"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 )
@@ -65,6 +64,7 @@ const stateFormat = 3
 type state struct {
 	Format    int                   `json:"format"`
 	Clock     time.Time             `json:"clock"`
+	Speed     float64               `json:"speed,omitempty"` // set at runtime (SetSpeed); wins over the configured one
 	Seed      int64                 `json:"seed"`
 	Counter   uint64                `json:"counter"`
 	Instances map[string]*instance  `json:"instances"`
@@ -78,6 +78,10 @@ type state struct {
 	Events    []Event               `json:"events"`
 	EventSeq  int64                 `json:"event_seq"`
 	Hosts     map[string]*host      `json:"hosts"` // by instance id
+	// Route 53 (dns.go): zones by id, changes by id, and every caller reference ever used.
+	Zones      map[string]*hostedZone `json:"route53_zones"`
+	DNSChanges map[string]*dnsChange  `json:"route53_changes"`
+	CallerRefs map[string]string      `json:"route53_caller_references"`
 }
 
 func newState(seed int64, clock time.Time) *state {
@@ -111,6 +115,15 @@ func (st *state) init() {
 	}
 	if st.Hosts == nil {
 		st.Hosts = map[string]*host{}
+	}
+	if st.Zones == nil {
+		st.Zones = map[string]*hostedZone{}
+	}
+	if st.DNSChanges == nil {
+		st.DNSChanges = map[string]*dnsChange{}
+	}
+	if st.CallerRefs == nil {
+		st.CallerRefs = map[string]string{}
 	}
 }
 
@@ -209,9 +222,12 @@ type volume struct {
 // DRBD resource (internal metadata at its end) FS and MD are the DRBD device's content, which
 // is where the data area starts.
 type blockData struct {
-	FS   string    `json:"fs,omitempty"`   // the file system mkfs made on the device: ext4, xfs
-	MD   *mdSuper  `json:"md,omitempty"`   // the md superblock: the device is a member of an array
-	DRBD *drbdMeta `json:"drbd,omitempty"` // DRBD's internal metadata at the end of the volume
+	FS string `json:"fs,omitempty"` // the file system mkfs made on the device: ext4, xfs
+	// Files are the files written on that file system (datafs.go): path → content, a
+	// directory as its path with a trailing slash.
+	Files map[string]string `json:"files,omitempty"`
+	MD    *mdSuper          `json:"md,omitempty"`   // the md superblock: the device is a member of an array
+	DRBD  *drbdMeta         `json:"drbd,omitempty"` // DRBD's internal metadata at the end of the volume
 }
 
 // mdSuper is an md (v1.2) superblock.
@@ -222,14 +238,18 @@ type mdSuper struct {
 	Devices int    `json:"devices"`
 	Index   int    `json:"index"`
 	FS      string `json:"fs,omitempty"` // the file system on the array
+	// Files are the files on the array's file system, as blockData.Files.
+	Files map[string]string `json:"files,omitempty"`
 }
 
 // copyContent gives dst the data src holds (not its DRBD metadata): what a resync does.
 func (dst *blockData) copyContent(src blockData) {
 	dst.FS = src.FS
+	dst.Files = maps.Clone(src.Files)
 	dst.MD = nil
 	if src.MD != nil {
 		md := *src.MD
+		md.Files = maps.Clone(src.MD.Files)
 		dst.MD = &md
 	}
 }
@@ -330,188 +350,32 @@ type clientTok struct {
 	Resources []string `json:"resources"`
 }
 
-// Event is one entry of the event log, stamped with simulated time.
+// Event is one entry of the event log, stamped with simulated time. Data holds the facts of
+// the events a drill computes with (docs/cloudsim.md lists them per type).
 type Event struct {
-	Seq      int64     `json:"seq"`
-	Time     time.Time `json:"time"`
-	Type     string    `json:"type"`
-	Resource string    `json:"resource,omitempty"`
-	Message  string    `json:"message"`
+	Seq      int64          `json:"seq"`
+	Time     time.Time      `json:"time"`
+	Type     string         `json:"type"`
+	Resource string         `json:"resource,omitempty"`
+	Message  string         `json:"message"`
+	Data     map[string]any `json:"data,omitempty"`
 }
 
 // event appends to the bounded log; callers hold s.mu.
 func (s *Sim) event(at time.Time, typ, resource, format string, args ...any) {
+	s.eventData(at, typ, resource, nil, format, args...)
+}
+
+// eventData appends an event with structured data; callers hold s.mu.
+func (s *Sim) eventData(at time.Time, typ, resource string, data map[string]any, format string, args ...any) {
 	s.st.EventSeq++
-	e := Event{Seq: s.st.EventSeq, Time: at, Type: typ, Resource: resource, Message: fmt.Sprintf(format, args...)}
+	e := Event{Seq: s.st.EventSeq, Time: at, Type: typ, Resource: resource, Message: fmt.Sprintf(format, args...), Data: data}
 	s.st.Events = append(s.st.Events, e)
 	if n := len(s.st.Events); n > maxEvents {
 		s.st.Events = s.st.Events[n-maxEvents:] // append reallocates now and then; no copy per event
 	}
 	s.log.Debug("cloudsim event", "type", typ, "resource", resource, "msg", e.Message, "sim_time", at)
 	s.markDirty()
-}
-
-// settle brings the world to simulated time now: scheduled faults fire at their own times, in
-// order, and every resource progresses piecewise between them. Callers hold s.mu.
-func (s *Sim) settle(now time.Time) {
-	sort.SliceStable(s.st.Scheduled, func(i, j int) bool { return s.st.Scheduled[i].At.Before(s.st.Scheduled[j].At) })
-	for len(s.st.Scheduled) > 0 && !s.st.Scheduled[0].At.After(now) {
-		sf := s.st.Scheduled[0]
-		s.st.Scheduled = s.st.Scheduled[1:]
-		s.advance(sf.At)
-		f := sf.Fault
-		if err := s.applyFault(sf.At, &f); err != nil {
-			s.event(sf.At, "scenario.fault-rejected", f.target(), "scheduled %s fault rejected: %s", f.Type, err.Message)
-		}
-		s.markDirty()
-	}
-	s.advance(now)
-	if now.After(s.st.Clock) {
-		s.st.Clock = now
-	}
-}
-
-// advance moves every resource to time t. Transitions are stamped with the moment they were due,
-// not the moment somebody looked.
-func (s *Sim) advance(t time.Time) {
-	last := s.st.Clock
-	if t.Before(last) {
-		t = last
-	}
-	for _, id := range sortedKeys(s.st.Instances) {
-		in := s.st.Instances[id]
-		if in.TransitionAt.IsZero() || in.TransitionAt.After(t) {
-			if in.State == stateTerminated && t.Sub(in.StateSince) > terminatedVisible {
-				delete(s.st.Instances, id)
-				delete(s.st.Hosts, id)
-				s.markDirty()
-			}
-			continue
-		}
-		at := in.TransitionAt
-		in.TransitionAt = time.Time{}
-		prev := in.State
-		switch in.State {
-		case statePending:
-			s.setInstanceState(in, stateRunning, at)
-			s.bootHost(in, at)
-		case stateStopping:
-			s.setInstanceState(in, stateStopped, at)
-			s.hostDown(in, at)
-			if !in.HardwareFailedAt.IsZero() {
-				// A stopped instance starts on new hardware: the host fault is gone.
-				in.HardwareFailedAt = time.Time{}
-				s.resolveFaults(at, "hardware-failure", in.ID)
-			}
-		case stateShuttingDown:
-			s.setInstanceState(in, stateTerminated, at)
-			s.hostDown(in, at)
-			s.terminateVolumes(in, at)
-		}
-		if prev != in.State {
-			s.markDirty()
-		}
-	}
-	for _, id := range sortedKeys(s.st.Volumes) {
-		v := s.st.Volumes[id]
-		if v.State == "creating" && !v.ReadyAt.After(t) {
-			v.State = "available"
-			s.event(v.ReadyAt, "volume.available", v.ID, "volume %s available (%d GiB %s in %s)", v.ID, v.SizeGiB, v.Type, v.Zone)
-		}
-		if a := v.Attachment; a != nil && !a.ReadyAt.After(t) {
-			switch a.State {
-			case "attaching":
-				a.State = "attached"
-				a.Since = a.ReadyAt
-				s.event(a.ReadyAt, "volume.attached", v.ID, "volume %s attached to %s as %s", v.ID, a.InstanceID, a.Device)
-				s.hostAttached(v, a.ReadyAt)
-			case "detaching":
-				s.event(a.ReadyAt, "volume.detached", v.ID, "volume %s detached from %s", v.ID, a.InstanceID)
-				s.hostDetached(v, a.InstanceID, a.ReadyAt)
-				v.Attachment = nil
-				v.State = "available"
-			}
-		}
-	}
-	for _, id := range sortedKeys(s.st.Mods) {
-		m := s.st.Mods[id]
-		if m.State == "modifying" && !m.OptimizeAt.After(t) {
-			m.State = "optimizing"
-			s.event(m.OptimizeAt, "volume.modification.optimizing", m.VolumeID, "volume %s modification optimizing", m.VolumeID)
-		}
-		if m.State == "optimizing" && !m.EndTime.After(t) {
-			m.State = "completed"
-			s.event(m.EndTime, "volume.modification.completed", m.VolumeID, "volume %s modification completed", m.VolumeID)
-		}
-	}
-	for _, id := range sortedKeys(s.st.Snapshots) {
-		s.advanceSnapshot(s.st.Snapshots[id], t)
-	}
-	s.advanceEBS(last, t)
-	s.advanceWrites(last, t)
-	s.advanceDRBD(last, t)
-	for _, id := range sortedKeys(s.st.Commands) {
-		c := s.st.Commands[id]
-		for _, inv := range c.Invocations {
-			if inv.Status == "InProgress" && !inv.EndTime.After(t) {
-				inv.Status = inv.FinalStatus
-				s.event(inv.EndTime, "ssm.command."+toKebab(inv.Status), inv.InstanceID, "command %s on %s: %s (exit %d)", c.ID, inv.InstanceID, inv.Status, inv.ExitCode)
-			}
-		}
-	}
-}
-
-// advanceSnapshot integrates a snapshot's progress from its last update to t at the rate the
-// active faults allow.
-func (s *Sim) advanceSnapshot(sn *snapshot, t time.Time) {
-	if sn.State != "pending" || !t.After(sn.Updated) {
-		return
-	}
-	if start := sn.StartTime.Add(sn.Setup); sn.Updated.Before(start) {
-		if t.Before(start) {
-			return // still setting up: nothing moved, and Updated stays where moving starts
-		}
-		sn.Updated = start
-	}
-	rate := sn.Rate * s.snapshotRateFactor(sn)
-	dt := t.Sub(sn.Updated).Seconds()
-	if rate > 0 && sn.Done+rate*dt >= sn.Total {
-		need := (sn.Total - sn.Done) / rate
-		at := sn.Updated.Add(time.Duration(need * float64(time.Second))).Truncate(time.Millisecond)
-		sn.Done = sn.Total
-		sn.Updated = at
-		sn.State = "completed"
-		sn.DoneTime = at
-		s.event(at, "snapshot.completed", sn.ID, "snapshot %s of %s completed (%.2f GiB moved in %s)", sn.ID, sn.VolumeID, sn.Total/gib, at.Sub(sn.StartTime).Round(time.Second))
-		return
-	}
-	sn.Done += rate * dt
-	sn.Updated = t
-}
-
-func (s *Sim) setInstanceState(in *instance, st string, at time.Time) {
-	prev := in.State
-	in.State = st
-	in.StateSince = at
-	s.event(at, "instance."+st, in.ID, "instance %s %s → %s", in.ID, prev, st)
-}
-
-// terminateVolumes deletes the volumes marked delete-on-termination and detaches the rest.
-func (s *Sim) terminateVolumes(in *instance, at time.Time) {
-	for _, id := range sortedKeys(s.st.Volumes) {
-		v := s.st.Volumes[id]
-		if v.Attachment == nil || v.Attachment.InstanceID != in.ID {
-			continue
-		}
-		if v.DeleteOnTerm {
-			delete(s.st.Volumes, id)
-			s.event(at, "volume.deleted", id, "volume %s deleted with instance %s", id, in.ID)
-			continue
-		}
-		v.Attachment = nil
-		v.State = "available"
-		s.event(at, "volume.detached", id, "volume %s detached: instance %s terminated", id, in.ID)
-	}
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
