@@ -50,7 +50,7 @@ type drbdRes struct {
 	Lacks float64 `json:"lacks_bytes,omitempty"`
 	// SplitBrainSince is when a split brain of this resource was logged; zero once resolved.
 	SplitBrainSince time.Time `json:"split_brain_since,omitzero"`
-	Disk         string    `json:"disk"` // UpToDate, Inconsistent, Outdated, Diskless
+	Disk            string    `json:"disk"` // UpToDate, Inconsistent, Outdated, Diskless
 	// Peers are the connections, by node id.
 	Peers []*drbdConn `json:"peers"`
 	// A resync into this disk runs from one peer (SyncFrom) at a time; ResyncTotal is what it
