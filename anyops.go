@@ -229,6 +229,8 @@ const (
 
 // Business keys of workflows: a second request for the same thing joins the running workflow.
 func FailoverWorkflowID(server string) string       { return "failover/" + server }
+func BackupRebuildWorkflowID(server string) string  { return "backup-rebuild/" + server }
+func ServerReplaceWorkflowID(server string) string  { return "replace/" + server }
 func ZoneMigrationWorkflowID(cluster string) string { return "zone-migration/" + cluster }
 func ConsoleWorkflowID(console string) string       { return "console/" + console }
 

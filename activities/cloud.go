@@ -744,6 +744,8 @@ func (c *Cloud) DetachVolume(ctx context.Context, in DetachVolumeInput) (Attachm
 type Override struct {
 	By     string
 	Reason string
+	// Interlock is the interlock it passes, where an activity checks more than one.
+	Interlock anyops.Interlock
 }
 
 // VerifiedCopy names the copy of a volume that lets DeleteVolume delete it: a snapshot, or a

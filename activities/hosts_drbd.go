@@ -7,8 +7,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/anyops/anyops"
 )
 
 // DRBD set up as on a real host: a resource file written through SSM, metadata created once,
@@ -384,4 +388,111 @@ func (h *Hosts) HostName(ctx context.Context, in InstanceRef) (string, error) {
 		return "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("hostname on %s printed %q", in.InstanceID, res.Stdout), ErrUnexpectedOutput, nil, res)
 	}
 	return name, nil
+}
+
+// DRBDPromoteInput makes a host the Primary of DRBD resources: a failover's takeover.
+type DRBDPromoteInput struct {
+	InstanceID string
+	Resources  []string
+	// Override passes the interlock it names: not-uptodate promotes a copy that is not
+	// UpToDate (drbdadm primary --force: its data becomes the data); two-primaries tries
+	// although a peer reports Primary (DRBD itself still refuses a second Primary it can see).
+	Override *Override
+}
+
+// DRBDPromoteOutput says what DRBDPromote found and did.
+type DRBDPromoteOutput struct {
+	Promoted       []string
+	AlreadyPrimary []string
+	Forced         []string
+	Result         CommandResult
+}
+
+// DRBDPromote makes the host Primary of every resource, with two interlocks checked first on
+// the host's own `drbdadm status`: a resource whose disk is not UpToDate (Outdated,
+// Inconsistent, Diskless: a copy that lags or never finished syncing) is refused with
+// NotUpToDate, and one whose connected peer is Primary with TwoPrimaries — both non-retryable,
+// naming the resource, unless the input overrides that interlock. A resource Primary already
+// is left as it is, so a retry is harmless. A resource that is not up is a non-retryable
+// UnexpectedOutput: the host must be set up first.
+func (h *Hosts) DRBDPromote(ctx context.Context, in DRBDPromoteInput) (DRBDPromoteOutput, error) {
+	if len(in.Resources) == 0 {
+		return DRBDPromoteOutput{}, invalidInput("Resources are required")
+	}
+	for _, r := range in.Resources {
+		if err := (DRBDResourceInput{InstanceID: in.InstanceID, Resource: r}).check(); err != nil {
+			return DRBDPromoteOutput{}, err
+		}
+	}
+	if in.Override != nil && (strings.TrimSpace(in.Override.Reason) == "" || in.Override.By == "") {
+		return DRBDPromoteOutput{}, invalidInput("an override needs who and why")
+	}
+	overrides := func(lock anyops.Interlock) bool { return in.Override != nil && in.Override.Interlock == lock }
+	st, err := h.DRBDStatus(ctx, DRBDStatusInput{InstanceID: in.InstanceID})
+	if err != nil {
+		return DRBDPromoteOutput{}, err
+	}
+	byName := map[string]DRBDResource{}
+	for _, r := range st.Resources {
+		byName[r.Name] = r
+	}
+	var out DRBDPromoteOutput
+	var cmds []string
+	for _, name := range in.Resources {
+		r, up := byName[name]
+		switch {
+		case !up:
+			return DRBDPromoteOutput{}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("DRBD resource %s is not up on %s", name, in.InstanceID), ErrUnexpectedOutput, nil)
+		case r.Role == "Primary":
+			out.AlreadyPrimary = append(out.AlreadyPrimary, name)
+			continue
+		}
+		for _, p := range r.Peers {
+			if p.Connection == "Connected" && p.Role == "Primary" && !overrides(anyops.InterlockTwoPrimaries) {
+				return DRBDPromoteOutput{}, InterlockError(anyops.InterlockTwoPrimaries, ErrTwoPrimaries,
+					"refusing to promote %s on %s: its peer %s is Primary; never two Primaries", name, in.InstanceID, p.Name)
+			}
+		}
+		cmd := "drbdadm primary " + shellQuote(name)
+		if r.Disk != "UpToDate" {
+			if !overrides(anyops.InterlockNotUpToDate) {
+				return DRBDPromoteOutput{}, InterlockError(anyops.InterlockNotUpToDate, ErrNotUpToDate,
+					"refusing to promote %s on %s: its disk is %s, not UpToDate", name, in.InstanceID, r.Disk)
+			}
+			cmd = "drbdadm primary --force " + shellQuote(name)
+			out.Forced = append(out.Forced, name)
+		}
+		cmds = append(cmds, cmd)
+		out.Promoted = append(out.Promoted, name)
+	}
+	if len(cmds) == 0 {
+		return out, nil
+	}
+	if in.Override != nil {
+		activity.GetLogger(ctx).Warn("promoting DRBD resources past an interlock: overridden",
+			"instance", in.InstanceID, "interlock", in.Override.Interlock, "by", in.Override.By, "reason", in.Override.Reason, "forced", out.Forced)
+	}
+	out.Result, err = h.RunCommand(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops drbd promote", Commands: append([]string{"set -e"}, cmds...)})
+	return out, err
+}
+
+// HostProbe says whether SSM reaches a host's agent: an instance that booted its operating
+// system answers; one whose boot disk is corrupt (or whose hardware failed) does not.
+type HostProbe struct {
+	Reachable bool
+	Detail    string
+}
+
+// ProbeHost runs `true` on the host. Unreachable is an answer, not an error, so that a
+// workflow can poll it while a started instance boots.
+func (h *Hosts) ProbeHost(ctx context.Context, in InstanceRef) (HostProbe, error) {
+	res, err := h.RunCommand(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops probe", Commands: []string{"true"}, Timeout: time.Minute})
+	if isType(err, ErrHostUnreachable) {
+		return HostProbe{Detail: err.Error()}, nil
+	}
+	if err != nil {
+		return HostProbe{}, err
+	}
+	return HostProbe{Reachable: true, Detail: res.Status}, nil
 }

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -47,6 +48,34 @@ func (a *Inventory) RecordAudit(ctx context.Context, r AuditRecord) error {
 		e.IdempotencyKey = &key
 	}
 	_, err := a.Store.RecordAudit(ctx, e)
+	return classify(err)
+}
+
+// IncidentEventWorkflow is the kind of the timeline events a recovery workflow writes on its
+// incident: what it did and decided.
+const IncidentEventWorkflow = "workflow"
+
+// IncidentNote is one line a workflow adds to its incident's timeline.
+type IncidentNote struct {
+	IncidentID int64     `json:"incident_id"`
+	Kind       string    `json:"kind"`
+	Message    string    `json:"message"`
+	At         time.Time `json:"at"` // the workflow's time: the same on every retry
+}
+
+// NoteIncident appends the note to the incident's timeline, once: a retry after a lost reply
+// finds the note (the same kind, message and time) and adds nothing.
+func (a *Inventory) NoteIncident(ctx context.Context, n IncidentNote) error {
+	inc, err := a.Store.GetIncident(ctx, n.IncidentID)
+	if err != nil {
+		return classify(err)
+	}
+	for _, ev := range inc.Timeline {
+		if ev.Kind == n.Kind && ev.Message == n.Message && ev.At.Equal(n.At.UTC().Truncate(time.Microsecond)) {
+			return nil
+		}
+	}
+	_, err = a.Store.AppendIncidentEvent(ctx, n.IncidentID, n.Kind, n.Message, n.At)
 	return classify(err)
 }
 

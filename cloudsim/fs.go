@@ -103,9 +103,12 @@ func (bd blockDev) volumesOf() []*volume {
 
 func cmdFsck(x *execCtx, args []string, _ string) result {
 	var dev string
+	force := false
 	for _, a := range args {
 		if !strings.HasPrefix(a, "-") {
 			dev = a
+		} else if strings.Contains(a, "f") {
+			force = true
 		}
 	}
 	if dev == "" {
@@ -123,15 +126,23 @@ func cmdFsck(x *execCtx, args []string, _ string) result {
 	}
 	var size int32
 	corrupt := false
-	dur := 5 * time.Second
 	for _, v := range bd.volumesOf() {
 		size += v.SizeGiB
 		corrupt = corrupt || v.Corrupt
-		// It reads the file system's metadata, fsckReadShare of what is written: slowly where
-		// those blocks are still to load from a snapshot, and loading them.
-		read := fsckReadShare * v.Written
-		dur = max(dur, 5*time.Second+x.s.readTime(v, read))
-		v.readAll(read)
+	}
+	// As e2fsck: a consistent file system (after its journal is replayed) is only checked in
+	// full when forced; one with errors always is, about a second per GiB, reading its
+	// metadata — fsckReadShare of what is written, slowly where those blocks are still to load
+	// from a snapshot, and loading them.
+	dur := 5 * time.Second
+	if force || corrupt {
+		read := time.Duration(0)
+		for _, v := range bd.volumesOf() {
+			bytes := fsckReadShare * v.Written
+			read = max(read, x.s.readTime(v, bytes))
+			v.readAll(bytes)
+		}
+		dur += time.Duration(size)*time.Second + read
 	}
 	if corrupt {
 		return result{out: fmt.Sprintf("%s contains a file system with errors, check forced.\nPass 1: Checking inodes, blocks, and sizes\nInode 7 has illegal block(s).\n", dev),

@@ -66,6 +66,10 @@ type Worker struct {
 	DeadlockTimeout time.Duration
 	// MetricsAddr serves the worker's Prometheus /metrics; empty serves none.
 	MetricsAddr string
+	// CommandPoll is how often a host command's result is asked of SSM. Against cloudsim it
+	// shrinks with the speed (dev divides it by the speed itself): a poll of 2 s at speed 60
+	// would add two simulated minutes to every command.
+	CommandPoll time.Duration
 }
 
 // Sandboxd configures `anyops sandboxd`.
@@ -283,6 +287,7 @@ func (b *Binder) BindSigning(c *Signing) {
 func (b *Binder) BindWorker(c *Worker) {
 	b.Int(&c.MaxConcurrentActivities, "max-concurrent-activities", "", 200, "activities one worker runs at once")
 	b.Duration(&c.DeadlockTimeout, "deadlock-timeout", "", 10*time.Second, "workflow deadlock detection timeout")
+	b.Duration(&c.CommandPoll, "command-poll", "", 2*time.Second, "how often a running host command's result is asked of SSM")
 }
 
 // BindSandboxd binds the sandboxd settings. prefix is "" for `anyops sandboxd` (--addr) and

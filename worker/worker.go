@@ -53,6 +53,8 @@ type Deps struct {
 	// SandboxdSigner signs the worker's calls to sandboxd (the key of config.API.SandboxdKey);
 	// without it console workflows fail to place sandboxes.
 	SandboxdSigner *token.Signer
+	// CommandPoll is the Hosts activities' SSM poll interval; 0 is activities.DefaultCommandPoll.
+	CommandPoll time.Duration
 }
 
 // Register registers, on w, the workflow of every kind whose task queue is queue and every
@@ -70,12 +72,15 @@ func Register(w worker.Registry, queue string, deps Deps) {
 	if queue == TaskQueueControl {
 		// The fleet-sync schedule's tick: not an operation of the API, so not a kind.
 		w.RegisterWorkflowWithOptions(workflows.ScheduledFleetSync, workflow.RegisterOptions{Name: workflows.ScheduledFleetSyncWorkflowType})
+		// The building blocks the demo fleet, drills, releases and recoveries run as children.
+		w.RegisterWorkflowWithOptions(workflows.BuildServer, workflow.RegisterOptions{Name: workflows.BuildServerWorkflowType})
+		w.RegisterWorkflowWithOptions(workflows.BuildCluster, workflow.RegisterOptions{Name: workflows.BuildClusterWorkflowType})
 	}
 	w.RegisterActivity(&activities.Inventory{Store: deps.Store})
 	w.RegisterActivity(&activities.Sandboxes{Store: deps.Store, Signer: deps.SandboxdSigner})
 	if deps.AWS != nil {
 		w.RegisterActivity(activities.NewCloud(deps.AWS))
-		w.RegisterActivity(activities.NewHosts(deps.AWS))
+		w.RegisterActivity(&activities.Hosts{Clients: deps.AWS, PollInterval: deps.CommandPoll})
 	}
 }
 

@@ -52,6 +52,8 @@ func newFleetEnv(t *testing.T) *fleetEnv {
 	w := worker.New(e.temporal, e.queue, worker.Options{DeadlockDetectionTimeout: 10 * time.Second})
 	w.RegisterWorkflowWithOptions(DemoFleet, workflow.RegisterOptions{Name: "DemoFleet"})
 	w.RegisterWorkflowWithOptions(FleetSync, workflow.RegisterOptions{Name: "FleetSync"})
+	w.RegisterWorkflowWithOptions(BuildServer, workflow.RegisterOptions{Name: BuildServerWorkflowType})
+	w.RegisterWorkflowWithOptions(BuildCluster, workflow.RegisterOptions{Name: BuildClusterWorkflowType})
 	w.RegisterActivity(&activities.Inventory{Store: e.store})
 	w.RegisterActivity(activities.NewCloud(e.aws))
 	w.RegisterActivity(&activities.Hosts{Clients: e.aws, PollInterval: 20 * time.Millisecond})

@@ -122,6 +122,33 @@ var kinds = []Kind{
 		ExecutionTimeout: 6 * time.Hour,
 		Prepare:          prepareDemoFleet,
 	}),
+	Define(Spec[FailoverInput]{
+		Name:             KindFailover,
+		WorkflowType:     FailoverWorkflowType,
+		TaskQueue:        TaskQueueControl,
+		Description:      "Fail a file server over: promote its hot backup, repair it, or replace it, whichever serves first; fence the old primary, switch the clients, restore a hot backup.",
+		Workflow:         FileServerFailover,
+		ExecutionTimeout: 7 * 24 * time.Hour,
+		Prepare:          prepareFailover,
+	}),
+	Define(Spec[BackupRebuildInput]{
+		Name:             KindBackupRebuild,
+		WorkflowType:     BackupRebuildWorkflowType,
+		TaskQueue:        TaskQueueControl,
+		Description:      "Replace a failed backup server by a new one, seeded from a snapshot of the file server's volumes or resynced, until every resource is UpToDate.",
+		Workflow:         BackupRebuild,
+		ExecutionTimeout: 7 * 24 * time.Hour,
+		Prepare:          prepareBackupRebuild,
+	}),
+	Define(Spec[ServerReplaceInput]{
+		Name:             KindServerReplace,
+		WorkflowType:     ServerReplaceWorkflowType,
+		TaskQueue:        TaskQueueControl,
+		Description:      "Replace a failed web, console or task server by a new one of its role; a console host's consoles are moved or marked lost.",
+		Workflow:         ServerReplace,
+		ExecutionTimeout: 24 * time.Hour,
+		Prepare:          prepareServerReplace,
+	}),
 }
 
 // setRequestedBy fills an input's RequestedBy with the authenticated actor; a request body

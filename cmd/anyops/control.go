@@ -113,7 +113,7 @@ func (c *controlPlane) runAPI(ctx context.Context, ac config.API, auth *api.Auth
 func (c *controlPlane) runWorker(ctx context.Context, wc config.Worker, clouds *activities.Clients, ensureSchedules bool) error {
 	return worker.Run(ctx, worker.Config{
 		Client: c.temporal,
-		Deps:   worker.Deps{Store: c.store, AWS: clouds, SandboxdSigner: c.signer()},
+		Deps:   worker.Deps{Store: c.store, AWS: clouds, SandboxdSigner: c.signer(), CommandPoll: wc.CommandPoll},
 		Logger: c.logger.With("component", "worker"),
 
 		DeadlockDetectionTimeout: wc.DeadlockTimeout,

@@ -228,6 +228,10 @@ func newDevCmd() *cobra.Command {
 				return sandboxd.Run(ctx, sdCfg)
 			})
 		}
+		// Host commands run in cloudsim's time: their results are asked for as much more often.
+		if sim.Speed > 1 {
+			wc.CommandPoll = max(time.Duration(float64(wc.CommandPoll)/sim.Speed), 10*time.Millisecond)
+		}
 		start("worker", func(ctx context.Context) error { return cp.runWorker(ctx, wc, clouds, false) })
 		start("api", func(ctx context.Context) error { return cp.runAPI(ctx, ac, auth) })
 
