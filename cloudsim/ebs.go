@@ -11,36 +11,18 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/anyops/anyops"
 )
 
-// ebsType is what AWS documents of one EBS volume type: the sizes it takes, the IOPS and
-// throughput it is provisioned or rated for, and whether Elastic Volumes can modify it.
-type ebsType struct {
-	MinSize, MaxSize int32
-	// IOPS: the range that can be provisioned (gp3, io1, io2) and the most per GiB; 0 where
-	// the type takes no Iops parameter.
-	MinIops, MaxIops, IopsPerGiB int32
-	// Modifiable: ModifyVolume can change it or change a volume to it. AWS's Elastic Volumes
-	// do not support the previous-generation magnetic type: to change one, snapshot it and
-	// create a volume of the new type from the snapshot.
-	Modifiable bool
-}
+// The volume types, their sizes, IOPS and throughput are AWS's published figures, kept in the
+// root package (anyops.VolumeTypeSpecs, anyops.VolumeThroughput) where the control plane reads
+// them too.
 
-var ebsTypes = map[string]ebsType{
-	"standard": {MinSize: 1, MaxSize: 1024},
-	"gp2":      {MinSize: 1, MaxSize: 16384, Modifiable: true},
-	"gp3":      {MinSize: 1, MaxSize: 65536, MinIops: 3000, MaxIops: 80000, IopsPerGiB: 500, Modifiable: true},
-	"io1":      {MinSize: 4, MaxSize: 16384, MinIops: 100, MaxIops: 64000, IopsPerGiB: 50, Modifiable: true},
-	"io2":      {MinSize: 4, MaxSize: 65536, MinIops: 100, MaxIops: 256000, IopsPerGiB: 1000, Modifiable: true},
-	"st1":      {MinSize: 125, MaxSize: 16384, Modifiable: true},
-	"sc1":      {MinSize: 125, MaxSize: 16384, Modifiable: true},
+func ebsType(vtype string) (anyops.VolumeTypeSpec, bool) {
+	t, ok := anyops.VolumeTypeSpecs[anyops.VolumeType(vtype)]
+	return t, ok
 }
-
-// gp3's throughput: 125 MiB/s baseline, up to 2000 MiB/s and 0.25 MiB/s per provisioned IOPS.
-const (
-	gp3BaseThroughput = 125
-	gp3MaxThroughput  = 2000
-)
 
 // Rates of the snapshot service and of lazy loading, cloudsim's own numbers (AWS does not
 // publish them): a snapshot moves its blocks at the source volume's throughput up to
@@ -53,26 +35,18 @@ const (
 	lazyLoadRate    = 40 * mb
 	minInitRate     = 100
 	maxInitRate     = 300
-	modsPerDay      = 4 // ModifyVolume: at most four modifications per volume in a rolling 24 h
+	modsPerDay      = anyops.ModificationsPerDay
 	fsckReadShare   = 0.01
 )
 
-// defaultIops is the IOPS a volume of the type gets when none is asked for: gp3's 3000
-// baseline; gp2's 3 per GiB (at least 100, at most 16000), which it reports but does not take.
 func defaultIops(vtype string, size int32) int32 {
-	switch vtype {
-	case "gp3", "io1", "io2":
-		return 3000
-	case "gp2":
-		return min(max(3*size, 100), 16000)
-	}
-	return 0
+	return anyops.DefaultVolumeIops(anyops.VolumeType(vtype), size)
 }
 
 // checkVolumeSpec is AWS's validation of a volume's type, size, IOPS and throughput, shared by
 // CreateVolume and ModifyVolume.
 func checkVolumeSpec(vtype string, size, iops, throughput int32) *apiError {
-	t, ok := ebsTypes[vtype]
+	t, ok := ebsType(vtype)
 	if !ok {
 		return errInvalidParameter(fmt.Sprintf("Value (%s) for parameter volumeType is invalid. Valid values: standard, gp2, gp3, io1, io2, st1, sc1.", vtype))
 	}
@@ -97,8 +71,8 @@ func checkVolumeSpec(vtype string, size, iops, throughput int32) *apiError {
 		if vtype != "gp3" {
 			return errCode("InvalidParameterCombination", "The parameter throughput is only supported for gp3 volumes.")
 		}
-		if throughput < gp3BaseThroughput || throughput > gp3MaxThroughput {
-			return errInvalidParameter(fmt.Sprintf("Throughput of %d MiB/s is out of range (%d-%d).", throughput, gp3BaseThroughput, gp3MaxThroughput))
+		if throughput < anyops.GP3BaseThroughput || throughput > anyops.GP3MaxThroughput {
+			return errInvalidParameter(fmt.Sprintf("Throughput of %d MiB/s is out of range (%d-%d).", throughput, anyops.GP3BaseThroughput, anyops.GP3MaxThroughput))
 		}
 		if float64(throughput) > 0.25*float64(iops) {
 			return errInvalidParameter(fmt.Sprintf("Throughput of %d MiB/s is too high for %d IOPS; the maximum is 0.25 MiB/s per IOPS.", throughput, iops))
@@ -107,31 +81,8 @@ func checkVolumeSpec(vtype string, size, iops, throughput int32) *apiError {
 	return nil
 }
 
-// throughputOf is what a volume of this type, size, IOPS and provisioned throughput delivers
-// to a long sequential read or write, in bytes per second (AWS's published figures):
-// magnetic 40 MiB/s (the low end of its 40–90); gp2 256 KiB per IOPS at 3 IOPS per GiB, 128 to
-// 250 MiB/s; gp3 what is provisioned (125 MiB/s baseline); io1 and io2 256 KiB per IOPS up to
-// 1000 and 4000 MiB/s; st1 and sc1 their baseline of 40 and 12 MiB/s per TiB, up to 500 and
-// 192 MiB/s.
 func throughputOf(vtype string, size, iops, throughput int32) float64 {
-	perTiB := func(rate, most float64) float64 { return min(rate*float64(size)/1024, most) * mb }
-	switch vtype {
-	case "standard":
-		return 40 * mb
-	case "gp2":
-		return min(max(float64(defaultIops("gp2", size))/4, 128), 250) * mb
-	case "gp3":
-		return float64(max(throughput, gp3BaseThroughput)) * mb
-	case "io1":
-		return min(float64(iops)/4, 1000) * mb
-	case "io2":
-		return min(float64(iops)/4, 4000) * mb
-	case "st1":
-		return perTiB(40, 500)
-	case "sc1":
-		return perTiB(12, 192)
-	}
-	return 40 * mb
+	return anyops.VolumeThroughput(anyops.VolumeType(vtype), size, iops, throughput)
 }
 
 // throughput is what the volume delivers now. While a modification is being applied

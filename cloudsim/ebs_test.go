@@ -11,34 +11,6 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
-// TestVolumeTypeThroughput pins each type's rate to AWS's published figures: what a
-// snapshot, a resync or a hydration of a volume of that type can read or write per second.
-func TestVolumeTypeThroughput(t *testing.T) {
-	cases := []struct {
-		vtype            string
-		size, iops, tput int32
-		wantMiBps        float64
-	}{
-		{"standard", 200, 0, 0, 40},
-		{"gp2", 100, 0, 0, 128},    // 300 IOPS × 256 KiB = 75, at least 128
-		{"gp2", 500, 0, 0, 250},    // 1500 IOPS × 256 KiB = 375, at most 250
-		{"gp3", 500, 3000, 0, 125}, // the baseline
-		{"gp3", 500, 16000, 1000, 1000},
-		{"io1", 500, 2000, 0, 500},
-		{"io1", 500, 64000, 0, 1000},
-		{"io2", 4000, 64000, 0, 4000},
-		{"st1", 2048, 0, 0, 80},  // 40 MiB/s per TiB
-		{"sc1", 125, 0, 0, 1.46}, // 12 MiB/s per TiB: the Dropbox volume's <1% in 10 minutes
-		{"st1", 16384, 0, 0, 500},
-	}
-	for _, c := range cases {
-		got := throughputOf(c.vtype, c.size, c.iops, c.tput) / mb
-		if got < c.wantMiBps-0.01 || got > c.wantMiBps+0.01 {
-			t.Errorf("%s %d GiB %d IOPS %d MiB/s: %.2f MiB/s, want %.2f", c.vtype, c.size, c.iops, c.tput, got, c.wantMiBps)
-		}
-	}
-}
-
 // TestModifyVolumeFollowsAWSRules goes through Elastic Volumes as AWS documents them: the size
 // only grows, every type's ranges, no magnetic volume on either side (snapshot and restore
 // instead), the modification optimizing before the next may start, and four per rolling

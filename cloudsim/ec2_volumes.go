@@ -7,13 +7,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/anyops/anyops"
 )
 
 func (s *Sim) newVolume(zone string, size int32, vtype, snapID string, now time.Time, t tags) *volume {
 	v := &volume{ID: s.st.newID("vol"), Zone: zone, SizeGiB: size, Type: vtype, Iops: defaultIops(vtype, size), SnapshotID: snapID,
 		State: "creating", CreateTime: now, ReadyAt: now.Add(volumeCreateTime), Tags: append(tags(nil), t...)}
 	if vtype == "gp3" {
-		v.Throughput = gp3BaseThroughput
+		v.Throughput = anyops.GP3BaseThroughput
 	}
 	if sn := s.st.Snapshots[snapID]; sn != nil {
 		v.restoreFromSnapshot(sn, 0)
@@ -70,7 +72,7 @@ func (s *Sim) createVolume(q *query, now time.Time) (any, *apiError) {
 	if aerr != nil {
 		return nil, aerr
 	}
-	if _, known := ebsTypes[vtype]; known && iops == 0 {
+	if _, known := ebsType(vtype); known && iops == 0 {
 		iops = defaultIops(vtype, size)
 	}
 	throughput, aerr := q.int32("Throughput", 0)
@@ -78,7 +80,7 @@ func (s *Sim) createVolume(q *query, now time.Time) (any, *apiError) {
 		return nil, aerr
 	}
 	if vtype == "gp3" && throughput == 0 {
-		throughput = gp3BaseThroughput
+		throughput = anyops.GP3BaseThroughput
 	}
 	if aerr := checkVolumeSpec(vtype, size, iops, throughput); aerr != nil {
 		return nil, aerr
@@ -302,11 +304,14 @@ func (s *Sim) modifyVolume(q *query, now time.Time) (any, *apiError) {
 	if vtype == "" {
 		vtype = v.Type
 	}
-	if _, known := ebsTypes[vtype]; !known {
+	if _, known := ebsType(vtype); !known {
 		return nil, errInvalidParameter(fmt.Sprintf("Value (%s) for parameter volumeType is invalid. Valid values: standard, gp2, gp3, io1, io2, st1, sc1.", vtype))
 	}
-	if !ebsTypes[v.Type].Modifiable || !ebsTypes[vtype].Modifiable {
-		return nil, errCode("UnsupportedOperation", "Volume %s: previous-generation magnetic (standard) volumes cannot be modified, nor can a volume be modified to one. Take a snapshot and create a volume of the type you want from it.", v.ID)
+	if from, _ := ebsType(v.Type); !from.Modifiable {
+		return nil, errCode("UnsupportedOperation", "Volume %s: previous-generation magnetic (standard) volumes cannot be modified. Take a snapshot and create a volume of the type you want from it.", v.ID)
+	}
+	if to, _ := ebsType(vtype); !to.Modifiable {
+		return nil, errCode("UnsupportedOperation", "Volume %s cannot be modified to a previous-generation magnetic (standard) volume.", v.ID)
 	}
 	// IOPS and throughput keep their values within a type and take the new type's
 	// defaults when it changes.
@@ -325,7 +330,7 @@ func (s *Sim) modifyVolume(q *query, now time.Time) (any, *apiError) {
 		return nil, aerr
 	}
 	if vtype == "gp3" && throughput == 0 {
-		throughput = gp3BaseThroughput
+		throughput = anyops.GP3BaseThroughput
 	}
 	if size < v.SizeGiB {
 		return nil, errInvalidParameter(fmt.Sprintf("New size cannot be smaller than existing size of %d GiB.", v.SizeGiB))
