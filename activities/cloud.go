@@ -28,6 +28,9 @@ import (
 // The same code talks to AWS in production and to cloudsim (or moto) in dev and tests.
 type Cloud struct {
 	Clients *Clients
+	// Clusters tells a cluster's state for TerminateInstance's live-cluster interlock (the
+	// inventory: InventoryClusters); nil refuses to terminate any instance of a cluster.
+	Clusters ClusterStates
 	// ConsistencyWindow is how long a retried CreateSnapshot or CopySnapshot keeps looking
 	// for the snapshot its previous attempt may have taken before it takes one: DescribeSnapshots
 	// is eventually consistent, and a snapshot just taken may not show in a tag filter yet.
@@ -285,12 +288,40 @@ func (c *Cloud) RunInstance(ctx context.Context, in RunInstanceInput) (Instance,
 	return toInstance(out.Instances[0]), nil
 }
 
+// TerminateInstanceInput terminates one instance.
+type TerminateInstanceInput struct {
+	InstanceID string
+	// Override passes the live-cluster interlock (its Reason required).
+	Override *Override
+}
+
 // TerminateInstance terminates an instance. Terminating a terminated instance succeeds, so
-// retries are safe.
-func (c *Cloud) TerminateInstance(ctx context.Context, in InstanceRef) (InstanceStateChange, error) {
+// retries are safe. Interlock (live-cluster): an instance tagged with a cluster that is live
+// or standby — serving, or kept as a release's fallback — is refused with the non-retryable
+// LiveCluster unless the input carries an Override; so is one whose cluster's state cannot be
+// read (no inventory wired in: refuse rather than guess).
+func (c *Cloud) TerminateInstance(ctx context.Context, in TerminateInstanceInput) (InstanceStateChange, error) {
 	if in.InstanceID == "" {
 		return InstanceStateChange{}, invalidInput("InstanceID is required")
 	}
+	if in.Override != nil && strings.TrimSpace(in.Override.Reason) == "" {
+		return InstanceStateChange{}, invalidInput("an Override needs a Reason")
+	}
+	if in.Override == nil {
+		if err := c.checkNotLive(ctx, in.InstanceID); err != nil {
+			return InstanceStateChange{}, err
+		}
+	} else {
+		activity.GetLogger(ctx).Warn("terminating past the live-cluster interlock", "instance", in.InstanceID, "by", in.Override.By, "reason", in.Override.Reason)
+	}
+	return c.terminate(ctx, in.InstanceID)
+}
+
+// terminate is TerminateInstances of one instance. TerminateUnused, the recoveries' retirement
+// of a failed or never-used server, reaches it past its own interlock (only-copy) rather than
+// the live-cluster one: such a server is a live cluster's by definition.
+func (c *Cloud) terminate(ctx context.Context, instanceID string) (InstanceStateChange, error) {
+	in := InstanceRef{InstanceID: instanceID}
 	out, err := c.Clients.EC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{in.InstanceID}})
 	if err != nil {
 		return InstanceStateChange{}, cloudError("TerminateInstances", err)

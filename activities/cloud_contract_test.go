@@ -282,7 +282,7 @@ func TestCloudContractInstanceLifecycle(t *testing.T) {
 			}
 			require.Equal(t, "running", call[Instance](t, env, cloud.WaitInstanceRunning, wait).State)
 			for range 2 {
-				call[InstanceStateChange](t, env, cloud.TerminateInstance, ref)
+				call[InstanceStateChange](t, env, cloud.TerminateInstance, TerminateInstanceInput{InstanceID: ref.InstanceID})
 			}
 			_, err := callErr[Instance](env, cloud.WaitInstanceRunning, wait)
 			requireAppError(t, err, ErrWaitFailed, true)
@@ -385,9 +385,11 @@ func TestCloudContractSafety(t *testing.T) {
 				{"a snapshot that does not exist", DeleteVolumeInput{VolumeID: kept.ID, Copy: &VerifiedCopy{SnapshotID: "snap-0123456789abcdef0", WritesStoppedAt: stopped}}},
 			}
 			if b.simulatesTime {
-				// A first snapshot of 200 GiB takes hours of simulated time: still pending.
-				big := call[Volume](t, env, cloud.CreateVolume, CreateVolumeInput{Step: "big volume", Zone: zoneA, SizeGiB: 200})
+				// A first snapshot of 200 GiB written on a magnetic volume takes 85 minutes of
+				// simulated time: still pending.
+				big := call[Volume](t, env, cloud.CreateVolume, CreateVolumeInput{Step: "big volume", Zone: zoneA, SizeGiB: 200, VolumeType: "standard"})
 				call[Volume](t, env, cloud.WaitVolumeAvailable, WaitVolumeInput{VolumeID: big.ID, PollInterval: poll})
+				b.fill(t, big.ID, 200)
 				pending := call[Snapshot](t, env, cloud.CreateSnapshot, CreateSnapshotInput{Step: "snapshot big", VolumeID: big.ID})
 				refusals = append(refusals, struct {
 					name  string

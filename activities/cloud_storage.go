@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -110,7 +111,9 @@ func (c *Cloud) latestModification(ctx context.Context, id string) (VolumeModifi
 	if len(mods) == 0 {
 		return VolumeModification{VolumeID: id}, nil
 	}
-	slices.SortFunc(mods, func(a, b types.VolumeModification) int { return aws.ToTime(a.StartTime).Compare(aws.ToTime(b.StartTime)) })
+	slices.SortFunc(mods, func(a, b types.VolumeModification) int {
+		return aws.ToTime(a.StartTime).Compare(aws.ToTime(b.StartTime))
+	})
 	return toModification(mods[len(mods)-1]), nil
 }
 
@@ -167,4 +170,27 @@ func (c *Cloud) WaitVolumeModification(ctx context.Context, in WaitVolumeModific
 		case <-time.After(interval):
 		}
 	}
+}
+
+// DescribeVolumesInput names volumes to describe.
+type DescribeVolumesInput struct {
+	VolumeIDs []string
+}
+
+// DescribeVolumes reports volumes by id: their configuration, state and attachments. A volume
+// that does not exist is the non-retryable VolumeNotFound. It only reads.
+func (c *Cloud) DescribeVolumes(ctx context.Context, in DescribeVolumesInput) ([]Volume, error) {
+	if len(in.VolumeIDs) == 0 {
+		return nil, nil
+	}
+	out, err := c.Clients.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: in.VolumeIDs})
+	if err != nil {
+		return nil, cloudError("DescribeVolumes", err)
+	}
+	vols := make([]Volume, 0, len(out.Volumes))
+	for _, v := range out.Volumes {
+		vols = append(vols, toVolume(v))
+	}
+	slices.SortFunc(vols, func(a, b Volume) int { return strings.Compare(a.ID, b.ID) })
+	return vols, nil
 }

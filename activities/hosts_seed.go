@@ -169,3 +169,91 @@ func (h *Hosts) DRBDRemove(ctx context.Context, in DRBDResourceInput) (CommandRe
 		"rm -f " + DRBDConfigDir + "/" + in.Resource + ".res",
 	}})
 }
+
+// ParseDRBDResourceConfig reads a resource file in the form DRBDResourceConfig.Render writes
+// (this package's own files): the resource's name and device, and each on section's node
+// id, address and disk. The port is the first node's.
+func ParseDRBDResourceConfig(text string) (DRBDResourceConfig, error) {
+	var c DRBDResourceConfig
+	var node *DRBDNode
+	for n, line := range strings.Split(text, "\n") {
+		f := strings.Fields(strings.TrimSuffix(strings.TrimSpace(line), ";"))
+		bad := func(what string) (DRBDResourceConfig, error) {
+			return DRBDResourceConfig{}, fmt.Errorf("line %d: %s in %q", n+1, what, line)
+		}
+		switch {
+		case len(f) == 0 || strings.HasPrefix(f[0], "#") || f[0] == "meta-disk" || f[0] == "connection-mesh" || f[0] == "hosts":
+		case f[0] == "resource" && len(f) == 3 && f[2] == "{" && c.Name == "":
+			c.Name = f[1]
+		case f[0] == "device" && len(f) == 2 && strings.HasPrefix(f[1], "/dev/drbd"):
+			m, err := strconv.Atoi(strings.TrimPrefix(f[1], "/dev/drbd"))
+			if err != nil || m < 0 {
+				return bad("a device that is not /dev/drbdN")
+			}
+			c.Minor = m
+		case f[0] == "on" && len(f) == 3 && f[2] == "{" && node == nil:
+			node = &DRBDNode{Hostname: f[1], NodeID: -1}
+		case f[0] == "}" && node != nil:
+			if node.NodeID < 0 || node.Address == "" || node.Disk == "" {
+				return bad("an on section without node-id, address or disk")
+			}
+			c.Nodes = append(c.Nodes, *node)
+			node = nil
+		case f[0] == "}":
+		case node != nil && f[0] == "node-id" && len(f) == 2:
+			id, err := strconv.Atoi(f[1])
+			if err != nil || id < 0 || id > 31 {
+				return bad("a bad node-id")
+			}
+			node.NodeID = id
+		case node != nil && f[0] == "address" && len(f) == 2:
+			ip, port, ok := strings.Cut(f[1], ":")
+			p, err := strconv.Atoi(port)
+			if !ok || err != nil || p < 1 || p > 65535 {
+				return bad("an address that is not IP:PORT")
+			}
+			node.Address = ip
+			if c.Port == 0 {
+				c.Port = p
+			}
+		case node != nil && f[0] == "disk" && len(f) == 2:
+			node.Disk = f[1]
+		default:
+			return bad("an unexpected statement")
+		}
+	}
+	if c.Name == "" || node != nil {
+		return DRBDResourceConfig{}, fmt.Errorf("not a whole resource file")
+	}
+	if err := c.check(); err != nil {
+		return DRBDResourceConfig{}, err
+	}
+	return c, nil
+}
+
+// DRBDConfigOf reads a resource's file on a host: its nodes (ids, addresses, disks) as this
+// package wrote them. A host without the file is a non-retryable InvalidInput.
+func (h *Hosts) DRBDConfigOf(ctx context.Context, in DRBDResourceInput) (DRBDResourceConfig, error) {
+	if err := in.check(); err != nil {
+		return DRBDResourceConfig{}, err
+	}
+	conf := DRBDConfigDir + "/" + in.Resource + ".res"
+	res, err := h.run(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops drbd config " + in.Resource, Commands: []string{
+		"ls " + conf + " > /dev/null 2>&1 || exit " + strconv.Itoa(exitWrongHost),
+		"cat " + conf,
+	}})
+	if err != nil {
+		return DRBDResourceConfig{}, err
+	}
+	if res.ExitCode == exitWrongHost {
+		return DRBDResourceConfig{}, invalidInput("%s has no resource file for %s", in.InstanceID, in.Resource)
+	}
+	if err := commandError(res); err != nil {
+		return DRBDResourceConfig{}, err
+	}
+	c, err := ParseDRBDResourceConfig(res.Stdout)
+	if err != nil {
+		return DRBDResourceConfig{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s on %s: %v", conf, in.InstanceID, err), ErrUnexpectedOutput, nil, res)
+	}
+	return c, nil
+}

@@ -25,6 +25,7 @@ func TestCloudHostsSeedNewNode(t *testing.T) {
 	pair := f.configurePair(t, "home0", 0, file, backup, vf, vb)
 	call[DRBDInitialPrimaryOutput](t, env, f.hosts.DRBDInitialPrimary, DRBDInitialPrimaryInput{Resource: "home0", Primary: file.ID, Secondary: backup.ID, SkipInitialSync: true})
 	f.sim.Advance(10 * time.Minute) // the file server writes; the backup gets it all
+	var err error
 
 	hostN := call[string](t, env, f.hosts.HostName, InstanceRef{InstanceID: next.ID})
 	three := pair
@@ -32,7 +33,10 @@ func TestCloudHostsSeedNewNode(t *testing.T) {
 	for _, inst := range []Instance{file, backup} {
 		call[ConfigureDRBDOutput](t, env, f.hosts.ConfigureDRBD, ConfigureDRBDInput{InstanceID: inst.ID, Resource: three})
 	}
-	_, err := callErr[DRBDNewGenerationOutput](env, f.hosts.DRBDNewGeneration, DRBDNewGenerationInput{InstanceID: backup.ID, Resource: "home0", ClearBitmap: true, SeedPeer: hostN})
+	require.Equal(t, three, call[DRBDResourceConfig](t, env, f.hosts.DRBDConfigOf, DRBDResourceInput{InstanceID: backup.ID, Resource: "home0"}), "the file read back")
+	_, err = callErr[DRBDResourceConfig](env, f.hosts.DRBDConfigOf, DRBDResourceInput{InstanceID: next.ID, Resource: "home0"})
+	requireAppError(t, err, ErrInvalidInput, true)
+	_, err = callErr[DRBDNewGenerationOutput](env, f.hosts.DRBDNewGeneration, DRBDNewGenerationInput{InstanceID: backup.ID, Resource: "home0", ClearBitmap: true, SeedPeer: hostN})
 	requireAppError(t, err, ErrInvalidInput, true) // only on the Primary
 	seed := call[DRBDNewGenerationOutput](t, env, f.hosts.DRBDNewGeneration, DRBDNewGenerationInput{InstanceID: file.ID, Resource: "home0", ClearBitmap: true, SeedPeer: hostN})
 	snap := call[Snapshot](t, env, f.cloud.CreateSnapshot, CreateSnapshotInput{Step: "seed home0", VolumeID: vb, Name: "home0 seed"})
@@ -92,4 +96,26 @@ func TestCloudHostsSeedNewNode(t *testing.T) {
 	require.True(t, strings.Contains(err.Error(), hostN))
 	call[DRBDNewGenerationOutput](t, env, f.hosts.DRBDNewGeneration, DRBDNewGenerationInput{InstanceID: file.ID, Resource: "home0", ClearBitmap: true, SeedPeer: "someone-else",
 		Override: &Override{By: "test", Reason: "proving the override passes", Interlock: anyops.InterlockNoUpToDatePeer}})
+}
+
+// FuzzDRBDResourceConfig: whatever a resource file says, the parser does not panic, and what
+// it accepts renders back to a file it reads the same. Corpus: testdata/fuzz/FuzzDRBDResourceConfig.
+func FuzzDRBDResourceConfig(f *testing.F) {
+	f.Add(DRBDResourceConfig{Name: "live-r0", Minor: 2, Port: 7791, Nodes: []DRBDNode{
+		{Hostname: "ip-10-0-1-10", Address: "10.0.1.10", NodeID: 0, Disk: NVMeByIDPrefix + "vol0123"},
+		{Hostname: "ip-10-0-1-11", Address: "10.0.1.11", NodeID: 1, Disk: "/dev/xvdf"},
+		{Hostname: "ip-10-0-3-20", Address: "10.0.3.20", NodeID: 2, Disk: DRBDDiskPending}}}.Render())
+	f.Add("resource r {\n  device /dev/drbd0;\n  on a {\n    node-id 40;\n  }\n}\n")
+	f.Add("resource r {\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		c, err := ParseDRBDResourceConfig(text)
+		if err != nil {
+			return
+		}
+		again, err := ParseDRBDResourceConfig(c.Render())
+		if err != nil {
+			t.Fatalf("a rendered file does not parse: %v\n%s", err, c.Render())
+		}
+		require.Equal(t, c, again)
+	})
 }

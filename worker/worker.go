@@ -75,11 +75,16 @@ func Register(w worker.Registry, queue string, deps Deps) {
 		// The building blocks the demo fleet, drills, releases and recoveries run as children.
 		w.RegisterWorkflowWithOptions(workflows.BuildServer, workflow.RegisterOptions{Name: workflows.BuildServerWorkflowType})
 		w.RegisterWorkflowWithOptions(workflows.BuildCluster, workflow.RegisterOptions{Name: workflows.BuildClusterWorkflowType})
+		w.RegisterWorkflowWithOptions(workflows.SeedReplica, workflow.RegisterOptions{Name: workflows.SeedReplicaWorkflowType})
 	}
 	w.RegisterActivity(&activities.Inventory{Store: deps.Store})
 	w.RegisterActivity(&activities.Sandboxes{Store: deps.Store, Signer: deps.SandboxdSigner})
 	if deps.AWS != nil {
-		w.RegisterActivity(activities.NewCloud(deps.AWS))
+		cloud := activities.NewCloud(deps.AWS)
+		if deps.Store != nil {
+			cloud.Clusters = activities.InventoryClusters{Store: deps.Store}
+		}
+		w.RegisterActivity(cloud)
 		w.RegisterActivity(&activities.Hosts{Clients: deps.AWS, PollInterval: deps.CommandPoll})
 	}
 }
