@@ -226,3 +226,44 @@ func (c *Cloud) ZoneByName(ctx context.Context, in ZoneByNameInput) (HostedZone,
 	z := out.HostedZones[0]
 	return HostedZone{ID: aws.ToString(z.Id), Name: name, Private: z.Config != nil && z.Config.PrivateZone}, nil
 }
+
+// LatestSnapshotInput names a volume.
+type LatestSnapshotInput struct {
+	VolumeID string
+}
+
+// LatestSnapshotOutput is the newest completed snapshot of a volume, if it has one.
+type LatestSnapshotOutput struct {
+	Found    bool
+	Snapshot Snapshot
+}
+
+// LatestSnapshot finds the newest completed snapshot of the volume (taken of it, or a copy
+// tagged as preserving it): what makes another snapshot incremental, and so a new replica
+// seeded from a snapshot faster than a full resync. It only reads.
+func (c *Cloud) LatestSnapshot(ctx context.Context, in LatestSnapshotInput) (LatestSnapshotOutput, error) {
+	if in.VolumeID == "" {
+		return LatestSnapshotOutput{}, invalidInput("VolumeID is required")
+	}
+	var out LatestSnapshotOutput
+	for _, filter := range []ec2types.Filter{
+		{Name: aws.String("volume-id"), Values: []string{in.VolumeID}},
+		{Name: aws.String("tag:" + TagSourceVolume), Values: []string{in.VolumeID}},
+	} {
+		p := ec2.NewDescribeSnapshotsPaginator(c.Clients.EC2, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"},
+			Filters: []ec2types.Filter{filter, {Name: aws.String("status"), Values: []string{"completed"}}}})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return LatestSnapshotOutput{}, cloudError("DescribeSnapshots", err)
+			}
+			for _, s := range page.Snapshots {
+				snap := toSnapshot(s, c.Clients.Region)
+				if !out.Found || snap.TakenAt().After(out.Snapshot.TakenAt()) {
+					out = LatestSnapshotOutput{Found: true, Snapshot: snap}
+				}
+			}
+		}
+	}
+	return out, nil
+}

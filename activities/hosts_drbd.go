@@ -509,3 +509,143 @@ func (h *Hosts) ProbeHost(ctx context.Context, in InstanceRef) (HostProbe, error
 	}
 	return HostProbe{Reachable: true, Detail: res.Status}, nil
 }
+
+// WaitDRBDInSyncInput waits until resources are in sync on a host.
+type WaitDRBDInSyncInput struct {
+	InstanceID string
+	Resources  []string
+	// PollInterval between looks (0: DefaultPollInterval); For bounds this call: it returns
+	// the latest status when For has passed, in sync or not (0: until the activity's deadline).
+	PollInterval time.Duration
+	For          time.Duration
+}
+
+// DRBDSyncProgress is how far resources are from being in sync: WaitDRBDInSync's heartbeat and
+// its result.
+type DRBDSyncProgress struct {
+	InSync bool
+	// Done is the share of the resources' data in sync, 0..100 (a resource in sync counts 100,
+	// one resyncing its done:, one not connected 0).
+	Done      float64
+	Resources []DRBDResource
+	Polls     int
+}
+
+// WaitDRBDInSync reads `drbdadm status` on the host every poll until every resource is in sync
+// (UpToDate here, connected to an UpToDate peer), heartbeating the progress, or For has passed;
+// either way it returns the latest progress, so that a workflow can show it and ask again. It
+// only reads.
+func (h *Hosts) WaitDRBDInSync(ctx context.Context, in WaitDRBDInSyncInput) (DRBDSyncProgress, error) {
+	if len(in.Resources) == 0 {
+		return DRBDSyncProgress{}, invalidInput("Resources are required")
+	}
+	interval, bound := waitBounds(ctx, in.PollInterval, in.For)
+	deadline := time.Now().Add(bound)
+	var p DRBDSyncProgress
+	for {
+		st, err := h.DRBDStatus(ctx, DRBDStatusInput{InstanceID: in.InstanceID})
+		if err != nil {
+			return p, err
+		}
+		p = syncProgress(st.Resources, in.Resources, p.Polls+1)
+		activity.RecordHeartbeat(ctx, p)
+		if p.InSync || !time.Now().Add(interval).Before(deadline) {
+			return p, nil
+		}
+		select {
+		case <-ctx.Done():
+			return p, ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
+
+// syncProgress summarizes the named resources of a host's status.
+func syncProgress(all []DRBDResource, names []string, polls int) DRBDSyncProgress {
+	p := DRBDSyncProgress{InSync: true, Polls: polls}
+	for _, name := range names {
+		var found *DRBDResource
+		for i := range all {
+			if all[i].Name == name {
+				found = &all[i]
+			}
+		}
+		switch {
+		case found == nil:
+			p.InSync = false
+			continue
+		case found.InSync():
+			p.Done += 100
+		case len(found.Peers) > 0 && found.Peers[0].Connection == "Connected":
+			p.Done += found.Peers[0].Done
+			p.InSync = false
+		default:
+			p.InSync = false
+		}
+		p.Resources = append(p.Resources, *found)
+	}
+	p.Done /= float64(len(names))
+	return p
+}
+
+// ReadDRBDConfig reads a resource's file on a host, as ConfigureDRBD wrote it: the nodes with
+// their node ids, addresses and disks. A recovery that replaces one side of a pair rewrites the
+// file with the other side as it is. A file that is missing, or not in ConfigureDRBD's form, is
+// a non-retryable UnexpectedOutput.
+func (h *Hosts) ReadDRBDConfig(ctx context.Context, in DRBDResourceInput) (DRBDResourceConfig, error) {
+	if err := in.check(); err != nil {
+		return DRBDResourceConfig{}, err
+	}
+	file := DRBDConfigDir + "/" + in.Resource + ".res"
+	res, err := h.RunCommand(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops read drbd config " + in.Resource, Commands: []string{"cat " + shellQuote(file)}})
+	if err != nil {
+		return DRBDResourceConfig{}, err
+	}
+	conf, err := ParseDRBDConfig(in.Resource, res.Stdout)
+	if err != nil {
+		return DRBDResourceConfig{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s on %s: %v", file, in.InstanceID, err), ErrUnexpectedOutput, nil, res)
+	}
+	return conf, nil
+}
+
+var (
+	reConfDevice = regexp.MustCompile(`^device /dev/drbd([0-9]+);$`)
+	reConfOn     = regexp.MustCompile(`^on (\S+) \{$`)
+	reConfNodeID = regexp.MustCompile(`^node-id ([0-9]+);$`)
+	reConfAddr   = regexp.MustCompile(`^address ([0-9.]+):([0-9]+);$`)
+	reConfDisk   = regexp.MustCompile(`^disk (\S+);$`)
+)
+
+// ParseDRBDConfig reads a resource file in the form DRBDResourceConfig.Render writes; Render of
+// the result gives the same file back.
+func ParseDRBDConfig(name, text string) (DRBDResourceConfig, error) {
+	c := DRBDResourceConfig{Name: name, Minor: -1}
+	var node *DRBDNode
+	for _, raw := range strings.Split(text, "\n") {
+		line := strings.TrimSpace(raw)
+		if m := reConfDevice.FindStringSubmatch(line); m != nil {
+			c.Minor, _ = strconv.Atoi(m[1])
+		} else if m := reConfOn.FindStringSubmatch(line); m != nil {
+			c.Nodes = append(c.Nodes, DRBDNode{Hostname: m[1], NodeID: -1})
+			node = &c.Nodes[len(c.Nodes)-1]
+		} else if node == nil {
+			continue
+		} else if m := reConfNodeID.FindStringSubmatch(line); m != nil {
+			node.NodeID, _ = strconv.Atoi(m[1])
+		} else if m := reConfAddr.FindStringSubmatch(line); m != nil {
+			node.Address = m[1]
+			c.Port, _ = strconv.Atoi(m[2])
+		} else if m := reConfDisk.FindStringSubmatch(line); m != nil {
+			node.Disk = m[1]
+		} else if line == "}" {
+			node = nil
+		}
+	}
+	if err := c.check(); err != nil {
+		return DRBDResourceConfig{}, err
+	}
+	if c.Render() != strings.TrimRight(text, "\n")+"\n" {
+		return DRBDResourceConfig{}, fmt.Errorf("not a resource file anyops wrote")
+	}
+	return c, nil
+}

@@ -305,6 +305,9 @@ type drbdSide struct {
 	VolumeID   string `json:"volume_id"`
 	// Disk is the backing device as configuration names it: the stable by-id link on Nitro.
 	Disk string `json:"disk"`
+	// NodeID is the side's DRBD node id, which its metadata keeps: a server that takes a
+	// side's place takes its node id.
+	NodeID int `json:"node_id"`
 }
 
 // drbdPair is one DRBD resource: its minor (and port offset) and its two sides, Primary the
@@ -326,13 +329,16 @@ const (
 )
 
 // config is the resource file of the pair, the same on both hosts: disks by their stable
-// by-id links, hosts by the names they give themselves, the primary's side node 0.
+// by-id links, hosts by the names they give themselves, nodes in the order of their ids.
 func (p drbdPair) config() activities.DRBDResourceConfig {
-	node := func(s drbdSide, id int) activities.DRBDNode {
-		return activities.DRBDNode{Hostname: s.Hostname, Address: s.IP, NodeID: id, Disk: s.Disk}
+	node := func(s drbdSide) activities.DRBDNode {
+		return activities.DRBDNode{Hostname: s.Hostname, Address: s.IP, NodeID: s.NodeID, Disk: s.Disk}
 	}
-	return activities.DRBDResourceConfig{Name: p.Resource, Minor: p.Minor, Port: drbdBasePort + p.Minor,
-		Nodes: []activities.DRBDNode{node(p.Primary, 0), node(p.Secondary, 1)}}
+	nodes := []activities.DRBDNode{node(p.Primary), node(p.Secondary)}
+	if nodes[1].NodeID < nodes[0].NodeID {
+		nodes[0], nodes[1] = nodes[1], nodes[0]
+	}
+	return activities.DRBDResourceConfig{Name: p.Resource, Minor: p.Minor, Port: drbdBasePort + p.Minor, Nodes: nodes}
 }
 
 // planPairs are the plan's DRBD resources in order, with their sides as built; a resource's
@@ -353,6 +359,7 @@ func planPairs(plan activities.FleetPlan, built map[string]BuiltServer) []drbdPa
 				p.Primary = side(v)
 			default:
 				p.Secondary = side(v)
+				p.Secondary.NodeID = 1 // a build's primary is node 0
 			}
 		}
 		out = append(out, p)

@@ -1,9 +1,11 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -107,6 +109,37 @@ func (t RecoveryTiming) validate() error {
 		}
 	}
 	return nil
+}
+
+// retryPolicy is how the recoveries' activities are retried: the first retry after a poll
+// interval (at most a second), backing off to six of them (at most 30 s) — in cloudsim's time
+// as in production's.
+func (t RecoveryTiming) retryPolicy() *temporal.RetryPolicy {
+	return &temporal.RetryPolicy{
+		InitialInterval:    min(time.Second, t.PollInterval),
+		BackoffCoefficient: 2,
+		MaximumInterval:    min(30*time.Second, max(6*t.PollInterval, 10*time.Millisecond)),
+		MaximumAttempts:    20,
+	}
+}
+
+// callOptions, waitOptions and hostOptions are FleetTiming's with the recoveries' retries.
+func (t RecoveryTiming) callOptions() workflow.ActivityOptions {
+	o := t.FleetTiming.callOptions()
+	o.RetryPolicy = t.retryPolicy()
+	return o
+}
+
+func (t RecoveryTiming) waitOptions() workflow.ActivityOptions {
+	o := t.FleetTiming.waitOptions()
+	o.RetryPolicy = t.retryPolicy()
+	return o
+}
+
+func (t RecoveryTiming) hostOptions() workflow.ActivityOptions {
+	o := t.FleetTiming.hostOptions()
+	o.RetryPolicy = t.retryPolicy()
+	return o
 }
 
 // minScaledTimeout is the least a scaled bound keeps: real calls to the cloud and the
@@ -290,10 +323,16 @@ type BackupRebuildInput struct {
 	RecoveryRequest
 	Timing RecoveryTiming `json:"timing,omitempty"`
 	Policy RebuildPolicy  `json:"policy,omitempty"`
+	// Onto is a server to make the backup (a failover's server kept for it); empty: the
+	// zone's warm spare, or a new server.
+	Onto string `json:"onto,omitempty"`
 }
 
 func prepareBackupRebuild(in *BackupRebuildInput, actor string) (string, temporal.SearchAttributes, error) {
 	attrs, err := in.RecoveryRequest.prepare(actor)
+	if err == nil && in.Onto != "" && !reServerName.MatchString(in.Onto) {
+		err = anyops.Errorf(anyops.EINVALID, "onto %q is not a server name", in.Onto)
+	}
 	if err == nil {
 		err = in.Timing.validate()
 	}
@@ -371,4 +410,103 @@ func noteIncident(ctx workflow.Context, timing RecoveryTiming, incidentID int64,
 	if err != nil {
 		workflow.GetLogger(ctx).Warn("could not note on the incident", "incident", incidentID, "message", message, "err", err)
 	}
+}
+
+// interlocks is a recovery's side of its safety interlocks: what they hold up (Status's
+// Blocked), the overrides people gave through the override update (validated: only for an
+// interlock holding something up now, with who and why; audited before it takes effect), and
+// waiting for one.
+type interlocks struct {
+	tracker   *Tracker
+	timing    RecoveryTiming
+	subject   string // the workflow id, the audit's subject
+	incident  int64
+	overrides map[anyops.Interlock]DecisionInput
+	// given are the overrides given, worded for the result.
+	given []string
+}
+
+func newInterlocks(tracker *Tracker, timing RecoveryTiming, subject string, incident int64) *interlocks {
+	return &interlocks{tracker: tracker, timing: timing, subject: subject, incident: incident, overrides: map[anyops.Interlock]DecisionInput{}}
+}
+
+// register sets the override update's handler and validator.
+func (l *interlocks) register(ctx workflow.Context) error {
+	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateOverride, func(ctx workflow.Context, d DecisionInput) (DecisionResult, error) {
+		lock := anyops.Interlock(d.Interlock)
+		what := ""
+		for _, b := range l.tracker.status.Blocked {
+			if b.Interlock == d.Interlock {
+				what = b.What
+			}
+		}
+		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, l.timing.callOptions()), recInv.RecordAudit, activities.AuditRecord{
+			Actor: d.By, Action: "override", Subject: l.subject,
+			Summary: map[string]any{"interlock": d.Interlock, "reason": d.Reason, "held_up": what, "incident": l.incident},
+		}).Get(ctx, nil); err != nil {
+			return DecisionResult{}, err
+		}
+		l.overrides[lock] = d
+		l.given = append(l.given, fmt.Sprintf("%s by %s: %s", lock, d.By, d.Reason))
+		msg := fmt.Sprintf("interlock %s overridden by %s: %s (it held up %s)", lock, d.By, d.Reason, what)
+		l.tracker.Event(msg)
+		noteIncident(ctx, l.timing, l.incident, msg)
+		return DecisionResult{Decision: UpdateOverride, Message: "interlock " + d.Interlock + " passed for what it held up"}, nil
+	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d DecisionInput) error {
+		if _, err := anyops.Parse("interlock", d.Interlock, anyops.Interlocks); err != nil {
+			return refused("%s", anyops.ErrorMessage(err))
+		}
+		if strings.TrimSpace(d.Reason) == "" || d.By == "" {
+			return refused("an override needs who and why")
+		}
+		if !l.tracker.Blocking(d.Interlock) {
+			return refused("interlock %s holds nothing up now", d.Interlock)
+		}
+		return nil
+	}})
+}
+
+// await shows that lock holds up what, and waits for its override, or until done says to stop
+// waiting (nil override, no error then).
+func (l *interlocks) await(ctx workflow.Context, lock anyops.Interlock, what string, done func() bool) (*activities.Override, error) {
+	l.tracker.Block(string(lock), what)
+	msg := fmt.Sprintf("interlock %s holds up %s; only an override passes it", lock, what)
+	l.tracker.Event(msg)
+	noteIncident(ctx, l.timing, l.incident, msg)
+	defer l.tracker.Unblock(string(lock))
+	if err := workflow.Await(ctx, func() bool {
+		_, ok := l.overrides[lock]
+		return ok || (done != nil && done())
+	}); err != nil {
+		return nil, err
+	}
+	d, ok := l.overrides[lock]
+	if !ok {
+		return nil, nil
+	}
+	return &activities.Override{By: d.By, Reason: d.Reason, Interlock: lock}, nil
+}
+
+// pass runs an activity that an interlock may refuse: on a refusal it waits for the override
+// of that interlock and runs it again with it. An interlock refusing even with its override
+// (DRBD itself refusing a second Primary) is the error.
+func (l *interlocks) pass(ctx workflow.Context, what string, run func(*activities.Override) error) error {
+	var ov *activities.Override
+	for {
+		err := run(ov)
+		lock, ok := activities.InterlockOf(err)
+		if !ok || (ov != nil && ov.Interlock == lock) {
+			return err
+		}
+		var app *temporal.ApplicationError
+		errors.As(err, &app)
+		if ov, err = l.await(ctx, lock, what+": "+app.Message(), nil); err != nil {
+			return err
+		}
+	}
+}
+
+// refused is a decision's refusal by a validator: the API answers it 409 with the message.
+func refused(format string, args ...any) error {
+	return temporal.NewApplicationError(fmt.Sprintf(format, args...), anyops.ECONFLICT)
 }
