@@ -535,12 +535,13 @@ func (s *Sim) drbdCompare(r, pr *drbdRes, am, bm *drbdMeta, c, pc *drbdConn) drb
 			switch {
 			case !usable(src) || sl.OutOfSync <= 0 && dst.Disk != "Inconsistent":
 				return drbdSync{}, false
-			case sl.Cleared:
-				return drbdSync{fromSelf: self, bytes: sl.OutOfSync}, true
-			case !sl.known() || dst.Disk == "Inconsistent":
+			case !sl.known() || dst.Disk == "Inconsistent" && sl.OutOfSync <= 0:
 				return drbdSync{fromSelf: self, bytes: size, full: true}, true
 			}
-			return drbdSync{}, false // a bitmap of an older generation: synced since by another peer
+			// Bits counted from a --clear-bitmap, or from an older generation (a copy of a
+			// Primary taken without the truck procedure): real DRBD would take the two for in
+			// sync here; cloudsim resyncs those bits, a superset of what the copy lacks.
+			return drbdSync{fromSelf: self, bytes: sl.OutOfSync}, true
 		}
 		if d, ok := same(r, pr, aSlot, true); ok && (r.Role == "Primary" || pr.Role != "Primary") {
 			return d
