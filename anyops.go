@@ -225,6 +225,11 @@ const (
 	TagDRBDResource = "anyops:drbd-resource" // the DRBD resource the volume backs
 	TagDRBDPeer     = "anyops:drbd-peer"     // the instance holding the other replica
 	TagDRBDRole     = "anyops:drbd-role"     // primary | secondary, as the fleet recorded it
+	// What made a resource: the workflow, its operation (run, incident) and the step. Two
+	// resources with one scope and step are one step done twice (a drill's duplicates).
+	TagWorkflow = "anyops:workflow"
+	TagScope    = "anyops:scope"
+	TagStep     = "anyops:step"
 )
 
 // Business keys of workflows: a second request for the same thing joins the running workflow.

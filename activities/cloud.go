@@ -48,9 +48,9 @@ func NewCloud(clients *Clients) *Cloud { return &Cloud{Clients: clients} }
 // Tags Anyops puts on what it creates.
 const (
 	TagName           = "Name"
-	TagWorkflow       = "anyops:workflow"        // the workflow id that created the resource
-	TagScope          = "anyops:scope"           // the operation (run, incident) of the workflow that created it
-	TagStep           = "anyops:step"            // the workflow step that created it
+	TagWorkflow       = anyops.TagWorkflow
+	TagScope          = anyops.TagScope
+	TagStep           = anyops.TagStep
 	TagIdempotencyKey = "anyops:idempotency-key" // on snapshots: the API has no ClientToken
 	TagSourceVolume   = "anyops:source-volume"   // on snapshots and their copies: the volume they preserve
 	TagTakenAt        = "anyops:taken-at"        // on copies: when the source snapshot was taken (RFC 3339)

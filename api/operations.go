@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -20,6 +22,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/internal/opstart"
 	"github.com/anyops/anyops/workflows"
 )
 
@@ -88,9 +91,6 @@ type StartedOperation struct {
 // is down is shown without its status rather than holding the request.
 const queryTimeout = 3 * time.Second
 
-// maxOperationIDLen bounds the id path parameter.
-const maxOperationIDLen = 512
-
 func (s *Server) registerOperations(v1 *gin.RouterGroup, auth *Authorizer) {
 	// POST /operations/:id starts an operation of kind :id. Gin, like OpenAPI, allows one
 	// parameter name per path position, so the kind takes the name of the id it sits beside.
@@ -101,10 +101,7 @@ func (s *Server) registerOperations(v1 *gin.RouterGroup, auth *Authorizer) {
 }
 
 // startOperation starts the workflow of a kind under its business-key id. If one with that id
-// runs, it answers 200 with the running one instead of 201. The start uses the conflict policy
-// FAIL with the already-started error switched on, rather than USE_EXISTING: the outcome is
-// the same (nothing new starts), but the SDK reports USE_EXISTING's join no differently from a
-// start, and the error tells the two apart exactly, with no race between a check and a start.
+// runs, it answers 200 with the running one instead of 201 (opstart.Start tells them apart).
 func (s *Server) startOperation(c *gin.Context) {
 	kind, ok := workflows.LookupKind(c.Param("id"))
 	if !ok {
@@ -121,26 +118,17 @@ func (s *Server) startOperation(c *gin.Context) {
 		WriteError(c, err)
 		return
 	}
-	run, err := s.deps.Temporal.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{
-		ID:                                       start.ID,
-		TaskQueue:                                kind.TaskQueue,
-		WorkflowExecutionTimeout:                 kind.ExecutionTimeout,
-		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes:                    start.SearchAttributes,
-	}, kind.WorkflowType, start.Input)
-	var running *serviceerror.WorkflowExecutionAlreadyStarted
-	switch {
-	case errors.As(err, &running):
-		c.Header("Location", operationPath(start.ID))
-		c.JSON(http.StatusOK, StartedOperation{ID: start.ID, RunID: running.RunId, Kind: kind.Name, Joined: true})
-	case err != nil:
+	started, err := opstart.Start(c.Request.Context(), s.deps.Temporal, kind, start, "")
+	if err != nil {
 		WriteError(c, temporalError(err, "start "+kind.Name))
-	default:
-		c.Header("Location", operationPath(start.ID))
-		c.JSON(http.StatusCreated, StartedOperation{ID: run.GetID(), RunID: run.GetRunID(), Kind: kind.Name})
+		return
 	}
+	status := http.StatusCreated
+	if started.Joined {
+		status = http.StatusOK
+	}
+	c.Header("Location", operationPath(start.ID))
+	c.JSON(status, StartedOperation{ID: start.ID, RunID: started.RunID, Kind: kind.Name, Joined: started.Joined})
 }
 
 // operationPath is the URL path of an operation, its id escaped so that '/' becomes %2F.
@@ -162,12 +150,10 @@ func (s *Server) listOperations(c *gin.Context) {
 		WriteError(c, err)
 		return
 	}
-	var token []byte
-	if cur := q.Get("cursor"); cur != "" {
-		if token, err = base64.RawURLEncoding.Strict().DecodeString(cur); err != nil || len(token) == 0 {
-			WriteError(c, anyops.Errorf(anyops.EINVALID, "cursor is malformed"))
-			return
-		}
+	token, err := decodeOperationsCursor(q.Get("cursor"))
+	if err != nil {
+		WriteError(c, err)
+		return
 	}
 	visQuery, err := operationsQuery(q.Get("kind"), q.Get("state"))
 	if err != nil {
@@ -178,19 +164,63 @@ func (s *Server) listOperations(c *gin.Context) {
 		PageSize: int32(limit), NextPageToken: token, Query: visQuery,
 	})
 	if err != nil {
-		var invalid *serviceerror.InvalidArgument
-		if errors.As(err, &invalid) && len(token) > 0 {
-			WriteError(c, anyops.Errorf(anyops.EINVALID, "cursor is malformed or expired"))
-			return
+		err = temporalError(err, "list operations")
+		if len(token) > 0 && s.temporalHealthy(c.Request.Context()) {
+			// Temporal answers a page token it cannot read with an error of any kind (Unknown,
+			// or a deadline once the SDK has retried that): while it is up, the cursor is to blame.
+			err = anyops.Errorf(anyops.EINVALID, "cursor is malformed or expired")
 		}
-		WriteError(c, temporalError(err, "list operations"))
+		WriteError(c, err)
 		return
 	}
-	out := List[Operation]{Items: []Operation{}, NextCursor: base64.RawURLEncoding.EncodeToString(resp.GetNextPageToken())}
+	out := List[Operation]{Items: []Operation{}, NextCursor: encodeOperationsCursor(resp.GetNextPageToken())}
 	for _, info := range resp.GetExecutions() {
 		out.Items = append(out.Items, operationOf(info))
 	}
 	c.JSON(http.StatusOK, out)
+}
+
+// The cursor of GET /v1/operations is Temporal's page token with a checksum after it, so that a
+// mangled or made-up cursor is a 400 here and never reaches Temporal: Temporal answers a token
+// it cannot read with an Unknown error, which the SDK retries for seconds before it fails.
+const cursorSumLen = 8
+
+func cursorSum(token []byte) []byte {
+	sum := sha256.Sum256(append([]byte("anyops operations cursor\x00"), token...))
+	return sum[:cursorSumLen]
+}
+
+// encodeOperationsCursor makes the cursor of a Temporal page token; "" for none (the last page).
+func encodeOperationsCursor(token []byte) string {
+	if len(token) == 0 {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString(append(append([]byte(nil), token...), cursorSum(token)...))
+}
+
+// decodeOperationsCursor returns the page token of a cursor from encodeOperationsCursor (nil
+// for ""); anything else is EINVALID.
+func decodeOperationsCursor(cursor string) ([]byte, error) {
+	if cursor == "" {
+		return nil, nil
+	}
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(cursor)
+	if err != nil || len(raw) <= cursorSumLen {
+		return nil, anyops.Errorf(anyops.EINVALID, "cursor is malformed")
+	}
+	token, sum := raw[:len(raw)-cursorSumLen], raw[len(raw)-cursorSumLen:]
+	if subtle.ConstantTimeCompare(sum, cursorSum(token)) != 1 {
+		return nil, anyops.Errorf(anyops.EINVALID, "cursor is malformed")
+	}
+	return token, nil
+}
+
+// temporalHealthy says whether Temporal's frontend answers its health check now.
+func (s *Server) temporalHealthy(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := s.deps.Temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
+	return err == nil
 }
 
 // operationOf is the summary of one workflow execution: the fields list and get share.
@@ -248,28 +278,47 @@ func operationsQuery(kind, state string) (string, error) {
 	return query, nil
 }
 
-// describeOperation reads the {id} of the request and describes its latest run; on failure it
-// has written the error response and returns ok false.
+// describeOperation describes the latest run of the request's operation {id} (unescaped:
+// ids contain '/', sent as %2F; checkPathParams has vetted it). Only workflows of registered
+// kinds are operations: any other workflow in the namespace (a console's, or one started
+// outside the API) is not found, so the API neither shows nor cancels it. On failure it has
+// written the error response and returns ok false.
 func (s *Server) describeOperation(c *gin.Context) (id string, info *workflowpb.WorkflowExecutionInfo, ok bool) {
-	id, err := operationID(c)
-	if err != nil {
-		WriteError(c, err)
-		return "", nil, false
-	}
+	id = c.Param("id")
 	desc, err := s.deps.Temporal.DescribeWorkflow(c.Request.Context(), id, "")
 	if err != nil {
 		WriteError(c, temporalError(err, "describe operation "+id))
 		return "", nil, false
 	}
-	return id, desc.RawResponse.GetWorkflowExecutionInfo(), true
+	info = desc.RawResponse.GetWorkflowExecutionInfo()
+	if _, registered := workflows.KindOfWorkflowType(info.GetType().GetName()); !registered {
+		WriteError(c, anyops.Errorf(anyops.ENOTFOUND, "describe operation %s: no such operation", id))
+		return "", nil, false
+	}
+	return id, info, true
 }
 
 func (s *Server) getOperation(c *gin.Context) {
-	id, info, ok := s.describeOperation(c)
+	id, _, ok := s.describeOperation(c)
 	if !ok {
 		return
 	}
-	ctx := c.Request.Context()
+	op, err := s.operation(c.Request.Context(), id, "")
+	if err != nil {
+		WriteError(c, temporalError(err, "describe operation "+id))
+		return
+	}
+	c.JSON(http.StatusOK, op)
+}
+
+// operation shows run runID ("" for the latest) of workflow id as the API does: its state,
+// the answer of its Status query, and its result or error once closed.
+func (s *Server) operation(ctx context.Context, id, runID string) (Operation, error) {
+	desc, err := s.deps.Temporal.DescribeWorkflow(ctx, id, runID)
+	if err != nil {
+		return Operation{}, err
+	}
+	info := desc.RawResponse.GetWorkflowExecutionInfo()
 	op := operationOf(info)
 	op.ID = id
 	op.Status = s.queryStatus(ctx, id, op.RunID)
@@ -277,8 +326,7 @@ func (s *Server) getOperation(c *gin.Context) {
 	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
 		var result json.RawMessage
 		if err := s.deps.Temporal.GetWorkflow(ctx, id, op.RunID).Get(ctx, &result); err != nil {
-			WriteError(c, fmt.Errorf("result of operation %s: %w", id, err))
-			return
+			return op, fmt.Errorf("result of operation %s: %w", id, err)
 		}
 		op.Result = result
 	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
@@ -287,7 +335,7 @@ func (s *Server) getOperation(c *gin.Context) {
 			op.Error = err.Error()
 		}
 	}
-	c.JSON(http.StatusOK, op)
+	return op, nil
 }
 
 // queryStatus asks the workflow's Status query, nil when it cannot be answered in time (no
@@ -295,17 +343,25 @@ func (s *Server) getOperation(c *gin.Context) {
 func (s *Server) queryStatus(ctx context.Context, id, runID string) *workflows.Status {
 	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	v, err := s.deps.Temporal.QueryWorkflow(qctx, id, runID, workflows.StatusQuery)
+	st, err := QueryStatus(qctx, s.deps.Temporal, id, runID)
 	if err != nil {
 		s.log.Debug("status query unanswered", "workflow_id", id, "err", err)
 		return nil
 	}
-	var st workflows.Status
-	if err := v.Get(&st); err != nil {
-		s.log.Warn("status query answer undecodable", "workflow_id", id, "err", err)
-		return nil
-	}
 	return &st
+}
+
+// QueryStatus asks a workflow (its latest run when runID is "") for its Status.
+func QueryStatus(ctx context.Context, tc client.Client, id, runID string) (workflows.Status, error) {
+	var st workflows.Status
+	v, err := tc.QueryWorkflow(ctx, id, runID, workflows.StatusQuery)
+	if err != nil {
+		return st, err
+	}
+	if err := v.Get(&st); err != nil {
+		return st, fmt.Errorf("status of %s is undecodable: %w", id, err)
+	}
+	return st, nil
 }
 
 // CancelResult is the body of POST /v1/operations/{id}/cancel.
@@ -335,15 +391,6 @@ func (s *Server) cancelOperation(c *gin.Context) {
 	c.JSON(http.StatusAccepted, CancelResult{ID: id, RunID: runID, State: "cancel-requested"})
 }
 
-// operationID is the {id} path parameter, unescaped (ids contain '/', sent as %2F).
-func operationID(c *gin.Context) (string, error) {
-	id := c.Param("id")
-	if id == "" || len(id) > maxOperationIDLen {
-		return "", anyops.Errorf(anyops.EINVALID, "operation id must be 1 to %d bytes", maxOperationIDLen)
-	}
-	return id, nil
-}
-
 // temporalError maps a Temporal client error to an anyops error.
 func temporalError(err error, what string) error {
 	var notFound *serviceerror.NotFound
@@ -370,6 +417,12 @@ func queryParams(c *gin.Context, allowed ...string) (url.Values, error) {
 		return nil, anyops.Errorf(anyops.EINVALID, "query string is malformed: %v", err)
 	}
 	for name, values := range q {
+		// Filters name things (zone, cluster, user, ...); cursor and limit have parsers of their own.
+		if name != "cursor" && name != "limit" && values[0] != "" {
+			if err := anyops.CheckName(name, values[0]); err != nil {
+				return nil, err
+			}
+		}
 		known := false
 		for _, a := range allowed {
 			known = known || a == name

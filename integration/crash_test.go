@@ -386,7 +386,7 @@ func jumpClock(sim *cloudsim.Sim, step, interval time.Duration) (stop func()) {
 // the half-built fleet would race its assertions.
 func pauseSchedules(t *testing.T, tc client.Client) {
 	t.Helper()
-	for _, s := range worker.Schedules() {
+	for _, s := range worker.Schedules(workflows.NFSWatchTiming{}) {
 		opts := s.Options
 		opts.Paused = true
 		h, err := tc.ScheduleClient().Create(context.Background(), opts)

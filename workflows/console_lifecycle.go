@@ -85,33 +85,15 @@ func DefaultConsoleTiming(plan anyops.Plan) ConsoleTiming {
 // withDefaults fills zero fields from DefaultConsoleTiming(plan).
 func (t ConsoleTiming) withDefaults(plan anyops.Plan) ConsoleTiming {
 	d := DefaultConsoleTiming(plan)
-	if t.IdleTimeout <= 0 {
-		t.IdleTimeout = d.IdleTimeout
-	}
-	if t.MaxLifetime <= 0 {
-		t.MaxLifetime = d.MaxLifetime
-	}
-	if t.KeepaliveInterval <= 0 {
-		t.KeepaliveInterval = d.KeepaliveInterval
-	}
-	if t.HostCheckInterval <= 0 {
-		t.HostCheckInterval = d.HostCheckInterval
-	}
-	if t.HostLostAfter <= 0 {
-		t.HostLostAfter = d.HostLostAfter
-	}
-	if t.HistoryLimit <= 0 {
-		t.HistoryLimit = d.HistoryLimit
-	}
-	if t.SandboxLease <= 0 {
-		t.SandboxLease = time.Duration(t.HostLostAfter) * t.HostCheckInterval
-	}
-	if t.CheckTokenTTL <= 0 {
-		t.CheckTokenTTL = d.CheckTokenTTL
-	}
-	if t.ClockMargin <= 0 {
-		t.ClockMargin = d.ClockMargin
-	}
+	t.IdleTimeout = orDefault(t.IdleTimeout, d.IdleTimeout)
+	t.MaxLifetime = orDefault(t.MaxLifetime, d.MaxLifetime)
+	t.KeepaliveInterval = orDefault(t.KeepaliveInterval, d.KeepaliveInterval)
+	t.HostCheckInterval = orDefault(t.HostCheckInterval, d.HostCheckInterval)
+	t.HostLostAfter = orDefault(t.HostLostAfter, d.HostLostAfter)
+	t.HistoryLimit = orDefault(t.HistoryLimit, d.HistoryLimit)
+	t.SandboxLease = orDefault(t.SandboxLease, time.Duration(t.HostLostAfter)*t.HostCheckInterval)
+	t.CheckTokenTTL = orDefault(t.CheckTokenTTL, d.CheckTokenTTL)
+	t.ClockMargin = orDefault(t.ClockMargin, d.ClockMargin)
 	return t
 }
 

@@ -50,15 +50,10 @@ const (
 )
 
 func (t FleetTiming) withDefaults() FleetTiming {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&t.PollInterval, DefaultPollInterval)
-	def(&t.HeartbeatTimeout, DefaultHeartbeatTimeout)
-	def(&t.CallTimeout, DefaultCallTimeout)
-	def(&t.WaitTimeout, DefaultWaitTimeout)
+	t.PollInterval = orDefault(t.PollInterval, DefaultPollInterval)
+	t.HeartbeatTimeout = orDefault(t.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	t.CallTimeout = orDefault(t.CallTimeout, DefaultCallTimeout)
+	t.WaitTimeout = orDefault(t.WaitTimeout, DefaultWaitTimeout)
 	return t
 }
 
@@ -121,8 +116,10 @@ func prepareDemoFleet(in *DemoFleetInput, actor string) (string, temporal.Search
 	if err := setRequestedBy(&in.RequestedBy, actor); err != nil {
 		return "", temporal.SearchAttributes{}, err
 	}
-	if len(in.ImageID) > 128 {
-		return "", temporal.SearchAttributes{}, anyops.Errorf(anyops.EINVALID, "image_id is longer than 128 bytes")
+	if in.ImageID != "" {
+		if err := anyops.CheckName("image_id", in.ImageID); err != nil {
+			return "", temporal.SearchAttributes{}, err
+		}
 	}
 	if err := in.Timing.validate(); err != nil {
 		return "", temporal.SearchAttributes{}, err

@@ -149,6 +149,14 @@ var kinds = []Kind{
 		ExecutionTimeout: 24 * time.Hour,
 		Prepare:          prepareServerReplace,
 	}),
+	Define(Spec[NFSWatchInput]{
+		Name:         KindNFSWatch,
+		WorkflowType: NFSWatchWorkflowType,
+		TaskQueue:    TaskQueueControl,
+		Description:  "Watch a file server's NFS service: its clients write to their mounts every interval; failed rounds in a row raise a probe alarm through the alarm intake. Ends when the server is no longer a running file server; fleet-sync starts one per file server.",
+		Workflow:     NFSWatch,
+		Prepare:      prepareNFSWatch,
+	}),
 }
 
 // setRequestedBy fills an input's RequestedBy with the authenticated actor; a request body
@@ -203,7 +211,7 @@ func DecodeStrict(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return anyops.Errorf(anyops.EINVALID, "invalid JSON body: %s", describeJSONError(err))
+		return anyops.Errorf(anyops.EINVALID, "invalid JSON body: %s", DescribeJSONError(err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return anyops.Errorf(anyops.EINVALID, "invalid JSON body: unexpected data after the JSON value")
@@ -215,8 +223,8 @@ func DecodeStrict(body []byte, v any) error {
 // drop \f and \v and so accept bodies no JSON parser does.
 const jsonWhitespace = " \t\r\n"
 
-// describeJSONError words a decoding error for a client, without Go type names.
-func describeJSONError(err error) string {
+// DescribeJSONError words a JSON decoding error for a client, without Go type names.
+func DescribeJSONError(err error) string {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
@@ -122,6 +123,23 @@ type Redundancy struct {
 	// NoHotBackupSeconds is the time without a hot copy so far (or in all, once restored).
 	NoHotBackupSeconds float64 `json:"no_hot_backup_seconds"`
 	Message            string  `json:"message,omitempty"`
+}
+
+// Summary is the status in one line, for a person: the steps finished out of all, and the
+// phase with its message ("3/8 steps done; wait-instances-running: waiting for the instances
+// to run").
+func (s Status) Summary() string {
+	done := 0
+	for _, st := range s.Steps {
+		if st.State == StepDone || st.State == StepSkipped {
+			done++
+		}
+	}
+	line := fmt.Sprintf("%d/%d steps done; %s", done, len(s.Steps), s.Phase)
+	if s.Message != "" {
+		line += ": " + s.Message
+	}
+	return line
 }
 
 // Phases a workflow reports once no step is running.

@@ -31,6 +31,9 @@ func main() {
 		newCloudsimCmd(),
 		newMigrateCmd(),
 		newTokenCmd(),
+		newOpCmd(),
+		newIncidentCmd(),
+		newDrillCmd(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
