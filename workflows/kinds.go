@@ -149,6 +149,15 @@ var kinds = []Kind{
 		ExecutionTimeout: 24 * time.Hour,
 		Prepare:          prepareServerReplace,
 	}),
+	Define(Spec[StorageChangeInput]{
+		Name:             KindStorageChange,
+		WorkflowType:     StorageChangeWorkflowType,
+		TaskQueue:        TaskQueueControl,
+		Description:      "Change a backup's (or, in place, a file server's) DRBD volumes — type, size, IOPS, throughput, zone — never leaving the file server without a hot copy: Elastic Volumes in place where AWS allows it, else a new backup seeded from snapshots that resyncs only the delta before the old one leaves.",
+		Workflow:         StorageChange,
+		ExecutionTimeout: 7 * 24 * time.Hour,
+		Prepare:          prepareStorageChange,
+	}),
 	Define(Spec[NFSWatchInput]{
 		Name:         KindNFSWatch,
 		WorkflowType: NFSWatchWorkflowType,
