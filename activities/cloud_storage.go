@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -193,4 +194,20 @@ func (c *Cloud) DescribeVolumes(ctx context.Context, in DescribeVolumesInput) ([
 	}
 	slices.SortFunc(vols, func(a, b Volume) int { return strings.Compare(a.ID, b.ID) })
 	return vols, nil
+}
+
+// SnapshotRef names a snapshot.
+type SnapshotRef struct {
+	SnapshotID string
+	Region     string // "" for the home region
+}
+
+// DescribeSnapshot reports a snapshot as EC2 has it now: its state and progress (the percent
+// a release's Status shows while it waits), and once completed its completion time and full
+// size. A snapshot that does not exist is the non-retryable SnapshotNotFound. It only reads.
+func (c *Cloud) DescribeSnapshot(ctx context.Context, in SnapshotRef) (Snapshot, error) {
+	if in.SnapshotID == "" {
+		return Snapshot{}, invalidInput("SnapshotID is required")
+	}
+	return c.describeSnapshot(ctx, cmp.Or(in.Region, c.Clients.Region), in.SnapshotID)
 }

@@ -128,13 +128,16 @@ type ClusterInventoryInput struct {
 
 // ClusterInventory is what the inventory knows of a cluster.
 type ClusterInventory struct {
-	Cluster  string
-	Zone     string
-	State    anyops.ClusterState
-	Release  string
-	Servers  []ServerInfo
-	Volumes  []VolumeInfo // every volume the inventory has on the cluster's servers, boot included
-	Replicas []ReplicaInfo
+	Cluster string
+	Zone    string
+	State   anyops.ClusterState
+	Release string
+	// TimeScale is the speed the cluster's simulated time runs at (a drill's cluster,
+	// docs/drills.md); 0 for real time.
+	TimeScale float64
+	Servers   []ServerInfo
+	Volumes   []VolumeInfo // every volume the inventory has on the cluster's servers, boot included
+	Replicas  []ReplicaInfo
 	// Classifications and Rates are by volume id, for the volumes asked about that have one.
 	Classifications map[string]Classification
 	Rates           map[string]VolumeRates
@@ -149,6 +152,9 @@ func (a *Inventory) ClusterInventory(ctx context.Context, in ClusterInventoryInp
 	}
 	out := ClusterInventory{Cluster: cl.Name, Zone: cl.Zone, State: cl.State, Release: cl.Release,
 		Classifications: map[string]Classification{}, Rates: map[string]VolumeRates{}}
+	if out.TimeScale, err = a.Store.ClusterTimeScale(ctx, in.Cluster); err != nil {
+		return out, classify(err)
+	}
 	servers, err := listAll(func(p inventory.Page) ([]inventory.Server, string, error) {
 		return a.Store.ListServers(ctx, inventory.ServerFilter{Cluster: in.Cluster, Page: p})
 	})
@@ -219,4 +225,11 @@ func (a *Inventory) RecordSnapshot(ctx context.Context, in SnapshotSampleInput) 
 	}
 	return VolumeRates{SnapshotBytesSec: r.SnapshotBytesSec, ChangeBytesSec: r.ChangeBytesSec, Snapshots: r.Snapshots,
 		LastSnapshotID: r.LastSnapshotID, LastSnapshotAt: r.LastSnapshotAt, LastFullBytes: r.LastFullBytes}, nil
+}
+
+// ClusterTimeScale is the speed the cluster's simulated time runs at (0: real time), for an
+// operation that scales its timing as the alarm intake does (docs/drills.md).
+func (a *Inventory) ClusterTimeScale(ctx context.Context, cluster string) (float64, error) {
+	s, err := a.Store.ClusterTimeScale(ctx, cluster)
+	return s, classify(err)
 }

@@ -158,6 +158,15 @@ var kinds = []Kind{
 		ExecutionTimeout: 7 * 24 * time.Hour,
 		Prepare:          prepareStorageChange,
 	}),
+	Define(Spec[ReleaseInput]{
+		Name:             KindRelease,
+		WorkflowType:     ReleaseWorkflowType,
+		TaskQueue:        TaskQueueControl,
+		Description:      "Release a cluster: a new cluster built beside the live one (in its zone or another: a zone move) takes over its data. Plans every attached volume first (dry_run returns the plan), pre-stages, waits for the approval of the plan's hash, cuts over behind the no-copy-in-target interlock, rolls back on failed health checks, moves deferrable volumes after, keeps the old cluster as a standby for the retention period.",
+		Workflow:         Release,
+		ExecutionTimeout: 30 * 24 * time.Hour,
+		Prepare:          prepareRelease,
+	}),
 	Define(Spec[NFSWatchInput]{
 		Name:         KindNFSWatch,
 		WorkflowType: NFSWatchWorkflowType,

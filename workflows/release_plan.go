@@ -149,9 +149,9 @@ type releaseFacts struct {
 	Cloud     activities.ClusterVolumes
 	// DRBD is the file server's `drbdadm status` (its resources, their peers' disks).
 	DRBD []activities.DRBDResource
-	// Hostnames are the names the cluster's hosts give themselves, by instance id.
-	Hostnames map[string]string
-	Now       time.Time
+	// Mounts are the file server's mounts of block devices (where logs and Dropbox are).
+	Mounts []activities.HostMount
+	Now    time.Time
 }
 
 const mibps = 1 << 20
