@@ -59,6 +59,7 @@ func newFleetEnv(t *testing.T) *fleetEnv {
 	w.RegisterWorkflowWithOptions(ServerReplace, workflow.RegisterOptions{Name: ServerReplaceWorkflowType})
 	w.RegisterWorkflowWithOptions(SeedReplica, workflow.RegisterOptions{Name: SeedReplicaWorkflowType})
 	w.RegisterWorkflowWithOptions(StorageChange, workflow.RegisterOptions{Name: StorageChangeWorkflowType})
+	w.RegisterWorkflowWithOptions(Release, workflow.RegisterOptions{Name: ReleaseWorkflowType})
 	w.RegisterActivity(&activities.Sandboxes{Store: e.store})
 	w.RegisterActivity(&activities.Inventory{Store: e.store})
 	cloud := activities.NewCloud(e.aws)
