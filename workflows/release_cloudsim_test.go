@@ -1,9 +1,14 @@
 package workflows
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/google/uuid"
 
 	"github.com/anyops/anyops"
@@ -60,6 +65,74 @@ func TestReleaseOnCloudsim(t *testing.T) {
 	for _, name := range []string{inventory.DemoFileServer + "/logs", inventory.DemoFileServer + "/dropbox"} {
 		if _, ok := res.Volumes[fleet.Volumes[name]]; !ok {
 			t.Errorf("%s (%s) did not move: %v", name, fleet.Volumes[name], res.Volumes)
+		}
+	}
+}
+
+// TestReleasePlanFindsAHandAttachedVolumeOnCloudsim: a volume someone created and attached
+// to the file server by hand, with no tags, is read from the cloud by its attachment and is a
+// blocker of the dry run's plan; the dry run changes nothing.
+func TestReleasePlanFindsAHandAttachedVolumeOnCloudsim(t *testing.T) {
+	e := newFleetEnv(t)
+	var fleet DemoFleetResult
+	e.run(t, "DemoFleet", DemoFleetWorkflowID+"-"+uuid.NewString(), DemoFleetInput{Timing: fastTiming}, &fleet)
+	ctx := context.Background()
+	vol, err := e.aws.EC2.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String(inventory.DemoZone), Size: aws.Int32(50), VolumeType: ec2types.VolumeTypeGp3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(vol.VolumeId)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		out, err := e.aws.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{id}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Volumes[0].State == ec2types.VolumeStateAvailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is %s", id, out.Volumes[0].State)
+		}
+	}
+	if _, err := e.aws.EC2.AttachVolume(ctx, &ec2.AttachVolumeInput{VolumeId: aws.String(id), InstanceId: aws.String(fleet.Instances[inventory.DemoFileServer]), Device: aws.String("/dev/sdy")}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		out, err := e.aws.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{id}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Volumes[0].State == ec2types.VolumeStateInUse {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is %s", id, out.Volumes[0].State)
+		}
+	}
+	before := lastSeq(e.sim)
+	var res ReleaseResult
+	in := ReleaseInput{Cluster: inventory.DemoCluster, Version: "2", TargetZone: inventory.DemoSpareZone, Timing: simReleaseTiming(), DryRun: true, RequestedBy: "test"}
+	e.run(t, ReleaseWorkflowType, ReleasePlanWorkflowID(inventory.DemoCluster)+"-"+uuid.NewString(), in, &res)
+	if res.Outcome != ReleaseDryRun || len(res.Plan.Blockers) != 1 || res.Plan.Blockers[0].VolumeID != id || res.Plan.Blockers[0].Kind != anyops.BlockerUnknownVolume {
+		t.Fatalf("outcome %s, blockers %+v: want a dry run blocked by %s", res.Outcome, res.Plan.Blockers, id)
+	}
+	for _, ev := range e.sim.Events(before, 1000) {
+		readOnly := strings.Contains(ev.Message, `"drbdadm status"`) || strings.Contains(ev.Message, `"cat /proc/mounts"`)
+		switch {
+		case ev.Seq <= before, strings.HasPrefix(ev.Type, "nfs."), strings.HasPrefix(ev.Type, "drbd."), ev.Type == "ssm.command.success":
+		case ev.Type == "volume.attached" && strings.Contains(ev.Message, id): // the attachment above, logged as the world settles
+		case ev.Type == "ssm.command.sent" && readOnly:
+		default:
+			t.Errorf("the dry run changed something: %s %s", ev.Type, ev.Message)
+		}
+	}
+	// The zone move's ways: home by its replica, logs by a snapshot, Dropbox deferred.
+	for _, m := range res.Plan.Volumes {
+		switch {
+		case m.Kind == anyops.VolumeLogs && (m.Way != anyops.WaySnapshot || m.Deferred):
+			t.Errorf("logs: %+v, want a snapshot in the window", m)
+		case m.Kind == anyops.VolumeDropbox && (m.Way != anyops.WaySnapshot || !m.Deferred):
+			t.Errorf("dropbox: %+v, want a deferred snapshot", m)
 		}
 	}
 }
