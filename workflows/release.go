@@ -37,8 +37,6 @@ type ReleasePolicy struct {
 	// instead of seeding it from snapshots during the pre-stage (then the new cluster has no
 	// hot copy for hours).
 	NoNewBackupSeed bool `json:"no_new_backup_seed,omitempty"`
-	// NoAutoRollback fails instead of rolling back when the new cluster fails its checks.
-	NoAutoRollback bool `json:"no_auto_rollback,omitempty"`
 	// IncrementalInterval is how often the pre-stage takes an incremental snapshot of each
 	// unreplicated critical volume while it waits for the approval (default 30m).
 	IncrementalInterval time.Duration `json:"incremental_interval,omitempty"`
