@@ -256,6 +256,10 @@ func planRelease(f releaseFacts) ReleasePlan {
 		switch {
 		case m.Kind == anyops.VolumeBoot:
 			m.Way, m.Note = anyops.WayStays, "a boot volume: the new servers boot their own"
+		case srv.State == anyops.ServerStopped || srv.State == anyops.ServerTerminated:
+			// A backup a storage change replaced keeps its volumes as a further copy; the data
+			// it had lives on in the resources' current nodes.
+			m.Way, m.Note = anyops.WayStays, "on "+srv.Name+", which is "+string(srv.State)+": kept as it is, not moved"
 		case srv.Role == anyops.RoleBackup && secondaryOf[cv.ID].Name != "":
 			m.Way, m.Note = anyops.WayStays, "the replica of "+secondaryOf[cv.ID].PrimaryVolume+" (its way is listed there)"
 		case m.Resource != "" && replicaOf[cv.ID].Name != "":
