@@ -77,6 +77,10 @@ type ReleaseTiming struct {
 	ProgressInterval time.Duration `json:"progress_interval,omitempty"`
 	// PlanInterval is how often it plans again while it waits (default 5m).
 	PlanInterval time.Duration `json:"plan_interval,omitempty"`
+	// Speed is the simulated cloud's speed the timing is scaled for (Scaled; 0 or 1: real
+	// time): the downtime, the ETAs and the deferred volumes' times are reported in the
+	// cloud's seconds, as the plan predicts them.
+	Speed float64 `json:"speed,omitempty"`
 }
 
 // Production defaults of ReleaseTiming.
@@ -105,6 +109,7 @@ func (t ReleaseTiming) Scaled(speed float64) ReleaseTiming {
 	t = t.withDefaults()
 	t.RecoveryTiming = t.RecoveryTiming.Scaled(speed)
 	if speed > 1 {
+		t.Speed = speed
 		t.ProgressInterval = max(time.Duration(float64(t.ProgressInterval)/speed), 10*time.Millisecond)
 		t.PlanInterval = max(time.Duration(float64(t.PlanInterval)/speed), 10*time.Millisecond)
 		t.ApprovalTimeout = max(time.Duration(float64(t.ApprovalTimeout)/speed), minScaledTimeout)
@@ -115,6 +120,9 @@ func (t ReleaseTiming) Scaled(speed float64) ReleaseTiming {
 func (t ReleaseTiming) validate() error {
 	if err := t.RecoveryTiming.validate(); err != nil {
 		return err
+	}
+	if t.Speed < 0 || t.Speed > 100000 {
+		return anyops.Errorf(anyops.EINVALID, "timing.speed is 0 (real time) to 100000")
 	}
 	for name, d := range map[string]time.Duration{"approval_timeout": t.ApprovalTimeout, "progress_interval": t.ProgressInterval, "plan_interval": t.PlanInterval} {
 		if d < 0 || d > 30*24*time.Hour {
@@ -422,6 +430,14 @@ func newRelease(ctx workflow.Context, in ReleaseInput) (*release, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// cloudSeconds is a span of the worker's time in the cloud's seconds (Timing.Speed).
+func (r *release) cloudSeconds(d time.Duration) float64 { return d.Seconds() * max(r.timing.Speed, 1) }
+
+// workerDuration is a span of the cloud's seconds in the worker's time.
+func (r *release) workerDuration(cloudSeconds float64) time.Duration {
+	return time.Duration(cloudSeconds / max(r.timing.Speed, 1) * float64(time.Second))
 }
 
 func (r *release) callCtx(ctx workflow.Context) workflow.Context {

@@ -49,7 +49,7 @@ func (r *release) startDeferred(ctx workflow.Context, m VolumeMove) workflow.Fut
 			return
 		}
 		now := workflow.Now(ctx)
-		actual := now.Sub(started).Seconds()
+		actual := r.cloudSeconds(now.Sub(started))
 		r.res.Deferred = append(r.res.Deferred, DeferredVolume{VolumeID: m.VolumeID, Kind: string(m.Kind), Target: r.moved[m.VolumeID],
 			CompletedAt: &now, PredictedSeconds: m.AfterSeconds, ActualSeconds: actual})
 		r.res.Volumes[m.VolumeID] = r.moved[m.VolumeID]

@@ -15,12 +15,13 @@ import (
 
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/activities"
+	"github.com/anyops/anyops/cloudsim"
 	"github.com/anyops/anyops/inventory"
 )
 
 // simReleaseTiming is the production release timing at cloudsim's test speed.
 func simReleaseTiming() ReleaseTiming {
-	t := ReleaseTiming{RecoveryTiming: simTiming()}
+	t := ReleaseTiming{RecoveryTiming: simTiming(), Speed: cloudsim.TestSpeed}
 	t.ProgressInterval, t.PlanInterval = 50*time.Millisecond, 200*time.Millisecond
 	return t
 }

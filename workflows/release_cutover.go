@@ -706,7 +706,7 @@ func (r *release) switchClients(ctx workflow.Context) error {
 	}
 	now := workflow.Now(ctx)
 	r.res.LiveAt = &now
-	r.res.DowntimeSeconds = now.Sub(*r.res.MaintenanceAt).Seconds()
+	r.res.DowntimeSeconds = r.cloudSeconds(now.Sub(*r.res.MaintenanceAt))
 	if r.res.DowntimeSeconds > 0 {
 		r.res.ETAErrorPercent = 100 * abs(r.res.DowntimeSeconds-r.res.PredictedDowntimeSeconds) / r.res.DowntimeSeconds
 	}
@@ -806,7 +806,7 @@ func (r *release) rollback(ctx workflow.Context, rb *rollbackNeeded) (ReleaseRes
 	r.audit(ctx, "release.rolled-back", map[string]any{"reason": rb.reason})
 	msg := fmt.Sprintf("rolled back: %s; %s serves from %s", rb.reason, r.in.Cluster, r.fileServer.Name)
 	if r.res.MaintenanceAt != nil && r.res.LiveAt != nil {
-		msg += fmt.Sprintf(" after %.0f s", r.res.LiveAt.Sub(*r.res.MaintenanceAt).Seconds())
+		msg += fmt.Sprintf(" after %.0f s", r.cloudSeconds(r.res.LiveAt.Sub(*r.res.MaintenanceAt)))
 	}
 	r.tracker.Finish(msg)
 	return r.res, nil
@@ -898,7 +898,7 @@ func (r *release) restoreOld(ctx workflow.Context) error {
 	}, nil)
 	now := workflow.Now(ctx)
 	r.res.LiveAt = &now
-	r.res.DowntimeSeconds = now.Sub(*r.res.MaintenanceAt).Seconds()
+	r.res.DowntimeSeconds = r.cloudSeconds(now.Sub(*r.res.MaintenanceAt))
 	msg := fmt.Sprintf("%d clients back on %s", len(r.clients)-len(failed), fs.Name)
 	if len(failed) > 0 {
 		msg += "; not remounted: " + strings.Join(failed, "; ")

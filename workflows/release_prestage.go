@@ -313,7 +313,7 @@ func (r *release) followSnapshot(ctx workflow.Context, m VolumeMove, snap activi
 		v.Message, v.Percent, v.Started, v.Finished, v.Actual = "snapshot "+snap.ID, 0, &started, nil, 0
 		if predicted > 0 {
 			v.Predicted = predicted
-			eta := started.Add(time.Duration(predicted * float64(time.Second)))
+			eta := started.Add(r.workerDuration(predicted))
 			v.ETA = &eta
 		}
 	})
