@@ -49,12 +49,12 @@ type Deps struct {
 	Consoles ConsoleDeps
 	// Dashboard configures the ops dashboard (dashboard.go).
 	Dashboard DashboardConfig
+	// Alarms configures the alarm endpoints (alarms.go).
+	Alarms AlarmDeps
 	// Startup, when set, lists what the server still waits for before it is ready, each as
 	// "what: how far it is" (`anyops dev`: the demo fleet and a console host); /readyz answers
 	// 503 naming them until it returns none.
 	Startup func(ctx context.Context) []string
-	// Alarms configures the alarm endpoints (alarms.go).
-	Alarms AlarmDeps
 	// DrillTaskQueue overrides the task queue drills start on (tests give their own).
 	DrillTaskQueue string
 }

@@ -82,6 +82,10 @@ type state struct {
 	Zones      map[string]*hostedZone `json:"route53_zones"`
 	DNSChanges map[string]*dnsChange  `json:"route53_changes"`
 	CallerRefs map[string]string      `json:"route53_caller_references"`
+	// CloudWatch and SNS (cloudwatch_sns.go, sns.go).
+	Alarms        map[string]*alarm        `json:"alarms"` // by instance/metric
+	Subscriptions map[string]*subscription `json:"sns_subscriptions"`
+	Deliveries    []*Delivery              `json:"sns_deliveries,omitempty"`
 }
 
 func newState(seed int64, clock time.Time) *state {
@@ -124,6 +128,12 @@ func (st *state) init() {
 	}
 	if st.CallerRefs == nil {
 		st.CallerRefs = map[string]string{}
+	}
+	if st.Alarms == nil {
+		st.Alarms = map[string]*alarm{}
+	}
+	if st.Subscriptions == nil {
+		st.Subscriptions = map[string]*subscription{}
 	}
 }
 

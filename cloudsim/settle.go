@@ -53,6 +53,11 @@ func (s *Sim) nextDue(now time.Time) time.Time {
 	}
 	for _, in := range s.st.Instances {
 		consider(in.TransitionAt)
+		// Status checks pass once they have run after a start (DescribeInstanceStatus, the
+		// alarms' metric): a moment the world changes by itself.
+		if checked := in.StateSince.Add(statusInitTime); in.State == stateRunning && checked.After(s.st.Clock) {
+			consider(checked)
+		}
 	}
 	for _, v := range s.st.Volumes {
 		if v.State == "creating" {
@@ -83,6 +88,7 @@ func (s *Sim) nextDue(now time.Time) time.Time {
 func (s *Sim) reevaluate(at time.Time) {
 	s.advanceDRBD(at, at)
 	s.nfsHealth(at)
+	s.evaluateAlarms(at)
 }
 
 // advance moves every resource to time t. Transitions are stamped with the moment they were due,

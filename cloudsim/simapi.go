@@ -28,6 +28,8 @@ func (s *Sim) simRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /_sim/hosts/{id}", s.handleHost)
 	mux.HandleFunc("GET /_sim/volumes/{id}", s.handleVolume)
 	mux.HandleFunc("POST /_sim/volumes/{id}/fill", s.handleFill)
+	mux.HandleFunc("GET /_sim/sns", s.handleSNS)
+	mux.HandleFunc("POST /_sim/sns/redeliver", s.handleRedeliver)
 	mux.HandleFunc("/_sim/", func(w http.ResponseWriter, r *http.Request) {
 		writeSimError(w, http.StatusNotFound, anyops.ENOTFOUND, "no such cloudsim control endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -70,6 +70,11 @@ func sandboxdConfig(common config.Common, sc config.Sandboxd, log *slog.Logger) 
 			return sandboxd.Config{}, err
 		}
 	}
+	netCfg, err := sc.NetworkConfig()
+	if err != nil {
+		return sandboxd.Config{}, err
+	}
+	netCfg.Logger = log
 	return sandboxd.Config{
 		Addr:           sc.Addr,
 		URL:            sc.URL,
@@ -82,6 +87,7 @@ func sandboxdConfig(common config.Common, sc config.Sandboxd, log *slog.Logger) 
 		Slots:          sc.Slots,
 		CgroupParent:   sc.CgroupParent,
 		AllowedOrigins: config.SplitList(sc.AllowedOrigins),
+		Network:        netCfg,
 		Logger:         log,
 	}, nil
 }
