@@ -43,27 +43,40 @@ func (d *Drills) sim() (*SimControl, error) {
 	return d.Sim, nil
 }
 
-// ClaimSpeedInput is the speed a drill needs cloudsim to run at now; 0 releases its claim.
+// ClaimSpeedInput is the speed a drill needs cloudsim to run at now (0 releases its claim),
+// and whether it needs the clock: its faults are playing, and no other drill's speed may
+// then apply.
 type ClaimSpeedInput struct {
 	DrillID int64   `json:"drill_id"`
 	Speed   float64 `json:"speed"`
+	Clock   bool    `json:"clock,omitempty"`
 }
 
-// ClaimSpeed records the drill's claim and sets cloudsim's speed to the highest claim of the
-// running drills (BaseSpeed when none claims), in one transaction so concurrent claims apply in
-// order. It returns the speed in force. Repeating it changes nothing.
-func (d *Drills) ClaimSpeed(ctx context.Context, in ClaimSpeedInput) (float64, error) {
+// ClaimSpeedResult is the speed in force after the claim and, for a clock request, whether
+// it was granted or which drill holds the clock.
+type ClaimSpeedResult struct {
+	Speed   float64 `json:"speed"`
+	Granted bool    `json:"granted"`
+	Holder  int64   `json:"holder,omitempty"`
+}
+
+// ClaimSpeed records the drill's claim and sets cloudsim's speed to the clock holder's claim,
+// else the highest claim of the running drills, else BaseSpeed — in one transaction, so that
+// concurrent claims apply in order. A clock request another drill's holding refuses is
+// answered Granted false (the drill waits and asks again). Repeating a claim changes nothing.
+func (d *Drills) ClaimSpeed(ctx context.Context, in ClaimSpeedInput) (ClaimSpeedResult, error) {
 	sim, err := d.sim()
 	if err != nil {
-		return 0, err
+		return ClaimSpeedResult{}, err
 	}
-	var speed float64
+	var out ClaimSpeedResult
 	err = d.Store.InTx(ctx, func(tx *inventory.Store) error {
-		highest, err := tx.ClaimDrillSpeed(ctx, in.DrillID, in.Speed)
+		claim, err := tx.ClaimDrillSpeed(ctx, in.DrillID, in.Speed, in.Clock)
 		if err != nil {
 			return err
 		}
-		target := highest
+		out.Granted, out.Holder = claim.Granted, claim.Holder
+		target := claim.Speed
 		if target == 0 {
 			target = d.BaseSpeed
 		}
@@ -71,16 +84,16 @@ func (d *Drills) ClaimSpeed(ctx context.Context, in ClaimSpeedInput) (float64, e
 		if err != nil {
 			return err
 		}
-		speed = clock.Speed
+		out.Speed = clock.Speed
 		if target > 0 && target != clock.Speed {
 			if clock, err = sim.SetSpeed(ctx, target); err != nil {
 				return err
 			}
-			speed = clock.Speed
+			out.Speed = clock.Speed
 		}
 		return nil
 	})
-	return speed, classify(err)
+	return out, classify(err)
 }
 
 // DrillClock is one reading of cloudsim's clock (drills.ClockAnchor), for the workflow.
@@ -484,6 +497,80 @@ func (d *Drills) ClearFaults(ctx context.Context, in ClearFaultsInput) (int, err
 	return n, nil
 }
 
+// EndWorkflowsInput names what of a drill may still run when it tears down.
+type EndWorkflowsInput struct {
+	// Cluster is the drill's own cluster, whose incidents' recoveries end; "" for a drill on
+	// the demo fleet, whose recoveries are not the drill's to end.
+	Cluster string `json:"cluster"`
+	// Operations are the workflows the drill's operation steps started.
+	Operations []WorkflowRef `json:"operations,omitempty"`
+	// Grace is how long cancelled workflows get to wind down before they are terminated.
+	Grace time.Duration `json:"grace"`
+}
+
+// EndWorkflows ends what still runs for a drill before its cluster goes: the recoveries of
+// its incidents and its operations are asked to cancel (so they clean up after themselves),
+// and those still running after Grace are terminated — nothing may go on building into a
+// cluster that is being torn down. It returns the ids it cancelled. Repeating it is harmless.
+func (d *Drills) EndWorkflows(ctx context.Context, in EndWorkflowsInput) ([]string, error) {
+	var incidents []inventory.Incident
+	if in.Cluster != "" {
+		var err error
+		if incidents, err = d.incidents(ctx, in.Cluster, false); err != nil {
+			return nil, err
+		}
+	}
+	refs := slices.Clone(in.Operations)
+	for _, inc := range incidents {
+		if inc.RunID != "" {
+			refs = append(refs, WorkflowRef{WorkflowID: inc.WorkflowID, RunID: inc.RunID})
+		}
+	}
+	running := func(r WorkflowRef) (bool, error) {
+		desc, err := d.Temporal.DescribeWorkflowExecution(ctx, r.WorkflowID, r.RunID)
+		if err != nil {
+			return false, fmt.Errorf("describe %s: %w", r.WorkflowID, err)
+		}
+		return desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
+	}
+	var cancelled []string
+	for _, r := range refs {
+		if ok, err := running(r); err != nil {
+			return cancelled, err
+		} else if ok {
+			if err := d.Temporal.CancelWorkflow(ctx, r.WorkflowID, r.RunID); err != nil {
+				return cancelled, fmt.Errorf("cancel %s: %w", r.WorkflowID, err)
+			}
+			cancelled = append(cancelled, r.WorkflowID)
+		}
+	}
+	deadline := time.Now().Add(in.Grace)
+	for _, r := range refs {
+		for {
+			ok, err := running(r)
+			if err != nil {
+				return cancelled, err
+			}
+			if !ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				if err := d.Temporal.TerminateWorkflow(ctx, r.WorkflowID, r.RunID, "drill teardown: its cluster is going"); err != nil {
+					return cancelled, fmt.Errorf("terminate %s: %w", r.WorkflowID, err)
+				}
+				break
+			}
+			activity.RecordHeartbeat(ctx, r.WorkflowID)
+			select {
+			case <-ctx.Done():
+				return cancelled, ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	return cancelled, nil
+}
+
 // SetClusterTimeScale records the speed a drill's cluster runs at (docs/drills.md), for what
 // the alarm path starts for it.
 func (d *Drills) SetClusterTimeScale(ctx context.Context, cluster string, scale float64) error {
@@ -512,6 +599,7 @@ func (d *Drills) FinishDrill(ctx context.Context, in FinishDrillInput) error {
 		return classify(err)
 	}
 	_, err := d.ClaimSpeed(ctx, ClaimSpeedInput{DrillID: in.DrillID})
+	// (FinishDrill released the claim; this sets the speed the others' claims leave.)
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) && app.Type() == ErrNoCloudsim {
 		return nil

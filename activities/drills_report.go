@@ -150,9 +150,11 @@ const statusQuery = "Status"
 // maxChildDepth bounds how deep busy follows child workflows.
 const maxChildDepth = 4
 
-// busy reads a run's history: an activity is busy from its start to its end, a timer from its
-// start to its firing or cancellation, a child workflow as its own history says. What is
-// still open counts as busy until now (the control plane is not blamed for it).
+// busy reads a run's history: an activity is busy from its start to its end (from its
+// schedule when it took more than one attempt: the attempts before failed on the cloud and
+// waited their backoff), a timer from its start to its firing or cancellation, a child
+// workflow as its own history says. What is still open counts as busy until now (the control
+// plane is not blamed for it).
 func (d *Drills) busy(ctx context.Context, id, runID string, depth int) ([]drills.Interval, error) {
 	now := time.Now()
 	type open struct{ at time.Time }
@@ -175,7 +177,16 @@ func (d *Drills) busy(ctx context.Context, id, runID string, depth int) ([]drill
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 			scheduled[ev.GetEventId()] = at
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-			activities[ev.GetActivityTaskStartedEventAttributes().GetScheduledEventId()] = &open{at}
+			a := ev.GetActivityTaskStartedEventAttributes()
+			from := at
+			if a.GetAttempt() > 1 {
+				// Earlier attempts failed on the cloud (not ready yet, throttled) and waited out
+				// their backoff: the activity's time, from its schedule, not the control plane's.
+				if s, ok := scheduled[a.GetScheduledEventId()]; ok {
+					from = s
+				}
+			}
+			activities[a.GetScheduledEventId()] = &open{from}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED,
 			enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT, enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
 			sid := activityScheduledID(ev)

@@ -25,7 +25,9 @@ type Drill struct {
 	// Speed is the scenario's speed; ClaimedSpeed what the drill needs cloudsim to run at now.
 	Speed        float64 `gorm:"column:speed" json:"speed"`
 	ClaimedSpeed float64 `gorm:"column:claimed_speed" json:"claimed_speed"`
-	RequestedBy  string  `gorm:"column:requested_by" json:"requested_by,omitempty"`
+	// HoldsClock marks the drill whose faults are playing (ClaimDrillSpeed).
+	HoldsClock  bool   `gorm:"column:holds_clock" json:"holds_clock"`
+	RequestedBy string `gorm:"column:requested_by" json:"requested_by,omitempty"`
 	// Report is the drill's report as JSON, "" until it has one.
 	Report     string     `gorm:"column:report" json:"-"`
 	Error      string     `gorm:"column:error" json:"error,omitempty"`
@@ -138,25 +140,56 @@ func (s *Store) FinishDrill(ctx context.Context, id int64, state anyops.DrillSta
 	}
 	at := now()
 	return s.updateDrill(ctx, id, map[string]any{"state": state, "report": string(report), "error": errText,
-		"claimed_speed": 0, "finished_at": &at})
+		"claimed_speed": 0, "holds_clock": false, "finished_at": &at})
 }
 
-// ClaimDrillSpeed records the speed a running drill needs now (0: none) and returns the
-// highest claim of all running drills, 0 when none claims. Call it inside InTx with the change
-// of the simulation's speed, so that concurrent claims apply in order.
-func (s *Store) ClaimDrillSpeed(ctx context.Context, id int64, speed float64) (float64, error) {
+// SpeedClaim is the answer to a drill's claim.
+type SpeedClaim struct {
+	// Speed is the speed to set: the clock holder's claim, else the highest claim, else 0
+	// (none: the base speed).
+	Speed float64
+	// Granted says whether the drill holds the clock, when it asked to.
+	Granted bool
+	// Holder is the drill that holds the clock (0: none).
+	Holder int64
+}
+
+// ClaimDrillSpeed records the speed a running drill needs now (0: none) and whether it wants
+// the clock: only one running drill holds it — the one whose faults are playing, whose
+// measurements must not run at another drill's speed — and another's request is not granted
+// (its claim then stays as it was). Without the clock a claim is a build's: the highest such
+// claim is the speed while no drill holds the clock. Call it inside InTx with the change of
+// the simulation's speed, so that concurrent claims apply in order.
+func (s *Store) ClaimDrillSpeed(ctx context.Context, id int64, speed float64, clock bool) (SpeedClaim, error) {
 	if speed < 0 {
-		return 0, anyops.Errorf(anyops.EINVALID, "a claimed speed must not be negative")
+		return SpeedClaim{}, anyops.Errorf(anyops.EINVALID, "a claimed speed must not be negative")
 	}
-	res := s.db.WithContext(ctx).Model(&Drill{}).Where("id = ? AND state = ?", id, anyops.DrillRunning).
-		Updates(map[string]any{"claimed_speed": speed, "updated_at": now()})
-	if res.Error != nil {
-		return 0, dbError(res.Error, "claim drill speed")
+	var out SpeedClaim
+	// A savepoint of its own: the unique index refuses a second holder, which on PostgreSQL
+	// would otherwise abort the enclosing transaction.
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return tx.Model(&Drill{}).Where("id = ? AND state = ?", id, anyops.DrillRunning).
+			Updates(map[string]any{"claimed_speed": speed, "holds_clock": clock, "updated_at": now()}).Error
+	})
+	switch {
+	case err != nil && clock && isUnique(err):
+	case err != nil:
+		return out, dbError(err, "claim drill speed")
+	default:
+		out.Granted = clock
 	}
-	var highest struct{ Speed float64 }
-	err := s.db.WithContext(ctx).Model(&Drill{}).Select("COALESCE(MAX(claimed_speed), 0) AS speed").
-		Where("state = ?", anyops.DrillRunning).Scan(&highest).Error
-	return highest.Speed, dbError(err, "drill speed claims")
+	var rows []Drill
+	if err := s.db.WithContext(ctx).Where("state = ?", anyops.DrillRunning).Find(&rows).Error; err != nil {
+		return out, dbError(err, "drill speed claims")
+	}
+	for _, d := range rows {
+		if d.HoldsClock {
+			out.Holder, out.Speed = d.ID, d.ClaimedSpeed
+			return out, nil
+		}
+		out.Speed = max(out.Speed, d.ClaimedSpeed)
+	}
+	return out, nil
 }
 
 // maxDrillError bounds the error text kept for a failed drill.

@@ -72,45 +72,49 @@ func must2(t *testing.T) func([]Drill, string, error) ([]Drill, string) {
 	}
 }
 
-// TestDrillSpeedClaims proves the speed in force is the highest claim of the running drills,
-// and a finished drill's claim is gone.
+// TestDrillSpeedClaims proves one drill at a time holds the clock (its claim is the speed,
+// however high the others' build claims), another's request for it is refused until it lets
+// go, and without a holder the speed is the highest claim of the running drills.
 func TestDrillSpeedClaims(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		a := must[Drill](t)(s.CreateDrill(ctx, Drill{Scenario: "hot-backup", Speed: 5}))
 		b := must[Drill](t)(s.CreateDrill(ctx, Drill{Scenario: "july-2014", Speed: 10}))
-		claim := func(d Drill, v float64) float64 {
+		claim := func(d Drill, v float64, clock bool) SpeedClaim {
 			t.Helper()
-			var highest float64
+			var c SpeedClaim
 			if err := s.InTx(ctx, func(tx *Store) error {
 				var err error
-				highest, err = tx.ClaimDrillSpeed(ctx, d.ID, v)
+				c, err = tx.ClaimDrillSpeed(ctx, d.ID, v, clock)
 				return err
 			}); err != nil {
 				t.Fatal(err)
 			}
-			return highest
+			return c
 		}
-		if got := claim(a, 120); got != 120 {
-			t.Errorf("one claim: %v", got)
+		if c := claim(a, 120, false); c.Speed != 120 || c.Holder != 0 {
+			t.Errorf("one build claim: %+v", c)
 		}
-		if got := claim(b, 10); got != 120 {
-			t.Errorf("a lower claim beside a higher one: %v, want 120", got)
+		if c := claim(b, 10, true); !c.Granted || c.Speed != 10 || c.Holder != b.ID {
+			t.Errorf("b takes the clock beside a's build at 120: %+v, want the speed 10", c)
 		}
-		if got := claim(a, 5); got != 10 {
-			t.Errorf("a lowered: %v, want b's 10", got)
+		if c := claim(a, 5, true); c.Granted || c.Speed != 10 || c.Holder != b.ID {
+			t.Errorf("a asks for the clock b holds: %+v, want refused", c)
+		}
+		if c := claim(b, 600, true); !c.Granted || c.Speed != 600 {
+			t.Errorf("b raises its own claim: %+v", c)
 		}
 		if err := s.FinishDrill(ctx, b.ID, anyops.DrillCompleted, nil, ""); err != nil {
 			t.Fatal(err)
 		}
-		if got := claim(a, 5); got != 5 {
-			t.Errorf("b finished: %v, want 5", got)
+		if c := claim(a, 5, true); !c.Granted || c.Speed != 5 || c.Holder != a.ID {
+			t.Errorf("b finished, a takes the clock: %+v", c)
 		}
-		if got := claim(b, 1000); got != 5 {
-			t.Errorf("a finished drill's claim counted: %v", got)
+		if c := claim(b, 1000, false); c.Speed != 5 {
+			t.Errorf("a finished drill's claim counted: %+v", c)
 		}
-		if got := claim(a, 0); got != 0 {
-			t.Errorf("no claim: %v", got)
+		if c := claim(a, 0, false); c.Speed != 0 || c.Holder != 0 {
+			t.Errorf("no claim: %+v", c)
 		}
 	})
 }

@@ -419,3 +419,60 @@ func warmPool(t *testing.T, s *Store, n int) {
 		_ = c.Close()
 	}
 }
+
+// TestMoveServerClaimsOnce proves a server is moved out of a cluster by one caller only: of
+// eight failovers claiming one warm spare at the same moment, exactly one moves it into its
+// cluster, and a retry of that one finds it there.
+func TestMoveServerClaimsOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		if _, err := s.SeedDemoFleet(ctx); err != nil {
+			t.Fatal(err)
+		}
+		const n = 8
+		for i := range n {
+			if _, err := s.UpsertCluster(ctx, Cluster{Name: fmt.Sprintf("drill-%d", i), Zone: DemoZone, State: anyops.ClusterLive}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.UpsertCluster(ctx, Cluster{Name: "spares", Zone: DemoZone, State: anyops.ClusterStandby}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.UpsertServer(ctx, Server{Name: "spare", InstanceID: "i-0bbbbbbbbbbbbbbbb", Role: anyops.RoleFile, Zone: DemoZone, Cluster: "spares", State: anyops.ServerRunning}); err != nil {
+			t.Fatal(err)
+		}
+		warmPool(t, s, n)
+		claimed := make([]bool, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				claimed[i], errs[i] = s.MoveServer(ctx, "spare", "spares", fmt.Sprintf("drill-%d", i))
+			}()
+		}
+		close(start)
+		wg.Wait()
+		winner := -1
+		for i := range n {
+			if errs[i] != nil {
+				t.Fatalf("claim %d: %v", i, errs[i])
+			}
+			if claimed[i] {
+				if winner >= 0 {
+					t.Fatalf("claims %d and %d both took the spare", winner, i)
+				}
+				winner = i
+			}
+		}
+		if winner < 0 {
+			t.Fatal("no claim took the spare")
+		}
+		if again, err := s.MoveServer(ctx, "spare", "spares", fmt.Sprintf("drill-%d", winner)); err != nil || !again {
+			t.Errorf("the winner's retry: %v, %v; want it to find the spare its own", again, err)
+		}
+	})
+}

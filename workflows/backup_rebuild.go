@@ -170,7 +170,7 @@ func (r *rebuild) server(ctx workflow.Context) error {
 	// A file or backup server is bootstrapped for either role: the same packages and services.
 	if r.backup.Role != anyops.RoleFile && r.backup.Role != anyops.RoleBackup {
 		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, r.timing.longHostOptions(r.timing.BuildTimeout)), recHosts.Bootstrap,
-			activities.BootstrapInput{InstanceID: r.backup.InstanceID, Role: anyops.RoleBackup, Timeout: r.timing.BuildTimeout}).Get(ctx, nil); err != nil {
+			activities.BootstrapInput{InstanceID: r.backup.InstanceID, Role: anyops.RoleBackup, Timeout: r.timing.onHost(r.timing.BuildTimeout)}).Get(ctx, nil); err != nil {
 			return err
 		}
 	}
@@ -303,12 +303,20 @@ func (r *rebuild) waitCtx(ctx workflow.Context) workflow.Context {
 func (r *rebuild) configure(ctx workflow.Context) error {
 	r.tracker.Start(stepConfigDRBD, fmt.Sprintf("DRBD on %s in %s's place", r.backup.Name, r.in.Server))
 	hostCtx := r.hostCtx(ctx)
+	confs := map[string]activities.DRBDResourceConfig{}
+	if err := together(ctx, r.resources, func(rep activities.ReplicaInfo) string { return rep.Name }, func(rep activities.ReplicaInfo) workflow.Future {
+		return workflow.ExecuteActivity(hostCtx, recHosts.ReadDRBDConfig, activities.DRBDResourceInput{InstanceID: r.primary.InstanceID, Resource: rep.Name})
+	}, func(rep activities.ReplicaInfo, f workflow.Future) error {
+		var conf activities.DRBDResourceConfig
+		err := f.Get(ctx, &conf)
+		confs[rep.Name] = conf
+		return err
+	}); err != nil {
+		return err
+	}
 	var pairs []drbdPair
 	for _, rep := range r.resources {
-		var conf activities.DRBDResourceConfig
-		if err := workflow.ExecuteActivity(hostCtx, recHosts.ReadDRBDConfig, activities.DRBDResourceInput{InstanceID: r.primary.InstanceID, Resource: rep.Name}).Get(ctx, &conf); err != nil {
-			return err
-		}
+		conf := confs[rep.Name]
 		i := slices.IndexFunc(conf.Nodes, func(n activities.DRBDNode) bool { return n.Address == r.primary.PrivateIP })
 		if i < 0 {
 			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("the file of %s on %s does not name it (%s)", rep.Name, r.primary.Name, r.primary.PrivateIP), activities.ErrUnexpectedOutput, nil)

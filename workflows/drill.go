@@ -190,7 +190,7 @@ func (d *drill) run() (*anyops.DrillReport, error) {
 			return nil, d.fail(stepDrillArm, err)
 		}
 	}
-	if err := d.claim(sc.Speed); err != nil {
+	if err := d.takeClock(stepDrillArm, sc.Speed); err != nil {
 		return nil, d.fail(stepDrillArm, err)
 	}
 	var faults []map[string]any
@@ -227,9 +227,31 @@ func (d *drill) fail(step string, err error) error {
 	return fmt.Errorf("%s: %w", step, err)
 }
 
-// claim asks for a speed and keeps the one in force.
-func (d *drill) claim(speed float64) error {
-	return workflow.ExecuteActivity(d.callCtx, drillActs.ClaimSpeed, activities.ClaimSpeedInput{DrillID: d.in.DrillID, Speed: speed}).Get(d.ctx, &d.speed)
+// claim asks for a speed (with the clock, or as a build's claim) and keeps the one in force.
+func (d *drill) claim(speed float64, clock bool) (activities.ClaimSpeedResult, error) {
+	var res activities.ClaimSpeedResult
+	err := workflow.ExecuteActivity(d.callCtx, drillActs.ClaimSpeed, activities.ClaimSpeedInput{DrillID: d.in.DrillID, Speed: speed, Clock: clock}).Get(d.ctx, &res)
+	if err == nil {
+		d.speed = res.Speed
+	}
+	return res, err
+}
+
+// takeClock waits until the drill holds cloudsim's clock at speed: one drill's faults play at
+// a time, so that none is measured at another's speed (docs/drills.md).
+func (d *drill) takeClock(step string, speed float64) error {
+	for {
+		res, err := d.claim(speed, true)
+		if err != nil || res.Granted {
+			return err
+		}
+		d.tracker.set(step, func(s *Step) {
+			s.Message = fmt.Sprintf("waiting for the clock: %s is playing its faults", anyops.DrillWorkflowID(res.Holder))
+		})
+		if err := workflow.Sleep(d.ctx, time.Second); err != nil {
+			return err
+		}
+	}
 }
 
 // realOf is how long a span of simulated time takes in real time at the speed in force.
@@ -268,7 +290,7 @@ func (d *drill) startCollector() {
 func (d *drill) build() error {
 	ctx, sc := d.ctx, d.in.Scenario
 	d.tracker.Start(stepDrillBuild, fmt.Sprintf("building %s at speed %g", d.in.Cluster, d.policy.BuildSpeed))
-	if err := d.claim(d.policy.BuildSpeed); err != nil {
+	if _, err := d.claim(d.policy.BuildSpeed, false); err != nil {
 		return d.fail(stepDrillBuild, err)
 	}
 	var plan activities.FleetPlan
@@ -281,7 +303,11 @@ func (d *drill) build() error {
 		}
 	}
 	d.built = true // from here on, whatever the build left is torn down
-	timing := RecoveryTiming{}.Scaled(d.speed)
+	// Polls at the build's speed, bounds at production values: while another drill holds the
+	// clock the speed can be far lower than the build's claim, and a build must not time out
+	// for being slow.
+	scaled := RecoveryTiming{}.Scaled(d.policy.BuildSpeed)
+	timing := RecoveryTiming{FleetTiming: FleetTiming{PollInterval: scaled.PollInterval}, StopTimeout: scaled.StopTimeout}.withDefaults()
 	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID: BuildClusterWorkflowID(d.in.Cluster), TaskQueue: TaskQueueControl,
 		WorkflowExecutionTimeout: 2 * (timing.BuildTimeout + timing.WaitTimeout),
@@ -299,13 +325,7 @@ func (d *drill) build() error {
 
 	// The watch a fleet sync would start, started now and timed for the scenario's speed.
 	d.tracker.Start(stepDrillWatch, "starting the NFS watch of "+d.fileSrv)
-	watch := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID: NFSWatchWorkflowID(d.fileSrv), TaskQueue: TaskQueueControl,
-		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
-		TypedSearchAttributes: temporal.NewSearchAttributes(SearchServer.ValueSet(d.fileSrv), SearchCluster.ValueSet(d.in.Cluster)),
-	})
-	err = workflow.ExecuteChildWorkflow(watch, NFSWatchWorkflowType, NFSWatchInput{Server: d.fileSrv, Timing: NFSWatchTiming{}.Scaled(sc.Speed)}).
+	err = StartNFSWatch(ctx, d.fileSrv, NFSWatchTiming{}.Scaled(sc.Speed)).
 		GetChildWorkflowExecution().Get(ctx, nil)
 	var running *temporal.ChildWorkflowExecutionAlreadyStartedError
 	switch {
@@ -458,7 +478,7 @@ func (d *drill) waitOutcome() (time.Time, bool, error) {
 		expected := o.Incidents >= sc.Incidents
 		if !tail && o.Recovered && expected && !o.SimNow.Before(d.origin) && opsOpen == 0 {
 			tail = true
-			if err := d.claim(d.policy.TailSpeed); err != nil {
+			if _, err := d.claim(d.policy.TailSpeed, true); err != nil {
 				return time.Time{}, false, d.fail(stepDrillOutcome, err)
 			}
 		}
@@ -476,16 +496,22 @@ func (d *drill) waitOutcome() (time.Time, bool, error) {
 		})
 		if !quietSince.IsZero() && o.SimNow.Sub(quietSince) >= d.policy.Quiet {
 			d.tracker.Done(stepDrillOutcome, fmt.Sprintf("settled: %d incidents, their recoveries closed", o.Incidents))
-			return o.SimNow, false, nil
+			return o.SimNow, false, d.releaseClock()
 		}
 		if !o.SimNow.Before(deadline) {
 			d.tracker.Done(stepDrillOutcome, fmt.Sprintf("timed out: %d of %d incidents, %d recoveries still running", o.Incidents, sc.Incidents, o.Running))
-			return o.SimNow, true, nil
+			return o.SimNow, true, d.releaseClock()
 		}
 		if err := workflow.Sleep(ctx, max(d.realOf(d.policy.PollInterval), 100*time.Millisecond)); err != nil {
 			return time.Time{}, false, err
 		}
 	}
+}
+
+// releaseClock lets another drill play its faults: this one's outcome is in the log.
+func (d *drill) releaseClock() error {
+	_, err := d.claim(0, false)
+	return err
 }
 
 // report collects the last events and computes the report.
@@ -596,8 +622,21 @@ func summary(r anyops.DrillReport) string {
 // deletes it, marking its rows; the speed claim ends with FinishDrill.
 func (d *drill) teardown() error {
 	ctx := d.ctx
-	d.tracker.Start(stepDrillTeardown, "clearing the drill's faults")
+	d.tracker.Start(stepDrillTeardown, "ending what still runs for the drill, clearing its faults")
 	var errs []error
+	endCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 3 * time.Minute, HeartbeatTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
+	})
+	own := ""
+	if d.built {
+		own = d.in.Cluster
+	}
+	if err := workflow.ExecuteActivity(endCtx, drillActs.EndWorkflows, activities.EndWorkflowsInput{
+		Cluster: own, Operations: d.ops, Grace: time.Minute,
+	}).Get(ctx, nil); err != nil {
+		errs = append(errs, fmt.Errorf("end the drill's workflows: %w", err))
+	}
 	if err := workflow.ExecuteActivity(d.callCtx, drillActs.ClearFaults, activities.ClearFaultsInput{
 		Cluster: d.in.Cluster, Faults: d.faults, Armed: d.armed,
 	}).Get(ctx, nil); err != nil {

@@ -121,6 +121,7 @@ type failover struct {
 	granted    anyops.RecoveryWay // the one commit point: "" until a way is granted the cutover
 	dns        workflow.Future    // the file service's name moving to the winner, from the commit
 	fence      *activities.Fence
+	claimed    *activities.ServerInfo // the warm spare the replace way claimed, as it was
 	serving    *activities.ServerInfo // set once the winner serves
 	kept       map[anyops.RecoveryWay]wayOutcome
 
@@ -192,6 +193,16 @@ func (w *failover) quickHostCtx(ctx workflow.Context) workflow.Context {
 
 func (w *failover) waitCtx(ctx workflow.Context, d time.Duration) workflow.Context {
 	return workflow.WithActivityOptions(ctx, w.timing.boundedWaitOptions(d))
+}
+
+// deadlineCtx is for a wait whose end is a decision (force the stop, call the boot failed):
+// it ends within d and a poll, retries included. The wait activities give up retryably at
+// their Timeout and a retry waits again, so without the bound twenty retries made a 2-minute
+// stop timeout twenty times as long.
+func (w *failover) deadlineCtx(ctx workflow.Context, d time.Duration) workflow.Context {
+	o := w.timing.boundedWaitOptions(d + w.timing.PollInterval)
+	o.ScheduleToCloseTimeout = d + w.timing.PollInterval
+	return workflow.WithActivityOptions(ctx, o)
 }
 
 // event puts a line on the Status timeline and the incident's.

@@ -98,7 +98,7 @@ func (w *failover) switchClient(ctx, nfsCtx workflow.Context, c activities.Serve
 func remountClient(ctx, nfsCtx, hostCtx workflow.Context, timing RecoveryTiming, instance, name, cluster, ip string) (string, error) {
 	var m activities.MountNFSOutput
 	if err := workflow.ExecuteActivity(nfsCtx, recHosts.RemountNFS, activities.MountNFSInput{InstanceID: instance,
-		Source: anyops.FileServiceSource(cluster), ExpectedServer: ip, Timeout: timing.ClientTimeout}).Get(ctx, &m); err != nil {
+		Source: anyops.FileServiceSource(cluster), ExpectedServer: ip, Timeout: timing.onHost(timing.ClientTimeout)}).Get(ctx, &m); err != nil {
 		return "", err
 	}
 	deadline := workflow.Now(ctx).Add(timing.ClientTimeout)

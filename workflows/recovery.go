@@ -53,6 +53,10 @@ type RecoveryTiming struct {
 	DNSTimeout time.Duration `json:"dns_timeout,omitempty"`
 	// ClientTimeout bounds remounting one client and checking it reads and writes (default 2m).
 	ClientTimeout time.Duration `json:"client_timeout,omitempty"`
+	// Speed is the speed factor the policy was scaled by (Scaled; 0 or 1: real time). What a
+	// host runs is bounded in the host's own clock, which a simulated cloud runs that much
+	// faster: onHost turns a bound of the workflow's back into the host's.
+	Speed float64 `json:"speed,omitempty"`
 }
 
 // Production defaults of RecoveryTiming.
@@ -103,6 +107,9 @@ func (t RecoveryTiming) validate() error {
 	if err := t.FleetTiming.validate(); err != nil {
 		return err
 	}
+	if t.Speed < 0 || t.Speed > 100000 {
+		return anyops.Errorf(anyops.EINVALID, "timing.speed must be between 0 and 100000, got %v", t.Speed)
+	}
 	for _, f := range t.recoveryDurations() {
 		if *f.d < 0 || *f.d > 7*24*time.Hour {
 			return anyops.Errorf(anyops.EINVALID, "timing.%s must be between 0 (the default) and 168h in nanoseconds, got %d", f.name, int64(*f.d))
@@ -142,6 +149,15 @@ func (t RecoveryTiming) hostOptions() workflow.ActivityOptions {
 	return o
 }
 
+// onHost is a bound of the workflow's clock in the clock of the hosts (simulated, under a
+// scaled policy): the timeout a host command is given.
+func (t RecoveryTiming) onHost(d time.Duration) time.Duration {
+	if t.Speed > 1 {
+		return time.Duration(float64(d) * t.Speed)
+	}
+	return d
+}
+
 // minScaledTimeout is the least a scaled bound keeps: real calls to the cloud and the
 // control plane's own latency do not shrink with the simulation's speed.
 const minScaledTimeout = 30 * time.Second
@@ -156,6 +172,7 @@ func (t RecoveryTiming) Scaled(speed float64) RecoveryTiming {
 	if speed <= 1 {
 		return t
 	}
+	t.Speed = speed
 	scale := func(d time.Duration, floor time.Duration) time.Duration {
 		return max(time.Duration(float64(d)/speed), floor)
 	}

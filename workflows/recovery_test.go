@@ -82,6 +82,7 @@ func TestRecoveryTimingScaled(t *testing.T) {
 		{"dns timeout keeps its floor", s.DNSTimeout, minScaledTimeout},
 		{"call timeout is real time", s.CallTimeout, DefaultCallTimeout},
 		{"heartbeat timeout is real time", s.HeartbeatTimeout, DefaultHeartbeatTimeout},
+		{"a host's bound is in the host's (simulated) clock", s.onHost(s.BuildTimeout), DefaultBuildTimeout},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: %s, want %s", c.name, c.got, c.want)

@@ -177,7 +177,7 @@ func (r *replacement) mount(ctx workflow.Context) error {
 	nfs.RetryPolicy = r.timing.retryPolicy()
 	var m activities.MountNFSOutput
 	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, nfs), recHosts.MountNFS, activities.MountNFSInput{
-		InstanceID: r.built.InstanceID, Source: source, Timeout: r.timing.ClientTimeout}).Get(ctx, &m); err != nil {
+		InstanceID: r.built.InstanceID, Source: source, Timeout: r.timing.onHost(r.timing.ClientTimeout)}).Get(ctx, &m); err != nil {
 		return err
 	}
 	var h activities.MountHealth

@@ -1,7 +1,9 @@
 -- Drills (docs/drills.md): one row per run, numbered: drill n runs as workflow drill/<n> on the
 -- cluster drill-<n> (or on live, for a scenario that works on the demo fleet). claimed_speed
--- is the cloudsim speed the drill needs now (0 once it no longer runs): the speed set is the
--- highest claim of the running drills. report is the drill's report as JSON once it has one.
+-- is the cloudsim speed the drill needs now (0 once it no longer runs); holds_clock marks the
+-- one running drill whose faults are playing: its claim is the speed, whatever the others
+-- claim (they are building), and no other drill arms until it lets go. report is the drill's
+-- report as JSON once it has one.
 CREATE TABLE drills (
 	id            {{AUTO_ID}},
 	scenario      TEXT NOT NULL CHECK (scenario <> ''),
@@ -12,6 +14,7 @@ CREATE TABLE drills (
 	state         TEXT NOT NULL CHECK (state IN ('running', 'completed', 'failed', 'canceled')),
 	speed         DOUBLE PRECISION NOT NULL CHECK (speed > 0),
 	claimed_speed DOUBLE PRECISION NOT NULL DEFAULT 0 CHECK (claimed_speed >= 0),
+	holds_clock   BOOLEAN NOT NULL DEFAULT FALSE,
 	requested_by  TEXT NOT NULL DEFAULT '',
 	report        TEXT NOT NULL DEFAULT '',
 	error         TEXT NOT NULL DEFAULT '',
@@ -20,6 +23,7 @@ CREATE TABLE drills (
 	updated_at    {{TIMESTAMP}} NOT NULL
 );
 CREATE INDEX drills_state ON drills (state);
+CREATE UNIQUE INDEX drills_one_clock ON drills (holds_clock) WHERE holds_clock;
 -- The cloudsim events a drill collected as it ran (cloudsim keeps only its last 10000), each
 -- as cloudsim's JSON, once per sequence number.
 CREATE TABLE drill_events (
