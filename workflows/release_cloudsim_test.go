@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -147,17 +148,62 @@ func TestReleasePlanFindsAHandAttachedVolumeOnCloudsim(t *testing.T) {
 func TestReleaseZoneMoveOnCloudsim(t *testing.T) {
 	e := newFleetEnv(t)
 	fleet := e.demoWithData(t, 5)
+	// Dropbox is full and its snapshot crawls, as in the post.
+	dropbox := fleet.Volumes[inventory.DemoFileServer+"/dropbox"]
+	if _, err := e.sim.FillVolume(dropbox, 20); err != nil {
+		t.Fatal(err)
+	}
+	e.injectFault(t, map[string]any{"type": cloudsim.FaultSlowSnapshot, "volume_id": dropbox, "factor": 60})
 	var res ReleaseResult
 	in := ReleaseInput{Cluster: inventory.DemoCluster, Version: "2", TargetZone: inventory.DemoSpareZone, Timing: simReleaseTiming(), RequestedBy: "test",
 		Policy: ReleasePolicy{NoApproval: true, Retention: time.Second}}
-	e.runRelease(t, in, &res)
+	// Status is watched while the release runs: Dropbox's copy shows its percent and an ETA
+	// (the window at cloudsim's test speed is long in simulated time: the copy may be under way
+	// before and after the new cluster is live).
+	var (
+		mu         sync.Mutex
+		inProgress []VolumeProgress
+	)
+	watching := make(chan struct{})
+	defer close(watching)
+	watch := func(id string) {
+		go func() {
+			for {
+				select {
+				case <-watching:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+				v, err := e.temporal.QueryWorkflow(context.Background(), id, "", StatusQuery)
+				var st Status
+				if err != nil || v.Get(&st) != nil {
+					continue
+				}
+				for _, vp := range st.Volumes {
+					if vp.VolumeID == dropbox && vp.Percent > 0 && vp.Percent < 100 && vp.ETA != nil {
+						mu.Lock()
+						inProgress = append(inProgress, vp)
+						mu.Unlock()
+					}
+				}
+			}
+		}()
+	}
+	e.runRelease(t, in, &res, watch)
 	t.Logf("outcome %s downtime %.1f s predicted %.0f s deferred %+v volumes %v", res.Outcome, res.DowntimeSeconds, res.PredictedDowntimeSeconds, res.Deferred, res.Volumes)
 	if res.Outcome != ReleaseLive || res.FileServer != "live-2-file" {
 		t.Fatalf("outcome %s on %s", res.Outcome, res.FileServer)
 	}
-	if len(res.Deferred) != 1 || res.Deferred[0].VolumeID != fleet.Volumes[inventory.DemoFileServer+"/dropbox"] || res.Deferred[0].CompletedAt == nil {
-		t.Errorf("deferred %+v, want Dropbox attached after the cutover", res.Deferred)
+	if len(res.Deferred) != 1 || res.Deferred[0].VolumeID != dropbox || res.Deferred[0].CompletedAt == nil || res.LiveAt == nil || !res.Deferred[0].CompletedAt.After(*res.LiveAt) {
+		t.Errorf("deferred %+v (live at %v), want Dropbox attached after the cutover", res.Deferred, res.LiveAt)
 	}
+	mu.Lock()
+	if len(inProgress) == 0 {
+		t.Errorf("Status never showed Dropbox's copy in progress (percent, ETA)")
+	} else {
+		t.Logf("Dropbox in Status: %d samples, e.g. %d%% ETA %v", len(inProgress), inProgress[0].Percent, inProgress[0].ETA)
+	}
+	mu.Unlock()
 	logs := fleet.Volumes[inventory.DemoFileServer+"/logs"]
 	if nv := res.Volumes[logs]; nv == "" || nv == logs {
 		t.Errorf("logs %s became %q, want a new volume in %s", logs, nv, inventory.DemoSpareZone)
@@ -172,7 +218,8 @@ func TestReleaseZoneMoveOnCloudsim(t *testing.T) {
 
 // runRelease runs a release to its end (a zone move takes longer than run's two minutes); a
 // release that fails or does not end says where it was.
-func (e *fleetEnv) runRelease(t *testing.T, in ReleaseInput, res *ReleaseResult) {
+// started, when not nil, is told the release's id once it runs.
+func (e *fleetEnv) runRelease(t *testing.T, in ReleaseInput, res *ReleaseResult, started func(id string)) {
 	t.Helper()
 	id := anyops.ReleaseWorkflowID(in.Cluster) + "-" + uuid.NewString()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -180,6 +227,9 @@ func (e *fleetEnv) runRelease(t *testing.T, in ReleaseInput, res *ReleaseResult)
 	run, err := e.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: e.queue}, ReleaseWorkflowType, in)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if started != nil {
+		started(id)
 	}
 	if err := run.Get(ctx, res); err != nil {
 		st := e.status(t, id)

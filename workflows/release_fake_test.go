@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,8 +22,7 @@ import (
 // integration tests; this model checks its decisions and their order.)
 
 type releaseFleet struct {
-	mu    sync.Mutex
-	calls []string
+	callLog
 
 	zone              string
 	file, backup, web activities.ServerInfo
@@ -72,30 +70,6 @@ func newReleaseFleet() *releaseFleet {
 }
 
 const extraVolume = "vol-0e0e0000000000099"
-
-func (f *releaseFleet) log(format string, args ...any) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls = append(f.calls, fmt.Sprintf(format, args...))
-}
-
-func (f *releaseFleet) index(prefix string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.IndexFunc(f.calls, func(c string) bool { return strings.HasPrefix(c, prefix) })
-}
-
-func (f *releaseFleet) count(prefix string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := 0
-	for _, c := range f.calls {
-		if strings.HasPrefix(c, prefix) {
-			n++
-		}
-	}
-	return n
-}
 
 func hostnameOf(ip string) string { return "ip-" + strings.ReplaceAll(ip, ".", "-") }
 

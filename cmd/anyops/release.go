@@ -60,6 +60,20 @@ func (f *releaseFlags) input(cluster string, dryRun bool) ([]byte, error) {
 	return json.Marshal(in)
 }
 
+// start starts the release operation (a dry run for a plan) with the flags' input.
+func (f *releaseFlags) start(cmd *cobra.Command, connect func() (*apiclient.Client, error), cluster string, dryRun bool) (*apiclient.Client, api.StartedOperation, error) {
+	body, err := f.input(cluster, dryRun)
+	if err != nil {
+		return nil, api.StartedOperation{}, err
+	}
+	c, err := connect()
+	if err != nil {
+		return nil, api.StartedOperation{}, err
+	}
+	started, err := c.StartOperation(cmd.Context(), workflows.KindRelease, body)
+	return c, started, err
+}
+
 func newReleasePlanCmd(connect func() (*apiclient.Client, error)) *cobra.Command {
 	var (
 		flags  releaseFlags
@@ -70,15 +84,7 @@ func newReleasePlanCmd(connect func() (*apiclient.Client, error)) *cobra.Command
 		Short: "Plan a release of a cluster without changing anything (a dry run): every volume, its way, the blockers, the predicted downtime, the plan's hash",
 		Args:  requireArg("cluster (e.g. live)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			body, err := flags.input(args[0], true)
-			if err != nil {
-				return err
-			}
-			c, err := connect()
-			if err != nil {
-				return err
-			}
-			started, err := c.StartOperation(cmd.Context(), workflows.KindRelease, body)
+			c, started, err := flags.start(cmd, connect, args[0], true)
 			if err != nil {
 				return err
 			}
@@ -130,15 +136,7 @@ func newReleaseStartCmd(connect func() (*apiclient.Client, error)) *cobra.Comman
 		Short: "Start a release of a cluster (release/<cluster>); it plans, pre-stages and waits for `anyops op approve release/<cluster> --plan-hash H`",
 		Args:  requireArg("cluster (e.g. live)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			body, err := flags.input(args[0], false)
-			if err != nil {
-				return err
-			}
-			c, err := connect()
-			if err != nil {
-				return err
-			}
-			started, err := c.StartOperation(cmd.Context(), workflows.KindRelease, body)
+			c, started, err := flags.start(cmd, connect, args[0], false)
 			if err != nil {
 				return err
 			}
