@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -238,5 +239,85 @@ func (e *fleetEnv) runRelease(t *testing.T, in ReleaseInput, res *ReleaseResult,
 			steps = append(steps, fmt.Sprintf("%s %s: %s", s.Name, s.State, s.Message))
 		}
 		t.Fatalf("release: %v\nphase %s: %s\n%s\nvolumes %+v", err, st.Phase, st.Message, strings.Join(steps, "\n"), st.Volumes)
+	}
+}
+
+// TestReleaseRollbackOnCloudsim: the new cluster's web server cannot write to its home (its
+// health check after the names moved fails): the release rolls back by itself — the old file
+// server, a connected Secondary throughout, is Primary again and serves with every resource
+// UpToDate, the backup has its volumes back, nothing written is lost, and the new cluster is
+// retired with its servers terminated.
+func TestReleaseRollbackOnCloudsim(t *testing.T) {
+	e := newFleetEnv(t)
+	fleet := e.demoWithData(t, 5)
+	since := lastSeq(e.sim)
+	in := ReleaseInput{Cluster: inventory.DemoCluster, Version: "2", Timing: simReleaseTiming(), RequestedBy: "test",
+		Policy: ReleasePolicy{NoApproval: true, NoNewBackupSeed: true, Retention: time.Second}}
+	done := make(chan struct{})
+	defer close(done)
+	broken := make(chan string, 1)
+	// Once the new cluster is built, its web server's probe writes fail (a command-failure
+	// fault on timeout(1), which the mount check writes and reads through).
+	breakWeb := func(id string) {
+		go func() {
+			for {
+				select {
+				case <-done:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				v, err := e.temporal.QueryWorkflow(context.Background(), id, "", StatusQuery)
+				var st Status
+				if err != nil || v.Get(&st) != nil || !slices.ContainsFunc(st.Steps, func(s Step) bool { return s.Name == stepRelBuild && s.State == StepDone }) {
+					continue
+				}
+				srv, err := e.store.GetServer(context.Background(), "live-2-web1")
+				if err != nil || srv.InstanceID == "" {
+					continue
+				}
+				f, err := e.sim.InjectFault(cloudsim.Fault{Type: cloudsim.FaultCommandFailure, InstanceID: srv.InstanceID, Command: "timeout"})
+				if err != nil {
+					t.Error(err)
+				}
+				broken <- f.ID
+				return
+			}
+		}()
+	}
+	var res ReleaseResult
+	e.runRelease(t, in, &res, breakWeb)
+	select {
+	case <-broken:
+	default:
+		t.Fatal("the new web server was never broken")
+	}
+	t.Logf("outcome %s: %s", res.Outcome, res.RollbackReason)
+	if res.Outcome != ReleaseRolledBack || res.FileServer != inventory.DemoFileServer {
+		t.Fatalf("outcome %s on %s, want rolled back to %s", res.Outcome, res.FileServer, inventory.DemoFileServer)
+	}
+	file := getHost(t, e.endpoint, fleet.Instances[inventory.DemoFileServer])
+	backup := getHost(t, e.endpoint, fleet.Instances[inventory.DemoBackup])
+	for _, r := range activities.DemoFleetPlan().DRBDResources() {
+		if d := file.DRBD[r]; d.Role != "Primary" || d.Disk != "UpToDate" || !d.Connected {
+			t.Errorf("%s on the old file server: %+v, want Primary, UpToDate, connected", r, d)
+		}
+		if d := backup.DRBD[r]; d.Role != "Secondary" || d.Disk != "UpToDate" {
+			t.Errorf("%s on the backup: %+v, want its volume back, Secondary UpToDate", r, d)
+		}
+	}
+	exported := false
+	for path, opts := range file.Exports {
+		exported = exported || strings.Contains(path+":"+opts, "/srv/home")
+	}
+	if !exported {
+		t.Errorf("the old file server does not export /srv/home: %v", file.Exports)
+	}
+	for _, ev := range e.sim.QueryEvents(cloudsim.EventQuery{Since: since, Types: []string{"data.lost", "drbd.split-brain"}}) {
+		t.Errorf("%s: %s", ev.Type, ev.Message)
+	}
+	for name, id := range res.Servers {
+		if srv, err := e.store.GetServer(context.Background(), name); err != nil || srv.State != anyops.ServerTerminated {
+			t.Errorf("new server %s (%s): %+v %v, want terminated", name, id, srv.State, err)
+		}
 	}
 }
