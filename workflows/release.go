@@ -220,6 +220,9 @@ func prepareRelease(in *ReleaseInput, actor string) (string, temporal.SearchAttr
 // ErrStalePlan is the approve update's refusal: the plan it names is not the current one.
 const ErrStalePlan = "StalePlan"
 
+// ErrApprovalTimeout ends a release whose plan was not approved within ApprovalTimeout.
+const ErrApprovalTimeout = "ApprovalTimeout"
+
 // ReleaseResult is what a release did.
 type ReleaseResult struct {
 	// Outcome is dry-run, live (the new cluster serves), rolled-back (the old one serves
@@ -340,6 +343,11 @@ func Release(ctx workflow.Context, in ReleaseInput) (ReleaseResult, error) {
 		return r.fail(ctx, r.tracker.status.Phase, err)
 	}
 	if err := r.awaitApproval(ctx); err != nil {
+		if len(r.built) > 0 {
+			if rerr := r.retireNew(ctx); rerr != nil {
+				r.event("retiring %s: %v", r.res.NewCluster, rerr)
+			}
+		}
 		return r.fail(ctx, stepRelApproval, err)
 	}
 	if r.abort != nil {
@@ -605,6 +613,7 @@ func (r *release) awaitApproval(ctx workflow.Context) error {
 	}
 	r.tracker.Start(stepRelApproval, "waiting for the approval of plan "+r.plan.Hash)
 	lastIncr := workflow.Now(ctx)
+	deadline := lastIncr.Add(r.timing.ApprovalTimeout)
 	for {
 		if err := r.replan(ctx); err != nil {
 			return err
@@ -618,6 +627,9 @@ func (r *release) awaitApproval(ctx workflow.Context) error {
 		if r.approved != nil {
 			r.event("the approval of plan %s by %s no longer holds: the plan is %s now", r.approved.PlanHash, r.approved.By, r.plan.Hash)
 			r.approved = nil
+		}
+		if !workflow.Now(ctx).Before(deadline) {
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("no approval of the plan within %s: nothing was cut over; %s keeps serving", r.timing.ApprovalTimeout, r.in.Cluster), ErrApprovalTimeout, nil)
 		}
 		r.tracker.Start(stepRelApproval, fmt.Sprintf("waiting for the approval of plan %s (predicted downtime %.0f s)", r.plan.Hash, r.plan.PredictedDowntimeSeconds))
 		if _, err := workflow.AwaitWithTimeout(ctx, r.timing.PlanInterval, func() bool { return r.approved != nil || r.abort != nil }); err != nil {
@@ -649,6 +661,13 @@ func (r *release) fail(ctx workflow.Context, step string, err error) (ReleaseRes
 
 func (r *release) aborted(ctx workflow.Context) (ReleaseResult, error) {
 	r.res.Outcome = ReleaseAborted
+	// What the pre-stage built goes: the new backup leaves the resources, the new cluster is
+	// retired and its servers terminated (the moved backup stays the cluster's backup).
+	if len(r.built) > 0 {
+		if err := r.retireNew(ctx); err != nil {
+			return r.fail(ctx, stepRelApproval, fmt.Errorf("aborted, but retiring %s: %w", r.res.NewCluster, err))
+		}
+	}
 	r.skipPending("aborted")
 	msg := fmt.Sprintf("aborted by %s: %s; %s keeps serving", r.abort.By, r.abort.Reason, r.in.Cluster)
 	r.audit(ctx, "release.aborted", map[string]any{"by": r.abort.By, "reason": r.abort.Reason})

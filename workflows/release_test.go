@@ -163,6 +163,11 @@ func TestReleaseApproval(t *testing.T) {
 	if res.Outcome != ReleaseAborted || f.index("UnexportNFS") >= 0 || f.index("DRBDPromote") >= 0 {
 		t.Errorf("outcome %s, calls %v: want aborted with the old cluster serving untouched", res.Outcome, f.calls)
 	}
+	// What the pre-stage built is gone; nothing of the live cluster is.
+	slices.Sort(f.terminated)
+	if want := []string{"live-2-backup", "live-2-file", "live-2-web1"}; !slices.Equal(f.terminated, want) || f.index("RecordFleet cluster live-2 retired") < 0 {
+		t.Errorf("terminated %v, want %v with live-2 retired", f.terminated, want)
+	}
 }
 
 // TestReleaseCutover: approved with the current hash, a release in the same zone stops the
@@ -273,5 +278,22 @@ func TestReleaseRollsBack(t *testing.T) {
 	}
 	if f.index("RecordFleet cluster live-2 retired") < 0 || f.index("RecordFleet cluster live-2 live") >= 0 {
 		t.Errorf("the new cluster was not retired, or was recorded live: %v", f.calls)
+	}
+}
+
+// TestReleaseApprovalTimesOut: a plan nobody approves within the approval timeout ends the
+// release before anything stopped serving.
+func TestReleaseApprovalTimesOut(t *testing.T) {
+	f := newReleaseFleet()
+	env := f.env(t)
+	in := releaseInput(ReleasePolicy{})
+	in.Timing.ApprovalTimeout = 3 * time.Hour
+	env.ExecuteWorkflow(ReleaseWorkflowType, in)
+	var app *temporal.ApplicationError
+	if err := env.GetWorkflowError(); !errors.As(err, &app) || app.Type() != ErrApprovalTimeout {
+		t.Fatalf("error %v, want %s", err, ErrApprovalTimeout)
+	}
+	if f.index("UnexportNFS") >= 0 || len(f.terminated) != 3 || slices.ContainsFunc(f.terminated, func(n string) bool { return !strings.HasPrefix(n, "live-2-") }) {
+		t.Errorf("terminated %v, calls %v: want only the new cluster gone, nothing stopped serving", f.terminated, f.calls)
 	}
 }
