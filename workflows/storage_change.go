@@ -365,6 +365,12 @@ func StorageChange(ctx workflow.Context, in StorageChangeInput) (StorageChangeRe
 		if err := workflow.ExecuteActivity(callCtx, recCloud.StopInstance, activities.StopInstanceInput{InstanceID: target.Server.InstanceID}).Get(ctx, nil); err != nil {
 			return fail(stepSCRetire, err)
 		}
+		// Stopped, not stopping, before it is recorded so: a stop takes EC2 a while.
+		stopCtx := workflow.WithActivityOptions(ctx, timing.boundedWaitOptions(timing.StopTimeout))
+		if err := workflow.ExecuteActivity(stopCtx, recCloud.WaitInstanceStopped, activities.WaitInstanceInput{InstanceID: target.Server.InstanceID,
+			PollInterval: timing.PollInterval, Timeout: timing.StopTimeout}).Get(ctx, nil); err != nil {
+			return fail(stepSCRetire, err)
+		}
 	}
 	tracker.Done(stepSCRetire, in.Server+" left every resource; its volumes are kept")
 
