@@ -146,6 +146,10 @@ func (a *Inventory) FileServers(ctx context.Context) ([]string, error) {
 // incident: what it did and decided (the inventory's kind, under a name workflows can use).
 const IncidentEventWorkflow = inventory.IncidentEventWorkflow
 
+// IncidentEventResolved is the kind of the event that resolves an incident: the recovery the
+// alarm started writes it when it has brought the service back.
+const IncidentEventResolved = inventory.IncidentEventResolved
+
 // IncidentNote is one line a workflow adds to its incident's timeline.
 type IncidentNote struct {
 	IncidentID int64     `json:"incident_id"`

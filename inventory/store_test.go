@@ -369,19 +369,10 @@ func TestConcurrentUpsertOfOneNewRow(t *testing.T) {
 		warmPool(t, s, n)
 		results := make([][]string, n)
 		errs := make([]error, n)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				results[i], errs[i] = s.UpsertServer(ctx, Server{Name: "racer", InstanceID: "i-0aaaaaaaaaaaaaaaa", Role: anyops.RoleWeb,
-					Zone: DemoZone, Cluster: DemoCluster, State: anyops.ServerRunning})
-			}()
-		}
-		close(start)
-		wg.Wait()
+		atOnce(n, func(i int) {
+			results[i], errs[i] = s.UpsertServer(ctx, Server{Name: "racer", InstanceID: "i-0aaaaaaaaaaaaaaaa", Role: anyops.RoleWeb,
+				Zone: DemoZone, Cluster: DemoCluster, State: anyops.ServerRunning})
+		})
 		creators := 0
 		for i := range n {
 			if errs[i] != nil {
@@ -399,6 +390,22 @@ func TestConcurrentUpsertOfOneNewRow(t *testing.T) {
 
 // warmPool opens n idle connections so that n goroutines start their transactions at the
 // same moment instead of one after another while connections are dialled.
+// atOnce runs f(0) … f(n-1) in n goroutines released at the same moment, and waits for them.
+func atOnce(n int, f func(i int)) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			f(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+}
+
 func warmPool(t *testing.T, s *Store, n int) {
 	t.Helper()
 	sqlDB, err := s.DB().DB()
@@ -444,18 +451,9 @@ func TestMoveServerClaimsOnce(t *testing.T) {
 		warmPool(t, s, n)
 		claimed := make([]bool, n)
 		errs := make([]error, n)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				claimed[i], errs[i] = s.MoveServer(ctx, "spare", "spares", fmt.Sprintf("drill-%d", i))
-			}()
-		}
-		close(start)
-		wg.Wait()
+		atOnce(n, func(i int) {
+			claimed[i], errs[i] = s.MoveServer(ctx, "spare", "spares", fmt.Sprintf("drill-%d", i))
+		})
 		winner := -1
 		for i := range n {
 			if errs[i] != nil {

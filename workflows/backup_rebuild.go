@@ -47,7 +47,7 @@ func BackupRebuild(ctx workflow.Context, in BackupRebuildInput) (BackupRebuildRe
 	msg := fmt.Sprintf("%s replaces %s as the backup of %s: every resource UpToDate (seeded by %s) after %.0f s without a hot backup",
 		r.res.Backup.Name, in.Server, r.primary.Name, r.res.Seed, red.NoHotBackupSeconds)
 	r.tracker.Finish(msg)
-	noteIncident(ctx, r.timing, in.IncidentID, msg)
+	resolveIncident(ctx, r.timing, in.IncidentID, msg)
 	return r.res, nil
 }
 
@@ -121,7 +121,7 @@ func (r *rebuild) assess(ctx workflow.Context) error {
 		health.ImpairedSince != nil && health.ImpairedSince.Before(since) && since.Sub(*health.ImpairedSince) < r.timing.SyncTimeout {
 		since = *health.ImpairedSince // as FileServerFailover: the cloud's clock, when plausible
 	}
-	r.tracker.SetRedundancy(Redundancy{NoHotBackupSince: &since, Message: fmt.Sprintf("%s serves the only copy until a new backup is UpToDate", r.primary.Name)})
+	r.tracker.SetRedundancy(Redundancy{NoHotBackupSince: &since, Speed: r.timing.Speed, Message: fmt.Sprintf("%s serves the only copy until a new backup is UpToDate", r.primary.Name)})
 	r.tracker.Done(stepAssess, fmt.Sprintf("%d resources of %s had their backup on %s", len(r.resources), r.primary.Name, r.in.Server))
 	return nil
 }
@@ -303,15 +303,12 @@ func (r *rebuild) waitCtx(ctx workflow.Context) workflow.Context {
 func (r *rebuild) configure(ctx workflow.Context) error {
 	r.tracker.Start(stepConfigDRBD, fmt.Sprintf("DRBD on %s in %s's place", r.backup.Name, r.in.Server))
 	hostCtx := r.hostCtx(ctx)
-	confs := map[string]activities.DRBDResourceConfig{}
-	if err := together(ctx, r.resources, func(rep activities.ReplicaInfo) string { return rep.Name }, func(rep activities.ReplicaInfo) workflow.Future {
-		return workflow.ExecuteActivity(hostCtx, recHosts.ReadDRBDConfig, activities.DRBDResourceInput{InstanceID: r.primary.InstanceID, Resource: rep.Name})
-	}, func(rep activities.ReplicaInfo, f workflow.Future) error {
-		var conf activities.DRBDResourceConfig
-		err := f.Get(ctx, &conf)
-		confs[rep.Name] = conf
-		return err
-	}); err != nil {
+	var names []string
+	for _, rep := range r.resources {
+		names = append(names, rep.Name)
+	}
+	confs, err := readDRBDConfigs(ctx, hostCtx, r.primary.InstanceID, names)
+	if err != nil {
 		return err
 	}
 	var pairs []drbdPair
@@ -394,4 +391,19 @@ func names(rs []activities.ReplicaInfo) []string {
 		out[i] = r.Name
 	}
 	return out
+}
+
+// readDRBDConfigs reads the files of DRBD resources on a host, all at once (hostCtx carries
+// the activity options); what could be read is returned with the first error.
+func readDRBDConfigs(ctx, hostCtx workflow.Context, instanceID string, resources []string) (map[string]activities.DRBDResourceConfig, error) {
+	confs := map[string]activities.DRBDResourceConfig{}
+	err := together(ctx, resources, func(name string) string { return name }, func(name string) workflow.Future {
+		return workflow.ExecuteActivity(hostCtx, recHosts.ReadDRBDConfig, activities.DRBDResourceInput{InstanceID: instanceID, Resource: name})
+	}, func(name string, f workflow.Future) error {
+		var conf activities.DRBDResourceConfig
+		err := f.Get(ctx, &conf)
+		confs[name] = conf
+		return err
+	})
+	return confs, err
 }

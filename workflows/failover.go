@@ -43,6 +43,11 @@ func FileServerFailover(ctx workflow.Context, in FailoverInput) (FailoverResult,
 		}
 		return w.fail(ctx, stepRace, err)
 	}
+	// The new picture holds from the cutover on: the inventory (the dashboard, the watches)
+	// shows it while the clients switch and a backup resyncs, and again once that is done.
+	if err := w.record(ctx); err != nil {
+		return w.fail(ctx, stepRecord, err)
+	}
 	if err := w.switchClients(ctx); err != nil {
 		return w.fail(ctx, stepClients, err)
 	}
@@ -54,6 +59,9 @@ func FileServerFailover(ctx workflow.Context, in FailoverInput) (FailoverResult,
 	}
 	return w.finish(ctx)
 }
+
+// ErrNothingToFailOver is the error type of a failover of a file server that serves no data.
+const ErrNothingToFailOver = "NothingToFailOver"
 
 // Steps of FileServerFailover, as its Status shows them.
 const (
@@ -234,10 +242,13 @@ func (w *failover) assess(ctx workflow.Context) error {
 			w.resources = append(w.resources, r)
 		}
 	}
-	if len(w.resources) > 0 {
-		peer := w.target.Peers[w.resources[0].SecondaryServer]
-		w.backup = &peer
+	if len(w.resources) == 0 {
+		// A file server that serves no data (a replacement still bootstrapping, a spare):
+		// nothing to fail over, and stopping it or building another would do harm.
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s is the primary of no DRBD resource: it serves no data, there is nothing to fail over", w.primary.Name), ErrNothingToFailOver, nil)
 	}
+	peer := w.target.Peers[w.resources[0].SecondaryServer]
+	w.backup = &peer
 	if !w.policy.NoWarmSpare {
 		w.spares = w.target.Spares
 	}
@@ -277,7 +288,7 @@ func (w *failover) assess(ctx workflow.Context) error {
 	if s := health.ImpairedSince; s != nil && s.Before(since) && since.Sub(*s) < w.timing.SyncTimeout {
 		since = *s
 	}
-	w.tracker.SetRedundancy(Redundancy{NoHotBackupSince: &since, Message: "the failed server's data has no hot copy: " + backupState})
+	w.tracker.SetRedundancy(Redundancy{NoHotBackupSince: &since, Speed: w.timing.Speed, Message: "the failed server's data has no hot copy: " + backupState})
 	summary := fmt.Sprintf("%s is %s (system %s, instance %s); %d DRBD resources; %s; %d warm spares in %s",
 		w.primary.Name, health.State, health.SystemStatus, health.InstanceStatus, len(w.resources), backupState, len(w.spares), w.primary.Zone)
 	w.tracker.Done(stepAssess, summary)
@@ -581,6 +592,6 @@ func (w *failover) finish(ctx workflow.Context) (FailoverResult, error) {
 		msg += fmt.Sprintf("; hot backup %s after %.0f s without one", w.res.Backup, w.res.NoHotBackupSeconds)
 	}
 	w.tracker.Finish(msg)
-	noteIncident(ctx, w.timing, w.in.IncidentID, "failover done: "+msg)
+	resolveIncident(ctx, w.timing, w.in.IncidentID, "failover done: "+msg)
 	return w.res, nil
 }

@@ -35,6 +35,9 @@ type fakeFleet struct {
 	corruptBoot bool
 	// stopHangs: a graceful stop never ends (failed hardware).
 	stopHangs bool
+	// servesNothing: the file server is the primary of no DRBD resource (a replacement
+	// still bootstrapping).
+	servesNothing bool
 	// inSyncAfter is how many WaitDRBDInSync calls report progress before in sync; negative:
 	// never.
 	inSyncAfter int
@@ -93,6 +96,9 @@ func (f *fakeFleet) RecoveryTarget(_ context.Context, in activities.RecoveryTarg
 		t.Server, t.Peers = f.backup, map[string]activities.ServerInfo{f.primary.Name: f.primary}
 	}
 	for i := range fakeResources {
+		if f.servesNothing {
+			break
+		}
 		r := resourceName(i)
 		t.Replicas = append(t.Replicas, activities.ReplicaInfo{Name: r, Minor: i, PrimaryServer: f.primary.Name, SecondaryServer: f.backup.Name,
 			PrimaryVolume: fmt.Sprintf("vol-0a%015d", i), SecondaryVolume: fmt.Sprintf("vol-0b%015d", i)})
@@ -128,7 +134,12 @@ func (f *fakeFleet) DRBDStatus(_ context.Context, in activities.DRBDStatusInput)
 	return out, nil
 }
 
-func (f *fakeFleet) NoteIncident(context.Context, activities.IncidentNote) error { return nil }
+func (f *fakeFleet) NoteIncident(_ context.Context, n activities.IncidentNote) error {
+	if n.Kind != activities.IncidentEventWorkflow {
+		f.log("NoteIncident %d %s", n.IncidentID, n.Kind)
+	}
+	return nil
+}
 
 func (f *fakeFleet) RecordAudit(_ context.Context, r activities.AuditRecord) error {
 	f.log("RecordAudit %s %v", r.Action, r.Summary["interlock"])

@@ -1,11 +1,13 @@
 package workflows
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -78,6 +80,9 @@ func TestFailoverRace(t *testing.T) {
 			}
 			if res.Backup == "" || res.WithoutHotBackup {
 				t.Errorf("backup %q (without: %v): a failover ends with a hot backup", res.Backup, res.WithoutHotBackup)
+			}
+			if rec, remount := f.index("RecordFleet"), f.index("RemountNFS"); rec < 0 || rec > remount {
+				t.Errorf("recorded at call %d, remounted at %d: the inventory must show the new file server from the cutover on\n%v", rec, remount, f.calls)
 			}
 			if tc.name == "july 2014" {
 				// No other way can serve once the repair failed: the volumes move while the new
@@ -221,6 +226,9 @@ func TestFailoverApproveAndAbort(t *testing.T) {
 		}
 		if !f.logged("BuildServer live-file-", " cancelled") {
 			t.Errorf("the replace way's build was not cancelled: %v", f.calls)
+		}
+		if f.count("NoteIncident 7 resolved") != 0 {
+			t.Errorf("an aborted failover resolved its incident: nothing serves the data: %v", f.calls)
 		}
 	})
 	t.Run("approve, then no abort", func(t *testing.T) {
@@ -394,5 +402,66 @@ func TestFailoverForcesAHungStopAtItsTimeout(t *testing.T) {
 	}
 	if bound := DefaultStopTimeout + DefaultRecoveryPollInterval; forced.Sub(graceful) > bound {
 		t.Errorf("the stop was forced %s after the graceful one, want within the stop timeout and a poll (%s)", forced.Sub(graceful), bound)
+	}
+}
+
+// replaceAsChild runs ServerReplace as the child of another recovery, as BackupRebuild runs
+// under a failover.
+func replaceAsChild(ctx workflow.Context, in ServerReplaceInput) error {
+	return workflow.ExecuteChildWorkflow(ctx, ServerReplaceWorkflowType, in).Get(ctx, nil)
+}
+
+// TestRecoveriesResolveTheirIncident proves a recovery that the alarm started resolves its
+// incident when it has brought the service back (so that a later fault of the same server
+// starts a new recovery), once; one run as another's child leaves that to its parent.
+func TestRecoveriesResolveTheirIncident(t *testing.T) {
+	replace := ServerReplaceInput{RecoveryRequest: RecoveryRequest{Server: "live-web1", IncidentID: 7, RequestedBy: "alarm:sns"}}
+	for _, tc := range []struct {
+		name string
+		run  func(f *fakeFleet, env *testsuite.TestWorkflowEnvironment)
+		want int
+	}{
+		{"a failover", func(f *fakeFleet, env *testsuite.TestWorkflowEnvironment) { f.runFailover(t, env, FailoverPolicy{}) }, 1},
+		{"a server replacement", func(f *fakeFleet, env *testsuite.TestWorkflowEnvironment) {
+			env.ExecuteWorkflow(ServerReplaceWorkflowType, replace)
+		}, 1},
+		{"a replacement run as a child", func(f *fakeFleet, env *testsuite.TestWorkflowEnvironment) {
+			env.RegisterWorkflow(replaceAsChild)
+			env.ExecuteWorkflow(replaceAsChild, replace)
+		}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeFleet()
+			if tc.name != "a failover" {
+				f.primary = f.clients[0]
+			}
+			env := f.env(t)
+			tc.run(f, env)
+			if err := env.GetWorkflowError(); err != nil {
+				t.Fatalf("%v\n%v", err, f.calls)
+			}
+			if got := f.count("NoteIncident 7 resolved"); got != tc.want {
+				t.Errorf("the incident was resolved %d times, want %d: %v", got, tc.want, f.calls)
+			}
+		})
+	}
+}
+
+// TestFailoverOfAServerServingNothing proves a failover of a file server that is the primary
+// of no DRBD resource (a replacement still bootstrapping, watched too early) ends at assess:
+// it stops nothing, builds nothing, promotes nothing.
+func TestFailoverOfAServerServingNothing(t *testing.T) {
+	f := newFakeFleet()
+	f.servesNothing = true
+	env := f.env(t)
+	env.ExecuteWorkflow(FailoverWorkflowType, failoverInput(FailoverPolicy{}))
+	var app *temporal.ApplicationError
+	if err := env.GetWorkflowError(); !errors.As(err, &app) || app.Type() != ErrNothingToFailOver {
+		t.Fatalf("error %v, want %s", err, ErrNothingToFailOver)
+	}
+	for _, call := range []string{"StopInstance", "FenceInstance", "BuildServer", "DRBDPromote", "SwitchRecord"} {
+		if f.count(call) != 0 {
+			t.Errorf("%s called for a server serving nothing: %v", call, f.calls)
+		}
 	}
 }

@@ -478,18 +478,12 @@ func (w *failover) pairsWith(ctx workflow.Context, side func(activities.VolumeIn
 		pairs = append(pairs, p)
 	}
 	// The backup's own files say how it names itself, its disks and both node ids.
-	backupUp := true
-	confs := map[string]activities.DRBDResourceConfig{}
-	if err := together(ctx, pairs, func(p drbdPair) string { return p.Resource }, func(p drbdPair) workflow.Future {
-		return workflow.ExecuteActivity(w.quickHostCtx(ctx), recHosts.ReadDRBDConfig, activities.DRBDResourceInput{InstanceID: w.backup.InstanceID, Resource: p.Resource})
-	}, func(p drbdPair, f workflow.Future) error {
-		var conf activities.DRBDResourceConfig
-		err := f.Get(ctx, &conf)
-		confs[p.Resource] = conf
-		return err
-	}); err != nil {
-		backupUp = false
+	var names []string
+	for _, p := range pairs {
+		names = append(names, p.Resource)
 	}
+	confs, err := readDRBDConfigs(ctx, w.quickHostCtx(ctx), w.backup.InstanceID, names)
+	backupUp := err == nil
 	for k := range pairs {
 		for _, n := range confs[pairs[k].Resource].Nodes {
 			if n.Address == w.backup.PrivateIP {

@@ -417,15 +417,30 @@ var (
 // noteIncident appends a line to the incident's timeline (when there is an incident); a
 // failure to write it is logged, not fatal: the recovery matters more than its record.
 func noteIncident(ctx workflow.Context, timing RecoveryTiming, incidentID int64, message string) {
+	appendIncident(ctx, timing, incidentID, activities.IncidentEventWorkflow, message)
+}
+
+// resolveIncident resolves the incident with a last line, when the recovery is the one the
+// alarm started: a recovery run as another's child (BackupRebuild under a failover) leaves
+// the incident to its parent, which has not ended.
+func resolveIncident(ctx workflow.Context, timing RecoveryTiming, incidentID int64, message string) {
+	if workflow.GetInfo(ctx).ParentWorkflowExecution != nil {
+		noteIncident(ctx, timing, incidentID, message)
+		return
+	}
+	appendIncident(ctx, timing, incidentID, activities.IncidentEventResolved, message)
+}
+
+func appendIncident(ctx workflow.Context, timing RecoveryTiming, incidentID int64, kind, message string) {
 	if incidentID <= 0 {
 		return
 	}
 	actx := workflow.WithActivityOptions(ctx, timing.callOptions())
 	err := workflow.ExecuteActivity(actx, recInv.NoteIncident, activities.IncidentNote{
-		IncidentID: incidentID, Kind: activities.IncidentEventWorkflow, Message: message, At: workflow.Now(ctx),
+		IncidentID: incidentID, Kind: kind, Message: message, At: workflow.Now(ctx),
 	}).Get(ctx, nil)
 	if err != nil {
-		workflow.GetLogger(ctx).Warn("could not note on the incident", "incident", incidentID, "message", message, "err", err)
+		workflow.GetLogger(ctx).Warn("could not note on the incident", "incident", incidentID, "kind", kind, "message", message, "err", err)
 	}
 }
 

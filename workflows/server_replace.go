@@ -45,7 +45,7 @@ func ServerReplace(ctx workflow.Context, in ServerReplaceInput) (ServerReplaceRe
 	r.res.Overrides = r.locks.given
 	msg := fmt.Sprintf("%s replaces %s (%s); %d consoles told their host is lost", r.res.Replacement, in.Server, r.target.Server.Role, r.res.Consoles)
 	r.tracker.Finish(msg)
-	noteIncident(ctx, r.timing, in.IncidentID, msg)
+	resolveIncident(ctx, r.timing, in.IncidentID, msg)
 	return r.res, nil
 }
 

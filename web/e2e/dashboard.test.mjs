@@ -374,9 +374,14 @@ test('an incident shows its recovery workflow with its live status', async () =>
   await signIn(page, adminToken);
   const row = page.locator(`#incidents tr[data-incident="${incident.id}"]`);
   await row.waitFor({ timeout: 30_000 });
-  // The row follows the workflow: its state as the API describes it, and the Status query's phase.
-  await page.waitForFunction((id) => document.querySelector(`#incidents tr[data-incident="${id}"]`)?.dataset.workflowState,
-    incident.id, { timeout: 30_000 });
+  // The row follows the workflow: its state as the API describes it, and the Status query's
+  // progress once the query has answered (a busy worker may not answer the first ones).
+  await page.waitForFunction((id) => {
+    const row = document.querySelector(`#incidents tr[data-incident="${id}"]`);
+    return row?.dataset.workflowState && /\d+%/.test(row.innerText);
+  }, incident.id, { timeout: 60_000 }).catch(async (e) => {
+    throw new Error(`the incident's row shows no progress of its workflow: ${await row.innerText()}: ${e.message}`);
+  });
   const view = await apiGet(`/v1/incidents/${incident.id}`);
   assert.ok(view.workflow, `the API describes the incident's workflow: ${view.workflow_error || ''}`);
   const text = await row.innerText();

@@ -479,18 +479,18 @@ function renderReport(rep) {
   const goal = (key) => rep.goals && rep.goals[key];
   const figure = (label, key, value) => {
     const g = goal(key);
-    return [el('dt', {}, label), el('dd', { 'data-key': key, class: g ? (g.met ? 'met' : 'missed') : undefined },
-      value, g ? el('span', { class: 'muted' }, ` (goal ≤ ${g.bound}${g.met ? '' : ', missed'})`) : '')];
+    return el('div', {}, el('dt', {}, label), el('dd', { 'data-key': key, class: g ? (g.met ? 'met' : 'missed') : undefined },
+      value, g ? el('span', { class: 'muted' }, ` (goal ≤ ${g.bound}${g.met ? '' : ', missed'})`) : ''));
   };
   $('drill-figures').replaceChildren(
-    ...figure('RTO', 'rto_seconds', rep.recovered ? seconds(rep.rto_seconds) : 'not recovered'),
-    ...figure('Detected', 'detect_seconds', seconds(rep.detect_seconds)),
-    ...figure('No hot backup', 'no_hot_backup_seconds', seconds(rep.no_hot_backup_seconds)),
-    ...figure('Lost bytes', 'lost_bytes', String(rep.lost_bytes)),
-    ...figure('Interlock violations', 'interlock_violations', String(rep.interlock_violations)),
-    ...figure('Duplicate resources', 'duplicate_resources', String(rep.duplicate_resources)),
-    ...figure('Winner', 'winner', rep.winner || '—'),
-    ...figure('Control plane', 'control_plane_seconds', `${rep.control_plane_seconds.toFixed(1)} s`));
+    figure('RTO', 'rto_seconds', rep.recovered ? seconds(rep.rto_seconds) : 'not recovered'),
+    figure('Detected', 'detect_seconds', seconds(rep.detect_seconds)),
+    figure('No hot backup', 'no_hot_backup_seconds', seconds(rep.no_hot_backup_seconds)),
+    figure('Lost bytes', 'lost_bytes', String(rep.lost_bytes)),
+    figure('Interlock violations', 'interlock_violations', String(rep.interlock_violations)),
+    figure('Duplicate resources', 'duplicate_resources', String(rep.duplicate_resources)),
+    figure('Winner', 'winner', rep.winner || '—'),
+    figure('Control plane', 'control_plane_seconds', `${rep.control_plane_seconds.toFixed(1)} s`));
   const events = rep.timeline || [];
   $('drill-event-count').textContent = String(events.length);
   $('drill-chart').replaceChildren(timelineChart(rep, events));
@@ -513,7 +513,9 @@ function svg(tag, attrs = {}, ...children) {
 function timelineChart(rep, events) {
   const lanes = ['cloud', 'incident', 'workflow'];
   for (const e of events) if (!lanes.includes(e.source)) lanes.push(e.source);
-  const W = 1000, left = 80, right = 20, top = 20, lane = 34, H = top + lanes.length * lane + 30;
+  // The marks' labels sit in rows of their own above the lanes, so that close marks (a
+  // detection seconds after the fault) stay readable.
+  const W = 1000, left = 80, right = 20, labelRow = 14, top = 10 + 3 * labelRow, lane = 34, H = top + lanes.length * lane + 30;
   const marks = [{ at: 0, label: 'fault', cls: 'origin' }];
   if (rep.detect_seconds !== null && rep.detect_seconds !== undefined) marks.push({ at: rep.detect_seconds, label: 'detected', cls: 'detect' });
   if (rep.rto_seconds !== null && rep.rto_seconds !== undefined) marks.push({ at: rep.rto_seconds, label: 'recovered', cls: 'rto' });
@@ -526,10 +528,11 @@ function timelineChart(rep, events) {
     root.append(svg('text', { x: 4, y: y + 4, class: 'lane-label' }, name),
       svg('line', { x1: left, x2: W - right, y1: y, y2: y, class: 'lane' }));
   });
-  for (const m of marks) {
-    root.append(svg('line', { x1: x(m.at), x2: x(m.at), y1: top - 6, y2: H - 24, class: `mark ${m.cls}`, 'data-mark': m.cls }),
-      svg('text', { x: x(m.at) + 3, y: top - 8, class: `mark-label ${m.cls}` }, `${m.label} ${Math.round(m.at)} s`));
-  }
+  marks.forEach((m, i) => {
+    const labelY = 10 + (i + 1) * labelRow - 3;
+    root.append(svg('line', { x1: x(m.at), x2: x(m.at), y1: labelY - 10, y2: H - 24, class: `mark ${m.cls}`, 'data-mark': m.cls }),
+      svg('text', { x: x(m.at) + 3, y: labelY, class: `mark-label ${m.cls}` }, `${m.label} ${Math.round(m.at)} s`));
+  });
   for (const e of events) {
     const y = top + lanes.indexOf(e.source) * lane + lane / 2;
     const dot = svg('circle', { cx: x(e.offset_seconds), cy: y, r: 4, class: `event ${e.source}`, 'data-type': e.type });
