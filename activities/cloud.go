@@ -28,6 +28,9 @@ import (
 // The same code talks to AWS in production and to cloudsim (or moto) in dev and tests.
 type Cloud struct {
 	Clients *Clients
+	// Clusters tells a cluster's state for TerminateInstance's live-cluster interlock (the
+	// inventory: InventoryClusters); nil refuses to terminate any instance of a cluster.
+	Clusters ClusterStates
 	// ConsistencyWindow is how long a retried CreateSnapshot or CopySnapshot keeps looking
 	// for the snapshot its previous attempt may have taken before it takes one: DescribeSnapshots
 	// is eventually consistent, and a snapshot just taken may not show in a tag filter yet.
@@ -93,6 +96,8 @@ type Volume struct {
 	Zone        string
 	SizeGiB     int32
 	VolumeType  string
+	Iops        int32
+	Throughput  int32 // MiB/s, gp3
 	SnapshotID  string
 	CreateTime  time.Time
 	Attachments []Attachment
@@ -110,7 +115,11 @@ type Snapshot struct {
 	Description  string
 	SizeGiB      int32
 	StartTime    time.Time
-	Tags         map[string]string
+	// CompletedAt is when it completed; FullBytes every block written on its volume when it
+	// was taken (EC2's FullSnapshotSizeInBytes), known once completed.
+	CompletedAt time.Time
+	FullBytes   int64
+	Tags        map[string]string
 }
 
 // TakenAt is the moment the snapshot's data is from: for a copy, when its source was taken
@@ -279,12 +288,40 @@ func (c *Cloud) RunInstance(ctx context.Context, in RunInstanceInput) (Instance,
 	return toInstance(out.Instances[0]), nil
 }
 
+// TerminateInstanceInput terminates one instance.
+type TerminateInstanceInput struct {
+	InstanceID string
+	// Override passes the live-cluster interlock (its Reason required).
+	Override *Override
+}
+
 // TerminateInstance terminates an instance. Terminating a terminated instance succeeds, so
-// retries are safe.
-func (c *Cloud) TerminateInstance(ctx context.Context, in InstanceRef) (InstanceStateChange, error) {
+// retries are safe. Interlock (live-cluster): an instance tagged with a cluster that is live
+// or standby — serving, or kept as a release's fallback — is refused with the non-retryable
+// LiveCluster unless the input carries an Override; so is one whose cluster's state cannot be
+// read (no inventory wired in: refuse rather than guess).
+func (c *Cloud) TerminateInstance(ctx context.Context, in TerminateInstanceInput) (InstanceStateChange, error) {
 	if in.InstanceID == "" {
 		return InstanceStateChange{}, invalidInput("InstanceID is required")
 	}
+	if in.Override != nil && strings.TrimSpace(in.Override.Reason) == "" {
+		return InstanceStateChange{}, invalidInput("an Override needs a Reason")
+	}
+	if in.Override == nil {
+		if err := c.checkNotLive(ctx, in.InstanceID); err != nil {
+			return InstanceStateChange{}, err
+		}
+	} else {
+		activity.GetLogger(ctx).Warn("terminating past the live-cluster interlock", "instance", in.InstanceID, "by", in.Override.By, "reason", in.Override.Reason)
+	}
+	return c.terminate(ctx, in.InstanceID)
+}
+
+// terminate is TerminateInstances of one instance. TerminateUnused, the recoveries' retirement
+// of a failed or never-used server, reaches it past its own interlock (only-copy) rather than
+// the live-cluster one: such a server is a live cluster's by definition.
+func (c *Cloud) terminate(ctx context.Context, instanceID string) (InstanceStateChange, error) {
+	in := InstanceRef{InstanceID: instanceID}
 	out, err := c.Clients.EC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{in.InstanceID}})
 	if err != nil {
 		return InstanceStateChange{}, cloudError("TerminateInstances", err)
@@ -569,7 +606,11 @@ type CreateVolumeFromSnapshotInput struct {
 	SizeGiB    int32 // 0: the snapshot's size
 	VolumeType string
 	Iops       int32
-	Tags       map[string]string
+	Throughput int32 // MiB/s, gp3 only; 0: its default
+	// InitRateMiBps is EBS's provisioned rate for volume initialization (100–300 MiB/s): the
+	// snapshot's blocks load in the background at that rate instead of on first read. 0: not.
+	InitRateMiBps int32
+	Tags          map[string]string
 }
 
 // CreateVolumeFromSnapshot creates a volume from a snapshot with a ClientToken.
@@ -578,11 +619,13 @@ func (c *Cloud) CreateVolumeFromSnapshot(ctx context.Context, in CreateVolumeFro
 		return Volume{}, invalidInput("Zone and SnapshotID are required")
 	}
 	return c.createVolume(ctx, in.Scope, in.Step, in.Name, in.Tags, &ec2.CreateVolumeInput{
-		AvailabilityZone: aws.String(in.Zone),
-		SnapshotId:       aws.String(in.SnapshotID),
-		Size:             positive(in.SizeGiB),
-		VolumeType:       volumeType(in.VolumeType),
-		Iops:             positive(in.Iops),
+		AvailabilityZone:         aws.String(in.Zone),
+		SnapshotId:               aws.String(in.SnapshotID),
+		Size:                     positive(in.SizeGiB),
+		VolumeType:               volumeType(in.VolumeType),
+		Iops:                     positive(in.Iops),
+		Throughput:               positive(in.Throughput),
+		VolumeInitializationRate: positive(in.InitRateMiBps),
 	})
 }
 
@@ -1319,6 +1362,8 @@ func toVolume(v types.Volume) Volume {
 		Zone:       aws.ToString(v.AvailabilityZone),
 		SizeGiB:    aws.ToInt32(v.Size),
 		VolumeType: string(v.VolumeType),
+		Iops:       aws.ToInt32(v.Iops),
+		Throughput: aws.ToInt32(v.Throughput),
 		SnapshotID: aws.ToString(v.SnapshotId),
 		CreateTime: aws.ToTime(v.CreateTime),
 		Tags:       tagMap(v.Tags),
@@ -1346,6 +1391,8 @@ func toSnapshot(s types.Snapshot, region string) Snapshot {
 		Description:  aws.ToString(s.Description),
 		SizeGiB:      aws.ToInt32(s.VolumeSize),
 		StartTime:    aws.ToTime(s.StartTime),
+		CompletedAt:  aws.ToTime(s.CompletionTime),
+		FullBytes:    aws.ToInt64(s.FullSnapshotSizeInBytes),
 		Tags:         tagMap(s.Tags),
 	}
 }
@@ -1423,12 +1470,13 @@ const (
 	ErrInstanceNotFound            = "InstanceNotFound"
 	ErrVolumeNotFound              = "VolumeNotFound"
 	ErrSnapshotNotFound            = "SnapshotNotFound"
-	ErrVolumeAttachedElsewhere     = "VolumeAttachedElsewhere" // attached to another instance or device
-	ErrNoVerifiedCopy              = "NoVerifiedCopy"          // the "never lose a volume" interlock
-	ErrSnapshotFailed              = "SnapshotFailed"          // the snapshot went to state error
-	ErrWaitFailed                  = "WaitFailed"              // the resource reached a state it cannot leave for the wanted one
-	ErrCommandNotFound             = "CommandNotFound"         // exit 127 on the host
-	ErrUnexpectedOutput            = "UnexpectedOutput"        // a host command printed what we cannot parse
+	ErrVolumeAttachedElsewhere     = "VolumeAttachedElsewhere"  // attached to another instance or device
+	ErrNoVerifiedCopy              = "NoVerifiedCopy"           // the "never lose a volume" interlock
+	ErrSnapshotFailed              = "SnapshotFailed"           // the snapshot went to state error
+	ErrWaitFailed                  = "WaitFailed"               // the resource reached a state it cannot leave for the wanted one
+	ErrCommandNotFound             = "CommandNotFound"          // exit 127 on the host
+	ErrUnexpectedOutput            = "UnexpectedOutput"         // a host command printed what we cannot parse
+	ErrModificationRateExceeded    = "ModificationRateExceeded" // the volume was modified as often as AWS allows in 24 h
 
 	// Retryable.
 	ErrIncorrectState       = "IncorrectState"       // the resource is busy changing state
@@ -1478,6 +1526,8 @@ var awsCodeTypes = map[string]struct {
 	"InvalidVolume.ZoneMismatch":          {ErrInvalidParameter, false},
 	"InvalidParameterDependency":          {ErrInvalidParameter, false},
 	"UnsupportedOperation":                {ErrInvalidParameter, false},
+	"VolumeModificationRateExceeded":      {ErrModificationRateExceeded, false},
+	"IncorrectModificationState":          {ErrIncorrectState, true},
 	"InvalidAttachment.NotFound":          {ErrVolumeNotFound, false},
 	"InvalidSnapshot.InUse":               {ErrIncorrectState, true},
 	"ConcurrentSnapshotLimitExceeded":     {ErrRequestLimitExceeded, true},

@@ -37,6 +37,9 @@ type cloudBackend struct {
 	// honorsClientToken: a second call with the same ClientToken returns the first resource.
 	// moto ignores ClientToken, so the assertion is made only where it holds.
 	honorsClientToken bool
+	// fill, where the backend models what is written on a volume, records gib GiB written on
+	// it, so that a snapshot of it has data to move (an empty volume's snapshot is instant).
+	fill func(t *testing.T, volumeID string, gib float64)
 }
 
 // cloudBackends lists the backends. moto is an EC2 implementation nobody here wrote: it
@@ -179,7 +182,7 @@ func TestCloudContractVolumeLifecycle(t *testing.T) {
 			require.Equal(t, "running", running.State)
 
 			vol := call[Volume](t, env, cloud.CreateVolume, CreateVolumeInput{
-				Step: "create home volume", Name: "home0", Zone: zoneA, SizeGiB: 10,
+				Step: "create home volume", Name: "home0", Zone: zoneA, SizeGiB: 10, VolumeType: "standard",
 			})
 			require.NotEmpty(t, vol.ID)
 			require.Equal(t, zoneA, vol.Zone)
@@ -197,6 +200,9 @@ func TestCloudContractVolumeLifecycle(t *testing.T) {
 			require.Equal(t, inst.ID, again.InstanceID)
 			require.Equal(t, "/dev/sdf", again.Device)
 
+			if b.fill != nil {
+				b.fill(t, vol.ID, 10) // 10 GiB at magnetic's 40 MiB/s: a first snapshot of 271 s
+			}
 			snap := call[Snapshot](t, env, cloud.CreateSnapshot, CreateSnapshotInput{Step: "snapshot home0", VolumeID: vol.ID, Name: "home0-snap"})
 			require.NotEmpty(t, snap.ID)
 			require.Equal(t, vol.ID, snap.Tags[TagSourceVolume])
@@ -276,7 +282,7 @@ func TestCloudContractInstanceLifecycle(t *testing.T) {
 			}
 			require.Equal(t, "running", call[Instance](t, env, cloud.WaitInstanceRunning, wait).State)
 			for range 2 {
-				call[InstanceStateChange](t, env, cloud.TerminateInstance, ref)
+				call[InstanceStateChange](t, env, cloud.TerminateInstance, TerminateInstanceInput{InstanceID: ref.InstanceID})
 			}
 			_, err := callErr[Instance](env, cloud.WaitInstanceRunning, wait)
 			requireAppError(t, err, ErrWaitFailed, true)
@@ -379,9 +385,11 @@ func TestCloudContractSafety(t *testing.T) {
 				{"a snapshot that does not exist", DeleteVolumeInput{VolumeID: kept.ID, Copy: &VerifiedCopy{SnapshotID: "snap-0123456789abcdef0", WritesStoppedAt: stopped}}},
 			}
 			if b.simulatesTime {
-				// A first snapshot of 200 GiB takes hours of simulated time: still pending.
-				big := call[Volume](t, env, cloud.CreateVolume, CreateVolumeInput{Step: "big volume", Zone: zoneA, SizeGiB: 200})
+				// A first snapshot of 200 GiB written on a magnetic volume takes 85 minutes of
+				// simulated time: still pending.
+				big := call[Volume](t, env, cloud.CreateVolume, CreateVolumeInput{Step: "big volume", Zone: zoneA, SizeGiB: 200, VolumeType: "standard"})
 				call[Volume](t, env, cloud.WaitVolumeAvailable, WaitVolumeInput{VolumeID: big.ID, PollInterval: poll})
+				b.fill(t, big.ID, 200)
 				pending := call[Snapshot](t, env, cloud.CreateSnapshot, CreateSnapshotInput{Step: "snapshot big", VolumeID: big.ID})
 				refusals = append(refusals, struct {
 					name  string

@@ -117,9 +117,9 @@ func TestCloudFaultHardwareFailure(t *testing.T) {
 	h = call[InstanceHealth](t, env, s.cloud.InstanceStatus, InstanceRef{InstanceID: id})
 	require.NotEqual(t, "impaired", h.SystemStatus, "new hardware after stop and start")
 
-	term := call[InstanceStateChange](t, env, s.cloud.TerminateInstance, InstanceRef{InstanceID: id})
+	term := call[InstanceStateChange](t, env, s.cloud.TerminateInstance, TerminateInstanceInput{InstanceID: id})
 	require.Contains(t, []string{"shutting-down", "terminated"}, term.Current)
-	call[InstanceStateChange](t, env, s.cloud.TerminateInstance, InstanceRef{InstanceID: id}) // a retry
+	call[InstanceStateChange](t, env, s.cloud.TerminateInstance, TerminateInstanceInput{InstanceID: id}) // a retry
 	_, err = callErr[Instance](env, s.cloud.WaitInstanceRunning, WaitInstanceInput{InstanceID: id, PollInterval: simPoll})
 	requireAppError(t, err, ErrWaitFailed, true)
 }

@@ -52,6 +52,8 @@ func InterlockOf(err error) (anyops.Interlock, bool) {
 		return anyops.InterlockNotUpToDate, true
 	case ErrTwoPrimaries:
 		return anyops.InterlockTwoPrimaries, true
+	case ErrLiveCluster:
+		return anyops.InterlockLiveCluster, true
 	}
 	return "", false
 }
@@ -199,7 +201,7 @@ func (c *Cloud) TerminateUnused(ctx context.Context, in TerminateUnusedInput) (I
 		return InstanceStateChange{}, InterlockError(anyops.InterlockOnlyCopy, ErrOnlyCopy,
 			"refusing to terminate %s: data volumes %v are attached and may hold the only copy", in.InstanceID, data)
 	}
-	return c.TerminateInstance(ctx, InstanceRef{InstanceID: in.InstanceID})
+	return c.terminate(ctx, in.InstanceID)
 }
 
 // ZoneByNameInput names a hosted zone.

@@ -416,6 +416,21 @@ type DRBDPeerVolume struct {
 	Replication string
 	PeerDisk    string
 	Done        float64
+	// OutOfSyncKiB is what this side holds that the peer lacks (status --statistics).
+	OutOfSyncKiB int64
+}
+
+// drbdContinuation is whether a status line starting with this token continues the item above
+// it (drbdsetup wraps --verbose --statistics output at 80 columns): a statistic or a flag of a
+// resource, a volume or a peer device.
+func drbdContinuation(first string) bool {
+	k, _, _ := strings.Cut(first, ":")
+	switch k {
+	case "write-ordering", "size", "read", "written", "al-writes", "bm-writes", "upper-pending", "lower-pending",
+		"al-suspended", "blocked", "received", "sent", "out-of-sync", "pending", "unacked", "resync-suspended":
+		return true
+	}
+	return false
 }
 
 // InSync reports whether the resource has an up-to-date local disk and every peer is
@@ -489,6 +504,20 @@ func ParseDRBDStatus(out string) ([]DRBDResource, error) {
 			res.Role = kv["role"]
 		case res == nil:
 			return nil, fmt.Errorf("line %d: indented line before any resource", lineNo)
+		case drbdContinuation(fields[0]):
+			// A wrapped line of --verbose --statistics output: more of the item above. Only
+			// a peer device's out-of-sync is kept.
+			kv, err := keyValues(fields, lineNo)
+			if err != nil {
+				return nil, err
+			}
+			if s, ok := kv["out-of-sync"]; ok && peer != nil && len(peer.PeerVolumes) > 0 {
+				kib, err := strconv.ParseInt(s, 10, 64)
+				if err != nil || kib < 0 {
+					return nil, fmt.Errorf("line %d: out-of-sync:%s is not a number of KiB", lineNo, s)
+				}
+				peer.PeerVolumes[len(peer.PeerVolumes)-1].OutOfSyncKiB = kib
+			}
 		case indent < 4 && strings.Contains(fields[0], ":"):
 			// A local volume.
 			finishPeer()
@@ -524,6 +553,13 @@ func ParseDRBDStatus(out string) ([]DRBDResource, error) {
 				return nil, err
 			}
 			pv := DRBDPeerVolume{Number: num, Replication: kv["replication"], PeerDisk: kv["peer-disk"]}
+			if s, ok := kv["out-of-sync"]; ok {
+				kib, err := strconv.ParseInt(s, 10, 64)
+				if err != nil || kib < 0 {
+					return nil, fmt.Errorf("line %d: out-of-sync:%s is not a number of KiB", lineNo, s)
+				}
+				pv.OutOfSyncKiB = kib
+			}
 			if pv.Replication == "" {
 				pv.Replication = defaultReplication(peer.Connection)
 			}
@@ -610,6 +646,9 @@ func FormatDRBDStatus(resources []DRBDResource) string {
 				writeKV(&b, "peer-disk", v.PeerDisk)
 				if v.Done != 0 {
 					writeKV(&b, "done", strconv.FormatFloat(v.Done, 'f', -1, 64))
+				}
+				if v.OutOfSyncKiB != 0 {
+					writeKV(&b, "out-of-sync", strconv.FormatInt(v.OutOfSyncKiB, 10))
 				}
 				b.WriteString("\n")
 			}

@@ -41,8 +41,9 @@ type DRBDNode struct {
 	Disk string
 }
 
-// DRBDResourceConfig is a resource file's content: one volume replicated between two hosts
-// with internal metadata.
+// DRBDResourceConfig is a resource file's content: one volume replicated between two or more
+// hosts (DRBD 9: a full mesh; a third node while a new backup is seeded) with internal
+// metadata.
 type DRBDResourceConfig struct {
 	Name  string // e.g. live-r0
 	Minor int    // the device is /dev/drbd<Minor>
@@ -68,12 +69,15 @@ func (c DRBDResourceConfig) check() error {
 	if c.Port < 1 || c.Port > 65535 {
 		return invalidInput("Port %d is out of range", c.Port)
 	}
-	if len(c.Nodes) != 2 {
-		return invalidInput("a resource has two nodes, not %d", len(c.Nodes))
+	if len(c.Nodes) < 2 || len(c.Nodes) > 32 {
+		return invalidInput("a resource has 2 to 32 nodes, not %d", len(c.Nodes))
 	}
-	a, b := c.Nodes[0], c.Nodes[1]
-	if a.Hostname == b.Hostname || a.NodeID == b.NodeID || a.Address == b.Address {
-		return invalidInput("the two nodes of %s need distinct hostnames, node ids and addresses", c.Name)
+	for i, a := range c.Nodes {
+		for _, b := range c.Nodes[i+1:] {
+			if a.Hostname == b.Hostname || a.NodeID == b.NodeID || a.Address == b.Address {
+				return invalidInput("the nodes of %s need distinct hostnames, node ids and addresses", c.Name)
+			}
+		}
 	}
 	for _, n := range c.Nodes {
 		if len(n.Hostname) > 253 || !reHostname.MatchString(n.Hostname) {
@@ -95,14 +99,18 @@ func (c DRBDResourceConfig) check() error {
 // File is the path of the resource file.
 func (c DRBDResourceConfig) File() string { return DRBDConfigDir + "/" + c.Name + ".res" }
 
-// Render is the resource file in DRBD 9's syntax (drbd.conf(5)), the same on both hosts.
+// Render is the resource file in DRBD 9's syntax (drbd.conf(5)), the same on every host.
 func (c DRBDResourceConfig) Render() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Written by anyops; changes are overwritten.\nresource %s {\n  device /dev/drbd%d;\n  meta-disk internal;\n", c.Name, c.Minor)
 	for _, n := range c.Nodes {
 		fmt.Fprintf(&b, "  on %s {\n    node-id %d;\n    address %s:%d;\n    disk %s;\n  }\n", n.Hostname, n.NodeID, n.Address, c.Port, n.Disk)
 	}
-	fmt.Fprintf(&b, "  connection-mesh {\n    hosts %s %s;\n  }\n}\n", c.Nodes[0].Hostname, c.Nodes[1].Hostname)
+	hosts := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		hosts[i] = n.Hostname
+	}
+	fmt.Fprintf(&b, "  connection-mesh {\n    hosts %s;\n  }\n}\n", strings.Join(hosts, " "))
 	return b.String()
 }
 
@@ -138,8 +146,13 @@ func (h *Hosts) ConfigureDRBD(ctx context.Context, in ConfigureDRBDInput) (Confi
 	for _, line := range strings.Split(strings.TrimSuffix(c.Render(), "\n"), "\n") {
 		write += " " + shellQuote(line)
 	}
+	var isNode, names []string
+	for _, n := range c.Nodes {
+		isNode = append(isNode, "hostname | grep -q -x -F "+shellQuote(n.Hostname))
+		names = append(names, n.Hostname)
+	}
 	res, err := h.run(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops configure drbd " + c.Name, Commands: []string{
-		"hostname | grep -q -x -F " + shellQuote(c.Nodes[0].Hostname) + " || hostname | grep -q -x -F " + shellQuote(c.Nodes[1].Hostname) + " || exit " + strconv.Itoa(exitWrongHost),
+		strings.Join(isNode, " || ") + " || exit " + strconv.Itoa(exitWrongHost),
 		write + " > " + next,
 		"cmp -s " + next + " " + file + " || echo anyops-changed",
 		"mv " + next + " " + file,
@@ -151,7 +164,7 @@ func (h *Hosts) ConfigureDRBD(ctx context.Context, in ConfigureDRBDInput) (Confi
 	}
 	if res.ExitCode == exitWrongHost {
 		return ConfigureDRBDOutput{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("%s is neither %s nor %s: resource %s does not configure it", in.InstanceID, c.Nodes[0].Hostname, c.Nodes[1].Hostname, c.Name),
+			fmt.Sprintf("%s is none of %s: resource %s does not configure it", in.InstanceID, strings.Join(names, ", "), c.Name),
 			ErrInvalidInput, nil, res)
 	}
 	if err := commandError(res); err != nil {

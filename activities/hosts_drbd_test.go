@@ -36,7 +36,7 @@ func TestCloudDRBDStatusParse(t *testing.T) {
 					Volumes: []DRBDVolume{{0, "UpToDate"}},
 					Peers: []DRBDPeer{{Name: "peer", Role: "Secondary", Connection: "Connected",
 						Replication: "SyncSource", PeerDisk: "Inconsistent", Done: 42.17,
-						PeerVolumes: []DRBDPeerVolume{{0, "SyncSource", "Inconsistent", 42.17}}}}},
+						PeerVolumes: []DRBDPeerVolume{{Number: 0, Replication: "SyncSource", PeerDisk: "Inconsistent", Done: 42.17}}}}},
 				{Name: "home0", Role: "Secondary", Disk: "UpToDate",
 					Volumes: []DRBDVolume{{0, "UpToDate"}},
 					Peers:   []DRBDPeer{{Name: "peer", Connection: "Connecting", Replication: "Off"}}},
@@ -50,7 +50,7 @@ func TestCloudDRBDStatusParse(t *testing.T) {
 				Volumes: []DRBDVolume{{0, "UpToDate"}},
 				Peers: []DRBDPeer{{Name: "backup-1", Role: "Secondary", Connection: "Connected",
 					Replication: "Established", PeerDisk: "UpToDate",
-					PeerVolumes: []DRBDPeerVolume{{0, "Established", "UpToDate", 0}}}}}},
+					PeerVolumes: []DRBDPeerVolume{{Number: 0, Replication: "Established", PeerDisk: "UpToDate"}}}}}},
 			sync: []bool{true},
 		},
 		{
@@ -61,7 +61,18 @@ func TestCloudDRBDStatusParse(t *testing.T) {
 				Volumes: []DRBDVolume{{0, "UpToDate"}, {1, "UpToDate"}},
 				Peers: []DRBDPeer{{Name: "b", Role: "Secondary", Connection: "Connected",
 					Replication: "Established", PeerDisk: "UpToDate",
-					PeerVolumes: []DRBDPeerVolume{{0, "Established", "UpToDate", 0}, {1, "SyncSource", "Inconsistent", 3.5}}}}}},
+					PeerVolumes: []DRBDPeerVolume{{Number: 0, Replication: "Established", PeerDisk: "UpToDate"}, {Number: 1, Replication: "SyncSource", PeerDisk: "Inconsistent", Done: 3.5}}}}}},
+			sync: []bool{false},
+		},
+		{
+			name: "verbose statistics, wrapped: each peer device's out-of-sync",
+			in: "home0 node-id:0 role:Primary suspended:no\n    write-ordering:flush\n  volume:0 minor:0 disk:UpToDate quorum:yes\n" +
+				"      size:104857600 read:0 written:0 al-writes:0 bm-writes:0 upper-pending:0\n      lower-pending:0 al-suspended:no blocked:no\n" +
+				"  ip-10-0-64-9 node-id:1 connection:Connecting role:Unknown congested:no\n    volume:0 replication:Off peer-disk:DUnknown resync-suspended:no\n" +
+				"        received:0 sent:0 out-of-sync:3072000 pending:0 unacked:0\n\n",
+			want: []DRBDResource{{Name: "home0", Role: "Primary", Disk: "UpToDate", Volumes: []DRBDVolume{{0, "UpToDate"}},
+				Peers: []DRBDPeer{{Name: "ip-10-0-64-9", Role: "Unknown", Connection: "Connecting", Replication: "Off", PeerDisk: "DUnknown",
+					PeerVolumes: []DRBDPeerVolume{{Number: 0, Replication: "Off", PeerDisk: "DUnknown", OutOfSyncKiB: 3072000}}}}}},
 			sync: []bool{false},
 		},
 		{

@@ -142,12 +142,6 @@ func (a *Inventory) FileServers(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// watchable says whether a server's state lets it serve (or be served): neither stopping,
-// stopped nor terminated. The NFS watch watches such file servers.
-func watchable(s inventory.Server) bool {
-	return s.State != anyops.ServerStopping && s.State != anyops.ServerStopped && s.State != anyops.ServerTerminated
-}
-
 // IncidentEventWorkflow is the kind of the timeline events a recovery workflow writes on its
 // incident: what it did and decided (the inventory's kind, under a name workflows can use).
 const IncidentEventWorkflow = inventory.IncidentEventWorkflow

@@ -313,6 +313,12 @@ func volumeInfo(v inventory.Volume, resource string) VolumeInfo {
 		Cluster: v.Cluster, Server: v.Server, Device: v.Device, RAIDGroup: v.RAIDGroup, DRBDResource: resource}
 }
 
+// watchable says whether a server's state lets it serve (or be served): neither stopping,
+// stopped nor terminated.
+func watchable(s inventory.Server) bool {
+	return s.State != anyops.ServerStopping && s.State != anyops.ServerStopped && s.State != anyops.ServerTerminated
+}
+
 // MoveServerInput moves a server between clusters, if it is in From.
 type MoveServerInput struct {
 	Server string

@@ -40,6 +40,8 @@ type DecisionRequest struct {
 	Reason string `json:"reason,omitempty"`
 	// Interlock names the interlock an override passes; override only.
 	Interlock string `json:"interlock,omitempty"`
+	// PlanHash names the plan an approve approves (a release's plan.hash); approve only.
+	PlanHash string `json:"plan_hash,omitempty"`
 }
 
 // DecisionResult is the answer of a decision the workflow accepted.
@@ -60,6 +62,9 @@ const maxReasonLen = 1000
 // interlockName is how interlocks are named (no-verified-copy, not-uptodate, ...).
 var interlockName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,63}$`)
 
+// planHash is how a release's plan hash is written.
+var planHash = regexp.MustCompile(`^[0-9a-f]{16}$`)
+
 func (s *Server) registerDecisions(v1 *gin.RouterGroup, auth *Authorizer) {
 	for _, d := range Decisions {
 		v1.POST("/operations/:id/"+string(d), auth.Require(RoleOperator), s.decide(d))
@@ -78,6 +83,10 @@ func (r DecisionRequest) check(d Decision) error {
 		return anyops.Errorf(anyops.EINVALID, "override needs the interlock it passes, a name like no-verified-copy; got %q", r.Interlock)
 	case d != DecisionOverride && r.Interlock != "":
 		return anyops.Errorf(anyops.EINVALID, "interlock is for override only")
+	case d != DecisionApprove && r.PlanHash != "":
+		return anyops.Errorf(anyops.EINVALID, "plan_hash is for approve only")
+	case r.PlanHash != "" && !planHash.MatchString(r.PlanHash):
+		return anyops.Errorf(anyops.EINVALID, "plan_hash %q is not a plan's hash (16 hex digits, as the plan shows it)", r.PlanHash)
 	}
 	return nil
 }
@@ -111,7 +120,7 @@ func (s *Server) decide(d Decision) gin.HandlerFunc {
 		h, err := s.deps.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 			WorkflowID: id, RunID: runID, UpdateID: uuid.NewString(),
 			UpdateName:   string(d),
-			Args:         []any{workflows.DecisionInput{By: Actor(c), Reason: strings.TrimSpace(req.Reason), Interlock: req.Interlock}},
+			Args:         []any{workflows.DecisionInput{By: Actor(c), Reason: strings.TrimSpace(req.Reason), Interlock: req.Interlock, PlanHash: req.PlanHash}},
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		})
 		var result json.RawMessage

@@ -105,7 +105,7 @@ func (x *execCtx) write(bd blockDev, change func(d *blockData)) {
 	}
 	change(&bd.vol.Data)
 	if bd.drbd != nil {
-		if _, pr, linked := x.s.drbdLinked(x.h, bd.drbd); linked && pr.Disk != "Diskless" {
+		for _, pr := range x.s.drbdConnectedPeers(bd.drbd) {
 			if pv := x.s.st.Volumes[pr.VolumeID]; pv != nil {
 				change(&pv.Data)
 			}

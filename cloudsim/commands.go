@@ -66,6 +66,8 @@ func init() {
 		"mkdir":            cmdMkdir,
 		"readlink":         cmdReadlink,
 		"drbdadm":          cmdDrbdadm,
+		"drbdmeta":         cmdDrbdmeta,
+		"sed":              cmdSed,
 		"mdadm":            cmdMdadm,
 		"fsck":             cmdFsck,
 		"fsck.ext4":        cmdFsck,

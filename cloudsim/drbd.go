@@ -1,11 +1,24 @@
-// DRBD: the resources of a host, their replication links and resyncs, and what `drbdadm
-// status` shows of them. drbdadm itself is in drbdadm.go, the configuration in drbdconf.go.
+// DRBD: the resources of a host, their replication links to any number of peers (DRBD 9), the
+// data generations and per-peer bitmaps on each disk that decide, when two nodes connect,
+// whether and what to resync, and what `drbdadm status` shows of it all. drbdadm itself is in
+// drbdadm.go, its metadata dump and drbdmeta in drbdmeta.go, the configuration in drbdconf.go.
+//
+// The generation identifiers follow DRBD's (the DRBD 9 user's guide, "DRBD internals"): each
+// disk's metadata holds its current data generation (a UUID), older ones (history) and, for
+// every peer node, the generation it last shared with that peer (the bitmap UUID) with the
+// bytes written here since that the peer lacks (the bitmap). A node that is away is tracked in
+// the bitmap of every node that keeps writing (the primary, and the peers it replicates to),
+// so when it comes back only those blocks move; a disk seeded from a copy of a peer's disk at a
+// known point (truck-based replication: `new-current-uuid --clear-bitmap`, copy, then
+// `new-current-uuid`) resyncs only what changed since. Unrelated data, and two nodes that both
+// wrote while apart (split brain), refuse to connect (StandAlone), as DRBD does by default.
 
 package cloudsim
 
 import (
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,69 +28,172 @@ import (
 // drbdRes is a DRBD resource as the kernel of one host holds it. A resource comes from the
 // configuration files (drbdconf.go) through drbdadm up — or, for fixtures, from the tags of
 // its volume (hostAttached). What persists across a down lives in the volume's metadata
-// (blockData.DRBD); the disk state is written back there when the resource goes down.
+// (blockData.DRBD).
 type drbdRes struct {
 	Name     string `json:"name"`
 	Minor    int    `json:"minor"`
 	VolumeID string `json:"volume_id"`
-	// Peer is the peer's instance id: from the anyops:drbd-peer tag, or for a configured
-	// resource the instance its peer address belongs to (looked up at every link check).
-	Peer string `json:"peer"`
-	// Configured resources come from the files: the peer's on-section name (which names the
-	// connection), both addresses (ip:port) and node ids.
-	Configured  bool    `json:"configured,omitempty"`
-	PeerName    string  `json:"peer_name,omitempty"`
-	LocalAddr   string  `json:"local_addr,omitempty"`
-	PeerAddr    string  `json:"peer_addr,omitempty"`
-	NodeID      int     `json:"node_id,omitempty"`
-	Up          bool    `json:"up"`
-	AdminDown   bool    `json:"admin_down,omitempty"` // drbdadm disconnect
-	Role        string  `json:"role"`                 // Primary, Secondary
-	Disk        string  `json:"disk"`                 // UpToDate, Inconsistent, Outdated, Diskless
-	Connected   bool    `json:"connected"`
-	ResyncTotal float64 `json:"resync_total,omitempty"` // bytes, while SyncTarget
-	ResyncDone  float64 `json:"resync_done,omitempty"`
-	// The data accounting, in bytes (DRBD's bitmaps): Ahead is what this side acknowledged as
-	// Primary that its peer does not have — its writes while apart, and the rest of an
-	// interrupted resync it was the source of; Behind is what this side knows it lacks, the
-	// rest of an interrupted resync it was the target of; Lacks is what a promotion of this
-	// side left behind (the acknowledged data it did not have), logged as data.lost once it
-	// serves. They live in the metadata on the volume too (drbdMeta).
-	Ahead  float64 `json:"ahead_bytes,omitempty"`
-	Behind float64 `json:"behind_bytes,omitempty"`
-	Lacks  float64 `json:"lacks_bytes,omitempty"`
+	// Configured resources come from the files: this node's id and address, and a
+	// connection per peer of the file.
+	Configured bool   `json:"configured,omitempty"`
+	NodeID     int    `json:"node_id"`
+	LocalAddr  string `json:"local_addr,omitempty"`
+	Up         bool   `json:"up"`
+	AdminDown  bool   `json:"admin_down,omitempty"` // drbdadm disconnect
+	Role       string `json:"role"`                 // Primary, Secondary
+	// PrimarySince is when it last became Primary: its writes count from then.
+	PrimarySince time.Time `json:"primary_since,omitzero"`
 	// AllowTwoPrimaries is the resource's net { allow-two-primaries yes; }.
 	AllowTwoPrimaries bool `json:"allow_two_primaries,omitempty"`
-	// DiscardMyData: drbdadm connect --discard-my-data; the next connect drops this side's
-	// changes and resyncs it from the peer (how a split brain is resolved).
-	DiscardMyData bool `json:"discard_my_data,omitempty"`
-	// SplitBrainSince is when a split brain of the pair was logged; zero once resolved.
+	// Lacks is what a promotion of this side left behind (acknowledged data it did not
+	// have), logged as data.lost once it serves; it lives in the metadata too.
+	Lacks float64 `json:"lacks_bytes,omitempty"`
+	// SplitBrainSince is when a split brain of this resource was logged; zero once resolved.
 	SplitBrainSince time.Time `json:"split_brain_since,omitzero"`
+	Disk            string    `json:"disk"` // UpToDate, Inconsistent, Outdated, Diskless
+	// Peers are the connections, by node id.
+	Peers []*drbdConn `json:"peers"`
+	// A resync into this disk runs from one peer (SyncFrom) at a time; ResyncTotal is what it
+	// had to move when it started (the source's bitmap for us holds what is left).
+	Syncing     bool      `json:"syncing,omitempty"`
+	SyncFrom    int       `json:"sync_from,omitempty"`
+	ResyncTotal float64   `json:"resync_total,omitempty"`
+	SyncSince   time.Time `json:"sync_since,omitzero"` // when it started: it moves data from then
+
+}
+
+// drbdConn is one connection of a resource to a peer node.
+type drbdConn struct {
+	NodeID int    `json:"node_id"`
+	Name   string `json:"name"` // the peer's on-section name, which names the connection
+	Addr   string `json:"addr,omitempty"`
+	// Instance is the peer's instance id: from the anyops:drbd-peer tag, or for a configured
+	// resource the instance its address belongs to (looked up at every link check).
+	Instance  string `json:"instance,omitempty"`
+	Connected bool   `json:"connected"`
+	// StandAlone says why the last handshake refused to connect (split brain, unrelated
+	// data); the connection stays down until drbdadm connect or adjust tries again.
+	StandAlone    string `json:"standalone,omitempty"`
+	DiscardMyData bool   `json:"discard_my_data,omitempty"` // connect --discard-my-data
+}
+
+// drbdMeta is DRBD's internal metadata on a backing volume: what drbdadm create-md writes,
+// get-gi and dump-md read, and what travels with the volume when it is snapshotted.
+type drbdMeta struct {
+	NodeID  int      `json:"node_id"`
+	Gen     string   `json:"gen"`               // current data generation; drbdJustCreated until data exists
+	History []string `json:"history,omitempty"` // older generations, newest first
+	Disk    string   `json:"disk"`              // the disk state last recorded: Inconsistent, UpToDate, Outdated
+	// Peers is a bitmap slot per peer node id.
+	Peers map[int]*drbdSlot `json:"peers,omitempty"`
+	// RotatePending: a Primary lost a peer; its next write starts a new data generation.
+	RotatePending bool `json:"rotate_pending,omitempty"`
+	// Lacks: what a promotion left behind, not yet logged as lost (drbdRes.Lacks).
+	Lacks float64 `json:"lacks_bytes,omitempty"`
+}
+
+// drbdSlot is one peer's bitmap on a disk.
+type drbdSlot struct {
+	Index int `json:"index"` // the bitmap index dump-md shows
+	// Bitmap is the data generation this peer last shared with us; "" when it never did (a
+	// new node: "day 0", a full sync) or after --clear-bitmap.
+	Bitmap string `json:"bitmap,omitempty"`
+	// OutOfSync is what was written here since, that the peer lacks, in bytes.
+	OutOfSync float64 `json:"out_of_sync,omitempty"`
+	// Cleared: the bitmap was cleared (new-current-uuid --clear-bitmap) while the peer was
+	// away, so its bits count from that known point even without a generation. A slot with
+	// neither is "day 0": the peer never shared data with us, and only a full sync is safe.
+	Cleared bool `json:"cleared,omitempty"`
+}
+
+// known is whether the slot's bits tell what the peer lacks (else only a full sync does).
+func (sl *drbdSlot) known() bool { return sl.Bitmap != "" || sl.Cleared }
+
+// reset empties the slot: the peer has all we have.
+func (sl *drbdSlot) reset() { *sl = drbdSlot{Index: sl.Index} }
+
+// drbdJustCreated is the current UUID create-md writes (DRBD's UUID_JUST_CREATED): nothing has
+// been written on either side of a brand new pair yet.
+const drbdJustCreated = "0000000000000004"
+
+// drbdHistoryLen is how many older generations the metadata keeps.
+const drbdHistoryLen = 4
+
+func (m *drbdMeta) slot(node int) *drbdSlot {
+	if m.Peers == nil {
+		m.Peers = map[int]*drbdSlot{}
+	}
+	sl := m.Peers[node]
+	if sl == nil {
+		sl = &drbdSlot{Index: len(m.Peers)}
+		m.Peers[node] = sl
+	}
+	return sl
+}
+
+// newGen makes gen the current generation, the old one history.
+func (m *drbdMeta) newGen(gen string) {
+	if m.Gen != "" && m.Gen != drbdJustCreated {
+		m.History = append([]string{m.Gen}, m.History...)
+		if len(m.History) > drbdHistoryLen {
+			m.History = m.History[:drbdHistoryLen]
+		}
+	}
+	m.Gen = gen
+}
+
+func (m *drbdMeta) clone() *drbdMeta {
+	c := *m
+	c.History = slices.Clone(m.History)
+	c.Peers = map[int]*drbdSlot{}
+	for n, sl := range m.Peers {
+		cp := *sl
+		c.Peers[n] = &cp
+	}
+	return &c
 }
 
 func (r *drbdRes) device() string { return fmt.Sprintf("/dev/drbd%d", r.Minor) }
 
-// newDRBDRes makes the resource a volume's tags configure (fixtures).
-func (s *Sim) newDRBDRes(h *host, name string, v *volume) *drbdRes {
+func (r *drbdRes) conn(node int) *drbdConn {
+	for _, c := range r.Peers {
+		if c.NodeID == node {
+			return c
+		}
+	}
+	return nil
+}
+
+// newDRBDRes makes the resource a volume's tags configure (fixtures): the primary is node 0,
+// the secondary node 1.
+func (s *Sim) newDRBDRes(h *host, name string, v *volume, primary bool) *drbdRes {
 	peer, _ := v.Tags.get(anyops.TagDRBDPeer)
-	r := &drbdRes{Name: name, Minor: len(h.DRBD), VolumeID: v.ID, Peer: peer, Role: "Secondary", Disk: "Diskless"}
+	self, other := 1, 0
+	if primary {
+		self, other = 0, 1
+	}
+	r := &drbdRes{Name: name, Minor: len(h.DRBD), VolumeID: v.ID, NodeID: self, Role: "Secondary", Disk: "Diskless",
+		Peers: []*drbdConn{{NodeID: other, Instance: peer}}}
 	h.DRBD[name] = r
 	return r
 }
 
 // drbdMetaOf is the metadata on a resource's backing volume, nil when it has none.
 func (s *Sim) drbdMetaOf(r *drbdRes) *drbdMeta {
+	if r == nil {
+		return nil
+	}
 	if v := s.st.Volumes[r.VolumeID]; v != nil {
 		return v.Data.DRBD
 	}
 	return nil
 }
 
-// saveDRBDMeta writes the resource's disk state and bitmaps into its metadata, as DRBD does
-// on every state change; the simulation does it when the resource leaves the kernel.
+// saveDRBDMeta writes the resource's disk state into its metadata, as DRBD does on every
+// state change; the simulation does it when the resource leaves the kernel.
 func (s *Sim) saveDRBDMeta(r *drbdRes) {
 	if m := s.drbdMetaOf(r); m != nil && r.Disk != "Diskless" {
-		m.Disk, m.Ahead, m.Behind, m.Lacks = r.Disk, r.Ahead, r.Behind, r.Lacks
+		m.Disk, m.Lacks = r.Disk, r.Lacks
 	}
 }
 
@@ -87,6 +203,14 @@ func (s *Sim) newGeneration() string {
 	s.st.Counter++
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%d/%d/drbd-generation", s.st.Seed, s.st.Counter)
+	return fmt.Sprintf("%016X", h.Sum64()|1)
+}
+
+// fixtureGeneration is the data generation both sides of a fixture pair that starts in sync
+// share: derived from the resource's name, so each side finds the same one.
+func fixtureGeneration(resource string) string {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "fixture/%s", resource)
 	return fmt.Sprintf("%016X", h.Sum64()|1)
 }
 
@@ -105,35 +229,39 @@ func addrIP(addr string) string {
 	return ip
 }
 
-// drbdLinked is whether resource name replicates between a and its peer right now.
-// A configured resource connects to the address of its peer's on section: whichever instance
-// has that address now is the peer, and the link forms only when both sides' files agree on
-// both addresses and each side's own address is its host's.
-func (s *Sim) drbdLinked(a *host, r *drbdRes) (*host, *drbdRes, bool) {
+// drbdLinked is whether the connection c of resource r on host a replicates right now, with
+// the peer's host, resource and its connection back to us. A configured connection goes to
+// the address of the peer's on section: whichever instance has that address now is the peer,
+// and the link forms only when both sides' files agree on both addresses and node ids and
+// each side's own address is its host's.
+func (s *Sim) drbdLinked(a *host, r *drbdRes, c *drbdConn) (*host, *drbdRes, *drbdConn, bool) {
 	if r.Configured {
-		r.Peer = "" // a cache of the lookup by address
-		if in := s.instanceByIP(addrIP(r.PeerAddr)); in != nil {
-			r.Peer = in.ID
+		c.Instance = "" // a cache of the lookup by address
+		if in := s.instanceByIP(addrIP(c.Addr)); in != nil {
+			c.Instance = in.ID
 		}
 	}
-	b := s.st.Hosts[r.Peer]
+	b := s.st.Hosts[c.Instance]
 	if b == nil {
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
 	pr := b.DRBD[r.Name]
 	if pr == nil {
-		return b, nil, false
+		return b, nil, nil, false
 	}
-	agree := pr.Peer == a.InstanceID
+	pc := pr.conn(r.NodeID)
+	agree := pc != nil && pr.NodeID == c.NodeID
 	if r.Configured {
 		self := s.st.Instances[a.InstanceID]
-		agree = pr.Configured && pr.PeerAddr == r.LocalAddr && pr.LocalAddr == r.PeerAddr &&
+		agree = agree && pr.Configured && pc.Addr == r.LocalAddr && pr.LocalAddr == c.Addr &&
 			self != nil && addrIP(r.LocalAddr) == self.PrivateIP
+	} else {
+		agree = agree && pc.Instance == a.InstanceID
 	}
-	ok := r.Up && pr.Up && !r.AdminDown && !pr.AdminDown && agree &&
+	ok := agree && r.Up && pr.Up && !r.AdminDown && !pr.AdminDown && c.StandAlone == "" && pc.StandAlone == "" &&
 		s.reachable(a.InstanceID) && s.reachable(b.InstanceID) &&
 		!s.drbdDisconnected(a.InstanceID, r.Name) && !s.drbdDisconnected(b.InstanceID, r.Name)
-	return b, pr, ok
+	return b, pr, pc, ok
 }
 
 func (s *Sim) resSize(r *drbdRes) float64 {
@@ -143,54 +271,44 @@ func (s *Sim) resSize(r *drbdRes) float64 {
 	return 0
 }
 
-// advanceDRBD moves every replication link from from to to: connection changes take effect at
-// to (DRBD is evaluated at settle points), resync and the data a Primary writes while apart
-// accumulate over the interval.
+// drbdPeerOf is the resource and host at the other end of a connection, linked or not.
+func (s *Sim) drbdPeerOf(c *drbdConn, name string) (*host, *drbdRes) {
+	b := s.st.Hosts[c.Instance]
+	if b == nil {
+		return nil, nil
+	}
+	return b, b.DRBD[name]
+}
+
+// advanceDRBD moves every replication link from from to to: resyncs progress over the
+// interval with the links as they were, then connection changes take effect at to (DRBD is
+// evaluated at settle points).
 func (s *Sim) advanceDRBD(from, to time.Time) {
 	dt := to.Sub(from).Seconds()
-	if dt < 0 {
-		dt = 0
-	}
 	s.drbdTwoPrimaries(to) // before links form: two live primaries are what the split brain is
 	for _, hid := range sortedKeys(s.st.Hosts) {
 		h := s.st.Hosts[hid]
 		for _, name := range sortedKeys(h.DRBD) {
-			r := h.DRBD[name]
-			peer, pr, linked := s.drbdLinked(h, r)
-			if linked && !r.Connected && s.drbdRefuseConnect(h, r, peer, pr, to) {
-				continue // StandAlone: the change happened at to
-			}
-			if linked != r.Connected {
-				r.Connected = linked
-				if linked {
-					s.drbdConnected(h, r, peer, pr, to)
-				} else if r.Up {
-					s.drbdLinkLost(h, r, pr, to)
+			if r := h.DRBD[name]; r.Syncing {
+				if d := min(dt, to.Sub(r.SyncSince).Seconds()); d > 0 {
+					s.advanceResync(h, r, to, d)
 				}
-				s.markDirty()
-				continue // the change happened at to: the interval before it had the old state
 			}
-			switch {
-			case !linked && r.Up && r.Role == "Primary" && s.reachable(h.InstanceID):
-				// A live Primary keeps writing while its peer is away (down, cut off, or a
-				// failed old primary): acknowledged here, missing there.
-				r.Ahead = min(r.Ahead+drbdChangeRate*dt, s.resSize(r))
-				s.markDirty()
-			case linked && r.Disk == "Inconsistent" && pr != nil && pr.Disk == "UpToDate" && r.ResyncTotal > 0:
-				r.ResyncDone += drbdResyncRate * dt
-				if r.ResyncDone >= r.ResyncTotal {
-					at := to.Add(-time.Duration((r.ResyncDone - r.ResyncTotal) / drbdResyncRate * float64(time.Second))).Truncate(time.Millisecond)
-					r.Disk, r.ResyncTotal, r.ResyncDone, r.Behind = "UpToDate", 0, 0, 0
-					r.SplitBrainSince, pr.SplitBrainSince = time.Time{}, time.Time{}
-					// What the source wrote while we lagged is here now, and so is its
-					// data generation.
-					if dst, src := s.st.Volumes[r.VolumeID], s.st.Volumes[pr.VolumeID]; dst != nil && src != nil {
-						dst.Data.copyContent(src.Data)
-						if dst.Data.DRBD != nil && src.Data.DRBD != nil {
-							dst.Data.DRBD.Gen, dst.Data.DRBD.Disk = src.Data.DRBD.Gen, "UpToDate"
-						}
-					}
-					s.event(at, "drbd.synced", h.InstanceID, "drbd %s on %s is UpToDate with %s", name, h.Hostname, peer.Hostname)
+		}
+	}
+	for _, hid := range sortedKeys(s.st.Hosts) {
+		h := s.st.Hosts[hid]
+		for _, name := range sortedKeys(h.DRBD) {
+			r := h.DRBD[name]
+			for _, c := range r.Peers {
+				peer, pr, pc, linked := s.drbdLinked(h, r, c)
+				if linked == c.Connected {
+					continue
+				}
+				if linked {
+					s.drbdHandshake(h, r, c, peer, pr, pc, to)
+				} else {
+					s.drbdLostPeer(h, r, c, pr, to)
 				}
 				s.markDirty()
 			}
@@ -199,46 +317,27 @@ func (s *Sim) advanceDRBD(from, to time.Time) {
 	s.drbdTwoPrimaries(to)
 }
 
-// drbdLinkLost is a link that went down: a primary that is still alive fences the peer it
-// lost (Outdated), and an interrupted resync leaves its rest in both sides' bitmaps.
-func (s *Sim) drbdLinkLost(h *host, r, pr *drbdRes, at time.Time) {
-	s.event(at, "drbd.disconnected", h.InstanceID, "drbd %s on %s lost its peer %s", r.Name, h.Hostname, r.Peer)
-	// When the primary itself died, the secondary's data stays UpToDate.
-	if r.Role == "Secondary" && r.Disk == "UpToDate" && pr != nil && pr.Role == "Primary" && s.reachable(r.Peer) {
-		r.Disk = "Outdated"
-	}
-	if r.Disk == "Inconsistent" && r.ResyncTotal > 0 {
-		rest := r.ResyncTotal - r.ResyncDone
-		r.Behind = max(r.Behind, rest)
-		if pr != nil {
-			pr.Ahead = max(pr.Ahead, rest)
+// drbdTwoPrimaries logs a split brain when two nodes of a resource are Primary and alive
+// without allow-two-primaries between them: each acknowledges writes the other never sees.
+func (s *Sim) drbdTwoPrimaries(at time.Time) {
+	for _, hid := range sortedKeys(s.st.Hosts) {
+		h := s.st.Hosts[hid]
+		for _, name := range sortedKeys(h.DRBD) {
+			r := h.DRBD[name]
+			for _, c := range r.Peers {
+				peer, pr, _, linked := s.drbdLinked(h, r, c)
+				if peer == nil || pr == nil || h.InstanceID > peer.InstanceID || linked && r.AllowTwoPrimaries {
+					continue
+				}
+				if r.Up && pr.Up && r.Role == "Primary" && pr.Role == "Primary" && s.reachable(h.InstanceID) && s.reachable(peer.InstanceID) {
+					s.splitBrain(at, h, r, peer, pr, "two-primaries", "both sides are Primary and serve writes the other does not see")
+				}
+			}
 		}
-		r.ResyncTotal, r.ResyncDone = 0, 0
 	}
 }
 
-// drbdRefuseConnect is DRBD's handshake refusing a connection, which leaves both sides
-// StandAlone: a split brain (both sides hold acknowledged data the other lacks, and neither
-// discards its own), or a current Primary that would have to become the sync target.
-func (s *Sim) drbdRefuseConnect(h *host, r *drbdRes, peer *host, pr *drbdRes, at time.Time) bool {
-	if r.DiscardMyData || pr.DiscardMyData {
-		return false
-	}
-	switch {
-	case r.Ahead > 0 && pr.Ahead > 0:
-		r.AdminDown, pr.AdminDown = true, true
-		s.splitBrain(at, h, r, peer, pr, "diverged", fmt.Sprintf("both sides hold data the other lacks (%.0f and %.0f bytes): Split-Brain detected but unresolved, dropping connection", r.Ahead, pr.Ahead))
-	case r.Role == "Primary" && pr.Ahead > 0 && r.Ahead == 0:
-		r.AdminDown, pr.AdminDown = true, true
-		s.event(at, "drbd.connect-refused", h.InstanceID, "drbd %s on %s: the current Primary would become sync target of %s; aborting to prevent data corruption", r.Name, h.Hostname, peer.Hostname)
-	default:
-		return false
-	}
-	s.markDirty()
-	return true
-}
-
-// splitBrain logs a split brain of the pair once per episode: drills count it as an
+// splitBrain logs a split brain of a pair of nodes once per episode: drills count it as an
 // interlock broken.
 func (s *Sim) splitBrain(at time.Time, h *host, r *drbdRes, peer *host, pr *drbdRes, kind, why string) {
 	if !r.SplitBrainSince.IsZero() || !pr.SplitBrainSince.IsZero() {
@@ -249,67 +348,22 @@ func (s *Sim) splitBrain(at time.Time, h *host, r *drbdRes, peer *host, pr *drbd
 		"hosts": []string{h.InstanceID, peer.InstanceID}}, "drbd %s: split brain between %s and %s: %s", r.Name, h.Hostname, peer.Hostname, why)
 }
 
-// drbdTwoPrimaries logs a split brain when both sides of a pair are Primary and alive without
-// allow-two-primaries: each acknowledges writes the other never sees.
-func (s *Sim) drbdTwoPrimaries(at time.Time) {
-	for _, hid := range sortedKeys(s.st.Hosts) {
-		h := s.st.Hosts[hid]
-		for _, name := range sortedKeys(h.DRBD) {
-			r := h.DRBD[name]
-			peer, pr, linked := s.drbdLinked(h, r)
-			if peer == nil || pr == nil || h.InstanceID > peer.InstanceID || linked && r.AllowTwoPrimaries {
-				continue
+// drbdPromoted accounts a promotion: what the new Primary lacks of the data a peer holds —
+// the rest of a resync into it, a peer's writes while apart — is left behind, to be logged as
+// data.lost when the resource serves.
+func (s *Sim) drbdPromoted(r *drbdRes) {
+	lacks := 0.0
+	for _, c := range r.Peers {
+		if c.Connected && !(r.Syncing && r.SyncFrom == c.NodeID) {
+			continue // a connected peer in sync gives it what it lacks
+		}
+		if _, pr := s.drbdPeerOf(c, r.Name); pr != nil {
+			if pm := s.drbdMetaOf(pr); pm != nil && pm.Peers[r.NodeID] != nil {
+				lacks = max(lacks, pm.Peers[r.NodeID].OutOfSync)
 			}
-			if r.Up && pr.Up && r.Role == "Primary" && pr.Role == "Primary" && s.reachable(h.InstanceID) && s.reachable(peer.InstanceID) {
-				s.splitBrain(at, h, r, peer, pr, "two-primaries", "both sides are Primary and serve writes the other does not see")
-			}
 		}
-	}
-}
-
-// drbdConnected starts a resync when this side lags: what the peer holds that it lacks (the
-// peer's writes while apart, the rest of an interrupted resync), the whole device for a
-// fresh replica. A side connecting with --discard-my-data drops its own changes first.
-func (s *Sim) drbdConnected(h *host, r *drbdRes, peer *host, pr *drbdRes, at time.Time) {
-	s.event(at, "drbd.connected", h.InstanceID, "drbd %s on %s connected to %s", r.Name, h.Hostname, peer.Hostname)
-	if r.DiscardMyData {
-		r.DiscardMyData, r.Ahead = false, 0
-		if r.Disk == "UpToDate" {
-			r.Disk = "Outdated"
-		}
-		s.event(at, "drbd.discard-my-data", h.InstanceID, "drbd %s on %s discards its changes and resyncs from %s", r.Name, h.Hostname, peer.Hostname)
-	}
-	if pr.Disk != "UpToDate" {
-		return
-	}
-	total := max(pr.Ahead, r.Behind)
-	switch {
-	case r.Disk == "Inconsistent" || r.Disk == "Diskless":
-		if r.Behind == 0 {
-			total = s.resSize(r) // never in sync: the whole device; else the rest of a resync, and what came since
-		}
-	case r.Disk == "Outdated":
-		total = max(total, mb)
-	case r.Role == "Secondary" && total > 0:
-	default:
-		return
-	}
-	r.Disk, r.ResyncTotal, r.ResyncDone, r.Behind, pr.Ahead = "Inconsistent", total, 0, 0, 0
-	s.event(at, "drbd.resync-started", h.InstanceID, "drbd %s on %s resyncing %.1f GiB from %s at %d MB/s", r.Name, h.Hostname, r.ResyncTotal/gib, peer.Hostname, drbdResyncRate/mb)
-}
-
-// drbdPromoted accounts a promotion: what the new Primary lacks of the data its peer
-// acknowledged is left behind, to be logged as data.lost when the resource serves.
-func (s *Sim) drbdPromoted(r, pr *drbdRes, linked bool) {
-	lacks := r.Behind
-	if r.ResyncTotal > 0 {
-		lacks += r.ResyncTotal - r.ResyncDone
-	}
-	if pr != nil && !linked {
-		lacks = max(lacks, pr.Ahead)
 	}
 	r.Lacks += lacks
-	r.Behind = 0
 }
 
 // drbdServes logs data.lost for each DRBD resource under a device that now serves with data
@@ -324,9 +378,407 @@ func (s *Sim) drbdServes(h *host, bd blockDev, at time.Time) {
 			s.eventData(at, "data.lost", h.InstanceID, map[string]any{"resource": r.Name, "server": h.InstanceID, "bytes": int64(r.Lacks)},
 				"drbd %s on %s serves without %.0f bytes its peer had acknowledged", r.Name, h.Hostname, r.Lacks)
 			r.Lacks = 0
+			s.saveDRBDMeta(r)
 			s.markDirty()
 		}
 	}
+}
+
+// drbdAhead is the most this side holds that one of its peers lacks; drbdBehind the most a
+// peer holds that this side lacks (host JSON, status --statistics).
+func (s *Sim) drbdAhead(r *drbdRes) float64 {
+	m, most := s.drbdMetaOf(r), 0.0
+	if m != nil {
+		for _, sl := range m.Peers {
+			most = max(most, sl.OutOfSync)
+		}
+	}
+	return most
+}
+
+func (s *Sim) drbdBehind(r *drbdRes) float64 {
+	most := 0.0
+	for _, c := range r.Peers {
+		if _, pr := s.drbdPeerOf(c, r.Name); pr != nil {
+			if pm := s.drbdMetaOf(pr); pm != nil && pm.Peers[r.NodeID] != nil {
+				most = max(most, pm.Peers[r.NodeID].OutOfSync)
+			}
+		}
+	}
+	return most
+}
+
+// advanceResync moves a resync into r over dt seconds ending at to: as fast as the network,
+// the source disk's reads (slower on blocks it still has to load from a snapshot) and the
+// target disk's writes allow.
+func (s *Sim) advanceResync(h *host, r *drbdRes, to time.Time, dt float64) {
+	c := r.conn(r.SyncFrom)
+	if c == nil || !c.Connected {
+		r.Syncing = false
+		return
+	}
+	peer, src := s.drbdPeerOf(c, r.Name)
+	sm, dm := s.drbdMetaOf(src), s.drbdMetaOf(r)
+	sv, dv := s.st.Volumes[src.VolumeID], s.st.Volumes[r.VolumeID]
+	if src == nil || sm == nil || dm == nil || sv == nil || dv == nil || src.Disk != "UpToDate" {
+		return
+	}
+	rate := min(drbdResyncRate, s.readRate(sv), s.throughput(dv))
+	sl := sm.slot(r.NodeID)
+	moved := min(rate*dt, sl.OutOfSync)
+	sv.readAll(moved)
+	dv.written(moved)
+	sl.OutOfSync -= moved
+	if sl.OutOfSync > 0 {
+		s.markDirty()
+		return
+	}
+	at := to.Add(-time.Duration((rate*dt - moved) / rate * float64(time.Second))).Truncate(time.Millisecond)
+	s.drbdSynced(h, r, peer, src, at)
+}
+
+// drbdSynced ends a resync: the target has the source's data and its generation, and every
+// bitmap between them is clear.
+func (s *Sim) drbdSynced(h *host, r *drbdRes, peer *host, src *drbdRes, at time.Time) {
+	sm, dm := s.drbdMetaOf(src), s.drbdMetaOf(r)
+	r.Disk, r.Syncing, r.ResyncTotal = "UpToDate", false, 0
+	r.SplitBrainSince, src.SplitBrainSince = time.Time{}, time.Time{}
+	if dst, sv := s.st.Volumes[r.VolumeID], s.st.Volumes[src.VolumeID]; dst != nil && sv != nil {
+		dst.Data.copyContent(sv.Data)
+	}
+	dm.Gen, dm.History, dm.Disk = sm.Gen, slices.Clone(sm.History), "UpToDate"
+	sm.slot(r.NodeID).reset()
+	dm.slot(src.NodeID).reset()
+	s.event(at, "drbd.synced", h.InstanceID, "drbd %s on %s is UpToDate with %s", r.Name, h.Hostname, peer.Hostname)
+	s.markDirty()
+	// Other peers connected to us that have this generation are in sync with us now too.
+	for _, c := range r.Peers {
+		if c.Connected && c.NodeID != src.NodeID {
+			if _, q := s.drbdPeerOf(c, r.Name); q != nil {
+				if qm := s.drbdMetaOf(q); qm != nil && qm.Gen == dm.Gen && q.Disk == "UpToDate" {
+					qm.slot(r.NodeID).reset()
+					dm.slot(q.NodeID).reset()
+				}
+			}
+		}
+	}
+}
+
+// drbdLostPeer takes a connection down. This side remembers the generation it last shared
+// with the peer, so that its bitmap tells what the peer misses; a Primary starts a new
+// generation at its next write; a resync from that peer pauses (the source's bitmap keeps
+// what is left). Fencing: a primary that is still alive marks the peer it lost Outdated —
+// when the primary itself died, the secondary's data stays UpToDate and can take over at once.
+func (s *Sim) drbdLostPeer(h *host, r *drbdRes, c *drbdConn, pr *drbdRes, at time.Time) {
+	c.Connected = false
+	if !r.Up {
+		return
+	}
+	s.event(at, "drbd.disconnected", h.InstanceID, "drbd %s on %s lost its peer %s", r.Name, h.Hostname, c.Instance)
+	if r.Syncing && r.SyncFrom == c.NodeID {
+		r.Syncing = false
+	}
+	m := s.drbdMetaOf(r)
+	if m == nil {
+		return
+	}
+	if sl := m.slot(c.NodeID); sl.Bitmap == "" && r.Disk != "Inconsistent" {
+		sl.Bitmap = m.Gen
+	}
+	if r.Role == "Primary" {
+		m.RotatePending = true
+	}
+	if r.Role == "Secondary" && r.Disk == "UpToDate" && pr != nil && pr.Role == "Primary" && s.reachable(c.Instance) {
+		r.Disk = "Outdated"
+		m.Disk = "Outdated"
+	}
+}
+
+// drbdSync is the outcome of a handshake: who resyncs to whom, how much, or why not at all.
+type drbdSync struct {
+	fromSelf bool    // this side is the sync source
+	bytes    float64 // what moves
+	full     bool
+	refuse   string // split brain, unrelated data, a primary as target
+	none     bool
+}
+
+// drbdCompare decides a handshake between a (this side) and b as DRBD's uuid_compare does.
+func (s *Sim) drbdCompare(r, pr *drbdRes, am, bm *drbdMeta, c, pc *drbdConn) drbdSync {
+	aSlot, bSlot := am.slot(pr.NodeID), bm.slot(r.NodeID)
+	size := s.resSize(r)
+	// Only UpToDate data is a sync source; Outdated data is consistent but known to be old.
+	usable := func(x *drbdRes) bool { return x.Disk == "UpToDate" }
+	switch {
+	case c.DiscardMyData || pc.DiscardMyData:
+		// The victim takes the other side's data: what either side changed since they
+		// parted, or everything when they never shared a generation.
+		fromSelf := pc.DiscardMyData
+		victim := r
+		if fromSelf {
+			victim = pr
+		}
+		s.event(s.st.Clock, "drbd.discard-my-data", "", "drbd %s: node %d discards its changes and resyncs from its peer", r.Name, victim.NodeID)
+		bytes := size
+		if aSlot.known() && bSlot.known() && aSlot.Bitmap == bSlot.Bitmap {
+			bytes = min(aSlot.OutOfSync+bSlot.OutOfSync, size)
+		}
+		c.DiscardMyData, pc.DiscardMyData = false, false
+		return drbdSync{fromSelf: fromSelf, bytes: bytes, full: bytes == size}
+	case am.Gen == drbdJustCreated && bm.Gen == drbdJustCreated:
+		return drbdSync{none: true}
+	case am.Gen == bm.Gen:
+		// The same generation: in sync, unless one side wrote while the other was away
+		// without starting a new one (its bitmap counts from a --clear-bitmap: resync those
+		// bits), or the other was never in sync with it (day 0: everything).
+		same := func(src, dst *drbdRes, sl *drbdSlot, self bool) (drbdSync, bool) {
+			switch {
+			case !usable(src) || sl.OutOfSync <= 0 && dst.Disk != "Inconsistent":
+				return drbdSync{}, false
+			case !sl.known() || dst.Disk == "Inconsistent" && sl.OutOfSync <= 0:
+				return drbdSync{fromSelf: self, bytes: size, full: true}, true
+			}
+			// Bits counted from a --clear-bitmap, or from an older generation (a copy of a
+			// Primary taken without the truck procedure): real DRBD would take the two for in
+			// sync here; cloudsim resyncs those bits, a superset of what the copy lacks.
+			return drbdSync{fromSelf: self, bytes: sl.OutOfSync}, true
+		}
+		if d, ok := same(r, pr, aSlot, true); ok && (r.Role == "Primary" || pr.Role != "Primary") {
+			return d
+		}
+		if d, ok := same(pr, r, bSlot, false); ok {
+			return d
+		}
+		return drbdSync{none: true}
+	case aSlot.Bitmap != "" && aSlot.Bitmap == bm.Gen && usable(r):
+		return drbdSync{fromSelf: true, bytes: aSlot.OutOfSync}
+	case bSlot.Bitmap != "" && bSlot.Bitmap == am.Gen && usable(pr):
+		return drbdSync{fromSelf: false, bytes: bSlot.OutOfSync}
+	case bm.Gen == drbdJustCreated && usable(r):
+		return drbdSync{fromSelf: true, bytes: size, full: true}
+	case am.Gen == drbdJustCreated && usable(pr):
+		return drbdSync{fromSelf: false, bytes: size, full: true}
+	case slices.Contains(am.History, bm.Gen) && usable(r):
+		return drbdSync{fromSelf: true, bytes: size, full: true}
+	case slices.Contains(bm.History, am.Gen) && usable(pr):
+		return drbdSync{fromSelf: false, bytes: size, full: true}
+	case aSlot.Bitmap != "" && aSlot.Bitmap == bSlot.Bitmap,
+		slices.ContainsFunc(am.History, func(g string) bool { return slices.Contains(bm.History, g) }):
+		return drbdSync{refuse: "split brain"}
+	}
+	return drbdSync{refuse: "unrelated data"}
+}
+
+// drbdHandshake brings a connection up: the two sides compare their generations and bitmaps
+// and either are in sync, or one becomes the other's sync source for what it misses, or
+// they refuse and go StandAlone.
+func (s *Sim) drbdHandshake(h *host, r *drbdRes, c *drbdConn, peer *host, pr *drbdRes, pc *drbdConn, at time.Time) {
+	am, bm := s.drbdMetaOf(r), s.drbdMetaOf(pr)
+	c.Connected, pc.Connected = true, true
+	s.event(at, "drbd.connected", h.InstanceID, "drbd %s on %s connected to %s", r.Name, h.Hostname, peer.Hostname)
+	if am == nil || bm == nil {
+		return
+	}
+	d := s.drbdCompare(r, pr, am, bm, c, pc)
+	src, dst, srcHost, dstHost := r, pr, h, peer
+	if !d.fromSelf {
+		src, dst, srcHost, dstHost = pr, r, peer, h
+	}
+	if d.refuse == "" && !d.none && dst.Role == "Primary" {
+		d.refuse = "the primary would become a sync target"
+	}
+	switch {
+	case d.refuse != "":
+		c.Connected, pc.Connected = false, false
+		c.StandAlone, pc.StandAlone = d.refuse, d.refuse
+		switch d.refuse {
+		case "split brain":
+			s.splitBrain(at, h, r, peer, pr, "diverged", "both sides hold data the other lacks: Split-Brain detected but unresolved, dropping connection")
+		case "unrelated data":
+			s.event(at, "drbd.unrelated-data", h.InstanceID, "drbd %s on %s and %s: unrelated data, aborting! (StandAlone)", r.Name, h.Hostname, peer.Hostname)
+		default:
+			s.event(at, "drbd.connect-refused", h.InstanceID, "drbd %s on %s and %s: %s; aborting to prevent data corruption (StandAlone)", r.Name, h.Hostname, peer.Hostname, d.refuse)
+		}
+	case d.none:
+		if r.Disk != "Inconsistent" && pr.Disk != "Inconsistent" && am.Gen != drbdJustCreated {
+			am.slot(pr.NodeID).reset()
+			bm.slot(r.NodeID).reset()
+			// The same generation and nothing written apart: an Outdated side has the
+			// UpToDate side's data.
+			for _, pair := range [][2]*drbdRes{{r, pr}, {pr, r}} {
+				if pair[0].Disk == "Outdated" && pair[1].Disk == "UpToDate" {
+					pair[0].Disk = "UpToDate"
+					s.saveDRBDMeta(pair[0])
+				}
+			}
+		}
+	case dst.Syncing && dst.SyncFrom != src.NodeID:
+		// DRBD resyncs a disk from one peer at a time; this one waits (PausedSyncT) and the
+		// first resync, once done, leaves the two in sync.
+	default:
+		s.drbdStartResync(srcHost, src, dstHost, dst, d.bytes, d.full, at)
+	}
+}
+
+// drbdStartResync makes dst the sync target of src for bytes.
+func (s *Sim) drbdStartResync(srcHost *host, src *drbdRes, dstHost *host, dst *drbdRes, bytes float64, full bool, at time.Time) {
+	sm, dm := s.drbdMetaOf(src), s.drbdMetaOf(dst)
+	sl := sm.slot(dst.NodeID)
+	sl.Bitmap, sl.OutOfSync, sl.Cleared = dm.Gen, bytes, false
+	dst.Disk, dst.Syncing, dst.SyncFrom, dst.ResyncTotal, dst.SyncSince = "Inconsistent", true, src.NodeID, bytes, at
+	dm.Disk = "Inconsistent"
+	kind := "the blocks changed since they last shared a generation"
+	if full {
+		kind = "the whole device"
+	}
+	s.event(at, "drbd.resync-started", dstHost.InstanceID, "drbd %s on %s resyncing %.2f GiB (%s) from %s at up to %d MB/s", dst.Name, dstHost.Hostname, bytes/gib, kind, srcHost.Hostname, drbdResyncRate/mb)
+	if bytes <= 0 {
+		s.drbdSynced(dstHost, dst, srcHost, src, at)
+	}
+}
+
+// drbdRenegotiate runs the handshake again on r's connected links where the two sides no
+// longer agree (a forced primary, a new generation): what DRBD does when it exchanges UUIDs
+// after a state change.
+func (s *Sim) drbdRenegotiate(h *host, r *drbdRes, at time.Time) {
+	am := s.drbdMetaOf(r)
+	for _, c := range r.Peers {
+		if !c.Connected {
+			continue
+		}
+		peer, pr, pc, linked := s.drbdLinked(h, r, c)
+		bm := s.drbdMetaOf(pr)
+		if !linked || am == nil || bm == nil || (r.Syncing && r.SyncFrom == c.NodeID) || (pr.Syncing && pr.SyncFrom == r.NodeID) {
+			continue
+		}
+		if am.Gen != bm.Gen || r.Disk == "Inconsistent" || pr.Disk == "Inconsistent" {
+			s.drbdHandshake(h, r, c, peer, pr, pc, at)
+		}
+	}
+}
+
+// drbdConnectedPeers are the resources r replicates to now, with a disk.
+func (s *Sim) drbdConnectedPeers(r *drbdRes) []*drbdRes {
+	var out []*drbdRes
+	for _, c := range r.Peers {
+		if !c.Connected {
+			continue
+		}
+		if _, q := s.drbdPeerOf(c, r.Name); q != nil && q.Up && q.Disk != "Diskless" {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// drbdNewGeneration starts a new data generation on a Primary and the peers it replicates to
+// (DRBD 9's rotation of the current UUID into the bitmaps): every slot of a peer that is away
+// and has no generation yet gets the old one, so its bitmap counts from here — or, with
+// clearBitmap, every such slot is cleared instead and counts from here with no generation,
+// for the copy a truck-based replication ships.
+func (s *Sim) drbdNewGeneration(r *drbdRes, clearBitmap bool) {
+	gen := s.newGeneration()
+	for _, q := range append([]*drbdRes{r}, s.drbdConnectedPeers(r)...) {
+		m := s.drbdMetaOf(q)
+		if m == nil {
+			continue
+		}
+		old := m.Gen
+		m.newGen(gen)
+		m.RotatePending = false
+		for _, c := range q.Peers {
+			if c.Connected {
+				continue
+			}
+			sl := m.slot(c.NodeID)
+			switch {
+			case clearBitmap:
+				sl.Bitmap, sl.OutOfSync, sl.Cleared = "", 0, true
+			case sl.Bitmap == "":
+				sl.Bitmap, sl.Cleared = old, false
+			}
+		}
+	}
+}
+
+// drbdWrite is a write of bytes through the Primary r: on its disk and on every peer's it
+// replicates to, and in every bitmap slot of a peer that does not get it.
+func (s *Sim) drbdWrite(r *drbdRes, bytes float64) {
+	if bytes <= 0 {
+		return
+	}
+	m := s.drbdMetaOf(r)
+	if m == nil || r.Disk != "UpToDate" {
+		return
+	}
+	if m.RotatePending {
+		s.drbdNewGeneration(r, false)
+	}
+	for _, q := range append([]*drbdRes{r}, s.drbdConnectedPeers(r)...) {
+		qm, v := s.drbdMetaOf(q), s.st.Volumes[q.VolumeID]
+		if qm == nil || v == nil {
+			continue
+		}
+		v.written(bytes)
+		size := float64(v.SizeGiB) * gib
+		for _, c := range q.Peers {
+			if !c.Connected {
+				sl := qm.slot(c.NodeID)
+				sl.OutOfSync = min(sl.OutOfSync+bytes, size)
+			}
+		}
+	}
+}
+
+// drbdStatus renders `drbdadm status` in DRBD 9's format; each connection is named after the
+// peer's on section (for tag-configured resources, the peer's hostname), as DRBD names it.
+func (s *Sim) drbdStatus(h *host, r *drbdRes) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s role:%s\n  disk:%s\n", r.Name, r.Role, r.Disk)
+	for _, c := range r.Peers {
+		peer, pr, _, linked := s.drbdLinked(h, r, c)
+		name := c.Name
+		if !r.Configured {
+			name = c.Instance
+			if peer != nil {
+				name = peer.Hostname
+			}
+		}
+		if name == "" {
+			continue
+		}
+		if !linked || pr == nil || !c.Connected {
+			state := "Connecting"
+			if r.AdminDown || c.StandAlone != "" {
+				state = "StandAlone"
+			}
+			fmt.Fprintf(&b, "  %s connection:%s\n", name, state)
+			continue
+		}
+		fmt.Fprintf(&b, "  %s role:%s\n", name, pr.Role)
+		switch {
+		case r.Syncing && r.SyncFrom == c.NodeID:
+			fmt.Fprintf(&b, "    replication:SyncTarget peer-disk:%s done:%.2f\n", pr.Disk, s.resyncDone(r, pr))
+		case pr.Syncing && pr.SyncFrom == r.NodeID:
+			fmt.Fprintf(&b, "    replication:SyncSource peer-disk:%s done:%.2f\n", pr.Disk, s.resyncDone(pr, r))
+		case pr.Syncing:
+			fmt.Fprintf(&b, "    replication:PausedSyncS peer-disk:%s\n", pr.Disk)
+		case r.Syncing:
+			fmt.Fprintf(&b, "    replication:PausedSyncT peer-disk:%s\n", pr.Disk)
+		default:
+			fmt.Fprintf(&b, "    replication:Established peer-disk:%s\n", pr.Disk)
+		}
+	}
+	return b.String()
+}
+
+// resyncDone is the percent of dst's resync from src that is done.
+func (s *Sim) resyncDone(dst, src *drbdRes) float64 {
+	left := 0.0
+	if sm := s.drbdMetaOf(src); sm != nil {
+		left = sm.slot(dst.NodeID).OutOfSync
+	}
+	return pct(dst.ResyncTotal-left, dst.ResyncTotal)
 }
 
 func pct(done, total float64) float64 {

@@ -29,7 +29,7 @@ func TestDRBDUnreplicatedBytesAreMeasured(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.sim.Advance(10 * time.Minute)
-	const apart = 10 * 60 * drbdChangeRate // bytes: 10 minutes at the write rate
+	const apart = 10 * 60 * writeRate // bytes: 10 minutes at the write rate
 	out, _, _, _ := f.shell(t, file, "drbdadm status --verbose --statistics home0")
 	if !strings.Contains(out, " out-of-sync:3072000 ") || !strings.Contains(out, "connection:Connecting") || !strings.Contains(out, "replication:Off peer-disk:DUnknown") {
 		t.Fatalf("the primary after 10 min apart (want out-of-sync:3072000 KiB):\n%s", out)

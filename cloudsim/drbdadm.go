@@ -7,6 +7,7 @@ package cloudsim
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -15,10 +16,11 @@ import (
 // drbdTarget is a resource named on drbdadm's command line: its configuration for this host
 // (nil for a tag-configured resource) and its kernel state (nil before it was first up).
 type drbdTarget struct {
-	name        string
-	conf        *drbdConf
-	local, peer *drbdOn
-	res         *drbdRes
+	name  string
+	conf  *drbdConf
+	local *drbdOn
+	peers []*drbdOn
+	res   *drbdRes
 }
 
 func notDefined(name string) result {
@@ -56,7 +58,7 @@ func (x *execCtx) drbdTargets(sub string, names []string) ([]drbdTarget, *result
 		t := drbdTarget{name: n, conf: conf[n], res: x.h.DRBD[n]}
 		switch {
 		case t.conf != nil:
-			t.local, t.peer = t.conf.on(x.h.Hostname)
+			t.local, t.peers = t.conf.on(x.h.Hostname)
 			if t.local == nil {
 				r := notDefined(n)
 				return nil, &r
@@ -72,7 +74,7 @@ func (x *execCtx) drbdTargets(sub string, names []string) ([]drbdTarget, *result
 }
 
 func cmdDrbdadm(x *execCtx, args []string, _ string) result {
-	var force, clearBitmap, verbose, statistics, discard bool
+	var force, clearBitmap, discard, verbose, statistics bool
 	var rest []string
 	for _, a := range args {
 		switch {
@@ -80,12 +82,12 @@ func cmdDrbdadm(x *execCtx, args []string, _ string) result {
 			force = true
 		case a == "--clear-bitmap":
 			clearBitmap = true
+		case a == "--discard-my-data":
+			discard = true
 		case a == "-v" || a == "--verbose":
 			verbose = true
 		case a == "-s" || a == "--statistics":
 			statistics = true
-		case a == "--discard-my-data":
-			discard = true
 		case a == "--" || strings.HasPrefix(a, "--max-peers="):
 		case strings.HasPrefix(a, "-"):
 			return fail(20, "drbdadm: option %s is not simulated", a)
@@ -98,7 +100,7 @@ func cmdDrbdadm(x *execCtx, args []string, _ string) result {
 	}
 	sub, names := rest[0], rest[1:]
 	switch sub {
-	case "status", "create-md", "up", "adjust", "down", "primary", "secondary", "connect", "disconnect", "get-gi", "new-current-uuid":
+	case "status", "create-md", "up", "adjust", "down", "primary", "secondary", "connect", "disconnect", "get-gi", "new-current-uuid", "dump-md":
 	default:
 		return fail(20, "drbdadm: Unknown command '%s'", sub)
 	}
@@ -144,16 +146,10 @@ func cmdDrbdadm(x *execCtx, args []string, _ string) result {
 			r = x.drbdGetGI(t)
 		case "new-current-uuid":
 			r = x.drbdNewCurrentUUID(t, clearBitmap)
-		case "connect":
-			if discard && t.res != nil && t.res.Up && t.res.Role == "Primary" {
-				return fail(11, "%s: State change failed: (-1) --discard-my-data on a Primary", t.res.device())
-			}
-			r = x.drbdRunning(sub, t, force)
-			if r.code == 0 && discard {
-				t.res.DiscardMyData = true
-			}
+		case "dump-md":
+			r = x.drbdDumpMD(t, force)
 		default:
-			r = x.drbdRunning(sub, t, force)
+			r = x.drbdRunning(sub, t, force, discard)
 		}
 		out.WriteString(r.out)
 		if r.code != 0 {
@@ -187,6 +183,9 @@ func (x *execCtx) drbdCreateMD(t drbdTarget, force bool) result {
 			int64(v.SizeGiB)*gib-4096, int64(v.SizeGiB)*gib-36864, int64(v.SizeGiB)*gib-36864-int64(v.SizeGiB)*32, v.Data.FS, int64(v.SizeGiB)*1<<20, int64(v.SizeGiB)*1<<20-64, t.local.Minor, t.local.Disk)
 	}
 	v.Data.DRBD = &drbdMeta{NodeID: t.local.NodeID, Gen: drbdJustCreated, Disk: "Inconsistent"}
+	for _, p := range t.peers {
+		v.Data.DRBD.slot(p.NodeID)
+	}
 	x.s.markDirty()
 	x.s.event(x.now, "drbd.create-md", x.h.InstanceID, "drbd %s meta data created on %s (%s)", t.name, x.h.Hostname, t.local.Disk)
 	return ok("initializing activity log\ninitializing bitmap (32 KB) to all zero\nWriting meta data...\nNew drbd meta data block successfully created.\n")
@@ -244,9 +243,17 @@ func (x *execCtx) drbdUp(t drbdTarget, adjust bool) result {
 	if v.Data.DRBD == nil {
 		return fail(10, "No valid meta data found\nCommand 'drbdmeta %d v09 %s internal apply-al' terminated with exit code 255", t.local.Minor, t.local.Disk)
 	}
-	m := v.Data.DRBD
-	r = &drbdRes{Name: t.name, Minor: t.local.Minor, VolumeID: v.ID, Configured: true, Up: true, Role: "Secondary", Disk: m.Disk,
-		Ahead: m.Ahead, Behind: m.Behind, Lacks: m.Lacks}
+	if v.Data.DRBD.NodeID != t.local.NodeID {
+		// The disk's metadata belongs to another node: a copy of a peer's disk whose node id
+		// was not changed (dump-md, edit, restore-md), as truck-based replication requires.
+		return fail(10, "/dev/drbd%d: Failure: (118) The node-id in the meta data (%d) does not match the configured node-id (%d)\nCommand 'drbdsetup attach %d %s %s internal' terminated with exit code 10",
+			t.local.Minor, v.Data.DRBD.NodeID, t.local.NodeID, t.local.Minor, t.local.Disk, t.local.Disk)
+	}
+	disk := v.Data.DRBD.Disk
+	if v.Data.DRBD.Gen == drbdJustCreated {
+		disk = "Inconsistent"
+	}
+	r = &drbdRes{Name: t.name, Minor: t.local.Minor, VolumeID: v.ID, Configured: true, Up: true, Role: "Secondary", Disk: disk, Lacks: v.Data.DRBD.Lacks}
 	x.drbdApplyConfig(r, t)
 	h.DRBD[t.name] = r
 	x.s.markDirty()
@@ -254,13 +261,32 @@ func (x *execCtx) drbdUp(t drbdTarget, adjust bool) result {
 	return ok("")
 }
 
+// drbdApplyConfig gives r this node's id and address and a connection per peer of the file,
+// keeping the state of connections it already has; a peer gone from the file is
+// disconnected. A bitmap slot is kept for every peer.
 func (x *execCtx) drbdApplyConfig(r *drbdRes, t drbdTarget) {
 	r.NodeID, r.LocalAddr = t.local.NodeID, t.local.Address
 	r.AllowTwoPrimaries = t.conf.AllowTwoPrimaries
-	r.PeerName, r.PeerAddr = "", ""
-	if t.peer != nil {
-		r.PeerName, r.PeerAddr = t.peer.Names[0], t.peer.Address
+	var conns []*drbdConn
+	m := x.s.drbdMetaOf(r)
+	for _, p := range t.peers {
+		c := r.conn(p.NodeID)
+		if c == nil || c.Addr != p.Address {
+			c = &drbdConn{NodeID: p.NodeID}
+		}
+		c.Name, c.Addr, c.StandAlone = p.Names[0], p.Address, ""
+		conns = append(conns, c)
+		if m != nil {
+			m.slot(p.NodeID)
+		}
 	}
+	for _, old := range r.Peers {
+		if !slices.Contains(conns, old) && old.Connected {
+			_, pr := x.s.drbdPeerOf(old, r.Name)
+			x.s.drbdLostPeer(x.h, r, old, pr, x.now)
+		}
+	}
+	r.Peers = conns
 	r.AdminDown = false
 }
 
@@ -290,7 +316,8 @@ func (x *execCtx) drbdGetGI(t drbdTarget) result {
 	disk := m.Disk
 	primary, connected, alClean := false, false, true
 	if r != nil {
-		disk, primary, connected, alClean = r.Disk, r.Role == "Primary", r.Connected, false
+		disk, primary, alClean = r.Disk, r.Role == "Primary", false
+		connected = slices.ContainsFunc(r.Peers, func(c *drbdConn) bool { return c.Connected })
 	}
 	b := func(v bool) int {
 		if v {
@@ -298,46 +325,69 @@ func (x *execCtx) drbdGetGI(t drbdTarget) result {
 		}
 		return 0
 	}
-	return ok(fmt.Sprintf("%s:0000000000000000:0000000000000000:0000000000000000:%d:%d:%d:0:%d:0:0:%d:0:0:0:%d\n",
-		m.Gen, b(disk == "UpToDate" || disk == "Outdated"), b(disk == "UpToDate"), b(primary), b(alClean), b(connected), b(connected)))
+	// The bitmap UUID shown is the first peer's (by node id), the history the newest two.
+	bitmap, hist := "0000000000000000", []string{"0000000000000000", "0000000000000000"}
+	if nodes := slices.Sorted(maps.Keys(m.Peers)); len(nodes) > 0 && m.Peers[nodes[0]].Bitmap != "" {
+		bitmap = m.Peers[nodes[0]].Bitmap
+	}
+	copy(hist, m.History)
+	return ok(fmt.Sprintf("%s:%s:%s:%s:%d:%d:%d:0:%d:0:0:%d:0:0:0:%d\n",
+		m.Gen, bitmap, hist[0], hist[1], b(disk == "UpToDate" || disk == "Outdated"), b(disk == "UpToDate"), b(primary), b(alClean), b(connected), b(connected)))
 }
 
-// drbdNewCurrentUUID with --clear-bitmap is DRBD's way to skip the initial sync of a brand new
-// pair: both sides connected, both disks freshly created and never written, they become
-// UpToDate together with one new data generation.
+// drbdNewCurrentUUID starts a new data generation (DRBD 9's new-current-uuid):
+//   - with --clear-bitmap on a brand new pair (both disks connected, just created, never
+//     written): both become UpToDate together, skipping the initial sync;
+//   - with --clear-bitmap on a Primary: its bitmaps (and those of the peers it replicates to)
+//     for every peer that is away are cleared and count from now, with no generation — the
+//     first step of truck-based replication, before the copy is taken;
+//   - without it, on a Primary: every peer that is away and has no generation in a bitmap
+//     gets the one ending now, so a copy taken since the --clear-bitmap resyncs only what
+//     changed after it.
 func (x *execCtx) drbdNewCurrentUUID(t drbdTarget, clearBitmap bool) result {
 	r := t.res
 	if r == nil || !r.Up {
 		return fail(10, "%s: No such resource", t.name)
 	}
 	m := x.s.drbdMetaOf(r)
-	if !clearBitmap {
-		if r.Role != "Primary" || m == nil {
-			return fail(11, "%s: State change failed: a new current UUID needs a Primary", r.device())
+	if m == nil {
+		return fail(10, "%s: no disk attached", r.device())
+	}
+	if clearBitmap && r.Role != "Primary" {
+		var peers []*drbdRes
+		for _, c := range r.Peers {
+			if _, pr, _, linked := x.s.drbdLinked(x.h, r, c); linked {
+				peers = append(peers, pr)
+			}
 		}
-		m.Gen = x.s.newGeneration()
+		if len(peers) == 0 {
+			return fail(11, "%s: State change failed: (-10) --clear-bitmap on a Secondary needs its peers connected (a brand new pair)", r.device())
+		}
+		all := append([]*drbdRes{r}, peers...)
+		for _, q := range all {
+			if qm := x.s.drbdMetaOf(q); qm == nil || qm.Gen != drbdJustCreated || q.Disk != "Inconsistent" {
+				return fail(11, "%s: State change failed: (-2) --clear-bitmap is only for a brand new pair (both disks just created, never written) or a Primary", r.device())
+			}
+		}
+		gen := x.s.newGeneration()
+		for _, q := range all {
+			qm := x.s.drbdMetaOf(q)
+			qm.Gen, q.Disk = gen, "UpToDate"
+			x.s.saveDRBDMeta(q)
+		}
+		x.s.event(x.now, "drbd.new-current-uuid", x.h.InstanceID, "drbd %s on %s and its peer UpToDate without an initial sync", t.name, x.h.Hostname)
 		return ok("")
 	}
-	_, pr, linked := x.s.drbdLinked(x.h, r)
-	if !linked {
-		return fail(11, "%s: State change failed: (-10) --clear-bitmap needs the peer connected", r.device())
+	if r.Role != "Primary" {
+		return fail(11, "%s: State change failed: a new current UUID needs a Primary", r.device())
 	}
-	pm := x.s.drbdMetaOf(pr)
-	if m == nil || pm == nil || m.Gen != drbdJustCreated || pm.Gen != drbdJustCreated || r.Disk != "Inconsistent" || pr.Disk != "Inconsistent" {
-		return fail(11, "%s: State change failed: (-2) --clear-bitmap is only for a brand new pair (both disks just created, never written)", r.device())
-	}
-	gen := x.s.newGeneration()
-	m.Gen, pm.Gen = gen, gen
-	r.Disk, pr.Disk = "UpToDate", "UpToDate"
-	r.Ahead, r.Behind, pr.Ahead, pr.Behind = 0, 0, 0, 0
-	x.s.saveDRBDMeta(r)
-	x.s.saveDRBDMeta(pr)
-	x.s.event(x.now, "drbd.new-current-uuid", x.h.InstanceID, "drbd %s on %s and its peer UpToDate without an initial sync", t.name, x.h.Hostname)
+	x.s.drbdNewGeneration(r, clearBitmap)
+	x.s.event(x.now, "drbd.new-current-uuid", x.h.InstanceID, "drbd %s on %s: new data generation %s (clear-bitmap=%v)", t.name, x.h.Hostname, m.Gen, clearBitmap)
 	return ok("")
 }
 
 // drbdRunning runs the commands that act on an up resource.
-func (x *execCtx) drbdRunning(sub string, t drbdTarget, force bool) result {
+func (x *execCtx) drbdRunning(sub string, t drbdTarget, force, discard bool) result {
 	h, r := x.h, t.res
 	if sub == "down" {
 		if r == nil || !r.Up {
@@ -346,8 +396,14 @@ func (x *execCtx) drbdRunning(sub string, t drbdTarget, force bool) result {
 		if x.heldOpen(r.device()) {
 			return fail(11, "%s: State change failed: (-12) Device is held open by someone", r.device())
 		}
+		for _, c := range r.Peers {
+			if c.Connected {
+				_, pr := x.s.drbdPeerOf(c, r.Name)
+				x.s.drbdLostPeer(h, r, c, pr, x.now)
+			}
+		}
 		x.s.saveDRBDMeta(r)
-		r.Up, r.Role, r.Connected = false, "Secondary", false
+		r.Up, r.Role, r.Syncing = false, "Secondary", false
 		x.s.event(x.now, "drbd.down", h.InstanceID, "drbd %s down on %s", t.name, h.Hostname)
 		return ok("")
 	}
@@ -356,29 +412,36 @@ func (x *execCtx) drbdRunning(sub string, t drbdTarget, force bool) result {
 	}
 	switch sub {
 	case "primary":
-		_, pr, linked := x.s.drbdLinked(h, r)
-		if linked && pr.Role == "Primary" && !r.AllowTwoPrimaries {
-			return fail(11, "%s: State change failed: (-1) Multiple primaries not allowed by config", r.device())
+		for _, c := range r.Peers {
+			if _, pr, _, linked := x.s.drbdLinked(h, r, c); linked && pr.Role == "Primary" && !r.AllowTwoPrimaries {
+				return fail(11, "%s: State change failed: (-1) Multiple primaries not allowed by config", r.device())
+			}
 		}
 		if r.Disk != "UpToDate" && !force {
 			return fail(11, "%s: State change failed: (-2) Need access to UpToDate data", r.device())
 		}
 		if r.Role != "Primary" {
-			x.s.drbdPromoted(r, pr, linked)
+			x.s.drbdPromoted(r)
 		}
+		m := x.s.drbdMetaOf(r)
 		if r.Disk == "Inconsistent" || r.Disk == "Outdated" {
-			r.Disk, r.ResyncTotal, r.ResyncDone = "UpToDate", 0, 0
+			r.Disk, r.Syncing, r.ResyncTotal = "UpToDate", false, 0
+			if m != nil {
+				m.Disk = "UpToDate"
+			}
 		}
-		if m := x.s.drbdMetaOf(r); m != nil && (m.Gen == drbdJustCreated || force) {
-			m.Gen = x.s.newGeneration() // this side's data is now the data
+		if r.Role != "Primary" {
+			r.Role, r.PrimarySince = "Primary", x.now
 		}
-		r.Role = "Primary"
+		if m != nil && (m.Gen == drbdJustCreated || force) {
+			x.s.drbdNewGeneration(r, false) // this side's data is now the data
+		}
+		if m != nil && slices.ContainsFunc(r.Peers, func(c *drbdConn) bool { return !c.Connected }) {
+			m.RotatePending = true // a peer is away: the first write starts a new generation
+		}
 		x.s.event(x.now, "drbd.primary", h.InstanceID, "drbd %s is Primary on %s (force=%v)", t.name, h.Hostname, force)
-		// A forced primary makes the peer the one to resync, from scratch if it was
-		// inconsistent too.
-		if peer, pr, linked := x.s.drbdLinked(h, r); linked && pr.Disk != "UpToDate" && pr.ResyncTotal == 0 {
-			x.s.drbdConnected(peer, pr, h, r, x.now)
-		}
+		// A forced primary makes its peers the ones to resync.
+		x.s.drbdRenegotiate(h, r, x.now)
 	case "secondary":
 		if x.heldOpen(r.device()) {
 			return fail(11, "%s: State change failed: (-12) Device is held open by someone", r.device())
@@ -388,7 +451,16 @@ func (x *execCtx) drbdRunning(sub string, t drbdTarget, force bool) result {
 	case "disconnect":
 		r.AdminDown = true
 	case "connect":
+		if discard && r.Role == "Primary" {
+			return fail(11, "%s: State change failed: (-1) --discard-my-data on a Primary", r.device())
+		}
 		r.AdminDown = false
+		for _, c := range r.Peers {
+			c.StandAlone, c.DiscardMyData = "", discard
+			if _, _, pc, _ := x.s.drbdLinked(h, r, c); pc != nil {
+				pc.StandAlone = ""
+			}
+		}
 	}
 	return ok("")
 }

@@ -107,8 +107,12 @@ func TestDRBDConfiguredByFiles(t *testing.T) {
 
 		// Both files change the port: the link drops while they disagree, adjust applies each.
 		{a, writeFileScript("/etc/drbd.d/logs0.res", strings.ReplaceAll(logs0, ":7789", ":7800")) + " && drbdadm adjust logs0 && drbdadm status logs0", 0, hostB + " connection:Connecting"},
+	})
+	f.sim.Advance(10 * time.Second) // the primary writes 50 MB while they are apart
+	f.runSteps(t, []shellStep{
+		{b, "drbdadm status logs0", 0, "disk:Outdated"}, // fenced by the live primary
 		{b, writeFileScript("/etc/drbd.d/logs0.res", strings.ReplaceAll(logs0, ":7789", ":7800")) + " && drbdadm adjust logs0", 0, ""},
-		{a, "drbdadm status logs0", 0, "replication:SyncSource"}, // the primary wrote while they were apart
+		{a, "drbdadm status logs0", 0, "replication:SyncSource"}, // only what it wrote meanwhile
 	})
 	f.sim.Advance(time.Minute)
 	f.runSteps(t, []shellStep{{a, "drbdadm status logs0", 0, "replication:Established peer-disk:UpToDate"}})

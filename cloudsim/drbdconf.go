@@ -11,8 +11,8 @@
 //	}
 //
 // What the simulation does not model it refuses with a parse error rather than ignoring:
-// more than one volume or two hosts per resource, external meta-disks, floating and stacked
-// resources, connection paths. Option sections (net, disk, options, handlers, startup) are
+// more than one volume per resource, external meta-disks, floating and stacked resources,
+// connection paths. A resource has up to drbdMaxNodes hosts, linked in a full mesh. Option sections (net, disk, options, handlers, startup) are
 // parsed and their contents ignored.
 
 package cloudsim
@@ -26,6 +26,9 @@ import (
 	"strconv"
 	"strings"
 )
+
+// drbdMaxNodes is how many nodes a DRBD 9 resource can have (node ids 0–31).
+const drbdMaxNodes = 32
 
 // drbdConf is one resource as the configuration defines it.
 type drbdConf struct {
@@ -47,16 +50,17 @@ type drbdOn struct {
 	MetaDisk string
 }
 
-func (r *drbdConf) on(hostname string) (*drbdOn, *drbdOn) {
-	var local, peer *drbdOn
+// on is the on section of hostname (nil when the resource has none for it) and the others:
+// its peers.
+func (r *drbdConf) on(hostname string) (local *drbdOn, peers []*drbdOn) {
 	for i := range r.Hosts {
 		if slices.Contains(r.Hosts[i].Names, hostname) {
 			local = &r.Hosts[i]
 		} else {
-			peer = &r.Hosts[i]
+			peers = append(peers, &r.Hosts[i])
 		}
 	}
-	return local, peer
+	return local, peers
 }
 
 // confStmt is one statement of the file: words, and a block when it opens a section.
@@ -430,8 +434,8 @@ func resourceConf(st confStmt) (*drbdConf, error) {
 	if len(ons) == 0 {
 		return nil, confErr(st.line, "resource %s has no on section", r.Name)
 	}
-	if len(ons) > 2 {
-		return nil, confErr(st.line, "resource %s: more than two hosts are not simulated", r.Name)
+	if len(ons) > drbdMaxNodes {
+		return nil, confErr(st.line, "resource %s: more than %d hosts", r.Name, drbdMaxNodes)
 	}
 	names := map[string]bool{}
 	for _, o := range ons {
@@ -488,19 +492,23 @@ func resourceConf(st confStmt) (*drbdConf, error) {
 		// Two hosts and no connection section: drbdadm connects them, as DRBD 8 did.
 		return r, nil
 	}
-	if len(r.Hosts) == 2 {
-		a, b := r.Hosts[0].Names, r.Hosts[1].Names
-		linked := false
-		for _, mesh := range meshes {
-			hasA, hasB := false, false
-			for _, n := range mesh {
-				hasA = hasA || slices.Contains(a, n)
-				hasB = hasB || slices.Contains(b, n)
+	// DRBD 9's links must form a full mesh: every pair of hosts linked by a connection-mesh
+	// or a connection section.
+	for i := range r.Hosts {
+		for j := i + 1; j < len(r.Hosts); j++ {
+			a, b := r.Hosts[i].Names, r.Hosts[j].Names
+			linked := false
+			for _, mesh := range meshes {
+				hasA, hasB := false, false
+				for _, n := range mesh {
+					hasA = hasA || slices.Contains(a, n)
+					hasB = hasB || slices.Contains(b, n)
+				}
+				linked = linked || (hasA && hasB)
 			}
-			linked = linked || (hasA && hasB)
-		}
-		if !linked {
-			return nil, confErr(st.line, "resource %s: no connection between its two hosts", r.Name)
+			if !linked {
+				return nil, confErr(st.line, "resource %s: no connection between %s and %s (DRBD 9 needs a full mesh)", r.Name, a[0], b[0])
+			}
 		}
 	}
 	return r, nil

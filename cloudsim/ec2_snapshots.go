@@ -26,18 +26,27 @@ func (s *Sim) createSnapshot(q *query, now time.Time) (any, *apiError) {
 	sn := &snapshot{ID: s.st.newID("snap"), VolumeID: v.ID, VolumeSize: v.SizeGiB, Zone: v.Zone, Description: q.get("Description"),
 		State: "pending", StartTime: now, Updated: now, Tags: tagsFor(specs, "snapshot")}
 	sn.Data = v.Data.clone() // point in time: what is on the volume now
-	size := float64(v.SizeGiB) * gib
-	if v.Snapshotted {
-		sn.Total, sn.Rate = size*incrChangeShare, incrSnapshotRate
-	} else {
-		sn.Total, sn.Rate = size, firstSnapshotRate
+	bytes, full := v.snapshotBytes()
+	// A first snapshot reads every written block, loaded or not; an incremental one only the
+	// changed blocks, which are on the volume (written since it was restored, if it was).
+	rate := s.throughput(v)
+	if full {
+		rate = s.readRate(v)
+		v.readAll(bytes)
 	}
+	sn.Total, sn.FullBytes, sn.Rate = bytes, v.Written, min(rate, snapshotMaxRate)
+	sn.Setup = snapshotSetupTime
+	if !full {
+		sn.Parent = v.LastSnapshot
+	}
+	// The next snapshot is incremental to this one: the changed blocks count from now.
+	v.LastSnapshot, v.Changed = sn.ID, 0
 	s.st.Snapshots[sn.ID] = sn
 	kind := "first (full)"
-	if v.Snapshotted {
-		kind = "incremental"
+	if !full {
+		kind = "incremental to " + sn.Parent
 	}
-	s.event(now, "snapshot.started", sn.ID, "snapshot %s of %s started: %s, %.1f GiB at %.0f MB/s", sn.ID, v.ID, kind, sn.Total/gib, sn.Rate/mb)
+	s.event(now, "snapshot.started", sn.ID, "snapshot %s of %s started: %s, %.2f GiB at %.0f MB/s", sn.ID, v.ID, kind, sn.Total/gib, sn.Rate/mb)
 	return &createSnapshotResponse{xSnapshot: xSnap(sn)}, nil
 }
 
@@ -46,6 +55,8 @@ func xSnap(sn *snapshot) xSnapshot {
 		OwnerID: ownerID, VolumeSize: sn.VolumeSize, Description: sn.Description, StorageTier: "standard", TagSet: xTags(sn.Tags)}
 	if sn.State == "completed" {
 		x.CompletionTim = ts(sn.DoneTime)
+		full := int64(sn.FullBytes)
+		x.FullSnapshotSizeInBytes = &full
 	}
 	return x
 }
@@ -128,11 +139,11 @@ func (s *Sim) copySnapshot(q *query, now time.Time) (any, *apiError) {
 		return nil, aerr
 	}
 	sn := &snapshot{ID: s.st.newID("snap"), VolumeID: orig.VolumeID, VolumeSize: orig.VolumeSize, Description: q.get("Description"),
-		State: "pending", StartTime: now, Updated: now, Total: float64(orig.VolumeSize) * gib, Rate: copySnapshotRate,
-		SourceSnap: src, Tags: tagsFor(specs, "snapshot")}
+		State: "pending", StartTime: now, Updated: now, Total: orig.FullBytes, FullBytes: orig.FullBytes, Rate: copySnapshotRate,
+		Setup: snapshotSetupTime, SourceSnap: src, Tags: tagsFor(specs, "snapshot")}
 	sn.Data = orig.Data.clone()
 	s.st.Snapshots[sn.ID] = sn
-	s.event(now, "snapshot.copy-started", sn.ID, "snapshot %s copying from %s: %d GiB at %.0f MB/s", sn.ID, src, orig.VolumeSize, sn.Rate/mb)
+	s.event(now, "snapshot.copy-started", sn.ID, "snapshot %s copying from %s: %.2f GiB at %.0f MB/s", sn.ID, src, sn.Total/gib, sn.Rate/mb)
 	return &copySnapshotResponse{SnapshotID: sn.ID, TagSet: xTags(sn.Tags)}, nil
 }
 

@@ -314,19 +314,28 @@ func TestVolumeLifecycle(t *testing.T) {
 }
 
 // TestSnapshotProgressFollowsTheClock proves Progress is the real percentage of the time
-// model: a first snapshot moves the whole volume at 20 MB/s, the next only changed data.
+// model: a first snapshot moves every written block at the volume's throughput (magnetic: 40
+// MiB/s), the next only the blocks changed since; a copy moves the snapshot's data; a volume
+// restored from it reports its full size.
 func TestSnapshotProgressFollowsTheClock(t *testing.T) {
 	f := newFixture(t, Config{Speed: frozen})
-	vol := f.createVolume(t, "us-east-1a", 1000, nil)
+	out, err := f.ec2.CreateVolume(f.ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String("us-east-1a"), Size: aws.Int32(1000), VolumeType: ec2types.VolumeTypeStandard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vol := *out.VolumeId
 	f.sim.Advance(volumeCreateTime)
-	snap, err := f.ec2.CreateSnapshot(f.ctx, &ec2.CreateSnapshotInput{VolumeId: aws.String(vol), Description: aws.String("dropbox"),
+	if _, err := f.sim.FillVolume(vol, 1000); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := f.ec2.CreateSnapshot(f.ctx, &ec2.CreateSnapshotInput{VolumeId: aws.String(vol), Description: aws.String("logs"),
 		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSnapshot, Tags: toTags(map[string]string{"purpose": "zone-move"})}}})
 	if err != nil || snap.State != ec2types.SnapshotStatePending || *snap.Progress != "0%" {
 		t.Fatalf("CreateSnapshot: %v %+v", err, snap)
 	}
-	full := time.Duration(1000 * gib / firstSnapshotRate * float64(time.Second)) // ≈ 14.2 h
-	progress := func() string {
-		out, err := f.ec2.DescribeSnapshots(f.ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: []string{*snap.SnapshotId}})
+	full := snapshotSetupTime + time.Duration(1000*gib/(40*mb)*float64(time.Second)) // ≈ 7.1 h
+	progress := func(id string) string {
+		out, err := f.ec2.DescribeSnapshots(f.ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: []string{id}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -336,13 +345,13 @@ func TestSnapshotProgressFollowsTheClock(t *testing.T) {
 		advance time.Duration
 		want    string
 	}{
-		{10 * time.Minute, "1%"}, // the Dropbox volume of the zone move: <1% would be 0%, 10 min of 14 h is 1.17%
-		{full/2 - 10*time.Minute, "50%"},
+		{10 * time.Minute, "2%"}, // 585 s at 40 MiB/s of 1000 GiB
+		{full/2 - 10*time.Minute, "49%"},
 		{full/2 - time.Minute, "99%"},
 	}
 	for _, st := range steps {
 		f.sim.Advance(st.advance)
-		if got := progress(); got != st.want {
+		if got := progress(*snap.SnapshotId); got != st.want {
 			t.Fatalf("after +%s: progress %s, want %s", st.advance, got, st.want)
 		}
 	}
@@ -353,19 +362,27 @@ func TestSnapshotProgressFollowsTheClock(t *testing.T) {
 	if err := ec2.NewSnapshotCompletedWaiter(f.ec2, completed).Wait(f.ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: []string{*snap.SnapshotId}}, 5*time.Second); err != nil {
 		t.Fatalf("SnapshotCompleted waiter: %v", err)
 	}
-	if got := progress(); got != "100%" {
-		t.Fatalf("completed snapshot progress %s", got)
+	done, _ := f.ec2.DescribeSnapshots(f.ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: []string{*snap.SnapshotId}})
+	if got := done.Snapshots[0]; *got.Progress != "100%" || aws.ToInt64(got.FullSnapshotSizeInBytes) != 1000*gib {
+		t.Fatalf("completed snapshot: progress %s, full size %d", *got.Progress, aws.ToInt64(got.FullSnapshotSizeInBytes))
 	}
 
-	// The second snapshot is incremental: 5% of 1000 GiB at 200 MB/s ≈ 4.3 min.
+	// The second snapshot is incremental: the 10 GiB written since, at 40 MiB/s ≈ 4.5 min.
+	if _, err := f.sim.FillVolume(vol, 10); err != nil {
+		t.Fatal(err)
+	}
 	incr, err := f.ec2.CreateSnapshot(f.ctx, &ec2.CreateSnapshotInput{VolumeId: aws.String(vol)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.sim.Advance(5 * time.Minute)
-	out, _ := f.ec2.DescribeSnapshots(f.ctx, &ec2.DescribeSnapshotsInput{Filters: []ec2types.Filter{{Name: aws.String("status"), Values: []string{"completed"}}}})
-	if len(out.Snapshots) != 2 {
-		t.Fatalf("incremental snapshot %s not completed after 5 min: %+v", *incr.SnapshotId, out.Snapshots)
+	f.sim.Advance(4 * time.Minute)
+	if p := progress(*incr.SnapshotId); p != "87%" { // (240 − 15) s × 40 MiB/s of 10 GiB
+		t.Fatalf("incremental snapshot after 4 min: %s, want 87%%", p)
+	}
+	f.sim.Advance(time.Minute)
+	listed, _ := f.ec2.DescribeSnapshots(f.ctx, &ec2.DescribeSnapshotsInput{Filters: []ec2types.Filter{{Name: aws.String("status"), Values: []string{"completed"}}}})
+	if len(listed.Snapshots) != 2 {
+		t.Fatalf("incremental snapshot %s not completed after 5 min: %+v", *incr.SnapshotId, listed.Snapshots)
 	}
 	byTag, _ := f.ec2.DescribeSnapshots(f.ctx, &ec2.DescribeSnapshotsInput{Filters: []ec2types.Filter{{Name: aws.String("tag:purpose"), Values: []string{"zone-move"}}}})
 	if len(byTag.Snapshots) != 1 || *byTag.Snapshots[0].SnapshotId != *snap.SnapshotId {
@@ -377,8 +394,7 @@ func TestSnapshotProgressFollowsTheClock(t *testing.T) {
 		t.Fatalf("CopySnapshot: %v", err)
 	}
 	f.sim.Advance(time.Hour)
-	cpOut, _ := f.ec2.DescribeSnapshots(f.ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: []string{*cp.SnapshotId}})
-	if p := *cpOut.Snapshots[0].Progress; p != "17%" { // 1 h × 50 MB/s of 1000 GiB = 17.6%
+	if p := progress(*cp.SnapshotId); p != "17%" { // (3600 − 15) s × 50 MiB/s of 1000 GiB = 17.5%
 		t.Fatalf("copy progress after 1h: %s, want 17%%", p)
 	}
 	// A volume restored from a completed snapshot.
@@ -403,11 +419,14 @@ func TestSnapshotProgressFollowsTheClock(t *testing.T) {
 // they are injected, and clearing them resumes the normal rate.
 func TestSnapshotFaults(t *testing.T) {
 	f := newFixture(t, Config{Speed: frozen})
-	vol := f.createVolume(t, "us-east-1a", 100, nil)
+	vol := f.createVolume(t, "us-east-1a", 100, nil) // gp3: 125 MiB/s
 	f.sim.Advance(volumeCreateTime)
+	if _, err := f.sim.FillVolume(vol, 100); err != nil {
+		t.Fatal(err)
+	}
 	snap, _ := f.ec2.CreateSnapshot(f.ctx, &ec2.CreateSnapshotInput{VolumeId: aws.String(vol)})
-	full := time.Duration(100 * gib / firstSnapshotRate * float64(time.Second)) // ≈ 85 min
-	f.sim.Advance(full / 4)
+	moving := time.Duration(100 * gib / (125 * mb) * float64(time.Second)) // 819 s
+	f.sim.Advance(snapshotSetupTime + moving/4 + time.Second)
 	stuck := f.injectFault(t, map[string]any{"type": "stuck-snapshot", "snapshot_id": *snap.SnapshotId})
 	f.sim.Advance(10 * time.Hour)
 	progress := func() string {
@@ -421,7 +440,7 @@ func TestSnapshotFaults(t *testing.T) {
 		t.Fatal("ClearFault: fault not found")
 	}
 	f.injectFault(t, map[string]any{"type": "slow-snapshot", "volume_id": vol, "factor": 5})
-	f.sim.Advance(full / 4 * 5)
+	f.sim.Advance(moving/4*5 + 5*time.Second)
 	if p := progress(); p != "50%" {
 		t.Fatalf("slowed 5× for 5× a quarter's time: %s, want 50%%", p)
 	}

@@ -5,24 +5,25 @@ package cloudsim
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/anyops/anyops"
 )
 
 func (s *Sim) newVolume(zone string, size int32, vtype, snapID string, now time.Time, t tags) *volume {
-	v := &volume{ID: s.st.newID("vol"), Zone: zone, SizeGiB: size, Type: vtype, SnapshotID: snapID,
+	v := &volume{ID: s.st.newID("vol"), Zone: zone, SizeGiB: size, Type: vtype, Iops: defaultIops(vtype, size), SnapshotID: snapID,
 		State: "creating", CreateTime: now, ReadyAt: now.Add(volumeCreateTime), Tags: append(tags(nil), t...)}
-	if vtype == "io1" || vtype == "io2" || vtype == "gp3" {
-		v.Iops = 3000
+	if vtype == "gp3" {
+		v.Throughput = anyops.GP3BaseThroughput
 	}
 	if sn := s.st.Snapshots[snapID]; sn != nil {
-		v.Data = sn.Data.clone()
+		v.restoreFromSnapshot(sn, 0)
 	}
 	s.st.Volumes[v.ID] = v
 	s.event(now, "volume.created", v.ID, "volume %s (%d GiB %s) created in %s", v.ID, size, vtype, zone)
 	return v
 }
-
-var volumeTypes = map[string]bool{"standard": true, "gp2": true, "gp3": true, "io1": true, "io2": true, "st1": true, "sc1": true}
 
 func (s *Sim) createVolume(q *query, now time.Time) (any, *apiError) {
 	if ids, found, aerr := s.clientToken(q); aerr != nil {
@@ -63,15 +64,33 @@ func (s *Sim) createVolume(q *query, now time.Time) (any, *apiError) {
 	if size == 0 && snapID == "" {
 		return nil, errMissing("Size")
 	}
-	if size < 1 || size > 16384 {
-		return nil, errInvalidParameter(fmt.Sprintf("Volume of %d GiB is out of range (1-16384)", size))
-	}
 	vtype := q.get("VolumeType")
 	if vtype == "" {
 		vtype = "gp2"
 	}
-	if !volumeTypes[vtype] {
-		return nil, errInvalidParameter(fmt.Sprintf("Value (%s) for parameter volumeType is invalid.", vtype))
+	iops, aerr := q.int32("Iops", 0)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if _, known := ebsType(vtype); known && iops == 0 {
+		iops = defaultIops(vtype, size)
+	}
+	throughput, aerr := q.int32("Throughput", 0)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if vtype == "gp3" && throughput == 0 {
+		throughput = anyops.GP3BaseThroughput
+	}
+	if aerr := checkVolumeSpec(vtype, size, iops, throughput); aerr != nil {
+		return nil, aerr
+	}
+	initRate, aerr := q.int32("VolumeInitializationRate", 0)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if initRate != 0 && (snapID == "" || initRate < minInitRate || initRate > maxInitRate) {
+		return nil, errInvalidParameter(fmt.Sprintf("VolumeInitializationRate must be between %d and %d MiB/s, and only for a volume created from a snapshot.", minInitRate, maxInitRate))
 	}
 	if s.zoneDown(zone) {
 		return nil, errCode("InsufficientVolumeCapacity", "There is currently insufficient capacity in %s to create the volume.", zone)
@@ -85,10 +104,8 @@ func (s *Sim) createVolume(q *query, now time.Time) (any, *apiError) {
 		return nil, aerr
 	}
 	v := s.newVolume(zone, size, vtype, snapID, now, tagsFor(specs, "volume"))
-	v.Encrypted = enc
-	if iops, _ := q.int32("Iops", 0); iops > 0 {
-		v.Iops = iops
-	}
+	v.Encrypted, v.Iops, v.Throughput = enc, iops, throughput
+	v.InitRate = float64(initRate) * mb
 	v.ClientToken = q.get("ClientToken")
 	s.rememberToken(q, []string{v.ID})
 	return &createVolumeResponse{xVolume: s.xVolume(v)}, nil
@@ -96,7 +113,8 @@ func (s *Sim) createVolume(q *query, now time.Time) (any, *apiError) {
 
 func (s *Sim) xVolume(v *volume) xVolume {
 	x := xVolume{VolumeID: v.ID, Size: v.SizeGiB, SnapshotID: v.SnapshotID, AvailabilityZone: v.Zone, Status: v.State,
-		CreateTime: ts(v.CreateTime), VolumeType: v.Type, Iops: v.Iops, Encrypted: v.Encrypted, TagSet: xTags(v.Tags)}
+		CreateTime: ts(v.CreateTime), VolumeType: v.Type, Iops: v.Iops, Throughput: v.Throughput, InitRate: int32(v.InitRate / mb),
+		Encrypted: v.Encrypted, TagSet: xTags(v.Tags)}
 	if a := v.Attachment; a != nil {
 		x.Attachments = []xAttachment{{VolumeID: v.ID, InstanceID: a.InstanceID, Device: a.Device, Status: a.State, AttachTime: ts(a.Since), DeleteOnTermination: v.DeleteOnTerm}}
 	}
@@ -256,6 +274,11 @@ func (s *Sim) describeVolumes(q *query, now time.Time) (any, *apiError) {
 	return &describeVolumesResponse{Volumes: pg, NextToken: next}, nil
 }
 
+// modifyVolume is Elastic Volumes as AWS documents it in 2026: the volume attached or not
+// (in-use or available), the previous modification completed, at most four modifications in a
+// rolling 24 hours, the size only growing, the new configuration valid for its type, and no
+// magnetic volume on either side. The volume has its new configuration at once; performance
+// is the lower of the two until the optimizing phase ends (ebs.go).
 func (s *Sim) modifyVolume(q *query, now time.Time) (any, *apiError) {
 	if q.get("VolumeId") == "" {
 		return nil, errMissing("VolumeId")
@@ -265,16 +288,15 @@ func (s *Sim) modifyVolume(q *query, now time.Time) (any, *apiError) {
 		return nil, aerr
 	}
 	if m, ok := s.st.Mods[v.ID]; ok && m.State != "completed" {
-		return nil, errCode("IncorrectModificationState", "Cannot modify volume %s: a modification is in the '%s' state.", v.ID, m.State)
+		return nil, errCode("IncorrectModificationState", "Volume %s cannot be modified in modification state %s.", v.ID, strings.ToUpper(m.State))
 	}
-	if v.State == "creating" {
-		return nil, errCode("IncorrectState", "The volume '%s' is not in a state to be modified (creating).", v.ID)
+	if v.State != "available" && v.State != "in-use" {
+		return nil, errCode("IncorrectState", "The volume '%s' is not in a state to be modified (%s).", v.ID, v.State)
+	}
+	if n, freeAt := v.modsInWindow(now); n >= modsPerDay {
+		return nil, errCode("VolumeModificationRateExceeded", "You've reached the maximum modification rate per volume limit (%d in 24 hours). You can modify volume %s again after %s.", modsPerDay, v.ID, freeAt.UTC().Format(time.RFC3339))
 	}
 	size, aerr := q.int32("Size", v.SizeGiB)
-	if aerr != nil {
-		return nil, aerr
-	}
-	iops, aerr := q.int32("Iops", v.Iops)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -282,30 +304,58 @@ func (s *Sim) modifyVolume(q *query, now time.Time) (any, *apiError) {
 	if vtype == "" {
 		vtype = v.Type
 	}
-	if !volumeTypes[vtype] {
-		return nil, errInvalidParameter(fmt.Sprintf("Value (%s) for parameter volumeType is invalid.", vtype))
+	if _, known := ebsType(vtype); !known {
+		return nil, errInvalidParameter(fmt.Sprintf("Value (%s) for parameter volumeType is invalid. Valid values: standard, gp2, gp3, io1, io2, st1, sc1.", vtype))
+	}
+	if from, _ := ebsType(v.Type); !from.Modifiable {
+		return nil, errCode("UnsupportedOperation", "Volume %s: previous-generation magnetic (standard) volumes cannot be modified. Take a snapshot and create a volume of the type you want from it.", v.ID)
+	}
+	if to, _ := ebsType(vtype); !to.Modifiable {
+		return nil, errCode("UnsupportedOperation", "Volume %s cannot be modified to a previous-generation magnetic (standard) volume.", v.ID)
+	}
+	// IOPS and throughput keep their values within a type and take the new type's
+	// defaults when it changes.
+	iopsDefault, tpDefault := v.Iops, v.Throughput
+	if vtype != v.Type {
+		iopsDefault, tpDefault = defaultIops(vtype, size), 0
+	} else if vtype == "gp2" {
+		iopsDefault = defaultIops(vtype, size)
+	}
+	iops, aerr := q.int32("Iops", iopsDefault)
+	if aerr != nil {
+		return nil, aerr
+	}
+	throughput, aerr := q.int32("Throughput", tpDefault)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if vtype == "gp3" && throughput == 0 {
+		throughput = anyops.GP3BaseThroughput
 	}
 	if size < v.SizeGiB {
-		return nil, errInvalidParameter(fmt.Sprintf("New size cannot be smaller than existing size of %d GiB", v.SizeGiB))
+		return nil, errInvalidParameter(fmt.Sprintf("New size cannot be smaller than existing size of %d GiB.", v.SizeGiB))
 	}
-	if size > 16384 {
-		return nil, errInvalidParameter(fmt.Sprintf("Volume of %d GiB is out of range (1-16384)", size))
+	if aerr := checkVolumeSpec(vtype, size, iops, throughput); aerr != nil {
+		return nil, aerr
 	}
-	if size == v.SizeGiB && vtype == v.Type && iops == v.Iops {
-		return nil, errCode("InvalidParameterCombination", "New size, volume type and IOPS are all the same as the existing volume's.")
+	if size == v.SizeGiB && vtype == v.Type && iops == v.Iops && throughput == v.Throughput {
+		return nil, errCode("InvalidParameterCombination", "New size, volume type, IOPS and throughput are all the same as the existing volume's.")
 	}
 	m := &volumeMod{VolumeID: v.ID, State: "modifying", OriginalSize: v.SizeGiB, TargetSize: size, OriginalType: v.Type,
-		TargetType: vtype, OriginalIops: v.Iops, TargetIops: iops, StartTime: now, OptimizeAt: now.Add(modifyingTime)}
-	m.EndTime = m.OptimizeAt.Add(time.Duration(float64(size) * gib / optimizeRate * float64(time.Second))).Truncate(time.Millisecond)
+		TargetType: vtype, OriginalIops: v.Iops, TargetIops: iops, OriginalThroughput: v.Throughput, TargetThroughput: throughput,
+		StartTime: now, OptimizeAt: now.Add(modifyingTime)}
+	m.EndTime = m.OptimizeAt.Add(optimizeDuration(size))
 	s.st.Mods[v.ID] = m
-	v.SizeGiB, v.Type, v.Iops = size, vtype, iops
-	s.event(now, "volume.modification.started", v.ID, "volume %s modifying: %d→%d GiB, %s→%s", v.ID, m.OriginalSize, size, m.OriginalType, vtype)
+	v.ModStarts = append(v.ModStarts, now)
+	v.SizeGiB, v.Type, v.Iops, v.Throughput = size, vtype, iops, throughput
+	s.event(now, "volume.modification.started", v.ID, "volume %s modifying: %d→%d GiB, %s→%s, %d→%d IOPS", v.ID, m.OriginalSize, size, m.OriginalType, vtype, m.OriginalIops, iops)
 	return &modifyVolumeResponse{Modification: xMod(m, now)}, nil
 }
 
 func xMod(m *volumeMod, now time.Time) xVolumeModification {
 	x := xVolumeModification{VolumeID: m.VolumeID, ModificationState: m.State, TargetSize: m.TargetSize, TargetIops: m.TargetIops,
 		TargetVolumeType: m.TargetType, OriginalSize: m.OriginalSize, OriginalIops: m.OriginalIops, OriginalVolumeType: m.OriginalType,
+		TargetThroughput: m.TargetThroughput, OriginalThroughput: m.OriginalThroughput,
 		Progress: m.progress(now), StartTime: ts(m.StartTime)}
 	if m.State == "completed" {
 		x.EndTime = ts(m.EndTime)

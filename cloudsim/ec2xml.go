@@ -173,6 +173,8 @@ type xVolume struct {
 	Attachments      []xAttachment `xml:"attachmentSet>item"`
 	VolumeType       string        `xml:"volumeType"`
 	Iops             int32         `xml:"iops,omitempty"`
+	Throughput       int32         `xml:"throughput,omitempty"`
+	InitRate         int32         `xml:"volumeInitializationRate,omitempty"`
 	Encrypted        bool          `xml:"encrypted"`
 	MultiAttach      bool          `xml:"multiAttachEnabled"`
 	TagSet           []xTag        `xml:"tagSet>item"`
@@ -204,6 +206,8 @@ type xVolumeModification struct {
 	ModificationState  string   `xml:"modificationState"`
 	TargetSize         int32    `xml:"targetSize"`
 	TargetIops         int32    `xml:"targetIops,omitempty"`
+	TargetThroughput   int32    `xml:"targetThroughput,omitempty"`
+	OriginalThroughput int32    `xml:"originalThroughput,omitempty"`
 	TargetVolumeType   string   `xml:"targetVolumeType"`
 	OriginalSize       int32    `xml:"originalSize"`
 	OriginalIops       int32    `xml:"originalIops,omitempty"`
@@ -225,18 +229,19 @@ type describeVolumesModificationsResponse struct {
 }
 
 type xSnapshot struct {
-	SnapshotID    string   `xml:"snapshotId"`
-	VolumeID      string   `xml:"volumeId"`
-	Status        string   `xml:"status"`
-	StartTime     *ec2Time `xml:"startTime"`
-	CompletionTim *ec2Time `xml:"completionTime,omitempty"`
-	Progress      string   `xml:"progress"`
-	OwnerID       string   `xml:"ownerId"`
-	VolumeSize    int32    `xml:"volumeSize"`
-	Description   string   `xml:"description"`
-	Encrypted     bool     `xml:"encrypted"`
-	StorageTier   string   `xml:"storageTier"`
-	TagSet        []xTag   `xml:"tagSet>item"`
+	SnapshotID              string   `xml:"snapshotId"`
+	VolumeID                string   `xml:"volumeId"`
+	Status                  string   `xml:"status"`
+	StartTime               *ec2Time `xml:"startTime"`
+	CompletionTim           *ec2Time `xml:"completionTime,omitempty"`
+	Progress                string   `xml:"progress"`
+	OwnerID                 string   `xml:"ownerId"`
+	VolumeSize              int32    `xml:"volumeSize"`
+	Description             string   `xml:"description"`
+	Encrypted               bool     `xml:"encrypted"`
+	StorageTier             string   `xml:"storageTier"`
+	FullSnapshotSizeInBytes *int64   `xml:"fullSnapshotSizeInBytes,omitempty"`
+	TagSet                  []xTag   `xml:"tagSet>item"`
 }
 
 type createSnapshotResponse struct {

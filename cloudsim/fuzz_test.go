@@ -174,6 +174,56 @@ func FuzzScenario(f *testing.F) {
 	})
 }
 
+// FuzzDRBDMetaDump feeds arbitrary text to restore-md's parser: it never panics, and what it
+// accepts renders and parses back to the same metadata (node id, generations, every peer's
+// bitmap generation and out-of-sync words). Corpus: testdata/fuzz/FuzzDRBDMetaDump.
+func FuzzDRBDMetaDump(f *testing.F) {
+	m := &drbdMeta{NodeID: 1, Gen: "8E3E5FF304474C77", History: []string{"B35BFF8B3A09C3D5"}, Disk: "UpToDate",
+		Peers: map[int]*drbdSlot{0: {Index: 0}, 2: {Index: 1, Bitmap: "B35BFF8B3A09C3D5", OutOfSync: 3 * bitmapWord}}}
+	f.Add(renderDRBDMeta(m, &volume{SizeGiB: 1}, "ip-10-0-1-11", "home0"))
+	f.Add("version \"v09\";\nnode-id 3;\ncurrent-uuid 0x0000000000000004;\npeer[1] {\n bitmap-index 0;\n}\nbitmap[0] {\n 0xFFFF 0x1;\n}\n")
+	f.Add("version \"v08\";")
+	f.Add("peer[99] {")
+	f.Fuzz(func(t *testing.T, text string) {
+		got, err := parseDRBDMeta(text)
+		if err != nil {
+			return
+		}
+		again, err := parseDRBDMeta(renderDRBDMeta(got, &volume{SizeGiB: 65536}, "h", "r"))
+		if err != nil {
+			t.Fatalf("a rendered dump does not parse: %v", err)
+		}
+		if again.NodeID != got.NodeID || again.Gen != got.Gen || len(again.Peers) != len(got.Peers) {
+			t.Fatalf("round trip changed the metadata: %+v → %+v", got, again)
+		}
+		for n, sl := range got.Peers {
+			words := func(s *drbdSlot) int64 { return int64((s.OutOfSync + bitmapWord - 1) / bitmapWord) }
+			if a := again.Peers[n]; a == nil || a.Bitmap != sl.Bitmap || words(a) != min(words(sl), 65536*gib/bitmapWord) {
+				t.Fatalf("peer %d: %+v → %+v", n, sl, again.Peers[n])
+			}
+		}
+	})
+}
+
+// FuzzSedScript feeds arbitrary scripts and lines to sed's s command: no panic, and a script
+// it accepts applies to any line.
+func FuzzSedScript(f *testing.F) {
+	for _, s := range []string{"s/^node-id 1;$/node-id 2;/", "s/^peer.1. /peer-NEW /;s|a\\|b|c|g", "s/\\(x\\)\\{2\\}/\\1&/", "s/[/", "y/a/b/", "s/a/b/q"} {
+		f.Add(s, "node-id 1;\npeer[1] {")
+	}
+	f.Fuzz(func(t *testing.T, script, input string) {
+		subs, err := parseSed(script, false)
+		if err != nil {
+			return
+		}
+		for _, line := range strings.Split(input, "\n") {
+			for _, s := range subs {
+				line = s.apply(line)
+			}
+		}
+	})
+}
+
 // FuzzNFSMount feeds arbitrary sources and option strings to mount.nfs4's parser: it never
 // panics, and what it accepts is a host, a clean absolute export path, a retry time and an
 // NFS 4 minor version. Corpus: testdata/fuzz/FuzzNFSMount.

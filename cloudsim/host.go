@@ -113,8 +113,14 @@ func (s *Sim) hostDown(in *instance, at time.Time) {
 		h.Services[svc] = "inactive"
 	}
 	for _, r := range h.DRBD {
+		for _, c := range r.Peers {
+			if c.Connected {
+				_, pr := s.drbdPeerOf(c, r.Name)
+				s.drbdLostPeer(h, r, c, pr, at)
+			}
+		}
 		s.saveDRBDMeta(r)
-		r.Up, r.Role, r.Connected = false, "Secondary", false
+		r.Up, r.Role, r.Syncing = false, "Secondary", false
 	}
 	for _, md := range h.MD {
 		md.Active = false
@@ -158,23 +164,29 @@ func (s *Sim) hostAttached(v *volume, at time.Time) {
 		// Known from before a reboot: DRBD comes back as Secondary, as the init script does.
 		r.Up, r.Role = true, "Secondary"
 	} else {
-		r = s.newDRBDRes(h, name, v)
-		r.Up, r.Disk, r.NodeID = true, "Inconsistent", 1
-		if strings.EqualFold(role, "primary") {
-			r.Disk, r.Role, r.NodeID = "UpToDate", "Primary", 0
+		primary := strings.EqualFold(role, "primary")
+		r = s.newDRBDRes(h, name, v, primary)
+		r.Up, r.Disk = true, "Inconsistent"
+		if primary {
+			r.Disk, r.Role, r.PrimarySince = "UpToDate", "Primary", at
 		}
 		if d, _ := v.Tags.get(FixtureTagDRBDDisk); d == "UpToDate" {
 			r.Disk = "UpToDate"
 		}
 		if v.Data.DRBD == nil {
+			// The pair's two fixture volumes share one generation when it starts in sync
+			// (derived from the resource's name, so both sides agree); a primary alone has
+			// one of its own, and a secondary that is not in sync has none yet.
 			gen := drbdJustCreated
 			if r.Disk == "UpToDate" {
-				gen = s.newGeneration()
+				gen = fixtureGeneration(name)
 			}
-			v.Data.DRBD = &drbdMeta{Gen: gen, Disk: r.Disk}
+			v.Data.DRBD = &drbdMeta{NodeID: r.NodeID, Gen: gen, Disk: r.Disk}
+			v.Data.DRBD.slot(r.Peers[0].NodeID)
 		}
 	}
 	s.event(at, "drbd.up", h.InstanceID, "drbd %s up on %s as %s (disk %s)", name, h.Hostname, r.Role, r.Disk)
+	s.advanceDRBD(at, at) // it connects now, not at the end of the interval being settled
 }
 
 // hostDetached: the host loses the device — DRBD goes diskless, arrays fail, mounts vanish.

@@ -22,15 +22,13 @@ const (
 	detachTime        = 10 * time.Second // detaching → detached
 	modifyingTime     = 30 * time.Second // modification: modifying → optimizing
 	optimizeRate      = 200 * mb         // modification: optimizing throughput per second
-	firstSnapshotRate = 20 * mb          // bytes/s of a volume's size for its first snapshot
-	incrSnapshotRate  = 200 * mb         // bytes/s of changed data for later snapshots
-	incrChangeShare   = 0.05             // share of a volume changed between two snapshots
-	copySnapshotRate  = 50 * mb          // bytes/s of snapshot size for CopySnapshot
-	drbdResyncRate    = 100 * mb         // DRBD resync throughput, bytes/s
-	drbdChangeRate    = 5 * mb           // writes a primary makes while its peer is away, bytes/s
+	copySnapshotRate  = 50 * mb          // bytes/s of snapshot data for CopySnapshot
+	drbdResyncRate    = 100 * mb         // DRBD resync over the network, bytes/s (at most; the disks may be slower)
+	writeRate         = 5 * mb           // what the platform writes to each device in use (writes.go), bytes/s
 	bootstrapTime     = 19 * time.Minute // first `anyops-bootstrap`: packages + services; with boot ≈ 20 min
 	terminatedVisible = time.Hour        // a terminated instance stays visible this long
 	snapshotListLag   = 5 * time.Second  // a new snapshot shows in DescribeSnapshots listings this late (by id at once)
+	snapshotSetupTime = 15 * time.Second // a snapshot's fixed start-up before it moves data
 	commandTimeout    = time.Hour        // SSM default execution timeout
 	maxEvents         = 10000
 )
@@ -58,7 +56,9 @@ var stateCodes = map[string]int{
 // stateFormat is the version of the state file's layout; a file of an older one with a fleet
 // in it is refused (a fleet built when tags configured the hosts cannot be carried on).
 // 2: hosts hold files, volumes what is written on them, attachments the guest's device name.
-const stateFormat = 2
+// 3: DRBD resources have peers by node id, metadata has generation identifiers and a bitmap per
+// peer; volumes know their written and changed blocks.
+const stateFormat = 3
 
 // state is everything the simulation persists.
 type state struct {
@@ -202,6 +202,7 @@ type volume struct {
 	SizeGiB      int32     `json:"size_gib"`
 	Type         string    `json:"type"`
 	Iops         int32     `json:"iops,omitempty"`
+	Throughput   int32     `json:"throughput,omitempty"` // gp3's provisioned MiB/s; 0 is its baseline
 	SnapshotID   string    `json:"snapshot_id,omitempty"`
 	State        string    `json:"state"` // creating, available, in-use
 	CreateTime   time.Time `json:"create_time"`
@@ -212,9 +213,18 @@ type volume struct {
 	Attachment   *attach   `json:"attachment,omitempty"`
 	Data         blockData `json:"data,omitzero"`            // what is written on it (blockdev.go)
 	Corrupt      bool      `json:"corrupt,omitempty"`        // fsck finds errors it cannot fix
-	Snapshotted  bool      `json:"snapshotted,omitempty"`    // a snapshot of it completed: the next is incremental
 	Root         bool      `json:"root,omitempty"`           // created by RunInstances as the boot disk
 	DeleteOnTerm bool      `json:"delete_on_term,omitempty"` // deleted with its instance
+	// What is written (ebs.go): the written blocks, those changed since the last snapshot of
+	// the chain (LastSnapshot, "" before the first: that one is full), and those of a volume
+	// restored from a snapshot still in S3 (loaded on first read, or in the background at
+	// InitRate bytes/s when the volume was created with an initialization rate).
+	Written      float64     `json:"written_bytes,omitempty"`
+	Changed      float64     `json:"changed_bytes,omitempty"`
+	LastSnapshot string      `json:"last_snapshot,omitempty"`
+	Unhydrated   float64     `json:"unhydrated_bytes,omitempty"`
+	InitRate     float64     `json:"init_rate,omitempty"`
+	ModStarts    []time.Time `json:"modification_starts,omitempty"` // for the rolling 24 h limit
 }
 
 // blockData is what is written on a volume, as far as the hosts' tools look: it travels with
@@ -229,23 +239,6 @@ type blockData struct {
 	MD    *mdSuper          `json:"md,omitempty"`   // the md superblock: the device is a member of an array
 	DRBD  *drbdMeta         `json:"drbd,omitempty"` // DRBD's internal metadata at the end of the volume
 }
-
-// drbdMeta is DRBD's internal metadata on a backing volume: what drbdadm create-md writes and
-// get-gi reads.
-type drbdMeta struct {
-	NodeID int    `json:"node_id"`
-	Gen    string `json:"gen"`  // current data generation UUID; drbdJustCreated until data exists
-	Disk   string `json:"disk"` // the disk state last recorded: Inconsistent, UpToDate, Outdated
-	// The bitmaps, as drbdRes keeps them: bytes ahead of the peer, behind it, and left
-	// behind by a promotion and not yet logged as lost.
-	Ahead  float64 `json:"ahead_bytes,omitempty"`
-	Behind float64 `json:"behind_bytes,omitempty"`
-	Lacks  float64 `json:"lacks_bytes,omitempty"`
-}
-
-// drbdJustCreated is the current UUID create-md writes (DRBD's UUID_JUST_CREATED): nothing has
-// been written on either side of a brand new pair yet.
-const drbdJustCreated = "0000000000000004"
 
 // mdSuper is an md (v1.2) superblock.
 type mdSuper struct {
@@ -276,8 +269,7 @@ func (src blockData) clone() blockData {
 	var d blockData
 	d.copyContent(src)
 	if src.DRBD != nil {
-		m := *src.DRBD
-		d.DRBD = &m
+		d.DRBD = src.DRBD.clone()
 	}
 	return d
 }
@@ -304,9 +296,16 @@ type snapshot struct {
 	Done        float64   `json:"done_bytes"`
 	Rate        float64   `json:"rate"` // bytes per simulated second with no fault
 	Updated     time.Time `json:"updated"`
-	SourceSnap  string    `json:"source_snapshot,omitempty"` // CopySnapshot
-	Data        blockData `json:"data,omitzero"`             // the volume's content when taken
-	Tags        tags      `json:"tags"`
+	// FullBytes is every block written on the volume when the snapshot was taken (EC2's
+	// FullSnapshotSizeInBytes); Parent the previous snapshot of the chain it is incremental
+	// to, "" for a full one.
+	FullBytes float64 `json:"full_bytes"`
+	Parent    string  `json:"parent,omitempty"`
+	// Setup is how long the snapshot spends before it moves a byte (snapshotSetupTime).
+	Setup      time.Duration `json:"setup,omitempty"`
+	SourceSnap string        `json:"source_snapshot,omitempty"` // CopySnapshot
+	Data       blockData     `json:"data,omitzero"`             // the volume's content when taken
+	Tags       tags          `json:"tags"`
 }
 
 func (sn *snapshot) progress() string {
@@ -324,17 +323,20 @@ func (sn *snapshot) progress() string {
 }
 
 type volumeMod struct {
-	VolumeID     string    `json:"volume_id"`
-	State        string    `json:"state"` // modifying, optimizing, completed
-	OriginalSize int32     `json:"original_size"`
-	TargetSize   int32     `json:"target_size"`
-	OriginalType string    `json:"original_type"`
-	TargetType   string    `json:"target_type"`
-	OriginalIops int32     `json:"original_iops,omitempty"`
-	TargetIops   int32     `json:"target_iops,omitempty"`
-	StartTime    time.Time `json:"start_time"`
-	OptimizeAt   time.Time `json:"optimize_at"`
-	EndTime      time.Time `json:"end_time,omitzero"`
+	VolumeID     string `json:"volume_id"`
+	State        string `json:"state"` // modifying, optimizing, completed
+	OriginalSize int32  `json:"original_size"`
+	TargetSize   int32  `json:"target_size"`
+	OriginalType string `json:"original_type"`
+	TargetType   string `json:"target_type"`
+	OriginalIops int32  `json:"original_iops,omitempty"`
+	TargetIops   int32  `json:"target_iops,omitempty"`
+	// OriginalThroughput and TargetThroughput are gp3's provisioned MiB/s (0: not gp3).
+	OriginalThroughput int32     `json:"original_throughput,omitempty"`
+	TargetThroughput   int32     `json:"target_throughput,omitempty"`
+	StartTime          time.Time `json:"start_time"`
+	OptimizeAt         time.Time `json:"optimize_at"`
+	EndTime            time.Time `json:"end_time,omitzero"`
 }
 
 func (m *volumeMod) progress(now time.Time) int64 {

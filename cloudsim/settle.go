@@ -167,6 +167,8 @@ func (s *Sim) advance(t time.Time) {
 	for _, id := range sortedKeys(s.st.Snapshots) {
 		s.advanceSnapshot(s.st.Snapshots[id], t)
 	}
+	s.advanceEBS(last, t)
+	s.advanceWrites(last, t)
 	s.advanceDRBD(last, t)
 	s.advanceDNS(t)
 	for _, id := range sortedKeys(s.st.Commands) {
@@ -189,6 +191,12 @@ func (s *Sim) advanceSnapshot(sn *snapshot, t time.Time) {
 	if sn.State != "pending" || !t.After(sn.Updated) {
 		return
 	}
+	if start := sn.StartTime.Add(sn.Setup); sn.Updated.Before(start) {
+		if t.Before(start) {
+			return // still setting up: nothing moved, and Updated stays where moving starts
+		}
+		sn.Updated = start
+	}
 	rate := sn.Rate * s.snapshotRateFactor(sn)
 	dt := t.Sub(sn.Updated).Seconds()
 	if rate > 0 && sn.Done+rate*dt >= sn.Total {
@@ -198,10 +206,7 @@ func (s *Sim) advanceSnapshot(sn *snapshot, t time.Time) {
 		sn.Updated = at
 		sn.State = "completed"
 		sn.DoneTime = at
-		if v := s.st.Volumes[sn.VolumeID]; v != nil && sn.SourceSnap == "" {
-			v.Snapshotted = true
-		}
-		s.event(at, "snapshot.completed", sn.ID, "snapshot %s of %s completed (%.1f GiB moved in %s)", sn.ID, sn.VolumeID, sn.Total/gib, at.Sub(sn.StartTime).Round(time.Second))
+		s.event(at, "snapshot.completed", sn.ID, "snapshot %s of %s completed (%.2f GiB moved in %s)", sn.ID, sn.VolumeID, sn.Total/gib, at.Sub(sn.StartTime).Round(time.Second))
 		return
 	}
 	sn.Done += rate * dt

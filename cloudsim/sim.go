@@ -405,7 +405,7 @@ func loadState(path string) (*state, error) {
 		return nil, err
 	}
 	if st.Format < stateFormat && len(st.Instances) > 0 {
-		return nil, fmt.Errorf("the fleet in it was built by an older cloudsim (state format %d, this one is %d: hosts configured by tags, devices without guest names); delete the file for a fresh fleet", st.Format, stateFormat)
+		return nil, fmt.Errorf("the fleet in it was built by an older cloudsim (state format %d, this one is %d: its DRBD resources and volumes have an older layout); delete the file for a fresh fleet", st.Format, stateFormat)
 	}
 	st.Format = stateFormat
 	st.init()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,8 @@ func (s *Sim) simRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /_sim/faults/{id}", s.handleDeleteFault)
 	mux.HandleFunc("POST /_sim/scenario", s.handleScenario)
 	mux.HandleFunc("GET /_sim/hosts/{id}", s.handleHost)
+	mux.HandleFunc("GET /_sim/volumes/{id}", s.handleVolume)
+	mux.HandleFunc("POST /_sim/volumes/{id}/fill", s.handleFill)
 	mux.HandleFunc("GET /_sim/sns", s.handleSNS)
 	mux.HandleFunc("POST /_sim/sns/redeliver", s.handleRedeliver)
 	mux.HandleFunc("/_sim/", func(w http.ResponseWriter, r *http.Request) {
@@ -290,10 +293,24 @@ func (s *Sim) handleHost(w http.ResponseWriter, r *http.Request) {
 		for dev, v := range s.devices(h) {
 			devices[dev] = v.ID
 		}
+		// Each DRBD resource with "connected": replicating to at least one peer now.
+		// ahead_bytes: the most it holds that a peer lacks; behind_bytes: the most a peer
+		// holds that it lacks.
+		type drbdView struct {
+			*drbdRes
+			Connected bool    `json:"connected"`
+			Ahead     float64 `json:"ahead_bytes"`
+			Behind    float64 `json:"behind_bytes"`
+		}
+		drbd := map[string]drbdView{}
+		for name, r := range h.DRBD {
+			drbd[name] = drbdView{r, slices.ContainsFunc(r.Peers, func(c *drbdConn) bool { return c.Connected }), s.drbdAhead(r), s.drbdBehind(r)}
+		}
 		body, _ = json.Marshal(struct {
 			*host
-			Devices map[string]string `json:"devices"`
-		}{h, devices}) // under the lock; the network write is not
+			DRBD    map[string]drbdView `json:"drbd"`
+			Devices map[string]string   `json:"devices"`
+		}{h, drbd, devices}) // under the lock; the network write is not
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -301,4 +318,76 @@ func (s *Sim) handleHost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, json.RawMessage(body))
+}
+
+// VolumeData is what the simulation knows of the data on a volume (GET /_sim/volumes/{id}):
+// the blocks written on it, those changed since its last snapshot (what the next one moves),
+// those still to load from the snapshot it was created from, and its read rate now.
+type VolumeData struct {
+	VolumeID        string  `json:"volume_id"`
+	WrittenBytes    int64   `json:"written_bytes"`
+	ChangedBytes    int64   `json:"changed_bytes"`
+	LastSnapshot    string  `json:"last_snapshot,omitempty"`
+	UnhydratedBytes int64   `json:"unhydrated_bytes"`
+	ReadMBps        float64 `json:"read_mbps"`
+	ThroughputMBps  float64 `json:"throughput_mbps"`
+}
+
+// Volume reports a volume's data; false when there is no such volume.
+func (s *Sim) Volume(id string) (VolumeData, bool) {
+	s.begin()
+	defer s.mu.Unlock()
+	v, ok := s.st.Volumes[id]
+	if !ok {
+		return VolumeData{}, false
+	}
+	return VolumeData{VolumeID: v.ID, WrittenBytes: int64(v.Written), ChangedBytes: int64(v.Changed), LastSnapshot: v.LastSnapshot,
+		UnhydratedBytes: int64(v.Unhydrated), ReadMBps: s.readRate(v) / mb, ThroughputMBps: s.throughput(v) / mb}, true
+}
+
+// FillVolume records gib GiB written on a volume, as the platform would have written it before
+// the simulation began (a drill's logs volume that has been in use for months): its written
+// blocks and those changed since its last snapshot grow, up to its size.
+func (s *Sim) FillVolume(id string, gib float64) (VolumeData, error) {
+	now := s.begin()
+	v, ok := s.st.Volumes[id]
+	if !ok {
+		s.mu.Unlock()
+		return VolumeData{}, &apiError{Code: anyops.ENOTFOUND, Message: "no volume " + id, Status: http.StatusNotFound}
+	}
+	v.written(gib * (1 << 30))
+	s.event(now, "volume.filled", v.ID, "volume %s: %.1f GiB written before the simulation (%.1f GiB written in all)", v.ID, gib, v.Written/(1<<30))
+	s.markDirty()
+	s.mu.Unlock()
+	d, _ := s.Volume(id)
+	return d, nil
+}
+
+func (s *Sim) handleVolume(w http.ResponseWriter, r *http.Request) {
+	d, ok := s.Volume(r.PathValue("id"))
+	if !ok {
+		writeSimError(w, http.StatusNotFound, anyops.ENOTFOUND, "no volume "+r.PathValue("id"))
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Sim) handleFill(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		GiB float64 `json:"gib"`
+	}
+	if err := readJSON(r, &in); err != nil {
+		writeSimError(w, http.StatusBadRequest, anyops.EINVALID, err.Error())
+		return
+	}
+	if in.GiB <= 0 || in.GiB > 65536 {
+		writeSimError(w, http.StatusBadRequest, anyops.EINVALID, `"gib" must be a number of GiB above 0 and at most 65536`)
+		return
+	}
+	d, err := s.FillVolume(r.PathValue("id"), in.GiB)
+	if err != nil {
+		writeSimError(w, http.StatusNotFound, anyops.ENOTFOUND, err.(*apiError).Message)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
 }

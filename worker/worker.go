@@ -85,7 +85,11 @@ func Register(w worker.Registry, queue string, deps Deps) {
 		w.RegisterActivity(&activities.Alarms{Intake: deps.Alarms})
 	}
 	if deps.AWS != nil {
-		w.RegisterActivity(activities.NewCloud(deps.AWS))
+		cloud := activities.NewCloud(deps.AWS)
+		if deps.Store != nil {
+			cloud.Clusters = activities.InventoryClusters{Store: deps.Store}
+		}
+		w.RegisterActivity(cloud)
 		w.RegisterActivity(&activities.Hosts{Clients: deps.AWS, PollInterval: deps.CommandPoll})
 		w.RegisterActivity(&activities.Teardown{Store: deps.Store, Clients: deps.AWS})
 		drills := &activities.Drills{Store: deps.Store, Clients: deps.AWS, Temporal: deps.Temporal, BaseSpeed: deps.Drills.BaseSpeed}
@@ -113,6 +117,7 @@ func RegisterWorkflows(w worker.WorkflowRegistry, queue string) {
 		// The building blocks the demo fleet, drills, releases and recoveries run as children.
 		w.RegisterWorkflowWithOptions(workflows.BuildServer, workflow.RegisterOptions{Name: workflows.BuildServerWorkflowType})
 		w.RegisterWorkflowWithOptions(workflows.BuildCluster, workflow.RegisterOptions{Name: workflows.BuildClusterWorkflowType})
+		w.RegisterWorkflowWithOptions(workflows.SeedReplica, workflow.RegisterOptions{Name: workflows.SeedReplicaWorkflowType})
 		// Drills are numbered by the API (POST /v1/drills) before they start: not a kind.
 		w.RegisterWorkflowWithOptions(workflows.Drill, workflow.RegisterOptions{Name: workflows.DrillWorkflowType})
 	}

@@ -17,4 +17,7 @@ type DecisionInput struct {
 	Reason string `json:"reason,omitempty"`
 	// Interlock names the interlock an override passes.
 	Interlock string `json:"interlock,omitempty"`
+	// PlanHash names the plan an approval approves (a release's: a changed plan needs a new
+	// approval).
+	PlanHash string `json:"plan_hash,omitempty"`
 }

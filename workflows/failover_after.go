@@ -88,24 +88,32 @@ func (w *failover) switchClients(ctx workflow.Context) error {
 // switchClient remounts one client on ip and checks it until it reads and writes, within
 // ClientTimeout; it returns the server the mount reaches.
 func (w *failover) switchClient(ctx, nfsCtx workflow.Context, c activities.ServerInfo, ip string) (string, error) {
+	return remountClient(ctx, nfsCtx, w.hostCtx(ctx), w.timing, c.InstanceID, c.Name, w.primary.Cluster, ip)
+}
+
+// remountClient remounts a client's mount of the cluster's file service on ip (RemountNFS:
+// a stale mount detached, the name resolved afresh; a client with no mount yet is mounted) and
+// checks it until it reads and writes there, within ClientTimeout; it returns the server the
+// mount reaches. Failovers and releases switch their clients with it.
+func remountClient(ctx, nfsCtx, hostCtx workflow.Context, timing RecoveryTiming, instance, name, cluster, ip string) (string, error) {
 	var m activities.MountNFSOutput
-	if err := workflow.ExecuteActivity(nfsCtx, recHosts.RemountNFS, activities.MountNFSInput{InstanceID: c.InstanceID,
-		Source: anyops.FileServiceSource(w.primary.Cluster), ExpectedServer: ip, Timeout: w.timing.onHost(w.timing.ClientTimeout)}).Get(ctx, &m); err != nil {
+	if err := workflow.ExecuteActivity(nfsCtx, recHosts.RemountNFS, activities.MountNFSInput{InstanceID: instance,
+		Source: anyops.FileServiceSource(cluster), ExpectedServer: ip, Timeout: timing.onHost(timing.ClientTimeout)}).Get(ctx, &m); err != nil {
 		return "", err
 	}
-	deadline := workflow.Now(ctx).Add(w.timing.ClientTimeout)
+	deadline := workflow.Now(ctx).Add(timing.ClientTimeout)
 	for {
 		var h activities.MountHealth
-		if err := workflow.ExecuteActivity(w.hostCtx(ctx), recHosts.CheckMount, activities.CheckMountInput{InstanceID: c.InstanceID}).Get(ctx, &h); err != nil {
+		if err := workflow.ExecuteActivity(hostCtx, recHosts.CheckMount, activities.CheckMountInput{InstanceID: instance}).Get(ctx, &h); err != nil {
 			return "", err
 		}
 		if h.Serving && h.Mount.Server == ip {
 			return h.Mount.Server, nil
 		}
 		if !workflow.Now(ctx).Before(deadline) {
-			return "", fmt.Errorf("%s does not read and write its mount of %s: %s", c.Name, ip, h.Detail)
+			return "", fmt.Errorf("%s does not read and write its mount of %s: %s", name, ip, h.Detail)
 		}
-		if err := workflow.Sleep(ctx, w.timing.PollInterval); err != nil {
+		if err := workflow.Sleep(ctx, timing.PollInterval); err != nil {
 			return "", err
 		}
 	}

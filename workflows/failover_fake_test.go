@@ -24,8 +24,7 @@ import (
 // and integration/.)
 
 type fakeFleet struct {
-	mu    sync.Mutex
-	calls []string
+	callLog
 
 	primary, backup activities.ServerInfo
 	clients         []activities.ServerInfo
@@ -74,31 +73,6 @@ func newFakeFleet() *fakeFleet {
 	}
 	f.state[f.primary.InstanceID], f.state[f.backup.InstanceID] = "running", "running"
 	return f
-}
-
-func (f *fakeFleet) log(format string, args ...any) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls = append(f.calls, fmt.Sprintf(format, args...))
-}
-
-// index is the position of the first call with the prefix, -1 when none.
-func (f *fakeFleet) index(prefix string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.IndexFunc(f.calls, func(c string) bool { return strings.HasPrefix(c, prefix) })
-}
-
-func (f *fakeFleet) count(prefix string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := 0
-	for _, c := range f.calls {
-		if strings.HasPrefix(c, prefix) {
-			n++
-		}
-	}
-	return n
 }
 
 // logged says whether a call starting with prefix and ending with suffix was made.

@@ -60,9 +60,14 @@ func newFleetEnv(t *testing.T) *fleetEnv {
 	w.RegisterWorkflowWithOptions(FileServerFailover, workflow.RegisterOptions{Name: FailoverWorkflowType})
 	w.RegisterWorkflowWithOptions(BackupRebuild, workflow.RegisterOptions{Name: BackupRebuildWorkflowType})
 	w.RegisterWorkflowWithOptions(ServerReplace, workflow.RegisterOptions{Name: ServerReplaceWorkflowType})
+	w.RegisterWorkflowWithOptions(SeedReplica, workflow.RegisterOptions{Name: SeedReplicaWorkflowType})
+	w.RegisterWorkflowWithOptions(StorageChange, workflow.RegisterOptions{Name: StorageChangeWorkflowType})
+	w.RegisterWorkflowWithOptions(Release, workflow.RegisterOptions{Name: ReleaseWorkflowType})
 	w.RegisterActivity(&activities.Sandboxes{Store: e.store})
 	w.RegisterActivity(&activities.Inventory{Store: e.store})
-	w.RegisterActivity(activities.NewCloud(e.aws))
+	cloud := activities.NewCloud(e.aws)
+	cloud.Clusters = activities.InventoryClusters{Store: e.store}
+	w.RegisterActivity(cloud)
 	w.RegisterActivity(&activities.Hosts{Clients: e.aws, PollInterval: 20 * time.Millisecond})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/anyops/anyops"
 )
 
 // StatusQuery is the name of the query every Anyops workflow answers with its Status, so the
@@ -52,6 +54,33 @@ type Status struct {
 	Blocked []Blocked `json:"blocked,omitempty"`
 	// Redundancy is whether the data has a hot copy, and since when it has none.
 	Redundancy *Redundancy `json:"redundancy,omitempty"`
+	// Volumes is the progress of each volume a storage operation moves (a release, a storage
+	// change): its way, how far its copy is, and when it is expected done.
+	Volumes []VolumeProgress `json:"volumes,omitempty"`
+	// Plan is a release's plan: what it will move how, what blocks it, what it predicts.
+	Plan *ReleasePlan `json:"plan,omitempty"`
+}
+
+// VolumeProgress is one volume of a storage operation, as Status shows it.
+type VolumeProgress struct {
+	VolumeID string            `json:"volume_id"`
+	Name     string            `json:"name,omitempty"`
+	Kind     anyops.VolumeKind `json:"kind,omitempty"`
+	Way      anyops.VolumeWay  `json:"way,omitempty"`
+	// Deferred: it moves after the cutover, in the background.
+	Deferred bool      `json:"deferred,omitempty"`
+	State    StepState `json:"state"`
+	Message  string    `json:"message,omitempty"`
+	// Percent is how far its copy is (a snapshot's progress, from the heartbeats).
+	Percent int `json:"percent"`
+	// Target is the volume it became in the target zone, once there is one.
+	Target string     `json:"target,omitempty"`
+	ETA    *time.Time `json:"eta,omitempty"`
+	// Predicted is what the plan estimated its copy to take; Actual what it took.
+	Predicted float64    `json:"predicted_seconds,omitempty"`
+	Actual    float64    `json:"actual_seconds,omitempty"`
+	Started   *time.Time `json:"started,omitempty"`
+	Finished  *time.Time `json:"finished,omitempty"`
 }
 
 // Branch is one way of a race, as Status shows it.
@@ -155,6 +184,7 @@ func (t *Tracker) Status() (Status, error) {
 	s.Branches = append([]Branch(nil), t.status.Branches...)
 	s.Timeline = append([]TimelineEntry(nil), t.status.Timeline...)
 	s.Blocked = append([]Blocked(nil), t.status.Blocked...)
+	s.Volumes = append([]VolumeProgress(nil), t.status.Volumes...)
 	if t.status.Redundancy != nil {
 		r := *t.status.Redundancy
 		if r.HotBackup == false && r.NoHotBackupSince != nil && r.RestoredAt == nil {
@@ -254,6 +284,31 @@ func (t *Tracker) Finish(message string) {
 	t.status.ETA = nil
 	t.status.Updated = workflow.Now(t.ctx)
 }
+
+// SetVolume changes the named volume's progress (appended the first time).
+func (t *Tracker) SetVolume(id string, change func(*VolumeProgress)) {
+	i := slices.IndexFunc(t.status.Volumes, func(v VolumeProgress) bool { return v.VolumeID == id })
+	if i < 0 {
+		t.status.Volumes = append(t.status.Volumes, VolumeProgress{VolumeID: id, State: StepPending})
+		i = len(t.status.Volumes) - 1
+	}
+	v := &t.status.Volumes[i]
+	change(v)
+	now := workflow.Now(t.ctx)
+	if v.State == StepRunning && v.Started == nil {
+		v.Started = &now
+	}
+	if (v.State == StepDone || v.State == StepFailed) && v.Finished == nil {
+		v.Finished = &now
+		if v.Started != nil {
+			v.Actual = now.Sub(*v.Started).Seconds()
+		}
+	}
+	t.status.Updated = now
+}
+
+// SetPlan shows a release's plan.
+func (t *Tracker) SetPlan(p *ReleasePlan) { t.status.Plan = p }
 
 // SetETA records when the workflow expects to finish; nil clears it.
 func (t *Tracker) SetETA(eta *time.Time) { t.status.ETA = eta }

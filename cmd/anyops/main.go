@@ -32,6 +32,7 @@ func main() {
 		newMigrateCmd(),
 		newTokenCmd(),
 		newOpCmd(),
+		newReleaseCmd(),
 		newIncidentCmd(),
 		newDrillCmd(),
 		&cobra.Command{

@@ -330,6 +330,7 @@ func newOpDecisionCmd(connect func() (*apiclient.Client, error), d api.Decision)
 	switch d {
 	case api.DecisionApprove:
 		cmd.Flags().StringVar(&req.Reason, "reason", "", "why (optional)")
+		cmd.Flags().StringVar(&req.PlanHash, "plan-hash", "", "the plan approved (a release's: its Status's plan.hash; a stale one is refused)")
 	case api.DecisionAbort:
 		cmd.Flags().StringVar(&req.Reason, "reason", "", "why (required)")
 	case api.DecisionOverride:

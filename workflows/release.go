@@ -1,0 +1,705 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/activities"
+)
+
+// KindRelease is the operation kind of Release.
+const KindRelease = "release"
+
+// ReleaseWorkflowType is the registered name of Release.
+const ReleaseWorkflowType = "Release"
+
+// ReleasePlanWorkflowID is the business key of a dry run of a cluster's release: apart from
+// the release's own, so a plan can be asked for while a release runs.
+func ReleasePlanWorkflowID(cluster string) string { return "release-plan/" + cluster }
+
+// ReleasePolicy is how a release decides; the zero value is the production policy.
+type ReleasePolicy struct {
+	// NoApproval cuts over without waiting for the approve update (drills, tests).
+	NoApproval bool `json:"no_approval,omitempty"`
+	// NoDeferred moves deferrable volumes before the cutover too, in the window.
+	NoDeferred bool `json:"no_deferred,omitempty"`
+	// Retention is how long the old cluster is kept as a standby (its volumes a further
+	// copy) before it is retired and its servers terminated (default 7 days).
+	Retention time.Duration `json:"retention,omitempty"`
+	// NoNewBackupSeed leaves the new cluster's backup to a full resync after the cutover
+	// instead of seeding it from snapshots during the pre-stage (then the new cluster has no
+	// hot copy for hours).
+	NoNewBackupSeed bool `json:"no_new_backup_seed,omitempty"`
+	// IncrementalInterval is how often the pre-stage takes an incremental snapshot of each
+	// unreplicated critical volume while it waits for the approval (default 30m).
+	IncrementalInterval time.Duration `json:"incremental_interval,omitempty"`
+	// InitRateMiBps is the initialization rate of volumes created from snapshots (default 300).
+	InitRateMiBps int32  `json:"init_rate_mibps,omitempty"`
+	ImageID       string `json:"image_id,omitempty"`
+}
+
+// Production defaults of ReleasePolicy.
+const (
+	DefaultRetention           = 7 * 24 * time.Hour
+	DefaultIncrementalInterval = 30 * time.Minute
+)
+
+func (p ReleasePolicy) withDefaults() ReleasePolicy {
+	if p.Retention <= 0 {
+		p.Retention = DefaultRetention
+	}
+	if p.IncrementalInterval <= 0 {
+		p.IncrementalInterval = DefaultIncrementalInterval
+	}
+	if p.InitRateMiBps == 0 {
+		p.InitRateMiBps = DefaultSeedInitRate
+	}
+	if p.ImageID == "" {
+		p.ImageID = DemoImageID
+	}
+	return p
+}
+
+// ReleaseTiming is every duration a release waits on: a recovery's, and its own.
+type ReleaseTiming struct {
+	RecoveryTiming
+	// ApprovalTimeout bounds the wait for the approve update (default 7 days).
+	ApprovalTimeout time.Duration `json:"approval_timeout,omitempty"`
+	// ProgressInterval is how often the release looks at a running snapshot for its Status
+	// (default 1m).
+	ProgressInterval time.Duration `json:"progress_interval,omitempty"`
+	// PlanInterval is how often it plans again while it waits (default 5m).
+	PlanInterval time.Duration `json:"plan_interval,omitempty"`
+	// Speed is the simulated cloud's speed the timing is scaled for (Scaled; 0 or 1: real
+	// time): the downtime, the ETAs and the deferred volumes' times are reported in the
+	// cloud's seconds, as the plan predicts them.
+	Speed float64 `json:"speed,omitempty"`
+}
+
+// Production defaults of ReleaseTiming.
+const (
+	DefaultApprovalTimeout  = 7 * 24 * time.Hour
+	DefaultProgressInterval = time.Minute
+	DefaultPlanInterval     = 5 * time.Minute
+)
+
+func (t ReleaseTiming) withDefaults() ReleaseTiming {
+	t.RecoveryTiming = t.RecoveryTiming.withDefaults()
+	if t.ApprovalTimeout <= 0 {
+		t.ApprovalTimeout = DefaultApprovalTimeout
+	}
+	if t.ProgressInterval <= 0 {
+		t.ProgressInterval = DefaultProgressInterval
+	}
+	if t.PlanInterval <= 0 {
+		t.PlanInterval = DefaultPlanInterval
+	}
+	return t
+}
+
+// Scaled returns the timing for a simulated cloud running speed times faster (RecoveryTiming.Scaled).
+func (t ReleaseTiming) Scaled(speed float64) ReleaseTiming {
+	t = t.withDefaults()
+	t.RecoveryTiming = t.RecoveryTiming.Scaled(speed)
+	if speed > 1 {
+		t.Speed = speed
+		t.ProgressInterval = max(time.Duration(float64(t.ProgressInterval)/speed), 10*time.Millisecond)
+		t.PlanInterval = max(time.Duration(float64(t.PlanInterval)/speed), 10*time.Millisecond)
+		t.ApprovalTimeout = max(time.Duration(float64(t.ApprovalTimeout)/speed), minScaledTimeout)
+	}
+	return t
+}
+
+func (t ReleaseTiming) validate() error {
+	if err := t.RecoveryTiming.validate(); err != nil {
+		return err
+	}
+	if t.Speed < 0 || t.Speed > 100000 {
+		return anyops.Errorf(anyops.EINVALID, "timing.speed is 0 (real time) to 100000")
+	}
+	for name, d := range map[string]time.Duration{"approval_timeout": t.ApprovalTimeout, "progress_interval": t.ProgressInterval, "plan_interval": t.PlanInterval} {
+		if d < 0 || d > 30*24*time.Hour {
+			return anyops.Errorf(anyops.EINVALID, "timing.%s must be between 0 (the default) and 720h in nanoseconds", name)
+		}
+	}
+	return nil
+}
+
+// ReleaseInput is the body of POST /v1/operations/release.
+type ReleaseInput struct {
+	// Cluster is the live cluster the release takes over from.
+	Cluster string `json:"cluster"`
+	// Version is the release; the new cluster is named after it unless NewCluster says.
+	Version    string `json:"version"`
+	NewCluster string `json:"new_cluster,omitempty"`
+	// TargetZone is where the new cluster runs; "" is the live cluster's zone (a release that
+	// is not a zone move).
+	TargetZone string `json:"target_zone,omitempty"`
+	// InstanceTypes of the new cluster's servers by role; a role not named keeps its type.
+	InstanceTypes map[anyops.Role]string `json:"instance_types,omitempty"`
+	Policy        ReleasePolicy          `json:"policy,omitempty"`
+	Estimates     ReleaseEstimates       `json:"estimates,omitempty"`
+	Timing        ReleaseTiming          `json:"timing,omitempty"`
+	// DryRun plans and returns the plan, changing nothing.
+	DryRun      bool   `json:"dry_run,omitempty"`
+	RequestedBy string `json:"requested_by,omitempty"`
+}
+
+var reVersion = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z._-]{0,31}$`)
+
+// newCluster is the new cluster's name: NewCluster, or <cluster>-<version with dots as dashes>.
+func (in ReleaseInput) newCluster() string {
+	if in.NewCluster != "" {
+		return in.NewCluster
+	}
+	return in.Cluster + "-" + strings.ToLower(strings.NewReplacer(".", "-", "_", "-").Replace(in.Version))
+}
+
+func (in ReleaseInput) targetZone(zone string) string {
+	if in.TargetZone != "" {
+		return in.TargetZone
+	}
+	return zone
+}
+
+func (in ReleaseInput) validate() error {
+	if !reServerName.MatchString(in.Cluster) {
+		return anyops.Errorf(anyops.EINVALID, "cluster %q is not a cluster name", in.Cluster)
+	}
+	if !reVersion.MatchString(in.Version) {
+		return anyops.Errorf(anyops.EINVALID, "version %q is not a release version (letters, digits, dots, dashes; at most 32)", in.Version)
+	}
+	if nc := in.newCluster(); !reServerName.MatchString(nc) || nc == in.Cluster || len(nc) > 40 {
+		return anyops.Errorf(anyops.EINVALID, "new cluster %q is not a cluster name other than %s (at most 40 characters)", nc, in.Cluster)
+	}
+	if in.TargetZone != "" && !reZone.MatchString(in.TargetZone) {
+		return anyops.Errorf(anyops.EINVALID, "target_zone %q is not an availability zone name", in.TargetZone)
+	}
+	for role, t := range in.InstanceTypes {
+		if _, err := anyops.Parse("instance_types role", string(role), anyops.Roles); err != nil {
+			return err
+		}
+		if t == "" || len(t) > 64 {
+			return anyops.Errorf(anyops.EINVALID, "instance_types[%s] must be an instance type", role)
+		}
+	}
+	if in.Policy.InitRateMiBps != 0 && (in.Policy.InitRateMiBps < 100 || in.Policy.InitRateMiBps > 300) {
+		return anyops.Errorf(anyops.EINVALID, "policy.init_rate_mibps is 100 to 300")
+	}
+	if in.Policy.Retention < 0 || in.Policy.IncrementalInterval < 0 || len(in.Policy.ImageID) > 128 {
+		return anyops.Errorf(anyops.EINVALID, "policy: durations must not be negative, image_id at most 128 bytes")
+	}
+	return in.Timing.validate()
+}
+
+func prepareRelease(in *ReleaseInput, actor string) (string, temporal.SearchAttributes, error) {
+	if err := setRequestedBy(&in.RequestedBy, actor); err != nil {
+		return "", temporal.SearchAttributes{}, err
+	}
+	if err := in.validate(); err != nil {
+		return "", temporal.SearchAttributes{}, err
+	}
+	attrs := []temporal.SearchAttributeUpdate{SearchCluster.ValueSet(in.Cluster)}
+	if in.TargetZone != "" {
+		attrs = append(attrs, SearchZone.ValueSet(in.TargetZone))
+	}
+	id := anyops.ReleaseWorkflowID(in.Cluster)
+	if in.DryRun {
+		id = ReleasePlanWorkflowID(in.Cluster)
+	}
+	return id, temporal.NewSearchAttributes(attrs...), nil
+}
+
+// ErrStalePlan is the approve update's refusal: the plan it names is not the current one.
+const ErrStalePlan = "StalePlan"
+
+// ErrApprovalTimeout ends a release whose plan was not approved within ApprovalTimeout.
+const ErrApprovalTimeout = "ApprovalTimeout"
+
+// ReleaseResult is what a release did.
+type ReleaseResult struct {
+	// Outcome is dry-run, live (the new cluster serves), rolled-back (the old one serves
+	// again) or aborted (before anything served from the new cluster).
+	Outcome    string      `json:"outcome"`
+	Plan       ReleasePlan `json:"plan"`
+	NewCluster string      `json:"new_cluster,omitempty"`
+	// Servers maps the new cluster's servers to their instances.
+	Servers map[string]string `json:"servers,omitempty"`
+	// FileServer is the server that serves at the end; Backup its hot copy.
+	FileServer string `json:"file_server,omitempty"`
+	Backup     string `json:"backup,omitempty"`
+	// Volumes maps each old volume to its copy in the target zone.
+	Volumes map[string]string `json:"volumes,omitempty"`
+	// Deferred are the volumes moved after the cutover, with when they were attached.
+	Deferred []DeferredVolume `json:"deferred,omitempty"`
+	// MaintenanceAt is when the old cluster stopped serving, LiveAt when every client was
+	// healthy on the new one: the downtime, which the plan predicted.
+	MaintenanceAt            *time.Time `json:"maintenance_at,omitempty"`
+	LiveAt                   *time.Time `json:"live_at,omitempty"`
+	DowntimeSeconds          float64    `json:"downtime_seconds"`
+	PredictedDowntimeSeconds float64    `json:"predicted_downtime_seconds"`
+	// ETAErrorPercent is |actual - predicted| / actual of the downtime, in percent.
+	ETAErrorPercent float64 `json:"eta_error_percent"`
+	// RollbackReason says why a rolled-back release rolled back.
+	RollbackReason string `json:"rollback_reason,omitempty"`
+	// Overrides are the interlock overrides given, worded.
+	Overrides []string `json:"overrides,omitempty"`
+	// RetiredAt is when the old cluster was retired after its retention.
+	RetiredAt *time.Time `json:"retired_at,omitempty"`
+}
+
+// DeferredVolume is a volume moved after the cutover.
+type DeferredVolume struct {
+	VolumeID         string     `json:"volume_id"`
+	Kind             string     `json:"kind"`
+	Target           string     `json:"target,omitempty"`
+	CompletedAt      *time.Time `json:"completed_at,omitempty"`
+	PredictedSeconds float64    `json:"predicted_seconds"`
+	ActualSeconds    float64    `json:"actual_seconds"`
+}
+
+// Outcomes of a release.
+const (
+	ReleaseDryRun     = "dry-run"
+	ReleaseLive       = "live"
+	ReleaseRolledBack = "rolled-back"
+	ReleaseAborted    = "aborted"
+)
+
+// Steps of Release.
+const (
+	stepRelPlan        = "plan"
+	stepRelMoveBackup  = "move-backup"
+	stepRelBuild       = "build-new-cluster"
+	stepRelSeedBackup  = "seed-new-backup"
+	stepRelSnapshots   = "pre-stage-snapshots"
+	stepRelApproval    = "approval"
+	stepRelCheckNew    = "check-new-cluster"
+	stepRelCopies      = "check-copies"
+	stepRelMaintenance = "maintenance"
+	stepRelInSync      = "check-in-sync"
+	stepRelFinalSnaps  = "final-snapshots"
+	stepRelHandover    = "handover"
+	stepRelServe       = "new-file-server"
+	stepRelNames       = "names"
+	stepRelClients     = "clients"
+	stepRelLive        = "live"
+	stepRelDeferred    = "deferred-volumes"
+	stepRelRetention   = "retention"
+	stepRelRetire      = "retire-old-cluster"
+	stepRelRollback    = "rollback"
+)
+
+// ReleaseSteps are Release's steps in order (rollback only when it rolls back).
+var ReleaseSteps = []string{stepRelPlan, stepRelMoveBackup, stepRelBuild, stepRelSeedBackup, stepRelSnapshots, stepRelApproval,
+	stepRelCheckNew, stepRelCopies, stepRelMaintenance, stepRelInSync, stepRelFinalSnaps, stepRelHandover, stepRelServe, stepRelNames,
+	stepRelClients, stepRelLive, stepRelDeferred, stepRelRetention, stepRelRetire, stepRelRollback}
+
+// Release builds a new cluster that takes over a live one's data, in the live cluster's zone
+// or another (a zone move is a release whose target zone differs): one code path
+// (docs/release.md). It plans first — every volume attached to every server of the cluster,
+// read from the cloud and matched against the inventory, its way to the target zone, a time
+// for each, the critical path, the downtime — and with dry_run stops there. Then it pre-stages
+// (the backup moved into the target zone by a storage change, the new cluster built, its
+// backup seeded from snapshots, full and then incremental snapshots of the critical volumes
+// that DRBD does not replicate), waits for the approval of the current plan, and cuts over:
+// the new cluster checked, every critical volume's copy verified (the no-copy-in-target
+// interlock), the old cluster in maintenance, the last incrementals made volumes in the target
+// zone while the backup's volumes are handed to the new file server, which serves; the names
+// move, every client is checked. A failure before the new cluster is live rolls back to the
+// old one (which stayed a connected DRBD node throughout, so nothing written is lost).
+// Deferrable volumes follow in the background; the old cluster stays a standby for the
+// retention period and is then retired.
+func Release(ctx workflow.Context, in ReleaseInput) (ReleaseResult, error) {
+	r, err := newRelease(ctx, in)
+	if err != nil {
+		return ReleaseResult{}, err
+	}
+	if err := r.planUntilClear(ctx); err != nil {
+		return r.fail(ctx, stepRelPlan, err)
+	}
+	if in.DryRun {
+		r.res.Outcome = ReleaseDryRun
+		for _, s := range ReleaseSteps[1:] {
+			r.tracker.Skip(s, "dry run")
+		}
+		r.tracker.Finish(fmt.Sprintf("dry run: %d volumes, %d blockers, predicted downtime %.0f s", len(r.plan.Volumes), len(r.plan.Blockers), r.plan.PredictedDowntimeSeconds))
+		return r.res, nil
+	}
+	if r.abort != nil {
+		return r.aborted(ctx)
+	}
+	if err := r.preStage(ctx); err != nil {
+		if r.abort != nil {
+			return r.aborted(ctx)
+		}
+		return r.fail(ctx, r.tracker.status.Phase, err)
+	}
+	if err := r.awaitApproval(ctx); err != nil {
+		if len(r.built) > 0 {
+			if rerr := r.retireNew(ctx); rerr != nil {
+				r.event("retiring %s: %v", r.res.NewCluster, rerr)
+			}
+		}
+		return r.fail(ctx, stepRelApproval, err)
+	}
+	if r.abort != nil {
+		return r.aborted(ctx)
+	}
+	if err := r.cutover(ctx); err != nil {
+		var rb *rollbackNeeded
+		if !errors.As(err, &rb) {
+			return r.fail(ctx, r.tracker.status.Phase, err)
+		}
+		return r.rollback(ctx, rb)
+	}
+	if err := r.afterLive(ctx); err != nil {
+		return r.fail(ctx, r.tracker.status.Phase, err)
+	}
+	return r.finish(ctx)
+}
+
+// release is one run of Release: what its steps share.
+type release struct {
+	in      ReleaseInput
+	policy  ReleasePolicy
+	timing  ReleaseTiming
+	tracker *Tracker
+	locks   *interlocks
+	scope   string
+	id      string
+	res     ReleaseResult
+
+	plan  ReleasePlan
+	facts releaseFacts
+	// approved is the approval of the plan whose hash it names; abort an abort.
+	approved *DecisionInput
+	abort    *DecisionInput
+
+	// The old cluster: its file server, the backup whose volumes are handed over (in the
+	// target zone once pre-staged), its clients.
+	fileServer activities.ServerInfo
+	backup     activities.ServerInfo
+	clients    []activities.ServerInfo
+	// layouts are the DRBD resources as the file server's files have them.
+	layouts []SeedResource
+	// built are the new cluster's servers by name; newFile and newBackup two of them.
+	built     map[string]BuiltServer
+	newFile   BuiltServer
+	newBackup BuiltServer
+	seeded    bool
+	// snapshots are the latest completed snapshots of the critical unreplicated volumes.
+	snapshots map[string]activities.Snapshot
+	// stoppedAt is when the old file server stopped taking writes.
+	stoppedAt time.Time
+	// handedOver: the backup's volumes are on the new file server; live: past the point of no
+	// return.
+	handedOver, serving, namesMoved, live bool
+	// overrideCopies: the no-copy-in-target interlock was overridden; the volumes with no copy
+	// move after the cutover.
+	overrideCopies       bool
+	oldZoneID, newZoneID string
+	// moved maps an old volume to its copy (a handed-over volume maps to itself).
+	moved map[string]string
+	// deferred runs the deferrable volumes' copies in the background.
+	deferred []workflow.Future
+}
+
+func newRelease(ctx workflow.Context, in ReleaseInput) (*release, error) {
+	tracker, err := NewTracker(ctx, ReleaseSteps...)
+	if err != nil {
+		return nil, err
+	}
+	info := workflow.GetInfo(ctx)
+	r := &release{in: in, policy: in.Policy.withDefaults(), timing: in.Timing.withDefaults(), tracker: tracker,
+		scope: info.FirstRunID, id: info.WorkflowExecution.ID, built: map[string]BuiltServer{}, snapshots: map[string]activities.Snapshot{},
+		moved: map[string]string{}}
+	r.res = ReleaseResult{NewCluster: in.newCluster(), Servers: map[string]string{}, Volumes: map[string]string{}}
+	// A drill's cluster runs at its own speed: a release that was given no timing scales the
+	// production one by it, as the alarm intake scales a recovery's.
+	if in.Timing == (ReleaseTiming{}) {
+		var scale float64
+		if err := workflow.ExecuteActivity(r.callCtx(ctx), recInv.ClusterTimeScale, in.Cluster).Get(ctx, &scale); err != nil {
+			return nil, err
+		}
+		if scale > 1 {
+			r.timing = ReleaseTiming{}.Scaled(scale)
+		}
+	}
+	r.locks = newInterlocks(tracker, r.timing.RecoveryTiming, r.id, 0)
+	if err := r.registerDecisions(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// cloudSeconds is a span of the worker's time in the cloud's seconds (Timing.Speed).
+func (r *release) cloudSeconds(d time.Duration) float64 { return d.Seconds() * max(r.timing.Speed, 1) }
+
+// workerDuration is a span of the cloud's seconds in the worker's time.
+func (r *release) workerDuration(cloudSeconds float64) time.Duration {
+	return time.Duration(cloudSeconds / max(r.timing.Speed, 1) * float64(time.Second))
+}
+
+func (r *release) callCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, r.timing.callOptions())
+}
+
+func (r *release) hostCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, r.timing.hostOptions())
+}
+
+func (r *release) waitCtx(ctx workflow.Context, d time.Duration) workflow.Context {
+	return workflow.WithActivityOptions(ctx, r.timing.boundedWaitOptions(d))
+}
+
+// event adds to the timeline.
+func (r *release) event(format string, args ...any) { r.tracker.Event(fmt.Sprintf(format, args...)) }
+
+// ---------------------------------------------------------------------------------------
+// The plan.
+
+// gather reads what the plan is made from: the inventory's cluster, the cloud's volumes on
+// it, the file server's DRBD and mounts.
+func (r *release) gather(ctx workflow.Context) error {
+	var cv activities.ClusterVolumes
+	if err := workflow.ExecuteActivity(r.callCtx(ctx), recCloud.ClusterVolumes, activities.ClusterVolumesInput{Cluster: r.in.Cluster}).Get(ctx, &cv); err != nil {
+		return err
+	}
+	ids := make([]string, len(cv.Volumes))
+	for i, v := range cv.Volumes {
+		ids[i] = v.ID
+	}
+	var inv activities.ClusterInventory
+	if err := workflow.ExecuteActivity(r.callCtx(ctx), recInv.ClusterInventory, activities.ClusterInventoryInput{Cluster: r.in.Cluster, VolumeIDs: ids}).Get(ctx, &inv); err != nil {
+		return err
+	}
+	f := releaseFacts{In: r.in, Inventory: inv, Cloud: cv, Now: workflow.Now(ctx)}
+	r.fileServer, r.backup, r.clients = activities.ServerInfo{}, activities.ServerInfo{}, nil
+	for _, s := range inv.Servers {
+		switch {
+		case s.State != anyops.ServerRunning:
+		case s.Role == anyops.RoleFile:
+			r.fileServer = s
+		case s.Role == anyops.RoleBackup:
+			r.backup = s
+		case isClientRole(s.Role):
+			r.clients = append(r.clients, s)
+		}
+	}
+	if r.fileServer.InstanceID == "" {
+		return temporal.NewNonRetryableApplicationError("cluster "+r.in.Cluster+" has no running file server", activities.ErrInvalidInput, nil)
+	}
+	var st activities.DRBDStatusOutput
+	if err := workflow.ExecuteActivity(r.hostCtx(ctx), recHosts.DRBDStatus, activities.DRBDStatusInput{InstanceID: r.fileServer.InstanceID}).Get(ctx, &st); err != nil {
+		return err
+	}
+	f.DRBD = st.Resources
+	if err := workflow.ExecuteActivity(r.hostCtx(ctx), recHosts.Mounts, activities.InstanceRef{InstanceID: r.fileServer.InstanceID}).Get(ctx, &f.Mounts); err != nil {
+		return err
+	}
+	r.facts = f
+	return nil
+}
+
+// replan gathers and plans again, showing the plan.
+func (r *release) replan(ctx workflow.Context) error {
+	if err := r.gather(ctx); err != nil {
+		return err
+	}
+	p := planRelease(r.facts)
+	if r.plan.Hash != "" && p.Hash != r.plan.Hash {
+		r.event("the plan changed: %s (was %s)", p.Hash, r.plan.Hash)
+	}
+	r.plan = p
+	r.res.Plan, r.res.PredictedDowntimeSeconds = p, p.PredictedDowntimeSeconds
+	r.tracker.SetPlan(&p)
+	return nil
+}
+
+// planUntilClear plans, and while the plan has blockers plans again every PlanInterval (an
+// operator classifies the unknown volume meanwhile); a dry run returns the first plan.
+func (r *release) planUntilClear(ctx workflow.Context) error {
+	r.tracker.Start(stepRelPlan, "reading "+r.in.Cluster+"'s volumes from the cloud and the inventory")
+	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchCluster.ValueSet(r.in.Cluster))
+	for {
+		if err := r.replan(ctx); err != nil {
+			return err
+		}
+		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchZone.ValueSet(r.plan.TargetZone))
+		if r.in.DryRun || len(r.plan.Blockers) == 0 || r.abort != nil {
+			break
+		}
+		var why []string
+		for _, b := range r.plan.Blockers {
+			why = append(why, b.Message)
+		}
+		r.tracker.Start(stepRelPlan, fmt.Sprintf("%d blockers: %s", len(r.plan.Blockers), strings.Join(why, "; ")))
+		if _, err := workflow.AwaitWithTimeout(ctx, r.timing.PlanInterval, func() bool { return r.abort != nil }); err != nil {
+			return err
+		}
+	}
+	r.tracker.Done(stepRelPlan, fmt.Sprintf("%d volumes, %d blockers; predicted downtime %.0f s (critical path: %s); plan %s",
+		len(r.plan.Volumes), len(r.plan.Blockers), r.plan.PredictedDowntimeSeconds, strings.Join(r.plan.CriticalPath, ", "), r.plan.Hash))
+	return nil
+}
+
+// ---------------------------------------------------------------------------------------
+// Decisions.
+
+func (r *release) registerDecisions(ctx workflow.Context) error {
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateApprove, func(ctx workflow.Context, d DecisionInput) (DecisionResult, error) {
+		r.approved = &d
+		r.event("plan %s approved by %s", d.PlanHash, d.By)
+		return DecisionResult{Decision: UpdateApprove, Message: "plan " + d.PlanHash + " approved: the cutover goes ahead once the pre-stage is done"}, nil
+	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d DecisionInput) error {
+		switch {
+		case r.in.DryRun:
+			return refused("a dry run cuts nothing over")
+		case r.plan.Hash == "":
+			return refused("there is no plan yet")
+		case d.PlanHash == "":
+			return refused("an approval names the plan it approves: plan_hash %s", r.plan.Hash)
+		case d.PlanHash != r.plan.Hash:
+			return temporal.NewApplicationError(fmt.Sprintf("plan %s is stale: the current plan is %s; look at it and approve that one", d.PlanHash, r.plan.Hash), ErrStalePlan)
+		case len(r.plan.Blockers) > 0:
+			return refused("the plan has %d blockers: %s", len(r.plan.Blockers), r.plan.Blockers[0].Message)
+		case r.maintenanceStarted():
+			return refused("the cutover is under way")
+		case r.abort != nil:
+			return refused("the release was aborted")
+		}
+		return nil
+	}}); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAbort, func(ctx workflow.Context, d DecisionInput) (DecisionResult, error) {
+		r.abort = &d
+		r.event("aborted by %s: %s", d.By, d.Reason)
+		return DecisionResult{Decision: UpdateAbort, Message: "the release stops before the cutover; the live cluster keeps serving"}, nil
+	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d DecisionInput) error {
+		switch {
+		case strings.TrimSpace(d.Reason) == "":
+			return refused("an abort needs a reason")
+		case r.maintenanceStarted():
+			return refused("the cutover is under way: it completes or rolls back by itself")
+		case r.abort != nil:
+			return refused("the release was aborted already by %s", r.abort.By)
+		}
+		return nil
+	}}); err != nil {
+		return err
+	}
+	return r.locks.register(ctx)
+}
+
+func (r *release) maintenanceStarted() bool { return r.res.MaintenanceAt != nil }
+
+// awaitApproval waits for the approval of the current plan (unless the policy needs none),
+// planning again every PlanInterval and taking an incremental snapshot of each critical
+// unreplicated volume every IncrementalInterval meanwhile. An approval of a plan that has
+// changed since is not one: a new approval is needed.
+func (r *release) awaitApproval(ctx workflow.Context) error {
+	if r.policy.NoApproval {
+		r.tracker.Skip(stepRelApproval, "the policy needs no approval")
+		return r.replan(ctx)
+	}
+	r.tracker.Start(stepRelApproval, "waiting for the approval of plan "+r.plan.Hash)
+	lastIncr := workflow.Now(ctx)
+	deadline := lastIncr.Add(r.timing.ApprovalTimeout)
+	for {
+		if err := r.replan(ctx); err != nil {
+			return err
+		}
+		if r.abort != nil {
+			return nil
+		}
+		if r.approved != nil && r.approved.PlanHash == r.plan.Hash && len(r.plan.Blockers) == 0 {
+			break
+		}
+		if r.approved != nil {
+			r.event("the approval of plan %s by %s no longer holds: the plan is %s now", r.approved.PlanHash, r.approved.By, r.plan.Hash)
+			r.approved = nil
+		}
+		if !workflow.Now(ctx).Before(deadline) {
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("no approval of the plan within %s: nothing was cut over; %s keeps serving", r.timing.ApprovalTimeout, r.in.Cluster), ErrApprovalTimeout, nil)
+		}
+		r.tracker.Start(stepRelApproval, fmt.Sprintf("waiting for the approval of plan %s (predicted downtime %.0f s)", r.plan.Hash, r.plan.PredictedDowntimeSeconds))
+		if _, err := workflow.AwaitWithTimeout(ctx, r.timing.PlanInterval, func() bool { return r.approved != nil || r.abort != nil }); err != nil {
+			return err
+		}
+		if workflow.Now(ctx).Sub(lastIncr) >= r.policy.IncrementalInterval {
+			if err := r.incrementals(ctx, "incremental"); err != nil {
+				return err
+			}
+			lastIncr = workflow.Now(ctx)
+		}
+	}
+	r.tracker.Done(stepRelApproval, fmt.Sprintf("plan %s approved by %s", r.plan.Hash, r.approved.By))
+	return nil
+}
+
+// ---------------------------------------------------------------------------------------
+// The end.
+
+func (r *release) fail(ctx workflow.Context, step string, err error) (ReleaseResult, error) {
+	if step == "" || step == PhaseFailed || step == PhaseStarting {
+		step = stepRelPlan
+	}
+	r.tracker.Fail(step, err)
+	r.event("release failed at %s: %v", step, err)
+	r.res.Overrides = r.locks.given
+	return r.res, err
+}
+
+func (r *release) aborted(ctx workflow.Context) (ReleaseResult, error) {
+	r.res.Outcome = ReleaseAborted
+	// What the pre-stage built goes: the new backup leaves the resources, the new cluster is
+	// retired and its servers terminated (the moved backup stays the cluster's backup).
+	if len(r.built) > 0 {
+		if err := r.retireNew(ctx); err != nil {
+			return r.fail(ctx, stepRelApproval, fmt.Errorf("aborted, but retiring %s: %w", r.res.NewCluster, err))
+		}
+	}
+	r.skipPending("aborted")
+	msg := fmt.Sprintf("aborted by %s: %s; %s keeps serving", r.abort.By, r.abort.Reason, r.in.Cluster)
+	r.audit(ctx, "release.aborted", map[string]any{"by": r.abort.By, "reason": r.abort.Reason})
+	r.tracker.Finish(msg)
+	return r.res, nil
+}
+
+func (r *release) skipPending(why string) {
+	for _, s := range r.tracker.status.Steps {
+		if s.State == StepPending {
+			r.tracker.Skip(s.Name, why)
+		}
+	}
+}
+
+// audit records an audit event about the release (best effort: the release's own history
+// is the record; a failing audit write is logged).
+func (r *release) audit(ctx workflow.Context, action string, summary map[string]any) {
+	summary["cluster"], summary["new_cluster"], summary["target_zone"] = r.in.Cluster, r.res.NewCluster, r.plan.TargetZone
+	if err := workflow.ExecuteActivity(r.callCtx(ctx), recInv.RecordAudit, activities.AuditRecord{
+		Actor: r.in.RequestedBy, Action: action, Subject: r.id, Summary: summary,
+	}).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("audit", "action", action, "err", err)
+	}
+}
+
+func (r *release) finish(ctx workflow.Context) (ReleaseResult, error) {
+	r.res.Outcome = ReleaseLive
+	r.res.Overrides = r.locks.given
+	msg := fmt.Sprintf("%s serves %s from %s in %s: downtime %.0f s (predicted %.0f s, %.0f%% off); %d volumes deferred",
+		r.res.NewCluster, anyops.FileServiceName(r.in.Cluster), r.newFile.Name, r.plan.TargetZone, r.res.DowntimeSeconds,
+		r.res.PredictedDowntimeSeconds, r.res.ETAErrorPercent, len(r.res.Deferred))
+	r.tracker.Finish(msg)
+	return r.res, nil
+}
