@@ -42,6 +42,10 @@ var recordedHistories = []string{
 	"failover-july-2014",   // FileServerFailover: backup resyncing, corrupt boot disk, a new server
 	"backup-rebuild",       // BackupRebuild of a failed backup server
 	"server-replace",       // ServerReplace of a failed web server
+	"release",                 // Release of live beside itself: built, handed over, the old cluster retired
+	"storage-change-in-place", // StorageChange of the backup's volumes by Elastic Volumes
+	"seed-replica",            // SeedReplica: a new backup seeded from snapshots (StorageChange's child)
+	"drill-hot-backup",        // Drill: the hot-backup scenario through the real alarm path (cmd/anyops)
 }
 
 // TestReplayRecordedHistories replays every recorded history against the workflows as the

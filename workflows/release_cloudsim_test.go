@@ -40,6 +40,7 @@ func TestReleaseOnCloudsim(t *testing.T) {
 	var res ReleaseResult
 	in := ReleaseInput{Cluster: inventory.DemoCluster, Version: "2", Timing: simReleaseTiming(), RequestedBy: "test",
 		Policy: ReleasePolicy{NoApproval: true, Retention: time.Second}}
+	e.recordAs = map[string]string{ReleaseWorkflowType: "release"} // for worker/replay_test.go
 	e.run(t, ReleaseWorkflowType, anyops.ReleaseWorkflowID(inventory.DemoCluster)+"-"+uuid.NewString(), in, &res)
 	t.Logf("result %+v", res)
 	if res.Outcome != ReleaseLive || res.FileServer != "live-2-file" || res.RetiredAt == nil {

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"github.com/anyops/anyops/internal/testenv"
 	"strings"
 	"testing"
 
@@ -81,6 +82,7 @@ func TestStorageChangeInPlaceOnCloudsim(t *testing.T) {
 	since := lastSeq(e.sim)
 	var res StorageChangeResult
 	spec := anyops.VolumeSpec{Type: anyops.VolumeGP3, Iops: 6000, Throughput: 250}
+	e.recordAs = map[string]string{StorageChangeWorkflowType: "storage-change-in-place"} // for worker/replay_test.go
 	e.run(t, StorageChangeWorkflowType, anyops.StorageChangeWorkflowID(inventory.DemoBackup)+"-"+uuid.NewString(),
 		StorageChangeInput{Server: inventory.DemoBackup, Spec: spec, Timing: simTiming(), RequestedBy: "test"}, &res)
 	if res.Way != StorageInPlace || len(res.Volumes) != inventory.DemoHomeVolumes {
@@ -125,6 +127,7 @@ func TestStorageChangeSeedsANewBackupOnCloudsim(t *testing.T) {
 	id := anyops.StorageChangeWorkflowID(inventory.DemoBackup) + "-" + uuid.NewString()
 	e.run(t, StorageChangeWorkflowType, id, StorageChangeInput{Server: inventory.DemoBackup, Spec: spec, Zone: inventory.DemoSpareZone,
 		NewServer: "live-backup2", Timing: simTiming(), RequestedBy: "test"}, &res)
+	testenv.RecordHistory(t, e.temporal, SeedReplicaWorkflowID("live-backup2"), "seed-replica") // for worker/replay_test.go
 	t.Logf("result %+v", res)
 	if res.Way != StorageSeed || res.NewServer != "live-backup2" || len(res.Volumes) != inventory.DemoHomeVolumes {
 		t.Fatalf("result %+v, want live-backup2 seeded with %d volumes", res, inventory.DemoHomeVolumes)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/anyops/anyops/internal/testenv"
+	"go.temporal.io/sdk/client"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -88,6 +90,9 @@ func TestDrillsEndToEnd(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	if r := results["hot-backup"]; testenv.Recording() && r.stdoutDecodeOK {
+		recordDrillHistory(t, d.temporal, r.report.Drill, "drill-hot-backup") // for worker/replay_test.go
+	}
 	var clusters []string
 	for sc, winner := range scenarios {
 		r := results[sc]
@@ -204,4 +209,16 @@ func (d *devStack) checkClusterGone(cluster string) {
 	if code != 200 || !found {
 		d.t.Errorf("%s: not among the retired clusters (GET /v1/clusters?state=retired = %d)", cluster, code)
 	}
+}
+
+// recordDrillHistory records the history of the drill's workflow from the dev stack's
+// Temporal (make record-histories).
+func recordDrillHistory(t *testing.T, temporalAddr, workflowID, name string) {
+	t.Helper()
+	tc, err := client.Dial(client.Options{HostPort: temporalAddr})
+	if err != nil {
+		t.Fatalf("dial the dev stack's Temporal: %v", err)
+	}
+	defer tc.Close()
+	testenv.RecordHistory(t, tc, workflowID, name)
 }
