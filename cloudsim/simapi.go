@@ -227,7 +227,8 @@ func (s *Sim) handleHost(w http.ResponseWriter, r *http.Request) {
 		body, _ = json.Marshal(struct {
 			*host
 			Devices map[string]string `json:"devices"`
-		}{h, devices}) // under the lock; the network write is not
+			TLS     []tlsView         `json:"tls"`
+		}{h, devices, h.tlsState()}) // under the lock; the network write is not
 	}
 	s.mu.Unlock()
 	if !ok {
