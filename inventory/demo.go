@@ -20,6 +20,7 @@ type Fleet struct {
 	Servers  []Server  `json:"servers"`
 	Volumes  []Volume  `json:"volumes"`
 	Replicas []Replica `json:"replicas"`
+	WebApps  []WebApp  `json:"web_apps,omitempty"`
 }
 
 // Demo fleet names, for code that needs to point at a part of it.
@@ -42,7 +43,8 @@ func demoID(prefix, name string) string {
 
 // DemoFleet is the fleet `anyops dev` starts with: zone us-east-1a with one live cluster (a
 // file server and a backup server forming DRBD pairs, 2 web, 2 console and 1 scheduled-task
-// server), and an empty zone us-east-1c to migrate to.
+// server, and web apps on the web servers, some on custom domains), and an empty zone
+// us-east-1c to migrate to.
 //
 // Every server has a boot volume. The file server has a home RAID (md0) of 4 volumes, a logs
 // volume and a Dropbox volume; the backup server has its own 4 home volumes. DRBD runs one
@@ -95,6 +97,7 @@ func DemoFleet() Fleet {
 		demoVolume(DemoFileServer+"/logs", anyops.VolumeLogs, 200, DemoFileServer, "/dev/xvdj", ""),
 		demoVolume(DemoFileServer+"/dropbox", anyops.VolumeDropbox, 100, DemoFileServer, "/dev/xvdk", ""),
 	)
+	f.WebApps = DemoWebApps()
 	return f
 }
 
@@ -115,7 +118,7 @@ func (s *Store) LoadFleet(ctx context.Context, f Fleet) error {
 }
 
 func loadFleet(tx *gorm.DB, f Fleet) error {
-	for _, rows := range []any{f.Zones, f.Releases, f.Clusters, f.Servers, f.Volumes, f.Replicas} {
+	for _, rows := range []any{f.Zones, f.Releases, f.Clusters, f.Servers, f.Volumes, f.Replicas, f.WebApps} {
 		if err := createAll(tx, rows); err != nil {
 			return err
 		}
