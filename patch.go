@@ -331,3 +331,57 @@ const (
 
 // PatchWorkflowID is the business key of a fleet patch: one rollout per advisory.
 func PatchWorkflowID(advisory string) string { return "patch/" + advisory }
+
+// RolloutState is where a fleet patch's rollout stands.
+type RolloutState string
+
+const (
+	RolloutRunning          RolloutState = "running"
+	RolloutAwaitingApproval RolloutState = "awaiting-approval" // the canary is done; an operator approves or aborts
+	RolloutCompleted        RolloutState = "completed"
+	RolloutStopped          RolloutState = "stopped" // errors past max errors: nothing new started
+	RolloutAborted          RolloutState = "aborted" // an operator aborted it
+)
+
+// RolloutStates lists every RolloutState; the inventory's CHECK is tested against it.
+var RolloutStates = []RolloutState{RolloutRunning, RolloutAwaitingApproval, RolloutCompleted, RolloutStopped, RolloutAborted}
+
+// ServerCheck is what a check of one server found: each package's installed version ("" when
+// not installed), the active check, and, after a patch, whether the service is healthy.
+type ServerCheck struct {
+	Versions map[string]string `json:"versions"`
+	Check    CheckResult       `json:"check"`
+	Endpoint string            `json:"endpoint,omitempty"`
+	Detail   string            `json:"detail,omitempty"`
+	Healthy  *bool             `json:"healthy,omitempty"`
+}
+
+// Outdated lists the advisory's packages installed below their fixed version.
+func (c ServerCheck) Outdated(a Advisory) []string {
+	var out []string
+	for _, p := range a.Packages {
+		have, ok := c.Versions[p.Name]
+		if !ok || have == "" {
+			continue // not installed: nothing to fix
+		}
+		hv, err1 := ParseDebianVersion(have)
+		fv, err2 := ParseDebianVersion(p.FixedVersion)
+		if err1 != nil || err2 != nil || hv.Compare(fv) < 0 {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
+
+// Fixed says the server needs nothing: every package at its fixed version or later and the
+// active check not vulnerable.
+func (c ServerCheck) Fixed(a Advisory) bool {
+	return len(c.Outdated(a)) == 0 && c.Check != CheckVulnerable
+}
+
+// serviceHealthURLs are where each role's service answers its health probe, from the server
+// itself (web: nginx; console: tornado, the consoles' server).
+var serviceHealthURLs = map[Role]string{RoleWeb: "http://localhost/", RoleConsole: "http://localhost:8888/"}
+
+// ServiceHealthURL is the health probe URL of a role's service; "" for a role without one.
+func ServiceHealthURL(r Role) string { return serviceHealthURLs[r] }

@@ -53,6 +53,11 @@ type Deps struct {
 	// SandboxdSigner signs the worker's calls to sandboxd (the key of config.API.SandboxdKey);
 	// without it console workflows fail to place sandboxes.
 	SandboxdSigner *token.Signer
+	// Certificates configures the platform certificate's rotation (domain, ACME CA);
+	// Store is filled from Deps.Store.
+	Certificates activities.Certificates
+	// SMTP is where the notices outbox sends its mail.
+	SMTP activities.SMTPConfig
 }
 
 // Register registers, on w, the workflow of every kind whose task queue is queue and every
@@ -73,6 +78,10 @@ func Register(w worker.Registry, queue string, deps Deps) {
 	}
 	w.RegisterActivity(&activities.Inventory{Store: deps.Store})
 	w.RegisterActivity(&activities.Sandboxes{Store: deps.Store, Signer: deps.SandboxdSigner})
+	certs := deps.Certificates
+	certs.Store = deps.Store
+	w.RegisterActivity(&certs)
+	w.RegisterActivity(&activities.Notices{Store: deps.Store, SMTP: deps.SMTP})
 	if deps.AWS != nil {
 		w.RegisterActivity(activities.NewCloud(deps.AWS))
 		w.RegisterActivity(activities.NewHosts(deps.AWS))

@@ -90,6 +90,11 @@ func (t *Tracker) Done(name, message string) {
 	t.set(name, func(s *Step) { s.State, s.Message, s.Finished = StepDone, message, &now })
 }
 
+// Skip marks the step skipped, with why.
+func (t *Tracker) Skip(name, message string) {
+	t.set(name, func(s *Step) { s.State, s.Message = StepSkipped, message })
+}
+
 // Fail marks the step failed and the workflow's phase failed, with the reason.
 func (t *Tracker) Fail(name string, err error) {
 	now := workflow.Now(t.ctx)
