@@ -45,7 +45,7 @@ type PatchSpec struct {
 // PatchServer is the report of one server of a rollout: what the check found before and
 // after, what was restarted (and why nothing was), and when.
 type PatchServer struct {
-	Advisory   string              `gorm:"column:advisory;primaryKey" json:"-"`
+	Advisory   string              `gorm:"column:advisory;primaryKey" json:"advisory,omitempty"`
 	Server     string              `gorm:"column:server;primaryKey" json:"server"`
 	Role       anyops.Role         `gorm:"column:role" json:"role"`
 	Seq        int                 `gorm:"column:seq" json:"seq"`
