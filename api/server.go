@@ -110,6 +110,7 @@ func New(deps Deps) *Server {
 	s.registerStatus(s.v1)
 	s.registerInventory(s.v1, deps.Auth)
 	s.registerOperations(s.v1, deps.Auth)
+	s.registerPatches(s.v1, deps.Auth)
 	setupConsoles(s)
 	setupDashboard(s)
 	return s
