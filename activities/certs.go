@@ -6,11 +6,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/go-acme/lego/v5/acme"
@@ -20,6 +22,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/config"
 	"github.com/anyops/anyops/inventory"
 )
 
@@ -187,7 +190,7 @@ type acmeUser struct {
 	reg   *acme.ExtendedAccount
 }
 
-func (u *acmeUser) GetEmail() string                        { return u.email }
+func (u *acmeUser) GetEmail() string                       { return u.email }
 func (u *acmeUser) GetRegistration() *acme.ExtendedAccount { return u.reg }
 func (u *acmeUser) GetPrivateKey() crypto.Signer           { return u.key }
 
@@ -227,4 +230,25 @@ func firstCertificate(bundle []byte) (*x509.Certificate, error) {
 		return nil, fmt.Errorf("the CA's answer holds no certificate")
 	}
 	return x509.ParseCertificate(block.Bytes)
+}
+
+// NewCertificates is the rotation as the worker's settings configure it; the CA bundle, when
+// given, is trusted for the ACME directory besides the system's roots.
+func NewCertificates(store *inventory.Store, c config.Certificates) (*Certificates, error) {
+	out := &Certificates{Store: store, Domain: c.PlatformDomain, DirectoryURL: c.ACMEDirectory, Email: c.ACMEEmail}
+	if c.ACMECABundle != "" {
+		pemData, err := os.ReadFile(c.ACMECABundle)
+		if err != nil {
+			return nil, fmt.Errorf("--acme-ca-bundle: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pemData) {
+			return nil, fmt.Errorf("--acme-ca-bundle %s holds no PEM certificate", c.ACMECABundle)
+		}
+		out.HTTP = &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	}
+	return out, nil
 }

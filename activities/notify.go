@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/config"
 	"github.com/anyops/anyops/inventory"
 )
 
@@ -47,6 +47,8 @@ type SendNoticesInput struct {
 type SendNoticesOutput struct {
 	Sent       int `json:"sent"`        // accepted by the SMTP server in this call
 	SentBefore int `json:"sent_before"` // sent by an earlier call (a retry, another run)
+	// Waiting counts notices left in the outbox because no SMTP server is configured.
+	Waiting int `json:"waiting,omitempty"`
 }
 
 // SendNotices sends each unsent notice of the advisory once: it claims the notice (a lease in
@@ -58,9 +60,6 @@ type SendNoticesOutput struct {
 func (n *Notices) SendNotices(ctx context.Context, in SendNoticesInput) (SendNoticesOutput, error) {
 	if in.Advisory == "" {
 		return SendNoticesOutput{}, invalidInput("Advisory is required")
-	}
-	if n.SMTP.Addr == "" || n.SMTP.From == "" {
-		return SendNoticesOutput{}, temporal.NewNonRetryableApplicationError("the worker has no SMTP server (--smtp-addr, --smtp-from)", anyops.EUNAVAILABLE, nil)
 	}
 	lease := n.Lease
 	if lease <= 0 {
@@ -80,6 +79,10 @@ func (n *Notices) SendNotices(ctx context.Context, in SendNoticesInput) (SendNot
 	for _, notice := range notices {
 		if notice.SentAt != nil {
 			out.SentBefore++
+			continue
+		}
+		if n.SMTP.Addr == "" || n.SMTP.From == "" {
+			out.Waiting++ // no SMTP server (--smtp-addr, --smtp-from): they wait in the outbox
 			continue
 		}
 		claimed, ok, err := n.Store.ClaimNotice(ctx, notice.ID, claimant, lease)
@@ -170,4 +173,9 @@ func formatMessage(from string, n inventory.Notice) string {
 	fmt.Fprintf(&b, "X-Anyops-Notice: %s\r\n\r\n", n.IdempotencyKey)
 	b.WriteString(strings.ReplaceAll(strings.ReplaceAll(n.Body, "\r\n", "\n"), "\n", "\r\n"))
 	return b.String()
+}
+
+// SMTPFromConfig is the notices' SMTP settings as the worker's flags give them.
+func SMTPFromConfig(c config.SMTP) SMTPConfig {
+	return SMTPConfig{Addr: c.Addr, From: c.From, Username: c.Username, Password: c.Password, StartTLS: c.StartTLS}
 }

@@ -655,6 +655,10 @@ func (r *patchRun) afterFix(ctx workflow.Context, timing FleetTiming, res *Fleet
 		return err
 	}
 	res.NoticesSent = sent.Sent + sent.SentBefore
-	r.tracker.Done(patchStepNotices, fmt.Sprintf("%d owners told (%d now, %d before)", res.NoticesSent, sent.Sent, sent.SentBefore))
+	msg := fmt.Sprintf("%d owners told (%d now, %d before)", res.NoticesSent, sent.Sent, sent.SentBefore)
+	if sent.Waiting > 0 {
+		msg += fmt.Sprintf("; %d wait in the outbox: the worker has no SMTP server", sent.Waiting)
+	}
+	r.tracker.Done(patchStepNotices, msg)
 	return nil
 }

@@ -34,6 +34,9 @@ type controlPlane struct {
 	namespace   string               // the Temporal namespace, for the dashboard's links
 	metrics     *worker.Metrics      // the Temporal SDK's metrics of this process
 	logger      *slog.Logger
+	// certs and smtp configure the worker's certificate rotation and owner notices.
+	certs config.Certificates
+	smtp  config.SMTP
 }
 
 // openControlPlane opens (and migrates) the inventory and dials Temporal.
@@ -111,9 +114,14 @@ func (c *controlPlane) runAPI(ctx context.Context, ac config.API, auth *api.Auth
 // does not reach the cloud. ensureSchedules creates the Temporal schedules at start (`anyops
 // worker`); dev ensures them itself once its demo fleet is built.
 func (c *controlPlane) runWorker(ctx context.Context, wc config.Worker, clouds *activities.Clients, ensureSchedules bool) error {
+	certs, err := activities.NewCertificates(c.store, c.certs)
+	if err != nil {
+		return err
+	}
 	return worker.Run(ctx, worker.Config{
 		Client: c.temporal,
-		Deps:   worker.Deps{Store: c.store, AWS: clouds, SandboxdSigner: c.signer()},
+		Deps: worker.Deps{Store: c.store, AWS: clouds, SandboxdSigner: c.signer(),
+			Certificates: *certs, SMTP: activities.SMTPFromConfig(c.smtp)},
 		Logger: c.logger.With("component", "worker"),
 
 		DeadlockDetectionTimeout: wc.DeadlockTimeout,

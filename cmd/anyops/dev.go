@@ -45,6 +45,8 @@ func newDevCmd() *cobra.Command {
 		aws        config.AWS
 		sim        config.Cloudsim
 		sd         config.Sandboxd
+		certs      config.Certificates
+		smtp       config.SMTP
 		uiAddr     string
 		noSandboxd bool
 	)
@@ -60,6 +62,8 @@ func newDevCmd() *cobra.Command {
 	b.BindAPI(&ac)
 	b.BindWorker(&wc)
 	b.BindSigning(&signing)
+	b.BindCertificates(&certs)
+	b.BindSMTP(&smtp)
 	b.BindAWS(&aws)
 	b.BindCloudsim(&sim, "cloudsim-")
 	b.BindSandboxd(&sd, "sandboxd-")
@@ -149,6 +153,10 @@ func newDevCmd() *cobra.Command {
 			return err
 		}
 		defer cp.Close()
+		if certs.PlatformDomain == "" {
+			certs.PlatformDomain = "www." + inventory.DemoPlatformDomain
+		}
+		cp.certs, cp.smtp = certs, smtp
 		if cp.retiredKeys, err = readRetiredKeys(signing); err != nil {
 			return err
 		}

@@ -31,6 +31,7 @@ func main() {
 		newCloudsimCmd(),
 		newMigrateCmd(),
 		newTokenCmd(),
+		newPatchCmd(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
