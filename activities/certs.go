@@ -137,7 +137,9 @@ func (c *Certificates) RotateCertificate(ctx context.Context, in RotateCertifica
 		out.Message += fmt.Sprintf("; certificate %d retired (never issued)", old.ID)
 		return out, nil
 	default:
-		if err := client.Certificate.RevokeWithReason(ctx, []byte(old.CertPEM), &reason); err != nil {
+		// Signed with the old certificate's own key (RFC 8555 §7.6), as a key-compromise
+		// revocation should be: it proves the key is in hand, whichever account issued it.
+		if err := c.revokeWithKey(ctx, old, reason); err != nil {
 			out.Message += fmt.Sprintf("; old serial %s recorded for revocation (the CA refused: %v)", old.Serial, err)
 			return out, nil
 		}
@@ -157,9 +159,31 @@ func derefTime(t *time.Time) time.Time {
 	return *t
 }
 
-// acmeClient registers a new ACME account (its key lives only as long as the rotation: the
-// account that passes the challenge holds the authorization that lets it revoke) and sets
-// the HTTP-01 provider that the API answers from the inventory.
+// revokeWithKey revokes a certificate with a request signed by its own private key.
+func (c *Certificates) revokeWithKey(ctx context.Context, cert *inventory.Certificate, reason uint) error {
+	block, _ := pem.Decode([]byte(cert.KeyPEM))
+	if block == nil {
+		return fmt.Errorf("certificate %d: no key recorded", cert.ID)
+	}
+	key, err := x509.ParseECPrivateKey(block.Bytes)
+	if err != nil {
+		return fmt.Errorf("certificate %d: key unreadable: %w", cert.ID, err)
+	}
+	cfg := lego.NewConfig(&acmeUser{key: key})
+	cfg.CADirURL = c.DirectoryURL
+	if c.HTTP != nil {
+		cfg.HTTPClient = c.HTTP
+	}
+	client, err := lego.NewClient(cfg)
+	if err != nil {
+		return err
+	}
+	return client.Certificate.RevokeWithReason(ctx, []byte(cert.CertPEM), &reason)
+}
+
+// acmeClient registers a new ACME account for this rotation (the old certificate is revoked
+// with its own key, not the account's) and sets the HTTP-01 provider that the API answers
+// from the inventory.
 func (c *Certificates) acmeClient(ctx context.Context) (*lego.Client, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -65,10 +66,12 @@ func (n *Notices) SendNotices(ctx context.Context, in SendNoticesInput) (SendNot
 	if lease <= 0 {
 		lease = 2 * time.Minute
 	}
-	claimant := "sender"
+	// One claimant per attempt: a retry must not share the claim of an attempt that may still
+	// be sending (a worker that lost its heartbeat but not its connection).
+	claimant := "sender/" + uuid.NewString()
 	if activity.IsActivity(ctx) {
 		info := activity.GetInfo(ctx)
-		claimant = info.WorkflowExecution.ID + "/" + info.ActivityID
+		claimant = fmt.Sprintf("%s/%s/%s/%d", info.WorkflowExecution.ID, info.WorkflowExecution.RunID, info.ActivityID, info.Attempt)
 	}
 	notices, err := n.Store.ListNotices(ctx, in.Advisory)
 	if err != nil {
