@@ -2,6 +2,8 @@ package activities
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"net/url"
@@ -145,11 +147,35 @@ func (h *Hosts) run(ctx context.Context, in RunCommandInput) (CommandResult, err
 				"instance", in.InstanceID, "command", prev.CommandID, "exit", out.ResponseCode)
 		}
 	}
+	key := attemptKey(ctx)
+	if prog.CommandID == "" && key != "" && activity.GetInfo(ctx).Attempt > 1 {
+		// No heartbeat names an earlier command: the attempt before may have died between
+		// SendCommand and its heartbeat. Its command carries the key in its comment.
+		earlier, err := h.earlierCommand(ctx, in.InstanceID, key)
+		if err != nil {
+			return CommandResult{}, err
+		}
+		if earlier.CommandID != "" {
+			out, err := h.invocation(ctx, earlier)
+			switch {
+			case err != nil && awsCode(err) != "InvocationDoesNotExist":
+				return CommandResult{}, cloudError("GetCommandInvocation", err)
+			case err != nil || !commandFinished(out.Status):
+				prog = earlier // still running: poll it instead of running the script beside it
+			case out.Status == types.CommandInvocationStatusSuccess:
+				return invocationResult(earlier.CommandID, in.InstanceID, out), nil
+			}
+		}
+	}
 	if prog.CommandID == "" {
+		comment := truncate(in.Comment, 100-len(key)-3)
+		if key != "" {
+			comment += " [" + key + "]"
+		}
 		out, err := h.Clients.SSM.SendCommand(ctx, &ssm.SendCommandInput{
 			DocumentName: aws.String("AWS-RunShellScript"),
 			InstanceIds:  []string{in.InstanceID},
-			Comment:      optional(truncate(in.Comment, 100)),
+			Comment:      optional(comment),
 			Parameters: map[string][]string{
 				"commands":         in.Commands,
 				"executionTimeout": {strconv.Itoa(int(timeout.Seconds()))},
@@ -193,6 +219,37 @@ func (h *Hosts) run(ctx context.Context, in RunCommandInput) (CommandResult, err
 		case <-time.After(interval):
 		}
 	}
+}
+
+// attemptKey names this activity across its attempts (workflow, run and activity id), for
+// the comment of the commands it sends; "" outside an activity.
+func attemptKey(ctx context.Context) string {
+	if !activity.IsActivity(ctx) {
+		return ""
+	}
+	info := activity.GetInfo(ctx)
+	sum := sha256.Sum256([]byte(info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID + "/" + info.ActivityID))
+	return "k=" + hex.EncodeToString(sum[:8])
+}
+
+// earlierCommand finds the newest command an earlier attempt of this activity sent to
+// instance (its comment carries key), among those sent since the activity was scheduled.
+func (h *Hosts) earlierCommand(ctx context.Context, instance, key string) (CommandProgress, error) {
+	since := activity.GetInfo(ctx).ScheduledTime.Add(-time.Minute).UTC().Format(time.RFC3339)
+	pages := ssm.NewListCommandsPaginator(h.Clients.SSM, &ssm.ListCommandsInput{InstanceId: aws.String(instance),
+		Filters: []types.CommandFilter{{Key: types.CommandFilterKeyInvokedAfter, Value: aws.String(since)}}})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return CommandProgress{}, cloudError("ListCommands", err)
+		}
+		for _, c := range page.Commands { // newest first
+			if strings.HasSuffix(aws.ToString(c.Comment), "["+key+"]") {
+				return CommandProgress{CommandID: aws.ToString(c.CommandId), InstanceID: instance}, nil
+			}
+		}
+	}
+	return CommandProgress{}, nil
 }
 
 // previousCommand returns the command a previous attempt of this activity sent to instance.

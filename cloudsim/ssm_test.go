@@ -373,3 +373,41 @@ func TestDRBDFailoverAfterHardwareFailure(t *testing.T) {
 		t.Fatalf("after the resync:\n%s", out)
 	}
 }
+
+// TestListCommands proves ListCommands as the SDK calls it: newest first by instance, with
+// each command's comment and status, and the InvokedAfter and Status filters.
+func TestListCommands(t *testing.T) {
+	f := newFixture(t, Config{Speed: frozen})
+	a := f.run(t, "us-east-1a", map[string]string{"anyops:role": "web"})
+	b := f.run(t, "us-east-1a", map[string]string{"anyops:role": "web"})
+	f.sim.Advance(bootTime)
+	first := sendShell(a, "true")
+	first.Comment = aws.String("first")
+	if _, err := f.ssm.SendCommand(f.ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	f.sim.Advance(time.Minute)
+	mid := f.sim.Now()
+	second := sendShell(a, "sleep 30")
+	second.Comment = aws.String("second [k=1]")
+	if _, err := f.ssm.SendCommand(f.ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ssm.SendCommand(f.ctx, sendShell(b, "true")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.ssm.ListCommands(f.ctx, &ssm.ListCommandsInput{InstanceId: aws.String(a)})
+	if err != nil || len(out.Commands) != 2 || aws.ToString(out.Commands[0].Comment) != "second [k=1]" || out.Commands[0].Status != "InProgress" {
+		t.Fatalf("ListCommands by instance: %+v, %v", out, err)
+	}
+	out, err = f.ssm.ListCommands(f.ctx, &ssm.ListCommandsInput{InstanceId: aws.String(a),
+		Filters: []ssmtypes.CommandFilter{{Key: ssmtypes.CommandFilterKeyInvokedAfter, Value: aws.String(mid.Add(-time.Second).Format(time.RFC3339))}}})
+	if err != nil || len(out.Commands) != 1 || aws.ToString(out.Commands[0].Comment) != "second [k=1]" {
+		t.Fatalf("InvokedAfter: %+v, %v", out, err)
+	}
+	out, err = f.ssm.ListCommands(f.ctx, &ssm.ListCommandsInput{InstanceId: aws.String(a),
+		Filters: []ssmtypes.CommandFilter{{Key: ssmtypes.CommandFilterKeyStatus, Value: aws.String("Success")}}})
+	if err != nil || len(out.Commands) != 1 || aws.ToString(out.Commands[0].Comment) != "first" {
+		t.Fatalf("Status: %+v, %v", out, err)
+	}
+}
