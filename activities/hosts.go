@@ -221,6 +221,10 @@ func (h *Hosts) run(ctx context.Context, in RunCommandInput) (CommandResult, err
 	}
 }
 
+// earlierCommandPages bounds the search for an earlier attempt's command: 4 pages of 50, far
+// more than a host gets between two attempts.
+const earlierCommandPages = 4
+
 // attemptKey names this activity across its attempts (workflow, run and activity id), for
 // the comment of the commands it sends; "" outside an activity.
 func attemptKey(ctx context.Context) string {
@@ -233,12 +237,11 @@ func attemptKey(ctx context.Context) string {
 }
 
 // earlierCommand finds the newest command an earlier attempt of this activity sent to
-// instance (its comment carries key), among those sent since the activity was scheduled.
+// instance (its comment carries key) among the host's latest earlierCommandPages pages of
+// commands. (No InvokedAfter filter: a simulated cloud's clock is not the worker's.)
 func (h *Hosts) earlierCommand(ctx context.Context, instance, key string) (CommandProgress, error) {
-	since := activity.GetInfo(ctx).ScheduledTime.Add(-time.Minute).UTC().Format(time.RFC3339)
-	pages := ssm.NewListCommandsPaginator(h.Clients.SSM, &ssm.ListCommandsInput{InstanceId: aws.String(instance),
-		Filters: []types.CommandFilter{{Key: types.CommandFilterKeyInvokedAfter, Value: aws.String(since)}}})
-	for pages.HasMorePages() {
+	pages := ssm.NewListCommandsPaginator(h.Clients.SSM, &ssm.ListCommandsInput{InstanceId: aws.String(instance)})
+	for n := 0; pages.HasMorePages() && n < earlierCommandPages; n++ {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
 			return CommandProgress{}, cloudError("ListCommands", err)
