@@ -1,6 +1,7 @@
 SHELL := /bin/bash
 # Anyops. `make run` starts the whole system on its embedded defaults; `make test` runs every
-# test on real parts (it starts and stops the PostgreSQL and Temporal servers the tests need).
+# test on real parts (it installs what a fresh machine lacks, and starts and stops the
+# PostgreSQL and Temporal servers the tests need).
 
 GO            ?= go
 BIN           := $(CURDIR)/bin
@@ -11,7 +12,7 @@ VERSION       ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GOTESTFLAGS   ?= -count=1 -timeout 30m
 RUNFLAGS      ?=
 
-.PHONY: all build run test test-go test-browser lint bench clean
+.PHONY: all build run test test-deps test-go test-browser lint bench clean
 
 all: build
 
@@ -36,19 +37,27 @@ run: build
 	fi
 	$(BIN)/anyops dev $(RUNFLAGS)
 
-# The browser tests run first so that the closing line is the Go report's
-# "N passed, N failed, N skipped" over every Go test.
-test: build
-	$(MAKE) --no-print-directory test-browser
-	$(MAKE) --no-print-directory test-go
+# What the tests need besides Go, installed as root when missing (Debian packages, web/e2e's
+# npm modules); what is still missing fails here, unless SKIP_MISSING=1 runs without it.
+test-deps:
+	scripts/test-deps.sh
+
+# Every test: the browser tests, then the Go tests, in one report whose closing line
+# "N passed, N failed, N skipped" counts both (the browser tests' results come from a file).
+test: test-deps
+	$(MAKE) --no-print-directory build
+	@set -o pipefail; report=$$(mktemp -t anyops-browser-report.XXXXXX); trap 'rm -f "$$report"' EXIT; \
+	browser=0; ANYOPS_BROWSER_REPORT=$$report scripts/browser-test.sh || browser=$$?; \
+	$(TEST_GO) | $(GO) run ./internal/cmd/testreport "$$report" && exit $$browser
 
 # Go tests: a throw-away PostgreSQL server around them; Temporal dev servers are started by the
 # tests from bin/temporal; moto by the contract tests. The report lists every skip with its reason.
-test-go:
-	set -o pipefail; scripts/with-postgres.sh $(GO) test $(GOTESTFLAGS) -json ./... | $(GO) run ./internal/cmd/testreport
+TEST_GO = scripts/with-postgres.sh $(GO) test $(GOTESTFLAGS) -json ./...
+test-go: test-deps build
+	set -o pipefail; $(TEST_GO) | $(GO) run ./internal/cmd/testreport
 
 # Browser tests: headless Debian Chromium driven by playwright-core against `anyops dev`.
-test-browser:
+test-browser: test-deps build
 	scripts/browser-test.sh
 
 lint:

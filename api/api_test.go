@@ -21,7 +21,7 @@ import (
 // requests start no workflow and record nothing.
 func TestAuth(t *testing.T) {
 	f := newFixture(t, inventory.DriverSQLite)
-	workflowsBefore, auditBefore := f.workflowCount(), f.auditCount()
+	unchanged := f.unchanged()
 	tests := []struct {
 		name, method, path, token string
 		wantStatus                int
@@ -64,19 +64,14 @@ func TestAuth(t *testing.T) {
 	if rec.Code != 401 {
 		t.Errorf("Basic auth with a valid token as password = %d, want 401", rec.Code)
 	}
-	if got := f.workflowCount(); got != workflowsBefore {
-		t.Errorf("rejected requests changed the workflow count from %d to %d", workflowsBefore, got)
-	}
-	if got := f.auditCount(); got != auditBefore {
-		t.Errorf("rejected requests changed the audit log from %d to %d events", auditBefore, got)
-	}
+	unchanged(t, "rejected requests")
 }
 
 // TestBadRequestsChangeNothing proves every kind of bad input gets a 4xx JSON error with the
 // right code, and that none of them starts a workflow or writes to the inventory.
 func TestBadRequestsChangeNothing(t *testing.T) {
 	f := newFixture(t, inventory.DriverSQLite)
-	workflowsBefore, auditBefore := f.workflowCount(), f.auditCount()
+	unchanged := f.unchanged()
 	tests := []struct {
 		name, method, path, body string
 		wantStatus               int
@@ -126,12 +121,7 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 			}
 		})
 	}
-	if got := f.workflowCount(); got != workflowsBefore {
-		t.Errorf("bad requests changed the workflow count from %d to %d", workflowsBefore, got)
-	}
-	if got := f.auditCount(); got != auditBefore {
-		t.Errorf("bad requests changed the audit log from %d to %d events", auditBefore, got)
-	}
+	unchanged(t, "bad requests")
 }
 
 // TestInventoryLists proves the filters and cursor pagination of the inventory reads against
@@ -141,31 +131,7 @@ func TestInventoryLists(t *testing.T) {
 	f := newFixture(t, inventory.DriverSQLite)
 	fleet := inventory.DemoFleet()
 
-	seen := map[string]bool{}
-	path := "/v1/servers?limit=2"
-	for pages := 0; ; pages++ {
-		if pages > len(fleet.Servers) {
-			t.Fatal("pagination does not end")
-		}
-		rec := f.do("GET", path, viewerToken, "")
-		if rec.Code != 200 {
-			t.Fatalf("GET %s = %d %s", path, rec.Code, rec.Body)
-		}
-		page := decode[List[inventory.Server]](t, rec)
-		if len(page.Items) > 2 {
-			t.Fatalf("page of %d items with limit 2", len(page.Items))
-		}
-		for _, s := range page.Items {
-			if seen[s.Name] {
-				t.Fatalf("server %s on two pages", s.Name)
-			}
-			seen[s.Name] = true
-		}
-		if page.NextCursor == "" {
-			break
-		}
-		path = "/v1/servers?limit=2&cursor=" + page.NextCursor
-	}
+	seen := walkPages(f, "/v1/servers", 2, len(fleet.Servers), func(s inventory.Server) string { return s.Name })
 	if len(seen) != len(fleet.Servers) {
 		t.Errorf("pagination visited %d servers, demo fleet has %d", len(seen), len(fleet.Servers))
 	}

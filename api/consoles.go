@@ -228,6 +228,10 @@ func (cs *consoleService) create(c *gin.Context) {
 		WriteError(c, err)
 		return
 	}
+	if err := checkNames("user", req.User); err != nil {
+		WriteError(c, err)
+		return
+	}
 	if req.Command == "" {
 		req.Command = "bash"
 	}
@@ -677,6 +681,10 @@ func (cs *consoleService) setDefaultImage(c *gin.Context) {
 func (cs *consoleService) setUserImage(c *gin.Context) {
 	req, ok := bindImageRequest(c)
 	if !ok {
+		return
+	}
+	if err := checkNames("name", req.Name, "version", req.Version); err != nil {
+		WriteError(c, err)
 		return
 	}
 	ctx := c.Request.Context()

@@ -34,6 +34,32 @@ func WriteError(c *gin.Context, err error) {
 	c.AbortWithStatusJSON(anyops.HTTPStatus(code), ErrorBody{Error: ErrorDetail{Code: code, Message: anyops.ErrorMessage(err)}})
 }
 
+// checkPathParams rejects, before any handler, a request whose path carries an id or name
+// (every /v1 path parameter is one) that anyops.CheckName refuses: a NUL or an overlong id is
+// a 400, and never reaches Temporal or the database.
+func checkPathParams(c *gin.Context) {
+	for _, p := range c.Params {
+		if err := anyops.CheckName(p.Key, p.Value); err != nil {
+			WriteError(c, err)
+			return
+		}
+	}
+	c.Next()
+}
+
+// checkNames validates the ids and names of a request body, given as field, value pairs;
+// empty values are fields left out.
+func checkNames(fieldValues ...string) error {
+	for i := 0; i+1 < len(fieldValues); i += 2 {
+		if v := fieldValues[i+1]; v != "" {
+			if err := anyops.CheckName(fieldValues[i], v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // ReadBody reads the request body, at most maxBodyBytes of it; a larger body is EINVALID.
 func ReadBody(c *gin.Context) ([]byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes))

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -39,13 +40,14 @@ const (
 // fixture is an API on real parts: an inventory store (SQLite in t.TempDir or a fresh
 // PostgreSQL database) with the demo fleet, and a client of the shared Temporal dev server.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	store  *inventory.Store
 	tc     client.Client
 	server *Server
 }
 
-func newFixture(t *testing.T, driver string) *fixture {
+// newFixture builds the API; options change its Deps before it is built.
+func newFixture(t testing.TB, driver string, options ...func(*Deps)) *fixture {
 	t.Helper()
 	store, _ := openDemoInventory(t, driver)
 	auth, err := ParseTokens(testTokens)
@@ -53,15 +55,18 @@ func newFixture(t *testing.T, driver string) *fixture {
 		t.Fatal(err)
 	}
 	tc := testenv.TemporalClient(t)
-	s := New(Deps{Store: store, Temporal: tc, Auth: auth, Logger: slog.New(slog.DiscardHandler),
-		CORSOrigins: []string{"https://www.python.org"}, ConsolesEnabled: true})
-	return &fixture{t: t, store: store, tc: tc, server: s}
+	deps := Deps{Store: store, Temporal: tc, Auth: auth, Logger: slog.New(slog.DiscardHandler),
+		CORSOrigins: []string{"https://www.python.org"}, ConsolesEnabled: true}
+	for _, o := range options {
+		o(&deps)
+	}
+	return &fixture{t: t, store: store, tc: tc, server: New(deps)}
 }
 
 // openDemoInventory opens an inventory with the demo fleet until the test ends: a fresh
 // PostgreSQL database for inventory.DriverPostgres, else SQLite in t.TempDir, whose file it
 // returns too (for a child process to open; "" for PostgreSQL).
-func openDemoInventory(t *testing.T, driver string) (store *inventory.Store, sqlitePath string) {
+func openDemoInventory(t testing.TB, driver string) (store *inventory.Store, sqlitePath string) {
 	t.Helper()
 	dsn := filepath.Join(t.TempDir(), "inv.db")
 	if driver == inventory.DriverPostgres {
@@ -100,7 +105,7 @@ func (f *fixture) do(method, path, token, body string) *httptest.ResponseRecorde
 }
 
 // decode unmarshals a response body, failing the test on a bad one.
-func decode[T any](t *testing.T, rec *httptest.ResponseRecorder) T {
+func decode[T any](t testing.TB, rec *httptest.ResponseRecorder) T {
 	t.Helper()
 	var v T
 	if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
@@ -132,6 +137,55 @@ func (f *fixture) workflowCount() int64 {
 		}
 	}
 	return last
+}
+
+// unchanged takes the workflow and audit counts now and returns the check, for the end of a
+// test, that its requests changed neither: no workflow started, no audit event recorded.
+func (f *fixture) unchanged() (check func(t testing.TB, what string)) {
+	workflowsBefore, auditBefore := f.workflowCount(), f.auditCount()
+	return func(t testing.TB, what string) {
+		t.Helper()
+		if got := f.workflowCount(); got != workflowsBefore {
+			t.Errorf("%s changed the workflow count from %d to %d", what, workflowsBefore, got)
+		}
+		if got := f.auditCount(); got != auditBefore {
+			t.Errorf("%s changed the audit log from %d to %d events", what, auditBefore, got)
+		}
+	}
+}
+
+// walkPages GETs path (which may carry filters) limit items a page, following next_cursor to the
+// end, and returns the key of every item seen; an item on two pages, a page over the limit or
+// more than maxPages pages fails the test.
+func walkPages[T any](f *fixture, path string, limit, maxPages int, key func(T) string) map[string]bool {
+	f.t.Helper()
+	seen := map[string]bool{}
+	for cursor, pages := "", 0; pages == 0 || cursor != ""; pages++ {
+		if pages > maxPages {
+			f.t.Fatalf("GET %s: pagination does not end after %d pages", path, maxPages)
+		}
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		query := fmt.Sprintf("%s%slimit=%d&cursor=%s", path, sep, limit, cursor)
+		rec := f.do("GET", query, viewerToken, "")
+		if rec.Code != 200 {
+			f.t.Fatalf("GET %s = %d %s", query, rec.Code, rec.Body)
+		}
+		page := decode[List[T]](f.t, rec)
+		if len(page.Items) > limit {
+			f.t.Fatalf("GET %s: page of %d items with limit %d", query, len(page.Items), limit)
+		}
+		for _, item := range page.Items {
+			if seen[key(item)] {
+				f.t.Fatalf("GET %s: %s on two pages", path, key(item))
+			}
+			seen[key(item)] = true
+		}
+		cursor = page.NextCursor
+	}
+	return seen
 }
 
 // auditCount counts the audit events in the inventory.

@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -88,9 +90,6 @@ type StartedOperation struct {
 // is down is shown without its status rather than holding the request.
 const queryTimeout = 3 * time.Second
 
-// maxOperationIDLen bounds the id path parameter.
-const maxOperationIDLen = 512
-
 func (s *Server) registerOperations(v1 *gin.RouterGroup, auth *Authorizer) {
 	// POST /operations/:id starts an operation of kind :id. Gin, like OpenAPI, allows one
 	// parameter name per path position, so the kind takes the name of the id it sits beside.
@@ -162,12 +161,10 @@ func (s *Server) listOperations(c *gin.Context) {
 		WriteError(c, err)
 		return
 	}
-	var token []byte
-	if cur := q.Get("cursor"); cur != "" {
-		if token, err = base64.RawURLEncoding.Strict().DecodeString(cur); err != nil || len(token) == 0 {
-			WriteError(c, anyops.Errorf(anyops.EINVALID, "cursor is malformed"))
-			return
-		}
+	token, err := decodeOperationsCursor(q.Get("cursor"))
+	if err != nil {
+		WriteError(c, err)
+		return
 	}
 	visQuery, err := operationsQuery(q.Get("kind"), q.Get("state"))
 	if err != nil {
@@ -178,19 +175,63 @@ func (s *Server) listOperations(c *gin.Context) {
 		PageSize: int32(limit), NextPageToken: token, Query: visQuery,
 	})
 	if err != nil {
-		var invalid *serviceerror.InvalidArgument
-		if errors.As(err, &invalid) && len(token) > 0 {
-			WriteError(c, anyops.Errorf(anyops.EINVALID, "cursor is malformed or expired"))
-			return
+		err = temporalError(err, "list operations")
+		if len(token) > 0 && s.temporalHealthy(c.Request.Context()) {
+			// Temporal answers a page token it cannot read with an error of any kind (Unknown,
+			// or a deadline once the SDK has retried that): while it is up, the cursor is to blame.
+			err = anyops.Errorf(anyops.EINVALID, "cursor is malformed or expired")
 		}
-		WriteError(c, temporalError(err, "list operations"))
+		WriteError(c, err)
 		return
 	}
-	out := List[Operation]{Items: []Operation{}, NextCursor: base64.RawURLEncoding.EncodeToString(resp.GetNextPageToken())}
+	out := List[Operation]{Items: []Operation{}, NextCursor: encodeOperationsCursor(resp.GetNextPageToken())}
 	for _, info := range resp.GetExecutions() {
 		out.Items = append(out.Items, operationOf(info))
 	}
 	c.JSON(http.StatusOK, out)
+}
+
+// The cursor of GET /v1/operations is Temporal's page token with a checksum after it, so that a
+// mangled or made-up cursor is a 400 here and never reaches Temporal: Temporal answers a token
+// it cannot read with an Unknown error, which the SDK retries for seconds before it fails.
+const cursorSumLen = 8
+
+func cursorSum(token []byte) []byte {
+	sum := sha256.Sum256(append([]byte("anyops operations cursor\x00"), token...))
+	return sum[:cursorSumLen]
+}
+
+// encodeOperationsCursor makes the cursor of a Temporal page token; "" for none (the last page).
+func encodeOperationsCursor(token []byte) string {
+	if len(token) == 0 {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString(append(append([]byte(nil), token...), cursorSum(token)...))
+}
+
+// decodeOperationsCursor returns the page token of a cursor from encodeOperationsCursor (nil
+// for ""); anything else is EINVALID.
+func decodeOperationsCursor(cursor string) ([]byte, error) {
+	if cursor == "" {
+		return nil, nil
+	}
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(cursor)
+	if err != nil || len(raw) <= cursorSumLen {
+		return nil, anyops.Errorf(anyops.EINVALID, "cursor is malformed")
+	}
+	token, sum := raw[:len(raw)-cursorSumLen], raw[len(raw)-cursorSumLen:]
+	if subtle.ConstantTimeCompare(sum, cursorSum(token)) != 1 {
+		return nil, anyops.Errorf(anyops.EINVALID, "cursor is malformed")
+	}
+	return token, nil
+}
+
+// temporalHealthy says whether Temporal's frontend answers its health check now.
+func (s *Server) temporalHealthy(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := s.deps.Temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
+	return err == nil
 }
 
 // operationOf is the summary of one workflow execution: the fields list and get share.
@@ -248,20 +289,24 @@ func operationsQuery(kind, state string) (string, error) {
 	return query, nil
 }
 
-// describeOperation reads the {id} of the request and describes its latest run; on failure it
-// has written the error response and returns ok false.
+// describeOperation describes the latest run of the request's operation {id} (unescaped:
+// ids contain '/', sent as %2F; checkPathParams has vetted it). Only workflows of registered
+// kinds are operations: any other workflow in the namespace (a console's, or one started
+// outside the API) is not found, so the API neither shows nor cancels it. On failure it has
+// written the error response and returns ok false.
 func (s *Server) describeOperation(c *gin.Context) (id string, info *workflowpb.WorkflowExecutionInfo, ok bool) {
-	id, err := operationID(c)
-	if err != nil {
-		WriteError(c, err)
-		return "", nil, false
-	}
+	id = c.Param("id")
 	desc, err := s.deps.Temporal.DescribeWorkflow(c.Request.Context(), id, "")
 	if err != nil {
 		WriteError(c, temporalError(err, "describe operation "+id))
 		return "", nil, false
 	}
-	return id, desc.RawResponse.GetWorkflowExecutionInfo(), true
+	info = desc.RawResponse.GetWorkflowExecutionInfo()
+	if _, registered := workflows.KindOfWorkflowType(info.GetType().GetName()); !registered {
+		WriteError(c, anyops.Errorf(anyops.ENOTFOUND, "describe operation %s: no such operation", id))
+		return "", nil, false
+	}
+	return id, info, true
 }
 
 func (s *Server) getOperation(c *gin.Context) {
@@ -295,17 +340,25 @@ func (s *Server) getOperation(c *gin.Context) {
 func (s *Server) queryStatus(ctx context.Context, id, runID string) *workflows.Status {
 	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	v, err := s.deps.Temporal.QueryWorkflow(qctx, id, runID, workflows.StatusQuery)
+	st, err := QueryStatus(qctx, s.deps.Temporal, id, runID)
 	if err != nil {
 		s.log.Debug("status query unanswered", "workflow_id", id, "err", err)
 		return nil
 	}
-	var st workflows.Status
-	if err := v.Get(&st); err != nil {
-		s.log.Warn("status query answer undecodable", "workflow_id", id, "err", err)
-		return nil
-	}
 	return &st
+}
+
+// QueryStatus asks a workflow (its latest run when runID is "") for its Status.
+func QueryStatus(ctx context.Context, tc client.Client, id, runID string) (workflows.Status, error) {
+	var st workflows.Status
+	v, err := tc.QueryWorkflow(ctx, id, runID, workflows.StatusQuery)
+	if err != nil {
+		return st, err
+	}
+	if err := v.Get(&st); err != nil {
+		return st, fmt.Errorf("status of %s is undecodable: %w", id, err)
+	}
+	return st, nil
 }
 
 // CancelResult is the body of POST /v1/operations/{id}/cancel.
@@ -335,15 +388,6 @@ func (s *Server) cancelOperation(c *gin.Context) {
 	c.JSON(http.StatusAccepted, CancelResult{ID: id, RunID: runID, State: "cancel-requested"})
 }
 
-// operationID is the {id} path parameter, unescaped (ids contain '/', sent as %2F).
-func operationID(c *gin.Context) (string, error) {
-	id := c.Param("id")
-	if id == "" || len(id) > maxOperationIDLen {
-		return "", anyops.Errorf(anyops.EINVALID, "operation id must be 1 to %d bytes", maxOperationIDLen)
-	}
-	return id, nil
-}
-
 // temporalError maps a Temporal client error to an anyops error.
 func temporalError(err error, what string) error {
 	var notFound *serviceerror.NotFound
@@ -370,6 +414,12 @@ func queryParams(c *gin.Context, allowed ...string) (url.Values, error) {
 		return nil, anyops.Errorf(anyops.EINVALID, "query string is malformed: %v", err)
 	}
 	for name, values := range q {
+		// Filters name things (zone, cluster, user, ...); cursor and limit have parsers of their own.
+		if name != "cursor" && name != "limit" && values[0] != "" {
+			if err := anyops.CheckName(name, values[0]); err != nil {
+				return nil, err
+			}
+		}
 		known := false
 		for _, a := range allowed {
 			known = known || a == name

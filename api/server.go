@@ -48,6 +48,10 @@ type Deps struct {
 	Consoles ConsoleDeps
 	// Dashboard configures the ops dashboard (dashboard.go).
 	Dashboard DashboardConfig
+	// Startup, when set, lists what the server still waits for before it is ready, each as
+	// "what: how far it is" (`anyops dev`: the demo fleet and a console host); /readyz answers
+	// 503 naming them until it returns none.
+	Startup func(ctx context.Context) []string
 }
 
 // RouteFunc registers routes on the /v1 group; auth gives the role middleware.
@@ -106,6 +110,7 @@ func New(deps Deps) *Server {
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})))
 	s.v1 = e.Group("/v1")
+	s.v1.Use(checkPathParams)
 	s.v1.GET("/openapi.json", serveOpenAPI)
 	s.registerStatus(s.v1)
 	s.registerInventory(s.v1, deps.Auth)
@@ -127,12 +132,13 @@ func (s *Server) Routes() gin.RoutesInfo { return s.engine.Routes() }
 
 func (s *Server) healthz(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
 
-// readyz checks the database and Temporal; a 503 names what is down (details go to the log).
+// readyz checks the database and Temporal, and what Deps.Startup still waits for; a 503 names
+// what is down or still coming (details of a failure go to the log).
 func (s *Server) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
 	defer cancel()
 	checks := map[string]string{"database": "ok", "temporal": "ok"}
-	var down []string
+	var down, waiting []string
 	if err := s.deps.Store.Ping(ctx); err != nil {
 		s.log.Warn("readyz: database down", "err", err)
 		checks["database"], down = "down", append(down, "database")
@@ -141,11 +147,28 @@ func (s *Server) readyz(c *gin.Context) {
 		s.log.Warn("readyz: temporal down", "err", err)
 		checks["temporal"], down = "down", append(down, "temporal")
 	}
-	if len(down) > 0 {
-		c.AbortWithStatusJSON(http.StatusServiceUnavailable, gin.H{
-			"error":  ErrorDetail{Code: anyops.EUNAVAILABLE, Message: "not ready: " + strings.Join(down, ", ") + " down"},
+	if s.deps.Startup != nil {
+		checks["startup"] = "ok"
+		if waiting = s.deps.Startup(ctx); len(waiting) > 0 {
+			checks["startup"] = "waiting"
+		}
+	}
+	if len(down) > 0 || len(waiting) > 0 {
+		var why []string
+		if len(down) > 0 {
+			why = append(why, strings.Join(down, ", ")+" down")
+		}
+		if len(waiting) > 0 {
+			why = append(why, "waiting for "+strings.Join(waiting, "; "))
+		}
+		body := gin.H{
+			"error":  ErrorDetail{Code: anyops.EUNAVAILABLE, Message: "not ready: " + strings.Join(why, "; ")},
 			"checks": checks,
-		})
+		}
+		if len(waiting) > 0 {
+			body["waiting"] = waiting
+		}
+		c.AbortWithStatusJSON(http.StatusServiceUnavailable, body)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": checks})

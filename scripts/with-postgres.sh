@@ -4,7 +4,7 @@
 # ANYOPS_TEST_POSTGRES_DSN, run "$@", then stop the server and remove its files.
 set -euo pipefail
 
-pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+pgbin=$(ls -d "${ANYOPS_POSTGRES_LIB:-/usr/lib/postgresql}"/*/bin 2>/dev/null | sort -V | tail -1 || true)
 if [[ -z "$pgbin" || ! -x "$pgbin/initdb" ]]; then
 	if [[ -n "${CI:-}" ]]; then
 		echo "with-postgres: PostgreSQL server binaries not found (apt-get install postgresql)" >&2

@@ -136,8 +136,10 @@ func prepareDemoFleet(in *DemoFleetInput, actor string) (string, temporal.Search
 	if err := setRequestedBy(&in.RequestedBy, actor); err != nil {
 		return "", temporal.SearchAttributes{}, err
 	}
-	if len(in.ImageID) > 128 {
-		return "", temporal.SearchAttributes{}, anyops.Errorf(anyops.EINVALID, "image_id is longer than 128 bytes")
+	if in.ImageID != "" {
+		if err := anyops.CheckName("image_id", in.ImageID); err != nil {
+			return "", temporal.SearchAttributes{}, err
+		}
 	}
 	if err := in.Timing.validate(); err != nil {
 		return "", temporal.SearchAttributes{}, err

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/google/uuid"
 
+	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/activities"
 	"github.com/anyops/anyops/cloudsim"
 	"github.com/anyops/anyops/inventory"
@@ -155,7 +156,8 @@ func TestDemoFleetPrepare(t *testing.T) {
 		{"timing above a day", `{"timing":{"wait_timeout":86400000000001}}`, "timing.wait_timeout", nil},
 		{"actor from the body", `{"requested_by":"mallory"}`, "requested_by is set by the server", nil},
 		{"unknown field", `{"servers":3}`, `unknown field "servers"`, nil},
-		{"long image id", `{"image_id":"` + strings.Repeat("a", 129) + `"}`, "image_id is longer", nil},
+		{"long image id", `{"image_id":"` + strings.Repeat("a", anyops.MaxNameLen+1) + `"}`, "image_id must be 1 to", nil},
+		{"NUL in image id", `{"image_id":"ami-\u0000"}`, "image_id \"ami-\\x00\" may hold only", nil},
 	})
 }
 

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
@@ -41,6 +42,23 @@ type Status struct {
 	Steps    []Step     `json:"steps"`
 	ETA      *time.Time `json:"eta,omitempty"`
 	Updated  time.Time  `json:"updated"`
+}
+
+// Summary is the status in one line, for a person: the steps finished out of all, and the
+// phase with its message ("3/8 steps done; wait-instances-running: waiting for the instances
+// to run").
+func (s Status) Summary() string {
+	done := 0
+	for _, st := range s.Steps {
+		if st.State == StepDone || st.State == StepSkipped {
+			done++
+		}
+	}
+	line := fmt.Sprintf("%d/%d steps done; %s", done, len(s.Steps), s.Phase)
+	if s.Message != "" {
+		line += ": " + s.Message
+	}
+	return line
 }
 
 // Phases a workflow reports once no step is running.

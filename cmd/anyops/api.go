@@ -56,7 +56,7 @@ func newAPICmd() *cobra.Command {
 		if cp.retiredKeys, err = readRetiredKeys(signing); err != nil {
 			return err
 		}
-		return cp.runAPI(ctx, ac, auth)
+		return cp.runAPI(ctx, ac, auth, nil)
 	}
 	return cmd
 }

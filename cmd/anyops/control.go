@@ -99,9 +99,11 @@ func (c *controlPlane) signer() *token.Signer {
 	return token.NewSigner(c.sandboxdKey)
 }
 
-// runAPI serves the API until ctx ends.
-func (c *controlPlane) runAPI(ctx context.Context, ac config.API, auth *api.Authorizer) error {
+// runAPI serves the API until ctx ends; startup (nil: nothing) is what /readyz waits for
+// beyond the database and Temporal.
+func (c *controlPlane) runAPI(ctx context.Context, ac config.API, auth *api.Authorizer, startup func(context.Context) []string) error {
 	return api.Run(ctx, api.Config{Addr: ac.Addr, Deps: api.Deps{
+		Startup:    startup,
 		Collectors: []prometheus.Collector{c.metrics},
 		Store:      c.store, Temporal: c.temporal, Auth: auth, Logger: c.logger.With("component", "api"),
 		CORSOrigins: api.ParseOrigins(ac.CORSOrigins), ConsolesEnabled: ac.PublicEmbed,

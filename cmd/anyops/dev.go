@@ -2,19 +2,24 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/activities"
@@ -81,7 +86,6 @@ func newDevCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		out := cmd.ErrOrStderr()
 		if ac.TemporalUIURL == "" {
 			ac.TemporalUIURL = "http://" + uiAddr // the dashboard links to the UI dev runs
 		}
@@ -195,6 +199,20 @@ func newDevCmd() *cobra.Command {
 				Logger:    logger.With("component", "cloudsim"),
 			})
 		})
+		// Ready means ready: /readyz answers 200, and "Anyops is running" is printed, once the
+		// demo fleet is built and in the inventory and (with sandboxd) a console can be opened.
+		stages := []string{stageDemoFleet}
+		if runSandboxd {
+			stages = append(stages, stageConsoleHost)
+		}
+		startup := devstack.NewStartup(stages...)
+		stdout := cmd.OutOrStdout()
+		// A stage that fails leaves the stack up but never ready: say so where "running" would be.
+		failed := func(stage string, err error) {
+			startup.Fail(stage, err)
+			fmt.Fprintf(stdout, "\nAnyops is up but not ready: %s failed (the log says more). Ctrl-C stops everything.\n", stage)
+		}
+
 		sandboxdImage := make(chan struct{}) // closed once sandboxd has its default image
 		if runSandboxd {
 			if sd.CgroupParent == "" {
@@ -225,9 +243,10 @@ func newDevCmd() *cobra.Command {
 				}
 			}
 			start("sandboxd", func(ctx context.Context) error {
-				if err := ensureDevImage(ctx, sdCfg.ImageStore, out); err != nil {
+				if err := ensureDevImage(ctx, sdCfg.ImageStore, cmd.ErrOrStderr()); err != nil {
 					if ctx.Err() == nil {
 						logger.Error("consoles are unavailable: no console image (fix the cause and restart)", "err", err)
+						failed(stageConsoleHost, fmt.Errorf("no console image: %w", err))
 					}
 					<-ctx.Done() // the rest of the stack keeps running
 					return nil
@@ -237,42 +256,52 @@ func newDevCmd() *cobra.Command {
 			})
 		}
 		start("worker", func(ctx context.Context) error { return cp.runWorker(ctx, wc, clouds, false) })
-		start("api", func(ctx context.Context) error { return cp.runAPI(ctx, ac, auth) })
+		start("api", func(ctx context.Context) error { return cp.runAPI(ctx, ac, auth, startup.Waiting) })
 
 		// The demo fleet lives in cloudsim; the inventory is filled from the cloud. The
 		// DemoFleet workflow is idempotent, so a restart joins or repeats it harmlessly.
 		go func() {
+			startup.Begin(stageDemoFleet, demoFleetProgress(cp.temporal))
 			res, err := worker.EnsureDemoFleet(runCtx, cp.temporal, workflows.FleetTiming{PollInterval: time.Second})
 			if err != nil {
 				if runCtx.Err() == nil {
 					logger.Error("demo fleet", "err", err)
+					failed(stageDemoFleet, err)
 				}
 				return
 			}
 			logger.Info("demo fleet ready in cloudsim and the inventory", "instances", len(res.Instances), "volumes", len(res.Volumes))
+			startup.Finish(stageDemoFleet)
 			if runSandboxd {
-				select {
-				case <-sandboxdImage:
-				case <-runCtx.Done():
-					return
-				}
-				if err := registerDevConsoleHost(runCtx, cp, "http://"+sd.Addr); err != nil && runCtx.Err() == nil {
+				if err := openConsoleHost(runCtx, cp, startup, sandboxdImage, "http://"+sd.Addr, "http://"+ac.Addr, ac.PublicEmbed); err != nil && runCtx.Err() == nil {
 					logger.Error("register the local sandboxd as a console host", "err", err)
+					failed(stageConsoleHost, err)
 				}
 			}
 		}()
 
-		fmt.Fprintf(out, `
+		fmt.Fprintf(stdout, "\nAnyops is starting: building the demo fleet. http://%s/readyz says what is still coming.\n", ac.Addr)
+		go func() {
+			select {
+			case <-startup.Ready():
+			case <-runCtx.Done():
+				return
+			}
+			// The sign-in link carries the admin token in its fragment, which a browser never
+			// sends to a server: it is in no request line, no access log, and no slog line.
+			fmt.Fprintf(stdout, `
 Anyops is running. Ctrl-C stops everything.
-  API and dashboard  http://%s/   (health: /healthz, readiness: /readyz)
+  Dashboard          http://%s/dashboard#token=%s   (signs you in as admin)
+  API                http://%s/   (health: /healthz, readiness: /readyz)
   Temporal Web UI    http://%s/
   Temporal frontend  %s
   cloudsim (EC2/SSM) http://%s/
-`, ac.Addr, uiAddr, tc.Address, sim.Addr)
-		if runSandboxd {
-			fmt.Fprintf(out, "  sandboxd           http://%s/\n", sd.Addr)
-		}
-		fmt.Fprintf(out, "  admin token        %s  (also in %s)\n\n", adminToken, filepath.Join(dataDir, "admin-token"))
+`, ac.Addr, url.QueryEscape(adminToken), ac.Addr, uiAddr, tc.Address, sim.Addr)
+			if runSandboxd {
+				fmt.Fprintf(stdout, "  sandboxd           http://%s/\n", sd.Addr)
+			}
+			fmt.Fprintf(stdout, "  admin token        %s  (in %s)\n\n", config.Mask(adminToken), filepath.Join(dataDir, "admin-token"))
+		}()
 
 		var first error
 		for ; running > 0; running-- {
@@ -286,6 +315,84 @@ Anyops is running. Ctrl-C stops everything.
 		return first
 	}
 	return cmd
+}
+
+// The stages `anyops dev` waits for before it is ready.
+const (
+	stageDemoFleet   = "demo-fleet"   // built in cloudsim and read into the inventory
+	stageConsoleHost = "console-host" // the local sandboxd registered and taking consoles
+)
+
+// demoFleetProgress says how far the demo fleet is, from the Status query of the DemoFleet
+// workflow and then of the FleetSync that reads it into the inventory.
+func demoFleetProgress(tc client.Client) func(context.Context) string {
+	return func(ctx context.Context) string {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		st, err := api.QueryStatus(ctx, tc, workflows.DemoFleetWorkflowID, "")
+		switch {
+		case err != nil:
+			return "starting the DemoFleet workflow"
+		case st.Phase != workflows.PhaseDone:
+			return "building (DemoFleet " + st.Summary() + ")"
+		}
+		if st, err = api.QueryStatus(ctx, tc, workflows.FleetSyncWorkflowID, ""); err == nil && st.Phase != workflows.PhaseDone {
+			return "built; reading it into the inventory (FleetSync " + st.Summary() + ")"
+		}
+		return "built; reading it into the inventory"
+	}
+}
+
+// openConsoleHost waits for sandboxd's image (image is closed once it has one), makes the local
+// sandboxd the console host of the demo fleet, and waits until the public status accepts
+// consoles (when the public embed is on), so that the first console a user asks for opens.
+func openConsoleHost(ctx context.Context, cp *controlPlane, startup *devstack.Startup, image <-chan struct{}, sandboxdURL, apiURL string, publicEmbed bool) error {
+	var progress atomic.Value
+	progress.Store("waiting for sandboxd's console image (built on the first run only: about a minute)")
+	startup.Begin(stageConsoleHost, func(context.Context) string { return progress.Load().(string) })
+	select {
+	case <-image:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	progress.Store("registering the local sandboxd at " + sandboxdURL)
+	if err := registerDevConsoleHost(ctx, cp, sandboxdURL); err != nil {
+		return err
+	}
+	if publicEmbed {
+		progress.Store("waiting for " + apiURL + "/v1/status to accept consoles")
+		for !acceptingConsoles(ctx, apiURL) {
+			if !sleepCtx(ctx, 250*time.Millisecond) {
+				return ctx.Err()
+			}
+		}
+	}
+	startup.Finish(stageConsoleHost)
+	return nil
+}
+
+// acceptingConsoles asks the API's public status whether a new console would be accepted.
+func acceptingConsoles(ctx context.Context, apiURL string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, apiURL+"/v1/status", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var st api.PublicStatus
+	return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&st) == nil && st.AcceptingConsoles
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
 }
 
 // ensureDevImage gives the dev sandboxd's image store a default image: the console image
@@ -323,10 +430,8 @@ func registerDevConsoleHost(ctx context.Context, cp *controlPlane, sandboxdURL s
 		if err == nil || anyops.ErrorCode(err) != anyops.EUNAVAILABLE || time.Now().After(deadline) {
 			return err
 		}
-		select {
-		case <-ctx.Done():
+		if !sleepCtx(ctx, 500*time.Millisecond) {
 			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }

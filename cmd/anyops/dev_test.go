@@ -130,18 +130,33 @@ func startDev(t *testing.T, dataDir string, extra ...string) *devStack {
 	return d
 }
 
-// waitReady polls /readyz until it answers 200.
-func (d *devStack) waitReady(limit time.Duration) {
+// readyzAnswer is one answer of /readyz while the stack starts.
+type readyzAnswer struct {
+	status  int
+	waiting []string
+	// running says whether dev had printed "Anyops is running" before this answer was asked.
+	running bool
+}
+
+// waitReady polls /readyz until it answers 200 and returns every answer it got, in order.
+func (d *devStack) waitReady(limit time.Duration) []readyzAnswer {
 	d.t.Helper()
 	deadline := time.Now().Add(limit)
+	var answers []readyzAnswer
 	for {
 		select {
 		case <-d.exited:
 			d.t.Fatalf("anyops dev exited during start-up:\n%s", d.out.String())
 		default:
 		}
+		running := strings.Contains(d.out.String(), "Anyops is running")
 		if resp, err := http.Get("http://" + d.api + "/readyz"); err == nil {
+			var body struct {
+				Waiting []string `json:"waiting"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&body)
 			resp.Body.Close()
+			answers = append(answers, readyzAnswer{resp.StatusCode, body.Waiting, running})
 			if resp.StatusCode == 200 {
 				break
 			}
@@ -149,13 +164,70 @@ func (d *devStack) waitReady(limit time.Duration) {
 		if time.Now().After(deadline) {
 			d.t.Fatalf("not ready after %s:\n%s", limit, d.out.String())
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	tok, err := os.ReadFile(filepath.Join(d.dataDir, "admin-token"))
 	if err != nil {
 		d.t.Fatal(err)
 	}
 	d.tk = strings.TrimSpace(string(tok))
+	return answers
+}
+
+// checkReadyMeansReady proves what the answers of /readyz during a first start show: 503
+// naming what is still coming (the demo fleet) while "Anyops is running" is not printed yet;
+// and once it answers 200, the inventory holds the demo fleet at once. (The console opening
+// at once is checkAnonymousConsole, right after.)
+func (d *devStack) checkReadyMeansReady(answers []readyzAnswer) {
+	d.t.Helper()
+	sawFleet := false
+	for _, a := range answers[:len(answers)-1] {
+		if a.status != http.StatusServiceUnavailable || len(a.waiting) == 0 {
+			d.t.Errorf("/readyz before ready: %d waiting %q, want 503 naming what is still coming", a.status, a.waiting)
+		}
+		if a.running {
+			d.t.Errorf("anyops dev printed \"Anyops is running\" while /readyz answered %d %q", a.status, a.waiting)
+		}
+		sawFleet = sawFleet || (len(a.waiting) > 0 && strings.HasPrefix(a.waiting[0], "demo-fleet: "))
+	}
+	if !sawFleet {
+		d.t.Errorf("/readyz never named the demo fleet as still coming: %+v", answers)
+	}
+	var page struct {
+		Items []server `json:"items"`
+	}
+	if code := d.call("GET", "/v1/servers?limit=100", d.tk, nil, &page); code != 200 || len(page.Items) != 7 {
+		d.t.Errorf("/v1/servers as soon as /readyz answered 200: %d, %d servers, want the demo fleet's 7", code, len(page.Items))
+	}
+	for _, s := range page.Items {
+		if !strings.HasPrefix(s.InstanceID, "i-") {
+			d.t.Errorf("server %s has no instance id yet although /readyz answered 200", s.Name)
+		}
+	}
+}
+
+// checkSignInLink proves the dashboard link dev prints carries the admin token in its
+// fragment, never a query string, and that the token is on no other line of dev's output
+// (its settings and every log line mask or leave it out).
+func (d *devStack) checkSignInLink() {
+	d.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(d.out.String(), "Anyops is running") {
+		if time.Now().After(deadline) {
+			d.t.Fatalf("/readyz answered 200 but dev did not print that it is running:\n%s", d.out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	want := "http://" + d.api + "/dashboard#token=" + d.tk
+	var carrying []string
+	for _, line := range strings.Split(d.out.String(), "\n") {
+		if strings.Contains(line, d.tk) {
+			carrying = append(carrying, line)
+		}
+	}
+	if len(carrying) != 1 || !strings.Contains(carrying[0], want+" ") || !strings.HasPrefix(strings.TrimSpace(carrying[0]), "Dashboard ") {
+		d.t.Errorf("lines of dev's output with the admin token: %q, want only the Dashboard line with %s", carrying, want)
+	}
 }
 
 // call sends an API request with the admin token (or none when token is "") and decodes JSON.
@@ -249,7 +321,11 @@ func TestDevStack(t *testing.T) {
 	}
 	dataDir := t.TempDir()
 	d := startDev(t, dataDir)
-	d.waitReady(3 * time.Minute)
+	d.checkReadyMeansReady(d.waitReady(3 * time.Minute))
+	d.checkSignInLink()
+	if os.Geteuid() == 0 {
+		d.checkAnonymousConsole() // at once: ready means a console can be opened
+	}
 
 	if code := d.call("GET", "/healthz", "", nil, nil); code != 200 {
 		t.Errorf("/healthz: %d", code)
@@ -267,10 +343,6 @@ func TestDevStack(t *testing.T) {
 	}
 	if d.call("GET", "/v1/zones", d.tk, nil, &zones); len(zones.Items) != 2 || zones.Items[1].Name != "us-east-1c" {
 		t.Errorf("/v1/zones = %+v, want us-east-1a and the empty us-east-1c", zones.Items)
-	}
-
-	if os.Geteuid() == 0 {
-		d.checkAnonymousConsole()
 	}
 
 	audit := d.runOperation("fleet-audit", time.Minute)
@@ -437,23 +509,10 @@ func (d *devStack) checkHardwareFaultReachesInventory(instanceID, name string) {
 }
 
 // checkAnonymousConsole opens a python3 console as the public embed does, types into its
-// terminal over sandboxd's WebSocket, sees the answer, and closes it.
+// terminal over sandboxd's WebSocket, sees the answer, and closes it. It does not wait for
+// capacity: it runs as soon as /readyz says ready.
 func (d *devStack) checkAnonymousConsole() {
 	d.t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		var status struct {
-			Accepting bool `json:"accepting_consoles"`
-		}
-		d.call("GET", "/v1/status", "", nil, &status)
-		if status.Accepting {
-			break
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("/v1/status never accepted consoles")
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
 	var c struct {
 		ID        string `json:"id"`
 		AttachURL string `json:"attach_url"`

@@ -6,7 +6,9 @@
 // accepting", and the public status agrees) and back on. Then a hardware failure injected into
 // cloudsim (ANYOPS_CLOUDSIM_URL) shows as an impaired, highlighted server once a fleet-sync
 // started from the page has read the cloud; and a fleet-sync held up by API throttling is
-// cancelled with its Cancel button. A viewer sees the fleet, and the API's refusals of what
+// cancelled with its Cancel button. The link `anyops dev` prints signs in with one click, the
+// token in its fragment, which the page drops from the address bar; while the stack starts the
+// page lists what /readyz says is still coming. A viewer sees the fleet, and the API's refusals of what
 // a viewer may not do stay on the page past the next refresh. Where the API names a Temporal Web UI, the page links to
 // it and each operation to its workflow there.
 import { test, before, after } from 'node:test';
@@ -22,6 +24,8 @@ const viewerToken = process.env.ANYOPS_VIEWER_TOKEN;
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const cloudsimURL = process.env.ANYOPS_CLOUDSIM_URL;
 const screenshotDir = process.env.ANYOPS_SCREENSHOT_DIR;
+// The dashboard link `anyops dev` printed once ready, with the admin token in its fragment.
+const signInURL = process.env.ANYOPS_SIGNIN_URL;
 // The demo fleet of `anyops dev` (inventory/demo.go): 7 servers.
 const demoServers = 7;
 let browser;
@@ -123,6 +127,55 @@ test('the dashboard shows the fleet, runs a fleet-audit and flips the kill switc
     });
     throw e;
   }
+  await page.close();
+});
+
+test('the sign-in link dev prints signs in with one click, and the token leaves the address bar', async () => {
+  assert.ok(signInURL, 'ANYOPS_SIGNIN_URL must be the dashboard link anyops dev printed (scripts/browser-test.sh sets it)');
+  const link = new URL(signInURL);
+  assert.equal(link.search, '', 'the token is never in a query string');
+  assert.equal(new URLSearchParams(link.hash.slice(1)).get('token'), adminToken, 'the fragment carries the admin token');
+
+  const page = await browser.newPage();
+  const requested = [];
+  page.on('request', (r) => requested.push(r.url()));
+  await page.goto(signInURL);
+  await page.waitForFunction((n) => document.querySelectorAll('#servers tbody tr[data-server]').length === n,
+    demoServers, { timeout: 30_000 });
+  assert.equal(await page.getByLabel('Bearer token').isVisible(), false, 'no sign-in form');
+  assert.equal(await page.locator('#starting').isVisible(), false, 'dev is ready: nothing is still coming');
+  assert.equal(new URL(page.url()).hash, '', 'the fragment is gone from the address bar');
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('anyops.dashboard.token')), adminToken,
+    'the token is kept as the sign-in form keeps it');
+  for (const url of requested) assert.ok(!url.includes(adminToken), `a request carried the token: ${url}`);
+
+  // A reload stays signed in, from the session, with no token in the address.
+  await page.reload();
+  await page.locator('#servers tbody tr[data-server]').first().waitFor({ timeout: 30_000 });
+  assert.equal(new URL(page.url()).hash, '');
+  await page.close();
+});
+
+test('while the stack starts, the dashboard lists what /readyz says is still coming', async () => {
+  // dev is ready before the browser tests run, so the page is shown a /readyz answer of a
+  // stack still starting, in the format the API gives (api/readyz_test.go proves that format);
+  // everything else it reads is the running API's.
+  const starting = {
+    error: { code: 'unavailable', message: 'not ready: waiting for demo-fleet: building' },
+    checks: { database: 'ok', temporal: 'ok', startup: 'waiting' },
+    waiting: ['demo-fleet: building (DemoFleet 2/8 steps done; launch-instances: launching 7 instances)', 'console-host: after demo-fleet'],
+  };
+  const page = await browser.newPage();
+  let ready = false;
+  await page.route('**/readyz', (route) => (ready ? route.continue()
+    : route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify(starting) })));
+  await page.goto(`${apiURL}/dashboard`);
+  await signIn(page, adminToken);
+  const card = page.locator('#starting');
+  await card.waitFor({ state: 'visible', timeout: 10_000 });
+  assert.deepEqual(await card.locator('li').allInnerTexts(), starting.waiting);
+  ready = true; // the real /readyz from here on: 200, and the card goes
+  await card.waitFor({ state: 'hidden', timeout: 10_000 });
   await page.close();
 });
 

@@ -22,6 +22,18 @@ class APIError extends Error {
 }
 
 let token = sessionStorage.getItem(TOKEN_KEY) || '';
+
+// A sign-in link (`anyops dev` prints one) carries the token in the URL fragment, which a
+// browser never sends to a server. It signs in as the form does, and leaves the address bar
+// (and the history) without it.
+{
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  if (fragment.get('token')) {
+    token = fragment.get('token').trim();
+    sessionStorage.setItem(TOKEN_KEY, token);
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+}
 let info = null; // GET /v1/dashboard: Temporal UI address and operation kinds
 let timer = 0;
 let refreshing = null;
@@ -175,6 +187,7 @@ async function refresh() {
     ]);
     const details = await operationDetails(operations.items);
     const reports = await Promise.all(patches.map((p) => api(`/v1/patches/${encodeURIComponent(p.advisory)}`)));
+    renderStarting(await readiness());
     renderStatus(status);
     renderFleet(zones, clusters, servers, volumes, replicas);
     renderOperations(operations.items, details);
@@ -227,6 +240,25 @@ function renderInfo() {
   if (info.temporal_ui_url) link.href = temporalURL('workflows');
   $('kinds').replaceChildren(...info.operation_kinds.map((k) =>
     el('button', { type: 'button', title: k.description, onclick: () => startOperation(k.name) }, `Start ${k.name}`)));
+}
+
+// readiness is what GET /readyz says is still coming while the stack starts (anyops dev:
+// the demo fleet's progress from its workflow's Status query, then the console host); [] once
+// ready.
+async function readiness() {
+  try {
+    const resp = await fetch('/readyz', { cache: 'no-store' });
+    if (resp.ok) return [];
+    const body = await resp.json();
+    return body.waiting || [body.error?.message || `readiness: HTTP ${resp.status}`];
+  } catch (e) {
+    return [`readiness unknown (${e.message})`];
+  }
+}
+
+function renderStarting(waiting) {
+  $('starting').hidden = waiting.length === 0;
+  $('waiting').replaceChildren(...waiting.map((w) => el('li', {}, w)));
 }
 
 let accepting = null;
