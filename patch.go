@@ -208,7 +208,9 @@ func ParseDebianVersion(s string) (DebianVersion, error) {
 	return DebianVersion{v}, nil
 }
 
-func isAlnum(c rune) bool { return c < 128 && (c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') }
+func isAlnum(c rune) bool {
+	return c < 128 && (c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z')
+}
 
 // PatchTarget says which servers a patch covers: every server matching all the non-empty
 // lists; all empty is the whole fleet.

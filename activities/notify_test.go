@@ -45,7 +45,10 @@ func TestSendNoticesOnceEach(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Add(1)
-		go func() { defer wg.Done(); _, _ = n.SendNotices(context.Background(), SendNoticesInput{Advisory: "CVE-2014-0160"}) }()
+		go func() {
+			defer wg.Done()
+			_, _ = n.SendNotices(context.Background(), SendNoticesInput{Advisory: "CVE-2014-0160"})
+		}()
 	}
 	wg.Wait()
 	if got := smtp.CountTo(); got["bob@mail.example"] != 1 || got["carol@mail.example"] != 0 {
@@ -117,4 +120,3 @@ func TestSendNoticesResidualWindow(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
-

@@ -9,7 +9,6 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
-
 )
 
 // WebApp is a hosted web app on a web server. One on a custom domain (not a subdomain of the

@@ -26,7 +26,7 @@ func TestPatchRolloutReport(t *testing.T) {
 		must[PatchRollout](t)(s.StartPatchRollout(ctx, r, plan())) // the retry
 		started := time.Now()
 		if err := s.RecordPatchServer(ctx, PatchServer{Advisory: r.Advisory, Server: "live-web1", Outcome: anyops.PatchFailed,
-			Before: &anyops.ServerCheck{Versions: map[string]string{"openssl": "1.0.1f-1ubuntu2"}, Check: anyops.CheckVulnerable},
+			Before:  &anyops.ServerCheck{Versions: map[string]string{"openssl": "1.0.1f-1ubuntu2"}, Check: anyops.CheckVulnerable},
 			Message: "apt-get failed", StartedAt: &started, FinishedAt: &started}); err != nil {
 			t.Fatal(err)
 		}
