@@ -200,18 +200,7 @@ func TestCrashWorkerKilledMidDemoFleetCreatesNothingTwice(t *testing.T) {
 	ctx := context.Background()
 	tc := testenv.TemporalClient(t)
 	bin := buildAnyops(t)
-	sim, err := cloudsim.New(cloudsim.Config{Speed: simSpeed})
-	if err != nil {
-		t.Fatal(err)
-	}
-	crash := newCrashPoints(sim.Handler())
-	srv := httptest.NewServer(crash)
-	t.Cleanup(func() {
-		crash.releaseAll()
-		srv.Close()
-		_ = sim.Close()
-	})
-	endpoint := srv.URL
+	sim, crash, endpoint := crashSim(t, simSpeed)
 	dir := t.TempDir()
 	dbFile := filepath.Join(dir, "anyops.db")
 	logFile := filepath.Join(dir, "worker.log")
@@ -351,6 +340,24 @@ func TestCrashWorkerKilledMidDemoFleetCreatesNothingTwice(t *testing.T) {
 	if err != nil || after.State != anyops.ServerImpaired || after.ImpairedSince == nil {
 		t.Errorf("file server after the fault and a sync: %+v, %v; want impaired with impaired_since", after, err)
 	}
+}
+
+// crashSim starts cloudsim at speed behind crash points, served until the test ends, and
+// returns its endpoint.
+func crashSim(t *testing.T, speed float64) (*cloudsim.Sim, *crashPoints, string) {
+	t.Helper()
+	sim, err := cloudsim.New(cloudsim.Config{Speed: speed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crash := newCrashPoints(sim.Handler())
+	srv := httptest.NewServer(crash)
+	t.Cleanup(func() {
+		crash.releaseAll()
+		srv.Close()
+		_ = sim.Close()
+	})
+	return sim, crash, srv.URL
 }
 
 // pauseSchedules creates the worker's schedules paused before any worker starts (a worker

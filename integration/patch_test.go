@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,24 +40,14 @@ func TestCrashWorkerKilledMidRolloutPatchesEachServerOnce(t *testing.T) {
 	tc := testenv.TemporalClient(t)
 	dsn := testenv.Postgres(t)
 	bin := buildAnyops(t)
-	sim, err := cloudsim.New(cloudsim.Config{Speed: patchSimSpeed})
-	if err != nil {
-		t.Fatal(err)
-	}
-	crash := newCrashPoints(sim.Handler())
-	srv := httptest.NewServer(crash)
-	t.Cleanup(func() {
-		crash.releaseAll()
-		srv.Close()
-		_ = sim.Close()
-	})
+	sim, crash, endpoint := crashSim(t, patchSimSpeed)
 	mail := smtptest.Start(t)
 	dir := t.TempDir()
 	logFile := filepath.Join(dir, "worker.log")
 	env := []string{
 		"ANYOPS_TEMPORAL_ADDR=" + testenv.Temporal(t), "ANYOPS_TEMPORAL_NAMESPACE=default", "ANYOPS_DATA_DIR=" + dir,
 		"ANYOPS_DB_DRIVER=postgres", "ANYOPS_DB_DSN=" + dsn, "ANYOPS_METRICS_ADDR=",
-		"ANYOPS_AWS_REGION=us-east-1", "ANYOPS_AWS_ENDPOINT=" + srv.URL, "ANYOPS_AWS_ACCESS_KEY_ID=test", "ANYOPS_AWS_SECRET_ACCESS_KEY=test",
+		"ANYOPS_AWS_REGION=us-east-1", "ANYOPS_AWS_ENDPOINT=" + endpoint, "ANYOPS_AWS_ACCESS_KEY_ID=test", "ANYOPS_AWS_SECRET_ACCESS_KEY=test",
 		"ANYOPS_SMTP_ADDR=" + mail.Addr, "ANYOPS_SMTP_FROM=security@anyops.example", "ANYOPS_PLATFORM_DOMAIN=www.anyops.example",
 	}
 	t.Cleanup(func() {
@@ -73,7 +62,7 @@ func TestCrashWorkerKilledMidRolloutPatchesEachServerOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	instances := launchDemoServers(t, ctx, srv.URL, store)
+	instances := launchDemoServers(t, ctx, endpoint, store)
 	pauseSchedules(t, tc)
 
 	id := anyops.PatchWorkflowID("CVE-2014-0160")
