@@ -38,6 +38,7 @@ type patchEnv struct {
 	store     *inventory.Store
 	smtp      *smtptest.Server
 	env       *testsuite.TestWorkflowEnvironment
+	ec2       *ec2.Client
 	instances map[string]string // server -> instance id
 }
 
@@ -62,6 +63,7 @@ func newPatchEnv(t *testing.T, servers []struct {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.ec2 = clients.EC2
 	if e.store, err = inventory.Open(ctx, inventory.DriverSQLite, filepath.Join(t.TempDir(), "inv.db")); err != nil {
 		t.Fatal(err)
 	}
@@ -366,6 +368,28 @@ func TestFleetPatchCanaryWaitsForApproval(t *testing.T) {
 			t.Fatalf("after abort: %+v, %v", res, err)
 		}
 	})
+}
+
+// TestFleetPatchReportsUnreachable proves a server SSM cannot reach (stopped) is reported as
+// unreachable and counted as an error, never skipped silently, and still counts as vulnerable
+// (nobody showed it fixed); the others are patched.
+func TestFleetPatchReportsUnreachable(t *testing.T) {
+	e := newPatchEnv(t, []struct {
+		name string
+		role anyops.Role
+	}{{"live-web1", anyops.RoleWeb}, {"live-web2", anyops.RoleWeb}, {"live-web3", anyops.RoleWeb}})
+	if _, err := e.ec2.StopInstances(context.Background(), &ec2.StopInstancesInput{InstanceIds: []string{e.instances["live-web2"]}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.run(t, patchInput(func(in *FleetPatchInput) {
+		in.MaxConcurrency, in.MaxErrors, in.Advisory.KeysExposed = "1", "1", false
+	}))
+	if err != nil || res.State != anyops.RolloutCompleted || res.Errors != 1 || res.Outcomes["unreachable"] != 1 || res.Outcomes["patched"] != 2 || res.VulnerableAfter != 1 {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	if rep := res.Servers[1]; rep.Server != "live-web2" || rep.Outcome != anyops.PatchUnreachable || !strings.Contains(rep.Message, "SSM cannot reach") {
+		t.Errorf("live-web2 report %+v", rep)
+	}
 }
 
 // TestFleetPatchRoleOfOneIsBlocked proves the never-a-whole-role interlock: a role with one
