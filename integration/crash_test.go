@@ -190,9 +190,11 @@ func waitHit(t *testing.T, hit <-chan struct{}, action string) {
 // steps done, and a fresh worker is started each time. The workflow then completes, and
 // cloudsim holds exactly one instance per server and one volume per planned volume: the
 // retried calls carried the same ClientToken and found what the dead worker had created. A
-// third kill lands right after the file server ran `mdadm --create`: the retry sends the
-// script again, finds md0 running, and the hosts end set up once — DRBD configured by files
-// and in sync, md0 over the DRBD devices, mounted and exported, each made once.
+// third kill lands right after the file server ran `mdadm --create`: the retry, whose
+// heartbeat names no command, finds that command by the activity's key in its comment
+// (ListCommands) and takes its result instead of sending the script again, and the hosts end
+// set up once — DRBD configured by files and in sync, md0 over the DRBD devices, mounted and
+// exported, each made once.
 // Then FleetSync fills the inventory with the instance ids DescribeInstances returns, and a
 // hardware failure injected through /_sim/faults shows as impaired in
 // DescribeInstanceStatus and, after the next FleetSync, in the inventory.
@@ -273,12 +275,15 @@ func TestCrashWorkerKilledMidDemoFleetCreatesNothingTwice(t *testing.T) {
 		t.Fatalf("DemoFleet after two kills: %v", err)
 	}
 
-	// The calls whose answers died with the workers were made again, with the same token, and
-	// the script whose answer was lost was sent again.
-	for _, action := range []string{"RunInstances", "CreateVolume", sendCommand} {
+	// The calls whose answers died with the workers were made again, with the same token; the
+	// script whose answer was lost was found by its key and not sent again.
+	for _, action := range []string{"RunInstances", "CreateVolume"} {
 		if token, n := crash.heldCalls(action); token == "" || n < 2 {
 			t.Errorf("%s with the lost answer (token %q) was called %d times, want a retry with the same token", action, token, n)
 		}
+	}
+	if script, n := crash.heldCalls(sendCommand); script == "" || n != 1 {
+		t.Errorf("the script %q whose answer was lost was sent %d times, want once (the retry finds it by its key)", script, n)
 	}
 	// No duplicates: exactly the plan is in the cloud, and it is what the workflow reports.
 	instances := describeInstances(t, clouds.EC2)
