@@ -127,16 +127,47 @@ const (
 // Plans lists every Plan.
 var Plans = []Plan{PlanAnonymous, PlanFree, PlanPaid, PlanTarpit}
 
-// NetworkPolicy is what a sandbox may reach.
+// NetworkPolicy is what a sandbox may reach. Every sandbox has a network namespace of its own;
+// all but NetworkNone get a veth pair to the host, whose traffic sandboxd filters
+// (docs/sandboxd.md, "Network").
 type NetworkPolicy string
 
 const (
 	NetworkNone NetworkPolicy = "none" // loopback only
-	NetworkHost NetworkPolicy = "host" // the host's network
+	// NetworkProxyThrottled is NetworkProxy at a trickle: the veth is shaped to a few KiB/s.
+	NetworkProxyThrottled NetworkPolicy = "proxy-throttled"
+	// NetworkProxy reaches allowlisted web sites through sandboxd's HTTP(S) proxy, and
+	// nothing else: no DNS, no direct connection.
+	NetworkProxy NetworkPolicy = "proxy"
+	// NetworkInternet reaches the internet (NAT) and sandboxd's DNS relay, never the instance
+	// metadata service, the host's own addresses, private ranges or other sandboxes.
+	NetworkInternet NetworkPolicy = "internet"
 )
 
-// NetworkPolicies lists every NetworkPolicy.
-var NetworkPolicies = []NetworkPolicy{NetworkNone, NetworkHost}
+// NetworkPolicies lists every NetworkPolicy, from the least reach to the most.
+var NetworkPolicies = []NetworkPolicy{NetworkNone, NetworkProxyThrottled, NetworkProxy, NetworkInternet}
+
+// Within reports whether p reaches no further than limit: what a create request may ask for
+// under a plan whose network is limit.
+func (p NetworkPolicy) Within(limit NetworkPolicy) bool {
+	i, j := slices.Index(NetworkPolicies, p), slices.Index(NetworkPolicies, limit)
+	return i >= 0 && j >= 0 && i <= j
+}
+
+// PlanNetwork is the network a plan's consoles get, and the most a request under that plan may
+// ask for: anonymous none, free the allowlisting proxy, paid the internet, tarpit the proxy
+// throttled.
+func PlanNetwork(p Plan) NetworkPolicy {
+	switch p {
+	case PlanFree:
+		return NetworkProxy
+	case PlanPaid:
+		return NetworkInternet
+	case PlanTarpit:
+		return NetworkProxyThrottled
+	}
+	return NetworkNone
+}
 
 // SandboxState is the lifecycle state of a sandbox.
 type SandboxState string

@@ -291,10 +291,7 @@ func (cs *consoleService) create(c *gin.Context) {
 		return
 	}
 	in := workflows.ConsoleInput{ConsoleID: con.ID, User: user.Name, UID: user.UID, Plan: user.Plan, Anonymous: user.Anonymous,
-		Command: command, Network: anyops.NetworkHost, Timing: cs.cfg.Timing(user.Plan)}
-	if user.Anonymous {
-		in.Network = anyops.NetworkNone
-	}
+		Command: command, Network: anyops.PlanNetwork(user.Plan), Timing: cs.cfg.Timing(user.Plan)}
 	if user.Image != nil {
 		in.Image = user.Image.Ref()
 	}

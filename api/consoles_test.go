@@ -97,9 +97,9 @@ func TestRegisteredUserConsole(t *testing.T) {
 	}
 	con := decode[ConsoleResponse](t, rec)
 	sb, err := st.sbc.Get(ctx, con.SandboxID)
-	if err != nil || sb.User != "alice" || sb.UID != user.UID || sb.Plan != anyops.PlanPaid || sb.Network != anyops.NetworkHost ||
+	if err != nil || sb.User != "alice" || sb.UID != user.UID || sb.Plan != anyops.PlanPaid || sb.Network != anyops.NetworkInternet ||
 		sb.Image != user.Image.Name+":"+user.Image.Version {
-		t.Fatalf("alice's sandbox = %+v %v, want her uid, plan, pinned image and the host network", sb, err)
+		t.Fatalf("alice's sandbox = %+v %v, want her uid, plan, pinned image and the paid plan's network (internet)", sb, err)
 	}
 	if rec := st.do("GET", "/v1/consoles?user=alice", viewerToken, "", ""); !strings.Contains(rec.Body.String(), con.ID) {
 		t.Fatalf("GET /v1/consoles?user=alice = %d %s, want the console", rec.Code, rec.Body)

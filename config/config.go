@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/anyops/anyops/sandboxd/network"
 )
 
 // Common settings of every long-running command.
@@ -116,6 +119,13 @@ type Sandboxd struct {
 	// CgroupParent holds one cgroup per sandbox. A sandboxd removes everything under it at
 	// start, so two daemons on one host need different parents.
 	CgroupParent string
+	// The sandboxes' network (package sandboxd/network, docs/sandboxd.md "Network").
+	NetworkPool    string // IPv4 range the sandboxes' /30s come from
+	PrivateRanges  string // ranges no sandbox reaches, comma separated
+	ProxyAllowlist string // hosts free consoles reach through the proxy, comma separated; "*.d" for every name under d
+	Uplink         string // the only interface internet traffic may leave by; empty: any
+	DNS            string // resolvers of the proxy and the DNS relay, comma separated; empty: /etc/resolv.conf's
+	TarpitRate     int64  // bytes per second each way of a tarpit console's link
 }
 
 // Cloudsim configures `anyops cloudsim`.
@@ -181,6 +191,12 @@ func (b *Binder) Bool(p *bool, name, env string, def bool, usage string) {
 // Int binds an int flag.
 func (b *Binder) Int(p *int, name, env string, def int, usage string) {
 	b.fs.IntVar(p, name, def, usage+" ["+envOr(env, name)+"]")
+	b.register(name, env, false)
+}
+
+// Int64 binds an int64 flag.
+func (b *Binder) Int64(p *int64, name, env string, def int64, usage string) {
+	b.fs.Int64Var(p, name, def, usage+" ["+envOr(env, name)+"]")
 	b.register(name, env, false)
 }
 
@@ -354,6 +370,63 @@ func (b *Binder) BindSandboxd(c *Sandboxd, prefix string) {
 	b.Int(&c.Slots, prefix+"slots", "ANYOPS_SANDBOXD_SLOTS", 64, "sandboxes this host runs at most")
 	b.String(&c.AllowedOrigins, prefix+"allowed-origins", "ANYOPS_SANDBOXD_ALLOWED_ORIGINS", "", "Origins allowed to attach, comma separated: the API's own (https://anyops.example); empty: no browser (dev: the API's)")
 	b.String(&c.CgroupParent, prefix+"cgroup-parent", "ANYOPS_SANDBOXD_CGROUP_PARENT", "", `cgroup holding the sandboxes' cgroups; empty: "anyops" (dev: one per data dir)`)
+	b.String(&c.NetworkPool, prefix+"network-pool", "ANYOPS_SANDBOXD_NETWORK_POOL", network.DefaultPool.String(), "IPv4 range the sandboxes' links are numbered from, a /30 each")
+	b.String(&c.PrivateRanges, prefix+"private-ranges", "ANYOPS_SANDBOXD_PRIVATE_RANGES", joinPrefixes(network.DefaultPrivateRanges), "address ranges no sandbox reaches, comma separated (the metadata service, loopback and the pool always)")
+	b.String(&c.ProxyAllowlist, prefix+"proxy-allowlist", "ANYOPS_SANDBOXD_PROXY_ALLOWLIST", strings.Join(network.DefaultAllowlist, ","), `hosts free and tarpit consoles reach through the proxy, comma separated; "*.example.org" for every name under it`)
+	b.String(&c.Uplink, prefix+"uplink", "ANYOPS_SANDBOXD_UPLINK", "", "the only interface paid consoles' traffic may leave by; empty: any but the sandboxes'")
+	b.String(&c.DNS, prefix+"dns", "ANYOPS_SANDBOXD_DNS", "", "resolvers (ip or ip:port, comma separated) of the proxy and the DNS relay; empty: the host's /etc/resolv.conf")
+	b.Int64(&c.TarpitRate, prefix+"tarpit-rate", "ANYOPS_SANDBOXD_TARPIT_RATE", network.DefaultThrottle, "bytes per second, each way, of a tarpit console's network")
+}
+
+// NetworkConfig parses the network settings into the sandboxes' network configuration (its
+// Name comes from the cgroup parent, and its logger from the daemon).
+func (c Sandboxd) NetworkConfig() (network.Config, error) {
+	var nc network.Config
+	var err error
+	if nc.Pool, err = netip.ParsePrefix(strings.TrimSpace(c.NetworkPool)); err != nil {
+		return nc, fmt.Errorf("network pool %q: %w", c.NetworkPool, err)
+	}
+	nc.PrivateRanges = []netip.Prefix{}
+	for _, s := range splitList(c.PrivateRanges) {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nc, fmt.Errorf("private ranges: %q: %w", s, err)
+		}
+		nc.PrivateRanges = append(nc.PrivateRanges, p)
+	}
+	nc.Allowlist = splitList(c.ProxyAllowlist)
+	for _, s := range splitList(c.DNS) {
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nc, fmt.Errorf("dns: %q is neither ip nor ip:port", s)
+			}
+			ap = netip.AddrPortFrom(a, network.DNSPort)
+		}
+		nc.DNS = append(nc.DNS, ap)
+	}
+	nc.Uplink = strings.TrimSpace(c.Uplink)
+	nc.ThrottleBytesPerSecond = c.TarpitRate
+	return nc, nil
+}
+
+func splitList(s string) []string {
+	out := []string{}
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
 }
 
 // ImageStoreEnv names the image store for sandboxd and for `anyops image` alike, so one

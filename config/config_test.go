@@ -2,10 +2,14 @@ package config
 
 import (
 	"bytes"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
+
+	"github.com/anyops/anyops/sandboxd/network"
 )
 
 // TestEnvFallback proves the precedence: a flag on the command line beats its ANYOPS_*
@@ -69,5 +73,66 @@ func TestBadEnvValueNamesVariable(t *testing.T) {
 	b.BindCloudsim(&c, "")
 	if err := b.Load(); err == nil || !strings.Contains(err.Error(), "ANYOPS_SIM_SPEED") {
 		t.Fatalf("err = %v, want it to name ANYOPS_SIM_SPEED", err)
+	}
+}
+
+// The network settings parse from their ANYOPS_SANDBOXD_* variables (and their defaults) into
+// the sandboxes' network configuration; a bad value is an error naming the setting.
+func TestSandboxdNetworkConfig(t *testing.T) {
+	parse := func(t *testing.T, env map[string]string) (network.Config, error) {
+		for k, v := range env {
+			t.Setenv(k, v)
+		}
+		fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+		b := NewBinder(fs)
+		var sc Sandboxd
+		b.BindSandboxd(&sc, "")
+		if err := fs.Parse(nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Load(); err != nil {
+			t.Fatal(err)
+		}
+		return sc.NetworkConfig()
+	}
+	def, err := parse(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.Pool != network.DefaultPool || !slices.Equal(def.PrivateRanges, network.DefaultPrivateRanges) ||
+		!slices.Equal(def.Allowlist, network.DefaultAllowlist) || def.DNS != nil || def.ThrottleBytesPerSecond != network.DefaultThrottle {
+		t.Fatalf("defaults: %+v", def)
+	}
+	got, err := parse(t, map[string]string{
+		"ANYOPS_SANDBOXD_NETWORK_POOL":    "10.50.0.0/20",
+		"ANYOPS_SANDBOXD_PRIVATE_RANGES":  "10.0.0.0/8, fd00::/8",
+		"ANYOPS_SANDBOXD_PROXY_ALLOWLIST": "pypi.org,*.example.org",
+		"ANYOPS_SANDBOXD_UPLINK":          "ens5",
+		"ANYOPS_SANDBOXD_DNS":             "10.0.0.2, [fd00::53]:5353",
+		"ANYOPS_SANDBOXD_TARPIT_RATE":     "4096",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := network.Config{
+		Pool:                   netip.MustParsePrefix("10.50.0.0/20"),
+		PrivateRanges:          []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")},
+		Allowlist:              []string{"pypi.org", "*.example.org"},
+		Uplink:                 "ens5",
+		DNS:                    []netip.AddrPort{netip.MustParseAddrPort("10.0.0.2:53"), netip.MustParseAddrPort("[fd00::53]:5353")},
+		ThrottleBytesPerSecond: 4096,
+	}
+	if got.Pool != want.Pool || !slices.Equal(got.PrivateRanges, want.PrivateRanges) || !slices.Equal(got.Allowlist, want.Allowlist) ||
+		got.Uplink != want.Uplink || !slices.Equal(got.DNS, want.DNS) || got.ThrottleBytesPerSecond != want.ThrottleBytesPerSecond {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	for env, value := range map[string]string{
+		"ANYOPS_SANDBOXD_NETWORK_POOL":   "ten",
+		"ANYOPS_SANDBOXD_PRIVATE_RANGES": "10.0.0.0/8,bogus",
+		"ANYOPS_SANDBOXD_DNS":            "resolver.local",
+	} {
+		if _, err := parse(t, map[string]string{env: value}); err == nil {
+			t.Errorf("%s=%q: accepted", env, value)
+		}
 	}
 }

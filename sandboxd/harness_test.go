@@ -125,6 +125,9 @@ func startHarness(t *testing.T, cfg Config, priv ed25519.PrivateKey) *harness {
 		srv.Close()
 		ts.Close()
 		teardown.RemoveCgroupParent(cfg.CgroupParent)
+		if err := teardown.RemoveNetwork(cfg.CgroupParent); err != nil {
+			t.Error(err)
+		}
 	})
 	return &harness{t: t, srv: srv, ts: ts, c: c, signer: signer, cfg: cfg}
 }

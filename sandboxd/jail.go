@@ -15,7 +15,7 @@ func openJail(cfg Config) (jailRuntime, *images.Store, error) {
 	if cfg.StateDir == "" || !filepath.IsAbs(cfg.StateDir) {
 		return jailRuntime{}, nil, fmt.Errorf("sandboxd: state dir %q must be an absolute path", cfg.StateDir)
 	}
-	m, err := jail.NewManager(jail.Config{StateDir: filepath.Join(cfg.StateDir, "jail"), CgroupParent: cfg.CgroupParent})
+	m, err := jail.NewManager(jail.Config{StateDir: filepath.Join(cfg.StateDir, "jail"), CgroupParent: cfg.CgroupParent, Network: cfg.Network})
 	if err != nil {
 		return jailRuntime{}, nil, err
 	}
@@ -25,6 +25,7 @@ func openJail(cfg Config) (jailRuntime, *images.Store, error) {
 	}
 	store, err := images.Open(dir)
 	if err != nil {
+		_ = m.Close() // its network table
 		return jailRuntime{}, nil, err
 	}
 	return jailRuntime{m}, store, nil

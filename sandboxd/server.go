@@ -33,6 +33,7 @@ import (
 
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/sandboxd/homes"
+	"github.com/anyops/anyops/sandboxd/network"
 	"github.com/anyops/anyops/sandboxd/token"
 	"github.com/anyops/anyops/sandboxd/wire"
 )
@@ -64,7 +65,10 @@ type Config struct {
 	AllowedOrigins []string
 	// ExitedRetention is how long an exited sandbox stays visible to GET; 0: one hour.
 	ExitedRetention time.Duration
-	Logger          *slog.Logger
+	// Network configures the sandboxes' links: pool, private ranges, proxy allowlist, uplink
+	// (package network; its Name defaults to one derived from CgroupParent).
+	Network network.Config
+	Logger  *slog.Logger
 }
 
 // Server is a sandboxd instance: an http.Handler plus the sandboxes it runs.
@@ -99,9 +103,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s, err := newServer(cfg, rt, store)
 	if err != nil {
+		_ = rt.m.Close() // a daemon that does not start leaves no network table behind
 		return nil, err
 	}
-	s.release = rt.m.RemoveCgroupParent
+	s.release = func() error { return errors.Join(rt.m.RemoveCgroupParent(), rt.m.Close()) }
 	if def, err := store.Default(); err == nil {
 		s.log.Info("image store", "dir", store.Dir(), "images", len(store.List()), "default", def.Ref())
 	} else {
@@ -402,11 +407,9 @@ func (s *Server) validateCreate(req wire.CreateRequest) (sandboxSpec, wire.Sandb
 	if err != nil {
 		return sandboxSpec{}, wire.Sandbox{}, err
 	}
-	network := anyops.NetworkNone
-	if req.Network != "" {
-		if network, err = anyops.Parse("network", string(req.Network), anyops.NetworkPolicies); err != nil {
-			return sandboxSpec{}, wire.Sandbox{}, err
-		}
+	netPolicy, err := planNetwork(plan, req.Network)
+	if err != nil {
+		return sandboxSpec{}, wire.Sandbox{}, err
 	}
 	if len(req.Command) > maxArgs {
 		return bad("command has %d arguments, at most %d allowed", len(req.Command), maxArgs)
@@ -435,11 +438,11 @@ func (s *Server) validateCreate(req wire.CreateRequest) (sandboxSpec, wire.Sandb
 		User: req.User, UID: req.UID, GID: gid, Hostname: "console",
 		ImageRoot: img.Root, Command: slices.Clone(req.Command),
 		Env:    []string{"TERM=xterm-256color", "LANG=C.UTF-8"},
-		Limits: limits, Network: network, Rows: rows, Cols: cols,
+		Limits: limits, Network: netPolicy, Rows: rows, Cols: cols,
 	}
 	info := wire.Sandbox{
 		User: req.User, UID: req.UID, GID: gid, Plan: plan, Image: img.Ref(),
-		Command: spec.Command, Network: network, Limits: limits,
+		Command: spec.Command, Network: netPolicy, Limits: limits,
 		IdleTimeout: wire.Duration(limits.IdleTimeout), MaxLifetime: wire.Duration(limits.MaxLifetime),
 		Lease: req.Lease,
 	}

@@ -81,6 +81,8 @@ func FuzzCreateRequest(f *testing.F) {
 	f.Add(`{"user":"alice","uid":120001,"plan":"free"}`)
 	f.Add(`{"user":"bob","uid":1000,"gid":100,"plan":"paid","image":"console:1","command":["python3"],"network":"host","limits":{"memory_bytes":1048576000},"idle_timeout":"5m","max_lifetime":"1h","rows":50,"cols":200}`)
 	f.Add(`{"user":"x","uid":0,"plan":"tarpit"}`)
+	f.Add(`{"user":"carol","uid":3000,"plan":"paid","network":"internet"}`)
+	f.Add(`{"user":"dave","uid":3001,"plan":"free","network":"internet"}`)
 	f.Add(`{"user":"x","uid":2000,"plan":"anonymous","limits":{"pids":-1}}`)
 	f.Add(`{"id":"console-1","user":"x","uid":2000,"plan":"free","idle_timeout":"1s"}`)
 	f.Add(`{"id":"sb-1","user":"x","uid":100001,"gid":42,"plan":"free","lease":"30s"}`)
@@ -115,6 +117,8 @@ func checkSpec(t *testing.T, spec sandboxSpec, info wire.Sandbox) {
 		t.Fatalf("accepted user %q", spec.User)
 	case spec.ImageRoot != "/images/console/1/root":
 		t.Fatalf("accepted image root %q", spec.ImageRoot)
+	case !spec.Network.Within(anyops.PlanNetwork(info.Plan)) || spec.Network != info.Network:
+		t.Fatalf("accepted network %q for plan %s", spec.Network, info.Plan)
 	case spec.Rows < 1 || spec.Cols < 1 || spec.Rows > maxTermSize || spec.Cols > maxTermSize:
 		t.Fatalf("accepted terminal %dx%d", spec.Rows, spec.Cols)
 	case l.CPUShares < minLimits.CPUShares || l.CPUShares > plan.CPUShares,

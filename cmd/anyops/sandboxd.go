@@ -71,6 +71,11 @@ func sandboxdConfig(common config.Common, sc config.Sandboxd, log *slog.Logger) 
 			return sandboxd.Config{}, err
 		}
 	}
+	netCfg, err := sc.NetworkConfig()
+	if err != nil {
+		return sandboxd.Config{}, err
+	}
+	netCfg.Logger = log
 	return sandboxd.Config{
 		Addr:           sc.Addr,
 		URL:            sc.URL,
@@ -83,6 +88,7 @@ func sandboxdConfig(common config.Common, sc config.Sandboxd, log *slog.Logger) 
 		Slots:          sc.Slots,
 		CgroupParent:   sc.CgroupParent,
 		AllowedOrigins: api.ParseOrigins(sc.AllowedOrigins),
+		Network:        netCfg,
 		Logger:         log,
 	}, nil
 }

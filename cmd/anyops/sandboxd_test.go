@@ -133,8 +133,13 @@ func TestSandboxdStopLeavesTheMountTableAsItWas(t *testing.T) {
 			case <-time.After(30 * time.Second):
 				t.Fatalf("sandboxd did not stop within 30s of %s", tt.name)
 			}
-			if !tt.clean { // the sandboxes go by their parent-death signal, the cgroups stay
-				t.Cleanup(func() { teardown.RemoveCgroupParent(parent) })
+			if !tt.clean { // the sandboxes go by their parent-death signal, the cgroups and the network table stay
+				t.Cleanup(func() {
+					teardown.RemoveCgroupParent(parent)
+					if err := teardown.RemoveNetwork(parent); err != nil {
+						t.Error(err)
+					}
+				})
 				waitGone(t, pids)
 			}
 			after, err := mountinfo.ReadProcess(holder)

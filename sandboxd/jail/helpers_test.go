@@ -16,6 +16,8 @@ import (
 	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/sandboxd/images"
 	"github.com/anyops/anyops/sandboxd/images/imagestest"
+	"github.com/anyops/anyops/sandboxd/network"
+	"github.com/anyops/anyops/sandboxd/network/networktest"
 )
 
 // The test binary is the sandboxes' init: Manager.Start re-executes it.
@@ -24,7 +26,8 @@ func TestMain(m *testing.M) {
 	testenv.Main(m)
 }
 
-// fixture is a Manager on a private cgroup parent with the console image, for one test.
+// fixture is a Manager on a private cgroup parent (and so network name) with the console
+// image, for one test.
 type fixture struct {
 	m     *Manager
 	image images.Image
@@ -35,13 +38,23 @@ const testUID, testGID = 54321, 54321
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
+	return newNetworkFixture(t, network.Config{})
+}
+
+// newNetworkFixture is newFixture with the sandboxes' network configured by netCfg; a zero
+// pool is a free /24 of its own (networktest.Pool).
+func newNetworkFixture(t testing.TB, netCfg network.Config) *fixture {
+	t.Helper()
 	testenv.RequireRoot(t)
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	_, img := imagestest.Console(t)
-	m, err := NewManager(Config{StateDir: filepath.Join(dir, "state"), CgroupParent: "anyops-test-" + randomID()})
+	if !netCfg.Pool.IsValid() {
+		netCfg.Pool = networktest.Pool(t)
+	}
+	m, err := NewManager(Config{StateDir: filepath.Join(dir, "state"), CgroupParent: "anyops-test-" + randomID(), Network: netCfg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +63,9 @@ func newFixture(t testing.TB) *fixture {
 			t.Errorf("sandboxes left behind by the test: %d (%v)", n, err)
 		}
 		if err := m.RemoveCgroupParent(); err != nil {
+			t.Error(err)
+		}
+		if err := m.Close(); err != nil {
 			t.Error(err)
 		}
 	})

@@ -1,5 +1,6 @@
 // Package jail runs one command per sandbox on a PTY, isolated from the host and from other
-// sandboxes: new mount, PID, UTS, IPC and (for NetworkNone) network namespaces; a root
+// sandboxes: new mount, PID, UTS, IPC, cgroup and network namespaces (the network one joined
+// to the host by a veth pair by its policy, package network); a root
 // pivoted into a read-only image with the user's home bind-mounted read-write and a
 // size-limited tmpfs /tmp; cgroup limits (memory, pids, CPU shares) on cgroup v1 or v2;
 // rlimits; an unprivileged uid and gid with every capability dropped, no_new_privs and a
@@ -22,8 +23,11 @@
 // The command is a session leader whose controlling terminal is the PTY slave; it runs as
 // Spec.UID/GID with no supplementary groups, all capability sets empty, no_new_privs, the
 // seccomp filters of seccomp.go, RLIMIT_CORE 0, RLIMIT_NOFILE and RLIMIT_FSIZE from Limits,
-// and new mount, PID, UTS, IPC, cgroup and (NetworkNone) network namespaces, the latter
-// with loopback up. The init's own threads count against Limits.Pids (about four).
+// and new mount, PID, UTS, IPC, cgroup and network namespaces, the latter with loopback up
+// and, unless the policy is NetworkNone, the sandbox's end of its veth pair as eth0 (the proxy
+// policies also get http_proxy and friends in their environment, and /etc/resolv.conf
+// names no resolver for them and the DNS relay for internet). The init's own threads count
+// against Limits.Pids (about four).
 //
 // Cgroups: one per sandbox under Config.CgroupParent, on v2 when /sys/fs/cgroup is a cgroup2
 // mount offering cpu, memory and pids (the init is cloned straight into it), else on the v1
@@ -51,6 +55,7 @@ import (
 
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/sandboxd/jail/internal/sandboxinit"
+	"github.com/anyops/anyops/sandboxd/network"
 )
 
 // Config configures a Manager.
@@ -65,6 +70,9 @@ type Config struct {
 	// thing in main. Default: InitBinaryName next to the running executable when present,
 	// else the running executable.
 	InitPath string
+	// Network configures the sandboxes' links. Its Name defaults to one derived from
+	// CgroupParent (network.InstanceName), so the parent names everything a daemon leaves.
+	Network network.Config
 }
 
 // InitBinaryName is the file name of the small init binary built from ./cmd/sandbox-init.
@@ -81,7 +89,8 @@ type Manager struct {
 	cfg     Config
 	rootDir string
 	cgroups *cgroupDriver
-	seccomp [][]sandboxinit.Filter // assembled once, installed by every init
+	net     *network.Manager
+	seccomp [][]byte // assembled once (sandboxinit.EncodeFilter), installed by every init
 }
 
 // NewManager prepares the state directory and finds the cgroup hierarchies.
@@ -114,8 +123,26 @@ func NewManager(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{cfg: cfg, rootDir: rootDir, cgroups: cg, seccomp: filters}, nil
+	if cfg.Network.Name == "" {
+		cfg.Network.Name = network.InstanceName(cfg.CgroupParent)
+	}
+	nm, err := network.New(cfg.Network)
+	if err != nil {
+		return nil, err
+	}
+	encoded := make([][]byte, len(filters))
+	for i, f := range filters {
+		encoded[i] = sandboxinit.EncodeFilter(f)
+	}
+	return &Manager{cfg: cfg, rootDir: rootDir, cgroups: cg, net: nm, seccomp: encoded}, nil
 }
+
+// Network is the manager of the sandboxes' links.
+func (m *Manager) Network() *network.Manager { return m.net }
+
+// Close removes the network table and links of this manager; call it after every sandbox is
+// destroyed.
+func (m *Manager) Close() error { return m.net.Close() }
 
 func defaultInitPath() (string, error) {
 	self, err := os.Executable()
@@ -243,14 +270,16 @@ func (spec *Spec) validate() error {
 	return nil
 }
 
-// commandEnv is the command's environment: login defaults, overridden by spec.Env.
-func (spec *Spec) commandEnv() []string {
+// commandEnv is the command's environment: login defaults and what its network needs,
+// overridden by spec.Env.
+func (spec *Spec) commandEnv(networkEnv []string) []string {
 	home := "/home/" + spec.User
 	env := []string{
 		"HOME=" + home, "USER=" + spec.User, "LOGNAME=" + spec.User, "SHELL=/bin/bash",
 		"PATH=/usr/local/bin:/usr/bin:/bin", "TERM=xterm-256color", "LANG=C.UTF-8",
 		"HOSTNAME=" + spec.Hostname,
 	}
+	env = append(env, networkEnv...)
 	set := map[string]int{}
 	for i, e := range env {
 		set[e[:strings.IndexByte(e, '=')]] = i
@@ -278,6 +307,7 @@ type Sandbox struct {
 	// that raced the hangup.
 	slave *os.File
 	cg    *cgroup
+	link  *network.Link // nil under NetworkNone
 
 	done     chan struct{} // closed once the init has exited and been reaped
 	exitCode int
@@ -322,6 +352,21 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Sandbox, err error) 
 		return nil, fmt.Errorf("jail: chown pty: %w", err)
 	}
 
+	var link *network.Link
+	var networkEnv []string
+	var resolvConf string // none keeps the image's: it has no network to reach a resolver by
+	if spec.Network != anyops.NetworkNone {
+		if link, err = m.net.Prepare(spec.Network); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				_ = link.Close()
+			}
+		}()
+		networkEnv, resolvConf = link.Env(), link.ResolvConf()
+	}
+
 	cfgJSON, err := json.Marshal(sandboxinit.Config{
 		RootDir:   m.rootDir,
 		ImageRoot: spec.ImageRoot,
@@ -331,12 +376,13 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Sandbox, err error) 
 		GID:       spec.GID,
 		Hostname:  spec.Hostname,
 		Command:   spec.Command,
-		Env:       spec.commandEnv(),
+		Env:       spec.commandEnv(networkEnv),
 		TmpBytes:  spec.Limits.TmpBytes,
 		OpenFiles: spec.Limits.OpenFiles,
 		FileSize:  spec.Limits.FileSize,
-		Loopback:  spec.Network == anyops.NetworkNone,
 		Seccomp:   m.seccomp,
+
+		ResolvConf: resolvConf,
 	})
 	if err != nil {
 		return nil, err
@@ -356,10 +402,7 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Sandbox, err error) 
 	}
 	defer statusR.Close()
 
-	flags := uintptr(syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC)
-	if spec.Network == anyops.NetworkNone {
-		flags |= syscall.CLONE_NEWNET
-	}
+	flags := uintptr(syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC | syscall.CLONE_NEWNET)
 	cmd := &exec.Cmd{
 		Path: m.cfg.InitPath,
 		Args: []string{sandboxinit.Arg0},
@@ -385,7 +428,7 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Sandbox, err error) 
 	}
 	cg.closeFD()
 
-	started := &Sandbox{id: spec.ID, cmd: cmd, master: master, slave: slave, cg: cg, done: make(chan struct{})}
+	started := &Sandbox{id: spec.ID, cmd: cmd, master: master, slave: slave, cg: cg, link: link, done: make(chan struct{})}
 	go started.reap()
 	defer func() {
 		if err != nil {
@@ -394,7 +437,16 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Sandbox, err error) 
 		}
 	}()
 
-	if err := cg.addProcess(cmd.Process.Pid); err != nil {
+	// The link is built while the init assembles its root; the command starts once both that
+	// and the cgroup move are done.
+	attached := make(chan error, 1)
+	if link != nil {
+		go func() { attached <- link.Attach(cmd.Process.Pid) }()
+	} else {
+		attached <- nil
+	}
+	cgErr := cg.addProcess(cmd.Process.Pid)
+	if err := errors.Join(<-attached, cgErr); err != nil {
 		return nil, err
 	}
 	if _, err := goW.Write([]byte{1}); err != nil {
@@ -450,6 +502,9 @@ func (s *Sandbox) ID() string { return s.id }
 // buffered and then fail (EIO): read to that point before Destroy, which closes it.
 func (s *Sandbox) PTY() *os.File { return s.master }
 
+// Link is the sandbox's network link; nil under NetworkNone.
+func (s *Sandbox) Link() *network.Link { return s.link }
+
 // Pid is the host pid of the sandbox's init.
 func (s *Sandbox) Pid() int { return s.cmd.Process.Pid }
 
@@ -463,8 +518,9 @@ func (s *Sandbox) Wait() (exitCode int, err error) {
 	return s.exitCode, s.waitErr
 }
 
-// Destroy kills every process of the sandbox, waits for them, removes its cgroup and closes
-// the PTY. Its mounts live only in its mount namespace and vanish with the last process.
+// Destroy kills every process of the sandbox, waits for them, removes its cgroup and its
+// network link and closes the PTY. Its mounts live only in its mount namespace and vanish with
+// the last process.
 // It is idempotent and safe to call concurrently with Wait.
 func (s *Sandbox) Destroy() error {
 	s.destroyOnce.Do(func() {
@@ -476,6 +532,9 @@ func (s *Sandbox) Destroy() error {
 			<-s.done
 		}
 		s.destroyErr = s.cg.remove()
+		if s.link != nil {
+			s.destroyErr = errors.Join(s.destroyErr, s.link.Close())
+		}
 		if err := s.master.Close(); err != nil && s.destroyErr == nil && !errors.Is(err, os.ErrClosed) {
 			s.destroyErr = err
 		}

@@ -9,6 +9,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -160,7 +161,7 @@ func (d *Daemon) Close() error {
 		}
 		d.mu.Unlock()
 		teardown.RemoveCgroupParent(d.Config.CgroupParent)
-		err = teardown.RemoveStateDir(d.Config.StateDir)
+		err = errors.Join(teardown.RemoveNetwork(d.Config.CgroupParent), teardown.RemoveStateDir(d.Config.StateDir))
 	})
 	return err
 }

@@ -24,7 +24,7 @@ type CreateRequest struct {
 	Plan    anyops.Plan          `json:"plan"`          // decides the default and maximum limits
 	Image   string               `json:"image,omitempty"`
 	Command []string             `json:"command,omitempty"` // empty: a login shell
-	Network anyops.NetworkPolicy `json:"network,omitempty"` // empty: none
+	Network anyops.NetworkPolicy `json:"network,omitempty"` // empty: the plan's (anyops.PlanNetwork); never more
 	// Limits lowers the plan's resource limits; zero fields keep the plan's value. Its
 	// idle_timeout and max_lifetime must be left zero: use the fields below.
 	Limits      *anyops.Limits `json:"limits,omitempty"`

@@ -1,6 +1,7 @@
 // Package teardown removes what a sandboxd run for a test or a benchmark leaves on the host:
-// its cgroup parent and its state dir, never deleting through a mount should one be left
-// below it. It imports no testing, so benchmarks use it as well as tests.
+// its cgroup parent, its network table and links, and its state dir, never deleting through a
+// mount should one be left below it. It imports no testing, so benchmarks use it as well as
+// tests.
 package teardown
 
 import (
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/anyops/anyops/internal/mountinfo"
+	"github.com/anyops/anyops/sandboxd/network"
 )
 
 // cgroupRoot is where every cgroup hierarchy of the host is mounted (v2 at the root, v1 one
@@ -30,6 +32,16 @@ func RemoveCgroupParent(parent string) {
 	for _, d := range append(dirs, cgroupRoot+"/"+parent) {
 		_ = syscall.Rmdir(d)
 	}
+}
+
+// RemoveNetwork removes the nftables table and links of the sandboxd whose cgroup parent is
+// parent (its network is named after it: network.InstanceName).
+func RemoveNetwork(parent string) error {
+	if parent == "" {
+		return nil
+	}
+	_, err := network.RemoveLeftovers(network.InstanceName(parent))
+	return err
 }
 
 // RemoveStateDir undoes the mounts below dir, innermost first, and only then removes dir:

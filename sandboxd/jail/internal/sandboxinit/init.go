@@ -6,6 +6,7 @@
 package sandboxinit
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,10 +40,23 @@ const (
 
 // Filter is one classic BPF instruction of a seccomp filter.
 type Filter struct {
-	Code uint16 `json:"c"`
-	Jt   uint8  `json:"t"`
-	Jf   uint8  `json:"f"`
-	K    uint32 `json:"k"`
+	Code uint16
+	Jt   uint8
+	Jf   uint8
+	K    uint32
+}
+
+// EncodeFilter lays a filter out as the kernel reads it (struct sock_filter, native byte
+// order): how Config carries it, so the init decodes a few hundred bytes of base64 rather than
+// an object per instruction.
+func EncodeFilter(f []Filter) []byte {
+	out := make([]byte, 0, 8*len(f))
+	for _, in := range f {
+		out = binary.NativeEndian.AppendUint16(out, in.Code)
+		out = append(out, in.Jt, in.Jf)
+		out = binary.NativeEndian.AppendUint32(out, in.K)
+	}
+	return out
 }
 
 // Config is what the parent hands the init, as JSON in Env. Paths are host paths.
@@ -59,9 +73,13 @@ type Config struct {
 	TmpBytes  int64    `json:"tmp_bytes"`
 	OpenFiles int      `json:"open_files"`
 	FileSize  int64    `json:"file_size"`
-	Loopback  bool     `json:"loopback"` // new network namespace: bring lo up
-	// Seccomp are the filters installed, in order, after no_new_privs and before the fork.
-	Seccomp [][]Filter `json:"seccomp"`
+	// ResolvConf, when set, is laid over the image's /etc/resolv.conf (if that is a plain file).
+	ResolvConf string `json:"resolv_conf,omitempty"`
+	// Seccomp are the filters installed, in order, after no_new_privs and before the fork,
+	// each as EncodeFilter lays it out.
+	Seccomp [][]byte `json:"seccomp"`
+
+	runMounted bool // /run is the init's tmpfs
 }
 
 // MaybeRun runs the sandbox init and exits when this process was started as one; otherwise
@@ -104,10 +122,9 @@ func runInit(cfgJSON string) int {
 	if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
 		return fail("set hostname", err)
 	}
-	if c.Loopback {
-		if err := loopbackUp(); err != nil {
-			return fail("bring up loopback", err)
-		}
+	// The sandbox's own network namespace: its loopback, and whatever link the parent adds.
+	if err := loopbackUp(); err != nil {
+		return fail("bring up loopback", err)
 	}
 	if n, _ := goAhead.Read(make([]byte, 1)); n != 1 {
 		return fail("wait for cgroup", errors.New("parent went away"))
@@ -227,7 +244,9 @@ func buildRoot(c *Config) error {
 		{"mkdir " + home, func() error { return unix.Mkdir(home, 0o755) }},
 		mount(c.Home, home, "", unix.MS_BIND|unix.MS_REC, ""),
 		mount("", home, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_NOSUID|unix.MS_NODEV, ""),
+		{"/run", func() error { return mountRun(c) }},
 		{"user database", func() error { return addUser(c) }},
+		{"resolv.conf", func() error { return overlayResolvConf(c) }},
 		{"pivot_root", func() error { return pivotRoot(root) }},
 	}
 	for _, s := range steps {
@@ -278,10 +297,9 @@ func populateDev(dev string, shmBytes int64) error {
 	return unix.Mount("tmpfs", filepath.Join(dev, "shm"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"+size)
 }
 
-// addUser lays /etc/passwd and /etc/group with the sandbox's user over the image's, from a
-// small tmpfs at /run, so the shell and python know the user's name. Images without /run
-// or /etc/passwd are left as they are.
-func addUser(c *Config) error {
+// mountRun mounts a small tmpfs at /run, which holds the files laid over the image's /etc.
+// An image without /run gets neither overlay.
+func mountRun(c *Config) error {
 	run := filepath.Join(c.RootDir, "run")
 	if st, err := os.Stat(run); err != nil || !st.IsDir() {
 		return nil
@@ -289,31 +307,58 @@ func addUser(c *Config) error {
 	if err := unix.Mount("tmpfs", run, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755,size=1048576"); err != nil {
 		return err
 	}
+	c.runMounted = true
+	return nil
+}
+
+// addUser lays /etc/passwd and /etc/group with the sandbox's user over the image's, so the
+// shell and python know the user's name. Images without them are left as they are.
+func addUser(c *Config) error {
 	entries := map[string]string{
 		"passwd": fmt.Sprintf("%s:x:%d:%d::/home/%s:/bin/bash\n", c.User, c.UID, c.GID, c.User),
 		"group":  fmt.Sprintf("%s:x:%d:\n", c.User, c.GID),
 	}
 	for name, line := range entries {
-		target := filepath.Join(c.RootDir, "etc", name)
-		base, err := os.ReadFile(target)
+		base, err := os.ReadFile(filepath.Join(c.RootDir, "etc", name))
 		if err != nil {
 			continue
 		}
 		if len(base) > 0 && !strings.HasSuffix(string(base), "\n") {
 			base = append(base, '\n')
 		}
-		overlay := filepath.Join(run, name)
-		if err := os.WriteFile(overlay, append(base, line...), 0o644); err != nil {
-			return err
-		}
-		if err := unix.Mount(overlay, target, "", unix.MS_BIND, ""); err != nil {
-			return err
-		}
-		if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		if err := overlayEtc(c, name, append(base, line...)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// overlayResolvConf lays c.ResolvConf over the image's /etc/resolv.conf when that is a plain
+// file (a symlink would lead outside the image before the pivot).
+func overlayResolvConf(c *Config) error {
+	if c.ResolvConf == "" {
+		return nil
+	}
+	if st, err := os.Lstat(filepath.Join(c.RootDir, "etc", "resolv.conf")); err != nil || !st.Mode().IsRegular() {
+		return nil
+	}
+	return overlayEtc(c, "resolv.conf", []byte(c.ResolvConf))
+}
+
+// overlayEtc writes content to /run/<name> and binds it read-only over /etc/<name>.
+func overlayEtc(c *Config, name string, content []byte) error {
+	if !c.runMounted {
+		return nil
+	}
+	overlay := filepath.Join(c.RootDir, "run", name)
+	target := filepath.Join(c.RootDir, "etc", name)
+	if err := os.WriteFile(overlay, content, 0o644); err != nil {
+		return err
+	}
+	if err := unix.Mount(overlay, target, "", unix.MS_BIND, ""); err != nil {
+		return err
+	}
+	return unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, "")
 }
 
 // pivotRoot makes root the root and detaches the old one (runc's pivot_root(".", ".")).
@@ -425,17 +470,18 @@ func lookPath(file string, env []string) (string, error) {
 
 // loadSeccomp sets no_new_privs and installs the filters on the calling thread, from which
 // the command is then forked. Filters stack: the kernel applies the strictest answer.
-func loadSeccomp(filters [][]Filter) error {
+func loadSeccomp(filters [][]byte) error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("no_new_privs: %w", err)
 	}
 	for i, f := range filters {
-		if len(f) == 0 {
-			continue
+		if len(f) == 0 || len(f)%8 != 0 {
+			return fmt.Errorf("filter %d: %d bytes is no program", i, len(f))
 		}
-		prog := make([]unix.SockFilter, len(f))
-		for j, in := range f {
-			prog[j] = unix.SockFilter{Code: in.Code, Jt: in.Jt, Jf: in.Jf, K: in.K}
+		prog := make([]unix.SockFilter, len(f)/8)
+		for j := range prog {
+			in := f[8*j:]
+			prog[j] = unix.SockFilter{Code: binary.NativeEndian.Uint16(in), Jt: in[2], Jf: in[3], K: binary.NativeEndian.Uint32(in[4:])}
 		}
 		fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
 		if _, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fprog))); errno != 0 {
