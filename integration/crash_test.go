@@ -210,6 +210,7 @@ func TestCrashWorkerKilledMidDemoFleetCreatesNothingTwice(t *testing.T) {
 		"ANYOPS_TEMPORAL_ADDR=" + testenv.Temporal(t),
 		"ANYOPS_TEMPORAL_NAMESPACE=default",
 		"ANYOPS_DATA_DIR=" + dir,
+		"ANYOPS_METRICS_ADDR=", // no fixed port: other workers on the machine may hold 9464
 		"ANYOPS_DB_DRIVER=sqlite",
 		"ANYOPS_DB_DSN=" + dbFile,
 		"ANYOPS_AWS_REGION=us-east-1",

@@ -46,7 +46,7 @@ func TestCrashWorkerKilledMidRolloutPatchesEachServerOnce(t *testing.T) {
 	logFile := filepath.Join(dir, "worker.log")
 	env := []string{
 		"ANYOPS_TEMPORAL_ADDR=" + testenv.Temporal(t), "ANYOPS_TEMPORAL_NAMESPACE=default", "ANYOPS_DATA_DIR=" + dir,
-		"ANYOPS_DB_DRIVER=postgres", "ANYOPS_DB_DSN=" + dsn, "ANYOPS_METRICS_ADDR=",
+		"ANYOPS_DB_DRIVER=postgres", "ANYOPS_DB_DSN=" + dsn, "ANYOPS_METRICS_ADDR=", // no fixed port
 		"ANYOPS_AWS_REGION=us-east-1", "ANYOPS_AWS_ENDPOINT=" + endpoint, "ANYOPS_AWS_ACCESS_KEY_ID=test", "ANYOPS_AWS_SECRET_ACCESS_KEY=test",
 		"ANYOPS_SMTP_ADDR=" + mail.Addr, "ANYOPS_SMTP_FROM=security@anyops.example", "ANYOPS_PLATFORM_DOMAIN=www.anyops.example",
 	}
