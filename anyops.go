@@ -256,10 +256,17 @@ const (
 	TagDRBDResource = "anyops:drbd-resource" // the DRBD resource the volume backs
 	TagDRBDPeer     = "anyops:drbd-peer"     // the instance holding the other replica
 	TagDRBDRole     = "anyops:drbd-role"     // primary | secondary, as the fleet recorded it
+	// What made a resource: the workflow, its operation (run, incident) and the step. Two
+	// resources with one scope and step are one step done twice (a drill's duplicates).
+	TagWorkflow = "anyops:workflow"
+	TagScope    = "anyops:scope"
+	TagStep     = "anyops:step"
 )
 
 // Business keys of workflows: a second request for the same thing joins the running workflow.
 func FailoverWorkflowID(server string) string       { return "failover/" + server }
+func BackupRebuildWorkflowID(server string) string  { return "backup-rebuild/" + server }
+func ServerReplaceWorkflowID(server string) string  { return "replace/" + server }
 func ZoneMigrationWorkflowID(cluster string) string { return "zone-migration/" + cluster }
 func ConsoleWorkflowID(console string) string       { return "console/" + console }
 

@@ -16,8 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/aws-sdk-go-v2/service/route53"
-	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 	"github.com/aws/smithy-go"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -47,9 +45,9 @@ func NewCloud(clients *Clients) *Cloud { return &Cloud{Clients: clients} }
 // Tags Anyops puts on what it creates.
 const (
 	TagName           = "Name"
-	TagWorkflow       = "anyops:workflow"        // the workflow id that created the resource
-	TagScope          = "anyops:scope"           // the operation (run, incident) of the workflow that created it
-	TagStep           = "anyops:step"            // the workflow step that created it
+	TagWorkflow       = anyops.TagWorkflow
+	TagScope          = anyops.TagScope
+	TagStep           = anyops.TagStep
 	TagIdempotencyKey = "anyops:idempotency-key" // on snapshots: the API has no ClientToken
 	TagSourceVolume   = "anyops:source-volume"   // on snapshots and their copies: the volume they preserve
 	TagTakenAt        = "anyops:taken-at"        // on copies: when the source snapshot was taken (RFC 3339)
@@ -72,8 +70,11 @@ type Instance struct {
 	ImageID      string
 	PrivateIP    string
 	PublicIP     string
-	LaunchTime   time.Time
-	Tags         map[string]string
+	// VPCID is the instance's VPC: the one a private hosted zone must be associated with for
+	// the instance to resolve its names.
+	VPCID      string
+	LaunchTime time.Time
+	Tags       map[string]string
 }
 
 // Attachment is a volume's attachment to an instance.
@@ -743,6 +744,8 @@ func (c *Cloud) DetachVolume(ctx context.Context, in DetachVolumeInput) (Attachm
 type Override struct {
 	By     string
 	Reason string
+	// Interlock is the interlock it passes, where an activity checks more than one.
+	Interlock anyops.Interlock
 }
 
 // VerifiedCopy names the copy of a volume that lets DeleteVolume delete it: a snapshot, or a
@@ -1218,86 +1221,6 @@ func (c *Cloud) WaitSnapshot(ctx context.Context, in WaitSnapshotInput) (Snapsho
 }
 
 // ---------------------------------------------------------------------------------------
-// DNS.
-
-// SwitchRecordInput points a DNS name at new values, e.g. the NFS name of a cluster at the
-// backup server that takes over.
-type SwitchRecordInput struct {
-	HostedZoneID string
-	Name         string   // e.g. files.cluster-1.internal.
-	Type         string   // A when empty
-	TTL          int64    // 60 when 0
-	Values       []string // e.g. the new server's private IP
-	Comment      string
-}
-
-// RecordChange is a submitted Route53 change.
-type RecordChange struct {
-	ChangeID string
-	Status   string // PENDING, INSYNC
-}
-
-// SwitchRecord UPSERTs the record: setting it to the values it already has is a no-op, so a
-// retry is harmless.
-func (c *Cloud) SwitchRecord(ctx context.Context, in SwitchRecordInput) (RecordChange, error) {
-	if in.HostedZoneID == "" || in.Name == "" || len(in.Values) == 0 {
-		return RecordChange{}, invalidInput("HostedZoneID, Name and Values are required")
-	}
-	rrType := r53types.RRType(cmp.Or(in.Type, "A"))
-	ttl := in.TTL
-	if ttl <= 0 {
-		ttl = 60
-	}
-	var records []r53types.ResourceRecord
-	for _, v := range in.Values {
-		records = append(records, r53types.ResourceRecord{Value: aws.String(v)})
-	}
-	out, err := c.Clients.Route53.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{
-		HostedZoneId: aws.String(in.HostedZoneID),
-		ChangeBatch: &r53types.ChangeBatch{
-			Comment: optional(in.Comment),
-			Changes: []r53types.Change{{
-				Action: r53types.ChangeActionUpsert,
-				ResourceRecordSet: &r53types.ResourceRecordSet{
-					Name: aws.String(in.Name), Type: rrType, TTL: aws.Int64(ttl), ResourceRecords: records,
-				},
-			}},
-		},
-	})
-	if err != nil {
-		return RecordChange{}, cloudError("ChangeResourceRecordSets", err)
-	}
-	return RecordChange{ChangeID: aws.ToString(out.ChangeInfo.Id), Status: string(out.ChangeInfo.Status)}, nil
-}
-
-// WaitRecordInput waits for a Route53 change to reach every name server.
-type WaitRecordInput struct {
-	ChangeID     string
-	PollInterval time.Duration
-	Timeout      time.Duration
-}
-
-// WaitRecordInSync waits, with the SDK's waiter, until the change is INSYNC.
-func (c *Cloud) WaitRecordInSync(ctx context.Context, in WaitRecordInput) (RecordChange, error) {
-	if in.ChangeID == "" {
-		return RecordChange{}, invalidInput("ChangeID is required")
-	}
-	interval, maxWait := waitBounds(ctx, in.PollInterval, in.Timeout)
-	polls := 0
-	out, err := route53.NewResourceRecordSetsChangedWaiter(c.Clients.Route53, func(o *route53.ResourceRecordSetsChangedWaiterOptions) {
-		o.MinDelay, o.MaxDelay = interval, interval
-		o.Retryable = heartbeatRetryable(o.Retryable, func(out *route53.GetChangeOutput) {
-			polls++
-			activity.RecordHeartbeat(ctx, WaitProgress{ResourceID: in.ChangeID, State: string(out.ChangeInfo.Status), Polls: polls})
-		}, "change "+in.ChangeID+" failed")
-	}).WaitForOutput(ctx, &route53.GetChangeInput{Id: aws.String(in.ChangeID)}, maxWait)
-	if err != nil {
-		return RecordChange{}, waitError("wait for DNS change", err)
-	}
-	return RecordChange{ChangeID: aws.ToString(out.ChangeInfo.Id), Status: string(out.ChangeInfo.Status)}, nil
-}
-
-// ---------------------------------------------------------------------------------------
 // Waiting.
 
 // waitBounds returns the poll interval and the longest wait: the input's timeout, else what
@@ -1375,6 +1298,7 @@ func toInstance(i types.Instance) Instance {
 		ImageID:      aws.ToString(i.ImageId),
 		PrivateIP:    aws.ToString(i.PrivateIpAddress),
 		PublicIP:     aws.ToString(i.PublicIpAddress),
+		VPCID:        aws.ToString(i.VpcId),
 		LaunchTime:   aws.ToTime(i.LaunchTime),
 		Tags:         tagMap(i.Tags),
 	}
@@ -1527,6 +1451,11 @@ var awsCodeTypes = map[string]struct {
 	"InvalidChangeBatch":                  {ErrInvalidParameter, false},
 	"InvalidInput":                        {ErrInvalidParameter, false},
 	"PriorRequestNotComplete":             {ErrIncorrectState, true},
+	"NoSuchChange":                        {ErrInvalidParameter, false},
+	"InvalidVPCId":                        {ErrInvalidParameter, false},
+	"InvalidDomainName":                   {ErrInvalidParameter, false},
+	"ConflictingDomainExists":             {ErrInvalidParameter, false},
+	"HostedZoneNotEmpty":                  {ErrIncorrectState, true},
 	"InvalidSnapshotID.Malformed":         {ErrSnapshotNotFound, false},
 	"IdempotentParameterMismatch":         {ErrIdempotentParameterMismatch, false},
 	"InvalidParameterValue":               {ErrInvalidParameter, false},

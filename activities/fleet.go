@@ -23,6 +23,14 @@ var bootDevices = []string{"/dev/xvda", "/dev/sda1", "/dev/sda"}
 // ---------------------------------------------------------------------------------------
 // The demo fleet as a cloud plan.
 
+// PlannedCluster is a cluster a plan builds.
+type PlannedCluster struct {
+	Name    string
+	Zone    string
+	Release string
+	State   anyops.ClusterState
+}
+
 // PlannedServer is one instance the demo fleet launches.
 type PlannedServer struct {
 	Name         string
@@ -56,9 +64,10 @@ type PlannedVolume struct {
 type FleetPlan struct {
 	// Zones of the fleet, also those it has nothing in yet (the demo's us-east-1c): the cloud
 	// shows only zones with resources, so the inventory learns these from the plan.
-	Zones   []inventory.Zone
-	Servers []PlannedServer
-	Volumes []PlannedVolume
+	Zones    []inventory.Zone
+	Clusters []PlannedCluster
+	Servers  []PlannedServer
+	Volumes  []PlannedVolume
 }
 
 // DRBDResources lists the DRBD resources of the plan, sorted.
@@ -75,19 +84,33 @@ func (p FleetPlan) DRBDResources() []string {
 
 // DemoFleetPlan turns inventory.DemoFleet into a cloud plan: one instance per server, one
 // volume per non-boot volume, and the DRBD pairs of its replicas.
-func DemoFleetPlan() FleetPlan {
-	f := inventory.DemoFleet()
+func DemoFleetPlan() FleetPlan { return PlanOf(inventory.DemoFleet()) }
+
+// ClusterPlan is the cloud plan of a cluster of the live shape (inventory.ClusterShape) in a
+// zone: what a drill or a release builds beside the live cluster.
+func ClusterPlan(cluster, zone, release string) FleetPlan {
+	f := inventory.ClusterShape(cluster, zone, release)
+	f.Zones = []inventory.Zone{{Name: zone, Region: regionOf(zone)}}
+	return PlanOf(f)
+}
+
+// PlanOf turns an inventory fleet into a cloud plan: one instance per server, one volume per
+// non-boot volume (boot volumes are RunInstances'), and the DRBD pairs of its replicas.
+func PlanOf(f inventory.Fleet) FleetPlan {
 	release := map[string]string{}
 	for _, c := range f.Clusters {
 		release[c.Name] = c.Release
 	}
 	p := FleetPlan{Zones: f.Zones}
+	for _, c := range f.Clusters {
+		p.Clusters = append(p.Clusters, PlannedCluster{Name: c.Name, Zone: c.Zone, Release: c.Release, State: c.State})
+	}
 	for _, s := range f.Servers {
 		p.Servers = append(p.Servers, PlannedServer{
 			Name: s.Name, Role: s.Role, Zone: s.Zone, Cluster: s.Cluster, Release: release[s.Cluster], InstanceType: s.InstanceType,
 		})
 	}
-	// The demo fleet's volumes carry fixed fake ids; their names are what the plan needs.
+	// The shape's volumes carry fixed fake ids; their names are what the plan needs.
 	type drbd struct{ resource, role, peer string }
 	byVolume := map[string]drbd{}
 	for _, r := range f.Replicas {
@@ -117,6 +140,25 @@ func DemoFleetPlan() FleetPlan {
 	return p
 }
 
+// SpareServerOf and StandbyClusterOf name a cluster's warm spare: a bootstrapped file server,
+// not serving, in a cluster of its own (state standby) in the cluster's zone, which a
+// failover's replace way takes instead of building a server.
+func SpareServerOf(cluster string) string    { return cluster + "-spare" }
+func StandbyClusterOf(cluster string) string { return cluster + "-standby" }
+
+// SparePlan is the plan of a cluster's warm spare: a server of the file server's instance type.
+func (p FleetPlan) SparePlan(cluster string) (PlannedCluster, PlannedServer, bool) {
+	for _, s := range p.Servers {
+		if s.Cluster == cluster && s.Role == anyops.RoleFile {
+			standby := PlannedCluster{Name: StandbyClusterOf(cluster), Zone: s.Zone, Release: s.Release, State: anyops.ClusterStandby}
+			spare := s
+			spare.Name, spare.Cluster = SpareServerOf(cluster), standby.Name
+			return standby, spare, true
+		}
+	}
+	return PlannedCluster{}, PlannedServer{}, false
+}
+
 // InstanceTags are the tags a planned server's instance carries (Name is set by RunInstance).
 func (s PlannedServer) InstanceTags() map[string]string {
 	t := map[string]string{anyops.TagCluster: s.Cluster, anyops.TagRole: string(s.Role), anyops.TagZone: s.Zone}
@@ -127,7 +169,7 @@ func (s PlannedServer) InstanceTags() map[string]string {
 }
 
 // VolumeTags are the tags of a planned volume; peerInstance is the instance id of its DRBD
-// peer server ("" when the volume is not replicated).
+// peer server ("" when the volume is not replicated, or the peer is not launched yet).
 func (v PlannedVolume) VolumeTags(peerInstance string) map[string]string {
 	t := map[string]string{anyops.TagKind: string(v.Kind), anyops.TagCriticality: string(v.Criticality), anyops.TagCluster: v.Cluster}
 	if v.RAIDGroup != "" {
@@ -136,7 +178,9 @@ func (v PlannedVolume) VolumeTags(peerInstance string) map[string]string {
 	if v.DRBDResource != "" {
 		t[anyops.TagDRBDResource] = v.DRBDResource
 		t[anyops.TagDRBDRole] = v.DRBDRole
-		t[anyops.TagDRBDPeer] = peerInstance
+		if peerInstance != "" {
+			t[anyops.TagDRBDPeer] = peerInstance
+		}
 	}
 	return t
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/anyops/anyops"
 )
 
 // Hosts holds the activities that run commands on servers through SSM (AWS-RunShellScript).
@@ -61,6 +63,7 @@ const (
 	exitMountpointBusy = 65
 	exitDeviceMounted  = 66
 	exitCommandMissing = 127 // the shell's "command not found"
+	exitTimedOut       = 124 // coreutils' timeout killed the command
 )
 
 // RunCommandInput runs a shell script on one instance.
@@ -944,6 +947,36 @@ func (h *Hosts) RestartService(ctx context.Context, in ServiceInput) (ServiceSta
 	// A unit that does not come up may wait for something that will (a mount, the network):
 	// retried. A unit systemd does not have (exit 5) is a package not installed.
 	return st, classifyExit(res, "restart "+in.Service, exitRule{5, "not found", ErrServiceNotFound, false})
+}
+
+// BootstrapInput sets a new server up for its role.
+type BootstrapInput struct {
+	InstanceID string
+	Role       anyops.Role
+	// Timeout bounds the bootstrap on the host; 0 means one hour.
+	Timeout time.Duration
+}
+
+// BootstrapOutput says whether the host was bootstrapped now.
+type BootstrapOutput struct {
+	Already bool // it had been bootstrapped for the role before
+	Result  CommandResult
+}
+
+// Bootstrap runs the cluster build step on a host, `anyops-bootstrap --role R`: it installs the
+// role's packages and starts its services (about 19 minutes the first time). A host already
+// bootstrapped for the role says so and changes nothing, so a retry (or a later run) is
+// harmless; a retried attempt takes over the command the previous one sent (RunCommand).
+func (h *Hosts) Bootstrap(ctx context.Context, in BootstrapInput) (BootstrapOutput, error) {
+	if _, err := anyops.Parse("Role", string(in.Role), anyops.Roles); err != nil {
+		return BootstrapOutput{}, invalidInput("%s", anyops.ErrorMessage(err))
+	}
+	res, err := h.RunCommand(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops bootstrap " + string(in.Role),
+		Timeout: in.Timeout, Commands: []string{"anyops-bootstrap --role " + shellQuote(string(in.Role))}})
+	if err != nil {
+		return BootstrapOutput{Result: res}, err
+	}
+	return BootstrapOutput{Already: strings.Contains(res.Stdout, "already bootstrapped"), Result: res}, nil
 }
 
 // UpgradePackageInput upgrades installed packages to the newest version the host's

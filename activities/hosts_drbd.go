@@ -7,8 +7,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/anyops/anyops"
 )
 
 // DRBD set up as on a real host: a resource file written through SSM, metadata created once,
@@ -384,4 +388,251 @@ func (h *Hosts) HostName(ctx context.Context, in InstanceRef) (string, error) {
 		return "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("hostname on %s printed %q", in.InstanceID, res.Stdout), ErrUnexpectedOutput, nil, res)
 	}
 	return name, nil
+}
+
+// DRBDPromoteInput makes a host the Primary of DRBD resources: a failover's takeover.
+type DRBDPromoteInput struct {
+	InstanceID string
+	Resources  []string
+	// Override passes the interlock it names: not-uptodate promotes a copy that is not
+	// UpToDate (drbdadm primary --force: its data becomes the data); two-primaries tries
+	// although a peer reports Primary (DRBD itself still refuses a second Primary it can see).
+	Override *Override
+}
+
+// DRBDPromoteOutput says what DRBDPromote found and did.
+type DRBDPromoteOutput struct {
+	Promoted       []string
+	AlreadyPrimary []string
+	Forced         []string
+	Result         CommandResult
+}
+
+// DRBDPromote makes the host Primary of every resource, with two interlocks checked first on
+// the host's own `drbdadm status`: a resource whose disk is not UpToDate (Outdated,
+// Inconsistent, Diskless: a copy that lags or never finished syncing) is refused with
+// NotUpToDate, and one whose connected peer is Primary with TwoPrimaries — both non-retryable,
+// naming the resource, unless the input overrides that interlock. A resource Primary already
+// is left as it is, so a retry is harmless. A resource that is not up is a non-retryable
+// UnexpectedOutput: the host must be set up first.
+func (h *Hosts) DRBDPromote(ctx context.Context, in DRBDPromoteInput) (DRBDPromoteOutput, error) {
+	if len(in.Resources) == 0 {
+		return DRBDPromoteOutput{}, invalidInput("Resources are required")
+	}
+	for _, r := range in.Resources {
+		if err := (DRBDResourceInput{InstanceID: in.InstanceID, Resource: r}).check(); err != nil {
+			return DRBDPromoteOutput{}, err
+		}
+	}
+	if in.Override != nil && (strings.TrimSpace(in.Override.Reason) == "" || in.Override.By == "") {
+		return DRBDPromoteOutput{}, invalidInput("an override needs who and why")
+	}
+	overrides := func(lock anyops.Interlock) bool { return in.Override != nil && in.Override.Interlock == lock }
+	st, err := h.DRBDStatus(ctx, DRBDStatusInput{InstanceID: in.InstanceID})
+	if err != nil {
+		return DRBDPromoteOutput{}, err
+	}
+	byName := map[string]DRBDResource{}
+	for _, r := range st.Resources {
+		byName[r.Name] = r
+	}
+	var out DRBDPromoteOutput
+	var cmds []string
+	for _, name := range in.Resources {
+		r, up := byName[name]
+		switch {
+		case !up:
+			return DRBDPromoteOutput{}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("DRBD resource %s is not up on %s", name, in.InstanceID), ErrUnexpectedOutput, nil)
+		case r.Role == "Primary":
+			out.AlreadyPrimary = append(out.AlreadyPrimary, name)
+			continue
+		}
+		for _, p := range r.Peers {
+			if p.Connection == "Connected" && p.Role == "Primary" && !overrides(anyops.InterlockTwoPrimaries) {
+				return DRBDPromoteOutput{}, InterlockError(anyops.InterlockTwoPrimaries, ErrTwoPrimaries,
+					"refusing to promote %s on %s: its peer %s is Primary; never two Primaries", name, in.InstanceID, p.Name)
+			}
+		}
+		cmd := "drbdadm primary " + shellQuote(name)
+		if r.Disk != "UpToDate" {
+			if !overrides(anyops.InterlockNotUpToDate) {
+				return DRBDPromoteOutput{}, InterlockError(anyops.InterlockNotUpToDate, ErrNotUpToDate,
+					"refusing to promote %s on %s: its disk is %s, not UpToDate", name, in.InstanceID, r.Disk)
+			}
+			cmd = "drbdadm primary --force " + shellQuote(name)
+			out.Forced = append(out.Forced, name)
+		}
+		cmds = append(cmds, cmd)
+		out.Promoted = append(out.Promoted, name)
+	}
+	if len(cmds) == 0 {
+		return out, nil
+	}
+	if in.Override != nil {
+		activity.GetLogger(ctx).Warn("promoting DRBD resources past an interlock: overridden",
+			"instance", in.InstanceID, "interlock", in.Override.Interlock, "by", in.Override.By, "reason", in.Override.Reason, "forced", out.Forced)
+	}
+	out.Result, err = h.RunCommand(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops drbd promote", Commands: append([]string{"set -e"}, cmds...)})
+	return out, err
+}
+
+// HostProbe says whether SSM reaches a host's agent: an instance that booted its operating
+// system answers; one whose boot disk is corrupt (or whose hardware failed) does not.
+type HostProbe struct {
+	Reachable bool
+	Detail    string
+}
+
+// ProbeHost runs `true` on the host. Unreachable is an answer, not an error, so that a
+// workflow can poll it while a started instance boots.
+func (h *Hosts) ProbeHost(ctx context.Context, in InstanceRef) (HostProbe, error) {
+	res, err := h.RunCommand(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops probe", Commands: []string{"true"}, Timeout: time.Minute})
+	if isType(err, ErrHostUnreachable) {
+		return HostProbe{Detail: err.Error()}, nil
+	}
+	if err != nil {
+		return HostProbe{}, err
+	}
+	return HostProbe{Reachable: true, Detail: res.Status}, nil
+}
+
+// WaitDRBDInSyncInput waits until resources are in sync on a host.
+type WaitDRBDInSyncInput struct {
+	InstanceID string
+	Resources  []string
+	// PollInterval between looks (0: DefaultPollInterval); For bounds this call: it returns
+	// the latest status when For has passed, in sync or not (0: until the activity's deadline).
+	PollInterval time.Duration
+	For          time.Duration
+}
+
+// DRBDSyncProgress is how far resources are from being in sync: WaitDRBDInSync's heartbeat and
+// its result.
+type DRBDSyncProgress struct {
+	InSync bool
+	// Done is the share of the resources' data in sync, 0..100 (a resource in sync counts 100,
+	// one resyncing its done:, one not connected 0).
+	Done      float64
+	Resources []DRBDResource
+	Polls     int
+}
+
+// WaitDRBDInSync reads `drbdadm status` on the host every poll until every resource is in sync
+// (UpToDate here, connected to an UpToDate peer), heartbeating the progress, or For has passed;
+// either way it returns the latest progress, so that a workflow can show it and ask again. It
+// only reads.
+func (h *Hosts) WaitDRBDInSync(ctx context.Context, in WaitDRBDInSyncInput) (DRBDSyncProgress, error) {
+	if len(in.Resources) == 0 {
+		return DRBDSyncProgress{}, invalidInput("Resources are required")
+	}
+	interval, bound := waitBounds(ctx, in.PollInterval, in.For)
+	deadline := time.Now().Add(bound)
+	var p DRBDSyncProgress
+	for {
+		st, err := h.DRBDStatus(ctx, DRBDStatusInput{InstanceID: in.InstanceID})
+		if err != nil {
+			return p, err
+		}
+		p = syncProgress(st.Resources, in.Resources, p.Polls+1)
+		activity.RecordHeartbeat(ctx, p)
+		if p.InSync || !time.Now().Add(interval).Before(deadline) {
+			return p, nil
+		}
+		select {
+		case <-ctx.Done():
+			return p, ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
+
+// syncProgress summarizes the named resources of a host's status.
+func syncProgress(all []DRBDResource, names []string, polls int) DRBDSyncProgress {
+	p := DRBDSyncProgress{InSync: true, Polls: polls}
+	for _, name := range names {
+		var found *DRBDResource
+		for i := range all {
+			if all[i].Name == name {
+				found = &all[i]
+			}
+		}
+		switch {
+		case found == nil:
+			p.InSync = false
+			continue
+		case found.InSync():
+			p.Done += 100
+		case len(found.Peers) > 0 && found.Peers[0].Connection == "Connected":
+			p.Done += found.Peers[0].Done
+			p.InSync = false
+		default:
+			p.InSync = false
+		}
+		p.Resources = append(p.Resources, *found)
+	}
+	p.Done /= float64(len(names))
+	return p
+}
+
+// ReadDRBDConfig reads a resource's file on a host, as ConfigureDRBD wrote it: the nodes with
+// their node ids, addresses and disks. A recovery that replaces one side of a pair rewrites the
+// file with the other side as it is. A file that is missing, or not in ConfigureDRBD's form, is
+// a non-retryable UnexpectedOutput.
+func (h *Hosts) ReadDRBDConfig(ctx context.Context, in DRBDResourceInput) (DRBDResourceConfig, error) {
+	if err := in.check(); err != nil {
+		return DRBDResourceConfig{}, err
+	}
+	file := DRBDConfigDir + "/" + in.Resource + ".res"
+	res, err := h.RunCommand(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops read drbd config " + in.Resource, Commands: []string{"cat " + shellQuote(file)}})
+	if err != nil {
+		return DRBDResourceConfig{}, err
+	}
+	conf, err := ParseDRBDConfig(in.Resource, res.Stdout)
+	if err != nil {
+		return DRBDResourceConfig{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s on %s: %v", file, in.InstanceID, err), ErrUnexpectedOutput, nil, res)
+	}
+	return conf, nil
+}
+
+var (
+	reConfDevice = regexp.MustCompile(`^device /dev/drbd([0-9]+);$`)
+	reConfOn     = regexp.MustCompile(`^on (\S+) \{$`)
+	reConfNodeID = regexp.MustCompile(`^node-id ([0-9]+);$`)
+	reConfAddr   = regexp.MustCompile(`^address ([0-9.]+):([0-9]+);$`)
+	reConfDisk   = regexp.MustCompile(`^disk (\S+);$`)
+)
+
+// ParseDRBDConfig reads a resource file in the form DRBDResourceConfig.Render writes; Render of
+// the result gives the same file back.
+func ParseDRBDConfig(name, text string) (DRBDResourceConfig, error) {
+	c := DRBDResourceConfig{Name: name, Minor: -1}
+	var node *DRBDNode
+	for _, raw := range strings.Split(text, "\n") {
+		line := strings.TrimSpace(raw)
+		if m := reConfDevice.FindStringSubmatch(line); m != nil {
+			c.Minor, _ = strconv.Atoi(m[1])
+		} else if m := reConfOn.FindStringSubmatch(line); m != nil {
+			c.Nodes = append(c.Nodes, DRBDNode{Hostname: m[1], NodeID: -1})
+			node = &c.Nodes[len(c.Nodes)-1]
+		} else if node == nil {
+			continue
+		} else if m := reConfNodeID.FindStringSubmatch(line); m != nil {
+			node.NodeID, _ = strconv.Atoi(m[1])
+		} else if m := reConfAddr.FindStringSubmatch(line); m != nil {
+			node.Address = m[1]
+			c.Port, _ = strconv.Atoi(m[2])
+		} else if m := reConfDisk.FindStringSubmatch(line); m != nil {
+			node.Disk = m[1]
+		} else if line == "}" {
+			node = nil
+		}
+	}
+	if err := c.check(); err != nil {
+		return DRBDResourceConfig{}, err
+	}
+	if c.Render() != strings.TrimRight(text, "\n")+"\n" {
+		return DRBDResourceConfig{}, fmt.Errorf("not a resource file anyops wrote")
+	}
+	return c, nil
 }

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -47,6 +48,109 @@ func (a *Inventory) RecordAudit(ctx context.Context, r AuditRecord) error {
 		e.IdempotencyKey = &key
 	}
 	_, err := a.Store.RecordAudit(ctx, e)
+	return classify(err)
+}
+
+// NFSWatchTarget is what one round of a file server's NFS watch probes.
+type NFSWatchTarget struct {
+	// Watch is false once the server is no longer a file server that may serve (gone from the
+	// inventory, another role, stopped or terminated): the watch then ends. Reason says why.
+	Watch      bool   `json:"watch"`
+	Reason     string `json:"reason,omitempty"`
+	Server     string `json:"server"`
+	Cluster    string `json:"cluster"`
+	InstanceID string `json:"instance_id"`
+	// Clients are the instance ids of running web, console and task servers of its cluster,
+	// which mount its NFS export, at most the number asked for, in name order.
+	Clients []string `json:"clients"`
+}
+
+// NFSWatchTargetInput asks for the target of a server's watch.
+type NFSWatchTargetInput struct {
+	Server     string `json:"server"`
+	MaxClients int    `json:"max_clients"`
+}
+
+// NFSWatchTarget reads, from the inventory, whether a server is still a file server to watch
+// and which clients probe it.
+func (a *Inventory) NFSWatchTarget(ctx context.Context, in NFSWatchTargetInput) (NFSWatchTarget, error) {
+	out := NFSWatchTarget{Server: in.Server}
+	srv, err := a.Store.GetServer(ctx, in.Server)
+	switch {
+	case anyops.ErrorCode(err) == anyops.ENOTFOUND:
+		out.Reason = "the inventory has no server " + in.Server
+		return out, nil
+	case err != nil:
+		return out, classify(err)
+	case srv.Role != anyops.RoleFile:
+		out.Reason = in.Server + " is a " + string(srv.Role) + " server now, not a file server"
+		return out, nil
+	case !watchable(srv):
+		out.Reason = in.Server + " is " + string(srv.State)
+		return out, nil
+	}
+	out.Watch, out.Cluster, out.InstanceID = true, srv.Cluster, srv.InstanceID
+	servers, _, err := a.Store.ListServers(ctx, inventory.ServerFilter{Cluster: srv.Cluster, State: anyops.ServerRunning, Page: inventory.Page{Limit: inventory.MaxLimit}})
+	if err != nil {
+		return out, classify(err)
+	}
+	for _, s := range servers {
+		if len(out.Clients) >= in.MaxClients {
+			break
+		}
+		if (s.Role == anyops.RoleWeb || s.Role == anyops.RoleConsole || s.Role == anyops.RoleTask) && s.InstanceID != "" {
+			out.Clients = append(out.Clients, s.InstanceID)
+		}
+	}
+	return out, nil
+}
+
+// FileServers lists the names of the inventory's file servers that may serve (neither
+// stopping, stopped nor terminated): the servers NFS watches watch.
+func (a *Inventory) FileServers(ctx context.Context) ([]string, error) {
+	servers, _, err := a.Store.ListServers(ctx, inventory.ServerFilter{Role: anyops.RoleFile, Page: inventory.Page{Limit: inventory.MaxLimit}})
+	if err != nil {
+		return nil, classify(err)
+	}
+	names := []string{}
+	for _, s := range servers {
+		if watchable(s) {
+			names = append(names, s.Name)
+		}
+	}
+	return names, nil
+}
+
+// watchable says whether a server's state lets it serve: what the NFS watch watches.
+func watchable(s inventory.Server) bool {
+	return s.State != anyops.ServerStopping && s.State != anyops.ServerStopped && s.State != anyops.ServerTerminated
+}
+
+// IncidentEventWorkflow is the kind of the timeline events a recovery workflow writes on its
+// incident: what it did and decided (the inventory's kind, under a name workflows can use).
+const IncidentEventWorkflow = inventory.IncidentEventWorkflow
+
+// IncidentNote is one line a workflow adds to its incident's timeline.
+type IncidentNote struct {
+	IncidentID int64     `json:"incident_id"`
+	Kind       string    `json:"kind"`
+	Message    string    `json:"message"`
+	At         time.Time `json:"at"` // the workflow's time: the same on every retry
+}
+
+// NoteIncident appends the note to the incident's timeline, once: a retry after a lost reply
+// finds the note (the same kind, message and time) and adds nothing.
+func (a *Inventory) NoteIncident(ctx context.Context, n IncidentNote) error {
+	inc, err := a.Store.GetIncident(ctx, n.IncidentID)
+	if err != nil {
+		return classify(err)
+	}
+	for _, ev := range inc.Timeline {
+		if ev.Kind == n.Kind && ev.Message == n.Message && ev.At.Equal(n.At.UTC().Truncate(time.Microsecond)) {
+			return nil
+		}
+	}
+	_, err = a.Store.AppendIncidentEvent(ctx, n.IncidentID, n.Kind, n.Message, n.At)
 	return classify(err)
 }
 

@@ -427,3 +427,29 @@ func ConsoleHostsHaveImage(ctx context.Context, store *inventory.Store, signer *
 	}
 	return nil
 }
+
+// ConsoleRef names an open console and the workflow that drives it.
+type ConsoleRef struct {
+	ID         string `json:"id"`
+	WorkflowID string `json:"workflow_id"`
+}
+
+// ConsolesOnInput names a console host.
+type ConsolesOnInput struct {
+	Server string `json:"server"`
+}
+
+// ConsolesOn lists the open consoles placed on a console host: what its failure takes away.
+func (a *Sandboxes) ConsolesOn(ctx context.Context, in ConsolesOnInput) ([]ConsoleRef, error) {
+	consoles, err := listAll(func(p inventory.Page) ([]inventory.Console, string, error) {
+		return a.Store.ListConsoles(ctx, inventory.ConsoleFilter{Server: in.Server, State: anyops.ConsoleOpen, Page: p})
+	})
+	if err != nil {
+		return nil, classify(err)
+	}
+	out := []ConsoleRef{}
+	for _, c := range consoles {
+		out = append(out, ConsoleRef{ID: c.ID, WorkflowID: c.WorkflowID})
+	}
+	return out, nil
+}

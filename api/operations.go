@@ -22,6 +22,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/internal/opstart"
 	"github.com/anyops/anyops/workflows"
 )
 
@@ -100,10 +101,7 @@ func (s *Server) registerOperations(v1 *gin.RouterGroup, auth *Authorizer) {
 }
 
 // startOperation starts the workflow of a kind under its business-key id. If one with that id
-// runs, it answers 200 with the running one instead of 201. The start uses the conflict policy
-// FAIL with the already-started error switched on, rather than USE_EXISTING: the outcome is
-// the same (nothing new starts), but the SDK reports USE_EXISTING's join no differently from a
-// start, and the error tells the two apart exactly, with no race between a check and a start.
+// runs, it answers 200 with the running one instead of 201 (opstart.Start tells them apart).
 func (s *Server) startOperation(c *gin.Context) {
 	kind, ok := workflows.LookupKind(c.Param("id"))
 	if !ok {
@@ -120,26 +118,17 @@ func (s *Server) startOperation(c *gin.Context) {
 		WriteError(c, err)
 		return
 	}
-	run, err := s.deps.Temporal.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{
-		ID:                                       start.ID,
-		TaskQueue:                                kind.TaskQueue,
-		WorkflowExecutionTimeout:                 kind.ExecutionTimeout,
-		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes:                    start.SearchAttributes,
-	}, kind.WorkflowType, start.Input)
-	var running *serviceerror.WorkflowExecutionAlreadyStarted
-	switch {
-	case errors.As(err, &running):
-		c.Header("Location", operationPath(start.ID))
-		c.JSON(http.StatusOK, StartedOperation{ID: start.ID, RunID: running.RunId, Kind: kind.Name, Joined: true})
-	case err != nil:
+	started, err := opstart.Start(c.Request.Context(), s.deps.Temporal, kind, start, "")
+	if err != nil {
 		WriteError(c, temporalError(err, "start "+kind.Name))
-	default:
-		c.Header("Location", operationPath(start.ID))
-		c.JSON(http.StatusCreated, StartedOperation{ID: run.GetID(), RunID: run.GetRunID(), Kind: kind.Name})
+		return
 	}
+	status := http.StatusCreated
+	if started.Joined {
+		status = http.StatusOK
+	}
+	c.Header("Location", operationPath(start.ID))
+	c.JSON(status, StartedOperation{ID: start.ID, RunID: started.RunID, Kind: kind.Name, Joined: started.Joined})
 }
 
 // operationPath is the URL path of an operation, its id escaped so that '/' becomes %2F.
@@ -310,11 +299,26 @@ func (s *Server) describeOperation(c *gin.Context) (id string, info *workflowpb.
 }
 
 func (s *Server) getOperation(c *gin.Context) {
-	id, info, ok := s.describeOperation(c)
+	id, _, ok := s.describeOperation(c)
 	if !ok {
 		return
 	}
-	ctx := c.Request.Context()
+	op, err := s.operation(c.Request.Context(), id, "")
+	if err != nil {
+		WriteError(c, temporalError(err, "describe operation "+id))
+		return
+	}
+	c.JSON(http.StatusOK, op)
+}
+
+// operation shows run runID ("" for the latest) of workflow id as the API does: its state,
+// the answer of its Status query, and its result or error once closed.
+func (s *Server) operation(ctx context.Context, id, runID string) (Operation, error) {
+	desc, err := s.deps.Temporal.DescribeWorkflow(ctx, id, runID)
+	if err != nil {
+		return Operation{}, err
+	}
+	info := desc.RawResponse.GetWorkflowExecutionInfo()
 	op := operationOf(info)
 	op.ID = id
 	op.Status = s.queryStatus(ctx, id, op.RunID)
@@ -322,8 +326,7 @@ func (s *Server) getOperation(c *gin.Context) {
 	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
 		var result json.RawMessage
 		if err := s.deps.Temporal.GetWorkflow(ctx, id, op.RunID).Get(ctx, &result); err != nil {
-			WriteError(c, fmt.Errorf("result of operation %s: %w", id, err))
-			return
+			return op, fmt.Errorf("result of operation %s: %w", id, err)
 		}
 		op.Result = result
 	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
@@ -332,7 +335,7 @@ func (s *Server) getOperation(c *gin.Context) {
 			op.Error = err.Error()
 		}
 	}
-	c.JSON(http.StatusOK, op)
+	return op, nil
 }
 
 // queryStatus asks the workflow's Status query, nil when it cannot be answered in time (no

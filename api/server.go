@@ -1,6 +1,7 @@
 // Package api is the HTTP front of Anyops (Gin): it authenticates and validates requests,
-// reads the inventory, and turns operations into Temporal workflow starts, queries and
-// cancellations. It never calls the cloud itself.
+// reads the inventory, turns operations into Temporal workflow starts, queries, updates
+// (human decisions) and cancellations, and takes alarms in (SNS, Alertmanager) through the
+// alarm intake. It never calls the cloud itself.
 package api
 
 import (
@@ -52,6 +53,10 @@ type Deps struct {
 	// "what: how far it is" (`anyops dev`: the demo fleet and a console host); /readyz answers
 	// 503 naming them until it returns none.
 	Startup func(ctx context.Context) []string
+	// Alarms configures the alarm endpoints (alarms.go).
+	Alarms AlarmDeps
+	// DrillTaskQueue overrides the task queue drills start on (tests give their own).
+	DrillTaskQueue string
 }
 
 // RouteFunc registers routes on the /v1 group; auth gives the role middleware.
@@ -116,8 +121,12 @@ func New(deps Deps) *Server {
 	s.registerInventory(s.v1, deps.Auth)
 	s.registerOperations(s.v1, deps.Auth)
 	s.registerPatches(s.v1, deps.Auth)
+	s.registerDecisions(s.v1, deps.Auth)
+	s.registerIncidents(s.v1, deps.Auth)
+	s.registerDrills(s.v1, deps.Auth)
 	setupConsoles(s)
 	setupDashboard(s)
+	setupAlarms(s)
 	return s
 }
 

@@ -147,14 +147,3 @@ func corsWith(origins []string, methods, headers string) gin.HandlerFunc {
 		c.Next()
 	}
 }
-
-// ParseOrigins splits the --cors-origins setting.
-func ParseOrigins(spec string) []string {
-	var out []string
-	for _, o := range strings.Split(spec, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			out = append(out, o)
-		}
-	}
-	return out
-}

@@ -91,7 +91,7 @@ func (x *execCtx) content(bd blockDev) blockData {
 		}
 		fs = md.FS
 	}
-	return blockData{FS: fs}
+	return blockData{FS: fs, Files: bd.members[0].vol.Data.MD.Files}
 }
 
 // write changes what is on the device: on its volume and, through a connected DRBD resource,

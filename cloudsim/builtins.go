@@ -95,7 +95,90 @@ func cmdShC(x *execCtx, args []string, _ string) result {
 	sub := &execCtx{s: x.s, h: x.h, in: x.in, now: x.now, depth: x.depth + 1}
 	r := sub.run(args[1])
 	r.dur = sub.now.Sub(x.now)
+	x.hung = sub.hung
 	return r
+}
+
+// timeoutSignals are the signals timeout -s takes, by name and number.
+var timeoutSignals = map[string]int{"HUP": 1, "INT": 2, "QUIT": 3, "KILL": 9, "USR1": 10, "USR2": 12, "ALRM": 14, "TERM": 15}
+
+// cmdTimeout is coreutils' timeout DURATION COMMAND: the command is killed when it runs longer
+// (a call blocked on a hard NFS mount dies of the signal too: the kernel's NFS waits are
+// killable), and timeout exits 124 — 128+9 for KILL, 128+signal with --preserve-status. The
+// effects of a simulated command happen when it starts; a killed one keeps them.
+func cmdTimeout(x *execCtx, args []string, stdin string) result {
+	sig, preserve := 15, false
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		a := args[0]
+		switch {
+		case a == "--preserve-status":
+			preserve = true
+		case a == "--foreground" || a == "-v" || a == "--verbose":
+		case (a == "-s" || a == "-k") && len(args) > 1:
+			if a == "-s" {
+				n, known := timeoutSignals[strings.TrimPrefix(strings.ToUpper(args[1]), "SIG")]
+				if v, err := strconv.Atoi(args[1]); err == nil {
+					n, known = v, v > 0 && v < 65
+				}
+				if !known {
+					return fail(125, "timeout: %s: invalid signal", args[1])
+				}
+				sig = n
+			}
+			args = args[1:]
+		case strings.HasPrefix(a, "--signal=") || strings.HasPrefix(a, "--kill-after="):
+			if name, ok := strings.CutPrefix(a, "--signal="); ok {
+				n, known := timeoutSignals[strings.TrimPrefix(strings.ToUpper(name), "SIG")]
+				if !known {
+					return fail(125, "timeout: %s: invalid signal", name)
+				}
+				sig = n
+			}
+		default:
+			return fail(125, "timeout: unrecognized option '%s'", a)
+		}
+		args = args[1:]
+	}
+	if len(args) < 2 {
+		return fail(125, "timeout: missing operand\nTry 'timeout --help' for more information.")
+	}
+	limit, err := parseTimeoutDuration(args[0])
+	if err != nil {
+		return fail(125, "timeout: invalid time interval '%s'", args[0])
+	}
+	r := x.command(args[1:], stdin)
+	if limit == 0 || (!x.hung && r.dur <= limit) {
+		return r
+	}
+	x.hung = false
+	code := 124
+	switch {
+	case preserve:
+		code = 128 + sig
+	case sig == 9:
+		code = 128 + 9
+	}
+	return result{out: r.out, err: r.err, code: code, dur: limit}
+}
+
+// parseTimeoutDuration reads timeout's DURATION: a number with an optional s, m, h or d.
+func parseTimeoutDuration(v string) (time.Duration, error) {
+	unit := time.Second
+	switch {
+	case strings.HasSuffix(v, "s"):
+		v = strings.TrimSuffix(v, "s")
+	case strings.HasSuffix(v, "m"):
+		v, unit = strings.TrimSuffix(v, "m"), time.Minute
+	case strings.HasSuffix(v, "h"):
+		v, unit = strings.TrimSuffix(v, "h"), time.Hour
+	case strings.HasSuffix(v, "d"):
+		v, unit = strings.TrimSuffix(v, "d"), 24*time.Hour
+	}
+	n, err := strconv.ParseFloat(v, 64)
+	if err != nil || n < 0 || n > 1e6 {
+		return 0, fmt.Errorf("invalid duration")
+	}
+	return time.Duration(n * float64(unit)), nil
 }
 
 func cmdGrep(_ *execCtx, args []string, stdin string) result {

@@ -30,6 +30,7 @@ type execCtx struct {
 	now     time.Time // simulated time at which the current command starts
 	errexit bool
 	exited  bool
+	hung    bool // a command blocks on a stale NFS mount: nothing after it runs
 	depth   int
 }
 
@@ -86,6 +87,14 @@ func init() {
 		"curl":             cmdCurl,
 		"heartbleeder":     cmdHeartbleeder,
 		"anyops-bootstrap": cmdBootstrap,
+		"getent":           cmdGetent,
+		"timeout":          cmdTimeout,
+		"touch":            cmdTouch,
+		"tee":              cmdTee,
+		"stat":             cmdStat,
+		"test":             cmdTest(false),
+		"[":                cmdTest(true),
+		"df":               cmdDf,
 	}
 }
 
@@ -94,6 +103,9 @@ func (s *Sim) runScript(h *host, in *instance, script string, now time.Time) res
 	x := &execCtx{s: s, h: h, in: in, now: now}
 	r := x.run(script)
 	r.dur = x.now.Sub(now)
+	if x.hung {
+		r.dur = hangForever
+	}
 	return r
 }
 
@@ -116,7 +128,7 @@ func (x *execCtx) run(script string) result {
 		// failure left of && or || is what the list tests.
 		lastRan := len(ao.rest) == 0
 		for i, next := range ao.rest {
-			if x.exited {
+			if x.exited || x.hung {
 				break
 			}
 			if (next.op == tokAnd && code == 0) || (next.op == tokOr && code != 0) {
@@ -128,7 +140,7 @@ func (x *execCtx) run(script string) result {
 			}
 		}
 		total.code = code
-		if x.exited || (x.errexit && code != 0 && lastRan) {
+		if x.exited || x.hung || (x.errexit && code != 0 && lastRan) {
 			break
 		}
 	}
@@ -139,7 +151,7 @@ func (x *execCtx) pipeline(p pipeline) result {
 	var out result
 	stdin := ""
 	for i, c := range p {
-		if x.exited {
+		if x.exited || x.hung {
 			break
 		}
 		if c.stdinDevNull {
@@ -150,6 +162,7 @@ func (x *execCtx) pipeline(p pipeline) result {
 			r = x.command(c.args, stdin)
 		}
 		x.now = x.now.Add(r.dur)
+		x.s.nfsHealth(x.now) // what the command changed shows at its own moment
 		if c.stderrToOut {
 			r.out, r.err = r.out+r.err, ""
 		}
@@ -191,12 +204,8 @@ func (x *execCtx) redirect(c simpleCmd, stdin *string) (r result, redirected boo
 		if errRes := x.checkWrite("_script.sh: line 1", c.stdoutFile); errRes != nil {
 			return *errRes, true
 		}
-		if !c.stdoutAppend {
-			if errRes := x.writeFile(c.stdoutFile, "", false); errRes != nil {
-				return *errRes, true
-			}
-		} else if x.files()[c.stdoutFile] == nil {
-			x.writeFile(c.stdoutFile, "", false)
+		if errRes := x.writeFile(c.stdoutFile, "", c.stdoutAppend); errRes != nil {
+			return *errRes, true
 		}
 	}
 	return result{}, false

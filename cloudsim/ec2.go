@@ -102,7 +102,7 @@ func (s *Sim) serveEC2(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, aerr := act(s, q, now)
-	s.advanceDRBD(now, now) // replication links follow what the action changed, at once
+	s.reevaluate(now) // replication links, clients and alarms follow what the action changed, at once
 	s.mu.Unlock()
 	if aerr != nil {
 		s.log.Debug("cloudsim ec2 error", "action", q.Action, "code", aerr.Code, "msg", aerr.Message)

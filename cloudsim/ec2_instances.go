@@ -179,10 +179,10 @@ func (s *Sim) xInstance(in *instance) xInstance {
 		PrivateDNSName: in.hostname() + ".ec2.internal", InstanceType: in.Type, LaunchTime: ts(in.LaunchTime),
 		Placement: xPlacement{AvailabilityZone: in.Zone, Tenancy: "default"}, PrivateIPAddress: in.PrivateIP,
 		Architecture: "x86_64", RootDeviceType: "ebs", RootDeviceName: "/dev/xvda", VirtualizationType: "hvm",
-		ClientToken: in.ClientToken, TagSet: xTags(in.Tags), Hypervisor: "xen",
+		ClientToken: in.ClientToken, TagSet: xTags(in.Tags), Hypervisor: "xen", VpcID: VPCID,
 	}
 	if in.State == stateTerminated {
-		x.PrivateDNSName, x.PrivateIPAddress = "", ""
+		x.PrivateDNSName, x.PrivateIPAddress, x.VpcID = "", "", ""
 	}
 	if in.StateReason != "" {
 		x.StateReason = &xStateReason{Code: in.StateReason, Message: in.StateReason}
@@ -219,6 +219,8 @@ func (s *Sim) instanceFilterValues(in *instance, name string) ([]string, bool) {
 		return []string{in.ReservationID}, true
 	case "private-ip-address":
 		return []string{in.PrivateIP}, true
+	case "vpc-id":
+		return []string{VPCID}, true
 	case "private-dns-name":
 		return []string{in.hostname() + ".ec2.internal"}, true
 	case "client-token":

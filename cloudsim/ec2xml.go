@@ -87,6 +87,7 @@ type xInstance struct {
 	LaunchTime         *ec2Time               `xml:"launchTime"`
 	Placement          xPlacement             `xml:"placement"`
 	PrivateIPAddress   string                 `xml:"privateIpAddress"`
+	VpcID              string                 `xml:"vpcId,omitempty"`
 	Architecture       string                 `xml:"architecture"`
 	RootDeviceType     string                 `xml:"rootDeviceType"`
 	RootDeviceName     string                 `xml:"rootDeviceName"`

@@ -144,7 +144,7 @@ func (s *Sim) applyFault(at time.Time, f *Fault) *apiError {
 		in.CorruptOnRestart = true
 	}
 	s.event(at, "fault."+f.Type, f.target(), "fault %s injected: %s %s", f.ID, f.Type, describeFault(f))
-	s.advanceDRBD(at, at)
+	s.reevaluate(at)
 	return nil
 }
 
@@ -209,7 +209,7 @@ func (s *Sim) deleteFault(at time.Time, id string) bool {
 		}
 	}
 	s.event(at, "fault.cleared", f.target(), "fault %s (%s) cleared", id, f.Type)
-	s.advanceDRBD(at, at)
+	s.reevaluate(at)
 	return true
 }
 

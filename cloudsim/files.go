@@ -71,15 +71,28 @@ var generatedFiles = map[string]func(x *execCtx) string{
 }
 
 // readFile returns a file's content, or the error result a tool prints for it (tool names
-// the tool in the message).
+// the tool in the message). A file under a stale NFS mount blocks: the result is x.hang()'s.
 func (x *execCtx) readFile(tool, p string) (string, *result) {
 	if gen, ok := generatedFiles[p]; ok {
 		return gen(x), nil
 	}
+	var r result
+	if fp, found, blocked := x.dataPath(tool, p); blocked != nil {
+		return "", blocked
+	} else if found {
+		if c, ok := fp.read(); ok {
+			return c, nil
+		}
+		if fp.isDir() {
+			r = fail(1, "%s: %s: Is a directory", tool, p)
+		} else {
+			r = fail(1, "%s: %s: No such file or directory", tool, p)
+		}
+		return "", &r
+	}
 	if f, ok := x.files()[path.Clean(p)]; ok {
 		return f.Content, nil
 	}
-	var r result
 	if x.isDir(path.Clean(p)) {
 		r = fail(1, "%s: %s: Is a directory", tool, p)
 	} else {
@@ -91,9 +104,22 @@ func (x *execCtx) readFile(tool, p string) (string, *result) {
 // checkWrite says why p cannot be written, as the shell or tool would, or nil.
 func (x *execCtx) checkWrite(tool, p string) *result {
 	var r result
+	if fp, found, blocked := x.dataPath(tool, p); blocked != nil {
+		return blocked
+	} else if found {
+		switch {
+		case fp.isDir():
+			r = fail(1, "%s: %s: Is a directory", tool, p)
+		case path.Dir(fp.rel) != "/" && !hasKey(fp.files(), path.Dir(fp.rel)+"/"):
+			r = fail(1, "%s: %s: No such file or directory", tool, p)
+		default:
+			return nil
+		}
+		return &r
+	}
 	switch {
 	case !writablePath(p):
-		r = fail(2, "cloudsim: %s: writing files is simulated only under /etc", p)
+		r = fail(2, "cloudsim: %s: writing files is simulated only under /etc and on data file systems", p)
 	case generatedFiles[p] != nil:
 		r = fail(2, "cloudsim: %s is kept by the simulated host's tools; writing it is not simulated", p)
 	case x.isDir(p):
@@ -106,8 +132,14 @@ func (x *execCtx) checkWrite(tool, p string) *result {
 	return &r
 }
 
-// writeFile replaces (or with add, appends to) a file the caller checked with checkWrite.
+// writeFile replaces (or with add, appends to, creating it) a file the caller checked with
+// checkWrite.
 func (x *execCtx) writeFile(p, content string, add bool) *result {
+	if fp, found, blocked := x.dataPath("_script.sh", p); blocked != nil {
+		return blocked
+	} else if found {
+		return fp.writeFile("_script.sh", p, content, add)
+	}
 	files := x.files()
 	if f := files[p]; f != nil && add {
 		content = f.Content + content
@@ -254,6 +286,14 @@ func cmdRm(x *execCtx, args []string, _ string) result {
 	}
 	files := x.files()
 	for _, n := range names {
+		if fp, found, blocked := x.dataPath("rm", n); blocked != nil {
+			return *blocked
+		} else if found {
+			if r := fp.remove(n, force); r != nil {
+				return *r
+			}
+			continue
+		}
 		switch {
 		case x.isDir(n):
 			return fail(1, "rm: cannot remove '%s': Is a directory", n)
@@ -293,6 +333,14 @@ func cmdMkdir(x *execCtx, args []string, _ string) result {
 			return fail(2, "cloudsim: mkdir of %s is not simulated (only clean absolute paths)", d)
 		}
 		d = path.Clean(d)
+		if fp, found, blocked := x.dataPath("mkdir", d); blocked != nil {
+			return *blocked
+		} else if found {
+			if r := fp.mkdir(d, parents); r != nil {
+				return *r
+			}
+			continue
+		}
 		var missing []string
 		for p := d; !x.h.Dirs[p]; p = path.Dir(p) {
 			if files[p] != nil {
@@ -341,6 +389,13 @@ func cmdLs(x *execCtx, args []string, _ string) result {
 		return x.lsByID(long)
 	case strings.HasPrefix(dir, "/dev") || strings.HasPrefix(dir, "/proc"):
 		return fail(2, "cloudsim: listing %s is not simulated", dirs[0])
+	}
+	if fp, found, blocked := x.dataPath("ls", dir); blocked != nil {
+		return *blocked
+	} else if found {
+		return fp.ls(dirs[0], long)
+	}
+	switch {
 	case x.files()[dir] != nil:
 		return x.lsEntries([]string{dir}, long)
 	case !x.isDir(dir):

@@ -4,6 +4,7 @@ package cloudsim
 
 import (
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -102,9 +103,12 @@ func (bd blockDev) volumesOf() []*volume {
 
 func cmdFsck(x *execCtx, args []string, _ string) result {
 	var dev string
+	force := false
 	for _, a := range args {
 		if !strings.HasPrefix(a, "-") {
 			dev = a
+		} else if strings.Contains(a, "f") {
+			force = true
 		}
 	}
 	if dev == "" {
@@ -126,7 +130,12 @@ func cmdFsck(x *execCtx, args []string, _ string) result {
 		size += v.SizeGiB
 		corrupt = corrupt || v.Corrupt
 	}
-	dur := time.Duration(size)*time.Second + 5*time.Second // about a second per GiB
+	// As e2fsck: a consistent file system (after its journal is replayed) is only checked in
+	// full when forced; one with errors always is, about a second per GiB.
+	dur := 5 * time.Second
+	if force || corrupt {
+		dur += time.Duration(size) * time.Second
+	}
 	if corrupt {
 		return result{out: fmt.Sprintf("%s contains a file system with errors, check forced.\nPass 1: Checking inodes, blocks, and sizes\nInode 7 has illegal block(s).\n", dev),
 			err:  fmt.Sprintf("%s: UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY.\n\t(i.e., without -a or -p options)\n\n%s: ***** FILE SYSTEM WAS MODIFIED *****\n%s: ********** WARNING: Filesystem still has errors **********\n", dev, dev, dev),
@@ -138,14 +147,14 @@ func cmdFsck(x *execCtx, args []string, _ string) result {
 // cmdMount mounts the file system on a device: one mkfs made (mount detects its type when -t
 // is not given); a device without one fails as mount does.
 func cmdMount(x *execCtx, args []string, _ string) result {
-	fstype := ""
+	fstype, options := "", ""
 	var pos []string
 	for i := 0; i < len(args); i++ {
 		switch a := args[i]; {
 		case a == "-t" && i+1 < len(args):
 			fstype, i = args[i+1], i+1
 		case a == "-o" && i+1 < len(args):
-			i++
+			options, i = args[i+1], i+1
 		case strings.HasPrefix(a, "-"):
 		default:
 			pos = append(pos, a)
@@ -157,7 +166,10 @@ func cmdMount(x *execCtx, args []string, _ string) result {
 	if len(pos) != 2 {
 		return fail(1, "mount: only `mount [-t type] [-o options] DEVICE DIR` is simulated")
 	}
-	dev, dir := pos[0], pos[1]
+	dev, dir := pos[0], path.Clean(pos[1])
+	if fstype == "nfs4" || fstype == "nfs" || fstype == "" && strings.Contains(dev, ":") && !strings.HasPrefix(dev, "/") {
+		return x.mountNFS(dev, dir, options)
+	}
 	if _, busy := x.h.Mounts[dir]; busy {
 		return fail(32, "mount: %s: %s already mounted or mount point busy.", dir, dev)
 	}
@@ -194,7 +206,7 @@ func (x *execCtx) mountList() string {
 	var b strings.Builder
 	for _, mp := range sortedKeys(x.h.Mounts) {
 		m := x.h.Mounts[mp]
-		fmt.Fprintf(&b, "%s on %s type %s (rw,relatime)\n", m.Device, mp, m.FSType)
+		fmt.Fprintf(&b, "%s on %s type %s (%s)\n", m.Device, mp, m.FSType, m.options())
 	}
 	return b.String()
 }
@@ -203,27 +215,45 @@ func (x *execCtx) procMounts() string {
 	var b strings.Builder
 	for _, mp := range sortedKeys(x.h.Mounts) {
 		m := x.h.Mounts[mp]
-		fmt.Fprintf(&b, "%s %s %s rw,relatime 0 0\n", m.Device, mp, m.FSType)
+		fmt.Fprintf(&b, "%s %s %s %s 0 0\n", m.Device, mp, m.FSType, m.options())
 	}
 	return b.String()
 }
 
+func (m mountEntry) options() string {
+	if m.Options != "" {
+		return m.Options
+	}
+	return "rw,relatime"
+}
+
 func cmdUmount(x *execCtx, args []string, _ string) result {
 	var target string
+	force, lazy := false, false
 	for _, a := range args {
-		if !strings.HasPrefix(a, "-") {
+		switch {
+		case !strings.HasPrefix(a, "-"):
 			target = a
+		case a == "-f" || a == "--force":
+			force = true
+		case a == "-l" || a == "--lazy":
+			lazy = true
+		case a == "-fl" || a == "-lf":
+			force, lazy = true, true
 		}
 	}
 	if target == "" {
 		return fail(1, "Usage: umount DIR|DEVICE")
 	}
-	mp := target
+	mp := path.Clean(target)
 	if _, ok := x.h.Mounts[mp]; !ok {
 		var found bool
 		if mp, found = x.mountedDevice(target); !found {
 			return fail(32, "umount: %s: not mounted.", target)
 		}
+	}
+	if m := x.h.Mounts[mp]; m.isNFS() {
+		return x.umountNFS(mp, m, force, lazy)
 	}
 	if mp == "/" {
 		return fail(32, "umount: /: target is busy.")
@@ -248,7 +278,12 @@ func cmdMountpoint(x *execCtx, args []string, _ string) result {
 			dir = a
 		}
 	}
-	if _, mounted := x.h.Mounts[dir]; mounted {
+	if m, mounted := x.h.Mounts[dir]; mounted {
+		if m.isNFS() {
+			if _, _, why := x.s.nfsTarget(x.h, m, x.now); why != "" && why != nfsStaleHandle {
+				return x.hang() // mountpoint stats the directory: a stale hard mount blocks it
+			}
+		}
 		if quiet {
 			return ok("")
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +114,9 @@ func FuzzShell(f *testing.F) {
 		"mkfs.ext4 /dev/nvme1n1 && mdadm --create /dev/md0 --raid-devices=1 /dev/nvme1n1 < /etc/hostname",
 		"readlink -e /dev/disk/by-id/x; ls -l /etc/drbd.d/; cmp - /etc/drbd.conf",
 		"a &&",
+		"timeout -s KILL 3 bash -c 'touch /home/x' || timeout 2m sleep 200",
+		"mount -t nfs4 -o vers=4.1 ip-10-0-0-4:/srv/home /home; [ -w /home ] && df -h /home; umount -f -l /home",
+		"printf x | tee -a /srv/x; stat -c '%n %s %F' /srv/x; test ! -d /srv/x && getent hosts files.live.internal",
 	} {
 		f.Add(seed)
 	}
@@ -166,6 +170,33 @@ func FuzzScenario(f *testing.F) {
 		}
 		if err == nil && len(faults) < len(scheduled) {
 			t.Fatalf("scheduled more than loaded")
+		}
+	})
+}
+
+// FuzzNFSMount feeds arbitrary sources and option strings to mount.nfs4's parser: it never
+// panics, and what it accepts is a host, a clean absolute export path, a retry time and an
+// NFS 4 minor version. Corpus: testdata/fuzz/FuzzNFSMount.
+func FuzzNFSMount(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"files.live.internal:/srv/home", "vers=4.2,hard,timeo=600"},
+		{"10.0.1.10:/srv/home", ""},
+		{"host:/srv/../etc", "soft"},
+		{"host:relative", "retry=0"},
+		{":/x", "vers=3"},
+		{"[::1]:/x", "rw,,ro,retry=99999"},
+		{"a:b:/c", "nfsvers=4,sec=sys,bogus"},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, source, options string) {
+		host, export, retry, vers, err := parseNFSMount(source, options)
+		if err != nil {
+			return
+		}
+		if host == "" || !path.IsAbs(export) || path.Clean(export) != export || retry < 0 ||
+			(vers != "4.0" && vers != "4.1" && vers != "4.2") {
+			t.Fatalf("accepted %q %q as host %q export %q retry %s vers %q", source, options, host, export, retry, vers)
 		}
 	})
 }

@@ -168,7 +168,18 @@ func (f *fixture) shell(t *testing.T, inst string, lines ...string) (stdout, std
 // post sends a raw request to the sim and returns status and body.
 func (f *fixture) post(t *testing.T, path, contentType, body string, header map[string]string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(f.ctx, http.MethodPost, f.url+path, strings.NewReader(body))
+	return f.send(t, http.MethodPost, path, contentType, body, header)
+}
+
+// put sends a JSON body with PUT.
+func (f *fixture) put(t *testing.T, path, body string) (int, string) {
+	t.Helper()
+	return f.send(t, http.MethodPut, path, "application/json", body, nil)
+}
+
+func (f *fixture) send(t *testing.T, method, path, contentType, body string, header map[string]string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(f.ctx, method, f.url+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,10 +26,14 @@ type host struct {
 	Exports       map[string]string     `json:"exports"` // "client:/path" -> options
 	// Files and Dirs are the host's configuration files and directories (files.go); they
 	// live on the root disk and survive a reboot.
-	Files    map[string]*hostFile `json:"files,omitempty"`
-	Dirs     map[string]bool      `json:"dirs,omitempty"`
-	BootedAt time.Time            `json:"booted_at,omitzero"`
-	Boots    int                  `json:"boots"`
+	Files map[string]*hostFile `json:"files,omitempty"`
+	Dirs  map[string]bool      `json:"dirs,omitempty"`
+	// DNSCache is the host's resolver cache (dns.go): name → answer, kept for its TTL.
+	DNSCache map[string]dnsAnswer `json:"dns_cache,omitempty"`
+	// NFSServing is whether the host's file service was last seen serving (nfsclient.go).
+	NFSServing bool      `json:"nfs_serving,omitempty"`
+	BootedAt   time.Time `json:"booted_at,omitzero"`
+	Boots      int       `json:"boots"`
 }
 
 type mdArray struct {
@@ -40,8 +44,16 @@ type mdArray struct {
 }
 
 type mountEntry struct {
-	Device string `json:"device"`
-	FSType string `json:"fstype"`
+	Device string `json:"device"` // a block device, or an NFS mount's source (host:/path) as given
+	FSType string `json:"fstype"` // ext4, xfs, nfs4
+	// An NFS mount (nfsclient.go) keeps the server address its host resolved to when it was
+	// made, the instance that had the address then, the exported path, the options
+	// /proc/mounts shows, and whether it was last seen stale.
+	Server         string `json:"server,omitempty"`
+	ServerInstance string `json:"server_instance,omitempty"`
+	Export         string `json:"export,omitempty"`
+	Options        string `json:"options,omitempty"`
+	Stale          bool   `json:"stale,omitempty"`
 }
 
 func newHost(in *instance) *host {
@@ -91,6 +103,7 @@ func (s *Sim) bootHost(in *instance, at time.Time) {
 	}
 	h.Mounts = map[string]mountEntry{"/": {Device: rootPartition(in), FSType: "ext4"}}
 	h.Exports = map[string]string{}
+	h.DNSCache = nil
 	for _, md := range h.MD {
 		md.Active = false
 	}
@@ -119,6 +132,7 @@ func (s *Sim) hostDown(in *instance, at time.Time) {
 	for _, md := range h.MD {
 		md.Active = false
 	}
+	s.unmountedByDown(h, at)
 	h.Mounts = map[string]mountEntry{}
 	h.Exports = map[string]string{}
 }

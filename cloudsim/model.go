@@ -65,6 +65,7 @@ const stateFormat = 2
 type state struct {
 	Format    int                   `json:"format"`
 	Clock     time.Time             `json:"clock"`
+	Speed     float64               `json:"speed,omitempty"` // set at runtime (SetSpeed); wins over the configured one
 	Seed      int64                 `json:"seed"`
 	Counter   uint64                `json:"counter"`
 	Instances map[string]*instance  `json:"instances"`
@@ -78,6 +79,10 @@ type state struct {
 	Events    []Event               `json:"events"`
 	EventSeq  int64                 `json:"event_seq"`
 	Hosts     map[string]*host      `json:"hosts"` // by instance id
+	// Route 53 (dns.go): zones by id, changes by id, and every caller reference ever used.
+	Zones      map[string]*hostedZone `json:"route53_zones"`
+	DNSChanges map[string]*dnsChange  `json:"route53_changes"`
+	CallerRefs map[string]string      `json:"route53_caller_references"`
 }
 
 func newState(seed int64, clock time.Time) *state {
@@ -111,6 +116,15 @@ func (st *state) init() {
 	}
 	if st.Hosts == nil {
 		st.Hosts = map[string]*host{}
+	}
+	if st.Zones == nil {
+		st.Zones = map[string]*hostedZone{}
+	}
+	if st.DNSChanges == nil {
+		st.DNSChanges = map[string]*dnsChange{}
+	}
+	if st.CallerRefs == nil {
+		st.CallerRefs = map[string]string{}
 	}
 }
 
@@ -199,9 +213,12 @@ type volume struct {
 // DRBD resource (internal metadata at its end) FS and MD are the DRBD device's content, which
 // is where the data area starts.
 type blockData struct {
-	FS   string    `json:"fs,omitempty"`   // the file system mkfs made on the device: ext4, xfs
-	MD   *mdSuper  `json:"md,omitempty"`   // the md superblock: the device is a member of an array
-	DRBD *drbdMeta `json:"drbd,omitempty"` // DRBD's internal metadata at the end of the volume
+	FS string `json:"fs,omitempty"` // the file system mkfs made on the device: ext4, xfs
+	// Files are the files written on that file system (datafs.go): path → content, a
+	// directory as its path with a trailing slash.
+	Files map[string]string `json:"files,omitempty"`
+	MD    *mdSuper          `json:"md,omitempty"`   // the md superblock: the device is a member of an array
+	DRBD  *drbdMeta         `json:"drbd,omitempty"` // DRBD's internal metadata at the end of the volume
 }
 
 // drbdMeta is DRBD's internal metadata on a backing volume: what drbdadm create-md writes and
@@ -224,14 +241,18 @@ type mdSuper struct {
 	Devices int    `json:"devices"`
 	Index   int    `json:"index"`
 	FS      string `json:"fs,omitempty"` // the file system on the array
+	// Files are the files on the array's file system, as blockData.Files.
+	Files map[string]string `json:"files,omitempty"`
 }
 
 // copyContent gives dst the data src holds (not its DRBD metadata): what a resync does.
 func (dst *blockData) copyContent(src blockData) {
 	dst.FS = src.FS
+	dst.Files = maps.Clone(src.Files)
 	dst.MD = nil
 	if src.MD != nil {
 		md := *src.MD
+		md.Files = maps.Clone(src.MD.Files)
 		dst.MD = &md
 	}
 }
@@ -323,19 +344,26 @@ type clientTok struct {
 	Resources []string `json:"resources"`
 }
 
-// Event is one entry of the event log, stamped with simulated time.
+// Event is one entry of the event log, stamped with simulated time. Data holds the facts of
+// the events a drill computes with (docs/cloudsim.md lists them per type).
 type Event struct {
-	Seq      int64     `json:"seq"`
-	Time     time.Time `json:"time"`
-	Type     string    `json:"type"`
-	Resource string    `json:"resource,omitempty"`
-	Message  string    `json:"message"`
+	Seq      int64          `json:"seq"`
+	Time     time.Time      `json:"time"`
+	Type     string         `json:"type"`
+	Resource string         `json:"resource,omitempty"`
+	Message  string         `json:"message"`
+	Data     map[string]any `json:"data,omitempty"`
 }
 
 // event appends to the bounded log; callers hold s.mu.
 func (s *Sim) event(at time.Time, typ, resource, format string, args ...any) {
+	s.eventData(at, typ, resource, nil, format, args...)
+}
+
+// eventData appends an event with structured data; callers hold s.mu.
+func (s *Sim) eventData(at time.Time, typ, resource string, data map[string]any, format string, args ...any) {
 	s.st.EventSeq++
-	e := Event{Seq: s.st.EventSeq, Time: at, Type: typ, Resource: resource, Message: fmt.Sprintf(format, args...)}
+	e := Event{Seq: s.st.EventSeq, Time: at, Type: typ, Resource: resource, Message: fmt.Sprintf(format, args...), Data: data}
 	s.st.Events = append(s.st.Events, e)
 	if n := len(s.st.Events); n > maxEvents {
 		s.st.Events = s.st.Events[n-maxEvents:] // append reallocates now and then; no copy per event
@@ -344,24 +372,81 @@ func (s *Sim) event(at time.Time, typ, resource, format string, args ...any) {
 	s.markDirty()
 }
 
-// settle brings the world to simulated time now: scheduled faults fire at their own times, in
-// order, and every resource progresses piecewise between them. Callers hold s.mu.
+// settle brings the world to simulated time now. It steps through every moment something is
+// due on the way — a scheduled fault, an instance or attachment transition, a volume or
+// modification becoming ready, a DNS change becoming INSYNC — in time order, so each happens
+// at its own time against the world as it was then, and what follows from it (DRBD links, NFS
+// clients, alarms) is re-evaluated right there. Callers hold s.mu.
 func (s *Sim) settle(now time.Time) {
 	sort.SliceStable(s.st.Scheduled, func(i, j int) bool { return s.st.Scheduled[i].At.Before(s.st.Scheduled[j].At) })
-	for len(s.st.Scheduled) > 0 && !s.st.Scheduled[0].At.After(now) {
-		sf := s.st.Scheduled[0]
-		s.st.Scheduled = s.st.Scheduled[1:]
-		s.advance(sf.At)
-		f := sf.Fault
-		if err := s.applyFault(sf.At, &f); err != nil {
-			s.event(sf.At, "scenario.fault-rejected", f.target(), "scheduled %s fault rejected: %s", f.Type, err.Message)
+	for {
+		t := s.nextDue(now)
+		if t.IsZero() {
+			break
 		}
-		s.markDirty()
+		s.advance(t)
+		for len(s.st.Scheduled) > 0 && !s.st.Scheduled[0].At.After(t) {
+			sf := s.st.Scheduled[0]
+			s.st.Scheduled = s.st.Scheduled[1:]
+			f := sf.Fault
+			if err := s.applyFault(sf.At, &f); err != nil {
+				s.event(sf.At, "scenario.fault-rejected", f.target(), "scheduled %s fault rejected: %s", f.Type, err.Message)
+			}
+			s.markDirty()
+		}
+		s.reevaluate(t)
 	}
 	s.advance(now)
+	s.reevaluate(now)
 	if now.After(s.st.Clock) {
 		s.st.Clock = now
 	}
+}
+
+// nextDue is the earliest moment after the clock and not after now at which something is due
+// (see settle); zero when nothing is.
+func (s *Sim) nextDue(now time.Time) time.Time {
+	var next time.Time
+	consider := func(t time.Time) {
+		if !t.IsZero() && !t.After(now) && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if len(s.st.Scheduled) > 0 {
+		consider(s.st.Scheduled[0].At)
+	}
+	for _, in := range s.st.Instances {
+		consider(in.TransitionAt)
+	}
+	for _, v := range s.st.Volumes {
+		if v.State == "creating" {
+			consider(v.ReadyAt)
+		}
+		if a := v.Attachment; a != nil && (a.State == "attaching" || a.State == "detaching") {
+			consider(a.ReadyAt)
+		}
+	}
+	for _, m := range s.st.Mods {
+		switch m.State {
+		case "modifying":
+			consider(m.OptimizeAt)
+		case "optimizing":
+			consider(m.EndTime)
+		}
+	}
+	consider(s.nextDNSDue())
+	if !next.IsZero() && next.Before(s.st.Clock) {
+		next = s.st.Clock // overdue (a state file from before): due now
+	}
+	return next
+}
+
+// reevaluate derives, at time at, what follows from the world's state at once: DRBD's
+// replication links (and through them the file service), the NFS clients' health and the
+// alarms. Callers hold s.mu.
+func (s *Sim) reevaluate(at time.Time) {
+	s.advanceDRBD(at, at)
+	s.nfsHealth(at)
 }
 
 // advance moves every resource to time t. Transitions are stamped with the moment they were due,
@@ -441,6 +526,7 @@ func (s *Sim) advance(t time.Time) {
 		s.advanceSnapshot(s.st.Snapshots[id], t)
 	}
 	s.advanceDRBD(last, t)
+	s.advanceDNS(t)
 	for _, id := range sortedKeys(s.st.Commands) {
 		c := s.st.Commands[id]
 		for _, inv := range c.Invocations {
@@ -449,6 +535,9 @@ func (s *Sim) advance(t time.Time) {
 				s.event(inv.EndTime, "ssm.command."+toKebab(inv.Status), inv.InstanceID, "command %s on %s: %s (exit %d)", c.ID, inv.InstanceID, inv.Status, inv.ExitCode)
 			}
 		}
+	}
+	if t.After(s.st.Clock) {
+		s.st.Clock = t // what is integrated from the clock on (DRBD) starts here next time
 	}
 }
 

@@ -51,14 +51,11 @@ func cmdExportfs(x *execCtx, args []string, _ string) result {
 	return ok("")
 }
 
-// underMount is whether path lies on a mounted data filesystem (not the root disk).
+// underMount is whether path lies on a mounted data filesystem (not the root disk, not an
+// NFS mount: re-exporting NFS is not simulated).
 func (x *execCtx) underMount(path string) bool {
-	for mp := range x.h.Mounts {
-		if mp != "/" && (path == mp || strings.HasPrefix(path, mp+"/")) {
-			return true
-		}
-	}
-	return false
+	_, m, ok := x.mountOf(path)
+	return ok && !m.isNFS()
 }
 
 func (x *execCtx) exportsList(verbose bool) string {

@@ -101,6 +101,11 @@ func New(cfg Config) (*Sim, error) {
 		}
 	}
 	s.st = st
+	if st.Speed > 0 && st.Speed != cfg.Speed {
+		// A speed set at runtime (SetSpeed) outlives a restart, as the clock does.
+		s.log.Info("cloudsim: the speed set at runtime persists", "speed", st.Speed, "configured", cfg.Speed)
+		s.cfg.Speed = st.Speed
+	}
 	s.simBase = st.Clock
 	s.realBase = s.now()
 	if cfg.Scenario != "" {
@@ -151,7 +156,32 @@ func (s *Sim) Advance(d time.Duration) time.Time {
 }
 
 // Speed is the number of simulated seconds per real second.
-func (s *Sim) Speed() float64 { return s.cfg.Speed }
+func (s *Sim) Speed() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.Speed
+}
+
+// MaxSpeed bounds SetSpeed: beyond it a millisecond of real time is more than a simulated
+// minute and the clock's millisecond truncation shows.
+const MaxSpeed = 100000
+
+// SetSpeed changes the speed factor at once. Simulated time is continuous across the change
+// (no jump: from now on it runs at the new rate), the change is an event (clock.speed) and it
+// persists with the state, also across a restart.
+func (s *Sim) SetSpeed(speed float64) (ClockInfo, error) {
+	if !(speed > 0 && speed <= MaxSpeed) {
+		return ClockInfo{}, fmt.Errorf("speed must be above 0 and at most %d, got %v", MaxSpeed, speed)
+	}
+	now := s.begin()
+	defer s.mu.Unlock()
+	prev := s.cfg.Speed
+	s.simBase, s.realBase = now, s.now()
+	s.st.Clock = now
+	s.cfg.Speed, s.st.Speed = speed, speed
+	s.eventData(now, "clock.speed", "", map[string]any{"speed": speed, "previous": prev}, "speed %g → %g simulated seconds per real second", prev, speed)
+	return ClockInfo{Now: now, Speed: speed}, nil
+}
 
 // Region is the simulated region.
 func (s *Sim) Region() string { return s.cfg.Region }
@@ -168,6 +198,7 @@ func (s *Sim) begin() time.Time {
 func (s *Sim) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.simRoutes(mux)
+	mux.HandleFunc("/2013-04-01/", s.serveRoute53)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-Amz-Target") != "" {
 			s.serveSSM(w, r)
@@ -222,7 +253,7 @@ func Run(ctx context.Context, cfg Config) error {
 // Serve serves on ln until ctx is done, then closes the Sim.
 func (s *Sim) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	s.log.Info("cloudsim listening", "addr", ln.Addr().String(), "speed", s.cfg.Speed,
+	s.log.Info("cloudsim listening", "addr", ln.Addr().String(), "speed", s.Speed(),
 		"region", s.cfg.Region, "state", s.cfg.StateFile, "sim_now", s.Now().Format(time.RFC3339))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -274,7 +305,8 @@ func (s *Sim) save() error {
 	s.saveMu.Lock()
 	defer s.saveMu.Unlock()
 	s.mu.Lock()
-	s.st.Clock = s.clock()
+	// Settled, not merely stamped: the clock is where integration (DRBD) resumes.
+	s.settle(s.clock())
 	data, err := json.MarshalIndent(s.st, "", " ")
 	s.dirty = false
 	s.mu.Unlock()

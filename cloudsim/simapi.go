@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/anyops/anyops"
@@ -16,6 +17,7 @@ import (
 
 func (s *Sim) simRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /_sim/clock", s.handleClock)
+	mux.HandleFunc("PUT /_sim/clock", s.handleSetClock)
 	mux.HandleFunc("POST /_sim/clock/advance", s.handleAdvance)
 	mux.HandleFunc("GET /_sim/events", s.handleEvents)
 	mux.HandleFunc("GET /_sim/faults", s.handleListFaults)
@@ -46,8 +48,29 @@ type ClockInfo struct {
 
 func (s *Sim) handleClock(w http.ResponseWriter, _ *http.Request) {
 	now := s.begin()
+	speed := s.cfg.Speed
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, ClockInfo{Now: now, Speed: s.cfg.Speed})
+	writeJSON(w, http.StatusOK, ClockInfo{Now: now, Speed: speed})
+}
+
+func (s *Sim) handleSetClock(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Speed *float64 `json:"speed"`
+	}
+	if err := readJSON(r, &in); err != nil {
+		writeSimError(w, http.StatusBadRequest, anyops.EINVALID, err.Error())
+		return
+	}
+	if in.Speed == nil {
+		writeSimError(w, http.StatusBadRequest, anyops.EINVALID, `the body must set "speed"`)
+		return
+	}
+	c, err := s.SetSpeed(*in.Speed)
+	if err != nil {
+		writeSimError(w, http.StatusBadRequest, anyops.EINVALID, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
 }
 
 func (s *Sim) handleAdvance(w http.ResponseWriter, r *http.Request) {
@@ -64,7 +87,7 @@ func (s *Sim) handleAdvance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.Advance(d)
-	writeJSON(w, http.StatusOK, ClockInfo{Now: now, Speed: s.cfg.Speed})
+	writeJSON(w, http.StatusOK, ClockInfo{Now: now, Speed: s.Speed()})
 }
 
 func readJSON(r *http.Request, v any) error {
@@ -76,58 +99,99 @@ func readJSON(r *http.Request, v any) error {
 	return nil
 }
 
-// Events returns the log entries after sequence number since, oldest first, at most limit.
-func (s *Sim) Events(since int64, limit int) []Event {
-	s.begin()
-	defer s.mu.Unlock()
-	var out []Event
-	for _, e := range s.st.Events {
-		if e.Seq > since {
-			out = append(out, e)
+// EventQuery selects events of the log.
+type EventQuery struct {
+	Since int64     // after this sequence number
+	After time.Time // after this simulated time (when not zero)
+	// Types are type prefixes (nfs.client. matches nfs.client.stale); an event matches any.
+	Types []string
+	// Resource is the resource an event is about (an instance id, a zone id), exactly.
+	Resource string
+	// Limit bounds the answer: the newest Limit matches, or with First the oldest (for paging
+	// forward with Since). 0 is all.
+	Limit int
+	First bool
+}
+
+func (q EventQuery) match(e Event) bool {
+	if e.Seq <= q.Since || (!q.After.IsZero() && !e.Time.After(q.After)) || (q.Resource != "" && e.Resource != q.Resource) {
+		return false
+	}
+	if len(q.Types) == 0 {
+		return true
+	}
+	for _, p := range q.Types {
+		if strings.HasPrefix(e.Type, p) {
+			return true
 		}
 	}
-	if limit > 0 {
-		out = lastN(out, limit)
+	return false
+}
+
+// QueryEvents returns the log entries q selects, oldest first.
+func (s *Sim) QueryEvents(q EventQuery) []Event {
+	s.begin()
+	defer s.mu.Unlock()
+	out := []Event{}
+	for _, e := range s.st.Events {
+		if q.match(e) {
+			out = append(out, e)
+			if q.First && q.Limit > 0 && len(out) == q.Limit {
+				break
+			}
+		}
+	}
+	if q.Limit > 0 {
+		out = lastN(out, q.Limit)
 	}
 	return out
 }
 
+// Events returns the log entries after sequence number since, oldest first, at most limit
+// (the newest).
+func (s *Sim) Events(since int64, limit int) []Event {
+	return s.QueryEvents(EventQuery{Since: since, Limit: limit})
+}
+
 func (s *Sim) handleEvents(w http.ResponseWriter, r *http.Request) {
-	var since int64
-	limit := 500
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxEvents {
-			writeSimError(w, http.StatusBadRequest, anyops.EINVALID, "limit must be between 1 and 10000")
+	v := r.URL.Query()
+	q := EventQuery{Limit: 500, Resource: v.Get("resource")}
+	for key := range v {
+		if key != "since" && key != "limit" && key != "first" && key != "type" && key != "resource" {
+			writeSimError(w, http.StatusBadRequest, anyops.EINVALID, "unknown parameter "+key+"; known: since, limit, first, type, resource")
 			return
 		}
-		limit = n
 	}
-	if v := r.URL.Query().Get("since"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
+	if l, f := v.Get("limit"), v.Get("first"); l != "" || f != "" {
+		if l != "" && f != "" {
+			writeSimError(w, http.StatusBadRequest, anyops.EINVALID, "give limit (the newest N) or first (the oldest N), not both")
+			return
+		}
+		n, err := strconv.Atoi(l + f)
+		if err != nil || n < 1 || n > maxEvents {
+			writeSimError(w, http.StatusBadRequest, anyops.EINVALID, "limit and first must be between 1 and 10000")
+			return
+		}
+		q.Limit, q.First = n, f != ""
+	}
+	if since := v.Get("since"); since != "" {
+		n, err := strconv.ParseInt(since, 10, 64)
 		if err != nil {
-			t, terr := time.Parse(time.RFC3339, v)
+			t, terr := time.Parse(time.RFC3339, since)
 			if terr != nil {
 				writeSimError(w, http.StatusBadRequest, anyops.EINVALID, "since must be an event sequence number or an RFC 3339 time")
 				return
 			}
-			evs := s.Events(0, 0)
-			out := []Event{}
-			for _, e := range evs {
-				if e.Time.After(t) {
-					out = append(out, e)
-				}
-			}
-			writeJSON(w, http.StatusOK, map[string]any{"events": lastN(out, limit)})
-			return
+			q.After = t
 		}
-		since = n
+		q.Since = n
 	}
-	evs := s.Events(since, limit)
-	if evs == nil {
-		evs = []Event{}
+	for _, t := range strings.Split(v.Get("type"), ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			q.Types = append(q.Types, t)
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": evs})
+	writeJSON(w, http.StatusOK, map[string]any{"events": s.QueryEvents(q)})
 }
 
 func lastN(e []Event, n int) []Event {

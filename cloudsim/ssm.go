@@ -69,7 +69,7 @@ func (s *Sim) serveSSM(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, aerr := op(s, body, now)
-	s.advanceDRBD(now, now)
+	s.reevaluate(now)
 	s.mu.Unlock()
 	if aerr != nil {
 		writeSSMError(w, aerr)

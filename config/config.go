@@ -50,6 +50,27 @@ type API struct {
 	// TemporalUIURL is the base URL of the Temporal Web UI the dashboard links operations to;
 	// empty: no links (dev sets it to its --temporal-ui-addr).
 	TemporalUIURL string
+	// Alarms configures the alarm endpoints.
+	Alarms Alarms
+}
+
+// Alarms configures the API's alarm endpoints: POST /v1/alarms/sns (CloudWatch alarms through
+// an SNS HTTPS subscription) and POST /v1/alarms/alertmanager.
+type Alarms struct {
+	// SNSTopics are the topic ARNs whose messages are accepted, comma separated; none: every
+	// SNS message is refused.
+	SNSTopics string
+	// SNSCertHosts are the hosts (host or host:port) SigningCertURL and SubscribeURL may name,
+	// comma separated; empty: sns.<region>.amazonaws.com of each topic's region.
+	SNSCertHosts string
+	// SNSSigningCA is a PEM file of CA certificates trusted, besides the system's, for the
+	// HTTPS fetch of signing certificates and subscription confirmations (cloudsim's in dev).
+	SNSSigningCA string
+	// SNSMaxAge is how far from now an SNS message's Timestamp may be.
+	SNSMaxAge time.Duration
+	// AlertmanagerToken is the bearer token Alertmanager sends (its own, not an API token);
+	// empty switches the Alertmanager endpoint off.
+	AlertmanagerToken string
 }
 
 // Client is how the command line reaches a running stack's API (anyops op, anyops incident).
@@ -98,6 +119,22 @@ type Worker struct {
 	DeadlockTimeout time.Duration
 	// MetricsAddr serves the worker's Prometheus /metrics; empty serves none.
 	MetricsAddr string
+	// The NFS probe of every file server (the NFSWatch workflows the fleet sync starts): a
+	// round every NFSProbeInterval, a client's write given NFSProbeTimeout, the alarm after
+	// NFSProbeFailures failed rounds in a row. In dev they are simulated time, scaled by
+	// cloudsim's speed.
+	NFSProbeInterval time.Duration
+	NFSProbeTimeout  time.Duration
+	NFSProbeFailures int
+	// DrillCloudsim is the cloudsim whose control API (/_sim) drills drive: drills run only on
+	// a simulated cloud (dev: its own cloudsim). DrillBaseSpeed is cloudsim's speed while no
+	// drill runs (dev: cloudsim's --speed; 0: left as it is).
+	DrillCloudsim  string
+	DrillBaseSpeed float64
+	// CommandPoll is how often a host command's result is asked of SSM. Against cloudsim it
+	// shrinks with the speed (dev divides it by the speed itself): a poll of 2 s at speed 60
+	// would add two simulated minutes to every command.
+	CommandPoll time.Duration
 }
 
 // Sandboxd configures `anyops sandboxd`.
@@ -310,6 +347,16 @@ func (b *Binder) BindAPI(c *API) {
 	b.Bool(&c.PublicEmbed, "public-embed", "", false, "let anonymous visitors create consoles")
 	b.String(&c.CORSOrigins, "cors-origins", "", "*", "origins allowed on public endpoints, comma separated")
 	b.String(&c.TemporalUIURL, "temporal-ui-url", "", "", "base URL of the Temporal Web UI the dashboard links to (dev: http://<temporal-ui-addr>)")
+	b.BindAlarms(&c.Alarms)
+}
+
+// BindAlarms binds the settings of the API's alarm endpoints.
+func (b *Binder) BindAlarms(c *Alarms) {
+	b.String(&c.SNSTopics, "sns-topics", "", "", "SNS topic ARNs whose messages POST /v1/alarms/sns accepts, comma separated")
+	b.String(&c.SNSCertHosts, "sns-cert-hosts", "", "", "hosts SNS signing certificates and SubscribeURLs may be on, comma separated; empty: sns.<region>.amazonaws.com of each topic")
+	b.String(&c.SNSSigningCA, "sns-signing-ca", "", "", "PEM file of CAs trusted besides the system's for fetching SNS signing certificates (dev: cloudsim's)")
+	b.Duration(&c.SNSMaxAge, "sns-max-age", "", time.Hour, "how far from now an SNS message's Timestamp may be")
+	b.Secret(&c.AlertmanagerToken, "alertmanager-token", "", "", "bearer token of POST /v1/alarms/alertmanager (Alertmanager's own); empty: the endpoint is off")
 }
 
 // BindClient binds how the command line reaches the API.
@@ -352,6 +399,12 @@ func (b *Binder) BindSigning(c *Signing) {
 func (b *Binder) BindWorker(c *Worker) {
 	b.Int(&c.MaxConcurrentActivities, "max-concurrent-activities", "", 200, "activities one worker runs at once")
 	b.Duration(&c.DeadlockTimeout, "deadlock-timeout", "", 10*time.Second, "workflow deadlock detection timeout")
+	b.Duration(&c.NFSProbeInterval, "nfs-probe-interval", "", 10*time.Second, "how often each file server's NFS watch probes it (dev: simulated time)")
+	b.Duration(&c.NFSProbeTimeout, "nfs-probe-timeout", "", 5*time.Second, "how long a client's write to its NFS mount may take before it counts as hung (dev: simulated time)")
+	b.Int(&c.NFSProbeFailures, "nfs-probe-failures", "", 3, "failed probe rounds in a row that raise the probe alarm")
+	b.String(&c.DrillCloudsim, "drill-cloudsim", "ANYOPS_DRILL_CLOUDSIM", "", "base URL of the cloudsim drills drive (its /_sim control API); empty: drills cannot run (dev: its own cloudsim)")
+	b.Float(&c.DrillBaseSpeed, "drill-base-speed", "ANYOPS_DRILL_BASE_SPEED", 0, "cloudsim's speed while no drill runs; 0: left as it is (dev: cloudsim's --speed)")
+	b.Duration(&c.CommandPoll, "command-poll", "", 2*time.Second, "how often a running host command's result is asked of SSM")
 }
 
 // BindSandboxd binds the sandboxd settings. prefix is "" for `anyops sandboxd` (--addr) and
@@ -454,6 +507,18 @@ func (b *Binder) BindCloudsim(c *Cloudsim, prefix string) {
 		b.String(&c.State, "state", "ANYOPS_SIM_STATE", "", "state file; empty keeps state in memory")
 	}
 	b.Float(&c.Speed, prefix+"speed", "ANYOPS_SIM_SPEED", 60, "simulated seconds per real second")
+}
+
+// SplitList splits a comma-separated setting (--cors-origins, --sns-topics, ...), dropping
+// blanks around and between its items.
+func SplitList(spec string) []string {
+	var out []string
+	for _, item := range strings.Split(spec, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 // DefaultPath returns p when set, else name under the data dir.

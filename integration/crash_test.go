@@ -184,10 +184,11 @@ func waitHit(t *testing.T, hit <-chan struct{}, action string) {
 
 // TestCrashWorkerKilledMidDemoFleetCreatesNothingTwice is the crash-safety proof. `anyops
 // worker` runs as a child process against the real Temporal dev server, cloudsim and a SQLite
-// inventory. The DemoFleet workflow's worker is killed with kill -9 twice at the worst moment
-// — once right after cloudsim launched an instance, once right after it created a volume,
-// each time before the activity could report back — with the Status showing some but not all
-// steps done, and a fresh worker is started each time. The workflow then completes, and
+// inventory. The worker running DemoFleet (its BuildCluster and BuildServer children) is killed
+// with kill -9 twice at the worst moment — once right after cloudsim launched an instance, once
+// right after it created a volume, each time before the activity could report back — with the
+// Status of the build showing some but not all steps done, and a fresh worker is started each
+// time (the clock jumps over the servers' bootstrap meanwhile). The workflow then completes, and
 // cloudsim holds exactly one instance per server and one volume per planned volume: the
 // retried calls carried the same ClientToken and found what the dead worker had created. A
 // third kill lands right after the file server ran `mdadm --create`: the retry, whose
@@ -241,32 +242,37 @@ func TestCrashWorkerKilledMidDemoFleetCreatesNothingTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	build := workflows.BuildClusterWorkflowID(inventory.DemoCluster)
 	waitHit(t, launched, "RunInstances")
-	st := waitForStatus(t, tc, id, "launching under way", func(s workflows.Status) bool {
-		return stepState(s, "launch-instances") == workflows.StepRunning
+	st := waitForStatus(t, tc, build, "the servers' builds under way", func(s workflows.Status) bool {
+		return stepState(s, "build-servers") == workflows.StepRunning
 	})
 	first.kill9(t)
-	assertMidway(t, tc, id, st)
+	assertMidway(t, tc, build, st)
 
 	// Kill 2: a volume is created, its activity has not reported.
 	created := crash.arm("CreateVolume")
 	second := startWorker(t, bin, env, logFile)
 	waitHit(t, created, "CreateVolume")
-	st = waitForStatus(t, tc, id, "volume creation under way", func(s workflows.Status) bool {
-		return stepState(s, "create-volumes") == workflows.StepRunning
+	st = waitForStatus(t, tc, workflows.BuildServerWorkflowID(inventory.DemoFileServer), "volume creation under way", func(s workflows.Status) bool {
+		return stepState(s, "create-volumes") == workflows.StepRunning || stepState(s, "create-volumes") == workflows.StepDone
 	})
 	second.kill9(t)
-	assertMidway(t, tc, id, st)
+	assertMidway(t, tc, workflows.BuildServerWorkflowID(inventory.DemoFileServer), st)
+	// The servers bootstrap for 19 simulated minutes, almost 4 real ones at this speed: the
+	// clock jumps a minute every 200 ms until the array is made.
+	stopJumps := jumpClock(sim, time.Minute, 200*time.Millisecond)
 
 	// Kill 3: md0 is created on the file server, the activity never learns the command id.
 	created0 := crash.armScript("mdadm --create")
 	third := startWorker(t, bin, env, logFile)
 	waitHit(t, created0, "mdadm --create")
-	st = waitForStatus(t, tc, id, "array assembly under way", func(s workflows.Status) bool {
+	stopJumps()
+	st = waitForStatus(t, tc, build, "array assembly under way", func(s workflows.Status) bool {
 		return stepState(s, "assemble-arrays") == workflows.StepRunning
 	})
 	third.kill9(t)
-	assertMidway(t, tc, id, st)
+	assertMidway(t, tc, build, st)
 
 	startWorker(t, bin, env, logFile)
 	runCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -366,12 +372,34 @@ func crashSim(t *testing.T, speed float64) (*cloudsim.Sim, *crashPoints, string)
 	return sim, crash, srv.URL
 }
 
+// jumpClock advances the simulated clock by step every interval until the returned function
+// is called.
+func jumpClock(sim *cloudsim.Sim, step, interval time.Duration) (stop func()) {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(interval):
+				sim.Advance(step)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+	}
+}
+
 // pauseSchedules creates the worker's schedules paused before any worker starts (a worker
 // leaves an existing schedule as it is): the test runs FleetSync itself, and a tick's sync of
 // the half-built fleet would race its assertions.
 func pauseSchedules(t *testing.T, tc client.Client) {
 	t.Helper()
-	for _, s := range worker.Schedules() {
+	for _, s := range worker.Schedules(workflows.NFSWatchTiming{}) {
 		opts := s.Options
 		opts.Paused = true
 		h, err := tc.ScheduleClient().Create(context.Background(), opts)

@@ -29,8 +29,8 @@ const (
 	DemoSpareZone   = "us-east-1c"
 	DemoCluster     = "live"
 	DemoRelease     = "2026.11"
-	DemoFileServer  = "live-file"
-	DemoBackup      = "live-backup"
+	DemoFileServer  = DemoCluster + "-file"
+	DemoBackup      = DemoCluster + "-backup"
 	DemoHomeVolumes = 4
 )
 
@@ -41,70 +41,82 @@ func demoID(prefix, name string) string {
 	return prefix + hex.EncodeToString(sum[:])[:17]
 }
 
-// DemoFleet is the fleet `anyops dev` starts with: zone us-east-1a with one live cluster (a
-// file server and a backup server forming DRBD pairs, 2 web, 2 console and 1 scheduled-task
-// server, and web apps on the web servers, some on custom domains), and an empty zone
-// us-east-1c to migrate to.
+// DemoFleet is the fleet `anyops dev` starts with: zone us-east-1a with one live cluster (the
+// live shape, ClusterShape) whose web servers serve the demo web apps (some on custom domains),
+// and an empty zone us-east-1c to migrate to.
+func DemoFleet() Fleet {
+	f := ClusterShape(DemoCluster, DemoZone, DemoRelease)
+	f.Zones = []Zone{
+		{Name: DemoZone, Region: "us-east-1"},
+		{Name: DemoSpareZone, Region: "us-east-1"},
+	}
+	f.Releases = []Release{{Name: DemoRelease, Notes: "demo release"}}
+	f.WebApps = DemoWebApps()
+	return f
+}
+
+// Names of the servers of a cluster of the live shape.
+func FileServerOf(cluster string) string   { return cluster + "-file" }
+func BackupServerOf(cluster string) string { return cluster + "-backup" }
+
+// ClusterShape is a cluster of the live shape, the one every live cluster has (and drills and
+// releases build beside it): a file server and a backup server forming DRBD pairs, 2 web, 2
+// console and 1 scheduled-task server, all in zone. Its cluster, servers, volumes and replicas;
+// no zones or releases.
 //
 // Every server has a boot volume. The file server has a home RAID (md0) of 4 volumes, a logs
 // volume and a Dropbox volume; the backup server has its own 4 home volumes. DRBD runs one
-// resource per home volume (live-r0 … live-r3: file volume i → backup volume i), and md0 is
-// assembled on top of the DRBD devices, so a replica is exactly one volume pair.
-func DemoFleet() Fleet {
-	f := Fleet{
-		Zones: []Zone{
-			{Name: DemoZone, Region: "us-east-1"},
-			{Name: DemoSpareZone, Region: "us-east-1"},
-		},
-		Releases: []Release{{Name: DemoRelease, Notes: "demo release"}},
-		Clusters: []Cluster{{Name: DemoCluster, Zone: DemoZone, State: anyops.ClusterLive, Release: DemoRelease}},
-	}
+// resource per home volume (<cluster>-r0 … -r3: file volume i → backup volume i), and md0 is
+// assembled on top of the DRBD devices, so a replica is exactly one volume pair. Instance and
+// volume ids are stable fakes derived from the names: the cloud's real ones replace them.
+func ClusterShape(cluster, zone, release string) Fleet {
+	f := Fleet{Clusters: []Cluster{{Name: cluster, Zone: zone, State: anyops.ClusterLive, Release: release}}}
+	file, backup := FileServerOf(cluster), BackupServerOf(cluster)
 	type spec struct {
 		name, instanceType string
 		role               anyops.Role
 	}
 	specs := []spec{
-		{DemoFileServer, "m5.2xlarge", anyops.RoleFile},
-		{DemoBackup, "m5.2xlarge", anyops.RoleBackup},
-		{"live-web1", "c5.xlarge", anyops.RoleWeb},
-		{"live-web2", "c5.xlarge", anyops.RoleWeb},
-		{"live-console1", "c5.2xlarge", anyops.RoleConsole},
-		{"live-console2", "c5.2xlarge", anyops.RoleConsole},
-		{"live-task1", "c5.large", anyops.RoleTask},
+		{file, "m5.2xlarge", anyops.RoleFile},
+		{backup, "m5.2xlarge", anyops.RoleBackup},
+		{cluster + "-web1", "c5.xlarge", anyops.RoleWeb},
+		{cluster + "-web2", "c5.xlarge", anyops.RoleWeb},
+		{cluster + "-console1", "c5.2xlarge", anyops.RoleConsole},
+		{cluster + "-console2", "c5.2xlarge", anyops.RoleConsole},
+		{cluster + "-task1", "c5.large", anyops.RoleTask},
 	}
 	for i, sp := range specs {
 		f.Servers = append(f.Servers, Server{
-			Name: sp.name, InstanceID: demoID("i-", sp.name), Role: sp.role, Zone: DemoZone,
-			Cluster: DemoCluster, State: anyops.ServerRunning, InstanceType: sp.instanceType,
+			Name: sp.name, InstanceID: demoID("i-", sp.name), Role: sp.role, Zone: zone,
+			Cluster: cluster, State: anyops.ServerRunning, InstanceType: sp.instanceType,
 			PrivateIP: fmt.Sprintf("10.0.1.%d", 10+i),
 		})
-		f.Volumes = append(f.Volumes, demoVolume(sp.name+"/boot", anyops.VolumeBoot, 20, sp.name, "/dev/xvda", ""))
+		f.Volumes = append(f.Volumes, shapeVolume(sp.name+"/boot", anyops.VolumeBoot, 20, cluster, zone, sp.name, "/dev/xvda", ""))
 	}
 	devices := []string{"/dev/xvdf", "/dev/xvdg", "/dev/xvdh", "/dev/xvdi"}
 	for i := 0; i < DemoHomeVolumes; i++ {
-		primary := demoVolume(fmt.Sprintf("%s/home%d", DemoFileServer, i), anyops.VolumeHome, 500, DemoFileServer, devices[i], "md0")
-		secondary := demoVolume(fmt.Sprintf("%s/home%d", DemoBackup, i), anyops.VolumeHome, 500, DemoBackup, devices[i], "md0")
+		primary := shapeVolume(fmt.Sprintf("%s/home%d", file, i), anyops.VolumeHome, 500, cluster, zone, file, devices[i], "md0")
+		secondary := shapeVolume(fmt.Sprintf("%s/home%d", backup, i), anyops.VolumeHome, 500, cluster, zone, backup, devices[i], "md0")
 		f.Volumes = append(f.Volumes, primary, secondary)
 		f.Replicas = append(f.Replicas, Replica{
-			Name: fmt.Sprintf("%s-r%d", DemoCluster, i), Cluster: DemoCluster,
-			PrimaryServer: DemoFileServer, SecondaryServer: DemoBackup,
+			Name: fmt.Sprintf("%s-r%d", cluster, i), Cluster: cluster,
+			PrimaryServer: file, SecondaryServer: backup,
 			PrimaryVolume: primary.VolumeID, SecondaryVolume: secondary.VolumeID,
 			ConnectionState: "Connected", PrimaryDiskState: "UpToDate", SecondaryDiskState: "UpToDate",
 			SyncPercent: 100, State: anyops.ReplicaUpToDate,
 		})
 	}
 	f.Volumes = append(f.Volumes,
-		demoVolume(DemoFileServer+"/logs", anyops.VolumeLogs, 200, DemoFileServer, "/dev/xvdj", ""),
-		demoVolume(DemoFileServer+"/dropbox", anyops.VolumeDropbox, 100, DemoFileServer, "/dev/xvdk", ""),
+		shapeVolume(file+"/logs", anyops.VolumeLogs, 200, cluster, zone, file, "/dev/xvdj", ""),
+		shapeVolume(file+"/dropbox", anyops.VolumeDropbox, 100, cluster, zone, file, "/dev/xvdk", ""),
 	)
-	f.WebApps = DemoWebApps()
 	return f
 }
 
-func demoVolume(name string, kind anyops.VolumeKind, sizeGiB int, server, device, raid string) Volume {
+func shapeVolume(name string, kind anyops.VolumeKind, sizeGiB int, cluster, zone, server, device, raid string) Volume {
 	return Volume{
 		VolumeID: demoID("vol-", name), Kind: kind, Criticality: anyops.DefaultCriticality(kind),
-		SizeGiB: sizeGiB, Zone: DemoZone, Cluster: DemoCluster, State: anyops.VolumeInUse,
+		SizeGiB: sizeGiB, Zone: zone, Cluster: cluster, State: anyops.VolumeInUse,
 		Server: server, Device: device, RAIDGroup: raid,
 	}
 }

@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"gorm.io/gorm"
@@ -27,7 +28,7 @@ func (s *Store) OpenIncident(ctx context.Context, inc Incident) (Incident, error
 		if err := tx.Create(&inc).Error; err != nil {
 			return err
 		}
-		ev := IncidentEvent{IncidentID: inc.ID, Kind: "opened", Message: inc.Title, At: inc.OpenedAt}
+		ev := IncidentEvent{IncidentID: inc.ID, Kind: IncidentEventOpened, Message: inc.Title, At: inc.OpenedAt}
 		if err := tx.Create(&ev).Error; err != nil {
 			return err
 		}
@@ -43,35 +44,95 @@ func (s *Store) OpenIncident(ctx context.Context, inc Incident) (Incident, error
 // AppendIncidentEvent adds an event to an incident's timeline. at zero means now. The kind
 // "resolved" also resolves the incident.
 func (s *Store) AppendIncidentEvent(ctx context.Context, incidentID int64, kind, message string, at time.Time) (IncidentEvent, error) {
-	if err := required("incident event kind", kind); err != nil {
+	return s.AddIncidentEvent(ctx, IncidentEvent{IncidentID: incidentID, Kind: kind, Message: message, At: at})
+}
+
+// AddIncidentEvent adds an event with its source to an incident's timeline; At zero means
+// now, and the kind "resolved" also resolves the incident. An alarm event (kind alarm or
+// alarm-resolved) whose source and delivery id the incident has recorded already is ECONFLICT
+// and adds nothing: the caller records it as a redelivery instead.
+func (s *Store) AddIncidentEvent(ctx context.Context, ev IncidentEvent) (IncidentEvent, error) {
+	if err := required("incident event kind", ev.Kind); err != nil {
 		return IncidentEvent{}, err
 	}
-	if at.IsZero() {
-		at = now()
+	if ev.At.IsZero() {
+		ev.At = now()
 	}
-	ev := IncidentEvent{IncidentID: incidentID, Kind: kind, Message: message, At: normTime(at)}
+	ev.ID, ev.At = 0, normTime(ev.At)
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var inc Incident
-		if err := tx.Where("id = ?", incidentID).Take(&inc).Error; err != nil {
+		if err := tx.Where("id = ?", ev.IncidentID).Take(&inc).Error; err != nil {
 			return err
 		}
 		if err := tx.Create(&ev).Error; err != nil {
 			return err
 		}
-		if kind == "resolved" && inc.State == IncidentOpen {
-			return tx.Model(&Incident{}).Where("id = ?", incidentID).Updates(map[string]any{
+		if ev.Kind == IncidentEventResolved && inc.State == IncidentOpen {
+			return tx.Model(&Incident{}).Where("id = ?", ev.IncidentID).Updates(map[string]any{
 				"state": IncidentResolved, "resolved_at": ev.At, "updated_at": now(),
 			}).Error
 		}
 		return nil
 	})
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return IncidentEvent{}, anyops.Errorf(anyops.ENOTFOUND, "incident %d: not found", incidentID)
+		return IncidentEvent{}, anyops.Errorf(anyops.ENOTFOUND, "incident %d: not found", ev.IncidentID)
+	}
+	if isUnique(err) {
+		return IncidentEvent{}, anyops.Errorf(anyops.ECONFLICT, "incident %d: delivery %s of %s is recorded already", ev.IncidentID, quote(ev.DeliveryID), ev.Source)
 	}
 	if err != nil {
 		return IncidentEvent{}, dbError(err, "append incident event")
 	}
 	return ev, nil
+}
+
+// OpenOrJoinIncident returns the open incident whose recovery workflow is inc.WorkflowID, and
+// opens inc when there is none; opened says which. Callers racing for one workflow id get one
+// incident: the unique index on open incidents lets one insert win, and the others read it.
+func (s *Store) OpenOrJoinIncident(ctx context.Context, inc Incident) (got Incident, opened bool, err error) {
+	if err := required("incident workflow id", inc.WorkflowID); err != nil {
+		return Incident{}, false, err
+	}
+	for attempt := 0; attempt < 3; attempt++ {
+		if got, err = s.OpenIncidentOf(ctx, inc.WorkflowID); anyops.ErrorCode(err) != anyops.ENOTFOUND {
+			return got, false, err
+		}
+		got, err = s.OpenIncident(ctx, inc)
+		if anyops.ErrorCode(err) != anyops.ECONFLICT {
+			return got, err == nil, err
+		}
+		// Another caller opened it between our read and our insert; read theirs. (Resolved in
+		// between too: open ours on the next attempt.)
+	}
+	return Incident{}, false, fmt.Errorf("open or join the incident of %s: %w", inc.WorkflowID, err)
+}
+
+// OpenIncidentOf returns the open incident whose recovery workflow is workflowID, without its
+// timeline; ENOTFOUND when there is none.
+func (s *Store) OpenIncidentOf(ctx context.Context, workflowID string) (Incident, error) {
+	var inc Incident
+	err := s.db.WithContext(ctx).Where("workflow_id = ? AND state = ?", workflowID, IncidentOpen).Take(&inc).Error
+	return inc, dbError(err, "open incident of "+quote(workflowID))
+}
+
+// LinkIncidentRun records the run of the incident's workflow that it started or joined. The
+// first link stays: linking again, with any run, changes nothing. It returns the incident as
+// it is now, and whether this call made the link.
+func (s *Store) LinkIncidentRun(ctx context.Context, incidentID int64, runID string) (Incident, bool, error) {
+	if err := required("run id", runID); err != nil {
+		return Incident{}, false, err
+	}
+	res := s.db.WithContext(ctx).Model(&Incident{}).Where("id = ? AND run_id = ''", incidentID).
+		Updates(map[string]any{"run_id": runID, "updated_at": now()})
+	if res.Error != nil {
+		return Incident{}, false, dbError(res.Error, "link incident run")
+	}
+	var inc Incident
+	err := s.db.WithContext(ctx).Where("id = ?", incidentID).Take(&inc).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return inc, false, anyops.Errorf(anyops.ENOTFOUND, "incident %d: not found", incidentID)
+	}
+	return inc, res.RowsAffected == 1, dbError(err, "link incident run")
 }
 
 // GetIncident returns an incident with its timeline, oldest event first.
@@ -90,10 +151,11 @@ func (s *Store) GetIncident(ctx context.Context, id int64) (Incident, error) {
 	return inc, nil
 }
 
-// IncidentFilter selects incidents; State "" matches both.
+// IncidentFilter selects incidents; State "" matches both, Cluster and Server "" any.
 type IncidentFilter struct {
 	State   IncidentState
 	Cluster string
+	Server  string
 	Page
 }
 
@@ -109,6 +171,7 @@ func (s *Store) ListIncidents(ctx context.Context, f IncidentFilter) ([]Incident
 	q := s.db.WithContext(ctx).Model(&Incident{})
 	q = whereSet(q, "state", string(f.State))
 	q = whereSet(q, "cluster", f.Cluster)
+	q = whereSet(q, "server", f.Server)
 	if f.Cursor != "" {
 		before, err := decodeIDCursor(f.Cursor)
 		if err != nil {

@@ -105,25 +105,47 @@ var IncidentStates = []IncidentState{IncidentOpen, IncidentResolved}
 
 // Incident is something that went wrong, with the timeline of what was done about it.
 type Incident struct {
-	ID         int64         `gorm:"column:id;primaryKey" json:"id"`
-	Title      string        `gorm:"column:title" json:"title"`
-	State      IncidentState `gorm:"column:state" json:"state"`
-	Cluster    string        `gorm:"column:cluster;serializer:nullzero" json:"cluster,omitempty"`
-	Server     string        `gorm:"column:server;serializer:nullzero" json:"server,omitempty"`
-	WorkflowID string        `gorm:"column:workflow_id" json:"workflow_id,omitempty"`
-	OpenedAt   time.Time     `gorm:"column:opened_at" json:"opened_at"`
-	ResolvedAt *time.Time    `gorm:"column:resolved_at" json:"resolved_at,omitempty"`
-	CreatedAt  time.Time     `gorm:"column:created_at" json:"created_at"`
-	UpdatedAt  time.Time     `gorm:"column:updated_at" json:"updated_at"`
-	// Timeline is filled by GetIncident, oldest event first.
-	Timeline []IncidentEvent `gorm:"-" json:"timeline"`
+	ID      int64         `gorm:"column:id;primaryKey" json:"id"`
+	Title   string        `gorm:"column:title" json:"title"`
+	State   IncidentState `gorm:"column:state" json:"state"`
+	Cluster string        `gorm:"column:cluster;serializer:nullzero" json:"cluster,omitempty"`
+	Server  string        `gorm:"column:server;serializer:nullzero" json:"server,omitempty"`
+	// WorkflowID is the business key of the workflow that recovers from the incident's fault
+	// (failover/<server>): while the incident is open no other open incident has it.
+	WorkflowID string `gorm:"column:workflow_id" json:"workflow_id,omitempty"`
+	// RunID is the run of that workflow the incident started or joined; "" until linked.
+	RunID      string     `gorm:"column:run_id" json:"run_id,omitempty"`
+	OpenedAt   time.Time  `gorm:"column:opened_at" json:"opened_at"`
+	ResolvedAt *time.Time `gorm:"column:resolved_at" json:"resolved_at,omitempty"`
+	CreatedAt  time.Time  `gorm:"column:created_at" json:"created_at"`
+	UpdatedAt  time.Time  `gorm:"column:updated_at" json:"updated_at"`
+	// Timeline is filled by GetIncident, oldest event first (lists leave it out).
+	Timeline []IncidentEvent `gorm:"-" json:"timeline,omitempty"`
 }
+
+// Kinds of incident timeline events the control plane writes (others may add their own).
+const (
+	IncidentEventOpened   = "opened"
+	IncidentEventResolved = "resolved" // also resolves the incident
+	// IncidentEventAlarm is a firing alarm, IncidentEventAlarmResolved an alarm that says the
+	// fault is gone (CloudWatch OK); both carry the alarm's Source and DeliveryID, unique per
+	// incident. A delivery seen again is recorded as IncidentEventRedelivered.
+	IncidentEventAlarm         = "alarm"
+	IncidentEventAlarmResolved = "alarm-resolved"
+	IncidentEventRedelivered   = "alarm-redelivered"
+	// IncidentEventWorkflow says what became of the recovery workflow: started, joined, ended.
+	IncidentEventWorkflow = "workflow"
+)
 
 // IncidentEvent is one entry of an incident's timeline.
 type IncidentEvent struct {
-	ID         int64     `gorm:"column:id;primaryKey" json:"id"`
-	IncidentID int64     `gorm:"column:incident_id" json:"incident_id"`
-	Kind       string    `gorm:"column:kind" json:"kind"`
+	ID         int64  `gorm:"column:id;primaryKey" json:"id"`
+	IncidentID int64  `gorm:"column:incident_id" json:"incident_id"`
+	Kind       string `gorm:"column:kind" json:"kind"`
+	// Source says who recorded it: an alarm source (sns, alertmanager, probe), a workflow.
+	Source string `gorm:"column:source" json:"source,omitempty"`
+	// DeliveryID is an alarm delivery's id at its source (SNS's MessageId).
+	DeliveryID string    `gorm:"column:delivery_id" json:"delivery_id,omitempty"`
 	Message    string    `gorm:"column:message" json:"message"`
 	At         time.Time `gorm:"column:at" json:"at"`
 	CreatedAt  time.Time `gorm:"column:created_at" json:"created_at"`

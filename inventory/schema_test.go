@@ -263,6 +263,15 @@ func TestSchemaAcceptsEveryEnumValue(t *testing.T) {
 				return s.db.Create(&c).Error
 			}
 		}
+		for _, v := range anyops.DrillStates {
+			write["drill state "+string(v)] = func(string) error {
+				d, err := s.CreateDrill(ctx, Drill{Scenario: "hot-backup", Speed: 5})
+				if err != nil || v == anyops.DrillRunning {
+					return err
+				}
+				return s.FinishDrill(ctx, d.ID, v, nil, "")
+			}
+		}
 		for name, fn := range write {
 			t.Run(name, func(t *testing.T) {
 				if err := fn(name); err != nil {

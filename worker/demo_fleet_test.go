@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/activities"
 	"github.com/anyops/anyops/cloudsim"
@@ -35,8 +37,9 @@ func cloudAndInventory(t *testing.T) (*activities.Clients, *inventory.Store) {
 
 // TestEnsureDemoFleetBuildsSyncsAndSchedules runs what `anyops dev` runs at start-up: Run
 // serves the real task queues with cloud clients for cloudsim, and EnsureDemoFleet builds the
-// demo fleet, fills the empty inventory from the cloud and creates the fleet-sync schedule.
-// Called a second time (a restart of dev) it returns the same instances.
+// demo fleet, fills the empty inventory from the cloud, starts the file server's NFS watch and
+// creates the fleet-sync schedule. Called a second time (a restart of dev) it returns the same
+// instances and starts no second watch.
 func TestEnsureDemoFleetBuildsSyncsAndSchedules(t *testing.T) {
 	ctx := context.Background()
 	tc := testenv.TemporalClient(t)
@@ -59,7 +62,11 @@ func TestEnsureDemoFleetBuildsSyncsAndSchedules(t *testing.T) {
 	timing := workflows.FleetTiming{PollInterval: 20 * time.Millisecond, HeartbeatTimeout: 5 * time.Second}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	fleet, err := EnsureDemoFleet(ctx, tc, timing)
+	watch := workflows.NFSWatchTiming{Interval: time.Hour} // one round is enough here
+	t.Cleanup(func() {
+		_ = tc.TerminateWorkflow(context.Background(), workflows.NFSWatchWorkflowID(inventory.DemoFileServer), "", "test ended")
+	})
+	fleet, err := EnsureDemoFleet(ctx, tc, timing, watch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +86,13 @@ func TestEnsureDemoFleetBuildsSyncsAndSchedules(t *testing.T) {
 		t.Errorf("schedule %s: %v", FleetSyncScheduleID, err)
 	}
 
-	again, err := EnsureDemoFleet(ctx, tc, timing)
+	desc, err := tc.DescribeWorkflowExecution(ctx, workflows.NFSWatchWorkflowID(inventory.DemoFileServer), "")
+	if err != nil || desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		t.Fatalf("NFS watch of %s: %v, %v; want it running", inventory.DemoFileServer, desc.GetWorkflowExecutionInfo().GetStatus(), err)
+	}
+	watchRun := desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+
+	again, err := EnsureDemoFleet(ctx, tc, timing, watch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,5 +100,9 @@ func TestEnsureDemoFleetBuildsSyncsAndSchedules(t *testing.T) {
 		if again.Instances[name] != id {
 			t.Errorf("second EnsureDemoFleet: %s is %s, was %s", name, again.Instances[name], id)
 		}
+	}
+	if desc, err := tc.DescribeWorkflowExecution(ctx, workflows.NFSWatchWorkflowID(inventory.DemoFileServer), ""); err != nil ||
+		desc.GetWorkflowExecutionInfo().GetExecution().GetRunId() != watchRun {
+		t.Errorf("after the second EnsureDemoFleet the watch is %v (%v), want the first run %s", desc.GetWorkflowExecutionInfo().GetExecution(), err, watchRun)
 	}
 }

@@ -8,13 +8,14 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/anyops/anyops/activities"
+	"github.com/anyops/anyops/alarms"
 	"github.com/anyops/anyops/config"
 	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/inventory"
 )
 
 // TestRegisterWithCloud proves a worker given cloud clients registers the Cloud and Hosts
-// activities next to the Inventory ones without a name clash (the SDK panics on one), on
+// activities next to the Inventory, Sandboxes and Alarms ones without a name clash (the SDK panics on one), on
 // every task queue.
 func TestRegisterWithCloud(t *testing.T) {
 	ctx := context.Background()
@@ -30,6 +31,6 @@ func TestRegisterWithCloud(t *testing.T) {
 	tc := testenv.TemporalClient(t)
 	for _, q := range TaskQueues {
 		w := worker.New(tc, q+"-register-test", worker.Options{})
-		Register(w, q, Deps{Store: store, AWS: clients})
+		Register(w, q, Deps{Store: store, AWS: clients, Alarms: &alarms.Intake{Store: store, Temporal: tc}})
 	}
 }

@@ -1,14 +1,17 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/anyops/anyops/workflows"
@@ -34,8 +37,9 @@ const FleetSyncTickID = "fleet-sync-tick"
 // Schedules returns the schedules Anyops runs. The fleet-sync schedule starts
 // ScheduledFleetSync ("fleet-sync-tick-<time>"), which starts FleetSync under its business key
 // fleet-sync, or skips the tick when a FleetSync already runs there (one the API started): one
-// reconcile at a time. The skip overlap policy keeps two ticks from running at once.
-func Schedules() []Schedule {
+// reconcile at a time. The skip overlap policy keeps two ticks from running at once. Each
+// tick's FleetSync ensures an NFS watch with watch's timing on every file server.
+func Schedules(watch workflows.NFSWatchTiming) []Schedule {
 	kind, _ := workflows.LookupKind(workflows.KindFleetSync)
 	return []Schedule{{
 		ID: FleetSyncScheduleID,
@@ -46,7 +50,7 @@ func Schedules() []Schedule {
 				ID:                       FleetSyncTickID,
 				Workflow:                 workflows.ScheduledFleetSyncWorkflowType,
 				TaskQueue:                kind.TaskQueue,
-				Args:                     []any{workflows.FleetSyncInput{RequestedBy: "schedule:" + FleetSyncScheduleID}},
+				Args:                     []any{workflows.FleetSyncInput{RequestedBy: "schedule:" + FleetSyncScheduleID, NFSWatch: &watch}},
 				WorkflowExecutionTimeout: kind.ExecutionTimeout,
 			},
 			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
@@ -55,13 +59,14 @@ func Schedules() []Schedule {
 	}}
 }
 
-// EnsureSchedules creates every schedule of Schedules that does not exist yet. A schedule that
-// exists is left as it is (an operator may have paused it), so calling this at every start of
-// every process is safe — except that a schedule whose action starts another workflow type
-// than this binary's (one an older release created) is brought up to date, so that its ticks
-// keep to one business key.
-func EnsureSchedules(ctx context.Context, c client.Client) error {
-	for _, s := range Schedules() {
+// EnsureSchedules creates every schedule of Schedules(watch) that does not exist yet. A
+// schedule that exists is left as it is (an operator may have paused it), so calling this at
+// every start of every process is safe — except that a schedule whose action differs from this
+// binary's (another workflow type, one an older release created, or other arguments, such as a
+// changed NFS probe setting) gets this binary's action, so that its ticks keep to one business
+// key and to the configured probe.
+func EnsureSchedules(ctx context.Context, c client.Client, watch workflows.NFSWatchTiming) error {
+	for _, s := range Schedules(watch) {
 		_, err := c.ScheduleClient().Create(ctx, s.Options)
 		if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
 			err = updateAction(ctx, c.ScheduleClient().GetHandle(ctx, s.ID), s.Options.Action.(*client.ScheduleWorkflowAction))
@@ -74,11 +79,11 @@ func EnsureSchedules(ctx context.Context, c client.Client) error {
 }
 
 // updateAction replaces the action of an existing schedule when it starts another workflow
-// type than want, leaving its state (paused or not) and spec alone.
+// type than want or with other arguments, leaving its state (paused or not) and spec alone.
 func updateAction(ctx context.Context, h client.ScheduleHandle, want *client.ScheduleWorkflowAction) error {
 	return h.Update(ctx, client.ScheduleUpdateOptions{
 		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
-			if a, ok := in.Description.Schedule.Action.(*client.ScheduleWorkflowAction); ok && a.Workflow == want.Workflow {
+			if a, ok := in.Description.Schedule.Action.(*client.ScheduleWorkflowAction); ok && a.Workflow == want.Workflow && sameArgs(a.Args, want.Args) {
 				return nil, temporal.ErrSkipScheduleUpdate
 			}
 			in.Description.Schedule.Action = want
@@ -87,11 +92,28 @@ func updateAction(ctx context.Context, h client.ScheduleHandle, want *client.Sch
 	})
 }
 
+// sameArgs reports whether a described action's arguments (payloads) encode as want's do.
+func sameArgs(described, want []any) bool {
+	if len(described) != len(want) {
+		return false
+	}
+	dc := converter.GetDefaultDataConverter()
+	for i, d := range described {
+		p, ok := d.(*commonpb.Payload)
+		w, err := dc.ToPayload(want[i])
+		if !ok || err != nil || !bytes.Equal(p.GetData(), w.GetData()) {
+			return false
+		}
+	}
+	return true
+}
+
 // EnsureDemoFleet is what `anyops dev` runs once its worker is up: it builds the demo fleet in
 // the cloud (DemoFleet, joining a run already under way; a later run finds everything the
-// first created), fills the inventory from the cloud (FleetSync), and ensures the schedules.
-// It blocks until all three are done: about a simulated minute of instance boots.
-func EnsureDemoFleet(ctx context.Context, c client.Client, timing workflows.FleetTiming) (workflows.DemoFleetResult, error) {
+// first created), fills the inventory from the cloud (FleetSync, which starts the file
+// servers' NFS watches with watch's timing), and ensures the schedules. It blocks until all
+// three are done: about a simulated minute of instance boots.
+func EnsureDemoFleet(ctx context.Context, c client.Client, timing workflows.FleetTiming, watch workflows.NFSWatchTiming) (workflows.DemoFleetResult, error) {
 	var fleet workflows.DemoFleetResult
 	// The demo fleet is built once per Temporal database: a completed build is read back, not
 	// repeated (a fault injected since, say an impaired instance, must not fail a restart).
@@ -103,10 +125,10 @@ func EnsureDemoFleet(ctx context.Context, c client.Client, timing workflows.Flee
 	var sync workflows.FleetSyncResult
 	if err := runJoining(ctx, c, workflows.KindFleetSync, workflows.FleetSyncWorkflowID,
 		enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		workflows.FleetSyncInput{Timing: timing, RequestedBy: "anyops"}, &sync); err != nil {
+		workflows.FleetSyncInput{Timing: timing, RequestedBy: "anyops", NFSWatch: &watch}, &sync); err != nil {
 		return fleet, err
 	}
-	return fleet, EnsureSchedules(ctx, c)
+	return fleet, EnsureSchedules(ctx, c, watch)
 }
 
 // runJoining starts the kind's workflow under id, or joins the one running under it, and

@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -25,7 +27,7 @@ import (
 func TestEnsureSchedulesIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	tc := testenv.TemporalClient(t)
-	if err := EnsureSchedules(ctx, tc); err != nil {
+	if err := EnsureSchedules(ctx, tc, workflows.NFSWatchTiming{}); err != nil {
 		t.Fatal(err)
 	}
 	h := tc.ScheduleClient().GetHandle(ctx, FleetSyncScheduleID)
@@ -49,7 +51,7 @@ func TestEnsureSchedulesIsIdempotent(t *testing.T) {
 	if err := h.Pause(ctx, client.SchedulePauseOptions{Note: "operator: maintenance"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := EnsureSchedules(ctx, tc); err != nil {
+	if err := EnsureSchedules(ctx, tc, workflows.NFSWatchTiming{}); err != nil {
 		t.Fatalf("EnsureSchedules on an existing schedule: %v", err)
 	}
 	d, err = h.Describe(ctx)
@@ -76,7 +78,7 @@ func (r *registered) RegisterActivity(any) {}
 // worker registers on the schedule's task queue, so a renamed workflow cannot leave a schedule
 // starting nothing.
 func TestSchedulesStartRegisteredWorkflows(t *testing.T) {
-	for _, s := range Schedules() {
+	for _, s := range Schedules(workflows.NFSWatchTiming{}) {
 		a := s.Options.Action.(*client.ScheduleWorkflowAction)
 		var r registered
 		Register(&r, a.TaskQueue, Deps{})
@@ -92,7 +94,7 @@ func TestSchedulesStartRegisteredWorkflows(t *testing.T) {
 func TestEnsureSchedulesUpgradesAnOldAction(t *testing.T) {
 	ctx := context.Background()
 	tc := testenv.TemporalClient(t)
-	old := Schedules()[0].Options
+	old := Schedules(workflows.NFSWatchTiming{})[0].Options
 	old.Action = &client.ScheduleWorkflowAction{ID: workflows.FleetSyncWorkflowID, Workflow: "FleetSync", TaskQueue: workflows.TaskQueueControl}
 	old.Paused = true
 	h, err := tc.ScheduleClient().Create(ctx, old)
@@ -100,7 +102,7 @@ func TestEnsureSchedulesUpgradesAnOldAction(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = h.Delete(context.Background()) })
-	if err := EnsureSchedules(ctx, tc); err != nil {
+	if err := EnsureSchedules(ctx, tc, workflows.NFSWatchTiming{}); err != nil {
 		t.Fatal(err)
 	}
 	d, err := h.Describe(ctx)
@@ -112,6 +114,44 @@ func TestEnsureSchedulesUpgradesAnOldAction(t *testing.T) {
 	}
 	if !d.Schedule.State.Paused {
 		t.Error("the upgrade unpaused the schedule")
+	}
+}
+
+// TestEnsureSchedulesTakesChangedProbeSettings proves a fleet-sync schedule whose syncs start
+// NFS watches with other settings than this worker's (its --nfs-probe-* changed) gets this
+// worker's, keeping its pause, and that ensuring again with the same settings changes nothing.
+func TestEnsureSchedulesTakesChangedProbeSettings(t *testing.T) {
+	ctx := context.Background()
+	tc := testenv.TemporalClient(t)
+	old := Schedules(workflows.NFSWatchTiming{Interval: time.Minute})[0].Options
+	old.Paused = true
+	h, err := tc.ScheduleClient().Create(ctx, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Delete(context.Background()) })
+	want := workflows.NFSWatchTiming{Interval: 5 * time.Second, ProbeTimeout: 2 * time.Second, FailuresToAlarm: 2}
+	if err := EnsureSchedules(ctx, tc, want); err != nil {
+		t.Fatal(err)
+	}
+	d, err := h.Describe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in workflows.FleetSyncInput
+	a := d.Schedule.Action.(*client.ScheduleWorkflowAction)
+	if err := converter.GetDefaultDataConverter().FromPayload(a.Args[0].(*commonpb.Payload), &in); err != nil {
+		t.Fatal(err)
+	}
+	if in.NFSWatch == nil || *in.NFSWatch != want || !d.Schedule.State.Paused {
+		t.Fatalf("schedule's sync input %+v (paused %v), want the probe settings %+v and the pause kept", in.NFSWatch, d.Schedule.State.Paused, want)
+	}
+	updated := d.Info.LastUpdateAt
+	if err := EnsureSchedules(ctx, tc, want); err != nil {
+		t.Fatal(err)
+	}
+	if d, err = h.Describe(ctx); err != nil || !d.Info.LastUpdateAt.Equal(updated) {
+		t.Fatalf("ensuring the same settings again updated the schedule (%v, %v → %v)", err, updated, d.Info.LastUpdateAt)
 	}
 }
 
@@ -127,7 +167,7 @@ func TestScheduledAndAPIFleetSyncsNeverOverlap(t *testing.T) {
 	began := time.Now()
 	tc := testenv.TemporalClient(t)
 	clients, store := cloudAndInventory(t)
-	if err := EnsureSchedules(ctx, tc); err != nil {
+	if err := EnsureSchedules(ctx, tc, workflows.NFSWatchTiming{}); err != nil {
 		t.Fatal(err)
 	}
 	h := tc.ScheduleClient().GetHandle(ctx, FleetSyncScheduleID)

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/anyops/anyops/activities"
+	"github.com/anyops/anyops/alarms"
 	"github.com/anyops/anyops/config"
 	"github.com/anyops/anyops/inventory"
 	"github.com/anyops/anyops/sandboxd/token"
@@ -58,6 +59,24 @@ type Deps struct {
 	Certificates activities.Certificates
 	// SMTP is where the notices outbox sends its mail.
 	SMTP activities.SMTPConfig
+	// Alarms is the alarm intake of the RaiseAlarm activity (the NFS probe's alarms); Run
+	// fills it with an alarms.Intake on Store and the worker's Temporal client when nil.
+	Alarms activities.AlarmIntake
+	// Temporal is the client the drill activities read workflows through; Run fills it.
+	Temporal client.Client
+	// Drills configures the drill runner's activities (docs/drills.md); without a cloudsim
+	// they are registered but refuse to run (NoCloudsim).
+	Drills DrillDeps
+	// CommandPoll is the Hosts activities' SSM poll interval; 0 is activities.DefaultCommandPoll.
+	CommandPoll time.Duration
+}
+
+// DrillDeps are what drills need beyond the cloud clients: the cloudsim they drive.
+type DrillDeps struct {
+	// Cloudsim is the base URL of cloudsim's control API (dev: its own cloudsim).
+	Cloudsim string
+	// BaseSpeed is cloudsim's speed while no drill runs (dev: cloudsim's --speed).
+	BaseSpeed float64
 }
 
 // Register registers, on w, the workflow of every kind whose task queue is queue and every
@@ -75,6 +94,11 @@ func Register(w worker.Registry, queue string, deps Deps) {
 	if queue == TaskQueueControl {
 		// The fleet-sync schedule's tick: not an operation of the API, so not a kind.
 		w.RegisterWorkflowWithOptions(workflows.ScheduledFleetSync, workflow.RegisterOptions{Name: workflows.ScheduledFleetSyncWorkflowType})
+		// The building blocks the demo fleet, drills, releases and recoveries run as children.
+		w.RegisterWorkflowWithOptions(workflows.BuildServer, workflow.RegisterOptions{Name: workflows.BuildServerWorkflowType})
+		w.RegisterWorkflowWithOptions(workflows.BuildCluster, workflow.RegisterOptions{Name: workflows.BuildClusterWorkflowType})
+		// Drills are numbered by the API (POST /v1/drills) before they start: not a kind.
+		w.RegisterWorkflowWithOptions(workflows.Drill, workflow.RegisterOptions{Name: workflows.DrillWorkflowType})
 	}
 	w.RegisterActivity(&activities.Inventory{Store: deps.Store})
 	w.RegisterActivity(&activities.Sandboxes{Store: deps.Store, Signer: deps.SandboxdSigner})
@@ -82,9 +106,18 @@ func Register(w worker.Registry, queue string, deps Deps) {
 	certs.Store = deps.Store
 	w.RegisterActivity(&certs)
 	w.RegisterActivity(&activities.Notices{Store: deps.Store, SMTP: deps.SMTP})
+	if deps.Alarms != nil {
+		w.RegisterActivity(&activities.Alarms{Intake: deps.Alarms})
+	}
 	if deps.AWS != nil {
 		w.RegisterActivity(activities.NewCloud(deps.AWS))
-		w.RegisterActivity(activities.NewHosts(deps.AWS))
+		w.RegisterActivity(&activities.Hosts{Clients: deps.AWS, PollInterval: deps.CommandPoll})
+		w.RegisterActivity(&activities.Teardown{Store: deps.Store, Clients: deps.AWS})
+		drills := &activities.Drills{Store: deps.Store, Clients: deps.AWS, Temporal: deps.Temporal, BaseSpeed: deps.Drills.BaseSpeed}
+		if deps.Drills.Cloudsim != "" {
+			drills.Sim = activities.NewSimControl(deps.Drills.Cloudsim)
+		}
+		w.RegisterActivity(drills)
 	}
 }
 
@@ -102,6 +135,9 @@ type Config struct {
 	// workers are up: `anyops worker` sets it, so a deployment of workers alone reconciles.
 	// (`anyops dev` ensures them after building its demo fleet instead.)
 	EnsureSchedules bool
+	// NFSWatch is the timing of the file servers' NFS watches the schedule's fleet syncs start
+	// (zero fields: production defaults).
+	NFSWatch workflows.NFSWatchTiming
 }
 
 // Run starts a Temporal worker on each task queue, ensures the schedules when asked, and
@@ -122,6 +158,12 @@ func Run(ctx context.Context, cfg Config) error {
 	queues := cfg.TaskQueues
 	if queues == nil {
 		queues = TaskQueues
+	}
+	if cfg.Deps.Temporal == nil {
+		cfg.Deps.Temporal = cfg.Client
+	}
+	if cfg.Deps.Alarms == nil {
+		cfg.Deps.Alarms = &alarms.Intake{Store: cfg.Deps.Store, Temporal: cfg.Client, Logger: logger.With("component", "alarms")}
 	}
 	opts := Options(cfg)
 
@@ -146,11 +188,11 @@ func Run(ctx context.Context, cfg Config) error {
 		logger.Info("worker started", "task_queue", queue)
 	}
 	if cfg.EnsureSchedules {
-		if err := EnsureSchedules(ctx, cfg.Client); err != nil {
+		if err := EnsureSchedules(ctx, cfg.Client, cfg.NFSWatch); err != nil {
 			stopAll()
 			return fmt.Errorf("worker: %w", err)
 		}
-		logger.Info("schedules ensured", "schedules", len(Schedules()))
+		logger.Info("schedules ensured", "schedules", len(Schedules(cfg.NFSWatch)))
 	}
 
 	var err error

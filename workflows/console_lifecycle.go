@@ -29,6 +29,10 @@ const (
 	ConsoleSignalKeepalive = "Keepalive"
 	// ConsoleSignalClose ends the console: its sandbox is destroyed.
 	ConsoleSignalClose = "Close"
+	// ConsoleSignalHostLost says the console's host failed (a ServerReplace of it): the
+	// console treats it as lost at once, without waiting for its own checks to miss, and moves
+	// (a registered user's) or ends lost (an anonymous one's, or when HostLost.EndLost says).
+	ConsoleSignalHostLost = "HostLost"
 	// ConsoleQuery returns ConsoleView.
 	ConsoleQuery = "Console"
 )
@@ -81,33 +85,15 @@ func DefaultConsoleTiming(plan anyops.Plan) ConsoleTiming {
 // withDefaults fills zero fields from DefaultConsoleTiming(plan).
 func (t ConsoleTiming) withDefaults(plan anyops.Plan) ConsoleTiming {
 	d := DefaultConsoleTiming(plan)
-	if t.IdleTimeout <= 0 {
-		t.IdleTimeout = d.IdleTimeout
-	}
-	if t.MaxLifetime <= 0 {
-		t.MaxLifetime = d.MaxLifetime
-	}
-	if t.KeepaliveInterval <= 0 {
-		t.KeepaliveInterval = d.KeepaliveInterval
-	}
-	if t.HostCheckInterval <= 0 {
-		t.HostCheckInterval = d.HostCheckInterval
-	}
-	if t.HostLostAfter <= 0 {
-		t.HostLostAfter = d.HostLostAfter
-	}
-	if t.HistoryLimit <= 0 {
-		t.HistoryLimit = d.HistoryLimit
-	}
-	if t.SandboxLease <= 0 {
-		t.SandboxLease = time.Duration(t.HostLostAfter) * t.HostCheckInterval
-	}
-	if t.CheckTokenTTL <= 0 {
-		t.CheckTokenTTL = d.CheckTokenTTL
-	}
-	if t.ClockMargin <= 0 {
-		t.ClockMargin = d.ClockMargin
-	}
+	t.IdleTimeout = orDefault(t.IdleTimeout, d.IdleTimeout)
+	t.MaxLifetime = orDefault(t.MaxLifetime, d.MaxLifetime)
+	t.KeepaliveInterval = orDefault(t.KeepaliveInterval, d.KeepaliveInterval)
+	t.HostCheckInterval = orDefault(t.HostCheckInterval, d.HostCheckInterval)
+	t.HostLostAfter = orDefault(t.HostLostAfter, d.HostLostAfter)
+	t.HistoryLimit = orDefault(t.HistoryLimit, d.HistoryLimit)
+	t.SandboxLease = orDefault(t.SandboxLease, time.Duration(t.HostLostAfter)*t.HostCheckInterval)
+	t.CheckTokenTTL = orDefault(t.CheckTokenTTL, d.CheckTokenTTL)
+	t.ClockMargin = orDefault(t.ClockMargin, d.ClockMargin)
 	return t
 }
 
@@ -141,6 +127,8 @@ type ConsoleState struct {
 	// still reach the host and renew the sandbox's lease.
 	CheckTokens time.Time `json:"check_tokens,omitempty"`
 	Runs        int       `json:"runs"` // runs before this one (continue-as-new count)
+	// LostHost is a HostLost signal received and not yet acted on when the run continued.
+	LostHost *HostLost `json:"lost_host,omitempty"`
 }
 
 // ConsoleOpened is the result of the Open update.
@@ -159,6 +147,13 @@ type ConsoleView struct {
 	ConsoleState
 	ExpiresAt time.Time `json:"expires_at"`
 	EndReason string    `json:"end_reason,omitempty"`
+}
+
+// HostLost is the payload of ConsoleSignalHostLost.
+type HostLost struct {
+	Server string `json:"server"`
+	// EndLost ends the console lost instead of moving it to another host.
+	EndLost bool `json:"end_lost,omitempty"`
 }
 
 // ConsoleResult is what ConsoleLifecycle returns.
@@ -200,6 +195,7 @@ func ConsoleLifecycle(ctx workflow.Context, in ConsoleInput) (ConsoleResult, err
 	w := &consoleRun{in: in}
 	if in.Carry != nil {
 		w.st = *in.Carry
+		w.lostHost, w.st.LostHost = w.st.LostHost, nil
 	} else {
 		now := workflow.Now(ctx)
 		w.st = ConsoleState{StartedAt: now, LastActive: now}
@@ -239,7 +235,9 @@ type consoleRun struct {
 	openErr error
 	tracker *Tracker
 
-	attach, detach, keepalive, closeCh workflow.ReceiveChannel
+	attach, detach, keepalive, closeCh, hostLostCh workflow.ReceiveChannel
+	// lostHost is a HostLost signal for the console's current host, not yet acted on.
+	lostHost *HostLost
 }
 
 func (w *consoleRun) expiresAt() time.Time { return w.st.StartedAt.Add(w.in.Timing.MaxLifetime) }
@@ -277,6 +275,7 @@ func (w *consoleRun) registerHandlers(ctx workflow.Context) error {
 	w.detach = workflow.GetSignalChannel(ctx, ConsoleSignalDetach)
 	w.keepalive = workflow.GetSignalChannel(ctx, ConsoleSignalKeepalive)
 	w.closeCh = workflow.GetSignalChannel(ctx, ConsoleSignalClose)
+	w.hostLostCh = workflow.GetSignalChannel(ctx, ConsoleSignalHostLost)
 	return nil
 }
 
@@ -411,6 +410,17 @@ func (w *consoleRun) serve(ctx workflow.Context) (reason string, canContinue boo
 		if w.ending != "" {
 			return w.ending, false
 		}
+		if lost := w.lostHost; lost != nil {
+			w.lostHost = nil
+			if lost.EndLost {
+				_ = w.mark(ctx, activities.MarkConsoleInput{ConsoleID: w.in.ConsoleID, State: anyops.ConsoleOpen, SandboxID: w.st.SandboxID, SandboxState: anyops.SandboxLost})
+				return ConsoleEndLost, false
+			}
+			if reason := w.hostLost(ctx, true); reason != "" {
+				return reason, false
+			}
+			continue
+		}
 
 		now = workflow.Now(ctx)
 		switch {
@@ -451,6 +461,14 @@ func (w *consoleRun) addSignals(ctx workflow.Context, sel workflow.Selector) {
 	sel.AddReceive(w.closeCh, func(c workflow.ReceiveChannel, _ bool) {
 		c.Receive(ctx, nil)
 		w.ending = ConsoleEndClosed
+	})
+	sel.AddReceive(w.hostLostCh, func(c workflow.ReceiveChannel, _ bool) {
+		var lost HostLost
+		c.Receive(ctx, &lost)
+		// A signal about a host the console has already left is old news.
+		if lost.Server == w.st.Server {
+			w.lostHost = &lost
+		}
 	})
 }
 
@@ -552,12 +570,19 @@ func (w *consoleRun) continueAsNew(ctx workflow.Context) error {
 	for w.keepalive.ReceiveAsync(nil) {
 		w.st.LastActive = workflow.Now(ctx)
 	}
+	var lost HostLost
+	for w.hostLostCh.ReceiveAsync(&lost) {
+		if lost.Server == w.st.Server {
+			w.lostHost = &lost
+		}
+	}
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return err
 	}
 	next := w.in
 	st := w.st
 	st.Runs++
+	st.LostHost = w.lostHost
 	next.Carry = &st
 	if w.closeCh.ReceiveAsync(nil) {
 		// A close that arrived while handing over: finish here instead.

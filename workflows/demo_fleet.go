@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -51,15 +50,10 @@ const (
 )
 
 func (t FleetTiming) withDefaults() FleetTiming {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&t.PollInterval, DefaultPollInterval)
-	def(&t.HeartbeatTimeout, DefaultHeartbeatTimeout)
-	def(&t.CallTimeout, DefaultCallTimeout)
-	def(&t.WaitTimeout, DefaultWaitTimeout)
+	t.PollInterval = orDefault(t.PollInterval, DefaultPollInterval)
+	t.HeartbeatTimeout = orDefault(t.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	t.CallTimeout = orDefault(t.CallTimeout, DefaultCallTimeout)
+	t.WaitTimeout = orDefault(t.WaitTimeout, DefaultWaitTimeout)
 	return t
 }
 
@@ -115,22 +109,8 @@ type DemoFleetInput struct {
 	RequestedBy string `json:"requested_by,omitempty"`
 }
 
-// DemoFleetResult names what the demo fleet is made of in the cloud.
-type DemoFleetResult struct {
-	// Instances maps server names to instance ids.
-	Instances map[string]string `json:"instances"`
-	// Volumes maps volume names ("live-file/home0") to volume ids.
-	Volumes map[string]string `json:"volumes"`
-	// Devices maps volume names to the device their host sees them as (/dev/nvme1n1 on the
-	// demo's Nitro instances).
-	Devices map[string]string `json:"devices"`
-	// DRBDInSync counts the DRBD resources found in sync on their primaries.
-	DRBDInSync int `json:"drbd_in_sync"`
-	// Arrays maps "server:/dev/mdN" to the array's members, in order (DRBD devices).
-	Arrays map[string][]string `json:"arrays"`
-	// Exports lists the NFS exports ("server:/srv/home").
-	Exports []string `json:"exports"`
-}
+// DemoFleetResult names what the demo fleet is made of in the cloud: its live cluster's build.
+type DemoFleetResult = BuildClusterResult
 
 func prepareDemoFleet(in *DemoFleetInput, actor string) (string, temporal.SearchAttributes, error) {
 	if err := setRequestedBy(&in.RequestedBy, actor); err != nil {
@@ -150,214 +130,62 @@ func prepareDemoFleet(in *DemoFleetInput, actor string) (string, temporal.Search
 // Steps of DemoFleet, as its Status shows them.
 const (
 	stepPlan         = "plan"
-	stepLaunch       = "launch-instances"
-	stepWaitRunning  = "wait-instances-running"
-	stepCreateVols   = "create-volumes"
-	stepWaitVolumes  = "wait-volumes-available"
-	stepAttachVols   = "attach-volumes"
-	stepWaitAttached = "wait-volumes-attached"
-	stepFindDevices  = "find-devices"
-	stepConfigDRBD   = "configure-drbd"
-	stepCheckDRBD    = "check-drbd"
-	stepArrays       = "assemble-arrays"
-	stepExports      = "mount-and-export"
+	stepBuildCluster = "build-cluster"
 )
 
 // DemoFleetSteps are DemoFleet's steps in order.
-var DemoFleetSteps = []string{stepPlan, stepLaunch, stepWaitRunning, stepCreateVols, stepWaitVolumes, stepAttachVols,
-	stepWaitAttached, stepFindDevices, stepConfigDRBD, stepCheckDRBD, stepArrays, stepExports}
+var DemoFleetSteps = []string{stepPlan, stepBuildCluster}
 
-// DemoFleet builds inventory.DemoFleet in the cloud: one instance per server (tagged with
-// name, cluster, role, zone and release), one volume per data volume (tagged with kind,
-// criticality, RAID group, cluster and its DRBD pair) attached at its device. Then it sets the
-// hosts up as real ones are: it finds each volume's device by the volume's id (the demo's m5
-// and c5 instances are Nitro: /dev/nvmeNn1, whatever the attach asked for), configures every
-// DRBD pair through its resource file on both hosts (create-md, up, and the file server as the
-// initial primary of the brand new pair), checks that every pair is in sync, assembles the
-// file server's md0 over its DRBD devices (created the first time), and makes, mounts and
-// exports its file system. Every call is idempotent — instances and volumes carry a
-// ClientToken from the workflow id, demoFleetScope and the step, attaching first looks at the
-// current attachment, each host step looks first for what an earlier attempt did — so a
-// worker killed at any point, or a second run, creates nothing twice.
+// DemoFleet builds inventory.DemoFleet in the cloud: it records the demo's zones (also
+// us-east-1c, empty, to migrate to) and builds its live cluster with BuildCluster — every
+// server launched, bootstrapped and given its volumes at once, the DRBD pairs configured and
+// in sync, md0 assembled over the DRBD devices, mounted and exported — under the fixed scope
+// demoFleetScope, so that a later run sends the same idempotency tokens and finds what the
+// first created instead of creating it again.
 func DemoFleet(ctx workflow.Context, in DemoFleetInput) (DemoFleetResult, error) {
 	tracker, err := NewTracker(ctx, DemoFleetSteps...)
 	if err != nil {
 		return DemoFleetResult{}, err
 	}
-	timing := in.Timing.withDefaults()
-	image := in.ImageID
-	if image == "" {
-		image = DemoImageID
-	}
-	callCtx := workflow.WithActivityOptions(ctx, timing.callOptions())
-	waitCtx := workflow.WithActivityOptions(ctx, timing.waitOptions())
-	var (
-		inv   *activities.Inventory
-		cloud *activities.Cloud
-		hosts *activities.Hosts
-	)
-	res := DemoFleetResult{Instances: map[string]string{}, Volumes: map[string]string{}, Devices: map[string]string{}, Arrays: map[string][]string{}}
-	ips := map[string]string{} // server -> private IP
-	fail := func(step string, err error) (DemoFleetResult, error) {
-		tracker.Fail(step, err)
-		return res, err
-	}
+	timing := RecoveryTiming{FleetTiming: in.Timing}
+	callCtx := workflow.WithActivityOptions(ctx, timing.withDefaults().callOptions())
 
 	tracker.Start(stepPlan, "reading the demo fleet")
 	var plan activities.FleetPlan
-	if err := workflow.ExecuteActivity(callCtx, inv.PlanDemoFleet).Get(ctx, &plan); err != nil {
-		return fail(stepPlan, err)
+	if err := workflow.ExecuteActivity(callCtx, recInv.PlanDemoFleet).Get(ctx, &plan); err != nil {
+		tracker.Fail(stepPlan, err)
+		return DemoFleetResult{}, err
 	}
-	if err := workflow.ExecuteActivity(callCtx, inv.RecordZones, plan.Zones).Get(ctx, nil); err != nil {
-		return fail(stepPlan, err)
+	if err := workflow.ExecuteActivity(callCtx, recInv.RecordZones, plan.Zones).Get(ctx, nil); err != nil {
+		tracker.Fail(stepPlan, err)
+		return DemoFleetResult{}, err
 	}
-	if len(plan.Servers) > 0 {
-		// So ops find it in the Temporal UI with Cluster = "live", however it was started.
-		if err := workflow.UpsertTypedSearchAttributes(ctx,
-			SearchCluster.ValueSet(plan.Servers[0].Cluster), SearchZone.ValueSet(plan.Servers[0].Zone)); err != nil {
-			return fail(stepPlan, err)
-		}
+	if len(plan.Clusters) != 1 {
+		err := temporal.NewNonRetryableApplicationError(fmt.Sprintf("the demo fleet plans %d clusters, not one", len(plan.Clusters)), activities.ErrInvalidInput, nil)
+		tracker.Fail(stepPlan, err)
+		return DemoFleetResult{}, err
+	}
+	cluster := plan.Clusters[0]
+	// So ops find it in the Temporal UI with Cluster = "live", however it was started.
+	if err := workflow.UpsertTypedSearchAttributes(ctx, SearchCluster.ValueSet(cluster.Name), SearchZone.ValueSet(cluster.Zone)); err != nil {
+		tracker.Fail(stepPlan, err)
+		return DemoFleetResult{}, err
 	}
 	tracker.Done(stepPlan, fmt.Sprintf("%d servers, %d data volumes, %d DRBD pairs", len(plan.Servers), len(plan.Volumes), len(plan.DRBDResources())))
 
-	tracker.Start(stepLaunch, fmt.Sprintf("launching %d instances", len(plan.Servers)))
-	launches := make([]workflow.Future, len(plan.Servers))
-	for i, s := range plan.Servers {
-		launches[i] = workflow.ExecuteActivity(callCtx, cloud.RunInstance, activities.RunInstanceInput{
-			Scope: demoFleetScope, Step: "launch/" + s.Name, Name: s.Name, ImageID: image, InstanceType: s.InstanceType, Zone: s.Zone, Tags: s.InstanceTags(),
-		})
-	}
-	for i, f := range launches {
-		var inst activities.Instance
-		if err := f.Get(ctx, &inst); err != nil {
-			return fail(stepLaunch, fmt.Errorf("launch %s: %w", plan.Servers[i].Name, err))
-		}
-		res.Instances[plan.Servers[i].Name] = inst.ID
-		ips[plan.Servers[i].Name] = inst.PrivateIP
-	}
-	tracker.Done(stepLaunch, fmt.Sprintf("%d instances launched", len(res.Instances)))
-
-	tracker.Start(stepWaitRunning, "waiting for the instances to run")
-	waits := make([]workflow.Future, len(plan.Servers))
-	for i, s := range plan.Servers {
-		waits[i] = workflow.ExecuteActivity(waitCtx, cloud.WaitInstanceRunning, activities.WaitInstanceInput{
-			InstanceID: res.Instances[s.Name], PollInterval: timing.PollInterval,
-		})
-	}
-	for i, f := range waits {
-		if err := f.Get(ctx, nil); err != nil {
-			return fail(stepWaitRunning, fmt.Errorf("instance of %s: %w", plan.Servers[i].Name, err))
-		}
-	}
-	tracker.Done(stepWaitRunning, fmt.Sprintf("%d instances running", len(plan.Servers)))
-
-	tracker.Start(stepCreateVols, fmt.Sprintf("creating %d volumes", len(plan.Volumes)))
-	creates := make([]workflow.Future, len(plan.Volumes))
-	for i, v := range plan.Volumes {
-		peer := ""
-		if v.DRBDPeerServer != "" {
-			peer = res.Instances[v.DRBDPeerServer]
-		}
-		creates[i] = workflow.ExecuteActivity(callCtx, cloud.CreateVolume, activities.CreateVolumeInput{
-			Scope: demoFleetScope, Step: "create/" + v.Name, Name: v.Name, Zone: v.Zone, SizeGiB: v.SizeGiB, Tags: v.VolumeTags(peer),
-		})
-	}
-	createdStates := make([]string, len(plan.Volumes))
-	for i, f := range creates {
-		var vol activities.Volume
-		if err := f.Get(ctx, &vol); err != nil {
-			return fail(stepCreateVols, fmt.Errorf("create %s: %w", plan.Volumes[i].Name, err))
-		}
-		res.Volumes[plan.Volumes[i].Name] = vol.ID
-		createdStates[i] = vol.State
-	}
-	tracker.Done(stepCreateVols, fmt.Sprintf("%d volumes created", len(res.Volumes)))
-
-	// Only volumes still being created need the wait: a volume a previous run attached is
-	// in-use and never becomes available again.
-	var creating []activities.PlannedVolume
-	for i, v := range plan.Volumes {
-		if createdStates[i] == "creating" {
-			creating = append(creating, v)
-		}
-	}
-	if err := eachVolume(ctx, creating, stepWaitVolumes, tracker, func(v activities.PlannedVolume) workflow.Future {
-		return workflow.ExecuteActivity(waitCtx, cloud.WaitVolumeAvailable, activities.WaitVolumeInput{
-			VolumeID: res.Volumes[v.Name], PollInterval: timing.PollInterval,
-		})
-	}, "waiting for the new volumes to become available", "volumes available", nil); err != nil {
+	tracker.Start(stepBuildCluster, "building cluster "+cluster.Name)
+	var res DemoFleetResult
+	if err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID: BuildClusterWorkflowID(cluster.Name),
+	}), BuildClusterWorkflowType, BuildClusterInput{
+		Scope: demoFleetScope, Cluster: cluster.Name, Plan: plan, ImageID: in.ImageID, Timing: timing,
+	}).Get(ctx, &res); err != nil {
+		tracker.Fail(stepBuildCluster, err)
 		return res, err
 	}
-	if err := eachVolume(ctx, plan.Volumes, stepAttachVols, tracker, func(v activities.PlannedVolume) workflow.Future {
-		return workflow.ExecuteActivity(callCtx, cloud.AttachVolume, activities.AttachVolumeInput{
-			VolumeID: res.Volumes[v.Name], InstanceID: res.Instances[v.Server], Device: v.Device,
-		})
-	}, "attaching the volumes", "volumes attached", nil); err != nil {
-		return res, err
-	}
-	if err := eachVolume(ctx, plan.Volumes, stepWaitAttached, tracker, func(v activities.PlannedVolume) workflow.Future {
-		return workflow.ExecuteActivity(waitCtx, cloud.WaitVolumeAttached, activities.WaitVolumeInput{
-			VolumeID: res.Volumes[v.Name], PollInterval: timing.PollInterval,
-		})
-	}, "waiting for the attachments", "volumes attached and seen by their hosts", nil); err != nil {
-		return res, err
-	}
-
-	hostCtx := workflow.WithActivityOptions(ctx, timing.hostOptions())
-	devices := map[string]activities.VolumeDevice{}
-	if err := eachVolume(ctx, plan.Volumes, stepFindDevices, tracker, func(v activities.PlannedVolume) workflow.Future {
-		return workflow.ExecuteActivity(hostCtx, hosts.FindVolumeDevice, activities.VolumeDeviceInput{
-			InstanceID: res.Instances[v.Server], VolumeID: res.Volumes[v.Name],
-		})
-	}, "finding each volume's device by its id", "devices found", func(v activities.PlannedVolume, f workflow.Future) error {
-		var d activities.VolumeDevice
-		if err := f.Get(ctx, &d); err != nil {
-			return err
-		}
-		devices[v.Name], res.Devices[v.Name] = d, d.Device
-		return nil
-	}); err != nil {
-		return res, err
-	}
-
-	resources := plan.DRBDResources()
-	tracker.Start(stepConfigDRBD, fmt.Sprintf("configuring %d DRBD pairs: resource files, metadata, up, initial primary", len(resources)))
-	if err := configureDRBD(hostCtx, ctx, hosts, plan, res.Instances, ips, devices); err != nil {
-		return fail(stepConfigDRBD, err)
-	}
-	tracker.Done(stepConfigDRBD, fmt.Sprintf("%d DRBD pairs configured", len(resources)))
-
-	tracker.Start(stepCheckDRBD, fmt.Sprintf("checking %d DRBD pairs on their primaries", len(resources)))
-	inSync, err := checkDRBD(hostCtx, ctx, hosts, plan, res.Instances, timing)
-	if err != nil {
-		return fail(stepCheckDRBD, err)
-	}
-	res.DRBDInSync = inSync
-	tracker.Done(stepCheckDRBD, fmt.Sprintf("%d of %d DRBD pairs in sync", inSync, len(resources)))
-
-	arrays := demoArrays(plan)
-	tracker.Start(stepArrays, fmt.Sprintf("assembling %d md arrays over their DRBD devices", len(arrays)))
-	for _, a := range arrays {
-		var out activities.EnsureRAIDOutput
-		if err := workflow.ExecuteActivity(hostCtx, hosts.EnsureRAID, activities.EnsureRAIDInput{
-			InstanceID: res.Instances[a.server], Device: a.device, Level: "0", Members: a.members,
-		}).Get(ctx, &out); err != nil {
-			return fail(stepArrays, fmt.Errorf("%s on %s: %w", a.device, a.server, err))
-		}
-		res.Arrays[a.server+":"+a.device] = a.members
-	}
-	tracker.Done(stepArrays, fmt.Sprintf("%d md arrays running", len(arrays)))
-
-	tracker.Start(stepExports, fmt.Sprintf("making, mounting and exporting %d file systems", len(arrays)))
-	for _, a := range arrays {
-		if err := exportArray(hostCtx, ctx, hosts, res.Instances[a.server], a); err != nil {
-			return fail(stepExports, fmt.Errorf("%s on %s: %w", a.device, a.server, err))
-		}
-		res.Exports = append(res.Exports, a.server+":"+a.mountPoint)
-	}
-	tracker.Done(stepExports, fmt.Sprintf("exported %v", res.Exports))
+	tracker.Done(stepBuildCluster, fmt.Sprintf("%d instances, %d DRBD pairs in sync, exports %v", len(res.Instances), res.DRBDInSync, res.Exports))
 	tracker.Finish(fmt.Sprintf("demo fleet ready: %d instances, %d data volumes, %d DRBD pairs in sync, exports %v",
-		len(res.Instances), len(res.Volumes), inSync, res.Exports))
+		len(res.Instances), len(res.Volumes), res.DRBDInSync, res.Exports))
 	return res, nil
 }
 
@@ -375,8 +203,8 @@ func eachVolume(ctx workflow.Context, volumes []activities.PlannedVolume, step s
 	return nil
 }
 
-// together starts one activity per item, waits for all, and returns the first error, named
-// after its item; collect, when not nil, reads each result.
+// together starts one activity (or child) per item, waits for all, and returns the first
+// error, named after its item; collect, when not nil, reads each result.
 func together[T any](ctx workflow.Context, items []T, name func(T) string, start func(T) workflow.Future,
 	collect func(T, workflow.Future) error) error {
 	futures := make([]workflow.Future, len(items))
@@ -394,207 +222,4 @@ func together[T any](ctx workflow.Context, items []T, name func(T) string, start
 		}
 	}
 	return first
-}
-
-// drbdCheckAttempts bounds how often check-drbd looks again for pairs not yet in sync.
-const drbdCheckAttempts = 10
-
-// ErrDRBDNotInSync is the error type of a demo fleet whose DRBD pairs did not come up.
-const ErrDRBDNotInSync = "DRBDNotInSync"
-
-// checkDRBD reads `drbdadm status` on every primary until every planned resource is in sync,
-// polling at the timing's interval, and returns how many are.
-func checkDRBD(actCtx, ctx workflow.Context, hosts *activities.Hosts, plan activities.FleetPlan, instances map[string]string, timing FleetTiming) (int, error) {
-	primaries := map[string][]string{} // server -> resources it is primary of
-	var servers []string
-	for _, v := range plan.Volumes {
-		if v.DRBDRole != activities.DRBDPrimary {
-			continue
-		}
-		if primaries[v.Server] == nil {
-			servers = append(servers, v.Server)
-		}
-		primaries[v.Server] = append(primaries[v.Server], v.DRBDResource)
-	}
-	want := len(plan.DRBDResources())
-	inSync := 0
-	for attempt := 1; ; attempt++ {
-		inSync = 0
-		for _, s := range servers {
-			var out activities.DRBDStatusOutput
-			if err := workflow.ExecuteActivity(actCtx, hosts.DRBDStatus, activities.DRBDStatusInput{InstanceID: instances[s]}).Get(ctx, &out); err != nil {
-				return 0, fmt.Errorf("drbdadm status on %s: %w", s, err)
-			}
-			for _, r := range out.Resources {
-				for _, name := range primaries[s] {
-					if r.Name == name && r.InSync() {
-						inSync++
-					}
-				}
-			}
-		}
-		if inSync == want {
-			return inSync, nil
-		}
-		if attempt == drbdCheckAttempts {
-			return inSync, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("%d of %d DRBD pairs in sync after %d checks", inSync, want, attempt), ErrDRBDNotInSync, nil)
-		}
-		if err := workflow.Sleep(ctx, timing.PollInterval); err != nil {
-			return inSync, err
-		}
-	}
-}
-
-// The demo fleet's DRBD and NFS settings.
-const (
-	// drbdBasePort is the TCP port of the first DRBD resource; each next one takes the next.
-	drbdBasePort = 7789
-	// demoNFSClients are the clients of the file server's exports: cloudsim's VPC.
-	demoNFSClients = "10.0.0.0/16"
-	demoNFSOptions = "rw,sync,no_subtree_check"
-)
-
-// drbdPair is one planned DRBD resource: its minor, and the volume on each side.
-type drbdPair struct {
-	name               string
-	minor              int
-	primary, secondary activities.PlannedVolume
-}
-
-// drbdPairs are the plan's DRBD resources in order; a resource's minor (and port offset) is
-// its position.
-func drbdPairs(plan activities.FleetPlan) []drbdPair {
-	var out []drbdPair
-	for i, name := range plan.DRBDResources() {
-		p := drbdPair{name: name, minor: i}
-		for _, v := range plan.Volumes {
-			switch {
-			case v.DRBDResource != name:
-			case v.DRBDRole == activities.DRBDPrimary:
-				p.primary = v
-			default:
-				p.secondary = v
-			}
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
-// configureDRBD sets every pair up as on real hosts, each phase across all pairs at once: the
-// same resource file on both hosts (disks by their stable by-id links, hosts by the names they
-// give themselves), metadata on both, both up, then the primary's side made the initial
-// primary. The demo's volumes are new and empty, so the initial sync is skipped; the
-// activity's interlock refuses that (and any forcing) for a pair that has held data.
-func configureDRBD(actCtx, ctx workflow.Context, hosts *activities.Hosts, plan activities.FleetPlan,
-	instances, ips map[string]string, devices map[string]activities.VolumeDevice) error {
-	pairs := drbdPairs(plan)
-	var servers []string
-	for _, p := range pairs {
-		for _, s := range []string{p.primary.Server, p.secondary.Server} {
-			if !slices.Contains(servers, s) {
-				servers = append(servers, s)
-			}
-		}
-	}
-	hostnames := map[string]string{}
-	if err := together(ctx, servers, func(s string) string { return s }, func(s string) workflow.Future {
-		return workflow.ExecuteActivity(actCtx, hosts.HostName, activities.InstanceRef{InstanceID: instances[s]})
-	}, func(s string, f workflow.Future) error {
-		var name string
-		err := f.Get(ctx, &name)
-		hostnames[s] = name
-		return err
-	}); err != nil {
-		return fmt.Errorf("host names: %w", err)
-	}
-	confs := map[string]activities.DRBDResourceConfig{}
-	type side struct {
-		pair   drbdPair
-		server string
-	}
-	var sides []side
-	for _, p := range pairs {
-		node := func(v activities.PlannedVolume, id int) activities.DRBDNode {
-			return activities.DRBDNode{Hostname: hostnames[v.Server], Address: ips[v.Server], NodeID: id, Disk: devices[v.Name].StablePath()}
-		}
-		confs[p.name] = activities.DRBDResourceConfig{Name: p.name, Minor: p.minor, Port: drbdBasePort + p.minor,
-			Nodes: []activities.DRBDNode{node(p.primary, 0), node(p.secondary, 1)}}
-		sides = append(sides, side{p, p.primary.Server}, side{p, p.secondary.Server})
-	}
-	phases := []struct {
-		name  string
-		start func(side) workflow.Future
-	}{
-		{"resource file", func(s side) workflow.Future {
-			return workflow.ExecuteActivity(actCtx, hosts.ConfigureDRBD, activities.ConfigureDRBDInput{InstanceID: instances[s.server], Resource: confs[s.pair.name]})
-		}},
-		{"create-md", func(s side) workflow.Future {
-			return workflow.ExecuteActivity(actCtx, hosts.CreateDRBDMetadata, activities.DRBDResourceInput{InstanceID: instances[s.server], Resource: s.pair.name})
-		}},
-		{"up", func(s side) workflow.Future {
-			return workflow.ExecuteActivity(actCtx, hosts.DRBDUp, activities.DRBDResourceInput{InstanceID: instances[s.server], Resource: s.pair.name})
-		}},
-	}
-	for _, ph := range phases {
-		if err := together(ctx, sides, func(s side) string { return s.pair.name + " on " + s.server }, ph.start, nil); err != nil {
-			return fmt.Errorf("%s: %w", ph.name, err)
-		}
-	}
-	return together(ctx, pairs, func(p drbdPair) string { return p.name }, func(p drbdPair) workflow.Future {
-		return workflow.ExecuteActivity(actCtx, hosts.DRBDInitialPrimary, activities.DRBDInitialPrimaryInput{
-			Resource: p.name, Primary: instances[p.primary.Server], Secondary: instances[p.secondary.Server], SkipInitialSync: true,
-		})
-	}, nil)
-}
-
-// demoArray is an md array of the plan on the server that holds its members' DRBD primaries.
-type demoArray struct {
-	server, device, mountPoint string
-	members                    []string
-}
-
-// demoArrays are the plan's md arrays over DRBD devices, on the servers holding the primaries
-// (the backup holds the same superblocks, replicated, for the day it takes over). Members go in
-// the plan's order; an array is mounted at /srv/<kind of its volumes>.
-func demoArrays(plan activities.FleetPlan) []demoArray {
-	minor := map[string]int{}
-	for _, p := range drbdPairs(plan) {
-		minor[p.name] = p.minor
-	}
-	var out []demoArray
-	for _, v := range plan.Volumes {
-		if v.RAIDGroup == "" || v.DRBDRole != activities.DRBDPrimary {
-			continue
-		}
-		dev := "/dev/" + v.RAIDGroup
-		i := slices.IndexFunc(out, func(a demoArray) bool { return a.server == v.Server && a.device == dev })
-		if i < 0 {
-			out = append(out, demoArray{server: v.Server, device: dev, mountPoint: "/srv/" + string(v.Kind)})
-			i = len(out) - 1
-		}
-		out[i].members = append(out[i].members, fmt.Sprintf("/dev/drbd%d", minor[v.DRBDResource]))
-	}
-	return out
-}
-
-// exportArray makes the array's file system (once), mounts it and exports it over NFS.
-func exportArray(actCtx, ctx workflow.Context, hosts *activities.Hosts, instance string, a demoArray) error {
-	if err := workflow.ExecuteActivity(actCtx, hosts.MakeFilesystem, activities.MakeFilesystemInput{
-		InstanceID: instance, Device: a.device, FSType: "ext4",
-	}).Get(ctx, nil); err != nil {
-		return fmt.Errorf("mkfs: %w", err)
-	}
-	if err := workflow.ExecuteActivity(actCtx, hosts.Mount, activities.MountInput{
-		InstanceID: instance, Device: a.device, MountPoint: a.mountPoint, FSType: "ext4",
-	}).Get(ctx, nil); err != nil {
-		return fmt.Errorf("mount: %w", err)
-	}
-	if err := workflow.ExecuteActivity(actCtx, hosts.ExportNFS, activities.NFSExportInput{
-		InstanceID: instance, Path: a.mountPoint, Clients: demoNFSClients, Options: demoNFSOptions,
-	}).Get(ctx, nil); err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	return nil
 }

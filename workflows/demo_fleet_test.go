@@ -228,6 +228,18 @@ func checkDemoHosts(t *testing.T, e *fleetEnv, res DemoFleetResult) {
 	if _, ok := file.Exports["10.0.0.0/16:/srv/home"]; !ok || !slices.Equal(res.Exports, []string{inventory.DemoFileServer + ":/srv/home"}) {
 		t.Errorf("exports %v, result %v; want /srv/home to 10.0.0.0/16", file.Exports, res.Exports)
 	}
+	var clients int
+	for _, s := range plan.Servers {
+		if isClientRole(s.Role) {
+			clients++
+			if res.Mounts[s.Name] != res.FileServerIP {
+				t.Errorf("client %s mounts %s from %q, want the file server %s", s.Name, res.FileService, res.Mounts[s.Name], res.FileServerIP)
+			}
+		}
+	}
+	if clients == 0 || len(res.Mounts) != clients || res.FileService != "files.live.internal" || res.HostedZoneID == "" {
+		t.Errorf("file service %q in zone %q mounted by %v; want files.live.internal on each of %d clients", res.FileService, res.HostedZoneID, res.Mounts, clients)
+	}
 	for name, md := range backup.MD {
 		if md.Active {
 			t.Errorf("the backup runs %s; its DRBD devices are Secondary", name)

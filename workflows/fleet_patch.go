@@ -235,7 +235,7 @@ func FleetPatch(ctx workflow.Context, in FleetPatchInput) (FleetPatchResult, err
 	}
 	tracker.Done(patchStepPlan, fmt.Sprintf("%d servers; %d at once, max errors %d, at most %d%% of a role down; canary %d", n, r.concurrency, r.maxErrors, plan.roleDownPct, canary))
 
-	tracker.Start(patchStepCanary, fmt.Sprintf("patching the canary: %s", names(r.servers[:canary])))
+	tracker.Start(patchStepCanary, fmt.Sprintf("patching the canary: %s", serverNames(r.servers[:canary])))
 	r.rollOut(ctx, r.servers[:canary])
 	if r.stopped || r.aborted {
 		tracker.Fail(patchStepCanary, errors.New(r.stopReason))
@@ -541,7 +541,7 @@ func errorText(err error) string {
 	return err.Error()
 }
 
-func names(servers []activities.PatchTargetServer) string {
+func serverNames(servers []activities.PatchTargetServer) string {
 	var out []string
 	for _, s := range servers {
 		out = append(out, s.Name)

@@ -1,9 +1,11 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -23,6 +25,10 @@ type FleetSyncInput struct {
 	Timing FleetTiming `json:"timing,omitempty"`
 	// RequestedBy is set by the API from the authenticated caller, and by the schedule.
 	RequestedBy string `json:"requested_by,omitempty"`
+	// NFSWatch, when set, makes the sync end by starting the NFS watch (nfs-watch/<server>,
+	// with this timing; zero fields: production defaults) of every file server that has none
+	// running. The schedule's syncs and dev's set it.
+	NFSWatch *NFSWatchTiming `json:"nfs_watch,omitempty"`
 }
 
 // FleetSyncResult is what FleetSync did: the counts of the reconcile and each drift.
@@ -39,6 +45,10 @@ type FleetSyncResult struct {
 	RoleTagsFailed  []string `json:"role_tags_failed,omitempty"`
 	// Superseded: a newer picture of the cloud had been applied when this one arrived.
 	Superseded bool `json:"superseded,omitempty"`
+	// NFSWatchesStarted lists the file servers whose NFS watch this sync started (the others
+	// had theirs running); NFSWatchesFailed those whose watch would not start.
+	NFSWatchesStarted []string `json:"nfs_watches_started,omitempty"`
+	NFSWatchesFailed  []string `json:"nfs_watches_failed,omitempty"`
 }
 
 func prepareFleetSync(in *FleetSyncInput, actor string) (string, temporal.SearchAttributes, error) {
@@ -47,6 +57,11 @@ func prepareFleetSync(in *FleetSyncInput, actor string) (string, temporal.Search
 	}
 	if err := in.Timing.validate(); err != nil {
 		return "", temporal.SearchAttributes{}, err
+	}
+	if in.NFSWatch != nil {
+		if err := in.NFSWatch.validate(); err != nil {
+			return "", temporal.SearchAttributes{}, err
+		}
 	}
 	return FleetSyncWorkflowID, temporal.NewSearchAttributes(), nil
 }
@@ -57,6 +72,7 @@ const (
 	stepDRBDStatus    = "drbd-status"
 	stepRoleTags      = "role-tags"
 	stepReconcile     = "reconcile"
+	stepNFSWatches    = "nfs-watches"
 )
 
 // drbdStatusAttempts bounds the tries of one host's `drbdadm status`: a host that does not
@@ -71,7 +87,11 @@ const drbdStatusAttempts = 2
 // at a time: the API's runs and the schedule's (ScheduledFleetSync starts it as a child)
 // join or skip one another.
 func FleetSync(ctx workflow.Context, in FleetSyncInput) (FleetSyncResult, error) {
-	tracker, err := NewTracker(ctx, stepDescribeFleet, stepDRBDStatus, stepRoleTags, stepReconcile)
+	steps := []string{stepDescribeFleet, stepDRBDStatus, stepRoleTags, stepReconcile}
+	if in.NFSWatch != nil {
+		steps = append(steps, stepNFSWatches)
+	}
+	tracker, err := NewTracker(ctx, steps...)
 	if err != nil {
 		return FleetSyncResult{}, err
 	}
@@ -145,8 +165,52 @@ func FleetSync(ctx workflow.Context, in FleetSyncInput) (FleetSyncResult, error)
 		res.Summary = "superseded: a newer picture of the cloud was applied already"
 	}
 	tracker.Done(stepReconcile, res.Summary)
+	if in.NFSWatch != nil {
+		if err := ensureNFSWatches(ctx, callCtx, tracker, *in.NFSWatch, &res); err != nil {
+			return res, err
+		}
+	}
 	tracker.Finish(res.Summary)
 	return res, nil
+}
+
+// ensureNFSWatches starts the NFS watch of every file server the inventory has that has none
+// running: as children left to run when the sync ends (they are entity workflows under their
+// own business key), so a start refused because one runs is the normal case.
+func ensureNFSWatches(ctx, callCtx workflow.Context, tracker *Tracker, timing NFSWatchTiming, res *FleetSyncResult) error {
+	var inv *activities.Inventory
+	tracker.Start(stepNFSWatches, "ensuring an NFS watch on every file server")
+	var servers []string
+	if err := workflow.ExecuteActivity(callCtx, inv.FileServers).Get(ctx, &servers); err != nil {
+		tracker.Fail(stepNFSWatches, err)
+		return err
+	}
+	children := make([]workflow.ChildWorkflowFuture, len(servers))
+	for i, name := range servers {
+		childCtx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+			WorkflowID:            NFSWatchWorkflowID(name),
+			TaskQueue:             TaskQueueControl,
+			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+			ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+			TypedSearchAttributes: temporal.NewSearchAttributes(SearchServer.ValueSet(name)),
+		})
+		children[i] = workflow.ExecuteChildWorkflow(childCtx, NFSWatchWorkflowType, NFSWatchInput{Server: name, Timing: timing})
+	}
+	for i, child := range children {
+		err := child.GetChildWorkflowExecution().Get(ctx, nil)
+		var running *temporal.ChildWorkflowExecutionAlreadyStartedError
+		switch {
+		case errors.As(err, &running):
+		case err != nil:
+			workflow.GetLogger(ctx).Error("NFS watch not started", "server", servers[i], "err", err)
+			res.NFSWatchesFailed = append(res.NFSWatchesFailed, servers[i])
+		default:
+			res.NFSWatchesStarted = append(res.NFSWatchesStarted, servers[i])
+		}
+	}
+	tracker.Done(stepNFSWatches, fmt.Sprintf("%d file servers watched: %d started now, %d failed to start",
+		len(servers)-len(res.NFSWatchesFailed), len(res.NFSWatchesStarted), len(res.NFSWatchesFailed)))
+	return nil
 }
 
 // FleetSyncSummary words a sync's counts on one line.

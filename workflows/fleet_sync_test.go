@@ -18,9 +18,10 @@ import (
 )
 
 // TestFleetSyncReconcilesInventoryWithCloudsim builds the demo fleet in cloudsim and runs
-// FleetSync on the real dev server into an empty inventory. It proves the inventory is then
-// filled from the cloud (servers carry the instance ids DescribeInstances returns, replicas
-// are in sync from the hosts' DRBD status), that a second sync finds no drift, and that after
+// FleetSync on the real dev server. DemoFleet recorded what it built; the sync agrees with
+// every row and adds only the boot volumes RunInstances made. It proves the inventory then
+// matches the cloud (servers carry the instance ids DescribeInstances returns, replicas are
+// in sync from the hosts' DRBD status), that a second sync finds no drift, and that after
 // a hardware failure injected through /_sim/faults — seen as impaired by
 // DescribeInstanceStatus — the next sync marks the server impaired and records the drift.
 func TestFleetSyncReconcilesInventoryWithCloudsim(t *testing.T) {
@@ -33,11 +34,13 @@ func TestFleetSyncReconcilesInventoryWithCloudsim(t *testing.T) {
 
 	var first FleetSyncResult
 	e.run(t, "FleetSync", FleetSyncWorkflowID+"-"+uuid.NewString(), syncInput, &first)
-	// A release, a cluster, the servers, a boot volume per server, the data volumes and the
-	// replicas; the zones came from the DemoFleet plan, so the sync finds them in place.
-	wantCreated := 2 + 2*len(plan.Servers) + len(plan.Volumes) + len(plan.DRBDResources())
-	if first.Counts.Created != wantCreated || first.Counts.Updated != 0 || first.Counts.Missing != 0 || len(first.Drift) != wantCreated {
-		t.Errorf("first sync %+v with %d drifts, want %d created", first.Counts, len(first.Drift), wantCreated)
+	// A boot volume per server; the zone, release, cluster, servers, data volumes and replicas
+	// DemoFleet recorded as it built them, as the sync finds them.
+	wantCreated := len(plan.Servers)
+	wantUnchanged := 3 + len(plan.Servers) + len(plan.Volumes) + len(plan.DRBDResources())
+	if first.Counts.Created != wantCreated || first.Counts.Updated != 0 || first.Counts.Missing != 0 || len(first.Drift) != wantCreated ||
+		first.Counts.Unchanged != wantUnchanged {
+		t.Errorf("first sync %+v with %d drifts, want %d created and %d unchanged", first.Counts, len(first.Drift), wantCreated, wantUnchanged)
 	}
 	servers, _, err := e.store.ListServers(ctx, inventory.ServerFilter{})
 	if err != nil {

@@ -131,6 +131,41 @@ var kinds = []Kind{
 		ExecutionTimeout: 7 * 24 * time.Hour,
 		Prepare:          preparePatch,
 	}),
+	Define(Spec[FailoverInput]{
+		Name:             KindFailover,
+		WorkflowType:     FailoverWorkflowType,
+		TaskQueue:        TaskQueueControl,
+		Description:      "Fail a file server over: promote its hot backup, repair it, or replace it, whichever serves first; fence the old primary, switch the clients, restore a hot backup.",
+		Workflow:         FileServerFailover,
+		ExecutionTimeout: 7 * 24 * time.Hour,
+		Prepare:          prepareFailover,
+	}),
+	Define(Spec[BackupRebuildInput]{
+		Name:             KindBackupRebuild,
+		WorkflowType:     BackupRebuildWorkflowType,
+		TaskQueue:        TaskQueueControl,
+		Description:      "Replace a failed backup server by a new one, seeded from a snapshot of the file server's volumes or resynced, until every resource is UpToDate.",
+		Workflow:         BackupRebuild,
+		ExecutionTimeout: 7 * 24 * time.Hour,
+		Prepare:          prepareBackupRebuild,
+	}),
+	Define(Spec[ServerReplaceInput]{
+		Name:             KindServerReplace,
+		WorkflowType:     ServerReplaceWorkflowType,
+		TaskQueue:        TaskQueueControl,
+		Description:      "Replace a failed web, console or task server by a new one of its role; a console host's consoles are moved or marked lost.",
+		Workflow:         ServerReplace,
+		ExecutionTimeout: 24 * time.Hour,
+		Prepare:          prepareServerReplace,
+	}),
+	Define(Spec[NFSWatchInput]{
+		Name:         KindNFSWatch,
+		WorkflowType: NFSWatchWorkflowType,
+		TaskQueue:    TaskQueueControl,
+		Description:  "Watch a file server's NFS service: its clients write to their mounts every interval; failed rounds in a row raise a probe alarm through the alarm intake. Ends when the server is no longer a running file server; fleet-sync starts one per file server.",
+		Workflow:     NFSWatch,
+		Prepare:      prepareNFSWatch,
+	}),
 }
 
 // setRequestedBy fills an input's RequestedBy with the authenticated actor; a request body
@@ -185,7 +220,7 @@ func DecodeStrict(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return anyops.Errorf(anyops.EINVALID, "invalid JSON body: %s", describeJSONError(err))
+		return anyops.Errorf(anyops.EINVALID, "invalid JSON body: %s", DescribeJSONError(err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return anyops.Errorf(anyops.EINVALID, "invalid JSON body: unexpected data after the JSON value")
@@ -197,8 +232,8 @@ func DecodeStrict(body []byte, v any) error {
 // drop \f and \v and so accept bodies no JSON parser does.
 const jsonWhitespace = " \t\r\n"
 
-// describeJSONError words a decoding error for a client, without Go type names.
-func describeJSONError(err error) string {
+// DescribeJSONError words a JSON decoding error for a client, without Go type names.
+func DescribeJSONError(err error) string {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {

@@ -42,6 +42,58 @@ type Status struct {
 	Steps    []Step     `json:"steps"`
 	ETA      *time.Time `json:"eta,omitempty"`
 	Updated  time.Time  `json:"updated"`
+	// Branches are the ways a workflow races, each with its progress (a failover's promote,
+	// repair and replace); empty for workflows that race none.
+	Branches []Branch `json:"branches,omitempty"`
+	// Timeline is what happened, oldest first: decisions, the commit, the fence, the cutover.
+	Timeline []TimelineEntry `json:"timeline,omitempty"`
+	// Blocked lists the interlocks holding the workflow up now: each passes only with the
+	// override update naming it.
+	Blocked []Blocked `json:"blocked,omitempty"`
+	// Redundancy is whether the data has a hot copy, and since when it has none.
+	Redundancy *Redundancy `json:"redundancy,omitempty"`
+}
+
+// Branch is one way of a race, as Status shows it.
+type Branch struct {
+	Name     string     `json:"name"`
+	State    StepState  `json:"state"`
+	Message  string     `json:"message,omitempty"`
+	Progress float64    `json:"progress"`
+	ETA      *time.Time `json:"eta,omitempty"`
+	// Outcome is how the branch ended in the race: won, lost, kept (as a backup or a spare),
+	// cancelled, failed.
+	Outcome  string     `json:"outcome,omitempty"`
+	Started  *time.Time `json:"started,omitempty"`
+	Finished *time.Time `json:"finished,omitempty"`
+}
+
+// TimelineEntry is one thing that happened.
+type TimelineEntry struct {
+	At      time.Time `json:"at"`
+	Message string    `json:"message"`
+}
+
+// Blocked is an interlock that holds something up.
+type Blocked struct {
+	Interlock string    `json:"interlock"`
+	What      string    `json:"what"`
+	Since     time.Time `json:"since"`
+}
+
+// Redundancy says whether the served data has a hot copy.
+type Redundancy struct {
+	HotBackup bool `json:"hot_backup"`
+	// Backup is the server holding the hot copy, when there is one.
+	Backup string `json:"backup,omitempty"`
+	// NoHotBackupSince is when the data last lost its hot copy (as far as the workflow
+	// knows: at the latest, when the failed server's checks began to fail); RestoredAt when it
+	// got one again.
+	NoHotBackupSince *time.Time `json:"no_hot_backup_since,omitempty"`
+	RestoredAt       *time.Time `json:"restored_at,omitempty"`
+	// NoHotBackupSeconds is the time without a hot copy so far (or in all, once restored).
+	NoHotBackupSeconds float64 `json:"no_hot_backup_seconds"`
+	Message            string  `json:"message,omitempty"`
 }
 
 // Summary is the status in one line, for a person: the steps finished out of all, and the
@@ -92,7 +144,74 @@ func NewTracker(ctx workflow.Context, steps ...string) (*Tracker, error) {
 func (t *Tracker) Status() (Status, error) {
 	s := t.status
 	s.Steps = append([]Step(nil), t.status.Steps...)
+	s.Branches = append([]Branch(nil), t.status.Branches...)
+	s.Timeline = append([]TimelineEntry(nil), t.status.Timeline...)
+	s.Blocked = append([]Blocked(nil), t.status.Blocked...)
+	if t.status.Redundancy != nil {
+		r := *t.status.Redundancy
+		if r.HotBackup == false && r.NoHotBackupSince != nil && r.RestoredAt == nil {
+			r.NoHotBackupSeconds = workflow.Now(t.ctx).Sub(*r.NoHotBackupSince).Seconds()
+		}
+		s.Redundancy = &r
+	}
 	return s, nil
+}
+
+// Event adds an entry to the timeline, now.
+func (t *Tracker) Event(message string) {
+	t.status.Timeline = append(t.status.Timeline, TimelineEntry{At: workflow.Now(t.ctx), Message: message})
+	t.status.Updated = workflow.Now(t.ctx)
+}
+
+// Branch changes the named branch (appended the first time), as Status shows it.
+func (t *Tracker) Branch(name string, change func(*Branch)) {
+	i := slices.IndexFunc(t.status.Branches, func(b Branch) bool { return b.Name == name })
+	if i < 0 {
+		t.status.Branches = append(t.status.Branches, Branch{Name: name, State: StepPending})
+		i = len(t.status.Branches) - 1
+	}
+	b := &t.status.Branches[i]
+	change(b)
+	now := workflow.Now(t.ctx)
+	if b.State == StepRunning && b.Started == nil {
+		b.Started = &now
+	}
+	if (b.State == StepDone || b.State == StepFailed || b.State == StepSkipped) && b.Finished == nil {
+		b.Finished = &now
+	}
+	t.status.Updated = now
+}
+
+// Block records that an interlock holds something up; Unblock that it no longer does.
+func (t *Tracker) Block(interlock, what string) {
+	t.Unblock(interlock)
+	t.status.Blocked = append(t.status.Blocked, Blocked{Interlock: interlock, What: what, Since: workflow.Now(t.ctx)})
+}
+
+// Unblock drops the interlock from Blocked.
+func (t *Tracker) Unblock(interlock string) {
+	t.status.Blocked = slices.DeleteFunc(t.status.Blocked, func(b Blocked) bool { return b.Interlock == interlock })
+}
+
+// Blocking says whether the interlock holds something up now.
+func (t *Tracker) Blocking(interlock string) bool {
+	return slices.ContainsFunc(t.status.Blocked, func(b Blocked) bool { return b.Interlock == interlock })
+}
+
+// SetRedundancy records whether the data has a hot copy.
+func (t *Tracker) SetRedundancy(r Redundancy) {
+	if r.RestoredAt != nil && r.NoHotBackupSince != nil {
+		r.NoHotBackupSeconds = r.RestoredAt.Sub(*r.NoHotBackupSince).Seconds()
+	}
+	t.status.Redundancy = &r
+}
+
+// Redundancy returns what SetRedundancy recorded (the zero value before).
+func (t *Tracker) Redundancy() Redundancy {
+	if t.status.Redundancy == nil {
+		return Redundancy{}
+	}
+	return *t.status.Redundancy
 }
 
 // Start marks the step running and makes it the phase.

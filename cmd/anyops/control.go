@@ -14,11 +14,13 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/anyops/anyops/activities"
+	"github.com/anyops/anyops/alarms"
 	"github.com/anyops/anyops/api"
 	"github.com/anyops/anyops/config"
 	"github.com/anyops/anyops/inventory"
 	"github.com/anyops/anyops/sandboxd/token"
 	"github.com/anyops/anyops/worker"
+	"github.com/anyops/anyops/workflows"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -37,6 +39,9 @@ type controlPlane struct {
 	// certs and smtp configure the worker's certificate rotation and owner notices.
 	certs config.Certificates
 	smtp  config.SMTP
+	// speed is the speed factor of the simulated cloud (dev: cloudsim's; 0 elsewhere): the
+	// recoveries alarms start, and the NFS probes, get their timing scaled by it.
+	speed float64
 }
 
 // openControlPlane opens (and migrates) the inventory and dials Temporal.
@@ -102,13 +107,19 @@ func (c *controlPlane) signer() *token.Signer {
 // runAPI serves the API until ctx ends; startup (nil: nothing) is what /readyz waits for
 // beyond the database and Temporal.
 func (c *controlPlane) runAPI(ctx context.Context, ac config.API, auth *api.Authorizer, startup func(context.Context) []string) error {
+	snsClient, err := alarms.NewHTTPClient(ac.Alarms.SNSSigningCA)
+	if err != nil {
+		return fmt.Errorf("--sns-signing-ca: %w", err)
+	}
 	return api.Run(ctx, api.Config{Addr: ac.Addr, Deps: api.Deps{
 		Startup:    startup,
 		Collectors: []prometheus.Collector{c.metrics},
 		Store:      c.store, Temporal: c.temporal, Auth: auth, Logger: c.logger.With("component", "api"),
-		CORSOrigins: api.ParseOrigins(ac.CORSOrigins), ConsolesEnabled: ac.PublicEmbed,
+		CORSOrigins: config.SplitList(ac.CORSOrigins), ConsolesEnabled: ac.PublicEmbed,
 		Consoles:  api.ConsoleDeps{SandboxdKey: c.sandboxdKey, RetiredSandboxdKeys: c.retiredKeys},
 		Dashboard: api.DashboardConfig{TemporalUIURL: ac.TemporalUIURL, TemporalNamespace: c.namespace},
+		Alarms: api.AlarmDeps{SNSTopics: config.SplitList(ac.Alarms.SNSTopics), SNSCertHosts: config.SplitList(ac.Alarms.SNSCertHosts),
+			SNSMaxAge: ac.Alarms.SNSMaxAge, SNSClient: snsClient, AlertmanagerToken: ac.Alarms.AlertmanagerToken, Speed: c.speed},
 	}})
 }
 
@@ -122,14 +133,23 @@ func (c *controlPlane) runWorker(ctx context.Context, wc config.Worker, clouds *
 	}
 	return worker.Run(ctx, worker.Config{
 		Client: c.temporal,
-		Deps: worker.Deps{Store: c.store, AWS: clouds, SandboxdSigner: c.signer(),
-			Certificates: *certs, SMTP: activities.SMTPFromConfig(c.smtp)},
+		Deps: worker.Deps{Store: c.store, AWS: clouds, SandboxdSigner: c.signer(), CommandPoll: wc.CommandPoll,
+			Certificates: *certs, SMTP: activities.SMTPFromConfig(c.smtp),
+			Alarms: &alarms.Intake{Store: c.store, Temporal: c.temporal, Logger: c.logger.With("component", "alarms"), Speed: c.speed},
+			Drills: worker.DrillDeps{Cloudsim: wc.DrillCloudsim, BaseSpeed: wc.DrillBaseSpeed}},
 		Logger: c.logger.With("component", "worker"),
 
 		DeadlockDetectionTimeout: wc.DeadlockTimeout,
 		MaxConcurrentActivities:  wc.MaxConcurrentActivities,
 		EnsureSchedules:          ensureSchedules,
+		NFSWatch:                 nfsWatchTiming(wc, c.speed),
 	})
+}
+
+// nfsWatchTiming is the NFS watches' timing the worker settings ask for, scaled by a
+// simulated-time speed (dev: cloudsim's; 1 elsewhere).
+func nfsWatchTiming(wc config.Worker, speed float64) workflows.NFSWatchTiming {
+	return workflows.NFSWatchTiming{Interval: wc.NFSProbeInterval, ProbeTimeout: wc.NFSProbeTimeout, FailuresToAlarm: wc.NFSProbeFailures}.Scaled(speed)
 }
 
 // serveWorkerMetrics serves the SDK's metrics and the process's on addr until ctx ends.

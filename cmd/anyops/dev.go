@@ -111,7 +111,7 @@ func newDevCmd() *cobra.Command {
 			return err
 		}
 
-		adminToken, err := devstack.EnsureToken(filepath.Join(dataDir, "admin-token"))
+		adminToken, err := devstack.EnsureToken(filepath.Join(dataDir, config.AdminTokenFile))
 		if err != nil {
 			return fmt.Errorf("admin token: %w", err)
 		}
@@ -161,6 +161,14 @@ func newDevCmd() *cobra.Command {
 			certs.PlatformDomain = "www." + inventory.DemoPlatformDomain
 		}
 		cp.certs, cp.smtp = certs, smtp
+		cp.speed = sim.Speed // alarms' recoveries and the NFS probes run in cloudsim's time
+		// Drills drive dev's own cloudsim, and give it back its speed when none runs.
+		if wc.DrillCloudsim == "" {
+			wc.DrillCloudsim = "http://" + sim.Addr
+		}
+		if wc.DrillBaseSpeed == 0 {
+			wc.DrillBaseSpeed = sim.Speed
+		}
 		if cp.retiredKeys, err = readRetiredKeys(signing); err != nil {
 			return err
 		}
@@ -255,6 +263,10 @@ func newDevCmd() *cobra.Command {
 				return sandboxd.Run(ctx, sdCfg)
 			})
 		}
+		// Host commands run in cloudsim's time: their results are asked for as much more often.
+		if sim.Speed > 1 {
+			wc.CommandPoll = max(time.Duration(float64(wc.CommandPoll)/sim.Speed), 10*time.Millisecond)
+		}
 		start("worker", func(ctx context.Context) error { return cp.runWorker(ctx, wc, clouds, false) })
 		start("api", func(ctx context.Context) error { return cp.runAPI(ctx, ac, auth, startup.Waiting) })
 
@@ -262,7 +274,7 @@ func newDevCmd() *cobra.Command {
 		// DemoFleet workflow is idempotent, so a restart joins or repeats it harmlessly.
 		go func() {
 			startup.Begin(stageDemoFleet, demoFleetProgress(cp.temporal))
-			res, err := worker.EnsureDemoFleet(runCtx, cp.temporal, workflows.FleetTiming{PollInterval: time.Second})
+			res, err := worker.EnsureDemoFleet(runCtx, cp.temporal, workflows.FleetTiming{PollInterval: time.Second}, nfsWatchTiming(wc, cp.speed))
 			if err != nil {
 				if runCtx.Err() == nil {
 					logger.Error("demo fleet", "err", err)
@@ -300,7 +312,7 @@ Anyops is running. Ctrl-C stops everything.
 			if runSandboxd {
 				fmt.Fprintf(stdout, "  sandboxd           http://%s/\n", sd.Addr)
 			}
-			fmt.Fprintf(stdout, "  admin token        %s  (in %s)\n\n", config.Mask(adminToken), filepath.Join(dataDir, "admin-token"))
+			fmt.Fprintf(stdout, "  admin token        %s  (in %s)\n\n", config.Mask(adminToken), filepath.Join(dataDir, config.AdminTokenFile))
 		}()
 
 		var first error

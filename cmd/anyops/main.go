@@ -32,6 +32,9 @@ func main() {
 		newMigrateCmd(),
 		newTokenCmd(),
 		newPatchCmd(),
+		newOpCmd(),
+		newIncidentCmd(),
+		newDrillCmd(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",

@@ -1,0 +1,256 @@
+package alarms
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/internal/opstart"
+	"github.com/anyops/anyops/inventory"
+	"github.com/anyops/anyops/workflows"
+)
+
+// Intake is where every alarm goes, whatever its source: the API's SNS and Alertmanager
+// endpoints call Raise, and so does the NFSWatch workflow's probe (through the RaiseAlarm
+// activity). It resolves the server from the inventory, applies the Rules, records the alarm
+// on the fault's one incident and starts or joins the recovery workflow under its business key.
+// It never calls the cloud.
+type Intake struct {
+	Store    *inventory.Store
+	Temporal client.Client
+	Logger   *slog.Logger
+	// TaskQueue overrides the kinds' task queue; tests give their own, so that no other
+	// test's worker runs the recoveries they start.
+	TaskQueue string
+	// Speed is the speed factor of a simulated cloud (cloudsim's, in dev): the recoveries the
+	// intake starts get their timing policy scaled by it. 0 or 1: production timing.
+	Speed float64
+}
+
+// Bounds of the alarm fields the intake keeps.
+const (
+	maxDeliveryID = 512
+	maxAlarmText  = 1000
+)
+
+// check validates an alarm from any source: EINVALID names what is wrong.
+func check(a *anyops.Alarm) error {
+	if !slices.Contains(anyops.AlarmSources, a.Source) {
+		return anyops.Errorf(anyops.EINVALID, "alarm source %q is not one of %v", a.Source, anyops.AlarmSources)
+	}
+	if !slices.Contains(anyops.AlarmStates, a.State) {
+		return anyops.Errorf(anyops.EINVALID, "alarm state %q is not one of %v", a.State, anyops.AlarmStates)
+	}
+	if a.DeliveryID == "" || len(a.DeliveryID) > maxDeliveryID {
+		return anyops.Errorf(anyops.EINVALID, "alarm delivery id must be 1 to %d bytes", maxDeliveryID)
+	}
+	if a.Server == "" && a.InstanceID == "" {
+		return anyops.Errorf(anyops.EINVALID, "the alarm names no server: give its name or its instance id")
+	}
+	a.Name, a.Check, a.Reason = truncateText(a.Name, maxAlarmText), truncateText(a.Check, maxAlarmText), truncateText(a.Reason, maxAlarmText)
+	return nil
+}
+
+// Raise takes one alarm. A firing alarm on a server with a rule opens the fault's incident, or
+// joins the open one, records the alarm on its timeline (a delivery seen before as a
+// redelivery) and starts the recovery workflow of the rule's kind under its business key, or
+// joins the one running there; it never starts a second. Once the incident's recovery has
+// ended, a firing alarm is only noted: an operator starts another by hand. A resolved alarm
+// is noted on the open incident, if there is one. Errors: EINVALID for a malformed alarm,
+// ENOTFOUND for a server the inventory does not know; anything else is the database or
+// Temporal (the caller's source retries).
+func (in *Intake) Raise(ctx context.Context, a anyops.Alarm) (anyops.AlarmOutcome, error) {
+	if err := check(&a); err != nil {
+		return anyops.AlarmOutcome{}, err
+	}
+	srv, err := in.server(ctx, a)
+	if err != nil {
+		return anyops.AlarmOutcome{}, err
+	}
+	out := anyops.AlarmOutcome{Server: srv.Name}
+	rule, ok := RuleFor(srv.Role)
+	if !ok {
+		out.Action, out.Message = anyops.AlarmIgnored, fmt.Sprintf("no rule for servers of role %s", srv.Role)
+		return out, nil
+	}
+	kind, ok := workflows.LookupKind(rule.Kind)
+	if !ok {
+		return out, fmt.Errorf("alarm rule for role %s names the operation kind %q, which is not registered", srv.Role, rule.Kind)
+	}
+	out.Kind = kind.Name
+	actor := "alarm:" + string(a.Source)
+	// The business key comes from the kind itself: its Prepare is the one place that names it.
+	probe, err := kind.Prepare(in.recoveryInput(srv.Name, 0), actor)
+	if err != nil {
+		return out, fmt.Errorf("recovery input of %s for %s: %w", kind.Name, srv.Name, err)
+	}
+	out.WorkflowID = probe.ID
+
+	if a.State == anyops.AlarmResolved {
+		return in.resolved(ctx, a, out)
+	}
+	inc, opened, err := in.Store.OpenOrJoinIncident(ctx, inventory.Incident{
+		Title: rule.title(srv.Name), Cluster: srv.Cluster, Server: srv.Name, WorkflowID: out.WorkflowID, OpenedAt: a.At,
+	})
+	if err != nil {
+		return out, err
+	}
+	out.IncidentID = inc.ID
+	if out.Redelivery, err = in.note(ctx, inc.ID, a, inventory.IncidentEventAlarm); err != nil {
+		return out, err
+	}
+	if !opened && inc.RunID != "" {
+		return in.joinLinked(ctx, inc, out)
+	}
+	start, err := kind.Prepare(in.recoveryInput(srv.Name, inc.ID), actor)
+	if err != nil {
+		return out, fmt.Errorf("recovery input of %s for %s: %w", kind.Name, srv.Name, err)
+	}
+	if start.ID != out.WorkflowID {
+		return out, fmt.Errorf("operation kind %s names its business key after the incident: %q then %q", kind.Name, out.WorkflowID, start.ID)
+	}
+	// Temporal decides, atomically, whether this alarm starts the workflow or joins it.
+	started, err := opstart.Start(ctx, in.Temporal, kind, start, in.TaskQueue)
+	if err != nil {
+		return out, fmt.Errorf("start %s: %w", start.ID, err)
+	}
+	out.Action, out.RunID = anyops.AlarmStarted, started.RunID
+	if started.Joined {
+		out.Action = anyops.AlarmJoined
+	}
+	_, linked, err := in.Store.LinkIncidentRun(ctx, inc.ID, out.RunID)
+	if err != nil {
+		return out, err
+	}
+	if linked {
+		verb := "started"
+		if out.Action == anyops.AlarmJoined {
+			verb = "joined the running"
+		}
+		msg := fmt.Sprintf("%s %s %s (run %s) on the %s alarm", verb, kind.Name, out.WorkflowID, out.RunID, a.Source)
+		if _, err := in.Store.AddIncidentEvent(ctx, inventory.IncidentEvent{IncidentID: inc.ID, Kind: inventory.IncidentEventWorkflow,
+			Source: string(a.Source), Message: msg}); err != nil {
+			return out, err
+		}
+	}
+	out.Message = fmt.Sprintf("%s %s for incident %d", out.Action, out.WorkflowID, inc.ID)
+	in.logger().Info("alarm", "source", a.Source, "delivery", a.DeliveryID, "server", srv.Name, "action", out.Action,
+		"incident", inc.ID, "workflow_id", out.WorkflowID, "run_id", out.RunID, "redelivery", out.Redelivery)
+	return out, nil
+}
+
+// joinLinked answers an alarm for an incident whose recovery run is known: joined while it
+// runs, noted once it has ended (nothing is started again for this incident).
+func (in *Intake) joinLinked(ctx context.Context, inc inventory.Incident, out anyops.AlarmOutcome) (anyops.AlarmOutcome, error) {
+	out.RunID = inc.RunID
+	desc, err := in.Temporal.DescribeWorkflowExecution(ctx, inc.WorkflowID, inc.RunID)
+	var gone *serviceerror.NotFound
+	if errors.As(err, &gone) {
+		// Past Temporal's retention: it ended long ago.
+		out.Action = anyops.AlarmNoted
+		out.Message = fmt.Sprintf("noted on incident %d; its recovery %s has ended and is no longer kept by Temporal", inc.ID, inc.WorkflowID)
+		return out, nil
+	}
+	if err != nil {
+		return out, fmt.Errorf("describe %s: %w", inc.WorkflowID, err)
+	}
+	status := desc.GetWorkflowExecutionInfo().GetStatus()
+	if status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		out.Action, out.Message = anyops.AlarmJoined, fmt.Sprintf("joined %s for incident %d", inc.WorkflowID, inc.ID)
+		return out, nil
+	}
+	out.Action = anyops.AlarmNoted
+	out.Message = fmt.Sprintf("noted on incident %d; its recovery %s has ended (%s) and is not started again: start one by hand if it is needed",
+		inc.ID, inc.WorkflowID, strings.ToLower(strings.TrimPrefix(status.String(), "WORKFLOW_EXECUTION_STATUS_")))
+	return out, nil
+}
+
+// resolved notes a resolved alarm on the fault's open incident.
+func (in *Intake) resolved(ctx context.Context, a anyops.Alarm, out anyops.AlarmOutcome) (anyops.AlarmOutcome, error) {
+	inc, err := in.Store.OpenIncidentOf(ctx, out.WorkflowID)
+	if anyops.ErrorCode(err) == anyops.ENOTFOUND {
+		out.Action, out.Message = anyops.AlarmIgnored, fmt.Sprintf("no open incident for %s", out.WorkflowID)
+		return out, nil
+	}
+	if err != nil {
+		return out, err
+	}
+	out.IncidentID, out.RunID = inc.ID, inc.RunID
+	if out.Redelivery, err = in.note(ctx, inc.ID, a, inventory.IncidentEventAlarmResolved); err != nil {
+		return out, err
+	}
+	out.Action, out.Message = anyops.AlarmNoted, fmt.Sprintf("noted on incident %d", inc.ID)
+	return out, nil
+}
+
+// note records the alarm on the incident's timeline; a delivery the incident has already is
+// recorded as a redelivery instead, and reported so.
+func (in *Intake) note(ctx context.Context, incidentID int64, a anyops.Alarm, kind string) (redelivery bool, err error) {
+	ev := inventory.IncidentEvent{IncidentID: incidentID, Kind: kind, Source: string(a.Source), DeliveryID: a.DeliveryID,
+		Message: describe(a), At: a.At}
+	_, err = in.Store.AddIncidentEvent(ctx, ev)
+	if anyops.ErrorCode(err) != anyops.ECONFLICT {
+		return false, err
+	}
+	ev.Kind, ev.Message, ev.At = inventory.IncidentEventRedelivered, "delivered again: "+ev.Message, time.Time{}
+	_, err = in.Store.AddIncidentEvent(ctx, ev)
+	return true, err
+}
+
+// describe words an alarm for the timeline.
+func describe(a anyops.Alarm) string {
+	what := map[anyops.AlarmSource]string{anyops.AlarmSNS: "CloudWatch alarm", anyops.AlarmAlertmanager: "Alertmanager alert", anyops.AlarmProbe: "probe"}[a.Source]
+	s := fmt.Sprintf("%s %s %s", what, a.Name, a.State)
+	if a.Check != "" {
+		s += ": " + a.Check
+	}
+	if a.Reason != "" {
+		s += " (" + a.Reason + ")"
+	}
+	return s
+}
+
+// server finds the alarm's server by name, else by instance id.
+func (in *Intake) server(ctx context.Context, a anyops.Alarm) (inventory.Server, error) {
+	if a.Server != "" {
+		srv, err := in.Store.GetServer(ctx, a.Server)
+		if anyops.ErrorCode(err) == anyops.ENOTFOUND {
+			return srv, anyops.Errorf(anyops.ENOTFOUND, "the inventory has no server %s", a.Server)
+		}
+		return srv, err
+	}
+	srv, err := in.Store.GetServerByInstance(ctx, a.InstanceID)
+	if anyops.ErrorCode(err) == anyops.ENOTFOUND {
+		return srv, anyops.Errorf(anyops.ENOTFOUND, "the inventory has no server with instance id %s", a.InstanceID)
+	}
+	return srv, err
+}
+
+// recoveryInput is the body a recovery kind's Prepare takes (workflows.RecoveryRequest and its
+// timing): the server, the incident that started it (0 while the business key alone is asked
+// for), and the timing policy scaled by a simulated cloud's speed.
+func (in *Intake) recoveryInput(server string, incidentID int64) []byte {
+	body := map[string]any{"server": server, "incident_id": incidentID}
+	if in.Speed > 1 {
+		body["timing"] = workflows.RecoveryTiming{}.Scaled(in.Speed)
+	}
+	b, _ := json.Marshal(body)
+	return b
+}
+
+func (in *Intake) logger() *slog.Logger {
+	if in.Logger != nil {
+		return in.Logger
+	}
+	return slog.Default()
+}

@@ -1,0 +1,43 @@
+package alarms
+
+import (
+	"fmt"
+
+	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/workflows"
+)
+
+// Rule says what recovers a server of a role whose alarm fires: the operation kind the intake
+// starts (or joins, by its business key) and the incident's title.
+type Rule struct {
+	Role anyops.Role
+	// Kind is the operation kind of the recovery workflow (workflows' kind registry).
+	Kind string
+	// Title words the incident: %s is the server's name.
+	Title string
+}
+
+// Rules is the one table that maps an alarm on a server to its recovery: a file server fails
+// over (promote the hot backup, repair, or replace, whichever serves first); a backup is
+// rebuilt from a snapshot of its file server; web, console and task servers are replaced by a
+// new server of their role.
+var Rules = []Rule{
+	{Role: anyops.RoleFile, Kind: workflows.KindFailover, Title: "file server %s failed"},
+	{Role: anyops.RoleBackup, Kind: workflows.KindBackupRebuild, Title: "backup server %s failed"},
+	{Role: anyops.RoleWeb, Kind: workflows.KindServerReplace, Title: "web server %s failed"},
+	{Role: anyops.RoleConsole, Kind: workflows.KindServerReplace, Title: "console server %s failed"},
+	{Role: anyops.RoleTask, Kind: workflows.KindServerReplace, Title: "task server %s failed"},
+}
+
+// RuleFor returns the rule of a role.
+func RuleFor(role anyops.Role) (Rule, bool) {
+	for _, r := range Rules {
+		if r.Role == role {
+			return r, true
+		}
+	}
+	return Rule{}, false
+}
+
+// title is the incident title of the rule for server.
+func (r Rule) title(server string) string { return fmt.Sprintf(r.Title, server) }

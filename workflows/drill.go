@@ -1,0 +1,690 @@
+package workflows
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/activities"
+)
+
+// DrillWorkflowType is the registered name of Drill. A drill is not an operation kind: POST
+// /v1/drills numbers it in the inventory first, then starts drill/<n>.
+const DrillWorkflowType = "Drill"
+
+// DrillExecutionTimeout bounds a whole drill, teardown included.
+const DrillExecutionTimeout = 6 * time.Hour
+
+// DrillActor is who the operations a drill starts are requested by.
+func drillActor(id int64) string { return "drill:" + anyops.DrillWorkflowID(id) }
+
+// DrillPolicy is how a drill runs; the zero value is the default (docs/drills.md).
+type DrillPolicy struct {
+	// BuildSpeed is cloudsim's speed while the drill builds its cluster (default 120).
+	BuildSpeed float64 `json:"build_speed,omitempty"`
+	// TailSpeed is the speed once every client serves again and every step is done, while the
+	// recoveries restore redundancy (default 600).
+	TailSpeed float64 `json:"tail_speed,omitempty"`
+	// PollInterval is how often (simulated time) the drill looks at the outcome (default 10s).
+	PollInterval time.Duration `json:"poll_interval,omitempty"`
+	// Quiet is how long (simulated) nothing may change before the drill stops waiting (default 1m).
+	Quiet time.Duration `json:"quiet,omitempty"`
+	// Timeout replaces the scenario's: how long (simulated) to wait after the last step.
+	Timeout time.Duration `json:"timeout,omitempty"`
+	// KeepCluster leaves the cluster standing (for a post-mortem); the speed claim still ends.
+	KeepCluster bool `json:"keep_cluster,omitempty"`
+}
+
+// Defaults of DrillPolicy.
+const (
+	DefaultDrillBuildSpeed   = 120
+	DefaultDrillTailSpeed    = 600
+	DefaultDrillPollInterval = 10 * time.Second
+	DefaultDrillQuiet        = time.Minute
+)
+
+func (p DrillPolicy) withDefaults(sc anyops.DrillScenario) DrillPolicy {
+	if p.BuildSpeed <= 0 {
+		p.BuildSpeed = DefaultDrillBuildSpeed
+	}
+	if p.TailSpeed <= 0 {
+		p.TailSpeed = max(DefaultDrillTailSpeed, sc.Speed)
+	}
+	p.PollInterval = orDefault(p.PollInterval, DefaultDrillPollInterval)
+	p.Quiet = orDefault(p.Quiet, DefaultDrillQuiet)
+	p.Timeout = orDefault(p.Timeout, sc.Timeout)
+	return p
+}
+
+// Validate checks a policy a client sent.
+func (p DrillPolicy) Validate() error {
+	for _, s := range []struct {
+		name string
+		v    float64
+	}{{"build_speed", p.BuildSpeed}, {"tail_speed", p.TailSpeed}} {
+		if s.v < 0 || s.v > 10000 {
+			return anyops.Errorf(anyops.EINVALID, "policy.%s must be between 0 (the default) and 10000", s.name)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"poll_interval", p.PollInterval}, {"quiet", p.Quiet}, {"timeout", p.Timeout}} {
+		if d.v < 0 || d.v > 168*time.Hour {
+			return anyops.Errorf(anyops.EINVALID, "policy.%s must be between 0 (the default) and 168h in nanoseconds", d.name)
+		}
+	}
+	return nil
+}
+
+// DrillInput starts drill/<n>: the scenario parsed for its cluster.
+type DrillInput struct {
+	DrillID  int64                `json:"drill_id"`
+	Cluster  string               `json:"cluster"`
+	Scenario anyops.DrillScenario `json:"scenario"`
+	Policy   DrillPolicy          `json:"policy,omitempty"`
+}
+
+// CheckDrillOperation validates a scenario's operation step as the API validates a start:
+// the kind must be registered and its Prepare accept the input (drills.OperationCheck).
+func CheckDrillOperation(kind string, input json.RawMessage) error {
+	k, ok := LookupKind(kind)
+	if !ok {
+		return anyops.Errorf(anyops.EINVALID, "operation kind %q is not one of %v", kind, KindNames())
+	}
+	_, err := k.Prepare(input, drillActor(0))
+	return err
+}
+
+// Steps of Drill, as its Status shows them.
+const (
+	stepDrillBuild    = "build-cluster"
+	stepDrillWatch    = "watch-file-server"
+	stepDrillArm      = "arm"
+	stepDrillRun      = "run-steps"
+	stepDrillOutcome  = "wait-for-outcome"
+	stepDrillReport   = "report"
+	stepDrillTeardown = "tear-down"
+)
+
+// DrillSteps are Drill's steps in order.
+var DrillSteps = []string{stepDrillBuild, stepDrillWatch, stepDrillArm, stepDrillRun, stepDrillOutcome, stepDrillReport, stepDrillTeardown}
+
+// drillActs are the activity groups the drill calls, by method value of nil pointers.
+var (
+	drillActs    *activities.Drills
+	drillTeardwn *activities.Teardown
+)
+
+// drill is one run of a drill: what the steps share.
+type drill struct {
+	ctx      workflow.Context
+	in       DrillInput
+	policy   DrillPolicy
+	tracker  *Tracker
+	callCtx  workflow.Context
+	speed    float64 // in force, as the last claim answered
+	fromSeq  int64
+	armed    time.Time
+	origin   time.Time
+	ops      []activities.WorkflowRef
+	opsDone  []workflow.Future
+	faults   json.RawMessage
+	started  time.Time
+	fileSrv  string
+	built    bool
+	stopColl func(ctx workflow.Context)
+}
+
+// Drill replays a scenario on a cluster of its own (docs/drills.md): it builds drill-<n> beside
+// the demo fleet (BuildCluster, the live shape; at the build speed), starts its file server's
+// NFS watch, arms — the cluster's time scale and cloudsim's speed set to the scenario's —
+// hands the fault steps to cloudsim and runs the operation and command steps at their times,
+// then lets the real alarm path and recoveries respond, waiting until every expected incident's
+// recovery has closed and nothing moved for a while (or its timeout), collecting cloudsim's
+// events all along. It reports from them, tears its cluster down (retired first, so the live
+// cluster interlock holds; volumes deleted under an audited override; rows marked), releases
+// its speed claim and records the report. A failure or a cancel still tears down.
+func Drill(ctx workflow.Context, in DrillInput) (anyops.DrillReport, error) {
+	tracker, err := NewTracker(ctx, DrillSteps...)
+	if err != nil {
+		return anyops.DrillReport{}, err
+	}
+	d := &drill{ctx: ctx, in: in, policy: in.Policy.withDefaults(in.Scenario), tracker: tracker, started: workflow.Now(ctx)}
+	d.callCtx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second, MaximumAttempts: 10},
+	})
+	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchCluster.ValueSet(in.Cluster))
+	report, runErr := d.run()
+	return d.finish(report, runErr)
+}
+
+// run does everything up to the report; the caller tears down whatever happened.
+func (d *drill) run() (*anyops.DrillReport, error) {
+	ctx, sc := d.ctx, d.in.Scenario
+	if err := workflow.ExecuteActivity(d.callCtx, drillActs.FirstEventSeq).Get(ctx, &d.fromSeq); err != nil {
+		return nil, fmt.Errorf("read cloudsim's event log: %w", err)
+	}
+	d.startCollector()
+
+	if sc.Cluster == "" {
+		if err := d.build(); err != nil {
+			return nil, err
+		}
+	} else {
+		d.tracker.set(stepDrillBuild, func(s *Step) { s.State, s.Message = StepSkipped, "the scenario runs on "+sc.Cluster })
+		d.tracker.set(stepDrillWatch, func(s *Step) { s.State = StepSkipped })
+	}
+
+	d.tracker.Start(stepDrillArm, fmt.Sprintf("claiming speed %g and loading %d steps", sc.Speed, len(sc.Steps)))
+	if d.built {
+		if err := workflow.ExecuteActivity(d.callCtx, drillActs.SetClusterTimeScale, d.in.Cluster, sc.Speed).Get(ctx, nil); err != nil {
+			return nil, d.fail(stepDrillArm, err)
+		}
+	}
+	if err := d.takeClock(stepDrillArm, sc.Speed); err != nil {
+		return nil, d.fail(stepDrillArm, err)
+	}
+	var faults []map[string]any
+	for _, st := range sc.Steps {
+		if st.Fault != nil {
+			faults = append(faults, map[string]any{"at": st.At.String(), "fault": st.Fault})
+		}
+	}
+	if len(faults) > 0 {
+		d.faults, _ = json.Marshal(faults)
+	}
+	var loaded activities.LoadScenarioResult
+	if err := workflow.ExecuteActivity(d.callCtx, drillActs.LoadScenario, activities.LoadScenarioInput{DrillID: d.in.DrillID, Faults: d.faults}).Get(ctx, &loaded); err != nil {
+		return nil, d.fail(stepDrillArm, err)
+	}
+	d.armed = loaded.Armed
+	d.origin = d.armed.Add(sc.Steps[sc.Origin].At)
+	d.tracker.Done(stepDrillArm, fmt.Sprintf("armed at %s (simulated), speed %g, %d faults scheduled in cloudsim; origin %s",
+		d.armed.Format(time.RFC3339), d.speed, loaded.Scheduled, d.origin.Format(time.RFC3339)))
+
+	if err := d.runSteps(); err != nil {
+		return nil, err
+	}
+	end, timedOut, err := d.waitOutcome()
+	if err != nil {
+		return nil, err
+	}
+	return d.report(end, timedOut)
+}
+
+// fail marks the step failed and returns err.
+func (d *drill) fail(step string, err error) error {
+	d.tracker.Fail(step, err)
+	return fmt.Errorf("%s: %w", step, err)
+}
+
+// claim asks for a speed (with the clock, or as a build's claim) and keeps the one in force.
+func (d *drill) claim(speed float64, clock bool) (activities.ClaimSpeedResult, error) {
+	var res activities.ClaimSpeedResult
+	err := workflow.ExecuteActivity(d.callCtx, drillActs.ClaimSpeed, activities.ClaimSpeedInput{DrillID: d.in.DrillID, Speed: speed, Clock: clock}).Get(d.ctx, &res)
+	if err == nil {
+		d.speed = res.Speed
+	}
+	return res, err
+}
+
+// takeClock waits until the drill holds cloudsim's clock at speed: one drill's faults play at
+// a time, so that none is measured at another's speed (docs/drills.md).
+func (d *drill) takeClock(step string, speed float64) error {
+	for {
+		res, err := d.claim(speed, true)
+		if err != nil || res.Granted {
+			return err
+		}
+		d.tracker.set(step, func(s *Step) {
+			s.Message = fmt.Sprintf("waiting for the clock: %s is playing its faults", anyops.DrillWorkflowID(res.Holder))
+		})
+		if err := workflow.Sleep(d.ctx, time.Second); err != nil {
+			return err
+		}
+	}
+}
+
+// realOf is how long a span of simulated time takes in real time at the speed in force.
+func (d *drill) realOf(sim time.Duration) time.Duration {
+	if d.speed <= 0 {
+		return sim
+	}
+	return time.Duration(float64(sim) / d.speed)
+}
+
+// startCollector copies cloudsim's events into the inventory every second until stopped.
+func (d *drill) startCollector() {
+	cctx, cancel := workflow.WithCancel(d.ctx)
+	collectCtx := workflow.WithActivityOptions(cctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute, HeartbeatTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second},
+	})
+	done := workflow.NewChannel(d.ctx)
+	workflow.Go(cctx, func(ctx workflow.Context) {
+		defer done.Close()
+		for ctx.Err() == nil {
+			err := workflow.ExecuteActivity(collectCtx, drillActs.CollectEvents, activities.CollectEventsInput{DrillID: d.in.DrillID, FromSeq: d.fromSeq}).Get(ctx, nil)
+			if err != nil && ctx.Err() == nil {
+				workflow.GetLogger(ctx).Warn("collecting cloudsim's events", "err", err)
+			}
+			_ = workflow.Sleep(ctx, time.Second)
+		}
+	})
+	d.stopColl = func(ctx workflow.Context) {
+		cancel()
+		done.Receive(ctx, nil)
+	}
+}
+
+// build builds the drill's cluster and starts its file server's watch.
+func (d *drill) build() error {
+	ctx, sc := d.ctx, d.in.Scenario
+	d.tracker.Start(stepDrillBuild, fmt.Sprintf("building %s at speed %g", d.in.Cluster, d.policy.BuildSpeed))
+	if _, err := d.claim(d.policy.BuildSpeed, false); err != nil {
+		return d.fail(stepDrillBuild, err)
+	}
+	var plan activities.FleetPlan
+	if err := workflow.ExecuteActivity(d.callCtx, drillActs.PlanCluster, d.in.Cluster).Get(ctx, &plan); err != nil {
+		return d.fail(stepDrillBuild, err)
+	}
+	for _, s := range plan.Servers {
+		if s.Role == anyops.RoleFile && s.Cluster == d.in.Cluster {
+			d.fileSrv = s.Name
+		}
+	}
+	d.built = true // from here on, whatever the build left is torn down
+	// Polls at the build's speed, bounds at production values: while another drill holds the
+	// clock the speed can be far lower than the build's claim, and a build must not time out
+	// for being slow.
+	scaled := RecoveryTiming{}.Scaled(d.policy.BuildSpeed)
+	timing := RecoveryTiming{FleetTiming: FleetTiming{PollInterval: scaled.PollInterval}, StopTimeout: scaled.StopTimeout}.withDefaults()
+	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID: BuildClusterWorkflowID(d.in.Cluster), TaskQueue: TaskQueueControl,
+		WorkflowExecutionTimeout: 2 * (timing.BuildTimeout + timing.WaitTimeout),
+		TypedSearchAttributes:    temporal.NewSearchAttributes(SearchCluster.ValueSet(d.in.Cluster)),
+	})
+	var res BuildClusterResult
+	err := workflow.ExecuteChildWorkflow(child, BuildClusterWorkflowType, BuildClusterInput{
+		Scope: anyops.DrillWorkflowID(d.in.DrillID), Cluster: d.in.Cluster, Plan: plan, Spare: sc.Spare, Timing: timing,
+	}).Get(ctx, &res)
+	if err != nil {
+		return d.fail(stepDrillBuild, err)
+	}
+	d.tracker.Done(stepDrillBuild, fmt.Sprintf("%d instances, %d data volumes, %d DRBD pairs in sync, exports %v",
+		len(res.Instances), len(res.Volumes), res.DRBDInSync, res.Exports))
+
+	// The watch a fleet sync would start, started now and timed for the scenario's speed.
+	d.tracker.Start(stepDrillWatch, "starting the NFS watch of "+d.fileSrv)
+	watch := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID: NFSWatchWorkflowID(d.fileSrv), TaskQueue: TaskQueueControl,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		TypedSearchAttributes: temporal.NewSearchAttributes(SearchServer.ValueSet(d.fileSrv), SearchCluster.ValueSet(d.in.Cluster)),
+	})
+	err = workflow.ExecuteChildWorkflow(watch, NFSWatchWorkflowType, NFSWatchInput{Server: d.fileSrv, Timing: NFSWatchTiming{}.Scaled(sc.Speed)}).
+		GetChildWorkflowExecution().Get(ctx, nil)
+	var running *temporal.ChildWorkflowExecutionAlreadyStartedError
+	switch {
+	case errors.As(err, &running):
+		d.tracker.Done(stepDrillWatch, "a fleet sync started it already")
+	case err != nil:
+		return d.fail(stepDrillWatch, err)
+	default:
+		d.tracker.Done(stepDrillWatch, NFSWatchWorkflowID(d.fileSrv)+" running")
+	}
+	return nil
+}
+
+// waitSim sleeps until cloudsim's clock reads at least t.
+func (d *drill) waitSim(t time.Time) error {
+	for {
+		var now activities.DrillClock
+		if err := workflow.ExecuteActivity(d.callCtx, drillActs.ReadClock).Get(d.ctx, &now); err != nil {
+			return err
+		}
+		if !now.Sim.Before(t) {
+			return nil
+		}
+		if now.Speed > 0 {
+			d.speed = now.Speed
+		}
+		if err := workflow.Sleep(d.ctx, d.realOf(t.Sub(now.Sim))+10*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// runSteps runs the operation and command steps at their times (cloudsim fires the faults).
+func (d *drill) runSteps() error {
+	sc := d.in.Scenario
+	type timed struct {
+		i    int
+		step anyops.DrillStep
+	}
+	var own []timed
+	for i, st := range sc.Steps {
+		if st.Fault == nil {
+			own = append(own, timed{i, st})
+		}
+	}
+	sort.SliceStable(own, func(a, b int) bool { return own[a].step.At < own[b].step.At })
+	d.tracker.Start(stepDrillRun, fmt.Sprintf("%d steps of the drill's own, %d faults in cloudsim", len(own), len(sc.Steps)-len(own)))
+	for _, t := range own {
+		if err := d.waitSim(d.armed.Add(t.step.At)); err != nil {
+			return d.fail(stepDrillRun, err)
+		}
+		switch {
+		case t.step.Command != nil:
+			if err := d.command(*t.step.Command); err != nil {
+				return d.fail(stepDrillRun, fmt.Errorf("step %d: %w", t.i+1, err))
+			}
+		case t.step.Operation != nil:
+			if err := d.operation(*t.step.Operation); err != nil {
+				return d.fail(stepDrillRun, fmt.Errorf("step %d: %w", t.i+1, err))
+			}
+		}
+	}
+	last := d.armed
+	for _, st := range sc.Steps {
+		if t := d.armed.Add(st.At); t.After(last) {
+			last = t
+		}
+	}
+	if err := d.waitSim(last); err != nil {
+		return d.fail(stepDrillRun, err)
+	}
+	d.tracker.Done(stepDrillRun, fmt.Sprintf("every step's time has come; %d operations started", len(d.ops)))
+	return nil
+}
+
+// command runs a command step on its host.
+func (d *drill) command(c anyops.DrillCommand) error {
+	var hosts *activities.Hosts
+	var inst string
+	if err := workflow.ExecuteActivity(d.callCtx, drillActs.ResolveInstance, c.InstanceID).Get(d.ctx, &inst); err != nil {
+		return err
+	}
+	hostCtx := workflow.WithActivityOptions(d.ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Minute, HeartbeatTimeout: time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 5},
+	})
+	var res activities.CommandResult
+	if err := workflow.ExecuteActivity(hostCtx, hosts.RunCommand, activities.RunCommandInput{
+		InstanceID: inst, Commands: c.Run, Comment: "drill " + anyops.DrillWorkflowID(d.in.DrillID),
+	}).Get(d.ctx, &res); err != nil {
+		return err
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("command on %s exited %d: %s", inst, res.ExitCode, lastLineOf(res.Stderr+res.Stdout))
+	}
+	return nil
+}
+
+// operation starts an operation step as a child workflow, left to run while the drill waits.
+func (d *drill) operation(op anyops.DrillOperation) error {
+	k, ok := LookupKind(op.Kind)
+	if !ok {
+		return fmt.Errorf("operation kind %q is not registered", op.Kind)
+	}
+	start, err := k.Prepare(op.Input, drillActor(d.in.DrillID))
+	if err != nil {
+		return err
+	}
+	child := workflow.WithChildOptions(d.ctx, workflow.ChildWorkflowOptions{
+		WorkflowID: start.ID, TaskQueue: k.TaskQueue, WorkflowExecutionTimeout: k.ExecutionTimeout,
+		TypedSearchAttributes: start.SearchAttributes, ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+	})
+	f := workflow.ExecuteChildWorkflow(child, k.WorkflowType, start.Input)
+	var exec workflow.Execution
+	if err := f.GetChildWorkflowExecution().Get(d.ctx, &exec); err != nil {
+		return err
+	}
+	d.ops = append(d.ops, activities.WorkflowRef{WorkflowID: exec.ID, RunID: exec.RunID})
+	d.opsDone = append(d.opsDone, f)
+	return nil
+}
+
+// waitOutcome polls until the expected incidents' recoveries have closed and nothing moved
+// for the quiet time, or the timeout; it raises the speed to the tail speed once the clients
+// serve again. It returns the simulated time it stopped at.
+func (d *drill) waitOutcome() (time.Time, bool, error) {
+	ctx, sc := d.ctx, d.in.Scenario
+	last := d.armed
+	for _, st := range sc.Steps {
+		if t := d.armed.Add(st.At); t.After(last) {
+			last = t
+		}
+	}
+	deadline := last.Add(d.policy.Timeout)
+	d.tracker.Start(stepDrillOutcome, fmt.Sprintf("waiting for %d incidents' recoveries (at most until %s simulated)", sc.Incidents, deadline.Format(time.RFC3339)))
+	var quietSince time.Time
+	tail := false
+	lastSeen := activities.Outcome{}
+	for {
+		var o activities.Outcome
+		if err := workflow.ExecuteActivity(d.callCtx, drillActs.Outcome, activities.OutcomeInput{DrillID: d.in.DrillID, Cluster: d.in.Cluster, Origin: d.origin}).Get(ctx, &o); err != nil {
+			return time.Time{}, false, d.fail(stepDrillOutcome, err)
+		}
+		opsOpen := 0
+		for _, f := range d.opsDone {
+			if !f.IsReady() {
+				opsOpen++
+			}
+		}
+		expected := o.Incidents >= sc.Incidents
+		if !tail && o.Recovered && expected && !o.SimNow.Before(d.origin) && opsOpen == 0 {
+			tail = true
+			if _, err := d.claim(d.policy.TailSpeed, true); err != nil {
+				return time.Time{}, false, d.fail(stepDrillOutcome, err)
+			}
+		}
+		settled := expected && o.Running == 0 && opsOpen == 0
+		if !settled || o.Incidents != lastSeen.Incidents || o.Recovered != lastSeen.Recovered {
+			quietSince = time.Time{}
+		}
+		if settled && quietSince.IsZero() {
+			quietSince = o.SimNow
+		}
+		lastSeen = o
+		d.tracker.set(stepDrillOutcome, func(s *Step) {
+			s.Message = fmt.Sprintf("%d of %d incidents, %d recoveries running, clients serving: %v, %d operations running",
+				o.Incidents, sc.Incidents, o.Running, o.Recovered, opsOpen)
+		})
+		if !quietSince.IsZero() && o.SimNow.Sub(quietSince) >= d.policy.Quiet {
+			d.tracker.Done(stepDrillOutcome, fmt.Sprintf("settled: %d incidents, their recoveries closed", o.Incidents))
+			return o.SimNow, false, d.releaseClock()
+		}
+		if !o.SimNow.Before(deadline) {
+			d.tracker.Done(stepDrillOutcome, fmt.Sprintf("timed out: %d of %d incidents, %d recoveries still running", o.Incidents, sc.Incidents, o.Running))
+			return o.SimNow, true, d.releaseClock()
+		}
+		if err := workflow.Sleep(ctx, max(d.realOf(d.policy.PollInterval), 100*time.Millisecond)); err != nil {
+			return time.Time{}, false, err
+		}
+	}
+}
+
+// releaseClock lets another drill play its faults: this one's outcome is in the log.
+func (d *drill) releaseClock() error {
+	_, err := d.claim(0, false)
+	return err
+}
+
+// report collects the last events and computes the report.
+func (d *drill) report(end time.Time, timedOut bool) (*anyops.DrillReport, error) {
+	ctx, sc := d.ctx, d.in.Scenario
+	d.tracker.Start(stepDrillReport, "collecting the last events and computing the report")
+	d.stopCollector()
+	if err := workflow.ExecuteActivity(d.collectOptions(), drillActs.CollectEvents, activities.CollectEventsInput{DrillID: d.in.DrillID, FromSeq: d.fromSeq}).Get(ctx, nil); err != nil {
+		return nil, d.fail(stepDrillReport, err)
+	}
+	var anchor activities.DrillClock
+	if err := workflow.ExecuteActivity(d.callCtx, drillActs.ReadClock).Get(ctx, &anchor); err != nil {
+		return nil, d.fail(stepDrillReport, err)
+	}
+	kinds := map[string]string{}
+	for _, k := range Kinds() {
+		kinds[k.WorkflowType] = k.Name
+	}
+	reportCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 5 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5}})
+	var r anyops.DrillReport
+	if err := workflow.ExecuteActivity(reportCtx, drillActs.Report, activities.DrillReportInput{
+		DrillID: d.in.DrillID, Scenario: sc.Name, Cluster: d.in.Cluster, Listed: sc.Report, Goals: sc.Goals,
+		Armed: d.armed, Origin: d.origin, End: end, TimedOut: timedOut, Anchor: anchor, Kinds: kinds,
+		Operations: d.ops, StartedAt: d.started,
+	}).Get(ctx, &r); err != nil {
+		return nil, d.fail(stepDrillReport, err)
+	}
+	rto := "not recovered"
+	if r.RTOSeconds != nil {
+		rto = fmt.Sprintf("rto %.0f s", *r.RTOSeconds)
+	}
+	d.tracker.Done(stepDrillReport, fmt.Sprintf("%s at speed %g, %d bytes lost, %d interlock violations, %d duplicates, winner %q",
+		rto, r.Speed, r.LostBytes, r.InterlockViolations, r.DuplicateResources, r.Winner))
+	return &r, nil
+}
+
+func (d *drill) collectOptions() workflow.Context {
+	return workflow.WithActivityOptions(d.ctx, workflow.ActivityOptions{StartToCloseTimeout: 2 * time.Minute, HeartbeatTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5}})
+}
+
+// stopCollector ends the event collection and waits for it to stop.
+func (d *drill) stopCollector() {
+	if d.stopColl != nil {
+		d.stopColl(d.ctx)
+		d.stopColl = nil
+	}
+}
+
+// finish tears down (in a context a cancel does not reach) and records the drill's end.
+func (d *drill) finish(report *anyops.DrillReport, runErr error) (anyops.DrillReport, error) {
+	ctx, cancelled := d.ctx, errors.Is(d.ctx.Err(), workflow.ErrCanceled)
+	if cancelled || runErr != nil {
+		ctx, _ = workflow.NewDisconnectedContext(d.ctx)
+	}
+	d.ctx = ctx
+	d.callCtx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second, MaximumAttempts: 10},
+	})
+	d.stopCollector()
+	tdErr := d.teardown()
+	state, msg := anyops.DrillCompleted, ""
+	switch {
+	case cancelled:
+		state, msg = anyops.DrillCanceled, "canceled"
+	case runErr != nil:
+		state, msg = anyops.DrillFailed, runErr.Error()
+	case tdErr != nil:
+		state, msg = anyops.DrillFailed, "tear-down: "+tdErr.Error()
+	}
+	if runErr != nil && tdErr != nil {
+		msg += "; tear-down: " + tdErr.Error()
+	}
+	if err := workflow.ExecuteActivity(d.callCtx, drillActs.FinishDrill, activities.FinishDrillInput{
+		DrillID: d.in.DrillID, State: state, Report: report, Error: msg,
+	}).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("recording the drill's end", "err", err)
+		if msg == "" {
+			msg = "record the drill's end: " + err.Error()
+		}
+	}
+	var out anyops.DrillReport
+	if report != nil {
+		out = *report
+	}
+	if state != anyops.DrillCompleted || msg != "" {
+		if cancelled {
+			return out, temporal.NewCanceledError(msg)
+		}
+		return out, temporal.NewNonRetryableApplicationError(msg, "DrillFailed", nil)
+	}
+	d.tracker.Finish(summary(out))
+	return out, nil
+}
+
+// summary is the report in one line for the Status.
+func summary(r anyops.DrillReport) string {
+	rto := "not recovered"
+	if r.RTOSeconds != nil {
+		rto = fmt.Sprintf("rto %.0f s", *r.RTOSeconds)
+	}
+	return fmt.Sprintf("%s %s: %s, %d bytes lost, %d interlock violations", r.Drill, r.Scenario, rto, r.LostBytes, r.InterlockViolations)
+}
+
+// teardown clears the drill's faults and, for a cluster of its own, retires, terminates and
+// deletes it, marking its rows; the speed claim ends with FinishDrill.
+func (d *drill) teardown() error {
+	ctx := d.ctx
+	d.tracker.Start(stepDrillTeardown, "ending what still runs for the drill, clearing its faults")
+	var errs []error
+	endCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 3 * time.Minute, HeartbeatTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
+	})
+	own := ""
+	if d.built {
+		own = d.in.Cluster
+	}
+	if err := workflow.ExecuteActivity(endCtx, drillActs.EndWorkflows, activities.EndWorkflowsInput{
+		Cluster: own, Operations: d.ops, Grace: time.Minute,
+	}).Get(ctx, nil); err != nil {
+		errs = append(errs, fmt.Errorf("end the drill's workflows: %w", err))
+	}
+	if err := workflow.ExecuteActivity(d.callCtx, drillActs.ClearFaults, activities.ClearFaultsInput{
+		Cluster: d.in.Cluster, Faults: d.faults, Armed: d.armed,
+	}).Get(ctx, nil); err != nil {
+		errs = append(errs, fmt.Errorf("clear faults: %w", err))
+	}
+	if !d.built || d.policy.KeepCluster {
+		msg := "nothing built to tear down"
+		if d.built {
+			msg = d.in.Cluster + " kept (policy keep_cluster)"
+		}
+		d.tracker.Done(stepDrillTeardown, msg)
+		return errors.Join(errs...)
+	}
+	volumesCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute, ScheduleToCloseTimeout: 30 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 1.5, MaximumInterval: 5 * time.Second},
+	})
+	override := activities.Override{By: anyops.DrillWorkflowID(d.in.DrillID), Reason: "drill teardown: throw-away data"}
+	for _, c := range []string{d.in.Cluster, activities.StandbyClusterOf(d.in.Cluster)} {
+		d.tracker.set(stepDrillTeardown, func(s *Step) { s.Message = "retiring and terminating " + c })
+		err := workflow.ExecuteActivity(d.callCtx, drillTeardwn.RetireCluster, activities.ClusterRef{Cluster: c}).Get(ctx, nil)
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) && app.Type() == anyops.ENOTFOUND && c != d.in.Cluster {
+			continue // no spare was built
+		}
+		if err == nil {
+			err = workflow.ExecuteActivity(d.callCtx, drillTeardwn.TerminateCluster, activities.ClusterRef{Cluster: c}).Get(ctx, nil)
+		}
+		if err == nil {
+			err = workflow.ExecuteActivity(volumesCtx, drillTeardwn.DeleteClusterVolumes, activities.DeleteClusterVolumesInput{Cluster: c, Override: override}).Get(ctx, nil)
+		}
+		if err == nil {
+			err = workflow.ExecuteActivity(d.callCtx, drillTeardwn.RetireClusterRows, activities.ClusterRef{Cluster: c}).Get(ctx, nil)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		d.tracker.Fail(stepDrillTeardown, err)
+		return err
+	}
+	d.tracker.Done(stepDrillTeardown, d.in.Cluster+" retired, terminated, its volumes deleted and its rows marked")
+	return nil
+}
