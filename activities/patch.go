@@ -56,6 +56,27 @@ func (a *Inventory) PlanPatch(ctx context.Context, target anyops.PatchTarget) (P
 	return plan, nil
 }
 
+// InRotation lists the running servers of a target that are not drained: those users reach
+// (a drained web server takes no requests, a drained console host admits no console), in
+// rollout order. FleetPatch's users' health checks probe them.
+func (a *Inventory) InRotation(ctx context.Context, target anyops.PatchTarget) ([]PatchTargetServer, error) {
+	plan, err := a.PlanPatch(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	drains, err := a.Store.Drains(ctx)
+	if err != nil {
+		return nil, classify(err)
+	}
+	out := []PatchTargetServer{}
+	for _, s := range plan.Servers {
+		if _, drained := drains[s.Name]; !drained && s.State == anyops.ServerRunning && s.InstanceID != "" {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
 // StartPatchRolloutInput records a rollout's plan.
 type StartPatchRolloutInput struct {
 	Rollout inventory.PatchRollout  `json:"rollout"`

@@ -24,6 +24,8 @@ const (
 	DefaultMaxRoleDownPercent  = 50
 	DefaultCanaryCount         = 1
 	DefaultApprovalTimeout     = 24 * time.Hour
+	DefaultUserCheckInterval   = 10 * time.Second
+	maxUserErrorsListed        = 20 // failed users' checks the result lists (it counts them all)
 	patchAttempts              = 3 // tries of one host step before the server counts as failed
 	maxCanaryCount             = 100
 	platformCertificateName    = "platform"
@@ -48,6 +50,9 @@ type PatchCanary struct {
 type PatchTiming struct {
 	FleetTiming
 	ApprovalTimeout time.Duration `json:"approval_timeout,omitempty"`
+	// UserCheckInterval is how often the users' health checks (WatchUsers) probe the servers
+	// in rotation; default 10 s.
+	UserCheckInterval time.Duration `json:"user_check_interval,omitempty"`
 }
 
 // FleetPatchInput is the body of POST /v1/operations/patch.
@@ -63,7 +68,13 @@ type FleetPatchInput struct {
 	// (default 50); never the whole role.
 	MaxRoleDownPercent int         `json:"max_role_down_percent,omitempty"`
 	Canary             PatchCanary `json:"canary,omitempty"`
-	Timing             PatchTiming `json:"timing,omitempty"`
+	// WatchUsers runs the users' health checks from the plan to the end of the rollout: every
+	// Timing.UserCheckInterval, every web and console server of the target's clusters and
+	// zones that is in rotation (running, not drained) gets its service's health probe, as a
+	// user's request would reach it; a failed probe of a server that was in rotation before
+	// and after it is a user error (UserErrors). They count, they do not stop the rollout.
+	WatchUsers bool        `json:"watch_users,omitempty"`
+	Timing     PatchTiming `json:"timing,omitempty"`
 	// RequestedBy is set by the API from the authenticated caller.
 	RequestedBy string `json:"requested_by,omitempty"`
 }
@@ -88,6 +99,11 @@ type FleetPatchResult struct {
 	Certificate        *activities.RotateCertificateOutput `json:"certificate,omitempty"`
 	NoticesSent        int                                 `json:"notices_sent"`
 	NoticesQueued      int                                 `json:"notices_queued"`
+	// UserChecks and UserErrors count the users' health checks (WatchUsers) and those that
+	// failed on a server in rotation; UserErrorList names the first of them.
+	UserChecks    int      `json:"user_checks"`
+	UserErrors    int      `json:"user_errors"`
+	UserErrorList []string `json:"user_error_list,omitempty"`
 }
 
 // patchPlan is the validated, defaulted form of an input.
@@ -97,6 +113,7 @@ type patchPlan struct {
 	roleDownPct  int
 	canaryCount  int
 	approvalWait time.Duration
+	userInterval time.Duration
 }
 
 func (in *FleetPatchInput) check() (patchPlan, error) {
@@ -141,6 +158,12 @@ func (in *FleetPatchInput) check() (patchPlan, error) {
 	if p.approvalWait = in.Timing.ApprovalTimeout; p.approvalWait == 0 {
 		p.approvalWait = DefaultApprovalTimeout
 	}
+	if in.Timing.UserCheckInterval < 0 || in.Timing.UserCheckInterval > time.Hour {
+		return p, anyops.Errorf(anyops.EINVALID, "timing.user_check_interval must be between 0 (the default 10s) and 1h in nanoseconds")
+	}
+	if p.userInterval = in.Timing.UserCheckInterval; p.userInterval == 0 {
+		p.userInterval = DefaultUserCheckInterval
+	}
 	return p, nil
 }
 
@@ -176,6 +199,11 @@ type patchRun struct {
 	awaitingApproval       bool
 	approved               bool
 	approvedBy             string
+
+	// The users' health checks (WatchUsers).
+	usersStop, usersDone   bool
+	userChecks, userErrors int
+	userErrorList          []string
 }
 
 // FleetPatch patches the fleet for an advisory (patch/<advisory>), in the Heartbleed
@@ -233,6 +261,9 @@ func FleetPatch(ctx workflow.Context, in FleetPatchInput) (FleetPatchResult, err
 		tracker.Fail(patchStepPlan, err)
 		return FleetPatchResult{}, err
 	}
+	if in.WatchUsers {
+		r.watchUsers(ctx, timing)
+	}
 	tracker.Done(patchStepPlan, fmt.Sprintf("%d servers; %d at once, max errors %d, at most %d%% of a role down; canary %d", n, r.concurrency, r.maxErrors, plan.roleDownPct, canary))
 
 	tracker.Start(patchStepCanary, fmt.Sprintf("patching the canary: %s", serverNames(r.servers[:canary])))
@@ -277,6 +308,12 @@ func FleetPatch(ctx workflow.Context, in FleetPatchInput) (FleetPatchResult, err
 		tracker.Skip(patchStepRollout, "not started: "+r.stopReason)
 	}
 
+	if in.WatchUsers {
+		r.usersStop = true
+		if err := workflow.Await(ctx, func() bool { return r.usersDone }); err != nil {
+			return FleetPatchResult{}, err
+		}
+	}
 	res := r.result()
 	if err := workflow.ExecuteActivity(callCtx, inv.SetPatchRolloutState, activities.PatchRolloutStateInput{
 		Advisory: adv.ID, State: res.State, Errors: r.errors, Reason: r.stopReason}).Get(ctx, nil); err != nil {
@@ -552,6 +589,75 @@ func serverNames(servers []activities.PatchTargetServer) string {
 	return strings.Join(out, ", ")
 }
 
+// watchUsers starts the users' health checks: rounds every plan.userInterval until usersStop,
+// then usersDone. A round probes every web and console server in rotation at once; a failed
+// probe is a user error only if the server was in rotation both before and after it (one
+// drained meanwhile had its requests moved off, as a load balancer's draining does).
+func (r *patchRun) watchUsers(ctx workflow.Context, timing FleetTiming) {
+	var (
+		hosts *activities.Hosts
+		inv   *activities.Inventory
+	)
+	probeOpts := timing.hostOptions()
+	probeOpts.RetryPolicy.MaximumAttempts = 1 // a user does not retry: a failed probe is an error
+	target := anyops.PatchTarget{Clusters: r.in.Target.Clusters, Zones: r.in.Target.Zones}
+	for _, role := range anyops.Roles {
+		if anyops.ServiceHealthURL(role) != "" {
+			target.Roles = append(target.Roles, role)
+		}
+	}
+	inRotation := func(ctx workflow.Context) (map[string]bool, []activities.PatchTargetServer) {
+		var servers []activities.PatchTargetServer
+		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, timing.callOptions()), inv.InRotation, target).Get(ctx, &servers); err != nil {
+			return nil, nil // the inventory did not answer: this round checks nothing
+		}
+		set := map[string]bool{}
+		for _, s := range servers {
+			set[s.Name] = true
+		}
+		return set, servers
+	}
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { r.usersDone = true }()
+		probeCtx := workflow.WithActivityOptions(ctx, probeOpts)
+		for !r.usersStop {
+			_, servers := inRotation(ctx)
+			probes := make([]workflow.Future, len(servers))
+			for i, s := range servers {
+				probes[i] = workflow.ExecuteActivity(probeCtx, hosts.HealthProbe, activities.HealthProbeInput{InstanceID: s.InstanceID, URL: anyops.ServiceHealthURL(s.Role)})
+			}
+			var failed []string
+			why := map[string]string{}
+			for i, s := range servers {
+				var out activities.HealthProbeOutput
+				err := probes[i].Get(ctx, &out)
+				r.userChecks++
+				switch {
+				case err != nil:
+					failed, why[s.Name] = append(failed, s.Name), errorText(err)
+				case !out.Healthy:
+					failed, why[s.Name] = append(failed, s.Name), out.Detail
+				}
+			}
+			if len(failed) > 0 {
+				still, _ := inRotation(ctx)
+				for _, name := range failed {
+					if !still[name] {
+						continue
+					}
+					r.userErrors++
+					if len(r.userErrorList) < maxUserErrorsListed {
+						r.userErrorList = append(r.userErrorList, fmt.Sprintf("%s %s: %s", workflow.Now(ctx).UTC().Format(time.RFC3339), name, why[name]))
+					}
+				}
+			}
+			if _, err := workflow.AwaitWithTimeout(ctx, r.plan.userInterval, func() bool { return r.usersStop }); err != nil {
+				return
+			}
+		}
+	})
+}
+
 // ordered is the reports in plan order.
 func (r *patchRun) ordered() []activities.PatchServerReport {
 	out := make([]activities.PatchServerReport, 0, len(r.servers))
@@ -587,7 +693,8 @@ func (r *patchRun) progress() string {
 
 func (r *patchRun) result() FleetPatchResult {
 	res := FleetPatchResult{Advisory: r.in.Advisory.ID, State: anyops.RolloutCompleted, Errors: r.errors, MaxErrors: r.maxErrors,
-		StopReason: r.stopReason, Outcomes: map[string]int{}, MaxRoleDownPercent: r.maxDownPct}
+		StopReason: r.stopReason, Outcomes: map[string]int{}, MaxRoleDownPercent: r.maxDownPct,
+		UserChecks: r.userChecks, UserErrors: r.userErrors, UserErrorList: r.userErrorList}
 	switch {
 	case r.aborted:
 		res.State = anyops.RolloutAborted

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
@@ -39,6 +40,7 @@ type patchEnv struct {
 	smtp      *smtptest.Server
 	env       *testsuite.TestWorkflowEnvironment
 	ec2       *ec2.Client
+	ssm       *ssm.Client
 	instances map[string]string // server -> instance id
 }
 
@@ -63,7 +65,7 @@ func newPatchEnv(t *testing.T, servers []struct {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.ec2 = clients.EC2
+	e.ec2, e.ssm = clients.EC2, clients.SSM
 	if e.store, err = inventory.Open(ctx, inventory.DriverSQLite, filepath.Join(t.TempDir(), "inv.db")); err != nil {
 		t.Fatal(err)
 	}
@@ -200,15 +202,19 @@ func maxOverlap(intervals [][2]time.Time) int {
 // and verified fixed by the heartbeat check (cloudsim agrees: no TLS service vulnerable);
 // nginx restarted on web and tornado on console, nothing on file, backup and task with the
 // reason; never more than one of a role's two servers restarting at once (and the result's
-// max_role_down_percent says 50); no server left drained; each apt-get upgrade ran once per
+// max_role_down_percent says 50); the users' health checks ran all along and none failed
+// (every restart happened drained); no server left drained; each apt-get upgrade ran once per
 // host; without a CA the certificate rotation leaves a key and CSR for a manual issue; and the
 // two custom-domain owners (bob with two apps, carol) get one email each through the SMTP
 // server, alice and dave (platform subdomains) none.
 func TestFleetPatchHeartbleedDemoFleet(t *testing.T) {
 	e := newPatchEnv(t, demoPatchServers)
-	res, err := e.run(t, patchInput(func(in *FleetPatchInput) { in.MaxConcurrency = "100%" }))
+	res, err := e.run(t, patchInput(func(in *FleetPatchInput) { in.MaxConcurrency, in.WatchUsers = "100%", true }))
 	if err != nil {
 		t.Fatalf("FleetPatch: %v", err)
+	}
+	if res.UserChecks == 0 || res.UserErrors != 0 {
+		t.Errorf("users' checks %d with %d errors %v, want some and none failed", res.UserChecks, res.UserErrors, res.UserErrorList)
 	}
 	if res.State != anyops.RolloutCompleted || res.VulnerableBefore != 4 || res.VulnerableAfter != 0 || res.Outcomes["patched"] != 7 || res.Errors != 0 {
 		t.Fatalf("result %+v, want completed, 4 vulnerable before, 0 after, 7 patched", res)
@@ -260,6 +266,35 @@ func TestFleetPatchHeartbleedDemoFleet(t *testing.T) {
 	rollout, err := e.store.GetPatchRollout(context.Background(), "CVE-2014-0160")
 	if err != nil || rollout.State != anyops.RolloutCompleted || len(rollout.Servers) != 7 || rollout.Servers[0].Before == nil {
 		t.Errorf("inventory report %+v, %v", rollout, err)
+	}
+}
+
+// TestFleetPatchUsersChecksCatchAServerDownInRotation proves the users' health checks can
+// fail: a console host whose tornado is down but which nobody drained is a user error in every
+// round, while the web servers the rollout restarts (drained) are none; the errors are
+// counted, named, and do not stop the rollout.
+func TestFleetPatchUsersChecksCatchAServerDownInRotation(t *testing.T) {
+	e := newPatchEnv(t, []struct {
+		name string
+		role anyops.Role
+	}{{"live-web1", anyops.RoleWeb}, {"live-web2", anyops.RoleWeb}, {"live-console1", anyops.RoleConsole}, {"live-console2", anyops.RoleConsole}})
+	if _, err := e.ssm.SendCommand(context.Background(), &ssm.SendCommandInput{DocumentName: aws.String("AWS-RunShellScript"),
+		InstanceIds: []string{e.instances["live-console2"]}, Parameters: map[string][]string{"commands": {"systemctl stop tornado"}}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.run(t, patchInput(func(in *FleetPatchInput) {
+		in.Target.Roles, in.WatchUsers, in.Advisory.KeysExposed = []anyops.Role{anyops.RoleWeb}, true, false
+	}))
+	if err != nil || res.State != anyops.RolloutCompleted || res.Outcomes["patched"] != 2 {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	if res.UserErrors == 0 || res.UserChecks <= res.UserErrors || len(res.UserErrorList) == 0 {
+		t.Fatalf("users' checks %d, errors %d %v: want live-console2's failures counted", res.UserChecks, res.UserErrors, res.UserErrorList)
+	}
+	for _, msg := range res.UserErrorList {
+		if !strings.Contains(msg, "live-console2") {
+			t.Errorf("user error %q is not live-console2's: a drained server's restart counted", msg)
+		}
 	}
 }
 
