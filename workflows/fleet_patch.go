@@ -26,7 +26,7 @@ const (
 	DefaultApprovalTimeout     = 24 * time.Hour
 	DefaultUserCheckInterval   = 10 * time.Second
 	maxUserErrorsListed        = 20 // failed users' checks the result lists (it counts them all)
-	patchAttempts              = 3 // tries of one host step before the server counts as failed
+	patchAttempts              = 3  // tries of one host step before the server counts as failed
 	maxCanaryCount             = 100
 	platformCertificateName    = "platform"
 	patchStepPlan              = "plan"
