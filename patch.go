@@ -348,6 +348,32 @@ const (
 // RolloutStates lists every RolloutState; the inventory's CHECK is tested against it.
 var RolloutStates = []RolloutState{RolloutRunning, RolloutAwaitingApproval, RolloutCompleted, RolloutStopped, RolloutAborted}
 
+// PatchSummary is a fleet patch's figures: FleetPatch's result carries them beside its
+// per-server report, and the heartbleed drill reports them.
+type PatchSummary struct {
+	Advisory   string       `json:"advisory"`
+	State      RolloutState `json:"state"`
+	Errors     int          `json:"errors"`
+	MaxErrors  int          `json:"max_errors"`
+	StopReason string       `json:"stop_reason,omitempty"`
+	// VulnerableBefore and VulnerableAfter count servers whose active check (not only the
+	// version) found them vulnerable before they were patched, and after the rollout (a
+	// server never checked counts as vulnerable after: nobody showed it fixed).
+	VulnerableBefore int            `json:"vulnerable_before"`
+	VulnerableAfter  int            `json:"vulnerable_after"`
+	Outcomes         map[string]int `json:"outcomes"`
+	// MaxRoleDownPercent is the largest share of a role's servers that were out of rotation
+	// at once.
+	MaxRoleDownPercent int `json:"max_role_down_percent"`
+	NoticesSent        int `json:"notices_sent"`
+	NoticesQueued      int `json:"notices_queued"`
+	// UserChecks and UserErrors count the users' health checks (watch_users) and those that
+	// failed on a server in rotation; UserErrorList names the first of them.
+	UserChecks    int      `json:"user_checks"`
+	UserErrors    int      `json:"user_errors"`
+	UserErrorList []string `json:"user_error_list,omitempty"`
+}
+
 // ServerCheck is what a check of one server found: each package's installed version ("" when
 // not installed), the active check, and, after a patch, whether the service is healthy.
 type ServerCheck struct {

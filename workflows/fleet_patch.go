@@ -79,31 +79,12 @@ type FleetPatchInput struct {
 	RequestedBy string `json:"requested_by,omitempty"`
 }
 
-// FleetPatchResult is the rollout's outcome; the per-server report is in the inventory
-// (GET /v1/patches/{advisory}) and in Servers.
+// FleetPatchResult is the rollout's outcome: its figures, every server's report (also in the
+// inventory: GET /v1/patches/{advisory}) and the certificate's rotation.
 type FleetPatchResult struct {
-	Advisory   string              `json:"advisory"`
-	State      anyops.RolloutState `json:"state"`
-	Errors     int                 `json:"errors"`
-	MaxErrors  int                 `json:"max_errors"`
-	StopReason string              `json:"stop_reason,omitempty"`
-	// VulnerableBefore and VulnerableAfter count servers whose active check (not only the
-	// version) found them vulnerable before they were patched, and after the rollout.
-	VulnerableBefore int            `json:"vulnerable_before"`
-	VulnerableAfter  int            `json:"vulnerable_after"`
-	Outcomes         map[string]int `json:"outcomes"`
-	// MaxRoleDownPercent is the largest share of a role's servers that were out of rotation at
-	// once.
-	MaxRoleDownPercent int                                 `json:"max_role_down_percent"`
-	Servers            []activities.PatchServerReport      `json:"servers"`
-	Certificate        *activities.RotateCertificateOutput `json:"certificate,omitempty"`
-	NoticesSent        int                                 `json:"notices_sent"`
-	NoticesQueued      int                                 `json:"notices_queued"`
-	// UserChecks and UserErrors count the users' health checks (WatchUsers) and those that
-	// failed on a server in rotation; UserErrorList names the first of them.
-	UserChecks    int      `json:"user_checks"`
-	UserErrors    int      `json:"user_errors"`
-	UserErrorList []string `json:"user_error_list,omitempty"`
+	anyops.PatchSummary
+	Servers     []activities.PatchServerReport      `json:"servers"`
+	Certificate *activities.RotateCertificateOutput `json:"certificate,omitempty"`
 }
 
 // patchPlan is the validated, defaulted form of an input.
@@ -692,9 +673,9 @@ func (r *patchRun) progress() string {
 }
 
 func (r *patchRun) result() FleetPatchResult {
-	res := FleetPatchResult{Advisory: r.in.Advisory.ID, State: anyops.RolloutCompleted, Errors: r.errors, MaxErrors: r.maxErrors,
+	res := FleetPatchResult{PatchSummary: anyops.PatchSummary{Advisory: r.in.Advisory.ID, State: anyops.RolloutCompleted, Errors: r.errors, MaxErrors: r.maxErrors,
 		StopReason: r.stopReason, Outcomes: map[string]int{}, MaxRoleDownPercent: r.maxDownPct,
-		UserChecks: r.userChecks, UserErrors: r.userErrors, UserErrorList: r.userErrorList}
+		UserChecks: r.userChecks, UserErrors: r.userErrors, UserErrorList: r.userErrorList}}
 	switch {
 	case r.aborted:
 		res.State = anyops.RolloutAborted

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/anyops/anyops/activities"
 	"github.com/anyops/anyops/cloudsim"
 	"github.com/anyops/anyops/config"
+	"github.com/anyops/anyops/drills"
 	"github.com/anyops/anyops/internal/smtptest"
 	"github.com/anyops/anyops/inventory"
 )
@@ -543,5 +545,30 @@ func getJSON(t *testing.T, url string, v any) {
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatalf("GET %s: %v", url, err)
+	}
+}
+
+// TestHeartbleedScenarioPatchesTheAdvisory proves the heartbleed drill's operation is a patch
+// the kind accepts (the API's check of a drill's steps), of the 2014 advisory as the root
+// package has it, with the users' health checks on and the role-down policy its goal claims.
+func TestHeartbleedScenarioPatchesTheAdvisory(t *testing.T) {
+	src, _ := drills.Shipped("heartbleed")
+	sc, err := drills.ParseScenario("heartbleed", src, inventory.DemoCluster, CheckDrillOperation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := sc.Steps[0].Operation
+	if op.Kind != KindPatch {
+		t.Fatalf("kind %s", op.Kind)
+	}
+	var in FleetPatchInput
+	if err := json.Unmarshal(op.Input, &in); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in.Advisory, anyops.Heartbleed()) {
+		t.Errorf("the scenario's advisory %+v is not anyops.Heartbleed() %+v", in.Advisory, anyops.Heartbleed())
+	}
+	if !in.WatchUsers || float64(in.MaxRoleDownPercent) != sc.Goals["max_role_down_percent"] {
+		t.Errorf("watch_users %v, max_role_down_percent %d against the goal %v", in.WatchUsers, in.MaxRoleDownPercent, sc.Goals["max_role_down_percent"])
 	}
 }
