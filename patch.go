@@ -345,6 +345,11 @@ const (
 	RolloutAborted          RolloutState = "aborted" // an operator aborted it
 )
 
+// Final reports whether a rollout in this state has ended: nothing more runs for it.
+func (s RolloutState) Final() bool {
+	return s == RolloutCompleted || s == RolloutStopped || s == RolloutAborted
+}
+
 // RolloutStates lists every RolloutState; the inventory's CHECK is tested against it.
 var RolloutStates = []RolloutState{RolloutRunning, RolloutAwaitingApproval, RolloutCompleted, RolloutStopped, RolloutAborted}
 

@@ -188,7 +188,7 @@ func (h *Hosts) run(ctx context.Context, in RunCommandInput) (CommandResult, err
 			return CommandResult{}, cloudError("SendCommand", err)
 		}
 		prog.CommandID = aws.ToString(out.Command.CommandId)
-		activity.RecordHeartbeat(ctx, prog)
+		heartbeatCommand(ctx, prog)
 	}
 	interval := h.PollInterval
 	if interval <= 0 {
@@ -206,7 +206,7 @@ func (h *Hosts) run(ctx context.Context, in RunCommandInput) (CommandResult, err
 			prog.Status = string(out.Status)
 			if commandFinished(out.Status) {
 				// Heartbeat the end too, so the next attempt knows how this one's command ended.
-				activity.RecordHeartbeat(ctx, prog)
+				heartbeatCommand(ctx, prog)
 				res := invocationResult(prog.CommandID, in.InstanceID, out)
 				if out.Status == types.CommandInvocationStatusTimedOut || out.Status == types.CommandInvocationStatusCancelled {
 					return res, temporal.NewApplicationError(
@@ -215,12 +215,20 @@ func (h *Hosts) run(ctx context.Context, in RunCommandInput) (CommandResult, err
 				return res, nil
 			}
 		}
-		activity.RecordHeartbeat(ctx, prog)
+		heartbeatCommand(ctx, prog)
 		select {
 		case <-ctx.Done():
 			return CommandResult{}, ctx.Err()
 		case <-time.After(interval):
 		}
+	}
+}
+
+// heartbeatCommand records the command's progress for the next attempt; outside an activity
+// (the users' checks run many probes inside one) there is no attempt to tell.
+func heartbeatCommand(ctx context.Context, prog CommandProgress) {
+	if activity.IsActivity(ctx) {
+		activity.RecordHeartbeat(ctx, prog)
 	}
 }
 
@@ -260,7 +268,7 @@ func (h *Hosts) earlierCommand(ctx context.Context, instance, key string) (Comma
 
 // previousCommand returns the command a previous attempt of this activity sent to instance.
 func previousCommand(ctx context.Context, instance string) (CommandProgress, bool) {
-	if !activity.HasHeartbeatDetails(ctx) {
+	if !activity.IsActivity(ctx) || !activity.HasHeartbeatDetails(ctx) {
 		return CommandProgress{}, false
 	}
 	var prev CommandProgress

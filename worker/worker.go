@@ -111,7 +111,9 @@ func Register(w worker.Registry, queue string, deps Deps) {
 	}
 	if deps.AWS != nil {
 		w.RegisterActivity(activities.NewCloud(deps.AWS))
-		w.RegisterActivity(&activities.Hosts{Clients: deps.AWS, PollInterval: deps.CommandPoll})
+		hosts := &activities.Hosts{Clients: deps.AWS, PollInterval: deps.CommandPoll}
+		w.RegisterActivity(hosts)
+		w.RegisterActivity(&activities.UserChecks{Inventory: &activities.Inventory{Store: deps.Store}, Hosts: hosts})
 		w.RegisterActivity(&activities.Teardown{Store: deps.Store, Clients: deps.AWS})
 		drills := &activities.Drills{Store: deps.Store, Clients: deps.AWS, Temporal: deps.Temporal, BaseSpeed: deps.Drills.BaseSpeed}
 		if deps.Drills.Cloudsim != "" {

@@ -19,14 +19,16 @@ const KindPatch = "patch"
 
 // FleetPatch's defaults.
 const (
-	DefaultPatchConcurrency    = "25%"
-	DefaultPatchMaxErrors      = "0"
-	DefaultMaxRoleDownPercent  = 50
-	DefaultCanaryCount         = 1
-	DefaultApprovalTimeout     = 24 * time.Hour
-	DefaultUserCheckInterval   = 10 * time.Second
-	maxUserErrorsListed        = 20 // failed users' checks the result lists (it counts them all)
-	patchAttempts              = 3  // tries of one host step before the server counts as failed
+	DefaultPatchConcurrency   = "25%"
+	DefaultPatchMaxErrors     = "0"
+	DefaultMaxRoleDownPercent = 50
+	DefaultCanaryCount        = 1
+	DefaultApprovalTimeout    = 24 * time.Hour
+	DefaultUserCheckInterval  = 10 * time.Second
+	// userChecksHeartbeat bounds the users' checks' heartbeat timeout: they heartbeat every
+	// second, and their cancellation at the rollout's end arrives within 80% of it.
+	userChecksHeartbeat        = 5 * time.Second
+	patchAttempts              = 3 // tries of one host step before the server counts as failed
 	maxCanaryCount             = 100
 	platformCertificateName    = "platform"
 	patchStepPlan              = "plan"
@@ -181,8 +183,7 @@ type patchRun struct {
 	approved               bool
 	approvedBy             string
 
-	// The users' health checks (WatchUsers).
-	usersStop, usersDone   bool
+	// What the users' health checks (WatchUsers) found.
 	userChecks, userErrors int
 	userErrorList          []string
 }
@@ -242,8 +243,9 @@ func FleetPatch(ctx workflow.Context, in FleetPatchInput) (FleetPatchResult, err
 		tracker.Fail(patchStepPlan, err)
 		return FleetPatchResult{}, err
 	}
+	waitUsers := func(workflow.Context) error { return nil }
 	if in.WatchUsers {
-		r.watchUsers(ctx, timing)
+		waitUsers = r.watchUsers(ctx)
 	}
 	tracker.Done(patchStepPlan, fmt.Sprintf("%d servers; %d at once, max errors %d, at most %d%% of a role down; canary %d", n, r.concurrency, r.maxErrors, plan.roleDownPct, canary))
 
@@ -289,17 +291,16 @@ func FleetPatch(ctx workflow.Context, in FleetPatchInput) (FleetPatchResult, err
 		tracker.Skip(patchStepRollout, "not started: "+r.stopReason)
 	}
 
-	if in.WatchUsers {
-		r.usersStop = true
-		if err := workflow.Await(ctx, func() bool { return r.usersDone }); err != nil {
-			return FleetPatchResult{}, err
-		}
-	}
 	res := r.result()
 	if err := workflow.ExecuteActivity(callCtx, inv.SetPatchRolloutState, activities.PatchRolloutStateInput{
 		Advisory: adv.ID, State: res.State, Errors: r.errors, Reason: r.stopReason}).Get(ctx, nil); err != nil {
 		return res, err
 	}
+	// The final state ends the users' checks.
+	if err := waitUsers(ctx); err != nil {
+		return res, fmt.Errorf("the users' health checks: %w", err)
+	}
+	res.UserChecks, res.UserErrors, res.UserErrorList = r.userChecks, r.userErrors, r.userErrorList
 	res.Servers = r.ordered()
 	if res.State != anyops.RolloutCompleted || !adv.KeysExposed || res.VulnerableAfter > 0 {
 		why := "the advisory exposes no keys"
@@ -570,73 +571,30 @@ func serverNames(servers []activities.PatchTargetServer) string {
 	return strings.Join(out, ", ")
 }
 
-// watchUsers starts the users' health checks: rounds every plan.userInterval until usersStop,
-// then usersDone. A round probes every web and console server in rotation at once; a failed
-// probe is a user error only if the server was in rotation both before and after it (one
-// drained meanwhile had its requests moved off, as a load balancer's draining does).
-func (r *patchRun) watchUsers(ctx workflow.Context, timing FleetTiming) {
-	var (
-		hosts *activities.Hosts
-		inv   *activities.Inventory
-	)
-	probeOpts := timing.hostOptions()
-	probeOpts.RetryPolicy.MaximumAttempts = 1 // a user does not retry: a failed probe is an error
+// watchUsers starts the users' health checks (UserChecks.WatchUsers, one activity that runs
+// its rounds every plan.userInterval until the rollout's state is final in the inventory) and
+// returns the function that waits for them, once that state is written, and takes their
+// counts.
+func (r *patchRun) watchUsers(ctx workflow.Context) (wait func(workflow.Context) error) {
+	var users *activities.UserChecks
 	target := anyops.PatchTarget{Clusters: r.in.Target.Clusters, Zones: r.in.Target.Zones}
 	for _, role := range anyops.Roles {
 		if anyops.ServiceHealthURL(role) != "" {
 			target.Roles = append(target.Roles, role)
 		}
 	}
-	inRotation := func(ctx workflow.Context) (map[string]bool, []activities.PatchTargetServer) {
-		var servers []activities.PatchTargetServer
-		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, timing.callOptions()), inv.InRotation, target).Get(ctx, &servers); err != nil {
-			return nil, nil // the inventory did not answer: this round checks nothing
+	f := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * 24 * time.Hour, HeartbeatTimeout: userChecksHeartbeat,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
+	}), users.WatchUsers, activities.WatchUsersInput{Advisory: r.in.Advisory.ID, Target: target, Interval: r.plan.userInterval})
+	return func(ctx workflow.Context) error {
+		var seen activities.UsersWatched
+		if err := f.Get(ctx, &seen); err != nil {
+			return err
 		}
-		set := map[string]bool{}
-		for _, s := range servers {
-			set[s.Name] = true
-		}
-		return set, servers
+		r.userChecks, r.userErrors, r.userErrorList = seen.Checks, seen.Errors, seen.List
+		return nil
 	}
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		defer func() { r.usersDone = true }()
-		probeCtx := workflow.WithActivityOptions(ctx, probeOpts)
-		for !r.usersStop {
-			_, servers := inRotation(ctx)
-			probes := make([]workflow.Future, len(servers))
-			for i, s := range servers {
-				probes[i] = workflow.ExecuteActivity(probeCtx, hosts.HealthProbe, activities.HealthProbeInput{InstanceID: s.InstanceID, URL: anyops.ServiceHealthURL(s.Role)})
-			}
-			var failed []string
-			why := map[string]string{}
-			for i, s := range servers {
-				var out activities.HealthProbeOutput
-				err := probes[i].Get(ctx, &out)
-				r.userChecks++
-				switch {
-				case err != nil:
-					failed, why[s.Name] = append(failed, s.Name), errorText(err)
-				case !out.Healthy:
-					failed, why[s.Name] = append(failed, s.Name), out.Detail
-				}
-			}
-			if len(failed) > 0 {
-				still, _ := inRotation(ctx)
-				for _, name := range failed {
-					if !still[name] {
-						continue
-					}
-					r.userErrors++
-					if len(r.userErrorList) < maxUserErrorsListed {
-						r.userErrorList = append(r.userErrorList, fmt.Sprintf("%s %s: %s", workflow.Now(ctx).UTC().Format(time.RFC3339), name, why[name]))
-					}
-				}
-			}
-			if _, err := workflow.AwaitWithTimeout(ctx, r.plan.userInterval, func() bool { return r.usersStop }); err != nil {
-				return
-			}
-		}
-	})
 }
 
 // ordered is the reports in plan order.

@@ -109,7 +109,9 @@ func newPatchEnv(t *testing.T, servers []struct {
 	e.env.SetTestTimeout(2 * time.Minute)
 	e.env.RegisterWorkflow(FleetPatch)
 	e.env.RegisterActivity(&activities.Inventory{Store: e.store})
-	e.env.RegisterActivity(&activities.Hosts{Clients: clients, PollInterval: 10 * time.Millisecond})
+	hosts := &activities.Hosts{Clients: clients, PollInterval: 10 * time.Millisecond}
+	e.env.RegisterActivity(hosts)
+	e.env.RegisterActivity(&activities.UserChecks{Inventory: &activities.Inventory{Store: e.store}, Hosts: hosts})
 	e.env.RegisterActivity(&activities.Certificates{Store: e.store, Domain: "www." + inventory.DemoPlatformDomain})
 	e.env.RegisterActivity(&activities.Notices{Store: e.store, SMTP: activities.SMTPConfig{Addr: e.smtp.Addr, From: "security@anyops.example"}})
 	return e
@@ -118,7 +120,7 @@ func newPatchEnv(t *testing.T, servers []struct {
 // patchInput is a Heartbleed rollout with test timing.
 func patchInput(change func(*FleetPatchInput)) FleetPatchInput {
 	in := FleetPatchInput{Advisory: anyops.Heartbleed(), MaxConcurrency: "2", MaxErrors: "0",
-		Timing: PatchTiming{FleetTiming: fastTiming}, RequestedBy: "test"}
+		Timing: PatchTiming{FleetTiming: fastTiming, UserCheckInterval: 20 * time.Millisecond}, RequestedBy: "test"}
 	if change != nil {
 		change(&in)
 	}
