@@ -4,7 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/anyops/anyops/cloudsim"
 )
@@ -119,4 +121,35 @@ func TestCloudNFSClientRefusals(t *testing.T) {
 		_, err := callErr[MountNFSOutput](env, s.hosts.MountNFS, bad)
 		requireAppError(t, err, ErrInvalidInput, true)
 	}
+}
+
+// TestCloudNFSCommandFailingOnceIsSentAgain: MountNFS and RemountNFS on the Temporal dev
+// server against cloudsim, each with its command made to fail once: the retry sends the
+// command again and succeeds. (CheckMount has no retryable failure: what goes wrong is its
+// result.)
+func TestCloudNFSCommandFailingOnceIsSentAgain(t *testing.T) {
+	s := newSimCloud(t)
+	file := s.fileService(t, "file-1")
+	web := s.launchType(t, "web-1", "c5.large", "web")
+	tc, queue := temporalWorker(t, worker.Options{}, s.hosts)
+	source := file.PrivateIP + ":/srv/home"
+	for _, step := range []struct {
+		activity, fail string
+		input          map[string]any
+	}{
+		{"MountNFS", "timeout 180 mount", map[string]any{"InstanceID": web.ID, "Source": source}},
+		{"RemountNFS", "umount -f -l", map[string]any{"InstanceID": web.ID, "Source": source}},
+	} {
+		t.Run(step.activity, func(t *testing.T) {
+			before := s.sim.Events(0, 1)[0].Seq
+			_, err := s.sim.InjectFault(cloudsim.Fault{Type: cloudsim.FaultCommandFailure, InstanceID: web.ID, Command: step.fail, Count: 1})
+			require.NoError(t, err)
+			_, err = runActivity(t, tc, queue, "nfs-retry-"+uuid.NewString(), step.activity, step.input)
+			require.NoError(t, err, "the retry after the injected failure must succeed")
+			sent := s.sim.QueryEvents(cloudsim.EventQuery{Since: before, Types: []string{"ssm.command.sent"}, Resource: web.ID})
+			require.Len(t, sent, 2, "the command is sent once per attempt: failed, then sent again")
+		})
+	}
+	health := call[MountHealth](t, s.e.env, s.hosts.CheckMount, CheckMountInput{InstanceID: web.ID})
+	require.True(t, health.Serving, "%+v", health)
 }

@@ -60,6 +60,9 @@ type NFSWatchTarget struct {
 	Server     string `json:"server"`
 	Cluster    string `json:"cluster"`
 	InstanceID string `json:"instance_id"`
+	// PrivateIP is the server's address: a client's mount that talks to another address is
+	// served by another server (after a failover) and says nothing about this one.
+	PrivateIP string `json:"private_ip"`
 	// Clients are the instance ids of running web, console and task servers of its cluster,
 	// which mount its NFS export, at most the number asked for, in name order.
 	Clients []string `json:"clients"`
@@ -89,7 +92,7 @@ func (a *Inventory) NFSWatchTarget(ctx context.Context, in NFSWatchTargetInput) 
 		out.Reason = in.Server + " is " + string(srv.State)
 		return out, nil
 	}
-	out.Watch, out.Cluster, out.InstanceID = true, srv.Cluster, srv.InstanceID
+	out.Watch, out.Cluster, out.InstanceID, out.PrivateIP = true, srv.Cluster, srv.InstanceID, srv.PrivateIP
 	servers, _, err := a.Store.ListServers(ctx, inventory.ServerFilter{Cluster: srv.Cluster, State: anyops.ServerRunning, Page: inventory.Page{Limit: inventory.MaxLimit}})
 	if err != nil {
 		return out, classify(err)
@@ -119,11 +122,6 @@ func (a *Inventory) FileServers(ctx context.Context) ([]string, error) {
 		}
 	}
 	return names, nil
-}
-
-// watchable says whether a server's state lets it serve: what the NFS watch watches.
-func watchable(s inventory.Server) bool {
-	return s.State != anyops.ServerStopping && s.State != anyops.ServerStopped && s.State != anyops.ServerTerminated
 }
 
 // IncidentEventWorkflow is the kind of the timeline events a recovery workflow writes on its

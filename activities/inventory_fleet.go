@@ -312,3 +312,9 @@ func volumeInfo(v inventory.Volume, resource string) VolumeInfo {
 	return VolumeInfo{VolumeID: v.VolumeID, Kind: v.Kind, Criticality: v.Criticality, SizeGiB: int32(v.SizeGiB), Zone: v.Zone,
 		Cluster: v.Cluster, Server: v.Server, Device: v.Device, RAIDGroup: v.RAIDGroup, DRBDResource: resource}
 }
+
+// watchable says whether a server's state lets it serve (or be served): neither stopping,
+// stopped nor terminated.
+func watchable(s inventory.Server) bool {
+	return s.State != anyops.ServerStopping && s.State != anyops.ServerStopped && s.State != anyops.ServerTerminated
+}

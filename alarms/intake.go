@@ -57,6 +57,13 @@ func check(a *anyops.Alarm) error {
 	if a.Server == "" && a.InstanceID == "" {
 		return anyops.Errorf(anyops.EINVALID, "the alarm names no server: give its name or its instance id")
 	}
+	for _, f := range []struct{ name, value string }{{"server", a.Server}, {"instance id", a.InstanceID}} {
+		if f.value != "" {
+			if err := anyops.CheckName(f.name, f.value); err != nil {
+				return err
+			}
+		}
+	}
 	a.Name, a.Check, a.Reason = truncateText(a.Name, maxAlarmText), truncateText(a.Check, maxAlarmText), truncateText(a.Reason, maxAlarmText)
 	return nil
 }

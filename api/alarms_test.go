@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.temporal.io/api/workflowservice/v1"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/activities"
 	"github.com/anyops/anyops/alarms"
 	"github.com/anyops/anyops/alarms/snstest"
 	"github.com/anyops/anyops/inventory"
@@ -335,37 +337,16 @@ func TestTenConcurrentAlarmsOneWorkflow(t *testing.T) {
 
 // runsOf counts the runs, open or closed, of a workflow id started since the fixture was made
 // (an earlier test's runs do not count), once visibility holds still.
-func (f *alarmFixture) runsOf(id string) int {
+func (f *alarmFixture) runsOf(id string) int64 {
 	f.t.Helper()
-	query := fmt.Sprintf("WorkflowId = '%s' AND StartTime >= '%s'", id, f.made.UTC().Format(time.RFC3339Nano))
-	count := func() int {
-		resp, err := f.tc.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Query: query})
-		if err != nil {
-			f.t.Fatal(err)
-		}
-		return len(resp.GetExecutions())
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	last := count()
-	for stable := 0; stable < 3 || last == 0; {
-		if time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-		if n := count(); n == last {
-			stable++
-		} else {
-			last, stable = n, 0
-		}
-	}
-	return last
+	return f.settledWorkflowCount(fmt.Sprintf("WorkflowId = '%s' AND StartTime >= '%s'", id, f.made.UTC().Format(time.RFC3339Nano)))
 }
 
 // TestAlarmRulesStartTheirRecovery proves the rules through the endpoints: an SNS alarm on the
 // backup starts backup-rebuild/<backup>, an Alertmanager alert on a web server (by its
-// instance label) replace/<web>, an alarm about an instance the inventory does not know is 404
-// (SNS) or ignored (Alertmanager) and records nothing, and an OK with no open incident records
-// nothing either.
+// instance label) replace/<web> and its resolution is noted, an alarm about an instance the
+// inventory does not know is 404 (SNS) or ignored (Alertmanager) and records nothing, and an
+// OK with no open incident records nothing either.
 func TestAlarmRulesStartTheirRecovery(t *testing.T) {
 	f := newAlarmFixture(t, inventory.DriverSQLite)
 	ctx := context.Background()
@@ -381,6 +362,11 @@ func TestAlarmRulesStartTheirRecovery(t *testing.T) {
 	rec = f.do("POST", "/v1/alarms/alertmanager", alertmanagerToken, web)
 	if a := decode[AlertmanagerAnswer](t, rec); rec.Code != 200 || a.Alerts[0].Action != anyops.AlarmStarted || a.Alerts[0].WorkflowID != anyops.ServerReplaceWorkflowID("live-web1") {
 		t.Fatalf("alert on a web server: %d %+v", rec.Code, a)
+	}
+	resolved := strings.Replace(alertmanagerWebhook("x", "resolved"), `"server":"x"`, `"instance":"live-web1:9100"`, 1)
+	rec = f.do("POST", "/v1/alarms/alertmanager", alertmanagerToken, resolved)
+	if a := decode[AlertmanagerAnswer](t, rec); rec.Code != 200 || a.Alerts[0].Action != anyops.AlarmNoted {
+		t.Fatalf("the web server's alert resolved: %d %+v, want noted", rec.Code, a)
 	}
 	before := f.incidentCount()
 	rec = f.postSNS(f.sns.Sign(f.sns.Notification(snstest.CloudWatchAlarm("x", "StatusCheckFailed", "i-0000000000000dead", "ALARM"))))
@@ -439,5 +425,51 @@ func TestAlarmAfterTheRecoveryEnded(t *testing.T) {
 	next := alarm()
 	if next.Action != anyops.AlarmStarted || next.IncidentID == first.IncidentID || next.RunID == first.RunID {
 		t.Fatalf("alarm after the incident was resolved: %+v, want a new incident and run", next)
+	}
+}
+
+// TestDecisionsReachTheFailover proves the decision routes send their Temporal update to a
+// real FileServerFailover started by an alarm, and that its validators decide: approve is
+// refused (its policy cuts over by itself), an override of an interlock that holds nothing up
+// is refused, an unknown interlock is refused, all as 409 with the workflow's reason; an abort
+// with a reason is accepted. A viewer may not decide (403).
+func TestDecisionsReachTheFailover(t *testing.T) {
+	f := newAlarmFixture(t, inventory.DriverSQLite)
+	ctx := context.Background()
+	// A worker of the fixture's queue running the failover itself: its validators answer the
+	// updates. (Its cloud activities are not there: the failover waits in its assessment.)
+	w := sdkworker.New(f.tc, f.queue, sdkworker.Options{})
+	w.RegisterWorkflowWithOptions(workflows.FileServerFailover, workflow.RegisterOptions{Name: workflows.FailoverWorkflowType})
+	w.RegisterActivity(&activities.Inventory{Store: f.store})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	file, err := f.store.GetServer(ctx, inventory.DemoFileServer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := f.postSNS(f.sns.Sign(f.sns.Notification(snstest.CloudWatchAlarm("live-file-system", "StatusCheckFailed_System", file.InstanceID, "ALARM"))))
+	started := decode[AlarmAnswer](t, rec)
+	if started.Action != anyops.AlarmStarted {
+		t.Fatalf("alarm: %d %s", rec.Code, rec.Body)
+	}
+	path := operationPath(started.WorkflowID)
+	for _, tc := range []struct {
+		decision, body, token string
+		status                int
+		inBody                string
+	}{
+		{"approve", `{"reason":"looks right"}`, viewerToken, 403, "operator"},
+		{"approve", `{"reason":"looks right"}`, operatorToken, 409, "does not wait for approval"},
+		{"override", `{"interlock":"not-uptodate","reason":"checked by hand"}`, operatorToken, 409, "holds nothing up now"},
+		{"override", `{"interlock":"no-such-lock","reason":"checked by hand"}`, operatorToken, 409, "not one of"},
+		{"abort", `{"reason":"wrong server"}`, operatorToken, 200, "cancelled"},
+		{"abort", `{"reason":"again"}`, operatorToken, 409, "aborted already"},
+	} {
+		rec := f.do("POST", path+"/"+tc.decision, tc.token, tc.body)
+		if rec.Code != tc.status || !strings.Contains(rec.Body.String(), tc.inBody) {
+			t.Errorf("%s %s: %d %s, want %d mentioning %q", tc.decision, tc.body, rec.Code, rec.Body, tc.status, tc.inBody)
+		}
 	}
 }

@@ -45,7 +45,11 @@ func (s *Server) getIncident(c *gin.Context) {
 	}
 	view := IncidentView{Incident: inc}
 	if inc.WorkflowID != "" && inc.RunID != "" {
-		op, err := s.operation(ctx, inc.WorkflowID, inc.RunID)
+		var op Operation
+		desc, err := s.deps.Temporal.DescribeWorkflow(ctx, inc.WorkflowID, inc.RunID)
+		if err == nil {
+			op, err = s.operationView(ctx, inc.WorkflowID, desc.RawResponse.GetWorkflowExecutionInfo())
+		}
 		if err != nil {
 			// The incident is still worth showing: say why its workflow is not.
 			s.log.Warn("incident workflow not described", "incident", id, "workflow_id", inc.WorkflowID, "err", err)

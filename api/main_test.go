@@ -116,12 +116,15 @@ func decode[T any](t testing.TB, rec *httptest.ResponseRecorder) T {
 
 // workflowCount counts every workflow in the namespace, open or closed: the "nothing
 // changed" check of rejected requests.
-func (f *fixture) workflowCount() int64 {
+func (f *fixture) workflowCount() int64 { return f.settledWorkflowCount("") }
+
+// settledWorkflowCount counts the workflows a visibility query ("" for all) finds, open or
+// closed. Visibility is eventually consistent: a run started a moment ago may not be counted
+// yet. It reads until the count holds still, so "before" and "after" compare settled numbers.
+func (f *fixture) settledWorkflowCount(query string) int64 {
 	f.t.Helper()
-	// Visibility is eventually consistent: a run started a moment ago may not be counted yet.
-	// Read until the count holds still, so "before" and "after" compare settled numbers.
 	count := func() int64 {
-		resp, err := f.tc.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{})
+		resp, err := f.tc.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{Query: query})
 		if err != nil {
 			f.t.Fatal(err)
 		}

@@ -299,26 +299,21 @@ func (s *Server) describeOperation(c *gin.Context) (id string, info *workflowpb.
 }
 
 func (s *Server) getOperation(c *gin.Context) {
-	id, _, ok := s.describeOperation(c)
+	id, info, ok := s.describeOperation(c)
 	if !ok {
 		return
 	}
-	op, err := s.operation(c.Request.Context(), id, "")
+	op, err := s.operationView(c.Request.Context(), id, info)
 	if err != nil {
-		WriteError(c, temporalError(err, "describe operation "+id))
+		WriteError(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, op)
 }
 
-// operation shows run runID ("" for the latest) of workflow id as the API does: its state,
-// the answer of its Status query, and its result or error once closed.
-func (s *Server) operation(ctx context.Context, id, runID string) (Operation, error) {
-	desc, err := s.deps.Temporal.DescribeWorkflow(ctx, id, runID)
-	if err != nil {
-		return Operation{}, err
-	}
-	info := desc.RawResponse.GetWorkflowExecutionInfo()
+// operationView shows a described run of workflow id as the API does: its state, the answer
+// of its Status query, and its result or error once closed.
+func (s *Server) operationView(ctx context.Context, id string, info *workflowpb.WorkflowExecutionInfo) (Operation, error) {
 	op := operationOf(info)
 	op.ID = id
 	op.Status = s.queryStatus(ctx, id, op.RunID)

@@ -37,7 +37,22 @@ type drbdRes struct {
 	Connected   bool    `json:"connected"`
 	ResyncTotal float64 `json:"resync_total,omitempty"` // bytes, while SyncTarget
 	ResyncDone  float64 `json:"resync_done,omitempty"`
-	OutOfSync   float64 `json:"out_of_sync,omitempty"` // bytes the peer wrote while we were apart
+	// The data accounting, in bytes (DRBD's bitmaps): Ahead is what this side acknowledged as
+	// Primary that its peer does not have — its writes while apart, and the rest of an
+	// interrupted resync it was the source of; Behind is what this side knows it lacks, the
+	// rest of an interrupted resync it was the target of; Lacks is what a promotion of this
+	// side left behind (the acknowledged data it did not have), logged as data.lost once it
+	// serves. They live in the metadata on the volume too (drbdMeta).
+	Ahead  float64 `json:"ahead_bytes,omitempty"`
+	Behind float64 `json:"behind_bytes,omitempty"`
+	Lacks  float64 `json:"lacks_bytes,omitempty"`
+	// AllowTwoPrimaries is the resource's net { allow-two-primaries yes; }.
+	AllowTwoPrimaries bool `json:"allow_two_primaries,omitempty"`
+	// DiscardMyData: drbdadm connect --discard-my-data; the next connect drops this side's
+	// changes and resyncs it from the peer (how a split brain is resolved).
+	DiscardMyData bool `json:"discard_my_data,omitempty"`
+	// SplitBrainSince is when a split brain of the pair was logged; zero once resolved.
+	SplitBrainSince time.Time `json:"split_brain_since,omitzero"`
 }
 
 func (r *drbdRes) device() string { return fmt.Sprintf("/dev/drbd%d", r.Minor) }
@@ -58,11 +73,11 @@ func (s *Sim) drbdMetaOf(r *drbdRes) *drbdMeta {
 	return nil
 }
 
-// saveDRBDMeta writes the resource's disk state into its metadata, as DRBD does on every
-// state change; the simulation does it when the resource leaves the kernel.
+// saveDRBDMeta writes the resource's disk state and bitmaps into its metadata, as DRBD does
+// on every state change; the simulation does it when the resource leaves the kernel.
 func (s *Sim) saveDRBDMeta(r *drbdRes) {
 	if m := s.drbdMetaOf(r); m != nil && r.Disk != "Diskless" {
-		m.Disk = r.Disk
+		m.Disk, m.Ahead, m.Behind, m.Lacks = r.Disk, r.Ahead, r.Behind, r.Lacks
 	}
 }
 
@@ -129,47 +144,44 @@ func (s *Sim) resSize(r *drbdRes) float64 {
 }
 
 // advanceDRBD moves every replication link from from to to: connection changes take effect at
-// to (DRBD is evaluated at settle points), resync and out-of-sync accumulate over the interval.
+// to (DRBD is evaluated at settle points), resync and the data a Primary writes while apart
+// accumulate over the interval.
 func (s *Sim) advanceDRBD(from, to time.Time) {
 	dt := to.Sub(from).Seconds()
 	if dt < 0 {
 		dt = 0
 	}
+	s.drbdTwoPrimaries(to) // before links form: two live primaries are what the split brain is
 	for _, hid := range sortedKeys(s.st.Hosts) {
 		h := s.st.Hosts[hid]
 		for _, name := range sortedKeys(h.DRBD) {
 			r := h.DRBD[name]
 			peer, pr, linked := s.drbdLinked(h, r)
+			if linked && !r.Connected && s.drbdRefuseConnect(h, r, peer, pr, to) {
+				continue // StandAlone: the change happened at to
+			}
 			if linked != r.Connected {
 				r.Connected = linked
 				if linked {
 					s.drbdConnected(h, r, peer, pr, to)
 				} else if r.Up {
-					s.event(to, "drbd.disconnected", h.InstanceID, "drbd %s on %s lost its peer %s", name, h.Hostname, r.Peer)
-					// Fencing: a primary that is still alive marks the peer it lost Outdated.
-					// When the primary itself died, the secondary's data stays UpToDate.
-					if r.Role == "Secondary" && r.Disk == "UpToDate" && pr != nil && pr.Role == "Primary" && s.reachable(r.Peer) {
-						r.Disk = "Outdated"
-					}
-					if r.Disk == "Inconsistent" && r.ResyncTotal > 0 {
-						r.OutOfSync = r.ResyncTotal - r.ResyncDone
-						r.ResyncTotal, r.ResyncDone = 0, 0
-					}
+					s.drbdLinkLost(h, r, pr, to)
 				}
 				s.markDirty()
 				continue // the change happened at to: the interval before it had the old state
 			}
 			switch {
-			case !linked && pr != nil && pr.Up && pr.Role == "Primary" && s.reachable(r.Peer) &&
-				!(r.Role == "Primary" && s.reachable(h.InstanceID)):
-				// A live primary keeps writing while we are away (down, cut off, or a failed
-				// old primary): that is what the resync must move when we reconnect.
-				r.OutOfSync = min(r.OutOfSync+drbdChangeRate*dt, s.resSize(r))
+			case !linked && r.Up && r.Role == "Primary" && s.reachable(h.InstanceID):
+				// A live Primary keeps writing while its peer is away (down, cut off, or a
+				// failed old primary): acknowledged here, missing there.
+				r.Ahead = min(r.Ahead+drbdChangeRate*dt, s.resSize(r))
+				s.markDirty()
 			case linked && r.Disk == "Inconsistent" && pr != nil && pr.Disk == "UpToDate" && r.ResyncTotal > 0:
 				r.ResyncDone += drbdResyncRate * dt
 				if r.ResyncDone >= r.ResyncTotal {
 					at := to.Add(-time.Duration((r.ResyncDone - r.ResyncTotal) / drbdResyncRate * float64(time.Second))).Truncate(time.Millisecond)
-					r.Disk, r.ResyncTotal, r.ResyncDone, r.OutOfSync = "UpToDate", 0, 0, 0
+					r.Disk, r.ResyncTotal, r.ResyncDone, r.Behind = "UpToDate", 0, 0, 0
+					r.SplitBrainSince, pr.SplitBrainSince = time.Time{}, time.Time{}
 					// What the source wrote while we lagged is here now, and so is its
 					// data generation.
 					if dst, src := s.st.Volumes[r.VolumeID], s.st.Volumes[pr.VolumeID]; dst != nil && src != nil {
@@ -184,65 +196,137 @@ func (s *Sim) advanceDRBD(from, to time.Time) {
 			}
 		}
 	}
+	s.drbdTwoPrimaries(to)
 }
 
-// drbdConnected starts a resync when one side lags: the changed blocks after a disconnect,
-// the whole device for a fresh replica.
+// drbdLinkLost is a link that went down: a primary that is still alive fences the peer it
+// lost (Outdated), and an interrupted resync leaves its rest in both sides' bitmaps.
+func (s *Sim) drbdLinkLost(h *host, r, pr *drbdRes, at time.Time) {
+	s.event(at, "drbd.disconnected", h.InstanceID, "drbd %s on %s lost its peer %s", r.Name, h.Hostname, r.Peer)
+	// When the primary itself died, the secondary's data stays UpToDate.
+	if r.Role == "Secondary" && r.Disk == "UpToDate" && pr != nil && pr.Role == "Primary" && s.reachable(r.Peer) {
+		r.Disk = "Outdated"
+	}
+	if r.Disk == "Inconsistent" && r.ResyncTotal > 0 {
+		rest := r.ResyncTotal - r.ResyncDone
+		r.Behind = max(r.Behind, rest)
+		if pr != nil {
+			pr.Ahead = max(pr.Ahead, rest)
+		}
+		r.ResyncTotal, r.ResyncDone = 0, 0
+	}
+}
+
+// drbdRefuseConnect is DRBD's handshake refusing a connection, which leaves both sides
+// StandAlone: a split brain (both sides hold acknowledged data the other lacks, and neither
+// discards its own), or a current Primary that would have to become the sync target.
+func (s *Sim) drbdRefuseConnect(h *host, r *drbdRes, peer *host, pr *drbdRes, at time.Time) bool {
+	if r.DiscardMyData || pr.DiscardMyData {
+		return false
+	}
+	switch {
+	case r.Ahead > 0 && pr.Ahead > 0:
+		r.AdminDown, pr.AdminDown = true, true
+		s.splitBrain(at, h, r, peer, pr, "diverged", fmt.Sprintf("both sides hold data the other lacks (%.0f and %.0f bytes): Split-Brain detected but unresolved, dropping connection", r.Ahead, pr.Ahead))
+	case r.Role == "Primary" && pr.Ahead > 0 && r.Ahead == 0:
+		r.AdminDown, pr.AdminDown = true, true
+		s.event(at, "drbd.connect-refused", h.InstanceID, "drbd %s on %s: the current Primary would become sync target of %s; aborting to prevent data corruption", r.Name, h.Hostname, peer.Hostname)
+	default:
+		return false
+	}
+	s.markDirty()
+	return true
+}
+
+// splitBrain logs a split brain of the pair once per episode: drills count it as an
+// interlock broken.
+func (s *Sim) splitBrain(at time.Time, h *host, r *drbdRes, peer *host, pr *drbdRes, kind, why string) {
+	if !r.SplitBrainSince.IsZero() || !pr.SplitBrainSince.IsZero() {
+		return
+	}
+	r.SplitBrainSince, pr.SplitBrainSince = at, at
+	s.eventData(at, "drbd.split-brain", h.InstanceID, map[string]any{"resource": r.Name, "kind": kind,
+		"hosts": []string{h.InstanceID, peer.InstanceID}}, "drbd %s: split brain between %s and %s: %s", r.Name, h.Hostname, peer.Hostname, why)
+}
+
+// drbdTwoPrimaries logs a split brain when both sides of a pair are Primary and alive without
+// allow-two-primaries: each acknowledges writes the other never sees.
+func (s *Sim) drbdTwoPrimaries(at time.Time) {
+	for _, hid := range sortedKeys(s.st.Hosts) {
+		h := s.st.Hosts[hid]
+		for _, name := range sortedKeys(h.DRBD) {
+			r := h.DRBD[name]
+			peer, pr, linked := s.drbdLinked(h, r)
+			if peer == nil || pr == nil || h.InstanceID > peer.InstanceID || linked && r.AllowTwoPrimaries {
+				continue
+			}
+			if r.Up && pr.Up && r.Role == "Primary" && pr.Role == "Primary" && s.reachable(h.InstanceID) && s.reachable(peer.InstanceID) {
+				s.splitBrain(at, h, r, peer, pr, "two-primaries", "both sides are Primary and serve writes the other does not see")
+			}
+		}
+	}
+}
+
+// drbdConnected starts a resync when this side lags: what the peer holds that it lacks (the
+// peer's writes while apart, the rest of an interrupted resync), the whole device for a
+// fresh replica. A side connecting with --discard-my-data drops its own changes first.
 func (s *Sim) drbdConnected(h *host, r *drbdRes, peer *host, pr *drbdRes, at time.Time) {
 	s.event(at, "drbd.connected", h.InstanceID, "drbd %s on %s connected to %s", r.Name, h.Hostname, peer.Hostname)
+	if r.DiscardMyData {
+		r.DiscardMyData, r.Ahead = false, 0
+		if r.Disk == "UpToDate" {
+			r.Disk = "Outdated"
+		}
+		s.event(at, "drbd.discard-my-data", h.InstanceID, "drbd %s on %s discards its changes and resyncs from %s", r.Name, h.Hostname, peer.Hostname)
+	}
 	if pr.Disk != "UpToDate" {
 		return
 	}
+	total := max(pr.Ahead, r.Behind)
 	switch {
 	case r.Disk == "Inconsistent" || r.Disk == "Diskless":
-		total := r.OutOfSync
-		if total == 0 {
-			total = s.resSize(r)
+		if r.Behind == 0 {
+			total = s.resSize(r) // never in sync: the whole device; else the rest of a resync, and what came since
 		}
-		r.Disk, r.ResyncTotal, r.ResyncDone, r.OutOfSync = "Inconsistent", total, 0, 0
-	case r.Disk == "Outdated" || (r.Role == "Secondary" && r.OutOfSync > 0):
-		total := max(r.OutOfSync, mb)
-		r.Disk, r.ResyncTotal, r.ResyncDone, r.OutOfSync = "Inconsistent", total, 0, 0
+	case r.Disk == "Outdated":
+		total = max(total, mb)
+	case r.Role == "Secondary" && total > 0:
 	default:
 		return
 	}
+	r.Disk, r.ResyncTotal, r.ResyncDone, r.Behind, pr.Ahead = "Inconsistent", total, 0, 0, 0
 	s.event(at, "drbd.resync-started", h.InstanceID, "drbd %s on %s resyncing %.1f GiB from %s at %d MB/s", r.Name, h.Hostname, r.ResyncTotal/gib, peer.Hostname, drbdResyncRate/mb)
 }
 
-// drbdStatus renders `drbdadm status` in DRBD 9's format; the connection is named after the
-// peer's hostname, as DRBD names it.
-func (s *Sim) drbdStatus(h *host, r *drbdRes) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s role:%s\n  disk:%s\n", r.Name, r.Role, r.Disk)
-	peerName := r.Peer
-	peer, pr, linked := s.drbdLinked(h, r)
-	switch {
-	case r.Configured:
-		peerName = r.PeerName
-	case peer != nil:
-		peerName = peer.Hostname
+// drbdPromoted accounts a promotion: what the new Primary lacks of the data its peer
+// acknowledged is left behind, to be logged as data.lost when the resource serves.
+func (s *Sim) drbdPromoted(r, pr *drbdRes, linked bool) {
+	lacks := r.Behind
+	if r.ResyncTotal > 0 {
+		lacks += r.ResyncTotal - r.ResyncDone
 	}
-	if peerName == "" {
-		return b.String()
+	if pr != nil && !linked {
+		lacks = max(lacks, pr.Ahead)
 	}
-	if !linked || pr == nil {
-		state := "Connecting"
-		if r.AdminDown {
-			state = "StandAlone"
+	r.Lacks += lacks
+	r.Behind = 0
+}
+
+// drbdServes logs data.lost for each DRBD resource under a device that now serves with data
+// its promotion left behind.
+func (s *Sim) drbdServes(h *host, bd blockDev, at time.Time) {
+	devs := []blockDev{bd}
+	if bd.array != nil {
+		devs = bd.members
+	}
+	for _, d := range devs {
+		if r := d.drbd; r != nil && r.Lacks > 0 {
+			s.eventData(at, "data.lost", h.InstanceID, map[string]any{"resource": r.Name, "server": h.InstanceID, "bytes": int64(r.Lacks)},
+				"drbd %s on %s serves without %.0f bytes its peer had acknowledged", r.Name, h.Hostname, r.Lacks)
+			r.Lacks = 0
+			s.markDirty()
 		}
-		fmt.Fprintf(&b, "  %s connection:%s\n", peerName, state)
-		return b.String()
 	}
-	fmt.Fprintf(&b, "  %s role:%s\n", peerName, pr.Role)
-	switch {
-	case r.Disk == "Inconsistent" && pr.Disk == "UpToDate" && r.ResyncTotal > 0:
-		fmt.Fprintf(&b, "    replication:SyncTarget peer-disk:UpToDate done:%.2f\n", pct(r.ResyncDone, r.ResyncTotal))
-	case pr.Disk == "Inconsistent" && r.Disk == "UpToDate" && pr.ResyncTotal > 0:
-		fmt.Fprintf(&b, "    replication:SyncSource peer-disk:Inconsistent done:%.2f\n", pct(pr.ResyncDone, pr.ResyncTotal))
-	default:
-		fmt.Fprintf(&b, "    replication:Established peer-disk:%s\n", pr.Disk)
-	}
-	return b.String()
 }
 
 func pct(done, total float64) float64 {

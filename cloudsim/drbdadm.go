@@ -72,7 +72,7 @@ func (x *execCtx) drbdTargets(sub string, names []string) ([]drbdTarget, *result
 }
 
 func cmdDrbdadm(x *execCtx, args []string, _ string) result {
-	var force, clearBitmap bool
+	var force, clearBitmap, verbose, statistics, discard bool
 	var rest []string
 	for _, a := range args {
 		switch {
@@ -80,7 +80,13 @@ func cmdDrbdadm(x *execCtx, args []string, _ string) result {
 			force = true
 		case a == "--clear-bitmap":
 			clearBitmap = true
-		case a == "-v" || a == "--verbose" || a == "--" || strings.HasPrefix(a, "--max-peers="):
+		case a == "-v" || a == "--verbose":
+			verbose = true
+		case a == "-s" || a == "--statistics":
+			statistics = true
+		case a == "--discard-my-data":
+			discard = true
+		case a == "--" || strings.HasPrefix(a, "--max-peers="):
 		case strings.HasPrefix(a, "-"):
 			return fail(20, "drbdadm: option %s is not simulated", a)
 		default:
@@ -122,10 +128,14 @@ func cmdDrbdadm(x *execCtx, args []string, _ string) result {
 			if t.res == nil || !t.res.Up {
 				return fail(10, "%s: No such resource\nCommand 'drbdsetup status %s' terminated with exit code 10", t.name, t.name)
 			}
-			if i > 0 {
+			if i > 0 && !verbose && !statistics {
 				out.WriteString("\n")
 			}
-			r = ok(x.s.drbdStatus(x.h, t.res))
+			if verbose || statistics {
+				r = ok(x.s.drbdStatusVerbose(x.h, t.res, verbose, statistics))
+			} else {
+				r = ok(x.s.drbdStatus(x.h, t.res))
+			}
 		case "create-md":
 			r = x.drbdCreateMD(t, force)
 		case "up", "adjust":
@@ -134,6 +144,14 @@ func cmdDrbdadm(x *execCtx, args []string, _ string) result {
 			r = x.drbdGetGI(t)
 		case "new-current-uuid":
 			r = x.drbdNewCurrentUUID(t, clearBitmap)
+		case "connect":
+			if discard && t.res != nil && t.res.Up && t.res.Role == "Primary" {
+				return fail(11, "%s: State change failed: (-1) --discard-my-data on a Primary", t.res.device())
+			}
+			r = x.drbdRunning(sub, t, force)
+			if r.code == 0 && discard {
+				t.res.DiscardMyData = true
+			}
 		default:
 			r = x.drbdRunning(sub, t, force)
 		}
@@ -226,7 +244,9 @@ func (x *execCtx) drbdUp(t drbdTarget, adjust bool) result {
 	if v.Data.DRBD == nil {
 		return fail(10, "No valid meta data found\nCommand 'drbdmeta %d v09 %s internal apply-al' terminated with exit code 255", t.local.Minor, t.local.Disk)
 	}
-	r = &drbdRes{Name: t.name, Minor: t.local.Minor, VolumeID: v.ID, Configured: true, Up: true, Role: "Secondary", Disk: v.Data.DRBD.Disk}
+	m := v.Data.DRBD
+	r = &drbdRes{Name: t.name, Minor: t.local.Minor, VolumeID: v.ID, Configured: true, Up: true, Role: "Secondary", Disk: m.Disk,
+		Ahead: m.Ahead, Behind: m.Behind, Lacks: m.Lacks}
 	x.drbdApplyConfig(r, t)
 	h.DRBD[t.name] = r
 	x.s.markDirty()
@@ -236,6 +256,7 @@ func (x *execCtx) drbdUp(t drbdTarget, adjust bool) result {
 
 func (x *execCtx) drbdApplyConfig(r *drbdRes, t drbdTarget) {
 	r.NodeID, r.LocalAddr = t.local.NodeID, t.local.Address
+	r.AllowTwoPrimaries = t.conf.AllowTwoPrimaries
 	r.PeerName, r.PeerAddr = "", ""
 	if t.peer != nil {
 		r.PeerName, r.PeerAddr = t.peer.Names[0], t.peer.Address
@@ -308,6 +329,7 @@ func (x *execCtx) drbdNewCurrentUUID(t drbdTarget, clearBitmap bool) result {
 	gen := x.s.newGeneration()
 	m.Gen, pm.Gen = gen, gen
 	r.Disk, pr.Disk = "UpToDate", "UpToDate"
+	r.Ahead, r.Behind, pr.Ahead, pr.Behind = 0, 0, 0, 0
 	x.s.saveDRBDMeta(r)
 	x.s.saveDRBDMeta(pr)
 	x.s.event(x.now, "drbd.new-current-uuid", x.h.InstanceID, "drbd %s on %s and its peer UpToDate without an initial sync", t.name, x.h.Hostname)
@@ -334,14 +356,18 @@ func (x *execCtx) drbdRunning(sub string, t drbdTarget, force bool) result {
 	}
 	switch sub {
 	case "primary":
-		if _, pr, linked := x.s.drbdLinked(h, r); linked && pr.Role == "Primary" {
+		_, pr, linked := x.s.drbdLinked(h, r)
+		if linked && pr.Role == "Primary" && !r.AllowTwoPrimaries {
 			return fail(11, "%s: State change failed: (-1) Multiple primaries not allowed by config", r.device())
 		}
 		if r.Disk != "UpToDate" && !force {
 			return fail(11, "%s: State change failed: (-2) Need access to UpToDate data", r.device())
 		}
+		if r.Role != "Primary" {
+			x.s.drbdPromoted(r, pr, linked)
+		}
 		if r.Disk == "Inconsistent" || r.Disk == "Outdated" {
-			r.Disk, r.ResyncTotal, r.ResyncDone, r.OutOfSync = "UpToDate", 0, 0, 0
+			r.Disk, r.ResyncTotal, r.ResyncDone = "UpToDate", 0, 0
 		}
 		if m := x.s.drbdMetaOf(r); m != nil && (m.Gen == drbdJustCreated || force) {
 			m.Gen = x.s.newGeneration() // this side's data is now the data

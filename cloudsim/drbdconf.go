@@ -33,6 +33,8 @@ type drbdConf struct {
 	Hosts []drbdOn // the on sections, in file order
 	File  string
 	Line  int
+	// AllowTwoPrimaries is net { allow-two-primaries yes; } of the resource.
+	AllowTwoPrimaries bool
 }
 
 // drbdOn is a resource's on section, with what it inherits from the resource filled in.
@@ -332,7 +334,13 @@ func resourceConf(st confStmt) (*drbdConf, error) {
 		}
 		switch kw := p.words[0]; {
 		case kw == "skip" && p.hasBlock:
-		case (kw == "net" || kw == "disk" || kw == "options" || kw == "handlers" || kw == "startup") && p.hasBlock && len(p.words) == 1:
+		case kw == "net" && p.hasBlock && len(p.words) == 1:
+			for _, q := range p.block {
+				if q.words[0] == "allow-two-primaries" && !q.hasBlock {
+					r.AllowTwoPrimaries = len(q.words) == 1 || q.words[1] == "yes"
+				}
+			}
+		case (kw == "disk" || kw == "options" || kw == "handlers" || kw == "startup") && p.hasBlock && len(p.words) == 1:
 		case kw == "volume" && p.hasBlock:
 			if err := shared.volumeSection(p); err != nil {
 				return nil, err

@@ -133,6 +133,9 @@ func formatDRBDConf(r *drbdConf) string {
 	var b strings.Builder
 	quote := func(s string) string { return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"` }
 	fmt.Fprintf(&b, "resource %s {\n", quote(r.Name))
+	if r.AllowTwoPrimaries {
+		b.WriteString("  net { allow-two-primaries yes; }\n")
+	}
 	for _, h := range r.Hosts {
 		fmt.Fprintf(&b, "  on")
 		for _, n := range h.Names {

@@ -86,6 +86,10 @@ func (s *Sim) serveEC2(w http.ResponseWriter, r *http.Request) {
 		writeEC2Error(w, reqID, aerr)
 		return
 	}
+	if isSNSAction(q.Action) {
+		s.answerSNS(w, q.Params) // SNS shares the Query protocol: its actions are answered here too
+		return
+	}
 	act, ok := ec2Actions[q.Action]
 	if !ok {
 		writeEC2Error(w, reqID, &apiError{Code: "InvalidAction", Message: fmt.Sprintf("The action %s is not valid for this web service.", q.Action), Status: 400})

@@ -476,7 +476,7 @@ func TestHardwareFault(t *testing.T) {
 		t.Fatalf("the fault should resolve when the instance leaves the failed host: %+v", active)
 	}
 	var events struct{ Events []Event }
-	f.getJSON(t, "/_sim/events?since=0", &events)
+	f.getJSON(t, "/_sim/events?since=0&type=instance.,fault.&resource="+id, &events)
 	var types []string
 	for _, e := range events.Events {
 		if e.Resource == id {

@@ -172,9 +172,9 @@ func (s *Sim) hostAttached(v *volume, at time.Time) {
 		r.Up, r.Role = true, "Secondary"
 	} else {
 		r = s.newDRBDRes(h, name, v)
-		r.Up, r.Disk = true, "Inconsistent"
+		r.Up, r.Disk, r.NodeID = true, "Inconsistent", 1
 		if strings.EqualFold(role, "primary") {
-			r.Disk, r.Role = "UpToDate", "Primary"
+			r.Disk, r.Role, r.NodeID = "UpToDate", "Primary", 0
 		}
 		if d, _ := v.Tags.get(FixtureTagDRBDDisk); d == "UpToDate" {
 			r.Disk = "UpToDate"

@@ -265,6 +265,7 @@ func (s *Sim) servedExports(h *host, at time.Time) []string {
 		_, p, _ := strings.Cut(key, ":")
 		if fp, found, blocked := x.dataPath("nfsd", p); found && blocked == nil && fp.nfsMount == "" && !slices.Contains(out, p) {
 			out = append(out, p)
+			s.drbdServes(h, fp.bd, at) // a promoted replica serves: what it lacked is lost now
 		}
 	}
 	return out

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +37,10 @@ type Config struct {
 	Logger    *slog.Logger
 	// Scenario is a scenario file (JSON or YAML) loaded at start; its times count from the load.
 	Scenario string
+	// SNS and Alarms: cloudsim's CloudWatch status-check alarms and the SNS topic they
+	// publish to (cloudwatch_sns.go, sns.go); SNS is off without a certificate and key.
+	SNS    SNSConfig
+	Alarms AlarmConfig
 }
 
 // Sim is one simulated cloud. All methods are safe for concurrent use.
@@ -52,6 +57,7 @@ type Sim struct {
 	now      func() time.Time // real clock, replaceable in tests
 
 	throttles map[string]*rate.Limiter // fault id -> limiter of a rate throttle
+	sns       *snsIdentity             // the SNS signing identity; nil: SNS is off
 
 	dirty   bool
 	saveMu  sync.Mutex
@@ -108,6 +114,9 @@ func New(cfg Config) (*Sim, error) {
 	}
 	s.simBase = st.Clock
 	s.realBase = s.now()
+	if err := s.startSNS(); err != nil {
+		return nil, err
+	}
 	if cfg.Scenario != "" {
 		data, err := os.ReadFile(cfg.Scenario)
 		if err != nil {
@@ -121,7 +130,44 @@ func New(cfg Config) (*Sim, error) {
 		s.stopped.Add(1)
 		go s.saveLoop()
 	}
+	if s.sns != nil {
+		s.stopped.Add(1)
+		go s.snsLoop()
+	}
 	return s, nil
+}
+
+// startSNS loads the SNS signing identity when one is configured and subscribes the
+// configured endpoint (once: a subscription is kept with the state).
+func (s *Sim) startSNS() error {
+	c := s.cfg.SNS
+	if c.CertFile == "" && c.KeyFile == "" {
+		if c.Endpoint != "" {
+			return fmt.Errorf("cloudsim: an SNS endpoint needs the signing certificate and key")
+		}
+		return nil
+	}
+	switch {
+	case c.SignatureVersion < 0 || c.SignatureVersion > 2:
+		return fmt.Errorf("cloudsim: SNS SignatureVersion must be 1 or 2, got %d", c.SignatureVersion)
+	case c.Duplicates < 0 || c.Duplicates > 10:
+		return fmt.Errorf("cloudsim: SNS duplicates must be between 0 and 10, got %d", c.Duplicates)
+	case c.Addr == "":
+		return fmt.Errorf("cloudsim: SNS needs the address of its HTTPS listener")
+	case c.TopicARN != "" && !strings.HasPrefix(c.TopicARN, "arn:aws:sns:"):
+		return fmt.Errorf("cloudsim: SNS topic %q is not an SNS topic ARN", c.TopicARN)
+	}
+	id, err := loadSNSIdentity(c)
+	if err != nil {
+		return fmt.Errorf("cloudsim: SNS: %w", err)
+	}
+	s.sns = id
+	if c.Endpoint != "" {
+		if _, err := s.SNSSubscribe(c.Endpoint); err != nil {
+			return fmt.Errorf("cloudsim: SNS endpoint: %w", err)
+		}
+	}
+	return nil
 }
 
 // Now returns the current simulated time.
@@ -246,6 +292,22 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		_ = s.Close()
 		return fmt.Errorf("cloudsim: listen: %w", err)
+	}
+	if s.sns != nil {
+		snsLn, err := net.Listen("tcp", cfg.SNS.Addr)
+		if err != nil {
+			ln.Close()
+			_ = s.Close()
+			return fmt.Errorf("cloudsim: listen for SNS: %w", err)
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			if err := s.ServeSNS(ctx, snsLn); err != nil {
+				s.log.Error("cloudsim: SNS listener", "err", err)
+			}
+		}()
+		s.log.Info("cloudsim SNS listening", "addr", snsLn.Addr().String(), "topic", s.snsTopic())
 	}
 	return s.Serve(ctx, ln)
 }

@@ -25,6 +25,8 @@ func (s *Sim) simRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /_sim/faults/{id}", s.handleDeleteFault)
 	mux.HandleFunc("POST /_sim/scenario", s.handleScenario)
 	mux.HandleFunc("GET /_sim/hosts/{id}", s.handleHost)
+	mux.HandleFunc("GET /_sim/sns", s.handleSNS)
+	mux.HandleFunc("POST /_sim/sns/redeliver", s.handleRedeliver)
 	mux.HandleFunc("/_sim/", func(w http.ResponseWriter, r *http.Request) {
 		writeSimError(w, http.StatusNotFound, anyops.ENOTFOUND, "no such cloudsim control endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -170,6 +170,17 @@ type Cloudsim struct {
 	Addr  string
 	State string  // state file; empty keeps state in memory only
 	Speed float64 // simulated seconds per real second
+	// SNS and the status-check alarms (docs/cloudsim.md, "CloudWatch and SNS").
+	SNSAddr             string // HTTPS listener: SigningCertURL, SubscribeURL
+	SNSCert             string // PEM signing certificate (also the listener's); empty: SNS off
+	SNSKey              string // its RSA key
+	SNSTopicARN         string
+	SNSEndpoint         string // subscribed at start
+	SNSSignatureVersion int
+	SNSDuplicates       int
+	AlarmPeriod         time.Duration
+	AlarmEvaluations    int
+	AlarmDatapoints     int
 }
 
 // AWS is how activities reach the cloud (cloudsim in dev and tests).
@@ -507,6 +518,19 @@ func (b *Binder) BindCloudsim(c *Cloudsim, prefix string) {
 		b.String(&c.State, "state", "ANYOPS_SIM_STATE", "", "state file; empty keeps state in memory")
 	}
 	b.Float(&c.Speed, prefix+"speed", "ANYOPS_SIM_SPEED", 60, "simulated seconds per real second")
+	b.String(&c.SNSAddr, prefix+"sns-addr", "ANYOPS_SIM_SNS_ADDR", "127.0.0.1:4567", "HTTPS listener of cloudsim's SNS (SigningCertURL, SubscribeURL)")
+	if prefix == "" {
+		// anyops dev makes its own: a CA and a certificate in <data-dir>/sns.
+		b.String(&c.SNSCert, "sns-cert", "ANYOPS_SIM_SNS_CERT", "", "PEM certificate SNS messages are signed with, served at SigningCertURL; empty: SNS off")
+		b.String(&c.SNSKey, "sns-key", "ANYOPS_SIM_SNS_KEY", "", "PEM RSA private key of --sns-cert")
+		b.String(&c.SNSEndpoint, "sns-endpoint", "ANYOPS_SIM_SNS_ENDPOINT", "", "HTTP(S) endpoint subscribed to the topic at start (the API's /v1/alarms/sns)")
+	}
+	b.String(&c.SNSTopicARN, prefix+"sns-topic-arn", "ANYOPS_SIM_SNS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:anyops-alarms", "SNS topic the status-check alarms publish to")
+	b.Int(&c.SNSSignatureVersion, prefix+"sns-signature-version", "ANYOPS_SIM_SNS_SIGNATURE_VERSION", 1, "SNS SignatureVersion: 1 (SHA1withRSA) or 2 (SHA256withRSA)")
+	b.Int(&c.SNSDuplicates, prefix+"sns-duplicates", "ANYOPS_SIM_SNS_DUPLICATES", 0, "deliver every SNS notification this many extra times (SNS is at-least-once)")
+	b.Duration(&c.AlarmPeriod, prefix+"alarm-period", "ANYOPS_SIM_ALARM_PERIOD", time.Minute, "period of the status-check alarms")
+	b.Int(&c.AlarmEvaluations, prefix+"alarm-evaluation-periods", "ANYOPS_SIM_ALARM_EVALUATION_PERIODS", 2, "periods a status-check alarm evaluates")
+	b.Int(&c.AlarmDatapoints, prefix+"alarm-datapoints", "ANYOPS_SIM_ALARM_DATAPOINTS", 2, "breaching datapoints among them that raise the alarm")
 }
 
 // SplitList splits a comma-separated setting (--cors-origins, --sns-topics, ...), dropping

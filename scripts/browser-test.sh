@@ -129,10 +129,10 @@ image_store="${XDG_CACHE_HOME:-$HOME/.cache}/anyops/images"
 [ -x "$anyops" ] || missing "$anyops (make build)"
 [ -d web/e2e/node_modules/playwright-core ] || missing "web/e2e's npm modules (scripts/test-deps.sh runs npm ci)"
 
-# Five distinct free ports, held open together while they are chosen so none repeats.
-read -r api_port temporal_port ui_port cloudsim_port sandboxd_port < <(node -e '
+# Six distinct free ports, held open together while they are chosen so none repeats.
+read -r api_port temporal_port ui_port cloudsim_port sandboxd_port sns_port < <(node -e '
 const net = require("net");
-const servers = Array.from({ length: 5 }, () => net.createServer());
+const servers = Array.from({ length: 6 }, () => net.createServer());
 Promise.all(servers.map((s) => new Promise((ok) => s.listen(0, "127.0.0.1", ok)))).then(() => {
   console.log(servers.map((s) => s.address().port).join(" "));
   servers.forEach((s) => s.close());
@@ -148,10 +148,14 @@ log="$data.log"
 
 # Job control gives dev a process group of its own (so a hung one can be killed with its
 # children) and keeps SIGINT deliverable: a non-interactive shell's background jobs ignore it.
+# The dashboard test shows a server the cloud reports impaired: the API takes alarms from another
+# topic than cloudsim's, so that the fault's CloudWatch alarm does not have the server replaced
+# (and gone from the page) first. (The alarm path itself is tested by cmd/anyops's TestDevStack.)
 set -m
 "$anyops" dev --data-dir "$data" --api-addr "$api" --temporal-addr "127.0.0.1:$temporal_port" \
-	--temporal-ui-addr "$ui" --cloudsim-addr "127.0.0.1:$cloudsim_port" \
+	--temporal-ui-addr "$ui" --cloudsim-addr "127.0.0.1:$cloudsim_port" --cloudsim-sns-addr "127.0.0.1:$sns_port" \
 	--sandboxd-addr "127.0.0.1:$sandboxd_port" --sandboxd-image-store "$image_store" \
+	--sns-topics arn:aws:sns:us-east-1:123456789012:browser-test-takes-no-alarms \
 	--tokens "viewer:$viewer_token" >"$log" 2>&1 &
 dev=$!
 set +m

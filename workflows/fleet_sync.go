@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -175,8 +174,7 @@ func FleetSync(ctx workflow.Context, in FleetSyncInput) (FleetSyncResult, error)
 }
 
 // ensureNFSWatches starts the NFS watch of every file server the inventory has that has none
-// running: as children left to run when the sync ends (they are entity workflows under their
-// own business key), so a start refused because one runs is the normal case.
+// running (StartNFSWatch): a start refused because one runs is the normal case.
 func ensureNFSWatches(ctx, callCtx workflow.Context, tracker *Tracker, timing NFSWatchTiming, res *FleetSyncResult) error {
 	var inv *activities.Inventory
 	tracker.Start(stepNFSWatches, "ensuring an NFS watch on every file server")
@@ -187,14 +185,7 @@ func ensureNFSWatches(ctx, callCtx workflow.Context, tracker *Tracker, timing NF
 	}
 	children := make([]workflow.ChildWorkflowFuture, len(servers))
 	for i, name := range servers {
-		childCtx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-			WorkflowID:            NFSWatchWorkflowID(name),
-			TaskQueue:             TaskQueueControl,
-			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-			ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
-			TypedSearchAttributes: temporal.NewSearchAttributes(SearchServer.ValueSet(name)),
-		})
-		children[i] = workflow.ExecuteChildWorkflow(childCtx, NFSWatchWorkflowType, NFSWatchInput{Server: name, Timing: timing})
+		children[i] = StartNFSWatch(ctx, name, timing)
 	}
 	for i, child := range children {
 		err := child.GetChildWorkflowExecution().Get(ctx, nil)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -114,6 +115,22 @@ func prepareNFSWatch(in *NFSWatchInput, _ string) (string, temporal.SearchAttrib
 	return NFSWatchWorkflowID(in.Server), temporal.NewSearchAttributes(SearchServer.ValueSet(in.Server)), nil
 }
 
+// StartNFSWatch starts server's NFS watch as a child workflow that outlives its parent (it is
+// an entity workflow under its own business key): what a workflow that makes a file server —
+// a fleet sync, a cluster build, a failover — calls. While a watch of that server runs, the
+// start is refused: the future's GetChildWorkflowExecution fails with
+// *temporal.ChildWorkflowExecutionAlreadyStartedError.
+func StartNFSWatch(ctx workflow.Context, server string, timing NFSWatchTiming) workflow.ChildWorkflowFuture {
+	childCtx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            NFSWatchWorkflowID(server),
+		TaskQueue:             TaskQueueControl,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		TypedSearchAttributes: temporal.NewSearchAttributes(SearchServer.ValueSet(server)),
+	})
+	return workflow.ExecuteChildWorkflow(childCtx, NFSWatchWorkflowType, NFSWatchInput{Server: server, Timing: timing})
+}
+
 const stepWatch = "watch"
 
 // nfsWatchAlarmName is the name of the probe's alarms (their source is anyops.AlarmProbe).
@@ -122,9 +139,10 @@ const nfsWatchAlarmName = "nfs-watch"
 // NFSWatch is a file server's own fast probe, so that detection waits neither for
 // CloudWatch's evaluation periods nor for the fleet sync: an entity workflow (one per file
 // server, NFSWatchWorkflowID) that every Interval has a few of the cluster's clients write to
-// their mount of the file service (Hosts.ProbeNFS, through SSM, bounded by ProbeTimeout).
-// A round fails when some client answered and none could write; a round where no client
-// answered at all (SSM cannot reach them) counts neither way. After FailuresToAlarm failed
+// their mount of the file service and read it back (Hosts.CheckMount, through SSM, each call
+// bounded by ProbeTimeout). A round fails when some client answered about this server and
+// none could write and read; a round where no client answered about it (SSM cannot reach
+// them, they have no mount, or their mount talks to another server) counts neither way. After FailuresToAlarm failed
 // rounds in a row it raises a firing alarm (source probe) through the same intake as SNS and
 // Alertmanager (Alarms.RaiseAlarm), once per streak; the first healthy round after raises the
 // resolved one. It ends when its server is no longer a running file server in the inventory,
@@ -175,17 +193,19 @@ func NFSWatch(ctx workflow.Context, in NFSWatchInput) (NFSWatchResult, error) {
 		st.Rounds++
 		futures := make([]workflow.Future, len(target.Clients))
 		for i, client := range target.Clients {
-			futures[i] = workflow.ExecuteActivity(probeCtx, hosts.ProbeNFS, activities.NFSProbeInput{InstanceID: client, Timeout: timing.ProbeTimeout})
+			futures[i] = workflow.ExecuteActivity(probeCtx, hosts.CheckMount, activities.CheckMountInput{InstanceID: client, Timeout: timing.ProbeTimeout})
 		}
 		serving, failing, detail := 0, 0, ""
 		for i, f := range futures {
-			var out activities.NFSProbeOutput
-			if err := f.Get(ctx, &out); err != nil {
-				continue // unreachable client: no answer about the file server
-			}
-			if out.Serving {
+			var out activities.MountHealth
+			switch err := f.Get(ctx, &out); {
+			case err != nil, !out.Mounted:
+				continue // an unreachable client, or one without the mount: no answer
+			case target.PrivateIP != "" && out.Mount.Server != "" && out.Mount.Server != target.PrivateIP:
+				continue // its mount talks to another server: no answer about this one
+			case out.Serving:
 				serving++
-			} else {
+			default:
 				failing++
 				detail = fmt.Sprintf("%s: %s", target.Clients[i], out.Detail)
 			}

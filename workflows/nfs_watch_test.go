@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -39,31 +40,50 @@ func (r *recordingIntake) raised() []anyops.Alarm {
 	return append([]anyops.Alarm(nil), r.alarms...)
 }
 
-// probeScript answers the clients' probes round by round: each round, one outcome per client
-// ("ok", "hung", "err" for an unreachable client).
+// probeScript answers the clients' mount checks round by round: each round, one outcome per
+// client ("ok", "hung", "err" for an unreachable client, "unmounted", "elsewhere" for a
+// healthy mount served by another server).
 type probeScript struct {
-	mu     sync.Mutex
-	rounds [][]string
-	calls  int
-	per    int // clients per round
+	mu      sync.Mutex
+	rounds  [][]string
+	calls   int
+	per     int    // clients per round
+	server  string // the watched file server's address, which the mounts talk to
+	clients []string
+	checks  map[string]int // checks of each client so far: its round
 }
 
-func (p *probeScript) probe(_ context.Context, in activities.NFSProbeInput) (activities.NFSProbeOutput, error) {
+func (p *probeScript) probe(_ context.Context, in activities.CheckMountInput) (activities.MountHealth, error) {
 	p.mu.Lock()
-	round, client := p.calls/p.per, p.calls%p.per
+	if p.checks == nil {
+		p.checks = map[string]int{}
+	}
+	client := slices.Index(p.clients, in.InstanceID)
+	if client < 0 {
+		p.clients = append(p.clients, in.InstanceID)
+		client = len(p.clients) - 1
+	}
+	round := p.checks[in.InstanceID]
+	p.checks[in.InstanceID]++
 	p.calls++
 	outcome := "ok"
-	if round < len(p.rounds) {
+	if round < len(p.rounds) && client < len(p.rounds[round]) {
 		outcome = p.rounds[round][client]
 	}
 	p.mu.Unlock()
+	mount := activities.NFSMount{Source: "files.live.internal:/srv/home", MountPoint: "/home", Server: p.server}
 	switch outcome {
 	case "hung":
-		return activities.NFSProbeOutput{Hung: true, ExitCode: 124, Detail: "/home did not answer within 5s"}, nil
+		return activities.MountHealth{Mounted: true, Mount: mount, Hung: true, Detail: "/home did not answer within 5s"}, nil
 	case "err":
-		return activities.NFSProbeOutput{}, temporal.NewApplicationError("instance unreachable", activities.ErrHostUnreachable)
+		return activities.MountHealth{}, temporal.NewNonRetryableApplicationError("instance unreachable", activities.ErrHostUnreachable, nil)
+	case "unmounted":
+		return activities.MountHealth{Detail: "/home is not an NFS mount"}, nil
+	case "elsewhere": // a mount served by another server, healthy
+		mount.Server = "10.0.9.9"
+		return activities.MountHealth{Mounted: true, Mount: mount, Writes: true, Reads: true, Serving: true}, nil
 	}
-	return activities.NFSProbeOutput{Serving: true}, nil
+	return activities.MountHealth{Mounted: true, Mount: mount, Writes: true, Reads: true, Serving: true}, nil
 }
 
 // watchEnv is a test environment running NFSWatch with the real inventory activities on the
@@ -76,34 +96,41 @@ func watchEnv(t *testing.T, store *inventory.Store, script *probeScript, intake 
 	env.RegisterActivity(&activities.Alarms{Intake: intake})
 	var hosts *activities.Hosts
 	env.RegisterActivity(hosts)
-	env.OnActivity(hosts.ProbeNFS, mock.Anything, mock.Anything).Return(script.probe)
+	env.OnActivity(hosts.CheckMount, mock.Anything, mock.Anything).Return(script.probe)
+	file, err := store.GetServer(context.Background(), inventory.DemoFileServer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script.server = file.PrivateIP
 	return env
 }
 
 // TestNFSWatchRaisesAfterConsecutiveFailures proves the watch raises one firing alarm (source
 // probe, about the file server) after FailuresToAlarm failed rounds in a row, not before and
-// not again during the same streak; that a round where no client answered counts neither way;
+// not again during the same streak; that a round where no client answered about this server
+// (unreachable, not mounted, or mounted from another server) counts neither way;
 // that the first healthy round raises the resolved alarm; and that a second streak raises a
 // new delivery. Then, with the server gone from the file role, it ends.
 func TestNFSWatchRaisesAfterConsecutiveFailures(t *testing.T) {
 	store := demoStore(t)
 	h, o, e := "hung", "ok", "err"
 	script := &probeScript{per: 2, rounds: [][]string{
-		{o, o}, // 1 healthy
-		{h, h}, // 2 failed (1)
-		{h, e}, // 3 failed (2): one hung, one unreachable
-		{e, e}, // 4 nobody answered: not counted
-		{h, h}, // 5 failed (3): alarm
-		{h, h}, // 6 failed (4): no second alarm
-		{h, o}, // 7 one client writes: healthy, resolved alarm
-		{h, h}, // 8
-		{h, h}, // 9
-		{h, h}, // 10: second alarm
+		{o, o},           // 1 healthy
+		{h, h},           // 2 failed (1)
+		{h, e},           // 3 failed (2): one hung, one unreachable
+		{e, "unmounted"}, // 4 nobody answered about it: not counted
+		{"elsewhere", e}, // 5 a mount served by another server says nothing: not counted
+		{h, h},           // 6 failed (3): alarm
+		{h, h},           // 7 failed (4): no second alarm
+		{h, o},           // 8 one client writes: healthy, resolved alarm
+		{h, h},           // 9
+		{h, h},           // 10
+		{h, h},           // 11: second alarm
 	}}
 	intake := &recordingIntake{}
 	env := watchEnv(t, store, script, intake)
 	timing := NFSWatchTiming{Interval: 10 * time.Second, ProbeTimeout: 5 * time.Second, FailuresToAlarm: 3, Clients: 2, RoundsPerRun: 1000}
-	// After round 10 the file server is retired: the 11th round finds it so, and the watch ends.
+	// After round 11 the file server is retired: the 12th round finds it so, and the watch ends.
 	env.RegisterDelayedCallback(func() {
 		srv, err := store.GetServer(context.Background(), inventory.DemoFileServer)
 		if err != nil {
@@ -114,7 +141,7 @@ func TestNFSWatchRaisesAfterConsecutiveFailures(t *testing.T) {
 		if _, err := store.UpsertServer(context.Background(), srv); err != nil {
 			t.Error(err)
 		}
-	}, 95*time.Second)
+	}, 105*time.Second)
 	env.ExecuteWorkflow(NFSWatch, NFSWatchInput{Server: inventory.DemoFileServer, Timing: timing})
 	if !env.IsWorkflowCompleted() || env.GetWorkflowError() != nil {
 		t.Fatalf("watch did not end: %v", env.GetWorkflowError())
@@ -123,8 +150,8 @@ func TestNFSWatchRaisesAfterConsecutiveFailures(t *testing.T) {
 	if err := env.GetWorkflowResult(&res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Rounds != 10 || res.Alarms != 2 || !strings.Contains(res.Reason, "terminated") {
-		t.Fatalf("result %+v, want 10 rounds, 2 alarms, ended because terminated", res)
+	if res.Rounds != 11 || res.Alarms != 2 || !strings.Contains(res.Reason, "terminated") {
+		t.Fatalf("result %+v, want 11 rounds, 2 alarms, ended because terminated", res)
 	}
 	got := intake.raised()
 	var states []string
@@ -143,8 +170,8 @@ func TestNFSWatchRaisesAfterConsecutiveFailures(t *testing.T) {
 	if !strings.Contains(got[0].Reason, "3 rounds") || !strings.Contains(got[0].Reason, "did not answer") {
 		t.Errorf("firing alarm reason %q", got[0].Reason)
 	}
-	if script.calls != 20 {
-		t.Errorf("%d probes, want 2 clients × 10 probed rounds (the 11th round found the server gone)", script.calls)
+	if script.calls != 22 {
+		t.Errorf("%d probes, want 2 clients × 11 probed rounds (the 12th round found the server gone)", script.calls)
 	}
 }
 

@@ -41,10 +41,19 @@ func newCloudsimCmd() *cobra.Command {
 		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		return cloudsim.Run(ctx, cloudsim.Config{
-			Addr: sim.Addr, StateFile: sim.State, Speed: sim.Speed, Region: region,
-			Seed: int64(seed), Logger: log, Scenario: scenario,
-		})
+		cfg := simConfig(sim)
+		cfg.StateFile, cfg.Region, cfg.Seed, cfg.Logger, cfg.Scenario = sim.State, region, int64(seed), log, scenario
+		return cloudsim.Run(ctx, cfg)
 	}
 	return cmd
+}
+
+// simConfig is the cloudsim configuration the settings give: address, speed, SNS, alarms.
+func simConfig(c config.Cloudsim) cloudsim.Config {
+	return cloudsim.Config{
+		Addr: c.Addr, Speed: c.Speed,
+		SNS: cloudsim.SNSConfig{Addr: c.SNSAddr, CertFile: c.SNSCert, KeyFile: c.SNSKey, TopicARN: c.SNSTopicARN,
+			Endpoint: c.SNSEndpoint, SignatureVersion: c.SNSSignatureVersion, Duplicates: c.SNSDuplicates},
+		Alarms: cloudsim.AlarmConfig{Period: c.AlarmPeriod, EvaluationPeriods: c.AlarmEvaluations, DatapointsToAlarm: c.AlarmDatapoints},
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -95,7 +96,8 @@ func newDevCmd() *cobra.Command {
 			logger.Warn("sandboxd needs root: running without it, so consoles are unavailable (run as root, or pass --no-sandboxd to silence this)")
 			runSandboxd = false
 		}
-		ports := map[string]string{"api-addr": ac.Addr, "temporal-addr": tc.Address, "temporal-ui-addr": uiAddr, "cloudsim-addr": sim.Addr}
+		ports := map[string]string{"api-addr": ac.Addr, "temporal-addr": tc.Address, "temporal-ui-addr": uiAddr, "cloudsim-addr": sim.Addr,
+			"cloudsim-sns-addr": sim.SNSAddr}
 		if runSandboxd {
 			ports["sandboxd-addr"] = sd.Addr
 		}
@@ -200,13 +202,28 @@ func newDevCmd() *cobra.Command {
 			}()
 		}
 
-		start("cloudsim", func(ctx context.Context) error {
-			return cloudsim.Run(ctx, cloudsim.Config{
-				Addr: sim.Addr, Speed: sim.Speed,
-				StateFile: filepath.Join(dataDir, "cloudsim.json"),
-				Logger:    logger.With("component", "cloudsim"),
-			})
-		})
+		// cloudsim plays CloudWatch and SNS: its SNS identity is a CA and a certificate of its
+		// own in the data dir, which the API is configured to trust (docs/cloudsim.md).
+		snsFiles, err := devSNSIdentity(dataDir, sim.SNSAddr)
+		if err != nil {
+			return fmt.Errorf("cloudsim's SNS certificate: %w", err)
+		}
+		sim.SNSCert, sim.SNSKey = snsFiles.Cert, snsFiles.Key
+		// The API takes cloudsim's alarms on its production path: the topic, cloudsim's SNS
+		// host for SigningCertURL and SubscribeURL, and its CA, by configuration (unless set).
+		if ac.Alarms.SNSTopics == "" {
+			ac.Alarms.SNSTopics = sim.SNSTopicARN
+		}
+		if ac.Alarms.SNSCertHosts == "" {
+			ac.Alarms.SNSCertHosts = sim.SNSAddr
+		}
+		if ac.Alarms.SNSSigningCA == "" {
+			ac.Alarms.SNSSigningCA = snsFiles.CA
+		}
+		simCfg := simConfig(sim)
+		simCfg.StateFile, simCfg.Logger = filepath.Join(dataDir, "cloudsim.json"), logger.With("component", "cloudsim")
+		start("cloudsim", func(ctx context.Context) error { return cloudsim.Run(ctx, simCfg) })
+		go subscribeAPIToAlarms(runCtx, logger, ac.Addr, sim.Addr, sim.SNSTopicARN)
 		// Ready means ready: /readyz answers 200, and "Anyops is running" is printed, once the
 		// demo fleet is built and in the inventory and (with sandboxd) a console can be opened.
 		stages := []string{stageDemoFleet}
@@ -308,7 +325,8 @@ Anyops is running. Ctrl-C stops everything.
   Temporal Web UI    http://%s/
   Temporal frontend  %s
   cloudsim (EC2/SSM) http://%s/
-`, ac.Addr, url.QueryEscape(adminToken), ac.Addr, uiAddr, tc.Address, sim.Addr)
+  cloudsim SNS       https://%s/   (its CA: %s)
+`, ac.Addr, url.QueryEscape(adminToken), ac.Addr, uiAddr, tc.Address, sim.Addr, sim.SNSAddr, snsFiles.CA)
 			if runSandboxd {
 				fmt.Fprintf(stdout, "  sandboxd           http://%s/\n", sd.Addr)
 			}
@@ -466,4 +484,46 @@ func devAPIOrigins(addr string) string {
 		origins += ",http://localhost:" + port
 	}
 	return origins
+}
+
+// devSNSIdentity is the dev stack's SNS identity in <data-dir>/sns: made the first time, kept
+// after that.
+func devSNSIdentity(dataDir, snsAddr string) (cloudsim.SNSFiles, error) {
+	hosts, err := cloudsim.SNSHosts(snsAddr)
+	if err != nil {
+		return cloudsim.SNSFiles{}, err
+	}
+	return cloudsim.EnsureSNSCertificates(filepath.Join(dataDir, "sns"), hosts)
+}
+
+// subscribeAPIToAlarms subscribes the API's SNS endpoint to cloudsim's alarm topic once the
+// API serves (/healthz; it is ready later, with the demo fleet), as an operator subscribes an
+// endpoint to a topic: cloudsim sends it the
+// SubscriptionConfirmation and, once it is confirmed, the alarms. Subscribing again is
+// harmless (a confirmed subscription is left as it is), so every start does it.
+func subscribeAPIToAlarms(ctx context.Context, logger *slog.Logger, apiAddr, simAddr, topic string) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	endpoint := "http://" + apiAddr + "/v1/alarms/sns"
+	form := url.Values{"Action": {"Subscribe"}, "TopicArn": {topic}, "Protocol": {"http"}, "Endpoint": {endpoint}}
+	for deadline := time.Now().Add(10 * time.Minute); time.Now().Before(deadline); {
+		if resp, err := client.Get("http://" + apiAddr + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				sub, err := client.PostForm("http://"+simAddr+"/", form)
+				if err == nil {
+					sub.Body.Close()
+					if sub.StatusCode == http.StatusOK {
+						logger.Info("the API's SNS endpoint is subscribed to cloudsim's alarm topic", "endpoint", endpoint, "topic", topic)
+						return
+					}
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	logger.Warn("could not subscribe the API to cloudsim's alarm topic: alarms will not reach it", "endpoint", endpoint)
 }

@@ -28,12 +28,12 @@ import (
 
 // devStack is one `bin/anyops dev` process on free ports with its own data dir.
 type devStack struct {
-	t                                         *testing.T
-	cmd                                       *exec.Cmd
-	out                                       *syncBuffer
-	dataDir                                   string
-	api, temporal, ui, cloudsim, sandboxd, tk string
-	exited                                    chan struct{}
+	t                                              *testing.T
+	cmd                                            *exec.Cmd
+	out                                            *syncBuffer
+	dataDir                                        string
+	api, temporal, ui, cloudsim, sandboxd, sns, tk string
+	exited                                         chan struct{}
 }
 
 type syncBuffer struct {
@@ -98,9 +98,9 @@ func startDev(t *testing.T, dataDir string, extra ...string) *devStack {
 	t.Helper()
 	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)) }
 	d := &devStack{t: t, dataDir: dataDir, api: addr(), temporal: addr(), ui: addr(), cloudsim: addr(), sandboxd: addr(),
-		out: &syncBuffer{}, exited: make(chan struct{})}
+		sns: addr(), out: &syncBuffer{}, exited: make(chan struct{})}
 	args := []string{"dev", "--data-dir", dataDir, "--api-addr", d.api, "--temporal-addr", d.temporal,
-		"--temporal-ui-addr", d.ui, "--cloudsim-addr", d.cloudsim, "--sandboxd-addr", d.sandboxd}
+		"--temporal-ui-addr", d.ui, "--cloudsim-addr", d.cloudsim, "--sandboxd-addr", d.sandboxd, "--cloudsim-sns-addr", d.sns}
 	if os.Geteuid() == 0 {
 		// The console image of the machine's image cache, built there once, not per data dir.
 		store, _ := imagestest.Console(t)
@@ -313,8 +313,9 @@ func (d *devStack) runOperation(kind string, limit time.Duration) operation {
 
 // TestDevStack is `make run` end to end: the real binary starts the whole system on free ports;
 // health, readiness, the demo fleet, a FleetAudit through the API that shows in Temporal, auth
-// errors, a clear error for a taken port, Ctrl-C leaving nothing behind, and a restart that
-// keeps the state.
+// errors, a clear error for a taken port, a hardware fault reaching the inventory and, as a
+// CloudWatch alarm cloudsim delivers signed through SNS, an incident the command line shows,
+// Ctrl-C leaving nothing behind, and a restart that keeps the state.
 func TestDevStack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the whole stack")
@@ -384,6 +385,7 @@ func TestDevStack(t *testing.T) {
 	}
 
 	d.checkHardwareFaultReachesInventory(servers[0].InstanceID, servers[0].Name)
+	d.checkAlarmOpensIncident(servers[0].Name)
 
 	d.stop()
 
@@ -505,6 +507,41 @@ func (d *devStack) checkHardwareFaultReachesInventory(instanceID, name string) {
 		if got.State != "impaired" {
 			d.t.Errorf("server %s (%s) after fleet-sync: state %q, want impaired", name, instanceID, got.State)
 		}
+	}
+}
+
+// checkAlarmOpensIncident waits, after the hardware fault of checkHardwareFaultReachesInventory,
+// for cloudsim's CloudWatch alarm to reach the API through SNS (signed by cloudsim, verified
+// by the API with the CA and host dev configured) and open the server's incident, and reads it
+// with the command line in another process, as a developer does beside `make run`: the
+// token comes from the data dir.
+func (d *devStack) checkAlarmOpensIncident(name string) {
+	d.t.Helper()
+	cli := func(args ...string) string {
+		d.t.Helper()
+		out, err := exec.Command(anyopsBinary(d.t), append(args, "--server", "http://"+d.api, "--data-dir", d.dataDir)...).CombinedOutput()
+		if err != nil {
+			d.t.Fatalf("anyops %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	var id string
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		for _, line := range strings.Split(cli("incident", "list", "--server-name", name), "\n")[1:] {
+			if f := strings.Fields(line); len(f) > 3 && f[2] == name {
+				id = f[0]
+			}
+		}
+		if id != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("no incident for %s two minutes after its hardware failed:\n%s", name, d.out.String())
+		}
+		time.Sleep(time.Second)
+	}
+	if show := cli("incident", "show", id); !strings.Contains(show, "sns") || !strings.Contains(show, "StatusCheckFailed_System") {
+		d.t.Errorf("incident %s does not show cloudsim's CloudWatch alarm:\n%s", id, show)
 	}
 }
 
