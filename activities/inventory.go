@@ -108,25 +108,53 @@ func (a *Inventory) NFSWatchTarget(ctx context.Context, in NFSWatchTargetInput) 
 	return out, nil
 }
 
-// FileServers lists the names of the inventory's file servers that may serve (neither
-// stopping, stopped nor terminated): the servers NFS watches watch.
+// FileServers lists the names of the inventory's file servers that serve data — the primary
+// of some DRBD resource in the inventory — and may serve (neither stopping, stopped nor
+// terminated): the servers NFS watches watch. A file server still being built (a new cluster's
+// before BuildCluster records its replicas, a failover's replacement or a warm spare before the
+// failover records it as the primary) does not serve yet: watching it would raise an alarm and
+// start a failover of a server that was never up.
 func (a *Inventory) FileServers(ctx context.Context) ([]string, error) {
 	servers, _, err := a.Store.ListServers(ctx, inventory.ServerFilter{Role: anyops.RoleFile, Page: inventory.Page{Limit: inventory.MaxLimit}})
 	if err != nil {
 		return nil, classify(err)
 	}
+	primaries := map[string]bool{}
+	for cursor := ""; ; {
+		replicas, next, err := a.Store.ListReplicas(ctx, inventory.ReplicaFilter{Page: inventory.Page{Limit: inventory.MaxLimit, Cursor: cursor}})
+		if err != nil {
+			return nil, classify(err)
+		}
+		for _, r := range replicas {
+			primaries[r.PrimaryServer] = true
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
 	names := []string{}
 	for _, s := range servers {
-		if watchable(s) {
+		if watchable(s) && primaries[s.Name] {
 			names = append(names, s.Name)
 		}
 	}
 	return names, nil
 }
 
+// watchable says whether a server's state lets it serve (or be served): neither stopping,
+// stopped nor terminated. The NFS watch watches such file servers.
+func watchable(s inventory.Server) bool {
+	return s.State != anyops.ServerStopping && s.State != anyops.ServerStopped && s.State != anyops.ServerTerminated
+}
+
 // IncidentEventWorkflow is the kind of the timeline events a recovery workflow writes on its
 // incident: what it did and decided (the inventory's kind, under a name workflows can use).
 const IncidentEventWorkflow = inventory.IncidentEventWorkflow
+
+// IncidentEventResolved is the kind of the event that resolves an incident: the recovery the
+// alarm started writes it when it has brought the service back.
+const IncidentEventResolved = inventory.IncidentEventResolved
 
 // IncidentNote is one line a workflow adds to its incident's timeline.
 type IncidentNote struct {

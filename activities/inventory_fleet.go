@@ -313,8 +313,16 @@ func volumeInfo(v inventory.Volume, resource string) VolumeInfo {
 		Cluster: v.Cluster, Server: v.Server, Device: v.Device, RAIDGroup: v.RAIDGroup, DRBDResource: resource}
 }
 
-// watchable says whether a server's state lets it serve (or be served): neither stopping,
-// stopped nor terminated.
-func watchable(s inventory.Server) bool {
-	return s.State != anyops.ServerStopping && s.State != anyops.ServerStopped && s.State != anyops.ServerTerminated
+// MoveServerInput moves a server between clusters, if it is in From.
+type MoveServerInput struct {
+	Server string
+	From   string
+	To     string
+}
+
+// MoveServer claims a server for a cluster (a failover taking a warm spare) or gives it back:
+// only one caller moves a server out of From, and a retry of the one that did finds it in To.
+func (a *Inventory) MoveServer(ctx context.Context, in MoveServerInput) (bool, error) {
+	ok, err := a.Store.MoveServer(ctx, in.Server, in.From, in.To)
+	return ok, classify(err)
 }

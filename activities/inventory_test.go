@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -130,5 +131,70 @@ func TestClassify(t *testing.T) {
 				t.Fatalf("classify(%v) type %q, want %q", tt.err, appErr.Type(), anyops.ErrorCode(tt.err))
 			}
 		})
+	}
+}
+
+// TestFileServersWatchesOnlyServingFileServers proves the NFS watches' list is the file servers
+// that serve data (the primary of a DRBD resource) and can serve: not a new cluster's file
+// server still building, not a failover's replacement bootstrapping in a live cluster, not a
+// stopped one. A fleet sync during a build must not start a watch that would find no export,
+// raise the probe alarm and fail over a server that was never up (a july-2014 drill did: the
+// replacement's own failover stopped it mid-bootstrap and built a second one).
+func TestFileServersWatchesOnlyServingFileServers(t *testing.T) {
+	ctx := context.Background()
+	store := openDemoStore(t)
+	for _, c := range []inventory.Cluster{
+		{Name: "drill-1", Zone: inventory.DemoZone, State: anyops.ClusterBuilding},
+		{Name: "drill-2", Zone: inventory.DemoZone, State: anyops.ClusterLive},
+	} {
+		if _, err := store.UpsertCluster(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []inventory.Server{
+		{Name: "drill-1-file", Role: anyops.RoleFile, Zone: inventory.DemoZone, Cluster: "drill-1", State: anyops.ServerRunning},
+		{Name: "drill-2-file", Role: anyops.RoleFile, Zone: inventory.DemoZone, Cluster: "drill-2", State: anyops.ServerRunning},
+		{Name: "drill-2-file-a30f", Role: anyops.RoleFile, Zone: inventory.DemoZone, Cluster: "drill-2", State: anyops.ServerRunning},
+		{Name: "drill-2-backup", Role: anyops.RoleBackup, Zone: inventory.DemoZone, Cluster: "drill-2", State: anyops.ServerRunning},
+		{Name: "drill-3-file", Role: anyops.RoleFile, Zone: inventory.DemoZone, Cluster: "drill-2", State: anyops.ServerStopped},
+	} {
+		if _, err := store.UpsertServer(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, server := range []string{"drill-2-file", "drill-2-backup", "drill-3-file", "drill-2-backup"} {
+		v := inventory.Volume{VolumeID: fmt.Sprintf("vol-%017d", i+1), Kind: anyops.VolumeHome, Criticality: anyops.DefaultCriticality(anyops.VolumeHome),
+			SizeGiB: 500, Zone: inventory.DemoZone, Cluster: "drill-2", State: anyops.VolumeInUse, Server: server, Device: fmt.Sprintf("/dev/xvd%c", 'f'+i)}
+		if _, err := store.UpsertVolume(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range []inventory.Replica{
+		{Name: "drill-2-r0", Cluster: "drill-2", PrimaryServer: "drill-2-file", SecondaryServer: "drill-2-backup", PrimaryVolume: "vol-00000000000000001", SecondaryVolume: "vol-00000000000000002", State: anyops.ReplicaUpToDate},
+		{Name: "drill-3-r0", Cluster: "drill-2", PrimaryServer: "drill-3-file", SecondaryServer: "drill-2-backup", PrimaryVolume: "vol-00000000000000003", SecondaryVolume: "vol-00000000000000004", State: anyops.ReplicaUpToDate},
+	} {
+		if _, err := store.UpsertReplica(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var env testsuite.WorkflowTestSuite
+	aenv := env.NewTestActivityEnvironment()
+	aenv.RegisterActivity(&Inventory{Store: store})
+	val, err := aenv.ExecuteActivity((&Inventory{}).FileServers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := val.Get(&got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{inventory.DemoFileServer: true, "drill-2-file": true}
+	if len(got) != len(want) {
+		t.Fatalf("FileServers = %v, want %v", got, want)
+	}
+	for _, name := range got {
+		if !want[name] {
+			t.Errorf("FileServers = %v: %s should not be watched", got, name)
+		}
 	}
 }

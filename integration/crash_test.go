@@ -74,7 +74,9 @@ func startWorker(t *testing.T, bin string, env []string, logFile string) *worker
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "worker")
+	// No /metrics listener: its fixed default port is taken by any other worker on the machine,
+	// and a worker that cannot bind it stops.
+	cmd := exec.Command(bin, "worker", "--metrics-addr", "")
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
@@ -510,26 +512,7 @@ func checkHostsSetUpOnce(t *testing.T, sim *cloudsim.Sim, endpoint string, res w
 			t.Errorf("volume %s is %q on its host, want an NVMe device (m5 and c5 are Nitro)", v.Name, d)
 		}
 	}
-	resp, err := http.Get(endpoint + "/_sim/hosts/" + res.Instances[inventory.DemoFileServer])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var file struct {
-		DRBD map[string]struct {
-			Role, Disk string
-			Connected  bool
-		}
-		MD map[string]struct {
-			Devices []string
-			Active  bool
-		}
-		Mounts  map[string]struct{ Device string }
-		Exports map[string]string
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&file); err != nil {
-		t.Fatal(err)
-	}
+	file := simHostOf(t, endpoint, res.Instances[inventory.DemoFileServer])
 	var members []string
 	for i, name := range plan.DRBDResources() {
 		members = append(members, fmt.Sprintf("/dev/drbd%d", i))

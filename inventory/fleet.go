@@ -266,6 +266,29 @@ func (s *Store) SetServerState(ctx context.Context, name string, state anyops.Se
 	return nil
 }
 
+// MoveServer moves a server from cluster from to cluster to, only if it is in from now: two
+// callers moving the same server (two failovers taking one warm spare) cannot both succeed. It
+// reports whether the server is in to afterwards — moved now, or by an earlier call.
+func (s *Store) MoveServer(ctx context.Context, name, from, to string) (bool, error) {
+	if err := firstError(required("server name", name), required("cluster", to)); err != nil {
+		return false, err
+	}
+	res := s.db.WithContext(ctx).Model(&Server{}).Where("name = ? AND cluster = ?", name, from).Updates(map[string]any{
+		"cluster": to, "updated_at": now(),
+	})
+	if res.Error != nil {
+		return false, dbError(res.Error, "move server "+quote(name))
+	}
+	if res.RowsAffected == 1 {
+		return true, nil
+	}
+	srv, err := s.GetServer(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	return srv.Cluster == to, nil
+}
+
 // Totals counts the rows of the fleet tables.
 type Totals struct {
 	Zones    int `json:"zones"`

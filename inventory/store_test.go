@@ -369,19 +369,10 @@ func TestConcurrentUpsertOfOneNewRow(t *testing.T) {
 		warmPool(t, s, n)
 		results := make([][]string, n)
 		errs := make([]error, n)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				results[i], errs[i] = s.UpsertServer(ctx, Server{Name: "racer", InstanceID: "i-0aaaaaaaaaaaaaaaa", Role: anyops.RoleWeb,
-					Zone: DemoZone, Cluster: DemoCluster, State: anyops.ServerRunning})
-			}()
-		}
-		close(start)
-		wg.Wait()
+		atOnce(n, func(i int) {
+			results[i], errs[i] = s.UpsertServer(ctx, Server{Name: "racer", InstanceID: "i-0aaaaaaaaaaaaaaaa", Role: anyops.RoleWeb,
+				Zone: DemoZone, Cluster: DemoCluster, State: anyops.ServerRunning})
+		})
 		creators := 0
 		for i := range n {
 			if errs[i] != nil {
@@ -399,6 +390,22 @@ func TestConcurrentUpsertOfOneNewRow(t *testing.T) {
 
 // warmPool opens n idle connections so that n goroutines start their transactions at the
 // same moment instead of one after another while connections are dialled.
+// atOnce runs f(0) … f(n-1) in n goroutines released at the same moment, and waits for them.
+func atOnce(n int, f func(i int)) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			f(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+}
+
 func warmPool(t *testing.T, s *Store, n int) {
 	t.Helper()
 	sqlDB, err := s.DB().DB()
@@ -418,4 +425,52 @@ func warmPool(t *testing.T, s *Store, n int) {
 	for _, c := range conns {
 		_ = c.Close()
 	}
+}
+
+// TestMoveServerClaimsOnce proves a server is moved out of a cluster by one caller only: of
+// eight failovers claiming one warm spare at the same moment, exactly one moves it into its
+// cluster, and a retry of that one finds it there.
+func TestMoveServerClaimsOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		if _, err := s.SeedDemoFleet(ctx); err != nil {
+			t.Fatal(err)
+		}
+		const n = 8
+		for i := range n {
+			if _, err := s.UpsertCluster(ctx, Cluster{Name: fmt.Sprintf("drill-%d", i), Zone: DemoZone, State: anyops.ClusterLive}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.UpsertCluster(ctx, Cluster{Name: "spares", Zone: DemoZone, State: anyops.ClusterStandby}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.UpsertServer(ctx, Server{Name: "spare", InstanceID: "i-0bbbbbbbbbbbbbbbb", Role: anyops.RoleFile, Zone: DemoZone, Cluster: "spares", State: anyops.ServerRunning}); err != nil {
+			t.Fatal(err)
+		}
+		warmPool(t, s, n)
+		claimed := make([]bool, n)
+		errs := make([]error, n)
+		atOnce(n, func(i int) {
+			claimed[i], errs[i] = s.MoveServer(ctx, "spare", "spares", fmt.Sprintf("drill-%d", i))
+		})
+		winner := -1
+		for i := range n {
+			if errs[i] != nil {
+				t.Fatalf("claim %d: %v", i, errs[i])
+			}
+			if claimed[i] {
+				if winner >= 0 {
+					t.Fatalf("claims %d and %d both took the spare", winner, i)
+				}
+				winner = i
+			}
+		}
+		if winner < 0 {
+			t.Fatal("no claim took the spare")
+		}
+		if again, err := s.MoveServer(ctx, "spare", "spares", fmt.Sprintf("drill-%d", winner)); err != nil || !again {
+			t.Errorf("the winner's retry: %v, %v; want it to find the spare its own", again, err)
+		}
+	})
 }

@@ -122,19 +122,10 @@ func TestConcurrentCreateUserYieldsUniqueUIDs(t *testing.T) {
 		warmPool(t, s, n)
 		uids := make([]int, n)
 		errs := make([]error, n)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				u, err := s.CreateUser(ctx, fmt.Sprintf("anon-%d", i), anyops.PlanAnonymous, true)
-				uids[i], errs[i] = u.UID, err
-			}()
-		}
-		close(start)
-		wg.Wait()
+		atOnce(n, func(i int) {
+			u, err := s.CreateUser(ctx, fmt.Sprintf("anon-%d", i), anyops.PlanAnonymous, true)
+			uids[i], errs[i] = u.UID, err
+		})
 		seen := map[int]bool{}
 		for i, uid := range uids {
 			if errs[i] != nil {

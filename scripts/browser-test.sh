@@ -142,6 +142,8 @@ ui="127.0.0.1:$ui_port"
 
 # A viewer token besides the admin token dev makes, for the dashboard's refusals.
 viewer_token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+# Alertmanager's own token, for the dashboard test to raise an incident as Alertmanager does.
+alertmanager_token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 
 data=$(mktemp -d -t anyops-browser-test.XXXXXX)
 log="$data.log"
@@ -156,7 +158,7 @@ set -m
 	--temporal-ui-addr "$ui" --cloudsim-addr "127.0.0.1:$cloudsim_port" --cloudsim-sns-addr "127.0.0.1:$sns_port" \
 	--sandboxd-addr "127.0.0.1:$sandboxd_port" --sandboxd-image-store "$image_store" \
 	--sns-topics arn:aws:sns:us-east-1:123456789012:browser-test-takes-no-alarms \
-	--tokens "viewer:$viewer_token" >"$log" 2>&1 &
+	--tokens "viewer:$viewer_token" --alertmanager-token "$alertmanager_token" >"$log" 2>&1 &
 dev=$!
 set +m
 
@@ -192,6 +194,7 @@ echo "browser test: anyops dev ready at http://$api (Temporal UI http://$ui)" >&
 # read the spec reporter on stderr; testreport reads the go-test-json one.
 tests_ran=true
 ANYOPS_API_URL="http://$api" ANYOPS_ADMIN_TOKEN=$(cat "$data/admin-token") ANYOPS_VIEWER_TOKEN=$viewer_token ANYOPS_SIGNIN_URL=$signin_url \
+	ANYOPS_ALERTMANAGER_TOKEN=$alertmanager_token \
 	ANYOPS_TEMPORAL_UI_URL="http://$ui" ANYOPS_CLOUDSIM_URL="http://127.0.0.1:$cloudsim_port" CHROMIUM=$chromium \
 	node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stderr \
 	--test-reporter=./web/e2e/gotest-reporter.mjs --test-reporter-destination="$report" web/e2e/*.test.mjs

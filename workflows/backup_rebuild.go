@@ -47,7 +47,7 @@ func BackupRebuild(ctx workflow.Context, in BackupRebuildInput) (BackupRebuildRe
 	msg := fmt.Sprintf("%s replaces %s as the backup of %s: every resource UpToDate (seeded by %s) after %.0f s without a hot backup",
 		r.res.Backup.Name, in.Server, r.primary.Name, r.res.Seed, red.NoHotBackupSeconds)
 	r.tracker.Finish(msg)
-	noteIncident(ctx, r.timing, in.IncidentID, msg)
+	resolveIncident(ctx, r.timing, in.IncidentID, msg)
 	return r.res, nil
 }
 
@@ -121,7 +121,7 @@ func (r *rebuild) assess(ctx workflow.Context) error {
 		health.ImpairedSince != nil && health.ImpairedSince.Before(since) && since.Sub(*health.ImpairedSince) < r.timing.SyncTimeout {
 		since = *health.ImpairedSince // as FileServerFailover: the cloud's clock, when plausible
 	}
-	r.tracker.SetRedundancy(Redundancy{NoHotBackupSince: &since, Message: fmt.Sprintf("%s serves the only copy until a new backup is UpToDate", r.primary.Name)})
+	r.tracker.SetRedundancy(Redundancy{NoHotBackupSince: &since, Speed: r.timing.Speed, Message: fmt.Sprintf("%s serves the only copy until a new backup is UpToDate", r.primary.Name)})
 	r.tracker.Done(stepAssess, fmt.Sprintf("%d resources of %s had their backup on %s", len(r.resources), r.primary.Name, r.in.Server))
 	return nil
 }
@@ -170,7 +170,7 @@ func (r *rebuild) server(ctx workflow.Context) error {
 	// A file or backup server is bootstrapped for either role: the same packages and services.
 	if r.backup.Role != anyops.RoleFile && r.backup.Role != anyops.RoleBackup {
 		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, r.timing.longHostOptions(r.timing.BuildTimeout)), recHosts.Bootstrap,
-			activities.BootstrapInput{InstanceID: r.backup.InstanceID, Role: anyops.RoleBackup, Timeout: r.timing.BuildTimeout}).Get(ctx, nil); err != nil {
+			activities.BootstrapInput{InstanceID: r.backup.InstanceID, Role: anyops.RoleBackup, Timeout: r.timing.onHost(r.timing.BuildTimeout)}).Get(ctx, nil); err != nil {
 			return err
 		}
 	}
@@ -303,12 +303,17 @@ func (r *rebuild) waitCtx(ctx workflow.Context) workflow.Context {
 func (r *rebuild) configure(ctx workflow.Context) error {
 	r.tracker.Start(stepConfigDRBD, fmt.Sprintf("DRBD on %s in %s's place", r.backup.Name, r.in.Server))
 	hostCtx := r.hostCtx(ctx)
+	var names []string
+	for _, rep := range r.resources {
+		names = append(names, rep.Name)
+	}
+	confs, err := readDRBDConfigs(ctx, hostCtx, r.primary.InstanceID, names)
+	if err != nil {
+		return err
+	}
 	var pairs []drbdPair
 	for _, rep := range r.resources {
-		var conf activities.DRBDResourceConfig
-		if err := workflow.ExecuteActivity(hostCtx, recHosts.ReadDRBDConfig, activities.DRBDResourceInput{InstanceID: r.primary.InstanceID, Resource: rep.Name}).Get(ctx, &conf); err != nil {
-			return err
-		}
+		conf := confs[rep.Name]
 		i := slices.IndexFunc(conf.Nodes, func(n activities.DRBDNode) bool { return n.Address == r.primary.PrivateIP })
 		if i < 0 {
 			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("the file of %s on %s does not name it (%s)", rep.Name, r.primary.Name, r.primary.PrivateIP), activities.ErrUnexpectedOutput, nil)
@@ -386,4 +391,19 @@ func names(rs []activities.ReplicaInfo) []string {
 		out[i] = r.Name
 	}
 	return out
+}
+
+// readDRBDConfigs reads the files of DRBD resources on a host, all at once (hostCtx carries
+// the activity options); what could be read is returned with the first error.
+func readDRBDConfigs(ctx, hostCtx workflow.Context, instanceID string, resources []string) (map[string]activities.DRBDResourceConfig, error) {
+	confs := map[string]activities.DRBDResourceConfig{}
+	err := together(ctx, resources, func(name string) string { return name }, func(name string) workflow.Future {
+		return workflow.ExecuteActivity(hostCtx, recHosts.ReadDRBDConfig, activities.DRBDResourceInput{InstanceID: instanceID, Resource: name})
+	}, func(name string, f workflow.Future) error {
+		var conf activities.DRBDResourceConfig
+		err := f.Get(ctx, &conf)
+		confs[name] = conf
+		return err
+	})
+	return confs, err
 }

@@ -220,7 +220,7 @@ func BuildCluster(ctx workflow.Context, in BuildClusterInput) (BuildClusterResul
 	nfsCtx := workflow.WithActivityOptions(ctx, timing.longHostOptions(timing.ClientTimeout))
 	if err := together(ctx, clients, func(c BuiltServer) string { return c.Name }, func(c BuiltServer) workflow.Future {
 		return workflow.ExecuteActivity(nfsCtx, recHosts.MountNFS, activities.MountNFSInput{InstanceID: c.InstanceID,
-			Source: anyops.FileServiceSource(cluster.Name), ExpectedServer: fileServer.PrivateIP, Timeout: timing.ClientTimeout})
+			Source: anyops.FileServiceSource(cluster.Name), ExpectedServer: fileServer.PrivateIP, Timeout: timing.onHost(timing.ClientTimeout)})
 	}, func(c BuiltServer, f workflow.Future) error {
 		var m activities.MountNFSOutput
 		if err := f.Get(ctx, &m); err != nil {

@@ -29,7 +29,14 @@ type BuildServerInput struct {
 	// name): a file or backup server's DRBD backing disks, its logs and Dropbox volumes.
 	Volumes []activities.PlannedVolume `json:"volumes,omitempty"`
 	Timing  RecoveryTiming             `json:"timing,omitempty"`
+	// NotifyWorkflowID, when set, is sent SignalServerRunning with the server (its instance,
+	// address and host name) as soon as it runs, before its bootstrap ends.
+	NotifyWorkflowID string `json:"notify_workflow_id,omitempty"`
 }
+
+// SignalServerRunning is the signal BuildServer sends its NotifyWorkflowID with a BuiltServer
+// (no volumes yet) once the server runs and answers.
+const SignalServerRunning = "ServerRunning"
 
 // BuiltServer is a server a build made: its instance, the name its host gives itself, and
 // where it sees each of its volumes.
@@ -114,9 +121,24 @@ func BuildServer(ctx workflow.Context, in BuildServerInput) (BuiltServer, error)
 	// The bootstrap is the long part: it starts first and runs while the volumes are made.
 	tracker.Start(stepBootstrap, fmt.Sprintf("anyops-bootstrap --role %s on %s", s.Role, inst.ID))
 	// The command's own bound (SSM's executionTimeout) runs on the host's clock, which under
-	// cloudsim is simulated already: it is the unscaled bound, never the policy's real time.
+	// cloudsim is simulated already: the policy's bound in simulated time, never its real time.
 	boot := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, timing.longHostOptions(timing.BuildTimeout)),
-		recHosts.Bootstrap, activities.BootstrapInput{InstanceID: inst.ID, Role: s.Role, Timeout: DefaultBuildTimeout})
+		recHosts.Bootstrap, activities.BootstrapInput{InstanceID: inst.ID, Role: s.Role, Timeout: timing.onHost(timing.BuildTimeout)})
+
+	var name string
+	if err := workflow.ExecuteActivity(hostCtx, recHosts.HostName, activities.InstanceRef{InstanceID: inst.ID}).Get(ctx, &name); err != nil {
+		return fail(stepBootstrap, fmt.Errorf("host name: %w", err))
+	}
+	res.Hostname = name
+	if in.NotifyWorkflowID != "" {
+		// Whoever asked may start to use the running host (attach volumes, set DRBD up) while
+		// it bootstraps.
+		running := res
+		running.Volumes, running.Devices = nil, nil
+		if err := workflow.SignalExternalWorkflow(ctx, in.NotifyWorkflowID, "", SignalServerRunning, running).Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Warn("could not tell the server runs", "workflow", in.NotifyWorkflowID, "err", err)
+		}
+	}
 
 	created, err := createVolumes(ctx, callCtx, tracker, in.Scope, in.Volumes)
 	if err != nil {
@@ -128,12 +150,6 @@ func BuildServer(ctx workflow.Context, in BuildServerInput) (BuiltServer, error)
 	if err := attachVolumes(ctx, callCtx, waitCtx, hostCtx, tracker, timing, inst.ID, in.Volumes, res.Volumes, created, res.Devices); err != nil {
 		return res, err
 	}
-	var name string
-	if err := workflow.ExecuteActivity(hostCtx, recHosts.HostName, activities.InstanceRef{InstanceID: inst.ID}).Get(ctx, &name); err != nil {
-		return fail(stepFindDevices, fmt.Errorf("host name: %w", err))
-	}
-	res.Hostname = name
-
 	var booted activities.BootstrapOutput
 	if err := boot.Get(ctx, &booted); err != nil {
 		return fail(stepBootstrap, err)

@@ -325,13 +325,7 @@ func (d *drill) build() error {
 
 	// The watch a fleet sync would start, started now and timed for the scenario's speed.
 	d.tracker.Start(stepDrillWatch, "starting the NFS watch of "+d.fileSrv)
-	watch := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID: NFSWatchWorkflowID(d.fileSrv), TaskQueue: TaskQueueControl,
-		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
-		TypedSearchAttributes: temporal.NewSearchAttributes(SearchServer.ValueSet(d.fileSrv), SearchCluster.ValueSet(d.in.Cluster)),
-	})
-	err = workflow.ExecuteChildWorkflow(watch, NFSWatchWorkflowType, NFSWatchInput{Server: d.fileSrv, Timing: NFSWatchTiming{}.Scaled(sc.Speed)}).
+	err = StartNFSWatch(ctx, d.fileSrv, NFSWatchTiming{}.Scaled(sc.Speed)).
 		GetChildWorkflowExecution().Get(ctx, nil)
 	var running *temporal.ChildWorkflowExecutionAlreadyStartedError
 	switch {

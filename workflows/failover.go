@@ -43,6 +43,11 @@ func FileServerFailover(ctx workflow.Context, in FailoverInput) (FailoverResult,
 		}
 		return w.fail(ctx, stepRace, err)
 	}
+	// The new picture holds from the cutover on: the inventory (the dashboard, the watches)
+	// shows it while the clients switch and a backup resyncs, and again once that is done.
+	if err := w.record(ctx); err != nil {
+		return w.fail(ctx, stepRecord, err)
+	}
 	if err := w.switchClients(ctx); err != nil {
 		return w.fail(ctx, stepClients, err)
 	}
@@ -54,6 +59,9 @@ func FileServerFailover(ctx workflow.Context, in FailoverInput) (FailoverResult,
 	}
 	return w.finish(ctx)
 }
+
+// ErrNothingToFailOver is the error type of a failover of a file server that serves no data.
+const ErrNothingToFailOver = "NothingToFailOver"
 
 // Steps of FileServerFailover, as its Status shows them.
 const (
@@ -121,6 +129,7 @@ type failover struct {
 	granted    anyops.RecoveryWay // the one commit point: "" until a way is granted the cutover
 	dns        workflow.Future    // the file service's name moving to the winner, from the commit
 	fence      *activities.Fence
+	claimed    *activities.ServerInfo // the warm spare the replace way claimed, as it was
 	serving    *activities.ServerInfo // set once the winner serves
 	kept       map[anyops.RecoveryWay]wayOutcome
 
@@ -194,6 +203,16 @@ func (w *failover) waitCtx(ctx workflow.Context, d time.Duration) workflow.Conte
 	return workflow.WithActivityOptions(ctx, w.timing.boundedWaitOptions(d))
 }
 
+// deadlineCtx is for a wait whose end is a decision (force the stop, call the boot failed):
+// it ends within d and a poll, retries included. The wait activities give up retryably at
+// their Timeout and a retry waits again, so without the bound twenty retries made a 2-minute
+// stop timeout twenty times as long.
+func (w *failover) deadlineCtx(ctx workflow.Context, d time.Duration) workflow.Context {
+	o := w.timing.boundedWaitOptions(d + w.timing.PollInterval)
+	o.ScheduleToCloseTimeout = d + w.timing.PollInterval
+	return workflow.WithActivityOptions(ctx, o)
+}
+
 // event puts a line on the Status timeline and the incident's.
 func (w *failover) event(ctx workflow.Context, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
@@ -223,10 +242,13 @@ func (w *failover) assess(ctx workflow.Context) error {
 			w.resources = append(w.resources, r)
 		}
 	}
-	if len(w.resources) > 0 {
-		peer := w.target.Peers[w.resources[0].SecondaryServer]
-		w.backup = &peer
+	if len(w.resources) == 0 {
+		// A file server that serves no data (a replacement still bootstrapping, a spare):
+		// nothing to fail over, and stopping it or building another would do harm.
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s is the primary of no DRBD resource: it serves no data, there is nothing to fail over", w.primary.Name), ErrNothingToFailOver, nil)
 	}
+	peer := w.target.Peers[w.resources[0].SecondaryServer]
+	w.backup = &peer
 	if !w.policy.NoWarmSpare {
 		w.spares = w.target.Spares
 	}
@@ -266,7 +288,7 @@ func (w *failover) assess(ctx workflow.Context) error {
 	if s := health.ImpairedSince; s != nil && s.Before(since) && since.Sub(*s) < w.timing.SyncTimeout {
 		since = *s
 	}
-	w.tracker.SetRedundancy(Redundancy{NoHotBackupSince: &since, Message: "the failed server's data has no hot copy: " + backupState})
+	w.tracker.SetRedundancy(Redundancy{NoHotBackupSince: &since, Speed: w.timing.Speed, Message: "the failed server's data has no hot copy: " + backupState})
 	summary := fmt.Sprintf("%s is %s (system %s, instance %s); %d DRBD resources; %s; %d warm spares in %s",
 		w.primary.Name, health.State, health.SystemStatus, health.InstanceStatus, len(w.resources), backupState, len(w.spares), w.primary.Zone)
 	w.tracker.Done(stepAssess, summary)
@@ -570,6 +592,6 @@ func (w *failover) finish(ctx workflow.Context) (FailoverResult, error) {
 		msg += fmt.Sprintf("; hot backup %s after %.0f s without one", w.res.Backup, w.res.NoHotBackupSeconds)
 	}
 	w.tracker.Finish(msg)
-	noteIncident(ctx, w.timing, w.in.IncidentID, "failover done: "+msg)
+	resolveIncident(ctx, w.timing, w.in.IncidentID, "failover done: "+msg)
 	return w.res, nil
 }

@@ -90,7 +90,7 @@ func (w *failover) switchClients(ctx workflow.Context) error {
 func (w *failover) switchClient(ctx, nfsCtx workflow.Context, c activities.ServerInfo, ip string) (string, error) {
 	var m activities.MountNFSOutput
 	if err := workflow.ExecuteActivity(nfsCtx, recHosts.RemountNFS, activities.MountNFSInput{InstanceID: c.InstanceID,
-		Source: anyops.FileServiceSource(w.primary.Cluster), ExpectedServer: ip, Timeout: w.timing.ClientTimeout}).Get(ctx, &m); err != nil {
+		Source: anyops.FileServiceSource(w.primary.Cluster), ExpectedServer: ip, Timeout: w.timing.onHost(w.timing.ClientTimeout)}).Get(ctx, &m); err != nil {
 		return "", err
 	}
 	deadline := workflow.Now(ctx).Add(w.timing.ClientTimeout)

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -37,6 +36,9 @@ type fakeFleet struct {
 	corruptBoot bool
 	// stopHangs: a graceful stop never ends (failed hardware).
 	stopHangs bool
+	// servesNothing: the file server is the primary of no DRBD resource (a replacement
+	// still bootstrapping).
+	servesNothing bool
 	// inSyncAfter is how many WaitDRBDInSync calls report progress before in sync; negative:
 	// never.
 	inSyncAfter int
@@ -49,12 +51,16 @@ type fakeFleet struct {
 	promoted []activities.DRBDPromoteInput
 	audits   []activities.AuditRecord
 	records  []activities.FleetRecord
+	// now is the test environment's clock; stops are the workflow times of the StopInstance
+	// calls on the primary, forced or not.
+	now   func() time.Time
+	stops map[bool]time.Time
 }
 
 const fakeResources = 4
 
 func newFakeFleet() *fakeFleet {
-	f := &fakeFleet{backupDisk: "UpToDate", state: map[string]string{}}
+	f := &fakeFleet{backupDisk: "UpToDate", state: map[string]string{}, stops: map[bool]time.Time{}}
 	f.primary = activities.ServerInfo{Name: "live-file", Role: anyops.RoleFile, Zone: "us-east-1a", Cluster: "live", InstanceID: "i-0f11e000000000001", InstanceType: "m5.2xlarge", PrivateIP: "10.0.1.10", State: anyops.ServerImpaired}
 	f.backup = activities.ServerInfo{Name: "live-backup", Role: anyops.RoleBackup, Zone: "us-east-1a", Cluster: "live", InstanceID: "i-0ba0c000000000002", InstanceType: "m5.2xlarge", PrivateIP: "10.0.1.11", State: anyops.ServerRunning}
 	for i, name := range []string{"live-web1", "live-console1"} {
@@ -94,10 +100,14 @@ func (f *fakeFleet) count(prefix string) int {
 }
 
 // logged says whether a call starting with prefix and ending with suffix was made.
-func (f *fakeFleet) logged(prefix, suffix string) bool {
+func (f *fakeFleet) logged(prefix, suffix string) bool { return f.indexOf(prefix, suffix) >= 0 }
+
+// indexOf is the position of the first call starting with prefix and ending with suffix, -1
+// when none.
+func (f *fakeFleet) indexOf(prefix, suffix string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return slices.ContainsFunc(f.calls, func(c string) bool { return strings.HasPrefix(c, prefix) && strings.HasSuffix(c, suffix) })
+	return slices.IndexFunc(f.calls, func(c string) bool { return strings.HasPrefix(c, prefix) && strings.HasSuffix(c, suffix) })
 }
 
 func resourceName(i int) string { return fmt.Sprintf("live-r%d", i) }
@@ -112,6 +122,9 @@ func (f *fakeFleet) RecoveryTarget(_ context.Context, in activities.RecoveryTarg
 		t.Server, t.Peers = f.backup, map[string]activities.ServerInfo{f.primary.Name: f.primary}
 	}
 	for i := range fakeResources {
+		if f.servesNothing {
+			break
+		}
 		r := resourceName(i)
 		t.Replicas = append(t.Replicas, activities.ReplicaInfo{Name: r, Minor: i, PrimaryServer: f.primary.Name, SecondaryServer: f.backup.Name,
 			PrimaryVolume: fmt.Sprintf("vol-0a%015d", i), SecondaryVolume: fmt.Sprintf("vol-0b%015d", i)})
@@ -147,7 +160,12 @@ func (f *fakeFleet) DRBDStatus(_ context.Context, in activities.DRBDStatusInput)
 	return out, nil
 }
 
-func (f *fakeFleet) NoteIncident(context.Context, activities.IncidentNote) error { return nil }
+func (f *fakeFleet) NoteIncident(_ context.Context, n activities.IncidentNote) error {
+	if n.Kind != activities.IncidentEventWorkflow {
+		f.log("NoteIncident %d %s", n.IncidentID, n.Kind)
+	}
+	return nil
+}
 
 func (f *fakeFleet) RecordAudit(_ context.Context, r activities.AuditRecord) error {
 	f.log("RecordAudit %s %v", r.Action, r.Summary["interlock"])
@@ -169,6 +187,9 @@ func (f *fakeFleet) StopInstance(_ context.Context, in activities.StopInstanceIn
 	f.log("StopInstance %s force=%v", in.InstanceID, in.Force)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if _, ok := f.stops[in.Force]; !ok && in.InstanceID == f.primary.InstanceID && f.now != nil {
+		f.stops[in.Force] = f.now()
+	}
 	if in.Force || !f.stopHangs {
 		f.state[in.InstanceID] = "stopped"
 	} else {
@@ -182,7 +203,8 @@ func (f *fakeFleet) WaitInstanceStopped(_ context.Context, in activities.WaitIns
 	st := f.state[in.InstanceID]
 	f.mu.Unlock()
 	if st != "stopped" {
-		return activities.Instance{}, temporal.NewNonRetryableApplicationError("exceeded max wait time", activities.ErrWaitFailed, nil)
+		// As the activity: a wait that reaches its Timeout gives up, retryably.
+		return activities.Instance{}, fmt.Errorf("wait for instance stopped: exceeded max wait time for InstanceStopped waiter")
 	}
 	return activities.Instance{ID: in.InstanceID, State: st}, nil
 }
@@ -375,22 +397,41 @@ func (f *fakeFleet) ConsolesOn(_ context.Context, in activities.ConsolesOnInput)
 	return []activities.ConsoleRef{{ID: "c1", WorkflowID: "console/c1"}, {ID: "c2", WorkflowID: "console/c2"}}, nil
 }
 
+func (f *fakeFleet) MoveServer(_ context.Context, in activities.MoveServerInput) (bool, error) {
+	f.log("MoveServer %s %s %s", in.Server, in.From, in.To)
+	return true, nil
+}
+
 func (f *fakeFleet) LatestSnapshot(context.Context, activities.LatestSnapshotInput) (activities.LatestSnapshotOutput, error) {
 	return activities.LatestSnapshotOutput{}, nil
 }
 
 // buildTime is how long the fake BuildServer takes (a workflow timer: the test
-// environment skips it, in order).
-const buildTime = 20 * time.Minute
+// environment skips it, in order), of which runTime until the server runs and bootstraps.
+const (
+	buildTime = 20 * time.Minute
+	runTime   = 2 * time.Minute
+)
 
-// fakeBuildServer stands in for BuildServer: a server is ready after buildTime.
+// fakeBuildServer stands in for BuildServer: a server runs after runTime (and tells
+// NotifyWorkflowID so, as BuildServer does) and is bootstrapped after buildTime.
 func (f *fakeFleet) fakeBuildServer(ctx workflow.Context, in BuildServerInput) (BuiltServer, error) {
 	f.log("BuildServer %s", in.Server.Name)
-	if err := workflow.Sleep(ctx, buildTime); err != nil {
-		f.log("BuildServer %s cancelled", in.Server.Name)
-		return BuiltServer{}, err
+	built := BuiltServer{Name: in.Server.Name, Role: in.Server.Role, InstanceID: "i-0ne0000000000000a", PrivateIP: "10.0.1.50", Hostname: "ip-10-0-1-50"}
+	for i, d := range []time.Duration{runTime, buildTime - runTime} {
+		if err := workflow.Sleep(ctx, d); err != nil {
+			f.log("BuildServer %s cancelled", in.Server.Name)
+			return BuiltServer{}, err
+		}
+		if i == 0 && in.NotifyWorkflowID != "" {
+			f.log("BuildServer %s runs", in.Server.Name)
+			if err := workflow.SignalExternalWorkflow(ctx, in.NotifyWorkflowID, "", SignalServerRunning, built).Get(ctx, nil); err != nil {
+				return BuiltServer{}, err
+			}
+		}
 	}
-	return BuiltServer{Name: in.Server.Name, Role: in.Server.Role, InstanceID: "i-0ne0000000000000a", PrivateIP: "10.0.1.50", Hostname: "ip-10-0-1-50"}, nil
+	f.log("BuildServer %s bootstrapped", in.Server.Name)
+	return built, nil
 }
 
 // fakeBackupRebuild stands in for BackupRebuild.
@@ -410,6 +451,7 @@ func (f *fakeFleet) env(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	env.RegisterWorkflowWithOptions(f.fakeBackupRebuild, workflow.RegisterOptions{Name: BackupRebuildWorkflowType})
 	env.RegisterActivity(f)
 	env.SetTestTimeout(time.Minute)
+	f.now = env.Now
 	return env
 }
 

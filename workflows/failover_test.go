@@ -1,11 +1,13 @@
 package workflows
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -31,7 +33,7 @@ func TestFailoverRace(t *testing.T) {
 		outcomes    map[anyops.RecoveryWay]string // prefixes
 	}{
 		{"hot backup", "UpToDate", false, false, anyops.WayPromote, "live-backup",
-			map[anyops.RecoveryWay]string{anyops.WayRepair: "lost: kept live-file as the backup", anyops.WayReplace: "lost: kept live-file-"}},
+			map[anyops.RecoveryWay]string{anyops.WayRepair: "lost: kept live-file as the backup", anyops.WayReplace: "lost: promote won before it began"}},
 		{"july 2014", "Inconsistent", true, false, anyops.WayReplace, "live-file-",
 			map[anyops.RecoveryWay]string{anyops.WayPromote: "lost", anyops.WayRepair: "failed"}},
 		{"repair before the build", "Inconsistent", false, false, anyops.WayRepair, "live-file",
@@ -78,6 +80,17 @@ func TestFailoverRace(t *testing.T) {
 			}
 			if res.Backup == "" || res.WithoutHotBackup {
 				t.Errorf("backup %q (without: %v): a failover ends with a hot backup", res.Backup, res.WithoutHotBackup)
+			}
+			if rec, remount := f.index("RecordFleet"), f.index("RemountNFS"); rec < 0 || rec > remount {
+				t.Errorf("recorded at call %d, remounted at %d: the inventory must show the new file server from the cutover on\n%v", rec, remount, f.calls)
+			}
+			if tc.name == "july 2014" {
+				// No other way can serve once the repair failed: the volumes move while the new
+				// server bootstraps, and it exports only once it is bootstrapped.
+				runs, detach, done, export := f.indexOf("BuildServer live-file-", " runs"), f.index("DetachFromFenced"), f.indexOf("BuildServer live-file-", " bootstrapped"), f.index("ExportNFS")
+				if runs < 0 || detach < runs || detach > done || export < done {
+					t.Errorf("runs at call %d, detached at %d, bootstrapped at %d, exported at %d: want the move during the bootstrap, the export after\n%v", runs, detach, done, export, f.calls)
+				}
 			}
 			if tc.spare && f.count("BuildServer") != 0 {
 				t.Errorf("a spare was there, yet a server was built: %v", f.calls)
@@ -214,6 +227,9 @@ func TestFailoverApproveAndAbort(t *testing.T) {
 		if !f.logged("BuildServer live-file-", " cancelled") {
 			t.Errorf("the replace way's build was not cancelled: %v", f.calls)
 		}
+		if f.count("NoteIncident 7 resolved") != 0 {
+			t.Errorf("an aborted failover resolved its incident: nothing serves the data: %v", f.calls)
+		}
 	})
 	t.Run("approve, then no abort", func(t *testing.T) {
 		f := newFakeFleet()
@@ -241,27 +257,41 @@ func TestFailoverApproveAndAbort(t *testing.T) {
 }
 
 // TestFailoverLosersClean proves the clean loser policy: the ways that lost are cancelled and
-// what they made is gone — the build is cancelled, the repaired primary is not kept — and a
-// new backup is rebuilt in the old primary's place.
+// what they made is gone. With a hot backup, promote wins before the replace way begins (no
+// server is built at all) and the repaired primary is not kept: a new backup is rebuilt in
+// the old primary's place. With a backup that is no hot copy and a good boot disk, the repair
+// wins while the replacement builds: the build is cancelled.
 func TestFailoverLosersClean(t *testing.T) {
-	f := newFakeFleet()
-	env := f.env(t)
-	res := f.runFailover(t, env, FailoverPolicy{Losers: anyops.LosersClean})
-	if res.Winner != anyops.WayPromote {
-		t.Fatalf("winner %s", res.Winner)
-	}
-	if !strings.HasPrefix(res.Outcomes[anyops.WayReplace], "cancelled") {
-		t.Errorf("replace: %q, want cancelled", res.Outcomes[anyops.WayReplace])
-	}
-	if o := res.Outcomes[anyops.WayRepair]; strings.Contains(o, "kept") {
-		t.Errorf("repair: %q, want it not kept", o)
-	}
-	if !f.logged("BuildServer live-file-", " cancelled") {
-		t.Errorf("the replace way's build was not cancelled: %v", f.calls)
-	}
-	if f.count("BackupRebuild live-file onto \"\"") != 1 || res.Backup != "live-file-new" {
-		t.Errorf("backup %q, calls %v; want a backup rebuilt for the old primary", res.Backup, f.calls)
-	}
+	t.Run("hot backup", func(t *testing.T) {
+		f := newFakeFleet()
+		res := f.runFailover(t, f.env(t), FailoverPolicy{Losers: anyops.LosersClean})
+		if res.Winner != anyops.WayPromote {
+			t.Fatalf("winner %s", res.Winner)
+		}
+		if o := res.Outcomes[anyops.WayRepair]; strings.Contains(o, "kept") {
+			t.Errorf("repair: %q, want it not kept", o)
+		}
+		if n := f.count("BuildServer"); n != 0 {
+			t.Errorf("%d servers built after promote won: %v", n, f.calls)
+		}
+		if f.count("BackupRebuild live-file onto \"\"") != 1 || res.Backup != "live-file-new" {
+			t.Errorf("backup %q, calls %v; want a backup rebuilt for the old primary", res.Backup, f.calls)
+		}
+	})
+	t.Run("repair wins while the build runs", func(t *testing.T) {
+		f := newFakeFleet()
+		f.backupDisk, f.stopHangs = "Inconsistent", true
+		res := f.runFailover(t, f.env(t), FailoverPolicy{Losers: anyops.LosersClean})
+		if res.Winner != anyops.WayRepair {
+			t.Fatalf("winner %s, outcomes %v", res.Winner, res.Outcomes)
+		}
+		if !strings.HasPrefix(res.Outcomes[anyops.WayReplace], "cancelled") {
+			t.Errorf("replace: %q, want cancelled", res.Outcomes[anyops.WayReplace])
+		}
+		if !f.logged("BuildServer live-file-", " cancelled") {
+			t.Errorf("the replace way's build was not cancelled: %v", f.calls)
+		}
+	})
 }
 
 // TestFailoverNoHotBackupInterlock proves a failover never ends without a hot backup without
@@ -355,5 +385,83 @@ func TestReplacementName(t *testing.T) {
 	}
 	if !reServerName.MatchString(replacementName(strings.Repeat("x", 63), "r")) {
 		t.Error("a long name's replacement is not a server name")
+	}
+}
+
+// TestFailoverForcesAHungStopAtItsTimeout proves the repair forces a stop that hangs (failed
+// hardware) once the policy's StopTimeout has passed, not later: the wait for stopped gives up
+// retryably at its timeout, and its retries must not wait again past the bound (twenty of
+// them made July 2014's repair force the stop ten simulated minutes late, after the build).
+func TestFailoverForcesAHungStopAtItsTimeout(t *testing.T) {
+	f := newFakeFleet()
+	f.backupDisk, f.corruptBoot, f.stopHangs = "Inconsistent", true, true
+	f.runFailover(t, f.env(t), FailoverPolicy{})
+	graceful, forced := f.stops[false], f.stops[true]
+	if graceful.IsZero() || forced.IsZero() {
+		t.Fatalf("stops %v: want a graceful stop, then a forced one\n%v", f.stops, f.calls)
+	}
+	if bound := DefaultStopTimeout + DefaultRecoveryPollInterval; forced.Sub(graceful) > bound {
+		t.Errorf("the stop was forced %s after the graceful one, want within the stop timeout and a poll (%s)", forced.Sub(graceful), bound)
+	}
+}
+
+// replaceAsChild runs ServerReplace as the child of another recovery, as BackupRebuild runs
+// under a failover.
+func replaceAsChild(ctx workflow.Context, in ServerReplaceInput) error {
+	return workflow.ExecuteChildWorkflow(ctx, ServerReplaceWorkflowType, in).Get(ctx, nil)
+}
+
+// TestRecoveriesResolveTheirIncident proves a recovery that the alarm started resolves its
+// incident when it has brought the service back (so that a later fault of the same server
+// starts a new recovery), once; one run as another's child leaves that to its parent.
+func TestRecoveriesResolveTheirIncident(t *testing.T) {
+	replace := ServerReplaceInput{RecoveryRequest: RecoveryRequest{Server: "live-web1", IncidentID: 7, RequestedBy: "alarm:sns"}}
+	for _, tc := range []struct {
+		name string
+		run  func(f *fakeFleet, env *testsuite.TestWorkflowEnvironment)
+		want int
+	}{
+		{"a failover", func(f *fakeFleet, env *testsuite.TestWorkflowEnvironment) { f.runFailover(t, env, FailoverPolicy{}) }, 1},
+		{"a server replacement", func(f *fakeFleet, env *testsuite.TestWorkflowEnvironment) {
+			env.ExecuteWorkflow(ServerReplaceWorkflowType, replace)
+		}, 1},
+		{"a replacement run as a child", func(f *fakeFleet, env *testsuite.TestWorkflowEnvironment) {
+			env.RegisterWorkflow(replaceAsChild)
+			env.ExecuteWorkflow(replaceAsChild, replace)
+		}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeFleet()
+			if tc.name != "a failover" {
+				f.primary = f.clients[0]
+			}
+			env := f.env(t)
+			tc.run(f, env)
+			if err := env.GetWorkflowError(); err != nil {
+				t.Fatalf("%v\n%v", err, f.calls)
+			}
+			if got := f.count("NoteIncident 7 resolved"); got != tc.want {
+				t.Errorf("the incident was resolved %d times, want %d: %v", got, tc.want, f.calls)
+			}
+		})
+	}
+}
+
+// TestFailoverOfAServerServingNothing proves a failover of a file server that is the primary
+// of no DRBD resource (a replacement still bootstrapping, watched too early) ends at assess:
+// it stops nothing, builds nothing, promotes nothing.
+func TestFailoverOfAServerServingNothing(t *testing.T) {
+	f := newFakeFleet()
+	f.servesNothing = true
+	env := f.env(t)
+	env.ExecuteWorkflow(FailoverWorkflowType, failoverInput(FailoverPolicy{}))
+	var app *temporal.ApplicationError
+	if err := env.GetWorkflowError(); !errors.As(err, &app) || app.Type() != ErrNothingToFailOver {
+		t.Fatalf("error %v, want %s", err, ErrNothingToFailOver)
+	}
+	for _, call := range []string{"StopInstance", "FenceInstance", "BuildServer", "DRBDPromote", "SwitchRecord"} {
+		if f.count(call) != 0 {
+			t.Errorf("%s called for a server serving nothing: %v", call, f.calls)
+		}
 	}
 }

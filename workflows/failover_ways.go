@@ -52,7 +52,7 @@ func (w *failover) promote(ctx workflow.Context) (wayOutcome, error) {
 	if err := w.fenceOldPrimary(ctx); err != nil {
 		return wayOutcome{}, err
 	}
-	if err := w.takeOver(ctx, way, *w.backup, override); err != nil {
+	if err := w.takeOver(ctx, way, *w.backup, override, nil); err != nil {
 		return wayOutcome{}, err
 	}
 	return wayOutcome{Served: true, Server: *w.backup}, nil
@@ -78,7 +78,7 @@ func (w *failover) repair(ctx workflow.Context) (wayOutcome, error) {
 	if err := workflow.ExecuteActivity(w.callCtx(ctx), recCloud.StartInstance, activities.InstanceRef{InstanceID: id}).Get(ctx, nil); err != nil {
 		return wayOutcome{}, err
 	}
-	if err := workflow.ExecuteActivity(w.waitCtx(ctx, w.timing.BootTimeout), recCloud.WaitInstanceRunning,
+	if err := workflow.ExecuteActivity(w.deadlineCtx(ctx, w.timing.BootTimeout), recCloud.WaitInstanceRunning,
 		activities.WaitInstanceInput{InstanceID: id, PollInterval: w.timing.PollInterval, Timeout: w.timing.BootTimeout}).Get(ctx, nil); err != nil {
 		return wayOutcome{}, err
 	}
@@ -113,7 +113,7 @@ func (w *failover) repair(ctx workflow.Context) (wayOutcome, error) {
 	}
 	// The old primary is the winner itself: there is nothing to fence, and the commit point
 	// guarantees no other way made the backup Primary.
-	if err := w.takeOver(ctx, way, w.primary, nil); err != nil {
+	if err := w.takeOver(ctx, way, w.primary, nil, nil); err != nil {
 		return wayOutcome{}, err
 	}
 	return wayOutcome{Served: true, Server: w.primary, Hostname: host}, nil
@@ -125,7 +125,7 @@ func (w *failover) stopInstance(ctx workflow.Context, way anyops.RecoveryWay, id
 	if err := workflow.ExecuteActivity(w.callCtx(ctx), recCloud.StopInstance, activities.StopInstanceInput{InstanceID: id}).Get(ctx, nil); err != nil {
 		return err
 	}
-	err := workflow.ExecuteActivity(w.waitCtx(ctx, w.timing.StopTimeout+w.timing.CallTimeout), recCloud.WaitInstanceStopped,
+	err := workflow.ExecuteActivity(w.deadlineCtx(ctx, w.timing.StopTimeout), recCloud.WaitInstanceStopped,
 		activities.WaitInstanceInput{InstanceID: id, PollInterval: w.timing.PollInterval, Timeout: w.timing.StopTimeout}).Get(ctx, nil)
 	if err == nil || temporal.IsCanceledError(err) {
 		return err
@@ -171,17 +171,35 @@ func (w *failover) checkBoot(ctx workflow.Context, id string) error {
 // cutover, it fences the old primary, moves its data volumes to the new server (force-detached
 // only from the fenced server), sets DRBD up there with the old primary's identity in each
 // pair, makes it Primary, assembles md0 over the DRBD devices, checks, mounts and exports the
-// file system. Having lost, its server is kept (LosersKeep) as the zone's spare, or for the new
-// backup, or terminated (LosersClean).
+// file system. A server being built asks for the cutover as soon as it runs if no other way
+// can serve any more (the repair failed, the backup is not a hot copy): the volume move then
+// runs while it bootstraps, and it serves when its bootstrap ends. Having lost, its server is
+// kept (LosersKeep) as the zone's spare, or for the new backup, or terminated (LosersClean).
 func (w *failover) replace(ctx workflow.Context) (wayOutcome, error) {
 	const way = anyops.WayReplace
-	srv, host, err := w.replacementServer(ctx)
+	if w.lostTo(way) {
+		// Another way won before this one began: nothing to claim or build.
+		return wayOutcome{Message: string(w.granted) + " won before it began"}, nil
+	}
+	srv, host, build, err := w.replacementServer(ctx)
 	if err != nil {
 		return wayOutcome{}, err
+	}
+	// bootstrapped waits for a server still being built to finish (nil: it is ready).
+	bootstrapped := func(ctx workflow.Context) error {
+		if build == nil {
+			return nil
+		}
+		w.setBranch(way, StepRunning, srv.Name+" holds the data; waiting for its bootstrap to end", 0.95)
+		var built BuiltServer
+		err := build.Get(ctx, &built)
+		build = nil
+		return err
 	}
 	if !w.lostTo(way) {
 		granted, err := w.cutover(ctx, way, srv)
 		if err != nil {
+			w.releaseSpare(ctx)
 			w.cleanUpReplacement(ctx, srv)
 			return wayOutcome{}, err
 		}
@@ -189,22 +207,21 @@ func (w *failover) replace(ctx workflow.Context) (wayOutcome, error) {
 			if err := w.fenceOldPrimary(ctx); err != nil {
 				return wayOutcome{}, err
 			}
-			if srv.Cluster != w.primary.Cluster {
-				// The spare joins the cluster it now serves.
-				if err := workflow.ExecuteActivity(w.callCtx(ctx), recCloud.TagResource, activities.TagResourceInput{ResourceID: srv.InstanceID,
-					Tags: map[string]string{anyops.TagCluster: w.primary.Cluster}}).Get(ctx, nil); err != nil {
-					return wayOutcome{}, err
-				}
-				srv.Cluster = w.primary.Cluster
-			}
 			if err := w.moveVolumes(ctx, way, srv, host); err != nil {
 				return wayOutcome{}, err
 			}
-			if err := w.takeOver(ctx, way, srv, nil); err != nil {
+			if err := w.takeOver(ctx, way, srv, nil, bootstrapped); err != nil {
 				return wayOutcome{}, err
 			}
 			return wayOutcome{Served: true, Server: srv, Hostname: host}, nil
 		}
+	}
+	if err := bootstrapped(ctx); err != nil {
+		return wayOutcome{}, err
+	}
+	if w.claimed != nil {
+		w.releaseSpare(ctx)
+		return wayOutcome{Message: srv.Name + " stays the zone's spare"}, nil
 	}
 	if w.policy.Losers == anyops.LosersKeep {
 		return wayOutcome{Keep: keepSpare, Server: srv, Hostname: host, Message: srv.Name + " is ready, bootstrapped"}, nil
@@ -213,40 +230,135 @@ func (w *failover) replace(ctx workflow.Context) (wayOutcome, error) {
 	return wayOutcome{Message: "its server was terminated"}, nil
 }
 
-// replacementServer is the spare of the zone, or a server built for the failover.
-func (w *failover) replacementServer(ctx workflow.Context) (activities.ServerInfo, string, error) {
+// othersCannotServe says whether no way but this one can still serve: every other has ended,
+// or is held by the not-uptodate interlock (a backup that is no hot copy).
+func (w *failover) othersCannotServe(way anyops.RecoveryWay) bool {
+	for _, b := range w.branches {
+		if b.way == way || b.done.IsReady() {
+			continue
+		}
+		if b.way == anyops.WayPromote && w.tracker.Blocking(string(anyops.InterlockNotUpToDate)) {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// replacementServer is the spare of the zone, or a server built for the failover. A server
+// being built is returned once it has been built, or — with its build still bootstrapping,
+// the future build — once it runs and no other way can serve any more.
+func (w *failover) replacementServer(ctx workflow.Context) (activities.ServerInfo, string, workflow.Future, error) {
 	const way = anyops.WayReplace
 	var host string
-	if len(w.spares) > 0 {
-		spare := w.spares[0]
+	if spare, ok, err := w.claimSpare(ctx); err != nil {
+		return activities.ServerInfo{}, "", nil, err
+	} else if ok {
 		w.setBranch(way, StepRunning, "taking the warm spare "+spare.Name, 0.3)
-		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, w.timing.longHostOptions(w.timing.BuildTimeout)), recHosts.Bootstrap,
-			activities.BootstrapInput{InstanceID: spare.InstanceID, Role: anyops.RoleFile, Timeout: w.timing.BuildTimeout}).Get(ctx, nil); err != nil {
-			return spare, "", err
+		// A spare is bootstrapped when it is built: its NFS service answers. One that does not is
+		// bootstrapped now.
+		var probe activities.HealthProbeOutput
+		if err := workflow.ExecuteActivity(w.hostCtx(ctx), recHosts.HealthProbe, activities.HealthProbeInput{InstanceID: spare.InstanceID, URL: "http://localhost:2049/"}).Get(ctx, &probe); err != nil {
+			return spare, "", nil, err
+		}
+		if !probe.Healthy {
+			if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, w.timing.longHostOptions(w.timing.BuildTimeout)), recHosts.Bootstrap,
+				activities.BootstrapInput{InstanceID: spare.InstanceID, Role: anyops.RoleFile, Timeout: w.timing.onHost(w.timing.BuildTimeout)}).Get(ctx, nil); err != nil {
+				return spare, "", nil, err
+			}
 		}
 		if err := workflow.ExecuteActivity(w.hostCtx(ctx), recHosts.HostName, activities.InstanceRef{InstanceID: spare.InstanceID}).Get(ctx, &host); err != nil {
-			return spare, "", err
+			return spare, "", nil, err
 		}
-		return spare, host, nil
+		return spare, host, nil, nil
 	}
 	name := replacementName(w.primary.Name, w.scope)
 	w.setBranch(way, StepRunning, "building "+name+" (a new file server: about 20 minutes, most of it bootstrap)", 0.1)
 	w.branchETA(ctx, way, w.timing.BuildTimeout*20/45) // a build takes about 20 of its 45-minute bound
 	planned := activities.PlannedServer{Name: name, Role: anyops.RoleFile, Zone: w.primary.Zone, Cluster: w.primary.Cluster, InstanceType: w.primary.InstanceType}
-	var built BuiltServer
-	if err := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID: BuildServerWorkflowID(name), WorkflowExecutionTimeout: w.timing.BuildTimeout + w.timing.WaitTimeout,
-	}), BuildServerWorkflowType, BuildServerInput{Scope: w.scope, Server: planned, ImageID: w.policy.ImageID, Timing: w.in.Timing}).Get(ctx, &built); err != nil {
-		return activities.ServerInfo{Name: name}, "", err
+	info := func(b BuiltServer) activities.ServerInfo {
+		return activities.ServerInfo{Name: name, Role: anyops.RoleFile, Zone: planned.Zone, Cluster: planned.Cluster, InstanceID: b.InstanceID,
+			InstanceType: planned.InstanceType, PrivateIP: b.PrivateIP, State: anyops.ServerRunning}
 	}
-	return activities.ServerInfo{Name: name, Role: anyops.RoleFile, Zone: planned.Zone, Cluster: planned.Cluster, InstanceID: built.InstanceID,
-		InstanceType: planned.InstanceType, PrivateIP: built.PrivateIP, State: anyops.ServerRunning}, built.Hostname, nil
+	build := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID: BuildServerWorkflowID(name), WorkflowExecutionTimeout: w.timing.BuildTimeout + w.timing.WaitTimeout,
+	}), BuildServerWorkflowType, BuildServerInput{Scope: w.scope, Server: planned, ImageID: w.policy.ImageID, Timing: w.in.Timing,
+		NotifyWorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID})
+	var running BuiltServer
+	gotRunning := false
+	sel := workflow.NewSelector(ctx)
+	sel.AddReceive(workflow.GetSignalChannel(ctx, SignalServerRunning), func(c workflow.ReceiveChannel, _ bool) {
+		c.Receive(ctx, &running)
+		gotRunning = true
+	})
+	sel.AddFuture(build, func(workflow.Future) {})
+	sel.Select(ctx)
+	if err := ctx.Err(); err != nil {
+		return activities.ServerInfo{Name: name}, "", nil, err
+	}
+	if gotRunning && !build.IsReady() {
+		w.setBranch(way, StepRunning, name+" runs and bootstraps; it takes the data over early once no other way can serve", 0.5)
+		if err := workflow.Await(ctx, func() bool { return build.IsReady() || w.lostTo(way) || w.othersCannotServe(way) }); err != nil {
+			return info(running), running.Hostname, nil, err
+		}
+		if !build.IsReady() {
+			return info(running), running.Hostname, build, nil
+		}
+	}
+	var built BuiltServer
+	if err := build.Get(ctx, &built); err != nil {
+		return activities.ServerInfo{Name: name}, "", nil, err
+	}
+	return info(built), built.Hostname, nil, nil
+}
+
+// claimSpare claims the first of the zone's warm spares no other failover has claimed: the
+// inventory moves it into the failed server's cluster (only one claim of a spare succeeds)
+// and its cluster tag follows. The spare claimed is w.claimed.
+func (w *failover) claimSpare(ctx workflow.Context) (activities.ServerInfo, bool, error) {
+	for _, spare := range w.spares {
+		var ok bool
+		if err := workflow.ExecuteActivity(w.callCtx(ctx), recInv.MoveServer, activities.MoveServerInput{Server: spare.Name, From: spare.Cluster, To: w.primary.Cluster}).Get(ctx, &ok); err != nil {
+			return spare, false, err
+		}
+		if !ok {
+			continue // another failover took it
+		}
+		if err := workflow.ExecuteActivity(w.callCtx(ctx), recCloud.TagResource, activities.TagResourceInput{ResourceID: spare.InstanceID,
+			Tags: map[string]string{anyops.TagCluster: w.primary.Cluster}}).Get(ctx, nil); err != nil {
+			return spare, false, err
+		}
+		w.claimed = &spare
+		w.event(ctx, "claimed the warm spare %s (of %s)", spare.Name, spare.Cluster)
+		taken := spare
+		taken.Cluster = w.primary.Cluster
+		return taken, true, nil
+	}
+	return activities.ServerInfo{}, false, nil
+}
+
+// releaseSpare gives a claimed spare that did not serve back to its standby cluster.
+func (w *failover) releaseSpare(ctx workflow.Context) {
+	if w.claimed == nil {
+		return
+	}
+	spare := *w.claimed
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	var ok bool
+	if err := workflow.ExecuteActivity(w.callCtx(dctx), recInv.MoveServer, activities.MoveServerInput{Server: spare.Name, From: w.primary.Cluster, To: spare.Cluster}).Get(dctx, &ok); err != nil || !ok {
+		w.tracker.Event(fmt.Sprintf("could not give the spare %s back to %s: %v", spare.Name, spare.Cluster, err))
+		return
+	}
+	_ = workflow.ExecuteActivity(w.callCtx(dctx), recCloud.TagResource, activities.TagResourceInput{ResourceID: spare.InstanceID,
+		Tags: map[string]string{anyops.TagCluster: spare.Cluster}}).Get(dctx, nil)
+	w.tracker.Event(fmt.Sprintf("the spare %s is back in %s", spare.Name, spare.Cluster))
+	w.claimed = nil
 }
 
 // cleanUpReplacement terminates a server the failover built and does not keep (a spare it
 // took is left as it was). It holds no data: TerminateUnused refuses otherwise.
 func (w *failover) cleanUpReplacement(ctx workflow.Context, srv activities.ServerInfo) {
-	if srv.InstanceID == "" || slices.ContainsFunc(w.spares, func(s activities.ServerInfo) bool { return s.Name == srv.Name }) {
+	if srv.InstanceID == "" || slices.ContainsFunc(w.spares, func(s activities.ServerInfo) bool { return s.Name == srv.Name }) { // a spare is never terminated
 		return
 	}
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
@@ -354,7 +466,6 @@ func (w *failover) pairsWith(ctx workflow.Context, side func(activities.VolumeIn
 		return nil, false, temporal.NewNonRetryableApplicationError("the file server's resources have no second side", activities.ErrInvalidInput, nil)
 	}
 	var pairs []drbdPair
-	backupUp := true
 	for _, r := range w.resources {
 		i := slices.IndexFunc(w.target.Volumes, func(v activities.VolumeInfo) bool { return v.DRBDResource == r.Name })
 		j := slices.IndexFunc(w.target.PeerVolumes, func(v activities.VolumeInfo) bool { return v.DRBDResource == r.Name })
@@ -364,21 +475,23 @@ func (w *failover) pairsWith(ctx workflow.Context, side func(activities.VolumeIn
 		p := drbdPair{Resource: r.Name, Minor: r.Minor, Primary: side(w.target.Volumes[i])}
 		p.Secondary = drbdSide{Server: w.backup.Name, InstanceID: w.backup.InstanceID, IP: w.backup.PrivateIP, VolumeID: w.target.PeerVolumes[j].VolumeID,
 			Hostname: "ip-" + strings.ReplaceAll(w.backup.PrivateIP, ".", "-"), Disk: activities.NVMeByIDPrefix + strings.Replace(w.target.PeerVolumes[j].VolumeID, "-", "", 1), NodeID: 1}
-		if backupUp {
-			var conf activities.DRBDResourceConfig
-			err := workflow.ExecuteActivity(w.quickHostCtx(ctx), recHosts.ReadDRBDConfig, activities.DRBDResourceInput{InstanceID: w.backup.InstanceID, Resource: r.Name}).Get(ctx, &conf)
-			if err != nil {
-				backupUp = false
-			}
-			for _, n := range conf.Nodes {
-				if n.Address == w.backup.PrivateIP {
-					p.Secondary.Hostname, p.Secondary.Disk, p.Secondary.NodeID = n.Hostname, n.Disk, n.NodeID
-				} else {
-					p.Primary.NodeID = n.NodeID
-				}
+		pairs = append(pairs, p)
+	}
+	// The backup's own files say how it names itself, its disks and both node ids.
+	var names []string
+	for _, p := range pairs {
+		names = append(names, p.Resource)
+	}
+	confs, err := readDRBDConfigs(ctx, w.quickHostCtx(ctx), w.backup.InstanceID, names)
+	backupUp := err == nil
+	for k := range pairs {
+		for _, n := range confs[pairs[k].Resource].Nodes {
+			if n.Address == w.backup.PrivateIP {
+				pairs[k].Secondary.Hostname, pairs[k].Secondary.Disk, pairs[k].Secondary.NodeID = n.Hostname, n.Disk, n.NodeID
+			} else {
+				pairs[k].Primary.NodeID = n.NodeID
 			}
 		}
-		pairs = append(pairs, p)
 	}
 	return pairs, backupUp, nil
 }
@@ -394,7 +507,9 @@ func (w *failover) backupName() string {
 // that is not UpToDate without the override given, never beside a Primary), md0 assembled over
 // the DRBD devices (never created), its file system checked (errors left: no serving), mounted
 // and exported, and the NFS service answering.
-func (w *failover) takeOver(ctx workflow.Context, way anyops.RecoveryWay, srv activities.ServerInfo, override *activities.Override) error {
+// ready, when not nil, is waited for before the file system is exported: a server still
+// bootstrapping takes the data over, and serves once its NFS service is installed.
+func (w *failover) takeOver(ctx workflow.Context, way anyops.RecoveryWay, srv activities.ServerInfo, override *activities.Override, ready func(workflow.Context) error) error {
 	w.tracker.Start(stepTakeOver, fmt.Sprintf("%s takes the data over", srv.Name))
 	w.setBranch(way, StepRunning, srv.Name+" takes the data over", 0.9)
 	hostCtx := w.hostCtx(ctx)
@@ -429,7 +544,20 @@ func (w *failover) takeOver(ctx workflow.Context, way anyops.RecoveryWay, srv ac
 			w.tracker.Fail(stepTakeOver, err)
 			return err
 		}
-		if err := exportArray(hostCtx, ctx, srv.InstanceID, a, false); err != nil {
+		if err := workflow.ExecuteActivity(hostCtx, recHosts.Mount, activities.MountInput{InstanceID: srv.InstanceID, Device: a.device, MountPoint: a.mountPoint, FSType: "ext4"}).Get(ctx, nil); err != nil {
+			w.tracker.Fail(stepTakeOver, err)
+			return err
+		}
+	}
+	if ready != nil {
+		if err := ready(ctx); err != nil {
+			w.tracker.Fail(stepTakeOver, err)
+			return err
+		}
+	}
+	for _, a := range w.arrays() {
+		if err := workflow.ExecuteActivity(hostCtx, recHosts.ExportNFS, activities.NFSExportInput{InstanceID: srv.InstanceID, Path: a.mountPoint,
+			Clients: demoNFSClients, Options: demoNFSOptions}).Get(ctx, nil); err != nil {
 			w.tracker.Fail(stepTakeOver, err)
 			return err
 		}

@@ -53,6 +53,10 @@ type RecoveryTiming struct {
 	DNSTimeout time.Duration `json:"dns_timeout,omitempty"`
 	// ClientTimeout bounds remounting one client and checking it reads and writes (default 2m).
 	ClientTimeout time.Duration `json:"client_timeout,omitempty"`
+	// Speed is the speed factor the policy was scaled by (Scaled; 0 or 1: real time). What a
+	// host runs is bounded in the host's own clock, which a simulated cloud runs that much
+	// faster: onHost turns a bound of the workflow's back into the host's.
+	Speed float64 `json:"speed,omitempty"`
 }
 
 // Production defaults of RecoveryTiming.
@@ -103,6 +107,9 @@ func (t RecoveryTiming) validate() error {
 	if err := t.FleetTiming.validate(); err != nil {
 		return err
 	}
+	if t.Speed < 0 || t.Speed > 100000 {
+		return anyops.Errorf(anyops.EINVALID, "timing.speed must be between 0 and 100000, got %v", t.Speed)
+	}
 	for _, f := range t.recoveryDurations() {
 		if *f.d < 0 || *f.d > 7*24*time.Hour {
 			return anyops.Errorf(anyops.EINVALID, "timing.%s must be between 0 (the default) and 168h in nanoseconds, got %d", f.name, int64(*f.d))
@@ -142,6 +149,15 @@ func (t RecoveryTiming) hostOptions() workflow.ActivityOptions {
 	return o
 }
 
+// onHost is a bound of the workflow's clock in the clock of the hosts (simulated, under a
+// scaled policy): the timeout a host command is given.
+func (t RecoveryTiming) onHost(d time.Duration) time.Duration {
+	if t.Speed > 1 {
+		return time.Duration(float64(d) * t.Speed)
+	}
+	return d
+}
+
 // minScaledTimeout is the least a scaled bound keeps: real calls to the cloud and the
 // control plane's own latency do not shrink with the simulation's speed.
 const minScaledTimeout = 30 * time.Second
@@ -156,6 +172,7 @@ func (t RecoveryTiming) Scaled(speed float64) RecoveryTiming {
 	if speed <= 1 {
 		return t
 	}
+	t.Speed = speed
 	scale := func(d time.Duration, floor time.Duration) time.Duration {
 		return max(time.Duration(float64(d)/speed), floor)
 	}
@@ -400,15 +417,30 @@ var (
 // noteIncident appends a line to the incident's timeline (when there is an incident); a
 // failure to write it is logged, not fatal: the recovery matters more than its record.
 func noteIncident(ctx workflow.Context, timing RecoveryTiming, incidentID int64, message string) {
+	appendIncident(ctx, timing, incidentID, activities.IncidentEventWorkflow, message)
+}
+
+// resolveIncident resolves the incident with a last line, when the recovery is the one the
+// alarm started: a recovery run as another's child (BackupRebuild under a failover) leaves
+// the incident to its parent, which has not ended.
+func resolveIncident(ctx workflow.Context, timing RecoveryTiming, incidentID int64, message string) {
+	if workflow.GetInfo(ctx).ParentWorkflowExecution != nil {
+		noteIncident(ctx, timing, incidentID, message)
+		return
+	}
+	appendIncident(ctx, timing, incidentID, activities.IncidentEventResolved, message)
+}
+
+func appendIncident(ctx workflow.Context, timing RecoveryTiming, incidentID int64, kind, message string) {
 	if incidentID <= 0 {
 		return
 	}
 	actx := workflow.WithActivityOptions(ctx, timing.callOptions())
 	err := workflow.ExecuteActivity(actx, recInv.NoteIncident, activities.IncidentNote{
-		IncidentID: incidentID, Kind: activities.IncidentEventWorkflow, Message: message, At: workflow.Now(ctx),
+		IncidentID: incidentID, Kind: kind, Message: message, At: workflow.Now(ctx),
 	}).Get(ctx, nil)
 	if err != nil {
-		workflow.GetLogger(ctx).Warn("could not note on the incident", "incident", incidentID, "message", message, "err", err)
+		workflow.GetLogger(ctx).Warn("could not note on the incident", "incident", incidentID, "kind", kind, "message", message, "err", err)
 	}
 }
 

@@ -82,9 +82,26 @@ func TestRecoveryTimingScaled(t *testing.T) {
 		{"dns timeout keeps its floor", s.DNSTimeout, minScaledTimeout},
 		{"call timeout is real time", s.CallTimeout, DefaultCallTimeout},
 		{"heartbeat timeout is real time", s.HeartbeatTimeout, DefaultHeartbeatTimeout},
+		{"a host's bound is in the host's (simulated) clock", s.onHost(s.BuildTimeout), DefaultBuildTimeout},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: %s, want %s", c.name, c.got, c.want)
+		}
+	}
+}
+
+// TestRedundancyInTheCloudsClock proves the time without a hot backup is told in the cloud's
+// clock: under a policy scaled for a simulated cloud, the workflow's seconds times its speed.
+func TestRedundancyInTheCloudsClock(t *testing.T) {
+	since := time.Date(2014, 7, 15, 9, 0, 0, 0, time.UTC)
+	restored := since.Add(12 * time.Second)
+	for _, tc := range []struct {
+		speed float64
+		want  float64
+	}{{0, 12}, {1, 12}, {50, 600}} {
+		r := Redundancy{NoHotBackupSince: &since, RestoredAt: &restored, Speed: RecoveryTiming{}.Scaled(tc.speed).Speed}
+		if got := r.cloudSeconds(r.RestoredAt.Sub(*r.NoHotBackupSince)); got != tc.want {
+			t.Errorf("speed %v: %v s without a hot backup, want %v", tc.speed, got, tc.want)
 		}
 	}
 }

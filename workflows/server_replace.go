@@ -45,7 +45,7 @@ func ServerReplace(ctx workflow.Context, in ServerReplaceInput) (ServerReplaceRe
 	r.res.Overrides = r.locks.given
 	msg := fmt.Sprintf("%s replaces %s (%s); %d consoles told their host is lost", r.res.Replacement, in.Server, r.target.Server.Role, r.res.Consoles)
 	r.tracker.Finish(msg)
-	noteIncident(ctx, r.timing, in.IncidentID, msg)
+	resolveIncident(ctx, r.timing, in.IncidentID, msg)
 	return r.res, nil
 }
 
@@ -177,7 +177,7 @@ func (r *replacement) mount(ctx workflow.Context) error {
 	nfs.RetryPolicy = r.timing.retryPolicy()
 	var m activities.MountNFSOutput
 	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, nfs), recHosts.MountNFS, activities.MountNFSInput{
-		InstanceID: r.built.InstanceID, Source: source, Timeout: r.timing.ClientTimeout}).Get(ctx, &m); err != nil {
+		InstanceID: r.built.InstanceID, Source: source, Timeout: r.timing.onHost(r.timing.ClientTimeout)}).Get(ctx, &m); err != nil {
 		return err
 	}
 	var h activities.MountHealth

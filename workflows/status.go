@@ -81,6 +81,11 @@ type Blocked struct {
 	Since     time.Time `json:"since"`
 }
 
+// cloudSeconds is a span of the workflow's clock in the cloud's seconds.
+func (r Redundancy) cloudSeconds(d time.Duration) float64 {
+	return d.Seconds() * max(r.Speed, 1)
+}
+
 // Redundancy says whether the served data has a hot copy.
 type Redundancy struct {
 	HotBackup bool `json:"hot_backup"`
@@ -91,8 +96,11 @@ type Redundancy struct {
 	// got one again.
 	NoHotBackupSince *time.Time `json:"no_hot_backup_since,omitempty"`
 	RestoredAt       *time.Time `json:"restored_at,omitempty"`
-	// NoHotBackupSeconds is the time without a hot copy so far (or in all, once restored).
+	// NoHotBackupSeconds is the time without a hot copy so far (or in all, once restored), in
+	// the cloud's clock: the workflow's seconds times Speed, the speed of a simulated cloud the
+	// timing policy was scaled for (0 or 1: real time).
 	NoHotBackupSeconds float64 `json:"no_hot_backup_seconds"`
+	Speed              float64 `json:"speed,omitempty"`
 	Message            string  `json:"message,omitempty"`
 }
 
@@ -150,7 +158,7 @@ func (t *Tracker) Status() (Status, error) {
 	if t.status.Redundancy != nil {
 		r := *t.status.Redundancy
 		if r.HotBackup == false && r.NoHotBackupSince != nil && r.RestoredAt == nil {
-			r.NoHotBackupSeconds = workflow.Now(t.ctx).Sub(*r.NoHotBackupSince).Seconds()
+			r.NoHotBackupSeconds = r.cloudSeconds(workflow.Now(t.ctx).Sub(*r.NoHotBackupSince))
 		}
 		s.Redundancy = &r
 	}
@@ -201,7 +209,7 @@ func (t *Tracker) Blocking(interlock string) bool {
 // SetRedundancy records whether the data has a hot copy.
 func (t *Tracker) SetRedundancy(r Redundancy) {
 	if r.RestoredAt != nil && r.NoHotBackupSince != nil {
-		r.NoHotBackupSeconds = r.RestoredAt.Sub(*r.NoHotBackupSince).Seconds()
+		r.NoHotBackupSeconds = r.cloudSeconds(r.RestoredAt.Sub(*r.NoHotBackupSince))
 	}
 	t.status.Redundancy = &r
 }

@@ -52,17 +52,7 @@ func TestCLIIsTheAPIsClient(t *testing.T) {
 	}
 	run := func(env []string, args ...string) (stdout, stderr string, code int) {
 		t.Helper()
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), env...)
-		var o, e strings.Builder
-		cmd.Stdout, cmd.Stderr = &o, &e
-		err := cmd.Run()
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return o.String(), e.String(), code
+		return runCLI(t, bin, env, args...)
 	}
 	conn := []string{"--server", srv.URL, "--data-dir", dataDir}
 
@@ -141,4 +131,21 @@ func TestCLIIsTheAPIsClient(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "cannot reach the API at http://127.0.0.1:1") {
 		t.Errorf("unreachable API: exit %d, %q", code, errOut)
 	}
+}
+
+// runCLI runs the anyops binary with args (and env added to the test's environment) and
+// returns what it printed and its exit code.
+func runCLI(t *testing.T, bin string, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var o, e strings.Builder
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
 }

@@ -10,10 +10,13 @@
 // token in its fragment, which the page drops from the address bar; while the stack starts the
 // page lists what /readyz says is still coming. A viewer sees the fleet, and the API's refusals of what
 // a viewer may not do stay on the page past the next refresh. Where the API names a Temporal Web UI, the page links to
-// it and each operation to its workflow there.
+// it and each operation to its workflow there. Each cluster is drawn with its file server,
+// backup, DRBD links and clients as the API lists them; a drill's report shows its figures and
+// a timeline chart; an incident raised as Alertmanager raises one shows its replace workflow's
+// live status.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -275,5 +278,118 @@ test('a viewer sees the fleet and the API refusing what a viewer may not do', as
   await page.getByRole('button', { name: 'Sign out' }).click();
   assert.ok(await page.getByLabel('Bearer token').isVisible(), 'signed out: the token is asked for again');
   assert.equal(await page.evaluate(() => sessionStorage.length), 0, 'the token is gone from the tab');
+  await page.close();
+});
+
+test('each cluster is drawn: file server, backup, every DRBD link with its state and sync, the clients and their mounts', async () => {
+  const [servers, replicas] = await Promise.all([apiGet('/v1/servers?cluster=live'), apiGet('/v1/replicas?cluster=live')]);
+  const page = await browser.newPage();
+  await page.goto(`${apiURL}/dashboard`);
+  await signIn(page, adminToken);
+  const picture = page.locator('figure.cluster-picture[data-cluster="live"]');
+  await picture.waitFor({ timeout: 30_000 });
+  const file = servers.items.find((s) => s.role === 'file');
+  const backup = servers.items.find((s) => s.role === 'backup');
+  assert.equal(await picture.locator(`[data-role="file"][data-host="${file.name}"]`).count(), 1, 'the file server is drawn');
+  assert.equal(await picture.locator(`[data-role="backup"][data-host="${backup.name}"]`).count(), 1, 'its backup is drawn');
+  assert.ok(replicas.items.length > 0, 'the demo fleet has DRBD resources');
+  for (const r of replicas.items) {
+    const link = picture.locator(`.drbd-link[data-resource="${r.name}"]`);
+    assert.equal(await link.count(), 1, `the link of ${r.name} is drawn`);
+    assert.equal(await link.getAttribute('data-connection'), r.connection_state);
+    assert.match(await link.innerText(), new RegExp(`${r.primary_disk_state}/${r.secondary_disk_state}`));
+    assert.match(await link.innerText(), new RegExp(`${r.sync_percent.toFixed(1)}%`));
+  }
+  // Every client of the cluster, each mounting the file service by its name.
+  const clients = servers.items.filter((s) => ['web', 'console', 'task'].includes(s.role) && s.state !== 'terminated');
+  assert.ok(clients.length > 0);
+  for (const c of clients) {
+    const box = picture.locator(`.client[data-host="${c.name}"]`);
+    assert.equal(await box.count(), 1, `the client ${c.name} is drawn`);
+    assert.match(await box.innerText(), new RegExp(`files\\.live\\.internal:/srv/home → ${file.name}`));
+  }
+  if (screenshotDir) await picture.screenshot({ path: join(screenshotDir, 'dashboard-cluster.png') });
+  await page.close();
+});
+
+test('a drill shows its report: the figures against their goals and a timeline chart with the fault, the detection and the recovery', async () => {
+  // A drill takes minutes on this stack (docs/drills.md), which the drill's own end-to-end test
+  // (cmd/anyops TestDrillsEndToEnd) runs through the API; here the page is shown a drill's
+  // GET /v1/drills answers — a report a real hot-backup drill printed — and everything else it
+  // reads is the running API's.
+  const report = JSON.parse(readFileSync(new URL('./testdata/hot-backup-report.json', import.meta.url), 'utf8'));
+  const view = {
+    id: 1, scenario: report.scenario, cluster: report.cluster, workflow_id: report.drill, run_id: 'r1',
+    state: 'completed', speed: report.speed, created_at: report.origin, finished_at: report.origin, report,
+  };
+  const page = await browser.newPage();
+  await page.route(/\/v1\/drills(\?.*)?$/, (route) => route.fulfill({ status: 200, contentType: 'application/json',
+    body: JSON.stringify({ items: [{ ...view, report: undefined }], next_cursor: '' }) }));
+  await page.route(/\/v1\/drills\/1$/, (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(view) }));
+  await page.goto(`${apiURL}/dashboard`);
+  await signIn(page, adminToken);
+  const row = page.locator('#drills tr[data-drill="1"]');
+  await row.waitFor({ timeout: 30_000 });
+  assert.match(await row.innerText(), new RegExp(`${report.scenario}[\\s\\S]*completed[\\s\\S]*${Math.round(report.rto_seconds)} s[\\s\\S]*${report.winner}`));
+  const card = page.locator('#drill-report');
+  await card.waitFor({ state: 'visible', timeout: 10_000 });
+  assert.equal(await card.locator('dd[data-key="rto_seconds"]').getAttribute('class'), report.goals.rto_seconds.met ? 'met' : 'missed');
+  assert.match(await card.locator('dd[data-key="rto_seconds"]').innerText(), new RegExp(`${Math.round(report.rto_seconds)} s \\(goal ≤ 120`));
+  assert.match(await card.locator('dd[data-key="lost_bytes"]').innerText(), /^0/);
+  assert.equal(await card.locator('dd[data-key="winner"]').innerText(), report.winner);
+  const chart = card.locator('svg.timeline-chart');
+  assert.equal(await chart.getAttribute('data-events'), String(report.timeline.length));
+  assert.equal(await chart.locator('circle.event').count(), report.timeline.length, 'every event is a dot');
+  for (const mark of ['origin', 'detect', 'rto']) {
+    assert.equal(await chart.locator(`line[data-mark="${mark}"]`).count(), 1, `the ${mark} is marked`);
+  }
+  assert.equal(await card.locator('#drill-timeline tbody tr').count(), report.timeline.length, 'the timeline table lists every event');
+  if (screenshotDir) await card.screenshot({ path: join(screenshotDir, 'dashboard-drill.png') });
+  await page.close();
+});
+
+// Last of the file: the alert starts a real replacement of a demo web server.
+test('an incident shows its recovery workflow with its live status', async () => {
+  const alertmanagerToken = process.env.ANYOPS_ALERTMANAGER_TOKEN;
+  assert.ok(alertmanagerToken, 'ANYOPS_ALERTMANAGER_TOKEN must be the running API\'s Alertmanager token (scripts/browser-test.sh sets it)');
+  const web = (await apiGet('/v1/servers?role=web')).items;
+  const victim = web[web.length - 1]; // the server the impaired test failed in cloudsim
+  const now = new Date().toISOString();
+  const resp = await fetch(`${apiURL}/v1/alarms/alertmanager`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${alertmanagerToken}` },
+    body: JSON.stringify({
+      version: '4', status: 'firing', receiver: 'anyops', groupKey: '{}:{alertname="NodeDown"}',
+      alerts: [{ status: 'firing', labels: { alertname: 'NodeDown', server: victim.name },
+        annotations: { summary: `${victim.name} does not answer` }, startsAt: now, fingerprint: 'e2e-node-down' }],
+    }),
+  });
+  assert.equal(resp.status, 200, `the intake took the alert: ${await resp.text()}`);
+  const incident = (await apiGet(`/v1/incidents?server=${victim.name}`)).items[0];
+  assert.ok(incident, `an incident is open on ${victim.name}`);
+  assert.equal(incident.workflow_id, `replace/${victim.name}`, 'the rules send a web server to replace');
+
+  const page = await browser.newPage();
+  await page.goto(`${apiURL}/dashboard`);
+  await signIn(page, adminToken);
+  const row = page.locator(`#incidents tr[data-incident="${incident.id}"]`);
+  await row.waitFor({ timeout: 30_000 });
+  // The row follows the workflow: its state as the API describes it, and the Status query's
+  // progress once the query has answered (a busy worker may not answer the first ones).
+  await page.waitForFunction((id) => {
+    const row = document.querySelector(`#incidents tr[data-incident="${id}"]`);
+    return row?.dataset.workflowState && /\d+%/.test(row.innerText);
+  }, incident.id, { timeout: 60_000 }).catch(async (e) => {
+    throw new Error(`the incident's row shows no progress of its workflow: ${await row.innerText()}: ${e.message}`);
+  });
+  const view = await apiGet(`/v1/incidents/${incident.id}`);
+  assert.ok(view.workflow, `the API describes the incident's workflow: ${view.workflow_error || ''}`);
+  const text = await row.innerText();
+  assert.match(text, new RegExp(`replace/${victim.name}`));
+  assert.ok(['running', 'completed', 'failed', 'canceled', 'terminated', 'timed-out'].includes(await row.getAttribute('data-workflow-state')));
+  assert.match(text, /\d+%/, 'the recovery\'s progress is shown');
+  assert.equal(await row.getByRole('link', { name: `replace/${victim.name}` }).getAttribute('href'),
+    `${process.env.ANYOPS_TEMPORAL_UI_URL}/namespaces/default/workflows/${encodeURIComponent(`replace/${victim.name}`)}/${incident.run_id}/history`);
+  if (screenshotDir) await page.locator('#incidents').screenshot({ path: join(screenshotDir, 'dashboard-incidents.png') });
   await page.close();
 });

@@ -9,6 +9,9 @@ const REFRESH_MS = 3000;
 const OPERATIONS_SHOWN = 20;
 // The inventory's largest page; lists are read to the end page by page.
 const PAGE_LIMIT = 500;
+// How many incidents and drills the page lists, newest first.
+const INCIDENTS_SHOWN = 20;
+const DRILLS_SHOWN = 10;
 
 const $ = (id) => document.getElementById(id);
 
@@ -39,6 +42,11 @@ let timer = 0;
 let refreshing = null;
 // Details of closed runs never change: asked once per run id.
 const closedDetails = new Map();
+// Likewise resolved incidents (with their closed recovery) and finished drills, by id.
+const settledIncidents = new Map();
+const finishedDrills = new Map();
+// The drill whose report is shown: the one clicked, else the newest with a report.
+let chosenDrill = null;
 
 async function api(path, { method = 'GET', body } = {}) {
   const headers = { Authorization: `Bearer ${token}` };
@@ -178,17 +186,24 @@ async function refresh() {
       info = await api('/v1/dashboard');
       renderInfo();
     }
-    const [status, zones, clusters, servers, volumes, replicas, operations, patches] = await Promise.all([
+    const [status, zones, clusters, servers, volumes, replicas, operations, patches, incidents, drills] = await Promise.all([
       api('/v1/status'),
       listAll('/v1/zones'), listAll('/v1/clusters'), listAll('/v1/servers'),
       listAll('/v1/volumes'), listAll('/v1/replicas'),
       api(`/v1/operations?limit=${OPERATIONS_SHOWN}`),
       listAll('/v1/patches'),
+      api(`/v1/incidents?limit=${INCIDENTS_SHOWN}`),
+      api(`/v1/drills?limit=${DRILLS_SHOWN}`),
     ]);
-    const details = await operationDetails(operations.items);
-    const reports = await Promise.all(patches.map((p) => api(`/v1/patches/${encodeURIComponent(p.advisory)}`)));
+    const [details, incidentViews, drillViews, reports] = await Promise.all([
+      operationDetails(operations.items), incidentDetails(incidents.items), drillDetails(drills.items),
+      Promise.all(patches.map((p) => api(`/v1/patches/${encodeURIComponent(p.advisory)}`))),
+    ]);
     renderStarting(await readiness());
     renderStatus(status);
+    renderIncidents(incidents.items, incidentViews);
+    renderPictures(clusters, servers, replicas, incidents.items);
+    renderDrills(drills.items, drillViews);
     renderFleet(zones, clusters, servers, volumes, replicas);
     renderOperations(operations.items, details);
     renderPatches(reports);
@@ -227,6 +242,36 @@ async function operationDetails(ops) {
   }));
   return details;
 }
+
+// settledDetails asks path(item) of each listed item for its details, and keeps those that
+// will not change any more (settled(details)) so they are asked once.
+async function settledDetails(items, cache, path, settled) {
+  const details = new Map();
+  await Promise.all(items.map(async (item) => {
+    if (cache.has(item.id)) {
+      details.set(item.id, cache.get(item.id));
+      return;
+    }
+    try {
+      const d = await api(path(item));
+      details.set(item.id, d);
+      if (settled(d)) cache.set(item.id, d);
+    } catch (e) {
+      if (e.status === 401) throw e;
+      // One unreadable item leaves its row without details, not the page without data.
+    }
+  }));
+  return details;
+}
+
+// incidentDetails: GET /v1/incidents/{id} (timeline, the recovery's state and Status query);
+// a resolved incident whose recovery has closed is asked once.
+const incidentDetails = (incidents) => settledDetails(incidents, settledIncidents, (i) => `/v1/incidents/${i.id}`,
+  (v) => v.state !== 'open' && (!v.workflow || v.workflow.state !== 'running'));
+
+// drillDetails: GET /v1/drills/{n} (live Status, the report); a finished drill is asked once.
+const drillDetails = (drills) => settledDetails(drills, finishedDrills, (d) => `/v1/drills/${d.id}`,
+  (v) => v.state !== 'running');
 
 // ---- rendering ----
 
@@ -318,6 +363,191 @@ function renderFleet(zones, clusters, servers, volumes, replicas) {
     el('td', {}, `${r.primary_disk_state || '?'} / ${r.secondary_disk_state || '?'}`),
     el('td', { class: 'progress-cell' }, el('progress', { max: 100, value: r.sync_percent }), ` ${r.sync_percent.toFixed(1)}%`),
     el('td', {}, badge(r.state)))), 'no replicas');
+}
+
+function workflowLink(id, runID, text) {
+  if (!info.temporal_ui_url || !id) return text;
+  const path = runID ? `workflows/${encodeURIComponent(id)}/${encodeURIComponent(runID)}/history` : `workflows/${encodeURIComponent(id)}`;
+  return el('a', { href: temporalURL(path), target: '_blank', rel: 'noopener', title: 'open in the Temporal UI' }, text);
+}
+
+// renderIncidents lists the incidents with their recovery workflow's live status: its state,
+// the Status query's phase and progress, the ways it races, the interlocks holding it and
+// whether the data has a hot copy.
+function renderIncidents(incidents, views) {
+  fillTable('incidents', incidents.map((inc) => {
+    const v = views.get(inc.id);
+    const wf = v && v.workflow;
+    const st = wf && wf.status;
+    const live = [];
+    if (wf) live.push(progress(wf.state, wf));
+    else if (v && v.workflow_error) live.push(el('span', { class: 'error-text', title: v.workflow_error }, v.workflow_error));
+    if (st && st.branches && st.branches.length) {
+      live.push(el('div', { class: 'branches' }, ...st.branches.map((b) => el('span', { class: `branch ${b.outcome || b.state}`, 'data-branch': b.name, title: b.message || '' },
+        `${b.name}: ${b.outcome || b.state}${b.outcome ? '' : ` ${Math.round((b.progress || 0) * 100)}%`}`))));
+    }
+    if (st && st.blocked && st.blocked.length) {
+      live.push(el('div', { class: 'warn' }, ...st.blocked.map((b) => `blocked by ${b.interlock}: ${b.what}`)));
+    }
+    if (st && st.redundancy) {
+      const r = st.redundancy;
+      live.push(el('div', { class: r.hot_backup ? 'muted' : 'warn' },
+        r.hot_backup ? `hot backup: ${r.backup || 'yes'}` : `no hot backup for ${Math.round(r.no_hot_backup_seconds)} s`));
+    }
+    return el('tr', { 'data-incident': inc.id, 'data-state': inc.state, 'data-workflow-state': wf ? wf.state : '' },
+      el('td', { class: 'num' }, inc.id), el('td', {}, inc.title),
+      el('td', {}, inc.server ? `${inc.server}${inc.cluster ? ` (${inc.cluster})` : ''}` : (inc.cluster || '—')),
+      el('td', {}, badge(inc.state)),
+      el('td', { class: 'mono' }, inc.workflow_id ? workflowLink(inc.workflow_id, inc.run_id, inc.workflow_id) : '—',
+        wf ? ' ' : '', wf ? badge(wf.state) : ''),
+      el('td', { class: 'live-status' }, ...live),
+      el('td', { class: 'nowrap', title: inc.opened_at }, ago(inc.opened_at)));
+  }), 'no incidents');
+}
+
+// drbdHealthy says whether a resource's link has its hot copy: connected, both disks UpToDate.
+const drbdHealthy = (r) => r.connection_state === 'Connected' && r.primary_disk_state === 'UpToDate' && r.secondary_disk_state === 'UpToDate';
+const serving = (s) => s && s.state === 'running' && !s.impaired_since;
+
+// renderPictures draws each cluster that is not retired: its file server and backup with the
+// DRBD link of each resource between them (connection, disk states, sync percent), and the
+// web, console and task servers that mount the file service by its name
+// (files.<cluster>.internal). The inventory does not record mounts: a client's mount is shown
+// reaching the cluster's file server, and stale while that server is not serving.
+function renderPictures(clusters, servers, replicas, incidents) {
+  const shown = clusters.filter((c) => c.state !== 'retired');
+  const pictures = shown.map((c) => {
+    const mine = servers.filter((s) => s.cluster === c.name && s.state !== 'terminated');
+    const byName = new Map(servers.map((s) => [s.name, s]));
+    const links = replicas.filter((r) => r.cluster === c.name);
+    const file = mine.find((s) => s.role === 'file') || byName.get(links[0]?.primary_server);
+    const backup = byName.get(links[0]?.secondary_server) || mine.find((s) => s.role === 'backup');
+    const clients = mine.filter((s) => ['web', 'console', 'task'].includes(s.role));
+    const open = incidents.filter((i) => i.state === 'open' && i.cluster === c.name);
+    const box = (s, role) => el('div', { class: `host ${serving(s) ? 'ok' : 'bad'}`, 'data-host': s ? s.name : '', 'data-role': role },
+      el('strong', {}, s ? s.name : `no ${role}`), el('span', { class: 'muted' }, role),
+      s ? badge(s.impaired_since ? 'impaired' : s.state) : '', s && s.private_ip ? el('span', { class: 'mono' }, s.private_ip) : '');
+    const link = (r) => {
+      const ok = drbdHealthy(r);
+      const kind = ok ? 'ok' : (r.connection_state === 'Connected' || r.connection_state?.startsWith('Sync') ? 'syncing' : 'bad');
+      return el('div', { class: `drbd-link ${kind}`, 'data-resource': r.name, 'data-connection': r.connection_state || '', 'data-sync': r.sync_percent },
+        el('span', { class: 'mono' }, r.name),
+        el('span', { class: 'wire', 'aria-hidden': 'true' }),
+        el('span', {}, `${r.connection_state || 'unknown'} · ${r.primary_disk_state || '?'}/${r.secondary_disk_state || '?'}`),
+        el('span', { class: 'nowrap' }, el('progress', { max: 100, value: r.sync_percent }), ` ${r.sync_percent.toFixed(1)}%`));
+    };
+    const mountName = `files.${c.name}.internal`;
+    const client = (s) => {
+      const stale = !serving(file);
+      return el('div', { class: `host client ${serving(s) && !stale ? 'ok' : 'bad'}`, 'data-host': s.name, 'data-role': s.role, 'data-mount': stale ? 'stale' : 'serving' },
+        el('strong', {}, s.name), el('span', { class: 'muted' }, s.role), badge(s.impaired_since ? 'impaired' : s.state),
+        el('span', { class: 'mount' }, `${mountName}:/srv/home → ${file ? file.name : '?'}`, ' ', badge(stale ? 'stale' : 'serving', stale ? 'bad' : 'ok')));
+    };
+    return el('figure', { class: 'cluster-picture', 'data-cluster': c.name },
+      el('figcaption', {}, el('strong', {}, c.name), ' ', badge(c.state), ` ${c.zone}`,
+        open.length ? el('span', { class: 'warn' }, ` · ${open.length} open incident${open.length === 1 ? '' : 's'}`) : ''),
+      el('div', { class: 'storage' }, box(file, 'file'),
+        el('div', { class: 'links' }, ...(links.length ? links.map(link) : [el('span', { class: 'muted' }, 'no DRBD resources')])),
+        box(backup, 'backup')),
+      el('div', { class: 'clients' }, ...(clients.length ? clients.map(client) : [el('span', { class: 'muted' }, 'no clients')])));
+  });
+  $('cluster-pictures').replaceChildren(...(pictures.length ? pictures : [el('p', { class: 'muted' }, 'no clusters')]));
+}
+
+const seconds = (v) => (v === null || v === undefined ? '—' : `${Math.round(v)} s`);
+
+function renderDrills(drills, views) {
+  fillTable('drills', drills.map((d) => {
+    const v = views.get(d.id) || d;
+    const rep = v.report;
+    const row = el('tr', { 'data-drill': d.id, 'data-state': v.state, class: chosenDrill === d.id ? 'chosen' : undefined },
+      el('td', { class: 'mono nowrap' }, el('a', { href: '#', onclick: (e) => { e.preventDefault(); chosenDrill = d.id; renderDrills(drills, views); } }, `drill/${d.id}`)),
+      el('td', {}, d.scenario), el('td', {}, d.cluster), el('td', {}, badge(v.state)),
+      el('td', {}, v.error ? el('span', { class: 'error-text', title: v.error }, v.error) : progress(v.state, v)),
+      el('td', { class: 'num' }, rep ? seconds(rep.rto_seconds) : '—'), el('td', {}, rep ? (rep.winner || '—') : '—'),
+      el('td', { class: 'nowrap', title: d.created_at }, ago(d.created_at)));
+    return row;
+  }), 'no drills yet (anyops drill run hot-backup)');
+  const withReport = drills.map((d) => views.get(d.id)).filter((v) => v && v.report);
+  const shown = views.get(chosenDrill) || withReport[0];
+  $('drill-report').hidden = !shown || !shown.report;
+  if (shown && shown.report) renderReport(shown.report);
+}
+
+// renderReport shows a drill's figures and its timeline: a chart of the events by source
+// over simulated time from the origin, with the detection and the recovery marked, and the
+// events as a table.
+function renderReport(rep) {
+  $('drill-report-heading').textContent = `${rep.drill}: ${rep.scenario} on ${rep.cluster} at speed ${rep.speed}`;
+  const goal = (key) => rep.goals && rep.goals[key];
+  const figure = (label, key, value) => {
+    const g = goal(key);
+    return el('div', {}, el('dt', {}, label), el('dd', { 'data-key': key, class: g ? (g.met ? 'met' : 'missed') : undefined },
+      value, g ? el('span', { class: 'muted' }, ` (goal ≤ ${g.bound}${g.met ? '' : ', missed'})`) : ''));
+  };
+  $('drill-figures').replaceChildren(
+    figure('RTO', 'rto_seconds', rep.recovered ? seconds(rep.rto_seconds) : 'not recovered'),
+    figure('Detected', 'detect_seconds', seconds(rep.detect_seconds)),
+    figure('No hot backup', 'no_hot_backup_seconds', seconds(rep.no_hot_backup_seconds)),
+    figure('Lost bytes', 'lost_bytes', String(rep.lost_bytes)),
+    figure('Interlock violations', 'interlock_violations', String(rep.interlock_violations)),
+    figure('Duplicate resources', 'duplicate_resources', String(rep.duplicate_resources)),
+    figure('Winner', 'winner', rep.winner || '—'),
+    figure('Control plane', 'control_plane_seconds', `${rep.control_plane_seconds.toFixed(1)} s`));
+  const events = rep.timeline || [];
+  $('drill-event-count').textContent = String(events.length);
+  $('drill-chart').replaceChildren(timelineChart(rep, events));
+  $('drill-chart').setAttribute('aria-label', `timeline of ${rep.drill}: ${events.length} events`);
+  fillTable('drill-timeline', events.map((e) => el('tr', { 'data-source': e.source },
+    el('td', { class: 'num' }, `${e.offset_seconds.toFixed(1)} s`), el('td', {}, e.source), el('td', { class: 'mono' }, e.type),
+    el('td', { class: 'mono' }, e.resource || ''), el('td', { class: 'wrap' }, e.message))), 'no events');
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) node.setAttribute(k, String(v));
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return node;
+}
+
+// timelineChart: one lane per source (cloud, incident, workflow), each event a dot at its
+// offset (its title the event), vertical marks at the origin, the detection and the RTO.
+function timelineChart(rep, events) {
+  const lanes = ['cloud', 'incident', 'workflow'];
+  for (const e of events) if (!lanes.includes(e.source)) lanes.push(e.source);
+  // The marks' labels sit in rows of their own above the lanes, so that close marks (a
+  // detection seconds after the fault) stay readable.
+  const W = 1000, left = 80, right = 20, labelRow = 14, top = 10 + 3 * labelRow, lane = 34, H = top + lanes.length * lane + 30;
+  const marks = [{ at: 0, label: 'fault', cls: 'origin' }];
+  if (rep.detect_seconds !== null && rep.detect_seconds !== undefined) marks.push({ at: rep.detect_seconds, label: 'detected', cls: 'detect' });
+  if (rep.rto_seconds !== null && rep.rto_seconds !== undefined) marks.push({ at: rep.rto_seconds, label: 'recovered', cls: 'rto' });
+  const xs = [...events.map((e) => e.offset_seconds), ...marks.map((m) => m.at)];
+  const lo = Math.min(0, ...xs), hi = Math.max(1, ...xs);
+  const x = (t) => left + ((t - lo) / (hi - lo)) * (W - left - right);
+  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'timeline-chart', 'data-events': events.length });
+  lanes.forEach((name, i) => {
+    const y = top + i * lane + lane / 2;
+    root.append(svg('text', { x: 4, y: y + 4, class: 'lane-label' }, name),
+      svg('line', { x1: left, x2: W - right, y1: y, y2: y, class: 'lane' }));
+  });
+  marks.forEach((m, i) => {
+    const labelY = 10 + (i + 1) * labelRow - 3;
+    root.append(svg('line', { x1: x(m.at), x2: x(m.at), y1: labelY - 10, y2: H - 24, class: `mark ${m.cls}`, 'data-mark': m.cls }),
+      svg('text', { x: x(m.at) + 3, y: labelY, class: `mark-label ${m.cls}` }, `${m.label} ${Math.round(m.at)} s`));
+  });
+  for (const e of events) {
+    const y = top + lanes.indexOf(e.source) * lane + lane / 2;
+    const dot = svg('circle', { cx: x(e.offset_seconds), cy: y, r: 4, class: `event ${e.source}`, 'data-type': e.type });
+    dot.append(svg('title', {}, `${e.offset_seconds.toFixed(1)} s ${e.type}${e.resource ? ` ${e.resource}` : ''}: ${e.message}`));
+    root.append(dot);
+  }
+  const ticks = 6;
+  for (let i = 0; i <= ticks; i++) {
+    const t = lo + ((hi - lo) * i) / ticks;
+    root.append(svg('text', { x: x(t), y: H - 8, class: 'tick', 'text-anchor': 'middle' }, `${Math.round(t)} s`));
+  }
+  return root;
 }
 
 function renderOperations(ops, details) {
