@@ -1,15 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,7 +13,9 @@ import (
 
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/api"
+	"github.com/anyops/anyops/apiclient"
 	"github.com/anyops/anyops/config"
+	"github.com/anyops/anyops/workflows"
 )
 
 // newPatchCmd is `anyops patch`: fleet patches through the API of a running stack.
@@ -42,8 +39,12 @@ func newPatchCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out api.StartedOperation
-			if err := patchAPI(cc, http.MethodPost, "/v1/operations/patch", body, &out); err != nil {
+			c, err := apiclient.FromConfig(cc)
+			if err != nil {
+				return err
+			}
+			out, err := c.StartOperation(cmd.Context(), workflows.KindPatch, body)
+			if err != nil {
 				return err
 			}
 			if asJSON {
@@ -65,8 +66,12 @@ func newPatchCmd() *cobra.Command {
 			if err := b.Load(); err != nil {
 				return err
 			}
-			var rep api.PatchReport
-			if err := patchAPI(cc, http.MethodGet, "/v1/patches/"+url.PathEscape(args[0]), nil, &rep); err != nil {
+			c, err := apiclient.FromConfig(cc)
+			if err != nil {
+				return err
+			}
+			rep, err := c.GetPatch(cmd.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			if asJSON {
@@ -144,47 +149,4 @@ func checkSummary(c *anyops.ServerCheck) string {
 		}
 	}
 	return fmt.Sprintf("%s %s", v, c.Check)
-}
-
-// patchAPI is the command line's small client of the API (until the shared API client
-// package lands): one request with the bearer token of --token or the dev stack's data dir;
-// an error answer becomes one line with its code.
-func patchAPI(cc config.Client, method, path string, body []byte, out any) error {
-	token := cc.Token
-	if token == "" {
-		b, err := os.ReadFile(filepath.Join(cc.DataDir, config.AdminTokenFile))
-		if err != nil {
-			return fmt.Errorf("no token: pass --token or set ANYOPS_TOKEN (%v)", errors.Unwrap(err))
-		}
-		token = strings.TrimSpace(string(b))
-	}
-	server := cc.Server
-	if !strings.Contains(server, "://") {
-		server = "http://" + server
-	}
-	req, err := http.NewRequest(method, strings.TrimSuffix(server, "/")+path, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("--server %q: %w", cc.Server, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach the API at %s: %w", cc.Server, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		var e api.ErrorBody
-		if json.Unmarshal(data, &e) == nil && e.Error.Message != "" {
-			return fmt.Errorf("%s (%s, HTTP %d)", e.Error.Message, e.Error.Code, resp.StatusCode)
-		}
-		return fmt.Errorf("%s %s: HTTP %d", method, path, resp.StatusCode)
-	}
-	return json.Unmarshal(data, out)
 }
