@@ -56,12 +56,14 @@ func (d *Drills) Report(ctx context.Context, in DrillReportInput) (anyops.DrillR
 	if err != nil {
 		return anyops.DrillReport{}, err
 	}
-	live, err := (&Cloud{Clients: d.Clients}).DescribeFleet(ctx, DescribeFleetInput{Tags: map[string]string{anyops.TagCluster: inventory.DemoCluster}})
-	if err != nil {
-		return anyops.DrillReport{}, err
-	}
-	for _, i := range live.Instances {
-		resources = append(resources, drills.Resource{ID: i.ID, Type: "instance", State: i.State, Tags: i.Tags})
+	if in.Cluster != inventory.DemoCluster { // a drill on live has them already
+		live, err := (&Cloud{Clients: d.Clients}).DescribeFleet(ctx, DescribeFleetInput{Tags: map[string]string{anyops.TagCluster: inventory.DemoCluster}})
+		if err != nil {
+			return anyops.DrillReport{}, err
+		}
+		for _, i := range live.Instances {
+			resources = append(resources, drills.Resource{ID: i.ID, Type: "instance", State: i.State, Tags: i.Tags})
+		}
 	}
 	states := map[string]anyops.ClusterState{}
 	for _, c := range []string{in.Cluster, StandbyClusterOf(in.Cluster), inventory.DemoCluster} {

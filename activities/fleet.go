@@ -68,6 +68,9 @@ type FleetPlan struct {
 	Clusters []PlannedCluster
 	Servers  []PlannedServer
 	Volumes  []PlannedVolume
+	// WebApps are the apps the fleet's web servers serve (the demo's), recorded once the
+	// servers are.
+	WebApps []inventory.WebApp `json:",omitempty"`
 }
 
 // DRBDResources lists the DRBD resources of the plan, sorted.
@@ -101,7 +104,7 @@ func PlanOf(f inventory.Fleet) FleetPlan {
 	for _, c := range f.Clusters {
 		release[c.Name] = c.Release
 	}
-	p := FleetPlan{Zones: f.Zones}
+	p := FleetPlan{Zones: f.Zones, WebApps: f.WebApps}
 	for _, c := range f.Clusters {
 		p.Clusters = append(p.Clusters, PlannedCluster{Name: c.Name, Zone: c.Zone, Release: c.Release, State: c.State})
 	}
@@ -189,6 +192,16 @@ func (v PlannedVolume) VolumeTags(peerInstance string) map[string]string {
 // workflow's history: a new release of the demo fleet cannot change a running workflow.
 func (a *Inventory) PlanDemoFleet(ctx context.Context) (FleetPlan, error) {
 	return DemoFleetPlan(), nil
+}
+
+// RecordWebApps writes the web apps (upserts: writing the same again changes nothing).
+func (a *Inventory) RecordWebApps(ctx context.Context, apps []inventory.WebApp) error {
+	for _, app := range apps {
+		if _, err := a.Store.UpsertWebApp(ctx, app); err != nil {
+			return classify(err)
+		}
+	}
+	return nil
 }
 
 // RecordZones adds the plan's zones to the inventory; zones already there are left as they are.

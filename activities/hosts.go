@@ -2,6 +2,8 @@ package activities
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"net/url"
@@ -148,11 +150,35 @@ func (h *Hosts) run(ctx context.Context, in RunCommandInput) (CommandResult, err
 				"instance", in.InstanceID, "command", prev.CommandID, "exit", out.ResponseCode)
 		}
 	}
+	key := attemptKey(ctx)
+	if prog.CommandID == "" && key != "" && activity.GetInfo(ctx).Attempt > 1 {
+		// No heartbeat names an earlier command: the attempt before may have died between
+		// SendCommand and its heartbeat. Its command carries the key in its comment.
+		earlier, err := h.earlierCommand(ctx, in.InstanceID, key)
+		if err != nil {
+			return CommandResult{}, err
+		}
+		if earlier.CommandID != "" {
+			out, err := h.invocation(ctx, earlier)
+			switch {
+			case err != nil && awsCode(err) != "InvocationDoesNotExist":
+				return CommandResult{}, cloudError("GetCommandInvocation", err)
+			case err != nil || !commandFinished(out.Status):
+				prog = earlier // still running: poll it instead of running the script beside it
+			case out.Status == types.CommandInvocationStatusSuccess:
+				return invocationResult(earlier.CommandID, in.InstanceID, out), nil
+			}
+		}
+	}
 	if prog.CommandID == "" {
+		comment := truncate(in.Comment, 100-len(key)-3)
+		if key != "" {
+			comment += " [" + key + "]"
+		}
 		out, err := h.Clients.SSM.SendCommand(ctx, &ssm.SendCommandInput{
 			DocumentName: aws.String("AWS-RunShellScript"),
 			InstanceIds:  []string{in.InstanceID},
-			Comment:      optional(truncate(in.Comment, 100)),
+			Comment:      optional(comment),
 			Parameters: map[string][]string{
 				"commands":         in.Commands,
 				"executionTimeout": {strconv.Itoa(int(timeout.Seconds()))},
@@ -162,7 +188,7 @@ func (h *Hosts) run(ctx context.Context, in RunCommandInput) (CommandResult, err
 			return CommandResult{}, cloudError("SendCommand", err)
 		}
 		prog.CommandID = aws.ToString(out.Command.CommandId)
-		activity.RecordHeartbeat(ctx, prog)
+		heartbeatCommand(ctx, prog)
 	}
 	interval := h.PollInterval
 	if interval <= 0 {
@@ -180,7 +206,7 @@ func (h *Hosts) run(ctx context.Context, in RunCommandInput) (CommandResult, err
 			prog.Status = string(out.Status)
 			if commandFinished(out.Status) {
 				// Heartbeat the end too, so the next attempt knows how this one's command ended.
-				activity.RecordHeartbeat(ctx, prog)
+				heartbeatCommand(ctx, prog)
 				res := invocationResult(prog.CommandID, in.InstanceID, out)
 				if out.Status == types.CommandInvocationStatusTimedOut || out.Status == types.CommandInvocationStatusCancelled {
 					return res, temporal.NewApplicationError(
@@ -189,7 +215,7 @@ func (h *Hosts) run(ctx context.Context, in RunCommandInput) (CommandResult, err
 				return res, nil
 			}
 		}
-		activity.RecordHeartbeat(ctx, prog)
+		heartbeatCommand(ctx, prog)
 		select {
 		case <-ctx.Done():
 			return CommandResult{}, ctx.Err()
@@ -198,9 +224,51 @@ func (h *Hosts) run(ctx context.Context, in RunCommandInput) (CommandResult, err
 	}
 }
 
+// heartbeatCommand records the command's progress for the next attempt; outside an activity
+// (the users' checks run many probes inside one) there is no attempt to tell.
+func heartbeatCommand(ctx context.Context, prog CommandProgress) {
+	if activity.IsActivity(ctx) {
+		activity.RecordHeartbeat(ctx, prog)
+	}
+}
+
+// earlierCommandPages bounds the search for an earlier attempt's command: 4 pages of 50, far
+// more than a host gets between two attempts.
+const earlierCommandPages = 4
+
+// attemptKey names this activity across its attempts (workflow, run and activity id), for
+// the comment of the commands it sends; "" outside an activity.
+func attemptKey(ctx context.Context) string {
+	if !activity.IsActivity(ctx) {
+		return ""
+	}
+	info := activity.GetInfo(ctx)
+	sum := sha256.Sum256([]byte(info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID + "/" + info.ActivityID))
+	return "k=" + hex.EncodeToString(sum[:8])
+}
+
+// earlierCommand finds the newest command an earlier attempt of this activity sent to
+// instance (its comment carries key) among the host's latest earlierCommandPages pages of
+// commands. (No InvokedAfter filter: a simulated cloud's clock is not the worker's.)
+func (h *Hosts) earlierCommand(ctx context.Context, instance, key string) (CommandProgress, error) {
+	pages := ssm.NewListCommandsPaginator(h.Clients.SSM, &ssm.ListCommandsInput{InstanceId: aws.String(instance)})
+	for n := 0; pages.HasMorePages() && n < earlierCommandPages; n++ {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return CommandProgress{}, cloudError("ListCommands", err)
+		}
+		for _, c := range page.Commands { // newest first
+			if strings.HasSuffix(aws.ToString(c.Comment), "["+key+"]") {
+				return CommandProgress{CommandID: aws.ToString(c.CommandId), InstanceID: instance}, nil
+			}
+		}
+	}
+	return CommandProgress{}, nil
+}
+
 // previousCommand returns the command a previous attempt of this activity sent to instance.
 func previousCommand(ctx context.Context, instance string) (CommandProgress, bool) {
-	if !activity.HasHeartbeatDetails(ctx) {
+	if !activity.IsActivity(ctx) || !activity.HasHeartbeatDetails(ctx) {
 		return CommandProgress{}, false
 	}
 	var prev CommandProgress

@@ -76,7 +76,8 @@ type PickHostInput struct {
 	Exclude []string `json:"exclude,omitempty"`
 }
 
-// ConsoleHosts lists the running console servers of the inventory that have a sandboxd URL,
+// ConsoleHosts lists the running console servers of the inventory that have a sandboxd URL
+// and are not drained (a host whose service restarts for a patch admits no new console),
 // with their live capacity; hosts that do not answer are left out. The API's live status and
 // PickHost share it.
 func ConsoleHosts(ctx context.Context, store *inventory.Store, clientFor func(string) (*sbclient.Client, error)) ([]Host, error) {
@@ -86,13 +87,17 @@ func ConsoleHosts(ctx context.Context, store *inventory.Store, clientFor func(st
 	if err != nil {
 		return nil, err
 	}
+	drains, err := store.Drains(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var (
 		mu    sync.Mutex
 		hosts []Host
 		wg    sync.WaitGroup
 	)
 	for _, srv := range servers {
-		if srv.SandboxdURL == "" {
+		if _, drained := drains[srv.Name]; srv.SandboxdURL == "" || drained {
 			continue
 		}
 		wg.Add(1)

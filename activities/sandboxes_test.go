@@ -57,7 +57,7 @@ func sandboxHost(t *testing.T, store *inventory.Store, name string) (*Sandboxes,
 // TestSandboxActivitiesAreIdempotent proves what the console workflow relies on when an
 // activity is retried after a lost reply: CreateSandbox finds the sandbox an earlier attempt
 // made instead of making a second, DestroySandbox of a sandbox already gone succeeds, and
-// SandboxStatus tells running, gone and unreachable apart.
+// SandboxStatus tells running, gone and unreachable apart. A drained host is not picked.
 func TestSandboxActivitiesAreIdempotent(t *testing.T) {
 	ctx := context.Background()
 	store := openDemoStore(t)
@@ -69,6 +69,20 @@ func TestSandboxActivitiesAreIdempotent(t *testing.T) {
 	}
 	if _, err := a.PickHost(ctx, PickHostInput{Exclude: []string{"console-x"}}); err == nil || !strings.Contains(err.Error(), "no console host") {
 		t.Fatalf("PickHost excluding the only host = %v, want no host", err)
+	}
+	// A drained host (its service restarting for a patch) admits no new console.
+	inv := &Inventory{Store: store}
+	if err := inv.DrainServer(ctx, DrainInput{Server: "console-x", Drain: true, Reason: "patch: restarting tornado"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.PickHost(ctx, PickHostInput{}); err == nil || !strings.Contains(err.Error(), "no console host") {
+		t.Fatalf("PickHost with the only host drained = %v, want no host", err)
+	}
+	if err := inv.DrainServer(ctx, DrainInput{Server: "console-x"}); err != nil {
+		t.Fatal(err)
+	}
+	if host, err := a.PickHost(ctx, PickHostInput{}); err != nil || host.Server != "console-x" {
+		t.Fatalf("PickHost after the undrain = %+v %v", host, err)
 	}
 
 	in := CreateSandboxInput{SandboxdURL: url, Request: wire.CreateRequest{ID: "console-1-1", User: "alice", UID: 120001, Plan: anyops.PlanFree}}

@@ -49,12 +49,12 @@ type Deps struct {
 	Consoles ConsoleDeps
 	// Dashboard configures the ops dashboard (dashboard.go).
 	Dashboard DashboardConfig
-	// Alarms configures the alarm endpoints (alarms.go).
-	Alarms AlarmDeps
 	// Startup, when set, lists what the server still waits for before it is ready, each as
 	// "what: how far it is" (`anyops dev`: the demo fleet and a console host); /readyz answers
 	// 503 naming them until it returns none.
 	Startup func(ctx context.Context) []string
+	// Alarms configures the alarm endpoints (alarms.go).
+	Alarms AlarmDeps
 	// DrillTaskQueue overrides the task queue drills start on (tests give their own).
 	DrillTaskQueue string
 }
@@ -120,6 +120,7 @@ func New(deps Deps) *Server {
 	s.registerStatus(s.v1)
 	s.registerInventory(s.v1, deps.Auth)
 	s.registerOperations(s.v1, deps.Auth)
+	s.registerPatches(s.v1, deps.Auth)
 	s.registerDecisions(s.v1, deps.Auth)
 	s.registerIncidents(s.v1, deps.Auth)
 	s.registerDrills(s.v1, deps.Auth)

@@ -46,12 +46,20 @@ type inventoryStatus struct {
 func (s inventoryStatus) PublicStatus(ctx context.Context) (PublicStatus, error) {
 	hosts := 0
 	page := inventory.Page{Limit: 500}
+	drains, err := s.store.Drains(ctx)
+	if err != nil {
+		return PublicStatus{}, err
+	}
 	for {
 		servers, next, err := s.store.ListServers(ctx, inventory.ServerFilter{Role: anyops.RoleConsole, State: anyops.ServerRunning, Page: page})
 		if err != nil {
 			return PublicStatus{}, err
 		}
-		hosts += len(servers)
+		for _, srv := range servers {
+			if _, drained := drains[srv.Name]; !drained { // a drained host admits no new console
+				hosts++
+			}
+		}
 		if next == "" {
 			break
 		}

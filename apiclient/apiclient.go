@@ -167,6 +167,12 @@ func (c *Client) StartOperation(ctx context.Context, kind string, body json.RawM
 	return out, c.Do(ctx, http.MethodPost, operationPath(kind, ""), nil, in, &out)
 }
 
+// GetPatch is an advisory's fleet patch report (GET /v1/patches/{advisory}).
+func (c *Client) GetPatch(ctx context.Context, advisory string) (api.PatchReport, error) {
+	var out api.PatchReport
+	return out, c.Do(ctx, http.MethodGet, "/v1/patches/"+url.PathEscape(advisory), nil, nil, &out)
+}
+
 // CancelOperation asks a running operation to cancel.
 func (c *Client) CancelOperation(ctx context.Context, id string) (api.CancelResult, error) {
 	var out api.CancelResult

@@ -15,12 +15,12 @@ import (
 // Package versions: what the image ships, and what an upgrade brings (the Heartbleed fix).
 var (
 	basePackages = map[string]string{
-		"openssl": "1.0.1f-1ubuntu2", "libssl1.0.0": "1.0.1f-1ubuntu2", "openssh-server": "1:6.6p1-2ubuntu1",
+		"openssl": "1.0.1f-1ubuntu2", "libssl1.0.0": "1.0.1f-1ubuntu2", "libssl-dev": "1.0.1f-1ubuntu2", "openssh-server": "1:6.6p1-2ubuntu1",
 		"amazon-ssm-agent": "2.3.1319.0-1", "drbd-utils": "9.15.0-1", "mdadm": "3.2.5-5ubuntu4",
 		"nfs-kernel-server": "1:1.2.8-6ubuntu1", "e2fsprogs": "1.42.9-3ubuntu1",
 	}
 	upgradedPackages = map[string]string{
-		"openssl": "1.0.1f-1ubuntu2.2", "libssl1.0.0": "1.0.1f-1ubuntu2.2", "nginx": "1.4.6-1ubuntu3.1",
+		"openssl": "1.0.1f-1ubuntu2.2", "libssl1.0.0": "1.0.1f-1ubuntu2.2", "libssl-dev": "1.0.1f-1ubuntu2.2", "nginx": "1.4.6-1ubuntu3.1",
 		"openssh-server": "1:6.6p1-2ubuntu2",
 	}
 	// rolePackages and roleServices are what `anyops-bootstrap` installs and starts per role.
@@ -28,12 +28,12 @@ var (
 		"file":    {"nfs-kernel-server": "1:1.2.8-6ubuntu1"},
 		"backup":  {"nfs-kernel-server": "1:1.2.8-6ubuntu1"},
 		"web":     {"nginx": "1.4.6-1ubuntu3", "uwsgi": "2.0.4-1"},
-		"console": {"nginx": "1.4.6-1ubuntu3", "python-tornado": "3.1.1-1ubuntu2"},
+		"console": {"python-tornado": "3.1.1-1ubuntu2"},
 		"task":    {"cron": "3.0pl1-124ubuntu2"},
 	}
 	roleServices = map[string][]string{
 		"file": {"nfs-server"}, "backup": {"nfs-server"}, "web": {"nginx", "uwsgi"},
-		"console": {"nginx", "tornado"}, "task": {"cron"},
+		"console": {"tornado"}, "task": {"cron"},
 	}
 	// servicePackage says which package a service needs.
 	servicePackage = map[string]string{
@@ -60,6 +60,9 @@ func cmdAptGet(x *execCtx, args []string, _ string) result {
 		return fail(100, "E: Invalid operation")
 	}
 	h := x.h
+	if f := x.s.aptFailure(h.InstanceID); f != nil {
+		return aptFetchFailure(x, f, pos[0])
+	}
 	switch pos[0] {
 	case "update":
 		return result{out: "Reading package lists... Done\n", dur: 20 * time.Second}
@@ -110,7 +113,7 @@ func cmdAptGet(x *execCtx, args []string, _ string) result {
 			h.Packages[p] = packageVersion(p)
 			for svc, pkg := range servicePackage {
 				if pkg == p {
-					h.Services[svc] = "active"
+					h.startService(svc, x.now, 0)
 				}
 			}
 		}
@@ -207,9 +210,27 @@ func cmdBootstrap(x *execCtx, args []string, _ string) result {
 		x.h.Packages[p] = v
 	}
 	for _, svc := range roleServices[role] {
-		x.h.Services[svc] = "active"
+		x.h.startService(svc, x.now, 0)
 	}
 	x.h.Bootstrapped = true
 	x.s.event(x.now, "host.bootstrap", x.h.InstanceID, "%s bootstrapping as %s (takes %s)", x.h.Hostname, role, bootstrapTime)
 	return result{out: fmt.Sprintf("bootstrapped %s as %s\n", x.h.Hostname, role), dur: bootstrapTime}
+}
+
+// aptFetchFailure is apt-get on a host with an apt-failure fault: the archive cannot be
+// reached, so update leaves the lists as they were and install downloads nothing; both exit
+// 100, as apt does, and change nothing.
+func aptFetchFailure(x *execCtx, f *Fault, op string) result {
+	x.s.event(x.now, "host.apt-failed", x.h.InstanceID, "apt-get %s failed on %s (fault %s)", op, x.h.Hostname, f.ID)
+	const archive = "http://security.ubuntu.com/ubuntu"
+	if op == "update" {
+		return result{out: "Err:1 " + archive + " trusty-security InRelease\n",
+			err: "W: Failed to fetch " + archive + "/dists/trusty-security/InRelease  Could not resolve 'security.ubuntu.com'\n" +
+				"E: Some index files failed to download. They have been ignored, or old ones used instead.\n",
+			code: 100, dur: 20 * time.Second}
+	}
+	return result{out: "Reading package lists... Done\n",
+		err: "E: Failed to fetch " + archive + "/pool/main/o/openssl/libssl1.0.0_1.0.1f-1ubuntu2.2_amd64.deb  Could not resolve 'security.ubuntu.com'\n" +
+			"E: Unable to fetch some archives, maybe run apt-get update or try with --fix-missing?\n",
+		code: 100, dur: 30 * time.Second}
 }

@@ -1,6 +1,6 @@
 // The simulated hosts' command interpreter: runScript runs an AWS-RunShellScript script through
 // the shell of shell.go and dispatches each command to the tool that simulates it, one file per
-// tool (builtins.go, drbd.go, mdadm.go, fs.go, nfs.go, systemd.go, apt.go).
+// tool (builtins.go, drbd.go, mdadm.go, fs.go, nfs.go, systemd.go, apt.go, tls.go).
 
 package cloudsim
 
@@ -87,6 +87,7 @@ func init() {
 		"dpkg-query":       cmdDpkgQuery,
 		"openssl":          cmdOpenssl,
 		"curl":             cmdCurl,
+		"heartbleeder":     cmdHeartbleeder,
 		"anyops-bootstrap": cmdBootstrap,
 		"getent":           cmdGetent,
 		"timeout":          cmdTimeout,

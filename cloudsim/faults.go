@@ -21,6 +21,7 @@ const (
 	FaultDRBDDisconnect  = "drbd-disconnect"   // instance_id, resource (empty: all): replication link down
 	FaultThrottle        = "throttle"          // action (empty: all), count or rate: API throttling
 	FaultZoneOutage      = "zone-outage"       // zone: instances impaired, no capacity, snapshots stall
+	FaultAptFailure      = "apt-failure"       // instance_id: apt-get cannot reach the archive (exit 100)
 )
 
 // Fault is one injected fault. It stays active until deleted or resolved by the simulation
@@ -73,6 +74,10 @@ func (s *Sim) validateFault(f *Fault) *apiError {
 		if f.Factor < 0 {
 			return bad("factor must be positive")
 		}
+	case FaultAptFailure:
+		if f.InstanceID == "" {
+			return bad("%s needs instance_id", f.Type)
+		}
 	case FaultDRBDDisconnect:
 		if f.InstanceID == "" {
 			return bad("%s needs instance_id (and optionally resource)", f.Type)
@@ -91,7 +96,7 @@ func (s *Sim) validateFault(f *Fault) *apiError {
 		}
 	default:
 		return bad("unknown fault type %q; known: %s", f.Type, strings.Join([]string{FaultHardwareFailure, FaultCorruptBootDisk,
-			FaultStuckSnapshot, FaultSlowSnapshot, FaultDRBDDisconnect, FaultThrottle, FaultZoneOutage, FaultCommandFailure}, ", "))
+			FaultStuckSnapshot, FaultSlowSnapshot, FaultDRBDDisconnect, FaultThrottle, FaultZoneOutage, FaultCommandFailure, FaultAptFailure}, ", "))
 	}
 	return nil
 }
@@ -248,6 +253,16 @@ func (s *Sim) snapshotRateFactor(sn *snapshot) float64 {
 		}
 	}
 	return factor
+}
+
+// aptFailure is the apt-failure fault on an instance, nil when none.
+func (s *Sim) aptFailure(id string) *Fault {
+	for _, fid := range sortedKeys(s.st.Faults) {
+		if f := s.st.Faults[fid]; f.Type == FaultAptFailure && f.InstanceID == id {
+			return f
+		}
+	}
+	return nil
 }
 
 // drbdDisconnected reports whether a drbd-disconnect fault cuts resource res on instance id.

@@ -10,16 +10,20 @@ import (
 
 // host is the simulated operating system of one instance.
 type host struct {
-	InstanceID   string                `json:"instance_id"`
-	Hostname     string                `json:"hostname"`
-	Role         string                `json:"role,omitempty"`
-	Bootstrapped bool                  `json:"bootstrapped,omitempty"`
-	Packages     map[string]string     `json:"packages"` // name -> installed version
-	Services     map[string]string     `json:"services"` // name -> active|inactive|failed
-	DRBD         map[string]*drbdRes   `json:"drbd"`
-	MD           map[string]*mdArray   `json:"md"`      // /dev/md0 -> array
-	Mounts       map[string]mountEntry `json:"mounts"`  // mount point -> what is mounted
-	Exports      map[string]string     `json:"exports"` // "client:/path" -> options
+	InstanceID   string            `json:"instance_id"`
+	Hostname     string            `json:"hostname"`
+	Role         string            `json:"role,omitempty"`
+	Bootstrapped bool              `json:"bootstrapped,omitempty"`
+	Packages     map[string]string `json:"packages"` // name -> installed version
+	Services     map[string]string `json:"services"` // name -> active|inactive|failed
+	// Loaded is the libssl version each TLS service loaded when it last started (tls.go).
+	Loaded map[string]string `json:"loaded,omitempty"`
+	// StartingUntil is when a service that was (re)started answers again.
+	StartingUntil map[string]time.Time  `json:"starting_until,omitempty"`
+	DRBD          map[string]*drbdRes   `json:"drbd"`
+	MD            map[string]*mdArray   `json:"md"`      // /dev/md0 -> array
+	Mounts        map[string]mountEntry `json:"mounts"`  // mount point -> what is mounted
+	Exports       map[string]string     `json:"exports"` // "client:/path" -> options
 	// Files and Dirs are the host's configuration files and directories (files.go); they
 	// live on the root disk and survive a reboot.
 	Files map[string]*hostFile `json:"files,omitempty"`
@@ -62,6 +66,15 @@ func newHost(in *instance) *host {
 	for _, svc := range []string{"ssh", "amazon-ssm-agent", "drbd"} {
 		h.Services[svc] = "inactive"
 	}
+	// An instance launched with a role runs the role's image: its packages installed, its
+	// services started at boot. (anyops-bootstrap, the cluster build step, still takes its
+	// time on a new server: it configures the role for its cluster.)
+	for p, v := range rolePackages[h.Role] {
+		h.Packages[p] = v
+	}
+	for _, svc := range roleServices[h.Role] {
+		h.Services[svc] = "inactive"
+	}
 	h.Mounts["/"] = mountEntry{Device: rootPartition(in), FSType: "ext4"}
 	return h
 }
@@ -86,7 +99,7 @@ func (s *Sim) bootHost(in *instance, at time.Time) {
 		return
 	}
 	for svc := range h.Services {
-		h.Services[svc] = "active"
+		h.startService(svc, at, 0)
 	}
 	h.Mounts = map[string]mountEntry{"/": {Device: rootPartition(in), FSType: "ext4"}}
 	h.Exports = map[string]string{}

@@ -310,7 +310,8 @@ func (s *Sim) handleHost(w http.ResponseWriter, r *http.Request) {
 			*host
 			DRBD    map[string]drbdView `json:"drbd"`
 			Devices map[string]string   `json:"devices"`
-		}{h, drbd, devices}) // under the lock; the network write is not
+			TLS     []tlsView           `json:"tls"`
+		}{h, drbd, devices, h.tlsState()}) // under the lock; the network write is not
 	}
 	s.mu.Unlock()
 	if !ok {

@@ -44,6 +44,7 @@ type ssmOp func(s *Sim, body []byte, now time.Time) (any, *apiError)
 var ssmOps = map[string]ssmOp{
 	"SendCommand":                 (*Sim).sendCommand,
 	"GetCommandInvocation":        (*Sim).getCommandInvocation,
+	"ListCommands":                (*Sim).listCommands,
 	"DescribeInstanceInformation": (*Sim).describeInstanceInformation,
 }
 
@@ -267,6 +268,97 @@ func (s *Sim) getCommandInvocation(body []byte, now time.Time) (any, *apiError) 
 	out["StandardOutputContent"] = truncate(inv.Stdout, maxOutput)
 	out["StandardErrorContent"] = truncate(inv.Stderr, maxOutput)
 	return out, nil
+}
+
+// listCommands is SSM's ListCommands: the commands sent, newest first, by CommandId or
+// InstanceId, with the filters InvokedAfter, InvokedBefore, Status and DocumentName (the
+// simulation keeps a day of commands; SSM keeps 30).
+func (s *Sim) listCommands(body []byte, now time.Time) (any, *apiError) {
+	var in struct {
+		CommandID  string `json:"CommandId"`
+		InstanceID string `json:"InstanceId"`
+		MaxResults int    `json:"MaxResults"`
+		NextToken  string `json:"NextToken"`
+		Filters    []struct {
+			Key   string `json:"key"`
+			Value string `json:"value"`
+		} `json:"Filters"`
+	}
+	if aerr := decodeJSON(body, &in); aerr != nil {
+		return nil, aerr
+	}
+	if in.MaxResults == 0 {
+		in.MaxResults = 50
+	}
+	if in.MaxResults < 1 || in.MaxResults > 50 {
+		return nil, ssmErr("ValidationException", "MaxResults must be between 1 and 50")
+	}
+	var after, before time.Time
+	status, document := "", ""
+	for _, f := range in.Filters {
+		switch f.Key {
+		case "InvokedAfter", "InvokedBefore":
+			t, err := time.Parse(time.RFC3339, f.Value)
+			if err != nil {
+				return nil, ssmErr("InvalidFilterKey", "%s must be an ISO 8601 time, got %q", f.Key, f.Value)
+			}
+			if f.Key == "InvokedAfter" {
+				after = t
+			} else {
+				before = t
+			}
+		case "Status":
+			status = f.Value
+		case "DocumentName":
+			document = f.Value
+		default:
+			return nil, ssmErr("InvalidFilterKey", "filter key %s is not simulated (InvokedAfter, InvokedBefore, Status, DocumentName)", f.Key)
+		}
+	}
+	var list []*command
+	for _, c := range s.st.Commands {
+		switch {
+		case in.CommandID != "" && c.ID != in.CommandID,
+			in.InstanceID != "" && c.Invocations[in.InstanceID] == nil,
+			!after.IsZero() && c.Requested.Before(after),
+			!before.IsZero() && c.Requested.After(before),
+			document != "" && c.DocumentName != document:
+			continue
+		}
+		list = append(list, c)
+	}
+	slices.SortFunc(list, func(a, b *command) int {
+		if d := b.Requested.Compare(a.Requested); d != 0 {
+			return d
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	out := []map[string]any{}
+	start := 0
+	if in.NextToken != "" {
+		n, err := strconv.Atoi(in.NextToken)
+		if err != nil || n < 0 || n > len(list) {
+			return nil, ssmErr("InvalidNextToken", "The specified token is not valid")
+		}
+		start = n
+	}
+	next := ""
+	for i := start; i < len(list); i++ {
+		cj := s.commandJSON(list[i], now)
+		if status != "" && cj["Status"] != status {
+			continue
+		}
+		if len(out) == in.MaxResults {
+			next = strconv.Itoa(i)
+			break
+		}
+		out = append(out, cj)
+	}
+	resp := map[string]any{"Commands": out}
+	if next != "" {
+		resp["NextToken"] = next
+	}
+	return resp, nil
 }
 
 // isoDuration formats like SSM's ExecutionElapsedTime: PT1.234S.

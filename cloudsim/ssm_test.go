@@ -16,7 +16,8 @@ import (
 // and checks output, exit codes and SSM's error codes.
 func TestSSMCommandsAndErrors(t *testing.T) {
 	f := newFixture(t, Config{Speed: frozen})
-	id := f.run(t, "us-east-1a", map[string]string{"anyops:role": "web"})
+	// A file server: its image has no nginx (a role's image ships the role's packages).
+	id := f.run(t, "us-east-1a", map[string]string{"anyops:role": "file"})
 	_, err := f.ssm.SendCommand(f.ctx, sendShell(id, "true"))
 	if code := apiCode(t, err); code != "InvalidInstanceId" {
 		t.Fatalf("SendCommand to a pending instance: %q, want InvalidInstanceId", code)
@@ -41,8 +42,8 @@ func TestSSMCommandsAndErrors(t *testing.T) {
 		{"exit code is kept", []string{"exit 3"}, 3, "Failed", "", ""},
 		{"pipes into grep", []string{"dpkg-query -W openssl | grep -q 1.0.1f && echo vulnerable"}, 0, "Success", "vulnerable", ""},
 		{"grep -x matches whole lines", []string{"echo ext4 | grep -q -x -F ext && echo no", "echo ext4 | grep -x -F ext4"}, 0, "Success", "ext4\n", ""},
-		{"service of a role not yet bootstrapped", []string{"systemctl restart nginx"}, 5, "Failed", "", "Unit nginx.service not found"},
-		{"health probe before bootstrap", []string{"curl -fsS http://localhost/health"}, 7, "Failed", "", "Connection refused"},
+		{"a service the host does not have", []string{"systemctl restart nginx"}, 5, "Failed", "", "Unit nginx.service not found"},
+		{"health probe of a service the host does not have", []string{"curl -fsS http://localhost/health"}, 7, "Failed", "", "Connection refused"},
 		{"apt-get without -y aborts", []string{"apt-get upgrade"}, 1, "Failed", "Abort", ""},
 		{"unknown package", []string{"apt-get install -y leftpad"}, 100, "Failed", "", "Unable to locate package leftpad"},
 		{"--only-upgrade skips what is not installed", []string{"apt-get install -y -q --only-upgrade nginx openssl", "dpkg-query -W nginx"}, 1, "Failed",
@@ -370,5 +371,43 @@ func TestDRBDFailoverAfterHardwareFailure(t *testing.T) {
 	out, _, _, _ = f.shell(t, file, "drbdadm status home0")
 	if !strings.Contains(out, "disk:UpToDate") || !strings.Contains(out, "replication:Established") {
 		t.Fatalf("after the resync:\n%s", out)
+	}
+}
+
+// TestListCommands proves ListCommands as the SDK calls it: newest first by instance, with
+// each command's comment and status, and the InvokedAfter and Status filters.
+func TestListCommands(t *testing.T) {
+	f := newFixture(t, Config{Speed: frozen})
+	a := f.run(t, "us-east-1a", map[string]string{"anyops:role": "web"})
+	b := f.run(t, "us-east-1a", map[string]string{"anyops:role": "web"})
+	f.sim.Advance(bootTime)
+	first := sendShell(a, "true")
+	first.Comment = aws.String("first")
+	if _, err := f.ssm.SendCommand(f.ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	f.sim.Advance(time.Minute)
+	mid := f.sim.Now()
+	second := sendShell(a, "sleep 30")
+	second.Comment = aws.String("second [k=1]")
+	if _, err := f.ssm.SendCommand(f.ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ssm.SendCommand(f.ctx, sendShell(b, "true")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.ssm.ListCommands(f.ctx, &ssm.ListCommandsInput{InstanceId: aws.String(a)})
+	if err != nil || len(out.Commands) != 2 || aws.ToString(out.Commands[0].Comment) != "second [k=1]" || out.Commands[0].Status != "InProgress" {
+		t.Fatalf("ListCommands by instance: %+v, %v", out, err)
+	}
+	out, err = f.ssm.ListCommands(f.ctx, &ssm.ListCommandsInput{InstanceId: aws.String(a),
+		Filters: []ssmtypes.CommandFilter{{Key: ssmtypes.CommandFilterKeyInvokedAfter, Value: aws.String(mid.Add(-time.Second).Format(time.RFC3339))}}})
+	if err != nil || len(out.Commands) != 1 || aws.ToString(out.Commands[0].Comment) != "second [k=1]" {
+		t.Fatalf("InvokedAfter: %+v, %v", out, err)
+	}
+	out, err = f.ssm.ListCommands(f.ctx, &ssm.ListCommandsInput{InstanceId: aws.String(a),
+		Filters: []ssmtypes.CommandFilter{{Key: ssmtypes.CommandFilterKeyStatus, Value: aws.String("Success")}}})
+	if err != nil || len(out.Commands) != 1 || aws.ToString(out.Commands[0].Comment) != "first" {
+		t.Fatalf("Status: %+v, %v", out, err)
 	}
 }

@@ -31,6 +31,9 @@ func cmdService(x *execCtx, args []string, _ string) result {
 	return x.serviceVerb(args[1], args[0])
 }
 
+// serviceRestartTime is how long a restarted service takes to answer again.
+const serviceRestartTime = 3 * time.Second
+
 func (x *execCtx) serviceVerb(verb, svc string) result {
 	state, known := x.h.Services[svc]
 	if !known {
@@ -40,10 +43,16 @@ func (x *execCtx) serviceVerb(verb, svc string) result {
 		return fail(5, "Failed to %s %s.service: Unit %s.service not found.", verb, svc, svc)
 	}
 	switch verb {
-	case "restart", "start", "reload", "try-restart", "reload-or-restart":
-		x.h.Services[svc] = "active"
+	case "restart", "start", "try-restart", "reload-or-restart":
+		// A new process: it loads the libraries installed now, and answers once it is up.
+		x.h.startService(svc, x.now, serviceRestartTime)
 		x.s.event(x.now, "host.service."+verb, x.h.InstanceID, "%s: %s on %s", verb, svc, x.h.Hostname)
-		return result{dur: 3 * time.Second}
+		return result{dur: serviceRestartTime}
+	case "reload":
+		// Same process, new configuration: the loaded libraries stay.
+		x.h.Services[svc] = "active"
+		x.s.event(x.now, "host.service.reload", x.h.InstanceID, "reload: %s on %s", svc, x.h.Hostname)
+		return result{dur: serviceRestartTime}
 	case "stop":
 		x.h.Services[svc] = "inactive"
 		x.s.event(x.now, "host.service.stop", x.h.InstanceID, "%s stopped on %s", svc, x.h.Hostname)
@@ -103,7 +112,7 @@ func cmdCurl(x *execCtx, args []string, _ string) result {
 		return fail(6, "curl: (6) Could not resolve host: %s", hostName)
 	}
 	svc := map[string]string{"80": "nginx", "443": "nginx", "8888": "tornado", "8080": "uwsgi", "2049": "nfs-server"}[port]
-	if svc == "" || x.h.Services[svc] != "active" {
+	if svc == "" || !x.h.serving(svc, x.now) {
 		return fail(7, "curl: (7) Failed to connect to %s port %s: Connection refused", hostName, port)
 	}
 	return ok("ok\n")

@@ -84,6 +84,24 @@ type Client struct {
 // where the command line looks for a token when none is given.
 const AdminTokenFile = "admin-token"
 
+// Certificates configures the rotation of the platform's own certificate (worker): its
+// domain, and the ACME CA that issues it (none: the new key and CSR wait for a manual issue).
+type Certificates struct {
+	PlatformDomain string
+	ACMEDirectory  string // the CA's directory URL
+	ACMEEmail      string
+	ACMECABundle   string // PEM file of CAs trusted for the directory besides the system's
+}
+
+// SMTP is where the notices outbox sends its mail (worker).
+type SMTP struct {
+	Addr     string // host:port of the submission server
+	From     string
+	Username string
+	Password string
+	StartTLS bool
+}
+
 // Signing holds the key the api and the workers sign sandboxd tokens with; sandboxd holds
 // only its public half.
 type Signing struct {
@@ -357,6 +375,23 @@ func (b *Binder) BindClient(c *Client) {
 	b.String(&c.Server, "server", "", "http://127.0.0.1:8080", "the API's base URL (a running `anyops dev` answers here)")
 	b.Secret(&c.Token, "token", "", "", "bearer token; empty: the admin token of the dev stack in --data-dir")
 	b.String(&c.DataDir, "data-dir", "", ".anyops", "the dev stack's data directory, where its admin token is")
+}
+
+// BindCertificates binds the platform certificate's rotation settings.
+func (b *Binder) BindCertificates(c *Certificates) {
+	b.String(&c.PlatformDomain, "platform-domain", "", "", "the platform's own domain, the name on its certificate (e.g. www.anyops.example)")
+	b.String(&c.ACMEDirectory, "acme-directory", "", "", "ACME CA directory URL the platform's certificate is issued through; empty: a rotation leaves a CSR to issue by hand")
+	b.String(&c.ACMEEmail, "acme-email", "", "", "contact email of the ACME account")
+	b.String(&c.ACMECABundle, "acme-ca-bundle", "", "", "PEM file of CAs trusted for the ACME directory besides the system's (a test CA)")
+}
+
+// BindSMTP binds where the notices are sent.
+func (b *Binder) BindSMTP(c *SMTP) {
+	b.String(&c.Addr, "smtp-addr", "", "", "SMTP submission server host:port for owner notices; empty: notices stay in the outbox")
+	b.String(&c.From, "smtp-from", "", "", "sender address of owner notices")
+	b.String(&c.Username, "smtp-username", "", "", "SMTP user (PLAIN auth); empty: no auth")
+	b.Secret(&c.Password, "smtp-password", "", "", "SMTP password")
+	b.Bool(&c.StartTLS, "smtp-starttls", "", false, "use STARTTLS before authenticating")
 }
 
 // BindWorkerMetrics binds where `anyops worker` serves /metrics (dev serves the worker's

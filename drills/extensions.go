@@ -11,7 +11,9 @@ import (
 // operation of that kind; any other name applies to the scenario of that name and to those
 // that list it under `report:`. Keys lists what the function adds: they may be a scenario's
 // goals, and may not be base keys or another function's (TestExtensionKeys).
-var extensions = map[string]Extension{}
+var extensions = map[string]Extension{
+	"heartbleed": {Keys: heartbleedKeys, Numeric: heartbleedNumeric, Func: heartbleedReport},
+}
 
 // Extension is a report function with the keys it adds.
 type Extension struct {

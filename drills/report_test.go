@@ -247,6 +247,7 @@ func TestDuplicates(t *testing.T) {
 		Resource{ID: "i-n2", Type: "instance", State: "running", Tags: step},
 		Resource{ID: "i-old", Type: "instance", State: "terminated", Tags: map[string]string{anyops.TagCluster: "drill-1", "Name": "drill-1-web1"}},
 		Resource{ID: "i-w1b", Type: "instance", State: "running", Tags: map[string]string{anyops.TagCluster: "drill-1", "Name": "drill-1-web2"}},
+		Resource{ID: "i-n1", Type: "instance", State: "running", Tags: step}, // listed twice: still one resource
 	)
 	d := duplicates(res, "drill-1")
 	if len(d) != 2 || !reflect.DeepEqual(d[0].IDs, []string{"i-n1", "i-n2"}) || !reflect.DeepEqual(d[1].IDs, []string{"i-w1b", "i-w2"}) {

@@ -130,6 +130,11 @@ func duplicates(all []Resource, cluster string) []anyops.DrillDuplicate {
 		if _, ok := groups[key]; !ok {
 			keys = append(keys, key)
 		}
+		for _, o := range groups[key] {
+			if o.ID == r.ID {
+				return // one resource listed twice (a drill on live lists live's) is no duplicate
+			}
+		}
 		groups[key] = append(groups[key], r)
 	}
 	for _, r := range all {

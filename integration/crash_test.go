@@ -198,9 +198,11 @@ func waitHit(t *testing.T, hit <-chan struct{}, action string) {
 // time (the clock jumps over the servers' bootstrap meanwhile). The workflow then completes, and
 // cloudsim holds exactly one instance per server and one volume per planned volume: the
 // retried calls carried the same ClientToken and found what the dead worker had created. A
-// third kill lands right after the file server ran `mdadm --create`: the retry sends the
-// script again, finds md0 running, and the hosts end set up once — DRBD configured by files
-// and in sync, md0 over the DRBD devices, mounted and exported, each made once.
+// third kill lands right after the file server ran `mdadm --create`: the retry, whose
+// heartbeat names no command, finds that command by the activity's key in its comment
+// (ListCommands) and takes its result instead of sending the script again, and the hosts end
+// set up once — DRBD configured by files and in sync, md0 over the DRBD devices, mounted and
+// exported, each made once.
 // Then FleetSync fills the inventory with the instance ids DescribeInstances returns, and a
 // hardware failure injected through /_sim/faults shows as impaired in
 // DescribeInstanceStatus and, after the next FleetSync, in the inventory.
@@ -208,18 +210,7 @@ func TestCrashWorkerKilledMidDemoFleetCreatesNothingTwice(t *testing.T) {
 	ctx := context.Background()
 	tc := testenv.TemporalClient(t)
 	bin := buildAnyops(t)
-	sim, err := cloudsim.New(cloudsim.Config{Speed: simSpeed})
-	if err != nil {
-		t.Fatal(err)
-	}
-	crash := newCrashPoints(sim.Handler())
-	srv := httptest.NewServer(crash)
-	t.Cleanup(func() {
-		crash.releaseAll()
-		srv.Close()
-		_ = sim.Close()
-	})
-	endpoint := srv.URL
+	sim, crash, endpoint := crashSim(t, simSpeed)
 	dir := t.TempDir()
 	dbFile := filepath.Join(dir, "anyops.db")
 	logFile := filepath.Join(dir, "worker.log")
@@ -227,6 +218,7 @@ func TestCrashWorkerKilledMidDemoFleetCreatesNothingTwice(t *testing.T) {
 		"ANYOPS_TEMPORAL_ADDR=" + testenv.Temporal(t),
 		"ANYOPS_TEMPORAL_NAMESPACE=default",
 		"ANYOPS_DATA_DIR=" + dir,
+		"ANYOPS_METRICS_ADDR=", // no fixed port: other workers on the machine may hold 9464
 		"ANYOPS_DB_DRIVER=sqlite",
 		"ANYOPS_DB_DSN=" + dbFile,
 		"ANYOPS_AWS_REGION=us-east-1",
@@ -297,12 +289,15 @@ func TestCrashWorkerKilledMidDemoFleetCreatesNothingTwice(t *testing.T) {
 		t.Fatalf("DemoFleet after two kills: %v", err)
 	}
 
-	// The calls whose answers died with the workers were made again, with the same token, and
-	// the script whose answer was lost was sent again.
-	for _, action := range []string{"RunInstances", "CreateVolume", sendCommand} {
+	// The calls whose answers died with the workers were made again, with the same token; the
+	// script whose answer was lost was found by its key and not sent again.
+	for _, action := range []string{"RunInstances", "CreateVolume"} {
 		if token, n := crash.heldCalls(action); token == "" || n < 2 {
 			t.Errorf("%s with the lost answer (token %q) was called %d times, want a retry with the same token", action, token, n)
 		}
+	}
+	if script, n := crash.heldCalls(sendCommand); script == "" || n != 1 {
+		t.Errorf("the script %q whose answer was lost was sent %d times, want once (the retry finds it by its key)", script, n)
 	}
 	// No duplicates: exactly the plan is in the cloud, and it is what the workflow reports.
 	instances := describeInstances(t, clouds.EC2)
@@ -364,6 +359,24 @@ func TestCrashWorkerKilledMidDemoFleetCreatesNothingTwice(t *testing.T) {
 	if err != nil || after.State != anyops.ServerImpaired || after.ImpairedSince == nil {
 		t.Errorf("file server after the fault and a sync: %+v, %v; want impaired with impaired_since", after, err)
 	}
+}
+
+// crashSim starts cloudsim at speed behind crash points, served until the test ends, and
+// returns its endpoint.
+func crashSim(t *testing.T, speed float64) (*cloudsim.Sim, *crashPoints, string) {
+	t.Helper()
+	sim, err := cloudsim.New(cloudsim.Config{Speed: speed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crash := newCrashPoints(sim.Handler())
+	srv := httptest.NewServer(crash)
+	t.Cleanup(func() {
+		crash.releaseAll()
+		srv.Close()
+		_ = sim.Close()
+	})
+	return sim, crash, srv.URL
 }
 
 // jumpClock advances the simulated clock by step every interval until the returned function

@@ -20,6 +20,7 @@ type Fleet struct {
 	Servers  []Server  `json:"servers"`
 	Volumes  []Volume  `json:"volumes"`
 	Replicas []Replica `json:"replicas"`
+	WebApps  []WebApp  `json:"web_apps,omitempty"`
 }
 
 // Demo fleet names, for code that needs to point at a part of it.
@@ -41,7 +42,8 @@ func demoID(prefix, name string) string {
 }
 
 // DemoFleet is the fleet `anyops dev` starts with: zone us-east-1a with one live cluster (the
-// live shape, ClusterShape), and an empty zone us-east-1c to migrate to.
+// live shape, ClusterShape) whose web servers serve the demo web apps (some on custom domains),
+// and an empty zone us-east-1c to migrate to.
 func DemoFleet() Fleet {
 	f := ClusterShape(DemoCluster, DemoZone, DemoRelease)
 	f.Zones = []Zone{
@@ -49,6 +51,7 @@ func DemoFleet() Fleet {
 		{Name: DemoSpareZone, Region: "us-east-1"},
 	}
 	f.Releases = []Release{{Name: DemoRelease, Notes: "demo release"}}
+	f.WebApps = DemoWebApps()
 	return f
 }
 
@@ -127,7 +130,7 @@ func (s *Store) LoadFleet(ctx context.Context, f Fleet) error {
 }
 
 func loadFleet(tx *gorm.DB, f Fleet) error {
-	for _, rows := range []any{f.Zones, f.Releases, f.Clusters, f.Servers, f.Volumes, f.Replicas} {
+	for _, rows := range []any{f.Zones, f.Releases, f.Clusters, f.Servers, f.Volumes, f.Replicas, f.WebApps} {
 		if err := createAll(tx, rows); err != nil {
 			return err
 		}

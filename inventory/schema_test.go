@@ -238,6 +238,31 @@ func TestSchemaAcceptsEveryEnumValue(t *testing.T) {
 				return err
 			}
 		}
+		for _, v := range anyops.RolloutStates {
+			write["rollout state "+string(v)] = func(string) error {
+				adv := fmt.Sprintf("CVE-%d", next())
+				if _, err := s.StartPatchRollout(ctx, PatchRollout{Advisory: adv, WorkflowID: "patch/" + adv}, nil); err != nil {
+					return err
+				}
+				return s.SetPatchRolloutState(ctx, adv, v, 0, "")
+			}
+		}
+		for _, v := range anyops.PatchOutcomes {
+			write["patch outcome "+string(v)] = func(string) error {
+				adv := fmt.Sprintf("CVE-%d", next())
+				if _, err := s.StartPatchRollout(ctx, PatchRollout{Advisory: adv, WorkflowID: "patch/" + adv},
+					[]PatchServer{{Server: "live-web1", Role: anyops.RoleWeb}}); err != nil {
+					return err
+				}
+				return s.RecordPatchServer(ctx, PatchServer{Advisory: adv, Server: "live-web1", Outcome: v})
+			}
+		}
+		for _, v := range CertStates {
+			write["certificate state "+string(v)] = func(string) error {
+				c := Certificate{Name: fmt.Sprintf("c%d", next()), Domain: "www.anyops.example", State: v, KeyPEM: "k", CSRPEM: "c"}
+				return s.db.Create(&c).Error
+			}
+		}
 		for _, v := range anyops.DrillStates {
 			write["drill state "+string(v)] = func(string) error {
 				d, err := s.CreateDrill(ctx, Drill{Scenario: "hot-backup", Speed: 5})

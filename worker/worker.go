@@ -54,6 +54,11 @@ type Deps struct {
 	// SandboxdSigner signs the worker's calls to sandboxd (the key of config.API.SandboxdKey);
 	// without it console workflows fail to place sandboxes.
 	SandboxdSigner *token.Signer
+	// Certificates configures the platform certificate's rotation (domain, ACME CA);
+	// Store is filled from Deps.Store.
+	Certificates activities.Certificates
+	// SMTP is where the notices outbox sends its mail.
+	SMTP activities.SMTPConfig
 	// Alarms is the alarm intake of the RaiseAlarm activity (the NFS probe's alarms); Run
 	// fills it with an alarms.Intake on Store and the worker's Temporal client when nil.
 	Alarms activities.AlarmIntake
@@ -81,6 +86,10 @@ func Register(w worker.Registry, queue string, deps Deps) {
 	RegisterWorkflows(w, queue)
 	w.RegisterActivity(&activities.Inventory{Store: deps.Store})
 	w.RegisterActivity(&activities.Sandboxes{Store: deps.Store, Signer: deps.SandboxdSigner})
+	certs := deps.Certificates
+	certs.Store = deps.Store
+	w.RegisterActivity(&certs)
+	w.RegisterActivity(&activities.Notices{Store: deps.Store, SMTP: deps.SMTP})
 	if deps.Alarms != nil {
 		w.RegisterActivity(&activities.Alarms{Intake: deps.Alarms})
 	}
@@ -90,7 +99,9 @@ func Register(w worker.Registry, queue string, deps Deps) {
 			cloud.Clusters = activities.InventoryClusters{Store: deps.Store}
 		}
 		w.RegisterActivity(cloud)
-		w.RegisterActivity(&activities.Hosts{Clients: deps.AWS, PollInterval: deps.CommandPoll})
+		hosts := &activities.Hosts{Clients: deps.AWS, PollInterval: deps.CommandPoll}
+		w.RegisterActivity(hosts)
+		w.RegisterActivity(&activities.UserChecks{Inventory: &activities.Inventory{Store: deps.Store}, Hosts: hosts})
 		w.RegisterActivity(&activities.Teardown{Store: deps.Store, Clients: deps.AWS})
 		drills := &activities.Drills{Store: deps.Store, Clients: deps.AWS, Temporal: deps.Temporal, BaseSpeed: deps.Drills.BaseSpeed}
 		if deps.Drills.Cloudsim != "" {

@@ -183,6 +183,12 @@ func DemoFleet(ctx workflow.Context, in DemoFleetInput) (DemoFleetResult, error)
 		tracker.Fail(stepBuildCluster, err)
 		return res, err
 	}
+	if len(plan.WebApps) > 0 {
+		if err := workflow.ExecuteActivity(callCtx, recInv.RecordWebApps, plan.WebApps).Get(ctx, nil); err != nil {
+			tracker.Fail(stepBuildCluster, err)
+			return res, err
+		}
+	}
 	tracker.Done(stepBuildCluster, fmt.Sprintf("%d instances, %d DRBD pairs in sync, exports %v", len(res.Instances), res.DRBDInSync, res.Exports))
 	tracker.Finish(fmt.Sprintf("demo fleet ready: %d instances, %d data volumes, %d DRBD pairs in sync, exports %v",
 		len(res.Instances), len(res.Volumes), res.DRBDInSync, res.Exports))

@@ -118,6 +118,10 @@ func TestDemoFleetBuildsFleetOnce(t *testing.T) {
 	}
 
 	checkDemoHosts(t, e, first)
+	// The demo web apps (FleetPatch's notices go to their custom domains' owners) come with it.
+	if apps, err := e.store.ListWebApps(context.Background(), nil, false); err != nil || len(apps) != len(inventory.DemoWebApps()) {
+		t.Errorf("web apps %v, %v; want the %d demo apps", apps, err, len(inventory.DemoWebApps()))
+	}
 	setUp := hostSetupEvents(e.sim)
 	if want := map[string]int{"drbd.create-md": 2 * len(plan.DRBDResources()), "drbd.new-current-uuid": len(plan.DRBDResources()),
 		"md.created": 1, "host.mkfs": 1}; !maps.Equal(setUp, want) {

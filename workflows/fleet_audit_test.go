@@ -87,14 +87,7 @@ func TestFleetAuditCountsDemoFleet(t *testing.T) {
 		t.Errorf("audit event %+v does not record the audit", ev)
 	}
 
-	v, err := env.QueryWorkflow(StatusQuery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st Status
-	if err := v.Get(&st); err != nil {
-		t.Fatal(err)
-	}
+	st := queryStatus(t, env)
 	if st.Phase != PhaseDone || st.Progress != 1 || len(st.Steps) != 2 || st.Steps[0].State != StepDone || st.Steps[1].State != StepDone {
 		t.Errorf("final status %+v, want phase done, progress 1, both steps done", st)
 	}
@@ -117,14 +110,7 @@ func TestFleetAuditReportsFailedStep(t *testing.T) {
 	if !env.IsWorkflowCompleted() || env.GetWorkflowError() == nil {
 		t.Fatal("FleetAudit succeeded on a closed inventory")
 	}
-	v, err := env.QueryWorkflow(StatusQuery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st Status
-	if err := v.Get(&st); err != nil {
-		t.Fatal(err)
-	}
+	st := queryStatus(t, env)
 	if st.Phase != PhaseFailed || !strings.HasPrefix(st.Message, stepCountFleet+": ") || st.Steps[0].State != StepFailed || st.Steps[1].State != StepPending {
 		t.Errorf("status %+v, want phase failed naming %s, that step failed and the next pending", st, stepCountFleet)
 	}

@@ -122,6 +122,15 @@ var kinds = []Kind{
 		ExecutionTimeout: 6 * time.Hour,
 		Prepare:          prepareDemoFleet,
 	}),
+	Define(Spec[FleetPatchInput]{
+		Name:             KindPatch,
+		WorkflowType:     "FleetPatch",
+		TaskQueue:        TaskQueueControl,
+		Description:      "Patch the fleet for an advisory (id patch/<advisory>): check, upgrade, restart each role's service drained, verify with the active check, canary first, rate-controlled; then rotate the platform's certificate and tell custom-domain owners.",
+		Workflow:         FleetPatch,
+		ExecutionTimeout: 7 * 24 * time.Hour,
+		Prepare:          preparePatch,
+	}),
 	Define(Spec[FailoverInput]{
 		Name:             KindFailover,
 		WorkflowType:     FailoverWorkflowType,

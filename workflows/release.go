@@ -85,15 +85,15 @@ type ReleaseTiming struct {
 
 // Production defaults of ReleaseTiming.
 const (
-	DefaultApprovalTimeout  = 7 * 24 * time.Hour
-	DefaultProgressInterval = time.Minute
-	DefaultPlanInterval     = 5 * time.Minute
+	DefaultReleaseApprovalTimeout = 7 * 24 * time.Hour
+	DefaultProgressInterval       = time.Minute
+	DefaultPlanInterval           = 5 * time.Minute
 )
 
 func (t ReleaseTiming) withDefaults() ReleaseTiming {
 	t.RecoveryTiming = t.RecoveryTiming.withDefaults()
 	if t.ApprovalTimeout <= 0 {
-		t.ApprovalTimeout = DefaultApprovalTimeout
+		t.ApprovalTimeout = DefaultReleaseApprovalTimeout
 	}
 	if t.ProgressInterval <= 0 {
 		t.ProgressInterval = DefaultProgressInterval

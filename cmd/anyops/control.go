@@ -36,6 +36,9 @@ type controlPlane struct {
 	namespace   string               // the Temporal namespace, for the dashboard's links
 	metrics     *worker.Metrics      // the Temporal SDK's metrics of this process
 	logger      *slog.Logger
+	// certs and smtp configure the worker's certificate rotation and owner notices.
+	certs config.Certificates
+	smtp  config.SMTP
 	// speed is the speed factor of the simulated cloud (dev: cloudsim's; 0 elsewhere): the
 	// recoveries alarms start, and the NFS probes, get their timing scaled by it.
 	speed float64
@@ -124,9 +127,14 @@ func (c *controlPlane) runAPI(ctx context.Context, ac config.API, auth *api.Auth
 // does not reach the cloud. ensureSchedules creates the Temporal schedules at start (`anyops
 // worker`); dev ensures them itself once its demo fleet is built.
 func (c *controlPlane) runWorker(ctx context.Context, wc config.Worker, clouds *activities.Clients, ensureSchedules bool) error {
+	certs, err := activities.NewCertificates(c.store, c.certs)
+	if err != nil {
+		return err
+	}
 	return worker.Run(ctx, worker.Config{
 		Client: c.temporal,
 		Deps: worker.Deps{Store: c.store, AWS: clouds, SandboxdSigner: c.signer(), CommandPoll: wc.CommandPoll,
+			Certificates: *certs, SMTP: activities.SMTPFromConfig(c.smtp),
 			Alarms: &alarms.Intake{Store: c.store, Temporal: c.temporal, Logger: c.logger.With("component", "alarms"), Speed: c.speed},
 			Drills: worker.DrillDeps{Cloudsim: wc.DrillCloudsim, BaseSpeed: wc.DrillBaseSpeed}},
 		Logger: c.logger.With("component", "worker"),

@@ -51,6 +51,8 @@ func newDevCmd() *cobra.Command {
 		aws        config.AWS
 		sim        config.Cloudsim
 		sd         config.Sandboxd
+		certs      config.Certificates
+		smtp       config.SMTP
 		uiAddr     string
 		noSandboxd bool
 	)
@@ -66,6 +68,8 @@ func newDevCmd() *cobra.Command {
 	b.BindAPI(&ac)
 	b.BindWorker(&wc)
 	b.BindSigning(&signing)
+	b.BindCertificates(&certs)
+	b.BindSMTP(&smtp)
 	b.BindAWS(&aws)
 	b.BindCloudsim(&sim, "cloudsim-")
 	b.BindSandboxd(&sd, "sandboxd-")
@@ -155,6 +159,10 @@ func newDevCmd() *cobra.Command {
 			return err
 		}
 		defer cp.Close()
+		if certs.PlatformDomain == "" {
+			certs.PlatformDomain = "www." + inventory.DemoPlatformDomain
+		}
+		cp.certs, cp.smtp = certs, smtp
 		cp.speed = sim.Speed // alarms' recoveries and the NFS probes run in cloudsim's time
 		// Drills drive dev's own cloudsim, and give it back its speed when none runs.
 		if wc.DrillCloudsim == "" {

@@ -31,6 +31,7 @@ func main() {
 		newCloudsimCmd(),
 		newMigrateCmd(),
 		newTokenCmd(),
+		newPatchCmd(),
 		newOpCmd(),
 		newReleaseCmd(),
 		newIncidentCmd(),

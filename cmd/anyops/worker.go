@@ -19,6 +19,8 @@ func newWorkerCmd() *cobra.Command {
 		wc      config.Worker
 		aws     config.AWS
 		signing config.Signing
+		certs   config.Certificates
+		smtp    config.SMTP
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -33,6 +35,8 @@ func newWorkerCmd() *cobra.Command {
 	b.BindWorkerMetrics(&wc)
 	b.BindAWS(&aws)
 	b.BindSigning(&signing)
+	b.BindCertificates(&certs)
+	b.BindSMTP(&smtp)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := b.Load(); err != nil {
 			return err
@@ -52,6 +56,7 @@ func newWorkerCmd() *cobra.Command {
 			return err
 		}
 		defer cp.Close()
+		cp.certs, cp.smtp = certs, smtp
 		clouds, err := activities.NewClients(ctx, aws)
 		if err != nil {
 			return err

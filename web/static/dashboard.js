@@ -186,16 +186,18 @@ async function refresh() {
       info = await api('/v1/dashboard');
       renderInfo();
     }
-    const [status, zones, clusters, servers, volumes, replicas, operations, incidents, drills] = await Promise.all([
+    const [status, zones, clusters, servers, volumes, replicas, operations, patches, incidents, drills] = await Promise.all([
       api('/v1/status'),
       listAll('/v1/zones'), listAll('/v1/clusters'), listAll('/v1/servers'),
       listAll('/v1/volumes'), listAll('/v1/replicas'),
       api(`/v1/operations?limit=${OPERATIONS_SHOWN}`),
+      listAll('/v1/patches'),
       api(`/v1/incidents?limit=${INCIDENTS_SHOWN}`),
       api(`/v1/drills?limit=${DRILLS_SHOWN}`),
     ]);
-    const [details, incidentViews, drillViews] = await Promise.all([
+    const [details, incidentViews, drillViews, reports] = await Promise.all([
       operationDetails(operations.items), incidentDetails(incidents.items), drillDetails(drills.items),
+      Promise.all(patches.map((p) => api(`/v1/patches/${encodeURIComponent(p.advisory)}`))),
     ]);
     renderStarting(await readiness());
     renderStatus(status);
@@ -204,6 +206,7 @@ async function refresh() {
     renderDrills(drills.items, drillViews);
     renderFleet(zones, clusters, servers, volumes, replicas);
     renderOperations(operations.items, details);
+    renderPatches(reports);
     showError('load', '');
     $('refreshed').textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (e) {
@@ -573,6 +576,46 @@ function progress(state, d) {
   return el('div', { class: 'progress-line' },
     el('span', { class: 'nowrap' }, el('progress', { max: 1, value: st.progress }), ` ${Math.round(st.progress * 100)}%`),
     el('span', {}, `${text}${eta}`));
+}
+
+// checkText is one side of a server's check: its libssl (or first package) version and the
+// active check's verdict.
+function checkText(c) {
+  if (!c) return el('span', { class: 'muted' }, '—');
+  const versions = c.versions || {};
+  const v = versions['libssl1.0.0'] || Object.values(versions)[0] || '';
+  const kind = { vulnerable: 'bad', fixed: 'ok' }[c.check] || 'muted';
+  return el('span', {}, el('span', { class: 'mono' }, v), ' ', badge(c.check, kind));
+}
+
+function renderPatches(reports) {
+  const box = $('patches');
+  if (!reports.length) {
+    box.replaceChildren(el('p', { class: 'muted' }, 'no fleet patches yet'));
+    return;
+  }
+  box.replaceChildren(...reports.map((r) => {
+    const outcomeKind = { patched: 'ok', 'already-fixed': 'ok', failed: 'bad', unreachable: 'bad', blocked: 'warn', 'not-started': 'warn' };
+    const stateKind = { completed: 'ok', stopped: 'bad', aborted: 'bad', 'awaiting-approval': 'warn' }[r.state] || 'running';
+    const sent = r.notices.filter((n) => n.sent_at).length;
+    const rows = r.servers.map((s) => {
+      const took = s.started_at && s.finished_at ? `${Math.round((new Date(s.finished_at) - new Date(s.started_at)) / 1000)} s` : '';
+      return el('tr', { 'data-patch-server': s.server, 'data-outcome': s.outcome },
+        el('td', {}, s.server, s.canary ? el('span', { class: 'muted' }, ' canary') : ''), el('td', {}, s.role),
+        el('td', {}, badge(s.outcome, outcomeKind[s.outcome])), el('td', {}, checkText(s.before)), el('td', {}, checkText(s.after)),
+        el('td', {}, (s.restarted || []).join(', ') || '—'), el('td', { class: 'nowrap' }, took), el('td', {}, s.message || ''));
+    });
+    const table = el('table', { class: 'patch-servers' },
+      el('thead', {}, el('tr', {}, ...['Server', 'Role', 'Outcome', 'Before', 'After', 'Restarted', 'Took', 'Note'].map((h) => el('th', {}, h)))),
+      el('tbody', {}, ...rows));
+    return el('div', { class: 'patch', 'data-advisory': r.advisory },
+      el('h3', {}, `${r.advisory} `, badge(r.state, stateKind)),
+      el('p', { class: 'summary' }, `errors ${r.errors} of max ${r.max_errors}`,
+        r.stop_reason ? el('span', { class: 'warn' }, ` · stopped: ${r.stop_reason}`) : '',
+        ` · notices ${sent} of ${r.notices.length} sent`,
+        r.drained.length ? el('span', { class: 'warn' }, ` · drained: ${r.drained.map((d) => d.server).join(', ')}`) : ''),
+      table);
+  }));
 }
 
 // ---- actions ----
