@@ -76,6 +76,7 @@ record-histories: build
 	ANYOPS_RECORD_HISTORIES=1 $(GO) test -count=1 ./worker/ -run 'TestRecordHistories'
 	ANYOPS_RECORD_HISTORIES=1 $(GO) test -count=1 ./workflows/ -run 'TestConsoleCloseDestroysSandbox|TestFleetSyncReadsRolesFromHostsAndRetags|OnCloudsim$$'
 	ANYOPS_RECORD_HISTORIES=1 $(GO) test -count=1 -timeout 20m ./cmd/anyops/ -run 'TestDrillsEndToEnd'
+	ANYOPS_RECORD_HISTORIES=1 scripts/with-postgres.sh $(GO) test -count=1 ./integration/ -run 'TestCrashWorkerKilledMidRolloutPatchesEachServerOnce'
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

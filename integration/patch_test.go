@@ -91,6 +91,8 @@ func TestCrashWorkerKilledMidRolloutPatchesEachServerOnce(t *testing.T) {
 	if err := run.Get(runCtx, &res); err != nil {
 		t.Fatalf("FleetPatch after two kills: %v", err)
 	}
+	// A rollout through two kills is still its main path, with the retries a crash leaves.
+	testenv.RecordHistory(t, tc, id, "fleet-patch") // for worker/replay_test.go
 	if res.State != anyops.RolloutCompleted || res.VulnerableBefore != 4 || res.VulnerableAfter != 0 || res.Outcomes["patched"] != 7 {
 		t.Fatalf("result %+v, want completed, 4 vulnerable before, 0 after, 7 patched", res)
 	}

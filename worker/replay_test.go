@@ -23,8 +23,9 @@ import (
 // recordedHistories are the histories the replay tests need, one per workflow and main path,
 // in testenv.HistoriesDir. `make record-histories` records them from real runs on a dev
 // server: TestRecordHistories below, the console's in workflows/console_lifecycle_test.go,
-// the promotion's in workflows/fleet_sync_test.go and the recoveries' in
-// workflows/failover_cloudsim_test.go.
+// the promotion's in workflows/fleet_sync_test.go, the recoveries' in
+// workflows/failover_cloudsim_test.go, the release's and storage change's in their cloudsim
+// tests, the drill's in cmd/anyops/drill_test.go and the patch's in integration/patch_test.go.
 var recordedHistories = []string{
 	"demo-fleet",           // DemoFleet builds the demo fleet in cloudsim
 	"build-cluster",        // its BuildCluster child
@@ -46,6 +47,7 @@ var recordedHistories = []string{
 	"storage-change-in-place", // StorageChange of the backup's volumes by Elastic Volumes
 	"seed-replica",            // SeedReplica: a new backup seeded from snapshots (StorageChange's child)
 	"drill-hot-backup",        // Drill: the hot-backup scenario through the real alarm path (cmd/anyops)
+	"fleet-patch",             // FleetPatch of Heartbleed over the demo fleet, the worker killed twice (integration)
 }
 
 // TestReplayRecordedHistories replays every recorded history against the workflows as the
