@@ -30,6 +30,7 @@ import (
 // approve (when the policy asks for approval before the cutover), abort (before it), override
 // (of an interlock holding something up, with a reason; audited).
 func FileServerFailover(ctx workflow.Context, in FailoverInput) (FailoverResult, error) {
+	defer decisionsAnswered(ctx)
 	w, err := newFailover(ctx, in)
 	if err != nil {
 		return FailoverResult{}, err

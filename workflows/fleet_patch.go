@@ -202,6 +202,7 @@ type patchRun struct {
 // fleet is fixed, the platform's certificate is rotated and the owners of custom-domain
 // apps on the exposed servers are told through the notices outbox.
 func FleetPatch(ctx workflow.Context, in FleetPatchInput) (FleetPatchResult, error) {
+	defer decisionsAnswered(ctx)
 	tracker, err := NewTracker(ctx, patchStepPlan, patchStepCanary, patchStepApproval, patchStepRollout, patchStepCertificate, patchStepNotices)
 	if err != nil {
 		return FleetPatchResult{}, err

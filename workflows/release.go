@@ -318,6 +318,7 @@ var ReleaseSteps = []string{stepRelPlan, stepRelMoveBackup, stepRelBuild, stepRe
 // Deferrable volumes follow in the background; the old cluster stays a standby for the
 // retention period and is then retired.
 func Release(ctx workflow.Context, in ReleaseInput) (ReleaseResult, error) {
+	defer decisionsAnswered(ctx)
 	r, err := newRelease(ctx, in)
 	if err != nil {
 		return ReleaseResult{}, err

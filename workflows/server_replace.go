@@ -19,6 +19,7 @@ import (
 // mounts the file service on it by name and checks it reads and writes, terminates the failed
 // instance (never one holding a data volume: the only-copy interlock) and records both.
 func ServerReplace(ctx workflow.Context, in ServerReplaceInput) (ServerReplaceResult, error) {
+	defer decisionsAnswered(ctx)
 	r := &replacement{in: in, timing: in.Timing.withDefaults(), policy: in.Policy.withDefaults(), scope: workflow.GetInfo(ctx).FirstRunID,
 		res: ServerReplaceResult{Server: in.Server}}
 	var err error
