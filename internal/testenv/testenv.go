@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -60,16 +61,37 @@ func RepoRoot() string {
 	}
 }
 
-// FreePort returns a TCP port free on 127.0.0.1 at the time of the call.
+// FreePort returns a TCP port free on 127.0.0.1 at the time of the call, for a process or
+// server the test starts later.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		port := reservedPortLow + mrand.IntN(reservedPortHigh-reservedPortLow)
+		if _, taken := portsHandedOut.LoadOrStore(port, true); taken {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free TCP port below the ephemeral range")
+	return 0
 }
+
+// Ports are drawn below Linux's ephemeral range (32768-60999), where the kernel hands out
+// ports to every bind to port 0 and every outgoing connection: a port found free there may be
+// taken by a Temporal dev server's internal service or anybody's client before the process it
+// is meant for binds it. Below it only other tests drawing ports compete, and each draw checks.
+const (
+	reservedPortLow  = 20000
+	reservedPortHigh = 32768
+)
+
+// portsHandedOut are the ports this process gave out: never twice.
+var portsHandedOut sync.Map
 
 // WaitServing polls url until it answers, failing the test when the server ends first (a
 // value on exited) or limit passes.
