@@ -88,7 +88,7 @@ func (in *Intake) Raise(ctx context.Context, a anyops.Alarm) (anyops.AlarmOutcom
 		return anyops.AlarmOutcome{}, err
 	}
 	out := anyops.AlarmOutcome{Server: srv.Name}
-	f, err := in.faultOf(ctx, srv)
+	f, err := in.faultOf(ctx, srv, a)
 	if err != nil {
 		return out, err
 	}
@@ -116,6 +116,11 @@ func (in *Intake) Raise(ctx context.Context, a anyops.Alarm) (anyops.AlarmOutcom
 	out.IncidentID = inc.ID
 	if out.Redelivery, err = in.note(ctx, inc.ID, a, inventory.IncidentEventAlarm); err != nil {
 		return out, err
+	}
+	if inc.State != inventory.IncidentOpen {
+		out.RunID, out.Action = inc.RunID, anyops.AlarmNoted
+		out.Message = fmt.Sprintf("noted on incident %d, resolved: a delivery of its fault, which is over", inc.ID)
+		return out, nil
 	}
 	if !opened && inc.RunID != "" {
 		return in.joinLinked(ctx, inc, out)
@@ -171,12 +176,14 @@ type fault struct {
 // — a failover records its failed primary as the new backup at the cutover, while CloudWatch's
 // alarm for that same failure may still be on its way — so the role is asked last:
 //  1. an open incident about the server (the oldest, if a race left two): the alarm joins it;
-//  2. a recovery of any kind of the Rules running on the server (an operator's, or a
+//  2. the incident about the server that recorded this very delivery (SNS redelivers for up
+//     to an hour, after a quick recovery may have resolved it): noted there as a redelivery;
+//  3. a recovery of any kind of the Rules running on the server (an operator's, or a
 //     failover's child), whose incident is opened or joined by its business key;
-//  3. the rule of the server's role now: a new fault.
+//  4. the rule of the server's role now: a new fault.
 //
-// A fault whose incident was resolved is over: an alarm after that is a new one (step 3).
-func (in *Intake) faultOf(ctx context.Context, srv inventory.Server) (fault, error) {
+// A fault whose incident was resolved is over: a new alarm after that is a new fault (step 4).
+func (in *Intake) faultOf(ctx context.Context, srv inventory.Server, a anyops.Alarm) (fault, error) {
 	var recoveries []fault
 	for _, name := range RecoveryKinds() {
 		f, err := in.faultOfKind(name, srv)
@@ -196,6 +203,16 @@ func (in *Intake) faultOf(ctx context.Context, srv inventory.Server) (fault, err
 				f.incident = &open[i]
 				return f, nil
 			}
+		}
+	}
+	seen, err := in.Store.IncidentOfDelivery(ctx, srv.Name, string(a.Source), a.DeliveryID)
+	if err != nil && anyops.ErrorCode(err) != anyops.ENOTFOUND {
+		return fault{}, err
+	}
+	for _, f := range recoveries {
+		if err == nil && f.workflowID == seen.WorkflowID {
+			f.incident = &seen
+			return f, nil
 		}
 	}
 	for _, f := range recoveries {

@@ -474,8 +474,9 @@ func (f *alarmFixture) recordCutover(primary, backup string) {
 // the server and an OK all arrive after the cutover. It proves each joins (or is noted on) the
 // failover's one incident and run, and that no backup-rebuild of the server the failover is
 // repairing is started, nor a second incident opened. Then the failover ends and resolves its
-// incident, and the repaired server, a healthy backup now, fails again: that new fault starts
-// backup-rebuild/<server> under a new incident.
+// incident: one more SNS redelivery of the first message is still only noted there, while the
+// repaired server, a healthy backup now, failing again (a new CloudWatch message) is a new
+// fault that starts backup-rebuild/<server> under a new incident.
 func TestLateAlarmAfterTheCutoverJoinsTheFailover(t *testing.T) {
 	for _, driver := range []string{inventory.DriverSQLite, inventory.DriverPostgres} {
 		t.Run(driver, func(t *testing.T) {
@@ -544,6 +545,14 @@ func TestLateAlarmAfterTheCutoverJoinsTheFailover(t *testing.T) {
 			}
 			if _, err := f.store.AppendIncidentEvent(ctx, first.IncidentID, inventory.IncidentEventResolved, "failover done", time.Time{}); err != nil {
 				t.Fatal(err)
+			}
+			// SNS delivers the first message once more, after the incident was resolved: still
+			// that fault's delivery, noted on its incident.
+			if late := f.postSNSAnswer(firstBody); late.Action != anyops.AlarmNoted || late.IncidentID != first.IncidentID || !late.Redelivery {
+				t.Fatalf("redelivery after the incident was resolved: %+v, want a redelivery noted on incident %d", late, first.IncidentID)
+			}
+			if runs := f.runsOf(rebuild); runs != 0 {
+				t.Fatalf("%d runs of %s after a redelivery of the resolved fault's alarm", runs, rebuild)
 			}
 			again := f.cloudWatchAlarm("StatusCheckFailed_System", file.InstanceID, "ALARM")
 			if again.Action != anyops.AlarmStarted || again.WorkflowID != rebuild || again.IncidentID == first.IncidentID || again.Kind != workflows.KindBackupRebuild {
