@@ -449,16 +449,23 @@ func (f *alarmFixture) postSNSAnswer(body []byte) AlarmAnswer {
 	return decode[AlarmAnswer](f.t, rec)
 }
 
+// inventoryServer returns a server of the inventory.
+func (f *alarmFixture) inventoryServer(name string) inventory.Server {
+	f.t.Helper()
+	srv, err := f.store.GetServer(context.Background(), name)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return srv
+}
+
 // recordCutover records in the inventory what a failover's promotion records at its cutover:
 // the backup serves (role file) and the failed primary is its backup, being repaired.
 func (f *alarmFixture) recordCutover(primary, backup string) {
 	f.t.Helper()
 	ctx := context.Background()
 	for name, role := range map[string]anyops.Role{primary: anyops.RoleBackup, backup: anyops.RoleFile} {
-		srv, err := f.store.GetServer(ctx, name)
-		if err != nil {
-			f.t.Fatal(err)
-		}
+		srv := f.inventoryServer(name)
 		srv.Role = role
 		if _, err := f.store.UpsertServer(ctx, srv); err != nil {
 			f.t.Fatal(err)
@@ -482,10 +489,7 @@ func TestLateAlarmAfterTheCutoverJoinsTheFailover(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			f := newAlarmFixture(t, driver)
 			ctx := context.Background()
-			file, err := f.store.GetServer(ctx, inventory.DemoFileServer)
-			if err != nil {
-				t.Fatal(err)
-			}
+			file := f.inventoryServer(inventory.DemoFileServer)
 			failover := anyops.FailoverWorkflowID(inventory.DemoFileServer)
 			rebuild := anyops.BackupRebuildWorkflowID(inventory.DemoFileServer)
 			firstBody := f.sns.Sign(f.sns.Notification(snstest.CloudWatchAlarm("live-file-system", "StatusCheckFailed_System", file.InstanceID, "ALARM")))
@@ -572,10 +576,7 @@ func TestLateAlarmAfterTheCutoverJoinsTheFailover(t *testing.T) {
 func TestAlarmJoinsARecoveryRunningOnTheServer(t *testing.T) {
 	f := newAlarmFixture(t, inventory.DriverSQLite)
 	ctx := context.Background()
-	file, err := f.store.GetServer(ctx, inventory.DemoFileServer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	file := f.inventoryServer(inventory.DemoFileServer)
 	kind, _ := workflows.LookupKind(workflows.KindFailover)
 	start, err := kind.Prepare([]byte(`{"server":"`+inventory.DemoFileServer+`"}`), "user:operator")
 	if err != nil {
