@@ -71,10 +71,10 @@ func check(a *anyops.Alarm) error {
 // Raise takes one alarm. A firing alarm opens its fault's incident, or joins the open one,
 // records the alarm on its timeline (a delivery seen before as a redelivery) and starts the
 // recovery workflow under its business key, or joins the one running there; it never starts a
-// second. The fault is the server's (faultOf): an open incident about the server, else a
-// recovery of any kind running on it, else the rule of its role — so an alarm that arrives
-// after a failover has made its failed primary the new backup joins the failover, and does
-// not rebuild that backup. Once the incident's recovery has ended, a firing alarm is only
+// second. The fault is the server's (faultOf): an open incident about the server, else the
+// incident that recorded this delivery, else a recovery of any kind running on it, else the
+// rule of its role — so an alarm that arrives after a failover has made its failed primary the
+// new backup joins the failover, and does not rebuild that backup. Once the incident's recovery has ended, a firing alarm is only
 // noted: an operator starts another by hand. A resolved alarm is noted on the fault's open
 // incident, if there is one. Errors: EINVALID for a malformed alarm, ENOTFOUND for a server
 // the inventory does not know; anything else is the database or Temporal (the caller's source
