@@ -68,14 +68,17 @@ func check(a *anyops.Alarm) error {
 	return nil
 }
 
-// Raise takes one alarm. A firing alarm on a server with a rule opens the fault's incident, or
-// joins the open one, records the alarm on its timeline (a delivery seen before as a
-// redelivery) and starts the recovery workflow of the rule's kind under its business key, or
-// joins the one running there; it never starts a second. Once the incident's recovery has
-// ended, a firing alarm is only noted: an operator starts another by hand. A resolved alarm
-// is noted on the open incident, if there is one. Errors: EINVALID for a malformed alarm,
-// ENOTFOUND for a server the inventory does not know; anything else is the database or
-// Temporal (the caller's source retries).
+// Raise takes one alarm. A firing alarm opens its fault's incident, or joins the open one,
+// records the alarm on its timeline (a delivery seen before as a redelivery) and starts the
+// recovery workflow under its business key, or joins the one running there; it never starts a
+// second. The fault is the server's (faultOf): an open incident about the server, else the
+// incident that recorded this delivery, else a recovery of any kind running on it, else the
+// rule of its role — so an alarm that arrives after a failover has made its failed primary the
+// new backup joins the failover, and does not rebuild that backup. Once the incident's recovery has ended, a firing alarm is only
+// noted: an operator starts another by hand. A resolved alarm is noted on the fault's open
+// incident, if there is one. Errors: EINVALID for a malformed alarm, ENOTFOUND for a server
+// the inventory does not know; anything else is the database or Temporal (the caller's source
+// retries).
 func (in *Intake) Raise(ctx context.Context, a anyops.Alarm) (anyops.AlarmOutcome, error) {
 	if err := check(&a); err != nil {
 		return anyops.AlarmOutcome{}, err
@@ -85,36 +88,39 @@ func (in *Intake) Raise(ctx context.Context, a anyops.Alarm) (anyops.AlarmOutcom
 		return anyops.AlarmOutcome{}, err
 	}
 	out := anyops.AlarmOutcome{Server: srv.Name}
-	rule, ok := RuleFor(srv.Role)
-	if !ok {
+	f, err := in.faultOf(ctx, srv, a)
+	if err != nil {
+		return out, err
+	}
+	if f.kind.Name == "" {
 		out.Action, out.Message = anyops.AlarmIgnored, fmt.Sprintf("no rule for servers of role %s", srv.Role)
 		return out, nil
 	}
-	kind, ok := workflows.LookupKind(rule.Kind)
-	if !ok {
-		return out, fmt.Errorf("alarm rule for role %s names the operation kind %q, which is not registered", srv.Role, rule.Kind)
-	}
-	out.Kind = kind.Name
+	kind := f.kind
+	out.Kind, out.WorkflowID = kind.Name, f.workflowID
 	actor := "alarm:" + string(a.Source)
-	// The business key comes from the kind itself: its Prepare is the one place that names it.
-	probe, err := kind.Prepare(in.recoveryInput(srv.Name, 0), actor)
-	if err != nil {
-		return out, fmt.Errorf("recovery input of %s for %s: %w", kind.Name, srv.Name, err)
-	}
-	out.WorkflowID = probe.ID
 
 	if a.State == anyops.AlarmResolved {
-		return in.resolved(ctx, a, out)
+		return in.resolved(ctx, a, f, out)
 	}
-	inc, opened, err := in.Store.OpenOrJoinIncident(ctx, inventory.Incident{
-		Title: rule.title(srv.Name), Cluster: srv.Cluster, Server: srv.Name, WorkflowID: out.WorkflowID, OpenedAt: a.At,
-	})
-	if err != nil {
+	inc, opened := inventory.Incident{}, false
+	if f.incident != nil {
+		// The incident found is used as it is, even if it is resolved meanwhile: then its run
+		// has ended, and the alarm is noted on it rather than starting that recovery again.
+		inc = *f.incident
+	} else if inc, opened, err = in.Store.OpenOrJoinIncident(ctx, inventory.Incident{
+		Title: f.rule.title(srv.Name), Cluster: srv.Cluster, Server: srv.Name, WorkflowID: out.WorkflowID, OpenedAt: a.At,
+	}); err != nil {
 		return out, err
 	}
 	out.IncidentID = inc.ID
 	if out.Redelivery, err = in.note(ctx, inc.ID, a, inventory.IncidentEventAlarm); err != nil {
 		return out, err
+	}
+	if inc.State != inventory.IncidentOpen {
+		out.RunID, out.Action = inc.RunID, anyops.AlarmNoted
+		out.Message = fmt.Sprintf("noted on incident %d, resolved: a delivery of its fault, which is over", inc.ID)
+		return out, nil
 	}
 	if !opened && inc.RunID != "" {
 		return in.joinLinked(ctx, inc, out)
@@ -156,6 +162,98 @@ func (in *Intake) Raise(ctx context.Context, a anyops.Alarm) (anyops.AlarmOutcom
 	return out, nil
 }
 
+// fault is what an alarm on a server belongs to: the recovery kind and business key of the
+// server's fault, its open incident when there is one, and the rule whose title names a new
+// incident. A zero kind: no rule for the server's role, and nothing under way on it.
+type fault struct {
+	kind       workflows.Kind
+	workflowID string
+	rule       Rule
+	incident   *inventory.Incident
+}
+
+// faultOf finds the fault an alarm on srv belongs to. A server's role can change under a fault
+// — a failover records its failed primary as the new backup at the cutover, while CloudWatch's
+// alarm for that same failure may still be on its way — so the role is asked last:
+//  1. an open incident about the server (the oldest, if a race left two): the alarm joins it;
+//  2. the incident about the server that recorded this very delivery (SNS redelivers for up
+//     to an hour, after a quick recovery may have resolved it): noted there as a redelivery;
+//  3. a recovery of any kind of the Rules running on the server (an operator's, or a
+//     failover's child), whose incident is opened or joined by its business key;
+//  4. the rule of the server's role now: a new fault.
+//
+// A fault whose incident was resolved is over: a new alarm after that is a new fault (step 4).
+func (in *Intake) faultOf(ctx context.Context, srv inventory.Server, a anyops.Alarm) (fault, error) {
+	var recoveries []fault
+	for _, name := range RecoveryKinds() {
+		f, err := in.faultOfKind(name, srv)
+		if err != nil {
+			return fault{}, err
+		}
+		recoveries = append(recoveries, f)
+	}
+	open, _, err := in.Store.ListIncidents(ctx, inventory.IncidentFilter{State: inventory.IncidentOpen, Server: srv.Name,
+		Page: inventory.Page{Limit: inventory.MaxLimit}})
+	if err != nil {
+		return fault{}, err
+	}
+	for i := len(open) - 1; i >= 0; i-- { // newest first: the oldest is last
+		for _, f := range recoveries {
+			if f.workflowID == open[i].WorkflowID {
+				f.incident = &open[i]
+				return f, nil
+			}
+		}
+	}
+	seen, err := in.Store.IncidentOfDelivery(ctx, srv.Name, string(a.Source), a.DeliveryID)
+	if err != nil && anyops.ErrorCode(err) != anyops.ENOTFOUND {
+		return fault{}, err
+	}
+	for _, f := range recoveries {
+		if err == nil && f.workflowID == seen.WorkflowID {
+			f.incident = &seen
+			return f, nil
+		}
+	}
+	for _, f := range recoveries {
+		desc, err := in.Temporal.DescribeWorkflowExecution(ctx, f.workflowID, "")
+		var gone *serviceerror.NotFound
+		if errors.As(err, &gone) {
+			continue
+		}
+		if err != nil {
+			return fault{}, fmt.Errorf("describe %s: %w", f.workflowID, err)
+		}
+		if desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			return f, nil
+		}
+	}
+	rule, ok := RuleFor(srv.Role)
+	if !ok {
+		return fault{}, nil
+	}
+	return in.faultOfKind(rule.Kind, srv)
+}
+
+// faultOfKind is the fault of a recovery kind on a server: the business key comes from the
+// kind's own Prepare (the one place that names it); the incident's title from the rule of the
+// server's role when that rule names this kind, else from the first rule that does.
+func (in *Intake) faultOfKind(name string, srv inventory.Server) (fault, error) {
+	kind, ok := workflows.LookupKind(name)
+	if !ok {
+		return fault{}, fmt.Errorf("the alarm rules name the operation kind %q, which is not registered", name)
+	}
+	probe, err := kind.Prepare(in.recoveryInput(srv.Name, 0), "alarm")
+	if err != nil {
+		return fault{}, fmt.Errorf("recovery input of %s for %s: %w", kind.Name, srv.Name, err)
+	}
+	rule, ok := RuleFor(srv.Role)
+	if !ok || rule.Kind != name {
+		rule, _ = ruleOfKind(name)
+	}
+	return fault{kind: kind, workflowID: probe.ID, rule: rule}, nil
+}
+
 // joinLinked answers an alarm for an incident whose recovery run is known: joined while it
 // runs, noted once it has ended (nothing is started again for this incident).
 func (in *Intake) joinLinked(ctx context.Context, inc inventory.Incident, out anyops.AlarmOutcome) (anyops.AlarmOutcome, error) {
@@ -183,7 +281,10 @@ func (in *Intake) joinLinked(ctx context.Context, inc inventory.Incident, out an
 }
 
 // resolved notes a resolved alarm on the fault's open incident.
-func (in *Intake) resolved(ctx context.Context, a anyops.Alarm, out anyops.AlarmOutcome) (anyops.AlarmOutcome, error) {
+func (in *Intake) resolved(ctx context.Context, a anyops.Alarm, f fault, out anyops.AlarmOutcome) (anyops.AlarmOutcome, error) {
+	if f.incident != nil {
+		return in.noteResolved(ctx, a, *f.incident, out)
+	}
 	inc, err := in.Store.OpenIncidentOf(ctx, out.WorkflowID)
 	if anyops.ErrorCode(err) == anyops.ENOTFOUND {
 		out.Action, out.Message = anyops.AlarmIgnored, fmt.Sprintf("no open incident for %s", out.WorkflowID)
@@ -192,6 +293,12 @@ func (in *Intake) resolved(ctx context.Context, a anyops.Alarm, out anyops.Alarm
 	if err != nil {
 		return out, err
 	}
+	return in.noteResolved(ctx, a, inc, out)
+}
+
+// noteResolved records a resolved alarm on its incident.
+func (in *Intake) noteResolved(ctx context.Context, a anyops.Alarm, inc inventory.Incident, out anyops.AlarmOutcome) (anyops.AlarmOutcome, error) {
+	var err error
 	out.IncidentID, out.RunID = inc.ID, inc.RunID
 	if out.Redelivery, err = in.note(ctx, inc.ID, a, inventory.IncidentEventAlarmResolved); err != nil {
 		return out, err

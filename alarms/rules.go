@@ -2,6 +2,7 @@ package alarms
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/workflows"
@@ -41,3 +42,26 @@ func RuleFor(role anyops.Role) (Rule, bool) {
 
 // title is the incident title of the rule for server.
 func (r Rule) title(server string) string { return fmt.Sprintf(r.Title, server) }
+
+// RecoveryKinds lists each recovery kind of the Rules once, in the order of the table: the
+// kinds whose runs on a server make it the subject of a fault, whatever its role is now.
+func RecoveryKinds() []string {
+	var kinds []string
+	for _, r := range Rules {
+		if !slices.Contains(kinds, r.Kind) {
+			kinds = append(kinds, r.Kind)
+		}
+	}
+	return kinds
+}
+
+// ruleOfKind returns the first rule that names kind: its title words an incident opened for a
+// running recovery of that kind.
+func ruleOfKind(kind string) (Rule, bool) {
+	for _, r := range Rules {
+		if r.Kind == kind {
+			return r, true
+		}
+	}
+	return Rule{}, false
+}

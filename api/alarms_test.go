@@ -20,6 +20,7 @@ import (
 	"github.com/anyops/anyops/activities"
 	"github.com/anyops/anyops/alarms"
 	"github.com/anyops/anyops/alarms/snstest"
+	"github.com/anyops/anyops/internal/opstart"
 	"github.com/anyops/anyops/inventory"
 	"github.com/anyops/anyops/workflows"
 )
@@ -58,10 +59,12 @@ func (f *alarmFixture) terminateRecoveries() {
 		return
 	}
 	for _, s := range srvs {
-		rule, _ := alarms.RuleFor(s.Role)
-		kind, _ := workflows.LookupKind(rule.Kind)
-		if start, err := kind.Prepare([]byte(`{"server":"`+s.Name+`"}`), "test"); err == nil {
-			_ = f.tc.TerminateWorkflow(context.Background(), start.ID, "", "test ended")
+		// Every kind, not only the role's: a test may change a server's role under its recovery.
+		for _, name := range alarms.RecoveryKinds() {
+			kind, _ := workflows.LookupKind(name)
+			if start, err := kind.Prepare([]byte(`{"server":"`+s.Name+`"}`), "test"); err == nil {
+				_ = f.tc.TerminateWorkflow(context.Background(), start.ID, "", "test ended")
+			}
 		}
 	}
 }
@@ -425,6 +428,175 @@ func TestAlarmAfterTheRecoveryEnded(t *testing.T) {
 	next := alarm()
 	if next.Action != anyops.AlarmStarted || next.IncidentID == first.IncidentID || next.RunID == first.RunID {
 		t.Fatalf("alarm after the incident was resolved: %+v, want a new incident and run", next)
+	}
+}
+
+// cloudWatchAlarm posts a signed CloudWatch alarm on an instance through SNS and returns the
+// intake's answer.
+func (f *alarmFixture) cloudWatchAlarm(metric, instanceID, state string) AlarmAnswer {
+	f.t.Helper()
+	return f.postSNSAnswer(f.sns.Sign(f.sns.Notification(snstest.CloudWatchAlarm("alarm-"+metric, metric, instanceID, state))))
+}
+
+// postSNSAnswer posts a signed SNS body and returns the intake's answer, failing on anything
+// but 200.
+func (f *alarmFixture) postSNSAnswer(body []byte) AlarmAnswer {
+	f.t.Helper()
+	rec := f.postSNS(body)
+	if rec.Code != http.StatusOK {
+		f.t.Fatalf("POST /v1/alarms/sns: %d %s", rec.Code, rec.Body)
+	}
+	return decode[AlarmAnswer](f.t, rec)
+}
+
+// inventoryServer returns a server of the inventory.
+func (f *alarmFixture) inventoryServer(name string) inventory.Server {
+	f.t.Helper()
+	srv, err := f.store.GetServer(context.Background(), name)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return srv
+}
+
+// recordCutover records in the inventory what a failover's promotion records at its cutover:
+// the backup serves (role file) and the failed primary is its backup, being repaired.
+func (f *alarmFixture) recordCutover(primary, backup string) {
+	f.t.Helper()
+	ctx := context.Background()
+	for name, role := range map[string]anyops.Role{primary: anyops.RoleBackup, backup: anyops.RoleFile} {
+		srv := f.inventoryServer(name)
+		srv.Role = role
+		if _, err := f.store.UpsertServer(ctx, srv); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+}
+
+// TestLateAlarmAfterTheCutoverJoinsTheFailover is the throttled drill's finding, on both
+// inventory backends and the real Temporal dev server with the real intake: a failover of the
+// demo file server is started by its alarm, and its cutover then records the failed file
+// server as the new backup. CloudWatch's late alarm for the same fault (another status check
+// of the same instance), an SNS redelivery of the first message, an Alertmanager alert naming
+// the server and an OK all arrive after the cutover. It proves each joins (or is noted on) the
+// failover's one incident and run, and that no backup-rebuild of the server the failover is
+// repairing is started, nor a second incident opened. Then the failover ends and resolves its
+// incident: one more SNS redelivery of the first message is still only noted there, while the
+// repaired server, a healthy backup now, failing again (a new CloudWatch message) is a new
+// fault that starts backup-rebuild/<server> under a new incident.
+func TestLateAlarmAfterTheCutoverJoinsTheFailover(t *testing.T) {
+	for _, driver := range []string{inventory.DriverSQLite, inventory.DriverPostgres} {
+		t.Run(driver, func(t *testing.T) {
+			f := newAlarmFixture(t, driver)
+			ctx := context.Background()
+			file := f.inventoryServer(inventory.DemoFileServer)
+			failover := anyops.FailoverWorkflowID(inventory.DemoFileServer)
+			rebuild := anyops.BackupRebuildWorkflowID(inventory.DemoFileServer)
+			firstBody := f.sns.Sign(f.sns.Notification(snstest.CloudWatchAlarm("live-file-system", "StatusCheckFailed_System", file.InstanceID, "ALARM")))
+			first := f.postSNSAnswer(firstBody)
+			if first.Action != anyops.AlarmStarted || first.WorkflowID != failover {
+				t.Fatalf("first alarm: %+v, want %s started", first, failover)
+			}
+			f.recordCutover(inventory.DemoFileServer, inventory.DemoBackup)
+
+			for _, late := range []struct {
+				name   string
+				answer func() AlarmAnswer
+				want   anyops.AlarmAction
+			}{
+				{"CloudWatch's late alarm", func() AlarmAnswer {
+					return f.cloudWatchAlarm("StatusCheckFailed_Instance", file.InstanceID, "ALARM")
+				}, anyops.AlarmJoined},
+				{"SNS redelivery of the first alarm", func() AlarmAnswer { return f.postSNSAnswer(firstBody) }, anyops.AlarmJoined},
+				{"Alertmanager alert", func() AlarmAnswer {
+					rec := f.do("POST", "/v1/alarms/alertmanager", alertmanagerToken, alertmanagerWebhook(inventory.DemoFileServer, "firing"))
+					am := decode[AlertmanagerAnswer](t, rec)
+					if rec.Code != 200 || len(am.Alerts) != 1 {
+						t.Fatalf("Alertmanager: %d %+v", rec.Code, am)
+					}
+					return AlarmAnswer{am.Alerts[0]}
+				}, anyops.AlarmJoined},
+				{"CloudWatch OK", func() AlarmAnswer {
+					return f.cloudWatchAlarm("StatusCheckFailed_System", file.InstanceID, "OK")
+				}, anyops.AlarmNoted},
+			} {
+				got := late.answer()
+				if got.Action != late.want || got.WorkflowID != failover || got.RunID != first.RunID || got.IncidentID != first.IncidentID || got.Kind != workflows.KindFailover {
+					t.Errorf("%s after the cutover: %+v, want %s on %s run %s, incident %d", late.name, got, late.want, failover, first.RunID, first.IncidentID)
+				}
+			}
+			if n := f.incidentCount(); n != 1 {
+				t.Fatalf("%d incidents after the late alarms, want 1", n)
+			}
+			if runs := f.runsOf(rebuild); runs != 0 {
+				t.Fatalf("%d runs of %s: the late alarm rebuilt the server the failover is repairing", runs, rebuild)
+			}
+			inc, err := f.store.GetIncident(ctx, first.IncidentID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kinds := map[string]int{}
+			for _, ev := range inc.Timeline {
+				kinds[ev.Kind]++
+			}
+			if kinds[inventory.IncidentEventAlarm] != 3 || kinds[inventory.IncidentEventRedelivered] != 1 || kinds[inventory.IncidentEventAlarmResolved] != 1 {
+				t.Fatalf("timeline kinds %v, want 3 alarms, 1 redelivery and 1 alarm-resolved", kinds)
+			}
+
+			// The failover ends and resolves its incident (as every recovery does at its end).
+			if err := f.tc.TerminateWorkflow(ctx, failover, first.RunID, "test: the failover ended"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.store.AppendIncidentEvent(ctx, first.IncidentID, inventory.IncidentEventResolved, "failover done", time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+			// SNS delivers the first message once more, after the incident was resolved: still
+			// that fault's delivery, noted on its incident.
+			if late := f.postSNSAnswer(firstBody); late.Action != anyops.AlarmNoted || late.IncidentID != first.IncidentID || !late.Redelivery {
+				t.Fatalf("redelivery after the incident was resolved: %+v, want a redelivery noted on incident %d", late, first.IncidentID)
+			}
+			if runs := f.runsOf(rebuild); runs != 0 {
+				t.Fatalf("%d runs of %s after a redelivery of the resolved fault's alarm", runs, rebuild)
+			}
+			again := f.cloudWatchAlarm("StatusCheckFailed_System", file.InstanceID, "ALARM")
+			if again.Action != anyops.AlarmStarted || again.WorkflowID != rebuild || again.IncidentID == first.IncidentID || again.Kind != workflows.KindBackupRebuild {
+				t.Fatalf("a new fault of the repaired backup: %+v, want %s started under a new incident", again, rebuild)
+			}
+			if runs := f.runsOf(failover); runs != 1 {
+				t.Fatalf("%d runs of %s, want the one", runs, failover)
+			}
+		})
+	}
+}
+
+// TestAlarmJoinsARecoveryRunningOnTheServer proves an alarm on a server that is the subject of
+// a recovery of another kind than its role's rule, running with no incident (an operator's
+// failover, the server since recorded as a backup), joins that run under a new incident rather
+// than starting the role's recovery.
+func TestAlarmJoinsARecoveryRunningOnTheServer(t *testing.T) {
+	f := newAlarmFixture(t, inventory.DriverSQLite)
+	ctx := context.Background()
+	file := f.inventoryServer(inventory.DemoFileServer)
+	kind, _ := workflows.LookupKind(workflows.KindFailover)
+	start, err := kind.Prepare([]byte(`{"server":"`+inventory.DemoFileServer+`"}`), "user:operator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := opstart.Start(ctx, f.tc, kind, start, f.queue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.recordCutover(inventory.DemoFileServer, inventory.DemoBackup)
+	got := f.cloudWatchAlarm("StatusCheckFailed_System", file.InstanceID, "ALARM")
+	if got.Action != anyops.AlarmJoined || got.WorkflowID != start.ID || got.RunID != run.RunID {
+		t.Fatalf("alarm on the server under the operator's failover: %+v, want joined %s run %s", got, start.ID, run.RunID)
+	}
+	inc, err := f.store.GetIncident(ctx, got.IncidentID)
+	if err != nil || inc.WorkflowID != start.ID || inc.RunID != run.RunID {
+		t.Fatalf("incident %+v (%v), want it linked to %s run %s", inc, err, start.ID, run.RunID)
+	}
+	if runs := f.runsOf(anyops.BackupRebuildWorkflowID(inventory.DemoFileServer)); runs != 0 {
+		t.Fatalf("%d backup rebuilds started for the server under the failover", runs)
 	}
 }
 

@@ -115,6 +115,19 @@ func (s *Store) OpenIncidentOf(ctx context.Context, workflowID string) (Incident
 	return inc, dbError(err, "open incident of "+quote(workflowID))
 }
 
+// IncidentOfDelivery returns the newest incident about server whose timeline holds the alarm
+// delivery (source and delivery id, as an alarm or alarm-resolved event), open or resolved,
+// without its timeline; ENOTFOUND when none does. A delivery is one alarm: seen again after
+// its incident was resolved, it is that fault's, not a new one.
+func (s *Store) IncidentOfDelivery(ctx context.Context, server, source, deliveryID string) (Incident, error) {
+	var inc Incident
+	err := s.db.WithContext(ctx).Where("server = ? AND id IN (?)", server,
+		s.db.Model(&IncidentEvent{}).Select("incident_id").Where("source = ? AND delivery_id = ? AND delivery_id <> '' AND kind IN ?",
+			source, deliveryID, []string{IncidentEventAlarm, IncidentEventAlarmResolved})).
+		Order("id DESC").Take(&inc).Error
+	return inc, dbError(err, fmt.Sprintf("incident of delivery %s of %s", quote(deliveryID), source))
+}
+
 // LinkIncidentRun records the run of the incident's workflow that it started or joined. The
 // first link stays: linking again, with any run, changes nothing. It returns the incident as
 // it is now, and whether this call made the link.
