@@ -189,12 +189,17 @@ func TestCloudRunCommandResumes(t *testing.T) {
 	tests := []struct {
 		name       string
 		previous   string // the script the previous attempt sent
+		script     string // the script the previous attempt's heartbeat names ("": a worker before scripts were named)
 		wantSame   bool   // the result is the previous attempt's command
 		wantStdout string
 	}{
-		{"still running: polled, not sent again", "sleep 300 && echo first", true, "first\n"},
-		{"succeeded: its result stands", "echo first", true, "first\n"},
-		{"failed: sent again", "echo first && exit 3", false, "second\n"},
+		{"still running: polled, not sent again", "sleep 300 && echo first", "", true, "first\n"},
+		{"succeeded: its result stands", "echo first", "", true, "first\n"},
+		{"failed: sent again", "echo first && exit 3", "", false, "second\n"},
+		{"the same script succeeded: its result stands", "echo second", scriptKey([]string{"echo second"}), true, "second\n"},
+		// DRBDPromote reads `drbdadm status`, then promotes: a retry after a kill between the
+		// two must not take the status command's success for the promotion's.
+		{"another script of the activity succeeded: this one is sent", "echo first", scriptKey([]string{"echo first"}), false, "second\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -203,7 +208,7 @@ func TestCloudRunCommandResumes(t *testing.T) {
 				s.sim.Advance(time.Second) // let it finish
 			}
 			retry, _ := activityEnv(t, s.hosts)
-			retry.SetHeartbeatDetails(CommandProgress{CommandID: prev, InstanceID: id, Status: "InProgress"})
+			retry.SetHeartbeatDetails(CommandProgress{CommandID: prev, InstanceID: id, Status: "InProgress", Script: tt.script})
 			got := call[CommandResult](t, retry, s.hosts.RunCommand, RunCommandInput{InstanceID: id, Commands: []string{"echo second"}})
 			require.Equal(t, tt.wantSame, got.CommandID == prev, "command %s, previous %s", got.CommandID, prev)
 			require.Equal(t, tt.wantStdout, got.Stdout)

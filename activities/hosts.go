@@ -97,8 +97,11 @@ type CommandResult struct {
 type CommandProgress struct {
 	CommandID  string
 	InstanceID string
-	Status     string
-	Polls      int
+	// Script names the script the command runs (scriptKey): an activity that runs several
+	// (DRBDPromote reads the status, then promotes) resumes each only as itself.
+	Script string `json:",omitempty"`
+	Status string
+	Polls  int
 }
 
 // RunCommand runs a script and returns its output. A non-zero exit is a retryable
@@ -131,8 +134,9 @@ func (h *Hosts) run(ctx context.Context, in RunCommandInput) (CommandResult, err
 	if timeout <= 0 {
 		timeout = time.Hour
 	}
-	prog := CommandProgress{InstanceID: in.InstanceID}
-	if prev, ok := previousCommand(ctx, in.InstanceID); ok {
+	script := scriptKey(in.Commands)
+	prog := CommandProgress{InstanceID: in.InstanceID, Script: script}
+	if prev, ok := previousCommand(ctx, in.InstanceID, script); ok {
 		out, err := h.invocation(ctx, prev)
 		switch {
 		case awsCode(err) == "InvocationDoesNotExist":
@@ -150,7 +154,7 @@ func (h *Hosts) run(ctx context.Context, in RunCommandInput) (CommandResult, err
 				"instance", in.InstanceID, "command", prev.CommandID, "exit", out.ResponseCode)
 		}
 	}
-	key := attemptKey(ctx)
+	key := attemptKey(ctx, script)
 	if prog.CommandID == "" && key != "" && activity.GetInfo(ctx).Attempt > 1 {
 		// No heartbeat names an earlier command: the attempt before may have died between
 		// SendCommand and its heartbeat. Its command carries the key in its comment.
@@ -236,15 +240,21 @@ func heartbeatCommand(ctx context.Context, prog CommandProgress) {
 // more than a host gets between two attempts.
 const earlierCommandPages = 4
 
-// attemptKey names this activity across its attempts (workflow, run and activity id), for
-// the comment of the commands it sends; "" outside an activity.
-func attemptKey(ctx context.Context) string {
+// attemptKey names this activity's script across its attempts (workflow, run and activity
+// id, and the script), for the comment of the commands it sends; "" outside an activity.
+func attemptKey(ctx context.Context, script string) string {
 	if !activity.IsActivity(ctx) {
 		return ""
 	}
 	info := activity.GetInfo(ctx)
-	sum := sha256.Sum256([]byte(info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID + "/" + info.ActivityID))
+	sum := sha256.Sum256([]byte(info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID + "/" + info.ActivityID + "/" + script))
 	return "k=" + hex.EncodeToString(sum[:8])
+}
+
+// scriptKey names a script, so that a retry resumes a command only for the script it runs.
+func scriptKey(commands []string) string {
+	sum := sha256.Sum256([]byte(strings.Join(commands, "\n")))
+	return hex.EncodeToString(sum[:8])
 }
 
 // earlierCommand finds the newest command an earlier attempt of this activity sent to
@@ -266,13 +276,18 @@ func (h *Hosts) earlierCommand(ctx context.Context, instance, key string) (Comma
 	return CommandProgress{}, nil
 }
 
-// previousCommand returns the command a previous attempt of this activity sent to instance.
-func previousCommand(ctx context.Context, instance string) (CommandProgress, bool) {
+// previousCommand returns the command a previous attempt of this activity sent to instance
+// for script. A progress without a script is from a worker before scripts were named: taken
+// as before.
+func previousCommand(ctx context.Context, instance, script string) (CommandProgress, bool) {
 	if !activity.IsActivity(ctx) || !activity.HasHeartbeatDetails(ctx) {
 		return CommandProgress{}, false
 	}
 	var prev CommandProgress
 	if err := activity.GetHeartbeatDetails(ctx, &prev); err != nil || prev.InstanceID != instance || prev.CommandID == "" {
+		return CommandProgress{}, false
+	}
+	if prev.Script != "" && prev.Script != script {
 		return CommandProgress{}, false
 	}
 	return prev, true
