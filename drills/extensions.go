@@ -12,8 +12,9 @@ import (
 // that list it under `report:`. Keys lists what the function adds: they may be a scenario's
 // goals, and may not be base keys or another function's (TestExtensionKeys).
 var extensions = map[string]Extension{
-	"heartbleed":   {Keys: heartbleedKeys, Numeric: heartbleedNumeric, Func: heartbleedReport},
-	"kind:release": {Keys: releaseKeys, Numeric: releaseNumeric, Func: releaseReport},
+	"heartbleed":                  {Keys: heartbleedKeys, Numeric: heartbleedNumeric, Func: heartbleedReport},
+	"kind:release":                {Keys: releaseKeys, Numeric: releaseNumeric, Func: releaseReport},
+	"storage-change-then-failure": {Keys: storageChangeKeys, Numeric: storageChangeNumeric, Func: storageChangeReport},
 }
 
 // Extension is a report function with the keys it adds.

@@ -437,11 +437,20 @@ func (d *drill) operation(op anyops.DrillOperation) error {
 	if err != nil {
 		return err
 	}
-	// A release runs at the scenario's speed (the drill raises it only after its operations
-	// end): one whose timing names no speed is timed for it, as the drill's NFS watch is.
-	if rel, ok := start.Input.(ReleaseInput); ok && rel.Timing.Speed == 0 {
-		rel.Timing = rel.Timing.Scaled(d.in.Scenario.Speed)
-		start.Input = rel
+	// An operation runs at the scenario's speed (the drill raises it only after its operations
+	// end): a release or a storage change whose timing names no speed is timed for it, as the
+	// drill's NFS watch is.
+	switch in := start.Input.(type) {
+	case ReleaseInput:
+		if in.Timing.Speed == 0 {
+			in.Timing = in.Timing.Scaled(d.in.Scenario.Speed)
+		}
+		start.Input = in
+	case StorageChangeInput:
+		if in.Timing.Speed == 0 {
+			in.Timing = in.Timing.Scaled(d.in.Scenario.Speed)
+		}
+		start.Input = in
 	}
 	child := workflow.WithChildOptions(d.ctx, workflow.ChildWorkflowOptions{
 		WorkflowID: start.ID, TaskQueue: k.TaskQueue, WorkflowExecutionTimeout: k.ExecutionTimeout,
