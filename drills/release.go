@@ -68,14 +68,9 @@ type DeferredVolume struct {
 // volumes that ended neither handed over nor deferred and attached. eta_error_percent is
 // |actual − predicted| / actual of the downtime.
 func releaseReport(in ReportInput, _ Report) (map[string]any, error) {
-	var op *Run
-	for i := range in.Operations {
-		if in.Kinds[in.Operations[i].Type] == kindRelease {
-			op = &in.Operations[i]
-		}
-	}
-	if op == nil {
-		return nil, fmt.Errorf("the drill started no %s operation", kindRelease)
+	op, err := in.operationOf(kindRelease)
+	if err != nil {
+		return nil, err
 	}
 	out := map[string]any{"release_outcome": op.State, "release_new_cluster": "", "forgotten": []string{}, "deferred_volumes": []DeferredVolume{}}
 	for _, k := range releaseNumeric {

@@ -18,14 +18,9 @@ var storageChangeNumeric = []string{"change_no_hot_backup_seconds", "change_seco
 const kindStorageChange = "storage-change"
 
 func storageChangeReport(in ReportInput, _ Report) (map[string]any, error) {
-	var op *Run
-	for i := range in.Operations {
-		if in.Kinds[in.Operations[i].Type] == kindStorageChange {
-			op = &in.Operations[i]
-		}
-	}
-	if op == nil {
-		return nil, fmt.Errorf("the drill started no %s operation", kindStorageChange)
+	op, err := in.operationOf(kindStorageChange)
+	if err != nil {
+		return nil, err
 	}
 	out := map[string]any{"change_state": op.State, "change_way": "", "change_new_backup": "", "change_seconds": nil}
 	end := in.Origin
