@@ -68,3 +68,23 @@ func TestStorageChangeReport(t *testing.T) {
 		t.Error("a drill that started no storage change reported its keys")
 	}
 }
+
+// TestConnectedOnceConnectsBothSides: cloudsim tells a DRBD connection once, on the side that
+// made it (the build's log above has it on both); the pair is hot from then, so a drill that
+// breaks nothing before its origin has no time without a hot copy there.
+func TestConnectedOnceConnectsBothSides(t *testing.T) {
+	l := &log{}
+	l.drbd(-20*time.Minute, "create-md", "i-b", "drill-1-r0", "meta data created").drbd(-20*time.Minute, "create-md", "i-f", "drill-1-r0", "meta data created")
+	l.drbd(-20*time.Minute, "up", "i-b", "drill-1-r0", "up on ip-b (disk Inconsistent)")
+	l.drbd(-19*time.Minute, "up", "i-f", "drill-1-r0", "up on ip-f (disk Inconsistent)")
+	l.drbd(-19*time.Minute, "connected", "i-f", "drill-1-r0", "on ip-f connected to ip-b")
+	l.drbd(-18*time.Minute, "new-current-uuid", "i-f", "drill-1-r0", "on ip-f and its peer UpToDate without an initial sync")
+	l.drbd(-18*time.Minute, "primary", "i-f", "drill-1-r0", "is Primary on ip-f (force=false)")
+	r, err := Compute(input(l, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.NoHotBackupSeconds != 0 || !r.HotBackupAtEnd {
+		t.Errorf("no_hot_backup_seconds %v, hot at end %v: want 0 and hot", r.NoHotBackupSeconds, r.HotBackupAtEnd)
+	}
+}
