@@ -61,9 +61,9 @@ type DeferredVolume struct {
 }
 
 // releaseReport reads the drill's release. downtime_seconds is maintenance start → every
-// client serving on the new cluster (the release's LiveAt, set after its health checks), both
-// mapped to simulated time through the drill's clock; null when the release never went live
-// (a rollback). forgotten_volumes counts the drill cluster's data volumes (every non-boot
+// client serving on the new cluster (the release's LiveAt, set after its health checks; after
+// a rollback, when the old cluster serves again), both mapped to simulated time through the
+// drill's clock; null when the release opened no window. forgotten_volumes counts the drill cluster's data volumes (every non-boot
 // volume the cloud shows with its tag) that the plan did not list, and the snapshot-way
 // volumes that ended neither handed over nor deferred and attached. eta_error_percent is
 // |actual − predicted| / actual of the downtime.

@@ -12,8 +12,8 @@ import (
 // downtime is maintenance → live mapped to simulated time (30 real seconds at speed 10: 300 s),
 // the ETA error is against the plan's prediction, a deferred volume reports when it was
 // attached after the cutover; a data volume of the cluster the plan did not list, and a
-// snapshot-way volume that never moved, are forgotten; a rolled-back release claims no
-// downtime; a drill without a release cannot report.
+// snapshot-way volume that never moved, are forgotten; a release that left no live_at claims
+// no downtime; a drill without a release cannot report.
 func TestReleaseReport(t *testing.T) {
 	real0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) string { return real0.Add(d).Format(time.RFC3339Nano) }
