@@ -151,7 +151,14 @@ func (d *drbdReplay) apply(ev cloudsim.Event, inWindow bool, overrides []Overrid
 		}
 		d.held[res] = true
 	case "drbd.connected":
+		// cloudsim tells a connection once, on the side that made it ("on X connected to Y"):
+		// both ends of the pair are connected.
 		s.connected = true
+		for other, o := range d.sides[res] {
+			if other != inst && o.up && !d.dead[other] {
+				o.connected = true
+			}
+		}
 	case "drbd.disconnected":
 		s.connected = false
 	case "drbd.resync-started":

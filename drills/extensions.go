@@ -1,6 +1,7 @@
 package drills
 
 import (
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -12,7 +13,9 @@ import (
 // that list it under `report:`. Keys lists what the function adds: they may be a scenario's
 // goals, and may not be base keys or another function's (TestExtensionKeys).
 var extensions = map[string]Extension{
-	"heartbleed": {Keys: heartbleedKeys, Numeric: heartbleedNumeric, Func: heartbleedReport},
+	"heartbleed":                  {Keys: heartbleedKeys, Numeric: heartbleedNumeric, Func: heartbleedReport},
+	"kind:release":                {Keys: releaseKeys, Numeric: releaseNumeric, Func: releaseReport},
+	"storage-change-then-failure": {Keys: storageChangeKeys, Numeric: storageChangeNumeric, Func: storageChangeReport},
 }
 
 // Extension is a report function with the keys it adds.
@@ -27,6 +30,21 @@ type Extension struct {
 type ReportFunc func(in ReportInput, base Report) (map[string]any, error)
 
 const kindPrefix = "kind:"
+
+// operationOf is the last operation of the kind the drill started: what a kind's report
+// function reads.
+func (in ReportInput) operationOf(kind string) (*Run, error) {
+	var op *Run
+	for i := range in.Operations {
+		if in.Kinds[in.Operations[i].Type] == kind {
+			op = &in.Operations[i]
+		}
+	}
+	if op == nil {
+		return nil, fmt.Errorf("the drill started no %s operation", kind)
+	}
+	return op, nil
+}
 
 // ExtensionNames lists the registered report functions, sorted.
 func ExtensionNames() []string {

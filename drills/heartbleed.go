@@ -25,14 +25,9 @@ const kindPatch = "patch"
 // certificate's rotation) and its run's times. A patch that left no result (it failed before
 // its end) reports its state and null figures: nothing it did not measure is claimed.
 func heartbleedReport(in ReportInput, _ Report) (map[string]any, error) {
-	var op *Run
-	for i := range in.Operations {
-		if in.Kinds[in.Operations[i].Type] == kindPatch {
-			op = &in.Operations[i]
-		}
-	}
-	if op == nil {
-		return nil, fmt.Errorf("the drill started no %s operation", kindPatch)
+	op, err := in.operationOf(kindPatch)
+	if err != nil {
+		return nil, err
 	}
 	out := map[string]any{"patch_state": op.State}
 	for _, k := range heartbleedNumeric {

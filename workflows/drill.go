@@ -125,17 +125,20 @@ var (
 
 // drill is one run of a drill: what the steps share.
 type drill struct {
-	ctx      workflow.Context
-	in       DrillInput
-	policy   DrillPolicy
-	tracker  *Tracker
-	callCtx  workflow.Context
-	speed    float64 // in force, as the last claim answered
-	fromSeq  int64
-	armed    time.Time
-	origin   time.Time
-	ops      []activities.WorkflowRef
-	opsDone  []workflow.Future
+	ctx     workflow.Context
+	in      DrillInput
+	policy  DrillPolicy
+	tracker *Tracker
+	callCtx workflow.Context
+	speed   float64 // in force, as the last claim answered
+	fromSeq int64
+	armed   time.Time
+	origin  time.Time
+	ops     []activities.WorkflowRef
+	opsDone []workflow.Future
+	// released are the clusters the drill's release operations build beside its own: they are
+	// torn down with it.
+	released []string
 	faults   json.RawMessage
 	started  time.Time
 	fileSrv  string
@@ -434,6 +437,21 @@ func (d *drill) operation(op anyops.DrillOperation) error {
 	if err != nil {
 		return err
 	}
+	// An operation runs at the scenario's speed (the drill raises it only after its operations
+	// end): a release or a storage change whose timing names no speed is timed for it, as the
+	// drill's NFS watch is.
+	switch in := start.Input.(type) {
+	case ReleaseInput:
+		if in.Timing.Speed == 0 {
+			in.Timing = in.Timing.Scaled(d.in.Scenario.Speed)
+		}
+		start.Input = in
+	case StorageChangeInput:
+		if in.Timing.Speed == 0 {
+			in.Timing = in.Timing.Scaled(d.in.Scenario.Speed)
+		}
+		start.Input = in
+	}
 	child := workflow.WithChildOptions(d.ctx, workflow.ChildWorkflowOptions{
 		WorkflowID: start.ID, TaskQueue: k.TaskQueue, WorkflowExecutionTimeout: k.ExecutionTimeout,
 		TypedSearchAttributes: start.SearchAttributes, ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
@@ -445,6 +463,9 @@ func (d *drill) operation(op anyops.DrillOperation) error {
 	}
 	d.ops = append(d.ops, activities.WorkflowRef{WorkflowID: exec.ID, RunID: exec.RunID})
 	d.opsDone = append(d.opsDone, f)
+	if rel, ok := start.Input.(ReleaseInput); ok && !rel.DryRun {
+		d.released = append(d.released, rel.newCluster())
+	}
 	return nil
 }
 
@@ -655,7 +676,9 @@ func (d *drill) teardown() error {
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 1.5, MaximumInterval: 5 * time.Second},
 	})
 	override := activities.Override{By: anyops.DrillWorkflowID(d.in.DrillID), Reason: "drill teardown: throw-away data"}
-	for _, c := range []string{d.in.Cluster, activities.StandbyClusterOf(d.in.Cluster)} {
+	// The drill's own cluster is always there; its spare's standby cluster and a release's new
+	// cluster only when they were built (ENOTFOUND: skipped).
+	for _, c := range append([]string{d.in.Cluster, activities.StandbyClusterOf(d.in.Cluster)}, d.released...) {
 		d.tracker.set(stepDrillTeardown, func(s *Step) { s.Message = "retiring and terminating " + c })
 		err := workflow.ExecuteActivity(d.callCtx, drillTeardwn.RetireCluster, activities.ClusterRef{Cluster: c}).Get(ctx, nil)
 		var app *temporal.ApplicationError
