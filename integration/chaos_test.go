@@ -121,7 +121,7 @@ func (r *chaosReport) recovered(d time.Duration, at string) {
 }
 
 func (r chaosReport) String() string {
-	return fmt.Sprintf("%-12s crash points survived %d/%d, dependency restarts survived %d/%d, invariant violations %d, slowest recovery %s (%s)",
+	return fmt.Sprintf("%-15s crash points survived %d/%d, dependency restarts survived %d/%d, invariant violations %d, slowest recovery %s (%s)",
 		r.op, r.crashesSurvived, r.crashes, r.restartsSurvived, r.restarts, len(r.violations), r.slowestRecovery.Round(10*time.Millisecond), r.slowestRecoveryAt)
 }
 
