@@ -397,10 +397,15 @@ func (d *Drills) incidents(ctx context.Context, cluster string, timelines bool) 
 	return all, nil
 }
 
-// resources are the cloud's instances and volumes tagged with the cluster or its spare's
-// standby cluster (terminated instances included, while EC2 still shows them).
 func (d *Drills) resources(ctx context.Context, cluster string) ([]drills.Resource, error) {
-	cloud := &Cloud{Clients: d.Clients}
+	return ClusterResources(ctx, d.Clients, cluster)
+}
+
+// ClusterResources are the cloud's instances and volumes tagged with the cluster or its
+// spare's standby cluster (terminated instances included, while EC2 still shows them): what
+// a drill's report (and the chaos harness's interlock check) reads of the cloud.
+func ClusterResources(ctx context.Context, clients *Clients, cluster string) ([]drills.Resource, error) {
+	cloud := &Cloud{Clients: clients}
 	var out []drills.Resource
 	for _, c := range []string{cluster, StandbyClusterOf(cluster)} {
 		f, err := cloud.DescribeFleet(ctx, DescribeFleetInput{Tags: map[string]string{anyops.TagCluster: c}})

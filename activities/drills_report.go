@@ -102,7 +102,7 @@ func (d *Drills) Report(ctx context.Context, in DrillReportInput) (anyops.DrillR
 		}
 		ri.Operations = append(ri.Operations, run)
 	}
-	if ri.Overrides, err = d.overrides(ctx, in.StartedAt, in.Cluster, recoveryIDs); err != nil {
+	if ri.Overrides, err = AuditedOverrides(ctx, d.Store, in.StartedAt, in.Cluster, recoveryIDs); err != nil {
 		return anyops.DrillReport{}, err
 	}
 	r, err := drills.Compute(ri)
@@ -253,14 +253,14 @@ func activityScheduledID(ev *historypb.HistoryEvent) int64 {
 	return 0
 }
 
-// overrides are the audited overrides of interlocks since the drill began on its cluster's
-// recoveries or servers: audit events whose action names an override, with the interlock in
-// their summary.
-func (d *Drills) overrides(ctx context.Context, since time.Time, cluster string, workflowIDs []string) ([]drills.Override, error) {
+// AuditedOverrides are the audited overrides of interlocks since a time on a cluster's
+// recoveries (workflowIDs) or servers: audit events whose action names an override, with the
+// interlock in their summary. A drill's report reads them from the drill's start.
+func AuditedOverrides(ctx context.Context, store *inventory.Store, since time.Time, cluster string, workflowIDs []string) ([]drills.Override, error) {
 	var out []drills.Override
 	cursor := ""
 	for {
-		page, next, err := d.Store.ListAudit(ctx, inventory.Page{Limit: 500, Cursor: cursor})
+		page, next, err := store.ListAudit(ctx, inventory.Page{Limit: 500, Cursor: cursor})
 		if err != nil {
 			return nil, classify(err)
 		}

@@ -17,9 +17,11 @@ import (
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 
+	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/activities"
 	"github.com/anyops/anyops/cloudsim"
 	"github.com/anyops/anyops/config"
+	"github.com/anyops/anyops/drills"
 	"github.com/anyops/anyops/inventory"
 	"github.com/anyops/anyops/worker"
 	"github.com/anyops/anyops/workflows"
@@ -31,6 +33,14 @@ import (
 type chaosOperation struct {
 	name        string
 	crashPoints []crashPoint
+	// speed is cloudsim's clock speed for the operation (0: cloudsim.TestSpeed): a failover's
+	// simulated minutes must stay long against the control plane's real latency.
+	speed float64
+	// invariants are the operation's own, checked after the table's.
+	invariants []chaosInvariant
+	// changesFleet: the operation replaces servers, so the inventory is compared with the
+	// cloud server by server, not with the demo fleet's plan.
+	changesFleet bool
 	// setUp, when set, prepares the world with a worker of its own and no faults.
 	setUp func(t *testing.T, w *chaosWorld)
 	start func(t *testing.T, w *chaosWorld) client.WorkflowRun
@@ -49,17 +59,133 @@ var chaosOperations = []chaosOperation{
 		name: "fleet-sync",
 		crashPoints: []crashPoint{{action: "DescribeInstances"}, {action: "DescribeVolumes"},
 			{action: "DescribeInstanceStatus"}, {script: "drbdadm status"}},
-		setUp: func(t *testing.T, w *chaosWorld) {
-			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-			defer cancel()
-			if err := startDemoFleet(t, w).Get(ctx, nil); err != nil {
-				t.Fatalf("set-up: DemoFleet: %v", err)
-			}
-		},
+		setUp: buildDemoFleet,
 		start: func(t *testing.T, w *chaosWorld) client.WorkflowRun {
 			return w.execute(t, workflows.FleetSyncWorkflowID, "FleetSync", workflows.FleetSyncInput{Timing: crashTiming, RequestedBy: "chaos"})
 		},
 	},
+	{
+		// The demo file server's hardware fails with its hot backup UpToDate: the race of
+		// FileServerFailover (promote, repair, replace), the takeover, the clients' switch and
+		// the new hot backup.
+		name:  "failover",
+		speed: failoverSpeed,
+		crashPoints: []crashPoint{{action: "DescribeInstanceStatus"}, {script: "drbdadm status"}, {script: "drbdadm primary"},
+			{script: "exportfs"}, {script: "mount -t nfs4"}},
+		changesFleet: true,
+		invariants:   failoverInvariants,
+		setUp: func(t *testing.T, w *chaosWorld) {
+			buildDemoFleet(t, w)
+			file := describeInstances(t, w.clouds.EC2)[inventory.DemoFileServer]
+			if len(file) != 1 {
+				t.Fatalf("set-up: %s is %v", inventory.DemoFileServer, file)
+			}
+			if _, err := w.sim.InjectFault(cloudsim.Fault{Type: cloudsim.FaultHardwareFailure, InstanceID: file[0]}); err != nil {
+				t.Fatal(err)
+			}
+		},
+		start: func(t *testing.T, w *chaosWorld) client.WorkflowRun {
+			return w.execute(t, anyops.FailoverWorkflowID(inventory.DemoFileServer), workflows.FailoverWorkflowType,
+				workflows.FailoverInput{RecoveryRequest: workflows.RecoveryRequest{Server: inventory.DemoFileServer, RequestedBy: "chaos"}, Timing: chaosRecoveryTiming(failoverSpeed)})
+		},
+	},
+	{
+		// The demo backup's volumes move to bigger io2 volumes in the spare zone through a new
+		// backup seeded from snapshots of the old one's (July 2014 done right), with data on
+		// the home volumes for the snapshots and the resyncs to move.
+		name:         "storage-change",
+		crashPoints:  []crashPoint{{action: "CreateSnapshot"}, {action: "CreateVolume"}, {action: "AttachVolume"}, {action: "StopInstances"}},
+		changesFleet: true,
+		invariants:   []chaosInvariant{interlocksKept},
+		setUp: func(t *testing.T, w *chaosWorld) {
+			buildDemoFleet(t, w)
+			for name, ids := range describeVolumes(t, w.clouds.EC2) {
+				if strings.Contains(name, "/home") {
+					if _, err := w.sim.FillVolume(ids[0], 5); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		},
+		start: func(t *testing.T, w *chaosWorld) client.WorkflowRun {
+			return w.execute(t, anyops.StorageChangeWorkflowID(inventory.DemoBackup), workflows.StorageChangeWorkflowType, workflows.StorageChangeInput{
+				Server: inventory.DemoBackup, Spec: anyops.VolumeSpec{Type: anyops.VolumeIO2, SizeGiB: 600, Iops: 8000}, Zone: inventory.DemoSpareZone,
+				NewServer: inventory.DemoBackup + "2", Timing: chaosRecoveryTiming(cloudsim.TestSpeed), RequestedBy: "chaos"})
+		},
+	},
+}
+
+// buildDemoFleet is an operation's set-up: the demo fleet built.
+func buildDemoFleet(t *testing.T, w *chaosWorld) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	if err := startDemoFleet(t, w).Get(ctx, nil); err != nil {
+		t.Fatalf("set-up: DemoFleet: %v", err)
+	}
+}
+
+// chaosRecoveryTiming is the production recovery timing at cloudsim's speed, with heartbeats
+// short enough that a killed worker's activities move to the next one within seconds.
+func chaosRecoveryTiming(speed float64) workflows.RecoveryTiming {
+	return workflows.RecoveryTiming{FleetTiming: workflows.FleetTiming{HeartbeatTimeout: 2 * time.Second, CallTimeout: 10 * time.Second}}.Scaled(speed)
+}
+
+// failoverInvariants are a failover's: one file server serves, and the interlocks DRBD's and
+// EC2's events can show broken (a promotion of a disk not UpToDate without an audited
+// override, two Primaries, a volume attached twice) are kept, as a drill's report reads them;
+// no second replacement was built.
+var failoverInvariants = []chaosInvariant{
+	{name: "one serving file server, no volume attached twice", check: func(t *testing.T, w *chaosWorld, _ chaosOperation) string {
+		return strings.Join(oneFileServer(t, w.clouds, w.cloud.url, inventory.DemoCluster, ""), "; ")
+	}},
+	interlocksKept,
+	{name: "no second replacement built", check: func(t *testing.T, w *chaosWorld, _ chaosOperation) string {
+		if built := replacementsOf(t, w.clouds.EC2, inventory.DemoFileServer); len(built) > 1 {
+			return fmt.Sprintf("replacements of %s built: %v", inventory.DemoFileServer, built)
+		}
+		return ""
+	}},
+}
+
+// interlocksKept: no interlock a drill's report reads from the event log was broken over the
+// whole run.
+var interlocksKept = chaosInvariant{name: "no interlock broken (not-uptodate promotion without an audited override, two Primaries, double attach)",
+	check: func(t *testing.T, w *chaosWorld, _ chaosOperation) string {
+		r, err := drbdReport(t, w, inventory.DemoCluster)
+		if err != nil {
+			return err.Error()
+		}
+		var broken []string
+		for _, v := range r.Violations {
+			broken = append(broken, fmt.Sprintf("%s: %s", v.Kind, v.Message))
+		}
+		return strings.Join(broken, "; ")
+	}}
+
+// drbdReport computes a drill's report of the cluster from cloudsim's event log, the cloud's
+// tagged resources and the inventory's audited overrides, over the whole run.
+func drbdReport(t *testing.T, w *chaosWorld, cluster string) (drills.Report, error) {
+	ctx := context.Background()
+	store, err := inventory.Open(ctx, inventory.DriverSQLite, w.dbFile)
+	if err != nil {
+		return drills.Report{}, err
+	}
+	defer store.Close()
+	overrides, err := activities.AuditedOverrides(ctx, store, time.Time{}, cluster, nil)
+	if err != nil {
+		return drills.Report{}, err
+	}
+	resources, err := activities.ClusterResources(ctx, w.clouds, cluster)
+	if err != nil {
+		return drills.Report{}, err
+	}
+	events := w.sim.QueryEvents(cloudsim.EventQuery{Types: drills.EventTypes})
+	r, err := drills.Compute(drills.ReportInput{Cluster: cluster, End: w.sim.Now(), Resources: resources, Overrides: overrides, Events: events})
+	if err != nil {
+		return r, err
+	}
+	t.Logf("DRBD of %s over %d events: %d interlock violations", cluster, len(events), len(r.Violations))
+	return r, nil
 }
 
 func startDemoFleet(t *testing.T, w *chaosWorld) client.WorkflowRun {
@@ -120,7 +246,7 @@ var chaosInvariants = []chaosInvariant{
 	{name: "never two DRBD Primaries of one resource", check: func(_ *testing.T, w *chaosWorld, _ chaosOperation) string {
 		return twoPrimaries(w.sim.QueryEvents(cloudsim.EventQuery{Types: []string{"drbd.primary", "drbd.secondary", "drbd.down", "instance."}}))
 	}},
-	{name: "the inventory agrees with the cloud", check: func(t *testing.T, w *chaosWorld, _ chaosOperation) string {
+	{name: "the inventory agrees with the cloud", check: func(t *testing.T, w *chaosWorld, op chaosOperation) string {
 		w.startWorker()
 		runFleetSync(t, w.tc)
 		store, err := inventory.Open(context.Background(), inventory.DriverSQLite, w.dbFile)
@@ -139,7 +265,7 @@ var chaosInvariants = []chaosInvariant{
 				differ = append(differ, fmt.Sprintf("%s: inventory %s, cloud %v", s.Name, s.InstanceID, ids))
 			}
 		}
-		if len(servers) != len(activities.DemoFleetPlan().Servers) {
+		if !op.changesFleet && len(servers) != len(activities.DemoFleetPlan().Servers) {
 			differ = append(differ, fmt.Sprintf("inventory has %d servers, the plan %d", len(servers), len(activities.DemoFleetPlan().Servers)))
 		}
 		return strings.Join(differ, "; ")
@@ -239,7 +365,7 @@ func runBrokenWorker() error {
 // the seed, the crash point and the invariant.
 func TestChaosCatchesBrokenActivity(t *testing.T) {
 	const seed = 13
-	w := newChaosWorld(t, os.Args[0], []string{brokenWorkerEnv + "=1"})
+	w := newChaosWorld(t, os.Args[0], []string{brokenWorkerEnv + "=1"}, 0)
 	op := chaosOperations[0]
 	sched := chaosSchedule{kills: []crashPoint{{action: "RunInstances"}}, dependencyAfter: -1}
 	var rep chaosReport

@@ -121,7 +121,7 @@ func (r *chaosReport) recovered(d time.Duration, at string) {
 }
 
 func (r chaosReport) String() string {
-	return fmt.Sprintf("%-12s crash points survived %d/%d, dependency restarts survived %d/%d, invariant violations %d, slowest recovery %s (%s)",
+	return fmt.Sprintf("%-15s crash points survived %d/%d, dependency restarts survived %d/%d, invariant violations %d, slowest recovery %s (%s)",
 		r.op, r.crashesSurvived, r.crashes, r.restartsSurvived, r.restarts, len(r.violations), r.slowestRecovery.Round(10*time.Millisecond), r.slowestRecoveryAt)
 }
 
@@ -158,7 +158,7 @@ func TestChaos(t *testing.T) {
 			sched := op.schedule(rng, run, size.killsPerRun)
 			t.Run(fmt.Sprintf("%s/run-%d", op.name, run), func(t *testing.T) {
 				t.Logf("seed %d, %s %s", seed, op.name, sched)
-				w := newChaosWorld(t, bin, nil)
+				w := newChaosWorld(t, bin, nil, op.speed)
 				violations := w.runOperation(t, op, sched, &rep)
 				for _, v := range violations {
 					msg := chaosFailure(seed, op, sched, v)
@@ -201,8 +201,11 @@ type chaosWorld struct {
 
 // newChaosWorld builds a run's world; extraEnv goes to every worker it starts (the harness's
 // own test uses it to start the deliberately broken worker).
-func newChaosWorld(t *testing.T, bin string, extraEnv []string) *chaosWorld {
+func newChaosWorld(t *testing.T, bin string, extraEnv []string, speed float64) *chaosWorld {
 	t.Helper()
+	if speed == 0 {
+		speed = cloudsim.TestSpeed
+	}
 	w := &chaosWorld{t: t, bin: bin, extraEnv: extraEnv}
 	dir := t.TempDir()
 	w.dbFile, w.logFile = filepath.Join(dir, "anyops.db"), filepath.Join(dir, "worker.log")
@@ -213,7 +216,7 @@ func newChaosWorld(t *testing.T, bin string, extraEnv []string) *chaosWorld {
 	}
 	t.Cleanup(tc.Close)
 	w.tc = tc
-	if w.sim, err = cloudsim.New(cloudsim.Config{Speed: cloudsim.TestSpeed}); err != nil {
+	if w.sim, err = cloudsim.New(cloudsim.Config{Speed: speed}); err != nil {
 		t.Fatal(err)
 	}
 	w.crash = newCrashPoints(w.sim.Handler())
@@ -418,7 +421,7 @@ func (w *chaosWorld) runOperation(t *testing.T, op chaosOperation, sched chaosSc
 	if runErr != nil {
 		violations = append(violations, fmt.Sprintf("invariant %q broken: %s did not complete: %v", "the operation completes", op.name, runErr))
 	}
-	for _, inv := range chaosInvariants {
+	for _, inv := range append(slices.Clone(chaosInvariants), op.invariants...) {
 		if msg := inv.check(t, w, op); msg != "" {
 			violations = append(violations, fmt.Sprintf("invariant %q broken: %s", inv.name, msg))
 		}

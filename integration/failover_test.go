@@ -223,16 +223,26 @@ func clientsOf(fleet workflows.BuildClusterResult) []string {
 	return out
 }
 
-// checkOneFileServer proves the cluster ends with one file server serving: exactly one host
-// holds every resource Primary, with md0 running and /srv/home exported; no other host is
-// Primary of any (never two Primaries); every data volume is attached to one instance.
-func (s *failoverStack) checkOneFileServer(fleet workflows.BuildClusterResult, cluster, serving string) {
+// checkOneFileServer proves the cluster ends with one file server serving (oneFileServer).
+func (s *failoverStack) checkOneFileServer(_ workflows.BuildClusterResult, cluster, serving string) {
 	s.t.Helper()
-	ctx := context.Background()
-	out, err := s.clouds.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{})
-	if err != nil {
-		s.t.Fatal(err)
+	for _, problem := range oneFileServer(s.t, s.clouds, s.endpoint, cluster, serving) {
+		s.t.Error(problem)
 	}
+}
+
+// oneFileServer names what keeps the cluster from having one file server serving: exactly one
+// host (serving, when not "") holds every resource Primary, with md0 running and /srv/home
+// exported; no other host is Primary of any (never two Primaries); every data volume is
+// attached to one instance.
+func oneFileServer(t *testing.T, clouds *activities.Clients, endpoint, cluster, serving string) []string {
+	t.Helper()
+	ctx := context.Background()
+	out, err := clouds.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var problems []string
 	primaries := map[string][]string{}
 	servingHosts := 0
 	for _, r := range out.Reservations {
@@ -240,7 +250,7 @@ func (s *failoverStack) checkOneFileServer(fleet workflows.BuildClusterResult, c
 			if i.State == nil || i.State.Name != "running" || tagValue(i.Tags, anyops.TagCluster) != cluster {
 				continue
 			}
-			h := simHostOf(s.t, s.endpoint, aws.ToString(i.InstanceId))
+			h := simHostOf(t, endpoint, aws.ToString(i.InstanceId))
 			for res, d := range h.DRBD {
 				if d.Role == "Primary" {
 					primaries[res] = append(primaries[res], aws.ToString(i.InstanceId))
@@ -248,36 +258,37 @@ func (s *failoverStack) checkOneFileServer(fleet workflows.BuildClusterResult, c
 			}
 			if _, ok := h.Exports["10.0.0.0/16:/srv/home"]; ok && h.MD["/dev/md0"].Active {
 				servingHosts++
-				if aws.ToString(i.InstanceId) != serving {
-					s.t.Errorf("%s serves /srv/home besides the winner %s", aws.ToString(i.InstanceId), serving)
+				if serving != "" && aws.ToString(i.InstanceId) != serving {
+					problems = append(problems, fmt.Sprintf("%s serves /srv/home besides the winner %s", aws.ToString(i.InstanceId), serving))
 				}
 			}
 		}
 	}
 	if servingHosts != 1 {
-		s.t.Errorf("%d hosts serve /srv/home, want exactly one", servingHosts)
+		problems = append(problems, fmt.Sprintf("%d hosts serve /srv/home, want exactly one", servingHosts))
 	}
 	for res, hosts := range primaries {
 		if strings.HasPrefix(res, cluster+"-") && len(hosts) != 1 {
-			s.t.Errorf("DRBD %s is Primary on %v: never two Primaries", res, hosts)
+			problems = append(problems, fmt.Sprintf("DRBD %s is Primary on %v: never two Primaries", res, hosts))
 		}
 	}
-	vols, err := s.clouds.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{})
+	vols, err := clouds.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{})
 	if err != nil {
-		s.t.Fatal(err)
+		t.Fatal(err)
 	}
 	for _, v := range vols.Volumes {
 		if len(v.Attachments) > 1 {
-			s.t.Errorf("volume %s is attached %d times", aws.ToString(v.VolumeId), len(v.Attachments))
+			problems = append(problems, fmt.Sprintf("volume %s is attached %d times", aws.ToString(v.VolumeId), len(v.Attachments)))
 		}
 	}
+	return problems
 }
 
 // replacementsOf counts the instances built to replace a server (named <server>-xxxx).
-func (s *failoverStack) replacementsOf(server string) []string {
-	s.t.Helper()
+func replacementsOf(t *testing.T, c *ec2.Client, server string) []string {
+	t.Helper()
 	var out []string
-	for name, ids := range describeInstances(s.t, s.clouds.EC2) {
+	for name, ids := range describeInstances(t, c) {
 		if strings.HasPrefix(name, server+"-") && len(name) == len(server)+5 {
 			out = append(out, ids...)
 		}
@@ -391,7 +402,7 @@ func TestFailoverJuly2014SurvivesKilledWorkers(t *testing.T) {
 	if res.Winner != anyops.WayReplace || !strings.HasPrefix(res.Serving, "drill-k-file-") {
 		t.Fatalf("%s won serving %s, want replace on a new server", res.Winner, res.Serving)
 	}
-	if built := s.replacementsOf("drill-k-file"); len(built) != 1 {
+	if built := replacementsOf(t, s.clouds.EC2, "drill-k-file"); len(built) != 1 {
 		t.Errorf("replacements built %v, want exactly one", built)
 	}
 	winner, err := s.store.GetServer(context.Background(), res.Serving)
