@@ -539,10 +539,12 @@ func (w *failover) registerDecisions(ctx workflow.Context) error {
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAbort, func(ctx workflow.Context, d DecisionInput) (DecisionResult, error) {
 		w.abort = &d
-		w.event(ctx, "aborted by %s: %s", d.By, d.Reason)
+		// Cancel the ways before the note below yields: a way that woke to the abort first
+		// would clean up (stop the repaired primary again) as a loser of the cutover.
 		if w.cancelRace != nil {
 			w.cancelRace()
 		}
+		w.event(ctx, "aborted by %s: %s", d.By, d.Reason)
 		return DecisionResult{Decision: UpdateAbort, Message: "the ways are cancelled and cleaned up; nothing takes the data over"}, nil
 	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d DecisionInput) error {
 		switch {
