@@ -221,6 +221,23 @@ func (in *RecoveryRequest) prepare(actor string) (temporal.SearchAttributes, err
 	return temporal.NewSearchAttributes(updates...), nil
 }
 
+// prepareRecovery is what the three recoveries' Prepare share: the request checked (and its
+// search attributes), then checks of the input's own fields (extra, in order), its timing and
+// its policy; the workflow id is workflowID of the server.
+func prepareRecovery(req *RecoveryRequest, actor string, timing RecoveryTiming, policy interface{ validate() error },
+	workflowID func(server string) string, extra ...func() error) (string, temporal.SearchAttributes, error) {
+	attrs, err := req.prepare(actor)
+	if err != nil {
+		return "", temporal.SearchAttributes{}, err
+	}
+	for _, check := range append(extra, timing.validate, policy.validate) {
+		if err := check(); err != nil {
+			return "", temporal.SearchAttributes{}, err
+		}
+	}
+	return workflowID(req.Server), attrs, nil
+}
+
 // incidentKey is how an incident is named in the Incident search attribute.
 func incidentKey(id int64) string { return fmt.Sprintf("%d", id) }
 
@@ -292,17 +309,7 @@ type FailoverInput struct {
 }
 
 func prepareFailover(in *FailoverInput, actor string) (string, temporal.SearchAttributes, error) {
-	attrs, err := in.RecoveryRequest.prepare(actor)
-	if err == nil {
-		err = in.Timing.validate()
-	}
-	if err == nil {
-		err = in.Policy.validate()
-	}
-	if err != nil {
-		return "", temporal.SearchAttributes{}, err
-	}
-	return anyops.FailoverWorkflowID(in.Server), attrs, nil
+	return prepareRecovery(&in.RecoveryRequest, actor, in.Timing, in.Policy, anyops.FailoverWorkflowID)
 }
 
 // RebuildPolicy is how a backup is rebuilt.
@@ -346,20 +353,12 @@ type BackupRebuildInput struct {
 }
 
 func prepareBackupRebuild(in *BackupRebuildInput, actor string) (string, temporal.SearchAttributes, error) {
-	attrs, err := in.RecoveryRequest.prepare(actor)
-	if err == nil && in.Onto != "" && !reServerName.MatchString(in.Onto) {
-		err = anyops.Errorf(anyops.EINVALID, "onto %q is not a server name", in.Onto)
-	}
-	if err == nil {
-		err = in.Timing.validate()
-	}
-	if err == nil {
-		err = in.Policy.validate()
-	}
-	if err != nil {
-		return "", temporal.SearchAttributes{}, err
-	}
-	return anyops.BackupRebuildWorkflowID(in.Server), attrs, nil
+	return prepareRecovery(&in.RecoveryRequest, actor, in.Timing, in.Policy, anyops.BackupRebuildWorkflowID, func() error {
+		if in.Onto != "" && !reServerName.MatchString(in.Onto) {
+			return anyops.Errorf(anyops.EINVALID, "onto %q is not a server name", in.Onto)
+		}
+		return nil
+	})
 }
 
 // ReplacePolicy is how a web, console or task server is replaced.
@@ -393,17 +392,7 @@ type ServerReplaceInput struct {
 }
 
 func prepareServerReplace(in *ServerReplaceInput, actor string) (string, temporal.SearchAttributes, error) {
-	attrs, err := in.RecoveryRequest.prepare(actor)
-	if err == nil {
-		err = in.Timing.validate()
-	}
-	if err == nil {
-		err = in.Policy.validate()
-	}
-	if err != nil {
-		return "", temporal.SearchAttributes{}, err
-	}
-	return anyops.ServerReplaceWorkflowID(in.Server), attrs, nil
+	return prepareRecovery(&in.RecoveryRequest, actor, in.Timing, in.Policy, anyops.ServerReplaceWorkflowID)
 }
 
 // recoveryActs are the activity groups recovery workflows call, by method value of nil

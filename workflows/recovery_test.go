@@ -41,6 +41,15 @@ func TestRecoveryPrepare(t *testing.T) {
 		{"a way twice", `{"server":"live-file","policy":{"ways":["repair","repair"]}}`, "names repair twice", nil},
 		{"an unknown loser policy", `{"server":"live-file","policy":{"losers":"burn"}}`, `policy.losers "burn"`, nil},
 	})
+	// BackupRebuild's own field is checked too, after the request and before timing and policy.
+	checkPrepare(t, KindBackupRebuild, anyops.BackupRebuildWorkflowID("live-file"), []prepareCase{
+		{"onto a kept server", `{"server":"live-file","onto":"live-file-kept"}`, "", func(in any) bool {
+			return in.(BackupRebuildInput).Onto == "live-file-kept"
+		}},
+		{"onto not a server name", `{"server":"live-file","onto":"Live File"}`, `onto "Live File" is not a server name`, nil},
+		{"onto checked before timing", `{"server":"live-file","onto":"x/y","timing":{"boot_timeout":-1}}`, "onto", nil},
+		{"an unknown seed policy", `{"server":"live-file","policy":{"seed":"pray"}}`, `policy.seed "pray"`, nil},
+	})
 }
 
 // TestRecoverySearchAttributes proves a recovery starts with its Server and, when an alarm
