@@ -523,17 +523,16 @@ func (w *failover) registerDecisions(ctx workflow.Context) error {
 		w.event(ctx, "cutover approved by %s", d.By)
 		return DecisionResult{Decision: UpdateApprove, Message: "the first way ready to serve will be granted the cutover"}, nil
 	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d DecisionInput) error {
+		var refusal error
 		switch {
 		case !w.policy.ApproveCutover:
-			return refused("this failover's policy does not wait for approval: it cuts over by itself")
+			refusal = refused("this failover's policy does not wait for approval: it cuts over by itself")
 		case w.granted != "":
-			return refused("the cutover was granted to %s already", w.granted)
+			refusal = refused("the cutover was granted to %s already", w.granted)
 		case w.approved != nil:
-			return refused("the cutover was approved already by %s", w.approved.By)
-		case w.abort != nil:
-			return refused("the failover was aborted")
+			refusal = refused("the cutover was approved already by %s", w.approved.By)
 		}
-		return nil
+		return refuseApprove("failover", w.abort, refusal)
 	}}); err != nil {
 		return err
 	}
@@ -547,15 +546,12 @@ func (w *failover) registerDecisions(ctx workflow.Context) error {
 		w.event(ctx, "aborted by %s: %s", d.By, d.Reason)
 		return DecisionResult{Decision: UpdateAbort, Message: "the ways are cancelled and cleaned up; nothing takes the data over"}, nil
 	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d DecisionInput) error {
-		switch {
-		case strings.TrimSpace(d.Reason) == "":
-			return refused("an abort needs a reason")
-		case w.granted != "":
-			return refused("the cutover was granted to %s: a takeover under way is not stopped half-way", w.granted)
-		case w.abort != nil:
-			return refused("the failover was aborted already by %s", w.abort.By)
-		}
-		return nil
+		return refuseAbort("failover", d, w.abort, func() error {
+			if w.granted != "" {
+				return refused("the cutover was granted to %s: a takeover under way is not stopped half-way", w.granted)
+			}
+			return nil
+		})
 	}}); err != nil {
 		return err
 	}

@@ -336,7 +336,7 @@ func (r *patchRun) decisions(ctx workflow.Context) error {
 		return "approved: the rollout goes on past the canary", nil
 	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d DecisionInput) error {
 		if !r.awaitingApproval {
-			return errors.New("the rollout is not waiting for an approval")
+			return refused("the rollout is not waiting for an approval")
 		}
 		return nil
 	}}); err != nil {
@@ -347,13 +347,14 @@ func (r *patchRun) decisions(ctx workflow.Context) error {
 		r.stopReason = fmt.Sprintf("aborted by %s: %s", d.By, d.Reason)
 		return "aborted: nothing new starts; servers being patched finish", nil
 	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d DecisionInput) error {
-		if r.aborted || r.stopped {
-			return errors.New("the rollout is already stopping: " + r.stopReason)
-		}
-		if strings.TrimSpace(d.Reason) == "" {
-			return errors.New("abort needs a reason")
-		}
-		return nil
+		// A rollout keeps no abort of its own (aborted is a flag): a second abort is refused
+		// as stopping already, with the reason of the first.
+		return refuseAbort("rollout", d, nil, func() error {
+			if r.aborted || r.stopped {
+				return refused("the rollout is already stopping: %s", r.stopReason)
+			}
+			return nil
+		})
 	}})
 }
 

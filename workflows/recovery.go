@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -474,16 +473,7 @@ func (l *interlocks) register(ctx workflow.Context) error {
 		noteIncident(ctx, l.timing, l.incident, msg)
 		return DecisionResult{Decision: UpdateOverride, Message: "interlock " + d.Interlock + " passed for what it held up"}, nil
 	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d DecisionInput) error {
-		if _, err := anyops.Parse("interlock", d.Interlock, anyops.Interlocks); err != nil {
-			return refused("%s", anyops.ErrorMessage(err))
-		}
-		if strings.TrimSpace(d.Reason) == "" || d.By == "" {
-			return refused("an override needs who and why")
-		}
-		if !l.tracker.Blocking(d.Interlock) {
-			return refused("interlock %s holds nothing up now", d.Interlock)
-		}
-		return nil
+		return refuseOverride(d, l.tracker.Blocking)
 	}})
 }
 
@@ -525,9 +515,4 @@ func (l *interlocks) pass(ctx workflow.Context, what string, run func(*activitie
 			return err
 		}
 	}
-}
-
-// refused is a decision's refusal by a validator: the API answers it 409 with the message.
-func refused(format string, args ...any) error {
-	return temporal.NewApplicationError(fmt.Sprintf(format, args...), anyops.ECONFLICT)
 }

@@ -574,10 +574,8 @@ func (r *release) registerDecisions(ctx workflow.Context) error {
 			return refused("the plan has %d blockers: %s", len(r.plan.Blockers), r.plan.Blockers[0].Message)
 		case r.maintenanceStarted():
 			return refused("the cutover is under way")
-		case r.abort != nil:
-			return refused("the release was aborted")
 		}
-		return nil
+		return refuseApprove("release", r.abort, nil)
 	}}); err != nil {
 		return err
 	}
@@ -586,15 +584,12 @@ func (r *release) registerDecisions(ctx workflow.Context) error {
 		r.event("aborted by %s: %s", d.By, d.Reason)
 		return DecisionResult{Decision: UpdateAbort, Message: "the release stops before the cutover; the live cluster keeps serving"}, nil
 	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d DecisionInput) error {
-		switch {
-		case strings.TrimSpace(d.Reason) == "":
-			return refused("an abort needs a reason")
-		case r.maintenanceStarted():
-			return refused("the cutover is under way: it completes or rolls back by itself")
-		case r.abort != nil:
-			return refused("the release was aborted already by %s", r.abort.By)
-		}
-		return nil
+		return refuseAbort("release", d, r.abort, func() error {
+			if r.maintenanceStarted() {
+				return refused("the cutover is under way: it completes or rolls back by itself")
+			}
+			return nil
+		})
 	}}); err != nil {
 		return err
 	}
