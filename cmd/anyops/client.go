@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
 	"time"
 
@@ -108,5 +110,52 @@ func requireArg(name string) cobra.PositionalArgs {
 			return fmt.Errorf("want one argument, the %s; got %d", name, len(args))
 		}
 		return nil
+	}
+}
+
+// interruptible is the command's context, ended by an interrupt: what follows an operation
+// stops following it, and the operation goes on.
+func interruptible(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(cmd.Context(), os.Interrupt)
+}
+
+// follow asks get for an operation every interval (a second when not positive) until it no
+// longer runs (ended) or ctx ends (not ended, no error: the caller was interrupted), showing
+// each answer on out: redrawn in place on a terminal (redraw), else a line whenever its
+// progress changes. It returns the last answer.
+func follow(ctx context.Context, out io.Writer, redraw bool, interval time.Duration,
+	get func(context.Context) (op api.Operation, running bool, err error)) (last api.Operation, ended bool, err error) {
+	if interval <= 0 {
+		interval = time.Second
+	}
+	drawn, line := 0, "" // lines of the last redraw; the last progress line
+	for {
+		op, running, err := get(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return op, false, nil
+			}
+			return op, false, err
+		}
+		if redraw {
+			var b strings.Builder
+			printOperation(&b, op, time.Now())
+			if drawn > 0 {
+				fmt.Fprintf(out, "\x1b[%dA\x1b[J", drawn) // up over the last drawing, clear to the end
+			}
+			fmt.Fprint(out, b.String())
+			drawn = strings.Count(b.String(), "\n")
+		} else if l := progressLine(op); l != line {
+			fmt.Fprintf(out, "%s %s\n", time.Now().UTC().Format("15:04:05Z"), l)
+			line = l
+		}
+		if !running {
+			return op, true, nil
+		}
+		select {
+		case <-ctx.Done():
+			return op, false, nil
+		case <-time.After(interval):
+		}
 	}
 }

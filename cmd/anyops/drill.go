@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -145,7 +144,7 @@ func newDrillRunCmd(connect func() (*apiclient.Client, error)) *cobra.Command {
 				progress = cmd.ErrOrStderr()
 			}
 			fmt.Fprintf(progress, "started %s: %s on %s\n", d.WorkflowID, d.Scenario, d.Cluster)
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+			ctx, stop := interruptible(cmd)
 			defer stop()
 			final, err := watchDrill(ctx, c, d.ID, progress, isTerminal(progress), interval)
 			if err != nil {
@@ -234,40 +233,14 @@ func sortedKeys[V any](m map[string]V) []string {
 // redrawn in place, elsewhere a line is printed whenever it changes. An interrupt stops the
 // watching, not the drill.
 func watchDrill(ctx context.Context, c *apiclient.Client, id int64, out io.Writer, redraw bool, interval time.Duration) (api.DrillView, error) {
-	if interval <= 0 {
-		interval = time.Second
-	}
-	drawn, last := 0, ""
-	for {
-		d, err := c.GetDrill(ctx, id)
-		if err != nil {
-			if ctx.Err() != nil {
-				return d, nil
-			}
-			return d, err
-		}
+	var d api.DrillView
+	_, _, err := follow(ctx, out, redraw, interval, func(ctx context.Context) (api.Operation, bool, error) {
+		var err error
+		d, err = c.GetDrill(ctx, id)
 		op := api.Operation{ID: d.WorkflowID, Kind: "drill", State: string(d.State), Started: d.CreatedAt, Closed: d.FinishedAt, Status: d.Status}
-		if redraw {
-			var b strings.Builder
-			printOperation(&b, op, time.Now())
-			if drawn > 0 {
-				fmt.Fprintf(out, "\x1b[%dA\x1b[J", drawn)
-			}
-			fmt.Fprint(out, b.String())
-			drawn = strings.Count(b.String(), "\n")
-		} else if line := progressLine(op); line != last {
-			fmt.Fprintf(out, "%s %s\n", time.Now().UTC().Format("15:04:05Z"), line)
-			last = line
-		}
-		if d.State != anyops.DrillRunning {
-			return d, nil
-		}
-		select {
-		case <-ctx.Done():
-			return d, nil
-		case <-time.After(interval):
-		}
-	}
+		return op, d.State == anyops.DrillRunning, err
+	})
+	return d, err
 }
 
 func newDrillShowCmd(connect func() (*apiclient.Client, error)) *cobra.Command {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -103,7 +102,7 @@ func newOpShowCmd(connect func() (*apiclient.Client, error)) *cobra.Command {
 				printOperation(out, op, time.Now())
 				return nil
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+			ctx, stop := interruptible(cmd)
 			defer stop()
 			return watchOperation(ctx, c, args[0], out, isTerminal(out) && !asJSON, interval)
 		},
@@ -118,45 +117,23 @@ func newOpShowCmd(connect func() (*apiclient.Client, error)) *cobra.Command {
 // place on a terminal (redraw) or printing a line per change. It fails when the operation ends
 // other than completed.
 func watchOperation(ctx context.Context, c *apiclient.Client, id string, out io.Writer, redraw bool, interval time.Duration) error {
-	if interval <= 0 {
-		interval = time.Second
+	op, ended, err := follow(ctx, out, redraw, interval, getOperation(c, id))
+	switch {
+	case err != nil || !ended: // interrupted: the operation goes on
+		return err
+	case op.State == api.StateCompleted:
+		return nil
+	case op.Error != "":
+		return fmt.Errorf("operation %s %s: %s", id, op.State, oneLine(op.Error, 300))
 	}
-	var drawn int // lines of the last redraw
-	last := ""
-	for {
+	return fmt.Errorf("operation %s %s", id, op.State)
+}
+
+// getOperation is follow's get of an operation through the API.
+func getOperation(c *apiclient.Client, id string) func(context.Context) (api.Operation, bool, error) {
+	return func(ctx context.Context) (api.Operation, bool, error) {
 		op, err := c.GetOperation(ctx, id)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil // interrupted: the operation goes on
-			}
-			return err
-		}
-		if redraw {
-			var b strings.Builder
-			printOperation(&b, op, time.Now())
-			if drawn > 0 {
-				fmt.Fprintf(out, "\x1b[%dA\x1b[J", drawn) // up over the last drawing, clear to the end
-			}
-			fmt.Fprint(out, b.String())
-			drawn = strings.Count(b.String(), "\n")
-		} else if line := progressLine(op); line != last {
-			fmt.Fprintf(out, "%s %s\n", time.Now().UTC().Format("15:04:05Z"), line)
-			last = line
-		}
-		if op.State != api.StateRunning {
-			if op.State == api.StateCompleted {
-				return nil
-			}
-			if op.Error != "" {
-				return fmt.Errorf("operation %s %s: %s", id, op.State, oneLine(op.Error, 300))
-			}
-			return fmt.Errorf("operation %s %s", id, op.State)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(interval):
-		}
+		return op, op.State == api.StateRunning, err
 	}
 }
 
@@ -266,7 +243,7 @@ func newOpStartCmd(connect func() (*apiclient.Client, error)) *cobra.Command {
 			if !watch {
 				return nil
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+			ctx, stop := interruptible(cmd)
 			defer stop()
 			return watchOperation(ctx, c, started.ID, out, isTerminal(out) && !asJSON, time.Second)
 		},

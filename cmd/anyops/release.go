@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -88,23 +86,16 @@ func newReleasePlanCmd(connect func() (*apiclient.Client, error)) *cobra.Command
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+			ctx, stop := interruptible(cmd)
 			defer stop()
-			var op api.Operation
-			for {
-				if op, err = c.GetOperation(ctx, started.ID); err != nil {
-					return err
-				}
-				if op.State != api.StateRunning {
-					break
-				}
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(500 * time.Millisecond):
-				}
-			}
-			if op.State != api.StateCompleted {
+			// A dry run is short: its progress is not shown, only its plan.
+			op, ended, err := follow(ctx, io.Discard, false, 500*time.Millisecond, getOperation(c, started.ID))
+			switch {
+			case err != nil:
+				return err
+			case !ended:
+				return ctx.Err()
+			case op.State != api.StateCompleted:
 				return fmt.Errorf("the plan %s %s: %s", started.ID, op.State, oneLine(op.Error, 300))
 			}
 			var res workflows.ReleaseResult
@@ -149,7 +140,7 @@ func newReleaseStartCmd(connect func() (*apiclient.Client, error)) *cobra.Comman
 			if !watch {
 				return nil
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+			ctx, stop := interruptible(cmd)
 			defer stop()
 			return watchOperation(ctx, c, started.ID, out, isTerminal(out), time.Second)
 		},
