@@ -12,7 +12,7 @@ import (
 )
 
 // Storage activities that set devices up: finding a volume's device, md arrays made or
-// assembled, file systems. Each looks first for what an earlier attempt did, and none ever
+// assembled, file systems checked and mounted, NFS exports. Each looks first for what an earlier attempt did, and none ever
 // writes over data it did not make.
 
 // Error types of the storage and DRBD activities.
@@ -246,4 +246,229 @@ func (h *Hosts) MakeFilesystem(ctx context.Context, in MakeFilesystemInput) (Mak
 		return MakeFilesystemOutput{}, err
 	}
 	return MakeFilesystemOutput{Created: strings.Contains(res.Stdout, "anyops-created"), Result: res}, nil
+}
+
+// AssembleRAIDInput assembles an md array from its member volumes.
+type AssembleRAIDInput struct {
+	InstanceID string
+	Device     string   // e.g. /dev/md0
+	Members    []string // e.g. /dev/xvdf /dev/xvdg; empty lets mdadm scan
+}
+
+// AssembleRAIDOutput says whether the array had to be assembled.
+type AssembleRAIDOutput struct {
+	AlreadyActive bool
+	Result        CommandResult
+}
+
+// AssembleRAID assembles the array unless it is already active.
+func (h *Hosts) AssembleRAID(ctx context.Context, in AssembleRAIDInput) (AssembleRAIDOutput, error) {
+	if err := checkField("Device", in.Device, reDevice); err != nil {
+		return AssembleRAIDOutput{}, err
+	}
+	members := ""
+	for _, m := range in.Members {
+		if err := checkField("Members", m, reDevice); err != nil {
+			return AssembleRAIDOutput{}, err
+		}
+		members += " " + shellQuote(m)
+	}
+	if members == "" {
+		members = " --scan"
+	}
+	dev := shellQuote(in.Device)
+	res, err := h.RunCommand(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops assemble raid", Commands: []string{
+		"mdadm --detail " + dev + " >/dev/null 2>&1 && echo already-active && exit 0",
+		"mdadm --assemble " + dev + members,
+	}})
+	if err != nil {
+		return AssembleRAIDOutput{}, err
+	}
+	return AssembleRAIDOutput{AlreadyActive: strings.Contains(res.Stdout, "already-active"), Result: res}, nil
+}
+
+// FsckInput checks (and with Repair, repairs) the file system on an unmounted device.
+type FsckInput struct {
+	InstanceID string
+	Device     string
+	Repair     bool
+}
+
+// FsckOutput reads fsck's exit code.
+type FsckOutput struct {
+	Clean      bool // nothing wrong
+	Corrected  bool // errors were found and repaired
+	ErrorsLeft bool // errors remain (with Repair false: errors were found)
+	Result     CommandResult
+}
+
+// Fsck runs fsck on an unmounted device; a mounted one is a non-retryable DeviceMounted
+// error (no retry unmounts it: the workflow must).
+// Errors left on the file system are a finding in the output, not an activity error: the
+// workflow decides (restore from the backup, build a new server).
+func (h *Hosts) Fsck(ctx context.Context, in FsckInput) (FsckOutput, error) {
+	if err := checkField("Device", in.Device, reDevice); err != nil {
+		return FsckOutput{}, err
+	}
+	dev := shellQuote(in.Device)
+	mode := "-n"
+	if in.Repair {
+		mode = "-y"
+	}
+	res, err := h.run(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops fsck", Commands: []string{
+		"mount | grep -q -F " + shellQuote(in.Device+" on ") + " && exit " + strconv.Itoa(exitDeviceMounted),
+		"fsck " + mode + " " + dev,
+	}})
+	if err != nil {
+		return FsckOutput{}, err
+	}
+	out := FsckOutput{Result: res}
+	switch code := res.ExitCode; {
+	case code == exitDeviceMounted:
+		return FsckOutput{}, temporal.NewNonRetryableApplicationError(in.Device+" is mounted", ErrDeviceMounted, nil, res)
+	case code == 0:
+		out.Clean = true
+	case code == exitCommandMissing:
+		return FsckOutput{}, commandError(res)
+	case code&^3 == 0: // 1 corrected, 2 corrected and the host should reboot
+		out.Corrected = true
+	case code&^3 == 4: // 4: errors left uncorrected, possibly with some corrected
+		out.Corrected = code&3 != 0
+		out.ErrorsLeft = true
+	default: // 8 operational error, 16 usage, 32 cancelled, 128 library error
+		return FsckOutput{}, commandError(res)
+	}
+	return out, nil
+}
+
+// MountInput mounts a device.
+type MountInput struct {
+	InstanceID string
+	Device     string
+	MountPoint string
+	FSType     string // empty lets mount detect it
+	Options    string // e.g. noatime,nodev
+}
+
+// Mount mounts the device; the same device already mounted there is success, another device
+// mounted there a non-retryable MountpointBusy error.
+func (h *Hosts) Mount(ctx context.Context, in MountInput) (CommandResult, error) {
+	if err := checkField("Device", in.Device, reDevice); err != nil {
+		return CommandResult{}, err
+	}
+	if err := checkPath("MountPoint", in.MountPoint); err != nil {
+		return CommandResult{}, err
+	}
+	if err := checkField("Options", in.Options, reOptions); err != nil {
+		return CommandResult{}, err
+	}
+	mount := "mount"
+	if in.FSType != "" {
+		if err := checkField("FSType", in.FSType, reName); err != nil {
+			return CommandResult{}, err
+		}
+		mount += " -t " + shellQuote(in.FSType)
+	}
+	if in.Options != "" {
+		mount += " -o " + shellQuote(in.Options)
+	}
+	dev, mp := shellQuote(in.Device), shellQuote(in.MountPoint)
+	res, err := h.run(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops mount", Commands: []string{
+		// `mount` lists "DEVICE on DIR type ...": our device already there is success.
+		"mount | grep -q -F " + shellQuote(in.Device+" on "+in.MountPoint+" type ") + " && exit 0",
+		"mountpoint -q " + mp + " && exit " + strconv.Itoa(exitMountpointBusy),
+		"mkdir -p " + mp + " 2>/dev/null",
+		mount + " " + dev + " " + mp,
+	}})
+	if err != nil {
+		return res, err
+	}
+	return res, classifyExit(res, "mount "+in.Device, mountFailures...)
+}
+
+// mountFailures: mount(8) exits 32 for every failure; its message says which.
+var mountFailures = []exitRule{
+	{exitMountpointBusy, "", ErrMountpointBusy, false},
+	{32, "does not exist", ErrDeviceMissing, true},
+	{32, "wrong medium type", ErrMountFailed, false}, // a DRBD device that is not Primary
+	{32, "bad superblock", ErrMountFailed, false},
+	{32, "already mounted", ErrMountFailed, false},
+}
+
+// UmountInput unmounts a mount point.
+type UmountInput struct {
+	InstanceID string
+	MountPoint string
+}
+
+// Umount unmounts the mount point; nothing mounted there is success.
+func (h *Hosts) Umount(ctx context.Context, in UmountInput) (CommandResult, error) {
+	if err := checkPath("MountPoint", in.MountPoint); err != nil {
+		return CommandResult{}, err
+	}
+	mp := shellQuote(in.MountPoint)
+	res, err := h.run(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops umount", Commands: []string{
+		"mountpoint -q " + mp + " || exit 0",
+		"umount " + mp,
+	}})
+	if err != nil {
+		return res, err
+	}
+	// Busy is retried: processes close their files. An NFS export keeps it busy until the
+	// workflow unexports; the type tells it so when the retries run out.
+	return res, classifyExit(res, "umount "+in.MountPoint, exitRule{32, "busy", ErrTargetBusy, true})
+}
+
+// NFSExportInput names one export: a path to a set of clients.
+type NFSExportInput struct {
+	InstanceID string
+	Path       string
+	Clients    string // e.g. 10.0.0.0/16 or *
+	Options    string // e.g. rw,sync,no_subtree_check; used by ExportNFS
+}
+
+func (in NFSExportInput) check() error {
+	if err := checkPath("Path", in.Path); err != nil {
+		return err
+	}
+	if err := checkField("Clients", in.Clients, reNFSHosts); err != nil {
+		return err
+	}
+	return checkField("Options", in.Options, reOptions)
+}
+
+// ExportNFS exports a path; exportfs replaces an existing export of the same path and
+// clients, so a retry is harmless.
+func (h *Hosts) ExportNFS(ctx context.Context, in NFSExportInput) (CommandResult, error) {
+	if err := in.check(); err != nil {
+		return CommandResult{}, err
+	}
+	cmd := "exportfs"
+	if in.Options != "" {
+		cmd += " -o " + shellQuote(in.Options)
+	}
+	res, err := h.run(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops export nfs", Commands: []string{
+		cmd + " " + shellQuote(in.Clients+":"+in.Path),
+	}})
+	if err != nil {
+		return res, err
+	}
+	return res, classifyExit(res, "exportfs "+in.Path, exitRule{0, "Failed to stat", ErrExportPathMissing, false})
+}
+
+// UnexportNFS withdraws an export; an export that is not there is success.
+func (h *Hosts) UnexportNFS(ctx context.Context, in NFSExportInput) (CommandResult, error) {
+	if err := in.check(); err != nil {
+		return CommandResult{}, err
+	}
+	res, err := h.run(ctx, RunCommandInput{InstanceID: in.InstanceID, Comment: "anyops unexport nfs", Commands: []string{
+		"exportfs -u " + shellQuote(in.Clients+":"+in.Path),
+	}})
+	if err != nil {
+		return res, err
+	}
+	if res.ExitCode != 0 && strings.Contains(res.Stderr, "Could not find") {
+		return res, nil
+	}
+	return res, commandError(res)
 }
