@@ -3,10 +3,7 @@ package api
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -26,7 +23,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/anyops/anyops"
-	"github.com/anyops/anyops/activities"
 	"github.com/anyops/anyops/inventory"
 	sbclient "github.com/anyops/anyops/sandboxd/client"
 	sbtoken "github.com/anyops/anyops/sandboxd/token"
@@ -398,70 +394,6 @@ func (cs *consoleService) attachURL(sandboxdURL, sandboxID string) (string, erro
 	return u, err
 }
 
-// consoleToken is "<expiry unix>.<HMAC of id and expiry>": the console's credential, checkable
-// by any API replica without state.
-func (cs *consoleService) consoleToken(id string, exp time.Time) string {
-	e := strconv.FormatInt(exp.Unix(), 10)
-	return e + "." + base64.RawURLEncoding.EncodeToString(consoleMAC(cs.tokenKeys[0], id, e))
-}
-
-// consoleTokenKey is the console token key of a sandboxd key: derived, so every API replica
-// with the same sandboxd key agrees on it, and a console token is never a sandboxd token.
-func consoleTokenKey(k ed25519.PrivateKey) []byte {
-	mac := hmac.New(sha256.New, k.Seed())
-	mac.Write([]byte("anyops console token key v1"))
-	return mac.Sum(nil)
-}
-
-func consoleMAC(key []byte, id, exp string) []byte {
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(id + "\x00" + exp))
-	return mac.Sum(nil)
-}
-
-func (cs *consoleService) validConsoleToken(id, tok string, now time.Time) bool {
-	e, sig, ok := strings.Cut(tok, ".")
-	if !ok || len(tok) > 200 {
-		return false
-	}
-	exp, err := strconv.ParseInt(e, 10, 64)
-	if err != nil || now.Unix() >= exp {
-		return false
-	}
-	got, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil {
-		return false
-	}
-	for _, key := range cs.tokenKeys {
-		if hmac.Equal(got, consoleMAC(key, id, e)) {
-			return true
-		}
-	}
-	return false
-}
-
-// authorizeConsole lets through the console's own token (Bearer or ?token=) or a staff token
-// with role need. It reports whether the caller holds the console token.
-func (cs *consoleService) authorizeConsole(c *gin.Context, id string, need AccessRole) (owner bool, ok bool) {
-	if err := cs.ready(); err != nil {
-		WriteError(c, err)
-		return false, false
-	}
-	tok := c.Query("token")
-	if h := c.GetHeader("Authorization"); tok == "" && strings.HasPrefix(h, "Bearer ") {
-		tok = strings.TrimSpace(strings.TrimPrefix(h, "Bearer "))
-	}
-	if tok != "" && cs.validConsoleToken(id, tok, time.Now()) {
-		return true, true
-	}
-	if c.GetHeader("Authorization") == "" {
-		WriteError(c, anyops.Errorf(anyops.EUNAUTHORIZED, "send the console token (Bearer or ?token=) or a staff token"))
-		return false, false
-	}
-	cs.server.deps.Auth.Require(need)(c)
-	return false, !c.IsAborted()
-}
-
 func consoleID(c *gin.Context) (string, error) {
 	id := c.Param("id")
 	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
@@ -583,125 +515,4 @@ func (cs *consoleService) list(c *gin.Context) {
 		}
 		return out, next, err
 	})(c)
-}
-
-// listImages serves GET /v1/images (?name= filters).
-func (cs *consoleService) listImages(c *gin.Context) {
-	q, err := queryParams(c, "name")
-	if err != nil {
-		WriteError(c, err)
-		return
-	}
-	imgs, err := cs.server.deps.Store.ListImages(c.Request.Context(), q.Get("name"))
-	if err != nil {
-		WriteError(c, err)
-		return
-	}
-	if imgs == nil {
-		imgs = []inventory.Image{}
-	}
-	c.JSON(http.StatusOK, List[inventory.Image]{Items: imgs})
-}
-
-func (cs *consoleService) getUser(c *gin.Context) {
-	u, err := cs.server.deps.Store.GetUser(c.Request.Context(), c.Param("name"))
-	if err != nil {
-		WriteError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, u)
-}
-
-// ImageRequest names an image version: the body of PUT /v1/users/{name}/image (the version
-// to move the user to: their next console runs on it, consoles open now keep theirs) and of
-// PUT /v1/images/default.
-type ImageRequest struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
-}
-
-// bindImageRequest reads an ImageRequest, refusing one without name or version.
-func bindImageRequest(c *gin.Context) (ImageRequest, bool) {
-	var req ImageRequest
-	if err := BindJSON(c, &req); err != nil {
-		WriteError(c, err)
-		return req, false
-	}
-	if req.Name == "" || req.Version == "" {
-		WriteError(c, anyops.Errorf(anyops.EINVALID, "name and version of the image are required"))
-		return req, false
-	}
-	return req, true
-}
-
-// setDefaultImage serves PUT /v1/images/default: users created from now on are pinned to the
-// image; users pinned before keep theirs. Every registered console host must be able to start
-// it (one short sandbox each) before anything is recorded; the version is recorded when new.
-func (cs *consoleService) setDefaultImage(c *gin.Context) {
-	if err := cs.ready(); err != nil {
-		WriteError(c, err)
-		return
-	}
-	req, ok := bindImageRequest(c)
-	if !ok {
-		return
-	}
-	ref := inventory.Image{Name: req.Name, Version: req.Version}.Ref()
-	ctx := c.Request.Context()
-	if err := activities.ConsoleHostsHaveImage(ctx, cs.server.deps.Store, cs.signer, ref); err != nil {
-		WriteError(c, err)
-		return
-	}
-	from := ""
-	if before, err := cs.server.deps.Store.DefaultImage(ctx); err == nil {
-		from = before.Ref()
-	} else if anyops.ErrorCode(err) != anyops.ENOTFOUND {
-		WriteError(c, err)
-		return
-	}
-	if _, err := cs.server.deps.Store.AddImage(ctx, req.Name, req.Version); err != nil && anyops.ErrorCode(err) != anyops.ECONFLICT {
-		WriteError(c, err)
-		return
-	}
-	img, err := cs.server.deps.Store.SetDefaultImage(ctx, req.Name, req.Version)
-	if err != nil {
-		WriteError(c, err)
-		return
-	}
-	if _, err := cs.server.deps.Store.RecordAudit(ctx, inventory.AuditEvent{Actor: Actor(c), Action: "set-default-image", Subject: ref,
-		Summary: map[string]any{"from": from, "to": ref}}); err != nil {
-		cs.server.log.Warn("record default image audit event", "err", err)
-	}
-	c.JSON(http.StatusOK, img)
-}
-
-func (cs *consoleService) setUserImage(c *gin.Context) {
-	req, ok := bindImageRequest(c)
-	if !ok {
-		return
-	}
-	if err := checkNames("name", req.Name, "version", req.Version); err != nil {
-		WriteError(c, err)
-		return
-	}
-	ctx := c.Request.Context()
-	before, err := cs.server.deps.Store.GetUser(ctx, c.Param("name"))
-	if err != nil {
-		WriteError(c, err)
-		return
-	}
-	u, err := cs.server.deps.Store.SetUserImage(ctx, c.Param("name"), req.Name, req.Version)
-	if err != nil {
-		WriteError(c, err)
-		return
-	}
-	from := ""
-	if before.Image != nil {
-		from = before.Image.Ref()
-	}
-	if _, err := cs.server.deps.Store.RecordAudit(ctx, inventory.AuditEvent{Actor: Actor(c), Action: "move-user-image", Subject: u.Name,
-		Summary: map[string]any{"from": from, "to": inventory.Image{Name: req.Name, Version: req.Version}.Ref()}}); err != nil {
-		cs.server.log.Warn("record image move audit event", "err", err)
-	}
-	c.JSON(http.StatusOK, u)
 }
