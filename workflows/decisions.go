@@ -32,6 +32,12 @@ type DecisionInput struct {
 	PlanHash string `json:"plan_hash,omitempty"`
 }
 
+// DecisionResult is what a decision update returns.
+type DecisionResult struct {
+	Decision string `json:"decision"`
+	Message  string `json:"message"`
+}
+
 // decisionsAnswered waits, as a run ends, until every decision's handler has finished: a
 // handler that audits or notes the incident after its effect lets the run go on, and a run
 // that closed first would leave the person who decided without an answer. Deferred first

@@ -1,10 +1,13 @@
 package workflows
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -515,4 +518,23 @@ func (l *interlocks) pass(ctx workflow.Context, what string, run func(*activitie
 			return err
 		}
 	}
+}
+
+// replacementSuffix is the suffix replacementName adds: four hex digits.
+var replacementSuffix = regexp.MustCompile(`-[0-9a-f]{4}$`)
+
+// replacementName names the server that replaces another: its name (without an earlier
+// replacement's suffix) and four hex digits of the operation's scope, the same on every retry
+// and replay, another for another incident.
+func replacementName(server, scope string) string {
+	sum := sha256.Sum256([]byte(server + "\x00" + scope))
+	base := replacementSuffix.ReplaceAllString(server, "")
+	return truncateName(base, 63-5) + "-" + hex.EncodeToString(sum[:])[:4]
+}
+
+func truncateName(s string, n int) string {
+	if len(s) > n {
+		return strings.TrimRight(s[:n], "-")
+	}
+	return s
 }
