@@ -291,15 +291,10 @@ func (p FailoverPolicy) validate() error {
 			return err
 		}
 	}
-	if p.Seed != "" {
-		if _, err := anyops.Parse("policy.seed", string(p.Seed), anyops.SeedPolicies); err != nil {
-			return err
-		}
+	if err := validateSeed(p.Seed); err != nil {
+		return err
 	}
-	if len(p.ImageID) > 128 {
-		return anyops.Errorf(anyops.EINVALID, "policy.image_id is longer than 128 bytes")
-	}
-	return nil
+	return validateImageID(p.ImageID)
 }
 
 // FailoverInput starts FileServerFailover: the body of POST /v1/operations/failover, and what
@@ -333,15 +328,10 @@ func (p RebuildPolicy) withDefaults() RebuildPolicy {
 }
 
 func (p RebuildPolicy) validate() error {
-	if p.Seed != "" {
-		if _, err := anyops.Parse("policy.seed", string(p.Seed), anyops.SeedPolicies); err != nil {
-			return err
-		}
+	if err := validateSeed(p.Seed); err != nil {
+		return err
 	}
-	if len(p.ImageID) > 128 {
-		return anyops.Errorf(anyops.EINVALID, "policy.image_id is longer than 128 bytes")
-	}
-	return nil
+	return validateImageID(p.ImageID)
 }
 
 // BackupRebuildInput starts BackupRebuild: an alarm on a backup server.
@@ -379,8 +369,20 @@ func (p ReplacePolicy) withDefaults() ReplacePolicy {
 	return p
 }
 
-func (p ReplacePolicy) validate() error {
-	if len(p.ImageID) > 128 {
+func (p ReplacePolicy) validate() error { return validateImageID(p.ImageID) }
+
+// validateSeed and validateImageID check the policy fields the recoveries share; empty is the
+// default.
+func validateSeed(seed anyops.SeedPolicy) error {
+	if seed == "" {
+		return nil
+	}
+	_, err := anyops.Parse("policy.seed", string(seed), anyops.SeedPolicies)
+	return err
+}
+
+func validateImageID(id string) error {
+	if len(id) > 128 {
 		return anyops.Errorf(anyops.EINVALID, "policy.image_id is longer than 128 bytes")
 	}
 	return nil

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,6 +30,7 @@ func TestRecoveryPrepare(t *testing.T) {
 				{"requested_by is the server's", `{"server":"live-file","requested_by":"mallory"}`, "requested_by is set by the server", nil},
 				{"negative timing", `{"server":"live-file","timing":{"boot_timeout":-1}}`, "timing.boot_timeout", nil},
 				{"unknown field", `{"server":"live-file","zone":"us-east-1a"}`, `unknown field "zone"`, nil},
+				{"an image id too long", `{"server":"live-file","policy":{"image_id":"ami-` + strings.Repeat("0", 130) + `"}}`, "policy.image_id is longer than 128 bytes", nil},
 			})
 		})
 	}
@@ -40,6 +42,7 @@ func TestRecoveryPrepare(t *testing.T) {
 		{"an unknown way", `{"server":"live-file","policy":{"ways":["pray"]}}`, `policy.ways "pray" is not one of`, nil},
 		{"a way twice", `{"server":"live-file","policy":{"ways":["repair","repair"]}}`, "names repair twice", nil},
 		{"an unknown loser policy", `{"server":"live-file","policy":{"losers":"burn"}}`, `policy.losers "burn"`, nil},
+		{"an unknown seed policy", `{"server":"live-file","policy":{"seed":"pray"}}`, `policy.seed "pray"`, nil},
 	})
 	// BackupRebuild's own field is checked too, after the request and before timing and policy.
 	checkPrepare(t, KindBackupRebuild, anyops.BackupRebuildWorkflowID("live-file"), []prepareCase{
