@@ -415,7 +415,7 @@ func (b *Binder) BindWorker(c *Worker) {
 	b.Int(&c.NFSProbeFailures, "nfs-probe-failures", "", 3, "failed probe rounds in a row that raise the probe alarm")
 	b.String(&c.DrillCloudsim, "drill-cloudsim", "ANYOPS_DRILL_CLOUDSIM", "", "base URL of the cloudsim drills drive (its /_sim control API); empty: drills cannot run (dev: its own cloudsim)")
 	b.Float(&c.DrillBaseSpeed, "drill-base-speed", "ANYOPS_DRILL_BASE_SPEED", 0, "cloudsim's speed while no drill runs; 0: left as it is (dev: cloudsim's --speed)")
-	b.Duration(&c.CommandPoll, "command-poll", "", 2*time.Second, "how often a running host command's result is asked of SSM")
+	b.Duration(&c.CommandPoll, "command-poll", "ANYOPS_COMMAND_POLL", 2*time.Second, "how often a running host command's result is asked of SSM (dev: divided by cloudsim's speed)")
 }
 
 // BindSandboxd binds the sandboxd settings. prefix is "" for `anyops sandboxd` (--addr) and

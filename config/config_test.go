@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -134,5 +135,40 @@ func TestSandboxdNetworkConfig(t *testing.T) {
 		if _, err := parse(t, map[string]string{env: value}); err == nil {
 			t.Errorf("%s=%q: accepted", env, value)
 		}
+	}
+}
+
+// TestCommandPollFromEnv proves ANYOPS_COMMAND_POLL (which the integration tests set for the
+// worker they start) reaches Worker.CommandPoll, that the flag beats it, and that the default
+// is the production 2 s.
+func TestCommandPollFromEnv(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  string
+		want time.Duration
+	}{
+		{"default", nil, "", 2 * time.Second},
+		{"env", nil, "25ms", 25 * time.Millisecond},
+		{"flag beats env", []string{"--command-poll=40ms"}, "25ms", 40 * time.Millisecond},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.env != "" {
+				t.Setenv("ANYOPS_COMMAND_POLL", tt.env)
+			}
+			fs := pflag.NewFlagSet("worker", pflag.ContinueOnError)
+			b := NewBinder(fs)
+			var w Worker
+			b.BindWorker(&w)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Load(); err != nil {
+				t.Fatal(err)
+			}
+			if w.CommandPoll != tt.want {
+				t.Fatalf("CommandPoll %v, want %v", w.CommandPoll, tt.want)
+			}
+		})
 	}
 }
