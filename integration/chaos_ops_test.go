@@ -166,7 +166,7 @@ var interlocksKept = chaosInvariant{name: "no interlock broken (not-uptodate pro
 // tagged resources and the inventory's audited overrides, over the whole run.
 func drbdReport(t *testing.T, w *chaosWorld, cluster string) (drills.Report, error) {
 	ctx := context.Background()
-	store, err := inventory.Open(ctx, inventory.DriverSQLite, w.dbFile)
+	store, err := w.openStore()
 	if err != nil {
 		return drills.Report{}, err
 	}
@@ -249,7 +249,7 @@ var chaosInvariants = []chaosInvariant{
 	{name: "the inventory agrees with the cloud", check: func(t *testing.T, w *chaosWorld, op chaosOperation) string {
 		w.startWorker()
 		runFleetSync(t, w.tc)
-		store, err := inventory.Open(context.Background(), inventory.DriverSQLite, w.dbFile)
+		store, err := w.openStore()
 		if err != nil {
 			return err.Error()
 		}
@@ -331,7 +331,7 @@ func runBrokenWorker() error {
 		return err
 	}
 	defer tc.Close()
-	store, err := inventory.Open(ctx, inventory.DriverSQLite, os.Getenv("ANYOPS_DB_DSN"))
+	store, err := inventory.Open(ctx, os.Getenv("ANYOPS_DB_DRIVER"), os.Getenv("ANYOPS_DB_DSN"))
 	if err != nil {
 		return err
 	}

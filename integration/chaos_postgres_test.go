@@ -1,0 +1,214 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/anyops/anyops"
+	"github.com/anyops/anyops/api"
+	"github.com/anyops/anyops/inventory"
+	sbtoken "github.com/anyops/anyops/sandboxd/token"
+)
+
+// The chaos world's inventory is a PostgreSQL server of its own (testenv.PostgresServer:
+// scripts/postgres-server.sh, the steps scripts/with-postgres.sh takes for `make test`),
+// which the postgres-restart fault crashes (pg_ctl -m immediate) and starts again on the same
+// data directory while the operation runs. During the outage the real API, served in-process on the same database and
+// Temporal, is probed: every answer must be 503 with Retry-After, and a write it accepted
+// just before the crash, or just after the restart, must be there afterwards.
+
+const faultPostgresRestart = "postgres-restart"
+
+// postgresOutage is how long the database stays down: long enough for the workers' activities
+// to meet it and for the API probe to ask several times.
+const postgresOutage = 3 * time.Second
+
+// openStore opens the world's inventory, for the invariants that read it.
+func (w *chaosWorld) openStore() (*inventory.Store, error) {
+	return inventory.Open(context.Background(), inventory.DriverPostgres, w.pg.DSN)
+}
+
+// restartPostgres is the postgres-restart fault: the API's image default set just before
+// the crash, the database crashed, every API answer during the outage 503 with Retry-After,
+// the database back on its data directory, and both the write accepted before and one
+// accepted after there.
+func (w *chaosWorld) restartPostgres() error {
+	probe, err := w.startAPIProbe()
+	if err != nil {
+		return err
+	}
+	defer probe.close()
+	before := fmt.Sprintf("before-%d", time.Now().UnixNano())
+	if err := probe.setDefaultImage(before); err != nil {
+		return fmt.Errorf("before the crash: %w", err)
+	}
+	if err := w.pg.Crash(); err != nil {
+		return err
+	}
+	var wrong []string
+	for deadline := time.Now().Add(postgresOutage); time.Now().Before(deadline); {
+		wrong = append(wrong, probe.allUnavailable()...)
+		time.Sleep(500 * time.Millisecond)
+	}
+	if err := w.pg.Start(); err != nil {
+		return err
+	}
+	if len(wrong) > 0 {
+		return fmt.Errorf("the API while the database was down: %s", strings.Join(wrong, "; "))
+	}
+	// The pool's connections died with the server; the API answers again once it has new ones.
+	var got string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if got, err = probe.defaultImage(); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("the API after the database came back: %w", err)
+	}
+	if got != before {
+		return fmt.Errorf("the default image accepted before the crash (%s) is lost: the API reads %q", before, got)
+	}
+	after := fmt.Sprintf("after-%d", time.Now().UnixNano())
+	if err := probe.setDefaultImage(after); err != nil {
+		return fmt.Errorf("after the restart: %w", err)
+	}
+	if got, err := probe.defaultImage(); err != nil || got != after {
+		return fmt.Errorf("the default image accepted after the restart (%s) reads back as %q (%v)", after, got, err)
+	}
+	return nil
+}
+
+// apiProbe is the real API (api.New's handler over HTTP) on the world's database and Temporal.
+type apiProbe struct {
+	store *inventory.Store
+	srv   *httptest.Server
+}
+
+const probeToken = "chaos-operator-token"
+
+func (w *chaosWorld) startAPIProbe() (*apiProbe, error) {
+	store, err := w.openStore()
+	if err != nil {
+		return nil, err
+	}
+	auth, err := api.ParseTokens("chaos:operator:" + probeToken)
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	_, key, err := sbtoken.GenerateKey()
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	// A sandboxd key switches PUT /v1/images/default on; no console host is registered, so
+	// it writes the inventory only.
+	s := api.New(api.Deps{Store: store, Temporal: w.tc, Auth: auth, Logger: slog.New(slog.DiscardHandler),
+		Consoles: api.ConsoleDeps{SandboxdKey: key}})
+	return &apiProbe{store: store, srv: httptest.NewServer(s.Handler())}, nil
+}
+
+func (p *apiProbe) close() {
+	p.srv.Close()
+	_ = p.store.Close()
+}
+
+func (p *apiProbe) do(method, path, body string) (*http.Response, []byte, error) {
+	req, err := http.NewRequest(method, p.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+probeToken)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp, b, err
+}
+
+func imageBody(version string) string {
+	b, _ := json.Marshal(api.ImageRequest{Name: "chaos", Version: version})
+	return string(b)
+}
+
+func (p *apiProbe) setDefaultImage(version string) error {
+	resp, body, err := p.do("PUT", "/v1/images/default", imageBody(version))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("PUT /v1/images/default = %d %s", resp.StatusCode, body)
+	}
+	return nil
+}
+
+// defaultImage reads the default image's version of image "chaos" from GET /v1/images.
+func (p *apiProbe) defaultImage() (string, error) {
+	resp, body, err := p.do("GET", "/v1/images?name=chaos", "")
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET /v1/images = %d %s", resp.StatusCode, body)
+	}
+	var page struct {
+		Items []inventory.Image `json:"items"`
+	}
+	if err := json.Unmarshal(body, &page); err != nil {
+		return "", fmt.Errorf("GET /v1/images: %w: %s", err, body)
+	}
+	for _, img := range page.Items {
+		if img.Default {
+			return img.Version, nil
+		}
+	}
+	return "", fmt.Errorf("GET /v1/images: no default among %s", body)
+}
+
+// probeRequests are the API requests asked while the database is down: reads of the
+// inventory and a write.
+var probeRequests = []struct{ method, path, body string }{
+	{"GET", "/v1/zones", ""},
+	{"GET", "/v1/servers", ""},
+	{"GET", "/v1/volumes", ""},
+	{"GET", "/v1/incidents", ""},
+	{"GET", "/v1/images", ""},
+	{"PUT", "/v1/images/default", imageBody("during-outage")},
+}
+
+// allUnavailable asks every probe request and names each answer that is not 503 with a
+// Retry-After in whole seconds and the EUNAVAILABLE error body.
+func (p *apiProbe) allUnavailable() []string {
+	var wrong []string
+	for _, r := range probeRequests {
+		what := r.method + " " + r.path
+		resp, body, err := p.do(r.method, r.path, r.body)
+		if err != nil {
+			wrong = append(wrong, fmt.Sprintf("%s: %v", what, err))
+			continue
+		}
+		var e api.ErrorBody
+		_ = json.Unmarshal(body, &e)
+		retry, rerr := strconv.Atoi(resp.Header.Get("Retry-After"))
+		if resp.StatusCode != http.StatusServiceUnavailable || rerr != nil || retry < 1 || e.Error.Code != anyops.EUNAVAILABLE {
+			wrong = append(wrong, fmt.Sprintf("%s = %d (Retry-After %q) %s", what, resp.StatusCode, resp.Header.Get("Retry-After"), lastBytes(body, 300)))
+		}
+	}
+	return wrong
+}
