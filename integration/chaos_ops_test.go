@@ -96,7 +96,7 @@ var chaosOperations = []chaosOperation{
 		name:         "storage-change",
 		crashPoints:  []crashPoint{{action: "CreateSnapshot"}, {action: "CreateVolume"}, {action: "AttachVolume"}, {action: "StopInstances"}},
 		changesFleet: true,
-		invariants:   []chaosInvariant{interlocksKept},
+		invariants:   []chaosInvariant{interlocksKept, hotCopiesKept},
 		setUp: func(t *testing.T, w *chaosWorld) {
 			buildDemoFleet(t, w)
 			for name, ids := range describeVolumes(t, w.clouds.EC2) {
@@ -215,8 +215,8 @@ type chaosInvariant struct {
 }
 
 // chaosInvariants are the invariants that the operations of the table can break. The
-// storage change's (never zero hot copies), the notices' (none sent twice) and the
-// promotions' (never a disk not UpToDate without an audited override) join with the
+// storage change's (never zero hot copies: hotCopiesKept), the notices' (none sent twice) and
+// the promotions' (never a disk not UpToDate without an audited override) join with the
 // operations that make such changes.
 var chaosInvariants = []chaosInvariant{
 	{name: "no duplicate resources (by their business tags)", check: func(t *testing.T, w *chaosWorld, _ chaosOperation) string {

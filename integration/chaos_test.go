@@ -218,6 +218,9 @@ type chaosWorld struct {
 	logFile  string
 	mu       sync.Mutex
 	workers  []*workerProcess
+	// opStarted and opEnded are the operation's start and end on cloudsim's clock, the window
+	// of the invariants that hold during it.
+	opStarted, opEnded time.Time
 }
 
 // newChaosWorld builds a run's world; extraEnv goes to every worker it starts (the harness's
@@ -384,6 +387,7 @@ func (w *chaosWorld) runOperation(t *testing.T, op chaosOperation, sched chaosSc
 		setUpWorker.kill9(t)
 	}
 	current := w.startWorker()
+	w.opStarted = w.sim.Now()
 	run := op.start(t, w)
 	ended := make(chan error, 1)
 	go func() {
@@ -440,6 +444,7 @@ func (w *chaosWorld) runOperation(t *testing.T, op chaosOperation, sched chaosSc
 	if !finished {
 		runErr = <-ended
 	}
+	w.opEnded = w.sim.Now()
 	if runErr != nil {
 		violations = append(violations, fmt.Sprintf("invariant %q broken: %s did not complete: %v", "the operation completes", op.name, runErr))
 	}
