@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -27,9 +28,13 @@ import (
 
 const faultPostgresRestart = "postgres-restart"
 
-// postgresOutage is how long the database stays down: long enough for the workers' activities
-// to meet it and for the API probe to ask several times.
-const postgresOutage = 3 * time.Second
+// The database stays down at least postgresOutage (the API probe asks several times), and on
+// until a worker has met the outage (an activity or a loop of the worker logged the inventory
+// unavailable), at most postgresOutageMax: an outage no activity saw proves little.
+const (
+	postgresOutage    = 3 * time.Second
+	postgresOutageMax = 20 * time.Second
+)
 
 // openStore opens the world's inventory, for the invariants that read it.
 func (w *chaosWorld) openStore() (*inventory.Store, error) {
@@ -50,17 +55,23 @@ func (w *chaosWorld) restartPostgres() error {
 	if err := probe.setDefaultImage(before); err != nil {
 		return fmt.Errorf("before the crash: %w", err)
 	}
+	logBefore := fileSize(w.logFile)
 	if err := w.pg.Crash(); err != nil {
 		return err
 	}
 	var wrong []string
-	for deadline := time.Now().Add(postgresOutage); time.Now().Before(deadline); {
+	crashed := time.Now()
+	for {
 		wrong = append(wrong, probe.allUnavailable()...)
 		time.Sleep(500 * time.Millisecond)
+		if down := time.Since(crashed); down >= postgresOutageMax || down >= postgresOutage && w.unavailableLogged(logBefore) > 0 {
+			break
+		}
 	}
 	if err := w.pg.Start(); err != nil {
 		return err
 	}
+	w.t.Logf("postgres-restart: down %s; the workers logged the inventory unavailable %d times", time.Since(crashed).Round(100*time.Millisecond), w.unavailableLogged(logBefore))
 	if len(wrong) > 0 {
 		return fmt.Errorf("the API while the database was down: %s", strings.Join(wrong, "; "))
 	}
@@ -85,6 +96,24 @@ func (w *chaosWorld) restartPostgres() error {
 		return fmt.Errorf("the default image accepted after the restart (%s) reads back as %q (%v)", after, got, err)
 	}
 	return nil
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// unavailableLogged counts the workers' log lines from offset on that name the inventory
+// unavailable: the activities (and the worker's own loops) that met the outage.
+func (w *chaosWorld) unavailableLogged(offset int64) int {
+	b, err := os.ReadFile(w.logFile)
+	if err != nil || int64(len(b)) < offset {
+		return 0
+	}
+	return strings.Count(string(b[offset:]), "the inventory is unavailable")
 }
 
 // apiProbe is the real API (api.New's handler over HTTP) on the world's database and Temporal.
