@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -107,13 +108,24 @@ func fileSize(path string) int64 {
 }
 
 // unavailableLogged counts the workers' log lines from offset on that name the inventory
-// unavailable: the activities (and the worker's own loops) that met the outage.
+// unavailable or the database's address: the activities (and the worker's own loops) that
+// met the outage.
 func (w *chaosWorld) unavailableLogged(offset int64) int {
 	b, err := os.ReadFile(w.logFile)
 	if err != nil || int64(len(b)) < offset {
 		return 0
 	}
-	return strings.Count(string(b[offset:]), "the inventory is unavailable")
+	u, err := url.Parse(w.pg.DSN)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, line := range strings.Split(string(b[offset:]), "\n") {
+		if strings.Contains(line, "the inventory is unavailable") || strings.Contains(line, u.Host) {
+			n++
+		}
+	}
+	return n
 }
 
 // apiProbe is the real API (api.New's handler over HTTP) on the world's database and Temporal.

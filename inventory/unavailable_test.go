@@ -15,7 +15,7 @@ import (
 // immediate: the pool's connections break mid-way, then nothing listens) every read and
 // write of the store is EUNAVAILABLE — the API's 503 with Retry-After, an activity's retry —
 // and never a bare driver error (the first query on a broken pooled connection reads
-// "unexpected EOF"); and that once the server is back on its data directory the same store
+// "unexpected EOF"; a transaction's BEGIN, a refused connection); and that once the server is back on its data directory the same store
 // answers again with the write it accepted before the crash.
 func TestPostgresCrashIsUnavailable(t *testing.T) {
 	pg := testenv.StartPostgresServer(t)
@@ -34,6 +34,9 @@ func TestPostgresCrashIsUnavailable(t *testing.T) {
 	}{
 		{"read", func(string) error { _, _, err := s.ListZones(ctx, ZoneFilter{}); return err }},
 		{"write", func(version string) error { _, err := s.AddImage(ctx, "debian", version); return err }},
+		{"transaction", func(version string) error {
+			return s.InTx(ctx, func(tx *Store) error { _, err := tx.AddImage(ctx, "debian", version+"-tx"); return err })
+		}},
 	}
 	// Connections in the pool, which the crash breaks.
 	for _, c := range calls {
@@ -67,7 +70,7 @@ func TestPostgresCrashIsUnavailable(t *testing.T) {
 	for _, img := range imgs {
 		versions = append(versions, img.Version)
 	}
-	if want := []string{"before-crash", "before-crash-write"}; !slices.Equal(versions, want) {
+	if want := []string{"before-crash", "before-crash-write", "before-crash-transaction-tx"}; !slices.Equal(versions, want) {
 		t.Errorf("images after the restart %v, want %v: those written before the crash and none of those refused", versions, want)
 	}
 }
