@@ -84,11 +84,15 @@ func TestTemporalDownIs503(t *testing.T) {
 
 // TestDatabaseDownIs503 proves that with the inventory's database closed, on both drivers,
 // the inventory routes answer 503 with Retry-After (never 500), and that routes needing only
-// Temporal still answer.
+// Temporal still answer. (Consoles are configured, so that PUT /v1/images/default reaches the
+// database rather than answering 503 for the missing sandboxd key.)
 func TestDatabaseDownIs503(t *testing.T) {
 	for _, driver := range []string{inventory.DriverSQLite, inventory.DriverPostgres} {
 		t.Run(driver, func(t *testing.T) {
-			f := newFixture(t, driver)
+			f := newFixture(t, driver, func(d *Deps) { d.Consoles = ConsoleDeps{SandboxdKey: testSandboxdKey(t)} })
+			if rec := f.do("PUT", "/v1/images/default", operatorToken, `{"name":"debian","version":"12"}`); rec.Code != http.StatusOK {
+				t.Fatalf("PUT /v1/images/default with the database up = %d %s", rec.Code, rec.Body)
+			}
 			if err := f.store.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -96,7 +100,7 @@ func TestDatabaseDownIs503(t *testing.T) {
 				wantUnavailable(t, "GET "+path+" with the database closed", f.do("GET", path, viewerToken, ""))
 			}
 			wantUnavailable(t, "PUT /v1/images/default with the database closed",
-				f.do("PUT", "/v1/images/default", operatorToken, `{"image":"debian-12"}`))
+				f.do("PUT", "/v1/images/default", operatorToken, `{"name":"debian","version":"13"}`))
 			if rec := f.do("GET", "/v1/operations", viewerToken, ""); rec.Code != http.StatusOK {
 				t.Errorf("GET /v1/operations with the database closed = %d %s, want 200 (it needs only Temporal)", rec.Code, rec.Body)
 			}

@@ -344,7 +344,7 @@ func (s *Sim) splitBrain(at time.Time, h *host, r *drbdRes, peer *host, pr *drbd
 		return
 	}
 	r.SplitBrainSince, pr.SplitBrainSince = at, at
-	s.eventData(at, "drbd.split-brain", h.InstanceID, map[string]any{"resource": r.Name, "kind": kind,
+	s.eventData(at, "drbd.split-brain", h.InstanceID, map[string]any{"resource": r.Name, "peer": peer.InstanceID, "kind": kind,
 		"hosts": []string{h.InstanceID, peer.InstanceID}}, "drbd %s: split brain between %s and %s: %s", r.Name, h.Hostname, peer.Hostname, why)
 }
 
@@ -449,7 +449,7 @@ func (s *Sim) drbdSynced(h *host, r *drbdRes, peer *host, src *drbdRes, at time.
 	dm.Gen, dm.History, dm.Disk = sm.Gen, slices.Clone(sm.History), "UpToDate"
 	sm.slot(r.NodeID).reset()
 	dm.slot(src.NodeID).reset()
-	s.event(at, "drbd.synced", h.InstanceID, "drbd %s on %s is UpToDate with %s", r.Name, h.Hostname, peer.Hostname)
+	s.eventData(at, "drbd.synced", h.InstanceID, drbdPeerData(r.Name, peer.InstanceID), "drbd %s on %s is UpToDate with %s", r.Name, h.Hostname, peer.Hostname)
 	s.markDirty()
 	// Other peers connected to us that have this generation are in sync with us now too.
 	for _, c := range r.Peers {
@@ -464,6 +464,13 @@ func (s *Sim) drbdSynced(h *host, r *drbdRes, peer *host, src *drbdRes, at time.
 	}
 }
 
+// drbdPeerData is the structured part of an event about one connection of a resource: the
+// resource and the peer's instance, for the drills' replay (drills/drbd.go), which must not
+// depend on the wording of the message. The event's resource is this side's instance.
+func drbdPeerData(resource, peerInstance string) map[string]any {
+	return map[string]any{"resource": resource, "peer": peerInstance}
+}
+
 // drbdLostPeer takes a connection down. This side remembers the generation it last shared
 // with the peer, so that its bitmap tells what the peer misses; a Primary starts a new
 // generation at its next write; a resync from that peer pauses (the source's bitmap keeps
@@ -474,7 +481,7 @@ func (s *Sim) drbdLostPeer(h *host, r *drbdRes, c *drbdConn, pr *drbdRes, at tim
 	if !r.Up {
 		return
 	}
-	s.event(at, "drbd.disconnected", h.InstanceID, "drbd %s on %s lost its peer %s", r.Name, h.Hostname, c.Instance)
+	s.eventData(at, "drbd.disconnected", h.InstanceID, drbdPeerData(r.Name, c.Instance), "drbd %s on %s lost its peer %s", r.Name, h.Hostname, c.Instance)
 	if r.Syncing && r.SyncFrom == c.NodeID {
 		r.Syncing = false
 	}
@@ -575,7 +582,7 @@ func (s *Sim) drbdCompare(r, pr *drbdRes, am, bm *drbdMeta, c, pc *drbdConn) drb
 func (s *Sim) drbdHandshake(h *host, r *drbdRes, c *drbdConn, peer *host, pr *drbdRes, pc *drbdConn, at time.Time) {
 	am, bm := s.drbdMetaOf(r), s.drbdMetaOf(pr)
 	c.Connected, pc.Connected = true, true
-	s.event(at, "drbd.connected", h.InstanceID, "drbd %s on %s connected to %s", r.Name, h.Hostname, peer.Hostname)
+	s.eventData(at, "drbd.connected", h.InstanceID, drbdPeerData(r.Name, peer.InstanceID), "drbd %s on %s connected to %s", r.Name, h.Hostname, peer.Hostname)
 	if am == nil || bm == nil {
 		return
 	}
@@ -595,9 +602,9 @@ func (s *Sim) drbdHandshake(h *host, r *drbdRes, c *drbdConn, peer *host, pr *dr
 		case "split brain":
 			s.splitBrain(at, h, r, peer, pr, "diverged", "both sides hold data the other lacks: Split-Brain detected but unresolved, dropping connection")
 		case "unrelated data":
-			s.event(at, "drbd.unrelated-data", h.InstanceID, "drbd %s on %s and %s: unrelated data, aborting! (StandAlone)", r.Name, h.Hostname, peer.Hostname)
+			s.eventData(at, "drbd.unrelated-data", h.InstanceID, drbdPeerData(r.Name, peer.InstanceID), "drbd %s on %s and %s: unrelated data, aborting! (StandAlone)", r.Name, h.Hostname, peer.Hostname)
 		default:
-			s.event(at, "drbd.connect-refused", h.InstanceID, "drbd %s on %s and %s: %s; aborting to prevent data corruption (StandAlone)", r.Name, h.Hostname, peer.Hostname, d.refuse)
+			s.eventData(at, "drbd.connect-refused", h.InstanceID, drbdPeerData(r.Name, peer.InstanceID), "drbd %s on %s and %s: %s; aborting to prevent data corruption (StandAlone)", r.Name, h.Hostname, peer.Hostname, d.refuse)
 		}
 	case d.none:
 		if r.Disk != "Inconsistent" && pr.Disk != "Inconsistent" && am.Gen != drbdJustCreated {
@@ -631,7 +638,7 @@ func (s *Sim) drbdStartResync(srcHost *host, src *drbdRes, dstHost *host, dst *d
 	if full {
 		kind = "the whole device"
 	}
-	s.event(at, "drbd.resync-started", dstHost.InstanceID, "drbd %s on %s resyncing %.2f GiB (%s) from %s at up to %d MB/s", dst.Name, dstHost.Hostname, bytes/gib, kind, srcHost.Hostname, drbdResyncRate/mb)
+	s.eventData(at, "drbd.resync-started", dstHost.InstanceID, drbdPeerData(dst.Name, srcHost.InstanceID), "drbd %s on %s resyncing %.2f GiB (%s) from %s at up to %d MB/s", dst.Name, dstHost.Hostname, bytes/gib, kind, srcHost.Hostname, drbdResyncRate/mb)
 	if bytes <= 0 {
 		s.drbdSynced(dstHost, dst, srcHost, src, at)
 	}

@@ -96,7 +96,7 @@ var chaosOperations = []chaosOperation{
 		name:         "storage-change",
 		crashPoints:  []crashPoint{{action: "CreateSnapshot"}, {action: "CreateVolume"}, {action: "AttachVolume"}, {action: "StopInstances"}},
 		changesFleet: true,
-		invariants:   []chaosInvariant{interlocksKept},
+		invariants:   []chaosInvariant{interlocksKept, hotCopiesKept},
 		setUp: func(t *testing.T, w *chaosWorld) {
 			buildDemoFleet(t, w)
 			for name, ids := range describeVolumes(t, w.clouds.EC2) {
@@ -166,7 +166,7 @@ var interlocksKept = chaosInvariant{name: "no interlock broken (not-uptodate pro
 // tagged resources and the inventory's audited overrides, over the whole run.
 func drbdReport(t *testing.T, w *chaosWorld, cluster string) (drills.Report, error) {
 	ctx := context.Background()
-	store, err := inventory.Open(ctx, inventory.DriverSQLite, w.dbFile)
+	store, err := w.openStore()
 	if err != nil {
 		return drills.Report{}, err
 	}
@@ -215,8 +215,8 @@ type chaosInvariant struct {
 }
 
 // chaosInvariants are the issue's invariants that the operations of the table can break. The
-// storage change's (never zero hot copies), the notices' (none sent twice) and the
-// promotions' (never a disk not UpToDate without an audited override) join with the
+// storage change's (never zero hot copies: hotCopiesKept), the notices' (none sent twice) and
+// the promotions' (never a disk not UpToDate without an audited override) join with the
 // operations that make such changes.
 var chaosInvariants = []chaosInvariant{
 	{name: "no duplicate resources (by their business tags)", check: func(t *testing.T, w *chaosWorld, _ chaosOperation) string {
@@ -249,7 +249,7 @@ var chaosInvariants = []chaosInvariant{
 	{name: "the inventory agrees with the cloud", check: func(t *testing.T, w *chaosWorld, op chaosOperation) string {
 		w.startWorker()
 		runFleetSync(t, w.tc)
-		store, err := inventory.Open(context.Background(), inventory.DriverSQLite, w.dbFile)
+		store, err := w.openStore()
 		if err != nil {
 			return err.Error()
 		}
@@ -331,7 +331,7 @@ func runBrokenWorker() error {
 		return err
 	}
 	defer tc.Close()
-	store, err := inventory.Open(ctx, inventory.DriverSQLite, os.Getenv("ANYOPS_DB_DSN"))
+	store, err := inventory.Open(ctx, os.Getenv("ANYOPS_DB_DRIVER"), os.Getenv("ANYOPS_DB_DSN"))
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/anyops/anyops/config"
 	"github.com/anyops/anyops/internal/temporaldev"
 	"github.com/anyops/anyops/internal/testenv"
+	"github.com/anyops/anyops/inventory"
 )
 
 // The chaos harness runs each operation of chaosOperations (chaos_ops_test.go) under a
@@ -44,7 +45,8 @@ type chaosSize struct {
 
 var (
 	chaosSmall = chaosSize{name: "small", runs: 1, killsPerRun: 3}
-	chaosFull  = chaosSize{name: "full", runs: 7, killsPerRun: 3}
+	// full: every dependency fault at least once per operation (runs ≥ len(dependencyFaults)).
+	chaosFull = chaosSize{name: "full", runs: 7, killsPerRun: 3}
 )
 
 // Dependency faults, one per run, in turn: a full schedule has every one for every operation.
@@ -55,7 +57,7 @@ const (
 	faultSecondWorker    = "second-worker"
 )
 
-var dependencyFaults = []string{faultTemporalRestart, faultCloudsimRestart, faultThrottleStorm, faultSecondWorker}
+var dependencyFaults = []string{faultTemporalRestart, faultPostgresRestart, faultCloudsimRestart, faultThrottleStorm, faultSecondWorker}
 
 // crashPoint is one kill: right after cloudsim carried out the call (an EC2 action, or an SSM
 // script containing a text) and before the activity learned of it.
@@ -93,11 +95,13 @@ func (s chaosSchedule) String() string {
 }
 
 // schedule draws a run's crash points from the operation's (in their order, so each is
-// reached after the one before) and its dependency fault.
-func (op chaosOperation) schedule(rng *rand.Rand, run, kills int) chaosSchedule {
+// reached after the one before) and its dependency fault: the operations take the faults in
+// turn from the op-th (so that a small schedule's one run per operation still meets several
+// kinds), and the runs of one operation each the next.
+func (op chaosOperation) schedule(rng *rand.Rand, opIndex, run, kills int) chaosSchedule {
 	picked := rng.Perm(len(op.crashPoints))[:min(kills, len(op.crashPoints))]
 	slices.Sort(picked)
-	s := chaosSchedule{run: run, dependency: dependencyFaults[run%len(dependencyFaults)], dependencyAfter: rng.IntN(len(picked))}
+	s := chaosSchedule{run: run, dependency: dependencyFaults[(opIndex+run)%len(dependencyFaults)], dependencyAfter: rng.IntN(len(picked))}
 	for _, i := range picked {
 		s.kills = append(s.kills, op.crashPoints[i])
 	}
@@ -109,6 +113,7 @@ type chaosReport struct {
 	op                         string
 	crashes, crashesSurvived   int
 	restarts, restartsSurvived int
+	survivedByKind             map[string]int // dependency fault -> restarts of that kind survived
 	violations                 []string
 	slowestRecovery            time.Duration
 	slowestRecoveryAt          string
@@ -120,9 +125,23 @@ func (r *chaosReport) recovered(d time.Duration, at string) {
 	}
 }
 
+func (r *chaosReport) restartSurvived(kind string) {
+	r.restartsSurvived++
+	if r.survivedByKind == nil {
+		r.survivedByKind = map[string]int{}
+	}
+	r.survivedByKind[kind]++
+}
+
 func (r chaosReport) String() string {
-	return fmt.Sprintf("%-15s crash points survived %d/%d, dependency restarts survived %d/%d, invariant violations %d, slowest recovery %s (%s)",
-		r.op, r.crashesSurvived, r.crashes, r.restartsSurvived, r.restarts, len(r.violations), r.slowestRecovery.Round(10*time.Millisecond), r.slowestRecoveryAt)
+	var kinds []string
+	for _, k := range dependencyFaults {
+		if n := r.survivedByKind[k]; n > 0 {
+			kinds = append(kinds, fmt.Sprintf("%s %d", strings.TrimSuffix(k, "-restart"), n))
+		}
+	}
+	return fmt.Sprintf("%-15s crash points survived %d/%d, dependency restarts survived %d/%d (%s), invariant violations %d, slowest recovery (crash to progress again) %s (%s)",
+		r.op, r.crashesSurvived, r.crashes, r.restartsSurvived, r.restarts, strings.Join(kinds, ", "), len(r.violations), r.slowestRecovery.Round(10*time.Millisecond), r.slowestRecoveryAt)
 }
 
 // chaosSettings reads the size and seed: ANYOPS_CHAOS=full for the full size, and
@@ -152,10 +171,10 @@ func TestChaos(t *testing.T) {
 	bin := buildAnyops(t)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	var reports []chaosReport
-	for _, op := range chaosOperations {
+	for i, op := range chaosOperations {
 		rep := chaosReport{op: op.name}
 		for run := range size.runs {
-			sched := op.schedule(rng, run, size.killsPerRun)
+			sched := op.schedule(rng, i, run, size.killsPerRun)
 			t.Run(fmt.Sprintf("%s/run-%d", op.name, run), func(t *testing.T) {
 				t.Logf("seed %d, %s %s", seed, op.name, sched)
 				w := newChaosWorld(t, bin, nil, op.speed)
@@ -182,7 +201,8 @@ func TestChaos(t *testing.T) {
 
 // chaosWorld is the control plane one run works on: a dev server of its own that can be
 // restarted on its database file, cloudsim behind crash points on an endpoint that can be
-// taken down and brought back, a SQLite inventory, and the worker processes.
+// taken down and brought back, an inventory on a PostgreSQL server of its own that can be
+// crashed and started again (chaos_postgres_test.go), and the worker processes.
 type chaosWorld struct {
 	t        *testing.T
 	bin      string
@@ -193,10 +213,14 @@ type chaosWorld struct {
 	crash    *crashPoints
 	cloud    *restartableEndpoint
 	clouds   *activities.Clients
-	dbFile   string
+	pg       *testenv.PostgresServer
+	dataDir  string
 	logFile  string
 	mu       sync.Mutex
 	workers  []*workerProcess
+	// opStarted and opEnded are the operation's start and end on cloudsim's clock, the window
+	// of the invariants that hold during it.
+	opStarted, opEnded time.Time
 }
 
 // newChaosWorld builds a run's world; extraEnv goes to every worker it starts (the harness's
@@ -208,7 +232,8 @@ func newChaosWorld(t *testing.T, bin string, extraEnv []string, speed float64) *
 	}
 	w := &chaosWorld{t: t, bin: bin, extraEnv: extraEnv}
 	dir := t.TempDir()
-	w.dbFile, w.logFile = filepath.Join(dir, "anyops.db"), filepath.Join(dir, "worker.log")
+	w.dataDir, w.logFile = dir, filepath.Join(dir, "worker.log")
+	w.pg = testenv.StartPostgresServer(t)
 	w.temporal = startRestartableTemporal(t, filepath.Join(dir, "temporal.db"))
 	tc, err := client.Dial(client.Options{HostPort: w.temporal.hostPort})
 	if err != nil {
@@ -245,9 +270,9 @@ func (w *chaosWorld) env() []string {
 	return append([]string{
 		"ANYOPS_TEMPORAL_ADDR=" + w.temporal.hostPort,
 		"ANYOPS_TEMPORAL_NAMESPACE=default",
-		"ANYOPS_DATA_DIR=" + filepath.Dir(w.dbFile),
-		"ANYOPS_DB_DRIVER=sqlite",
-		"ANYOPS_DB_DSN=" + w.dbFile,
+		"ANYOPS_DATA_DIR=" + w.dataDir,
+		"ANYOPS_DB_DRIVER=" + inventory.DriverPostgres,
+		"ANYOPS_DB_DSN=" + w.pg.DSN,
 		"ANYOPS_AWS_REGION=us-east-1",
 		"ANYOPS_AWS_ENDPOINT=" + w.cloud.url,
 		"ANYOPS_AWS_ACCESS_KEY_ID=test",
@@ -362,6 +387,7 @@ func (w *chaosWorld) runOperation(t *testing.T, op chaosOperation, sched chaosSc
 		setUpWorker.kill9(t)
 	}
 	current := w.startWorker()
+	w.opStarted = w.sim.Now()
 	run := op.start(t, w)
 	ended := make(chan error, 1)
 	go func() {
@@ -408,7 +434,7 @@ func (w *chaosWorld) runOperation(t *testing.T, op chaosOperation, sched chaosSc
 			if err != nil {
 				violations = append(violations, fmt.Sprintf("%s after crash point %s: %v", sched.dependency, cp, err))
 			} else {
-				rep.restartsSurvived++
+				rep.restartSurvived(sched.dependency)
 				rep.recovered(d, sched.dependency)
 			}
 		}
@@ -418,6 +444,7 @@ func (w *chaosWorld) runOperation(t *testing.T, op chaosOperation, sched chaosSc
 	if !finished {
 		runErr = <-ended
 	}
+	w.opEnded = w.sim.Now()
 	if runErr != nil {
 		violations = append(violations, fmt.Sprintf("invariant %q broken: %s did not complete: %v", "the operation completes", op.name, runErr))
 	}
@@ -446,6 +473,10 @@ func (w *chaosWorld) dependencyFault(kind string, next <-chan struct{}) (time.Du
 	switch kind {
 	case faultTemporalRestart:
 		if err := w.temporal.restart(); err != nil {
+			return 0, err
+		}
+	case faultPostgresRestart:
+		if err := w.restartPostgres(); err != nil {
 			return 0, err
 		}
 	case faultCloudsimRestart:

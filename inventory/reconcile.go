@@ -6,15 +6,22 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/anyops/anyops"
 )
 
 // InTx runs fn with a store whose reads and writes are one transaction: committed when fn
 // returns nil, rolled back when it returns an error. The store's own multi-statement writes
-// nest inside it as savepoints.
+// nest inside it as savepoints. A database out of reach at BEGIN or COMMIT is EUNAVAILABLE,
+// as for every other call of the store.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		return fn(&Store{db: tx, driver: s.driver})
 	})
+	if err != nil && anyops.ErrorCode(err) != anyops.EUNAVAILABLE && connectionLost(err) {
+		return unavailable(err, "transaction")
+	}
+	return err
 }
 
 // reconcileRow is the one row of table reconciles per reconciled thing ("fleet").

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -227,12 +228,16 @@ func unavailable(err error, what string) error {
 	return fmt.Errorf("%s: %w: %w", what, anyops.Errorf(anyops.EUNAVAILABLE, "the inventory is unavailable"), err)
 }
 
-// connectionLost says whether err is the database being out of reach (stopped, restarting,
-// closed) rather than anything the request did: nothing of such a request was written.
+// connectionLost says whether err is the database being out of reach (stopped, crashed,
+// restarting, closed) rather than anything the request did. A connection that broke mid-way
+// (a crashed server closes its sockets: the next read on a pooled connection is an unexpected
+// EOF) may have carried a commit the server made durable before it went: EUNAVAILABLE tells
+// the caller to retry, as for a timeout, and an activity's retry is idempotent by rule.
 func connectionLost(err error) bool {
 	var connect *pgconn.ConnectError
 	var netErr net.Error
 	return errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
 		errors.As(err, &connect) || errors.As(err, &netErr) ||
 		// database/sql's error for a closed *sql.DB is unexported; its text is stable.
 		strings.Contains(err.Error(), "sql: database is closed")

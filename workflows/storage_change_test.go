@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"github.com/anyops/anyops/internal/testenv"
+	"slices"
 	"strings"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/activities"
 	"github.com/anyops/anyops/cloudsim"
+	"github.com/anyops/anyops/drills"
 	"github.com/anyops/anyops/inventory"
 )
 
@@ -30,33 +32,28 @@ func (e *fleetEnv) demoWithData(t *testing.T, gib float64) DemoFleetResult {
 	return fleet
 }
 
-// hotThroughout replays cloudsim's DRBD and instance events from seq on and fails the test
-// where the file server's resource had no connected UpToDate peer: any event that took the old
-// backup out (DRBD down, disconnected from the file server, stopped) before the new backup was
-// synced in that resource.
-func hotThroughout(t *testing.T, sim *cloudsim.Sim, since int64, fileServer, oldBackup, newBackup string, resources []string) {
+// hotThroughout replays cloudsim's DRBD and instance events (drills.NoHotCopies: per
+// resource and peer, as the drill report and the chaos harness read them) and fails the test
+// where, from the event after seq on, a resource of the file server had no UpToDate Secondary
+// connected to its Primary; and where the new backup never synced a resource.
+func hotThroughout(t *testing.T, e *fleetEnv, since int64, newBackup string, resources []string) {
 	t.Helper()
+	events := e.sim.QueryEvents(cloudsim.EventQuery{Types: drills.EventTypes})
+	from := e.sim.Now()
+	if i := slices.IndexFunc(events, func(ev cloudsim.Event) bool { return ev.Seq > since }); i >= 0 {
+		from = events[i].Time
+	}
+	members, err := activities.ClusterResources(context.Background(), e.aws, inventory.DemoCluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gap := range drills.NoHotCopies(events, members, inventory.DemoCluster, from, e.sim.Now(), nil) {
+		t.Errorf("during the storage change: %s", gap)
+	}
 	synced := map[string]bool{}
-	for _, ev := range sim.QueryEvents(cloudsim.EventQuery{Since: since, Types: []string{"drbd.", "instance."}}) {
-		res := ""
-		if f := strings.Fields(ev.Message); len(f) > 1 && f[0] == "drbd" {
-			res = f[1]
-		}
-		switch {
-		case ev.Type == "drbd.synced" && ev.Resource == newBackup:
-			synced[res] = true
-		case ev.Resource == oldBackup && (ev.Type == "drbd.down" || ev.Type == "drbd.disconnected" && strings.Contains(ev.Message, fileServer)):
-			if !synced[res] {
-				t.Errorf("%s: %s before %s was synced", res, ev.Message, newBackup)
-			}
-		case ev.Resource == oldBackup && strings.HasPrefix(ev.Type, "instance.stop"):
-			for _, r := range resources {
-				if !synced[r] {
-					t.Errorf("%s: the old backup stopped (%s) before %s was synced", r, ev.Type, newBackup)
-				}
-			}
-		case ev.Resource == fileServer && ev.Type == "drbd.disconnected" && strings.Contains(ev.Message, oldBackup) && !synced[res]:
-			t.Errorf("%s: %s before %s was synced", res, ev.Message, newBackup)
+	for _, ev := range events {
+		if ev.Seq > since && ev.Type == "drbd.synced" && ev.Resource == newBackup {
+			synced[ev.Data["resource"].(string)] = true
 		}
 	}
 	for _, r := range resources {
@@ -133,7 +130,7 @@ func TestStorageChangeSeedsANewBackupOnCloudsim(t *testing.T) {
 		t.Fatalf("result %+v, want live-backup2 seeded with %d volumes", res, inventory.DemoHomeVolumes)
 	}
 	resources := activities.DemoFleetPlan().DRBDResources()
-	hotThroughout(t, e.sim, since, fleet.Instances[inventory.DemoFileServer], fleet.Instances[inventory.DemoBackup], res.InstanceID, resources)
+	hotThroughout(t, e, since, res.InstanceID, resources)
 
 	// The resyncs moved only the delta, not the volumes.
 	for _, ev := range e.sim.QueryEvents(cloudsim.EventQuery{Since: since, Types: []string{"drbd.resync-started"}}) {
