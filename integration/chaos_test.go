@@ -22,8 +22,10 @@ import (
 	"github.com/anyops/anyops/activities"
 	"github.com/anyops/anyops/cloudsim"
 	"github.com/anyops/anyops/config"
+	"github.com/anyops/anyops/internal/smtptest"
 	"github.com/anyops/anyops/internal/temporaldev"
 	"github.com/anyops/anyops/internal/testenv"
+	sbclient "github.com/anyops/anyops/sandboxd/client"
 )
 
 // The chaos harness runs each operation of chaosOperations (chaos_ops_test.go) under a
@@ -62,9 +64,15 @@ var dependencyFaults = []string{faultTemporalRestart, faultCloudsimRestart, faul
 type crashPoint struct {
 	action string // EC2 action, or "" for a script
 	script string // a piece of the SSM script's text
+	// sandboxd is a call of a console host's sandboxd API ("POST /v1/sandboxes"): the host
+	// has carried it out (chaos_ops_more_test.go).
+	sandboxd string
 }
 
 func (c crashPoint) String() string {
+	if c.sandboxd != "" {
+		return "sandboxd:" + c.sandboxd
+	}
 	if c.script != "" {
 		return "ssm:" + c.script
 	}
@@ -184,19 +192,22 @@ func TestChaos(t *testing.T) {
 // restarted on its database file, cloudsim behind crash points on an endpoint that can be
 // taken down and brought back, a SQLite inventory, and the worker processes.
 type chaosWorld struct {
-	t        *testing.T
-	bin      string
-	extraEnv []string
-	temporal *restartableTemporal
-	tc       client.Client
-	sim      *cloudsim.Sim
-	crash    *crashPoints
-	cloud    *restartableEndpoint
-	clouds   *activities.Clients
-	dbFile   string
-	logFile  string
-	mu       sync.Mutex
-	workers  []*workerProcess
+	t              *testing.T
+	bin            string
+	extraEnv       []string
+	temporal       *restartableTemporal
+	tc             client.Client
+	sim            *cloudsim.Sim
+	crash          *crashPoints
+	cloud          *restartableEndpoint
+	clouds         *activities.Clients
+	dbFile         string
+	logFile        string
+	mail           *smtptest.Server     // the notices' SMTP server, for the operations that send them
+	sandboxd       *sandboxdCrashPoints // the console host's sandboxd API, for the console lifecycle
+	sandboxdClient *sbclient.Client     // to that sandboxd, with the fleet's key
+	mu             sync.Mutex
+	workers        []*workerProcess
 }
 
 // newChaosWorld builds a run's world; extraEnv goes to every worker it starts (the harness's
@@ -432,6 +443,9 @@ func (w *chaosWorld) runOperation(t *testing.T, op chaosOperation, sched chaosSc
 
 // arm sets the crash point up in cloudsim's crash points.
 func (w *chaosWorld) arm(cp crashPoint) <-chan struct{} {
+	if cp.sandboxd != "" {
+		return w.sandboxd.arm(cp.sandboxd)
+	}
 	if cp.script != "" {
 		return w.crash.armScript(cp.script)
 	}
