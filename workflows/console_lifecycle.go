@@ -301,7 +301,7 @@ var (
 		// CreateSandbox heartbeats while sandboxd works: an attempt whose worker died is
 		// retried within seconds, not after the whole StartToClose (the console's Open waits).
 		HeartbeatTimeout: 10 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 5 * time.Second, MaximumAttempts: 3},
+		RetryPolicy:      &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 5 * time.Second, MaximumAttempts: 3},
 	}
 	// Destroying is retried until the sandbox is gone (MaximumAttempts 0 is unlimited).
 	consoleDestroyOptions = workflow.ActivityOptions{
