@@ -418,20 +418,12 @@ func (c *sandboxdCrashPoints) ServeHTTP(w http.ResponseWriter, r *http.Request) 
 			c.mu.Unlock()
 		}
 	}
-	if armed {
-		close(hit)
-		select {
-		case <-r.Context().Done(): // the worker died: the answer is lost with it
-			return
-		case <-c.release:
-		case <-time.After(time.Minute):
-		}
+	if !armed {
+		reply(w, rec)
+		return
 	}
-	for k, v := range rec.Header() {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(rec.Code)
-	_, _ = w.Write(rec.Body.Bytes())
+	close(hit)
+	holdThenReply(w, r, rec, c.release)
 }
 
 // Drill: the Drill workflow itself as the operation, on the hot-backup scenario (its own
