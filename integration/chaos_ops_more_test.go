@@ -21,6 +21,7 @@ import (
 	"github.com/anyops/anyops/drills"
 	"github.com/anyops/anyops/internal/smtptest"
 	"github.com/anyops/anyops/inventory"
+	sbclient "github.com/anyops/anyops/sandboxd/client"
 	"github.com/anyops/anyops/sandboxd/sandboxdtest"
 	"github.com/anyops/anyops/sandboxd/token"
 	"github.com/anyops/anyops/sandboxd/wire"
@@ -29,6 +30,13 @@ import (
 
 // The patch, the console lifecycle and the drill as chaos operations: their set-ups, starts
 // and invariants. Their entries in chaosOperations (chaos_ops_test.go) name these.
+
+// chaosParts is what the operations of this file add to a run's world.
+type chaosParts struct {
+	mail           *smtptest.Server     // the notices' SMTP server, for the patch
+	sandboxd       *sandboxdCrashPoints // the console host's sandboxd API, for the console lifecycle
+	sandboxdClient *sbclient.Client     // to that sandboxd, with the fleet's key
+}
 
 // Patch: FleetPatch of Heartbleed over the demo fleet built by DemoFleet, notices to the
 // custom-domain owners through a real SMTP server, under kills right after cloudsim ran a

@@ -22,10 +22,8 @@ import (
 	"github.com/anyops/anyops/activities"
 	"github.com/anyops/anyops/cloudsim"
 	"github.com/anyops/anyops/config"
-	"github.com/anyops/anyops/internal/smtptest"
 	"github.com/anyops/anyops/internal/temporaldev"
 	"github.com/anyops/anyops/internal/testenv"
-	sbclient "github.com/anyops/anyops/sandboxd/client"
 )
 
 // The chaos harness runs each operation of chaosOperations (chaos_ops_test.go) under a
@@ -192,22 +190,21 @@ func TestChaos(t *testing.T) {
 // restarted on its database file, cloudsim behind crash points on an endpoint that can be
 // taken down and brought back, a SQLite inventory, and the worker processes.
 type chaosWorld struct {
-	t              *testing.T
-	bin            string
-	extraEnv       []string
-	temporal       *restartableTemporal
-	tc             client.Client
-	sim            *cloudsim.Sim
-	crash          *crashPoints
-	cloud          *restartableEndpoint
-	clouds         *activities.Clients
-	dbFile         string
-	logFile        string
-	mail           *smtptest.Server     // the notices' SMTP server, for the operations that send them
-	sandboxd       *sandboxdCrashPoints // the console host's sandboxd API, for the console lifecycle
-	sandboxdClient *sbclient.Client     // to that sandboxd, with the fleet's key
-	mu             sync.Mutex
-	workers        []*workerProcess
+	t        *testing.T
+	bin      string
+	extraEnv []string
+	temporal *restartableTemporal
+	tc       client.Client
+	sim      *cloudsim.Sim
+	crash    *crashPoints
+	cloud    *restartableEndpoint
+	clouds   *activities.Clients
+	dbFile   string
+	logFile  string
+	mu       sync.Mutex
+	workers  []*workerProcess
+
+	chaosParts // what some operations add (chaos_ops_more_test.go)
 }
 
 // newChaosWorld builds a run's world; extraEnv goes to every worker it starts (the harness's
