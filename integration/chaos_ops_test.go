@@ -46,8 +46,8 @@ type chaosOperation struct {
 	start func(t *testing.T, w *chaosWorld) client.WorkflowRun
 }
 
-// chaosOperations is the table of operations the harness runs. The drills, the release, the
-// storage change and the patch join it as they land on main.
+// chaosOperations is the table of operations the harness runs (the patch's, the console's
+// and the drill's set-ups and invariants are in chaos_ops_more_test.go).
 var chaosOperations = []chaosOperation{
 	{
 		name: "demo-fleet",
