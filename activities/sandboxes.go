@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/anyops/anyops"
@@ -172,6 +173,7 @@ func (a *Sandboxes) CreateSandbox(ctx context.Context, in CreateSandboxInput) (w
 	if err != nil {
 		return wire.Sandbox{}, err
 	}
+	defer heartbeatWhile(ctx, time.Second)()
 	if sb, err := c.Get(ctx, in.Request.ID); err == nil {
 		return sb, nil
 	} else if anyops.ErrorCode(err) != anyops.ENOTFOUND {
@@ -183,6 +185,31 @@ func (a *Sandboxes) CreateSandbox(ctx context.Context, in CreateSandboxInput) (w
 		sb, err = c.Get(ctx, in.Request.ID)
 	}
 	return sb, sandboxdError(err)
+}
+
+// heartbeatWhile heartbeats every interval until the returned stop is called: an activity
+// blocked in one long call (sandboxd assembling an image) still shows its worker alive, and a
+// dead worker's attempt is retried after the heartbeat timeout.
+func heartbeatWhile(ctx context.Context, every time.Duration) (stop func()) {
+	if !activity.IsActivity(ctx) {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			activity.RecordHeartbeat(ctx)
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return sync.OnceFunc(func() { close(done) })
 }
 
 // SandboxRef names one sandbox on one host.

@@ -2,8 +2,15 @@ package activities
 
 import (
 	"context"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/testsuite"
 
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/inventory"
@@ -214,5 +221,45 @@ func TestRegisterConsoleHost(t *testing.T) {
 	}
 	if def, err := store.DefaultImage(ctx); err != nil || def.ID != chosen.ID {
 		t.Fatalf("default after a host registered again = %+v (%v), want the operator's %+v", def, err, chosen)
+	}
+}
+
+// TestCreateSandboxHeartbeatsWhileSandboxdWorks proves CreateSandbox shows its worker alive
+// while sandboxd is still creating (assembling an image can take long): the host here answers
+// the creation only once the activity has heartbeated. Without the heartbeats a worker killed
+// mid-call had its attempt retried only after the whole StartToClose, 2 minutes in which the
+// console's Open waited (the chaos harness's console run, seed 7, kill at the creation's lookup).
+func TestCreateSandboxHeartbeatsWhileSandboxdWorks(t *testing.T) {
+	store := openDemoStore(t)
+	beat := make(chan struct{})
+	var once sync.Once
+	d := sandboxdtest.Start(t, sandboxdtest.Options{Name: "act", Slots: 1, Wrap: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost {
+				select {
+				case <-beat:
+				case <-time.After(30 * time.Second): // no heartbeat came: answer, and the test fails
+				}
+			}
+			h.ServeHTTP(w, r)
+		})
+	}})
+	a := &Sandboxes{Store: store, Signer: d.Signer}
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	heartbeats := 0
+	env.SetOnActivityHeartbeatListener(func(*activity.Info, converter.EncodedValues) {
+		heartbeats++
+		once.Do(func() { close(beat) })
+	})
+	_, err := env.ExecuteActivity(a.CreateSandbox, CreateSandboxInput{SandboxdURL: d.URL,
+		Request: wire.CreateRequest{ID: "console-hb-1", User: "alice", UID: 120001, Plan: anyops.PlanFree}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Client.Delete(context.Background(), "console-hb-1") })
+	if heartbeats == 0 {
+		t.Fatal("CreateSandbox did not heartbeat while sandboxd was creating the sandbox")
 	}
 }

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"go.temporal.io/sdk/activity"
@@ -44,6 +45,7 @@ type TerminateClusterResult struct {
 // ClusterLive, whatever its instances are. Terminating what is terminating already is EC2's
 // no-op, so retries are safe.
 func (t *Teardown) TerminateCluster(ctx context.Context, in ClusterRef) (TerminateClusterResult, error) {
+	defer heartbeatWhile(ctx, time.Second)()
 	c, err := t.Store.GetCluster(ctx, in.Cluster)
 	switch {
 	case anyops.ErrorCode(err) == anyops.ENOTFOUND:
@@ -100,6 +102,7 @@ func (t *Teardown) DeleteClusterVolumes(ctx context.Context, in DeleteClusterVol
 	if in.Override.By == "" || in.Override.Reason == "" {
 		return DeleteClusterVolumesResult{}, invalidInput("deleting a cluster's volumes needs an override with who and why")
 	}
+	defer heartbeatWhile(ctx, time.Second)()
 	c, err := t.Store.GetCluster(ctx, in.Cluster)
 	if err != nil {
 		return DeleteClusterVolumesResult{}, classify(err)

@@ -64,9 +64,15 @@ var dependencyFaults = []string{faultTemporalRestart, faultPostgresRestart, faul
 type crashPoint struct {
 	action string // EC2 action, or "" for a script
 	script string // a piece of the SSM script's text
+	// sandboxd is a call of a console host's sandboxd API ("POST /v1/sandboxes"): the host
+	// has carried it out (chaos_ops_more_test.go).
+	sandboxd string
 }
 
 func (c crashPoint) String() string {
+	if c.sandboxd != "" {
+		return "sandboxd:" + c.sandboxd
+	}
 	if c.script != "" {
 		return "ssm:" + c.script
 	}
@@ -229,6 +235,8 @@ type chaosWorld struct {
 	// opStarted and opEnded are the operation's start and end on cloudsim's clock, the window
 	// of the invariants that hold during it.
 	opStarted, opEnded time.Time
+
+	chaosParts // what some operations add (chaos_ops_more_test.go)
 }
 
 // newChaosWorld builds a run's world; extraEnv goes to every worker it starts (the harness's
@@ -470,6 +478,9 @@ func (w *chaosWorld) runOperation(t *testing.T, op chaosOperation, sched chaosSc
 
 // arm sets the crash point up in cloudsim's crash points.
 func (w *chaosWorld) arm(cp crashPoint) <-chan struct{} {
+	if cp.sandboxd != "" {
+		return w.sandboxd.arm(cp.sandboxd)
+	}
 	if cp.script != "" {
 		return w.crash.armScript(cp.script)
 	}

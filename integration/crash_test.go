@@ -28,13 +28,16 @@ import (
 	"github.com/anyops/anyops/config"
 	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/inventory"
+	"github.com/anyops/anyops/sandboxd/jail"
 	"github.com/anyops/anyops/worker"
 	"github.com/anyops/anyops/workflows"
 )
 
-// TestMain: the test binary doubles as the deliberately broken worker of the chaos harness's
-// own test (chaos_ops_test.go).
+// TestMain: the test binary doubles as the sandboxes' init of the console hosts' sandboxd
+// (chaos_ops_more_test.go) and as the deliberately broken worker of the chaos harness's own
+// test (chaos_ops_test.go).
 func TestMain(m *testing.M) {
+	jail.MaybeInit()
 	maybeRunBrokenWorker()
 	testenv.Main(m)
 }

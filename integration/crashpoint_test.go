@@ -107,12 +107,24 @@ func (c *crashPoints) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := httptest.NewRecorder()
 	c.next.ServeHTTP(rec, r)
 	close(hit)
+	holdThenReply(w, r, rec, c.release)
+}
+
+// holdThenReply holds a crash point's recorded answer until the caller's connection dies
+// (the worker was killed: the answer is lost with it), the crash points are released, or a
+// minute passes, and then replies with it.
+func holdThenReply(w http.ResponseWriter, r *http.Request, rec *httptest.ResponseRecorder, release <-chan struct{}) {
 	select {
-	case <-r.Context().Done(): // the worker died: the response is lost with it
+	case <-r.Context().Done():
 		return
-	case <-c.release:
+	case <-release:
 	case <-time.After(time.Minute):
 	}
+	reply(w, rec)
+}
+
+// reply writes a recorded answer.
+func reply(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
 	for k, v := range rec.Header() {
 		w.Header()[k] = v
 	}

@@ -149,7 +149,10 @@ var (
 	}
 	consoleCreateOptions = workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Minute, // the first sandbox of a host assembles its image
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 5 * time.Second, MaximumAttempts: 3},
+		// CreateSandbox heartbeats while sandboxd works: an attempt whose worker died is
+		// retried within seconds, not after the whole StartToClose (the console's Open waits).
+		HeartbeatTimeout: 10 * time.Second,
+		RetryPolicy:      &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 5 * time.Second, MaximumAttempts: 3},
 	}
 	// Destroying is retried until the sandbox is gone (MaximumAttempts 0 is unlimited).
 	consoleDestroyOptions = workflow.ActivityOptions{
@@ -353,7 +356,9 @@ func (w *consoleRun) checkHost(ctx workflow.Context) string {
 			w.st.LastActive = now
 		}
 		return ""
-	case activities.SandboxHealthExited, activities.SandboxHealthGone:
+	case activities.SandboxHealthExited:
+		return consoleEndOf(h.EndReason)
+	case activities.SandboxHealthGone:
 		return ConsoleEndExited
 	}
 	w.st.Unanswered++
@@ -362,6 +367,20 @@ func (w *consoleRun) checkHost(ctx workflow.Context) string {
 		return ""
 	}
 	return w.hostLost(ctx, true)
+}
+
+// consoleEndOf is why the console ends when sandboxd ended its sandbox: sandboxd's idle and
+// lifetime timers back the workflow's up, and fire first when the control plane was away
+// (a Temporal restart, every worker down) as the workflow's came due; the console then ends
+// for that reason, not as if its shell had exited.
+func consoleEndOf(sandboxEnd string) string {
+	switch sandboxEnd {
+	case wire.EndIdleTimeout:
+		return ConsoleEndIdle
+	case wire.EndMaxLifetime:
+		return ConsoleEndMaxLifetime
+	}
+	return ConsoleEndExited
 }
 
 // hostLost records the console's sandbox lost and ends an anonymous console; a registered

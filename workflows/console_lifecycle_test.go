@@ -451,3 +451,21 @@ func waitTerminal(t *testing.T, conn *websocket.Conn, want string) {
 		}
 	}
 }
+
+// TestConsoleEndOfSandboxdsTimers proves a console whose sandbox sandboxd ended by its own
+// idle or lifetime timer (the backups of the workflow's, which fire first when the control
+// plane was away as the workflow's came due: the chaos harness's console run with a Temporal
+// restart in the idle wait, seed 7) ends for that reason, not as "exited".
+func TestConsoleEndOfSandboxdsTimers(t *testing.T) {
+	for _, c := range []struct{ sandboxEnd, want string }{
+		{wire.EndIdleTimeout, ConsoleEndIdle},
+		{wire.EndMaxLifetime, ConsoleEndMaxLifetime},
+		{wire.EndExit, ConsoleEndExited},
+		{wire.EndDeleted, ConsoleEndExited},
+		{"", ConsoleEndExited},
+	} {
+		if got := consoleEndOf(c.sandboxEnd); got != c.want {
+			t.Errorf("sandbox ended %q: console ends %q, want %q", c.sandboxEnd, got, c.want)
+		}
+	}
+}

@@ -641,6 +641,9 @@ func summary(r anyops.DrillReport) string {
 
 // teardown clears the drill's faults and, for a cluster of its own, retires, terminates and
 // deletes it, marking its rows; the speed claim ends with FinishDrill.
+// teardownHeartbeat is the heartbeat timeout of the teardown's cloud calls.
+const teardownHeartbeat = 10 * time.Second
+
 func (d *drill) teardown() error {
 	ctx := d.ctx
 	d.tracker.Start(stepDrillTeardown, "ending what still runs for the drill, clearing its faults")
@@ -671,8 +674,14 @@ func (d *drill) teardown() error {
 		d.tracker.Done(stepDrillTeardown, msg)
 		return errors.Join(errs...)
 	}
+	// The cloud's side of the teardown heartbeats (activities.Teardown): an attempt whose
+	// worker died is retried after the heartbeat timeout, not after the whole StartToClose.
+	terminateCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute, HeartbeatTimeout: teardownHeartbeat,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second, MaximumAttempts: 10},
+	})
 	volumesCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute, ScheduleToCloseTimeout: 30 * time.Minute,
+		StartToCloseTimeout: 2 * time.Minute, ScheduleToCloseTimeout: 30 * time.Minute, HeartbeatTimeout: teardownHeartbeat,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 1.5, MaximumInterval: 5 * time.Second},
 	})
 	override := activities.Override{By: anyops.DrillWorkflowID(d.in.DrillID), Reason: "drill teardown: throw-away data"}
@@ -686,7 +695,7 @@ func (d *drill) teardown() error {
 			continue // no spare was built
 		}
 		if err == nil {
-			err = workflow.ExecuteActivity(d.callCtx, drillTeardwn.TerminateCluster, activities.ClusterRef{Cluster: c}).Get(ctx, nil)
+			err = workflow.ExecuteActivity(terminateCtx, drillTeardwn.TerminateCluster, activities.ClusterRef{Cluster: c}).Get(ctx, nil)
 		}
 		if err == nil {
 			err = workflow.ExecuteActivity(volumesCtx, drillTeardwn.DeleteClusterVolumes, activities.DeleteClusterVolumesInput{Cluster: c, Override: override}).Get(ctx, nil)

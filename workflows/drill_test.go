@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -279,5 +281,27 @@ func TestDrillPolicyValidates(t *testing.T) {
 	}
 	if err := CheckDrillOperation(KindFleetAudit, json.RawMessage(`{}`)); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestDrillTeardownHeartbeats proves the teardown's cloud calls are scheduled with a heartbeat
+// timeout (their activities heartbeat): a worker killed right after EC2 terminated the
+// cluster's instances had the drill wait out TerminateCluster's whole 2-minute StartToClose
+// before a retry (the chaos harness's drill run, seed 7, kill at TerminateInstances).
+func TestDrillTeardownHeartbeats(t *testing.T) {
+	s := &drillScript{}
+	env := newDrillEnv(t, s)
+	heartbeat := map[string]time.Duration{}
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		heartbeat[info.ActivityType.Name] = info.HeartbeatTimeout
+	})
+	env.ExecuteWorkflow(DrillWorkflowType, drillInput())
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"TerminateCluster", "DeleteClusterVolumes"} {
+		if d, ran := heartbeat[name]; !ran || d <= 0 {
+			t.Errorf("%s: ran %v with heartbeat timeout %v, want one", name, ran, d)
+		}
 	}
 }

@@ -47,6 +47,9 @@ type Options struct {
 	// HomeQuota is the daemon's quota mode; "" is homes.QuotaNone, or QuotaBtrfs when
 	// StorageRoot is a btrfs file system.
 	HomeQuota homes.Mode
+	// Wrap, when set, stands between the daemon's listener and its API on the daemon's own
+	// URL (the audience of its tokens): a test's hook on its calls, such as a crash point.
+	Wrap func(http.Handler) http.Handler
 }
 
 // Main is TestMain for a package whose tests start a Daemon: the test binary doubles as the
@@ -134,6 +137,9 @@ func Start(t testing.TB, o Options) *Daemon {
 	}
 	d := &Daemon{Key: o.Key, Signer: token.NewSigner(o.Key), Config: cfg, srv: srv}
 	ts.Config.Handler = srv
+	if o.Wrap != nil {
+		ts.Config.Handler = o.Wrap(srv)
+	}
 	ts.Start()
 	d.Server = ts
 	d.URL = ts.URL
