@@ -411,6 +411,9 @@ type release struct {
 	moved map[string]string
 	// deferred runs the deferrable volumes' copies in the background.
 	deferred []workflow.Future
+	// holds: this run keeps its maintenance hold in its memo (MemoMaintenance); false when it
+	// replays a history recorded before the hold existed.
+	holds bool
 }
 
 func newRelease(ctx workflow.Context, in ReleaseInput) (*release, error) {
@@ -602,6 +605,27 @@ func (r *release) registerDecisions(ctx workflow.Context) error {
 }
 
 func (r *release) maintenanceStarted() bool { return r.res.MaintenanceAt != nil }
+
+// hold names the old cluster's servers the release holds in planned maintenance, so that
+// their alarms are suppressed rather than start a failover (MemoMaintenance); none ends it.
+func (r *release) hold(ctx workflow.Context, servers ...string) error {
+	if !r.holds {
+		return nil
+	}
+	return holdMaintenance(ctx, servers)
+}
+
+// oldClusterServers are the names of the old cluster's servers the release knows.
+func (r *release) oldClusterServers() []string {
+	names := []string{r.fileServer.Name}
+	if r.backup.Name != "" {
+		names = append(names, r.backup.Name)
+	}
+	for _, c := range r.clients {
+		names = append(names, c.Name)
+	}
+	return names
+}
 
 // awaitApproval waits for the approval of the current plan (unless the policy needs none),
 // planning again every PlanInterval and taking an incremental snapshot of each critical

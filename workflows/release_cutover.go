@@ -272,6 +272,11 @@ func (r *release) maintenance(ctx workflow.Context) error {
 	r.res.MaintenanceAt = &now
 	fs := r.fileServer.InstanceID
 	r.tracker.Start(stepRelMaintenance, fmt.Sprintf("%s stops serving: the window opens", r.fileServer.Name))
+	// Held before it stops serving: its NFS watch sees the export go, and that is planned.
+	r.holds = workflow.GetVersion(ctx, changeMaintenanceHold, workflow.DefaultVersion, 1) == 1
+	if err := r.hold(ctx, r.fileServer.Name); err != nil {
+		return atStep(stepRelMaintenance, err)
+	}
 	r.audit(ctx, "release.maintenance", map[string]any{"file_server": r.fileServer.Name, "plan": r.plan.Hash, "predicted_downtime_seconds": r.plan.PredictedDowntimeSeconds})
 	hc := r.hostCtx(ctx)
 	if err := workflow.ExecuteActivity(hc, recHosts.UnexportNFS, activities.NFSExportInput{InstanceID: fs, Path: homeArray.mountPoint, Clients: demoNFSClients}).Get(ctx, nil); err != nil {
@@ -762,6 +767,10 @@ func (r *release) declareLive(ctx workflow.Context) error {
 		return atStep(stepRelLive, err)
 	}
 	r.live = true
+	// The old cluster is a standby until it is retired: none of its servers serves.
+	if err := r.hold(ctx, r.oldClusterServers()...); err != nil {
+		return atStep(stepRelLive, err)
+	}
 	r.res.FileServer, r.res.Backup = r.newFile.Name, r.newBackup.Name
 	for old, nv := range r.moved {
 		r.res.Volumes[old] = nv
@@ -904,6 +913,10 @@ func (r *release) restoreOld(ctx workflow.Context) error {
 		msg += "; not remounted: " + strings.Join(failed, "; ")
 	}
 	r.event("%s", msg)
+	// The old file server serves again: its alarms are faults again.
+	if err := r.hold(ctx); err != nil {
+		return err
+	}
 	// The handed-over volumes go back to the backup, which takes its node id again.
 	if r.handedOver {
 		nf := r.newFileInfo()
