@@ -31,19 +31,25 @@ type ReleasePolicy struct {
 	// NoDeferred moves deferrable volumes before the cutover too, in the window.
 	NoDeferred bool `json:"no_deferred,omitempty"`
 	// Retention is how long the old cluster is kept as a standby (its volumes a further
-	// copy) before it is retired and its servers terminated (default 7 days).
+	// copy) before it is retired and its servers terminated (default 7 days). Like every
+	// duration of the policy it is the cloud's time: under a simulated cloud's speed
+	// (ReleaseTiming.Speed) the worker waits speed times less.
 	Retention time.Duration `json:"retention,omitempty"`
 	// NoNewBackupSeed leaves the new cluster's backup to a full resync after the cutover
 	// instead of seeding it from snapshots during the pre-stage (then the new cluster has no
 	// hot copy for hours).
 	NoNewBackupSeed bool `json:"no_new_backup_seed,omitempty"`
 	// IncrementalInterval is how often the pre-stage takes an incremental snapshot of each
-	// unreplicated critical volume while it waits for the approval (default 30m).
+	// unreplicated critical volume while it waits for the approval (default 30m, the cloud's time).
 	IncrementalInterval time.Duration `json:"incremental_interval,omitempty"`
 	// InitRateMiBps is the initialization rate of volumes created from snapshots (default 300).
 	InitRateMiBps int32  `json:"init_rate_mibps,omitempty"`
 	ImageID       string `json:"image_id,omitempty"`
 }
+
+// changeIncrementalsSimTime is the workflow.GetVersion change id of the incremental interval
+// read in the cloud's time (ReleaseTiming.Speed) rather than the worker's.
+const changeIncrementalsSimTime = "release-incrementals-sim-time"
 
 // Production defaults of ReleasePolicy.
 const (
@@ -637,6 +643,11 @@ func (r *release) awaitApproval(ctx workflow.Context) error {
 		return r.replan(ctx)
 	}
 	r.tracker.Start(stepRelApproval, "waiting for the approval of plan "+r.plan.Hash)
+	// The interval is the cloud's time; a run recorded before it was took it as the worker's.
+	every := r.policy.IncrementalInterval
+	if workflow.GetVersion(ctx, changeIncrementalsSimTime, workflow.DefaultVersion, 1) == 1 {
+		every = r.workerDuration(every.Seconds())
+	}
 	lastIncr := workflow.Now(ctx)
 	deadline := lastIncr.Add(r.timing.ApprovalTimeout)
 	for {
@@ -660,7 +671,7 @@ func (r *release) awaitApproval(ctx workflow.Context) error {
 		if _, err := workflow.AwaitWithTimeout(ctx, r.timing.PlanInterval, func() bool { return r.approved != nil || r.abort != nil }); err != nil {
 			return err
 		}
-		if workflow.Now(ctx).Sub(lastIncr) >= r.policy.IncrementalInterval {
+		if workflow.Now(ctx).Sub(lastIncr) >= every {
 			if err := r.incrementals(ctx, "incremental"); err != nil {
 				return err
 			}

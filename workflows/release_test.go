@@ -340,3 +340,22 @@ func TestReleaseHoldsTheOldClusterInMaintenance(t *testing.T) {
 		})
 	}
 }
+
+// TestReleaseRetentionIsTheCloudsTime: under a simulated cloud at speed 10 the standby is kept
+// for the policy's retention in the cloud's time — a tenth of it in the worker's — as every
+// other wait of the release's timing; before, the worker slept the whole retention.
+func TestReleaseRetentionIsTheCloudsTime(t *testing.T) {
+	f := newReleaseFleet()
+	env := f.env(t)
+	var timers []time.Duration
+	env.SetOnTimerScheduledListener(func(_ string, d time.Duration) { timers = append(timers, d) })
+	in := releaseInput(ReleasePolicy{NoApproval: true, Retention: 10 * time.Hour})
+	in.Timing = ReleaseTiming{}.Scaled(10)
+	env.ExecuteWorkflow(ReleaseWorkflowType, in)
+	if res := f.result(t, env); res.RetiredAt == nil {
+		t.Fatal("the old cluster was not retired")
+	}
+	if !slices.Contains(timers, time.Hour) || slices.Contains(timers, 10*time.Hour) {
+		t.Fatalf("timers %v: want the 10 h retention waited as 1 h of the worker's at speed 10", timers)
+	}
+}
