@@ -54,6 +54,9 @@ const (
 	AlarmJoined  AlarmAction = "joined"  // noted on the open incident; its recovery workflow runs on
 	AlarmNoted   AlarmAction = "noted"   // noted on the open incident; nothing started (resolved, or the recovery has ended)
 	AlarmIgnored AlarmAction = "ignored" // not about a fault we act on; nothing recorded
+	// AlarmSuppressed: the server is held in planned maintenance by a running operation (a
+	// release's window); recorded in the audit log against that operation, nothing started.
+	AlarmSuppressed AlarmAction = "suppressed"
 )
 
 // AlarmOutcome is the intake's answer for one alarm.

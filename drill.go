@@ -62,6 +62,17 @@ type DrillStep struct {
 	Operation *DrillOperation `json:"operation,omitempty"`
 	// Command is a script the drill runs on a host through SSM.
 	Command *DrillCommand `json:"command,omitempty"`
+	// Fill gives a volume the data it held before the story began (cloudsim's
+	// /_sim/volumes/{id}/fill).
+	Fill *DrillFill `json:"fill,omitempty"`
+}
+
+// DrillFill makes a volume hold at least GiB written: what months of use left on it (a full
+// Dropbox whose snapshot crawls, a logs volume of 90 minutes' snapshot). VolumeID is an id or
+// "tag:Key=Value". At least, not more: a step carried out again writes nothing more.
+type DrillFill struct {
+	VolumeID string  `json:"volume_id"`
+	GiB      float64 `json:"gib"`
 }
 
 // DrillOperation is an operation of a registered kind with its input (the API's body).
@@ -83,6 +94,8 @@ func (s DrillStep) Kind() string {
 		return "operation " + s.Operation.Kind
 	case s.Command != nil:
 		return "command on " + s.Command.InstanceID
+	case s.Fill != nil:
+		return "fill of " + s.Fill.VolumeID
 	}
 	var f struct {
 		Type string `json:"type"`

@@ -442,6 +442,38 @@ func (d *Drills) ResolveInstance(ctx context.Context, ref string) (string, error
 	return "", temporal.NewNonRetryableApplicationError("no running instance is tagged "+kv, ErrInstanceNotFound, nil)
 }
 
+// FillVolume carries out a drill's fill step: the volume it names (an id, or the volume tagged
+// "tag:Key=Value") is made to hold at least GiB written. It reads what the volume holds first
+// and writes only the difference, so that a retry after a fill whose answer was lost writes
+// nothing more.
+func (d *Drills) FillVolume(ctx context.Context, in anyops.DrillFill) (cloudsim.VolumeData, error) {
+	sim, err := d.sim()
+	if err != nil {
+		return cloudsim.VolumeData{}, err
+	}
+	id := in.VolumeID
+	if kv, isTag := strings.CutPrefix(id, "tag:"); isTag {
+		k, v, _ := strings.Cut(kv, "=")
+		f, err := (&Cloud{Clients: d.Clients}).DescribeFleet(ctx, DescribeFleetInput{Tags: map[string]string{k: v}})
+		if err != nil {
+			return cloudsim.VolumeData{}, err
+		}
+		if len(f.Volumes) != 1 {
+			return cloudsim.VolumeData{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%d volumes are tagged %s, want one", len(f.Volumes), kv), ErrInvalidInput, nil)
+		}
+		id = f.Volumes[0].ID
+	}
+	have, err := sim.Volume(ctx, id)
+	if err != nil {
+		return cloudsim.VolumeData{}, err
+	}
+	missing := in.GiB - float64(have.WrittenBytes)/(1<<30)
+	if missing <= 0 {
+		return have, nil
+	}
+	return sim.FillVolume(ctx, id, missing)
+}
+
 // ClearFaultsInput names what a drill injected.
 type ClearFaultsInput struct {
 	Cluster string          `json:"cluster"`

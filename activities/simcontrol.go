@@ -96,6 +96,18 @@ func (s *SimControl) SetSpeed(ctx context.Context, speed float64) (cloudsim.Cloc
 	return c, s.do(ctx, http.MethodPut, "/_sim/clock", nil, map[string]float64{"speed": speed}, &c)
 }
 
+// Volume reads what cloudsim knows of the data on a volume.
+func (s *SimControl) Volume(ctx context.Context, id string) (cloudsim.VolumeData, error) {
+	var d cloudsim.VolumeData
+	return d, s.do(ctx, http.MethodGet, "/_sim/volumes/"+url.PathEscape(id), nil, nil, &d)
+}
+
+// FillVolume records gib GiB written on a volume (cloudsim.Sim.FillVolume).
+func (s *SimControl) FillVolume(ctx context.Context, id string, gib float64) (cloudsim.VolumeData, error) {
+	var d cloudsim.VolumeData
+	return d, s.do(ctx, http.MethodPost, "/_sim/volumes/"+url.PathEscape(id)+"/fill", nil, map[string]float64{"gib": gib}, &d)
+}
+
 // LoadScenario schedules a cloudsim scenario (the JSON list of {at, fault}).
 func (s *SimControl) LoadScenario(ctx context.Context, scenario []byte) (int, error) {
 	var out struct {

@@ -103,6 +103,13 @@ func (in *Intake) Raise(ctx context.Context, a anyops.Alarm) (anyops.AlarmOutcom
 	if a.State == anyops.AlarmResolved {
 		return in.resolved(ctx, a, f, out)
 	}
+	if f.incident == nil {
+		// No fault is open on the server: one an operation holds in planned maintenance
+		// stopped serving on purpose.
+		if sup, held, err := in.suppress(ctx, srv, a, out); held || err != nil {
+			return sup, err
+		}
+	}
 	inc, opened := inventory.Incident{}, false
 	if f.incident != nil {
 		// The incident found is used as it is, even if it is resolved meanwhile: then its run
@@ -160,6 +167,43 @@ func (in *Intake) Raise(ctx context.Context, a anyops.Alarm) (anyops.AlarmOutcom
 	in.logger().Info("alarm", "source", a.Source, "delivery", a.DeliveryID, "server", srv.Name, "action", out.Action,
 		"incident", inc.ID, "workflow_id", out.WorkflowID, "run_id", out.RunID, "redelivery", out.Redelivery)
 	return out, nil
+}
+
+// suppress records a firing alarm about a server that the release of its cluster holds in
+// planned maintenance (workflows.MemoMaintenance on the running release) as suppressed by that
+// release, in the audit log (once per delivery), and starts nothing. held is false, and nothing
+// recorded, when no running operation holds the server.
+func (in *Intake) suppress(ctx context.Context, srv inventory.Server, a anyops.Alarm, out anyops.AlarmOutcome) (anyops.AlarmOutcome, bool, error) {
+	holder := anyops.ReleaseWorkflowID(srv.Cluster)
+	desc, err := in.Temporal.DescribeWorkflowExecution(ctx, holder, "")
+	var gone *serviceerror.NotFound
+	if errors.As(err, &gone) {
+		return out, false, nil
+	}
+	if err != nil {
+		return out, false, fmt.Errorf("describe %s: %w", holder, err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return out, false, nil
+	}
+	held, err := workflows.MaintenanceHeld(info.GetMemo())
+	if err != nil {
+		return out, false, fmt.Errorf("the maintenance hold of %s: %w", holder, err)
+	}
+	if !slices.Contains(held, srv.Name) {
+		return out, false, nil
+	}
+	key := fmt.Sprintf("alarm.suppressed/%s/%s", a.Source, a.DeliveryID)
+	if _, err := in.Store.RecordAudit(ctx, inventory.AuditEvent{Actor: "alarm:" + string(a.Source), Action: "alarm.suppressed", Subject: holder,
+		IdempotencyKey: &key, Summary: map[string]any{"server": srv.Name, "source": string(a.Source), "delivery_id": a.DeliveryID,
+			"alarm": describe(a), "held_by": holder, "run_id": info.GetExecution().GetRunId()}}); err != nil {
+		return out, true, err
+	}
+	out.Action, out.Kind, out.WorkflowID, out.RunID = anyops.AlarmSuppressed, "", holder, info.GetExecution().GetRunId()
+	out.Message = fmt.Sprintf("%s is held in planned maintenance by %s: the alarm is recorded in the audit log, nothing started", srv.Name, holder)
+	in.logger().Info("alarm suppressed", "source", a.Source, "delivery", a.DeliveryID, "server", srv.Name, "held_by", holder)
+	return out, true, nil
 }
 
 // fault is what an alarm on a server belongs to: the recovery kind and business key of the

@@ -110,11 +110,12 @@ type scenarioFile struct {
 }
 
 type stepFile struct {
-	At        *string          `json:"at"`
-	Origin    bool             `json:"origin"`
-	Fault     json.RawMessage  `json:"fault"`
-	Operation *operationFile   `json:"operation"`
-	Command   *commandFileStep `json:"command"`
+	At        *string           `json:"at"`
+	Origin    bool              `json:"origin"`
+	Fault     json.RawMessage   `json:"fault"`
+	Operation *operationFile    `json:"operation"`
+	Command   *commandFileStep  `json:"command"`
+	Fill      *anyops.DrillFill `json:"fill"`
 }
 
 type operationFile struct {
@@ -288,8 +289,15 @@ func parseStep(st stepFile, checkOp OperationCheck) (anyops.DrillStep, error) {
 		}
 		step.Command = &cmd
 	}
+	if st.Fill != nil {
+		n++
+		if err := checkFill(*st.Fill); err != nil {
+			return step, err
+		}
+		step.Fill = st.Fill
+	}
 	if n != 1 {
-		return step, errors.New("needs exactly one of fault, operation and command")
+		return step, errors.New("needs exactly one of fault, operation, command and fill")
 	}
 	return step, nil
 }
@@ -312,6 +320,20 @@ func parseOperation(o operationFile, checkOp OperationCheck) (anyops.DrillOperat
 		}
 	}
 	return anyops.DrillOperation{Kind: o.Kind, Input: input}, nil
+}
+
+// MaxFillGiB bounds a fill step: cloudsim's own bound.
+const MaxFillGiB = 65536
+
+// checkFill validates a fill step: a volume id or tag selector, and a size in GiB.
+func checkFill(f anyops.DrillFill) error {
+	if !strings.HasPrefix(f.VolumeID, "vol-") && !strings.HasPrefix(f.VolumeID, "tag:") || len(f.VolumeID) > 256 {
+		return errors.New("fill needs volume_id (a volume id or tag:Key=Value)")
+	}
+	if !(f.GiB > 0 && f.GiB <= MaxFillGiB) {
+		return fmt.Errorf("fill needs gib above 0 and at most %d", MaxFillGiB)
+	}
+	return nil
 }
 
 // DrillActor is who the operations a drill starts are requested by.

@@ -110,6 +110,11 @@ func TestParseScenarioRefuses(t *testing.T) {
 		{"operation input not an object", `[{"at": "1m", "operation": {"kind": "fleet-audit", "input": [1]}}]`, "must be an object"},
 		{"command without run", `[{"at": "1m", "command": {"instance_id": "i-0123456789abcdef0"}}]`, "1 to 50 lines"},
 		{"command bad target", `[{"at": "1m", "command": {"instance_id": "file1", "run": ["true"]}}]`, "neither an instance id"},
+		{"fill without volume", `[{"at": "1m", "fill": {"gib": 5}}]`, "needs volume_id"},
+		{"fill of a server", `[{"at": "1m", "fill": {"volume_id": "i-0123456789abcdef0", "gib": 5}}]`, "needs volume_id"},
+		{"fill of nothing", `[{"at": "1m", "fill": {"volume_id": "vol-0123456789abcdef0", "gib": 0}}]`, "gib above 0"},
+		{"fill too large", `[{"at": "1m", "fill": {"volume_id": "vol-0123456789abcdef0", "gib": 1e6}}]`, "gib above 0"},
+		{"fill unknown field", `[{"at": "1m", "fill": {"volume_id": "vol-0123456789abcdef0", "size": 5}}]`, "unknown field"},
 		{"command newline", `[{"at": "1m", "command": {"instance_id": "i-0123456789abcdef0", "run": ["true\nrm"]}}]`, "one line"},
 		{"two origins", `{"steps": [` + strings.Replace(hw, `"at"`, `"origin": true, "at"`, 1) + `,` + strings.Replace(hw, `"at"`, `"origin": true, "at"`, 1) + `]}`, "only one step"},
 		{"speed too high", `{"speed": 1e9, "steps": [` + hw + `]}`, "speed must be"},
@@ -177,6 +182,12 @@ func FuzzParseScenario(f *testing.F) {
 			}
 			if st.Command != nil {
 				n++
+			}
+			if st.Fill != nil {
+				n++
+				if st.Fill.GiB <= 0 || st.Fill.GiB > MaxFillGiB {
+					t.Fatalf("step %d accepted a fill of %g GiB", i, st.Fill.GiB)
+				}
 			}
 			if n != 1 || st.At < 0 || st.At > MaxStepAt {
 				t.Fatalf("step %d accepted with %d actions at %s", i, n, st.At)

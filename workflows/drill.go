@@ -389,6 +389,10 @@ func (d *drill) runSteps() error {
 			if err := d.operation(*t.step.Operation); err != nil {
 				return d.fail(stepDrillRun, fmt.Errorf("step %d: %w", t.i+1, err))
 			}
+		case t.step.Fill != nil:
+			if err := workflow.ExecuteActivity(d.callCtx, drillActs.FillVolume, *t.step.Fill).Get(d.ctx, nil); err != nil {
+				return d.fail(stepDrillRun, fmt.Errorf("step %d: %w", t.i+1, err))
+			}
 		}
 	}
 	last := d.armed

@@ -31,19 +31,25 @@ type ReleasePolicy struct {
 	// NoDeferred moves deferrable volumes before the cutover too, in the window.
 	NoDeferred bool `json:"no_deferred,omitempty"`
 	// Retention is how long the old cluster is kept as a standby (its volumes a further
-	// copy) before it is retired and its servers terminated (default 7 days).
+	// copy) before it is retired and its servers terminated (default 7 days). Like every
+	// duration of the policy it is the cloud's time: under a simulated cloud's speed
+	// (ReleaseTiming.Speed) the worker waits speed times less.
 	Retention time.Duration `json:"retention,omitempty"`
 	// NoNewBackupSeed leaves the new cluster's backup to a full resync after the cutover
 	// instead of seeding it from snapshots during the pre-stage (then the new cluster has no
 	// hot copy for hours).
 	NoNewBackupSeed bool `json:"no_new_backup_seed,omitempty"`
 	// IncrementalInterval is how often the pre-stage takes an incremental snapshot of each
-	// unreplicated critical volume while it waits for the approval (default 30m).
+	// unreplicated critical volume while it waits for the approval (default 30m, the cloud's time).
 	IncrementalInterval time.Duration `json:"incremental_interval,omitempty"`
 	// InitRateMiBps is the initialization rate of volumes created from snapshots (default 300).
 	InitRateMiBps int32  `json:"init_rate_mibps,omitempty"`
 	ImageID       string `json:"image_id,omitempty"`
 }
+
+// changeIncrementalsSimTime is the workflow.GetVersion change id of the incremental interval
+// read in the cloud's time (ReleaseTiming.Speed) rather than the worker's.
+const changeIncrementalsSimTime = "release-incrementals-sim-time"
 
 // Production defaults of ReleasePolicy.
 const (
@@ -411,6 +417,9 @@ type release struct {
 	moved map[string]string
 	// deferred runs the deferrable volumes' copies in the background.
 	deferred []workflow.Future
+	// holds: this run keeps its maintenance hold in its memo (MemoMaintenance); false when it
+	// replays a history recorded before the hold existed.
+	holds bool
 }
 
 func newRelease(ctx workflow.Context, in ReleaseInput) (*release, error) {
@@ -549,96 +558,6 @@ func (r *release) planUntilClear(ctx workflow.Context) error {
 	}
 	r.tracker.Done(stepRelPlan, fmt.Sprintf("%d volumes, %d blockers; predicted downtime %.0f s (critical path: %s); plan %s",
 		len(r.plan.Volumes), len(r.plan.Blockers), r.plan.PredictedDowntimeSeconds, strings.Join(r.plan.CriticalPath, ", "), r.plan.Hash))
-	return nil
-}
-
-// ---------------------------------------------------------------------------------------
-// Decisions.
-
-func (r *release) registerDecisions(ctx workflow.Context) error {
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateApprove, func(ctx workflow.Context, d DecisionInput) (DecisionResult, error) {
-		r.approved = &d
-		r.event("plan %s approved by %s", d.PlanHash, d.By)
-		return DecisionResult{Decision: UpdateApprove, Message: "plan " + d.PlanHash + " approved: the cutover goes ahead once the pre-stage is done"}, nil
-	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d DecisionInput) error {
-		switch {
-		case r.in.DryRun:
-			return refused("a dry run cuts nothing over")
-		case r.plan.Hash == "":
-			return refused("there is no plan yet")
-		case d.PlanHash == "":
-			return refused("an approval names the plan it approves: plan_hash %s", r.plan.Hash)
-		case d.PlanHash != r.plan.Hash:
-			return temporal.NewApplicationError(fmt.Sprintf("plan %s is stale: the current plan is %s; look at it and approve that one", d.PlanHash, r.plan.Hash), ErrStalePlan)
-		case len(r.plan.Blockers) > 0:
-			return refused("the plan has %d blockers: %s", len(r.plan.Blockers), r.plan.Blockers[0].Message)
-		case r.maintenanceStarted():
-			return refused("the cutover is under way")
-		}
-		return refuseApprove("release", r.abort, nil)
-	}}); err != nil {
-		return err
-	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAbort, func(ctx workflow.Context, d DecisionInput) (DecisionResult, error) {
-		r.abort = &d
-		r.event("aborted by %s: %s", d.By, d.Reason)
-		return DecisionResult{Decision: UpdateAbort, Message: "the release stops before the cutover; the live cluster keeps serving"}, nil
-	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d DecisionInput) error {
-		return refuseAbort("release", d, r.abort, func() error {
-			if r.maintenanceStarted() {
-				return refused("the cutover is under way: it completes or rolls back by itself")
-			}
-			return nil
-		})
-	}}); err != nil {
-		return err
-	}
-	return r.locks.register(ctx)
-}
-
-func (r *release) maintenanceStarted() bool { return r.res.MaintenanceAt != nil }
-
-// awaitApproval waits for the approval of the current plan (unless the policy needs none),
-// planning again every PlanInterval and taking an incremental snapshot of each critical
-// unreplicated volume every IncrementalInterval meanwhile. An approval of a plan that has
-// changed since is not one: a new approval is needed.
-func (r *release) awaitApproval(ctx workflow.Context) error {
-	if r.policy.NoApproval {
-		r.tracker.Skip(stepRelApproval, "the policy needs no approval")
-		return r.replan(ctx)
-	}
-	r.tracker.Start(stepRelApproval, "waiting for the approval of plan "+r.plan.Hash)
-	lastIncr := workflow.Now(ctx)
-	deadline := lastIncr.Add(r.timing.ApprovalTimeout)
-	for {
-		if err := r.replan(ctx); err != nil {
-			return err
-		}
-		if r.abort != nil {
-			return nil
-		}
-		if r.approved != nil && r.approved.PlanHash == r.plan.Hash && len(r.plan.Blockers) == 0 {
-			break
-		}
-		if r.approved != nil {
-			r.event("the approval of plan %s by %s no longer holds: the plan is %s now", r.approved.PlanHash, r.approved.By, r.plan.Hash)
-			r.approved = nil
-		}
-		if !workflow.Now(ctx).Before(deadline) {
-			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("no approval of the plan within %s: nothing was cut over; %s keeps serving", r.timing.ApprovalTimeout, r.in.Cluster), ErrApprovalTimeout, nil)
-		}
-		r.tracker.Start(stepRelApproval, fmt.Sprintf("waiting for the approval of plan %s (predicted downtime %.0f s)", r.plan.Hash, r.plan.PredictedDowntimeSeconds))
-		if _, err := workflow.AwaitWithTimeout(ctx, r.timing.PlanInterval, func() bool { return r.approved != nil || r.abort != nil }); err != nil {
-			return err
-		}
-		if workflow.Now(ctx).Sub(lastIncr) >= r.policy.IncrementalInterval {
-			if err := r.incrementals(ctx, "incremental"); err != nil {
-				return err
-			}
-			lastIncr = workflow.Now(ctx)
-		}
-	}
-	r.tracker.Done(stepRelApproval, fmt.Sprintf("plan %s approved by %s", r.plan.Hash, r.approved.By))
 	return nil
 }
 

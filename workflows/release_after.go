@@ -86,7 +86,9 @@ func (r *release) afterLive(ctx workflow.Context) error {
 	}
 	r.tracker.Start(stepRelRetention, fmt.Sprintf("%s stays a standby until %s (retention %s)", r.in.Cluster,
 		workflow.Now(ctx).Add(r.policy.Retention).UTC().Format("2006-01-02 15:04 MST"), r.policy.Retention))
-	if err := workflow.Sleep(ctx, r.policy.Retention); err != nil {
+	// The retention is the cloud's time, as every duration of the policy: a drill's cloudsim
+	// at speed 10 keeps the standby for a tenth of it in the worker's.
+	if err := workflow.Sleep(ctx, r.workerDuration(r.policy.Retention.Seconds())); err != nil {
 		return atStep(stepRelRetention, err)
 	}
 	r.tracker.Done(stepRelRetention, "the retention period is over")

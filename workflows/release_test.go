@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/anyops/anyops"
@@ -295,5 +296,66 @@ func TestReleaseApprovalTimesOut(t *testing.T) {
 	}
 	if f.index("UnexportNFS") >= 0 || len(f.terminated) != 3 || slices.ContainsFunc(f.terminated, func(n string) bool { return !strings.HasPrefix(n, "live-2-") }) {
 		t.Errorf("terminated %v, calls %v: want only the new cluster gone, nothing stopped serving", f.terminated, f.calls)
+	}
+}
+
+// TestReleaseHoldsTheOldClusterInMaintenance: the release names the old file server in its
+// maintenance hold (MemoMaintenance, which the alarm intake reads) before the file server
+// stops serving, so its NFS watch seeing the export go starts no failover; once live, the hold
+// is the whole standby cluster; after a rollback, once the old file server serves again, the
+// hold is empty and its alarms are faults again.
+func TestReleaseHoldsTheOldClusterInMaintenance(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		unhealthy bool
+		after     string // the call the last hold follows
+		last      string // the last hold
+	}{
+		{"live", false, "RecordFleet cluster live-2 live", "hold [live-file live-backup live-web1]"},
+		{"rolled back", true, "RemountNFS live-web1", "hold []"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newReleaseFleet()
+			f.unhealthy = tc.unhealthy
+			env := f.env(t)
+			env.OnUpsertMemo(mock.Anything).Run(func(args mock.Arguments) {
+				f.log("hold %v", args.Get(0).(map[string]any)[MemoMaintenance])
+			}).Return()
+			env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePolicy{NoApproval: true}))
+			f.result(t, env)
+			first, unexport := f.index("hold [live-file]"), f.index("UnexportNFS live-file")
+			if first < 0 || unexport < 0 || first > unexport {
+				t.Fatalf("the hold of live-file at %d, its unexport at %d: want it held before it stops serving\ncalls %v", first, unexport, f.calls)
+			}
+			var holds []int
+			for i, c := range f.calls {
+				if strings.HasPrefix(c, "hold ") {
+					holds = append(holds, i)
+				}
+			}
+			last := holds[len(holds)-1]
+			if f.calls[last] != tc.last || last < f.index(tc.after) {
+				t.Fatalf("the last hold is %q at %d, want %q after %q (%d)\ncalls %v", f.calls[last], last, tc.last, tc.after, f.index(tc.after), f.calls)
+			}
+		})
+	}
+}
+
+// TestReleaseRetentionIsTheCloudsTime: under a simulated cloud at speed 10 the standby is kept
+// for the policy's retention in the cloud's time — a tenth of it in the worker's — as every
+// other wait of the release's timing; before, the worker slept the whole retention.
+func TestReleaseRetentionIsTheCloudsTime(t *testing.T) {
+	f := newReleaseFleet()
+	env := f.env(t)
+	var timers []time.Duration
+	env.SetOnTimerScheduledListener(func(_ string, d time.Duration) { timers = append(timers, d) })
+	in := releaseInput(ReleasePolicy{NoApproval: true, Retention: 10 * time.Hour})
+	in.Timing = ReleaseTiming{}.Scaled(10)
+	env.ExecuteWorkflow(ReleaseWorkflowType, in)
+	if res := f.result(t, env); res.RetiredAt == nil {
+		t.Fatal("the old cluster was not retired")
+	}
+	if !slices.Contains(timers, time.Hour) || slices.Contains(timers, 10*time.Hour) {
+		t.Fatalf("timers %v: want the 10 h retention waited as 1 h of the worker's at speed 10", timers)
 	}
 }
