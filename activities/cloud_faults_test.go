@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/anyops/anyops/cloudsim"
 )
@@ -215,4 +216,25 @@ func TestCloudRunCommandResumes(t *testing.T) {
 			require.False(t, got.EndedAt.IsZero(), "the result says when the command ended")
 		})
 	}
+}
+
+// TestRetriedCreateSnapshotLooksWithinItsAttempt: an attempt after one that sent CreateSnapshot
+// but took no snapshot (its request failed, or never reached EC2) looks for the earlier
+// snapshot only as long as its own attempt leaves time to take one. With a look as long as
+// the consistency window every attempt shorter than the window timed out looking, and the
+// operation never took its snapshot (the chaos harness's storage change, seed 7).
+func TestRetriedCreateSnapshotLooksWithinItsAttempt(t *testing.T) {
+	s := newSimCloud(t)
+	vol := call[Volume](t, s.e.env, s.cloud.CreateVolume, CreateVolumeInput{Step: "create home", Name: "home0", Zone: zoneA, SizeGiB: 10, VolumeType: "gp3"})
+	call[Volume](t, s.e.env, s.cloud.WaitVolumeAvailable, WaitVolumeInput{VolumeID: vol.ID, PollInterval: simPoll})
+
+	s.cloud.ConsistencyWindow = time.Hour
+	attempt, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	retry, _ := activityEnv(t, s.cloud)
+	retry.SetWorkerOptions(worker.Options{BackgroundActivityContext: attempt})
+	retry.SetHeartbeatDetails(SnapshotRequest{Step: "snapshot home0", Sent: true})
+	snap, err := callErr[Snapshot](retry, s.cloud.CreateSnapshot, CreateSnapshotInput{Step: "snapshot home0", VolumeID: vol.ID, Name: "home0-snap"})
+	require.NoError(t, err, "the retry must take the snapshot the earlier attempt did not, inside its own attempt")
+	require.NotEmpty(t, snap.ID)
 }

@@ -93,6 +93,14 @@ func (c *Cloud) findPrevious(ctx context.Context, client *ec2.Client, region str
 		window = DefaultConsistencyWindow
 	}
 	deadline := time.Now().Add(window)
+	// The look must end inside the attempt, with a quarter of its time left to send: an
+	// attempt shorter than the window would otherwise time out looking, and so would every
+	// attempt after it, for a request that never reached EC2.
+	if end, ok := ctx.Deadline(); ok {
+		if latest := time.Now().Add(time.Until(end) * 3 / 4); latest.Before(deadline) {
+			deadline = latest
+		}
+	}
 	delay := 100 * time.Millisecond
 	for look := 1; ; look++ {
 		prior, ok, err := findByKey(ctx, client, region, id.token)
