@@ -178,12 +178,7 @@ func (c *Cloud) AttachVolume(ctx context.Context, in AttachVolumeInput) (Attachm
 	if err != nil {
 		return Attachment{}, cloudError("AttachVolume", err)
 	}
-	return Attachment{
-		VolumeID:   aws.ToString(out.VolumeId),
-		InstanceID: aws.ToString(out.InstanceId),
-		Device:     aws.ToString(out.Device),
-		State:      string(out.State),
-	}, nil
+	return attachmentOf(out.VolumeId, out.InstanceId, out.Device, out.State), nil
 }
 
 // DetachVolumeInput detaches a volume.
@@ -230,12 +225,17 @@ func (c *Cloud) DetachVolume(ctx context.Context, in DetachVolumeInput) (Attachm
 	if err != nil {
 		return Attachment{}, cloudError("DetachVolume", err)
 	}
+	return attachmentOf(out.VolumeId, out.InstanceId, out.Device, out.State), nil
+}
+
+// attachmentOf is the attachment AttachVolume's or DetachVolume's answer describes.
+func attachmentOf(volumeID, instanceID, device *string, state types.VolumeAttachmentState) Attachment {
 	return Attachment{
-		VolumeID:   aws.ToString(out.VolumeId),
-		InstanceID: aws.ToString(out.InstanceId),
-		Device:     aws.ToString(out.Device),
-		State:      string(out.State),
-	}, nil
+		VolumeID:   aws.ToString(volumeID),
+		InstanceID: aws.ToString(instanceID),
+		Device:     aws.ToString(device),
+		State:      string(state),
+	}
 }
 
 // Override lets an operator break a safety interlock. Workflows only fill it from an
