@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,12 +15,10 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/testsuite"
 
 	"github.com/anyops/anyops/activities"
 	"github.com/anyops/anyops/cloudsim"
 	"github.com/anyops/anyops/config"
-	"github.com/anyops/anyops/internal/temporaldev"
 	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/inventory"
 )
@@ -179,38 +175,75 @@ func chaosSettings(t *testing.T) (chaosSize, uint64) {
 // TestChaos runs every operation under its seeded schedule and prints, per operation, the
 // crash points and dependency restarts survived, the invariant violations and the slowest
 // recovery. A broken invariant fails the test with the seed, the run and the crash point.
+// Operations run side by side, up to chaosParallelism at once (each in a world of its own);
+// the runs of one operation one after another.
 func TestChaos(t *testing.T) {
 	size, seed := chaosSettings(t)
-	t.Logf("chaos: size %s, seed %d (repeat: make chaos SEED=%d)", size.name, seed, seed)
+	parallel := chaosParallelism(t)
+	t.Logf("chaos: size %s, seed %d, %d operations at once (repeat: make chaos SEED=%d)", size.name, seed, parallel, seed)
 	bin := buildAnyops(t)
+	// Every schedule is drawn before any run starts, in the table's order, so that a seed
+	// names the same runs however the operations interleave, and whichever -run selects.
 	rng := rand.New(rand.NewPCG(seed, 0))
-	var reports []chaosReport
+	schedules := make([][]chaosSchedule, len(chaosOperations))
 	for i, op := range chaosOperations {
-		rep := chaosReport{op: op.name}
 		for run := range size.runs {
-			sched := op.schedule(rng, i, run, size.killsPerRun)
-			t.Run(fmt.Sprintf("%s/run-%d", op.name, run), func(t *testing.T) {
-				t.Logf("seed %d, %s %s", seed, op.name, sched)
-				w := newChaosWorld(t, bin, nil, op.speed)
-				violations := w.runOperation(t, op, sched, &rep)
-				for _, v := range violations {
-					msg := chaosFailure(seed, op, sched, v)
-					rep.violations = append(rep.violations, msg)
-					t.Error(msg)
-				}
-			})
+			schedules[i] = append(schedules[i], op.schedule(rng, i, run, size.killsPerRun))
 		}
-		reports = append(reports, rep)
 	}
+	reports := make([]chaosReport, len(chaosOperations))
+	slots := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	// The slots are taken from the table's end, where the longest operations are (the drill,
+	// the release, the console, the patch), so that the short ones fill in after them.
+	for i := len(chaosOperations) - 1; i >= 0; i-- {
+		op := chaosOperations[i]
+		reports[i] = chaosReport{op: op.name}
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			rep := &reports[i]
+			for _, sched := range schedules[i] {
+				t.Run(fmt.Sprintf("%s/run-%d", op.name, sched.run), func(t *testing.T) {
+					t.Logf("seed %d, %s %s", seed, op.name, sched)
+					w := newChaosWorld(t, bin, nil, op.speed)
+					for _, v := range w.runOperation(t, op, sched, rep) {
+						msg := chaosFailure(seed, op, sched, v)
+						rep.violations = append(rep.violations, msg)
+						t.Error(msg)
+					}
+				})
+			}
+		})
+	}
+	wg.Wait()
 	var out strings.Builder
 	fmt.Fprintf(&out, "chaos (size %s, seed %d):\n", size.name, seed)
 	for _, r := range reports {
+		if r.crashes+r.restarts+r.notReached+len(r.violations) == 0 {
+			continue // not selected by -run
+		}
 		fmt.Fprintln(&out, "  "+r.String())
 	}
 	t.Log(out.String())
 	if path := os.Getenv("ANYOPS_CHAOS_REPORT"); path != "" {
 		_ = os.WriteFile(path, []byte(out.String()), 0o644)
 	}
+}
+
+// chaosParallelism is how many operations' worlds run at once: ANYOPS_CHAOS_PARALLEL, or 4.
+// A world mostly waits on cloudsim's clock and its workflows' timers, so several share a
+// machine's cores without slowing each other much; 1 runs them one after another.
+func chaosParallelism(t *testing.T) int {
+	s := os.Getenv("ANYOPS_CHAOS_PARALLEL")
+	if s == "" {
+		return 4
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		t.Fatalf("ANYOPS_CHAOS_PARALLEL=%q is not a positive number", s)
+	}
+	return n
 }
 
 // chaosWorld is the control plane one run works on: a dev server of its own that can be
@@ -525,112 +558,4 @@ func (w *chaosWorld) dependencyFault(kind string, next <-chan struct{}) (time.Du
 		return d, fmt.Errorf("no progress within 2 minutes")
 	}
 	return d, nil
-}
-
-// restartableTemporal is a dev server on a fixed port and database file, so that a restart
-// keeps every workflow.
-type restartableTemporal struct {
-	t        *testing.T
-	hostPort string
-	dbFile   string
-	mu       sync.Mutex
-	srv      *testsuite.DevServer
-}
-
-func startRestartableTemporal(t *testing.T, dbFile string) *restartableTemporal {
-	t.Helper()
-	r := &restartableTemporal{t: t, hostPort: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), dbFile: dbFile}
-	if err := r.start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if r.srv != nil {
-			_ = r.srv.Stop()
-		}
-	})
-	return r
-}
-
-func (r *restartableTemporal) start() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-		ExistingPath:  testenv.TemporalBinary(r.t),
-		ClientOptions: &client.Options{HostPort: r.hostPort},
-		DBFilename:    r.dbFile,
-		LogLevel:      "error",
-		ExtraArgs:     temporaldev.Args(),
-	})
-	if err != nil {
-		return fmt.Errorf("start Temporal dev server: %w", err)
-	}
-	r.mu.Lock()
-	r.srv = srv
-	r.mu.Unlock()
-	return nil
-}
-
-// restart stops the dev server and starts it again on the same port and database.
-func (r *restartableTemporal) restart() error {
-	r.mu.Lock()
-	srv := r.srv
-	r.srv = nil
-	r.mu.Unlock()
-	if err := srv.Stop(); err != nil {
-		return fmt.Errorf("stop Temporal dev server: %w", err)
-	}
-	return r.start()
-}
-
-// restartableEndpoint serves a handler on a fixed port and can be taken down (every
-// connection cut) and brought back: cloudsim restarting, its world kept as AWS keeps it.
-type restartableEndpoint struct {
-	t       *testing.T
-	handler http.Handler
-	addr    string
-	url     string
-	mu      sync.Mutex
-	srv     *http.Server
-}
-
-func startRestartableEndpoint(t *testing.T, h http.Handler) *restartableEndpoint {
-	t.Helper()
-	e := &restartableEndpoint{t: t, handler: h, addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
-	e.url = "http://" + e.addr
-	if err := e.start(); err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
-func (e *restartableEndpoint) start() error {
-	var ln net.Listener
-	var err error
-	for range 50 { // the port of the closed listener may take a moment to be free again
-		if ln, err = net.Listen("tcp", e.addr); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", e.addr, err)
-	}
-	srv := &http.Server{Handler: e.handler, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	e.mu.Lock()
-	e.srv = srv
-	e.mu.Unlock()
-	return nil
-}
-
-func (e *restartableEndpoint) stop() {
-	e.mu.Lock()
-	srv := e.srv
-	e.srv = nil
-	e.mu.Unlock()
-	if srv != nil {
-		_ = srv.Close()
-	}
 }
