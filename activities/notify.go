@@ -26,17 +26,36 @@ type SMTPConfig struct {
 	Password string
 	// StartTLS asks for STARTTLS before authenticating.
 	StartTLS bool
-	// Timeout bounds one message's SMTP conversation; zero means 30s.
+	// Timeout bounds one message's SMTP conversation, the connection included; zero means 30s.
 	Timeout time.Duration
+}
+
+func (c SMTPConfig) timeout() time.Duration {
+	if c.Timeout <= 0 {
+		return 30 * time.Second
+	}
+	return c.Timeout
 }
 
 // Notices sends the outbox's notices by SMTP. Register it with a worker as a struct.
 type Notices struct {
 	Store *inventory.Store
 	SMTP  SMTPConfig
-	// Lease is how long a claim on a notice lasts; zero means 2 minutes. It must be longer
-	// than one message takes, so that a claim outlives its sender only when the sender died.
+	// Lease is how long a claim on a notice lasts; zero means the SMTP timeout and
+	// leaseMargin. It must be longer than one message takes, so that a claim outlives its
+	// sender only when the sender died; a message's conversation ends by the SMTP timeout.
 	Lease time.Duration
+}
+
+// leaseMargin is how much longer than the SMTP conversation a claim lasts: for the write of
+// sent_at after the server's answer.
+const leaseMargin = 30 * time.Second
+
+func (n *Notices) lease() time.Duration {
+	if n.Lease > 0 {
+		return n.Lease
+	}
+	return n.SMTP.timeout() + leaseMargin
 }
 
 // SendNoticesInput names the advisory whose notices to send.
@@ -62,10 +81,7 @@ func (n *Notices) SendNotices(ctx context.Context, in SendNoticesInput) (SendNot
 	if in.Advisory == "" {
 		return SendNoticesOutput{}, invalidInput("Advisory is required")
 	}
-	lease := n.Lease
-	if lease <= 0 {
-		lease = 2 * time.Minute
-	}
+	lease := n.lease()
 	// One claimant per attempt: a retry must not share the claim of an attempt that may still
 	// be sending (a worker that lost its heartbeat but not its connection).
 	claimant := "sender/" + uuid.NewString()
@@ -123,16 +139,16 @@ const ErrNoticeClaimed = "NoticeClaimed"
 
 // send delivers one notice: MAIL, RCPT, DATA; nil only when the server accepted it.
 func (n *Notices) send(ctx context.Context, notice inventory.Notice) error {
-	timeout := n.SMTP.Timeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	d := net.Dialer{Timeout: timeout}
-	conn, err := d.DialContext(ctx, "tcp", n.SMTP.Addr)
+	// One deadline for the dial and the conversation: a claim's lease is worked out from it.
+	deadline := time.Now().Add(n.SMTP.timeout())
+	dialCtx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(dialCtx, "tcp", n.SMTP.Addr)
 	if err != nil {
 		return err
 	}
-	_ = conn.SetDeadline(time.Now().Add(timeout))
+	_ = conn.SetDeadline(deadline)
 	var c *smtp.Client
 	if n.SMTP.StartTLS {
 		host, _, _ := net.SplitHostPort(n.SMTP.Addr)

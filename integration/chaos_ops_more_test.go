@@ -40,7 +40,8 @@ type chaosParts struct {
 
 // Patch: FleetPatch of Heartbleed over the demo fleet built by DemoFleet, notices to the
 // custom-domain owners through a real SMTP server, under kills right after cloudsim ran a
-// piece of a server's patch (its check, its upgrade, its restart, its health probe).
+// piece of a server's patch (its check, its upgrade, its restart, its health probe) and in the
+// middle of a notice's SMTP conversation (the sender held at RCPT, nothing accepted yet).
 
 // patchChaosInput is the chaos run's rollout: two at once, no error allowed, the default
 // role-down share (half a role at most).
@@ -49,7 +50,7 @@ func patchChaosInput() workflows.FleetPatchInput {
 		Timing: workflows.PatchTiming{FleetTiming: crashTiming}, RequestedBy: "chaos"}
 }
 
-var patchChaosCrashPoints = []crashPoint{{script: "dpkg-query"}, {script: "apt-get install"}, {script: "systemctl restart"}, {script: "curl -fsS"}}
+var patchChaosCrashPoints = []crashPoint{{script: "dpkg-query"}, {script: "apt-get install"}, {script: "systemctl restart"}, {script: "curl -fsS"}, {smtp: "RCPT"}}
 
 // setUpPatch builds the demo fleet and gives the operation's workers a real SMTP server and
 // the platform's domain (the certificate rotation records its CSR: no ACME CA here).

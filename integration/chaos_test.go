@@ -63,11 +63,17 @@ type crashPoint struct {
 	// sandboxd is a call of a console host's sandboxd API ("POST /v1/sandboxes"): the host
 	// has carried it out (chaos_ops_more_test.go).
 	sandboxd string
+	// smtp is an SMTP command at which the notices' server holds the sender ("RCPT"): the
+	// kill lands mid-conversation, before the server accepted anything.
+	smtp string
 }
 
 func (c crashPoint) String() string {
 	if c.sandboxd != "" {
 		return "sandboxd:" + c.sandboxd
+	}
+	if c.smtp != "" {
+		return "smtp:" + c.smtp
 	}
 	if c.script != "" {
 		return "ssm:" + c.script
@@ -493,6 +499,9 @@ func (w *chaosWorld) runOperation(t *testing.T, op chaosOperation, sched chaosSc
 		hit = next
 	}
 	w.crash.releaseAll()
+	if w.mail != nil {
+		w.mail.ReleaseHolds()
+	}
 	if !finished {
 		runErr = <-ended
 	}
@@ -513,6 +522,9 @@ func (w *chaosWorld) runOperation(t *testing.T, op chaosOperation, sched chaosSc
 func (w *chaosWorld) arm(cp crashPoint) <-chan struct{} {
 	if cp.sandboxd != "" {
 		return w.sandboxd.arm(cp.sandboxd)
+	}
+	if cp.smtp == "RCPT" {
+		return w.mail.HoldNextRcpt()
 	}
 	if cp.script != "" {
 		return w.crash.armScript(cp.script)

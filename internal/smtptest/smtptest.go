@@ -29,12 +29,17 @@ type Server struct {
 	msgs []Message
 	// reject, when set, refuses the DATA of messages to that recipient (a 554 answer).
 	reject map[string]bool
+	// hold, when set, is closed by the next RCPT, which then waits for released: a sender
+	// caught mid-conversation, its message not accepted (HoldNextRcpt).
+	hold         chan struct{}
+	released     chan struct{}
+	releasedOnce sync.Once
 }
 
 // Start starts a server, stopped when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{reject: map[string]bool{}}
+	s := &Server{reject: map[string]bool{}, released: make(chan struct{})}
 	srv := smtp.NewServer(s)
 	srv.Domain = "localhost"
 	srv.AllowInsecureAuth = true
@@ -44,9 +49,25 @@ func Start(t testing.TB) *Server {
 	}
 	s.Addr = ln.Addr().String()
 	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	t.Cleanup(func() {
+		s.ReleaseHolds()
+		_ = srv.Close()
+	})
 	return s
 }
+
+// HoldNextRcpt makes the next RCPT wait, before any DATA, until ReleaseHolds; the channel
+// closes when a sender reaches it (the chaos harness kills the sender there: nothing was
+// accepted, so the retry must send the message once).
+func (s *Server) HoldNextRcpt() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hold = make(chan struct{})
+	return s.hold
+}
+
+// ReleaseHolds lets held conversations go on; again is a no-op.
+func (s *Server) ReleaseHolds() { s.releasedOnce.Do(func() { close(s.released) }) }
 
 // Reject makes the server refuse messages to rcpt until Accept.
 func (s *Server) Reject(rcpt string) { s.mu.Lock(); s.reject[rcpt] = true; s.mu.Unlock() }
@@ -88,6 +109,14 @@ func (x *session) Mail(from string, _ *smtp.MailOptions) error {
 	return nil
 }
 func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	x.srv.mu.Lock()
+	hold := x.srv.hold
+	x.srv.hold = nil
+	x.srv.mu.Unlock()
+	if hold != nil {
+		close(hold)
+		<-x.srv.released
+	}
 	x.to = append(x.to, to)
 	return nil
 }
