@@ -296,6 +296,11 @@ func newChaosWorld(t *testing.T, bin string, extraEnv []string, speed float64) *
 	}
 	t.Cleanup(tc.Close)
 	w.tc = tc
+	t.Cleanup(func() {
+		if t.Failed() {
+			w.logHistories()
+		}
+	})
 	if w.sim, err = cloudsim.New(cloudsim.Config{Speed: speed}); err != nil {
 		t.Fatal(err)
 	}
