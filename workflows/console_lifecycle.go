@@ -134,9 +134,13 @@ func (w *consoleRun) registerHandlers(ctx workflow.Context) error {
 // marks) are local activities: they run in the worker that runs the workflow, without a
 // round trip through a task queue, and leave one marker event instead of three in the history.
 var (
+	// A local activity's ScheduleToCloseTimeout, unset, is its StartToCloseTimeout: every
+	// attempt would have to fit in 30 s, and a database restart outlasts that. A mark rides
+	// out a few minutes of the inventory being unavailable.
 	consoleInventoryOptions = workflow.LocalActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 20},
+		ScheduleToCloseTimeout: 5 * time.Minute,
+		StartToCloseTimeout:    30 * time.Second,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 20},
 	}
 	consolePlaceOptions = workflow.LocalActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,

@@ -469,3 +469,28 @@ func TestConsoleEndOfSandboxdsTimers(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleInventoryMarksRideOutADatabaseRestart proves the inventory marks' local activity
+// options let their retries go on through a database restart: a local activity's
+// ScheduleToCloseTimeout, left unset, is its StartToCloseTimeout, which once cut every mark
+// short after 15 s of retries (the chaos harness's postgres-restart ended consoles lost).
+func TestConsoleInventoryMarksRideOutADatabaseRestart(t *testing.T) {
+	const restart = 2 * time.Minute // a database crashed and started again, with room to spare
+	o := consoleInventoryOptions
+	budget := o.ScheduleToCloseTimeout
+	if budget == 0 {
+		budget = o.StartToCloseTimeout
+	}
+	if budget < restart {
+		t.Errorf("the marks' retries end after %s at most, within a database restart of %s", budget, restart)
+	}
+	// The retry policy must still have attempts left when the database is back.
+	p, waited, attempts := o.RetryPolicy, time.Duration(0), int32(1)
+	for next := p.InitialInterval; waited < restart && attempts < p.MaximumAttempts; attempts++ {
+		waited += next
+		next = min(time.Duration(float64(next)*p.BackoffCoefficient), p.MaximumInterval)
+	}
+	if waited < restart {
+		t.Errorf("the marks' %d attempts back off %s in all, less than a database restart of %s", p.MaximumAttempts, waited, restart)
+	}
+}
