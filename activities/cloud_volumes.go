@@ -238,6 +238,16 @@ func attachmentOf(volumeID, instanceID, device *string, state types.VolumeAttach
 	}
 }
 
+// attachedTo returns a volume's current attachment, if any.
+func attachedTo(v Volume) (Attachment, bool) {
+	for _, a := range v.Attachments {
+		if a.State != "detached" && a.State != "" {
+			return a, true
+		}
+	}
+	return Attachment{}, false
+}
+
 // Override lets an operator break a safety interlock. Workflows only fill it from an
 // audited update whose validator demanded a reason.
 type Override struct {
