@@ -299,13 +299,6 @@ type WaitInstanceInput struct {
 	Timeout time.Duration
 }
 
-// WaitProgress is the heartbeat of the wait activities.
-type WaitProgress struct {
-	ResourceID string
-	State      string
-	Polls      int
-}
-
 // WaitInstanceRunning waits, with the SDK's waiter, until the instance runs; it heartbeats
 // each poll and fails non-retryably if the instance terminates or stops instead.
 func (c *Cloud) WaitInstanceRunning(ctx context.Context, in WaitInstanceInput) (Instance, error) {
