@@ -221,6 +221,19 @@ func (r *release) waitCtx(ctx workflow.Context, d time.Duration) workflow.Contex
 	return workflow.WithActivityOptions(ctx, r.timing.boundedWaitOptions(d))
 }
 
+// waitResourcesUpToDate waits until every DRBD resource of the release is UpToDate on the
+// instance with every connected peer UpToDate too, and returns the resources' names. In the
+// window the wait is bounded by the client timeout, not by a recovery's resync timeout.
+func (r *release) waitResourcesUpToDate(ctx workflow.Context, instanceID string) ([]string, error) {
+	var names []string
+	for _, l := range r.layouts {
+		names = append(names, l.Name)
+	}
+	t := r.timing.RecoveryTiming
+	t.SyncTimeout = r.timing.ClientTimeout
+	return names, waitUpToDate(ctx, r.hostCtx(ctx), instanceID, names, t)
+}
+
 // event adds to the timeline.
 func (r *release) event(format string, args ...any) { r.tracker.Event(fmt.Sprintf(format, args...)) }
 
