@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/smithy-go"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 )
 
@@ -88,4 +89,26 @@ func waitError(op string, err error) error {
 		return err
 	}
 	return fmt.Errorf("%s: %w", op, err)
+}
+
+// resourcePolls is a wait activity's polling of one resource with an SDK waiter: how often and
+// for how long, and the heartbeat of every poll (progress, for heartbeatRetryable).
+type resourcePolls[O any] struct {
+	interval, maxWait time.Duration
+	progress          func(*O)
+}
+
+// pollResource bounds a wait (waitBounds) and heartbeats WaitProgress at every poll, with the
+// resource's state as state reads it from the poll's answer.
+func pollResource[O any](ctx context.Context, id string, interval, timeout time.Duration, state func(*O) string) resourcePolls[O] {
+	interval, maxWait := waitBounds(ctx, interval, timeout)
+	polls := 0
+	return resourcePolls[O]{interval: interval, maxWait: maxWait, progress: func(out *O) {
+		polls++
+		p := WaitProgress{ResourceID: id, Polls: polls}
+		if out != nil {
+			p.State = state(out)
+		}
+		activity.RecordHeartbeat(ctx, p)
+	}}
 }
