@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/smithy-go"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -53,10 +51,6 @@ const (
 	TagSourceVolume   = "anyops:source-volume"   // on snapshots and their copies: the volume they preserve
 	TagTakenAt        = "anyops:taken-at"        // on copies: when the source snapshot was taken (RFC 3339)
 )
-
-// DefaultPollInterval is how often the wait activities poll when the input does not say;
-// cloudsim runs pass a shorter one scaled by its speed factor.
-const DefaultPollInterval = 15 * time.Second
 
 // ---------------------------------------------------------------------------------------
 // Types shared by inputs and outputs.
@@ -216,74 +210,6 @@ func ownTags(extra map[string]string, name string, id idempotency) map[string]st
 	tags[TagScope] = id.scope
 	tags[TagStep] = id.step
 	return tags
-}
-
-// ---------------------------------------------------------------------------------------
-// Waiting.
-
-// waitBounds returns the poll interval and the longest wait: the input's timeout, else what
-// is left of the activity's deadline.
-func waitBounds(ctx context.Context, interval, timeout time.Duration) (time.Duration, time.Duration) {
-	if interval <= 0 {
-		interval = DefaultPollInterval
-	}
-	if timeout <= 0 {
-		timeout = 24 * time.Hour
-		if d, ok := ctx.Deadline(); ok {
-			timeout = time.Until(d)
-		}
-	}
-	if timeout <= interval {
-		// The SDK waiter needs room for at least one delay.
-		timeout = interval + time.Millisecond
-	}
-	return interval, timeout
-}
-
-// notFoundGrace is how many first polls may answer NotFound before a wait gives up: EC2 is
-// eventually consistent, and a resource just created may not be visible to Describe yet.
-const notFoundGrace = 3
-
-// heartbeatRetryable wraps an SDK waiter's Retryable: it heartbeats every poll with the
-// response, polls again when a resource is not visible yet (the first notFoundGrace polls),
-// and turns the waiter's terminal failure state (the resource reached a state from which the
-// wanted one is unreachable) into a non-retryable WaitFailed error.
-func heartbeatRetryable[I, O any](
-	orig func(context.Context, *I, *O, error) (bool, error),
-	progress func(*O),
-	failed string,
-) func(context.Context, *I, *O, error) (bool, error) {
-	polls := 0
-	return func(ctx context.Context, in *I, out *O, err error) (bool, error) {
-		polls++
-		if err == nil {
-			progress(out)
-		} else if strings.HasSuffix(awsCode(err), ".NotFound") && polls <= notFoundGrace {
-			return true, nil
-		}
-		retry, rerr := orig(ctx, in, out, err)
-		if rerr != nil && err == nil {
-			return false, temporal.NewNonRetryableApplicationError(failed, ErrWaitFailed, nil)
-		}
-		return retry, rerr
-	}
-}
-
-// waitError maps what an SDK waiter returned: our typed errors as they are, AWS errors
-// through cloudError, "exceeded max wait time" as a retryable error.
-func waitError(op string, err error) error {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		return err
-	}
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		return cloudError(op, err)
-	}
-	if errors.Is(err, context.Canceled) {
-		return err
-	}
-	return fmt.Errorf("%s: %w", op, err)
 }
 
 // ---------------------------------------------------------------------------------------

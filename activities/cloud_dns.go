@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 )
 
@@ -249,15 +248,13 @@ func (c *Cloud) WaitRecordInSync(ctx context.Context, in WaitRecordInput) (Recor
 	if in.ChangeID == "" {
 		return RecordChange{}, invalidInput("ChangeID is required")
 	}
-	interval, maxWait := waitBounds(ctx, in.PollInterval, in.Timeout)
-	polls := 0
+	polls := pollResource(ctx, in.ChangeID, in.PollInterval, in.Timeout, func(out *route53.GetChangeOutput) string {
+		return string(out.ChangeInfo.Status)
+	})
 	out, err := route53.NewResourceRecordSetsChangedWaiter(c.Clients.Route53, func(o *route53.ResourceRecordSetsChangedWaiterOptions) {
-		o.MinDelay, o.MaxDelay = interval, interval
-		o.Retryable = heartbeatRetryable(o.Retryable, func(out *route53.GetChangeOutput) {
-			polls++
-			activity.RecordHeartbeat(ctx, WaitProgress{ResourceID: in.ChangeID, State: string(out.ChangeInfo.Status), Polls: polls})
-		}, "change "+in.ChangeID+" failed")
-	}).WaitForOutput(ctx, &route53.GetChangeInput{Id: aws.String(in.ChangeID)}, maxWait)
+		o.MinDelay, o.MaxDelay = polls.interval, polls.interval
+		o.Retryable = heartbeatRetryable(o.Retryable, polls.progress, "change "+in.ChangeID+" failed")
+	}).WaitForOutput(ctx, &route53.GetChangeInput{Id: aws.String(in.ChangeID)}, polls.maxWait)
 	if err != nil {
 		return RecordChange{}, waitError("wait for DNS change", err)
 	}

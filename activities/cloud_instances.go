@@ -299,13 +299,6 @@ type WaitInstanceInput struct {
 	Timeout time.Duration
 }
 
-// WaitProgress is the heartbeat of the wait activities.
-type WaitProgress struct {
-	ResourceID string
-	State      string
-	Polls      int
-}
-
 // WaitInstanceRunning waits, with the SDK's waiter, until the instance runs; it heartbeats
 // each poll and fails non-retryably if the instance terminates or stops instead.
 func (c *Cloud) WaitInstanceRunning(ctx context.Context, in WaitInstanceInput) (Instance, error) {
@@ -321,30 +314,27 @@ func (c *Cloud) waitInstance(ctx context.Context, in WaitInstanceInput, want str
 	if in.InstanceID == "" {
 		return Instance{}, invalidInput("InstanceID is required")
 	}
-	interval, maxWait := waitBounds(ctx, in.PollInterval, in.Timeout)
-	params := &ec2.DescribeInstancesInput{InstanceIds: []string{in.InstanceID}}
-	polls := 0
-	progress := func(out *ec2.DescribeInstancesOutput) {
-		polls++
-		p := WaitProgress{ResourceID: in.InstanceID, Polls: polls}
-		if out != nil && len(out.Reservations) > 0 && len(out.Reservations[0].Instances) > 0 {
-			p.State = string(out.Reservations[0].Instances[0].State.Name)
+	polls := pollResource(ctx, in.InstanceID, in.PollInterval, in.Timeout, func(out *ec2.DescribeInstancesOutput) string {
+		if len(out.Reservations) > 0 && len(out.Reservations[0].Instances) > 0 {
+			return string(out.Reservations[0].Instances[0].State.Name)
 		}
-		activity.RecordHeartbeat(ctx, p)
-	}
+		return ""
+	})
+	params := &ec2.DescribeInstancesInput{InstanceIds: []string{in.InstanceID}}
+	failed := "instance " + in.InstanceID + " cannot reach " + want
 	var out *ec2.DescribeInstancesOutput
 	var err error
 	switch want {
 	case "running":
 		out, err = ec2.NewInstanceRunningWaiter(c.Clients.EC2, func(o *ec2.InstanceRunningWaiterOptions) {
-			o.MinDelay, o.MaxDelay = interval, interval
-			o.Retryable = heartbeatRetryable(o.Retryable, progress, "instance "+in.InstanceID+" cannot reach running")
-		}).WaitForOutput(ctx, params, maxWait)
+			o.MinDelay, o.MaxDelay = polls.interval, polls.interval
+			o.Retryable = heartbeatRetryable(o.Retryable, polls.progress, failed)
+		}).WaitForOutput(ctx, params, polls.maxWait)
 	case "stopped":
 		out, err = ec2.NewInstanceStoppedWaiter(c.Clients.EC2, func(o *ec2.InstanceStoppedWaiterOptions) {
-			o.MinDelay, o.MaxDelay = interval, interval
-			o.Retryable = heartbeatRetryable(o.Retryable, progress, "instance "+in.InstanceID+" cannot reach stopped")
-		}).WaitForOutput(ctx, params, maxWait)
+			o.MinDelay, o.MaxDelay = polls.interval, polls.interval
+			o.Retryable = heartbeatRetryable(o.Retryable, polls.progress, failed)
+		}).WaitForOutput(ctx, params, polls.maxWait)
 	}
 	if err != nil {
 		return Instance{}, waitError("wait for instance "+want, err)

@@ -238,6 +238,16 @@ func attachmentOf(volumeID, instanceID, device *string, state types.VolumeAttach
 	}
 }
 
+// attachedTo returns a volume's current attachment, if any.
+func attachedTo(v Volume) (Attachment, bool) {
+	for _, a := range v.Attachments {
+		if a.State != "detached" && a.State != "" {
+			return a, true
+		}
+	}
+	return Attachment{}, false
+}
+
 // Override lets an operator break a safety interlock. Workflows only fill it from an
 // audited update whose validator demanded a reason.
 type Override struct {
@@ -424,17 +434,13 @@ func (c *Cloud) waitVolume(ctx context.Context, in WaitVolumeInput, want string)
 	if in.VolumeID == "" {
 		return Volume{}, invalidInput("VolumeID is required")
 	}
-	interval, maxWait := waitBounds(ctx, in.PollInterval, in.Timeout)
-	params := &ec2.DescribeVolumesInput{VolumeIds: []string{in.VolumeID}}
-	polls := 0
-	progress := func(out *ec2.DescribeVolumesOutput) {
-		polls++
-		p := WaitProgress{ResourceID: in.VolumeID, Polls: polls}
-		if out != nil && len(out.Volumes) > 0 {
-			p.State = string(out.Volumes[0].State)
+	polls := pollResource(ctx, in.VolumeID, in.PollInterval, in.Timeout, func(out *ec2.DescribeVolumesOutput) string {
+		if len(out.Volumes) > 0 {
+			return string(out.Volumes[0].State)
 		}
-		activity.RecordHeartbeat(ctx, p)
-	}
+		return ""
+	})
+	params := &ec2.DescribeVolumesInput{VolumeIds: []string{in.VolumeID}}
 	client := c.Clients.EC2For(in.Region)
 	failed := "volume " + in.VolumeID + " cannot become " + want
 	var out *ec2.DescribeVolumesOutput
@@ -442,13 +448,13 @@ func (c *Cloud) waitVolume(ctx context.Context, in WaitVolumeInput, want string)
 	switch want {
 	case "available":
 		out, err = ec2.NewVolumeAvailableWaiter(client, func(o *ec2.VolumeAvailableWaiterOptions) {
-			o.MinDelay, o.MaxDelay = interval, interval
-			o.Retryable = heartbeatRetryable(o.Retryable, progress, failed)
-		}).WaitForOutput(ctx, params, maxWait)
+			o.MinDelay, o.MaxDelay = polls.interval, polls.interval
+			o.Retryable = heartbeatRetryable(o.Retryable, polls.progress, failed)
+		}).WaitForOutput(ctx, params, polls.maxWait)
 	case "in-use":
 		out, err = ec2.NewVolumeInUseWaiter(client, func(o *ec2.VolumeInUseWaiterOptions) {
-			o.MinDelay, o.MaxDelay = interval, interval
-			inUse := heartbeatRetryable(o.Retryable, progress, failed)
+			o.MinDelay, o.MaxDelay = polls.interval, polls.interval
+			inUse := heartbeatRetryable(o.Retryable, polls.progress, failed)
 			o.Retryable = func(ctx context.Context, in *ec2.DescribeVolumesInput, out *ec2.DescribeVolumesOutput, err error) (bool, error) {
 				retry, rerr := inUse(ctx, in, out, err)
 				if retry || rerr != nil {
@@ -461,7 +467,7 @@ func (c *Cloud) waitVolume(ctx context.Context, in WaitVolumeInput, want string)
 				}
 				return false, nil
 			}
-		}).WaitForOutput(ctx, params, maxWait)
+		}).WaitForOutput(ctx, params, polls.maxWait)
 	}
 	if err != nil {
 		return Volume{}, waitError("wait for volume "+want, err)

@@ -477,48 +477,6 @@ func (r *reconciler) servers(ctx context.Context, instances []Instance, health m
 	})
 }
 
-// listAll reads every page of a paged list.
-func listAll[T any](list func(inventory.Page) ([]T, string, error)) ([]T, error) {
-	var all []T
-	p := inventory.Page{Limit: inventory.MaxLimit}
-	for {
-		rows, next, err := list(p)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, rows...)
-		if next == "" {
-			return all, nil
-		}
-		p.Cursor = next
-	}
-}
-
-// eachPage calls fn for every row of a paged list. It reads all pages first, so fn may
-// write to the rows being listed.
-func eachPage[T any](list func(inventory.Page) ([]T, string, error), fn func(T) error) error {
-	all, err := listAll(list)
-	if err != nil {
-		return err
-	}
-	for _, row := range all {
-		if err := fn(row); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// attachedTo returns a volume's current attachment, if any.
-func attachedTo(v Volume) (Attachment, bool) {
-	for _, a := range v.Attachments {
-		if a.State != "detached" && a.State != "" {
-			return a, true
-		}
-	}
-	return Attachment{}, false
-}
-
 func (r *reconciler) volumes(ctx context.Context) error {
 	seen := map[string]bool{}
 	for _, v := range r.fleet.Volumes {

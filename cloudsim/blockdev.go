@@ -1,6 +1,6 @@
 // What is on a block device, and who may open it: the layer mkfs, blkid, mdadm, mount and
 // fsck share. A write through a Primary DRBD device lands on its backing volume and, while
-// the peer is connected, on the peer's as well; a resync brings the rest over (drbd.go).
+// the peer is connected, on the peer's as well; a resync brings the rest over (drbd_resync.go).
 
 package cloudsim
 

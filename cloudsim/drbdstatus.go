@@ -1,6 +1,6 @@
-// drbdadm status --verbose --statistics: DRBD 9's drbdsetup status with its statistics, as
-// drbd-utils prints them (wrapped at 80 columns, continuation lines indented). The data
-// accounting of drbd.go shows here as each peer device's out-of-sync (KiB).
+// drbdadm status, plain and --verbose --statistics: DRBD 9's drbdsetup status with its
+// statistics, as drbd-utils prints them (wrapped at 80 columns, continuation lines indented).
+// The data accounting of drbd_resync.go shows here as each peer device's out-of-sync (KiB).
 
 package cloudsim
 
@@ -197,4 +197,62 @@ func (s *Sim) drbdStatusVerbose(h *host, r *drbdRes, verbose, statistics bool) s
 	}
 	w.printf(0, "\n")
 	return w.b.String()
+}
+
+// drbdStatus renders `drbdadm status` in DRBD 9's format; each connection is named after the
+// peer's on section (for tag-configured resources, the peer's hostname), as DRBD names it.
+func (s *Sim) drbdStatus(h *host, r *drbdRes) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s role:%s\n  disk:%s\n", r.Name, r.Role, r.Disk)
+	for _, c := range r.Peers {
+		peer, pr, _, linked := s.drbdLinked(h, r, c)
+		name := c.Name
+		if !r.Configured {
+			name = c.Instance
+			if peer != nil {
+				name = peer.Hostname
+			}
+		}
+		if name == "" {
+			continue
+		}
+		if !linked || pr == nil || !c.Connected {
+			state := "Connecting"
+			if r.AdminDown || c.StandAlone != "" {
+				state = "StandAlone"
+			}
+			fmt.Fprintf(&b, "  %s connection:%s\n", name, state)
+			continue
+		}
+		fmt.Fprintf(&b, "  %s role:%s\n", name, pr.Role)
+		switch {
+		case r.Syncing && r.SyncFrom == c.NodeID:
+			fmt.Fprintf(&b, "    replication:SyncTarget peer-disk:%s done:%.2f\n", pr.Disk, s.resyncDone(r, pr))
+		case pr.Syncing && pr.SyncFrom == r.NodeID:
+			fmt.Fprintf(&b, "    replication:SyncSource peer-disk:%s done:%.2f\n", pr.Disk, s.resyncDone(pr, r))
+		case pr.Syncing:
+			fmt.Fprintf(&b, "    replication:PausedSyncS peer-disk:%s\n", pr.Disk)
+		case r.Syncing:
+			fmt.Fprintf(&b, "    replication:PausedSyncT peer-disk:%s\n", pr.Disk)
+		default:
+			fmt.Fprintf(&b, "    replication:Established peer-disk:%s\n", pr.Disk)
+		}
+	}
+	return b.String()
+}
+
+// resyncDone is the percent of dst's resync from src that is done.
+func (s *Sim) resyncDone(dst, src *drbdRes) float64 {
+	left := 0.0
+	if sm := s.drbdMetaOf(src); sm != nil {
+		left = sm.slot(dst.NodeID).OutOfSync
+	}
+	return pct(dst.ResyncTotal-left, dst.ResyncTotal)
+}
+
+func pct(done, total float64) float64 {
+	if total <= 0 {
+		return 100
+	}
+	return min(99.99, done/total*100)
 }

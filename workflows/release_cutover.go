@@ -317,13 +317,8 @@ func (r *release) maintenance(ctx workflow.Context) error {
 // connected peer UpToDate too: the last writes have reached the copies.
 func (r *release) checkInSync(ctx workflow.Context) error {
 	r.tracker.Start(stepRelInSync, "checking every resource in sync on "+r.fileServer.Name)
-	var names []string
-	for _, l := range r.layouts {
-		names = append(names, l.Name)
-	}
-	t := r.timing.RecoveryTiming
-	t.SyncTimeout = r.timing.ClientTimeout
-	if err := waitUpToDate(ctx, r.hostCtx(ctx), r.fileServer.InstanceID, names, t); err != nil {
+	names, err := r.waitResourcesUpToDate(ctx, r.fileServer.InstanceID)
+	if err != nil {
 		return atStep(stepRelInSync, err)
 	}
 	if missing, err := r.missingCopies(ctx); err != nil || (len(missing) > 0 && !r.overrideCopies) {

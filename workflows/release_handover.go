@@ -215,13 +215,8 @@ func (r *release) handover(ctx workflow.Context) error {
 	}, nil); err != nil {
 		return atStep(stepRelHandover, err)
 	}
-	var names []string
-	for _, l := range r.layouts {
-		names = append(names, l.Name)
-	}
-	t := r.timing.RecoveryTiming
-	t.SyncTimeout = r.timing.ClientTimeout
-	if err := waitUpToDate(ctx, r.hostCtx(ctx), r.newFile.InstanceID, names, t); err != nil {
+	names, err := r.waitResourcesUpToDate(ctx, r.newFile.InstanceID)
+	if err != nil {
 		return atStep(stepRelHandover, err)
 	}
 	r.tracker.Done(stepRelHandover, fmt.Sprintf("%s holds %d resources in %s's place, UpToDate with %s and %s", r.newFile.Name, len(names), r.backup.Name, r.fileServer.Name, r.newBackup.Name))
