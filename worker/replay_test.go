@@ -35,15 +35,18 @@ var recordedHistories = []string{
 	// The same, recorded before that change (workflow.GetVersion's DefaultVersion): it tagged
 	// before the reconcile. docs/workflow-changes.md.
 	"fleet-sync-promotion-v0",
-	"nfs-watch",               // the file server's NFS watch FleetSync starts, stopped after a round
-	"fleet-audit",             // FleetAudit counts it
-	"scheduled-fleet-sync",    // a tick of the schedule, FleetSync as its child
-	"console-lifecycle",       // a console opened, then closed by its user
-	"failover-promote",        // FileServerFailover: hardware failure, the hot backup promoted
-	"failover-july-2014",      // FileServerFailover: backup resyncing, corrupt boot disk, a new server
-	"backup-rebuild",          // BackupRebuild of a failed backup server
-	"server-replace",          // ServerReplace of a failed web server
-	"release",                 // Release of live beside itself: built, handed over, the old cluster retired
+	"nfs-watch",            // the file server's NFS watch FleetSync starts, stopped after a round
+	"fleet-audit",          // FleetAudit counts it
+	"scheduled-fleet-sync", // a tick of the schedule, FleetSync as its child
+	"console-lifecycle",    // a console opened, then closed by its user
+	"failover-promote",     // FileServerFailover: hardware failure, the hot backup promoted
+	"failover-july-2014",   // FileServerFailover: backup resyncing, corrupt boot disk, a new server
+	"backup-rebuild",       // BackupRebuild of a failed backup server
+	"server-replace",       // ServerReplace of a failed web server
+	"release",              // Release of live beside itself: built, handed over, the old cluster retired
+	// The same, recorded before the maintenance hold and the simulated-time incrementals
+	// (GetVersion "release-maintenance-hold", "release-incrementals-sim-time": DefaultVersion).
+	"release-v0",
 	"storage-change-in-place", // StorageChange of the backup's volumes by Elastic Volumes
 	"seed-replica",            // SeedReplica: a new backup seeded from snapshots (StorageChange's child)
 	"drill-hot-backup",        // Drill: the hot-backup scenario through the real alarm path (cmd/anyops)
