@@ -595,7 +595,7 @@ func (d *drill) finish(report *anyops.DrillReport, runErr error) (anyops.DrillRe
 	}
 	d.ctx = ctx
 	d.callCtx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
+		StartToCloseTimeout: teardownCallTimeout,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second, MaximumAttempts: 10},
 	})
 	d.stopCollector()
@@ -643,17 +643,23 @@ func summary(r anyops.DrillReport) string {
 	return fmt.Sprintf("%s %s: %s, %d bytes lost, %d interlock violations", r.Drill, r.Scenario, rto, r.LostBytes, r.InterlockViolations)
 }
 
+// A worker killed during the teardown has its attempt retried within seconds: the steps that
+// wait or make many calls (EndWorkflows, TerminateCluster, DeleteClusterVolumes) heartbeat
+// with teardownHeartbeat, the others (ClearFaults, RetireCluster, RetireClusterRows and
+// FinishDrill: a few calls to the inventory or cloudsim each) end within teardownCallTimeout.
+const (
+	teardownHeartbeat   = 10 * time.Second
+	teardownCallTimeout = 20 * time.Second
+)
+
 // teardown clears the drill's faults and, for a cluster of its own, retires, terminates and
 // deletes it, marking its rows; the speed claim ends with FinishDrill.
-// teardownHeartbeat is the heartbeat timeout of the teardown's cloud calls.
-const teardownHeartbeat = 10 * time.Second
-
 func (d *drill) teardown() error {
 	ctx := d.ctx
 	d.tracker.Start(stepDrillTeardown, "ending what still runs for the drill, clearing its faults")
 	var errs []error
 	endCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 3 * time.Minute, HeartbeatTimeout: 30 * time.Second,
+		StartToCloseTimeout: 3 * time.Minute, HeartbeatTimeout: teardownHeartbeat,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
 	})
 	own := ""
