@@ -330,7 +330,9 @@ type EndWorkflowsInput struct {
 // its incidents and its operations are asked to cancel (so they clean up after themselves),
 // and those still running after Grace are terminated — nothing may go on building into a
 // cluster that is being torn down. It returns the ids it cancelled. Repeating it is harmless.
+// It heartbeats all along, its wait for the grace included.
 func (d *Drills) EndWorkflows(ctx context.Context, in EndWorkflowsInput) ([]string, error) {
+	defer heartbeatWhile(ctx, time.Second)()
 	var incidents []inventory.Incident
 	if in.Cluster != "" {
 		var err error
@@ -378,7 +380,6 @@ func (d *Drills) EndWorkflows(ctx context.Context, in EndWorkflowsInput) ([]stri
 				}
 				break
 			}
-			activity.RecordHeartbeat(ctx, r.WorkflowID)
 			select {
 			case <-ctx.Done():
 				return cancelled, ctx.Err()

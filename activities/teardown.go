@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -18,6 +19,30 @@ import (
 type Teardown struct {
 	Store   *inventory.Store
 	Clients *Clients
+	// CallTimeout bounds each cloud call of TerminateCluster and DeleteClusterVolumes (zero:
+	// DefaultTeardownCallTimeout).
+	CallTimeout time.Duration
+}
+
+// DefaultTeardownCallTimeout bounds one cloud call of a teardown step. The steps heartbeat,
+// which tells Temporal of a dead worker; a call whose answer never reaches a live worker is
+// what this bounds: the attempt fails, retryably, and its retry asks again (the calls are
+// safe to repeat) instead of waiting out the HTTP client's minute.
+const DefaultTeardownCallTimeout = 20 * time.Second
+
+// call runs one cloud call of a step under CallTimeout.
+func (t *Teardown) call(ctx context.Context, what string, f func(ctx context.Context) error) error {
+	limit := t.CallTimeout
+	if limit <= 0 {
+		limit = DefaultTeardownCallTimeout
+	}
+	cctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	err := f(cctx)
+	if err != nil && ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%s: no answer within %s: %w", what, limit, err)
+	}
+	return err
 }
 
 // ErrClusterLive is TerminateCluster's refusal: the cluster is not retired.
@@ -57,7 +82,7 @@ func (t *Teardown) TerminateCluster(ctx context.Context, in ClusterRef) (Termina
 		return TerminateClusterResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("cluster %s is %s: never terminate a cluster that is not retired", in.Cluster, c.State), ErrClusterLive, nil)
 	}
-	fleet, err := (&Cloud{Clients: t.Clients}).DescribeFleet(ctx, DescribeFleetInput{Tags: map[string]string{anyops.TagCluster: in.Cluster}})
+	fleet, err := t.describeCluster(ctx, in.Cluster)
 	if err != nil {
 		return TerminateClusterResult{}, err
 	}
@@ -70,8 +95,11 @@ func (t *Teardown) TerminateCluster(ctx context.Context, in ClusterRef) (Termina
 	if len(res.Instances) == 0 {
 		return res, nil
 	}
-	if _, err := t.Clients.EC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: res.Instances}); err != nil {
-		return res, cloudError("TerminateInstances", err)
+	if err := t.call(ctx, "TerminateInstances", func(ctx context.Context) error {
+		_, err := t.Clients.EC2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: res.Instances})
+		return cloudError("TerminateInstances", err)
+	}); err != nil {
+		return res, err
 	}
 	activity.GetLogger(ctx).Info("terminated the instances of a retired cluster", "cluster", in.Cluster, "instances", res.Instances)
 	return res, nil
@@ -111,8 +139,7 @@ func (t *Teardown) DeleteClusterVolumes(ctx context.Context, in DeleteClusterVol
 		return DeleteClusterVolumesResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("cluster %s is %s: its volumes are deleted only once it is retired", in.Cluster, c.State), ErrClusterLive, nil)
 	}
-	cloud := &Cloud{Clients: t.Clients}
-	fleet, err := cloud.DescribeFleet(ctx, DescribeFleetInput{Tags: map[string]string{anyops.TagCluster: in.Cluster}})
+	fleet, err := t.describeCluster(ctx, in.Cluster)
 	if err != nil {
 		return DeleteClusterVolumesResult{}, err
 	}
@@ -131,13 +158,27 @@ func (t *Teardown) DeleteClusterVolumes(ctx context.Context, in DeleteClusterVol
 			return res, classify(err)
 		}
 		ov := in.Override
-		if _, err := cloud.DeleteVolume(ctx, DeleteVolumeInput{VolumeID: v.ID, Override: &ov}); err != nil {
+		if err := t.call(ctx, "DeleteVolume "+v.ID, func(ctx context.Context) error {
+			_, err := (&Cloud{Clients: t.Clients}).DeleteVolume(ctx, DeleteVolumeInput{VolumeID: v.ID, Override: &ov})
+			return err
+		}); err != nil {
 			return res, err
 		}
 		res.Deleted = append(res.Deleted, v.ID)
 		activity.RecordHeartbeat(ctx, res)
 	}
 	return res, nil
+}
+
+// describeCluster describes the instances and volumes tagged with the cluster.
+func (t *Teardown) describeCluster(ctx context.Context, cluster string) (Fleet, error) {
+	var fleet Fleet
+	err := t.call(ctx, "describe "+cluster, func(ctx context.Context) error {
+		var err error
+		fleet, err = (&Cloud{Clients: t.Clients}).DescribeFleet(ctx, DescribeFleetInput{Tags: map[string]string{anyops.TagCluster: cluster}})
+		return err
+	})
+	return fleet, err
 }
 
 // RetireClusterRows marks the retired cluster's rows gone (inventory.Store.RetireClusterRows).

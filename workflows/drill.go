@@ -314,7 +314,7 @@ func (d *drill) finish(report *anyops.DrillReport, runErr error) (anyops.DrillRe
 	}
 	d.ctx = ctx
 	d.callCtx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
+		StartToCloseTimeout: teardownCallTimeout,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second, MaximumAttempts: 10},
 	})
 	d.stopCollector()

@@ -307,8 +307,14 @@ func summary(r anyops.DrillReport) string {
 	return fmt.Sprintf("%s %s: %s, %d bytes lost, %d interlock violations", r.Drill, r.Scenario, rto, r.LostBytes, r.InterlockViolations)
 }
 
-// teardownHeartbeat is the heartbeat timeout of the teardown's cloud calls.
-const teardownHeartbeat = 10 * time.Second
+// A worker killed during the teardown has its attempt retried within seconds: the steps that
+// wait or make many calls (EndWorkflows, TerminateCluster, DeleteClusterVolumes) heartbeat
+// with teardownHeartbeat, the others (ClearFaults, RetireCluster, RetireClusterRows and
+// FinishDrill: a few calls to the inventory or cloudsim each) end within teardownCallTimeout.
+const (
+	teardownHeartbeat   = 10 * time.Second
+	teardownCallTimeout = 20 * time.Second
+)
 
 // teardown clears the drill's faults and, for a cluster of its own, retires, terminates and
 // deletes it, marking its rows; the speed claim ends with FinishDrill.
@@ -317,7 +323,7 @@ func (d *drill) teardown() error {
 	d.tracker.Start(stepDrillTeardown, "ending what still runs for the drill, clearing its faults")
 	var errs []error
 	endCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 3 * time.Minute, HeartbeatTimeout: 30 * time.Second,
+		StartToCloseTimeout: 3 * time.Minute, HeartbeatTimeout: teardownHeartbeat,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
 	})
 	own := ""

@@ -284,24 +284,35 @@ func TestDrillPolicyValidates(t *testing.T) {
 	}
 }
 
-// TestDrillTeardownHeartbeats proves the teardown's cloud calls are scheduled with a heartbeat
-// timeout (their activities heartbeat): a worker killed right after EC2 terminated the
-// cluster's instances had the drill wait out TerminateCluster's whole 2-minute StartToClose
-// before a retry (the chaos harness's drill run, seed 7, kill at TerminateInstances).
-func TestDrillTeardownHeartbeats(t *testing.T) {
+// TestDrillTeardownRecoversFast proves a worker killed anywhere in the teardown has its
+// attempt retried within seconds: each teardown activity is scheduled either with a heartbeat
+// timeout of at most teardownHeartbeat (those that wait or make many calls; they heartbeat)
+// or with a StartToClose of at most teardownCallTimeout. A worker killed right after EC2
+// terminated the cluster's instances had the drill wait out TerminateCluster's whole 2-minute
+// StartToClose before a retry (the chaos harness's drill run, seed 7, kill at
+// TerminateInstances).
+func TestDrillTeardownRecoversFast(t *testing.T) {
 	s := &drillScript{}
 	env := newDrillEnv(t, s)
-	heartbeat := map[string]time.Duration{}
+	type bounds struct{ heartbeat, startToClose time.Duration }
+	last := map[string]bounds{} // the teardown's are the drill's last calls of each
 	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
-		heartbeat[info.ActivityType.Name] = info.HeartbeatTimeout
+		last[info.ActivityType.Name] = bounds{info.HeartbeatTimeout, info.Deadline.Sub(info.StartedTime).Round(time.Second)}
 	})
 	env.ExecuteWorkflow(DrillWorkflowType, drillInput())
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"TerminateCluster", "DeleteClusterVolumes"} {
-		if d, ran := heartbeat[name]; !ran || d <= 0 {
-			t.Errorf("%s: ran %v with heartbeat timeout %v, want one", name, ran, d)
+	heartbeating := []string{"EndWorkflows", "TerminateCluster", "DeleteClusterVolumes"}
+	for _, name := range append(slices.Clone(heartbeating), "ClearFaults", "RetireCluster", "RetireClusterRows", "FinishDrill") {
+		b, ran := last[name]
+		switch {
+		case !ran:
+			t.Errorf("%s never ran", name)
+		case slices.Contains(heartbeating, name) && (b.heartbeat <= 0 || b.heartbeat > teardownHeartbeat):
+			t.Errorf("%s: heartbeat timeout %s, want one of at most %s", name, b.heartbeat, teardownHeartbeat)
+		case !slices.Contains(heartbeating, name) && b.heartbeat == 0 && b.startToClose > teardownCallTimeout:
+			t.Errorf("%s: no heartbeat and a StartToClose of %s, want at most %s", name, b.startToClose, teardownCallTimeout)
 		}
 	}
 }
