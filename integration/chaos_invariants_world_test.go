@@ -13,7 +13,6 @@ import (
 	"github.com/anyops/anyops"
 	"github.com/anyops/anyops/activities"
 	"github.com/anyops/anyops/cloudsim"
-	"github.com/anyops/anyops/config"
 	"github.com/anyops/anyops/internal/testenv"
 	"github.com/anyops/anyops/inventory"
 )
@@ -32,20 +31,7 @@ const frozenSpeed = 1e-9
 func newInvariantWorld(t *testing.T) *chaosWorld {
 	t.Helper()
 	w := &chaosWorld{t: t}
-	var err error
-	if w.sim, err = cloudsim.New(cloudsim.Config{Speed: frozenSpeed}); err != nil {
-		t.Fatal(err)
-	}
-	w.crash = newCrashPoints(w.sim.Handler())
-	w.cloud = startRestartableEndpoint(t, w.crash)
-	t.Cleanup(func() {
-		w.crash.releaseAll()
-		w.cloud.stop()
-		_ = w.sim.Close()
-	})
-	if w.clouds, err = activities.NewClients(context.Background(), config.AWS{Region: "us-east-1", Endpoint: w.cloud.url}); err != nil {
-		t.Fatal(err)
-	}
+	w.startCloud(t, frozenSpeed)
 	w.pg = &testenv.PostgresServer{DSN: testenv.Postgres(t)}
 	return w
 }

@@ -301,6 +301,23 @@ func newChaosWorld(t *testing.T, bin string, extraEnv []string, speed float64) *
 			w.logHistories()
 		}
 	})
+	w.startCloud(t, speed)
+	t.Cleanup(func() {
+		if t.Failed() {
+			if out, err := os.ReadFile(w.logFile); err == nil {
+				t.Logf("worker log:\n%s", lastBytes(out, 6000))
+			}
+		}
+	})
+	pauseSchedules(t, tc)
+	return w
+}
+
+// startCloud starts cloudsim at speed behind the world's crash points, on an endpoint that
+// can be taken down and brought back, and the clients that reach it there.
+func (w *chaosWorld) startCloud(t *testing.T, speed float64) {
+	t.Helper()
+	var err error
 	if w.sim, err = cloudsim.New(cloudsim.Config{Speed: speed}); err != nil {
 		t.Fatal(err)
 	}
@@ -314,15 +331,6 @@ func newChaosWorld(t *testing.T, bin string, extraEnv []string, speed float64) *
 	if w.clouds, err = activities.NewClients(context.Background(), config.AWS{Region: "us-east-1", Endpoint: w.cloud.url}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			if out, err := os.ReadFile(w.logFile); err == nil {
-				t.Logf("worker log:\n%s", lastBytes(out, 6000))
-			}
-		}
-	})
-	pauseSchedules(t, tc)
-	return w
 }
 
 // env is the workers' environment.
