@@ -148,7 +148,12 @@ func (n *Notices) send(ctx context.Context, notice inventory.Notice) error {
 	if err != nil {
 		return err
 	}
-	_ = conn.SetDeadline(deadline)
+	// go-smtp sets a deadline of its own (minutes) on the connection for each command and
+	// clears it after, so a deadline set here would not hold: the connection is closed when
+	// the conversation's deadline passes instead. A sender held past its claim's lease then
+	// cannot go on to deliver a notice that a retry has sent meanwhile.
+	expire := time.AfterFunc(time.Until(deadline), func() { _ = conn.Close() })
+	defer expire.Stop()
 	var c *smtp.Client
 	if n.SMTP.StartTLS {
 		host, _, _ := net.SplitHostPort(n.SMTP.Addr)

@@ -120,3 +120,30 @@ func TestSendNoticesResidualWindow(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestSendNoticeEndsByItsDeadline proves a notice's SMTP conversation ends by the SMTP
+// timeout even when the server stops answering mid-way (held after RCPT), and that nothing is
+// delivered once the server goes on: a claim's lease counts on it, or a sender held past its
+// lease would deliver a notice that a retry had sent meanwhile (chaos seed 2026, patch run 5).
+func TestSendNoticeEndsByItsDeadline(t *testing.T) {
+	store, notices := noticeStore(t)
+	smtp := smtptest.Start(t)
+	n := &Notices{Store: store, SMTP: SMTPConfig{Addr: smtp.Addr, From: "security@anyops.example", Timeout: time.Second}}
+	held := smtp.HoldNextRcpt()
+	sent := make(chan error, 1)
+	go func() { sent <- n.send(context.Background(), notices[0]) }()
+	<-held
+	select {
+	case err := <-sent:
+		if err == nil {
+			t.Fatal("a conversation the server never finished reported the notice sent")
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the conversation outlived its 1 s deadline by 15 s")
+	}
+	smtp.ReleaseHolds()
+	time.Sleep(200 * time.Millisecond) // the held session goes on, if it can
+	if got := smtp.Messages(); len(got) != 0 {
+		t.Fatalf("delivered after the sender gave up: %+v", got)
+	}
+}
