@@ -222,12 +222,14 @@ type SandboxRef struct {
 }
 
 // DestroySandbox deletes a sandbox; one sandboxd no longer knows counts as gone. Any other
-// failure (the host unreachable) is retryable: the workflow retries until it is gone.
+// failure (the host unreachable) is retryable: the workflow retries until it is gone. It
+// heartbeats while sandboxd works, so a dead worker's attempt is retried within seconds.
 func (a *Sandboxes) DestroySandbox(ctx context.Context, ref SandboxRef) error {
 	c, err := a.client(ref.SandboxdURL)
 	if err != nil {
 		return err
 	}
+	defer heartbeatWhile(ctx, time.Second)()
 	err = c.Delete(ctx, ref.SandboxID)
 	if anyops.ErrorCode(err) == anyops.ENOTFOUND {
 		return nil

@@ -224,42 +224,61 @@ func TestRegisterConsoleHost(t *testing.T) {
 	}
 }
 
-// TestCreateSandboxHeartbeatsWhileSandboxdWorks proves CreateSandbox shows its worker alive
-// while sandboxd is still creating (assembling an image can take long): the host here answers
-// the creation only once the activity has heartbeated. Without the heartbeats a worker killed
-// mid-call had its attempt retried only after the whole StartToClose, 2 minutes in which the
-// console's Open waited (the chaos harness's console run, seed 7, kill at the creation's lookup).
-func TestCreateSandboxHeartbeatsWhileSandboxdWorks(t *testing.T) {
-	store := openDemoStore(t)
-	beat := make(chan struct{})
-	var once sync.Once
-	d := sandboxdtest.Start(t, sandboxdtest.Options{Name: "act", Slots: 1, Wrap: func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodPost {
-				select {
-				case <-beat:
-				case <-time.After(30 * time.Second): // no heartbeat came: answer, and the test fails
-				}
+// TestSandboxdCallsHeartbeatWhileSandboxdWorks proves CreateSandbox and DestroySandbox show
+// their worker alive while sandboxd is still at work (assembling an image, ending a sandbox's
+// processes): the host here answers the call only once the activity has heartbeated. Without
+// the heartbeats a worker killed mid-call had its attempt retried only after the whole
+// StartToClose (the chaos harness's console runs: seed 7, a kill at the creation's lookup, 2
+// minutes in which Open waited; seed 2026, a kill at the DELETE, 31 s).
+func TestSandboxdCallsHeartbeatWhileSandboxdWorks(t *testing.T) {
+	for _, tc := range []struct {
+		name, method string
+		call         func(env *testsuite.TestActivityEnvironment, a *Sandboxes, d *sandboxdtest.Daemon) error
+	}{
+		{"CreateSandbox", http.MethodPost, func(env *testsuite.TestActivityEnvironment, a *Sandboxes, d *sandboxdtest.Daemon) error {
+			t.Cleanup(func() { _ = d.Client.Delete(context.Background(), "console-hb-1") })
+			_, err := env.ExecuteActivity(a.CreateSandbox, CreateSandboxInput{SandboxdURL: d.URL,
+				Request: wire.CreateRequest{ID: "console-hb-1", User: "alice", UID: 120001, Plan: anyops.PlanFree}})
+			return err
+		}},
+		{"DestroySandbox", http.MethodDelete, func(env *testsuite.TestActivityEnvironment, a *Sandboxes, d *sandboxdtest.Daemon) error {
+			if _, err := d.Client.Create(context.Background(), wire.CreateRequest{ID: "console-hb-2", User: "bob", UID: 120002, Plan: anyops.PlanFree}); err != nil {
+				return err
 			}
-			h.ServeHTTP(w, r)
+			_, err := env.ExecuteActivity(a.DestroySandbox, SandboxRef{SandboxdURL: d.URL, SandboxID: "console-hb-2"})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := openDemoStore(t)
+			beat := make(chan struct{})
+			var once sync.Once
+			d := sandboxdtest.Start(t, sandboxdtest.Options{Name: "act", Slots: 1, Wrap: func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method == tc.method {
+						select {
+						case <-beat:
+						case <-time.After(30 * time.Second): // no heartbeat came: answer, and the test fails
+						}
+					}
+					h.ServeHTTP(w, r)
+				})
+			}})
+			a := &Sandboxes{Store: store, Signer: d.Signer}
+			var suite testsuite.WorkflowTestSuite
+			env := suite.NewTestActivityEnvironment()
+			env.RegisterActivity(a)
+			heartbeats := 0
+			env.SetOnActivityHeartbeatListener(func(*activity.Info, converter.EncodedValues) {
+				heartbeats++
+				once.Do(func() { close(beat) })
+			})
+			if err := tc.call(env, a, d); err != nil {
+				t.Fatal(err)
+			}
+			if heartbeats == 0 {
+				t.Fatalf("%s did not heartbeat while sandboxd was at work", tc.name)
+			}
 		})
-	}})
-	a := &Sandboxes{Store: store, Signer: d.Signer}
-	var suite testsuite.WorkflowTestSuite
-	env := suite.NewTestActivityEnvironment()
-	env.RegisterActivity(a)
-	heartbeats := 0
-	env.SetOnActivityHeartbeatListener(func(*activity.Info, converter.EncodedValues) {
-		heartbeats++
-		once.Do(func() { close(beat) })
-	})
-	_, err := env.ExecuteActivity(a.CreateSandbox, CreateSandboxInput{SandboxdURL: d.URL,
-		Request: wire.CreateRequest{ID: "console-hb-1", User: "alice", UID: 120001, Plan: anyops.PlanFree}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = d.Client.Delete(context.Background(), "console-hb-1") })
-	if heartbeats == 0 {
-		t.Fatal("CreateSandbox did not heartbeat while sandboxd was creating the sandbox")
 	}
 }

@@ -155,26 +155,35 @@ var (
 		StartToCloseTimeout: 2 * time.Minute, // the first sandbox of a host assembles its image
 		// CreateSandbox heartbeats while sandboxd works: an attempt whose worker died is
 		// retried within seconds, not after the whole StartToClose (the console's Open waits).
-		HeartbeatTimeout: 10 * time.Second,
+		HeartbeatTimeout: consoleSandboxdHeartbeat,
 		RetryPolicy:      &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 5 * time.Second, MaximumAttempts: 3},
 	}
 	// Destroying is retried until the sandbox is gone (MaximumAttempts 0 is unlimited).
+	// DestroySandbox heartbeats while sandboxd works, as CreateSandbox does: an attempt whose
+	// worker died is retried after the heartbeat timeout, not the whole StartToClose.
 	consoleDestroyOptions = workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
+		HeartbeatTimeout:    consoleSandboxdHeartbeat,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 0},
 	}
 	// While a lost host's lease runs out, its sandbox is destroyed if the host answers: one
 	// attempt per round.
 	consoleFenceDestroyOptions = workflow.ActivityOptions{
 		StartToCloseTimeout: 15 * time.Second,
+		HeartbeatTimeout:    consoleSandboxdHeartbeat,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
 	}
 	// A sandbox on a lost host is destroyed if the host answers soon; else its lease ends it.
 	consoleLostDestroyOptions = workflow.ActivityOptions{
 		StartToCloseTimeout: 15 * time.Second,
+		HeartbeatTimeout:    consoleSandboxdHeartbeat,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second, MaximumAttempts: 3},
 	}
 )
+
+// consoleSandboxdHeartbeat is the heartbeat timeout of the calls to sandboxd that heartbeat
+// while it works (CreateSandbox, DestroySandbox: every second).
+const consoleSandboxdHeartbeat = 10 * time.Second
 
 var sandboxActs *activities.Sandboxes
 
